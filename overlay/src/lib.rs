@@ -1,0 +1,14 @@
+//! Sans-IO VXLAN for the multi-host overlay (RFC 7348).
+//!
+//! ```text
+//!  inner Ethernet frame ──► encap: [VXLAN 8 B | frame] ──► UDP 4789 ──► remote VTEP
+//!  UDP payload ──► decap: check I flag, read VNI ──► (Vni, inner frame)
+//! ```
+//!
+//! This crate holds the header codec today; the VTEP tables, flood lists and segmentation
+//! helpers of the overlay arrive with the multi-host work. No I/O, no clock.
+#![deny(missing_docs)]
+
+pub mod vxlan;
+
+pub use vxlan::{Vni, VxlanError, VxlanHeader, VXLAN_HEADER_LEN, VXLAN_PORT};

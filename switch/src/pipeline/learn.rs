@@ -1,0 +1,51 @@
+//! Stage 2: learn the source address on the ingress port, within the port's limit.
+
+use crate::counters::DropReason;
+use crate::fdb::{MacTable, Upsert};
+use crate::ids::{NetworkId, PortId};
+use crate::wire::MacAddr;
+
+use super::Port;
+
+/// Learns `src` on `port`. A source that is a static address of another port is spoofed and the
+/// frame is dropped; a port at its learning limit forwards but does not learn.
+#[inline]
+pub(crate) fn learn(
+    fdb: &mut MacTable,
+    ports: &mut [Option<Port>],
+    net: NetworkId,
+    port: PortId,
+    src: MacAddr,
+    now_ms: u64,
+) -> Result<(), DropReason> {
+    let may_add = ports[port.0 as usize].as_ref().is_some_and(|p| p.learned < p.cfg.learn_limit);
+    match fdb.upsert_dynamic(net, src, port, now_ms, may_add) {
+        Upsert::Refreshed => Ok(()),
+        Upsert::Inserted => {
+            adjust(ports, port, 1);
+            Ok(())
+        }
+        Upsert::Moved(old) => {
+            adjust(ports, old, -1);
+            adjust(ports, port, 1);
+            Ok(())
+        }
+        Upsert::Static(owner) if owner == port => Ok(()),
+        Upsert::Static(_) => Err(DropReason::SourceMacConflict),
+        Upsert::Refused(stale) => {
+            if let Some(old) = stale {
+                adjust(ports, old, -1);
+            }
+            if let Some(p) = ports[port.0 as usize].as_mut() {
+                p.counters.learn_refused += 1;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(crate) fn adjust(ports: &mut [Option<Port>], port: PortId, delta: i32) {
+    if let Some(Some(p)) = ports.get_mut(port.0 as usize) {
+        p.learned = p.learned.saturating_add_signed(delta);
+    }
+}

@@ -1,0 +1,19 @@
+//! Zero-copy views over frame bytes.
+//!
+//! Each view wraps `T: AsRef<[u8]>`; `new_checked` validates lengths for untrusted input and
+//! `new_unchecked` is for bytes we built ourselves. Accessors never panic on a checked view.
+
+mod ethernet;
+mod mac;
+mod vlan;
+
+pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
+pub use mac::{MacAddr, ParseMacError};
+pub use vlan::{VlanId, VlanTag, VLAN_TAG_LEN};
+
+/// Why bytes could not be viewed as a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireError {
+    /// Fewer bytes than the header needs.
+    Truncated,
+}
