@@ -1,1 +1,27 @@
+//! The fabric's control plane: what exists and why, independent of how frames move.
+//!
+//! ```text
+//!  API request (api) ──► validate + plan on a copy of State (model, ipam) ──► switchd does I/O
+//!                                                   │                              │
+//!                                                   └──── commit: Store::save ◄────┘
+//! ```
+//!
+//! Invariants:
+//! - Every operation validates all input before it changes anything; an error leaves the
+//!   state as it was.
+//! - No address is held by two endpoints of a network; subnets of networks never overlap.
+//! - Time and randomness come in from the caller (`created: SystemTime`, IDs given).
+#![deny(missing_docs)]
 
+pub mod api;
+pub mod cidr;
+pub mod error;
+pub mod ids;
+pub mod ipam;
+pub mod model;
+pub mod store;
+
+pub use cidr::Ipv4Cidr;
+pub use error::ModelError;
+pub use ids::Id;
+pub use model::{Driver, Endpoint, Network, Sandbox, SandboxMode, State};

@@ -1,0 +1,458 @@
+//! API types: the JSON bodies of switchd's HTTP API, in Docker Engine API shapes (PascalCase
+//! keys) wherever Docker has them, and the conversions from the model.
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{self, Endpoint, Network, Sandbox, SandboxMode, State};
+
+/// An error answer: `{"message": "..."}` as Docker's.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// One sentence naming the bad value and what is accepted.
+    pub message: String,
+}
+
+/// `POST /networks/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct NetworkCreate {
+    /// Name.
+    pub name: String,
+    /// Driver; empty means bridge.
+    #[serde(default)]
+    pub driver: String,
+    /// `--internal`.
+    #[serde(default)]
+    pub internal: bool,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Driver options.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Addressing.
+    #[serde(default, rename = "IPAM")]
+    pub ipam: Option<IpamCreate>,
+}
+
+/// The IPAM part of [`NetworkCreate`].
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamCreate {
+    /// At most one IPv4 pool.
+    #[serde(default)]
+    pub config: Vec<IpamPool>,
+}
+
+/// One IPAM pool as Docker writes it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamPool {
+    /// Subnet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subnet: Option<String>,
+    /// Range for dynamic addresses.
+    #[serde(default, rename = "IPRange", skip_serializing_if = "Option::is_none")]
+    pub ip_range: Option<String>,
+    /// Gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl NetworkCreate {
+    /// The model's view of the request.
+    ///
+    /// # Errors
+    /// More than one IPAM pool.
+    pub fn into_spec(self) -> Result<model::NetworkSpec, crate::ModelError> {
+        let mut pools = self.ipam.map(|i| i.config).unwrap_or_default();
+        if pools.len() > 1 {
+            return Err(crate::ModelError::Invalid(format!(
+                "{} IPAM pools given: a network takes one IPv4 subnet",
+                pools.len()
+            )));
+        }
+        let pool = pools.pop().unwrap_or_default();
+        Ok(model::NetworkSpec {
+            name: self.name,
+            driver: self.driver,
+            subnet: pool.subnet,
+            gateway: pool.gateway,
+            ip_range: pool.ip_range,
+            internal: self.internal,
+            labels: self.labels,
+            options: self.options,
+        })
+    }
+}
+
+/// Answer to a create: the new object's ID.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct CreateResponse {
+    /// 64-hex ID.
+    pub id: String,
+    /// Non-fatal remarks.
+    #[serde(default)]
+    pub warning: String,
+}
+
+/// `GET /networks` and `GET /networks/{id}`: Docker's NetworkResource.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkResource {
+    /// Name.
+    pub name: String,
+    /// 64-hex ID.
+    pub id: String,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Always `local` here.
+    pub scope: String,
+    /// Driver.
+    pub driver: String,
+    /// Whether IPv4 is on.
+    #[serde(rename = "EnableIPv4")]
+    pub enable_ipv4: bool,
+    /// Whether IPv6 is on (never, yet).
+    #[serde(rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// Addressing.
+    #[serde(rename = "IPAM")]
+    pub ipam: IpamResource,
+    /// No route beyond the host.
+    pub internal: bool,
+    /// Sandboxes may be attached by hand.
+    pub attachable: bool,
+    /// Swarm's ingress network (never here).
+    pub ingress: bool,
+    /// Config-from network.
+    pub config_from: ConfigFrom,
+    /// Config-only network.
+    pub config_only: bool,
+    /// Attached sandboxes by sandbox ID.
+    pub containers: BTreeMap<String, EndpointResource>,
+    /// Driver options.
+    pub options: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// IPAM of a [`NetworkResource`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct IpamResource {
+    /// Always `default`.
+    pub driver: String,
+    /// Options (none).
+    pub options: BTreeMap<String, String>,
+    /// Pools.
+    pub config: Vec<IpamPool>,
+}
+
+/// Docker's ConfigFrom.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ConfigFrom {
+    /// Empty.
+    pub network: String,
+}
+
+/// One attached sandbox in a [`NetworkResource`].
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointResource {
+    /// Sandbox name.
+    pub name: String,
+    /// Endpoint ID.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// MAC address, or empty.
+    pub mac_address: String,
+    /// `a.b.c.d/len`, or empty.
+    #[serde(rename = "IPv4Address")]
+    pub ipv4_address: String,
+    /// Empty.
+    #[serde(rename = "IPv6Address")]
+    pub ipv6_address: String,
+}
+
+/// RFC 3339 with nanoseconds, as Docker prints `Created`.
+pub fn rfc3339(t: SystemTime) -> String {
+    humantime::format_rfc3339_nanos(t).to_string()
+}
+
+impl NetworkResource {
+    /// Builds the resource of `net` from the state.
+    pub fn of(state: &State, net: &Network) -> NetworkResource {
+        let config = net
+            .ipam
+            .map(|i| {
+                vec![IpamPool {
+                    subnet: Some(i.subnet.to_string()),
+                    ip_range: i.ip_range.map(|r| r.to_string()),
+                    gateway: Some(i.gateway.to_string()),
+                }]
+            })
+            .unwrap_or_default();
+        let containers = state
+            .endpoints_of_network(&net.id)
+            .filter_map(|e| {
+                let sb = state.sandboxes.get(&e.sandbox)?;
+                Some((sb.id.to_string(), EndpointResource::of(net, sb, e)))
+            })
+            .collect();
+        NetworkResource {
+            name: net.name.clone(),
+            id: net.id.to_string(),
+            created: rfc3339(net.created),
+            scope: "local".into(),
+            driver: net.driver.as_str().into(),
+            enable_ipv4: net.ipam.is_some(),
+            enable_ipv6: false,
+            ipam: IpamResource { driver: "default".into(), options: BTreeMap::new(), config },
+            internal: net.internal,
+            attachable: false,
+            ingress: false,
+            config_from: ConfigFrom::default(),
+            config_only: false,
+            containers,
+            options: net.options.clone(),
+            labels: net.labels.clone(),
+        }
+    }
+}
+
+impl EndpointResource {
+    fn of(net: &Network, sb: &Sandbox, e: &Endpoint) -> EndpointResource {
+        let len = net.ipam.map_or(0, |i| i.subnet.len());
+        EndpointResource {
+            name: sb.name.clone(),
+            endpoint_id: e.id.to_string(),
+            mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
+            ipv4_address: e.ip.map(|ip| format!("{ip}/{len}")).unwrap_or_default(),
+            ipv6_address: String::new(),
+        }
+    }
+}
+
+/// `POST /networks/{id}/connect`, Docker's shape.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkConnect {
+    /// Sandbox name or ID.
+    pub container: String,
+    /// Endpoint settings.
+    #[serde(default)]
+    pub endpoint_config: Option<EndpointConfig>,
+}
+
+/// Endpoint settings of a connect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct EndpointConfig {
+    /// Static addressing.
+    #[serde(default, rename = "IPAMConfig")]
+    pub ipam_config: Option<EndpointIpam>,
+    /// Network-scoped aliases.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// A chosen MAC address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
+}
+
+/// Static addressing of an endpoint.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct EndpointIpam {
+    /// `--ip`.
+    #[serde(default, rename = "IPv4Address")]
+    pub ipv4_address: Option<String>,
+}
+
+impl NetworkConnect {
+    /// The model's view of the request.
+    pub fn spec(&self) -> model::ConnectSpec {
+        let cfg = self.endpoint_config.clone().unwrap_or_default();
+        model::ConnectSpec {
+            ip: cfg.ipam_config.and_then(|i| i.ipv4_address).filter(|s| !s.is_empty()),
+            aliases: cfg.aliases,
+            mac: cfg.mac_address.filter(|s| !s.is_empty()),
+        }
+    }
+}
+
+/// `POST /networks/{id}/disconnect`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct NetworkDisconnect {
+    /// Sandbox name or ID.
+    pub container: String,
+    /// Accepted for Docker compatibility; a disconnect always removes the endpoint.
+    #[serde(default)]
+    pub force: bool,
+}
+
+/// `POST /networks/prune`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct PruneResponse {
+    /// Names of the removed networks.
+    pub networks_deleted: Vec<String>,
+}
+
+/// `POST /sandboxes/create`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct SandboxCreate {
+    /// Name.
+    pub name: String,
+    /// Network name or ID, `host`, `none`, or `container:OTHER`; empty means bridge.
+    #[serde(default)]
+    pub network: String,
+    /// Static address.
+    #[serde(default, rename = "IPv4Address")]
+    pub ipv4_address: Option<String>,
+    /// Chosen MAC address.
+    #[serde(default)]
+    pub mac_address: Option<String>,
+    /// Aliases on the network.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Adopt this namespace instead of creating one.
+    #[serde(default)]
+    pub netns: Option<String>,
+}
+
+impl SandboxCreate {
+    /// The model's view of the request.
+    pub fn spec(self) -> model::SandboxSpec {
+        model::SandboxSpec {
+            name: self.name,
+            network: self.network,
+            ip: self.ipv4_address.filter(|s| !s.is_empty()),
+            mac: self.mac_address.filter(|s| !s.is_empty()),
+            aliases: self.aliases,
+            netns: self.netns.filter(|s| !s.is_empty()).map(Into::into),
+        }
+    }
+}
+
+/// `GET /sandboxes` and `GET /sandboxes/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxResource {
+    /// 64-hex ID.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// `bridge`, `host`, `none` or `container:NAME`.
+    pub network_mode: String,
+    /// The namespace path (`ip netns exec NAME` works).
+    pub netns: String,
+    /// The adopted namespace, when `--netns` was given.
+    pub adopted_netns: Option<String>,
+    /// RFC 3339 creation time.
+    pub created: String,
+    /// Interfaces, by interface name.
+    pub networks: Vec<SandboxEndpoint>,
+}
+
+/// One network membership of a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxEndpoint {
+    /// Network name.
+    pub network: String,
+    /// Network ID.
+    #[serde(rename = "NetworkID")]
+    pub network_id: String,
+    /// Endpoint ID.
+    #[serde(rename = "EndpointID")]
+    pub endpoint_id: String,
+    /// Interface inside the sandbox.
+    pub interface: String,
+    /// MAC address.
+    pub mac_address: String,
+    /// Address without prefix length.
+    #[serde(rename = "IPAddress")]
+    pub ip_address: String,
+    /// Prefix length.
+    pub ip_prefix_len: u8,
+    /// Gateway.
+    pub gateway: String,
+    /// Aliases.
+    pub aliases: Vec<String>,
+}
+
+impl SandboxResource {
+    /// Builds the resource of `sb` from the state.
+    pub fn of(state: &State, sb: &Sandbox) -> SandboxResource {
+        let network_mode = match &sb.mode {
+            SandboxMode::Container(of) => {
+                format!("container:{}", state.sandboxes.get(of).map_or(of.as_str(), |s| s.name.as_str()))
+            }
+            _ => state
+                .endpoints_of_sandbox(&sb.id)
+                .first()
+                .and_then(|e| state.networks.get(&e.network))
+                .map_or_else(|| "none".to_string(), |n| n.name.clone()),
+        };
+        let networks = state
+            .endpoints_of_sandbox(&sb.id)
+            .into_iter()
+            .filter_map(|e| {
+                let net = state.networks.get(&e.network)?;
+                Some(SandboxEndpoint {
+                    network: net.name.clone(),
+                    network_id: net.id.to_string(),
+                    endpoint_id: e.id.to_string(),
+                    interface: e.ifname.clone().unwrap_or_default(),
+                    mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
+                    ip_address: e.ip.map(|i| i.to_string()).unwrap_or_default(),
+                    ip_prefix_len: if e.ip.is_some() { net.ipam.map_or(0, |i| i.subnet.len()) } else { 0 },
+                    gateway: if e.ip.is_some() { net.ipam.map(|i| i.gateway.to_string()).unwrap_or_default() } else { String::new() },
+                    aliases: e.aliases.clone(),
+                })
+            })
+            .collect();
+        SandboxResource {
+            id: sb.id.to_string(),
+            name: sb.name.clone(),
+            network_mode,
+            netns: sb.netns.display().to_string(),
+            adopted_netns: sb.adopted.as_ref().map(|p| p.display().to_string()),
+            created: rfc3339(sb.created),
+            networks,
+        }
+    }
+}
+
+/// `GET /ports`: one switch port and its counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortResource {
+    /// The switch's port number.
+    pub port: u32,
+    /// Network name.
+    pub network: String,
+    /// `tap` for sandbox interfaces, `gateway` for the host side.
+    pub kind: String,
+    /// The interface: `SANDBOX/ethN` or the gateway interface name.
+    pub interface: String,
+    /// Frames received.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Addresses not learned because of the port's limit.
+    pub learn_refused: u64,
+    /// Drops by reason.
+    pub drops: BTreeMap<String, u64>,
+}

@@ -1,0 +1,36 @@
+//! Errors of model operations. Every one leaves the state unchanged.
+
+use thiserror::Error;
+
+/// Why a request was refused. The message is one sentence naming the bad value and, where it
+/// helps, what would be accepted; nothing was changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum ModelError {
+    /// The request is malformed or a value is out of range (HTTP 400).
+    #[error("{0}")]
+    Invalid(String),
+    /// A named network does not exist (HTTP 404).
+    #[error("network {0} not found")]
+    NetworkNotFound(String),
+    /// A named sandbox does not exist (HTTP 404).
+    #[error("sandbox {0} not found")]
+    SandboxNotFound(String),
+    /// The request clashes with what exists: a name or address taken, a network in use (HTTP 409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The operation is never allowed on this object, e.g. removing a built-in network (HTTP 403).
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+impl ModelError {
+    /// The HTTP status the API answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ModelError::Invalid(_) => 400,
+            ModelError::NetworkNotFound(_) | ModelError::SandboxNotFound(_) => 404,
+            ModelError::Conflict(_) => 409,
+            ModelError::Forbidden(_) => 403,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! IP address management, as Docker's default IPAM does it.
+//!
+//! - Automatic subnets: 172.17.0.0/16 ... 172.31.0.0/16, then 192.168.0.0/16 cut into /20s,
+//!   the first that overlaps no existing network.
+//! - The gateway is the first host address unless given.
+//! - Addresses are handed out lowest-free first from the ip-range (or the subnet), never the
+//!   network, broadcast or gateway address, never one held by another endpoint. Leases are
+//!   the endpoints themselves, so releasing an endpoint releases its address.
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+use crate::cidr::Ipv4Cidr;
+
+/// The automatic pools, in the order they are tried.
+pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
+    let sixteens = (17..=31u8).map(|b| Ipv4Cidr::new(Ipv4Addr::new(172, b, 0, 0), 16));
+    let twenties = (0..16u8).map(|i| Ipv4Cidr::new(Ipv4Addr::new(192, 168, i * 16, 0), 20));
+    sixteens.chain(twenties).map(|c| c.expect("pool constants are valid prefixes"))
+}
+
+/// The first default pool that overlaps none of `taken`.
+pub fn pick_subnet<'a>(taken: impl Iterator<Item = &'a Ipv4Cidr> + Clone) -> Option<Ipv4Cidr> {
+    default_pools().find(|p| !taken.clone().any(|t| t.overlaps(p)))
+}
+
+/// An address pool of one network.
+#[derive(Debug, Clone, Copy)]
+pub struct Pool {
+    /// The network's subnet.
+    pub subnet: Ipv4Cidr,
+    /// Where dynamic addresses come from, if narrower than the subnet.
+    pub ip_range: Option<Ipv4Cidr>,
+    /// The gateway address, never handed out.
+    pub gateway: Ipv4Addr,
+}
+
+impl Pool {
+    /// Whether `ip` may be held by an endpoint at all (inside the subnet, not reserved).
+    pub fn check_static(&self, ip: Ipv4Addr) -> Result<(), String> {
+        if !self.subnet.contains(ip) {
+            return Err(format!("invalid address {ip}: it is not in the network's subnet {}", self.subnet));
+        }
+        if let Some(r) = self.ip_range {
+            if !r.contains(ip) {
+                return Err(format!("invalid address {ip}: it is not in the network's ip-range {r}"));
+            }
+        }
+        if ip == self.subnet.network() || ip == self.subnet.broadcast() {
+            return Err(format!("invalid address {ip}: the network and broadcast addresses of {} cannot be assigned", self.subnet));
+        }
+        if ip == self.gateway {
+            return Err(format!("invalid address {ip}: it is the network's gateway"));
+        }
+        Ok(())
+    }
+
+    /// The lowest address of the range that is neither reserved nor in `used`.
+    pub fn allocate(&self, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+        let range = self.ip_range.unwrap_or(self.subnet);
+        let first = u32::from(range.network());
+        let last = u32::from(range.broadcast());
+        (first..=last)
+            .map(Ipv4Addr::from)
+            .find(|ip| self.check_static(*ip).is_ok() && !used.contains(ip))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn c(s: &str) -> Ipv4Cidr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn pools_follow_docker_order() {
+        let v: Vec<String> = default_pools().map(|p| p.to_string()).collect();
+        assert_eq!(v[0], "172.17.0.0/16");
+        assert_eq!(v[14], "172.31.0.0/16");
+        assert_eq!(v[15], "192.168.0.0/20");
+        assert_eq!(v[30], "192.168.240.0/20");
+        let taken = [c("172.17.0.0/16"), c("172.18.5.0/24")];
+        assert_eq!(pick_subnet(taken.iter()), Some(c("172.19.0.0/16")));
+        let all: Vec<Ipv4Cidr> = default_pools().collect();
+        assert_eq!(pick_subnet(all.iter()), None);
+    }
+
+    #[test]
+    fn allocation_is_lowest_free_and_skips_reserved() {
+        let p = Pool { subnet: c("192.168.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(192, 168, 0, 1) };
+        let mut used = BTreeSet::new();
+        assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 2)));
+        used.insert(Ipv4Addr::new(192, 168, 0, 2));
+        used.insert(Ipv4Addr::new(192, 168, 0, 4));
+        assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 3)));
+        let small = Pool { subnet: c("10.0.0.0/30"), ip_range: None, gateway: Ipv4Addr::new(10, 0, 0, 1) };
+        let used: BTreeSet<_> = [Ipv4Addr::new(10, 0, 0, 2)].into();
+        assert_eq!(small.allocate(&used), None);
+    }
+
+    #[test]
+    fn ip_range_narrows_allocation_and_static_checks() {
+        let p = Pool { subnet: c("10.1.0.0/16"), ip_range: Some(c("10.1.2.0/24")), gateway: Ipv4Addr::new(10, 1, 0, 1) };
+        assert_eq!(p.allocate(&BTreeSet::new()), Some(Ipv4Addr::new(10, 1, 2, 0)));
+        assert!(p.check_static(Ipv4Addr::new(10, 1, 3, 1)).unwrap_err().contains("ip-range 10.1.2.0/24"));
+        assert!(p.check_static(Ipv4Addr::new(10, 2, 0, 1)).unwrap_err().contains("not in the network's subnet"));
+        assert!(p.check_static(Ipv4Addr::new(10, 1, 0, 1)).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn never_hands_out_an_address_twice(ops in proptest::collection::vec(any::<Option<u8>>(), 0..300)) {
+            let p = Pool { subnet: c("10.9.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(10, 9, 0, 1) };
+            let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
+            for op in ops {
+                match op {
+                    None => {
+                        if let Some(ip) = p.allocate(&used) {
+                            prop_assert!(p.check_static(ip).is_ok());
+                            prop_assert!(used.insert(ip), "{} handed out twice", ip);
+                        } else {
+                            prop_assert_eq!(used.len(), 253);
+                        }
+                    }
+                    Some(i) => {
+                        let ip = Ipv4Addr::new(10, 9, 0, i);
+                        used.remove(&ip);
+                    }
+                }
+            }
+        }
+    }
+}
