@@ -39,10 +39,17 @@ pub fn loaded(macs: usize, ports: usize, nframes: usize) -> Loaded {
     let now = Instant::now();
     let mut sw = Switch::new(now, 0x5eed);
     let net = NetworkId(1);
-    sw.add_network(net, NetworkConfig::default()).expect("fresh switch");
+    sw.add_network(net, NetworkConfig::default())
+        .expect("fresh switch");
     let limit = u32::try_from(macs / ports + 1).unwrap_or(u32::MAX);
     let ids: Vec<PortId> = (0..ports)
-        .map(|_| sw.add_port(PortConfig { learn_limit: limit, ..PortConfig::new(net) }).expect("network exists"))
+        .map(|_| {
+            sw.add_port(PortConfig {
+                learn_limit: limit,
+                ..PortConfig::new(net)
+            })
+            .expect("network exists")
+        })
         .collect();
     for i in 0..macs {
         sw.process(now, ids[i % ports], &frame(MacAddr::BROADCAST, mac(i)));
@@ -65,5 +72,9 @@ pub fn loaded(macs: usize, ports: usize, nframes: usize) -> Loaded {
         };
         frames.push((ids[s % ports], frame(dst, mac(s))));
     }
-    Loaded { switch: sw, frames, now }
+    Loaded {
+        switch: sw,
+        frames,
+        now,
+    }
 }

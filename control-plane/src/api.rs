@@ -213,7 +213,11 @@ impl NetworkResource {
             driver: net.driver.as_str().into(),
             enable_ipv4: net.ipam.is_some(),
             enable_ipv6: false,
-            ipam: IpamResource { driver: "default".into(), options: BTreeMap::new(), config },
+            ipam: IpamResource {
+                driver: "default".into(),
+                options: BTreeMap::new(),
+                config,
+            },
             internal: net.internal,
             attachable: false,
             ingress: false,
@@ -278,7 +282,10 @@ impl NetworkConnect {
     pub fn spec(&self) -> model::ConnectSpec {
         let cfg = self.endpoint_config.clone().unwrap_or_default();
         model::ConnectSpec {
-            ip: cfg.ipam_config.and_then(|i| i.ipv4_address).filter(|s| !s.is_empty()),
+            ip: cfg
+                .ipam_config
+                .and_then(|i| i.ipv4_address)
+                .filter(|s| !s.is_empty()),
             aliases: cfg.aliases,
             mac: cfg.mac_address.filter(|s| !s.is_empty()),
         }
@@ -393,7 +400,13 @@ impl SandboxResource {
     pub fn of(state: &State, sb: &Sandbox) -> SandboxResource {
         let network_mode = match &sb.mode {
             SandboxMode::Container(of) => {
-                format!("container:{}", state.sandboxes.get(of).map_or(of.as_str(), |s| s.name.as_str()))
+                format!(
+                    "container:{}",
+                    state
+                        .sandboxes
+                        .get(of)
+                        .map_or(of.as_str(), |s| s.name.as_str())
+                )
             }
             _ => state
                 .endpoints_of_sandbox(&sb.id)
@@ -413,8 +426,16 @@ impl SandboxResource {
                     interface: e.ifname.clone().unwrap_or_default(),
                     mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
                     ip_address: e.ip.map(|i| i.to_string()).unwrap_or_default(),
-                    ip_prefix_len: if e.ip.is_some() { net.ipam.map_or(0, |i| i.subnet.len()) } else { 0 },
-                    gateway: if e.ip.is_some() { net.ipam.map(|i| i.gateway.to_string()).unwrap_or_default() } else { String::new() },
+                    ip_prefix_len: if e.ip.is_some() {
+                        net.ipam.map_or(0, |i| i.subnet.len())
+                    } else {
+                        0
+                    },
+                    gateway: if e.ip.is_some() {
+                        net.ipam.map(|i| i.gateway.to_string()).unwrap_or_default()
+                    } else {
+                        String::new()
+                    },
                     aliases: e.aliases.clone(),
                 })
             })
@@ -455,4 +476,22 @@ pub struct PortResource {
     pub learn_refused: u64,
     /// Drops by reason.
     pub drops: BTreeMap<String, u64>,
+}
+
+/// `GET /fdb`: one MAC table entry.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct FdbResource {
+    /// Network name.
+    pub network: String,
+    /// The address.
+    pub mac: String,
+    /// The switch port.
+    pub port: u32,
+    /// The port's interface.
+    pub interface: String,
+    /// Seconds since a frame from the address was seen (since it was added, for static ones).
+    pub age_seconds: u64,
+    /// `static` or `learned`.
+    pub kind: String,
 }

@@ -20,11 +20,16 @@ impl Ipv4Cidr {
     /// A message naming the value when the length exceeds 32 or host bits are set.
     pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Cidr, String> {
         if len > 32 {
-            return Err(format!("invalid subnet \"{addr}/{len}\": prefix length must be 0-32"));
+            return Err(format!(
+                "invalid subnet \"{addr}/{len}\": prefix length must be 0-32"
+            ));
         }
         let c = Ipv4Cidr { addr, len };
         if c.network() != addr {
-            return Err(format!("invalid subnet \"{addr}/{len}\": host bits are set; did you mean {}/{len}?", c.network()));
+            return Err(format!(
+                "invalid subnet \"{addr}/{len}\": host bits are set; did you mean {}/{len}?",
+                c.network()
+            ));
         }
         Ok(c)
     }
@@ -36,7 +41,11 @@ impl Ipv4Cidr {
 
     /// The netmask as a number.
     pub fn mask(&self) -> u32 {
-        if self.len == 0 { 0 } else { u32::MAX << (32 - u32::from(self.len)) }
+        if self.len == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(self.len))
+        }
     }
 
     /// The network (first) address.
@@ -85,9 +94,9 @@ impl FromStr for Ipv4Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid subnet \"{s}\": expected an IPv4 prefix like 192.168.0.0/24"))?;
+        let (a, l) = s.split_once('/').ok_or_else(|| {
+            format!("invalid subnet \"{s}\": expected an IPv4 prefix like 192.168.0.0/24")
+        })?;
         let addr: Ipv4Addr = a
             .parse()
             .map_err(|_| format!("invalid subnet \"{s}\": \"{a}\" is not an IPv4 address"))?;
@@ -130,12 +139,21 @@ mod tests {
 
     #[test]
     fn clear_errors() {
-        assert_eq!("10.0.0.0/33".parse::<Ipv4Cidr>().unwrap_err(), "invalid subnet \"10.0.0.0/33\": prefix length must be 0-32");
+        assert_eq!(
+            "10.0.0.0/33".parse::<Ipv4Cidr>().unwrap_err(),
+            "invalid subnet \"10.0.0.0/33\": prefix length must be 0-32"
+        );
         assert_eq!(
             "10.0.0.1/24".parse::<Ipv4Cidr>().unwrap_err(),
             "invalid subnet \"10.0.0.1/24\": host bits are set; did you mean 10.0.0.0/24?"
         );
-        assert!("10.0.0.0".parse::<Ipv4Cidr>().unwrap_err().contains("expected an IPv4 prefix"));
-        assert!("10.0.0.300/24".parse::<Ipv4Cidr>().unwrap_err().contains("is not an IPv4 address"));
+        assert!("10.0.0.0"
+            .parse::<Ipv4Cidr>()
+            .unwrap_err()
+            .contains("expected an IPv4 prefix"));
+        assert!("10.0.0.300/24"
+            .parse::<Ipv4Cidr>()
+            .unwrap_err()
+            .contains("is not an IPv4 address"));
     }
 }

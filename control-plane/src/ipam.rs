@@ -16,7 +16,9 @@ use crate::cidr::Ipv4Cidr;
 pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
     let sixteens = (17..=31u8).map(|b| Ipv4Cidr::new(Ipv4Addr::new(172, b, 0, 0), 16));
     let twenties = (0..16u8).map(|i| Ipv4Cidr::new(Ipv4Addr::new(192, 168, i * 16, 0), 20));
-    sixteens.chain(twenties).map(|c| c.expect("pool constants are valid prefixes"))
+    sixteens
+        .chain(twenties)
+        .map(|c| c.expect("pool constants are valid prefixes"))
 }
 
 /// The first default pool that overlaps none of `taken`.
@@ -39,11 +41,16 @@ impl Pool {
     /// Whether `ip` may be held by an endpoint at all (inside the subnet, not reserved).
     pub fn check_static(&self, ip: Ipv4Addr) -> Result<(), String> {
         if !self.subnet.contains(ip) {
-            return Err(format!("invalid address {ip}: it is not in the network's subnet {}", self.subnet));
+            return Err(format!(
+                "invalid address {ip}: it is not in the network's subnet {}",
+                self.subnet
+            ));
         }
         if let Some(r) = self.ip_range {
             if !r.contains(ip) {
-                return Err(format!("invalid address {ip}: it is not in the network's ip-range {r}"));
+                return Err(format!(
+                    "invalid address {ip}: it is not in the network's ip-range {r}"
+                ));
             }
         }
         if ip == self.subnet.network() || ip == self.subnet.broadcast() {
@@ -90,23 +97,44 @@ mod tests {
 
     #[test]
     fn allocation_is_lowest_free_and_skips_reserved() {
-        let p = Pool { subnet: c("192.168.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(192, 168, 0, 1) };
+        let p = Pool {
+            subnet: c("192.168.0.0/24"),
+            ip_range: None,
+            gateway: Ipv4Addr::new(192, 168, 0, 1),
+        };
         let mut used = BTreeSet::new();
         assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 2)));
         used.insert(Ipv4Addr::new(192, 168, 0, 2));
         used.insert(Ipv4Addr::new(192, 168, 0, 4));
         assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 3)));
-        let small = Pool { subnet: c("10.0.0.0/30"), ip_range: None, gateway: Ipv4Addr::new(10, 0, 0, 1) };
+        let small = Pool {
+            subnet: c("10.0.0.0/30"),
+            ip_range: None,
+            gateway: Ipv4Addr::new(10, 0, 0, 1),
+        };
         let used: BTreeSet<_> = [Ipv4Addr::new(10, 0, 0, 2)].into();
         assert_eq!(small.allocate(&used), None);
     }
 
     #[test]
     fn ip_range_narrows_allocation_and_static_checks() {
-        let p = Pool { subnet: c("10.1.0.0/16"), ip_range: Some(c("10.1.2.0/24")), gateway: Ipv4Addr::new(10, 1, 0, 1) };
-        assert_eq!(p.allocate(&BTreeSet::new()), Some(Ipv4Addr::new(10, 1, 2, 0)));
-        assert!(p.check_static(Ipv4Addr::new(10, 1, 3, 1)).unwrap_err().contains("ip-range 10.1.2.0/24"));
-        assert!(p.check_static(Ipv4Addr::new(10, 2, 0, 1)).unwrap_err().contains("not in the network's subnet"));
+        let p = Pool {
+            subnet: c("10.1.0.0/16"),
+            ip_range: Some(c("10.1.2.0/24")),
+            gateway: Ipv4Addr::new(10, 1, 0, 1),
+        };
+        assert_eq!(
+            p.allocate(&BTreeSet::new()),
+            Some(Ipv4Addr::new(10, 1, 2, 0))
+        );
+        assert!(p
+            .check_static(Ipv4Addr::new(10, 1, 3, 1))
+            .unwrap_err()
+            .contains("ip-range 10.1.2.0/24"));
+        assert!(p
+            .check_static(Ipv4Addr::new(10, 2, 0, 1))
+            .unwrap_err()
+            .contains("not in the network's subnet"));
         assert!(p.check_static(Ipv4Addr::new(10, 1, 0, 1)).is_err());
     }
 

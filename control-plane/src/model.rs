@@ -75,7 +75,11 @@ pub struct NetIpam {
 impl NetIpam {
     /// The allocation pool.
     pub fn pool(&self) -> Pool {
-        Pool { subnet: self.subnet, ip_range: self.ip_range, gateway: self.gateway }
+        Pool {
+            subnet: self.subnet,
+            ip_range: self.ip_range,
+            gateway: self.gateway,
+        }
     }
 }
 
@@ -239,7 +243,9 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -273,10 +279,21 @@ impl State {
             mac_limit: DEFAULT_MAC_LIMIT,
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
-        bridge.ipam = Some(NetIpam { subnet, ip_range: None, gateway: subnet.first_host() });
+        bridge.ipam = Some(NetIpam {
+            subnet,
+            ip_range: None,
+            gateway: subnet.first_host(),
+        });
         bridge.bridge_name = Some(DEFAULT_BRIDGE_IFACE.to_string());
-        bridge.options.insert(OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE_IFACE.to_string());
-        for net in [bridge, base(h, "host", Driver::Host, 0), base(n, "none", Driver::Null, 0)] {
+        bridge.options.insert(
+            OPT_BRIDGE_NAME.to_string(),
+            DEFAULT_BRIDGE_IFACE.to_string(),
+        );
+        for net in [
+            bridge,
+            base(h, "host", Driver::Host, 0),
+            base(n, "none", Driver::Null, 0),
+        ] {
             s.networks.insert(net.id.clone(), net);
         }
         s
@@ -287,7 +304,8 @@ impl State {
     /// # Errors
     /// [`ModelError::NetworkNotFound`].
     pub fn network(&self, key: &str) -> Result<&Network, ModelError> {
-        find(&self.networks, key, |n| &n.name, |n| &n.id).ok_or_else(|| ModelError::NetworkNotFound(key.to_string()))
+        find(&self.networks, key, |n| &n.name, |n| &n.id)
+            .ok_or_else(|| ModelError::NetworkNotFound(key.to_string()))
     }
 
     /// Finds a sandbox by full ID, name, or unique ID prefix.
@@ -295,17 +313,25 @@ impl State {
     /// # Errors
     /// [`ModelError::SandboxNotFound`].
     pub fn sandbox(&self, key: &str) -> Result<&Sandbox, ModelError> {
-        find(&self.sandboxes, key, |s| &s.name, |s| &s.id).ok_or_else(|| ModelError::SandboxNotFound(key.to_string()))
+        find(&self.sandboxes, key, |s| &s.name, |s| &s.id)
+            .ok_or_else(|| ModelError::SandboxNotFound(key.to_string()))
     }
 
     /// Endpoints of a network.
-    pub fn endpoints_of_network<'a>(&'a self, net: &'a Id) -> impl Iterator<Item = &'a Endpoint> + 'a {
+    pub fn endpoints_of_network<'a>(
+        &'a self,
+        net: &'a Id,
+    ) -> impl Iterator<Item = &'a Endpoint> + 'a {
         self.endpoints.values().filter(move |e| &e.network == net)
     }
 
     /// Endpoints of a sandbox, ordered by interface name.
     pub fn endpoints_of_sandbox<'a>(&'a self, sb: &'a Id) -> Vec<&'a Endpoint> {
-        let mut v: Vec<&Endpoint> = self.endpoints.values().filter(|e| &e.sandbox == sb).collect();
+        let mut v: Vec<&Endpoint> = self
+            .endpoints
+            .values()
+            .filter(|e| &e.sandbox == sb)
+            .collect();
         v.sort_by_key(|e| e.ifname.as_ref().map(|n| (n.len(), n.clone())));
         v
     }
@@ -314,17 +340,29 @@ impl State {
     ///
     /// # Errors
     /// Invalid names, drivers, options or addresses; a name in use or an overlapping subnet.
-    pub fn create_network(&mut self, spec: NetworkSpec, id: Id, now: SystemTime) -> Result<Id, ModelError> {
+    pub fn create_network(
+        &mut self,
+        spec: NetworkSpec,
+        id: Id,
+        now: SystemTime,
+    ) -> Result<Id, ModelError> {
         check_name("network", &spec.name)?;
         if self.networks.values().any(|n| n.name == spec.name) {
-            return Err(ModelError::Conflict(format!("network with name {} already exists", spec.name)));
+            return Err(ModelError::Conflict(format!(
+                "network with name {} already exists",
+                spec.name
+            )));
         }
         match spec.driver.as_str() {
             "" | "bridge" => {}
             "host" | "null" => {
                 return Err(ModelError::Forbidden(format!(
                     "only one instance of \"{}\" network is allowed",
-                    if spec.driver == "null" { "none" } else { "host" }
+                    if spec.driver == "null" {
+                        "none"
+                    } else {
+                        "host"
+                    }
                 )))
             }
             "overlay" | "macvlan" => {
@@ -333,19 +371,31 @@ impl State {
                     spec.driver
                 )))
             }
-            other => return Err(invalid(format!("unknown driver \"{other}\": accepted drivers are bridge"))),
+            other => {
+                return Err(invalid(format!(
+                    "unknown driver \"{other}\": accepted drivers are bridge"
+                )))
+            }
         }
         let opts = parse_options(&spec.options)?;
         let ipam = self.plan_ipam(&spec)?;
-        let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
-        if let Some(n) = self.networks.values().find(|n| n.bridge_name.as_deref() == Some(&bridge_name)) {
+        let bridge_name = opts
+            .bridge_name
+            .unwrap_or_else(|| format!("sw-{}", id.short()));
+        if let Some(n) = self
+            .networks
+            .values()
+            .find(|n| n.bridge_name.as_deref() == Some(&bridge_name))
+        {
             return Err(ModelError::Conflict(format!(
                 "bridge name {bridge_name:?} is already used by network {}",
                 n.name
             )));
         }
         let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
-        let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
+        let switch_id = (1..)
+            .find(|i| !used.contains(i))
+            .expect("fewer than u32::MAX networks");
         let net = Network {
             id: id.clone(),
             name: spec.name,
@@ -367,7 +417,10 @@ impl State {
     }
 
     fn plan_ipam(&self, spec: &NetworkSpec) -> Result<NetIpam, ModelError> {
-        let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
+        let taken = self
+            .networks
+            .values()
+            .filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
         let subnet = match &spec.subnet {
             Some(s) => {
                 let subnet: Ipv4Cidr = s.parse().map_err(invalid)?;
@@ -396,9 +449,13 @@ impl State {
         };
         let ip_range = match &spec.ip_range {
             Some(r) => {
-                let r: Ipv4Cidr = r.parse().map_err(|e: String| invalid(e.replace("subnet", "ip-range")))?;
+                let r: Ipv4Cidr = r
+                    .parse()
+                    .map_err(|e: String| invalid(e.replace("subnet", "ip-range")))?;
                 if !subnet.covers(&r) {
-                    return Err(invalid(format!("invalid ip-range {r}: it must lie inside the subnet {subnet}")));
+                    return Err(invalid(format!(
+                        "invalid ip-range {r}: it must lie inside the subnet {subnet}"
+                    )));
                 }
                 Some(r)
             }
@@ -406,9 +463,11 @@ impl State {
         };
         let gateway = match &spec.gateway {
             Some(g) => {
-                let gw: Ipv4Addr = g
-                    .parse()
-                    .map_err(|_| invalid(format!("invalid gateway {g:?}: expected an IPv4 address like 192.168.0.1")))?;
+                let gw: Ipv4Addr = g.parse().map_err(|_| {
+                    invalid(format!(
+                        "invalid gateway {g:?}: expected an IPv4 address like 192.168.0.1"
+                    ))
+                })?;
                 if !subnet.contains(gw) || gw == subnet.network() || gw == subnet.broadcast() {
                     return Err(invalid(format!(
                         "invalid gateway {gw}: it must be a host address inside the subnet {subnet}"
@@ -418,7 +477,11 @@ impl State {
             }
             None => subnet.first_host(),
         };
-        Ok(NetIpam { subnet, ip_range, gateway })
+        Ok(NetIpam {
+            subnet,
+            ip_range,
+            gateway,
+        })
     }
 
     /// Removes a network with no endpoints.
@@ -428,7 +491,10 @@ impl State {
     pub fn remove_network(&mut self, key: &str) -> Result<Network, ModelError> {
         let net = self.network(key)?;
         if net.builtin {
-            return Err(ModelError::Forbidden(format!("{} is a pre-defined network and cannot be removed", net.name)));
+            return Err(ModelError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
         }
         let users: Vec<&str> = self
             .endpoints_of_network(&net.id)
@@ -453,7 +519,10 @@ impl State {
             .filter(|n| !n.builtin && self.endpoints_of_network(&n.id).next().is_none())
             .map(|n| n.id.clone())
             .collect();
-        unused.iter().filter_map(|id| self.networks.remove(id)).collect()
+        unused
+            .iter()
+            .filter_map(|id| self.networks.remove(id))
+            .collect()
     }
 
     /// Creates a sandbox (and, in bridge mode, its `eth0` endpoint) and returns its ID.
@@ -471,7 +540,10 @@ impl State {
     ) -> Result<Id, ModelError> {
         check_name("sandbox", &spec.name)?;
         if self.sandboxes.values().any(|s| s.name == spec.name) {
-            return Err(ModelError::Conflict(format!("sandbox name {:?} is already in use", spec.name)));
+            return Err(ModelError::Conflict(format!(
+                "sandbox name {:?} is already in use",
+                spec.name
+            )));
         }
         let (mode, net) = self.resolve_mode(&spec.network)?;
         if !matches!(mode, SandboxMode::Bridge) {
@@ -488,7 +560,10 @@ impl State {
             }
         }
         if spec.netns.is_some() && matches!(mode, SandboxMode::Host | SandboxMode::Container(_)) {
-            return Err(invalid(format!("conflicting options: --netns cannot be used with network mode {:?}", spec.network)));
+            return Err(invalid(format!(
+                "conflicting options: --netns cannot be used with network mode {:?}",
+                spec.network
+            )));
         }
         let sandbox = Sandbox {
             id: id.clone(),
@@ -501,7 +576,11 @@ impl State {
         let mut next = self.clone();
         next.sandboxes.insert(id.clone(), sandbox);
         if let Some(net) = net {
-            let cs = ConnectSpec { ip: spec.ip, aliases: spec.aliases, mac: spec.mac };
+            let cs = ConnectSpec {
+                ip: spec.ip,
+                aliases: spec.aliases,
+                mac: spec.mac,
+            };
             next.attach(&net, &id, cs, endpoint_id)?;
         }
         *self = next;
@@ -512,11 +591,18 @@ impl State {
         if let Some(other) = network.strip_prefix("container:") {
             let mut target = self.sandbox(other)?;
             while let SandboxMode::Container(root) = &target.mode {
-                target = self.sandboxes.get(root).ok_or_else(|| ModelError::SandboxNotFound(root.to_string()))?;
+                target = self
+                    .sandboxes
+                    .get(root)
+                    .ok_or_else(|| ModelError::SandboxNotFound(root.to_string()))?;
             }
             return Ok((SandboxMode::Container(target.id.clone()), None));
         }
-        let net = self.network(if network.is_empty() { DEFAULT_BRIDGE } else { network })?;
+        let net = self.network(if network.is_empty() {
+            DEFAULT_BRIDGE
+        } else {
+            network
+        })?;
         let mode = match net.driver {
             Driver::Bridge => SandboxMode::Bridge,
             Driver::Host => SandboxMode::Host,
@@ -530,7 +616,13 @@ impl State {
     /// # Errors
     /// Unknown network or sandbox, a sandbox that shares another namespace, a host or none
     /// network, an existing connection, or any address error.
-    pub fn connect(&mut self, net: &str, sandbox: &str, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+    pub fn connect(
+        &mut self,
+        net: &str,
+        sandbox: &str,
+        spec: ConnectSpec,
+        endpoint_id: Id,
+    ) -> Result<Id, ModelError> {
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
         match (&sb.mode, net.driver) {
@@ -551,39 +643,72 @@ impl State {
         self.attach(&net_id, &sb_id, spec, endpoint_id)
     }
 
-    fn attach(&mut self, net_id: &Id, sb_id: &Id, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+    fn attach(
+        &mut self,
+        net_id: &Id,
+        sb_id: &Id,
+        spec: ConnectSpec,
+        endpoint_id: Id,
+    ) -> Result<Id, ModelError> {
         let net = &self.networks[net_id];
         let sb = &self.sandboxes[sb_id];
-        if self.endpoints_of_network(net_id).any(|e| &e.sandbox == sb_id) {
-            return Err(ModelError::Conflict(format!("sandbox {} is already connected to network {}", sb.name, net.name)));
+        if self
+            .endpoints_of_network(net_id)
+            .any(|e| &e.sandbox == sb_id)
+        {
+            return Err(ModelError::Conflict(format!(
+                "sandbox {} is already connected to network {}",
+                sb.name, net.name
+            )));
         }
         let Some(ipam) = net.ipam else {
             // host and none networks: a membership record without an interface.
             self.endpoints.insert(
                 endpoint_id.clone(),
-                Endpoint { id: endpoint_id.clone(), network: net_id.clone(), sandbox: sb_id.clone(), ifname: None, mac: None, ip: None, aliases: vec![] },
+                Endpoint {
+                    id: endpoint_id.clone(),
+                    network: net_id.clone(),
+                    sandbox: sb_id.clone(),
+                    ifname: None,
+                    mac: None,
+                    ip: None,
+                    aliases: vec![],
+                },
             );
             return Ok(endpoint_id);
         };
         let is_default = net.builtin;
         for a in &spec.aliases {
             if is_default {
-                return Err(invalid("network-scoped alias is supported only for sandboxes on user-defined networks"));
+                return Err(invalid(
+                    "network-scoped alias is supported only for sandboxes on user-defined networks",
+                ));
             }
             check_name("alias", a)?;
         }
         let holders: BTreeMap<Ipv4Addr, &str> = self
             .endpoints_of_network(net_id)
-            .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+            .filter_map(|e| {
+                Some((
+                    e.ip?,
+                    self.sandboxes
+                        .get(&e.sandbox)
+                        .map_or("?", |s| s.name.as_str()),
+                ))
+            })
             .collect();
         let ip = match &spec.ip {
             Some(s) => {
                 if is_default {
-                    return Err(invalid("user-specified IP address is supported on user-defined networks only"));
+                    return Err(invalid(
+                        "user-specified IP address is supported on user-defined networks only",
+                    ));
                 }
-                let ip: Ipv4Addr = s
-                    .parse()
-                    .map_err(|_| invalid(format!("invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10")))?;
+                let ip: Ipv4Addr = s.parse().map_err(|_| {
+                    invalid(format!(
+                        "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
+                    ))
+                })?;
                 ipam.pool().check_static(ip).map_err(invalid)?;
                 if let Some(holder) = holders.get(&ip) {
                     return Err(ModelError::Conflict(format!(
@@ -595,27 +720,50 @@ impl State {
             }
             None => {
                 let used: BTreeSet<Ipv4Addr> = holders.keys().copied().collect();
-                ipam.pool()
-                    .allocate(&used)
-                    .ok_or_else(|| ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name)))?
+                ipam.pool().allocate(&used).ok_or_else(|| {
+                    ModelError::Conflict(format!(
+                        "no available IPv4 addresses on network {}",
+                        net.name
+                    ))
+                })?
             }
         };
         let mac = match &spec.mac {
             Some(m) => {
-                let mac: MacAddr = m.parse().map_err(|e: switch::wire::ParseMacError| invalid(e.to_string()))?;
+                let mac: MacAddr = m
+                    .parse()
+                    .map_err(|e: switch::wire::ParseMacError| invalid(e.to_string()))?;
                 if mac.is_multicast() || mac == MacAddr::ZERO {
-                    return Err(invalid(format!("invalid MAC address {mac}: it must be a non-zero unicast address")));
+                    return Err(invalid(format!(
+                        "invalid MAC address {mac}: it must be a non-zero unicast address"
+                    )));
                 }
                 mac
             }
             None => docker_mac(ip),
         };
-        if let Some(e) = self.endpoints_of_network(net_id).find(|e| e.mac == Some(mac)) {
-            let holder = self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str());
-            return Err(ModelError::Conflict(format!("MAC address {mac} is already in use on network {} by sandbox {holder}", net.name)));
+        if let Some(e) = self
+            .endpoints_of_network(net_id)
+            .find(|e| e.mac == Some(mac))
+        {
+            let holder = self
+                .sandboxes
+                .get(&e.sandbox)
+                .map_or("?", |s| s.name.as_str());
+            return Err(ModelError::Conflict(format!(
+                "MAC address {mac} is already in use on network {} by sandbox {holder}",
+                net.name
+            )));
         }
-        let taken: BTreeSet<String> = self.endpoints_of_sandbox(sb_id).iter().filter_map(|e| e.ifname.clone()).collect();
-        let ifname = (0..).map(|i| format!("eth{i}")).find(|n| !taken.contains(n)).expect("unbounded names");
+        let taken: BTreeSet<String> = self
+            .endpoints_of_sandbox(sb_id)
+            .iter()
+            .filter_map(|e| e.ifname.clone())
+            .collect();
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken.contains(n))
+            .expect("unbounded names");
         self.endpoints.insert(
             endpoint_id.clone(),
             Endpoint {
@@ -640,13 +788,19 @@ impl State {
         let sb = self.sandbox(sandbox)?;
         if net.driver != Driver::Bridge {
             return Err(ModelError::Forbidden(
-                "a sandbox cannot be connected to or disconnected from the host or none network".into(),
+                "a sandbox cannot be connected to or disconnected from the host or none network"
+                    .into(),
             ));
         }
         let ep = self
             .endpoints_of_network(&net.id)
             .find(|e| e.sandbox == sb.id)
-            .ok_or_else(|| ModelError::Conflict(format!("sandbox {} is not connected to network {}", sb.name, net.name)))?;
+            .ok_or_else(|| {
+                ModelError::Conflict(format!(
+                    "sandbox {} is not connected to network {}",
+                    sb.name, net.name
+                ))
+            })?;
         let id = ep.id.clone();
         Ok(self.endpoints.remove(&id).expect("found above"))
     }
@@ -671,8 +825,15 @@ impl State {
             )));
         }
         let id = sb.id.clone();
-        let eps: Vec<Id> = self.endpoints_of_sandbox(&id).iter().map(|e| e.id.clone()).collect();
-        let removed = eps.iter().filter_map(|e| self.endpoints.remove(e)).collect();
+        let eps: Vec<Id> = self
+            .endpoints_of_sandbox(&id)
+            .iter()
+            .map(|e| e.id.clone())
+            .collect();
+        let removed = eps
+            .iter()
+            .filter_map(|e| self.endpoints.remove(e))
+            .collect();
         Ok((self.sandboxes.remove(&id).expect("found above"), removed))
     }
 }
@@ -691,24 +852,50 @@ struct Options {
 }
 
 fn parse_options(opts: &BTreeMap<String, String>) -> Result<Options, ModelError> {
-    let mut o = Options { bridge_name: None, mtu: None, mac_aging: None, mac_limit: None };
+    let mut o = Options {
+        bridge_name: None,
+        mtu: None,
+        mac_aging: None,
+        mac_limit: None,
+    };
     for (k, v) in opts {
         let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
         match k.as_str() {
             OPT_BRIDGE_NAME => {
-                let ok = !v.is_empty() && v.len() <= 15 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                let ok = !v.is_empty()
+                    && v.len() <= 15
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
                 if !ok {
-                    return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_.-]"));
+                    return Err(bad(
+                        "an interface name of 1-15 characters from [a-zA-Z0-9_.-]",
+                    ));
                 }
                 o.bridge_name = Some(v.clone());
             }
-            OPT_MTU => o.mtu = Some(v.parse().ok().filter(|m| (68..=65535).contains(m)).ok_or_else(|| bad("an MTU of 68-65535"))?),
+            OPT_MTU => {
+                o.mtu = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| bad("an MTU of 68-65535"))?,
+                )
+            }
             OPT_MAC_AGING => {
-                let s: u64 = v.parse().ok().filter(|s| (1..=1_000_000).contains(s)).ok_or_else(|| bad("seconds, 1-1000000"))?;
+                let s: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=1_000_000).contains(s))
+                    .ok_or_else(|| bad("seconds, 1-1000000"))?;
                 o.mac_aging = Some(Duration::from_secs(s));
             }
             OPT_MAC_LIMIT => {
-                o.mac_limit = Some(v.parse().ok().filter(|n| (1..=65536).contains(n)).ok_or_else(|| bad("a count of 1-65536"))?)
+                o.mac_limit = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=65536).contains(n))
+                        .ok_or_else(|| bad("a count of 1-65536"))?,
+                )
             }
             other => {
                 return Err(invalid(format!(

@@ -45,7 +45,10 @@ pub struct Store {
 }
 
 fn io(what: &'static str) -> impl Fn(redb::Error) -> StoreError {
-    move |e| StoreError::Io { what, detail: e.to_string() }
+    move |e| StoreError::Io {
+        what,
+        detail: e.to_string(),
+    }
 }
 
 impl Store {
@@ -55,7 +58,10 @@ impl Store {
     /// [`StoreError::Open`].
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let path = dir.join("state.redb");
-        let db = Database::create(&path).map_err(|e| StoreError::Open { path, source: Box::new(e) })?;
+        let db = Database::create(&path).map_err(|e| StoreError::Open {
+            path,
+            source: Box::new(e),
+        })?;
         Ok(Store { db })
     }
 
@@ -84,8 +90,11 @@ impl Store {
         let bytes = serde_json::to_vec(state)?;
         let tx = self.db.begin_write().map_err(|e| io("begin")(e.into()))?;
         {
-            let mut t = tx.open_table(TABLE).map_err(|e| io("open table")(e.into()))?;
-            t.insert(KEY, bytes.as_slice()).map_err(|e| io("insert")(e.into()))?;
+            let mut t = tx
+                .open_table(TABLE)
+                .map_err(|e| io("open table")(e.into()))?;
+            t.insert(KEY, bytes.as_slice())
+                .map_err(|e| io("insert")(e.into()))?;
         }
         tx.commit().map_err(|e| io("commit")(e.into()))
     }
@@ -101,7 +110,14 @@ mod tests {
     fn save_then_load_in_a_new_handle() {
         let dir = std::env::temp_dir().join(format!("cp-store-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let s = State::with_defaults([Id::from_random([1; 32]), Id::from_random([2; 32]), Id::from_random([3; 32])], SystemTime::UNIX_EPOCH);
+        let s = State::with_defaults(
+            [
+                Id::from_random([1; 32]),
+                Id::from_random([2; 32]),
+                Id::from_random([3; 32]),
+            ],
+            SystemTime::UNIX_EPOCH,
+        );
         {
             let st = Store::open(&dir).unwrap();
             assert!(st.load().unwrap().is_none());

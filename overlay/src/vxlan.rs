@@ -122,15 +122,24 @@ mod tests {
     #[test]
     fn test_construct() {
         let mut b = [0xffu8; 8];
-        VxlanHeader { vni: Vni::new(42).unwrap() }.emit(&mut b);
+        VxlanHeader {
+            vni: Vni::new(42).unwrap(),
+        }
+        .emit(&mut b);
         assert_eq!(b, HDR_VNI_42);
     }
 
     #[test]
     fn rejects_bad_headers() {
-        assert_eq!(VxlanHeader::parse(&HDR_VNI_42[..7]), Err(VxlanError::Truncated));
+        assert_eq!(
+            VxlanHeader::parse(&HDR_VNI_42[..7]),
+            Err(VxlanError::Truncated)
+        );
         assert_eq!(VxlanHeader::parse(&[0u8; 8]), Err(VxlanError::NoVniFlag));
-        assert_eq!(Vni::new(1 << 24).unwrap_err().to_string(), "invalid VNI 16777216: must be 0-16777215");
+        assert_eq!(
+            Vni::new(1 << 24).unwrap_err().to_string(),
+            "invalid VNI 16777216: must be 0-16777215"
+        );
     }
 
     proptest! {

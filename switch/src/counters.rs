@@ -96,7 +96,10 @@ impl PortCounters {
 
     /// `(reason, count)` for every reason with a non-zero count.
     pub fn drops_by_reason(&self) -> impl Iterator<Item = (DropReason, u64)> + '_ {
-        DropReason::ALL.iter().map(|r| (*r, self.drops(*r))).filter(|(_, n)| *n > 0)
+        DropReason::ALL
+            .iter()
+            .map(|r| (*r, self.drops(*r)))
+            .filter(|(_, n)| *n > 0)
     }
 
     pub(crate) fn count_rx(&mut self, bytes: usize) {

@@ -90,7 +90,9 @@ impl MacTable {
 
     /// An empty table sized for `entries` without growing.
     pub fn with_capacity(epoch: Instant, seed: u64, entries: usize) -> MacTable {
-        let cap = (entries.saturating_mul(4) / 3 + 1).next_power_of_two().max(MIN_CAPACITY);
+        let cap = (entries.saturating_mul(4) / 3 + 1)
+            .next_power_of_two()
+            .max(MIN_CAPACITY);
         MacTable {
             slots: vec![Slot::default(); cap].into_boxed_slice(),
             mask: cap - 1,
@@ -165,7 +167,13 @@ impl MacTable {
 
     /// The port for `(net, mac)` if the entry is static or was seen within `aging` of `now`.
     #[inline]
-    pub fn lookup(&self, net: NetworkId, mac: MacAddr, now_ms: u64, aging: Duration) -> Option<PortId> {
+    pub fn lookup(
+        &self,
+        net: NetworkId,
+        mac: MacAddr,
+        now_ms: u64,
+        aging: Duration,
+    ) -> Option<PortId> {
         let s = &self.slots[self.find(net, mac)?];
         if s.is_static() || now_ms.saturating_sub(s.seen_ms) <= aging.as_millis() as u64 {
             Some(PortId(s.port))
@@ -178,7 +186,14 @@ impl MacTable {
     /// `may_add` says whether the address may newly appear on `port` (insert or move); a
     /// refresh on the same port is always allowed.
     #[inline]
-    pub fn upsert_dynamic(&mut self, net: NetworkId, mac: MacAddr, port: PortId, now_ms: u64, may_add: bool) -> Upsert {
+    pub fn upsert_dynamic(
+        &mut self,
+        net: NetworkId,
+        mac: MacAddr,
+        port: PortId,
+        now_ms: u64,
+        may_add: bool,
+    ) -> Upsert {
         if let Some(i) = self.find(net, mac) {
             let s = &mut self.slots[i];
             if s.is_static() {
@@ -200,12 +215,25 @@ impl MacTable {
         if !may_add {
             return Upsert::Refused(None);
         }
-        self.insert_new(Slot { mac: mac.0, flags: FLAG_USED, _pad: 0, network: net.0, port: port.0, seen_ms: now_ms });
+        self.insert_new(Slot {
+            mac: mac.0,
+            flags: FLAG_USED,
+            _pad: 0,
+            network: net.0,
+            port: port.0,
+            seen_ms: now_ms,
+        });
         Upsert::Inserted
     }
 
     /// Writes a static entry, replacing whatever entry the address had; returns the old one.
-    pub fn insert_static(&mut self, net: NetworkId, mac: MacAddr, port: PortId, now: Instant) -> Option<FdbEntry> {
+    pub fn insert_static(
+        &mut self,
+        net: NetworkId,
+        mac: MacAddr,
+        port: PortId,
+        now: Instant,
+    ) -> Option<FdbEntry> {
         let slot = Slot {
             mac: mac.0,
             flags: FLAG_USED | FLAG_STATIC,
@@ -237,7 +265,10 @@ impl MacTable {
 
     fn grow(&mut self) {
         let new_cap = self.slots.len() * 2;
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); new_cap].into_boxed_slice());
+        let old = std::mem::replace(
+            &mut self.slots,
+            vec![Slot::default(); new_cap].into_boxed_slice(),
+        );
         self.mask = new_cap - 1;
         self.len = 0;
         for s in old.iter().filter(|s| s.used()) {
@@ -277,7 +308,11 @@ impl MacTable {
 
     /// Removes every entry for which `keep` returns false and hands each to `removed`.
     /// Work: one pass over the slots, plus the removals.
-    pub fn retain(&mut self, mut keep: impl FnMut(&FdbEntry) -> bool, mut removed: impl FnMut(FdbEntry)) {
+    pub fn retain(
+        &mut self,
+        mut keep: impl FnMut(&FdbEntry) -> bool,
+        mut removed: impl FnMut(FdbEntry),
+    ) {
         let doomed: Vec<FdbEntry> = self.iter().filter(|e| !keep(e)).collect();
         for e in doomed {
             if let Some(e) = self.remove(e.network, e.mac) {
@@ -288,7 +323,9 @@ impl MacTable {
 
     /// Every entry, in slot order.
     pub fn iter(&self) -> impl Iterator<Item = FdbEntry> + '_ {
-        (0..self.slots.len()).filter(|i| self.slots[*i].used()).map(|i| self.entry_at(i))
+        (0..self.slots.len())
+            .filter(|i| self.slots[*i].used())
+            .map(|i| self.entry_at(i))
     }
 }
 
@@ -320,18 +357,37 @@ mod tests {
     #[test]
     fn memory_per_entry_at_one_million_is_under_64_bytes() {
         let t = MacTable::with_capacity(Instant::now(), 1, 1_000_000);
-        assert!(t.memory_bytes() / 1_000_000 <= 64, "{} bytes", t.memory_bytes());
+        assert!(
+            t.memory_bytes() / 1_000_000 <= 64,
+            "{} bytes",
+            t.memory_bytes()
+        );
     }
 
     #[test]
     fn same_mac_in_two_networks_are_two_entries() {
         let t0 = Instant::now();
         let mut t = MacTable::new(t0, 7);
-        assert_eq!(t.upsert_dynamic(NetworkId(1), mac(1), PortId(1), 0, true), Upsert::Inserted);
-        assert_eq!(t.upsert_dynamic(NetworkId(2), mac(1), PortId(2), 0, true), Upsert::Inserted);
-        assert_eq!(t.lookup(NetworkId(1), mac(1), 0, Duration::from_secs(1)), Some(PortId(1)));
-        assert_eq!(t.lookup(NetworkId(2), mac(1), 0, Duration::from_secs(1)), Some(PortId(2)));
-        assert_eq!(t.lookup(NetworkId(3), mac(1), 0, Duration::from_secs(1)), None);
+        assert_eq!(
+            t.upsert_dynamic(NetworkId(1), mac(1), PortId(1), 0, true),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            t.upsert_dynamic(NetworkId(2), mac(1), PortId(2), 0, true),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            t.lookup(NetworkId(1), mac(1), 0, Duration::from_secs(1)),
+            Some(PortId(1))
+        );
+        assert_eq!(
+            t.lookup(NetworkId(2), mac(1), 0, Duration::from_secs(1)),
+            Some(PortId(2))
+        );
+        assert_eq!(
+            t.lookup(NetworkId(3), mac(1), 0, Duration::from_secs(1)),
+            None
+        );
     }
 
     #[test]
@@ -341,9 +397,15 @@ mod tests {
         t.upsert_dynamic(NetworkId(1), mac(1), PortId(1), 0, true);
         t.insert_static(NetworkId(1), mac(2), PortId(2), t0);
         let aging = Duration::from_secs(300);
-        assert_eq!(t.lookup(NetworkId(1), mac(1), 300_000, aging), Some(PortId(1)));
+        assert_eq!(
+            t.lookup(NetworkId(1), mac(1), 300_000, aging),
+            Some(PortId(1))
+        );
         assert_eq!(t.lookup(NetworkId(1), mac(1), 300_001, aging), None);
-        assert_eq!(t.lookup(NetworkId(1), mac(2), 10_000_000, aging), Some(PortId(2)));
+        assert_eq!(
+            t.lookup(NetworkId(1), mac(2), 10_000_000, aging),
+            Some(PortId(2))
+        );
     }
 
     #[test]
@@ -351,10 +413,19 @@ mod tests {
         let t0 = Instant::now();
         let mut t = MacTable::new(t0, 7);
         t.insert_static(NetworkId(1), mac(1), PortId(1), t0);
-        assert_eq!(t.upsert_dynamic(NetworkId(1), mac(1), PortId(9), 5, true), Upsert::Static(PortId(1)));
+        assert_eq!(
+            t.upsert_dynamic(NetworkId(1), mac(1), PortId(9), 5, true),
+            Upsert::Static(PortId(1))
+        );
         assert_eq!(t.get(NetworkId(1), mac(1)).unwrap().port, PortId(1));
-        assert_eq!(t.upsert_dynamic(NetworkId(1), mac(3), PortId(1), 5, true), Upsert::Inserted);
-        assert_eq!(t.upsert_dynamic(NetworkId(1), mac(3), PortId(2), 6, true), Upsert::Moved(PortId(1)));
+        assert_eq!(
+            t.upsert_dynamic(NetworkId(1), mac(3), PortId(1), 5, true),
+            Upsert::Inserted
+        );
+        assert_eq!(
+            t.upsert_dynamic(NetworkId(1), mac(3), PortId(2), 6, true),
+            Upsert::Moved(PortId(1))
+        );
     }
 
     #[derive(Debug, Clone)]

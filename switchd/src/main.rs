@@ -1,1 +1,92 @@
-fn main(){}
+//! switchd: one per host. Owns the containers' ports, runs the userspace L2 switch, and
+//! serves the API on a Unix socket.
+
+mod daemon;
+mod dataplane;
+mod http;
+mod netdev;
+mod netns;
+mod tap;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+/// The per-host daemon of the container network fabric.
+#[derive(Parser, Debug)]
+#[command(name = "switchd", version)]
+struct Args {
+    /// Where the crash-safe state database lives.
+    #[arg(long, default_value = "/var/lib/switchd")]
+    state_dir: PathBuf,
+    /// The API socket (HTTP/1.1, JSON).
+    #[arg(long, default_value = "/run/switchd/switchd.sock")]
+    socket: PathBuf,
+    /// A group allowed to use the socket (name or GID); without it the socket is root-only.
+    #[arg(long)]
+    socket_group: Option<String>,
+    /// Where sandbox namespaces are published (`ip netns exec NAME` looks in /run/netns).
+    #[arg(long, default_value = "/run/netns")]
+    netns_dir: PathBuf,
+    /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
+    #[arg(long, default_value = "info")]
+    log_level: String,
+}
+
+fn group_id(g: &str) -> anyhow::Result<u32> {
+    if let Ok(n) = g.parse() {
+        return Ok(n);
+    }
+    match nix::unistd::Group::from_name(g)? {
+        Some(gr) => Ok(gr.gid.as_raw()),
+        None => anyhow::bail!("unknown group {g:?}: give a group name or numeric GID"),
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    if !nix::unistd::geteuid().is_root() {
+        anyhow::bail!("switchd must run as root: it creates namespaces and TAP devices");
+    }
+    let group = args.socket_group.as_deref().map(group_id).transpose()?;
+    let daemon = daemon::Daemon::start(daemon::Config {
+        state_dir: args.state_dir.clone(),
+        netns_dir: args.netns_dir.clone(),
+    })
+    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
+    let daemon = Arc::new(daemon);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let listener = http::bind(&args.socket, group)?;
+        tracing::info!(socket = %args.socket.display(), "switchd serving");
+        tokio::select! {
+            r = http::serve(listener, daemon) => r,
+            _ = shutdown() => {
+                tracing::info!("shutting down; ports and namespaces stay for the next start");
+                let _ = std::fs::remove_file(&args.socket);
+                Ok(())
+            }
+        }
+    })
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("signal handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

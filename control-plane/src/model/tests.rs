@@ -14,15 +14,25 @@ impl Ids {
 }
 
 fn fresh() -> (State, Ids) {
-    (State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH), Ids(10))
+    (
+        State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH),
+        Ids(10),
+    )
 }
 
 fn net(name: &str) -> NetworkSpec {
-    NetworkSpec { name: name.into(), ..Default::default() }
+    NetworkSpec {
+        name: name.into(),
+        ..Default::default()
+    }
 }
 
 fn sb(name: &str, network: &str) -> SandboxSpec {
-    SandboxSpec { name: name.into(), network: network.into(), ..Default::default() }
+    SandboxSpec {
+        name: name.into(),
+        network: network.into(),
+        ..Default::default()
+    }
 }
 
 fn create_sb(s: &mut State, ids: &mut Ids, spec: SandboxSpec) -> Result<Id, ModelError> {
@@ -33,7 +43,10 @@ fn create_sb(s: &mut State, ids: &mut Ids, spec: SandboxSpec) -> Result<Id, Mode
 fn ep_of<'a>(s: &'a State, sandbox: &str, network: &str) -> &'a Endpoint {
     let sid = &s.sandbox(sandbox).unwrap().id;
     let nid = &s.network(network).unwrap().id;
-    s.endpoints.values().find(|e| &e.sandbox == sid && &e.network == nid).unwrap()
+    s.endpoints
+        .values()
+        .find(|e| &e.sandbox == sid && &e.network == nid)
+        .unwrap()
 }
 
 #[test]
@@ -49,12 +62,29 @@ fn defaults_are_dockers() {
 #[test]
 fn automatic_and_chosen_subnets() {
     let (mut s, mut ids) = fresh();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH).unwrap();
-    assert_eq!(s.network("my_net1").unwrap().ipam.unwrap().subnet.to_string(), "172.18.0.0/16");
-    let spec = NetworkSpec { subnet: Some("192.168.0.0/24".into()), gateway: Some("192.168.0.1".into()), ..net("my_net2") };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
+    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(
+        s.network("my_net1")
+            .unwrap()
+            .ipam
+            .unwrap()
+            .subnet
+            .to_string(),
+        "172.18.0.0/16"
+    );
+    let spec = NetworkSpec {
+        subnet: Some("192.168.0.0/24".into()),
+        gateway: Some("192.168.0.1".into()),
+        ..net("my_net2")
+    };
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
+        .unwrap();
     let n2 = s.network("my_net2").unwrap();
-    assert_eq!(n2.bridge_name.as_deref(), Some(format!("sw-{}", n2.id.short()).as_str()));
+    assert_eq!(
+        n2.bridge_name.as_deref(),
+        Some(format!("sw-{}", n2.id.short()).as_str())
+    );
     // 192.168.0.0/20 overlaps my_net2, so the next automatic pools skip it only once 172.x runs out.
     assert_eq!(s.network("my_net2").unwrap().switch_id, 3);
 }
@@ -62,27 +92,90 @@ fn automatic_and_chosen_subnets() {
 #[test]
 fn bad_network_input_is_refused_and_changes_nothing() {
     let (mut s, mut ids) = fresh();
-    s.create_network(NetworkSpec { subnet: Some("192.168.0.0/24".into()), ..net("a") }, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
+    s.create_network(
+        NetworkSpec {
+            subnet: Some("192.168.0.0/24".into()),
+            ..net("a")
+        },
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap();
     let before = s.clone();
     let cases: Vec<(NetworkSpec, &str)> = vec![
-        (NetworkSpec { subnet: Some("10.0.0.0/33".into()), ..net("x") }, "prefix length must be 0-32"),
-        (NetworkSpec { subnet: Some("10.0.0.0/24".into()), gateway: Some("10.0.1.1".into()), ..net("x") }, "invalid gateway 10.0.1.1"),
-        (NetworkSpec { subnet: Some("192.168.0.128/25".into()), ..net("x") }, "overlaps network a"),
+        (
+            NetworkSpec {
+                subnet: Some("10.0.0.0/33".into()),
+                ..net("x")
+            },
+            "prefix length must be 0-32",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("10.0.0.0/24".into()),
+                gateway: Some("10.0.1.1".into()),
+                ..net("x")
+            },
+            "invalid gateway 10.0.1.1",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("192.168.0.128/25".into()),
+                ..net("x")
+            },
+            "overlaps network a",
+        ),
         (net("a"), "network with name a already exists"),
         (net("bad name"), "invalid network name"),
-        (NetworkSpec { driver: "weird".into(), ..net("x") }, "unknown driver \"weird\""),
-        (NetworkSpec { options: [("nope".into(), "1".into())].into(), ..net("x") }, "unknown option \"nope\""),
-        (NetworkSpec { options: [(OPT_MAC_AGING.into(), "0".into())].into(), ..net("x") }, "invalid value \"0\" for option mac_aging"),
-        (NetworkSpec { gateway: Some("10.0.0.1".into()), ..net("x") }, "need --subnet"),
-        (NetworkSpec { subnet: Some("10.0.0.0/24".into()), ip_range: Some("10.0.1.0/25".into()), ..net("x") }, "must lie inside the subnet"),
+        (
+            NetworkSpec {
+                driver: "weird".into(),
+                ..net("x")
+            },
+            "unknown driver \"weird\"",
+        ),
+        (
+            NetworkSpec {
+                options: [("nope".into(), "1".into())].into(),
+                ..net("x")
+            },
+            "unknown option \"nope\"",
+        ),
+        (
+            NetworkSpec {
+                options: [(OPT_MAC_AGING.into(), "0".into())].into(),
+                ..net("x")
+            },
+            "invalid value \"0\" for option mac_aging",
+        ),
+        (
+            NetworkSpec {
+                gateway: Some("10.0.0.1".into()),
+                ..net("x")
+            },
+            "need --subnet",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("10.0.0.0/24".into()),
+                ip_range: Some("10.0.1.0/25".into()),
+                ..net("x")
+            },
+            "must lie inside the subnet",
+        ),
     ];
     for (spec, want) in cases {
-        let e = s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap_err();
+        let e = s
+            .create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
+            .unwrap_err();
         assert!(e.to_string().contains(want), "{e} should mention {want}");
         assert_eq!(s, before);
     }
     assert_eq!(s.remove_network("bridge").unwrap_err().status(), 403);
-    assert_eq!(s.remove_network("nope").unwrap_err().to_string(), "network nope not found");
+    assert_eq!(
+        s.remove_network("nope").unwrap_err().to_string(),
+        "network nope not found"
+    );
 }
 
 #[test]
@@ -93,36 +186,104 @@ fn sandboxes_get_addresses_and_docker_macs() {
     assert_eq!(e.ip, Some(Ipv4Addr::new(172, 17, 0, 2)));
     assert_eq!(e.mac.unwrap().to_string(), "02:42:ac:11:00:02");
     assert_eq!(e.ifname.as_deref(), Some("eth0"));
-    let e = create_sb(&mut s, &mut ids, SandboxSpec { ip: Some("172.17.0.9".into()), ..sb("vm9", "bridge") }).unwrap_err();
-    assert_eq!(e.to_string(), "user-specified IP address is supported on user-defined networks only");
+    let e = create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip: Some("172.17.0.9".into()),
+            ..sb("vm9", "bridge")
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "user-specified IP address is supported on user-defined networks only"
+    );
 }
 
 #[test]
 fn static_ips_connect_disconnect_and_release() {
     let (mut s, mut ids) = fresh();
-    let spec = NetworkSpec { subnet: Some("192.168.0.0/24".into()), gateway: Some("192.168.0.1".into()), ..net("my_net2") };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH).unwrap();
-    create_sb(&mut s, &mut ids, SandboxSpec { ip: Some("192.168.0.10".into()), ..sb("vm1", "my_net2") }).unwrap();
-    create_sb(&mut s, &mut ids, SandboxSpec { ip: Some("192.168.0.20".into()), ..sb("vm2", "my_net2") }).unwrap();
+    let spec = NetworkSpec {
+        subnet: Some("192.168.0.0/24".into()),
+        gateway: Some("192.168.0.1".into()),
+        ..net("my_net2")
+    };
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip: Some("192.168.0.10".into()),
+            ..sb("vm1", "my_net2")
+        },
+    )
+    .unwrap();
+    create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip: Some("192.168.0.20".into()),
+            ..sb("vm2", "my_net2")
+        },
+    )
+    .unwrap();
     create_sb(&mut s, &mut ids, sb("vm3", "my_net1")).unwrap();
     let before = s.clone();
-    for (ip, want) in [("192.168.0.10", "already in use on network my_net2 by sandbox vm1"), ("192.168.1.5", "not in the network's subnet"), ("nonsense", "invalid IP address")] {
-        let e = s.connect("my_net2", "vm3", ConnectSpec { ip: Some(ip.into()), ..Default::default() }, ids.next()).unwrap_err();
+    for (ip, want) in [
+        (
+            "192.168.0.10",
+            "already in use on network my_net2 by sandbox vm1",
+        ),
+        ("192.168.1.5", "not in the network's subnet"),
+        ("nonsense", "invalid IP address"),
+    ] {
+        let e = s
+            .connect(
+                "my_net2",
+                "vm3",
+                ConnectSpec {
+                    ip: Some(ip.into()),
+                    ..Default::default()
+                },
+                ids.next(),
+            )
+            .unwrap_err();
         assert!(e.to_string().contains(want), "{e}");
         assert_eq!(s, before);
     }
-    s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next()).unwrap();
+    s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next())
+        .unwrap();
     let e = ep_of(&s, "vm3", "my_net2");
-    assert_eq!((e.ifname.as_deref(), e.ip), (Some("eth1"), Some(Ipv4Addr::new(192, 168, 0, 2))));
-    let again = s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next()).unwrap_err();
-    assert_eq!(again.to_string(), "sandbox vm3 is already connected to network my_net2");
+    assert_eq!(
+        (e.ifname.as_deref(), e.ip),
+        (Some("eth1"), Some(Ipv4Addr::new(192, 168, 0, 2)))
+    );
+    let again = s
+        .connect("my_net2", "vm3", ConnectSpec::default(), ids.next())
+        .unwrap_err();
+    assert_eq!(
+        again.to_string(),
+        "sandbox vm3 is already connected to network my_net2"
+    );
     let e = s.remove_network("my_net2").unwrap_err();
     assert!(e.to_string().contains("has active endpoints: "), "{e}");
     s.disconnect("my_net2", "vm3").unwrap();
     assert!(s.disconnect("my_net2", "vm3").is_err());
     s.remove_sandbox("vm1").unwrap();
-    s.connect("my_net2", "vm3", ConnectSpec { ip: Some("192.168.0.10".into()), ..Default::default() }, ids.next()).unwrap();
+    s.connect(
+        "my_net2",
+        "vm3",
+        ConnectSpec {
+            ip: Some("192.168.0.10".into()),
+            ..Default::default()
+        },
+        ids.next(),
+    )
+    .unwrap();
     assert_eq!(s.prune_networks().len(), 0);
 }
 
@@ -135,18 +296,43 @@ fn modes_host_none_container() {
     create_sb(&mut s, &mut ids, sb("side", "container:web")).unwrap();
     create_sb(&mut s, &mut ids, sb("side2", "container:side")).unwrap();
     let web = s.sandbox("web").unwrap().id.clone();
-    assert_eq!(s.sandbox("side2").unwrap().mode, SandboxMode::Container(web));
+    assert_eq!(
+        s.sandbox("side2").unwrap().mode,
+        SandboxMode::Container(web)
+    );
     assert!(ep_of(&s, "h", "host").ip.is_none());
     assert!(!s.sandbox("h").unwrap().owns_namespace());
     assert!(s.sandbox("n").unwrap().owns_namespace());
     let e = s.remove_sandbox("web").unwrap_err();
-    assert_eq!(e.to_string(), "sandbox web shares its network namespace with side, side2: remove them first");
-    let e = s.connect("bridge", "side", ConnectSpec::default(), ids.next()).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "sandbox web shares its network namespace with side, side2: remove them first"
+    );
+    let e = s
+        .connect("bridge", "side", ConnectSpec::default(), ids.next())
+        .unwrap_err();
     assert_eq!(e.status(), 403);
-    let e = create_sb(&mut s, &mut ids, SandboxSpec { ip: Some("1.2.3.4".into()), ..sb("x", "host") }).unwrap_err();
-    assert!(e.to_string().starts_with("conflicting options: --ip"), "{e}");
-    assert!(matches!(create_sb(&mut s, &mut ids, sb("y", "container:ghost")), Err(ModelError::SandboxNotFound(_))));
-    assert!(matches!(create_sb(&mut s, &mut ids, sb("web", "")), Err(ModelError::Conflict(_))));
+    let e = create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip: Some("1.2.3.4".into()),
+            ..sb("x", "host")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().starts_with("conflicting options: --ip"),
+        "{e}"
+    );
+    assert!(matches!(
+        create_sb(&mut s, &mut ids, sb("y", "container:ghost")),
+        Err(ModelError::SandboxNotFound(_))
+    ));
+    assert!(matches!(
+        create_sb(&mut s, &mut ids, sb("web", "")),
+        Err(ModelError::Conflict(_))
+    ));
 }
 
 #[test]

@@ -7,7 +7,12 @@ use super::Port;
 
 /// Confirms that `out` belongs to `net` and is not the ingress port.
 #[inline]
-pub(crate) fn isolate(ports: &[Option<Port>], net: NetworkId, ingress: PortId, out: PortId) -> Result<PortId, DropReason> {
+pub(crate) fn isolate(
+    ports: &[Option<Port>],
+    net: NetworkId,
+    ingress: PortId,
+    out: PortId,
+) -> Result<PortId, DropReason> {
     if out == ingress {
         return Err(DropReason::Hairpin);
     }

@@ -18,7 +18,9 @@ pub(crate) fn learn(
     src: MacAddr,
     now_ms: u64,
 ) -> Result<(), DropReason> {
-    let may_add = ports[port.0 as usize].as_ref().is_some_and(|p| p.learned < p.cfg.learn_limit);
+    let may_add = ports[port.0 as usize]
+        .as_ref()
+        .is_some_and(|p| p.learned < p.cfg.learn_limit);
     match fdb.upsert_dynamic(net, src, port, now_ms, may_add) {
         Upsert::Refreshed => Ok(()),
         Upsert::Inserted => {

@@ -28,7 +28,9 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        NetworkConfig { aging: Duration::from_secs(300) }
+        NetworkConfig {
+            aging: Duration::from_secs(300),
+        }
     }
 }
 
@@ -47,7 +49,11 @@ pub struct PortConfig {
 impl PortConfig {
     /// A port on `network` with a 1500-byte MTU and the default learning limit.
     pub fn new(network: NetworkId) -> Self {
-        PortConfig { network, max_frame_len: 1514, learn_limit: 64 }
+        PortConfig {
+            network,
+            max_frame_len: 1514,
+            learn_limit: 64,
+        }
     }
 }
 
@@ -106,7 +112,11 @@ const EXPIRE_GRANULARITY: Duration = Duration::from_secs(1);
 impl Switch {
     /// An empty switch. `now` is its epoch; `seed` keys the MAC table's hash.
     pub fn new(now: Instant, seed: u64) -> Switch {
-        Switch { ports: Vec::new(), networks: HashMap::new(), fdb: MacTable::new(now, seed) }
+        Switch {
+            ports: Vec::new(),
+            networks: HashMap::new(),
+            fdb: MacTable::new(now, seed),
+        }
     }
 
     /// Adds a network.
@@ -117,7 +127,13 @@ impl Switch {
         if self.networks.contains_key(&id) {
             return Err(SwitchError::NetworkExists(id));
         }
-        self.networks.insert(id, Network { cfg, ports: Vec::new() });
+        self.networks.insert(
+            id,
+            Network {
+                cfg,
+                ports: Vec::new(),
+            },
+        );
         Ok(())
     }
 
@@ -126,7 +142,10 @@ impl Switch {
     /// # Errors
     /// [`SwitchError::UnknownNetwork`], or [`SwitchError::NetworkHasPorts`] while ports remain.
     pub fn remove_network(&mut self, id: NetworkId) -> Result<(), SwitchError> {
-        let net = self.networks.get(&id).ok_or(SwitchError::UnknownNetwork(id))?;
+        let net = self
+            .networks
+            .get(&id)
+            .ok_or(SwitchError::UnknownNetwork(id))?;
         if !net.ports.is_empty() {
             return Err(SwitchError::NetworkHasPorts(id, net.ports.len()));
         }
@@ -140,10 +159,22 @@ impl Switch {
     /// # Errors
     /// [`SwitchError::UnknownNetwork`] if the port's network does not exist.
     pub fn add_port(&mut self, cfg: PortConfig) -> Result<PortId, SwitchError> {
-        let net = self.networks.get_mut(&cfg.network).ok_or(SwitchError::UnknownNetwork(cfg.network))?;
-        let idx = self.ports.iter().position(Option::is_none).unwrap_or(self.ports.len());
+        let net = self
+            .networks
+            .get_mut(&cfg.network)
+            .ok_or(SwitchError::UnknownNetwork(cfg.network))?;
+        let idx = self
+            .ports
+            .iter()
+            .position(Option::is_none)
+            .unwrap_or(self.ports.len());
         let id = PortId(idx as u32);
-        let port = Port { cfg, aging: net.cfg.aging, learned: 0, counters: PortCounters::default() };
+        let port = Port {
+            cfg,
+            aging: net.cfg.aging,
+            learned: 0,
+            counters: PortCounters::default(),
+        };
         if idx == self.ports.len() {
             self.ports.push(Some(port));
         } else {
@@ -175,7 +206,13 @@ impl Switch {
     ///
     /// # Errors
     /// [`SwitchError::UnknownPort`], or [`SwitchError::WrongNetwork`] if the port is elsewhere.
-    pub fn add_static(&mut self, now: Instant, net: NetworkId, mac: MacAddr, port: PortId) -> Result<(), SwitchError> {
+    pub fn add_static(
+        &mut self,
+        now: Instant,
+        net: NetworkId,
+        mac: MacAddr,
+        port: PortId,
+    ) -> Result<(), SwitchError> {
         let p = self.port(port)?;
         if p.cfg.network != net {
             return Err(SwitchError::WrongNetwork(port, net));
@@ -198,7 +235,10 @@ impl Switch {
     }
 
     fn port(&self, id: PortId) -> Result<&Port, SwitchError> {
-        self.ports.get(id.0 as usize).and_then(Option::as_ref).ok_or(SwitchError::UnknownPort(id))
+        self.ports
+            .get(id.0 as usize)
+            .and_then(Option::as_ref)
+            .ok_or(SwitchError::UnknownPort(id))
     }
 
     /// Runs one frame from `ingress` through the pipeline. Allocation-free; counts the frame on
@@ -238,9 +278,18 @@ impl Switch {
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
         let now_ms = self.fdb.tick(now);
-        learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
+        learn::learn(
+            &mut self.fdb,
+            &mut self.ports,
+            net,
+            ingress,
+            hdr.src,
+            now_ms,
+        )?;
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
-            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, out).map(Destination::Port),
+            Destination::Port(out) => {
+                isolate::isolate(&self.ports, net, ingress, out).map(Destination::Port)
+            }
             Destination::Flood => Ok(Destination::Flood),
         }
     }

@@ -28,7 +28,10 @@ pub(crate) fn parse(frame: &[u8], max_frame_len: usize) -> Result<Header, DropRe
         VlanTag::new_checked(eth.payload()).map_err(|_| DropReason::TooShort)?;
         return Err(DropReason::TaggedOnAccessPort);
     }
-    Ok(Header { dst: eth.dst(), src })
+    Ok(Header {
+        dst: eth.dst(),
+        src,
+    })
 }
 
 #[cfg(test)]
@@ -55,11 +58,29 @@ mod tests {
     #[test]
     fn drops_with_reasons() {
         assert_eq!(parse(&[0u8; 13], 1514).unwrap_err(), DropReason::TooShort);
-        assert_eq!(parse(&frame(B, A, 0x0800, 1515), 1514).unwrap_err(), DropReason::Oversized);
-        assert_eq!(parse(&frame(B, [1, 0, 0, 0, 0, 1], 0x0800, 60), 1514).unwrap_err(), DropReason::InvalidSource);
-        assert_eq!(parse(&frame(B, [0; 6], 0x0800, 60), 1514).unwrap_err(), DropReason::InvalidSource);
-        assert_eq!(parse(&frame(B, A, 0x8100, 60), 1514).unwrap_err(), DropReason::TaggedOnAccessPort);
-        assert_eq!(parse(&frame(B, A, 0x88a8, 60), 1514).unwrap_err(), DropReason::TaggedOnAccessPort);
-        assert_eq!(parse(&frame(B, A, 0x8100, 16), 1514).unwrap_err(), DropReason::TooShort);
+        assert_eq!(
+            parse(&frame(B, A, 0x0800, 1515), 1514).unwrap_err(),
+            DropReason::Oversized
+        );
+        assert_eq!(
+            parse(&frame(B, [1, 0, 0, 0, 0, 1], 0x0800, 60), 1514).unwrap_err(),
+            DropReason::InvalidSource
+        );
+        assert_eq!(
+            parse(&frame(B, [0; 6], 0x0800, 60), 1514).unwrap_err(),
+            DropReason::InvalidSource
+        );
+        assert_eq!(
+            parse(&frame(B, A, 0x8100, 60), 1514).unwrap_err(),
+            DropReason::TaggedOnAccessPort
+        );
+        assert_eq!(
+            parse(&frame(B, A, 0x88a8, 60), 1514).unwrap_err(),
+            DropReason::TaggedOnAccessPort
+        );
+        assert_eq!(
+            parse(&frame(B, A, 0x8100, 16), 1514).unwrap_err(),
+            DropReason::TooShort
+        );
     }
 }

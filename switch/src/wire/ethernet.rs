@@ -119,7 +119,11 @@ pub struct EthernetRepr {
 impl EthernetRepr {
     /// Reads the header fields of a checked view.
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
-        EthernetRepr { dst: frame.dst(), src: frame.src(), ethertype: frame.ethertype() }
+        EthernetRepr {
+            dst: frame.dst(),
+            src: frame.src(),
+            ethertype: frame.ethertype(),
+        }
     }
 
     /// Bytes the header takes.
@@ -172,7 +176,10 @@ mod tests {
     #[test]
     fn short_frames_are_rejected() {
         for n in 0..ETHERNET_HEADER_LEN {
-            assert_eq!(EthernetFrame::new_checked(&FRAME[..n]).unwrap_err(), WireError::Truncated);
+            assert_eq!(
+                EthernetFrame::new_checked(&FRAME[..n]).unwrap_err(),
+                WireError::Truncated
+            );
         }
     }
 

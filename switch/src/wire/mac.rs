@@ -116,7 +116,13 @@ mod tests {
 
     #[test]
     fn rejects_malformed() {
-        for s in ["", "02:42:ac:11:00", "02:42:ac:11:00:02:03", "2:42:ac:11:00:02", "zz:42:ac:11:00:02"] {
+        for s in [
+            "",
+            "02:42:ac:11:00",
+            "02:42:ac:11:00:02:03",
+            "2:42:ac:11:00:02",
+            "zz:42:ac:11:00:02",
+        ] {
             let e = s.parse::<MacAddr>().unwrap_err();
             assert!(e.to_string().contains("expected six hex bytes"), "{s}");
         }

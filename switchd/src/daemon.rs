@@ -1,0 +1,550 @@
+//! The daemon's operations: each validates on a copy of the state (control-plane model),
+//! performs the kernel work (namespaces, TAP ports, dataplane ports), and commits the copy to
+//! the store only when everything succeeded; on failure the kernel work is undone.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use control_plane::api::{
+    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource,
+    PruneResponse, SandboxCreate, SandboxResource,
+};
+use control_plane::model::{Endpoint, Network, Sandbox, SandboxMode, State};
+use control_plane::store::Store;
+use control_plane::{Id, ModelError};
+use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
+
+use crate::dataplane::{self, NewPort, PortKind};
+use crate::{netns, tap};
+
+/// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
+const TAP_MAX_FRAME: usize = 65_535 + 64;
+
+/// Why an operation failed. Nothing was changed.
+#[derive(Debug)]
+pub enum OpError {
+    /// Refused by the model (4xx).
+    Model(ModelError),
+    /// The kernel work or the store failed (500); what was done was undone.
+    Io(String),
+}
+
+impl From<ModelError> for OpError {
+    fn from(e: ModelError) -> Self {
+        OpError::Model(e)
+    }
+}
+
+impl OpError {
+    /// HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            OpError::Model(e) => e.status(),
+            OpError::Io(_) => 500,
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> String {
+        match self {
+            OpError::Model(e) => e.to_string(),
+            OpError::Io(m) => m.clone(),
+        }
+    }
+}
+
+fn io_err(what: &str) -> impl Fn(io::Error) -> OpError + '_ {
+    move |e| OpError::Io(format!("{what}: {e}"))
+}
+
+/// Daemon settings.
+pub struct Config {
+    /// Where the state database lives.
+    pub state_dir: PathBuf,
+    /// Where sandbox namespaces are published (`/run/netns`, so `ip netns exec` finds them).
+    pub netns_dir: PathBuf,
+}
+
+struct Inner {
+    state: State,
+    gateway_ports: HashMap<Id, PortId>,
+    endpoint_ports: HashMap<Id, PortId>,
+}
+
+/// The running daemon.
+pub struct Daemon {
+    inner: Mutex<Inner>,
+    dp: dataplane::Handle,
+    store: Store,
+    netns_dir: PathBuf,
+    host_ns: PathBuf,
+}
+
+/// 32 random bytes as an object ID.
+pub fn random_id() -> Id {
+    let mut b = [0u8; 32];
+    getrandom::fill(&mut b).expect("the kernel's random source is available");
+    Id::from_random(b)
+}
+
+impl Daemon {
+    /// Opens the store, starts the dataplane and brings every stored network and sandbox back.
+    ///
+    /// # Errors
+    /// The store cannot be opened or written, or the dataplane cannot start.
+    pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
+        std::fs::create_dir_all(&cfg.state_dir)?;
+        let store = Store::open(&cfg.state_dir)?;
+        let state = match store.load()? {
+            Some(s) => s,
+            None => {
+                let s = State::with_defaults(
+                    [random_id(), random_id(), random_id()],
+                    SystemTime::now(),
+                );
+                store.save(&s)?;
+                s
+            }
+        };
+        let mut seed = [0u8; 8];
+        getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
+        let dp = dataplane::spawn(u64::from_ne_bytes(seed))?;
+        let d = Daemon {
+            inner: Mutex::new(Inner {
+                state: State::default(),
+                gateway_ports: HashMap::new(),
+                endpoint_ports: HashMap::new(),
+            }),
+            dp,
+            store,
+            netns_dir: cfg.netns_dir,
+            host_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
+        };
+        d.restore(state);
+        Ok(d)
+    }
+
+    /// Re-creates the runtime side of a stored state: gateway ports, then sandbox ports
+    /// (re-attaching the persistent TAP devices). Failures are logged and leave the object
+    /// in the state; they do not stop the daemon.
+    fn restore(&self, state: State) {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        for net in state.networks.values().filter(|n| n.ipam.is_some()) {
+            match self.bring_up_network(net) {
+                Ok(port) => {
+                    inner.gateway_ports.insert(net.id.clone(), port);
+                }
+                Err(e) => {
+                    tracing::error!(network = %net.name, "cannot restore network: {}", e.message())
+                }
+            }
+        }
+        for sb in state.sandboxes.values() {
+            if !netns::is_namespace(&sb.netns) {
+                tracing::error!(sandbox = %sb.name, "namespace {} is gone; its interfaces cannot be restored", sb.netns.display());
+                continue;
+            }
+            for ep in state.endpoints_of_sandbox(&sb.id) {
+                if ep.ifname.is_none() {
+                    continue;
+                }
+                let net = &state.networks[&ep.network];
+                match self.attach_endpoint(sb, ep, net) {
+                    Ok(port) => {
+                        inner.endpoint_ports.insert(ep.id.clone(), port);
+                    }
+                    Err(e) => {
+                        tracing::error!(sandbox = %sb.name, network = %net.name, "cannot restore endpoint: {}", e.message())
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            networks = state.networks.len(),
+            sandboxes = state.sandboxes.len(),
+            ports = inner.gateway_ports.len() + inner.endpoint_ports.len(),
+            "state restored"
+        );
+        inner.state = state;
+    }
+
+    fn commit(&self, inner: &mut Inner, next: State) -> Result<(), OpError> {
+        self.store
+            .save(&next)
+            .map_err(|e| OpError::Io(e.to_string()))?;
+        inner.state = next;
+        Ok(())
+    }
+
+    /// Adds the network to the switch and opens its gateway TAP with the gateway address.
+    fn bring_up_network(&self, net: &Network) -> Result<PortId, OpError> {
+        let ipam = net.ipam.expect("bridge networks have IPAM");
+        let name = net
+            .bridge_name
+            .clone()
+            .expect("bridge networks have a gateway interface");
+        let sid = NetworkId(net.switch_id);
+        self.dp
+            .add_network(
+                sid,
+                NetworkConfig {
+                    aging: net.mac_aging,
+                },
+            )
+            .map_err(io_err("cannot add the network to the switch"))?;
+        let spec = tap::TapSpec {
+            name: name.clone(),
+            mac: None,
+            addr: Some((ipam.gateway, ipam.subnet.len())),
+            mtu: net.mtu,
+            default_gw: None,
+        };
+        let opened = tap::open(&tap::Place::Here, spec).and_then(|dev| {
+            let mac = dev.mac_address()?;
+            let cfg = PortConfig {
+                network: sid,
+                max_frame_len: TAP_MAX_FRAME,
+                learn_limit: net.mac_limit,
+            };
+            self.dp.add_port(NewPort {
+                dev,
+                cfg,
+                static_mac: Some(switch::MacAddr(mac)),
+                kind: PortKind::Gateway,
+                label: name.clone(),
+            })
+        });
+        opened.map_err(|e| {
+            let _ = self.dp.remove_network(sid);
+            OpError::Io(format!("cannot open gateway interface {name}: {e}"))
+        })
+    }
+
+    fn tear_down_network(&self, net: &Network, port: Option<PortId>) {
+        if let Some(p) = port {
+            if let Err(e) = self.dp.remove_port(p, true) {
+                tracing::warn!(network = %net.name, "removing gateway port: {e}");
+            }
+        }
+        if let Err(e) = self.dp.remove_network(NetworkId(net.switch_id)) {
+            tracing::warn!(network = %net.name, "removing network from the switch: {e}");
+        }
+    }
+
+    /// Opens the endpoint's TAP in the sandbox namespace (creating it configured, or
+    /// re-attaching after a restart) and adds it to the switch with its static MAC.
+    fn attach_endpoint(
+        &self,
+        sb: &Sandbox,
+        ep: &Endpoint,
+        net: &Network,
+    ) -> Result<PortId, OpError> {
+        let ipam = net
+            .ipam
+            .expect("endpoints with interfaces are on bridge networks");
+        let ifname = ep.ifname.clone().expect("caller checked");
+        let spec = tap::TapSpec {
+            name: ifname.clone(),
+            mac: ep.mac,
+            addr: ep.ip.map(|ip| (ip, ipam.subnet.len())),
+            mtu: net.mtu,
+            default_gw: (ifname == "eth0").then_some(ipam.gateway),
+        };
+        let label = format!("{}/{ifname}", sb.name);
+        let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
+        let cfg = PortConfig {
+            network: NetworkId(net.switch_id),
+            max_frame_len: TAP_MAX_FRAME,
+            learn_limit: net.mac_limit,
+        };
+        let added = self.dp.add_port(NewPort {
+            dev,
+            cfg,
+            static_mac: ep.mac,
+            kind: PortKind::Tap,
+            label: label.clone(),
+        });
+        added.map_err(|e| {
+            let _ = tap::delete_by_name(&sb.netns, &ifname);
+            OpError::Io(format!("{label}: {e}"))
+        })
+    }
+
+    fn detach_endpoint(&self, inner: &mut Inner, sb: &Sandbox, ep: &Endpoint) {
+        let Some(ifname) = &ep.ifname else { return };
+        let res = match inner.endpoint_ports.remove(&ep.id) {
+            Some(port) => self.dp.remove_port(port, true),
+            None if netns::is_namespace(&sb.netns) => tap::delete_by_name(&sb.netns, ifname),
+            None => Ok(()),
+        };
+        if let Err(e) = res {
+            tracing::warn!(sandbox = %sb.name, interface = %ifname, "removing interface: {e}");
+        }
+    }
+
+    /// `network create`.
+    pub fn create_network(&self, req: NetworkCreate) -> Result<CreateResponse, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now())?;
+        let net = next.networks[&id].clone();
+        let port = self.bring_up_network(&net)?;
+        if let Err(e) = self.commit(&mut inner, next) {
+            self.tear_down_network(&net, Some(port));
+            return Err(e);
+        }
+        inner.gateway_ports.insert(id.clone(), port);
+        tracing::info!(network = %net.name, id = %id, "network created");
+        Ok(CreateResponse {
+            id: id.to_string(),
+            warning: String::new(),
+        })
+    }
+
+    /// `network rm`.
+    pub fn remove_network(&self, key: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let net = next.remove_network(key)?;
+        self.commit(&mut inner, next)?;
+        let port = inner.gateway_ports.remove(&net.id);
+        self.tear_down_network(&net, port);
+        tracing::info!(network = %net.name, "network removed");
+        Ok(())
+    }
+
+    /// `network prune`.
+    pub fn prune_networks(&self) -> Result<PruneResponse, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let removed = next.prune_networks();
+        self.commit(&mut inner, next)?;
+        for net in &removed {
+            let port = inner.gateway_ports.remove(&net.id);
+            self.tear_down_network(net, port);
+        }
+        Ok(PruneResponse {
+            networks_deleted: removed.into_iter().map(|n| n.name).collect(),
+        })
+    }
+
+    /// `network ls`.
+    pub fn networks(&self) -> Vec<NetworkResource> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let mut v: Vec<&Network> = inner.state.networks.values().collect();
+        v.sort_by_key(|n| (n.created, n.name.clone()));
+        v.into_iter()
+            .map(|n| NetworkResource::of(&inner.state, n))
+            .collect()
+    }
+
+    /// `network inspect`.
+    pub fn network(&self, key: &str) -> Result<NetworkResource, OpError> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let net = inner.state.network(key)?;
+        Ok(NetworkResource::of(&inner.state, net))
+    }
+
+    /// `sandbox create`.
+    pub fn create_sandbox(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let id = next.create_sandbox(
+            req.spec(),
+            random_id(),
+            random_id(),
+            &self.netns_dir,
+            SystemTime::now(),
+        )?;
+        let sb = next.sandboxes[&id].clone();
+        self.make_namespace(&next, &sb)?;
+        let mut attached: Vec<(Id, PortId)> = Vec::new();
+        let mut result = Ok(());
+        for ep in next
+            .endpoints_of_sandbox(&id)
+            .into_iter()
+            .filter(|e| e.ifname.is_some())
+        {
+            match self.attach_endpoint(&sb, ep, &next.networks[&ep.network]) {
+                Ok(p) => attached.push((ep.id.clone(), p)),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let result = result.and_then(|()| self.commit(&mut inner, next));
+        if let Err(e) = result {
+            for (_, p) in attached {
+                let _ = self.dp.remove_port(p, true);
+            }
+            let _ = netns::remove(&sb.netns);
+            return Err(e);
+        }
+        inner.endpoint_ports.extend(attached);
+        tracing::info!(sandbox = %sb.name, id = %id, "sandbox created");
+        Ok(CreateResponse {
+            id: id.to_string(),
+            warning: String::new(),
+        })
+    }
+
+    fn make_namespace(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
+        if sb.netns.exists() {
+            return Err(OpError::Model(ModelError::Conflict(format!(
+                "namespace {} already exists: choose another sandbox name or remove it (ip netns delete {})",
+                sb.netns.display(),
+                sb.name
+            ))));
+        }
+        let res = match (&sb.mode, &sb.adopted) {
+            (_, Some(path)) => {
+                if !netns::is_namespace(path) {
+                    return Err(OpError::Model(ModelError::Invalid(format!(
+                        "--netns {} is not a network namespace: give a path like /run/netns/NAME or /proc/PID/ns/net",
+                        path.display()
+                    ))));
+                }
+                netns::publish(path, &sb.netns)
+            }
+            (SandboxMode::Bridge | SandboxMode::None, None) => netns::create(&sb.netns),
+            (SandboxMode::Host, None) => netns::publish(&self.host_ns, &sb.netns),
+            (SandboxMode::Container(of), None) => {
+                netns::publish(&state.sandboxes[of].netns, &sb.netns)
+            }
+        };
+        res.map_err(io_err("cannot set up the sandbox namespace"))
+    }
+
+    /// `sandbox rm`.
+    pub fn remove_sandbox(&self, key: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let (sb, eps) = next.remove_sandbox(key)?;
+        self.commit(&mut inner, next)?;
+        for ep in &eps {
+            self.detach_endpoint(&mut inner, &sb, ep);
+        }
+        if let Err(e) = netns::remove(&sb.netns) {
+            tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
+        }
+        tracing::info!(sandbox = %sb.name, "sandbox removed");
+        Ok(())
+    }
+
+    /// `sandbox ls`.
+    pub fn sandboxes(&self) -> Vec<SandboxResource> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let mut v: Vec<&Sandbox> = inner.state.sandboxes.values().collect();
+        v.sort_by_key(|s| (s.created, s.name.clone()));
+        v.into_iter()
+            .map(|s| SandboxResource::of(&inner.state, s))
+            .collect()
+    }
+
+    /// `sandbox inspect`.
+    pub fn sandbox(&self, key: &str) -> Result<SandboxResource, OpError> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let sb = inner.state.sandbox(key)?;
+        Ok(SandboxResource::of(&inner.state, sb))
+    }
+
+    /// `network connect`.
+    pub fn connect(&self, net: &str, req: NetworkConnect) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let ep_id = next.connect(net, &req.container, req.spec(), random_id())?;
+        let ep = next.endpoints[&ep_id].clone();
+        let sb = next.sandboxes[&ep.sandbox].clone();
+        let port = self.attach_endpoint(&sb, &ep, &next.networks[&ep.network])?;
+        if let Err(e) = self.commit(&mut inner, next) {
+            let _ = self.dp.remove_port(port, true);
+            return Err(e);
+        }
+        inner.endpoint_ports.insert(ep_id, port);
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub fn disconnect(&self, net: &str, sandbox: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let ep = next.disconnect(net, sandbox)?;
+        let sb = next.sandboxes[&ep.sandbox].clone();
+        self.commit(&mut inner, next)?;
+        self.detach_endpoint(&mut inner, &sb, &ep);
+        Ok(())
+    }
+
+    /// Port counters.
+    pub fn ports(&self) -> Result<Vec<PortResource>, OpError> {
+        let list = self.dp.ports().map_err(io_err("dataplane"))?;
+        let inner = self.inner.lock().expect("lock poisoned");
+        let names: HashMap<u32, &str> = inner
+            .state
+            .networks
+            .values()
+            .map(|n| (n.switch_id, n.name.as_str()))
+            .collect();
+        Ok(list
+            .into_iter()
+            .map(|p| PortResource {
+                port: p.port.0,
+                network: names.get(&p.network.0).copied().unwrap_or("?").to_string(),
+                kind: match p.kind {
+                    PortKind::Tap => "tap".into(),
+                    PortKind::Gateway => "gateway".into(),
+                },
+                interface: p.label,
+                rx_packets: p.counters.rx_packets,
+                rx_bytes: p.counters.rx_bytes,
+                tx_packets: p.counters.tx_packets,
+                tx_bytes: p.counters.tx_bytes,
+                learn_refused: p.counters.learn_refused,
+                drops: p
+                    .counters
+                    .drops_by_reason()
+                    .map(|(r, n)| (r.as_str().to_string(), n))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The MAC table, with network names.
+    pub fn fdb(&self) -> Result<Vec<FdbResource>, OpError> {
+        let entries = self.dp.fdb().map_err(io_err("dataplane"))?;
+        let ports: HashMap<u32, String> = self
+            .dp
+            .ports()
+            .map_err(io_err("dataplane"))?
+            .into_iter()
+            .map(|p| (p.port.0, p.label))
+            .collect();
+        let inner = self.inner.lock().expect("lock poisoned");
+        let names: HashMap<u32, &str> = inner
+            .state
+            .networks
+            .values()
+            .map(|n| (n.switch_id, n.name.as_str()))
+            .collect();
+        let now = std::time::Instant::now();
+        Ok(entries
+            .into_iter()
+            .map(|e| FdbResource {
+                network: names.get(&e.network.0).copied().unwrap_or("?").to_string(),
+                mac: e.mac.to_string(),
+                port: e.port.0,
+                interface: ports.get(&e.port.0).cloned().unwrap_or_default(),
+                age_seconds: now.saturating_duration_since(e.last_seen).as_secs(),
+                kind: if e.is_static {
+                    "static".into()
+                } else {
+                    "learned".into()
+                },
+            })
+            .collect())
+    }
+}

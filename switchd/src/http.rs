@@ -1,0 +1,247 @@
+//! The HTTP/1.1 API over a Unix socket, in the manner of Docker's Engine API: JSON bodies,
+//! errors as `{"message": ...}` with a 4xx (or 500 when the host failed us).
+
+use std::convert::Infallible;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+
+use control_plane::api::ErrorBody;
+use http_body_util::BodyExt;
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixListener;
+
+use crate::daemon::{Daemon, OpError};
+
+/// Largest request body accepted.
+const MAX_BODY: usize = 1 << 20;
+
+type Reply = Response<Full<Bytes>>;
+
+/// Binds the socket (mode 0600, or 0660 with `group`), replacing a stale socket file but
+/// refusing to take over from a live daemon.
+pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    if path.exists() {
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("another switchd is already serving {}", path.display());
+        }
+        std::fs::remove_file(path)?;
+    }
+    // SAFETY: umask only changes this process's file creation mask; restored right after.
+    let old = unsafe { libc::umask(0o177) };
+    let l = UnixListener::bind(path);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let l = l?;
+    if let Some(g) = group {
+        nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(g)))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    }
+    Ok(l)
+}
+
+/// Serves connections until the listener fails.
+pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req| handle(d.clone(), req));
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!("API connection ended: {e}");
+            }
+        });
+    }
+}
+
+fn json<T: Serialize>(status: StatusCode, v: &T) -> Reply {
+    let body = serde_json::to_vec(v).expect("API types serialize");
+    Response::builder()
+        .status(status)
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts")
+}
+
+fn error(status: u16, message: impl Into<String>) -> Reply {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    json(
+        status,
+        &ErrorBody {
+            message: message.into(),
+        },
+    )
+}
+
+fn empty(status: StatusCode) -> Reply {
+    Response::builder()
+        .status(status)
+        .body(Full::new(Bytes::new()))
+        .expect("static response parts")
+}
+
+async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reply> {
+    let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
+    let bytes = match limited.collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) => {
+            return Err(error(
+                413,
+                format!("request body rejected: {e} (at most {MAX_BODY} bytes)"),
+            ))
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| error(400, format!("invalid JSON body: {e}")))
+}
+
+/// Runs a blocking daemon operation off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
+) -> Result<T, Reply> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => {
+            tracing::info!(status = e.status(), "request refused: {}", e.message());
+            Err(error(e.status(), e.message()))
+        }
+        Err(e) => Err(error(500, format!("operation failed: {e}"))),
+    }
+}
+
+async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Infallible> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let reply = route(d, req).await.unwrap_or_else(|r| r);
+    tracing::debug!(%method, %path, status = reply.status().as_u16(), "api");
+    Ok(reply)
+}
+
+/// Strips Docker's optional API version prefix (`/v1.47/...`).
+fn strip_version(path: &str) -> &str {
+    if let Some(rest) = path.strip_prefix("/v") {
+        if let Some(i) = rest.find('/') {
+            if rest[..i].bytes().all(|b| b.is_ascii_digit() || b == b'.') && i > 0 {
+                return &rest[i..];
+            }
+        }
+    }
+    path
+}
+
+async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
+    let path = strip_version(req.uri().path()).to_string();
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let m = req.method().clone();
+    match (&m, segs.as_slice()) {
+        (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")))),
+        (&Method::GET, ["networks"]) => {
+            let d = d.clone();
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || Ok(d.networks())).await?,
+            ))
+        }
+        (&Method::POST, ["networks", "create"]) => {
+            let r = body(req).await?;
+            Ok(json(
+                StatusCode::CREATED,
+                &blocking(move || d.create_network(r)).await?,
+            ))
+        }
+        (&Method::POST, ["networks", "prune"]) => Ok(json(
+            StatusCode::OK,
+            &blocking(move || d.prune_networks()).await?,
+        )),
+        (&Method::GET, ["networks", id]) => {
+            let id = id.to_string();
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || d.network(&id)).await?,
+            ))
+        }
+        (&Method::DELETE, ["networks", id]) => {
+            let id = id.to_string();
+            blocking(move || d.remove_network(&id)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::POST, ["networks", id, "connect"]) => {
+            let id = id.to_string();
+            let r = body(req).await?;
+            blocking(move || d.connect(&id, r)).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        (&Method::POST, ["networks", id, "disconnect"]) => {
+            let id = id.to_string();
+            let r: control_plane::api::NetworkDisconnect = body(req).await?;
+            blocking(move || d.disconnect(&id, &r.container)).await?;
+            Ok(empty(StatusCode::OK))
+        }
+        (&Method::GET, ["sandboxes"]) => Ok(json(
+            StatusCode::OK,
+            &blocking(move || Ok(d.sandboxes())).await?,
+        )),
+        (&Method::POST, ["sandboxes", "create"]) => {
+            let r = body(req).await?;
+            Ok(json(
+                StatusCode::CREATED,
+                &blocking(move || d.create_sandbox(r)).await?,
+            ))
+        }
+        (&Method::GET, ["sandboxes", id]) => {
+            let id = id.to_string();
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || d.sandbox(&id)).await?,
+            ))
+        }
+        (&Method::DELETE, ["sandboxes", id]) => {
+            let id = id.to_string();
+            blocking(move || d.remove_sandbox(&id)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
+        (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
+        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb", ..]) if known_path(&segs) => {
+            Err(error(405, format!("method {m} is not allowed on {path}")))
+        }
+        _ => Err(error(404, format!("page not found: {m} {path}"))),
+    }
+}
+
+fn known_path(segs: &[&str]) -> bool {
+    matches!(
+        segs,
+        ["_ping"]
+            | ["networks"]
+            | ["networks", _]
+            | ["networks", _, "connect" | "disconnect"]
+            | ["sandboxes"]
+            | ["sandboxes", _]
+            | ["ports"]
+            | ["fdb"]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix_is_optional() {
+        assert_eq!(strip_version("/v1.47/networks"), "/networks");
+        assert_eq!(strip_version("/networks"), "/networks");
+        assert_eq!(strip_version("/vx/networks"), "/vx/networks");
+        assert_eq!(strip_version("/v/networks"), "/v/networks");
+    }
+}

@@ -1,0 +1,104 @@
+//! Interface and route settings through ioctls on a socket of the calling thread's namespace.
+
+use std::ffi::CString;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+fn ctl_socket() -> io::Result<OwnedFd> {
+    // SAFETY: socket() has no memory-safety preconditions; the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn ifreq(name: &str) -> io::Result<libc::ifreq> {
+    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid interface name {name:?}"),
+        ));
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
+        *d = s as libc::c_char;
+    }
+    Ok(req)
+}
+
+/// Sets interface `name` administratively up.
+pub fn set_up(name: &str) -> io::Result<()> {
+    let s = ctl_socket()?;
+    let mut req = ifreq(name)?;
+    // SAFETY: req is a valid ifreq with a NUL-terminated name; the ioctls read and write it.
+    unsafe {
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
+            return Err(io::Error::other(format!(
+                "cannot read flags of {name}: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
+            return Err(io::Error::other(format!(
+                "cannot set {name} up: {}",
+                io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Whether an interface called `name` exists in the calling thread's namespace.
+pub fn exists(name: &str) -> bool {
+    let Ok(c) = CString::new(name) else {
+        return false;
+    };
+    // SAFETY: c is a valid NUL-terminated string.
+    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+}
+
+fn sockaddr_in(ip: Ipv4Addr) -> libc::sockaddr {
+    let sin = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size; sockaddr is the generic view.
+    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
+}
+
+/// Adds `default via gw`. An existing default route is left as it is.
+pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
+    let s = ctl_socket()?;
+    // SAFETY: rtentry is plain old data; all-zero is a valid value.
+    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
+    rt.rt_dst = sockaddr_in(Ipv4Addr::UNSPECIFIED);
+    rt.rt_genmask = sockaddr_in(Ipv4Addr::UNSPECIFIED);
+    rt.rt_gateway = sockaddr_in(gw);
+    rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
+    // SAFETY: rt is a valid rtentry for SIOCADDRT.
+    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) } < 0 {
+        let e = io::Error::last_os_error();
+        if e.raw_os_error() != Some(libc::EEXIST) {
+            return Err(io::Error::other(format!(
+                "cannot add default route via {gw}: {e}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes a value under /proc/sys (as seen from the calling thread's network namespace).
+pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
+    let path = format!("/proc/sys/{key}");
+    std::fs::write(&path, value)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {path}: {e}")))
+}
