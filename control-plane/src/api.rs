@@ -232,7 +232,7 @@ impl NetworkResource {
 
 impl EndpointResource {
     fn of(net: &Network, sb: &Sandbox, e: &Endpoint) -> EndpointResource {
-        let len = net.ipam.map_or(0, |i| i.subnet.len());
+        let len = net.ipam.map_or(0, |i| i.subnet.prefix_len());
         EndpointResource {
             name: sb.name.clone(),
             endpoint_id: e.id.to_string(),
@@ -427,7 +427,7 @@ impl SandboxResource {
                     mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
                     ip_address: e.ip.map(|i| i.to_string()).unwrap_or_default(),
                     ip_prefix_len: if e.ip.is_some() {
-                        net.ipam.map_or(0, |i| i.subnet.len())
+                        net.ipam.map_or(0, |i| i.subnet.prefix_len())
                     } else {
                         0
                     },

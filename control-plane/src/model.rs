@@ -424,7 +424,7 @@ impl State {
         let subnet = match &spec.subnet {
             Some(s) => {
                 let subnet: Ipv4Cidr = s.parse().map_err(invalid)?;
-                if subnet.len() > 30 {
+                if subnet.prefix_len() > 30 {
                     return Err(invalid(format!("invalid subnet \"{subnet}\": prefix length must be at most 30 to hold a gateway and an endpoint")));
                 }
                 if let Some((n, other)) = taken.clone().find(|(_, t)| t.overlaps(&subnet)) {

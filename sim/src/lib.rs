@@ -1,1 +1,16 @@
+//! Real topologies in network namespaces, for the end-to-end tests and demos.
+//!
+//! ```text
+//!  Host::start("t123")  ──► ip netns add t123-h ──► nsenter --net=... switchd --state-dir ...
+//!        │                                               │
+//!        └── ctl(["network", ...]) ──► switchctl -H <socket> ...
+//!  drop(Host) ──► kill switchd (by pid) ──► remove every /run/netns/t123-* ──► remove temp dir
+//! ```
+//!
+//! Everything a test makes carries its prefix (unique per test and process) and is removed in
+//! `Drop`, also when the test panics. The deterministic simulator will live beside this.
+#![deny(missing_docs)]
 
+pub mod netns;
+
+pub use netns::{in_netns, is_root, prefix, run, Host, Output};

@@ -1,1 +1,605 @@
-fn main() {}
+//! switchctl: the command line of the fabric, in Docker's words and output formats.
+
+mod client;
+mod exec;
+mod table;
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use control_plane::api::{
+    CreateResponse, EndpointConfig, EndpointIpam, FdbResource, IpamCreate, IpamPool,
+    NetworkConnect, NetworkCreate, NetworkDisconnect, NetworkResource, PortResource, PruneResponse,
+    SandboxCreate, SandboxResource,
+};
+use hyper::Method;
+
+use client::{Client, ClientError};
+
+/// Command line for switchd, the userspace container network fabric.
+#[derive(Parser, Debug)]
+#[command(name = "switchctl", version)]
+struct Cli {
+    /// switchd's API socket.
+    #[arg(
+        short = 'H',
+        long = "socket",
+        global = true,
+        default_value = "/run/switchd/switchd.sock"
+    )]
+    socket: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Manage networks.
+    #[command(subcommand)]
+    Network(NetworkCmd),
+    /// Manage sandboxes (network namespaces of containers).
+    #[command(subcommand)]
+    Sandbox(SandboxCmd),
+    /// List switch ports with their counters and drops by reason.
+    Ports(FormatArg),
+    /// List the MAC table.
+    Fdb {
+        /// Only this network.
+        network: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Args, Debug)]
+struct FormatArg {
+    /// Output format: table or json.
+    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
+    format: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum NetworkCmd {
+    /// Create a network.
+    Create {
+        /// Driver (bridge).
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Range of the subnet for dynamic addresses.
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
+        /// No route beyond the host.
+        #[arg(long)]
+        internal: bool,
+        /// Labels, K=V.
+        #[arg(long = "label", value_name = "K=V")]
+        labels: Vec<String>,
+        /// Driver options, K=V.
+        #[arg(short = 'o', long = "opt", value_name = "K=V")]
+        opts: Vec<String>,
+        /// Name.
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show networks as JSON.
+    Inspect {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all unused user-defined networks.
+    Prune {
+        /// Do not ask.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a sandbox to a network.
+    Connect {
+        /// Static address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Network-scoped alias.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// Network.
+        network: String,
+        /// Sandbox.
+        sandbox: String,
+    },
+    /// Disconnect a sandbox from a network.
+    Disconnect {
+        /// Accepted for Docker compatibility.
+        #[arg(short, long)]
+        force: bool,
+        /// Network.
+        network: String,
+        /// Sandbox.
+        sandbox: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum SandboxCmd {
+    /// Create a sandbox: a network namespace with its interfaces.
+    Create {
+        /// Network: a name or ID, host, none, or container:OTHER.
+        #[arg(long, default_value = "bridge")]
+        network: String,
+        /// Static address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// MAC address.
+        #[arg(long)]
+        mac: Option<String>,
+        /// Network-scoped alias.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// Adopt this existing namespace instead of creating one.
+        #[arg(long)]
+        netns: Option<PathBuf>,
+        /// Name.
+        name: String,
+    },
+    /// Remove sandboxes.
+    #[command(alias = "remove")]
+    Rm {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls {
+        /// Only IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show sandboxes as JSON.
+    Inspect {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command in a sandbox's network namespace.
+    Exec {
+        /// Sandbox.
+        name: String,
+        /// Command and arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn kv(list: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    list.iter()
+        .map(|s| match s.split_once('=') {
+            Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+            _ => anyhow::bail!("invalid {what} {s:?}: expected KEY=VALUE"),
+        })
+        .collect()
+}
+
+fn path(parts: &[&str]) -> String {
+    let mut p = String::new();
+    for s in parts {
+        p.push('/');
+        p.push_str(&encode(s));
+    }
+    p
+}
+
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn pretty<T: serde::Serialize>(v: &T) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    v.serialize(&mut ser).expect("API types serialize");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Cmd::Sandbox(SandboxCmd::Exec { name, cmd }) = &cli.cmd {
+        let sb: SandboxResource = {
+            let c = Client::new(&cli.socket)?;
+            c.get(&path(&["sandboxes", name]))?
+        };
+        exec::exec_in(&sb.name, std::path::Path::new(&sb.netns), cmd)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let c = Client::new(&cli.socket)?;
+    match cli.cmd {
+        Cmd::Network(n) => network(&c, n),
+        Cmd::Sandbox(s) => sandbox(&c, s),
+        Cmd::Ports(f) => ports(&c, &f.format),
+        Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
+    }
+}
+
+impl From<ClientError> for anyhow::Error {
+    fn from(e: ClientError) -> Self {
+        anyhow::Error::msg(e.to_string())
+    }
+}
+
+/// Runs `f` for each name, printing errors as Docker does and failing if any failed.
+fn each(names: &[String], mut f: impl FnMut(&str) -> Result<(), ClientError>) -> ExitCode {
+    let mut ok = true;
+    for n in names {
+        if let Err(e) = f(n) {
+            eprintln!("{e}");
+            ok = false;
+        }
+    }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            internal,
+            labels,
+            opts,
+            name,
+        } => {
+            let ipam =
+                (subnet.is_some() || gateway.is_some() || ip_range.is_some()).then(|| IpamCreate {
+                    config: vec![IpamPool {
+                        subnet,
+                        ip_range,
+                        gateway,
+                    }],
+                });
+            let req = NetworkCreate {
+                name,
+                driver,
+                internal,
+                labels: kv(&labels, "label")?,
+                options: kv(&opts, "option")?,
+                ipam,
+            };
+            let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
+            println!("{}", r.id);
+        }
+        NetworkCmd::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let nets: Vec<NetworkResource> = c.get("/networks")?;
+            let id = |n: &NetworkResource| {
+                if no_trunc {
+                    n.id.clone()
+                } else {
+                    n.id[..12.min(n.id.len())].to_string()
+                }
+            };
+            if quiet {
+                nets.iter().for_each(|n| println!("{}", id(n)));
+            } else if format.format == "json" {
+                for n in &nets {
+                    let line = serde_json::json!({
+                        "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
+                        "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels(&n.labels),
+                        "Name": n.name, "Scope": n.scope,
+                    });
+                    println!("{line}");
+                }
+            } else {
+                let rows: Vec<Vec<String>> = nets
+                    .iter()
+                    .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
+                );
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let mut found = Vec::new();
+            let code = each(&names, |n| {
+                let r: NetworkResource = c.get(&path(&["networks", n]))?;
+                found.push(r);
+                Ok(())
+            });
+            println!("{}", pretty(&found));
+            return Ok(code);
+        }
+        NetworkCmd::Rm { names } => {
+            return Ok(each(&names, |n| {
+                c.call::<()>(Method::DELETE, &path(&["networks", n]), None)?;
+                println!("{n}");
+                Ok(())
+            }))
+        }
+        NetworkCmd::Prune { force } => {
+            if !force && !confirm("WARNING! This will remove all custom networks not used by at least one sandbox.")? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let r: PruneResponse = c.json::<(), _>(Method::POST, "/networks/prune", None)?;
+            if !r.networks_deleted.is_empty() {
+                println!("Deleted Networks:");
+                r.networks_deleted.iter().for_each(|n| println!("{n}"));
+            }
+        }
+        NetworkCmd::Connect {
+            ip,
+            aliases,
+            network,
+            sandbox,
+        } => {
+            let req = NetworkConnect {
+                container: sandbox,
+                endpoint_config: Some(EndpointConfig {
+                    ipam_config: Some(EndpointIpam { ipv4_address: ip }),
+                    aliases,
+                    mac_address: None,
+                }),
+            };
+            c.call(
+                Method::POST,
+                &path(&["networks", &network, "connect"]),
+                Some(&req),
+            )?;
+        }
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            sandbox,
+        } => {
+            let req = NetworkDisconnect {
+                container: sandbox,
+                force,
+            };
+            c.call(
+                Method::POST,
+                &path(&["networks", &network, "disconnect"]),
+                Some(&req),
+            )?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn labels(l: &BTreeMap<String, String>) -> String {
+    l.iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn confirm(warning: &str) -> anyhow::Result<bool> {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SandboxCmd::Create {
+            network,
+            ip,
+            mac,
+            aliases,
+            netns,
+            name,
+        } => {
+            let req = SandboxCreate {
+                name,
+                network,
+                ipv4_address: ip,
+                mac_address: mac,
+                aliases,
+                netns: netns.map(|p| p.display().to_string()),
+            };
+            let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
+            println!("{}", r.id);
+        }
+        SandboxCmd::Rm { names } => {
+            return Ok(each(&names, |n| {
+                c.call::<()>(Method::DELETE, &path(&["sandboxes", n]), None)?;
+                println!("{n}");
+                Ok(())
+            }))
+        }
+        SandboxCmd::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let list: Vec<SandboxResource> = c.get("/sandboxes")?;
+            let id = |s: &SandboxResource| {
+                if no_trunc {
+                    s.id.clone()
+                } else {
+                    s.id[..12.min(s.id.len())].to_string()
+                }
+            };
+            if quiet {
+                list.iter().for_each(|s| println!("{}", id(s)));
+            } else if format.format == "json" {
+                for s in &list {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        let ips: Vec<String> = s
+                            .networks
+                            .iter()
+                            .filter(|e| !e.ip_address.is_empty())
+                            .map(|e| {
+                                format!("{}/{} ({})", e.ip_address, e.ip_prefix_len, e.interface)
+                            })
+                            .collect();
+                        vec![
+                            id(s),
+                            s.name.clone(),
+                            s.network_mode.clone(),
+                            ips.join(", "),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["SANDBOX ID", "NAME", "NETWORK", "ADDRESSES"], &rows)
+                );
+            }
+        }
+        SandboxCmd::Inspect { names } => {
+            let mut found = Vec::new();
+            let code = each(&names, |n| {
+                let r: SandboxResource = c.get(&path(&["sandboxes", n]))?;
+                found.push(r);
+                Ok(())
+            });
+            println!("{}", pretty(&found));
+            return Ok(code);
+        }
+        SandboxCmd::Exec { .. } => unreachable!("handled before connecting"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+    let list: Vec<PortResource> = c.get("/ports")?;
+    if format == "json" {
+        println!("{}", pretty(&list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            let drops: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+            vec![
+                p.port.to_string(),
+                p.interface.clone(),
+                p.kind.clone(),
+                p.network.clone(),
+                p.rx_packets.to_string(),
+                p.rx_bytes.to_string(),
+                p.tx_packets.to_string(),
+                p.tx_bytes.to_string(),
+                if drops.is_empty() {
+                    "-".into()
+                } else {
+                    drops.join(",")
+                },
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "PORT",
+                "INTERFACE",
+                "KIND",
+                "NETWORK",
+                "RX PKTS",
+                "RX BYTES",
+                "TX PKTS",
+                "TX BYTES",
+                "DROPS"
+            ],
+            &rows
+        )
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCode> {
+    let mut list: Vec<FdbResource> = c.get("/fdb")?;
+    if let Some(n) = network {
+        let net: NetworkResource = c.get(&path(&["networks", n]))?;
+        list.retain(|e| e.network == net.name);
+    }
+    list.sort_by(|a, b| (&a.network, &a.mac).cmp(&(&b.network, &b.mac)));
+    if format == "json" {
+        println!("{}", pretty(&list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                e.network.clone(),
+                e.mac.clone(),
+                format!("{} ({})", e.port, e.interface),
+                format!("{}s", e.age_seconds),
+                e.kind.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows)
+    );
+    Ok(ExitCode::SUCCESS)
+}

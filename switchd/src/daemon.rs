@@ -198,7 +198,7 @@ impl Daemon {
         let spec = tap::TapSpec {
             name: name.clone(),
             mac: None,
-            addr: Some((ipam.gateway, ipam.subnet.len())),
+            addr: Some((ipam.gateway, ipam.subnet.prefix_len())),
             mtu: net.mtu,
             default_gw: None,
         };
@@ -249,7 +249,7 @@ impl Daemon {
         let spec = tap::TapSpec {
             name: ifname.clone(),
             mac: ep.mac,
-            addr: ep.ip.map(|ip| (ip, ipam.subnet.len())),
+            addr: ep.ip.map(|ip| (ip, ipam.subnet.prefix_len())),
             mtu: net.mtu,
             default_gw: (ifname == "eth0").then_some(ipam.gateway),
         };

@@ -73,6 +73,9 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     }
     let dev = b.enable(true).build_sync().map_err(ctx)?;
     dev.persist().map_err(ctx)?;
+    // Networks here are IPv4: keep the interface from sending router solicitations and MLD
+    // reports into the switch. A kernel without IPv6 has no such key, which is fine.
+    let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.name), "1");
     dev.set_nonblocking(true).map_err(ctx)?;
     if let Some(gw) = spec.default_gw {
         if let Err(e) = netdev::add_default_route(gw) {

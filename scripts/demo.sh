@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs the fabric: builds, starts switchd in a host namespace, creates a network and two
+# sandboxes that ping each other, and cleans up. Needs root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" -ne 0 ]; then
+  echo "the demo creates network namespaces and TAP devices: run it as root" >&2
+  exit 1
+fi
+scripts/deps.sh
+cargo build --release --workspace --bins
+exec target/release/switchsim demo

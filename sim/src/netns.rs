@@ -1,0 +1,270 @@
+//! Host namespaces with a running switchd, and the commands tests run against them.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `ip netns` publishes namespaces.
+pub const NETNS_DIR: &str = "/run/netns";
+
+/// What a command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit code (-1 when killed by a signal).
+    pub code: i32,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Whether the command exited 0.
+    pub fn ok(&self) -> bool {
+        self.code == 0
+    }
+
+    /// Panics with the command's output unless it exited 0; returns stdout.
+    #[track_caller]
+    pub fn expect_ok(&self, what: &str) -> &str {
+        assert!(
+            self.ok(),
+            "{what} failed ({}):\nstdout: {}\nstderr: {}",
+            self.code,
+            self.stdout,
+            self.stderr
+        );
+        &self.stdout
+    }
+
+    /// Panics unless the command failed; returns stderr.
+    #[track_caller]
+    pub fn expect_err(&self, what: &str) -> &str {
+        assert!(
+            !self.ok(),
+            "{what} should have failed but printed:\n{}",
+            self.stdout
+        );
+        &self.stderr
+    }
+}
+
+/// Runs a command to completion.
+pub fn run<I, S>(prog: impl AsRef<OsStr>, args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<OsStr>,
+{
+    let prog = prog.as_ref().to_owned();
+    match Command::new(&prog).args(args).stdin(Stdio::null()).output() {
+        Ok(o) => Output {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        },
+        Err(e) => Output {
+            code: -1,
+            stdout: String::new(),
+            stderr: format!("cannot run {}: {e}", prog.to_string_lossy()),
+        },
+    }
+}
+
+/// Whether this process runs as root (the end-to-end tests need it).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A prefix unique to this test and process, short enough for interface and namespace names.
+pub fn prefix(tag: &str) -> String {
+    format!("{tag}{}", std::process::id() % 100_000)
+}
+
+/// One simulated host: a network namespace running switchd, plus the binaries to drive it.
+pub struct Host {
+    prefix: String,
+    ns: String,
+    dir: PathBuf,
+    switchd: PathBuf,
+    switchctl: PathBuf,
+    child: Option<Child>,
+}
+
+impl Host {
+    /// Creates namespace `<prefix>-h` and starts switchd in it, waiting until its API answers.
+    ///
+    /// # Panics
+    /// If the namespace cannot be made or switchd does not come up within 10 s.
+    pub fn start(prefix: &str, bin_dir: &Path) -> Host {
+        let ns = format!("{prefix}-h");
+        let dir = std::env::temp_dir().join(format!("switch-test-{prefix}"));
+        let mut h = Host {
+            prefix: prefix.to_string(),
+            ns: ns.clone(),
+            dir: dir.clone(),
+            switchd: bin_dir.join("switchd"),
+            switchctl: bin_dir.join("switchctl"),
+            child: None,
+        };
+        for b in [&h.switchd, &h.switchctl] {
+            assert!(
+                b.exists(),
+                "{} is missing: build the binaries first (cargo build --bins)",
+                b.display()
+            );
+        }
+        h.cleanup_leftovers();
+        fs::create_dir_all(&dir).expect("temp dir");
+        run("ip", ["netns", "add", &ns]).expect_ok("ip netns add");
+        run("ip", ["-n", &ns, "link", "set", "lo", "up"]).expect_ok("lo up");
+        h.spawn();
+        h
+    }
+
+    /// The host namespace's name.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+
+    /// The test's prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// A name under the test's prefix, for sandboxes.
+    pub fn name(&self, n: &str) -> String {
+        format!("{}-{n}", self.prefix)
+    }
+
+    /// switchd's API socket.
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("switchd.sock")
+    }
+
+    /// switchd's log.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("switchd.log")).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("switchd.log"))
+            .expect("log file");
+        let child = Command::new("nsenter")
+            .arg(format!("--net={NETNS_DIR}/{}", self.ns))
+            .arg(&self.switchd)
+            .arg("--state-dir")
+            .arg(self.dir.join("state"))
+            .arg("--socket")
+            .arg(self.socket())
+            .arg("--log-level")
+            .arg("debug")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log fd"))
+            .stderr(log)
+            .spawn()
+            .expect("spawn switchd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if self.ctl(["network", "ls", "-q"]).ok() {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(Child::try_wait) {
+                panic!("switchd exited with {status}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("switchd did not answer within 10 s:\n{}", self.log());
+    }
+
+    /// Runs switchctl against this host's switchd.
+    pub fn ctl<I, S>(&self, args: I) -> Output
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut all: Vec<std::ffi::OsString> = vec!["-H".into(), self.socket().into()];
+        all.extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        run(&self.switchctl, all)
+    }
+
+    /// Runs a command in a published namespace (`ip netns exec NAME ...`).
+    pub fn exec(&self, netns: &str, cmd: &[&str]) -> Output {
+        let mut args = vec!["netns", "exec", netns];
+        args.extend_from_slice(cmd);
+        run("ip", args)
+    }
+
+    /// Kills switchd with SIGKILL, as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stops switchd (if running) and starts it again on the same state.
+    pub fn restart(&mut self) {
+        self.kill9();
+        self.spawn();
+    }
+
+    fn cleanup_leftovers(&self) {
+        let Ok(entries) = fs::read_dir(NETNS_DIR) else {
+            return;
+        };
+        let mine = format!("{}-", self.prefix);
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with(&mine) {
+                // Sandboxes first, the host namespace last, as ip netns delete would.
+                let path = e.path();
+                // SAFETY: path is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+                    .expect("no NUL in paths");
+                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+                let _ = fs::remove_file(&path);
+            }
+        }
+        let _ = fs::remove_dir_all(&self.dir);
+        if let Ok(etc) = fs::read_dir("/etc/netns") {
+            for e in etc
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+            {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        self.kill9();
+        self.cleanup_leftovers();
+    }
+}
+
+/// Runs `f` on a thread inside the namespace published at `path` and returns its result.
+///
+/// # Panics
+/// If the namespace cannot be entered or `f` panics.
+pub fn in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let file = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    std::thread::spawn(move || {
+        use std::os::fd::AsRawFd;
+        // SAFETY: file is an open namespace descriptor; setns affects only this thread.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+        f()
+    })
+}

@@ -1,0 +1,123 @@
+//! A minimal HTTP/1.1 client for switchd's Unix socket.
+
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::net::UnixStream;
+
+/// What went wrong talking to the daemon.
+#[derive(Debug)]
+pub enum ClientError {
+    /// The daemon could not be reached.
+    Connect(String),
+    /// The daemon refused the request: status and its message.
+    Daemon(u16, String),
+    /// The answer was not what the API promises.
+    Protocol(String),
+}
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientError::Connect(m) | ClientError::Protocol(m) => f.write_str(m),
+            ClientError::Daemon(_, m) => write!(f, "Error response from daemon: {m}"),
+        }
+    }
+}
+
+/// A client bound to one socket.
+pub struct Client {
+    socket: PathBuf,
+    rt: tokio::runtime::Runtime,
+}
+
+impl Client {
+    /// A client for the socket at `socket`.
+    pub fn new(socket: &Path) -> anyhow::Result<Client> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        Ok(Client {
+            socket: socket.to_path_buf(),
+            rt,
+        })
+    }
+
+    /// Sends one request; returns the body of a 2xx answer.
+    pub fn call<B: Serialize>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Bytes, ClientError> {
+        let bytes = match body {
+            Some(b) => Bytes::from(
+                serde_json::to_vec(b).map_err(|e| ClientError::Protocol(e.to_string()))?,
+            ),
+            None => Bytes::new(),
+        };
+        self.rt.block_on(self.send(method, path, bytes))
+    }
+
+    /// Sends a request and decodes a JSON answer.
+    pub fn json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let bytes = self.call(method, path, body)?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("unexpected answer from switchd: {e}")))
+    }
+
+    /// A GET decoding JSON.
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ClientError> {
+        self.json::<(), T>(Method::GET, path, None)
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+        let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
+            ClientError::Connect(format!(
+                "Cannot connect to switchd at {}: {e}. Is switchd running (and are you root)?",
+                self.socket.display()
+            ))
+        })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| {
+                ClientError::Connect(format!("HTTP handshake with switchd failed: {e}"))
+            })?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("Host", "switchd")
+            .header("Content-Type", "application/json")
+            .body(Full::new(body))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("request to switchd failed: {e}")))?;
+        let status = resp.status().as_u16();
+        let bytes = resp
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading switchd's answer failed: {e}")))?
+            .to_bytes();
+        if (200..300).contains(&status) {
+            return Ok(bytes);
+        }
+        let msg = serde_json::from_slice::<control_plane::api::ErrorBody>(&bytes)
+            .map(|e| e.message)
+            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
+        Err(ClientError::Daemon(status, msg))
+    }
+}
