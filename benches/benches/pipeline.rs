@@ -39,13 +39,7 @@ fn memory(c: &mut Criterion) {
     let n = 1_000_000usize;
     let mut t = MacTable::new(Instant::now(), 1);
     for i in 0..n {
-        t.upsert_dynamic(
-            NetworkId(1),
-            benches::mac(i),
-            PortId((i % 64) as u32),
-            0,
-            true,
-        );
+        t.upsert_dynamic(NetworkId(1), benches::mac(i), PortId((i % 64) as u32), 0, true);
     }
     let per_entry = t.memory_bytes() as f64 / n as f64;
     println!(
@@ -56,12 +50,7 @@ fn memory(c: &mut Criterion) {
         let mut i = 0usize;
         b.iter(|| {
             i = (i + 7919) % n;
-            black_box(t.lookup(
-                NetworkId(1),
-                benches::mac(i),
-                0,
-                std::time::Duration::from_secs(300),
-            ))
+            black_box(t.lookup(NetworkId(1), benches::mac(i), 0, std::time::Duration::from_secs(300)))
         })
     });
 }

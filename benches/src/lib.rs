@@ -39,8 +39,7 @@ pub fn loaded(macs: usize, ports: usize, nframes: usize) -> Loaded {
     let now = Instant::now();
     let mut sw = Switch::new(now, 0x5eed);
     let net = NetworkId(1);
-    sw.add_network(net, NetworkConfig::default())
-        .expect("fresh switch");
+    sw.add_network(net, NetworkConfig::default()).expect("fresh switch");
     let limit = u32::try_from(macs / ports + 1).unwrap_or(u32::MAX);
     let ids: Vec<PortId> = (0..ports)
         .map(|_| {

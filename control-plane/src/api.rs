@@ -267,6 +267,9 @@ pub struct EndpointConfig {
     /// A chosen MAC address.
     #[serde(default)]
     pub mac_address: Option<String>,
+    /// How the interface is attached: `tap` (default) or `veth` (ours, not Docker's).
+    #[serde(default)]
+    pub port_kind: Option<String>,
 }
 
 /// Static addressing of an endpoint.
@@ -282,12 +285,10 @@ impl NetworkConnect {
     pub fn spec(&self) -> model::ConnectSpec {
         let cfg = self.endpoint_config.clone().unwrap_or_default();
         model::ConnectSpec {
-            ip: cfg
-                .ipam_config
-                .and_then(|i| i.ipv4_address)
-                .filter(|s| !s.is_empty()),
+            ip: cfg.ipam_config.and_then(|i| i.ipv4_address).filter(|s| !s.is_empty()),
             aliases: cfg.aliases,
             mac: cfg.mac_address.filter(|s| !s.is_empty()),
+            port_kind: cfg.port_kind.unwrap_or_default(),
         }
     }
 }
@@ -332,6 +333,9 @@ pub struct SandboxCreate {
     /// Adopt this namespace instead of creating one.
     #[serde(default)]
     pub netns: Option<String>,
+    /// How the interface is attached: `tap` (default) or `veth`.
+    #[serde(default)]
+    pub port_kind: Option<String>,
 }
 
 impl SandboxCreate {
@@ -344,6 +348,7 @@ impl SandboxCreate {
             mac: self.mac_address.filter(|s| !s.is_empty()),
             aliases: self.aliases,
             netns: self.netns.filter(|s| !s.is_empty()).map(Into::into),
+            port_kind: self.port_kind.unwrap_or_default(),
         }
     }
 }
@@ -382,6 +387,8 @@ pub struct SandboxEndpoint {
     pub endpoint_id: String,
     /// Interface inside the sandbox.
     pub interface: String,
+    /// `tap` or `veth` (empty for host and none).
+    pub port_kind: String,
     /// MAC address.
     pub mac_address: String,
     /// Address without prefix length.
@@ -402,10 +409,7 @@ impl SandboxResource {
             SandboxMode::Container(of) => {
                 format!(
                     "container:{}",
-                    state
-                        .sandboxes
-                        .get(of)
-                        .map_or(of.as_str(), |s| s.name.as_str())
+                    state.sandboxes.get(of).map_or(of.as_str(), |s| s.name.as_str())
                 )
             }
             _ => state
@@ -424,6 +428,11 @@ impl SandboxResource {
                     network_id: net.id.to_string(),
                     endpoint_id: e.id.to_string(),
                     interface: e.ifname.clone().unwrap_or_default(),
+                    port_kind: if e.ifname.is_some() {
+                        e.port_kind.as_str().to_string()
+                    } else {
+                        String::new()
+                    },
                     mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
                     ip_address: e.ip.map(|i| i.to_string()).unwrap_or_default(),
                     ip_prefix_len: if e.ip.is_some() {

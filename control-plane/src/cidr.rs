@@ -20,9 +20,7 @@ impl Ipv4Cidr {
     /// A message naming the value when the length exceeds 32 or host bits are set.
     pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Cidr, String> {
         if len > 32 {
-            return Err(format!(
-                "invalid subnet \"{addr}/{len}\": prefix length must be 0-32"
-            ));
+            return Err(format!("invalid subnet \"{addr}/{len}\": prefix length must be 0-32"));
         }
         let c = Ipv4Cidr { addr, len };
         if c.network() != addr {
@@ -94,9 +92,9 @@ impl FromStr for Ipv4Cidr {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s.split_once('/').ok_or_else(|| {
-            format!("invalid subnet \"{s}\": expected an IPv4 prefix like 192.168.0.0/24")
-        })?;
+        let (a, l) = s
+            .split_once('/')
+            .ok_or_else(|| format!("invalid subnet \"{s}\": expected an IPv4 prefix like 192.168.0.0/24"))?;
         let addr: Ipv4Addr = a
             .parse()
             .map_err(|_| format!("invalid subnet \"{s}\": \"{a}\" is not an IPv4 address"))?;

@@ -17,8 +17,7 @@ impl Id {
 
     /// Accepts exactly 64 hex digits.
     pub fn parse(s: &str) -> Option<Id> {
-        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| Id(s.to_ascii_lowercase()))
+        (s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())).then(|| Id(s.to_ascii_lowercase()))
     }
 
     /// The full ID.

@@ -48,13 +48,14 @@ impl Pool {
         }
         if let Some(r) = self.ip_range {
             if !r.contains(ip) {
-                return Err(format!(
-                    "invalid address {ip}: it is not in the network's ip-range {r}"
-                ));
+                return Err(format!("invalid address {ip}: it is not in the network's ip-range {r}"));
             }
         }
         if ip == self.subnet.network() || ip == self.subnet.broadcast() {
-            return Err(format!("invalid address {ip}: the network and broadcast addresses of {} cannot be assigned", self.subnet));
+            return Err(format!(
+                "invalid address {ip}: the network and broadcast addresses of {} cannot be assigned",
+                self.subnet
+            ));
         }
         if ip == self.gateway {
             return Err(format!("invalid address {ip}: it is the network's gateway"));
@@ -123,10 +124,7 @@ mod tests {
             ip_range: Some(c("10.1.2.0/24")),
             gateway: Ipv4Addr::new(10, 1, 0, 1),
         };
-        assert_eq!(
-            p.allocate(&BTreeSet::new()),
-            Some(Ipv4Addr::new(10, 1, 2, 0))
-        );
+        assert_eq!(p.allocate(&BTreeSet::new()), Some(Ipv4Addr::new(10, 1, 2, 0)));
         assert!(p
             .check_static(Ipv4Addr::new(10, 1, 3, 1))
             .unwrap_err()

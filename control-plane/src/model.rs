@@ -154,6 +154,41 @@ impl Sandbox {
     }
 }
 
+/// How an endpoint's interface is attached to the switch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortKind {
+    /// A TAP device inside the sandbox, its descriptor held by switchd (the default).
+    #[default]
+    Tap,
+    /// A veth pair: the container end in the sandbox, the host end read through AF_PACKET.
+    Veth,
+}
+
+impl PortKind {
+    /// Parses `tap` or `veth`; empty means tap.
+    ///
+    /// # Errors
+    /// Any other value.
+    pub fn parse(s: &str) -> Result<PortKind, ModelError> {
+        match s {
+            "" | "tap" => Ok(PortKind::Tap),
+            "veth" => Ok(PortKind::Veth),
+            other => Err(invalid(format!(
+                "invalid port kind {other:?}: accepted kinds are tap and veth"
+            ))),
+        }
+    }
+
+    /// The name as accepted by [`PortKind::parse`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PortKind::Tap => "tap",
+            PortKind::Veth => "veth",
+        }
+    }
+}
+
 /// A sandbox's membership in a network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Endpoint {
@@ -172,6 +207,9 @@ pub struct Endpoint {
     pub ip: Option<Ipv4Addr>,
     /// Network-scoped aliases.
     pub aliases: Vec<String>,
+    /// How the interface is attached.
+    #[serde(default)]
+    pub port_kind: PortKind,
 }
 
 /// Everything switchd knows, as stored.
@@ -221,6 +259,8 @@ pub struct SandboxSpec {
     pub aliases: Vec<String>,
     /// `--netns`: adopt this namespace instead of creating one.
     pub netns: Option<PathBuf>,
+    /// `--port-kind`: tap (default) or veth.
+    pub port_kind: String,
 }
 
 /// What `network connect` asks for.
@@ -232,6 +272,8 @@ pub struct ConnectSpec {
     pub aliases: Vec<String>,
     /// A MAC address.
     pub mac: Option<String>,
+    /// `--port-kind`: tap (default) or veth.
+    pub port_kind: String,
 }
 
 fn invalid(msg: impl Into<String>) -> ModelError {
@@ -243,9 +285,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
     if ok {
         Ok(())
     } else {
@@ -285,10 +325,9 @@ impl State {
             gateway: subnet.first_host(),
         });
         bridge.bridge_name = Some(DEFAULT_BRIDGE_IFACE.to_string());
-        bridge.options.insert(
-            OPT_BRIDGE_NAME.to_string(),
-            DEFAULT_BRIDGE_IFACE.to_string(),
-        );
+        bridge
+            .options
+            .insert(OPT_BRIDGE_NAME.to_string(), DEFAULT_BRIDGE_IFACE.to_string());
         for net in [
             bridge,
             base(h, "host", Driver::Host, 0),
@@ -304,8 +343,7 @@ impl State {
     /// # Errors
     /// [`ModelError::NetworkNotFound`].
     pub fn network(&self, key: &str) -> Result<&Network, ModelError> {
-        find(&self.networks, key, |n| &n.name, |n| &n.id)
-            .ok_or_else(|| ModelError::NetworkNotFound(key.to_string()))
+        find(&self.networks, key, |n| &n.name, |n| &n.id).ok_or_else(|| ModelError::NetworkNotFound(key.to_string()))
     }
 
     /// Finds a sandbox by full ID, name, or unique ID prefix.
@@ -313,25 +351,17 @@ impl State {
     /// # Errors
     /// [`ModelError::SandboxNotFound`].
     pub fn sandbox(&self, key: &str) -> Result<&Sandbox, ModelError> {
-        find(&self.sandboxes, key, |s| &s.name, |s| &s.id)
-            .ok_or_else(|| ModelError::SandboxNotFound(key.to_string()))
+        find(&self.sandboxes, key, |s| &s.name, |s| &s.id).ok_or_else(|| ModelError::SandboxNotFound(key.to_string()))
     }
 
     /// Endpoints of a network.
-    pub fn endpoints_of_network<'a>(
-        &'a self,
-        net: &'a Id,
-    ) -> impl Iterator<Item = &'a Endpoint> + 'a {
+    pub fn endpoints_of_network<'a>(&'a self, net: &'a Id) -> impl Iterator<Item = &'a Endpoint> + 'a {
         self.endpoints.values().filter(move |e| &e.network == net)
     }
 
     /// Endpoints of a sandbox, ordered by interface name.
     pub fn endpoints_of_sandbox<'a>(&'a self, sb: &'a Id) -> Vec<&'a Endpoint> {
-        let mut v: Vec<&Endpoint> = self
-            .endpoints
-            .values()
-            .filter(|e| &e.sandbox == sb)
-            .collect();
+        let mut v: Vec<&Endpoint> = self.endpoints.values().filter(|e| &e.sandbox == sb).collect();
         v.sort_by_key(|e| e.ifname.as_ref().map(|n| (n.len(), n.clone())));
         v
     }
@@ -340,12 +370,7 @@ impl State {
     ///
     /// # Errors
     /// Invalid names, drivers, options or addresses; a name in use or an overlapping subnet.
-    pub fn create_network(
-        &mut self,
-        spec: NetworkSpec,
-        id: Id,
-        now: SystemTime,
-    ) -> Result<Id, ModelError> {
+    pub fn create_network(&mut self, spec: NetworkSpec, id: Id, now: SystemTime) -> Result<Id, ModelError> {
         check_name("network", &spec.name)?;
         if self.networks.values().any(|n| n.name == spec.name) {
             return Err(ModelError::Conflict(format!(
@@ -358,11 +383,7 @@ impl State {
             "host" | "null" => {
                 return Err(ModelError::Forbidden(format!(
                     "only one instance of \"{}\" network is allowed",
-                    if spec.driver == "null" {
-                        "none"
-                    } else {
-                        "host"
-                    }
+                    if spec.driver == "null" { "none" } else { "host" }
                 )))
             }
             "overlay" | "macvlan" => {
@@ -379,9 +400,7 @@ impl State {
         }
         let opts = parse_options(&spec.options)?;
         let ipam = self.plan_ipam(&spec)?;
-        let bridge_name = opts
-            .bridge_name
-            .unwrap_or_else(|| format!("sw-{}", id.short()));
+        let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
         if let Some(n) = self
             .networks
             .values()
@@ -393,9 +412,7 @@ impl State {
             )));
         }
         let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
-        let switch_id = (1..)
-            .find(|i| !used.contains(i))
-            .expect("fewer than u32::MAX networks");
+        let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
         let net = Network {
             id: id.clone(),
             name: spec.name,
@@ -417,10 +434,7 @@ impl State {
     }
 
     fn plan_ipam(&self, spec: &NetworkSpec) -> Result<NetIpam, ModelError> {
-        let taken = self
-            .networks
-            .values()
-            .filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
+        let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
         let subnet = match &spec.subnet {
             Some(s) => {
                 let subnet: Ipv4Cidr = s.parse().map_err(invalid)?;
@@ -519,10 +533,7 @@ impl State {
             .filter(|n| !n.builtin && self.endpoints_of_network(&n.id).next().is_none())
             .map(|n| n.id.clone())
             .collect();
-        unused
-            .iter()
-            .filter_map(|id| self.networks.remove(id))
-            .collect()
+        unused.iter().filter_map(|id| self.networks.remove(id)).collect()
     }
 
     /// Creates a sandbox (and, in bridge mode, its `eth0` endpoint) and returns its ID.
@@ -559,6 +570,12 @@ impl State {
                 )));
             }
         }
+        if !spec.port_kind.is_empty() && !matches!(mode, SandboxMode::Bridge) {
+            return Err(invalid(format!(
+                "conflicting options: --port-kind cannot be used with network mode {:?}",
+                spec.network
+            )));
+        }
         if spec.netns.is_some() && matches!(mode, SandboxMode::Host | SandboxMode::Container(_)) {
             return Err(invalid(format!(
                 "conflicting options: --netns cannot be used with network mode {:?}",
@@ -580,6 +597,7 @@ impl State {
                 ip: spec.ip,
                 aliases: spec.aliases,
                 mac: spec.mac,
+                port_kind: spec.port_kind,
             };
             next.attach(&net, &id, cs, endpoint_id)?;
         }
@@ -598,11 +616,7 @@ impl State {
             }
             return Ok((SandboxMode::Container(target.id.clone()), None));
         }
-        let net = self.network(if network.is_empty() {
-            DEFAULT_BRIDGE
-        } else {
-            network
-        })?;
+        let net = self.network(if network.is_empty() { DEFAULT_BRIDGE } else { network })?;
         let mode = match net.driver {
             Driver::Bridge => SandboxMode::Bridge,
             Driver::Host => SandboxMode::Host,
@@ -616,13 +630,7 @@ impl State {
     /// # Errors
     /// Unknown network or sandbox, a sandbox that shares another namespace, a host or none
     /// network, an existing connection, or any address error.
-    pub fn connect(
-        &mut self,
-        net: &str,
-        sandbox: &str,
-        spec: ConnectSpec,
-        endpoint_id: Id,
-    ) -> Result<Id, ModelError> {
+    pub fn connect(&mut self, net: &str, sandbox: &str, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
         match (&sb.mode, net.driver) {
@@ -643,19 +651,10 @@ impl State {
         self.attach(&net_id, &sb_id, spec, endpoint_id)
     }
 
-    fn attach(
-        &mut self,
-        net_id: &Id,
-        sb_id: &Id,
-        spec: ConnectSpec,
-        endpoint_id: Id,
-    ) -> Result<Id, ModelError> {
+    fn attach(&mut self, net_id: &Id, sb_id: &Id, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
         let net = &self.networks[net_id];
         let sb = &self.sandboxes[sb_id];
-        if self
-            .endpoints_of_network(net_id)
-            .any(|e| &e.sandbox == sb_id)
-        {
+        if self.endpoints_of_network(net_id).any(|e| &e.sandbox == sb_id) {
             return Err(ModelError::Conflict(format!(
                 "sandbox {} is already connected to network {}",
                 sb.name, net.name
@@ -673,11 +672,13 @@ impl State {
                     mac: None,
                     ip: None,
                     aliases: vec![],
+                    port_kind: PortKind::Tap,
                 },
             );
             return Ok(endpoint_id);
         };
         let is_default = net.builtin;
+        let port_kind = PortKind::parse(&spec.port_kind)?;
         for a in &spec.aliases {
             if is_default {
                 return Err(invalid(
@@ -688,14 +689,7 @@ impl State {
         }
         let holders: BTreeMap<Ipv4Addr, &str> = self
             .endpoints_of_network(net_id)
-            .filter_map(|e| {
-                Some((
-                    e.ip?,
-                    self.sandboxes
-                        .get(&e.sandbox)
-                        .map_or("?", |s| s.name.as_str()),
-                ))
-            })
+            .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
             .collect();
         let ip = match &spec.ip {
             Some(s) => {
@@ -721,10 +715,7 @@ impl State {
             None => {
                 let used: BTreeSet<Ipv4Addr> = holders.keys().copied().collect();
                 ipam.pool().allocate(&used).ok_or_else(|| {
-                    ModelError::Conflict(format!(
-                        "no available IPv4 addresses on network {}",
-                        net.name
-                    ))
+                    ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
                 })?
             }
         };
@@ -742,14 +733,8 @@ impl State {
             }
             None => docker_mac(ip),
         };
-        if let Some(e) = self
-            .endpoints_of_network(net_id)
-            .find(|e| e.mac == Some(mac))
-        {
-            let holder = self
-                .sandboxes
-                .get(&e.sandbox)
-                .map_or("?", |s| s.name.as_str());
+        if let Some(e) = self.endpoints_of_network(net_id).find(|e| e.mac == Some(mac)) {
+            let holder = self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str());
             return Err(ModelError::Conflict(format!(
                 "MAC address {mac} is already in use on network {} by sandbox {holder}",
                 net.name
@@ -774,6 +759,7 @@ impl State {
                 mac: Some(mac),
                 ip: Some(ip),
                 aliases: spec.aliases,
+                port_kind,
             },
         );
         Ok(endpoint_id)
@@ -788,18 +774,14 @@ impl State {
         let sb = self.sandbox(sandbox)?;
         if net.driver != Driver::Bridge {
             return Err(ModelError::Forbidden(
-                "a sandbox cannot be connected to or disconnected from the host or none network"
-                    .into(),
+                "a sandbox cannot be connected to or disconnected from the host or none network".into(),
             ));
         }
         let ep = self
             .endpoints_of_network(&net.id)
             .find(|e| e.sandbox == sb.id)
             .ok_or_else(|| {
-                ModelError::Conflict(format!(
-                    "sandbox {} is not connected to network {}",
-                    sb.name, net.name
-                ))
+                ModelError::Conflict(format!("sandbox {} is not connected to network {}", sb.name, net.name))
             })?;
         let id = ep.id.clone();
         Ok(self.endpoints.remove(&id).expect("found above"))
@@ -825,15 +807,8 @@ impl State {
             )));
         }
         let id = sb.id.clone();
-        let eps: Vec<Id> = self
-            .endpoints_of_sandbox(&id)
-            .iter()
-            .map(|e| e.id.clone())
-            .collect();
-        let removed = eps
-            .iter()
-            .filter_map(|e| self.endpoints.remove(e))
-            .collect();
+        let eps: Vec<Id> = self.endpoints_of_sandbox(&id).iter().map(|e| e.id.clone()).collect();
+        let removed = eps.iter().filter_map(|e| self.endpoints.remove(e)).collect();
         Ok((self.sandboxes.remove(&id).expect("found above"), removed))
     }
 }
@@ -864,12 +839,9 @@ fn parse_options(opts: &BTreeMap<String, String>) -> Result<Options, ModelError>
             OPT_BRIDGE_NAME => {
                 let ok = !v.is_empty()
                     && v.len() <= 15
-                    && v.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
                 if !ok {
-                    return Err(bad(
-                        "an interface name of 1-15 characters from [a-zA-Z0-9_.-]",
-                    ));
+                    return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_.-]"));
                 }
                 o.bridge_name = Some(v.clone());
             }

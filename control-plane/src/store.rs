@@ -90,11 +90,8 @@ impl Store {
         let bytes = serde_json::to_vec(state)?;
         let tx = self.db.begin_write().map_err(|e| io("begin")(e.into()))?;
         {
-            let mut t = tx
-                .open_table(TABLE)
-                .map_err(|e| io("open table")(e.into()))?;
-            t.insert(KEY, bytes.as_slice())
-                .map_err(|e| io("insert")(e.into()))?;
+            let mut t = tx.open_table(TABLE).map_err(|e| io("open table")(e.into()))?;
+            t.insert(KEY, bytes.as_slice()).map_err(|e| io("insert")(e.into()))?;
         }
         tx.commit().map_err(|e| io("commit")(e.into()))
     }

@@ -131,10 +131,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_headers() {
-        assert_eq!(
-            VxlanHeader::parse(&HDR_VNI_42[..7]),
-            Err(VxlanError::Truncated)
-        );
+        assert_eq!(VxlanHeader::parse(&HDR_VNI_42[..7]), Err(VxlanError::Truncated));
         assert_eq!(VxlanHeader::parse(&[0u8; 8]), Err(VxlanError::NoVniFlag));
         assert_eq!(
             Vni::new(1 << 24).unwrap_err().to_string(),

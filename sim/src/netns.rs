@@ -42,11 +42,7 @@ impl Output {
     /// Panics unless the command failed; returns stderr.
     #[track_caller]
     pub fn expect_err(&self, what: &str) -> &str {
-        assert!(
-            !self.ok(),
-            "{what} should have failed but printed:\n{}",
-            self.stdout
-        );
+        assert!(!self.ok(), "{what} should have failed but printed:\n{}", self.stdout);
         &self.stderr
     }
 }
@@ -226,8 +222,7 @@ impl Host {
                 // Sandboxes first, the host namespace last, as ip netns delete would.
                 let path = e.path();
                 // SAFETY: path is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
-                    .expect("no NUL in paths");
+                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in paths");
                 unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
                 let _ = fs::remove_file(&path);
             }
@@ -255,10 +250,7 @@ impl Drop for Host {
 ///
 /// # Panics
 /// If the namespace cannot be entered or `f` panics.
-pub fn in_netns<T: Send + 'static>(
-    path: &Path,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> std::thread::JoinHandle<T> {
+pub fn in_netns<T: Send + 'static>(path: &Path, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
     let file = fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     std::thread::spawn(move || {
         use std::os::fd::AsRawFd;

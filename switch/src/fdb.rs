@@ -129,8 +129,7 @@ impl MacTable {
 
     #[inline]
     fn home(&self, net: NetworkId, mac: MacAddr) -> usize {
-        let x = (mac.to_u64() ^ self.seed)
-            .wrapping_add(u64::from(net.0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let x = (mac.to_u64() ^ self.seed).wrapping_add(u64::from(net.0).wrapping_mul(0x9e37_79b9_7f4a_7c15));
         (fmix64(x) as usize) & self.mask
     }
 
@@ -167,13 +166,7 @@ impl MacTable {
 
     /// The port for `(net, mac)` if the entry is static or was seen within `aging` of `now`.
     #[inline]
-    pub fn lookup(
-        &self,
-        net: NetworkId,
-        mac: MacAddr,
-        now_ms: u64,
-        aging: Duration,
-    ) -> Option<PortId> {
+    pub fn lookup(&self, net: NetworkId, mac: MacAddr, now_ms: u64, aging: Duration) -> Option<PortId> {
         let s = &self.slots[self.find(net, mac)?];
         if s.is_static() || now_ms.saturating_sub(s.seen_ms) <= aging.as_millis() as u64 {
             Some(PortId(s.port))
@@ -186,14 +179,7 @@ impl MacTable {
     /// `may_add` says whether the address may newly appear on `port` (insert or move); a
     /// refresh on the same port is always allowed.
     #[inline]
-    pub fn upsert_dynamic(
-        &mut self,
-        net: NetworkId,
-        mac: MacAddr,
-        port: PortId,
-        now_ms: u64,
-        may_add: bool,
-    ) -> Upsert {
+    pub fn upsert_dynamic(&mut self, net: NetworkId, mac: MacAddr, port: PortId, now_ms: u64, may_add: bool) -> Upsert {
         if let Some(i) = self.find(net, mac) {
             let s = &mut self.slots[i];
             if s.is_static() {
@@ -227,13 +213,7 @@ impl MacTable {
     }
 
     /// Writes a static entry, replacing whatever entry the address had; returns the old one.
-    pub fn insert_static(
-        &mut self,
-        net: NetworkId,
-        mac: MacAddr,
-        port: PortId,
-        now: Instant,
-    ) -> Option<FdbEntry> {
+    pub fn insert_static(&mut self, net: NetworkId, mac: MacAddr, port: PortId, now: Instant) -> Option<FdbEntry> {
         let slot = Slot {
             mac: mac.0,
             flags: FLAG_USED | FLAG_STATIC,
@@ -265,10 +245,7 @@ impl MacTable {
 
     fn grow(&mut self) {
         let new_cap = self.slots.len() * 2;
-        let old = std::mem::replace(
-            &mut self.slots,
-            vec![Slot::default(); new_cap].into_boxed_slice(),
-        );
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); new_cap].into_boxed_slice());
         self.mask = new_cap - 1;
         self.len = 0;
         for s in old.iter().filter(|s| s.used()) {
@@ -308,11 +285,7 @@ impl MacTable {
 
     /// Removes every entry for which `keep` returns false and hands each to `removed`.
     /// Work: one pass over the slots, plus the removals.
-    pub fn retain(
-        &mut self,
-        mut keep: impl FnMut(&FdbEntry) -> bool,
-        mut removed: impl FnMut(FdbEntry),
-    ) {
+    pub fn retain(&mut self, mut keep: impl FnMut(&FdbEntry) -> bool, mut removed: impl FnMut(FdbEntry)) {
         let doomed: Vec<FdbEntry> = self.iter().filter(|e| !keep(e)).collect();
         for e in doomed {
             if let Some(e) = self.remove(e.network, e.mac) {
@@ -357,11 +330,7 @@ mod tests {
     #[test]
     fn memory_per_entry_at_one_million_is_under_64_bytes() {
         let t = MacTable::with_capacity(Instant::now(), 1, 1_000_000);
-        assert!(
-            t.memory_bytes() / 1_000_000 <= 64,
-            "{} bytes",
-            t.memory_bytes()
-        );
+        assert!(t.memory_bytes() / 1_000_000 <= 64, "{} bytes", t.memory_bytes());
     }
 
     #[test]
@@ -384,10 +353,7 @@ mod tests {
             t.lookup(NetworkId(2), mac(1), 0, Duration::from_secs(1)),
             Some(PortId(2))
         );
-        assert_eq!(
-            t.lookup(NetworkId(3), mac(1), 0, Duration::from_secs(1)),
-            None
-        );
+        assert_eq!(t.lookup(NetworkId(3), mac(1), 0, Duration::from_secs(1)), None);
     }
 
     #[test]
@@ -397,15 +363,9 @@ mod tests {
         t.upsert_dynamic(NetworkId(1), mac(1), PortId(1), 0, true);
         t.insert_static(NetworkId(1), mac(2), PortId(2), t0);
         let aging = Duration::from_secs(300);
-        assert_eq!(
-            t.lookup(NetworkId(1), mac(1), 300_000, aging),
-            Some(PortId(1))
-        );
+        assert_eq!(t.lookup(NetworkId(1), mac(1), 300_000, aging), Some(PortId(1)));
         assert_eq!(t.lookup(NetworkId(1), mac(1), 300_001, aging), None);
-        assert_eq!(
-            t.lookup(NetworkId(1), mac(2), 10_000_000, aging),
-            Some(PortId(2))
-        );
+        assert_eq!(t.lookup(NetworkId(1), mac(2), 10_000_000, aging), Some(PortId(2)));
     }
 
     #[test]

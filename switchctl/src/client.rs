@@ -39,9 +39,7 @@ pub struct Client {
 impl Client {
     /// A client for the socket at `socket`.
     pub fn new(socket: &Path) -> anyhow::Result<Client> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         Ok(Client {
             socket: socket.to_path_buf(),
             rt,
@@ -49,16 +47,9 @@ impl Client {
     }
 
     /// Sends one request; returns the body of a 2xx answer.
-    pub fn call<B: Serialize>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Bytes, ClientError> {
+    pub fn call<B: Serialize>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Bytes, ClientError> {
         let bytes = match body {
-            Some(b) => Bytes::from(
-                serde_json::to_vec(b).map_err(|e| ClientError::Protocol(e.to_string()))?,
-            ),
+            Some(b) => Bytes::from(serde_json::to_vec(b).map_err(|e| ClientError::Protocol(e.to_string()))?),
             None => Bytes::new(),
         };
         self.rt.block_on(self.send(method, path, bytes))
@@ -90,9 +81,7 @@ impl Client {
         })?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| {
-                ClientError::Connect(format!("HTTP handshake with switchd failed: {e}"))
-            })?;
+            .map_err(|e| ClientError::Connect(format!("HTTP handshake with switchd failed: {e}")))?;
         tokio::spawn(conn);
         let req = Request::builder()
             .method(method)

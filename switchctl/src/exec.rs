@@ -15,10 +15,8 @@ pub fn exec_in(name: &str, netns: &Path, cmd: &[OsString]) -> anyhow::Result<()>
     let Some((prog, args)) = cmd.split_first() else {
         bail!("no command given: use `switchctl sandbox exec {name} -- COMMAND [ARGS...]`");
     };
-    let f =
-        File::open(netns).with_context(|| format!("cannot open namespace {}", netns.display()))?;
-    setns(&f, CloneFlags::CLONE_NEWNET)
-        .with_context(|| format!("cannot enter namespace {}", netns.display()))?;
+    let f = File::open(netns).with_context(|| format!("cannot open namespace {}", netns.display()))?;
+    setns(&f, CloneFlags::CLONE_NEWNET).with_context(|| format!("cannot enter namespace {}", netns.display()))?;
     private_etc_and_sys(name)?;
     let err = std::process::Command::new(prog).args(args).exec();
     bail!("cannot run {}: {err}", prog.to_string_lossy())
@@ -27,29 +25,20 @@ pub fn exec_in(name: &str, netns: &Path, cmd: &[OsString]) -> anyhow::Result<()>
 fn private_etc_and_sys(name: &str) -> anyhow::Result<()> {
     let none: Option<&str> = None;
     unshare(CloneFlags::CLONE_NEWNS).context("cannot make a private mount namespace")?;
-    mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none)
-        .context("cannot make / a slave mount")?;
+    mount(none, "/", none, MsFlags::MS_SLAVE | MsFlags::MS_REC, none).context("cannot make / a slave mount")?;
     let etc = Path::new("/etc/netns").join(name);
     if let Ok(entries) = std::fs::read_dir(&etc) {
         for e in entries.flatten() {
             let target = Path::new("/etc").join(e.file_name());
             if target.exists() {
-                mount(Some(&e.path()), &target, none, MsFlags::MS_BIND, none).with_context(
-                    || {
-                        format!(
-                            "cannot bind {} over {}",
-                            e.path().display(),
-                            target.display()
-                        )
-                    },
-                )?;
+                mount(Some(&e.path()), &target, none, MsFlags::MS_BIND, none)
+                    .with_context(|| format!("cannot bind {} over {}", e.path().display(), target.display()))?;
             }
         }
     }
     // /sys shows the interfaces of the namespace that mounted it: mount it anew.
     if umount2("/sys", MntFlags::MNT_DETACH).is_ok() {
-        mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), none)
-            .context("cannot mount /sys")?;
+        mount(Some("sysfs"), "/sys", Some("sysfs"), MsFlags::empty(), none).context("cannot mount /sys")?;
     }
     Ok(())
 }

@@ -12,9 +12,8 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use control_plane::api::{
-    CreateResponse, EndpointConfig, EndpointIpam, FdbResource, IpamCreate, IpamPool,
-    NetworkConnect, NetworkCreate, NetworkDisconnect, NetworkResource, PortResource, PruneResponse,
-    SandboxCreate, SandboxResource,
+    CreateResponse, EndpointConfig, EndpointIpam, FdbResource, IpamCreate, IpamPool, NetworkConnect, NetworkCreate,
+    NetworkDisconnect, NetworkResource, PortResource, PruneResponse, SandboxCreate, SandboxResource,
 };
 use hyper::Method;
 
@@ -129,6 +128,9 @@ enum NetworkCmd {
         /// Network-scoped alias.
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
+        #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
+        port_kind: Option<String>,
         /// Network.
         network: String,
         /// Sandbox.
@@ -165,6 +167,9 @@ enum SandboxCmd {
         /// Adopt this existing namespace instead of creating one.
         #[arg(long)]
         netns: Option<PathBuf>,
+        /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
+        #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
+        port_kind: Option<String>,
         /// Name.
         name: String,
     },
@@ -236,9 +241,7 @@ fn path(parts: &[&str]) -> String {
 fn encode(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()
@@ -304,14 +307,13 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             opts,
             name,
         } => {
-            let ipam =
-                (subnet.is_some() || gateway.is_some() || ip_range.is_some()).then(|| IpamCreate {
-                    config: vec![IpamPool {
-                        subnet,
-                        ip_range,
-                        gateway,
-                    }],
-                });
+            let ipam = (subnet.is_some() || gateway.is_some() || ip_range.is_some()).then(|| IpamCreate {
+                config: vec![IpamPool {
+                    subnet,
+                    ip_range,
+                    gateway,
+                }],
+            });
             let req = NetworkCreate {
                 name,
                 driver,
@@ -352,10 +354,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
                     .collect();
-                print!(
-                    "{}",
-                    table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows)
-                );
+                print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows));
             }
         }
         NetworkCmd::Inspect { names } => {
@@ -388,6 +387,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
         NetworkCmd::Connect {
             ip,
             aliases,
+            port_kind,
             network,
             sandbox,
         } => {
@@ -397,13 +397,10 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                     ipam_config: Some(EndpointIpam { ipv4_address: ip }),
                     aliases,
                     mac_address: None,
+                    port_kind,
                 }),
             };
-            c.call(
-                Method::POST,
-                &path(&["networks", &network, "connect"]),
-                Some(&req),
-            )?;
+            c.call(Method::POST, &path(&["networks", &network, "connect"]), Some(&req))?;
         }
         NetworkCmd::Disconnect {
             force,
@@ -414,21 +411,14 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                 container: sandbox,
                 force,
             };
-            c.call(
-                Method::POST,
-                &path(&["networks", &network, "disconnect"]),
-                Some(&req),
-            )?;
+            c.call(Method::POST, &path(&["networks", &network, "disconnect"]), Some(&req))?;
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
 fn labels(l: &BTreeMap<String, String>) -> String {
-    l.iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(",")
+    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
 
 fn confirm(warning: &str) -> anyhow::Result<bool> {
@@ -447,6 +437,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             mac,
             aliases,
             netns,
+            port_kind,
             name,
         } => {
             let req = SandboxCreate {
@@ -456,6 +447,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 mac_address: mac,
                 aliases,
                 netns: netns.map(|p| p.display().to_string()),
+                port_kind,
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);
@@ -494,16 +486,9 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                             .networks
                             .iter()
                             .filter(|e| !e.ip_address.is_empty())
-                            .map(|e| {
-                                format!("{}/{} ({})", e.ip_address, e.ip_prefix_len, e.interface)
-                            })
+                            .map(|e| format!("{}/{} ({})", e.ip_address, e.ip_prefix_len, e.interface))
                             .collect();
-                        vec![
-                            id(s),
-                            s.name.clone(),
-                            s.network_mode.clone(),
-                            ips.join(", "),
-                        ]
+                        vec![id(s), s.name.clone(), s.network_mode.clone(), ips.join(", ")]
                     })
                     .collect();
                 print!(
@@ -546,11 +531,7 @@ fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
                 p.rx_bytes.to_string(),
                 p.tx_packets.to_string(),
                 p.tx_bytes.to_string(),
-                if drops.is_empty() {
-                    "-".into()
-                } else {
-                    drops.join(",")
-                },
+                if drops.is_empty() { "-".into() } else { drops.join(",") },
             ]
         })
         .collect();
@@ -597,9 +578,6 @@ fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCo
             ]
         })
         .collect();
-    print!(
-        "{}",
-        table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows)
-    );
+    print!("{}", table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows));
     Ok(ExitCode::SUCCESS)
 }

@@ -9,16 +9,16 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use control_plane::api::{
-    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource,
-    PruneResponse, SandboxCreate, SandboxResource,
+    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource, PruneResponse,
+    SandboxCreate, SandboxResource,
 };
-use control_plane::model::{Endpoint, Network, Sandbox, SandboxMode, State};
+use control_plane::model::{self, Endpoint, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;
 use control_plane::{Id, ModelError};
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
-use crate::dataplane::{self, NewPort, PortKind};
-use crate::{netns, tap};
+use crate::dataplane::{self, Device, NewPort, PortKind};
+use crate::{netns, tap, veth};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -101,10 +101,7 @@ impl Daemon {
         let state = match store.load()? {
             Some(s) => s,
             None => {
-                let s = State::with_defaults(
-                    [random_id(), random_id(), random_id()],
-                    SystemTime::now(),
-                );
+                let s = State::with_defaults([random_id(), random_id(), random_id()], SystemTime::now());
                 store.save(&s)?;
                 s
             }
@@ -172,9 +169,7 @@ impl Daemon {
     }
 
     fn commit(&self, inner: &mut Inner, next: State) -> Result<(), OpError> {
-        self.store
-            .save(&next)
-            .map_err(|e| OpError::Io(e.to_string()))?;
+        self.store.save(&next).map_err(|e| OpError::Io(e.to_string()))?;
         inner.state = next;
         Ok(())
     }
@@ -188,12 +183,7 @@ impl Daemon {
             .expect("bridge networks have a gateway interface");
         let sid = NetworkId(net.switch_id);
         self.dp
-            .add_network(
-                sid,
-                NetworkConfig {
-                    aging: net.mac_aging,
-                },
-            )
+            .add_network(sid, NetworkConfig { aging: net.mac_aging })
             .map_err(io_err("cannot add the network to the switch"))?;
         let spec = tap::TapSpec {
             name: name.clone(),
@@ -210,7 +200,7 @@ impl Daemon {
                 learn_limit: net.mac_limit,
             };
             self.dp.add_port(NewPort {
-                dev,
+                dev: Device::Tap(dev),
                 cfg,
                 static_mac: Some(switch::MacAddr(mac)),
                 kind: PortKind::Gateway,
@@ -225,7 +215,7 @@ impl Daemon {
 
     fn tear_down_network(&self, net: &Network, port: Option<PortId>) {
         if let Some(p) = port {
-            if let Err(e) = self.dp.remove_port(p, true) {
+            if let Err(e) = self.remove_port(p) {
                 tracing::warn!(network = %net.name, "removing gateway port: {e}");
             }
         }
@@ -234,27 +224,40 @@ impl Daemon {
         }
     }
 
-    /// Opens the endpoint's TAP in the sandbox namespace (creating it configured, or
+    /// Opens the endpoint's interface in the sandbox namespace (creating it configured, or
     /// re-attaching after a restart) and adds it to the switch with its static MAC.
-    fn attach_endpoint(
-        &self,
-        sb: &Sandbox,
-        ep: &Endpoint,
-        net: &Network,
-    ) -> Result<PortId, OpError> {
-        let ipam = net
-            .ipam
-            .expect("endpoints with interfaces are on bridge networks");
+    fn attach_endpoint(&self, sb: &Sandbox, ep: &Endpoint, net: &Network) -> Result<PortId, OpError> {
+        let ipam = net.ipam.expect("endpoints with interfaces are on bridge networks");
         let ifname = ep.ifname.clone().expect("caller checked");
-        let spec = tap::TapSpec {
-            name: ifname.clone(),
-            mac: ep.mac,
-            addr: ep.ip.map(|ip| (ip, ipam.subnet.prefix_len())),
-            mtu: net.mtu,
-            default_gw: (ifname == "eth0").then_some(ipam.gateway),
-        };
+        let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
+        let default_gw = (ifname == "eth0").then_some(ipam.gateway);
         let label = format!("{}/{ifname}", sb.name);
-        let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
+        let (dev, kind) = match ep.port_kind {
+            model::PortKind::Tap => {
+                let spec = tap::TapSpec {
+                    name: ifname.clone(),
+                    mac: ep.mac,
+                    addr,
+                    mtu: net.mtu,
+                    default_gw,
+                };
+                let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
+                (Device::Tap(dev), PortKind::Tap)
+            }
+            model::PortKind::Veth => {
+                let host = veth::host_name(ep.id.as_str());
+                let spec = veth::VethSpec {
+                    host: host.clone(),
+                    name: ifname.clone(),
+                    mac: ep.mac,
+                    addr,
+                    mtu: net.mtu,
+                    default_gw,
+                };
+                let fd = veth::open(&sb.netns, &spec).map_err(io_err(&label))?;
+                (Device::Packet { fd, ifname: host }, PortKind::Veth)
+            }
+        };
         let cfg = PortConfig {
             network: NetworkId(net.switch_id),
             max_frame_len: TAP_MAX_FRAME,
@@ -264,21 +267,42 @@ impl Daemon {
             dev,
             cfg,
             static_mac: ep.mac,
-            kind: PortKind::Tap,
+            kind,
             label: label.clone(),
         });
         added.map_err(|e| {
-            let _ = tap::delete_by_name(&sb.netns, &ifname);
+            let _ = self.delete_interface(sb, ep);
             OpError::Io(format!("{label}: {e}"))
         })
+    }
+
+    /// Removes a port from the switch and destroys its device.
+    fn remove_port(&self, port: PortId) -> io::Result<()> {
+        match self.dp.remove_port(port)? {
+            Device::Tap(dev) => tap::unpersist(&dev),
+            Device::Packet { fd, ifname } => {
+                drop(fd);
+                veth::delete(&ifname)
+            }
+        }
+    }
+
+    /// Deletes an endpoint's interface by name, when no port holds it.
+    fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint) -> io::Result<()> {
+        match (ep.port_kind, &ep.ifname) {
+            (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(ep.id.as_str())),
+            (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
+                tap::delete_by_name(&sb.netns, ifname)
+            }
+            _ => Ok(()),
+        }
     }
 
     fn detach_endpoint(&self, inner: &mut Inner, sb: &Sandbox, ep: &Endpoint) {
         let Some(ifname) = &ep.ifname else { return };
         let res = match inner.endpoint_ports.remove(&ep.id) {
-            Some(port) => self.dp.remove_port(port, true),
-            None if netns::is_namespace(&sb.netns) => tap::delete_by_name(&sb.netns, ifname),
-            None => Ok(()),
+            Some(port) => self.remove_port(port),
+            None => self.delete_interface(sb, ep),
         };
         if let Err(e) = res {
             tracing::warn!(sandbox = %sb.name, interface = %ifname, "removing interface: {e}");
@@ -336,9 +360,7 @@ impl Daemon {
         let inner = self.inner.lock().expect("lock poisoned");
         let mut v: Vec<&Network> = inner.state.networks.values().collect();
         v.sort_by_key(|n| (n.created, n.name.clone()));
-        v.into_iter()
-            .map(|n| NetworkResource::of(&inner.state, n))
-            .collect()
+        v.into_iter().map(|n| NetworkResource::of(&inner.state, n)).collect()
     }
 
     /// `network inspect`.
@@ -352,13 +374,7 @@ impl Daemon {
     pub fn create_sandbox(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let id = next.create_sandbox(
-            req.spec(),
-            random_id(),
-            random_id(),
-            &self.netns_dir,
-            SystemTime::now(),
-        )?;
+        let id = next.create_sandbox(req.spec(), random_id(), random_id(), &self.netns_dir, SystemTime::now())?;
         let sb = next.sandboxes[&id].clone();
         self.make_namespace(&next, &sb)?;
         let mut attached: Vec<(Id, PortId)> = Vec::new();
@@ -379,7 +395,7 @@ impl Daemon {
         let result = result.and_then(|()| self.commit(&mut inner, next));
         if let Err(e) = result {
             for (_, p) in attached {
-                let _ = self.dp.remove_port(p, true);
+                let _ = self.remove_port(p);
             }
             let _ = netns::remove(&sb.netns);
             return Err(e);
@@ -412,9 +428,7 @@ impl Daemon {
             }
             (SandboxMode::Bridge | SandboxMode::None, None) => netns::create(&sb.netns),
             (SandboxMode::Host, None) => netns::publish(&self.host_ns, &sb.netns),
-            (SandboxMode::Container(of), None) => {
-                netns::publish(&state.sandboxes[of].netns, &sb.netns)
-            }
+            (SandboxMode::Container(of), None) => netns::publish(&state.sandboxes[of].netns, &sb.netns),
         };
         res.map_err(io_err("cannot set up the sandbox namespace"))
     }
@@ -440,9 +454,7 @@ impl Daemon {
         let inner = self.inner.lock().expect("lock poisoned");
         let mut v: Vec<&Sandbox> = inner.state.sandboxes.values().collect();
         v.sort_by_key(|s| (s.created, s.name.clone()));
-        v.into_iter()
-            .map(|s| SandboxResource::of(&inner.state, s))
-            .collect()
+        v.into_iter().map(|s| SandboxResource::of(&inner.state, s)).collect()
     }
 
     /// `sandbox inspect`.
@@ -461,7 +473,7 @@ impl Daemon {
         let sb = next.sandboxes[&ep.sandbox].clone();
         let port = self.attach_endpoint(&sb, &ep, &next.networks[&ep.network])?;
         if let Err(e) = self.commit(&mut inner, next) {
-            let _ = self.dp.remove_port(port, true);
+            let _ = self.remove_port(port);
             return Err(e);
         }
         inner.endpoint_ports.insert(ep_id, port);
@@ -496,6 +508,7 @@ impl Daemon {
                 network: names.get(&p.network.0).copied().unwrap_or("?").to_string(),
                 kind: match p.kind {
                     PortKind::Tap => "tap".into(),
+                    PortKind::Veth => "veth".into(),
                     PortKind::Gateway => "gateway".into(),
                 },
                 interface: p.label,
@@ -539,11 +552,7 @@ impl Daemon {
                 port: e.port.0,
                 interface: ports.get(&e.port.0).cloned().unwrap_or_default(),
                 age_seconds: now.saturating_duration_since(e.last_seen).as_secs(),
-                kind: if e.is_static {
-                    "static".into()
-                } else {
-                    "learned".into()
-                },
+                kind: if e.is_static { "static".into() } else { "learned".into() },
             })
             .collect())
     }

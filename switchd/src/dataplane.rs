@@ -5,19 +5,18 @@
 //! and the descriptors are touched by this thread only: no lock on the frame path.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use switch::{
-    DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId,
-    Switch, Verdict,
+    DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch, Verdict,
 };
 use tun_rs::SyncDevice;
 
-use crate::tap::{self, VNET_HDR_LEN};
+use crate::tap::VNET_HDR_LEN;
 
 /// Largest frame a TAP port with segmentation offload hands us: a 64 KB super-frame plus
 /// link headers.
@@ -29,10 +28,41 @@ const WAKE_TOKEN: u64 = u64::MAX;
 /// What a port is, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PortKind {
-    /// A sandbox interface.
+    /// A sandbox's TAP interface.
     Tap,
+    /// A sandbox's veth interface, read through AF_PACKET on the host end.
+    Veth,
     /// The host side of a bridge network.
     Gateway,
+}
+
+/// The descriptor of a port. Both kinds carry the 10-byte virtio-net header on every frame.
+pub enum Device {
+    /// A TAP device.
+    Tap(SyncDevice),
+    /// An AF_PACKET socket bound to the veth host end `ifname`.
+    Packet {
+        /// The socket.
+        fd: OwnedFd,
+        /// The host end's name.
+        ifname: String,
+    },
+}
+
+impl Device {
+    fn raw(&self) -> RawFd {
+        match self {
+            Device::Tap(d) => d.as_raw_fd(),
+            Device::Packet { fd, .. } => fd.as_raw_fd(),
+        }
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Device::Tap(d) => d.as_fd(),
+            Device::Packet { fd, .. } => fd.as_fd(),
+        }
+    }
 }
 
 /// A port's identity and counters, as listed.
@@ -58,8 +88,8 @@ pub enum Command {
     RemoveNetwork(NetworkId, mpsc::Sender<Result<(), String>>),
     /// Adds a port over a TAP device, with the static MAC of the endpoint behind it.
     AddPort(Box<NewPort>, mpsc::Sender<Result<PortId, String>>),
-    /// Removes a port; `delete` also removes the persistent TAP device.
-    RemovePort(PortId, bool, mpsc::Sender<Result<(), String>>),
+    /// Removes a port and hands its device back.
+    RemovePort(PortId, mpsc::Sender<Result<Device, String>>),
     /// Lists the ports and their counters.
     Ports(mpsc::Sender<Vec<PortInfo>>),
     /// Lists the MAC table.
@@ -68,8 +98,8 @@ pub enum Command {
 
 /// A port to add.
 pub struct NewPort {
-    /// The TAP device (its descriptor is non-blocking).
-    pub dev: SyncDevice,
+    /// The device (its descriptor is non-blocking).
+    pub dev: Device,
     /// Port settings.
     pub cfg: PortConfig,
     /// The address of the endpoint behind the port, entered as static.
@@ -81,7 +111,7 @@ pub struct NewPort {
 }
 
 struct PortIo {
-    dev: SyncDevice,
+    dev: Device,
     kind: PortKind,
     label: String,
     /// Set after a fatal read error (device gone): the port stays listed but is not polled.
@@ -102,8 +132,7 @@ impl Handle {
             .send(make(tx))
             .map_err(|_| io::Error::other("dataplane thread is gone"))?;
         self.wake.write(1).map_err(io::Error::from)?;
-        rx.recv()
-            .map_err(|_| io::Error::other("dataplane thread is gone"))
+        rx.recv().map_err(|_| io::Error::other("dataplane thread is gone"))
     }
 
     /// Adds a network.
@@ -125,9 +154,8 @@ impl Handle {
     }
 
     /// Removes a port, deleting its TAP device when `delete`.
-    pub fn remove_port(&self, port: PortId, delete: bool) -> io::Result<()> {
-        self.call(|tx| Command::RemovePort(port, delete, tx))?
-            .map_err(io::Error::other)
+    pub fn remove_port(&self, port: PortId) -> io::Result<Device> {
+        self.call(|tx| Command::RemovePort(port, tx))?.map_err(io::Error::other)
     }
 
     /// Port listing.
@@ -145,32 +173,23 @@ impl Handle {
 pub fn spawn(seed: u64) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
-        EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)
-            .map_err(io::Error::from)?,
+        EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
     );
     epoll
-        .add(
-            wake.as_fd(),
-            EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN),
-        )
+        .add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))
         .map_err(io::Error::from)?;
     let (tx, rx) = mpsc::channel();
-    let handle = Handle {
-        tx,
-        wake: wake.clone(),
-    };
-    std::thread::Builder::new()
-        .name("dataplane".into())
-        .spawn(move || {
-            let mut dp = Dataplane {
-                switch: Switch::new(Instant::now(), seed),
-                ports: Vec::new(),
-                epoll,
-                wake,
-                rx,
-            };
-            dp.run();
-        })?;
+    let handle = Handle { tx, wake: wake.clone() };
+    std::thread::Builder::new().name("dataplane".into()).spawn(move || {
+        let mut dp = Dataplane {
+            switch: Switch::new(Instant::now(), seed),
+            ports: Vec::new(),
+            epoll,
+            wake,
+            rx,
+        };
+        dp.run();
+    })?;
     Ok(handle)
 }
 
@@ -189,10 +208,7 @@ impl Dataplane {
         let mut next_expire: Option<Instant> = None;
         loop {
             let timeout = next_expire.map_or(EpollTimeout::NONE, |t| {
-                let ms = t
-                    .saturating_duration_since(Instant::now())
-                    .as_millis()
-                    .min(60_000) as u16;
+                let ms = t.saturating_duration_since(Instant::now()).as_millis().min(60_000) as u16;
                 EpollTimeout::from(ms)
             });
             let n = match self.epoll.wait(&mut events, timeout) {
@@ -215,10 +231,7 @@ impl Dataplane {
             }
             let now = Instant::now();
             if next_expire.is_none_or(|t| t <= now) {
-                next_expire = self
-                    .switch
-                    .expire(now)
-                    .or(Some(now + Duration::from_secs(1)));
+                next_expire = self.switch.expire(now).or(Some(now + Duration::from_secs(1)));
             }
         }
     }
@@ -245,8 +258,8 @@ impl Dataplane {
             Command::AddPort(p, tx) => {
                 let _ = tx.send(self.add_port(*p));
             }
-            Command::RemovePort(id, delete, tx) => {
-                let _ = tx.send(self.remove_port(id, delete));
+            Command::RemovePort(id, tx) => {
+                let _ = tx.send(self.remove_port(id));
             }
             Command::Ports(tx) => {
                 let list = self
@@ -283,7 +296,7 @@ impl Dataplane {
             }
         }
         let ev = EpollEvent::new(EpollFlags::EPOLLIN, u64::from(id.0));
-        if let Err(e) = self.epoll.add(p.dev.as_fd(), ev) {
+        if let Err(e) = self.epoll.add(p.dev.fd(), ev) {
             let _ = self.switch.remove_port(id);
             return Err(format!("cannot poll port {}: {e}", p.label));
         }
@@ -300,19 +313,15 @@ impl Dataplane {
         Ok(id)
     }
 
-    fn remove_port(&mut self, id: PortId, delete: bool) -> Result<(), String> {
+    fn remove_port(&mut self, id: PortId) -> Result<Device, String> {
         let io = self
             .ports
             .get_mut(id.0 as usize)
             .and_then(Option::take)
             .ok_or_else(|| format!("unknown port {id}"))?;
-        let _ = self.epoll.delete(io.dev.as_fd());
+        let _ = self.epoll.delete(io.dev.fd());
         self.switch.remove_port(id).map_err(|e| e.to_string())?;
-        if delete {
-            tap::unpersist(&io.dev)
-                .map_err(|e| format!("cannot delete TAP device of {}: {e}", io.label))?;
-        }
-        Ok(())
+        Ok(io.dev)
     }
 
     /// Reads up to a burst of frames from `port` and forwards each.
@@ -323,7 +332,7 @@ impl Dataplane {
         if pio.dead {
             return;
         }
-        let fd = raw(&pio.dev);
+        let fd = pio.dev.raw();
         for _ in 0..BURST {
             // SAFETY: buf is a valid writable buffer of buf.len() bytes; fd is a live descriptor.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -368,7 +377,7 @@ impl Dataplane {
                     let Some(Some(pio)) = self.ports.get(p.0 as usize) else {
                         continue;
                     };
-                    let entry = (p, raw(&pio.dev));
+                    let entry = (p, pio.dev.raw());
                     if n_out < out.len() {
                         out[n_out] = entry;
                         n_out += 1;
@@ -391,7 +400,7 @@ impl Dataplane {
 
     fn fd_of(&self, p: PortId) -> Option<i32> {
         match self.ports.get(p.0 as usize) {
-            Some(Some(pio)) if !pio.dead => Some(raw(&pio.dev)),
+            Some(Some(pio)) if !pio.dead => Some(pio.dev.raw()),
             _ => None,
         }
     }
@@ -399,12 +408,8 @@ impl Dataplane {
     fn mark_dead(&mut self, port: PortId, e: &io::Error) {
         if let Some(Some(pio)) = self.ports.get_mut(port.0 as usize) {
             tracing::warn!(port = %port, label = %pio.label, "port read failed: {e}; the port stops being polled");
-            let _ = self.epoll.delete(pio.dev.as_fd());
+            let _ = self.epoll.delete(pio.dev.fd());
             pio.dead = true;
         }
     }
-}
-
-fn raw(dev: &SyncDevice) -> i32 {
-    dev.as_raw_fd()
 }

@@ -106,9 +106,7 @@ async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reply> {
 }
 
 /// Runs a blocking daemon operation off the async threads.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, OpError> + Send + 'static,
-) -> Result<T, Reply> {
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, OpError> + Send + 'static) -> Result<T, Reply> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => {
@@ -147,28 +145,18 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")))),
         (&Method::GET, ["networks"]) => {
             let d = d.clone();
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || Ok(d.networks())).await?,
-            ))
+            Ok(json(StatusCode::OK, &blocking(move || Ok(d.networks())).await?))
         }
         (&Method::POST, ["networks", "create"]) => {
             let r = body(req).await?;
-            Ok(json(
-                StatusCode::CREATED,
-                &blocking(move || d.create_network(r)).await?,
-            ))
+            Ok(json(StatusCode::CREATED, &blocking(move || d.create_network(r)).await?))
         }
-        (&Method::POST, ["networks", "prune"]) => Ok(json(
-            StatusCode::OK,
-            &blocking(move || d.prune_networks()).await?,
-        )),
+        (&Method::POST, ["networks", "prune"]) => {
+            Ok(json(StatusCode::OK, &blocking(move || d.prune_networks()).await?))
+        }
         (&Method::GET, ["networks", id]) => {
             let id = id.to_string();
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || d.network(&id)).await?,
-            ))
+            Ok(json(StatusCode::OK, &blocking(move || d.network(&id)).await?))
         }
         (&Method::DELETE, ["networks", id]) => {
             let id = id.to_string();
@@ -187,23 +175,14 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             blocking(move || d.disconnect(&id, &r.container)).await?;
             Ok(empty(StatusCode::OK))
         }
-        (&Method::GET, ["sandboxes"]) => Ok(json(
-            StatusCode::OK,
-            &blocking(move || Ok(d.sandboxes())).await?,
-        )),
+        (&Method::GET, ["sandboxes"]) => Ok(json(StatusCode::OK, &blocking(move || Ok(d.sandboxes())).await?)),
         (&Method::POST, ["sandboxes", "create"]) => {
             let r = body(req).await?;
-            Ok(json(
-                StatusCode::CREATED,
-                &blocking(move || d.create_sandbox(r)).await?,
-            ))
+            Ok(json(StatusCode::CREATED, &blocking(move || d.create_sandbox(r)).await?))
         }
         (&Method::GET, ["sandboxes", id]) => {
             let id = id.to_string();
-            Ok(json(
-                StatusCode::OK,
-                &blocking(move || d.sandbox(&id)).await?,
-            ))
+            Ok(json(StatusCode::OK, &blocking(move || d.sandbox(&id)).await?))
         }
         (&Method::DELETE, ["sandboxes", id]) => {
             let id = id.to_string();

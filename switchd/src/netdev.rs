@@ -88,9 +88,7 @@ pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
     if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) } < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(io::Error::other(format!(
-                "cannot add default route via {gw}: {e}"
-            )));
+            return Err(io::Error::other(format!("cannot add default route via {gw}: {e}")));
         }
     }
     Ok(())
@@ -99,6 +97,30 @@ pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
 /// Writes a value under /proc/sys (as seen from the calling thread's network namespace).
 pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     let path = format!("/proc/sys/{key}");
-    std::fs::write(&path, value)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot write {path}: {e}")))
+    std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("cannot write {path}: {e}")))
+}
+
+/// Sets the IPv4 address and netmask of `name`.
+pub fn set_ipv4(name: &str, ip: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
+    let s = ctl_socket()?;
+    let mask = if prefix_len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix_len.min(32)))
+    };
+    for (req_code, addr, what) in [
+        (libc::SIOCSIFADDR, ip, "address"),
+        (libc::SIOCSIFNETMASK, Ipv4Addr::from(mask), "netmask"),
+    ] {
+        let mut req = ifreq(name)?;
+        req.ifr_ifru.ifru_addr = sockaddr_in(addr);
+        // SAFETY: req is a valid ifreq carrying a sockaddr_in.
+        if unsafe { libc::ioctl(s.as_raw_fd(), req_code, &req) } < 0 {
+            return Err(io::Error::other(format!(
+                "cannot set {what} {addr} on {name}: {}",
+                io::Error::last_os_error()
+            )));
+        }
+    }
+    Ok(())
 }

@@ -14,21 +14,13 @@ use nix::sched::{setns, unshare, CloneFlags};
 use crate::netdev;
 
 /// Runs `f` on a new thread that has entered the namespace at `ns`.
-pub fn run_in<T: Send + 'static>(
-    ns: &Path,
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    let file = File::open(ns).map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("cannot open namespace {}: {e}", ns.display()),
-        )
-    })?;
+pub fn run_in<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    let file =
+        File::open(ns).map_err(|e| io::Error::new(e.kind(), format!("cannot open namespace {}: {e}", ns.display())))?;
     let ns = ns.to_path_buf();
     std::thread::spawn(move || {
-        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|e| {
-            io::Error::other(format!("cannot enter namespace {}: {e}", ns.display()))
-        })?;
+        setns(&file, CloneFlags::CLONE_NEWNET)
+            .map_err(|e| io::Error::other(format!("cannot enter namespace {}: {e}", ns.display())))?;
         f()
     })
     .join()
@@ -43,14 +35,8 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     if mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none).is_ok() {
         return Ok(());
     }
-    mount(
-        Some(dir),
-        dir,
-        none,
-        MsFlags::MS_BIND | MsFlags::MS_REC,
-        none,
-    )
-    .map_err(|e| io::Error::other(format!("cannot bind {} onto itself: {e}", dir.display())))?;
+    mount(Some(dir), dir, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
+        .map_err(|e| io::Error::other(format!("cannot bind {} onto itself: {e}", dir.display())))?;
     mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
         .map_err(|e| io::Error::other(format!("cannot make {} shared: {e}", dir.display())))
 }
@@ -77,16 +63,11 @@ pub fn create(path: &Path) -> io::Result<()> {
     create_mount_point(path)?;
     let target = path.to_path_buf();
     let made = std::thread::spawn(move || -> io::Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET)
-            .map_err(|e| io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
         let me = PathBuf::from(format!("/proc/self/task/{}/ns/net", nix::unistd::gettid()));
         let none: Option<&str> = None;
-        mount(Some(&me), &target, none, MsFlags::MS_BIND, none).map_err(|e| {
-            io::Error::other(format!(
-                "cannot bind namespace to {}: {e}",
-                target.display()
-            ))
-        })?;
+        mount(Some(&me), &target, none, MsFlags::MS_BIND, none)
+            .map_err(|e| io::Error::other(format!("cannot bind namespace to {}: {e}", target.display())))?;
         netdev::set_up("lo")?;
         netdev::write_sysctl("net/ipv6/conf/all/disable_ipv6", "1")?;
         netdev::write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
@@ -119,12 +100,7 @@ pub fn publish(src: &Path, path: &Path) -> io::Result<()> {
 pub fn remove(path: &Path) -> io::Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => {
-            return Err(io::Error::other(format!(
-                "cannot unmount {}: {e}",
-                path.display()
-            )))
-        }
+        Err(e) => return Err(io::Error::other(format!("cannot unmount {}: {e}", path.display()))),
     }
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
@@ -134,6 +110,5 @@ pub fn remove(path: &Path) -> io::Result<()> {
 
 /// Whether `path` is a network namespace (a bind mount of an nsfs inode).
 pub fn is_namespace(path: &Path) -> bool {
-    nix::sys::statfs::statfs(path)
-        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
+    nix::sys::statfs::statfs(path).is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::NSFS_MAGIC)
 }

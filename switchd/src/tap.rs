@@ -51,10 +51,7 @@ pub fn open(place: &Place, spec: TapSpec) -> io::Result<SyncDevice> {
 }
 
 fn builder(name: &str) -> DeviceBuilder {
-    DeviceBuilder::new()
-        .name(name)
-        .layer(Layer::L2)
-        .offload(true)
+    DeviceBuilder::new().name(name).layer(Layer::L2).offload(true)
 }
 
 fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {

@@ -7,12 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sim::{in_netns, is_root, prefix, run, Host};
+use sim::{in_netns, is_root, prefix, Host};
 
 fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd"))
-        .parent()
-        .expect("target dir")
+    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
 }
 
 fn host(tag: &str) -> Option<Host> {
@@ -59,11 +57,7 @@ fn snapshot(h: &Host) -> String {
         .ctl(["network", "ls", "--no-trunc"])
         .expect_ok("network ls")
         .to_string();
-    let ids: Vec<&str> = ls
-        .lines()
-        .skip(1)
-        .filter_map(|l| l.split_whitespace().next())
-        .collect();
+    let ids: Vec<&str> = ls.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
     let mut args = vec!["network", "inspect"];
     args.extend(ids);
     let nets = h.ctl(&args).expect_ok("network inspect").to_string();
@@ -120,23 +114,13 @@ fn default_networks_and_modes() {
         .expect_ok("ip link")
         .to_string();
     assert!(link.contains("link/ether 02:42:ac:11:00:02"), "{link}");
-    let routes = h
-        .exec(&vm0, &["ip", "route"])
-        .expect_ok("ip route")
-        .to_string();
-    assert!(
-        routes.contains("default via 172.17.0.1 dev eth0"),
-        "{routes}"
-    );
+    let routes = h.exec(&vm0, &["ip", "route"]).expect_ok("ip route").to_string();
+    assert!(routes.contains("default via 172.17.0.1 dev eth0"), "{routes}");
     assert!(ping(&h, &vm0, "172.17.0.1"), "ping gateway");
     // The host reaches the sandbox through the gateway interface.
-    assert!(h
-        .exec(h.ns(), &["ping", "-c", "1", "-W", "1", "172.17.0.2"])
-        .ok());
+    assert!(h.exec(h.ns(), &["ping", "-c", "1", "-W", "1", "172.17.0.2"]).ok());
     // switchctl sandbox exec runs in the namespace too.
-    let out = h.ctl([
-        "sandbox", "exec", &vm0, "--", "ip", "-o", "-4", "addr", "show", "eth0",
-    ]);
+    let out = h.ctl(["sandbox", "exec", &vm0, "--", "ip", "-o", "-4", "addr", "show", "eth0"]);
     assert!(out.expect_ok("sandbox exec").contains("172.17.0.2/16"));
 
     // --ip on the default bridge is refused with Docker's message.
@@ -149,33 +133,21 @@ fn default_networks_and_modes() {
     let hostsb = h.name("hostsb");
     h.ctl(["sandbox", "create", "--network", "host", &hostsb])
         .expect_ok("host sandbox");
-    let links = h
-        .exec(&hostsb, &["ip", "-o", "link"])
-        .expect_ok("ip link")
-        .to_string();
+    let links = h.exec(&hostsb, &["ip", "-o", "link"]).expect_ok("ip link").to_string();
     assert!(links.contains("switch0"), "{links}");
 
     // none: loopback only.
     let nonesb = h.name("nonesb");
     h.ctl(["sandbox", "create", "--network", "none", &nonesb])
         .expect_ok("none sandbox");
-    let links = h
-        .exec(&nonesb, &["ip", "-o", "link"])
-        .expect_ok("ip link")
-        .to_string();
+    let links = h.exec(&nonesb, &["ip", "-o", "link"]).expect_ok("ip link").to_string();
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
 
     // container: mode shares vm0's namespace; vm0 cannot go while it is joined.
     let side = h.name("side");
-    h.ctl([
-        "sandbox",
-        "create",
-        "--network",
-        &format!("container:{vm0}"),
-        &side,
-    ])
-    .expect_ok("container mode");
+    h.ctl(["sandbox", "create", "--network", &format!("container:{vm0}"), &side])
+        .expect_ok("container mode");
     assert!(addr_of(&h, &side, "eth0").contains("172.17.0.2/16"));
     let err = h.ctl(["sandbox", "rm", &vm0]);
     assert!(err
@@ -192,10 +164,7 @@ fn default_networks_and_modes() {
 
     for sb in [&side, &vm0, &hostsb, &nonesb] {
         h.ctl(["sandbox", "rm", sb]).expect_ok("sandbox rm");
-        assert!(
-            !Path::new("/run/netns").join(sb).exists(),
-            "{sb} namespace left behind"
-        );
+        assert!(!Path::new("/run/netns").join(sb).exists(), "{sb} namespace left behind");
     }
     assert!(!h.ctl(["network", "rm", "bridge"]).ok());
 }
@@ -209,10 +178,7 @@ fn user_networks_isolation_connect_and_restart() {
         .expect_ok("create my_net1")
         .trim()
         .to_string();
-    assert!(
-        id1.len() == 64 && id1.bytes().all(|b| b.is_ascii_hexdigit()),
-        "{id1}"
-    );
+    assert!(id1.len() == 64 && id1.bytes().all(|b| b.is_ascii_hexdigit()), "{id1}");
     h.ctl([
         "network",
         "create",
@@ -223,10 +189,7 @@ fn user_networks_isolation_connect_and_restart() {
         "my_net2",
     ])
     .expect_ok("create my_net2");
-    let n1 = json(
-        h.ctl(["network", "inspect", "my_net1"])
-            .expect_ok("inspect"),
-    );
+    let n1 = json(h.ctl(["network", "inspect", "my_net1"]).expect_ok("inspect"));
     assert_eq!(n1[0]["Id"], id1.as_str());
     assert_eq!(n1[0]["IPAM"]["Config"][0]["Subnet"], "172.18.0.0/16");
     assert_eq!(n1[0]["IPAM"]["Config"][0]["Gateway"], "172.18.0.1");
@@ -246,10 +209,7 @@ fn user_networks_isolation_connect_and_restart() {
     ] {
         assert!(n1[0].get(key).is_some(), "inspect lacks {key}");
     }
-    let n2 = json(
-        h.ctl(["network", "inspect", "my_net2"])
-            .expect_ok("inspect"),
-    );
+    let n2 = json(h.ctl(["network", "inspect", "my_net2"]).expect_ok("inspect"));
     assert_eq!(n2[0]["IPAM"]["Config"][0]["Subnet"], "192.168.0.0/24");
     assert_eq!(n2[0]["IPAM"]["Config"][0]["Gateway"], "192.168.0.1");
 
@@ -279,10 +239,7 @@ fn user_networks_isolation_connect_and_restart() {
         ping(&h, &vm1, "192.168.0.20") && ping(&h, &vm2, "192.168.0.10"),
         "vm1 and vm2 reach each other"
     );
-    let n2 = json(
-        h.ctl(["network", "inspect", "my_net2"])
-            .expect_ok("inspect"),
-    );
+    let n2 = json(h.ctl(["network", "inspect", "my_net2"]).expect_ok("inspect"));
     let members: Vec<(String, String)> = n2[0]["Containers"]
         .as_object()
         .unwrap()
@@ -304,11 +261,8 @@ fn user_networks_isolation_connect_and_restart() {
     // vm2's frames (same network as vm1) do arrive on the same capture.
     let mac3 = "02:42:ac:12:00:02";
     let mac2 = "02:42:c0:a8:00:14";
-    h.exec(
-        &vm3,
-        &["ip", "route", "add", "192.168.0.0/24", "dev", "eth0"],
-    )
-    .expect_ok("route");
+    h.exec(&vm3, &["ip", "route", "add", "192.168.0.0/24", "dev", "eth0"])
+        .expect_ok("route");
     h.exec(
         &vm3,
         &[
@@ -326,8 +280,7 @@ fn user_networks_isolation_connect_and_restart() {
     let filter = format!("ether src {mac3} or ether src {mac2}");
     let mut dump = Command::new("ip")
         .args([
-            "netns", "exec", &vm1, "timeout", "6", "tcpdump", "-i", "eth0", "-nn", "-e", "-l",
-            &filter,
+            "netns", "exec", &vm1, "timeout", "6", "tcpdump", "-i", "eth0", "-nn", "-e", "-l", &filter,
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -337,23 +290,13 @@ fn user_networks_isolation_connect_and_restart() {
     let mut line = String::new();
     while !line.contains("listening on eth0") {
         line.clear();
-        assert!(
-            err.read_line(&mut line).unwrap() > 0,
-            "tcpdump ended before listening"
-        );
+        assert!(err.read_line(&mut line).unwrap() > 0, "tcpdump ended before listening");
     }
     assert!(!ping(&h, &vm3, "192.168.0.10"), "vm3 must not reach vm1");
-    h.exec(
-        &vm3,
-        &["ping", "-c", "2", "-i", "0.2", "-b", "172.18.255.255"],
-    );
+    h.exec(&vm3, &["ping", "-c", "2", "-i", "0.2", "-b", "172.18.255.255"]);
     assert!(ping(&h, &vm2, "192.168.0.10"));
     let mut captured = String::new();
-    dump.stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut captured)
-        .unwrap();
+    dump.stdout.take().unwrap().read_to_string(&mut captured).unwrap();
     let _ = dump.wait();
     assert!(
         !captured.contains(mac3),
@@ -368,8 +311,7 @@ fn user_networks_isolation_connect_and_restart() {
     h.exec(&vm3, &["ip", "neigh", "flush", "all"]);
 
     // network connect gives vm3 eth1 on my_net2; disconnect takes it away.
-    h.ctl(["network", "connect", "my_net2", &vm3])
-        .expect_ok("connect");
+    h.ctl(["network", "connect", "my_net2", &vm3]).expect_ok("connect");
     assert!(addr_of(&h, &vm3, "eth1").contains("inet 192.168.0.2/24"));
     assert!(ping(&h, &vm3, "192.168.0.10") && ping(&h, &vm3, "192.168.0.20"));
     let err = h.ctl(["network", "connect", "my_net2", &vm3]);
@@ -378,10 +320,7 @@ fn user_networks_isolation_connect_and_restart() {
         .contains("is already connected to network my_net2"));
     h.ctl(["network", "disconnect", "my_net2", &vm3])
         .expect_ok("disconnect");
-    assert!(
-        !h.exec(&vm3, &["ip", "link", "show", "eth1"]).ok(),
-        "eth1 must be gone"
-    );
+    assert!(!h.exec(&vm3, &["ip", "link", "show", "eth1"]).ok(), "eth1 must be gone");
     assert!(!ping(&h, &vm3, "192.168.0.10"));
 
     // Bad input: refused with a clear message, non-zero exit, nothing changed.
@@ -416,24 +355,10 @@ fn user_networks_isolation_connect_and_restart() {
             vec!["network", "create", "my_net1"],
             "network with name my_net1 already exists",
         ),
+        (vec!["network", "create", "-d", "nonsense", "x1"], "unknown driver"),
+        (vec!["network", "create", "-o", "nope=1", "x1"], "unknown option"),
         (
-            vec!["network", "create", "-d", "nonsense", "x1"],
-            "unknown driver",
-        ),
-        (
-            vec!["network", "create", "-o", "nope=1", "x1"],
-            "unknown option",
-        ),
-        (
-            vec![
-                "sandbox",
-                "create",
-                "--network",
-                "my_net2",
-                "--ip",
-                "10.1.1.1",
-                &xvm,
-            ],
+            vec!["sandbox", "create", "--network", "my_net2", "--ip", "10.1.1.1", &xvm],
             "not in the network's subnet",
         ),
         (
@@ -469,16 +394,10 @@ fn user_networks_isolation_connect_and_restart() {
             vec!["network", "connect", "my_net2", "ghost"],
             "sandbox ghost not found",
         ),
-        (
-            vec!["network", "connect", "my_net2", &vm1],
-            "is already connected",
-        ),
+        (vec!["network", "connect", "my_net2", &vm1], "is already connected"),
         (vec!["network", "rm", "my_net2"], "has active endpoints"),
         (vec!["network", "rm", "bridge"], "pre-defined network"),
-        (
-            vec!["network", "disconnect", "my_net1", &vm1],
-            "is not connected",
-        ),
+        (vec!["network", "disconnect", "my_net1", &vm1], "is not connected"),
         (vec!["sandbox", "rm", "ghost"], "sandbox ghost not found"),
     ];
     for (args, want) in bad {
@@ -501,8 +420,8 @@ fn user_networks_isolation_connect_and_restart() {
     h.kill9();
     h.restart();
     assert_eq!(snapshot(&h), before, "state changed across kill -9");
-    let took = ping_within(&h, &vm1, "192.168.0.20", Duration::from_secs(2))
-        .expect("traffic flows within 2 s of restart");
+    let took =
+        ping_within(&h, &vm1, "192.168.0.20", Duration::from_secs(2)).expect("traffic flows within 2 s of restart");
     eprintln!("traffic flowed {took:?} after restart");
     assert!(addr_of(&h, &vm1, "eth0").contains("192.168.0.10/24"));
     assert!(ping(&h, &vm3, "172.18.0.1"));
@@ -512,17 +431,8 @@ fn user_networks_isolation_connect_and_restart() {
     }
     let out = h.ctl(["network", "prune", "-f"]);
     let pruned = out.expect_ok("prune");
-    assert!(
-        pruned.contains("my_net1") && pruned.contains("my_net2"),
-        "{pruned}"
-    );
-    assert_eq!(
-        h.ctl(["network", "ls", "-q"])
-            .expect_ok("ls")
-            .lines()
-            .count(),
-        3
-    );
+    assert!(pruned.contains("my_net1") && pruned.contains("my_net2"), "{pruned}");
+    assert_eq!(h.ctl(["network", "ls", "-q"]).expect_ok("ls").lines().count(), 3);
 }
 
 #[test]
@@ -531,29 +441,7 @@ fn tcp_super_frames_cross_the_switch_untouched() {
     let (a, b) = (h.name("a"), h.name("b"));
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
-    let server = in_netns(&Path::new("/run/netns").join(&b), || {
-        let l = std::net::TcpListener::bind("172.17.0.3:5001").unwrap();
-        let (mut s, _) = l.accept().unwrap();
-        let mut total = 0usize;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            let n = s.read(&mut buf).unwrap();
-            if n == 0 {
-                break total;
-            }
-            total += n;
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = in_netns(&Path::new("/run/netns").join(&a), || {
-        let mut s = std::net::TcpStream::connect("172.17.0.3:5001").unwrap();
-        let chunk = vec![7u8; 1 << 16];
-        for _ in 0..512 {
-            s.write_all(&chunk).unwrap();
-        }
-    });
-    client.join().unwrap();
-    assert_eq!(server.join().unwrap(), 512 << 16);
+    assert_eq!(tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
     let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
     let pa = ports
         .as_array()
@@ -586,25 +474,105 @@ fn api_speaks_json_errors_and_socket_is_root_only() {
     assert!(r.starts_with("HTTP/1.1 404"), "{r}");
     assert!(r.contains("{\"message\":\"page not found"), "{r}");
     let body = "{not json";
-    let r = raw(&format!("POST /networks/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
-    assert!(
-        r.starts_with("HTTP/1.1 400") && r.contains("invalid JSON body"),
-        "{r}"
-    );
+    let r = raw(&format!(
+        "POST /networks/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert!(r.starts_with("HTTP/1.1 400") && r.contains("invalid JSON body"), "{r}");
     let body = r#"{"Name":"n1","Bogus":1}"#;
-    let r = raw(&format!("POST /v1.47/networks/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}", body.len()));
+    let r = raw(&format!(
+        "POST /v1.47/networks/create HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
     assert!(
         r.starts_with("HTTP/1.1 400") && r.contains("unknown field `Bogus`"),
         "{r}"
     );
     let r = raw("PUT /networks HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
     assert!(r.starts_with("HTTP/1.1 405"), "{r}");
-    assert_eq!(
-        h.ctl(["network", "ls", "-q"])
-            .expect_ok("ls")
-            .lines()
-            .count(),
-        3
+    assert_eq!(h.ctl(["network", "ls", "-q"]).expect_ok("ls").lines().count(), 3);
+}
+
+/// Bulk TCP from `from` to `to_ip:port` (in `to`'s namespace); returns bytes received.
+fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
+    let addr = format!("{to_ip}:5001");
+    let bind = addr.clone();
+    let server = in_netns(&Path::new("/run/netns").join(to), move || {
+        let l = std::net::TcpListener::bind(&bind).unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).unwrap() {
+                0 => break total,
+                n => total += n,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = in_netns(&Path::new("/run/netns").join(from), move || {
+        let mut s = std::net::TcpStream::connect(&addr).unwrap();
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..mb {
+            s.write_all(&chunk).unwrap();
+        }
+    });
+    client.join().unwrap();
+    server.join().unwrap()
+}
+
+#[test]
+fn veth_ports_through_af_packet() {
+    let Some(mut h) = host("ve") else { return };
+    let (t, v) = (h.name("t"), h.name("v"));
+    h.ctl(["network", "create", "--subnet", "10.77.0.0/24", "vnet"])
+        .expect_ok("network");
+    h.ctl(["sandbox", "create", "--network", "vnet", &t])
+        .expect_ok("tap sandbox");
+    h.ctl(["sandbox", "create", "--network", "vnet", "--port-kind", "veth", &v])
+        .expect_ok("veth sandbox");
+    let link = h
+        .exec(&v, &["ip", "-d", "link", "show", "eth0"])
+        .expect_ok("ip link")
+        .to_string();
+    assert!(link.contains("veth") && link.contains("02:42:0a:4d:00:03"), "{link}");
+    assert!(addr_of(&h, &v, "eth0").contains("10.77.0.3/24"));
+    let sb = json(h.ctl(["sandbox", "inspect", &v]).expect_ok("inspect"));
+    assert_eq!(sb[0]["Networks"][0]["PortKind"], "veth");
+    let ep = sb[0]["Networks"][0]["EndpointID"].as_str().unwrap().to_string();
+    let host_end = format!("sv{}", &ep[..12]);
+    assert!(
+        h.exec(h.ns(), &["ip", "link", "show", &host_end]).ok(),
+        "host end {host_end} in switchd's namespace"
     );
-    let _ = run("true", Vec::<&str>::new());
+    assert!(ping(&h, &t, "10.77.0.3") && ping(&h, &v, "10.77.0.2") && ping(&h, &v, "10.77.0.1"));
+
+    // Offloaded super-frames from the veth side cross to the TAP side.
+    assert_eq!(tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
+    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+    let pv = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Interface"] == format!("{v}/eth0"))
+        .unwrap();
+    assert_eq!(pv["Kind"], "veth");
+    let avg = pv["RxBytes"].as_u64().unwrap() / pv["RxPackets"].as_u64().unwrap();
+    assert!(
+        avg > 1514,
+        "veth frames average {avg} bytes: offloaded super-frames did not pass"
+    );
+
+    h.kill9();
+    h.restart();
+    ping_within(&h, &v, "10.77.0.2", Duration::from_secs(2)).expect("veth port works again after restart");
+    h.ctl(["sandbox", "rm", &v]).expect_ok("rm");
+    assert!(
+        !h.exec(h.ns(), &["ip", "link", "show", &host_end]).ok(),
+        "host end {host_end} must be gone"
+    );
+    let err = h.ctl(["sandbox", "create", "--network", "host", "--port-kind", "veth", &v]);
+    assert!(err
+        .expect_err("port kind with host")
+        .contains("--port-kind cannot be used"));
 }

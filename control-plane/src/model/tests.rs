@@ -65,12 +65,7 @@ fn automatic_and_chosen_subnets() {
     s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
         .unwrap();
     assert_eq!(
-        s.network("my_net1")
-            .unwrap()
-            .ipam
-            .unwrap()
-            .subnet
-            .to_string(),
+        s.network("my_net1").unwrap().ipam.unwrap().subnet.to_string(),
         "172.18.0.0/16"
     );
     let spec = NetworkSpec {
@@ -78,8 +73,7 @@ fn automatic_and_chosen_subnets() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
-        .unwrap();
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
     let n2 = s.network("my_net2").unwrap();
     assert_eq!(
         n2.bridge_name.as_deref(),
@@ -165,9 +159,7 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         ),
     ];
     for (spec, want) in cases {
-        let e = s
-            .create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
-            .unwrap_err();
+        let e = s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap_err();
         assert!(e.to_string().contains(want), "{e} should mention {want}");
         assert_eq!(s, before);
     }
@@ -209,8 +201,7 @@ fn static_ips_connect_disconnect_and_release() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH)
-        .unwrap();
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
     s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
         .unwrap();
     create_sb(
@@ -234,10 +225,7 @@ fn static_ips_connect_disconnect_and_release() {
     create_sb(&mut s, &mut ids, sb("vm3", "my_net1")).unwrap();
     let before = s.clone();
     for (ip, want) in [
-        (
-            "192.168.0.10",
-            "already in use on network my_net2 by sandbox vm1",
-        ),
+        ("192.168.0.10", "already in use on network my_net2 by sandbox vm1"),
         ("192.168.1.5", "not in the network's subnet"),
         ("nonsense", "invalid IP address"),
     ] {
@@ -255,8 +243,7 @@ fn static_ips_connect_disconnect_and_release() {
         assert!(e.to_string().contains(want), "{e}");
         assert_eq!(s, before);
     }
-    s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next())
-        .unwrap();
+    s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next()).unwrap();
     let e = ep_of(&s, "vm3", "my_net2");
     assert_eq!(
         (e.ifname.as_deref(), e.ip),
@@ -265,10 +252,7 @@ fn static_ips_connect_disconnect_and_release() {
     let again = s
         .connect("my_net2", "vm3", ConnectSpec::default(), ids.next())
         .unwrap_err();
-    assert_eq!(
-        again.to_string(),
-        "sandbox vm3 is already connected to network my_net2"
-    );
+    assert_eq!(again.to_string(), "sandbox vm3 is already connected to network my_net2");
     let e = s.remove_network("my_net2").unwrap_err();
     assert!(e.to_string().contains("has active endpoints: "), "{e}");
     s.disconnect("my_net2", "vm3").unwrap();
@@ -296,10 +280,7 @@ fn modes_host_none_container() {
     create_sb(&mut s, &mut ids, sb("side", "container:web")).unwrap();
     create_sb(&mut s, &mut ids, sb("side2", "container:side")).unwrap();
     let web = s.sandbox("web").unwrap().id.clone();
-    assert_eq!(
-        s.sandbox("side2").unwrap().mode,
-        SandboxMode::Container(web)
-    );
+    assert_eq!(s.sandbox("side2").unwrap().mode, SandboxMode::Container(web));
     assert!(ep_of(&s, "h", "host").ip.is_none());
     assert!(!s.sandbox("h").unwrap().owns_namespace());
     assert!(s.sandbox("n").unwrap().owns_namespace());
@@ -321,10 +302,7 @@ fn modes_host_none_container() {
         },
     )
     .unwrap_err();
-    assert!(
-        e.to_string().starts_with("conflicting options: --ip"),
-        "{e}"
-    );
+    assert!(e.to_string().starts_with("conflicting options: --ip"), "{e}");
     assert!(matches!(
         create_sb(&mut s, &mut ids, sb("y", "container:ghost")),
         Err(ModelError::SandboxNotFound(_))

@@ -16,13 +16,7 @@ pub(crate) enum Destination {
 }
 
 #[inline]
-pub(crate) fn lookup(
-    fdb: &MacTable,
-    net: NetworkId,
-    dst: MacAddr,
-    now_ms: u64,
-    aging: Duration,
-) -> Destination {
+pub(crate) fn lookup(fdb: &MacTable, net: NetworkId, dst: MacAddr, now_ms: u64, aging: Duration) -> Destination {
     if dst.is_multicast() {
         return Destination::Flood;
     }

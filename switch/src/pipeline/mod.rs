@@ -127,13 +127,7 @@ impl Switch {
         if self.networks.contains_key(&id) {
             return Err(SwitchError::NetworkExists(id));
         }
-        self.networks.insert(
-            id,
-            Network {
-                cfg,
-                ports: Vec::new(),
-            },
-        );
+        self.networks.insert(id, Network { cfg, ports: Vec::new() });
         Ok(())
     }
 
@@ -142,10 +136,7 @@ impl Switch {
     /// # Errors
     /// [`SwitchError::UnknownNetwork`], or [`SwitchError::NetworkHasPorts`] while ports remain.
     pub fn remove_network(&mut self, id: NetworkId) -> Result<(), SwitchError> {
-        let net = self
-            .networks
-            .get(&id)
-            .ok_or(SwitchError::UnknownNetwork(id))?;
+        let net = self.networks.get(&id).ok_or(SwitchError::UnknownNetwork(id))?;
         if !net.ports.is_empty() {
             return Err(SwitchError::NetworkHasPorts(id, net.ports.len()));
         }
@@ -163,11 +154,7 @@ impl Switch {
             .networks
             .get_mut(&cfg.network)
             .ok_or(SwitchError::UnknownNetwork(cfg.network))?;
-        let idx = self
-            .ports
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.ports.len());
+        let idx = self.ports.iter().position(Option::is_none).unwrap_or(self.ports.len());
         let id = PortId(idx as u32);
         let port = Port {
             cfg,
@@ -206,13 +193,7 @@ impl Switch {
     ///
     /// # Errors
     /// [`SwitchError::UnknownPort`], or [`SwitchError::WrongNetwork`] if the port is elsewhere.
-    pub fn add_static(
-        &mut self,
-        now: Instant,
-        net: NetworkId,
-        mac: MacAddr,
-        port: PortId,
-    ) -> Result<(), SwitchError> {
+    pub fn add_static(&mut self, now: Instant, net: NetworkId, mac: MacAddr, port: PortId) -> Result<(), SwitchError> {
         let p = self.port(port)?;
         if p.cfg.network != net {
             return Err(SwitchError::WrongNetwork(port, net));
@@ -278,18 +259,9 @@ impl Switch {
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
         let now_ms = self.fdb.tick(now);
-        learn::learn(
-            &mut self.fdb,
-            &mut self.ports,
-            net,
-            ingress,
-            hdr.src,
-            now_ms,
-        )?;
+        learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
-            Destination::Port(out) => {
-                isolate::isolate(&self.ports, net, ingress, out).map(Destination::Port)
-            }
+            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, out).map(Destination::Port),
             Destination::Flood => Ok(Destination::Flood),
         }
     }

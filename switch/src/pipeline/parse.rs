@@ -28,10 +28,7 @@ pub(crate) fn parse(frame: &[u8], max_frame_len: usize) -> Result<Header, DropRe
         VlanTag::new_checked(eth.payload()).map_err(|_| DropReason::TooShort)?;
         return Err(DropReason::TaggedOnAccessPort);
     }
-    Ok(Header {
-        dst: eth.dst(),
-        src,
-    })
+    Ok(Header { dst: eth.dst(), src })
 }
 
 #[cfg(test)]
@@ -78,9 +75,6 @@ mod tests {
             parse(&frame(B, A, 0x88a8, 60), 1514).unwrap_err(),
             DropReason::TaggedOnAccessPort
         );
-        assert_eq!(
-            parse(&frame(B, A, 0x8100, 16), 1514).unwrap_err(),
-            DropReason::TooShort
-        );
+        assert_eq!(parse(&frame(B, A, 0x8100, 16), 1514).unwrap_err(), DropReason::TooShort);
     }
 }

@@ -37,10 +37,8 @@ struct Fixture {
 fn fixture() -> Fixture {
     let t0 = Instant::now();
     let mut sw = Switch::new(t0, 42);
-    sw.add_network(NetworkId(1), NetworkConfig::default())
-        .unwrap();
-    sw.add_network(NetworkId(2), NetworkConfig::default())
-        .unwrap();
+    sw.add_network(NetworkId(1), NetworkConfig::default()).unwrap();
+    sw.add_network(NetworkId(2), NetworkConfig::default()).unwrap();
     let a = sw.add_port(PortConfig::new(NetworkId(1))).unwrap();
     let b = sw.add_port(PortConfig::new(NetworkId(1))).unwrap();
     let c = sw.add_port(PortConfig::new(NetworkId(1))).unwrap();
@@ -51,37 +49,19 @@ fn fixture() -> Fixture {
 #[test]
 fn unknown_unicast_floods_within_the_network_then_learned_goes_to_one_port() {
     let Fixture {
-        mut sw,
-        t0,
-        a,
-        b,
-        c,
-        ..
+        mut sw, t0, a, b, c, ..
     } = fixture();
     let v = sw.process(t0, a, &frame(mac(2), mac(1)));
     assert_eq!(flood_ports(&v), vec![b, c]);
-    assert_eq!(
-        sw.process(t0, b, &frame(mac(1), mac(2))),
-        Verdict::Forward(a)
-    );
-    assert_eq!(
-        sw.process(t0, a, &frame(mac(2), mac(1))),
-        Verdict::Forward(b)
-    );
+    assert_eq!(sw.process(t0, b, &frame(mac(1), mac(2))), Verdict::Forward(a));
+    assert_eq!(sw.process(t0, a, &frame(mac(2), mac(1))), Verdict::Forward(b));
     assert_eq!(sw.counters(a).unwrap().rx_packets, 2);
     assert_eq!(sw.learned_on(a), Some(1));
 }
 
 #[test]
 fn broadcast_never_reaches_another_network() {
-    let Fixture {
-        mut sw,
-        t0,
-        a,
-        b,
-        c,
-        x,
-    } = fixture();
+    let Fixture { mut sw, t0, a, b, c, x } = fixture();
     assert_eq!(
         flood_ports(&sw.process(t0, a, &frame(MacAddr::BROADCAST, mac(1)))),
         vec![b, c]
@@ -96,23 +76,12 @@ fn broadcast_never_reaches_another_network() {
 #[test]
 fn a_moved_mac_moves_at_once() {
     let Fixture {
-        mut sw,
-        t0,
-        a,
-        b,
-        c,
-        ..
+        mut sw, t0, a, b, c, ..
     } = fixture();
     sw.process(t0, a, &frame(MacAddr::BROADCAST, mac(1)));
-    assert_eq!(
-        sw.process(t0, c, &frame(mac(1), mac(3))),
-        Verdict::Forward(a)
-    );
+    assert_eq!(sw.process(t0, c, &frame(mac(1), mac(3))), Verdict::Forward(a));
     sw.process(t0, b, &frame(MacAddr::BROADCAST, mac(1)));
-    assert_eq!(
-        sw.process(t0, c, &frame(mac(1), mac(3))),
-        Verdict::Forward(b)
-    );
+    assert_eq!(sw.process(t0, c, &frame(mac(1), mac(3))), Verdict::Forward(b));
     assert_eq!((sw.learned_on(a), sw.learned_on(b)), (Some(0), Some(1)));
 }
 
@@ -149,27 +118,16 @@ fn learned_entries_age_per_network() {
 
 #[test]
 fn static_entries_stay_and_spoofed_sources_are_dropped() {
-    let Fixture {
-        mut sw, t0, a, b, ..
-    } = fixture();
+    let Fixture { mut sw, t0, a, b, .. } = fixture();
     sw.add_static(t0, NetworkId(1), mac(7), a).unwrap();
     let later = t0 + Duration::from_secs(100_000);
-    assert_eq!(
-        sw.process(later, b, &frame(mac(7), mac(2))),
-        Verdict::Forward(a)
-    );
+    assert_eq!(sw.process(later, b, &frame(mac(7), mac(2))), Verdict::Forward(a));
     assert_eq!(
         sw.process(later, b, &frame(mac(2), mac(7))),
         Verdict::Drop(DropReason::SourceMacConflict)
     );
-    assert_eq!(
-        sw.counters(b).unwrap().drops(DropReason::SourceMacConflict),
-        1
-    );
-    assert_eq!(
-        sw.process(later, a, &frame(mac(2), mac(7))),
-        Verdict::Forward(b)
-    );
+    assert_eq!(sw.counters(b).unwrap().drops(DropReason::SourceMacConflict), 1);
+    assert_eq!(sw.process(later, a, &frame(mac(2), mac(7))), Verdict::Forward(b));
     assert_eq!(
         sw.add_static(t0, NetworkId(2), mac(8), a),
         Err(SwitchError::WrongNetwork(a, NetworkId(2)))
@@ -180,8 +138,7 @@ fn static_entries_stay_and_spoofed_sources_are_dropped() {
 fn learning_stops_at_the_port_limit_but_frames_still_flow() {
     let t0 = Instant::now();
     let mut sw = Switch::new(t0, 1);
-    sw.add_network(NetworkId(1), NetworkConfig::default())
-        .unwrap();
+    sw.add_network(NetworkId(1), NetworkConfig::default()).unwrap();
     let a = sw
         .add_port(PortConfig {
             learn_limit: 3,
@@ -207,10 +164,7 @@ fn hairpin_and_bad_frames_are_dropped_with_reasons() {
         sw.process(t0, a, &frame(mac(2), mac(1))),
         Verdict::Drop(DropReason::Hairpin)
     );
-    assert_eq!(
-        sw.process(t0, a, &[0u8; 10]),
-        Verdict::Drop(DropReason::TooShort)
-    );
+    assert_eq!(sw.process(t0, a, &[0u8; 10]), Verdict::Drop(DropReason::TooShort));
     assert_eq!(
         sw.process(t0, a, &vec![2u8; 2000]),
         Verdict::Drop(DropReason::Oversized)
@@ -234,28 +188,17 @@ fn hairpin_and_bad_frames_are_dropped_with_reasons() {
 #[test]
 fn removing_a_port_forgets_its_addresses_and_frees_its_id() {
     let Fixture {
-        mut sw,
-        t0,
-        a,
-        b,
-        c,
-        ..
+        mut sw, t0, a, b, c, ..
     } = fixture();
     sw.process(t0, a, &frame(MacAddr::BROADCAST, mac(1)));
     sw.remove_port(a).unwrap();
-    assert_eq!(
-        flood_ports(&sw.process(t0, b, &frame(mac(1), mac(2)))),
-        vec![c]
-    );
+    assert_eq!(flood_ports(&sw.process(t0, b, &frame(mac(1), mac(2)))), vec![c]);
     assert_eq!(
         sw.remove_network(NetworkId(1)),
         Err(SwitchError::NetworkHasPorts(NetworkId(1), 2))
     );
     assert_eq!(sw.add_port(PortConfig::new(NetworkId(1))).unwrap(), a);
-    assert_eq!(
-        sw.remove_port(PortId(77)),
-        Err(SwitchError::UnknownPort(PortId(77)))
-    );
+    assert_eq!(sw.remove_port(PortId(77)), Err(SwitchError::UnknownPort(PortId(77))));
 }
 
 // Property: against a model of learning switches (one per network), every verdict sends a
@@ -268,8 +211,7 @@ struct Step {
 }
 
 fn step(nports: usize) -> impl Strategy<Value = Step> {
-    (0..nports, 1..12u8, proptest::option::weighted(0.8, 1..12u8))
-        .prop_map(|(port, src, dst)| Step { port, src, dst })
+    (0..nports, 1..12u8, proptest::option::weighted(0.8, 1..12u8)).prop_map(|(port, src, dst)| Step { port, src, dst })
 }
 
 proptest! {

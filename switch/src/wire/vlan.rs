@@ -126,10 +126,7 @@ mod tests {
     #[test]
     fn vlan_id_range() {
         assert!(VlanId::new(0).is_err());
-        assert_eq!(
-            VlanId::new(4095).unwrap_err(),
-            "invalid VLAN ID 4095: must be 1-4094"
-        );
+        assert_eq!(VlanId::new(4095).unwrap_err(), "invalid VLAN ID 4095: must be 1-4094");
         assert_eq!(VlanId::new(4094).unwrap().get(), 4094);
         assert!(VlanTag::new_checked(&[0u8; 3][..]).is_err());
     }
