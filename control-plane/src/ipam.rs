@@ -26,6 +26,28 @@ pub fn pick_subnet<'a>(taken: impl Iterator<Item = &'a Ipv4Cidr> + Clone) -> Opt
     default_pools().find(|p| !taken.clone().any(|t| t.overlaps(p)))
 }
 
+/// The destinations of the routes in the text of /proc/net/route, but default routes.
+pub fn parse_proc_net_route(text: &str) -> Vec<Ipv4Cidr> {
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = u32::from_str_radix(f.get(1)?, 16).ok()?;
+            let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
+            // The kernel prints network-order words as host integers: their in-memory bytes
+            // are the address bytes.
+            let (dst, mask) = (
+                u32::from_be_bytes(dst.to_ne_bytes()),
+                u32::from_be_bytes(mask.to_ne_bytes()),
+            );
+            if mask == 0 || mask.leading_ones() != mask.count_ones() {
+                return None;
+            }
+            Ipv4Cidr::new(Ipv4Addr::from(dst & mask), mask.count_ones() as u8).ok()
+        })
+        .collect()
+}
+
 /// An address pool of one network.
 #[derive(Debug, Clone, Copy)]
 pub struct Pool {
@@ -94,6 +116,17 @@ mod tests {
         assert_eq!(pick_subnet(taken.iter()), Some(c("172.19.0.0/16")));
         let all: Vec<Ipv4Cidr> = default_pools().collect();
         assert_eq!(pick_subnet(all.iter()), None);
+    }
+
+    #[cfg(target_endian = "little")]
+    #[test]
+    fn reads_proc_net_route() {
+        let text = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n\
+                    eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0\n\
+                    eth0\t000200C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n\
+                    br0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
+        let v: Vec<String> = parse_proc_net_route(text).iter().map(|c| c.to_string()).collect();
+        assert_eq!(v, ["192.0.2.0/24", "172.18.0.0/16"]);
     }
 
     #[test]

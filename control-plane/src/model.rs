@@ -366,11 +366,19 @@ impl State {
         v
     }
 
-    /// Creates a network and returns its ID.
+    /// Creates a network and returns its ID. An automatic subnet also avoids `host_routes`
+    /// (the prefixes the host already reaches, as Docker avoids them); a chosen one is only
+    /// checked against other networks.
     ///
     /// # Errors
     /// Invalid names, drivers, options or addresses; a name in use or an overlapping subnet.
-    pub fn create_network(&mut self, spec: NetworkSpec, id: Id, now: SystemTime) -> Result<Id, ModelError> {
+    pub fn create_network(
+        &mut self,
+        spec: NetworkSpec,
+        id: Id,
+        now: SystemTime,
+        host_routes: &[Ipv4Cidr],
+    ) -> Result<Id, ModelError> {
         check_name("network", &spec.name)?;
         if self.networks.values().any(|n| n.name == spec.name) {
             return Err(ModelError::Conflict(format!(
@@ -399,7 +407,7 @@ impl State {
             }
         }
         let opts = parse_options(&spec.options)?;
-        let ipam = self.plan_ipam(&spec)?;
+        let ipam = self.plan_ipam(&spec, host_routes)?;
         let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
         if let Some(n) = self
             .networks
@@ -433,7 +441,7 @@ impl State {
         Ok(id)
     }
 
-    fn plan_ipam(&self, spec: &NetworkSpec) -> Result<NetIpam, ModelError> {
+    fn plan_ipam(&self, spec: &NetworkSpec, host_routes: &[Ipv4Cidr]) -> Result<NetIpam, ModelError> {
         let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
         let subnet = match &spec.subnet {
             Some(s) => {
@@ -453,7 +461,7 @@ impl State {
                 if spec.gateway.is_some() || spec.ip_range.is_some() {
                     return Err(invalid("--gateway and --ip-range need --subnet"));
                 }
-                let subnets: Vec<Ipv4Cidr> = taken.map(|(_, t)| t).collect();
+                let subnets: Vec<Ipv4Cidr> = taken.map(|(_, t)| t).chain(host_routes.iter().copied()).collect();
                 ipam::pick_subnet(subnets.iter()).ok_or_else(|| {
                     ModelError::Conflict(
                         "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),

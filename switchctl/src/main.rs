@@ -330,7 +330,9 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             no_trunc,
             format,
         } => {
-            let nets: Vec<NetworkResource> = c.get("/networks")?;
+            let mut nets: Vec<NetworkResource> = c.get("/networks")?;
+            // Docker lists networks by name.
+            nets.sort_by(|a, b| a.name.cmp(&b.name));
             let id = |n: &NetworkResource| {
                 if no_trunc {
                     n.id.clone()

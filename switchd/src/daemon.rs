@@ -83,6 +83,12 @@ pub struct Daemon {
     host_ns: PathBuf,
 }
 
+/// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
+/// the reading process's namespace; unreadable means none.
+fn host_routes() -> Vec<control_plane::Ipv4Cidr> {
+    control_plane::ipam::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+}
+
 /// 32 random bytes as an object ID.
 pub fn random_id() -> Id {
     let mut b = [0u8; 32];
@@ -313,7 +319,8 @@ impl Daemon {
     pub fn create_network(&self, req: NetworkCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now())?;
+        let routes = host_routes();
+        let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now(), &routes)?;
         let net = next.networks[&id].clone();
         let port = self.bring_up_network(&net)?;
         if let Err(e) = self.commit(&mut inner, next) {
@@ -333,9 +340,11 @@ impl Daemon {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let net = next.remove_network(key)?;
-        self.commit(&mut inner, next)?;
+        // Kernel work first, then the commit: a crash in between leaves a stored network that
+        // the next start brings back whole, never a gateway interface that nothing owns.
         let port = inner.gateway_ports.remove(&net.id);
         self.tear_down_network(&net, port);
+        self.commit(&mut inner, next)?;
         tracing::info!(network = %net.name, "network removed");
         Ok(())
     }
@@ -345,11 +354,11 @@ impl Daemon {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let removed = next.prune_networks();
-        self.commit(&mut inner, next)?;
         for net in &removed {
             let port = inner.gateway_ports.remove(&net.id);
             self.tear_down_network(net, port);
         }
+        self.commit(&mut inner, next)?;
         Ok(PruneResponse {
             networks_deleted: removed.into_iter().map(|n| n.name).collect(),
         })
@@ -438,13 +447,15 @@ impl Daemon {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let (sb, eps) = next.remove_sandbox(key)?;
-        self.commit(&mut inner, next)?;
+        // As for networks: undo the kernel side first, so a crash before the commit leaves a
+        // record that `sandbox rm` finishes, never interfaces or namespaces nothing owns.
         for ep in &eps {
             self.detach_endpoint(&mut inner, &sb, ep);
         }
         if let Err(e) = netns::remove(&sb.netns) {
             tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
         }
+        self.commit(&mut inner, next)?;
         tracing::info!(sandbox = %sb.name, "sandbox removed");
         Ok(())
     }
@@ -486,8 +497,8 @@ impl Daemon {
         let mut next = inner.state.clone();
         let ep = next.disconnect(net, sandbox)?;
         let sb = next.sandboxes[&ep.sandbox].clone();
-        self.commit(&mut inner, next)?;
         self.detach_endpoint(&mut inner, &sb, &ep);
+        self.commit(&mut inner, next)?;
         Ok(())
     }
 

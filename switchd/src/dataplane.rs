@@ -333,6 +333,8 @@ impl Dataplane {
             return;
         }
         let fd = pio.dev.raw();
+        // One clock read per burst: a burst takes microseconds, aging works in milliseconds.
+        let now = Instant::now();
         for _ in 0..BURST {
             // SAFETY: buf is a valid writable buffer of buf.len() bytes; fd is a live descriptor.
             let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
@@ -352,7 +354,6 @@ impl Dataplane {
                 self.switch.record_drop(port, DropReason::TooShort);
                 continue;
             }
-            let now = Instant::now();
             self.forward(now, port, &buf[..n]);
         }
     }

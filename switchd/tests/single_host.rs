@@ -576,3 +576,24 @@ fn veth_ports_through_af_packet() {
         .expect_err("port kind with host")
         .contains("--port-kind cannot be used"));
 }
+
+#[test]
+fn adopted_namespace_from_another_runtime() {
+    let Some(h) = host("ad") else { return };
+    let (theirs, mine) = (h.name("theirs"), h.name("mine"));
+    sim::run("ip", ["netns", "add", &theirs]).expect_ok("runtime's namespace");
+    let path = format!("/run/netns/{theirs}");
+    let err = h.ctl(["sandbox", "create", "--netns", "/tmp", &mine]);
+    assert!(err.expect_err("not a namespace").contains("--netns /tmp is not a network namespace"));
+    h.ctl(["sandbox", "create", "--netns", &path, &mine]).expect_ok("adopt");
+    assert!(addr_of(&h, &theirs, "eth0").contains("172.17.0.2/16"));
+    assert!(addr_of(&h, &mine, "eth0").contains("172.17.0.2/16"), "published under the sandbox name too");
+    assert!(ping(&h, &theirs, "172.17.0.1"));
+    let sb = json(h.ctl(["sandbox", "inspect", &mine]).expect_ok("inspect"));
+    assert_eq!(sb[0]["AdoptedNetns"], path.as_str());
+    h.ctl(["sandbox", "rm", &mine]).expect_ok("rm");
+    assert!(!Path::new("/run/netns").join(&mine).exists());
+    assert!(Path::new(&path).exists(), "the runtime's namespace stays");
+    assert!(!h.exec(&theirs, &["ip", "link", "show", "eth0"]).ok(), "our interface is gone from it");
+    sim::run("ip", ["netns", "delete", &theirs]).expect_ok("delete");
+}

@@ -62,7 +62,7 @@ fn defaults_are_dockers() {
 #[test]
 fn automatic_and_chosen_subnets() {
     let (mut s, mut ids) = fresh();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
+    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
         .unwrap();
     assert_eq!(
         s.network("my_net1").unwrap().ipam.unwrap().subnet.to_string(),
@@ -73,14 +73,24 @@ fn automatic_and_chosen_subnets() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
     let n2 = s.network("my_net2").unwrap();
     assert_eq!(
         n2.bridge_name.as_deref(),
         Some(format!("sw-{}", n2.id.short()).as_str())
     );
-    // 192.168.0.0/20 overlaps my_net2, so the next automatic pools skip it only once 172.x runs out.
     assert_eq!(s.network("my_net2").unwrap().switch_id, 3);
+    // Automatic subnets skip what the host already routes, but not the default route.
+    let routes: Vec<Ipv4Cidr> = ["172.19.0.0/16", "172.20.1.0/24"]
+        .iter()
+        .map(|r| r.parse().unwrap())
+        .collect();
+    s.create_network(net("my_net3"), ids.next(), SystemTime::UNIX_EPOCH, &routes)
+        .unwrap();
+    assert_eq!(
+        s.network("my_net3").unwrap().ipam.unwrap().subnet.to_string(),
+        "172.21.0.0/16"
+    );
 }
 
 #[test]
@@ -93,6 +103,7 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         },
         ids.next(),
         SystemTime::UNIX_EPOCH,
+        &[],
     )
     .unwrap();
     let before = s.clone();
@@ -159,7 +170,9 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         ),
     ];
     for (spec, want) in cases {
-        let e = s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap_err();
+        let e = s
+            .create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[])
+            .unwrap_err();
         assert!(e.to_string().contains(want), "{e} should mention {want}");
         assert_eq!(s, before);
     }
@@ -201,8 +214,8 @@ fn static_ips_connect_disconnect_and_release() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH).unwrap();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH)
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
         .unwrap();
     create_sb(
         &mut s,

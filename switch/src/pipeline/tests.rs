@@ -247,3 +247,22 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    // No frame a container sends can panic the switch, and whatever it decides is counted.
+    #[test]
+    fn arbitrary_bytes_never_panic_and_drops_are_counted(
+        frames in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..80), 1..200),
+    ) {
+        let Fixture { mut sw, t0, a, .. } = fixture();
+        let mut dropped = 0u64;
+        for f in &frames {
+            if let Verdict::Drop(_) = sw.process(t0, a, f) {
+                dropped += 1;
+            }
+        }
+        let c = sw.counters(a).unwrap();
+        prop_assert_eq!(c.rx_packets, frames.len() as u64);
+        prop_assert_eq!(c.total_drops(), dropped);
+    }
+}
