@@ -86,6 +86,7 @@ pub struct Host {
     dir: PathBuf,
     switchd: PathBuf,
     switchctl: PathBuf,
+    extra: Vec<String>,
     child: Option<Child>,
 }
 
@@ -95,6 +96,14 @@ impl Host {
     /// # Panics
     /// If the namespace cannot be made or switchd does not come up within 10 s.
     pub fn start(prefix: &str, bin_dir: &Path) -> Host {
+        Host::start_with(prefix, bin_dir, &[])
+    }
+
+    /// Like [`Host::start`], with extra switchd arguments.
+    ///
+    /// # Panics
+    /// As [`Host::start`].
+    pub fn start_with(prefix: &str, bin_dir: &Path, extra: &[&str]) -> Host {
         let ns = format!("{prefix}-h");
         let dir = std::env::temp_dir().join(format!("switch-test-{prefix}"));
         let mut h = Host {
@@ -103,6 +112,7 @@ impl Host {
             dir: dir.clone(),
             switchd: bin_dir.join("switchd"),
             switchctl: bin_dir.join("switchctl"),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             child: None,
         };
         for b in [&h.switchd, &h.switchctl] {
@@ -160,6 +170,7 @@ impl Host {
             .arg(self.socket())
             .arg("--log-level")
             .arg("debug")
+            .args(&self.extra)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)

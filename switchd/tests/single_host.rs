@@ -14,6 +14,10 @@ fn bin_dir() -> &'static Path {
 }
 
 fn host(tag: &str) -> Option<Host> {
+    host_with(tag, &[])
+}
+
+fn host_with(tag: &str, args: &[&str]) -> Option<Host> {
     if !is_root() {
         assert_ne!(
             std::env::var("SWITCH_E2E").as_deref(),
@@ -23,7 +27,7 @@ fn host(tag: &str) -> Option<Host> {
         eprintln!("skipping {tag}: end-to-end tests need root");
         return None;
     }
-    Some(Host::start(&prefix(tag), bin_dir()))
+    Some(Host::start_with(&prefix(tag), bin_dir(), args))
 }
 
 fn json(s: &str) -> Value {
@@ -584,16 +588,43 @@ fn adopted_namespace_from_another_runtime() {
     sim::run("ip", ["netns", "add", &theirs]).expect_ok("runtime's namespace");
     let path = format!("/run/netns/{theirs}");
     let err = h.ctl(["sandbox", "create", "--netns", "/tmp", &mine]);
-    assert!(err.expect_err("not a namespace").contains("--netns /tmp is not a network namespace"));
+    assert!(err
+        .expect_err("not a namespace")
+        .contains("--netns /tmp is not a network namespace"));
     h.ctl(["sandbox", "create", "--netns", &path, &mine]).expect_ok("adopt");
     assert!(addr_of(&h, &theirs, "eth0").contains("172.17.0.2/16"));
-    assert!(addr_of(&h, &mine, "eth0").contains("172.17.0.2/16"), "published under the sandbox name too");
+    assert!(
+        addr_of(&h, &mine, "eth0").contains("172.17.0.2/16"),
+        "published under the sandbox name too"
+    );
     assert!(ping(&h, &theirs, "172.17.0.1"));
     let sb = json(h.ctl(["sandbox", "inspect", &mine]).expect_ok("inspect"));
     assert_eq!(sb[0]["AdoptedNetns"], path.as_str());
     h.ctl(["sandbox", "rm", &mine]).expect_ok("rm");
     assert!(!Path::new("/run/netns").join(&mine).exists());
     assert!(Path::new(&path).exists(), "the runtime's namespace stays");
-    assert!(!h.exec(&theirs, &["ip", "link", "show", "eth0"]).ok(), "our interface is gone from it");
+    assert!(
+        !h.exec(&theirs, &["ip", "link", "show", "eth0"]).ok(),
+        "our interface is gone from it"
+    );
     sim::run("ip", ["netns", "delete", &theirs]).expect_ok("delete");
+}
+
+#[test]
+fn socket_group_opens_the_socket_to_a_group() {
+    let Some(h) = host_with("sg", &["--socket-group", "daemon"]) else {
+        return;
+    };
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let meta = std::fs::metadata(h.socket()).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let daemon_gid = std::fs::read_to_string("/etc/group")
+        .unwrap()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("daemon:x:")
+                .and_then(|r| r.split(':').next()?.parse::<u32>().ok())
+        })
+        .expect("Debian has a daemon group");
+    assert_eq!(meta.gid(), daemon_gid);
 }
