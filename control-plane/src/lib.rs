@@ -18,6 +18,7 @@
 pub mod api;
 pub mod cidr;
 pub mod error;
+pub mod firewall;
 pub mod ids;
 pub mod ipam;
 pub mod model;

@@ -208,6 +208,43 @@ impl Host {
         run("ip", args)
     }
 
+    /// Gives the host an uplink to a new namespace `<prefix>-out` that plays the outside
+    /// world: the host holds 10.99.0.1/24 on `uplink0`, the outside 10.99.0.2/24 on `eth0`,
+    /// and the host's default route points there. Returns the outside namespace's name.
+    ///
+    /// # Panics
+    /// If a step fails.
+    pub fn add_outside(&self) -> String {
+        let out = format!("{}-out", self.prefix);
+        run("ip", ["netns", "add", &out]).expect_ok("ip netns add outside");
+        let h = self.ns.as_str();
+        let steps: [&[&str]; 8] = [
+            &[
+                "-n", h, "link", "add", "uplink0", "type", "veth", "peer", "name", "eth0", "netns", &out,
+            ],
+            &["-n", h, "addr", "add", "10.99.0.1/24", "dev", "uplink0"],
+            &["-n", h, "link", "set", "uplink0", "up"],
+            &["-n", &out, "addr", "add", "10.99.0.2/24", "dev", "eth0"],
+            &["-n", &out, "link", "set", "eth0", "up"],
+            &["-n", &out, "link", "set", "lo", "up"],
+            &["-n", h, "route", "add", "default", "via", "10.99.0.2"],
+            &["-n", &out, "route", "add", "default", "via", "10.99.0.1"],
+        ];
+        for args in steps {
+            run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
+        }
+        out
+    }
+
+    /// Stops switchd with SIGTERM (a clean stop) and waits for it.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+            unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
     /// Kills switchd with SIGKILL, as a crash would.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {

@@ -18,7 +18,7 @@ use control_plane::{Id, ModelError};
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{netns, tap, veth};
+use crate::{firewall, netdev, netns, tap, veth};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -112,6 +112,8 @@ impl Daemon {
                 s
             }
         };
+        // Sandboxes reach beyond the host through it (masquerade in the firewall table).
+        netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
         let dp = dataplane::spawn(u64::from_ne_bytes(seed))?;
@@ -165,6 +167,9 @@ impl Daemon {
                 }
             }
         }
+        if let Err(e) = firewall::apply(&control_plane::firewall::ruleset(&state)) {
+            tracing::error!("cannot install the firewall: {e}; outbound access and isolation rules are missing");
+        }
         tracing::info!(
             networks = state.networks.len(),
             sandboxes = state.sandboxes.len(),
@@ -174,10 +179,25 @@ impl Daemon {
         inner.state = state;
     }
 
+    /// Makes `next` the state: its firewall first, then the store. If the store fails, the
+    /// previous firewall is put back.
     fn commit(&self, inner: &mut Inner, next: State) -> Result<(), OpError> {
-        self.store.save(&next).map_err(|e| OpError::Io(e.to_string()))?;
+        firewall::apply(&control_plane::firewall::ruleset(&next)).map_err(io_err("firewall"))?;
+        if let Err(e) = self.store.save(&next) {
+            if let Err(fe) = firewall::apply(&control_plane::firewall::ruleset(&inner.state)) {
+                tracing::error!("cannot restore the previous firewall: {fe}");
+            }
+            return Err(OpError::Io(e.to_string()));
+        }
         inner.state = next;
         Ok(())
+    }
+
+    /// Removes the fabric's firewall table (clean shutdown). Ports and namespaces stay.
+    pub fn shutdown(&self) {
+        if let Err(e) = firewall::apply(&control_plane::firewall::teardown()) {
+            tracing::warn!("removing the firewall table: {e}");
+        }
     }
 
     /// Adds the network to the switch and opens its gateway TAP with the gateway address.

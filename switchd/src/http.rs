@@ -25,7 +25,7 @@ type Reply = Response<Full<Bytes>>;
 
 /// Binds the socket (mode 0600, or 0660 with `group`), replacing a stale socket file but
 /// refusing to take over from a live daemon.
-pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
+pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<std::os::unix::net::UnixListener> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
@@ -37,10 +37,11 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
     }
     // SAFETY: umask only changes this process's file creation mask; restored right after.
     let old = unsafe { libc::umask(0o177) };
-    let l = UnixListener::bind(path);
+    let l = std::os::unix::net::UnixListener::bind(path);
     // SAFETY: as above.
     unsafe { libc::umask(old) };
     let l = l?;
+    l.set_nonblocking(true)?;
     if let Some(g) = group {
         nix::unistd::chown(path, None, Some(nix::unistd::Gid::from_raw(g)))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
@@ -49,7 +50,8 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<UnixListener> {
 }
 
 /// Serves connections until the listener fails.
-pub async fn serve(listener: UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
+pub async fn serve(listener: std::os::unix::net::UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    let listener = UnixListener::from_std(listener)?;
     loop {
         let (stream, _) = listener.accept().await?;
         let d = daemon.clone();

@@ -3,6 +3,7 @@
 
 mod daemon;
 mod dataplane;
+mod firewall;
 mod http;
 mod netdev;
 mod netns;
@@ -58,6 +59,8 @@ fn main() -> anyhow::Result<()> {
         anyhow::bail!("switchd must run as root: it creates namespaces and TAP devices");
     }
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
+    // The socket first: a second switchd must stop here, before it touches anything.
+    let listener = http::bind(&args.socket, group)?;
     let daemon = daemon::Daemon::start(daemon::Config {
         state_dir: args.state_dir.clone(),
         netns_dir: args.netns_dir.clone(),
@@ -68,18 +71,19 @@ fn main() -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
-        let listener = http::bind(&args.socket, group)?;
+    let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
         tokio::select! {
-            r = http::serve(listener, daemon) => r,
+            r = http::serve(listener, daemon.clone()) => r,
             _ = shutdown() => {
                 tracing::info!("shutting down; ports and namespaces stay for the next start");
                 let _ = std::fs::remove_file(&args.socket);
                 Ok(())
             }
         }
-    })
+    });
+    daemon.shutdown();
+    served
 }
 
 async fn shutdown() {
