@@ -4,6 +4,7 @@ set -euo pipefail
 declare -A pkg=(
   [ip]=iproute2 [ping]=iputils-ping [nft]=nftables [tcpdump]=tcpdump
   [nsenter]=util-linux [timeout]=coreutils [sysctl]=procps
+  [dig]=bind9-dnsutils [dnsmasq]=dnsmasq-base [curl]=curl [getent]=libc-bin
 )
 missing=()
 for cmd in "${!pkg[@]}"; do

@@ -336,6 +336,9 @@ pub struct SandboxCreate {
     /// How the interface is attached: `tap` (default) or `veth`.
     #[serde(default)]
     pub port_kind: Option<String>,
+    /// Legacy links, `OTHER[:ALIAS]` (default bridge only).
+    #[serde(default)]
+    pub links: Vec<String>,
 }
 
 impl SandboxCreate {
@@ -349,6 +352,7 @@ impl SandboxCreate {
             aliases: self.aliases,
             netns: self.netns.filter(|s| !s.is_empty()).map(Into::into),
             port_kind: self.port_kind.unwrap_or_default(),
+            links: self.links,
         }
     }
 }
@@ -371,6 +375,8 @@ pub struct SandboxResource {
     pub created: String,
     /// Interfaces, by interface name.
     pub networks: Vec<SandboxEndpoint>,
+    /// Legacy links as `OTHER:ALIAS`.
+    pub links: Vec<String>,
 }
 
 /// One network membership of a sandbox.
@@ -457,6 +463,17 @@ impl SandboxResource {
             adopted_netns: sb.adopted.as_ref().map(|p| p.display().to_string()),
             created: rfc3339(sb.created),
             networks,
+            links: sb
+                .links
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}:{}",
+                        state.sandboxes.get(&l.sandbox).map_or("?", |o| o.name.as_str()),
+                        l.alias
+                    )
+                })
+                .collect(),
         }
     }
 }

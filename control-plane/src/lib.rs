@@ -17,7 +17,9 @@
 
 pub mod api;
 pub mod cidr;
+pub mod dns;
 pub mod error;
+pub mod etc;
 pub mod firewall;
 pub mod ids;
 pub mod ipam;

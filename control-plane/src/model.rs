@@ -145,6 +145,18 @@ pub struct Sandbox {
     pub netns: PathBuf,
     /// The namespace another runtime made and handed over with `--netns`, if any.
     pub adopted: Option<PathBuf>,
+    /// Legacy links (`--link OTHER:ALIAS`, default bridge only).
+    #[serde(default)]
+    pub links: Vec<Link>,
+}
+
+/// A legacy link: the other sandbox's address under an alias in this sandbox's hosts file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Link {
+    /// The linked sandbox.
+    pub sandbox: Id,
+    /// The name it is known by here.
+    pub alias: String,
 }
 
 impl Sandbox {
@@ -261,6 +273,8 @@ pub struct SandboxSpec {
     pub netns: Option<PathBuf>,
     /// `--port-kind`: tap (default) or veth.
     pub port_kind: String,
+    /// `--link OTHER[:ALIAS]`.
+    pub links: Vec<String>,
 }
 
 /// What `network connect` asks for.
@@ -590,6 +604,7 @@ impl State {
                 spec.network
             )));
         }
+        let links = self.resolve_links(&spec.links, net.as_ref())?;
         let sandbox = Sandbox {
             id: id.clone(),
             name: spec.name.clone(),
@@ -597,6 +612,7 @@ impl State {
             created: now,
             netns: netns_dir.join(&spec.name),
             adopted: spec.netns,
+            links,
         };
         let mut next = self.clone();
         next.sandboxes.insert(id.clone(), sandbox);
@@ -611,6 +627,46 @@ impl State {
         }
         *self = next;
         Ok(id)
+    }
+
+    fn resolve_links(&self, links: &[String], net: Option<&Id>) -> Result<Vec<Link>, ModelError> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let default = self.network(DEFAULT_BRIDGE)?;
+        if net != Some(&default.id) {
+            return Err(invalid(
+                "--link is supported on the default bridge network only; on user-defined networks sandboxes find each other by name",
+            ));
+        }
+        links
+            .iter()
+            .map(|l| {
+                let (other, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                check_name("link alias", alias)?;
+                let o = self.sandbox(other)?;
+                if !self
+                    .endpoints_of_network(&default.id)
+                    .any(|e| e.sandbox == o.id && e.ip.is_some())
+                {
+                    return Err(invalid(format!(
+                        "cannot link to {other}: it is not on the default bridge network"
+                    )));
+                }
+                Ok(Link {
+                    sandbox: o.id.clone(),
+                    alias: alias.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// The sandbox whose namespace `sb` uses (itself unless in `container:` mode).
+    pub fn namespace_owner<'a>(&'a self, sb: &'a Sandbox) -> &'a Sandbox {
+        match &sb.mode {
+            SandboxMode::Container(root) => self.sandboxes.get(root).unwrap_or(sb),
+            _ => sb,
+        }
     }
 
     fn resolve_mode(&self, network: &str) -> Result<(SandboxMode, Option<Id>), ModelError> {

@@ -9,6 +9,9 @@ use std::time::{Duration, Instant};
 /// Where `ip netns` publishes namespaces.
 pub const NETNS_DIR: &str = "/run/netns";
 
+/// The outside namespace's address (see [`Host::add_outside`]).
+pub const OUTSIDE_IP: &str = "10.99.0.2";
+
 /// What a command printed and how it ended.
 #[derive(Debug, Clone)]
 pub struct Output {
@@ -171,6 +174,7 @@ impl Host {
             .arg("--log-level")
             .arg("debug")
             .args(&self.extra)
+            .args(self.default_upstream())
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -188,6 +192,15 @@ impl Host {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("switchd did not answer within 10 s:\n{}", self.log());
+    }
+
+    /// Unless the test chose upstreams, DNS forwarding goes to the outside namespace's address
+    /// (see [`Host::add_outside`]): never to the machine's own resolvers.
+    fn default_upstream(&self) -> Vec<String> {
+        if self.extra.iter().any(|a| a == "--dns-upstream") {
+            return Vec::new();
+        }
+        vec!["--dns-upstream".into(), OUTSIDE_IP.into()]
     }
 
     /// Runs switchctl against this host's switchd.

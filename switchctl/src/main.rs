@@ -170,6 +170,9 @@ enum SandboxCmd {
         /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
         #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
         port_kind: Option<String>,
+        /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
+        #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
+        links: Vec<String>,
         /// Name.
         name: String,
     },
@@ -440,6 +443,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             aliases,
             netns,
             port_kind,
+            links,
             name,
         } => {
             let req = SandboxCreate {
@@ -450,6 +454,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 aliases,
                 netns: netns.map(|p| p.display().to_string()),
                 port_kind,
+                links,
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
@@ -18,7 +18,7 @@ use control_plane::{Id, ModelError};
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{firewall, netdev, netns, tap, veth};
+use crate::{dns, firewall, netdev, netns, tap, veth};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -66,6 +66,12 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Where sandbox namespaces are published (`/run/netns`, so `ip netns exec` finds them).
     pub netns_dir: PathBuf,
+    /// Where sandboxes' /etc files are published (`/etc/netns`, which `ip netns exec` binds).
+    pub etc_dir: PathBuf,
+    /// Upstream resolvers for names the embedded DNS does not know.
+    pub upstreams: Vec<std::net::SocketAddr>,
+    /// The runtime the DNS servers run on.
+    pub rt: tokio::runtime::Handle,
 }
 
 struct Inner {
@@ -80,7 +86,11 @@ pub struct Daemon {
     dp: dataplane::Handle,
     store: Store,
     netns_dir: PathBuf,
+    etc_dir: PathBuf,
     host_ns: PathBuf,
+    /// The committed state, for readers that must not wait on an operation (DNS).
+    snapshot: dns::Snapshot,
+    dns: dns::Dns,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -117,6 +127,7 @@ impl Daemon {
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
         let dp = dataplane::spawn(u64::from_ne_bytes(seed))?;
+        let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {
                 state: State::default(),
@@ -126,7 +137,10 @@ impl Daemon {
             dp,
             store,
             netns_dir: cfg.netns_dir,
+            etc_dir: cfg.etc_dir,
             host_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
+            dns: dns::Dns::new(cfg.rt, snapshot.clone(), cfg.upstreams),
+            snapshot,
         };
         d.restore(state);
         Ok(d)
@@ -167,6 +181,11 @@ impl Daemon {
                 }
             }
         }
+        for sb in state.sandboxes.values() {
+            if let Err(e) = self.write_files(&state, sb) {
+                tracing::warn!(sandbox = %sb.name, "cannot write /etc files: {e}");
+            }
+        }
         if let Err(e) = firewall::apply(&control_plane::firewall::ruleset(&state)) {
             tracing::error!("cannot install the firewall: {e}; outbound access and isolation rules are missing");
         }
@@ -189,8 +208,57 @@ impl Daemon {
             }
             return Err(OpError::Io(e.to_string()));
         }
+        *self.snapshot.write().expect("lock poisoned") = Arc::new(next.clone());
         inner.state = next;
         Ok(())
+    }
+
+    /// Writes the sandbox's /etc/netns/NAME/{resolv.conf,hosts} for `state`; a file the
+    /// sandbox should not have (host, none) is removed so it sees the host's.
+    fn write_files(&self, state: &State, sb: &Sandbox) -> io::Result<()> {
+        let dir = self.etc_dir.join(&sb.name);
+        let ups: Vec<std::net::IpAddr> = self.dns.upstreams().iter().map(|a| a.ip()).collect();
+        let files = [
+            ("resolv.conf", control_plane::etc::resolv_conf(state, sb, &ups)),
+            ("hosts", control_plane::etc::hosts(state, sb)),
+        ];
+        for (name, content) in files {
+            let path = dir.join(name);
+            match content {
+                Some(c) => {
+                    std::fs::create_dir_all(&dir)?;
+                    let tmp = dir.join(format!(".{name}.tmp"));
+                    std::fs::write(&tmp, c)?;
+                    std::fs::rename(&tmp, &path)?;
+                }
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the files of `sb` and of every sandbox sharing its namespace.
+    fn refresh_files(&self, state: &State, sb: &Id) {
+        let owner = state.sandboxes.get(sb).map(|s| state.namespace_owner(s).id.clone());
+        for s in state.sandboxes.values() {
+            if Some(&state.namespace_owner(s).id) == owner.as_ref() {
+                if let Err(e) = self.write_files(state, s) {
+                    tracing::warn!(sandbox = %s.name, "cannot write /etc files: {e}");
+                }
+            }
+        }
+    }
+
+    fn remove_files(&self, sb: &Sandbox) {
+        match std::fs::remove_dir_all(self.etc_dir.join(&sb.name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(sandbox = %sb.name, "cannot remove /etc files: {e}")
+            }
+            _ => {}
+        }
     }
 
     /// Removes the fabric's firewall table (clean shutdown). Ports and namespaces stay.
@@ -233,13 +301,19 @@ impl Daemon {
                 label: name.clone(),
             })
         });
-        opened.map_err(|e| {
+        let port = opened.map_err(|e| {
             let _ = self.dp.remove_network(sid);
             OpError::Io(format!("cannot open gateway interface {name}: {e}"))
-        })
+        })?;
+        if let Err(e) = self.dns.start(net) {
+            self.tear_down_network(net, Some(port));
+            return Err(OpError::Io(e.to_string()));
+        }
+        Ok(port)
     }
 
     fn tear_down_network(&self, net: &Network, port: Option<PortId>) {
+        self.dns.stop(&net.id);
         if let Some(p) = port {
             if let Err(e) = self.remove_port(p) {
                 tracing::warn!(network = %net.name, "removing gateway port: {e}");
@@ -421,12 +495,18 @@ impl Daemon {
                 }
             }
         }
-        let result = result.and_then(|()| self.commit(&mut inner, next));
+        let result = result
+            .and_then(|()| {
+                self.write_files(&next, &sb)
+                    .map_err(io_err("cannot write the sandbox's /etc files"))
+            })
+            .and_then(|()| self.commit(&mut inner, next));
         if let Err(e) = result {
             for (_, p) in attached {
                 let _ = self.remove_port(p);
             }
             let _ = netns::remove(&sb.netns);
+            self.remove_files(&sb);
             return Err(e);
         }
         inner.endpoint_ports.extend(attached);
@@ -475,6 +555,7 @@ impl Daemon {
         if let Err(e) = netns::remove(&sb.netns) {
             tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
         }
+        self.remove_files(&sb);
         self.commit(&mut inner, next)?;
         tracing::info!(sandbox = %sb.name, "sandbox removed");
         Ok(())
@@ -508,6 +589,7 @@ impl Daemon {
             return Err(e);
         }
         inner.endpoint_ports.insert(ep_id, port);
+        self.refresh_files(&inner.state, &sb.id);
         Ok(())
     }
 
@@ -519,6 +601,7 @@ impl Daemon {
         let sb = next.sandboxes[&ep.sandbox].clone();
         self.detach_endpoint(&mut inner, &sb, &ep);
         self.commit(&mut inner, next)?;
+        self.refresh_files(&inner.state, &sb.id);
         Ok(())
     }
 

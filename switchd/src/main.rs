@@ -3,6 +3,7 @@
 
 mod daemon;
 mod dataplane;
+mod dns;
 mod firewall;
 mod http;
 mod netdev;
@@ -33,9 +34,21 @@ struct Args {
     /// Where sandbox namespaces are published (`ip netns exec NAME` looks in /run/netns).
     #[arg(long, default_value = "/run/netns")]
     netns_dir: PathBuf,
+    /// Upstream resolver for names the embedded DNS does not know (IP or IP:PORT, repeatable);
+    /// default: the nameservers of /etc/resolv.conf.
+    #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = parse_upstream)]
+    dns_upstream: Vec<std::net::SocketAddr>,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+    if let Ok(ip) = s.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, 53));
+    }
+    s.parse()
+        .map_err(|_| format!("invalid upstream {s:?}: expected an IP address, optionally with :PORT"))
 }
 
 fn group_id(g: &str) -> anyhow::Result<u32> {
@@ -61,16 +74,25 @@ fn main() -> anyhow::Result<()> {
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
     // The socket first: a second switchd must stop here, before it touches anything.
     let listener = http::bind(&args.socket, group)?;
-    let daemon = daemon::Daemon::start(daemon::Config {
-        state_dir: args.state_dir.clone(),
-        netns_dir: args.netns_dir.clone(),
-    })
-    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
-    let daemon = Arc::new(daemon);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
+    let upstreams = if args.dns_upstream.is_empty() {
+        dns::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    } else {
+        args.dns_upstream.clone()
+    };
+    tracing::info!(?upstreams, "DNS upstreams");
+    let daemon = daemon::Daemon::start(daemon::Config {
+        state_dir: args.state_dir.clone(),
+        netns_dir: args.netns_dir.clone(),
+        etc_dir: PathBuf::from("/etc/netns"),
+        upstreams,
+        rt: rt.handle().clone(),
+    })
+    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
+    let daemon = Arc::new(daemon);
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
         tokio::select! {

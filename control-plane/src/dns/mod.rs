@@ -1,0 +1,188 @@
+//! The embedded DNS of user-defined networks: which names a query may see and what the answer
+//! is. No sockets here: switchd feeds query bytes in and sends back what comes out.
+//!
+//! ```text
+//!  query bytes ──► parse ──► scope: the asker's networks, the arrival network first
+//!                     │          (user-defined networks only; no leak across networks)
+//!                     ├─ A NAME | NAME.NETWORK | ALIAS   ──► local answer (all matches of the
+//!                     │                                      first network that has any)
+//!                     ├─ PTR of an address in scope       ──► NAME.NETWORK.
+//!                     ├─ other types for a local name     ──► NOERROR, no data
+//!                     └─ anything else                    ──► Forward (upstream resolvers)
+//! ```
+
+use std::net::Ipv4Addr;
+
+use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
+use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::{Name, RData, Record, RecordType};
+
+use crate::ids::Id;
+use crate::model::{Network, State};
+
+/// TTL of local answers, in seconds (Docker's embedded DNS uses 600).
+pub const LOCAL_TTL: u32 = 600;
+
+/// What to do with a query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Send these bytes back to the asker.
+    Reply(Vec<u8>),
+    /// Not a local name: forward the query to the upstream resolvers.
+    Forward,
+    /// Not a DNS message at all: send nothing.
+    Ignore,
+}
+
+/// The networks a query may see: the asker's user-defined networks, the one the query arrived
+/// on first. An asker we do not know sees only the arrival network.
+pub fn scope<'a>(state: &'a State, arrival: &Id, asker: Ipv4Addr) -> Vec<&'a Network> {
+    let user = |id: &Id| state.networks.get(id).filter(|n| !n.builtin && n.ipam.is_some());
+    let mut nets: Vec<&Network> = user(arrival).into_iter().collect();
+    let me = state
+        .endpoints_of_network(arrival)
+        .find(|e| e.ip == Some(asker))
+        .map(|e| e.sandbox.clone());
+    if let Some(sb) = me {
+        for e in state.endpoints_of_sandbox(&sb) {
+            if let Some(n) = user(&e.network) {
+                if !nets.iter().any(|x| x.id == n.id) {
+                    nets.push(n);
+                }
+            }
+        }
+    }
+    nets
+}
+
+/// Addresses of `name` (a sandbox name, `name.network`, or an alias) in the first network of
+/// `scope` that has it; `None` when no network in scope knows the name.
+pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv4Addr>> {
+    for net in scope {
+        let bare = name
+            .strip_suffix(net.name.to_ascii_lowercase().as_str())
+            .and_then(|s| s.strip_suffix('.'))
+            .unwrap_or(name);
+        let ips: Vec<Ipv4Addr> = state
+            .endpoints_of_network(&net.id)
+            .filter(|e| {
+                let sb_name = state.sandboxes.get(&e.sandbox).map(|s| s.name.to_ascii_lowercase());
+                sb_name.as_deref() == Some(bare) || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
+            })
+            .filter_map(|e| e.ip)
+            .collect();
+        if !ips.is_empty() {
+            return Some(ips);
+        }
+    }
+    None
+}
+
+/// `NAME.NETWORK.` of the sandbox holding `ip` in a network of `scope`.
+pub fn lookup_ptr(state: &State, scope: &[&Network], ip: Ipv4Addr) -> Option<String> {
+    scope.iter().find_map(|net| {
+        let e = state.endpoints_of_network(&net.id).find(|e| e.ip == Some(ip))?;
+        let sb = state.sandboxes.get(&e.sandbox)?;
+        Some(format!("{}.{}.", sb.name, net.name))
+    })
+}
+
+/// The address of a reverse name such as `10.0.168.192.in-addr.arpa`.
+pub fn reverse_ip(name: &str) -> Option<Ipv4Addr> {
+    let rest = name.strip_suffix(".in-addr.arpa")?;
+    let mut o: Vec<u8> = rest.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    if o.len() != 4 {
+        return None;
+    }
+    o.reverse();
+    Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+}
+
+/// Decides what to do with `query` from `asker`, arriving on network `arrival`.
+pub fn decide(state: &State, arrival: &Id, asker: Ipv4Addr, query: &[u8]) -> Decision {
+    let Ok(msg) = Message::from_vec(query) else {
+        return match query.get(..2) {
+            Some(id) => Decision::Reply(header_only(u16::from_be_bytes([id[0], id[1]]), ResponseCode::FormErr)),
+            None => Decision::Ignore,
+        };
+    };
+    if msg.metadata.message_type != MessageType::Query {
+        return Decision::Ignore;
+    }
+    if msg.metadata.op_code != OpCode::Query {
+        return Decision::Reply(error(&msg, ResponseCode::NotImp));
+    }
+    let [q] = msg.queries.as_slice() else {
+        return Decision::Reply(error(&msg, ResponseCode::FormErr));
+    };
+    let name = q.name().to_ascii().trim_end_matches('.').to_ascii_lowercase();
+    let scope = scope(state, arrival, asker);
+    if scope.is_empty() {
+        return Decision::Forward;
+    }
+    match q.query_type() {
+        RecordType::PTR => match reverse_ip(&name).and_then(|ip| lookup_ptr(state, &scope, ip)) {
+            Some(target) => match Name::from_ascii(&target) {
+                Ok(t) => Decision::Reply(answer(&msg, q, vec![RData::PTR(PTR(t))])),
+                Err(_) => Decision::Forward,
+            },
+            None => Decision::Forward,
+        },
+        qt => match lookup_a(state, &scope, &name) {
+            Some(ips) if qt == RecordType::A => {
+                Decision::Reply(answer(&msg, q, ips.into_iter().map(|ip| RData::A(A(ip))).collect()))
+            }
+            // A local name asked for another type: it exists, with no such data.
+            Some(_) => Decision::Reply(answer(&msg, q, Vec::new())),
+            None => Decision::Forward,
+        },
+    }
+}
+
+fn response(msg: &Message, code: ResponseCode) -> Message {
+    let mut r = Message::response(msg.metadata.id, msg.metadata.op_code);
+    r.metadata.recursion_desired = msg.metadata.recursion_desired;
+    r.metadata.recursion_available = true;
+    r.metadata.response_code = code;
+    for q in &msg.queries {
+        r.add_query(q.clone());
+    }
+    r
+}
+
+fn answer(msg: &Message, q: &Query, data: Vec<RData>) -> Vec<u8> {
+    let mut r = response(msg, ResponseCode::NoError);
+    r.metadata.authoritative = true;
+    for d in data {
+        r.add_answer(Record::from_rdata(q.name().clone(), LOCAL_TTL, d));
+    }
+    r.to_vec()
+        .unwrap_or_else(|_| header_only(msg.metadata.id, ResponseCode::ServFail))
+}
+
+fn error(msg: &Message, code: ResponseCode) -> Vec<u8> {
+    response(msg, code)
+        .to_vec()
+        .unwrap_or_else(|_| header_only(msg.metadata.id, code))
+}
+
+/// A SERVFAIL answer to `query` (upstream down or timed out), if it parses at all.
+pub fn servfail(query: &[u8]) -> Option<Vec<u8>> {
+    let msg = Message::from_vec(query).ok()?;
+    Some(error(&msg, ResponseCode::ServFail))
+}
+
+/// A bare 12-byte response header: ID, QR set, RA set, the code, no sections.
+fn header_only(id: u16, code: ResponseCode) -> Vec<u8> {
+    let id = id.to_be_bytes();
+    let rcode = (u16::from(code) & 0x0f) as u8;
+    vec![id[0], id[1], 0x80, 0x80 | rcode, 0, 0, 0, 0, 0, 0, 0, 0]
+}
+
+/// Whether a UDP answer was truncated (the TC bit), so the query must be retried over TCP.
+pub fn is_truncated(answer: &[u8]) -> bool {
+    answer.get(2).is_some_and(|b| b & 0x02 != 0)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+use std::path::Path;
+use std::time::SystemTime;
+
+use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::rr::{Name, RData, RecordType};
+
+use super::*;
+use crate::model::{ConnectSpec, NetworkSpec, SandboxSpec};
+
+fn id(n: u8) -> Id {
+    Id::from_random([n; 32])
+}
+
+/// my_net1 (172.18/16): vm1 (alias web), vm3. my_net2 (192.168.0/24): vm2; vm3 joins it too.
+fn world() -> State {
+    let t = SystemTime::UNIX_EPOCH;
+    let mut s = State::with_defaults([id(1), id(2), id(3)], t);
+    s.create_network(
+        NetworkSpec {
+            name: "my_net1".into(),
+            ..Default::default()
+        },
+        id(4),
+        t,
+        &[],
+    )
+    .unwrap();
+    let n2 = NetworkSpec {
+        name: "my_net2".into(),
+        subnet: Some("192.168.0.0/24".into()),
+        ..Default::default()
+    };
+    s.create_network(n2, id(5), t, &[]).unwrap();
+    let sb = |name: &str, net: &str, aliases: Vec<String>| SandboxSpec {
+        name: name.into(),
+        network: net.into(),
+        aliases,
+        ..Default::default()
+    };
+    let dir = Path::new("/run/netns");
+    s.create_sandbox(sb("vm1", "my_net1", vec!["web".into()]), id(10), id(11), dir, t)
+        .unwrap();
+    s.create_sandbox(sb("vm2", "my_net2", vec![]), id(12), id(13), dir, t)
+        .unwrap();
+    s.create_sandbox(sb("vm3", "my_net1", vec![]), id(14), id(15), dir, t)
+        .unwrap();
+    s.connect("my_net2", "vm3", ConnectSpec::default(), id(16)).unwrap();
+    s.create_sandbox(sb("old", "bridge", vec![]), id(17), id(18), dir, t)
+        .unwrap();
+    s
+}
+
+fn query(name: &str, t: RecordType) -> Vec<u8> {
+    let mut m = Message::query();
+    m.metadata.id = 4242;
+    m.metadata.recursion_desired = true;
+    m.add_query(Query::query(Name::from_ascii(name).unwrap(), t));
+    m.to_vec().unwrap()
+}
+
+fn ask(s: &State, net: u8, asker: [u8; 4], name: &str, t: RecordType) -> Decision {
+    decide(s, &id(net), Ipv4Addr::from(asker), &query(name, t))
+}
+
+fn answers(d: Decision) -> (ResponseCode, Vec<String>) {
+    let Decision::Reply(bytes) = d else {
+        panic!("expected a reply, got {d:?}")
+    };
+    let m = Message::from_vec(&bytes).unwrap();
+    assert_eq!(m.metadata.id, 4242);
+    let v = m
+        .answers
+        .iter()
+        .map(|r| match &r.data {
+            RData::A(a) => a.0.to_string(),
+            RData::PTR(p) => p.0.to_ascii(),
+            other => format!("{other:?}"),
+        })
+        .collect();
+    (m.metadata.response_code, v)
+}
+
+const VM1: [u8; 4] = [172, 18, 0, 2];
+const VM3_ON_NET2: [u8; 4] = [192, 168, 0, 3];
+
+#[test]
+fn names_aliases_and_network_qualified_names() {
+    let s = world();
+    assert_eq!(answers(ask(&s, 4, VM1, "vm3.", RecordType::A)).1, ["172.18.0.3"]);
+    assert_eq!(answers(ask(&s, 4, VM1, "WEB.", RecordType::A)).1, ["172.18.0.2"]);
+    assert_eq!(
+        answers(ask(&s, 4, VM1, "vm3.my_net1.", RecordType::A)).1,
+        ["172.18.0.3"]
+    );
+    let (code, v) = answers(ask(&s, 4, VM1, "vm3.", RecordType::AAAA));
+    assert_eq!((code, v.len()), (ResponseCode::NoError, 0), "known name, no IPv6 data");
+}
+
+#[test]
+fn no_leak_across_networks_but_multi_homed_askers_see_both() {
+    let s = world();
+    // vm1 (my_net1 only) cannot see vm2 (my_net2 only): forwarded upstream, not answered.
+    assert_eq!(ask(&s, 4, VM1, "vm2.", RecordType::A), Decision::Forward);
+    // vm3 is on both: asking on my_net2 sees vm2, and vm1 through its other network.
+    assert_eq!(
+        answers(ask(&s, 5, VM3_ON_NET2, "vm2.", RecordType::A)).1,
+        ["192.168.0.2"]
+    );
+    assert_eq!(
+        answers(ask(&s, 5, VM3_ON_NET2, "vm1.", RecordType::A)).1,
+        ["172.18.0.2"]
+    );
+    // vm3 itself is found with the address of the asker's network.
+    assert_eq!(
+        answers(ask(&s, 5, [192, 168, 0, 2], "vm3.", RecordType::A)).1,
+        ["192.168.0.3"]
+    );
+    assert_eq!(answers(ask(&s, 4, VM1, "vm3.", RecordType::A)).1, ["172.18.0.3"]);
+    // The default bridge has no names.
+    assert_eq!(ask(&s, 1, [172, 17, 0, 2], "old.", RecordType::A), Decision::Forward);
+}
+
+#[test]
+fn ptr_answers_name_dot_network() {
+    let s = world();
+    assert_eq!(
+        answers(ask(&s, 4, VM1, "3.0.18.172.in-addr.arpa.", RecordType::PTR)).1,
+        ["vm3.my_net1."]
+    );
+    assert_eq!(
+        ask(&s, 4, VM1, "2.0.168.192.in-addr.arpa.", RecordType::PTR),
+        Decision::Forward
+    );
+    assert_eq!(reverse_ip("1.2.3.4.in-addr.arpa"), Some(Ipv4Addr::new(4, 3, 2, 1)));
+    assert_eq!(reverse_ip("2.3.4.in-addr.arpa"), None);
+}
+
+#[test]
+fn garbage_gets_formerr_or_nothing_and_servfail_is_well_formed() {
+    let s = world();
+    assert_eq!(decide(&s, &id(4), Ipv4Addr::from(VM1), &[1]), Decision::Ignore);
+    let Decision::Reply(r) = decide(&s, &id(4), Ipv4Addr::from(VM1), &[0x12, 0x34, 0xff]) else {
+        panic!()
+    };
+    assert_eq!((r[0], r[1], r[3] & 0x0f), (0x12, 0x34, 1));
+    let sf = servfail(&query("x.example.", RecordType::A)).unwrap();
+    assert_eq!(
+        Message::from_vec(&sf).unwrap().metadata.response_code,
+        ResponseCode::ServFail
+    );
+    assert!(!is_truncated(&sf));
+}
+
+#[test]
+fn answers_follow_disconnect_and_removal_at_once() {
+    let mut s = world();
+    s.disconnect("my_net2", "vm3").unwrap();
+    assert_eq!(ask(&s, 5, [192, 168, 0, 2], "vm3.", RecordType::A), Decision::Forward);
+    s.remove_sandbox("vm1").unwrap();
+    assert_eq!(ask(&s, 4, [172, 18, 0, 3], "web.", RecordType::A), Decision::Forward);
+}

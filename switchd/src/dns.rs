@@ -1,0 +1,364 @@
+//! The embedded DNS servers: one UDP and one TCP listener on port 53 of each user-defined
+//! network's gateway address, answering from the current state (control_plane::dns) and
+//! forwarding the rest to the upstream resolvers.
+//!
+//! Work is bounded per asker: a token bucket on queries and a cap on queries in flight
+//! upstream, so a flood from one sandbox cannot starve the others.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use control_plane::model::Network;
+use control_plane::{dns, Id, State};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::task::JoinHandle;
+
+/// How long one upstream may take before the next is tried.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+/// Sustained queries per second per asker, and the burst above it.
+const RATE: f64 = 200.0;
+const BURST: f64 = 400.0;
+/// Queries (or TCP connections) of one asker waiting on upstreams at once.
+const MAX_IN_FLIGHT: u32 = 16;
+
+/// The shared, current state the servers answer from.
+pub type Snapshot = Arc<RwLock<Arc<State>>>;
+
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+    in_flight: u32,
+}
+
+/// Per-asker admission.
+#[derive(Default)]
+struct Limiter {
+    askers: Mutex<HashMap<Ipv4Addr, Bucket>>,
+}
+
+impl Limiter {
+    fn admit(&self, ip: Ipv4Addr) -> bool {
+        let mut m = self.askers.lock().expect("lock poisoned");
+        let now = Instant::now();
+        if m.len() > 4096 {
+            m.retain(|_, b| b.in_flight > 0 || b.tokens + now.duration_since(b.at).as_secs_f64() * RATE < BURST);
+        }
+        let b = m.entry(ip).or_insert(Bucket {
+            tokens: BURST,
+            at: now,
+            in_flight: 0,
+        });
+        b.tokens = (b.tokens + now.duration_since(b.at).as_secs_f64() * RATE).min(BURST);
+        b.at = now;
+        if b.tokens < 1.0 {
+            return false;
+        }
+        b.tokens -= 1.0;
+        true
+    }
+
+    fn begin(&self, ip: Ipv4Addr) -> bool {
+        let mut m = self.askers.lock().expect("lock poisoned");
+        let b = m.entry(ip).or_insert(Bucket {
+            tokens: BURST,
+            at: Instant::now(),
+            in_flight: 0,
+        });
+        if b.in_flight >= MAX_IN_FLIGHT {
+            return false;
+        }
+        b.in_flight += 1;
+        true
+    }
+
+    fn end(&self, ip: Ipv4Addr) {
+        if let Some(b) = self.askers.lock().expect("lock poisoned").get_mut(&ip) {
+            b.in_flight = b.in_flight.saturating_sub(1);
+        }
+    }
+}
+
+struct Ctx {
+    net: Id,
+    state: Snapshot,
+    upstreams: Arc<Vec<SocketAddr>>,
+    limiter: Limiter,
+}
+
+impl Ctx {
+    fn decide(&self, asker: Ipv4Addr, query: &[u8]) -> dns::Decision {
+        let state = self.state.read().expect("lock poisoned").clone();
+        dns::decide(&state, &self.net, asker, query)
+    }
+}
+
+/// The DNS servers of all networks.
+pub struct Dns {
+    rt: tokio::runtime::Handle,
+    state: Snapshot,
+    upstreams: Arc<Vec<SocketAddr>>,
+    servers: Mutex<HashMap<Id, Vec<JoinHandle<()>>>>,
+}
+
+impl Dns {
+    /// Servers that answer from `state` and forward to `upstreams`, on `rt`.
+    pub fn new(rt: tokio::runtime::Handle, state: Snapshot, upstreams: Vec<SocketAddr>) -> Dns {
+        Dns {
+            rt,
+            state,
+            upstreams: Arc::new(upstreams),
+            servers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The upstream resolvers.
+    pub fn upstreams(&self) -> &[SocketAddr] {
+        &self.upstreams
+    }
+
+    /// Starts the servers of a user-defined network on its gateway address (already held by
+    /// the gateway interface). Built-in networks have none, as in Docker.
+    pub fn start(&self, net: &Network) -> io::Result<()> {
+        let Some(ipam) = net.ipam.filter(|_| !net.builtin) else {
+            return Ok(());
+        };
+        self.stop(&net.id);
+        let addr = SocketAddr::from((ipam.gateway, 53));
+        let ctx = |e: io::Error| io::Error::new(e.kind(), format!("DNS server on {addr}: {e}"));
+        let udp = std::net::UdpSocket::bind(addr).map_err(ctx)?;
+        udp.set_nonblocking(true).map_err(ctx)?;
+        let tcp = std::net::TcpListener::bind(addr).map_err(ctx)?;
+        tcp.set_nonblocking(true).map_err(ctx)?;
+        let shared = Arc::new(Ctx {
+            net: net.id.clone(),
+            state: self.state.clone(),
+            upstreams: self.upstreams.clone(),
+            limiter: Limiter::default(),
+        });
+        let c = shared.clone();
+        let u = self.rt.spawn(async move {
+            match UdpSocket::from_std(udp) {
+                Ok(s) => serve_udp(Arc::new(s), c).await,
+                Err(e) => tracing::error!("DNS UDP server on {addr}: {e}"),
+            }
+        });
+        let t = self.rt.spawn(async move {
+            match TcpListener::from_std(tcp) {
+                Ok(l) => serve_tcp(l, shared).await,
+                Err(e) => tracing::error!("DNS TCP server on {addr}: {e}"),
+            }
+        });
+        self.servers
+            .lock()
+            .expect("lock poisoned")
+            .insert(net.id.clone(), vec![u, t]);
+        tracing::debug!(network = %net.name, %addr, "DNS server started");
+        Ok(())
+    }
+
+    /// Stops the servers of a network.
+    pub fn stop(&self, net: &Id) {
+        for h in self
+            .servers
+            .lock()
+            .expect("lock poisoned")
+            .remove(net)
+            .unwrap_or_default()
+        {
+            h.abort();
+        }
+    }
+}
+
+fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
+    match ip {
+        IpAddr::V4(v) => Some(v),
+        IpAddr::V6(v) => v.to_ipv4_mapped(),
+    }
+}
+
+async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (n, peer) = match sock.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("DNS UDP receive: {e}");
+                continue;
+            }
+        };
+        let Some(asker) = v4(peer.ip()) else { continue };
+        if !ctx.limiter.admit(asker) {
+            continue;
+        }
+        let query = buf[..n].to_vec();
+        match ctx.decide(asker, &query) {
+            dns::Decision::Reply(r) => {
+                let _ = sock.send_to(&r, peer).await;
+            }
+            dns::Decision::Ignore => {}
+            dns::Decision::Forward => {
+                if !ctx.limiter.begin(asker) {
+                    continue;
+                }
+                let (sock, ctx) = (sock.clone(), ctx.clone());
+                tokio::spawn(async move {
+                    let answer = forward_udp(&ctx.upstreams, &query)
+                        .await
+                        .or_else(|| dns::servfail(&query));
+                    if let Some(a) = answer {
+                        let _ = sock.send_to(&a, peer).await;
+                    }
+                    ctx.limiter.end(asker);
+                });
+            }
+        }
+    }
+}
+
+async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("DNS TCP accept: {e}");
+                continue;
+            }
+        };
+        let Some(asker) = v4(peer.ip()) else { continue };
+        if !ctx.limiter.begin(asker) {
+            continue;
+        }
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(10), tcp_session(stream, asker, &ctx)).await;
+            ctx.limiter.end(asker);
+        });
+    }
+}
+
+async fn tcp_session(mut stream: TcpStream, asker: Ipv4Addr, ctx: &Ctx) -> io::Result<()> {
+    loop {
+        let query = match read_framed(&mut stream).await {
+            Ok(q) => q,
+            Err(_) => return Ok(()),
+        };
+        if !ctx.limiter.admit(asker) {
+            return Ok(());
+        }
+        let answer = match ctx.decide(asker, &query) {
+            dns::Decision::Reply(r) => Some(r),
+            dns::Decision::Ignore => None,
+            dns::Decision::Forward => forward_tcp(&ctx.upstreams, &query)
+                .await
+                .or_else(|| dns::servfail(&query)),
+        };
+        let Some(a) = answer else { return Ok(()) };
+        write_framed(&mut stream, &a).await?;
+    }
+}
+
+async fn read_framed(s: &mut TcpStream) -> io::Result<Vec<u8>> {
+    let len = s.read_u16().await? as usize;
+    let mut buf = vec![0u8; len];
+    s.read_exact(&mut buf).await?;
+    Ok(buf)
+}
+
+async fn write_framed(s: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
+    let len = u16::try_from(msg.len()).map_err(|_| io::Error::other("DNS message over 64 KB"))?;
+    let mut out = Vec::with_capacity(msg.len() + 2);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.extend_from_slice(msg);
+    s.write_all(&out).await
+}
+
+/// The largest UDP answer the asker accepts: its EDNS size, or 512.
+fn max_udp(query: &[u8]) -> usize {
+    hickory_proto::op::Message::from_vec(query).map_or(512, |m| usize::from(m.max_payload().max(512)))
+}
+
+/// Forwards over UDP, trying each upstream in turn; a truncated answer is fetched again over
+/// TCP and returned whole when it fits what the asker accepts over UDP (else the truncated one
+/// goes back, and the asker retries over TCP itself).
+async fn forward_udp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    for up in upstreams {
+        let Ok(sock) = UdpSocket::bind(if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }).await else {
+            continue;
+        };
+        if sock.connect(up).await.is_err() || sock.send(query).await.is_err() {
+            continue;
+        }
+        let mut buf = vec![0u8; 65_535];
+        let Ok(Ok(n)) = tokio::time::timeout(UPSTREAM_TIMEOUT, sock.recv(&mut buf)).await else {
+            continue;
+        };
+        let answer = &buf[..n];
+        if n < 2 || answer[..2] != query[..2] {
+            continue;
+        }
+        if dns::is_truncated(answer) {
+            if let Some(full) = forward_tcp(std::slice::from_ref(up), query).await {
+                if full.len() <= max_udp(query) {
+                    return Some(full);
+                }
+            }
+        }
+        return Some(answer.to_vec());
+    }
+    None
+}
+
+/// Forwards over TCP, trying each upstream in turn.
+async fn forward_tcp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> {
+    for up in upstreams {
+        let attempt = async {
+            let mut s = TcpStream::connect(up).await?;
+            write_framed(&mut s, query).await?;
+            read_framed(&mut s).await
+        };
+        if let Ok(Ok(a)) = tokio::time::timeout(UPSTREAM_TIMEOUT, attempt).await {
+            if a.len() >= 2 && a[..2] == query[..2] {
+                return Some(a);
+            }
+        }
+    }
+    None
+}
+
+/// Upstream resolvers from a resolv.conf text (`nameserver` lines, port 53).
+pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_nameservers() {
+        let v = parse_resolv_conf("# x\nsearch example\nnameserver 10.0.0.2\nnameserver  ::1\noptions ndots:0\n");
+        assert_eq!(v, vec!["10.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+    }
+
+    #[test]
+    fn limiter_bounds_one_asker_not_others() {
+        let l = Limiter::default();
+        let a = Ipv4Addr::new(10, 0, 0, 2);
+        let admitted = (0..1000).filter(|_| l.admit(a)).count();
+        assert!(admitted >= BURST as usize && admitted < 1000, "{admitted}");
+        assert!(l.admit(Ipv4Addr::new(10, 0, 0, 3)), "another asker is unaffected");
+        assert!((0..MAX_IN_FLIGHT).all(|_| l.begin(a)));
+        assert!(!l.begin(a));
+        l.end(a);
+        assert!(l.begin(a));
+    }
+}

@@ -1,0 +1,218 @@
+//! End-to-end: the embedded DNS (names, aliases, PTR, scoping, forwarding over UDP and TCP to
+//! a dnsmasq in the outside namespace, SERVFAIL when it is down, answers following connect,
+//! disconnect and rm, bounded work per sandbox), the default bridge's resolv.conf, --link and
+//! container: mode over localhost. Real clients: dig, getent, ping. Needs root.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use sim::{in_netns, is_root, prefix, Host};
+
+fn host(tag: &str) -> Option<Host> {
+    if !is_root() {
+        assert_ne!(
+            std::env::var("SWITCH_E2E").as_deref(),
+            Ok("require"),
+            "end-to-end tests need root"
+        );
+        eprintln!("skipping {tag}: end-to-end tests need root");
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
+    Some(Host::start(&prefix(tag), dir))
+}
+
+/// dnsmasq in the outside namespace, stopped by pid when dropped.
+struct Upstream(Child);
+
+impl Upstream {
+    fn start(ns: &str) -> Upstream {
+        let chunk = "x".repeat(250);
+        let big: Vec<String> = (0..12).map(|i| format!("{i}{chunk}")).collect();
+        let child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--port=53",
+            ])
+            .args([
+                "--listen-address=10.99.0.2",
+                "--bind-interfaces",
+                "--no-resolv",
+                "--no-hosts",
+            ])
+            .args(["--local=/ext.test/", "--host-record=www.ext.test,10.99.0.2"])
+            .arg(format!("--txt-record=big.ext.test,{}", big.join(",")))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("dnsmasq");
+        std::thread::sleep(Duration::from_millis(300));
+        Upstream(child)
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn dig(h: &Host, sb: &str, args: &[&str]) -> String {
+    let mut a = vec!["dig", "+time=3", "+tries=1"];
+    a.extend_from_slice(args);
+    h.exec(sb, &a).stdout
+}
+
+fn short(h: &Host, sb: &str, name: &str) -> String {
+    dig(h, sb, &["+short", name]).trim().to_string()
+}
+
+#[test]
+fn embedded_dns_names_scoping_and_forwarding() {
+    let Some(h) = host("dn") else { return };
+    let out = h.add_outside();
+    let mut up = Some(Upstream::start(&out));
+    let (vm1, vm2, vm3) = (h.name("vm1"), h.name("vm2"), h.name("vm3"));
+    h.ctl(["network", "create", "--subnet", "10.50.0.0/24", "dnsnet"])
+        .expect_ok("dnsnet");
+    h.ctl(["network", "create", "--subnet", "10.60.0.0/24", "othernet"])
+        .expect_ok("othernet");
+    h.ctl(["sandbox", "create", "--network", "dnsnet", "--alias", "web", &vm1])
+        .expect_ok("vm1");
+    h.ctl(["sandbox", "create", "--network", "dnsnet", &vm2])
+        .expect_ok("vm2");
+    h.ctl(["sandbox", "create", "--network", "othernet", &vm3])
+        .expect_ok("vm3");
+    let rc = h.exec(&vm1, &["cat", "/etc/resolv.conf"]).stdout;
+    assert_eq!(rc, "nameserver 10.50.0.1\noptions ndots:0\n");
+
+    // Names and aliases on the same network; getent and ping use them.
+    assert_eq!(short(&h, &vm1, &vm2), "10.50.0.3");
+    assert_eq!(short(&h, &vm2, "web"), "10.50.0.2");
+    assert_eq!(short(&h, &vm2, &format!("{vm1}.dnsnet")), "10.50.0.2");
+    let g = h.exec(&vm1, &["getent", "hosts", &vm2]).stdout;
+    assert!(g.starts_with("10.50.0.3"), "{g}");
+    assert_eq!(
+        dig(&h, &vm1, &["+short", "-x", "10.50.0.3"]).trim(),
+        format!("{vm2}.dnsnet.")
+    );
+    let p = h.exec(&vm1, &["ping", "-c", "1", "-W", "1", &vm2]).stdout;
+    assert!(p.contains(&format!("from {vm2}.dnsnet (10.50.0.3)")), "{p}");
+    // Over TCP too.
+    assert_eq!(dig(&h, &vm1, &["+tcp", "+short", &vm2]).trim(), "10.50.0.3");
+
+    // No leak across networks: vm3 on othernet does not learn vm1's address.
+    assert_eq!(short(&h, &vm3, &vm1), "");
+    assert_eq!(dig(&h, &vm3, &["+short", "-x", "10.50.0.2"]).trim(), "");
+
+    // Forwarding to the upstream over UDP and TCP; a truncated UDP answer is fetched over TCP.
+    assert_eq!(short(&h, &vm1, "www.ext.test"), "10.99.0.2");
+    assert_eq!(dig(&h, &vm1, &["+tcp", "+short", "www.ext.test"]).trim(), "10.99.0.2");
+    let big = dig(&h, &vm1, &["+bufsize=4096", "+ignore", "TXT", "big.ext.test"]);
+    assert!(!big.contains(" tc"), "the answer should have come back whole: {big}");
+    assert!(big.contains("11xxxx"), "all TXT strings present: {big}");
+
+    // connect/disconnect/rm change answers at once.
+    h.ctl(["network", "connect", "dnsnet", &vm3]).expect_ok("connect");
+    assert_eq!(short(&h, &vm1, &vm3), "10.50.0.4");
+    assert_eq!(
+        short(&h, &vm3, &vm1),
+        "10.50.0.2",
+        "vm3 now sees dnsnet through its new interface"
+    );
+    h.ctl(["network", "disconnect", "dnsnet", &vm3]).expect_ok("disconnect");
+    assert_eq!(short(&h, &vm1, &vm3), "");
+    h.ctl(["sandbox", "rm", &vm2]).expect_ok("rm");
+    assert_eq!(short(&h, &vm1, &vm2), "");
+
+    // A flood from one sandbox does not starve another.
+    let flood = in_netns(&Path::new("/run/netns").join(&vm3), || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let q = [
+            0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 3, b'w', b'w', b'w', 0, 0, 1, 0, 1,
+        ];
+        for _ in 0..20_000 {
+            let _ = s.send_to(&q, "10.60.0.1:53");
+        }
+    });
+    h.ctl(["network", "connect", "dnsnet", &vm3]).expect_ok("connect again");
+    assert_eq!(
+        short(&h, &vm1, "web"),
+        "10.50.0.2",
+        "vm1 is answered during vm3's flood"
+    );
+    flood.join().unwrap();
+
+    // Upstream down: SERVFAIL, not silence.
+    drop(up.take());
+    let r = dig(&h, &vm1, &["www.ext.test"]);
+    assert!(r.contains("status: SERVFAIL"), "{r}");
+    assert_eq!(short(&h, &vm1, "web"), "10.50.0.2", "local names still answer");
+}
+
+#[test]
+fn default_bridge_links_and_container_mode() {
+    let Some(h) = host("lk") else { return };
+    let out = h.add_outside();
+    let _up = Upstream::start(&out);
+    let (b1, b2, b3, side) = (h.name("b1"), h.name("b2"), h.name("b3"), h.name("side"));
+    h.ctl(["sandbox", "create", &b1]).expect_ok("b1");
+    h.ctl(["sandbox", "create", &b2]).expect_ok("b2");
+    // The default bridge: upstream resolvers, no container names (as in Docker).
+    assert_eq!(
+        h.exec(&b1, &["cat", "/etc/resolv.conf"]).stdout,
+        "nameserver 10.99.0.2\n"
+    );
+    assert!(
+        !h.exec(&b1, &["getent", "hosts", &b2]).ok(),
+        "no names on the default bridge"
+    );
+    assert_eq!(
+        short(&h, &b1, "www.ext.test"),
+        "10.99.0.2",
+        "the upstream, reached through NAT"
+    );
+    // --link writes the alias and the name into the hosts file.
+    h.ctl(["sandbox", "create", "--link", &format!("{b1}:db"), &b3])
+        .expect_ok("b3 with link");
+    let g = h.exec(&b3, &["getent", "hosts", "db"]).stdout;
+    assert!(g.starts_with("172.17.0.2") && g.contains(&b1), "{g}");
+    assert!(h.exec(&b3, &["ping", "-c", "1", "-W", "1", "db"]).ok());
+    let sb = h.ctl(["sandbox", "inspect", &b3]).stdout;
+    assert!(sb.contains(&format!("\"{b1}:db\"")), "{sb}");
+    let err = h.ctl(["sandbox", "create", "--link", "ghost:x", &h.name("b4")]);
+    assert!(err.expect_err("bad link").contains("sandbox ghost not found"));
+
+    // container: mode shares localhost.
+    h.ctl(["sandbox", "create", "--network", &format!("container:{b1}"), &side])
+        .expect_ok("side");
+    let server = in_netns(&Path::new("/run/netns").join(&b1), || {
+        let l = TcpListener::bind("127.0.0.1:8000").unwrap();
+        let (mut s, _) = l.accept().unwrap();
+        s.write_all(b"hello from b1").unwrap();
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let got = in_netns(&Path::new("/run/netns").join(&side), || {
+        let mut s = TcpStream::connect("127.0.0.1:8000").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    assert_eq!(got, "hello from b1");
+    assert_eq!(
+        h.exec(&side, &["cat", "/etc/hosts"]).stdout,
+        h.exec(&b1, &["cat", "/etc/hosts"]).stdout
+    );
+}
