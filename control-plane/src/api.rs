@@ -339,6 +339,9 @@ pub struct SandboxCreate {
     /// Legacy links, `OTHER[:ALIAS]` (default bridge only).
     #[serde(default)]
     pub links: Vec<String>,
+    /// Published ports, `[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
+    #[serde(default)]
+    pub publish: Vec<String>,
 }
 
 impl SandboxCreate {
@@ -353,6 +356,7 @@ impl SandboxCreate {
             netns: self.netns.filter(|s| !s.is_empty()).map(Into::into),
             port_kind: self.port_kind.unwrap_or_default(),
             links: self.links,
+            publish: self.publish,
         }
     }
 }
@@ -377,6 +381,22 @@ pub struct SandboxResource {
     pub networks: Vec<SandboxEndpoint>,
     /// Legacy links as `OTHER:ALIAS`.
     pub links: Vec<String>,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+}
+
+/// One published port of a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortMapping {
+    /// Host address (0.0.0.0: all).
+    pub host_ip: String,
+    /// Host port.
+    pub host_port: u16,
+    /// Sandbox port.
+    pub container_port: u16,
+    /// `tcp` or `udp`.
+    pub protocol: String,
 }
 
 /// One network membership of a sandbox.
@@ -472,6 +492,16 @@ impl SandboxResource {
                         state.sandboxes.get(&l.sandbox).map_or("?", |o| o.name.as_str()),
                         l.alias
                     )
+                })
+                .collect(),
+            ports: sb
+                .ports
+                .iter()
+                .map(|p| PortMapping {
+                    host_ip: p.host_ip.to_string(),
+                    host_port: p.host_port,
+                    container_port: p.container_port,
+                    protocol: p.proto.as_str().to_string(),
                 })
                 .collect(),
         }

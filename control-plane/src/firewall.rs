@@ -6,6 +6,8 @@
 //!
 //! - outbound: traffic from a bridge network's subnet leaving by any other interface is
 //!   masqueraded to the host's address (`--internal` networks get no such rule);
+//! - published ports: DNAT of traffic arriving for the host's addresses (not for a loopback
+//!   binding, which only switchd's userland proxy serves), and masquerade of the hairpin case;
 //! - isolation (Docker's isolation chains): nothing enters a network's gateway interface from
 //!   elsewhere unless it belongs to a connection the network opened or to a published port;
 //!   an internal network's traffic never leaves its gateway interface.
@@ -39,22 +41,52 @@ pub fn ruleset(state: &State) -> String {
         let _ = writeln!(forward, "        oifname {gw} drop");
         if !net.internal {
             let _ = writeln!(post, "        ip saddr {} oifname != {gw} masquerade", ipam.subnet);
+            // Hairpin: a sandbox reaching a published port of its own network through the
+            // host must see the reply come back through the host too.
+            let _ = writeln!(
+                post,
+                "        oifname {gw} ip saddr {} ct status dnat masquerade",
+                ipam.subnet
+            );
         }
     }
-    format!(
-        "add table ip {TABLE}\n\
-         delete table ip {TABLE}\n\
-         table ip {TABLE} {{\n\
-         \x20   chain forward {{\n\
-         \x20       type filter hook forward priority filter; policy accept;\n\
-         {forward}\
-         \x20   }}\n\
-         \x20   chain postrouting {{\n\
-         \x20       type nat hook postrouting priority srcnat; policy accept;\n\
-         {post}\
-         \x20   }}\n\
-         }}\n"
-    )
+    let mut pre = String::new();
+    let mut sbs: Vec<_> = state.sandboxes.values().filter(|s| !s.ports.is_empty()).collect();
+    sbs.sort_by_key(|s| s.name.clone());
+    for sb in sbs {
+        let Some(target) = state.port_target(sb) else { continue };
+        for p in &sb.ports {
+            // A loopback binding is the userland proxy's alone: never reachable from outside.
+            if p.host_ip.is_loopback() {
+                continue;
+            }
+            let daddr = if p.host_ip.is_unspecified() {
+                "fib daddr type local ip daddr != 127.0.0.0/8".to_string()
+            } else {
+                format!("ip daddr {}", p.host_ip)
+            };
+            let proto = p.proto.as_str();
+            let _ = writeln!(
+                pre,
+                "        {daddr} {proto} dport {} dnat to {target}:{}",
+                p.host_port, p.container_port
+            );
+        }
+    }
+    let mut out = format!("add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n");
+    let chains = [
+        ("forward", "type filter hook forward priority filter", forward),
+        ("prerouting", "type nat hook prerouting priority dstnat", pre),
+        ("postrouting", "type nat hook postrouting priority srcnat", post),
+    ];
+    for (name, hook, rules) in chains {
+        let _ = write!(
+            out,
+            "    chain {name} {{\n        {hook}; policy accept;\n{rules}    }}\n"
+        );
+    }
+    out.push_str("}\n");
+    out
 }
 
 /// The nft script that removes the table (idempotent).
@@ -111,5 +143,34 @@ mod tests {
             );
         }
         assert_eq!(teardown(), "add table ip switchd\ndelete table ip switchd\n");
+        let sb = crate::model::SandboxSpec {
+            name: "web".into(),
+            network: "a".into(),
+            publish: vec![
+                "8080:80".into(),
+                "10.9.9.9:53:53/udp".into(),
+                "127.0.0.1:9000:90".into(),
+            ],
+            ..Default::default()
+        };
+        s.create_sandbox(
+            sb,
+            id(6),
+            id(7),
+            std::path::Path::new("/run/netns"),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let r = ruleset(&s);
+        assert!(
+            r.contains("fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8080 dnat to 10.1.0.2:80"),
+            "{r}"
+        );
+        assert!(r.contains("ip daddr 10.9.9.9 udp dport 53 dnat to 10.1.0.2:53"), "{r}");
+        assert!(!r.contains("9000"), "loopback bindings get no DNAT: {r}");
+        assert!(
+            r.contains("oifname \"br-a\" ip saddr 10.1.0.0/24 ct status dnat masquerade"),
+            "{r}"
+        );
     }
 }

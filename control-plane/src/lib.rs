@@ -24,6 +24,7 @@ pub mod firewall;
 pub mod ids;
 pub mod ipam;
 pub mod model;
+pub mod ports;
 pub mod store;
 
 pub use cidr::Ipv4Cidr;

@@ -16,6 +16,7 @@ use crate::cidr::Ipv4Cidr;
 use crate::error::ModelError;
 use crate::ids::Id;
 use crate::ipam::{self, Pool};
+use crate::ports::{self, PortBinding};
 
 /// Name of the default bridge network.
 pub const DEFAULT_BRIDGE: &str = "bridge";
@@ -148,6 +149,9 @@ pub struct Sandbox {
     /// Legacy links (`--link OTHER:ALIAS`, default bridge only).
     #[serde(default)]
     pub links: Vec<Link>,
+    /// Published ports (`-p`), forwarded to the sandbox's first address.
+    #[serde(default)]
+    pub ports: Vec<PortBinding>,
 }
 
 /// A legacy link: the other sandbox's address under an alias in this sandbox's hosts file.
@@ -275,6 +279,8 @@ pub struct SandboxSpec {
     pub port_kind: String,
     /// `--link OTHER[:ALIAS]`.
     pub links: Vec<String>,
+    /// `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
+    pub publish: Vec<String>,
 }
 
 /// What `network connect` asks for.
@@ -605,6 +611,7 @@ impl State {
             )));
         }
         let links = self.resolve_links(&spec.links, net.as_ref())?;
+        let ports = self.plan_ports(&spec.publish, &mode, &spec.network, net.as_ref())?;
         let sandbox = Sandbox {
             id: id.clone(),
             name: spec.name.clone(),
@@ -613,6 +620,7 @@ impl State {
             netns: netns_dir.join(&spec.name),
             adopted: spec.netns,
             links,
+            ports,
         };
         let mut next = self.clone();
         next.sandboxes.insert(id.clone(), sandbox);
@@ -659,6 +667,62 @@ impl State {
                 })
             })
             .collect()
+    }
+
+    fn plan_ports(
+        &self,
+        publish: &[String],
+        mode: &SandboxMode,
+        network: &str,
+        net: Option<&Id>,
+    ) -> Result<Vec<PortBinding>, ModelError> {
+        if publish.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(n) = net.and_then(|id| self.networks.get(id)).filter(|n| n.internal) {
+            return Err(invalid(format!(
+                "ports cannot be published from internal network {}: it has no way in or out",
+                n.name
+            )));
+        }
+        if *mode != SandboxMode::Bridge {
+            return Err(invalid(format!(
+                "conflicting options: -p cannot be used with network mode {network:?}: publish ports on the sandbox that owns the namespace"
+            )));
+        }
+        let mut planned: Vec<PortBinding> = Vec::new();
+        for spec in publish {
+            for b in ports::parse(spec).map_err(invalid)? {
+                if let Some(p) = planned.iter().find(|p| p.clashes(&b)) {
+                    return Err(invalid(format!(
+                        "host port {}:{}/{} is given twice ({p})",
+                        b.host_ip,
+                        b.host_port,
+                        b.proto.as_str()
+                    )));
+                }
+                if let Some((owner, p)) = self
+                    .sandboxes
+                    .values()
+                    .find_map(|s| s.ports.iter().find(|p| p.clashes(&b)).map(|p| (s, p)))
+                {
+                    return Err(ModelError::Conflict(format!(
+                        "host port {}:{}/{} is already published by sandbox {} ({p})",
+                        b.host_ip,
+                        b.host_port,
+                        b.proto.as_str(),
+                        owner.name
+                    )));
+                }
+                planned.push(b);
+            }
+        }
+        Ok(planned)
+    }
+
+    /// The address published ports of `sb` are forwarded to: its first interface's.
+    pub fn port_target(&self, sb: &Sandbox) -> Option<Ipv4Addr> {
+        self.endpoints_of_sandbox(&sb.id).iter().find_map(|e| e.ip)
     }
 
     /// The sandbox whose namespace `sb` uses (itself unless in `container:` mode).

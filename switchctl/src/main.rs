@@ -45,6 +45,13 @@ enum Cmd {
     Sandbox(SandboxCmd),
     /// List switch ports with their counters and drops by reason.
     Ports(FormatArg),
+    /// List a sandbox's published ports, or the bindings of one of its ports.
+    Port {
+        /// Sandbox.
+        sandbox: String,
+        /// A sandbox port, PORT[/tcp|udp].
+        port: Option<String>,
+    },
     /// List the MAC table.
     Fdb {
         /// Only this network.
@@ -173,6 +180,13 @@ enum SandboxCmd {
         /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
         #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
         links: Vec<String>,
+        /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges a-b:c-d).
+        #[arg(
+            short = 'p',
+            long = "publish",
+            value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
+        )]
+        publish: Vec<String>,
         /// Name.
         name: String,
     },
@@ -273,6 +287,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Sandbox(s) => sandbox(&c, s),
         Cmd::Ports(f) => ports(&c, &f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
+        Cmd::Port { sandbox, port } => port_cmd(&c, &sandbox, port.as_deref()),
     }
 }
 
@@ -444,6 +459,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             netns,
             port_kind,
             links,
+            publish,
             name,
         } => {
             let req = SandboxCreate {
@@ -455,6 +471,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 netns: netns.map(|p| p.display().to_string()),
                 port_kind,
                 links,
+                publish,
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);
@@ -586,5 +603,33 @@ fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCo
         })
         .collect();
     print!("{}", table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker port` output: `80/tcp -> 0.0.0.0:8080` per binding, or `0.0.0.0:8080` per binding of
+/// the port asked for.
+fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>) -> anyhow::Result<ExitCode> {
+    let sb: SandboxResource = c.get(&path(&["sandboxes", sandbox]))?;
+    let Some(filter) = port else {
+        for p in &sb.ports {
+            println!("{}/{} -> {}:{}", p.container_port, p.protocol, p.host_ip, p.host_port);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (num, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let num: u16 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid port {filter:?}: expected PORT[/tcp|udp], e.g. 80/tcp"))?;
+    let hits: Vec<_> = sb
+        .ports
+        .iter()
+        .filter(|p| p.container_port == num && p.protocol == proto)
+        .collect();
+    if hits.is_empty() {
+        anyhow::bail!("Error: No public port '{num}/{proto}' published for {}", sb.name);
+    }
+    for p in hits {
+        println!("{}:{}", p.host_ip, p.host_port);
+    }
     Ok(ExitCode::SUCCESS)
 }

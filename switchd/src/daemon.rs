@@ -18,7 +18,7 @@ use control_plane::{Id, ModelError};
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{dns, firewall, netdev, netns, tap, veth};
+use crate::{dns, firewall, netdev, netns, proxy, tap, veth};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -91,6 +91,7 @@ pub struct Daemon {
     /// The committed state, for readers that must not wait on an operation (DNS).
     snapshot: dns::Snapshot,
     dns: dns::Dns,
+    proxies: proxy::Proxies,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -139,7 +140,8 @@ impl Daemon {
             netns_dir: cfg.netns_dir,
             etc_dir: cfg.etc_dir,
             host_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
-            dns: dns::Dns::new(cfg.rt, snapshot.clone(), cfg.upstreams),
+            dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams),
+            proxies: proxy::Proxies::new(cfg.rt),
             snapshot,
         };
         d.restore(state);
@@ -184,6 +186,9 @@ impl Daemon {
         for sb in state.sandboxes.values() {
             if let Err(e) = self.write_files(&state, sb) {
                 tracing::warn!(sandbox = %sb.name, "cannot write /etc files: {e}");
+            }
+            if let Err(e) = self.start_proxies(&state, sb) {
+                tracing::error!(sandbox = %sb.name, "cannot publish ports again: {}", e.message());
             }
         }
         if let Err(e) = firewall::apply(&control_plane::firewall::ruleset(&state)) {
@@ -240,8 +245,14 @@ impl Daemon {
         Ok(())
     }
 
-    /// Rewrites the files of `sb` and of every sandbox sharing its namespace.
+    /// Rewrites the files of `sb` and of every sandbox sharing its namespace, and points its
+    /// published ports at its (possibly new) first address.
     fn refresh_files(&self, state: &State, sb: &Id) {
+        if let Some(s) = state.sandboxes.get(sb) {
+            if let Err(e) = self.start_proxies(state, s) {
+                tracing::warn!(sandbox = %s.name, "cannot publish ports again: {}", e.message());
+            }
+        }
         let owner = state.sandboxes.get(sb).map(|s| state.namespace_owner(s).id.clone());
         for s in state.sandboxes.values() {
             if Some(&state.namespace_owner(s).id) == owner.as_ref() {
@@ -250,6 +261,27 @@ impl Daemon {
                 }
             }
         }
+    }
+
+    /// Opens the published ports of `sb` (none is open if one fails).
+    fn start_proxies(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
+        if sb.ports.is_empty() {
+            return Ok(());
+        }
+        let Some(target) = state.port_target(sb) else {
+            self.proxies.stop(&sb.id);
+            return Ok(());
+        };
+        self.proxies.start(&sb.id, &sb.ports, target).map_err(|(b, e)| {
+            let what = format!("{}:{}/{}", b.host_ip, b.host_port, b.proto.as_str());
+            if e.kind() == io::ErrorKind::AddrInUse {
+                OpError::Model(ModelError::Conflict(format!(
+                    "host port {what} is already in use on this host by another program: choose another port"
+                )))
+            } else {
+                OpError::Io(format!("cannot publish host port {what}: {e}"))
+            }
+        })
     }
 
     fn remove_files(&self, sb: &Sandbox) {
@@ -500,8 +532,10 @@ impl Daemon {
                 self.write_files(&next, &sb)
                     .map_err(io_err("cannot write the sandbox's /etc files"))
             })
+            .and_then(|()| self.start_proxies(&next, &sb))
             .and_then(|()| self.commit(&mut inner, next));
         if let Err(e) = result {
+            self.proxies.stop(&sb.id);
             for (_, p) in attached {
                 let _ = self.remove_port(p);
             }
@@ -556,6 +590,7 @@ impl Daemon {
             tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
         }
         self.remove_files(&sb);
+        self.proxies.stop(&sb.id);
         self.commit(&mut inner, next)?;
         tracing::info!(sandbox = %sb.name, "sandbox removed");
         Ok(())

@@ -8,6 +8,7 @@ mod firewall;
 mod http;
 mod netdev;
 mod netns;
+mod proxy;
 mod tap;
 mod veth;
 

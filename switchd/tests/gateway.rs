@@ -2,8 +2,10 @@
 //! lifecycle, with an "outside" namespace behind the host. Needs root (SWITCH_E2E=require).
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sim::{in_netns, is_root, prefix, Host};
@@ -44,7 +46,17 @@ fn echo_peer(ns: &str, addr: &'static str, n: usize) -> std::thread::JoinHandle<
 fn connect_from(sb: &str, addr: &'static str) -> std::io::Result<String> {
     in_netns(&Path::new("/run/netns").join(sb), move || {
         let sa: std::net::SocketAddr = addr.parse().unwrap();
-        let mut s = std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2))?;
+        // The server thread may still be binding: a refusal is retried briefly.
+        let mut tries = 0;
+        let mut s = loop {
+            match std::net::TcpStream::connect_timeout(&sa, Duration::from_secs(2)) {
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused && tries < 20 => {
+                    tries += 1;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                r => break r?,
+            }
+        };
         let mut out = String::new();
         s.read_to_string(&mut out)?;
         Ok(out)
@@ -109,4 +121,148 @@ fn outbound_nat_internal_networks_and_l3_isolation() {
         "10.99.0.1"
     );
     server.join().unwrap();
+}
+
+/// A tiny HTTP server in `ns` on port 80 answering every request with the peer's address,
+/// until the returned flag is set.
+fn http_peer_server(ns: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = in_netns(&Path::new("/run/netns").join(ns), move || {
+        let l = TcpListener::bind("0.0.0.0:80").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let u = UdpSocket::bind("0.0.0.0:53").unwrap();
+        u.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        while !flag.load(Ordering::Relaxed) {
+            if let Ok((mut s, peer)) = l.accept() {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let _ = s.read(&mut buf);
+                let body = peer.ip().to_string();
+                let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            }
+            if let Ok((n, peer)) = u.recv_from(&mut buf) {
+                let _ = u.send_to(&buf[..n], peer);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    (stop, t)
+}
+
+fn curl(h: &Host, ns: &str, url: &str) -> Option<String> {
+    let o = h.exec(ns, &["curl", "-s", "--max-time", "3", url]);
+    o.ok().then_some(o.stdout)
+}
+
+fn udp_echo(ns: &str, to: &'static str) -> Option<Vec<u8>> {
+    in_netns(&Path::new("/run/netns").join(ns), move || {
+        let s = UdpSocket::bind("0.0.0.0:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.send_to(b"ping-udp", to).unwrap();
+        let mut b = [0u8; 64];
+        s.recv(&mut b).ok().map(|n| b[..n].to_vec())
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn published_ports_from_everywhere_and_conflicts() {
+    let Some(h) = host("pp") else { return };
+    let out = h.add_outside();
+    let (web, sib, far) = (h.name("web"), h.name("sib"), h.name("far"));
+    h.ctl(["network", "create", "--subnet", "10.70.0.0/24", "pnet"])
+        .expect_ok("pnet");
+    let p = ["-p", "8080:80", "-p", "127.0.0.1:9090:80", "-p", "5300:53/udp"];
+    let mut args = vec!["sandbox", "create", "--network", "pnet"];
+    args.extend_from_slice(&p);
+    args.push(&web);
+    h.ctl(&args).expect_ok("web with ports");
+    h.ctl(["sandbox", "create", "--network", "pnet", &sib])
+        .expect_ok("sibling");
+    h.ctl(["sandbox", "create", &far])
+        .expect_ok("far, on the default bridge");
+    let (stop, server) = http_peer_server(&web);
+
+    // `switchctl port`, in Docker's format.
+    let ports = h.ctl(["port", &web]).expect_ok("port").to_string();
+    assert_eq!(
+        ports,
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> 127.0.0.1:9090\n53/udp -> 0.0.0.0:5300\n"
+    );
+    assert_eq!(
+        h.ctl(["port", &web, "80/tcp"]).expect_ok("port 80").to_string(),
+        "0.0.0.0:8080\n127.0.0.1:9090\n"
+    );
+    assert!(h
+        .ctl(["port", &web, "81"])
+        .expect_err("port 81")
+        .contains("No public port '81/tcp' published"));
+
+    // From outside: DNAT keeps the client's address.
+    assert_eq!(curl(&h, &out, "http://10.99.0.1:8080/").as_deref(), Some("10.99.0.2"));
+    // From the host itself, to 127.0.0.1 and to its own address (the userland proxy).
+    assert!(
+        curl(&h, h.ns(), "http://127.0.0.1:8080/").is_some(),
+        "host to 127.0.0.1:8080"
+    );
+    assert!(
+        curl(&h, h.ns(), "http://10.99.0.1:8080/").is_some(),
+        "host to its own address"
+    );
+    // From a sibling through the host (hairpin) and from another network.
+    assert!(
+        curl(&h, &sib, "http://10.99.0.1:8080/").is_some(),
+        "hairpin from a sibling"
+    );
+    assert!(
+        curl(&h, &far, "http://10.99.0.1:8080/").is_some(),
+        "from another network"
+    );
+    // A 127.0.0.1 binding: the host reaches it, the outside does not.
+    assert!(curl(&h, h.ns(), "http://127.0.0.1:9090/").is_some());
+    assert_eq!(
+        curl(&h, &out, "http://10.99.0.1:9090/"),
+        None,
+        "a loopback binding is unreachable from outside"
+    );
+    // UDP from outside (DNAT) and from the host (proxy).
+    assert_eq!(udp_echo(&out, "10.99.0.1:5300").as_deref(), Some(&b"ping-udp"[..]));
+    assert_eq!(udp_echo(h.ns(), "127.0.0.1:5300").as_deref(), Some(&b"ping-udp"[..]));
+    stop.store(true, Ordering::Relaxed);
+    server.join().unwrap();
+
+    // Conflicts: published by another sandbox, or held by another program; nothing created.
+    let other = h.name("other");
+    let err = h.ctl(["sandbox", "create", "--network", "pnet", "-p", "8080:81", &other]);
+    assert!(err
+        .expect_err("taken port")
+        .contains(&format!("already published by sandbox {web}")));
+    let holder = in_netns(&Path::new("/run/netns").join(h.ns()), || {
+        TcpListener::bind("0.0.0.0:7777").unwrap()
+    })
+    .join()
+    .unwrap();
+    let err = h.ctl(["sandbox", "create", "--network", "pnet", "-p", "7777:80", &other]);
+    assert!(err
+        .expect_err("busy port")
+        .contains("already in use on this host by another program"));
+    drop(holder);
+    assert!(
+        !Path::new("/run/netns").join(&other).exists(),
+        "a refused sandbox leaves nothing"
+    );
+    let err = h.ctl(["sandbox", "create", "-p", "80", &other]);
+    assert!(err
+        .expect_err("bad -p")
+        .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
+    assert!(nft_table(&h).contains("dport 8080 dnat to 10.70.0.2:80"));
+
+    // rm frees the port.
+    h.ctl(["sandbox", "rm", &web]).expect_ok("rm web");
+    assert!(!nft_table(&h).contains("dport 8080"), "DNAT rules go with the sandbox");
+    h.ctl(["sandbox", "create", "--network", "pnet", "-p", "8080:80", &other])
+        .expect_ok("port is free again");
 }

@@ -1,0 +1,149 @@
+//! Published ports: `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`, with ranges `a-b:c-d`.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize};
+
+/// A transport protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    /// TCP.
+    Tcp,
+    /// UDP.
+    Udp,
+}
+
+impl Proto {
+    /// `tcp` or `udp`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+/// One published port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortBinding {
+    /// The host address it listens on (0.0.0.0: all).
+    pub host_ip: Ipv4Addr,
+    /// The host port.
+    pub host_port: u16,
+    /// The sandbox's port.
+    pub container_port: u16,
+    /// The protocol.
+    pub proto: Proto,
+}
+
+impl PortBinding {
+    /// Whether the two would claim the same host socket.
+    pub fn clashes(&self, other: &PortBinding) -> bool {
+        self.proto == other.proto
+            && self.host_port == other.host_port
+            && (self.host_ip == other.host_ip || self.host_ip.is_unspecified() || other.host_ip.is_unspecified())
+    }
+}
+
+impl fmt::Display for PortBinding {
+    /// Docker's `docker port` line: `80/tcp -> 0.0.0.0:8080`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}/{} -> {}:{}",
+            self.container_port,
+            self.proto.as_str(),
+            self.host_ip,
+            self.host_port
+        )
+    }
+}
+
+fn range(s: &str, spec: &str) -> Result<(u16, u16), String> {
+    let bad = || format!("invalid port {s:?} in {spec:?}: ports are 1-65535, ranges a-b with a <= b");
+    let (a, b) = s.split_once('-').unwrap_or((s, s));
+    let a: u16 = a.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
+    let b: u16 = b.parse().ok().filter(|p| *p >= a).ok_or_else(bad)?;
+    Ok((a, b))
+}
+
+/// Parses one `-p` value into its bindings (several for a range).
+///
+/// # Errors
+/// One sentence naming the bad part and the accepted form.
+pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
+    let form = "expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], e.g. 127.0.0.1:8080:80/tcp";
+    let (main, proto) = match spec.rsplit_once('/') {
+        Some((m, "tcp")) => (m, Proto::Tcp),
+        Some((m, "udp")) => (m, Proto::Udp),
+        Some((_, p)) => return Err(format!("invalid protocol {p:?} in {spec:?}: accepted are tcp and udp")),
+        None => (spec, Proto::Tcp),
+    };
+    let parts: Vec<&str> = main.split(':').collect();
+    let (ip, host, cont) = match parts.as_slice() {
+        [h, c] => (Ipv4Addr::UNSPECIFIED, *h, *c),
+        [ip, h, c] => {
+            let ip: Ipv4Addr = ip
+                .parse()
+                .map_err(|_| format!("invalid host IP {ip:?} in {spec:?}: expected an IPv4 address"))?;
+            (ip, *h, *c)
+        }
+        _ => return Err(format!("invalid port publication {spec:?}: {form}")),
+    };
+    let (h0, h1) = range(host, spec)?;
+    let (c0, c1) = range(cont, spec)?;
+    if h1 - h0 != c1 - c0 {
+        return Err(format!(
+            "invalid port publication {spec:?}: the host and container ranges differ in size"
+        ));
+    }
+    Ok((0..=h1 - h0)
+        .map(|i| PortBinding {
+            host_ip: ip,
+            host_port: h0 + i,
+            container_port: c0 + i,
+            proto,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forms() {
+        let b = parse("8080:80").unwrap();
+        assert_eq!(b[0].to_string(), "80/tcp -> 0.0.0.0:8080");
+        let b = parse("127.0.0.1:5353:53/udp").unwrap();
+        assert_eq!(b[0].to_string(), "53/udp -> 127.0.0.1:5353");
+        let b = parse("9000-9002:7000-7002/tcp").unwrap();
+        assert_eq!(
+            b.iter().map(|b| (b.host_port, b.container_port)).collect::<Vec<_>>(),
+            [(9000, 7000), (9001, 7001), (9002, 7002)]
+        );
+    }
+
+    #[test]
+    fn errors_name_the_bad_part() {
+        assert!(parse("80")
+            .unwrap_err()
+            .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
+        assert!(parse("8080:80/sctp").unwrap_err().contains("invalid protocol \"sctp\""));
+        assert!(parse("0:80").unwrap_err().contains("invalid port \"0\""));
+        assert!(parse("70000:80").unwrap_err().contains("invalid port \"70000\""));
+        assert!(parse("9000-9001:80").unwrap_err().contains("ranges differ"));
+        assert!(parse("1.2.3:80:80").unwrap_err().contains("invalid host IP"));
+    }
+
+    #[test]
+    fn clashes() {
+        let a = parse("0.0.0.0:8080:80").unwrap()[0];
+        let b = parse("127.0.0.1:8080:81").unwrap()[0];
+        let c = parse("127.0.0.1:8080:81/udp").unwrap()[0];
+        let d = parse("10.0.0.1:8080:81").unwrap()[0];
+        assert!(a.clashes(&b) && b.clashes(&a) && !b.clashes(&c) && !b.clashes(&d));
+    }
+}
