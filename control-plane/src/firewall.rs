@@ -8,6 +8,7 @@
 //!   masqueraded to the host's address (`--internal` networks get no such rule);
 //! - published ports: DNAT of traffic arriving for the host's addresses (not for a loopback
 //!   binding, which only switchd's userland proxy serves), and masquerade of the hairpin case;
+//! - DNS fairness: per-asker rate limit of UDP queries to the embedded DNS;
 //! - isolation (Docker's isolation chains): nothing enters a network's gateway interface from
 //!   elsewhere unless it belongs to a connection the network opened or to a published port;
 //!   an internal network's traffic never leaves its gateway interface.
@@ -18,6 +19,10 @@ use crate::model::{Driver, State};
 
 /// The table's name (family `ip`).
 pub const TABLE: &str = "switchd";
+/// UDP DNS queries per second one asker may send to the embedded DNS, and the burst above it.
+pub const DNS_RATE: u32 = 400;
+/// See [`DNS_RATE`].
+pub const DNS_BURST: u32 = 800;
 
 /// The nft script that replaces the table with the ruleset for `state`.
 pub fn ruleset(state: &State) -> String {
@@ -50,6 +55,16 @@ pub fn ruleset(state: &State) -> String {
             );
         }
     }
+    // DNS fairness in the kernel: beyond its share, an asker's UDP queries are dropped before
+    // they reach (and fill) the socket buffer that every asker of the network shares.
+    let mut input = String::new();
+    for (_, _, gw) in nets.iter().filter(|(n, _, _)| !n.builtin) {
+        let _ = writeln!(
+            input,
+            "        iifname {} udp dport 53 add @dns_askers {{ ip saddr limit rate over {DNS_RATE}/second burst {DNS_BURST} packets }} counter drop",
+            quote(gw)
+        );
+    }
     let mut pre = String::new();
     let mut sbs: Vec<_> = state.sandboxes.values().filter(|s| !s.ports.is_empty()).collect();
     sbs.sort_by_key(|s| s.name.clone());
@@ -74,7 +89,9 @@ pub fn ruleset(state: &State) -> String {
         }
     }
     let mut out = format!("add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n");
+    out.push_str("    set dns_askers {\n        type ipv4_addr; flags dynamic; timeout 10s; size 65536;\n    }\n");
     let chains = [
+        ("input", "type filter hook input priority filter", input),
         ("forward", "type filter hook forward priority filter", forward),
         ("prerouting", "type nat hook prerouting priority dstnat", pre),
         ("postrouting", "type nat hook postrouting priority srcnat", post),
@@ -135,6 +152,14 @@ mod tests {
         assert!(!r.contains("10.2.0.0/24"), "internal networks are not masqueraded: {r}");
         assert!(r.contains("iifname \"br-i\" drop"), "{r}");
         assert!(!r.contains("iifname \"br-a\" drop"), "{r}");
+        assert!(
+            r.contains("iifname \"br-a\" udp dport 53 add @dns_askers { ip saddr limit rate over 400/second"),
+            "{r}"
+        );
+        assert!(
+            !r.contains("iifname \"switch0\" udp dport 53"),
+            "no DNS on the default bridge: {r}"
+        );
         for gw in ["switch0", "br-a", "br-i"] {
             assert!(r.contains(&format!("oifname \"{gw}\" drop")), "{gw}: {r}");
             assert!(

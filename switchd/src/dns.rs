@@ -19,9 +19,10 @@ use tokio::task::JoinHandle;
 
 /// How long one upstream may take before the next is tried.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
-/// Sustained queries per second per asker, and the burst above it.
-const RATE: f64 = 200.0;
-const BURST: f64 = 400.0;
+/// Sustained queries per second per asker, and the burst above it (as the kernel's limit on
+/// UDP queries in the firewall table; this one covers TCP and any path around it).
+const RATE: f64 = control_plane::firewall::DNS_RATE as f64;
+const BURST: f64 = control_plane::firewall::DNS_BURST as f64;
 /// Queries (or TCP connections) of one asker waiting on upstreams at once.
 const MAX_IN_FLIGHT: u32 = 16;
 
