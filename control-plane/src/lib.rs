@@ -17,6 +17,7 @@
 
 pub mod api;
 pub mod cidr;
+pub mod cluster;
 pub mod dns;
 pub mod error;
 pub mod etc;

@@ -43,6 +43,9 @@ enum Cmd {
     /// Manage sandboxes (network namespaces of containers).
     #[command(subcommand)]
     Sandbox(SandboxCmd),
+    /// The cluster's certificates (offline: no daemon needed).
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
     /// List switch ports with their counters and drops by reason.
     Ports(FormatArg),
     /// List a sandbox's published ports, or the bindings of one of its ports.
@@ -152,6 +155,31 @@ enum NetworkCmd {
         network: String,
         /// Sandbox.
         sandbox: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCmd {
+    /// Create a cluster CA: DIR/ca.crt and DIR/ca.key (keep ca.key safe).
+    Init {
+        /// Where to write the CA.
+        #[arg(long)]
+        out: PathBuf,
+        /// The CA's name.
+        #[arg(long, default_value = "switch cluster CA")]
+        name: String,
+    },
+    /// Issue a host certificate: DIR2/ca.crt, DIR2/host.crt, DIR2/host.key, for switchd --cluster-dir.
+    Cert {
+        /// The CA directory (from `cluster init`).
+        #[arg(long)]
+        ca: PathBuf,
+        /// The host's name.
+        #[arg(long)]
+        name: String,
+        /// Where to write the host's files.
+        #[arg(long)]
+        out: PathBuf,
     },
 }
 
@@ -281,6 +309,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         exec::exec_in(&sb.name, std::path::Path::new(&sb.netns), cmd)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if let Cmd::Cluster(cmd) = cli.cmd {
+        return cluster(cmd);
+    }
     let c = Client::new(&cli.socket)?;
     match cli.cmd {
         Cmd::Network(n) => network(&c, n),
@@ -288,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Ports(f) => ports(&c, &f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
         Cmd::Port { sandbox, port } => port_cmd(&c, &sandbox, port.as_deref()),
+        Cmd::Cluster(_) => unreachable!("handled without a daemon"),
     }
 }
 
@@ -630,6 +662,74 @@ fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>) -> anyhow::Result<Exi
     }
     for p in hits {
         println!("{}:{}", p.host_ip, p.host_port);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `content` to a new file with `mode`; an existing file is never overwritten.
+fn write_new(path: &std::path::Path, content: &str, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => {
+                anyhow::anyhow!(
+                    "{} already exists: refusing to overwrite it; choose another --out",
+                    path.display()
+                )
+            }
+            _ => anyhow::anyhow!("cannot create {}: {e}", path.display()),
+        })?;
+    f.write_all(content.as_bytes())?;
+    Ok(())
+}
+
+fn read(path: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
+    use control_plane::cluster::pki;
+    let now = std::time::SystemTime::now();
+    match cmd {
+        ClusterCmd::Init { out, name } => {
+            std::fs::create_dir_all(&out)?;
+            for f in ["ca.crt", "ca.key"] {
+                if out.join(f).exists() {
+                    anyhow::bail!(
+                        "{} already exists: refusing to overwrite a cluster CA",
+                        out.join(f).display()
+                    );
+                }
+            }
+            let ca = pki::new_ca(&name, now)?;
+            write_new(&out.join("ca.key"), &ca.key, 0o600)?;
+            write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
+            println!("{}", out.join("ca.crt").display());
+        }
+        ClusterCmd::Cert { ca, name, out } => {
+            let ca = pki::Pem {
+                cert: read(&ca.join("ca.crt"))?,
+                key: read(&ca.join("ca.key"))?,
+            };
+            let host = pki::issue_host(&ca, &name, now)?;
+            std::fs::create_dir_all(&out)?;
+            for f in ["ca.crt", "host.crt", "host.key"] {
+                if out.join(f).exists() {
+                    anyhow::bail!(
+                        "{} already exists: refusing to overwrite it; choose another --out",
+                        out.join(f).display()
+                    );
+                }
+            }
+            write_new(&out.join("host.key"), &host.key, 0o600)?;
+            write_new(&out.join("host.crt"), &host.cert, 0o644)?;
+            write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
+            println!("{}", out.join("host.crt").display());
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

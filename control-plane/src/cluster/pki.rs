@@ -1,0 +1,199 @@
+//! The cluster's certificate authority, made and used offline.
+//!
+//! `switchctl cluster init` makes a self-signed CA (ten years); `switchctl cluster cert` issues
+//! a host certificate (two years, CN and DNS name = the host name, usable as TLS server and
+//! client) signed by it. Hosts prove membership with these; [`verify`] checks one against the
+//! CA.
+
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use thiserror::Error;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+/// How long a cluster CA is valid.
+pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How long a host certificate is valid.
+pub const HOST_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
+
+/// A certificate and its private key, PEM-encoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pem {
+    /// The certificate.
+    pub cert: String,
+    /// The private key (PKCS#8).
+    pub key: String,
+}
+
+/// Why a certificate could not be made or was not accepted.
+#[derive(Debug, Error)]
+pub enum PkiError {
+    /// A host name that cannot be a DNS name.
+    #[error("invalid host name {0:?}: use 1-63 characters from [a-zA-Z0-9-], not starting or ending with '-'")]
+    InvalidName(String),
+    /// The CA files do not hold a CA certificate and its key.
+    #[error("the CA certificate or key is unreadable: {0}")]
+    BadCa(String),
+    /// The certificate is not valid for the cluster.
+    #[error("certificate rejected: {0}")]
+    Rejected(String),
+    /// Generation failed.
+    #[error("cannot generate the certificate: {0}")]
+    Generate(#[from] rcgen::Error),
+}
+
+fn check_host(name: &str) -> Result<(), PkiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 63
+        && !name.starts_with('-')
+        && !name.ends_with('-')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(PkiError::InvalidName(name.to_string()))
+    }
+}
+
+fn validity(p: &mut CertificateParams, now: SystemTime, span: Duration) {
+    // A minute of slack for hosts whose clocks are slightly behind the issuer's.
+    p.not_before = (now - Duration::from_secs(60)).into();
+    p.not_after = (now + span).into();
+}
+
+/// A new cluster CA named `name`, valid from `now` for [`CA_VALIDITY`].
+///
+/// # Errors
+/// Key or certificate generation failed.
+pub fn new_ca(name: &str, now: SystemTime) -> Result<Pem, PkiError> {
+    let mut p = CertificateParams::new(Vec::<String>::new())?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, name);
+    dn.push(DnType::OrganizationName, "switch cluster");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    validity(&mut p, now, CA_VALIDITY);
+    let key = KeyPair::generate()?;
+    let cert = p.self_signed(&key)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+/// A host certificate for `host`, signed by `ca`, valid from `now` for [`HOST_VALIDITY`].
+///
+/// # Errors
+/// An invalid host name, an unreadable CA, or generation failure.
+pub fn issue_host(ca: &Pem, host: &str, now: SystemTime) -> Result<Pem, PkiError> {
+    check_host(host)?;
+    let ca_key = KeyPair::from_pem(&ca.key).map_err(|e| PkiError::BadCa(e.to_string()))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(|e| PkiError::BadCa(e.to_string()))?;
+    let mut p = CertificateParams::new(vec![host.to_string()])?;
+    let mut dn = DistinguishedName::new();
+    dn.push(DnType::CommonName, host);
+    dn.push(DnType::OrganizationName, "switch cluster");
+    p.distinguished_name = dn;
+    p.is_ca = IsCa::ExplicitNoCa;
+    p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    validity(&mut p, now, HOST_VALIDITY);
+    let key = KeyPair::generate()?;
+    let cert = p.signed_by(&key, &issuer)?;
+    Ok(Pem {
+        cert: cert.pem(),
+        key: key.serialize_pem(),
+    })
+}
+
+fn der(pem_text: &str, what: &str) -> Result<Vec<u8>, PkiError> {
+    let p = pem::parse(pem_text).map_err(|e| PkiError::Rejected(format!("{what} is not PEM: {e}")))?;
+    Ok(p.contents().to_vec())
+}
+
+/// Checks that `host_cert` was signed by `ca_cert` and is valid at `now`; returns the host
+/// name (its common name).
+///
+/// # Errors
+/// [`PkiError::Rejected`] naming what is wrong.
+pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<String, PkiError> {
+    let ca_der = der(ca_cert, "the CA certificate")?;
+    let host_der = der(host_cert, "the host certificate")?;
+    let (_, ca) =
+        X509Certificate::from_der(&ca_der).map_err(|e| PkiError::Rejected(format!("bad CA certificate: {e}")))?;
+    let (_, host) =
+        X509Certificate::from_der(&host_der).map_err(|e| PkiError::Rejected(format!("bad host certificate: {e}")))?;
+    host.verify_signature(Some(ca.public_key()))
+        .map_err(|_| PkiError::Rejected("it was not signed by this cluster's CA".into()))?;
+    let t = now
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let v = host.validity();
+    if t < v.not_before.timestamp() || t > v.not_after.timestamp() {
+        return Err(PkiError::Rejected(format!(
+            "it is not valid now (valid {} to {})",
+            v.not_before, v.not_after
+        )));
+    }
+    let cn = host
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|c| c.as_str().ok())
+        .ok_or_else(|| PkiError::Rejected("it has no common name".into()))?;
+    Ok(cn.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_host_certificate_verifies_against_its_ca_only() {
+        let now = SystemTime::now();
+        let ca = new_ca("test CA", now).unwrap();
+        let host = issue_host(&ca, "host-1", now).unwrap();
+        assert!(host.cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(host.key.starts_with("-----BEGIN PRIVATE KEY-----"));
+        assert_eq!(verify(&ca.cert, &host.cert, now).unwrap(), "host-1");
+        let other = new_ca("another CA", now).unwrap();
+        let e = verify(&other.cert, &host.cert, now).unwrap_err();
+        assert!(e.to_string().contains("not signed by this cluster's CA"), "{e}");
+        let later = now + HOST_VALIDITY + Duration::from_secs(3600);
+        assert!(verify(&ca.cert, &host.cert, later)
+            .unwrap_err()
+            .to_string()
+            .contains("not valid now"));
+        // A certificate a host signs with its own key is not a member's.
+        let forged = issue_host(&host, "h2", now).unwrap();
+        assert!(
+            verify(&ca.cert, &forged.cert, now).is_err(),
+            "a certificate signed by a host is not a member"
+        );
+    }
+
+    #[test]
+    fn bad_names_and_bad_ca_files() {
+        let now = SystemTime::now();
+        let ca = new_ca("c", now).unwrap();
+        for n in ["", "-x", "x-", "a b", "a.b", &"x".repeat(64)] {
+            assert!(
+                matches!(issue_host(&ca, n, now), Err(PkiError::InvalidName(_))),
+                "{n:?}"
+            );
+        }
+        let broken = Pem {
+            cert: ca.cert.clone(),
+            key: "not a key".into(),
+        };
+        assert!(matches!(issue_host(&broken, "h", now), Err(PkiError::BadCa(_))));
+    }
+}
