@@ -18,6 +18,9 @@ pub enum DropReason {
     SourceMacConflict,
     /// The destination is on the port the frame came from.
     Hairpin,
+    /// The destination is on a port of the ingress port's split-horizon group (e.g. a frame
+    /// from one VXLAN peer to another).
+    SplitHorizon,
     /// The frame arrived on a port the switch does not know.
     UnknownPort,
     /// The lookup pointed at a port of another network (defensive check; never expected).
@@ -28,13 +31,14 @@ pub enum DropReason {
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 10] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
         DropReason::TaggedOnAccessPort,
         DropReason::SourceMacConflict,
         DropReason::Hairpin,
+        DropReason::SplitHorizon,
         DropReason::UnknownPort,
         DropReason::IsolationViolation,
         DropReason::TxFailed,
@@ -49,6 +53,7 @@ impl DropReason {
             DropReason::TaggedOnAccessPort => "tagged_on_access_port",
             DropReason::SourceMacConflict => "source_mac_conflict",
             DropReason::Hairpin => "hairpin",
+            DropReason::SplitHorizon => "split_horizon",
             DropReason::UnknownPort => "unknown_port",
             DropReason::IsolationViolation => "isolation_violation",
             DropReason::TxFailed => "tx_failed",

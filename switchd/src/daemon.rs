@@ -324,6 +324,7 @@ impl Daemon {
                 network: sid,
                 max_frame_len: TAP_MAX_FRAME,
                 learn_limit: net.mac_limit,
+                split_horizon_group: 0,
             };
             self.dp.add_port(NewPort {
                 dev: Device::Tap(dev),
@@ -394,6 +395,7 @@ impl Daemon {
             network: NetworkId(net.switch_id),
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: net.mac_limit,
+            split_horizon_group: 0,
         };
         let added = self.dp.add_port(NewPort {
             dev,

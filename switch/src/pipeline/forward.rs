@@ -14,21 +14,33 @@ pub enum Verdict<'a> {
     Drop(DropReason),
 }
 
-/// The egress ports of a flooded frame: the network's ports without the ingress port.
+/// A port's membership in its network, with its split-horizon group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Member {
+    pub port: PortId,
+    pub group: u8,
+}
+
+/// The egress ports of a flooded frame: the network's ports without the ingress port and
+/// without the ports of the ingress port's split-horizon group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flood<'a> {
-    ports: &'a [PortId],
+    members: &'a [Member],
     except: PortId,
+    group: u8,
 }
 
 impl<'a> Flood<'a> {
-    pub(crate) fn new(ports: &'a [PortId], except: PortId) -> Self {
-        Flood { ports, except }
+    pub(crate) fn new(members: &'a [Member], except: PortId, group: u8) -> Self {
+        Flood { members, except, group }
     }
 
     /// The egress ports.
     pub fn ports(&self) -> impl Iterator<Item = PortId> + 'a {
-        let except = self.except;
-        self.ports.iter().copied().filter(move |p| *p != except)
+        let (except, group) = (self.except, self.group);
+        self.members
+            .iter()
+            .filter(move |m| m.port != except && (group == 0 || m.group != group))
+            .map(|m| m.port)
     }
 }

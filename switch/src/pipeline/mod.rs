@@ -17,6 +17,7 @@ use crate::ids::{NetworkId, PortId};
 use crate::wire::MacAddr;
 
 pub use forward::{Flood, Verdict};
+use forward::Member;
 use lookup::Destination;
 
 /// Settings of one network.
@@ -44,6 +45,9 @@ pub struct PortConfig {
     pub max_frame_len: usize,
     /// Most addresses the port may have learned at once (default 64).
     pub learn_limit: u32,
+    /// Ports sharing a non-zero group never exchange frames (split horizon: the VXLAN peers
+    /// of a network, which reach each other directly). 0: no group.
+    pub split_horizon_group: u8,
 }
 
 impl PortConfig {
@@ -53,6 +57,7 @@ impl PortConfig {
             network,
             max_frame_len: 1514,
             learn_limit: 64,
+            split_horizon_group: 0,
         }
     }
 }
@@ -95,7 +100,7 @@ pub(crate) struct Port {
 
 struct Network {
     cfg: NetworkConfig,
-    ports: Vec<PortId>,
+    members: Vec<Member>,
 }
 
 /// An L2 switch instance. Single-threaded: a driver owns it and feeds it frames.
@@ -127,7 +132,7 @@ impl Switch {
         if self.networks.contains_key(&id) {
             return Err(SwitchError::NetworkExists(id));
         }
-        self.networks.insert(id, Network { cfg, ports: Vec::new() });
+        self.networks.insert(id, Network { cfg, members: Vec::new() });
         Ok(())
     }
 
@@ -137,8 +142,8 @@ impl Switch {
     /// [`SwitchError::UnknownNetwork`], or [`SwitchError::NetworkHasPorts`] while ports remain.
     pub fn remove_network(&mut self, id: NetworkId) -> Result<(), SwitchError> {
         let net = self.networks.get(&id).ok_or(SwitchError::UnknownNetwork(id))?;
-        if !net.ports.is_empty() {
-            return Err(SwitchError::NetworkHasPorts(id, net.ports.len()));
+        if !net.members.is_empty() {
+            return Err(SwitchError::NetworkHasPorts(id, net.members.len()));
         }
         self.networks.remove(&id);
         self.fdb.retain(|e| e.network != id, |_| {});
@@ -167,7 +172,7 @@ impl Switch {
         } else {
             self.ports[idx] = Some(port);
         }
-        net.ports.push(id);
+        net.members.push(Member { port: id, group: cfg.split_horizon_group });
         Ok(id)
     }
 
@@ -182,7 +187,7 @@ impl Switch {
             .and_then(Option::take)
             .ok_or(SwitchError::UnknownPort(id))?;
         if let Some(net) = self.networks.get_mut(&port.cfg.network) {
-            net.ports.retain(|p| *p != id);
+            net.members.retain(|m| m.port != id);
         }
         self.fdb.retain(|e| e.port != id, |_| {});
         Ok(port.counters)
@@ -232,10 +237,11 @@ impl Switch {
         };
         port.counters.count_rx(frame.len());
         let (net, aging, max_len) = (port.cfg.network, port.aging, port.cfg.max_frame_len);
+        let group = port.cfg.split_horizon_group;
         match self.decide(now, ingress, net, aging, max_len, frame) {
             Ok(Destination::Port(out)) => Verdict::Forward(out),
             Ok(Destination::Flood) => match self.networks.get(&net) {
-                Some(n) => Verdict::Flood(Flood::new(&n.ports, ingress)),
+                Some(n) => Verdict::Flood(Flood::new(&n.members, ingress, group)),
                 None => Verdict::Drop(DropReason::IsolationViolation),
             },
             Err(reason) => {
@@ -258,10 +264,11 @@ impl Switch {
         frame: &[u8],
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
+        let group = self.ports[ingress.0 as usize].as_ref().map_or(0, |p| p.cfg.split_horizon_group);
         let now_ms = self.fdb.tick(now);
         learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
-            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, out).map(Destination::Port),
+            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, group, out).map(Destination::Port),
             Destination::Flood => Ok(Destination::Flood),
         }
     }
@@ -328,8 +335,8 @@ impl Switch {
     }
 
     /// The ports of a network.
-    pub fn network_ports(&self, net: NetworkId) -> &[PortId] {
-        self.networks.get(&net).map_or(&[], |n| &n.ports)
+    pub fn network_ports(&self, net: NetworkId) -> impl Iterator<Item = PortId> + '_ {
+        self.networks.get(&net).into_iter().flat_map(|n| n.members.iter().map(|m| m.port))
     }
 }
 
