@@ -209,7 +209,11 @@ impl NetworkResource {
             name: net.name.clone(),
             id: net.id.to_string(),
             created: rfc3339(net.created),
-            scope: "local".into(),
+            scope: if net.driver == crate::model::Driver::Overlay {
+                "global".into()
+            } else {
+                "local".into()
+            },
             driver: net.driver.as_str().into(),
             enable_ipv4: net.ipam.is_some(),
             enable_ipv6: false,

@@ -15,7 +15,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{Driver, State};
+use crate::model::State;
 
 /// The table's name (family `ip`).
 pub const TABLE: &str = "switchd";
@@ -29,7 +29,7 @@ pub fn ruleset(state: &State) -> String {
     let mut nets: Vec<_> = state
         .networks
         .values()
-        .filter(|n| n.driver == Driver::Bridge)
+        .filter(|n| n.is_switched())
         .filter_map(|n| Some((n, n.ipam?, n.bridge_name.as_deref()?)))
         .collect();
     nets.sort_by_key(|(n, _, _)| n.switch_id);

@@ -5,7 +5,7 @@
 //! commits the copy to the store only when that work succeeded.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -37,7 +37,23 @@ pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_MAC_AGING: &str = "mac_aging";
 /// Learned-MAC cap per port.
 pub const OPT_MAC_LIMIT: &str = "mac_limit";
+/// The VNI of an overlay network (`-o vni=N`).
+pub const OPT_VNI: &str = "vni";
+/// Docker's key for an overlay network's VNI, as `network inspect` shows it.
+pub const OPT_VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
+/// MTU of overlay networks unless given: a 1500-byte underlay minus VXLAN's 50 bytes.
+pub const DEFAULT_OVERLAY_MTU: u16 = 1450;
+/// The first VNI handed out automatically.
+pub const FIRST_AUTO_VNI: u32 = 4096;
 const ACCEPTED_OPTIONS: [&str; 4] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_MAC_AGING, OPT_MAC_LIMIT];
+const ACCEPTED_OVERLAY_OPTIONS: [&str; 6] = [
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    OPT_MAC_AGING,
+    OPT_MAC_LIMIT,
+    OPT_VNI,
+    OPT_VXLANID_LIST,
+];
 
 /// A network driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,6 +65,8 @@ pub enum Driver {
     Host,
     /// Loopback only.
     Null,
+    /// Like bridge on this host, and tunnelled to VXLAN peers (RFC 7348) under the network's VNI.
+    Overlay,
 }
 
 impl Driver {
@@ -58,6 +76,7 @@ impl Driver {
             Driver::Bridge => "bridge",
             Driver::Host => "host",
             Driver::Null => "null",
+            Driver::Overlay => "overlay",
         }
     }
 }
@@ -115,6 +134,34 @@ pub struct Network {
     pub mac_aging: Duration,
     /// Learned-MAC cap per port.
     pub mac_limit: u32,
+    /// VXLAN network identifier (overlay networks).
+    #[serde(default)]
+    pub vni: Option<u32>,
+    /// Static VXLAN peers (overlay networks): frames from them are accepted and their MACs
+    /// learned; broadcast goes to them too.
+    #[serde(default)]
+    pub vteps: Vec<SocketAddr>,
+}
+
+impl Network {
+    /// Whether frames of this network pass a switch port on this host (bridge and overlay).
+    pub fn is_switched(&self) -> bool {
+        matches!(self.driver, Driver::Bridge | Driver::Overlay)
+    }
+
+    /// The gateway's MAC address where it must be the same on every host (overlay networks:
+    /// an anycast gateway, 02:53 and four bytes of the network ID); `None` lets the kernel pick.
+    pub fn gateway_mac(&self) -> Option<MacAddr> {
+        if self.driver != Driver::Overlay {
+            return None;
+        }
+        let h = self.id.as_str().as_bytes();
+        let byte = |i: usize| {
+            let s = std::str::from_utf8(&h[2 * i..2 * i + 2]).unwrap_or("00");
+            u8::from_str_radix(s, 16).unwrap_or(0)
+        };
+        Some(MacAddr([0x02, 0x53, byte(0), byte(1), byte(2), byte(3)]))
+    }
 }
 
 /// How a sandbox gets its network namespace.
@@ -337,6 +384,8 @@ impl State {
             mtu: DEFAULT_MTU,
             mac_aging: DEFAULT_MAC_AGING,
             mac_limit: DEFAULT_MAC_LIMIT,
+            vni: None,
+            vteps: Vec::new(),
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
         bridge.ipam = Some(NetIpam {
@@ -406,27 +455,31 @@ impl State {
                 spec.name
             )));
         }
-        match spec.driver.as_str() {
-            "" | "bridge" => {}
+        let driver = match spec.driver.as_str() {
+            "" | "bridge" => Driver::Bridge,
+            "overlay" => Driver::Overlay,
             "host" | "null" => {
                 return Err(ModelError::Forbidden(format!(
                     "only one instance of \"{}\" network is allowed",
                     if spec.driver == "null" { "none" } else { "host" }
                 )))
             }
-            "overlay" | "macvlan" => {
-                return Err(invalid(format!(
-                    "driver \"{}\" is not available yet: this switchd creates bridge networks",
-                    spec.driver
-                )))
+            "macvlan" => {
+                return Err(invalid(
+                    "driver \"macvlan\" is not available yet: this switchd creates bridge and overlay networks",
+                ))
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown driver \"{other}\": accepted drivers are bridge"
+                    "unknown driver \"{other}\": accepted drivers are bridge and overlay"
                 )))
             }
-        }
-        let opts = parse_options(&spec.options)?;
+        };
+        let opts = parse_options(&spec.options, driver)?;
+        let vni = match driver {
+            Driver::Overlay => Some(self.plan_vni(opts.vni)?),
+            _ => None,
+        };
         let ipam = self.plan_ipam(&spec, host_routes)?;
         let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
         if let Some(n) = self
@@ -441,24 +494,99 @@ impl State {
         }
         let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
         let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
+        let mut options = spec.options;
+        if let Some(v) = vni {
+            options.remove(OPT_VNI);
+            options.insert(OPT_VXLANID_LIST.to_string(), v.to_string());
+        }
+        let default_mtu = if driver == Driver::Overlay {
+            DEFAULT_OVERLAY_MTU
+        } else {
+            DEFAULT_MTU
+        };
         let net = Network {
             id: id.clone(),
             name: spec.name,
-            driver: Driver::Bridge,
+            driver,
             created: now,
             ipam: Some(ipam),
             internal: spec.internal,
             labels: spec.labels,
-            options: spec.options,
+            options,
             builtin: false,
             switch_id,
             bridge_name: Some(bridge_name),
-            mtu: opts.mtu.unwrap_or(DEFAULT_MTU),
+            mtu: opts.mtu.unwrap_or(default_mtu),
             mac_aging: opts.mac_aging.unwrap_or(DEFAULT_MAC_AGING),
             mac_limit: opts.mac_limit.unwrap_or(DEFAULT_MAC_LIMIT),
+            vni,
+            vteps: Vec::new(),
         };
         self.networks.insert(id.clone(), net);
         Ok(id)
+    }
+
+    fn plan_vni(&self, asked: Option<u32>) -> Result<u32, ModelError> {
+        let used: BTreeSet<u32> = self.networks.values().filter_map(|n| n.vni).collect();
+        match asked {
+            Some(v) => match self.networks.values().find(|n| n.vni == Some(v)) {
+                Some(n) => Err(ModelError::Conflict(format!(
+                    "VNI {v} is already used by network {}",
+                    n.name
+                ))),
+                None => Ok(v),
+            },
+            None => (FIRST_AUTO_VNI..=overlay::Vni::MAX)
+                .find(|v| !used.contains(v))
+                .ok_or_else(|| ModelError::Conflict("no free VNI is left".into())),
+        }
+    }
+
+    /// Adds a static VXLAN peer (`IP[:PORT]`, `default_port` when none) to an overlay network.
+    ///
+    /// # Errors
+    /// Unknown network, not an overlay network, a malformed address, or a peer already there.
+    pub fn add_vtep(&mut self, net: &str, addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+        let n = self.network(net)?;
+        if n.driver != Driver::Overlay {
+            return Err(invalid(format!(
+                "network {} is a {} network: static VTEPs belong to overlay networks",
+                n.name,
+                n.driver.as_str()
+            )));
+        }
+        let a = parse_vtep(addr, default_port)?;
+        if n.vteps.contains(&a) {
+            return Err(ModelError::Conflict(format!(
+                "VTEP {a} is already a peer of network {}",
+                n.name
+            )));
+        }
+        let id = n.id.clone();
+        self.networks.get_mut(&id).expect("found above").vteps.push(a);
+        Ok(a)
+    }
+
+    /// Removes a static VXLAN peer.
+    ///
+    /// # Errors
+    /// Unknown network, a malformed address, or no such peer.
+    pub fn remove_vtep(&mut self, net: &str, addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+        let n = self.network(net)?;
+        let a = parse_vtep(addr, default_port)?;
+        if !n.vteps.contains(&a) {
+            return Err(ModelError::Conflict(format!(
+                "VTEP {a} is not a peer of network {}",
+                n.name
+            )));
+        }
+        let id = n.id.clone();
+        self.networks
+            .get_mut(&id)
+            .expect("found above")
+            .vteps
+            .retain(|v| *v != a);
+        Ok(a)
     }
 
     fn plan_ipam(&self, spec: &NetworkSpec, host_routes: &[Ipv4Cidr]) -> Result<NetIpam, ModelError> {
@@ -746,7 +874,7 @@ impl State {
         }
         let net = self.network(if network.is_empty() { DEFAULT_BRIDGE } else { network })?;
         let mode = match net.driver {
-            Driver::Bridge => SandboxMode::Bridge,
+            Driver::Bridge | Driver::Overlay => SandboxMode::Bridge,
             Driver::Host => SandboxMode::Host,
             Driver::Null => SandboxMode::None,
         };
@@ -773,7 +901,7 @@ impl State {
                     sb.name
                 )))
             }
-            (SandboxMode::Bridge, Driver::Bridge) => {}
+            (SandboxMode::Bridge, Driver::Bridge | Driver::Overlay) => {}
         }
         let (net_id, sb_id) = (net.id.clone(), sb.id.clone());
         self.attach(&net_id, &sb_id, spec, endpoint_id)
@@ -807,6 +935,12 @@ impl State {
         };
         let is_default = net.builtin;
         let port_kind = PortKind::parse(&spec.port_kind)?;
+        if port_kind == PortKind::Veth && net.driver == Driver::Overlay {
+            return Err(invalid(format!(
+                "--port-kind veth is not available on overlay network {} yet: use tap",
+                net.name
+            )));
+        }
         for a in &spec.aliases {
             if is_default {
                 return Err(invalid(
@@ -900,7 +1034,7 @@ impl State {
     pub fn disconnect(&mut self, net: &str, sandbox: &str) -> Result<Endpoint, ModelError> {
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
-        if net.driver != Driver::Bridge {
+        if !net.is_switched() {
             return Err(ModelError::Forbidden(
                 "a sandbox cannot be connected to or disconnected from the host or none network".into(),
             ));
@@ -941,6 +1075,27 @@ impl State {
     }
 }
 
+/// Parses a VTEP address: `IP` or `IP:PORT`, IPv4.
+fn parse_vtep(addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+    let bad = || {
+        invalid(format!(
+            "invalid VTEP {addr:?}: expected an IPv4 address, optionally with :PORT"
+        ))
+    };
+    if let Ok(ip) = addr.parse::<Ipv4Addr>() {
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+            return Err(bad());
+        }
+        return Ok(SocketAddr::from((ip, default_port)));
+    }
+    match addr.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) if a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast() => {
+            Ok(SocketAddr::V4(a))
+        }
+        _ => Err(bad()),
+    }
+}
+
 /// Docker's MAC derivation: 02:42 followed by the four bytes of the IPv4 address.
 pub fn docker_mac(ip: Ipv4Addr) -> MacAddr {
     let o = ip.octets();
@@ -952,14 +1107,21 @@ struct Options {
     mtu: Option<u16>,
     mac_aging: Option<Duration>,
     mac_limit: Option<u32>,
+    vni: Option<u32>,
 }
 
-fn parse_options(opts: &BTreeMap<String, String>) -> Result<Options, ModelError> {
+fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
     let mut o = Options {
         bridge_name: None,
         mtu: None,
         mac_aging: None,
         mac_limit: None,
+        vni: None,
+    };
+    let accepted: &[&str] = if driver == Driver::Overlay {
+        &ACCEPTED_OVERLAY_OPTIONS
+    } else {
+        &ACCEPTED_OPTIONS
     };
     for (k, v) in opts {
         let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
@@ -997,10 +1159,22 @@ fn parse_options(opts: &BTreeMap<String, String>) -> Result<Options, ModelError>
                         .ok_or_else(|| bad("a count of 1-65536"))?,
                 )
             }
+            OPT_VNI | OPT_VXLANID_LIST if driver == Driver::Overlay => {
+                let n: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=overlay::Vni::MAX).contains(n))
+                    .ok_or_else(|| bad("a VNI of 1-16777215"))?;
+                if o.vni.is_some_and(|x| x != n) {
+                    return Err(bad("a VNI given once"));
+                }
+                o.vni = Some(n);
+            }
             other => {
                 return Err(invalid(format!(
-                    "unknown option {other:?}: accepted options are {}",
-                    ACCEPTED_OPTIONS.join(", ")
+                    "unknown option {other:?} for a {} network: accepted options are {}",
+                    driver.as_str(),
+                    accepted.join(", ")
                 )))
             }
         }

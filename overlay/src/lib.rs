@@ -5,12 +5,15 @@
 //!  UDP payload ──► decap: check I flag, read VNI ──► (Vni, inner frame)
 //! ```
 //!
-//! This crate holds the header codec today; the VTEP tables, flood lists and segmentation
-//! helpers of the overlay arrive with the multi-host work. No I/O, no clock.
+//! This crate holds the header codec and the flow hash that picks the UDP source port; the
+//! gossip-fed VTEP tables and segmentation helpers arrive with the multi-host work. No I/O,
+//! no clock.
 #![deny(missing_docs)]
 // Tests pick their own epoch with `Instant::now()`; the core itself never reads the clock.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod flow;
 pub mod vxlan;
 
+pub use flow::flow_hash;
 pub use vxlan::{Vni, VxlanError, VxlanHeader, VXLAN_HEADER_LEN, VXLAN_PORT};

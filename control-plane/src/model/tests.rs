@@ -341,3 +341,97 @@ fn state_survives_json() {
     let j = serde_json::to_vec(&s).unwrap();
     assert_eq!(serde_json::from_slice::<State>(&j).unwrap(), s);
 }
+
+#[test]
+fn overlay_networks_vnis_and_static_vteps() {
+    let (mut s, mut ids) = fresh();
+    let ov = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
+        name: name.into(),
+        driver: "overlay".into(),
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    s.create_network(ov("o1", &[]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    s.create_network(ov("o2", &[("vni", "42")]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    s.create_network(ov("o3", &[]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    let o1 = s.network("o1").unwrap();
+    assert_eq!((o1.vni, o1.mtu), (Some(4096), 1450));
+    assert_eq!(o1.options.get(OPT_VXLANID_LIST).map(String::as_str), Some("4096"));
+    assert_eq!(o1.gateway_mac().unwrap().0[..2], [0x02, 0x53]);
+    assert_eq!(s.network("o2").unwrap().vni, Some(42));
+    assert_eq!(s.network("o3").unwrap().vni, Some(4097));
+    let before = s.clone();
+    let e = s
+        .create_network(ov("o4", &[("vni", "42")]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap_err();
+    assert_eq!(e.to_string(), "VNI 42 is already used by network o2");
+    let e = s
+        .create_network(
+            ov("o4", &[("vni", "16777216")]),
+            ids.next(),
+            SystemTime::UNIX_EPOCH,
+            &[],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("a VNI of 1-16777215"), "{e}");
+    let e = s.create_network(
+        NetworkSpec {
+            options: [("vni".into(), "5".into())].into(),
+            ..net("b")
+        },
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &[],
+    );
+    assert!(e
+        .unwrap_err()
+        .to_string()
+        .contains("unknown option \"vni\" for a bridge network"));
+    assert_eq!(s, before);
+
+    assert_eq!(
+        s.add_vtep("o1", "10.99.0.2", 4789).unwrap().to_string(),
+        "10.99.0.2:4789"
+    );
+    assert_eq!(
+        s.add_vtep("o1", "10.99.0.3:8472", 4789).unwrap().to_string(),
+        "10.99.0.3:8472"
+    );
+    assert!(matches!(
+        s.add_vtep("o1", "10.99.0.2:4789", 4789),
+        Err(ModelError::Conflict(_))
+    ));
+    for bad in ["nonsense", "0.0.0.0", "224.0.0.1", "10.0.0.1:0", "[::1]:4789"] {
+        assert!(
+            s.add_vtep("o1", bad, 4789)
+                .unwrap_err()
+                .to_string()
+                .contains("invalid VTEP"),
+            "{bad}"
+        );
+    }
+    assert!(s
+        .add_vtep("bridge", "10.99.0.2", 4789)
+        .unwrap_err()
+        .to_string()
+        .contains("static VTEPs belong to overlay networks"));
+    s.remove_vtep("o1", "10.99.0.2", 4789).unwrap();
+    assert!(s.remove_vtep("o1", "10.99.0.2", 4789).is_err());
+    assert_eq!(s.network("o1").unwrap().vteps.len(), 1);
+    let e = create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            port_kind: "veth".into(),
+            ..sb("v", "o1")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("--port-kind veth is not available on overlay"),
+        "{e}"
+    );
+}
