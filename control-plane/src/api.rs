@@ -555,3 +555,49 @@ pub struct FdbResource {
     /// `static` or `learned`.
     pub kind: String,
 }
+
+/// `GET /networks/{id}/vteps`: a static VXLAN peer.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct VtepResource {
+    /// `IP:PORT`.
+    pub address: String,
+    /// The network's VNI.
+    pub vni: u32,
+    /// Frames received from it.
+    pub rx_packets: u64,
+    /// Frames sent to it.
+    pub tx_packets: u64,
+    /// Drops by reason on its port.
+    pub drops: BTreeMap<String, u64>,
+}
+
+/// `POST /networks/{id}/vteps`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct VtepAdd {
+    /// `IP` or `IP:PORT`.
+    pub address: String,
+}
+
+/// `GET /vxlan`: the VTEP socket's counters.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct VxlanResource {
+    /// The UDP port.
+    pub port: u16,
+    /// Whether the port could be bound.
+    pub bound: bool,
+    /// Datagrams received.
+    pub rx_packets: u64,
+    /// Datagrams that were not VXLAN.
+    pub rx_malformed: u64,
+    /// Frames of VNIs no network here has.
+    pub rx_unknown_vni: u64,
+    /// Frames from addresses that are no peer of their network.
+    pub rx_unknown_vtep: u64,
+    /// Datagrams sent.
+    pub tx_packets: u64,
+    /// Failed sends.
+    pub tx_errors: u64,
+}

@@ -246,6 +246,13 @@ impl Host {
         for args in steps {
             run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
         }
+        // IPv4 only: no router solicitations or MLD reports on the wire or in tunnels.
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6=1",
+            "net.ipv6.conf.default.disable_ipv6=1",
+        ] {
+            run("ip", ["netns", "exec", &out, "sysctl", "-qw", key]).expect_ok("sysctl");
+        }
         out
     }
 

@@ -146,6 +146,9 @@ enum NetworkCmd {
         /// Sandbox.
         sandbox: String,
     },
+    /// Static VXLAN peers of an overlay network (hardware switches, Linux VXLAN devices).
+    #[command(subcommand)]
+    Vtep(VtepCmd),
     /// Disconnect a sandbox from a network.
     Disconnect {
         /// Accepted for Docker compatibility.
@@ -155,6 +158,32 @@ enum NetworkCmd {
         network: String,
         /// Sandbox.
         sandbox: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum VtepCmd {
+    /// Add a peer: its frames are accepted and its MACs learned; broadcast goes to it too.
+    Add {
+        /// Overlay network.
+        network: String,
+        /// IP or IP:PORT (default port: switchd's VXLAN port).
+        address: String,
+    },
+    /// Remove a peer.
+    #[command(alias = "remove")]
+    Rm {
+        /// Overlay network.
+        network: String,
+        /// IP or IP:PORT.
+        address: String,
+    },
+    /// List the peers with their counters.
+    Ls {
+        /// Overlay network.
+        network: String,
+        #[command(flatten)]
+        format: FormatArg,
     },
 }
 
@@ -454,6 +483,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             };
             c.call(Method::POST, &path(&["networks", &network, "connect"]), Some(&req))?;
         }
+        NetworkCmd::Vtep(v) => return vtep(c, v),
         NetworkCmd::Disconnect {
             force,
             network,
@@ -729,6 +759,43 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             write_new(&out.join("host.crt"), &host.cert, 0o644)?;
             write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
             println!("{}", out.join("host.crt").display());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        VtepCmd::Add { network, address } => {
+            let req = control_plane::api::VtepAdd { address };
+            c.call(Method::POST, &path(&["networks", &network, "vteps"]), Some(&req))?;
+        }
+        VtepCmd::Rm { network, address } => {
+            c.call::<()>(Method::DELETE, &path(&["networks", &network, "vteps", &address]), None)?;
+        }
+        VtepCmd::Ls { network, format } => {
+            let list: Vec<control_plane::api::VtepResource> = c.get(&path(&["networks", &network, "vteps"]))?;
+            if format.format == "json" {
+                println!("{}", pretty(&list));
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|v| {
+                        let drops: Vec<String> = v.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
+                        vec![
+                            v.address.clone(),
+                            v.vni.to_string(),
+                            v.rx_packets.to_string(),
+                            v.tx_packets.to_string(),
+                            if drops.is_empty() { "-".into() } else { drops.join(",") },
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["VTEP", "VNI", "RX PKTS", "TX PKTS", "DROPS"], &rows)
+                );
+            }
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -4,17 +4,19 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
     CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource, PruneResponse,
-    SandboxCreate, SandboxResource,
+    SandboxCreate, SandboxResource, VtepResource, VxlanResource,
 };
-use control_plane::model::{self, Endpoint, Network, Sandbox, SandboxMode, State};
+use control_plane::model::{self, Driver, Endpoint, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;
 use control_plane::{Id, ModelError};
+use overlay::Vni;
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
@@ -22,6 +24,8 @@ use crate::{dns, firewall, netdev, netns, proxy, tap, veth};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
+/// Addresses a static VXLAN peer may stand for (a whole remote segment).
+const VTEP_LEARN_LIMIT: u32 = 4096;
 
 /// Why an operation failed. Nothing was changed.
 #[derive(Debug)]
@@ -72,11 +76,19 @@ pub struct Config {
     pub upstreams: Vec<std::net::SocketAddr>,
     /// The runtime the DNS servers run on.
     pub rt: tokio::runtime::Handle,
+    /// The UDP port VXLAN peers send to (and the default port of a static VTEP).
+    pub vxlan_port: u16,
+}
+
+/// A network's own switch ports: its gateway and its static VXLAN peers.
+struct NetPorts {
+    gateway: PortId,
+    vteps: HashMap<SocketAddr, PortId>,
 }
 
 struct Inner {
     state: State,
-    gateway_ports: HashMap<Id, PortId>,
+    net_ports: HashMap<Id, NetPorts>,
     endpoint_ports: HashMap<Id, PortId>,
 }
 
@@ -92,6 +104,7 @@ pub struct Daemon {
     snapshot: dns::Snapshot,
     dns: dns::Dns,
     proxies: proxy::Proxies,
+    vxlan_port: u16,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -127,12 +140,12 @@ impl Daemon {
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-        let dp = dataplane::spawn(u64::from_ne_bytes(seed))?;
+        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port)?;
         let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {
                 state: State::default(),
-                gateway_ports: HashMap::new(),
+                net_ports: HashMap::new(),
                 endpoint_ports: HashMap::new(),
             }),
             dp,
@@ -142,6 +155,7 @@ impl Daemon {
             host_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
             dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams),
             proxies: proxy::Proxies::new(cfg.rt),
+            vxlan_port: cfg.vxlan_port,
             snapshot,
         };
         d.restore(state);
@@ -156,7 +170,7 @@ impl Daemon {
         for net in state.networks.values().filter(|n| n.ipam.is_some()) {
             match self.bring_up_network(net) {
                 Ok(port) => {
-                    inner.gateway_ports.insert(net.id.clone(), port);
+                    inner.net_ports.insert(net.id.clone(), port);
                 }
                 Err(e) => {
                     tracing::error!(network = %net.name, "cannot restore network: {}", e.message())
@@ -197,7 +211,7 @@ impl Daemon {
         tracing::info!(
             networks = state.networks.len(),
             sandboxes = state.sandboxes.len(),
-            ports = inner.gateway_ports.len() + inner.endpoint_ports.len(),
+            ports = inner.net_ports.values().map(|n| 1 + n.vteps.len()).sum::<usize>() + inner.endpoint_ports.len(),
             "state restored"
         );
         inner.state = state;
@@ -300,23 +314,26 @@ impl Daemon {
         }
     }
 
-    /// Adds the network to the switch and opens its gateway TAP with the gateway address.
-    fn bring_up_network(&self, net: &Network) -> Result<PortId, OpError> {
-        let ipam = net.ipam.expect("bridge networks have IPAM");
+    /// Adds the network to the switch, opens its gateway TAP with the gateway address, adds its
+    /// static VXLAN peers and starts its DNS server.
+    fn bring_up_network(&self, net: &Network) -> Result<NetPorts, OpError> {
+        let ipam = net.ipam.expect("switched networks have IPAM");
         let name = net
             .bridge_name
             .clone()
-            .expect("bridge networks have a gateway interface");
+            .expect("switched networks have a gateway interface");
         let sid = NetworkId(net.switch_id);
+        let vni = net.vni.and_then(|v| Vni::new(v).ok());
         self.dp
-            .add_network(sid, NetworkConfig { aging: net.mac_aging })
+            .add_network(sid, NetworkConfig { aging: net.mac_aging }, vni)
             .map_err(io_err("cannot add the network to the switch"))?;
         let spec = tap::TapSpec {
             name: name.clone(),
-            mac: None,
+            mac: net.gateway_mac(),
             addr: Some((ipam.gateway, ipam.subnet.prefix_len())),
             mtu: net.mtu,
             default_gw: None,
+            offload: net.driver != Driver::Overlay,
         };
         let opened = tap::open(&tap::Place::Here, spec).and_then(|dev| {
             let mac = dev.mac_address()?;
@@ -334,22 +351,62 @@ impl Daemon {
                 label: name.clone(),
             })
         });
-        let port = opened.map_err(|e| {
+        let gateway = opened.map_err(|e| {
             let _ = self.dp.remove_network(sid);
             OpError::Io(format!("cannot open gateway interface {name}: {e}"))
         })?;
-        if let Err(e) = self.dns.start(net) {
-            self.tear_down_network(net, Some(port));
-            return Err(OpError::Io(e.to_string()));
+        let mut ports = NetPorts {
+            gateway,
+            vteps: HashMap::new(),
+        };
+        let mut result = self.dns.start(net).map_err(|e| OpError::Io(e.to_string()));
+        for addr in &net.vteps {
+            if result.is_ok() {
+                result = self.add_vtep_port(net, *addr).map(|p| {
+                    ports.vteps.insert(*addr, p);
+                });
+            }
         }
-        Ok(port)
+        if let Err(e) = result {
+            self.tear_down_network(net, Some(ports));
+            return Err(e);
+        }
+        Ok(ports)
     }
 
-    fn tear_down_network(&self, net: &Network, port: Option<PortId>) {
+    /// Adds a static VXLAN peer of `net` as a switch port (split-horizon group 1: peers never
+    /// forward to each other).
+    fn add_vtep_port(&self, net: &Network, addr: SocketAddr) -> Result<PortId, OpError> {
+        let (SocketAddr::V4(a), Some(vni)) = (addr, net.vni.and_then(|v| Vni::new(v).ok())) else {
+            return Err(OpError::Io(format!(
+                "VTEP {addr} needs an IPv4 address and an overlay network"
+            )));
+        };
+        let cfg = PortConfig {
+            network: NetworkId(net.switch_id),
+            max_frame_len: TAP_MAX_FRAME,
+            learn_limit: VTEP_LEARN_LIMIT,
+            split_horizon_group: 1,
+        };
+        let port = NewPort {
+            dev: Device::Vtep { addr: a, vni },
+            cfg,
+            static_mac: None,
+            kind: PortKind::Vtep,
+            label: format!("vtep:{a}"),
+        };
+        self.dp
+            .add_port(port)
+            .map_err(|e| OpError::Io(format!("cannot add VTEP {a}: {e}")))
+    }
+
+    fn tear_down_network(&self, net: &Network, ports: Option<NetPorts>) {
         self.dns.stop(&net.id);
-        if let Some(p) = port {
-            if let Err(e) = self.remove_port(p) {
-                tracing::warn!(network = %net.name, "removing gateway port: {e}");
+        if let Some(ports) = ports {
+            for p in ports.vteps.into_values().chain(std::iter::once(ports.gateway)) {
+                if let Err(e) = self.remove_port(p) {
+                    tracing::warn!(network = %net.name, "removing port {p}: {e}");
+                }
             }
         }
         if let Err(e) = self.dp.remove_network(NetworkId(net.switch_id)) {
@@ -373,6 +430,7 @@ impl Daemon {
                     addr,
                     mtu: net.mtu,
                     default_gw,
+                    offload: net.driver != Driver::Overlay,
                 };
                 let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
                 (Device::Tap(dev), PortKind::Tap)
@@ -418,6 +476,7 @@ impl Daemon {
                 drop(fd);
                 veth::delete(&ifname)
             }
+            Device::Vtep { .. } => Ok(()),
         }
     }
 
@@ -455,7 +514,7 @@ impl Daemon {
             self.tear_down_network(&net, Some(port));
             return Err(e);
         }
-        inner.gateway_ports.insert(id.clone(), port);
+        inner.net_ports.insert(id.clone(), port);
         tracing::info!(network = %net.name, id = %id, "network created");
         Ok(CreateResponse {
             id: id.to_string(),
@@ -470,7 +529,7 @@ impl Daemon {
         let net = next.remove_network(key)?;
         // Kernel work first, then the commit: a crash in between leaves a stored network that
         // the next start brings back whole, never a gateway interface that nothing owns.
-        let port = inner.gateway_ports.remove(&net.id);
+        let port = inner.net_ports.remove(&net.id);
         self.tear_down_network(&net, port);
         self.commit(&mut inner, next)?;
         tracing::info!(network = %net.name, "network removed");
@@ -483,7 +542,7 @@ impl Daemon {
         let mut next = inner.state.clone();
         let removed = next.prune_networks();
         for net in &removed {
-            let port = inner.gateway_ports.remove(&net.id);
+            let port = inner.net_ports.remove(&net.id);
             self.tear_down_network(net, port);
         }
         self.commit(&mut inner, next)?;
@@ -642,6 +701,79 @@ impl Daemon {
         Ok(())
     }
 
+    /// `network vtep add`.
+    pub fn add_vtep(&self, net: &str, addr: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let a = next.add_vtep(net, addr, self.vxlan_port)?;
+        let network = next.network(net)?.clone();
+        let port = self.add_vtep_port(&network, a)?;
+        if let Err(e) = self.commit(&mut inner, next) {
+            let _ = self.remove_port(port);
+            return Err(e);
+        }
+        if let Some(np) = inner.net_ports.get_mut(&network.id) {
+            np.vteps.insert(a, port);
+        }
+        Ok(())
+    }
+
+    /// `network vtep rm`.
+    pub fn remove_vtep(&self, net: &str, addr: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let a = next.remove_vtep(net, addr, self.vxlan_port)?;
+        let id = next.network(net)?.id.clone();
+        if let Some(port) = inner.net_ports.get_mut(&id).and_then(|np| np.vteps.remove(&a)) {
+            if let Err(e) = self.remove_port(port) {
+                tracing::warn!("removing VTEP {a}: {e}");
+            }
+        }
+        self.commit(&mut inner, next)
+    }
+
+    /// `network vtep ls`: the peers with their port counters.
+    pub fn vteps(&self, net: &str) -> Result<Vec<VtepResource>, OpError> {
+        let ports = self.dp.ports().map_err(io_err("dataplane"))?;
+        let inner = self.inner.lock().expect("lock poisoned");
+        let n = inner.state.network(net)?;
+        let by_port: HashMap<u32, &dataplane::PortInfo> = ports.iter().map(|p| (p.port.0, p)).collect();
+        let np = inner.net_ports.get(&n.id);
+        Ok(n.vteps
+            .iter()
+            .map(|a| {
+                let c = np
+                    .and_then(|np| np.vteps.get(a))
+                    .and_then(|p| by_port.get(&p.0))
+                    .map(|p| &p.counters);
+                VtepResource {
+                    address: a.to_string(),
+                    vni: n.vni.unwrap_or_default(),
+                    rx_packets: c.map_or(0, |c| c.rx_packets),
+                    tx_packets: c.map_or(0, |c| c.tx_packets),
+                    drops: c
+                        .map(|c| c.drops_by_reason().map(|(r, k)| (r.as_str().to_string(), k)).collect())
+                        .unwrap_or_default(),
+                }
+            })
+            .collect())
+    }
+
+    /// The VTEP's counters.
+    pub fn vxlan(&self) -> Result<VxlanResource, OpError> {
+        let s = self.dp.vxlan().map_err(io_err("dataplane"))?;
+        Ok(VxlanResource {
+            port: self.vxlan_port,
+            bound: s.is_some(),
+            rx_packets: s.as_ref().map_or(0, |s| s.rx_packets),
+            rx_malformed: s.as_ref().map_or(0, |s| s.rx_malformed),
+            rx_unknown_vni: s.as_ref().map_or(0, |s| s.rx_unknown_vni),
+            rx_unknown_vtep: s.as_ref().map_or(0, |s| s.rx_unknown_vtep),
+            tx_packets: s.as_ref().map_or(0, |s| s.tx_packets),
+            tx_errors: s.as_ref().map_or(0, |s| s.tx_errors),
+        })
+    }
+
     /// Port counters.
     pub fn ports(&self) -> Result<Vec<PortResource>, OpError> {
         let list = self.dp.ports().map_err(io_err("dataplane"))?;
@@ -660,6 +792,7 @@ impl Daemon {
                 kind: match p.kind {
                     PortKind::Tap => "tap".into(),
                     PortKind::Veth => "veth".into(),
+                    PortKind::Vtep => "vtep".into(),
                     PortKind::Gateway => "gateway".into(),
                 },
                 interface: p.label,

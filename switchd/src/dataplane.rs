@@ -4,19 +4,23 @@
 //! Control requests come through a channel and an eventfd that wakes the loop, so the core
 //! and the descriptors are touched by this thread only: no lock on the frame path.
 
+use std::collections::HashMap;
 use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use overlay::Vni;
 use switch::{
     DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch, Verdict,
 };
 use tun_rs::SyncDevice;
 
 use crate::tap::VNET_HDR_LEN;
+use crate::vxlan::{Vtep, VxlanStats};
 
 /// Largest frame a TAP port with segmentation offload hands us: a 64 KB super-frame plus
 /// link headers.
@@ -24,6 +28,7 @@ const MAX_FRAME: usize = 65_535 + 64;
 /// Frames read from one port before the loop turns to the next ready port.
 const BURST: usize = 64;
 const WAKE_TOKEN: u64 = u64::MAX;
+const VXLAN_TOKEN: u64 = u64::MAX - 1;
 
 /// What a port is, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +37,8 @@ pub enum PortKind {
     Tap,
     /// A sandbox's veth interface, read through AF_PACKET on the host end.
     Veth,
+    /// A VXLAN peer of an overlay network.
+    Vtep,
     /// The host side of a bridge network.
     Gateway,
 }
@@ -47,22 +54,39 @@ pub enum Device {
         /// The host end's name.
         ifname: String,
     },
+    /// A VXLAN peer, reached through the shared VTEP sockets.
+    Vtep {
+        /// The peer's address.
+        addr: SocketAddrV4,
+        /// The network's VNI.
+        vni: Vni,
+    },
 }
 
 impl Device {
-    fn raw(&self) -> RawFd {
+    fn egress(&self) -> Egress {
         match self {
-            Device::Tap(d) => d.as_raw_fd(),
-            Device::Packet { fd, .. } => fd.as_raw_fd(),
+            Device::Tap(d) => Egress::Fd(d.as_raw_fd()),
+            Device::Packet { fd, .. } => Egress::Fd(fd.as_raw_fd()),
+            Device::Vtep { addr, vni } => Egress::Vtep(*addr, *vni),
         }
     }
 
-    fn fd(&self) -> BorrowedFd<'_> {
+    /// The descriptor to poll; VXLAN peers have none of their own.
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
-            Device::Tap(d) => d.as_fd(),
-            Device::Packet { fd, .. } => fd.as_fd(),
+            Device::Tap(d) => Some(d.as_fd()),
+            Device::Packet { fd, .. } => Some(fd.as_fd()),
+            Device::Vtep { .. } => None,
         }
     }
+}
+
+/// Where a frame goes out.
+#[derive(Clone, Copy)]
+enum Egress {
+    Fd(RawFd),
+    Vtep(SocketAddrV4, Vni),
 }
 
 /// A port's identity and counters, as listed.
@@ -82,8 +106,8 @@ pub struct PortInfo {
 
 /// A request to the dataplane thread.
 pub enum Command {
-    /// Adds a network to the switch.
-    AddNetwork(NetworkId, NetworkConfig, mpsc::Sender<Result<(), String>>),
+    /// Adds a network to the switch, with its VNI when it is an overlay network.
+    AddNetwork(NetworkId, NetworkConfig, Option<Vni>, mpsc::Sender<Result<(), String>>),
     /// Removes a network without ports.
     RemoveNetwork(NetworkId, mpsc::Sender<Result<(), String>>),
     /// Adds a port over a TAP device, with the static MAC of the endpoint behind it.
@@ -94,6 +118,8 @@ pub enum Command {
     Ports(mpsc::Sender<Vec<PortInfo>>),
     /// Lists the MAC table.
     Fdb(mpsc::Sender<Vec<FdbEntry>>),
+    /// The VTEP's counters, if VXLAN is available.
+    Vxlan(mpsc::Sender<Option<VxlanStats>>),
 }
 
 /// A port to add.
@@ -135,9 +161,9 @@ impl Handle {
         rx.recv().map_err(|_| io::Error::other("dataplane thread is gone"))
     }
 
-    /// Adds a network.
-    pub fn add_network(&self, id: NetworkId, cfg: NetworkConfig) -> io::Result<()> {
-        self.call(|tx| Command::AddNetwork(id, cfg, tx))?
+    /// Adds a network (`vni` for an overlay network).
+    pub fn add_network(&self, id: NetworkId, cfg: NetworkConfig, vni: Option<Vni>) -> io::Result<()> {
+        self.call(|tx| Command::AddNetwork(id, cfg, vni, tx))?
             .map_err(io::Error::other)
     }
 
@@ -163,14 +189,20 @@ impl Handle {
         self.call(Command::Ports)
     }
 
+    /// The VTEP's counters (`None` when the VXLAN port could not be bound).
+    pub fn vxlan(&self) -> io::Result<Option<VxlanStats>> {
+        self.call(Command::Vxlan)
+    }
+
     /// MAC table listing.
     pub fn fdb(&self) -> io::Result<Vec<FdbEntry>> {
         self.call(Command::Fdb)
     }
 }
 
-/// Starts the dataplane thread.
-pub fn spawn(seed: u64) -> io::Result<Handle> {
+/// Starts the dataplane thread; `vxlan_port` is where VXLAN peers are heard (a failure to
+/// bind it is logged and leaves overlay networks without peers).
+pub fn spawn(seed: u64, vxlan_port: u16) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
         EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
@@ -178,6 +210,18 @@ pub fn spawn(seed: u64) -> io::Result<Handle> {
     epoll
         .add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))
         .map_err(io::Error::from)?;
+    let vtep = match Vtep::bind(vxlan_port) {
+        Ok(v) => {
+            epoll
+                .add(v.rx_fd(), EpollEvent::new(EpollFlags::EPOLLIN, VXLAN_TOKEN))
+                .map_err(io::Error::from)?;
+            Some(v)
+        }
+        Err(e) => {
+            tracing::error!("{e}; overlay networks will have no VXLAN peers");
+            None
+        }
+    };
     let (tx, rx) = mpsc::channel();
     let handle = Handle { tx, wake: wake.clone() };
     std::thread::Builder::new().name("dataplane".into()).spawn(move || {
@@ -187,6 +231,9 @@ pub fn spawn(seed: u64) -> io::Result<Handle> {
             epoll,
             wake,
             rx,
+            vtep,
+            vnis: HashMap::new(),
+            peers: HashMap::new(),
         };
         dp.run();
     })?;
@@ -199,6 +246,11 @@ struct Dataplane {
     epoll: Epoll,
     wake: std::sync::Arc<EventFd>,
     rx: mpsc::Receiver<Command>,
+    vtep: Option<Vtep>,
+    /// Overlay networks by VNI.
+    vnis: HashMap<Vni, NetworkId>,
+    /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
+    peers: HashMap<(Ipv4Addr, Vni), PortId>,
 }
 
 impl Dataplane {
@@ -225,6 +277,8 @@ impl Dataplane {
                     if !self.commands() {
                         return;
                     }
+                } else if ev.data() == VXLAN_TOKEN {
+                    self.drain_vxlan(&mut buf);
                 } else {
                     self.drain(PortId(ev.data() as u32), &mut buf);
                 }
@@ -249,11 +303,25 @@ impl Dataplane {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::AddNetwork(id, cfg, tx) => {
-                let _ = tx.send(self.switch.add_network(id, cfg).map_err(|e| e.to_string()));
+            Command::AddNetwork(id, cfg, vni, tx) => {
+                let r = match vni {
+                    Some(v) if self.vnis.contains_key(&v) => Err(format!("VNI {v} is in use on this host")),
+                    _ => self.switch.add_network(id, cfg).map_err(|e| e.to_string()),
+                };
+                if let (Ok(()), Some(v)) = (&r, vni) {
+                    self.vnis.insert(v, id);
+                }
+                let _ = tx.send(r);
             }
             Command::RemoveNetwork(id, tx) => {
-                let _ = tx.send(self.switch.remove_network(id).map_err(|e| e.to_string()));
+                let r = self.switch.remove_network(id).map_err(|e| e.to_string());
+                if r.is_ok() {
+                    self.vnis.retain(|_, n| *n != id);
+                }
+                let _ = tx.send(r);
+            }
+            Command::Vxlan(tx) => {
+                let _ = tx.send(self.vtep.as_ref().map(|v| v.stats.clone()));
             }
             Command::AddPort(p, tx) => {
                 let _ = tx.send(self.add_port(*p));
@@ -288,6 +356,21 @@ impl Dataplane {
 
     fn add_port(&mut self, p: NewPort) -> Result<PortId, String> {
         let net = p.cfg.network;
+        let peer = match &p.dev {
+            Device::Vtep { addr, vni } => {
+                if self.vtep.is_none() {
+                    return Err("the VXLAN port is not bound on this host (see switchd's log)".into());
+                }
+                if self.vnis.get(vni) != Some(&net) {
+                    return Err(format!("VNI {vni} does not belong to this port's network"));
+                }
+                if self.peers.contains_key(&(*addr.ip(), *vni)) {
+                    return Err(format!("{} is already a peer of VNI {vni}", addr.ip()));
+                }
+                Some((*addr.ip(), *vni))
+            }
+            _ => None,
+        };
         let id = self.switch.add_port(p.cfg).map_err(|e| e.to_string())?;
         if let Some(mac) = p.static_mac {
             if let Err(e) = self.switch.add_static(Instant::now(), net, mac, id) {
@@ -295,10 +378,15 @@ impl Dataplane {
                 return Err(e.to_string());
             }
         }
-        let ev = EpollEvent::new(EpollFlags::EPOLLIN, u64::from(id.0));
-        if let Err(e) = self.epoll.add(p.dev.fd(), ev) {
-            let _ = self.switch.remove_port(id);
-            return Err(format!("cannot poll port {}: {e}", p.label));
+        if let Some(fd) = p.dev.fd() {
+            let ev = EpollEvent::new(EpollFlags::EPOLLIN, u64::from(id.0));
+            if let Err(e) = self.epoll.add(fd, ev) {
+                let _ = self.switch.remove_port(id);
+                return Err(format!("cannot poll port {}: {e}", p.label));
+            }
+        }
+        if let Some(key) = peer {
+            self.peers.insert(key, id);
         }
         let idx = id.0 as usize;
         if self.ports.len() <= idx {
@@ -319,7 +407,10 @@ impl Dataplane {
             .get_mut(id.0 as usize)
             .and_then(Option::take)
             .ok_or_else(|| format!("unknown port {id}"))?;
-        let _ = self.epoll.delete(io.dev.fd());
+        if let Some(fd) = io.dev.fd() {
+            let _ = self.epoll.delete(fd);
+        }
+        self.peers.retain(|_, p| *p != id);
         self.switch.remove_port(id).map_err(|e| e.to_string())?;
         Ok(io.dev)
     }
@@ -329,10 +420,10 @@ impl Dataplane {
         let Some(Some(pio)) = self.ports.get(port.0 as usize) else {
             return;
         };
+        let Egress::Fd(fd) = pio.dev.egress() else { return };
         if pio.dead {
             return;
         }
-        let fd = pio.dev.raw();
         // One clock read per burst: a burst takes microseconds, aging works in milliseconds.
         let now = Instant::now();
         for _ in 0..BURST {
@@ -354,42 +445,73 @@ impl Dataplane {
                 self.switch.record_drop(port, DropReason::TooShort);
                 continue;
             }
-            self.forward(now, port, &buf[..n]);
+            self.forward(now, port, &mut buf[..n]);
         }
     }
 
-    fn forward(&mut self, now: Instant, ingress: PortId, packet: &[u8]) {
-        let frame = &packet[VNET_HDR_LEN..];
-        let bytes = frame.len();
-        // The verdict borrows the switch; collect the egress descriptors first.
-        let mut out: [(PortId, i32); 32] = [(PortId(0), -1); 32];
+    /// Reads up to a burst of VXLAN datagrams and forwards their inner frames from the peer's
+    /// port; datagrams of unknown VNIs or from unknown peers are counted and dropped.
+    fn drain_vxlan(&mut self, buf: &mut [u8]) {
+        let now = Instant::now();
+        for _ in 0..BURST {
+            let Some(vtep) = self.vtep.as_mut() else { return };
+            let (n, vni, from) = match vtep.recv(buf) {
+                Ok(Some(r)) => r,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!("VXLAN receive: {e}");
+                    return;
+                }
+            };
+            let Some(&port) = self.peers.get(&(from, vni)) else {
+                if self.vnis.contains_key(&vni) {
+                    vtep.stats.rx_unknown_vtep += 1;
+                } else {
+                    vtep.stats.rx_unknown_vni += 1;
+                }
+                continue;
+            };
+            // The inner frame now sits behind a plain (zero) virtio-net header.
+            buf[..VNET_HDR_LEN].fill(0);
+            self.forward(now, port, &mut buf[..n]);
+        }
+    }
+
+    fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {
+        let bytes = packet.len() - VNET_HDR_LEN;
+        // The verdict borrows the switch; collect the egress ports first.
+        let mut out: [(PortId, Egress); 32] = [(PortId(0), Egress::Fd(-1)); 32];
         let mut n_out = 0usize;
-        let mut overflow: Vec<(PortId, i32)> = Vec::new();
-        match self.switch.process(now, ingress, frame) {
+        let mut overflow: Vec<(PortId, Egress)> = Vec::new();
+        match self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]) {
             Verdict::Drop(_) => return,
             Verdict::Forward(p) => {
-                if let Some(fd) = self.fd_of(p) {
-                    out[0] = (p, fd);
+                if let Some(e) = egress_of(&self.ports, p) {
+                    out[0] = (p, e);
                     n_out = 1;
                 }
             }
             Verdict::Flood(f) => {
                 for p in f.ports() {
-                    let Some(Some(pio)) = self.ports.get(p.0 as usize) else {
-                        continue;
-                    };
-                    let entry = (p, pio.dev.raw());
+                    let Some(e) = egress_of(&self.ports, p) else { continue };
                     if n_out < out.len() {
-                        out[n_out] = entry;
+                        out[n_out] = (p, e);
                         n_out += 1;
                     } else {
-                        overflow.push(entry);
+                        overflow.push((p, e));
                     }
                 }
             }
         }
-        for &(p, fd) in out[..n_out].iter().chain(overflow.iter()) {
-            // SAFETY: packet is a valid buffer; fd is a live TAP descriptor owned by self.ports.
+        // Descriptors first, with the virtio-net header intact; then the VXLAN peers, for which
+        // the header's tail is overwritten with the VXLAN header.
+        let mut peers = false;
+        for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
+            let Egress::Fd(fd) = e else {
+                peers = true;
+                continue;
+            };
+            // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
             let w = unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) };
             if w < 0 {
                 self.switch.record_drop(p, DropReason::TxFailed);
@@ -397,20 +519,36 @@ impl Dataplane {
                 self.switch.record_tx(p, bytes);
             }
         }
-    }
-
-    fn fd_of(&self, p: PortId) -> Option<i32> {
-        match self.ports.get(p.0 as usize) {
-            Some(Some(pio)) if !pio.dead => Some(pio.dev.raw()),
-            _ => None,
+        if !peers {
+            return;
+        }
+        // A tunnelled frame must be whole: no segmentation or checksum left to the receiver.
+        let plain = packet[0] == 0 && packet[1] == 0;
+        for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
+            let Egress::Vtep(addr, vni) = e else { continue };
+            let sent = plain && self.vtep.as_mut().is_some_and(|v| v.send(packet, vni, addr).is_ok());
+            if sent {
+                self.switch.record_tx(p, bytes);
+            } else {
+                self.switch.record_drop(p, DropReason::TxFailed);
+            }
         }
     }
 
     fn mark_dead(&mut self, port: PortId, e: &io::Error) {
         if let Some(Some(pio)) = self.ports.get_mut(port.0 as usize) {
             tracing::warn!(port = %port, label = %pio.label, "port read failed: {e}; the port stops being polled");
-            let _ = self.epoll.delete(pio.dev.fd());
+            if let Some(fd) = pio.dev.fd() {
+                let _ = self.epoll.delete(fd);
+            }
             pio.dead = true;
         }
+    }
+}
+
+fn egress_of(ports: &[Option<PortIo>], p: PortId) -> Option<Egress> {
+    match ports.get(p.0 as usize) {
+        Some(Some(pio)) if !pio.dead => Some(pio.dev.egress()),
+        _ => None,
     }
 }

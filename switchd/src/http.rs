@@ -141,7 +141,8 @@ fn strip_version(path: &str) -> &str {
 
 async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
     let path = strip_version(req.uri().path()).to_string();
-    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let decoded: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
+    let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method().clone();
     match (&m, segs.as_slice()) {
         (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")))),
@@ -191,13 +192,49 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             blocking(move || d.remove_sandbox(&id)).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
+        (&Method::GET, ["networks", id, "vteps"]) => {
+            let id = id.to_string();
+            Ok(json(StatusCode::OK, &blocking(move || d.vteps(&id)).await?))
+        }
+        (&Method::POST, ["networks", id, "vteps"]) => {
+            let id = id.to_string();
+            let r: control_plane::api::VtepAdd = body(req).await?;
+            blocking(move || d.add_vtep(&id, &r.address)).await?;
+            Ok(empty(StatusCode::CREATED))
+        }
+        (&Method::DELETE, ["networks", id, "vteps", addr]) => {
+            let (id, addr) = (id.to_string(), addr.to_string());
+            blocking(move || d.remove_vtep(&id, &addr)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
+        (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
-        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb", ..]) if known_path(&segs) => {
+        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "vxlan", ..]) if known_path(&segs) => {
             Err(error(405, format!("method {m} is not allowed on {path}")))
         }
         _ => Err(error(404, format!("page not found: {m} {path}"))),
     }
+}
+
+/// Decodes `%XX` escapes of a path segment; malformed escapes stay as they are.
+fn percent_decode(seg: &str) -> String {
+    let b = seg.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push((h * 16 + l) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn known_path(segs: &[&str]) -> bool {
@@ -211,12 +248,22 @@ fn known_path(segs: &[&str]) -> bool {
             | ["sandboxes", _]
             | ["ports"]
             | ["fdb"]
+            | ["vxlan"]
+            | ["networks", _, "vteps"]
+            | ["networks", _, "vteps", _]
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn segments_are_percent_decoded() {
+        assert_eq!(percent_decode("10.99.0.2%3A4789"), "10.99.0.2:4789");
+        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
+        assert_eq!(percent_decode("%41"), "A");
+    }
 
     #[test]
     fn version_prefix_is_optional() {

@@ -11,6 +11,7 @@ mod netns;
 mod proxy;
 mod tap;
 mod veth;
+mod vxlan;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -39,6 +40,9 @@ struct Args {
     /// default: the nameservers of /etc/resolv.conf.
     #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = parse_upstream)]
     dns_upstream: Vec<std::net::SocketAddr>,
+    /// UDP port for VXLAN (RFC 7348): where peers send, and the default port of a static VTEP.
+    #[arg(long, default_value_t = overlay::VXLAN_PORT)]
+    vxlan_port: u16,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -91,6 +95,7 @@ fn main() -> anyhow::Result<()> {
         etc_dir: PathBuf::from("/etc/netns"),
         upstreams,
         rt: rt.handle().clone(),
+        vxlan_port: args.vxlan_port,
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);

@@ -16,8 +16,8 @@ use crate::fdb::{FdbEntry, MacTable};
 use crate::ids::{NetworkId, PortId};
 use crate::wire::MacAddr;
 
-pub use forward::{Flood, Verdict};
 use forward::Member;
+pub use forward::{Flood, Verdict};
 use lookup::Destination;
 
 /// Settings of one network.
@@ -132,7 +132,13 @@ impl Switch {
         if self.networks.contains_key(&id) {
             return Err(SwitchError::NetworkExists(id));
         }
-        self.networks.insert(id, Network { cfg, members: Vec::new() });
+        self.networks.insert(
+            id,
+            Network {
+                cfg,
+                members: Vec::new(),
+            },
+        );
         Ok(())
     }
 
@@ -172,7 +178,10 @@ impl Switch {
         } else {
             self.ports[idx] = Some(port);
         }
-        net.members.push(Member { port: id, group: cfg.split_horizon_group });
+        net.members.push(Member {
+            port: id,
+            group: cfg.split_horizon_group,
+        });
         Ok(id)
     }
 
@@ -264,7 +273,9 @@ impl Switch {
         frame: &[u8],
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
-        let group = self.ports[ingress.0 as usize].as_ref().map_or(0, |p| p.cfg.split_horizon_group);
+        let group = self.ports[ingress.0 as usize]
+            .as_ref()
+            .map_or(0, |p| p.cfg.split_horizon_group);
         let now_ms = self.fdb.tick(now);
         learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
@@ -336,7 +347,10 @@ impl Switch {
 
     /// The ports of a network.
     pub fn network_ports(&self, net: NetworkId) -> impl Iterator<Item = PortId> + '_ {
-        self.networks.get(&net).into_iter().flat_map(|n| n.members.iter().map(|m| m.port))
+        self.networks
+            .get(&net)
+            .into_iter()
+            .flat_map(|n| n.members.iter().map(|m| m.port))
     }
 }
 

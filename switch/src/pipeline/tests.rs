@@ -207,14 +207,26 @@ fn split_horizon_keeps_vxlan_peers_apart() {
     let mut sw = Switch::new(t0, 3);
     sw.add_network(NetworkId(1), NetworkConfig::default()).unwrap();
     let local = sw.add_port(PortConfig::new(NetworkId(1))).unwrap();
-    let peer = PortConfig { split_horizon_group: 1, ..PortConfig::new(NetworkId(1)) };
+    let peer = PortConfig {
+        split_horizon_group: 1,
+        ..PortConfig::new(NetworkId(1))
+    };
     let (va, vb) = (sw.add_port(peer).unwrap(), sw.add_port(peer).unwrap());
     // A broadcast from one peer reaches the local port only; one from the local port reaches both.
-    assert_eq!(flood_ports(&sw.process(t0, va, &frame(MacAddr::BROADCAST, mac(1)))), vec![local]);
-    assert_eq!(flood_ports(&sw.process(t0, local, &frame(MacAddr::BROADCAST, mac(3)))), vec![va, vb]);
+    assert_eq!(
+        flood_ports(&sw.process(t0, va, &frame(MacAddr::BROADCAST, mac(1)))),
+        vec![local]
+    );
+    assert_eq!(
+        flood_ports(&sw.process(t0, local, &frame(MacAddr::BROADCAST, mac(3)))),
+        vec![va, vb]
+    );
     // A known address behind another peer is not reached from a peer.
     sw.process(t0, vb, &frame(MacAddr::BROADCAST, mac(2)));
-    assert_eq!(sw.process(t0, va, &frame(mac(2), mac(1))), Verdict::Drop(DropReason::SplitHorizon));
+    assert_eq!(
+        sw.process(t0, va, &frame(mac(2), mac(1))),
+        Verdict::Drop(DropReason::SplitHorizon)
+    );
     assert_eq!(sw.process(t0, local, &frame(mac(2), mac(3))), Verdict::Forward(vb));
     assert_eq!(sw.counters(va).unwrap().drops(DropReason::SplitHorizon), 1);
 }

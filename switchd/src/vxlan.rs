@@ -1,0 +1,100 @@
+//! The VTEP sockets: one UDP socket receiving on the VXLAN port, and a pool of sending sockets
+//! on ephemeral ports, one chosen per inner flow, so the outer UDP source port varies by flow
+//! as RFC 7348 asks. The kernel builds the outer IP/UDP headers and checksums.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+
+use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
+
+/// Sending sockets in the pool.
+const POOL: usize = 16;
+
+/// Counters of frames the VTEP refused before they reached the switch.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VxlanStats {
+    /// Datagrams received.
+    pub rx_packets: u64,
+    /// Datagrams that are not VXLAN (short, or without the I flag).
+    pub rx_malformed: u64,
+    /// VXLAN frames for a VNI no network here has.
+    pub rx_unknown_vni: u64,
+    /// VXLAN frames from an address that is no peer of the network.
+    pub rx_unknown_vtep: u64,
+    /// Datagrams sent.
+    pub tx_packets: u64,
+    /// Sends that failed.
+    pub tx_errors: u64,
+}
+
+/// The sockets.
+pub struct Vtep {
+    rx: UdpSocket,
+    pool: Vec<UdpSocket>,
+    /// The counters.
+    pub stats: VxlanStats,
+}
+
+impl Vtep {
+    /// Binds the receiving socket on 0.0.0.0:`port` and the sending pool.
+    pub fn bind(port: u16) -> io::Result<Vtep> {
+        let rx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the VXLAN port {port}: {e}")))?;
+        rx.set_nonblocking(true)?;
+        let pool = (0..POOL)
+            .map(|_| {
+                let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+                s.set_nonblocking(true)?;
+                Ok(s)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        Ok(Vtep {
+            rx,
+            pool,
+            stats: VxlanStats::default(),
+        })
+    }
+
+    /// The receiving socket, for polling.
+    pub fn rx_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        use std::os::fd::AsFd;
+        self.rx.as_fd()
+    }
+
+    /// Receives one datagram into `buf[2..]`, so that its 8-byte VXLAN header sits in
+    /// `buf[2..10]` and the inner frame at `buf[10..]`, the place of a frame behind a 10-byte
+    /// virtio-net header. Returns the datagram's length + 2, its VNI and its sender; `None`
+    /// when nothing is waiting. Malformed datagrams are counted and skipped.
+    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, Vni, Ipv4Addr)>> {
+        loop {
+            let (n, from) = match self.rx.recv_from(&mut buf[2..]) {
+                Ok(r) => r,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.stats.rx_packets += 1;
+            let std::net::SocketAddr::V4(from) = from else {
+                self.stats.rx_malformed += 1;
+                continue;
+            };
+            match VxlanHeader::parse(&buf[2..2 + n]) {
+                Ok(h) if n > VXLAN_HEADER_LEN => return Ok(Some((n + 2, h.vni, *from.ip()))),
+                _ => self.stats.rx_malformed += 1,
+            }
+        }
+    }
+
+    /// Sends the frame in `packet[10..]` to `to` under `vni`, writing the VXLAN header over
+    /// `packet[2..10]` (the tail of the virtio-net header, which the caller no longer needs).
+    pub fn send(&mut self, packet: &mut [u8], vni: Vni, to: SocketAddrV4) -> io::Result<()> {
+        VxlanHeader { vni }.emit(&mut packet[2..10]);
+        let sock = &self.pool[flow_hash(&packet[10..]) as usize % self.pool.len()];
+        if let Err(e) = sock.send_to(&packet[2..], to) {
+            self.stats.tx_errors += 1;
+            return Err(e);
+        }
+        self.stats.tx_packets += 1;
+        Ok(())
+    }
+}

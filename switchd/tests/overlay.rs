@@ -1,0 +1,176 @@
+//! End-to-end: an overlay network on one host with a static VTEP that is the Linux kernel's own
+//! VXLAN device in another namespace; pings both ways, the wire carries RFC 7348 VXLAN with the
+//! network's VNI, frames of unknown VNIs and peers are counted and dropped, and a restart keeps
+//! the peer. Needs root (SWITCH_E2E=require).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use sim::{in_netns, is_root, prefix, Host};
+
+fn host(tag: &str) -> Option<Host> {
+    if !is_root() {
+        assert_ne!(
+            std::env::var("SWITCH_E2E").as_deref(),
+            Ok("require"),
+            "end-to-end tests need root"
+        );
+        eprintln!("skipping {tag}: end-to-end tests need root");
+        return None;
+    }
+    let dir = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
+    Some(Host::start(&prefix(tag), dir))
+}
+
+fn ping(h: &Host, from: &str, ip: &str) -> bool {
+    h.exec(from, &["ping", "-c", "1", "-W", "2", ip]).ok()
+}
+
+fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// A VXLAN datagram from the outside namespace to the host's VXLAN port, carrying a broadcast.
+fn send_vxlan(ns: &str, vni: u32) {
+    in_netns(&Path::new("/run/netns").join(ns), move || {
+        let s = std::net::UdpSocket::bind("10.99.0.2:0").unwrap();
+        let v = vni.to_be_bytes();
+        let mut d = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
+        d.extend_from_slice(&[0xff; 6]);
+        d.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x08, 0x06]);
+        d.resize(8 + 60, 0);
+        s.send_to(&d, "10.99.0.1:4789").unwrap();
+    })
+    .join()
+    .unwrap();
+}
+
+#[test]
+fn overlay_with_a_kernel_vxlan_peer() {
+    let Some(mut h) = host("ov") else { return };
+    let k = h.add_outside();
+    // The Linux kernel's VXLAN as the peer: VNI 4096 towards the host's underlay address.
+    let steps: [&[&str]; 3] = [
+        &[
+            "-n",
+            &k,
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            "4096",
+            "dstport",
+            "4789",
+            "local",
+            "10.99.0.2",
+            "remote",
+            "10.99.0.1",
+        ],
+        &["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"],
+        &["-n", &k, "link", "set", "vx0", "up"],
+    ];
+    for args in steps {
+        sim::run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
+    }
+
+    h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.88.0.0/24", "ovl"])
+        .expect_ok("overlay network");
+    let inspect = json(h.ctl(["network", "inspect", "ovl"]).expect_ok("inspect"));
+    assert_eq!(inspect[0]["Driver"], "overlay");
+    assert_eq!(inspect[0]["Scope"], "global");
+    assert_eq!(
+        inspect[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"],
+        "4096"
+    );
+    h.ctl([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "vni=4097",
+        "--subnet",
+        "10.89.0.0/24",
+        "ovl2",
+    ])
+    .expect_ok("ovl2");
+    h.ctl(["network", "vtep", "add", "ovl", "10.99.0.2"])
+        .expect_ok("vtep add");
+    let err = h.ctl(["network", "vtep", "add", "bridge", "10.99.0.2"]);
+    assert!(err
+        .expect_err("vtep on bridge")
+        .contains("static VTEPs belong to overlay networks"));
+    let err = h.ctl(["network", "vtep", "add", "ovl", "10.99.0.2:4789"]);
+    assert!(err.expect_err("twice").contains("already a peer"));
+
+    let (s1, s2) = (h.name("s1"), h.name("s2"));
+    h.ctl(["sandbox", "create", "--network", "ovl", &s1]).expect_ok("s1");
+    h.ctl(["sandbox", "create", "--network", "ovl2", &s2]).expect_ok("s2");
+    let link = h.exec(&s1, &["ip", "link", "show", "eth0"]).stdout;
+    assert!(link.contains("mtu 1450"), "{link}");
+    assert!(ping(&h, &s1, "10.88.0.1"), "the network's gateway on this host");
+
+    // Both ways with the kernel's VXLAN, and the wire carries VXLAN with VNI 4096.
+    let dump = Command::new("ip")
+        .args([
+            "netns", "exec", &k, "timeout", "5", "tcpdump", "-nn", "-l", "-i", "eth0", "-c", "2", "udp", "port", "4789",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(ping(&h, &s1, "10.88.0.100"), "sandbox to the kernel VXLAN peer");
+    let wire = dump.wait_with_output().unwrap();
+    let wire = String::from_utf8_lossy(&wire.stdout);
+    assert!(wire.contains("VXLAN, flags [I] (0x08), vni 4096"), "{wire}");
+    assert!(
+        h.exec(&k, &["ping", "-c", "1", "-W", "2", "10.88.0.2"]).ok(),
+        "kernel VXLAN peer to the sandbox"
+    );
+    assert!(
+        !ping(&h, &s2, "10.88.0.100"),
+        "another overlay network does not reach the peer"
+    );
+
+    let vteps = json(
+        h.ctl(["network", "vtep", "ls", "ovl", "--format", "json"])
+            .expect_ok("vtep ls"),
+    );
+    assert_eq!(vteps[0]["Address"], "10.99.0.2:4789");
+    assert!(vteps[0]["RxPackets"].as_u64().unwrap() > 0 && vteps[0]["TxPackets"].as_u64().unwrap() > 0);
+
+    // Unknown VNI, and a known VNI from an address that is not its peer: counted, dropped.
+    let socket = h.socket();
+    let stats = || {
+        let s = sim::run(
+            "curl",
+            ["-s", "--unix-socket", socket.to_str().unwrap(), "http://x/vxlan"],
+        )
+        .stdout;
+        let v = json(&s);
+        (
+            v["RxUnknownVni"].as_u64().unwrap(),
+            v["RxUnknownVtep"].as_u64().unwrap(),
+        )
+    };
+    let (vni0, vtep0) = stats();
+    send_vxlan(&k, 4999);
+    send_vxlan(&k, 4097);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(stats(), (vni0 + 1, vtep0 + 1));
+
+    // The peer survives a crash of switchd.
+    h.kill9();
+    h.restart();
+    assert!(ping(&h, &s1, "10.88.0.100"), "after restart");
+    h.ctl(["network", "vtep", "rm", "ovl", "10.99.0.2"])
+        .expect_ok("vtep rm");
+    assert!(
+        !ping(&h, &s1, "10.88.0.100"),
+        "without the peer the kernel VXLAN device is unreachable"
+    );
+}
