@@ -601,3 +601,22 @@ pub struct VxlanResource {
     /// Failed sends.
     pub tx_errors: u64,
 }
+
+/// `GET /cluster/peers`: one member of the cluster.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PeerResource {
+    /// Host name (from its certificate).
+    pub name: String,
+    /// Gossip address.
+    pub address: String,
+    /// `alive`, `suspect` or `down`.
+    pub state: String,
+    /// SWIM incarnation.
+    pub incarnation: u16,
+    /// Seconds since a datagram from it was last authenticated (none for this host).
+    pub last_heard_seconds: Option<u64>,
+    /// Whether this is the answering host.
+    #[serde(rename = "Self")]
+    pub is_self: bool,
+}

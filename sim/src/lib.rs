@@ -13,4 +13,4 @@
 
 pub mod netns;
 
-pub use netns::{in_netns, is_root, prefix, run, Host, Output};
+pub use netns::{in_netns, is_root, prefix, run, Host, Output, Underlay};

@@ -328,3 +328,62 @@ pub fn in_netns<T: Send + 'static>(path: &Path, f: impl FnOnce() -> T + Send + '
         f()
     })
 }
+
+/// A shared L2 underlay: a namespace holding a Linux bridge that hosts attach to with veth
+/// wires. Removed when dropped.
+pub struct Underlay {
+    ns: String,
+    ports: std::cell::Cell<u32>,
+}
+
+impl Underlay {
+    /// Creates namespace `<prefix>-ul` with bridge `br0`.
+    ///
+    /// # Panics
+    /// If a step fails.
+    pub fn new(prefix: &str) -> Underlay {
+        let ns = format!("{prefix}-ul");
+        let _ = run("ip", ["netns", "delete", &ns]);
+        run("ip", ["netns", "add", &ns]).expect_ok("underlay namespace");
+        run("ip", ["-n", &ns, "link", "add", "br0", "type", "bridge"]).expect_ok("bridge");
+        run("ip", ["-n", &ns, "link", "set", "br0", "up"]).expect_ok("bridge up");
+        Underlay {
+            ns,
+            ports: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Wires `host` to the bridge: `ul0` in the host's namespace with `cidr` (e.g. 10.98.0.1/24).
+    ///
+    /// # Panics
+    /// If a step fails.
+    pub fn attach(&self, host: &Host, cidr: &str) {
+        let n = self.ports.get();
+        self.ports.set(n + 1);
+        let port = format!("p{n}");
+        let h = host.ns();
+        let steps: [&[&str]; 5] = [
+            &[
+                "-n", h, "link", "add", "ul0", "type", "veth", "peer", "name", &port, "netns", &self.ns,
+            ],
+            &["-n", &self.ns, "link", "set", &port, "master", "br0", "up"],
+            &["-n", h, "addr", "add", cidr, "dev", "ul0"],
+            &["-n", h, "link", "set", "ul0", "up"],
+            &["-n", h, "link", "set", "lo", "up"],
+        ];
+        for args in steps {
+            run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
+        }
+    }
+
+    /// The bridge namespace's name.
+    pub fn ns(&self) -> &str {
+        &self.ns
+    }
+}
+
+impl Drop for Underlay {
+    fn drop(&mut self) {
+        let _ = run("ip", ["netns", "delete", &self.ns]);
+    }
+}

@@ -189,6 +189,11 @@ enum VtepCmd {
 
 #[derive(Subcommand, Debug)]
 enum ClusterCmd {
+    /// List the cluster's members as this host sees them.
+    Peers {
+        #[command(flatten)]
+        format: FormatArg,
+    },
     /// Create a cluster CA: DIR/ca.crt and DIR/ca.key (keep ca.key safe).
     Init {
         /// Where to write the CA.
@@ -198,7 +203,8 @@ enum ClusterCmd {
         #[arg(long, default_value = "switch cluster CA")]
         name: String,
     },
-    /// Issue a host certificate: DIR2/ca.crt, DIR2/host.crt, DIR2/host.key, for switchd --cluster-dir.
+    /// Issue a host certificate: DIR2/ca.crt, DIR2/host.crt, DIR2/host.key and DIR2/gossip.key
+    /// (the cluster's gossip key, derived from the CA key), for switchd --cluster-dir.
     Cert {
         /// The CA directory (from `cluster init`).
         #[arg(long)]
@@ -339,6 +345,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Cmd::Cluster(cmd) = cli.cmd {
+        if let ClusterCmd::Peers { format } = cmd {
+            return peers(&Client::new(&cli.socket)?, &format.format);
+        }
         return cluster(cmd);
     }
     let c = Client::new(&cli.socket)?;
@@ -725,6 +734,7 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
     use control_plane::cluster::pki;
     let now = std::time::SystemTime::now();
     match cmd {
+        ClusterCmd::Peers { .. } => unreachable!("handled with a daemon"),
         ClusterCmd::Init { out, name } => {
             std::fs::create_dir_all(&out)?;
             for f in ["ca.crt", "ca.key"] {
@@ -747,7 +757,7 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             };
             let host = pki::issue_host(&ca, &name, now)?;
             std::fs::create_dir_all(&out)?;
-            for f in ["ca.crt", "host.crt", "host.key"] {
+            for f in ["ca.crt", "host.crt", "host.key", "gossip.key"] {
                 if out.join(f).exists() {
                     anyhow::bail!(
                         "{} already exists: refusing to overwrite it; choose another --out",
@@ -758,6 +768,9 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             write_new(&out.join("host.key"), &host.key, 0o600)?;
             write_new(&out.join("host.crt"), &host.cert, 0o644)?;
             write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
+            let key = control_plane::cluster::seal::GossipKey::derive(&ca.key);
+            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            write_new(&out.join("gossip.key"), &format!("{hex}\n"), 0o600)?;
             println!("{}", out.join("host.crt").display());
         }
     }
@@ -798,5 +811,33 @@ fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn peers(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+    let list: Vec<control_plane::api::PeerResource> = c.get("/cluster/peers")?;
+    if format == "json" {
+        println!("{}", pretty(&list));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|p| {
+            let heard = p
+                .last_heard_seconds
+                .map_or_else(|| "-".to_string(), |s| format!("{s}s ago"));
+            vec![
+                p.name.clone(),
+                p.address.clone(),
+                p.state.clone(),
+                p.incarnation.to_string(),
+                heard,
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(&["NAME", "ADDRESS", "STATE", "INCARNATION", "LAST HEARD"], &rows)
+    );
     Ok(ExitCode::SUCCESS)
 }

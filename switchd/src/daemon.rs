@@ -78,6 +78,8 @@ pub struct Config {
     pub rt: tokio::runtime::Handle,
     /// The UDP port VXLAN peers send to (and the default port of a static VTEP).
     pub vxlan_port: u16,
+    /// The cluster driver, when switchd is a cluster member.
+    pub cluster: Option<crate::cluster::Handle>,
 }
 
 /// A network's own switch ports: its gateway and its static VXLAN peers.
@@ -105,6 +107,7 @@ pub struct Daemon {
     dns: dns::Dns,
     proxies: proxy::Proxies,
     vxlan_port: u16,
+    cluster: Option<crate::cluster::Handle>,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -156,6 +159,7 @@ impl Daemon {
             dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams),
             proxies: proxy::Proxies::new(cfg.rt),
             vxlan_port: cfg.vxlan_port,
+            cluster: cfg.cluster,
             snapshot,
         };
         d.restore(state);
@@ -772,6 +776,21 @@ impl Daemon {
             tx_packets: s.as_ref().map_or(0, |s| s.tx_packets),
             tx_errors: s.as_ref().map_or(0, |s| s.tx_errors),
         })
+    }
+
+    /// `cluster peers`.
+    pub fn peers(&self) -> Result<Vec<control_plane::api::PeerResource>, OpError> {
+        match &self.cluster {
+            Some(c) => Ok(c.peers()),
+            None => Err(OpError::Model(ModelError::Conflict(
+                "this switchd is not in a cluster: start it with --cluster-dir and --advertise".into(),
+            ))),
+        }
+    }
+
+    /// Gossip datagrams dropped because they did not open under the cluster's key.
+    pub fn gossip_dropped(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|c| c.dropped_unauthenticated())
     }
 
     /// Port counters.

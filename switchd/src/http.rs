@@ -207,10 +207,18 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             blocking(move || d.remove_vtep(&id, &addr)).await?;
             Ok(empty(StatusCode::NO_CONTENT))
         }
+        (&Method::GET, ["cluster", "peers"]) => Ok(json(StatusCode::OK, &blocking(move || d.peers()).await?)),
+        (&Method::GET, ["cluster"]) => {
+            let dropped = d.gossip_dropped();
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "Member": dropped.is_some(), "DroppedUnauthenticated": dropped }),
+            ))
+        }
         (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
-        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "vxlan", ..]) if known_path(&segs) => {
+        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "vxlan" | "cluster", ..]) if known_path(&segs) => {
             Err(error(405, format!("method {m} is not allowed on {path}")))
         }
         _ => Err(error(404, format!("page not found: {m} {path}"))),
@@ -249,6 +257,8 @@ fn known_path(segs: &[&str]) -> bool {
             | ["ports"]
             | ["fdb"]
             | ["vxlan"]
+            | ["cluster"]
+            | ["cluster", "peers"]
             | ["networks", _, "vteps"]
             | ["networks", _, "vteps", _]
     )

@@ -1,6 +1,7 @@
 //! switchd: one per host. Owns the containers' ports, runs the userspace L2 switch, and
 //! serves the API on a Unix socket.
 
+mod cluster;
 mod daemon;
 mod dataplane;
 mod dns;
@@ -43,6 +44,19 @@ struct Args {
     /// UDP port for VXLAN (RFC 7348): where peers send, and the default port of a static VTEP.
     #[arg(long, default_value_t = overlay::VXLAN_PORT)]
     vxlan_port: u16,
+    /// Join a cluster: a directory made by `switchctl cluster cert` (ca.crt, host.crt, host.key,
+    /// gossip.key).
+    #[arg(long, requires = "advertise")]
+    cluster_dir: Option<PathBuf>,
+    /// The address other hosts reach this one at (with --cluster-dir).
+    #[arg(long)]
+    advertise: Option<std::net::IpAddr>,
+    /// Hosts to join, HOST[:PORT] (comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    join: Vec<String>,
+    /// UDP port of the membership protocol.
+    #[arg(long, default_value_t = 7946)]
+    gossip_port: u16,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -54,6 +68,24 @@ fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
     }
     s.parse()
         .map_err(|_| format!("invalid upstream {s:?}: expected an IP address, optionally with :PORT"))
+}
+
+/// `HOST[:PORT]` to a socket address, `port` when none is given.
+fn resolve(target: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+    use std::net::ToSocketAddrs;
+    if let Ok(ip) = target.parse::<std::net::IpAddr>() {
+        return Ok(std::net::SocketAddr::new(ip, port));
+    }
+    let with_port = if target.contains(':') {
+        target.to_string()
+    } else {
+        format!("{target}:{port}")
+    };
+    with_port
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| anyhow::anyhow!("cannot resolve --join {target:?}: expected HOST[:PORT]"))
 }
 
 fn group_id(g: &str) -> anyhow::Result<u32> {
@@ -89,6 +121,24 @@ fn main() -> anyhow::Result<()> {
         args.dns_upstream.clone()
     };
     tracing::info!(?upstreams, "DNS upstreams");
+    let cluster = match &args.cluster_dir {
+        None => None,
+        Some(dir) => {
+            let creds = cluster::load(dir)?;
+            let join = args
+                .join
+                .iter()
+                .map(|j| resolve(j, args.gossip_port))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let advertise = args.advertise.expect("clap requires --advertise with --cluster-dir");
+            let cfg = cluster::ClusterConfig {
+                advertise,
+                join,
+                port: args.gossip_port,
+            };
+            Some(cluster::start(rt.handle(), cfg, creds)?)
+        }
+    };
     let daemon = daemon::Daemon::start(daemon::Config {
         state_dir: args.state_dir.clone(),
         netns_dir: args.netns_dir.clone(),
@@ -96,6 +146,7 @@ fn main() -> anyhow::Result<()> {
         upstreams,
         rt: rt.handle().clone(),
         vxlan_port: args.vxlan_port,
+        cluster,
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);

@@ -1,4 +1,6 @@
-//! The multi-host cluster: its certificate authority today; membership and route
-//! dissemination build on it.
+//! The multi-host cluster: its certificate authority, SWIM membership, and the sealing of
+//! what hosts say to each other. Route dissemination builds on these.
 
+pub mod membership;
 pub mod pki;
+pub mod seal;

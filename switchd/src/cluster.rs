@@ -1,0 +1,212 @@
+//! The cluster driver: SWIM membership (control_plane::cluster::membership) over a UDP socket,
+//! every datagram sealed under the cluster's gossip key. Datagrams that do not open under the
+//! key (non-members, other clusters, tampering) are dropped and counted.
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use control_plane::api::PeerResource;
+use control_plane::cluster::membership::{Event, HostId, Membership};
+use control_plane::cluster::{pki, seal::GossipKey};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+/// How often a host that knows no member announces itself to its join targets again.
+const REJOIN_EVERY: Duration = Duration::from_secs(2);
+
+/// What `--cluster-dir` and friends say.
+pub struct ClusterConfig {
+    /// The address other hosts reach this one at.
+    pub advertise: IpAddr,
+    /// Hosts to join (`HOST[:PORT]`, resolved at start).
+    pub join: Vec<SocketAddr>,
+    /// The gossip UDP port.
+    pub port: u16,
+}
+
+/// This host's identity, checked against the cluster CA.
+pub struct Credentials {
+    /// The host name (the certificate's CN).
+    pub name: String,
+    key: [u8; 32],
+}
+
+fn read(dir: &Path, f: &str) -> io::Result<String> {
+    std::fs::read_to_string(dir.join(f))
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", dir.join(f).display())))
+}
+
+/// Loads and checks the cluster directory: the host certificate must verify against the CA.
+pub fn load(dir: &Path) -> io::Result<Credentials> {
+    let ca = read(dir, "ca.crt")?;
+    let host = read(dir, "host.crt")?;
+    read(dir, "host.key")?;
+    let name = pki::verify(&ca, &host, SystemTime::now())
+        .map_err(|e| io::Error::other(format!("{}: host.crt {e}", dir.display())))?;
+    let hex = read(dir, "gossip.key")?;
+    let hex = hex.trim();
+    let mut key = [0u8; 32];
+    let ok = hex.len() == 64
+        && key
+            .iter_mut()
+            .enumerate()
+            .all(|(i, b)| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map(|v| *b = v).is_ok());
+    if !ok {
+        return Err(io::Error::other(format!(
+            "{}/gossip.key must hold 64 hex digits (written by switchctl cluster cert)",
+            dir.display()
+        )));
+    }
+    Ok(Credentials { name, key })
+}
+
+struct PeerSeen {
+    last: Instant,
+}
+
+/// What the API reads of the cluster.
+#[derive(Default)]
+pub struct Status {
+    peers: Vec<control_plane::cluster::membership::Peer>,
+    heard: HashMap<SocketAddr, Instant>,
+    /// Datagrams that did not open under the gossip key.
+    pub dropped_unauthenticated: u64,
+}
+
+/// A running cluster driver.
+#[derive(Clone)]
+pub struct Handle {
+    status: Arc<Mutex<Status>>,
+}
+
+impl Handle {
+    /// The members, this host first.
+    pub fn peers(&self) -> Vec<PeerResource> {
+        let s = self.status.lock().expect("lock poisoned");
+        s.peers
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PeerResource {
+                name: p.id.name.clone(),
+                address: p.id.addr.to_string(),
+                state: p.state.to_string(),
+                incarnation: p.incarnation,
+                last_heard_seconds: if i == 0 {
+                    None
+                } else {
+                    s.heard.get(&p.id.addr).map(|t| t.elapsed().as_secs())
+                },
+                is_self: i == 0,
+            })
+            .collect()
+    }
+
+    /// Datagrams dropped as unauthenticated.
+    pub fn dropped_unauthenticated(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").dropped_unauthenticated
+    }
+}
+
+/// Starts the driver on `rt`.
+pub fn start(rt: &tokio::runtime::Handle, cfg: ClusterConfig, creds: Credentials) -> io::Result<Handle> {
+    let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
+    let std_sock = std::net::UdpSocket::bind(bind)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the gossip port {bind}: {e}")))?;
+    std_sock.set_nonblocking(true)?;
+    let bump = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let me = HostId {
+        name: creds.name.clone(),
+        addr: SocketAddr::new(cfg.advertise, cfg.port),
+        bump,
+    };
+    let mut seed = [0u8; 8];
+    getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
+    let membership = Membership::new(me, 16, u64::from_ne_bytes(seed));
+    let status = Arc::new(Mutex::new(Status::default()));
+    let handle = Handle { status: status.clone() };
+    let key = GossipKey::from_bytes(&creds.key);
+    let join = cfg.join;
+    rt.spawn(async move {
+        match UdpSocket::from_std(std_sock) {
+            Ok(sock) => run(sock, membership, key, join, status).await,
+            Err(e) => tracing::error!("gossip socket: {e}"),
+        }
+    });
+    tracing::info!(name = %creds.name, advertise = %cfg.advertise, port = cfg.port, "cluster membership started");
+    Ok(handle)
+}
+
+async fn run(sock: UdpSocket, mut m: Membership, key: GossipKey, join: Vec<SocketAddr>, status: Arc<Mutex<Status>>) {
+    let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
+    let mut buf = vec![0u8; 65_535];
+    let mut rejoin = tokio::time::interval(REJOIN_EVERY);
+    let mut seen: HashMap<SocketAddr, PeerSeen> = HashMap::new();
+    loop {
+        tokio::select! {
+            r = sock.recv_from(&mut buf) => {
+                let Ok((n, from)) = r else { continue };
+                match key.open(&buf[..n]) {
+                    Some(plain) => {
+                        seen.insert(from, PeerSeen { last: Instant::now() });
+                        if let Err(e) = m.handle_data(&plain) {
+                            tracing::debug!(%from, "gossip refused: {e}");
+                        }
+                    }
+                    None => {
+                        let mut s = status.lock().expect("lock poisoned");
+                        s.dropped_unauthenticated += 1;
+                        if s.dropped_unauthenticated.is_power_of_two() {
+                            tracing::warn!(%from, count = s.dropped_unauthenticated, "gossip datagram not sealed under this cluster's key: dropped");
+                        }
+                        continue;
+                    }
+                }
+            }
+            Some(t) = timer_rx.recv() => {
+                if let Err(e) = m.handle_timer(t) {
+                    tracing::debug!("membership timer: {e}");
+                }
+            }
+            _ = rejoin.tick() => {
+                if m.num_members() == 0 {
+                    for target in &join {
+                        if *target != m.me().addr {
+                            let _ = m.join(*target);
+                        }
+                    }
+                }
+            }
+        }
+        while let Some((to, data)) = m.poll_transmit() {
+            let mut nonce = [0u8; 12];
+            if getrandom::fill(&mut nonce).is_err() {
+                continue;
+            }
+            let _ = sock.send_to(&key.seal(nonce, &data), to).await;
+        }
+        while let Some((after, t)) = m.poll_timer() {
+            let tx = timer_tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                let _ = tx.send(t);
+            });
+        }
+        while let Some(ev) = m.poll_event() {
+            match ev {
+                Event::Up(id) => tracing::info!(peer = ?id, "peer alive"),
+                Event::Down(id) => tracing::warn!(peer = ?id, "peer declared down"),
+                Event::Renamed(old, new) => tracing::info!(old = ?old, new = ?new, "peer rejoined"),
+                Event::Alone => tracing::info!("no other cluster member is known"),
+            }
+        }
+        let mut s = status.lock().expect("lock poisoned");
+        s.peers = m.peers();
+        s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
+    }
+}

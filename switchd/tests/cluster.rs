@@ -1,0 +1,139 @@
+//! End-to-end: three hosts on an underlay bridge form a cluster (SWIM, sealed under the CA's
+//! gossip key); a host with a certificate from another CA is not admitted and learns nothing;
+//! kill -9 of a member is detected and it rejoins after restart. Needs root.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sim::{is_root, prefix, run, Host, Underlay};
+
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
+}
+
+fn ctl(args: &[&str]) {
+    run(bin_dir().join("switchctl"), args).expect_ok(&args.join(" "));
+}
+
+fn peers(h: &Host) -> Vec<(String, String)> {
+    let out = h.ctl(["cluster", "peers", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .map(|p| {
+                    (
+                        p["Name"].as_str().unwrap_or("").to_string(),
+                        p["State"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    while t0.elapsed() < limit {
+        if ok() {
+            return t0.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("{what} did not happen within {limit:?}");
+}
+
+struct Dir(PathBuf);
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[test]
+fn three_hosts_form_a_cluster_and_strangers_stay_out() {
+    if !is_root() {
+        assert_ne!(
+            std::env::var("SWITCH_E2E").as_deref(),
+            Ok("require"),
+            "end-to-end tests need root"
+        );
+        return;
+    }
+    let p = prefix("cl");
+    let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
+    let d = |s: &str| dir.0.join(s).to_str().unwrap().to_string();
+    ctl(&["cluster", "init", "--out", &d("ca")]);
+    ctl(&["cluster", "init", "--out", &d("other-ca")]);
+    for h in ["h1", "h2", "h3"] {
+        ctl(&["cluster", "cert", "--ca", &d("ca"), "--name", h, "--out", &d(h)]);
+    }
+    ctl(&[
+        "cluster",
+        "cert",
+        "--ca",
+        &d("other-ca"),
+        "--name",
+        "intruder",
+        "--out",
+        &d("intruder"),
+    ]);
+
+    let ul = Underlay::new(&p);
+    let start = |i: usize, name: &str| {
+        let ip = format!("10.98.0.{i}");
+        let args = ["--cluster-dir", &d(name), "--advertise", &ip, "--join", "10.98.0.1"];
+        let h = Host::start_with(&format!("{p}{name}"), bin_dir(), &args);
+        ul.attach(&h, &format!("{ip}/24"));
+        h
+    };
+    let h1 = start(1, "h1");
+    let h2 = start(2, "h2");
+    let mut h3 = start(3, "h3");
+    let hosts = [&h1, &h2, &h3];
+    let took = wait_for("three hosts see each other alive", Duration::from_secs(20), || {
+        hosts.iter().all(|h| {
+            let ps = peers(h);
+            ps.len() == 3 && ps.iter().all(|(_, s)| s == "alive")
+        })
+    });
+    eprintln!("cluster of 3 formed in {took:?}");
+    let table = h1.ctl(["cluster", "peers"]).expect_ok("peers").to_string();
+    assert!(
+        table.starts_with("NAME") && table.contains("10.98.0.2:7946") && table.contains("alive"),
+        "{table}"
+    );
+
+    // A host whose certificate comes from another CA is not admitted and learns nothing.
+    let intruder = start(9, "intruder");
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(peers(&h1).iter().all(|(n, _)| n != "intruder"), "{:?}", peers(&h1));
+    assert_eq!(
+        peers(&intruder).len(),
+        1,
+        "the intruder knows only itself: {:?}",
+        peers(&intruder)
+    );
+    let c = run(
+        "curl",
+        ["-s", "--unix-socket", h1.socket().to_str().unwrap(), "http://x/cluster"],
+    )
+    .stdout;
+    let c: serde_json::Value = serde_json::from_str(&c).unwrap();
+    assert!(c["DroppedUnauthenticated"].as_u64().unwrap() > 0, "{c}");
+    drop(intruder);
+
+    // kill -9 of h3 is detected by the others; after a restart it is alive again.
+    h3.kill9();
+    let down = wait_for("h3 declared down everywhere", Duration::from_secs(30), || {
+        [&h1, &h2]
+            .iter()
+            .all(|h| peers(h).iter().any(|(n, s)| n == "h3" && s == "down"))
+    });
+    eprintln!("h3 declared down {down:?} after kill -9");
+    h3.restart();
+    wait_for("h3 alive again", Duration::from_secs(20), || {
+        peers(&h1).iter().any(|(n, s)| n == "h3" && s == "alive")
+    });
+}
