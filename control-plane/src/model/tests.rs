@@ -1,3 +1,5 @@
+use std::path::Path;
+
 use super::*;
 
 fn id(n: u8) -> Id {

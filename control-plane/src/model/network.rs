@@ -1,0 +1,372 @@
+//! Network operations of the model: create (with IPAM and VNI planning), static VTEPs, remove,
+//! prune.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, SystemTime};
+
+use super::*;
+use crate::cidr::Ipv4Cidr;
+use crate::error::ModelError;
+use crate::ids::Id;
+use crate::ipam;
+
+impl State {
+    /// Creates a network and returns its ID. An automatic subnet also avoids `host_routes`
+    /// (the prefixes the host already reaches, as Docker avoids them); a chosen one is only
+    /// checked against other networks.
+    ///
+    /// # Errors
+    /// Invalid names, drivers, options or addresses; a name in use or an overlapping subnet.
+    pub fn create_network(
+        &mut self,
+        spec: NetworkSpec,
+        id: Id,
+        now: SystemTime,
+        host_routes: &[Ipv4Cidr],
+    ) -> Result<Id, ModelError> {
+        check_name("network", &spec.name)?;
+        if self.networks.values().any(|n| n.name == spec.name) {
+            return Err(ModelError::Conflict(format!(
+                "network with name {} already exists",
+                spec.name
+            )));
+        }
+        let driver = match spec.driver.as_str() {
+            "" | "bridge" => Driver::Bridge,
+            "overlay" => Driver::Overlay,
+            "host" | "null" => {
+                return Err(ModelError::Forbidden(format!(
+                    "only one instance of \"{}\" network is allowed",
+                    if spec.driver == "null" { "none" } else { "host" }
+                )))
+            }
+            "macvlan" => {
+                return Err(invalid(
+                    "driver \"macvlan\" is not available yet: this switchd creates bridge and overlay networks",
+                ))
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown driver \"{other}\": accepted drivers are bridge and overlay"
+                )))
+            }
+        };
+        let opts = parse_options(&spec.options, driver)?;
+        let vni = match driver {
+            Driver::Overlay => Some(self.plan_vni(opts.vni)?),
+            _ => None,
+        };
+        let ipam = self.plan_ipam(&spec, host_routes)?;
+        let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
+        if let Some(n) = self
+            .networks
+            .values()
+            .find(|n| n.bridge_name.as_deref() == Some(&bridge_name))
+        {
+            return Err(ModelError::Conflict(format!(
+                "bridge name {bridge_name:?} is already used by network {}",
+                n.name
+            )));
+        }
+        let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
+        let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
+        let mut options = spec.options;
+        if let Some(v) = vni {
+            options.remove(OPT_VNI);
+            options.insert(OPT_VXLANID_LIST.to_string(), v.to_string());
+        }
+        let default_mtu = if driver == Driver::Overlay {
+            DEFAULT_OVERLAY_MTU
+        } else {
+            DEFAULT_MTU
+        };
+        let net = Network {
+            id: id.clone(),
+            name: spec.name,
+            driver,
+            created: now,
+            ipam: Some(ipam),
+            internal: spec.internal,
+            labels: spec.labels,
+            options,
+            builtin: false,
+            switch_id,
+            bridge_name: Some(bridge_name),
+            mtu: opts.mtu.unwrap_or(default_mtu),
+            mac_aging: opts.mac_aging.unwrap_or(DEFAULT_MAC_AGING),
+            mac_limit: opts.mac_limit.unwrap_or(DEFAULT_MAC_LIMIT),
+            vni,
+            vteps: Vec::new(),
+        };
+        self.networks.insert(id.clone(), net);
+        Ok(id)
+    }
+
+    fn plan_vni(&self, asked: Option<u32>) -> Result<u32, ModelError> {
+        let used: BTreeSet<u32> = self.networks.values().filter_map(|n| n.vni).collect();
+        match asked {
+            Some(v) => match self.networks.values().find(|n| n.vni == Some(v)) {
+                Some(n) => Err(ModelError::Conflict(format!(
+                    "VNI {v} is already used by network {}",
+                    n.name
+                ))),
+                None => Ok(v),
+            },
+            None => (FIRST_AUTO_VNI..=overlay::Vni::MAX)
+                .find(|v| !used.contains(v))
+                .ok_or_else(|| ModelError::Conflict("no free VNI is left".into())),
+        }
+    }
+
+    /// Adds a static VXLAN peer (`IP[:PORT]`, `default_port` when none) to an overlay network.
+    ///
+    /// # Errors
+    /// Unknown network, not an overlay network, a malformed address, or a peer already there.
+    pub fn add_vtep(&mut self, net: &str, addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+        let n = self.network(net)?;
+        if n.driver != Driver::Overlay {
+            return Err(invalid(format!(
+                "network {} is a {} network: static VTEPs belong to overlay networks",
+                n.name,
+                n.driver.as_str()
+            )));
+        }
+        let a = parse_vtep(addr, default_port)?;
+        if n.vteps.contains(&a) {
+            return Err(ModelError::Conflict(format!(
+                "VTEP {a} is already a peer of network {}",
+                n.name
+            )));
+        }
+        let id = n.id.clone();
+        self.networks.get_mut(&id).expect("found above").vteps.push(a);
+        Ok(a)
+    }
+
+    /// Removes a static VXLAN peer.
+    ///
+    /// # Errors
+    /// Unknown network, a malformed address, or no such peer.
+    pub fn remove_vtep(&mut self, net: &str, addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+        let n = self.network(net)?;
+        let a = parse_vtep(addr, default_port)?;
+        if !n.vteps.contains(&a) {
+            return Err(ModelError::Conflict(format!(
+                "VTEP {a} is not a peer of network {}",
+                n.name
+            )));
+        }
+        let id = n.id.clone();
+        self.networks
+            .get_mut(&id)
+            .expect("found above")
+            .vteps
+            .retain(|v| *v != a);
+        Ok(a)
+    }
+
+    fn plan_ipam(&self, spec: &NetworkSpec, host_routes: &[Ipv4Cidr]) -> Result<NetIpam, ModelError> {
+        let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
+        let subnet = match &spec.subnet {
+            Some(s) => {
+                let subnet: Ipv4Cidr = s.parse().map_err(invalid)?;
+                if subnet.prefix_len() > 30 {
+                    return Err(invalid(format!("invalid subnet \"{subnet}\": prefix length must be at most 30 to hold a gateway and an endpoint")));
+                }
+                if let Some((n, other)) = taken.clone().find(|(_, t)| t.overlaps(&subnet)) {
+                    return Err(ModelError::Conflict(format!(
+                        "subnet {subnet} overlaps network {} ({other}): choose a subnet that no network uses",
+                        n.name
+                    )));
+                }
+                subnet
+            }
+            None => {
+                if spec.gateway.is_some() || spec.ip_range.is_some() {
+                    return Err(invalid("--gateway and --ip-range need --subnet"));
+                }
+                let subnets: Vec<Ipv4Cidr> = taken.map(|(_, t)| t).chain(host_routes.iter().copied()).collect();
+                ipam::pick_subnet(subnets.iter()).ok_or_else(|| {
+                    ModelError::Conflict(
+                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
+                    )
+                })?
+            }
+        };
+        let ip_range = match &spec.ip_range {
+            Some(r) => {
+                let r: Ipv4Cidr = r
+                    .parse()
+                    .map_err(|e: String| invalid(e.replace("subnet", "ip-range")))?;
+                if !subnet.covers(&r) {
+                    return Err(invalid(format!(
+                        "invalid ip-range {r}: it must lie inside the subnet {subnet}"
+                    )));
+                }
+                Some(r)
+            }
+            None => None,
+        };
+        let gateway = match &spec.gateway {
+            Some(g) => {
+                let gw: Ipv4Addr = g.parse().map_err(|_| {
+                    invalid(format!(
+                        "invalid gateway {g:?}: expected an IPv4 address like 192.168.0.1"
+                    ))
+                })?;
+                if !subnet.contains(gw) || gw == subnet.network() || gw == subnet.broadcast() {
+                    return Err(invalid(format!(
+                        "invalid gateway {gw}: it must be a host address inside the subnet {subnet}"
+                    )));
+                }
+                gw
+            }
+            None => subnet.first_host(),
+        };
+        Ok(NetIpam {
+            subnet,
+            ip_range,
+            gateway,
+        })
+    }
+
+    /// Removes a network with no endpoints.
+    ///
+    /// # Errors
+    /// Unknown network, a built-in network, or endpoints still attached (named).
+    pub fn remove_network(&mut self, key: &str) -> Result<Network, ModelError> {
+        let net = self.network(key)?;
+        if net.builtin {
+            return Err(ModelError::Forbidden(format!(
+                "{} is a pre-defined network and cannot be removed",
+                net.name
+            )));
+        }
+        let users: Vec<&str> = self
+            .endpoints_of_network(&net.id)
+            .filter_map(|e| self.sandboxes.get(&e.sandbox).map(|s| s.name.as_str()))
+            .collect();
+        if !users.is_empty() {
+            return Err(ModelError::Conflict(format!(
+                "network {} has active endpoints: {}; disconnect or remove them first",
+                net.name,
+                users.join(", ")
+            )));
+        }
+        let id = net.id.clone();
+        Ok(self.networks.remove(&id).expect("found above"))
+    }
+
+    /// Removes every user-defined network without endpoints; returns them.
+    pub fn prune_networks(&mut self) -> Vec<Network> {
+        let unused: Vec<Id> = self
+            .networks
+            .values()
+            .filter(|n| !n.builtin && self.endpoints_of_network(&n.id).next().is_none())
+            .map(|n| n.id.clone())
+            .collect();
+        unused.iter().filter_map(|id| self.networks.remove(id)).collect()
+    }
+}
+
+/// Parses a VTEP address: `IP` or `IP:PORT`, IPv4.
+fn parse_vtep(addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
+    let bad = || {
+        invalid(format!(
+            "invalid VTEP {addr:?}: expected an IPv4 address, optionally with :PORT"
+        ))
+    };
+    if let Ok(ip) = addr.parse::<Ipv4Addr>() {
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
+            return Err(bad());
+        }
+        return Ok(SocketAddr::from((ip, default_port)));
+    }
+    match addr.parse::<SocketAddr>() {
+        Ok(SocketAddr::V4(a)) if a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast() => {
+            Ok(SocketAddr::V4(a))
+        }
+        _ => Err(bad()),
+    }
+}
+
+struct Options {
+    bridge_name: Option<String>,
+    mtu: Option<u16>,
+    mac_aging: Option<Duration>,
+    mac_limit: Option<u32>,
+    vni: Option<u32>,
+}
+
+fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
+    let mut o = Options {
+        bridge_name: None,
+        mtu: None,
+        mac_aging: None,
+        mac_limit: None,
+        vni: None,
+    };
+    let accepted: &[&str] = if driver == Driver::Overlay {
+        &ACCEPTED_OVERLAY_OPTIONS
+    } else {
+        &ACCEPTED_OPTIONS
+    };
+    for (k, v) in opts {
+        let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
+        match k.as_str() {
+            OPT_BRIDGE_NAME => {
+                let ok = !v.is_empty()
+                    && v.len() <= 15
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+                if !ok {
+                    return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_.-]"));
+                }
+                o.bridge_name = Some(v.clone());
+            }
+            OPT_MTU => {
+                o.mtu = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|m| (68..=65535).contains(m))
+                        .ok_or_else(|| bad("an MTU of 68-65535"))?,
+                )
+            }
+            OPT_MAC_AGING => {
+                let s: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|s| (1..=1_000_000).contains(s))
+                    .ok_or_else(|| bad("seconds, 1-1000000"))?;
+                o.mac_aging = Some(Duration::from_secs(s));
+            }
+            OPT_MAC_LIMIT => {
+                o.mac_limit = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=65536).contains(n))
+                        .ok_or_else(|| bad("a count of 1-65536"))?,
+                )
+            }
+            OPT_VNI | OPT_VXLANID_LIST if driver == Driver::Overlay => {
+                let n: u32 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=overlay::Vni::MAX).contains(n))
+                    .ok_or_else(|| bad("a VNI of 1-16777215"))?;
+                if o.vni.is_some_and(|x| x != n) {
+                    return Err(bad("a VNI given once"));
+                }
+                o.vni = Some(n);
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unknown option {other:?} for a {} network: accepted options are {}",
+                    driver.as_str(),
+                    accepted.join(", ")
+                )))
+            }
+        }
+    }
+    Ok(o)
+}

@@ -1,0 +1,396 @@
+//! Sandbox operations of the model: create (modes, links, published ports), connect,
+//! disconnect, remove.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::time::SystemTime;
+
+use super::*;
+use crate::error::ModelError;
+use crate::ids::Id;
+use crate::ports::{self, PortBinding};
+
+impl State {
+    /// Creates a sandbox (and, in bridge mode, its `eth0` endpoint) and returns its ID.
+    ///
+    /// # Errors
+    /// Invalid or taken name, unknown network or sandbox, options that conflict with the
+    /// mode, or any endpoint error of [`State::connect`].
+    pub fn create_sandbox(
+        &mut self,
+        spec: SandboxSpec,
+        id: Id,
+        endpoint_id: Id,
+        netns_dir: &Path,
+        now: SystemTime,
+    ) -> Result<Id, ModelError> {
+        check_name("sandbox", &spec.name)?;
+        if self.sandboxes.values().any(|s| s.name == spec.name) {
+            return Err(ModelError::Conflict(format!(
+                "sandbox name {:?} is already in use",
+                spec.name
+            )));
+        }
+        let (mode, net) = self.resolve_mode(&spec.network)?;
+        if !matches!(mode, SandboxMode::Bridge) {
+            let conflicting = [
+                (spec.ip.is_some(), "--ip"),
+                (spec.mac.is_some(), "--mac"),
+                (!spec.aliases.is_empty(), "--alias"),
+            ];
+            if let Some((_, flag)) = conflicting.iter().find(|(set, _)| *set) {
+                return Err(invalid(format!(
+                    "conflicting options: {flag} cannot be used with network mode {:?}",
+                    spec.network
+                )));
+            }
+        }
+        if !spec.port_kind.is_empty() && !matches!(mode, SandboxMode::Bridge) {
+            return Err(invalid(format!(
+                "conflicting options: --port-kind cannot be used with network mode {:?}",
+                spec.network
+            )));
+        }
+        if spec.netns.is_some() && matches!(mode, SandboxMode::Host | SandboxMode::Container(_)) {
+            return Err(invalid(format!(
+                "conflicting options: --netns cannot be used with network mode {:?}",
+                spec.network
+            )));
+        }
+        let links = self.resolve_links(&spec.links, net.as_ref())?;
+        let ports = self.plan_ports(&spec.publish, &mode, &spec.network, net.as_ref())?;
+        let sandbox = Sandbox {
+            id: id.clone(),
+            name: spec.name.clone(),
+            mode: mode.clone(),
+            created: now,
+            netns: netns_dir.join(&spec.name),
+            adopted: spec.netns,
+            links,
+            ports,
+        };
+        let mut next = self.clone();
+        next.sandboxes.insert(id.clone(), sandbox);
+        if let Some(net) = net {
+            let cs = ConnectSpec {
+                ip: spec.ip,
+                aliases: spec.aliases,
+                mac: spec.mac,
+                port_kind: spec.port_kind,
+            };
+            next.attach(&net, &id, cs, endpoint_id)?;
+        }
+        *self = next;
+        Ok(id)
+    }
+
+    fn resolve_links(&self, links: &[String], net: Option<&Id>) -> Result<Vec<Link>, ModelError> {
+        if links.is_empty() {
+            return Ok(Vec::new());
+        }
+        let default = self.network(DEFAULT_BRIDGE)?;
+        if net != Some(&default.id) {
+            return Err(invalid(
+                "--link is supported on the default bridge network only; on user-defined networks sandboxes find each other by name",
+            ));
+        }
+        links
+            .iter()
+            .map(|l| {
+                let (other, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+                check_name("link alias", alias)?;
+                let o = self.sandbox(other)?;
+                if !self
+                    .endpoints_of_network(&default.id)
+                    .any(|e| e.sandbox == o.id && e.ip.is_some())
+                {
+                    return Err(invalid(format!(
+                        "cannot link to {other}: it is not on the default bridge network"
+                    )));
+                }
+                Ok(Link {
+                    sandbox: o.id.clone(),
+                    alias: alias.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    fn plan_ports(
+        &self,
+        publish: &[String],
+        mode: &SandboxMode,
+        network: &str,
+        net: Option<&Id>,
+    ) -> Result<Vec<PortBinding>, ModelError> {
+        if publish.is_empty() {
+            return Ok(Vec::new());
+        }
+        if let Some(n) = net.and_then(|id| self.networks.get(id)).filter(|n| n.internal) {
+            return Err(invalid(format!(
+                "ports cannot be published from internal network {}: it has no way in or out",
+                n.name
+            )));
+        }
+        if *mode != SandboxMode::Bridge {
+            return Err(invalid(format!(
+                "conflicting options: -p cannot be used with network mode {network:?}: publish ports on the sandbox that owns the namespace"
+            )));
+        }
+        let mut planned: Vec<PortBinding> = Vec::new();
+        for spec in publish {
+            for b in ports::parse(spec).map_err(invalid)? {
+                if let Some(p) = planned.iter().find(|p| p.clashes(&b)) {
+                    return Err(invalid(format!(
+                        "host port {}:{}/{} is given twice ({p})",
+                        b.host_ip,
+                        b.host_port,
+                        b.proto.as_str()
+                    )));
+                }
+                if let Some((owner, p)) = self
+                    .sandboxes
+                    .values()
+                    .find_map(|s| s.ports.iter().find(|p| p.clashes(&b)).map(|p| (s, p)))
+                {
+                    return Err(ModelError::Conflict(format!(
+                        "host port {}:{}/{} is already published by sandbox {} ({p})",
+                        b.host_ip,
+                        b.host_port,
+                        b.proto.as_str(),
+                        owner.name
+                    )));
+                }
+                planned.push(b);
+            }
+        }
+        Ok(planned)
+    }
+
+    /// The address published ports of `sb` are forwarded to: its first interface's.
+    pub fn port_target(&self, sb: &Sandbox) -> Option<Ipv4Addr> {
+        self.endpoints_of_sandbox(&sb.id).iter().find_map(|e| e.ip)
+    }
+
+    /// The sandbox whose namespace `sb` uses (itself unless in `container:` mode).
+    pub fn namespace_owner<'a>(&'a self, sb: &'a Sandbox) -> &'a Sandbox {
+        match &sb.mode {
+            SandboxMode::Container(root) => self.sandboxes.get(root).unwrap_or(sb),
+            _ => sb,
+        }
+    }
+
+    fn resolve_mode(&self, network: &str) -> Result<(SandboxMode, Option<Id>), ModelError> {
+        if let Some(other) = network.strip_prefix("container:") {
+            let mut target = self.sandbox(other)?;
+            while let SandboxMode::Container(root) = &target.mode {
+                target = self
+                    .sandboxes
+                    .get(root)
+                    .ok_or_else(|| ModelError::SandboxNotFound(root.to_string()))?;
+            }
+            return Ok((SandboxMode::Container(target.id.clone()), None));
+        }
+        let net = self.network(if network.is_empty() { DEFAULT_BRIDGE } else { network })?;
+        let mode = match net.driver {
+            Driver::Bridge | Driver::Overlay => SandboxMode::Bridge,
+            Driver::Host => SandboxMode::Host,
+            Driver::Null => SandboxMode::None,
+        };
+        Ok((mode, Some(net.id.clone())))
+    }
+
+    /// Connects a bridge-mode sandbox to a bridge network with its next interface.
+    ///
+    /// # Errors
+    /// Unknown network or sandbox, a sandbox that shares another namespace, a host or none
+    /// network, an existing connection, or any address error.
+    pub fn connect(&mut self, net: &str, sandbox: &str, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+        let net = self.network(net)?;
+        let sb = self.sandbox(sandbox)?;
+        match (&sb.mode, net.driver) {
+            (_, Driver::Host | Driver::Null) | (SandboxMode::Host | SandboxMode::None, _) => {
+                return Err(ModelError::Forbidden(
+                    "a sandbox cannot be connected to or disconnected from the host or none network".into(),
+                ))
+            }
+            (SandboxMode::Container(_), _) => {
+                return Err(ModelError::Forbidden(format!(
+                    "sandbox {} shares the network namespace of another sandbox and cannot be connected to any other network",
+                    sb.name
+                )))
+            }
+            (SandboxMode::Bridge, Driver::Bridge | Driver::Overlay) => {}
+        }
+        let (net_id, sb_id) = (net.id.clone(), sb.id.clone());
+        self.attach(&net_id, &sb_id, spec, endpoint_id)
+    }
+
+    fn attach(&mut self, net_id: &Id, sb_id: &Id, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+        let net = &self.networks[net_id];
+        let sb = &self.sandboxes[sb_id];
+        if self.endpoints_of_network(net_id).any(|e| &e.sandbox == sb_id) {
+            return Err(ModelError::Conflict(format!(
+                "sandbox {} is already connected to network {}",
+                sb.name, net.name
+            )));
+        }
+        let Some(ipam) = net.ipam else {
+            // host and none networks: a membership record without an interface.
+            self.endpoints.insert(
+                endpoint_id.clone(),
+                Endpoint {
+                    id: endpoint_id.clone(),
+                    network: net_id.clone(),
+                    sandbox: sb_id.clone(),
+                    ifname: None,
+                    mac: None,
+                    ip: None,
+                    aliases: vec![],
+                    port_kind: PortKind::Tap,
+                },
+            );
+            return Ok(endpoint_id);
+        };
+        let is_default = net.builtin;
+        let port_kind = PortKind::parse(&spec.port_kind)?;
+        if port_kind == PortKind::Veth && net.driver == Driver::Overlay {
+            return Err(invalid(format!(
+                "--port-kind veth is not available on overlay network {} yet: use tap",
+                net.name
+            )));
+        }
+        for a in &spec.aliases {
+            if is_default {
+                return Err(invalid(
+                    "network-scoped alias is supported only for sandboxes on user-defined networks",
+                ));
+            }
+            check_name("alias", a)?;
+        }
+        let holders: BTreeMap<Ipv4Addr, &str> = self
+            .endpoints_of_network(net_id)
+            .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+            .collect();
+        let ip = match &spec.ip {
+            Some(s) => {
+                if is_default {
+                    return Err(invalid(
+                        "user-specified IP address is supported on user-defined networks only",
+                    ));
+                }
+                let ip: Ipv4Addr = s.parse().map_err(|_| {
+                    invalid(format!(
+                        "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
+                    ))
+                })?;
+                ipam.pool().check_static(ip).map_err(invalid)?;
+                if let Some(holder) = holders.get(&ip) {
+                    return Err(ModelError::Conflict(format!(
+                        "address {ip} is already in use on network {} by sandbox {holder}",
+                        net.name
+                    )));
+                }
+                ip
+            }
+            None => {
+                let used: BTreeSet<Ipv4Addr> = holders.keys().copied().collect();
+                ipam.pool().allocate(&used).ok_or_else(|| {
+                    ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
+                })?
+            }
+        };
+        let mac = match &spec.mac {
+            Some(m) => {
+                let mac: MacAddr = m
+                    .parse()
+                    .map_err(|e: switch::wire::ParseMacError| invalid(e.to_string()))?;
+                if mac.is_multicast() || mac == MacAddr::ZERO {
+                    return Err(invalid(format!(
+                        "invalid MAC address {mac}: it must be a non-zero unicast address"
+                    )));
+                }
+                mac
+            }
+            None => docker_mac(ip),
+        };
+        if let Some(e) = self.endpoints_of_network(net_id).find(|e| e.mac == Some(mac)) {
+            let holder = self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str());
+            return Err(ModelError::Conflict(format!(
+                "MAC address {mac} is already in use on network {} by sandbox {holder}",
+                net.name
+            )));
+        }
+        let taken: BTreeSet<String> = self
+            .endpoints_of_sandbox(sb_id)
+            .iter()
+            .filter_map(|e| e.ifname.clone())
+            .collect();
+        let ifname = (0..)
+            .map(|i| format!("eth{i}"))
+            .find(|n| !taken.contains(n))
+            .expect("unbounded names");
+        self.endpoints.insert(
+            endpoint_id.clone(),
+            Endpoint {
+                id: endpoint_id.clone(),
+                network: net_id.clone(),
+                sandbox: sb_id.clone(),
+                ifname: Some(ifname),
+                mac: Some(mac),
+                ip: Some(ip),
+                aliases: spec.aliases,
+                port_kind,
+            },
+        );
+        Ok(endpoint_id)
+    }
+
+    /// Disconnects a sandbox from a network; returns the removed endpoint.
+    ///
+    /// # Errors
+    /// Unknown network or sandbox, host or none networks, or no such connection.
+    pub fn disconnect(&mut self, net: &str, sandbox: &str) -> Result<Endpoint, ModelError> {
+        let net = self.network(net)?;
+        let sb = self.sandbox(sandbox)?;
+        if !net.is_switched() {
+            return Err(ModelError::Forbidden(
+                "a sandbox cannot be connected to or disconnected from the host or none network".into(),
+            ));
+        }
+        let ep = self
+            .endpoints_of_network(&net.id)
+            .find(|e| e.sandbox == sb.id)
+            .ok_or_else(|| {
+                ModelError::Conflict(format!("sandbox {} is not connected to network {}", sb.name, net.name))
+            })?;
+        let id = ep.id.clone();
+        Ok(self.endpoints.remove(&id).expect("found above"))
+    }
+
+    /// Removes a sandbox and its endpoints; returns them.
+    ///
+    /// # Errors
+    /// Unknown sandbox, or other sandboxes still joined to its namespace.
+    pub fn remove_sandbox(&mut self, key: &str) -> Result<(Sandbox, Vec<Endpoint>), ModelError> {
+        let sb = self.sandbox(key)?;
+        let joined: Vec<&str> = self
+            .sandboxes
+            .values()
+            .filter(|s| s.mode == SandboxMode::Container(sb.id.clone()))
+            .map(|s| s.name.as_str())
+            .collect();
+        if !joined.is_empty() {
+            return Err(ModelError::Conflict(format!(
+                "sandbox {} shares its network namespace with {}: remove them first",
+                sb.name,
+                joined.join(", ")
+            )));
+        }
+        let id = sb.id.clone();
+        let eps: Vec<Id> = self.endpoints_of_sandbox(&id).iter().map(|e| e.id.clone()).collect();
+        let removed = eps.iter().filter_map(|e| self.endpoints.remove(e)).collect();
+        Ok((self.sandboxes.remove(&id).expect("found above"), removed))
+    }
+}

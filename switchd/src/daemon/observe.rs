@@ -1,0 +1,102 @@
+//! What the daemon shows of itself: ports and their counters, the MAC table, the VTEP, the cluster.
+
+use super::*;
+
+impl Daemon {
+    /// The VTEP's counters.
+    pub fn vxlan(&self) -> Result<VxlanResource, OpError> {
+        let s = self.dp.vxlan().map_err(io_err("dataplane"))?;
+        Ok(VxlanResource {
+            port: self.vxlan_port,
+            bound: s.is_some(),
+            rx_packets: s.as_ref().map_or(0, |s| s.rx_packets),
+            rx_malformed: s.as_ref().map_or(0, |s| s.rx_malformed),
+            rx_unknown_vni: s.as_ref().map_or(0, |s| s.rx_unknown_vni),
+            rx_unknown_vtep: s.as_ref().map_or(0, |s| s.rx_unknown_vtep),
+            tx_packets: s.as_ref().map_or(0, |s| s.tx_packets),
+            tx_errors: s.as_ref().map_or(0, |s| s.tx_errors),
+        })
+    }
+
+    /// `cluster peers`.
+    pub fn peers(&self) -> Result<Vec<control_plane::api::PeerResource>, OpError> {
+        match &self.cluster {
+            Some(c) => Ok(c.peers()),
+            None => Err(OpError::Model(ModelError::Conflict(
+                "this switchd is not in a cluster: start it with --cluster-dir and --advertise".into(),
+            ))),
+        }
+    }
+
+    /// Gossip datagrams dropped because they did not open under the cluster's key.
+    pub fn gossip_dropped(&self) -> Option<u64> {
+        self.cluster.as_ref().map(|c| c.dropped_unauthenticated())
+    }
+
+    /// Port counters.
+    pub fn ports(&self) -> Result<Vec<PortResource>, OpError> {
+        let list = self.dp.ports().map_err(io_err("dataplane"))?;
+        let inner = self.inner.lock().expect("lock poisoned");
+        let names: HashMap<u32, &str> = inner
+            .state
+            .networks
+            .values()
+            .map(|n| (n.switch_id, n.name.as_str()))
+            .collect();
+        Ok(list
+            .into_iter()
+            .map(|p| PortResource {
+                port: p.port.0,
+                network: names.get(&p.network.0).copied().unwrap_or("?").to_string(),
+                kind: match p.kind {
+                    PortKind::Tap => "tap".into(),
+                    PortKind::Veth => "veth".into(),
+                    PortKind::Vtep => "vtep".into(),
+                    PortKind::Gateway => "gateway".into(),
+                },
+                interface: p.label,
+                rx_packets: p.counters.rx_packets,
+                rx_bytes: p.counters.rx_bytes,
+                tx_packets: p.counters.tx_packets,
+                tx_bytes: p.counters.tx_bytes,
+                learn_refused: p.counters.learn_refused,
+                drops: p
+                    .counters
+                    .drops_by_reason()
+                    .map(|(r, n)| (r.as_str().to_string(), n))
+                    .collect(),
+            })
+            .collect())
+    }
+
+    /// The MAC table, with network names.
+    pub fn fdb(&self) -> Result<Vec<FdbResource>, OpError> {
+        let entries = self.dp.fdb().map_err(io_err("dataplane"))?;
+        let ports: HashMap<u32, String> = self
+            .dp
+            .ports()
+            .map_err(io_err("dataplane"))?
+            .into_iter()
+            .map(|p| (p.port.0, p.label))
+            .collect();
+        let inner = self.inner.lock().expect("lock poisoned");
+        let names: HashMap<u32, &str> = inner
+            .state
+            .networks
+            .values()
+            .map(|n| (n.switch_id, n.name.as_str()))
+            .collect();
+        let now = std::time::Instant::now();
+        Ok(entries
+            .into_iter()
+            .map(|e| FdbResource {
+                network: names.get(&e.network.0).copied().unwrap_or("?").to_string(),
+                mac: e.mac.to_string(),
+                port: e.port.0,
+                interface: ports.get(&e.port.0).cloned().unwrap_or_default(),
+                age_seconds: now.saturating_duration_since(e.last_seen).as_secs(),
+                kind: if e.is_static { "static".into() } else { "learned".into() },
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,303 @@
+//! Sandbox operations: namespaces, interfaces (TAP or veth), /etc files, published ports, create, remove, connect, disconnect.
+
+use super::*;
+
+impl Daemon {
+    /// Writes the sandbox's /etc/netns/NAME/{resolv.conf,hosts} for `state`; a file the
+    /// sandbox should not have (host, none) is removed so it sees the host's.
+    pub(super) fn write_files(&self, state: &State, sb: &Sandbox) -> io::Result<()> {
+        let dir = self.etc_dir.join(&sb.name);
+        let ups: Vec<std::net::IpAddr> = self.dns.upstreams().iter().map(|a| a.ip()).collect();
+        let files = [
+            ("resolv.conf", control_plane::etc::resolv_conf(state, sb, &ups)),
+            ("hosts", control_plane::etc::hosts(state, sb)),
+        ];
+        for (name, content) in files {
+            let path = dir.join(name);
+            match content {
+                Some(c) => {
+                    std::fs::create_dir_all(&dir)?;
+                    let tmp = dir.join(format!(".{name}.tmp"));
+                    std::fs::write(&tmp, c)?;
+                    std::fs::rename(&tmp, &path)?;
+                }
+                None => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                },
+            }
+        }
+        Ok(())
+    }
+
+    /// Rewrites the files of `sb` and of every sandbox sharing its namespace, and points its
+    /// published ports at its (possibly new) first address.
+    pub(super) fn refresh_files(&self, state: &State, sb: &Id) {
+        if let Some(s) = state.sandboxes.get(sb) {
+            if let Err(e) = self.start_proxies(state, s) {
+                tracing::warn!(sandbox = %s.name, "cannot publish ports again: {}", e.message());
+            }
+        }
+        let owner = state.sandboxes.get(sb).map(|s| state.namespace_owner(s).id.clone());
+        for s in state.sandboxes.values() {
+            if Some(&state.namespace_owner(s).id) == owner.as_ref() {
+                if let Err(e) = self.write_files(state, s) {
+                    tracing::warn!(sandbox = %s.name, "cannot write /etc files: {e}");
+                }
+            }
+        }
+    }
+
+    /// Opens the published ports of `sb` (none is open if one fails).
+    pub(super) fn start_proxies(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
+        if sb.ports.is_empty() {
+            return Ok(());
+        }
+        let Some(target) = state.port_target(sb) else {
+            self.proxies.stop(&sb.id);
+            return Ok(());
+        };
+        self.proxies.start(&sb.id, &sb.ports, target).map_err(|(b, e)| {
+            let what = format!("{}:{}/{}", b.host_ip, b.host_port, b.proto.as_str());
+            if e.kind() == io::ErrorKind::AddrInUse {
+                OpError::Model(ModelError::Conflict(format!(
+                    "host port {what} is already in use on this host by another program: choose another port"
+                )))
+            } else {
+                OpError::Io(format!("cannot publish host port {what}: {e}"))
+            }
+        })
+    }
+
+    pub(super) fn remove_files(&self, sb: &Sandbox) {
+        match std::fs::remove_dir_all(self.etc_dir.join(&sb.name)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => {
+                tracing::warn!(sandbox = %sb.name, "cannot remove /etc files: {e}")
+            }
+            _ => {}
+        }
+    }
+
+    /// Opens the endpoint's interface in the sandbox namespace (creating it configured, or
+    /// re-attaching after a restart) and adds it to the switch with its static MAC.
+    pub(super) fn attach_endpoint(&self, sb: &Sandbox, ep: &Endpoint, net: &Network) -> Result<PortId, OpError> {
+        let ipam = net.ipam.expect("endpoints with interfaces are on bridge networks");
+        let ifname = ep.ifname.clone().expect("caller checked");
+        let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
+        let default_gw = (ifname == "eth0").then_some(ipam.gateway);
+        let label = format!("{}/{ifname}", sb.name);
+        let (dev, kind) = match ep.port_kind {
+            model::PortKind::Tap => {
+                let spec = tap::TapSpec {
+                    name: ifname.clone(),
+                    mac: ep.mac,
+                    addr,
+                    mtu: net.mtu,
+                    default_gw,
+                    offload: net.driver != Driver::Overlay,
+                };
+                let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
+                (Device::Tap(dev), PortKind::Tap)
+            }
+            model::PortKind::Veth => {
+                let host = veth::host_name(ep.id.as_str());
+                let spec = veth::VethSpec {
+                    host: host.clone(),
+                    name: ifname.clone(),
+                    mac: ep.mac,
+                    addr,
+                    mtu: net.mtu,
+                    default_gw,
+                };
+                let fd = veth::open(&sb.netns, &spec).map_err(io_err(&label))?;
+                (Device::Packet { fd, ifname: host }, PortKind::Veth)
+            }
+        };
+        let cfg = PortConfig {
+            network: NetworkId(net.switch_id),
+            max_frame_len: TAP_MAX_FRAME,
+            learn_limit: net.mac_limit,
+            split_horizon_group: 0,
+        };
+        let added = self.dp.add_port(NewPort {
+            dev,
+            cfg,
+            static_mac: ep.mac,
+            kind,
+            label: label.clone(),
+        });
+        added.map_err(|e| {
+            let _ = self.delete_interface(sb, ep);
+            OpError::Io(format!("{label}: {e}"))
+        })
+    }
+
+    /// Removes a port from the switch and destroys its device.
+    pub(super) fn remove_port(&self, port: PortId) -> io::Result<()> {
+        match self.dp.remove_port(port)? {
+            Device::Tap(dev) => tap::unpersist(&dev),
+            Device::Packet { fd, ifname } => {
+                drop(fd);
+                veth::delete(&ifname)
+            }
+            Device::Vtep { .. } => Ok(()),
+        }
+    }
+
+    /// Deletes an endpoint's interface by name, when no port holds it.
+    pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint) -> io::Result<()> {
+        match (ep.port_kind, &ep.ifname) {
+            (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(ep.id.as_str())),
+            (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
+                tap::delete_by_name(&sb.netns, ifname)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn detach_endpoint(&self, inner: &mut Inner, sb: &Sandbox, ep: &Endpoint) {
+        let Some(ifname) = &ep.ifname else { return };
+        let res = match inner.endpoint_ports.remove(&ep.id) {
+            Some(port) => self.remove_port(port),
+            None => self.delete_interface(sb, ep),
+        };
+        if let Err(e) = res {
+            tracing::warn!(sandbox = %sb.name, interface = %ifname, "removing interface: {e}");
+        }
+    }
+
+    /// `sandbox create`.
+    pub fn create_sandbox(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let id = next.create_sandbox(req.spec(), random_id(), random_id(), &self.netns_dir, SystemTime::now())?;
+        let sb = next.sandboxes[&id].clone();
+        self.make_namespace(&next, &sb)?;
+        let mut attached: Vec<(Id, PortId)> = Vec::new();
+        let mut result = Ok(());
+        for ep in next
+            .endpoints_of_sandbox(&id)
+            .into_iter()
+            .filter(|e| e.ifname.is_some())
+        {
+            match self.attach_endpoint(&sb, ep, &next.networks[&ep.network]) {
+                Ok(p) => attached.push((ep.id.clone(), p)),
+                Err(e) => {
+                    result = Err(e);
+                    break;
+                }
+            }
+        }
+        let result = result
+            .and_then(|()| {
+                self.write_files(&next, &sb)
+                    .map_err(io_err("cannot write the sandbox's /etc files"))
+            })
+            .and_then(|()| self.start_proxies(&next, &sb))
+            .and_then(|()| self.commit(&mut inner, next));
+        if let Err(e) = result {
+            self.proxies.stop(&sb.id);
+            for (_, p) in attached {
+                let _ = self.remove_port(p);
+            }
+            let _ = netns::remove(&sb.netns);
+            self.remove_files(&sb);
+            return Err(e);
+        }
+        inner.endpoint_ports.extend(attached);
+        tracing::info!(sandbox = %sb.name, id = %id, "sandbox created");
+        Ok(CreateResponse {
+            id: id.to_string(),
+            warning: String::new(),
+        })
+    }
+
+    pub(super) fn make_namespace(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
+        if sb.netns.exists() {
+            return Err(OpError::Model(ModelError::Conflict(format!(
+                "namespace {} already exists: choose another sandbox name or remove it (ip netns delete {})",
+                sb.netns.display(),
+                sb.name
+            ))));
+        }
+        let res = match (&sb.mode, &sb.adopted) {
+            (_, Some(path)) => {
+                if !netns::is_namespace(path) {
+                    return Err(OpError::Model(ModelError::Invalid(format!(
+                        "--netns {} is not a network namespace: give a path like /run/netns/NAME or /proc/PID/ns/net",
+                        path.display()
+                    ))));
+                }
+                netns::publish(path, &sb.netns)
+            }
+            (SandboxMode::Bridge | SandboxMode::None, None) => netns::create(&sb.netns),
+            (SandboxMode::Host, None) => netns::publish(&self.host_ns, &sb.netns),
+            (SandboxMode::Container(of), None) => netns::publish(&state.sandboxes[of].netns, &sb.netns),
+        };
+        res.map_err(io_err("cannot set up the sandbox namespace"))
+    }
+
+    /// `sandbox rm`.
+    pub fn remove_sandbox(&self, key: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let (sb, eps) = next.remove_sandbox(key)?;
+        // As for networks: undo the kernel side first, so a crash before the commit leaves a
+        // record that `sandbox rm` finishes, never interfaces or namespaces nothing owns.
+        for ep in &eps {
+            self.detach_endpoint(&mut inner, &sb, ep);
+        }
+        if let Err(e) = netns::remove(&sb.netns) {
+            tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
+        }
+        self.remove_files(&sb);
+        self.proxies.stop(&sb.id);
+        self.commit(&mut inner, next)?;
+        tracing::info!(sandbox = %sb.name, "sandbox removed");
+        Ok(())
+    }
+
+    /// `sandbox ls`.
+    pub fn sandboxes(&self) -> Vec<SandboxResource> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let mut v: Vec<&Sandbox> = inner.state.sandboxes.values().collect();
+        v.sort_by_key(|s| (s.created, s.name.clone()));
+        v.into_iter().map(|s| SandboxResource::of(&inner.state, s)).collect()
+    }
+
+    /// `sandbox inspect`.
+    pub fn sandbox(&self, key: &str) -> Result<SandboxResource, OpError> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let sb = inner.state.sandbox(key)?;
+        Ok(SandboxResource::of(&inner.state, sb))
+    }
+
+    /// `network connect`.
+    pub fn connect(&self, net: &str, req: NetworkConnect) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let ep_id = next.connect(net, &req.container, req.spec(), random_id())?;
+        let ep = next.endpoints[&ep_id].clone();
+        let sb = next.sandboxes[&ep.sandbox].clone();
+        let port = self.attach_endpoint(&sb, &ep, &next.networks[&ep.network])?;
+        if let Err(e) = self.commit(&mut inner, next) {
+            let _ = self.remove_port(port);
+            return Err(e);
+        }
+        inner.endpoint_ports.insert(ep_id, port);
+        self.refresh_files(&inner.state, &sb.id);
+        Ok(())
+    }
+
+    /// `network disconnect`.
+    pub fn disconnect(&self, net: &str, sandbox: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let ep = next.disconnect(net, sandbox)?;
+        let sb = next.sandboxes[&ep.sandbox].clone();
+        self.detach_endpoint(&mut inner, &sb, &ep);
+        self.commit(&mut inner, next)?;
+        self.refresh_files(&inner.state, &sb.id);
+        Ok(())
+    }
+}
