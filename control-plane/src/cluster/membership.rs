@@ -13,15 +13,16 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foca::{
-    AccumulatingRuntime, Config, Foca, Identity, NoCustomBroadcast, OwnedNotification, PostcardCodec, State, Timer,
-};
+use foca::{AccumulatingRuntime, Config, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+
+use super::records::{Body, Gossip, Record, RecordKey, Records};
 
 /// How long a suspected member has to refute the suspicion before it is declared down.
 pub const SUSPECT_TO_DOWN: Duration = Duration::from_secs(3);
@@ -94,8 +95,9 @@ pub struct MembershipError(String);
 
 /// SWIM membership of this host.
 pub struct Membership {
-    foca: Foca<HostId, PostcardCodec, StdRng, NoCustomBroadcast>,
+    foca: Foca<HostId, PostcardCodec, StdRng, Gossip>,
     rt: AccumulatingRuntime<HostId>,
+    records: Arc<Mutex<Records>>,
 }
 
 impl Membership {
@@ -108,10 +110,31 @@ impl Membership {
     pub fn new(me: HostId, cluster_size: u32, seed: u64) -> Membership {
         let mut config = Config::new_lan(NonZeroU32::new(cluster_size.max(1)).expect("max(1) is non-zero"));
         config.suspect_to_down_after = SUSPECT_TO_DOWN;
+        let records = Arc::new(Mutex::new(Records::new(&me.name)));
+        let gossip = Gossip::new(records.clone());
         Membership {
-            foca: Foca::new(me, config, StdRng::seed_from_u64(seed), PostcardCodec),
+            foca: Foca::with_custom_broadcast(me, config, StdRng::seed_from_u64(seed), PostcardCodec, gossip),
             rt: AccumulatingRuntime::new(),
+            records,
         }
+    }
+
+    /// Writes a local change and hands it to dissemination (piggybacked on SWIM messages until
+    /// every member has had it a few times).
+    ///
+    /// # Errors
+    /// [`MembershipError`] when the record does not fit a datagram.
+    pub fn publish(&mut self, key: RecordKey, body: Option<Body>) -> Result<Record, MembershipError> {
+        let r = self.records().local(key, body);
+        self.foca
+            .add_broadcast(&r.encode())
+            .map_err(|e| MembershipError(e.to_string()))?;
+        Ok(r)
+    }
+
+    /// The records this host knows.
+    pub fn records(&self) -> MutexGuard<'_, Records> {
+        self.records.lock().expect("lock poisoned")
     }
 
     /// The largest datagram the protocol produces.
@@ -290,6 +313,45 @@ mod tests {
                 .into_iter()
                 .find(|p| p.id.name == name)
                 .map(|p| p.state)
+        }
+    }
+
+    #[test]
+    fn records_reach_every_host_and_removals_follow() {
+        let mut sim = Sim::new(3);
+        for i in 1..3 {
+            let addr = sim.hosts[0].me().addr;
+            sim.hosts[i].join(addr).unwrap();
+            sim.pump(i);
+        }
+        sim.run_until(Duration::from_secs(3));
+        let key = RecordKey::Network(crate::Id::from_random([5; 32]));
+        let body = Body::Network(super::super::records::NetworkRecord {
+            name: "ovl".into(),
+            subnet: "10.88.0.0/24".parse().unwrap(),
+            gateway: "10.88.0.1".parse().unwrap(),
+            vni: 4096,
+            mtu: 1450,
+            internal: false,
+            created: std::time::SystemTime::UNIX_EPOCH,
+        });
+        sim.hosts[2].publish(key.clone(), Some(body.clone())).unwrap();
+        sim.pump(2);
+        sim.run_until(Duration::from_secs(6));
+        for i in 0..3 {
+            let r = sim.hosts[i].records().get(&key).cloned();
+            assert_eq!(r.and_then(|r| r.body), Some(body.clone()), "host {i}");
+        }
+        assert!(sim.hosts[0].records().take_changes().contains(&key));
+        sim.hosts[0].publish(key.clone(), None).unwrap();
+        sim.pump(0);
+        sim.run_until(Duration::from_secs(9));
+        for i in 0..3 {
+            assert_eq!(
+                sim.hosts[i].records().get(&key).unwrap().body,
+                None,
+                "host {i} saw the removal"
+            );
         }
     }
 

@@ -3,4 +3,5 @@
 
 pub mod membership;
 pub mod pki;
+pub mod records;
 pub mod seal;

@@ -1,0 +1,301 @@
+//! What hosts tell each other beyond membership: versioned records of overlay networks and
+//! their endpoints, merged last-writer-wins.
+//!
+//! ```text
+//!  local change ──► Records::local(key, body) ──► Record{key, version: (lamport, origin), body}
+//!                                                     │ encode (postcard)
+//!                                                     ▼
+//!            foca custom broadcast (piggybacked on SWIM messages, re-sent while new)
+//!                                                     │
+//!  remote ──► Gossip::receive_item ──► Records::apply ── newer? ──► changed keys for the daemon
+//! ```
+//!
+//! A version is a Lamport counter with the origin host as tie-break, so every host orders any
+//! two versions of a key the same way and all converge on the same record. A removal is a
+//! record without a body (a tombstone), ordered like any other version.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use foca::{BroadcastHandler, Invalidates};
+use serde::{Deserialize, Serialize};
+
+use super::membership::HostId;
+use crate::cidr::Ipv4Cidr;
+use crate::ids::Id;
+
+/// What a record is about.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum RecordKey {
+    /// An overlay network, by ID.
+    Network(Id),
+    /// An endpoint on an overlay network, by ID.
+    Endpoint(Id),
+}
+
+/// A record's version: Lamport counter, then origin host name as tie-break.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Version {
+    /// Lamport counter.
+    pub counter: u64,
+    /// The host that wrote this version.
+    pub origin: String,
+}
+
+/// An overlay network as every host must create it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetworkRecord {
+    /// Name.
+    pub name: String,
+    /// Subnet.
+    pub subnet: Ipv4Cidr,
+    /// Gateway (the anycast gateway's address).
+    pub gateway: Ipv4Addr,
+    /// VNI.
+    pub vni: u32,
+    /// MTU.
+    pub mtu: u16,
+    /// `--internal`.
+    pub internal: bool,
+    /// When it was created.
+    pub created: SystemTime,
+}
+
+/// An endpoint of an overlay network, as other hosts need it to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointRecord {
+    /// The network.
+    pub network: Id,
+    /// The host it lives on.
+    pub host: String,
+    /// That host's VXLAN address.
+    pub vtep: SocketAddr,
+    /// Sandbox name (for DNS).
+    pub sandbox: String,
+    /// MAC address.
+    pub mac: [u8; 6],
+    /// IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Network-scoped aliases (for DNS).
+    pub aliases: Vec<String>,
+}
+
+/// A record's content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Body {
+    /// An overlay network.
+    Network(NetworkRecord),
+    /// An endpoint.
+    Endpoint(EndpointRecord),
+}
+
+/// One versioned record; `body: None` is a tombstone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// What it is about.
+    pub key: RecordKey,
+    /// Its version.
+    pub version: Version,
+    /// Its content, or `None` when removed.
+    pub body: Option<Body>,
+}
+
+impl Record {
+    /// The wire form.
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("records serialize")
+    }
+
+    /// Parses the wire form.
+    ///
+    /// # Errors
+    /// Bytes that are not a record.
+    pub fn decode(b: &[u8]) -> Result<Record, RecordError> {
+        postcard::from_bytes(b).map_err(|e| RecordError(e.to_string()))
+    }
+}
+
+/// A record that could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed record: {0}")]
+pub struct RecordError(String);
+
+/// The records this host knows, merged last-writer-wins.
+#[derive(Debug, Default)]
+pub struct Records {
+    me: String,
+    clock: u64,
+    map: HashMap<RecordKey, Record>,
+    changed: Vec<RecordKey>,
+}
+
+impl Records {
+    /// An empty set; `me` is this host's name (the origin of its versions).
+    pub fn new(me: &str) -> Records {
+        Records {
+            me: me.to_string(),
+            ..Default::default()
+        }
+    }
+
+    /// Writes a local change (a body, or `None` to remove) and returns the record to broadcast.
+    pub fn local(&mut self, key: RecordKey, body: Option<Body>) -> Record {
+        self.clock += 1;
+        let r = Record {
+            key,
+            version: Version {
+                counter: self.clock,
+                origin: self.me.clone(),
+            },
+            body,
+        };
+        self.apply(r.clone());
+        r
+    }
+
+    /// Merges a record; true when it was newer than what was known (and so changed something).
+    pub fn apply(&mut self, r: Record) -> bool {
+        self.clock = self.clock.max(r.version.counter);
+        if self.map.get(&r.key).is_some_and(|old| old.version >= r.version) {
+            return false;
+        }
+        self.changed.push(r.key.clone());
+        self.map.insert(r.key.clone(), r);
+        true
+    }
+
+    /// The record of `key`, tombstones included.
+    pub fn get(&self, key: &RecordKey) -> Option<&Record> {
+        self.map.get(key)
+    }
+
+    /// Every record, tombstones included (for a full-state sync).
+    pub fn all(&self) -> impl Iterator<Item = &Record> {
+        self.map.values()
+    }
+
+    /// Live endpoint records.
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Id, &EndpointRecord)> {
+        self.map.iter().filter_map(|(k, r)| match (k, &r.body) {
+            (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) => Some((id, e)),
+            _ => None,
+        })
+    }
+
+    /// Keys changed since the last call, in the order they changed.
+    pub fn take_changes(&mut self) -> Vec<RecordKey> {
+        std::mem::take(&mut self.changed)
+    }
+}
+
+/// The dissemination key foca keeps per record: a newer version of the same key replaces an
+/// older one still waiting to be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GossipKey {
+    key: RecordKey,
+    version: Version,
+}
+
+impl Invalidates for GossipKey {
+    fn invalidates(&self, other: &Self) -> bool {
+        self.key == other.key && self.version >= other.version
+    }
+}
+
+/// foca's custom-broadcast handler over the shared [`Records`].
+pub struct Gossip {
+    records: Arc<Mutex<Records>>,
+}
+
+impl Gossip {
+    /// A handler merging into `records`.
+    pub fn new(records: Arc<Mutex<Records>>) -> Gossip {
+        Gossip { records }
+    }
+}
+
+impl BroadcastHandler<HostId> for Gossip {
+    type Key = GossipKey;
+    type Error = RecordError;
+
+    fn receive_item(&mut self, data: &[u8], sender: Option<&HostId>) -> Result<Option<GossipKey>, RecordError> {
+        let r = Record::decode(data)?;
+        let key = GossipKey {
+            key: r.key.clone(),
+            version: r.version.clone(),
+        };
+        let mut records = self.records.lock().expect("lock poisoned");
+        // Our own broadcasts were applied when written; keep disseminating them.
+        if sender.is_none() {
+            return Ok(Some(key));
+        }
+        Ok(records.apply(r).then_some(key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(host: &str, ip: [u8; 4]) -> Body {
+        Body::Endpoint(EndpointRecord {
+            network: Id::from_random([1; 32]),
+            host: host.into(),
+            vtep: "10.0.0.1:4789".parse().unwrap(),
+            sandbox: "web".into(),
+            mac: [2, 0x42, ip[0], ip[1], ip[2], ip[3]],
+            ip: Ipv4Addr::from(ip),
+            aliases: vec![],
+        })
+    }
+
+    #[test]
+    fn last_writer_wins_the_same_way_everywhere() {
+        let key = RecordKey::Endpoint(Id::from_random([9; 32]));
+        let mut a = Records::new("a");
+        let mut b = Records::new("b");
+        let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])));
+        let rb = b.local(key.clone(), Some(ep("b", [10, 0, 0, 3])));
+        // Same counter: the origin breaks the tie, identically on both sides.
+        assert!(b.apply(ra.clone()) == (ra.version > rb.version));
+        assert!(a.apply(rb.clone()) == (rb.version > ra.version));
+        assert_eq!(a.get(&key), b.get(&key));
+        // A later removal beats both; replaying an old version changes nothing.
+        let tomb = a.local(key.clone(), None);
+        assert!(b.apply(tomb.clone()));
+        assert!(!b.apply(rb));
+        assert_eq!(b.get(&key).unwrap().body, None);
+        assert_eq!(b.endpoints().count(), 0);
+        assert_eq!(Record::decode(&tomb.encode()).unwrap(), tomb);
+        assert!(Record::decode(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn a_host_learning_a_high_version_writes_above_it() {
+        let key = RecordKey::Network(Id::from_random([3; 32]));
+        let mut a = Records::new("a");
+        let mut far = Records::new("z");
+        for _ in 0..10 {
+            far.local(key.clone(), None);
+        }
+        a.apply(far.get(&key).unwrap().clone());
+        let mine = a.local(key.clone(), None);
+        assert!(mine.version.counter > 10, "{:?}", mine.version);
+        assert!(far.apply(mine));
+    }
+
+    #[test]
+    fn stale_versions_are_invalidated_in_the_backlog() {
+        let k = RecordKey::Network(Id::from_random([4; 32]));
+        let v = |c| GossipKey {
+            key: k.clone(),
+            version: Version {
+                counter: c,
+                origin: "a".into(),
+            },
+        };
+        assert!(v(2).invalidates(&v(1)) && !v(1).invalidates(&v(2)));
+    }
+}
