@@ -284,6 +284,25 @@ pub struct State {
     pub sandboxes: BTreeMap<Id, Sandbox>,
     /// Endpoints by ID.
     pub endpoints: BTreeMap<Id, Endpoint>,
+    /// Endpoints other hosts of the cluster hold on overlay networks, by network (learned
+    /// through the control plane; not stored: the cluster tells a restarted host again).
+    #[serde(skip)]
+    pub remote: BTreeMap<Id, BTreeMap<Id, RemoteEndpoint>>,
+}
+
+/// An endpoint on another host, as far as this host needs it: addressing and names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteEndpoint {
+    /// The host it lives on.
+    pub host: String,
+    /// Its sandbox's name.
+    pub sandbox: String,
+    /// MAC address.
+    pub mac: MacAddr,
+    /// IPv4 address.
+    pub ip: Ipv4Addr,
+    /// Aliases.
+    pub aliases: Vec<String>,
 }
 
 /// What `network create` asks for.

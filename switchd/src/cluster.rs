@@ -11,6 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use control_plane::api::PeerResource;
 use control_plane::cluster::membership::{Event, HostId, Membership};
+use control_plane::cluster::records::{Body, Record, RecordKey};
 use control_plane::cluster::{pki, seal::GossipKey};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
@@ -81,6 +82,9 @@ pub struct Status {
 #[derive(Clone)]
 pub struct Handle {
     status: Arc<Mutex<Status>>,
+    publish: mpsc::UnboundedSender<(RecordKey, Option<Body>)>,
+    name: String,
+    vtep: SocketAddr,
 }
 
 impl Handle {
@@ -105,14 +109,38 @@ impl Handle {
             .collect()
     }
 
+    /// Hands a local change to dissemination.
+    pub fn publish(&self, key: RecordKey, body: Option<Body>) {
+        if self.publish.send((key, body)).is_err() {
+            tracing::error!("the cluster driver is gone; a change was not disseminated");
+        }
+    }
+
+    /// This host's name in the cluster.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where other hosts send this host's VXLAN frames.
+    pub fn vtep(&self) -> SocketAddr {
+        self.vtep
+    }
+
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
     }
 }
 
-/// Starts the driver on `rt`.
-pub fn start(rt: &tokio::runtime::Handle, cfg: ClusterConfig, creds: Credentials) -> io::Result<Handle> {
+/// Starts the driver on `rt`; records that changed (from other hosts, or written here) go to
+/// `changes`. `vxlan_port` is this host's VXLAN port, published with its endpoints.
+pub fn start(
+    rt: &tokio::runtime::Handle,
+    cfg: ClusterConfig,
+    creds: Credentials,
+    vxlan_port: u16,
+    changes: mpsc::UnboundedSender<Vec<Record>>,
+) -> io::Result<Handle> {
     let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
     let std_sock = std::net::UdpSocket::bind(bind)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the gossip port {bind}: {e}")))?;
@@ -129,12 +157,18 @@ pub fn start(rt: &tokio::runtime::Handle, cfg: ClusterConfig, creds: Credentials
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
     let membership = Membership::new(me, 16, u64::from_ne_bytes(seed));
     let status = Arc::new(Mutex::new(Status::default()));
-    let handle = Handle { status: status.clone() };
+    let (publish, publish_rx) = mpsc::unbounded_channel();
+    let handle = Handle {
+        status: status.clone(),
+        publish,
+        name: creds.name.clone(),
+        vtep: SocketAddr::new(cfg.advertise, vxlan_port),
+    };
     let key = GossipKey::from_bytes(&creds.key);
     let join = cfg.join;
     rt.spawn(async move {
         match UdpSocket::from_std(std_sock) {
-            Ok(sock) => run(sock, membership, key, join, status).await,
+            Ok(sock) => run(sock, membership, key, join, status, publish_rx, changes).await,
             Err(e) => tracing::error!("gossip socket: {e}"),
         }
     });
@@ -142,7 +176,15 @@ pub fn start(rt: &tokio::runtime::Handle, cfg: ClusterConfig, creds: Credentials
     Ok(handle)
 }
 
-async fn run(sock: UdpSocket, mut m: Membership, key: GossipKey, join: Vec<SocketAddr>, status: Arc<Mutex<Status>>) {
+async fn run(
+    sock: UdpSocket,
+    mut m: Membership,
+    key: GossipKey,
+    join: Vec<SocketAddr>,
+    status: Arc<Mutex<Status>>,
+    mut publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
+    changes: mpsc::UnboundedSender<Vec<Record>>,
+) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut buf = vec![0u8; 65_535];
     let mut rejoin = tokio::time::interval(REJOIN_EVERY);
@@ -173,6 +215,12 @@ async fn run(sock: UdpSocket, mut m: Membership, key: GossipKey, join: Vec<Socke
                     tracing::debug!("membership timer: {e}");
                 }
             }
+            Some((k, body)) = publish.recv() => {
+                let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                if let Err(e) = m.publish(k, body, now_ms) {
+                    tracing::error!("cannot disseminate a record: {e}");
+                }
+            }
             _ = rejoin.tick() => {
                 if m.num_members() == 0 {
                     for target in &join {
@@ -199,11 +247,25 @@ async fn run(sock: UdpSocket, mut m: Membership, key: GossipKey, join: Vec<Socke
         }
         while let Some(ev) = m.poll_event() {
             match ev {
-                Event::Up(id) => tracing::info!(peer = ?id, "peer alive"),
+                Event::Up(id) => {
+                    tracing::info!(peer = ?id, "peer alive");
+                    m.rebroadcast_all();
+                }
                 Event::Down(id) => tracing::warn!(peer = ?id, "peer declared down"),
-                Event::Renamed(old, new) => tracing::info!(old = ?old, new = ?new, "peer rejoined"),
+                Event::Renamed(old, new) => {
+                    tracing::info!(old = ?old, new = ?new, "peer rejoined");
+                    m.rebroadcast_all();
+                }
                 Event::Alone => tracing::info!("no other cluster member is known"),
             }
+        }
+        let changed: Vec<Record> = {
+            let mut r = m.records();
+            let keys = r.take_changes();
+            keys.iter().filter_map(|k| r.get(k).cloned()).collect()
+        };
+        if !changed.is_empty() {
+            let _ = changes.send(changed);
         }
         let mut s = status.lock().expect("lock poisoned");
         s.peers = m.peers();

@@ -86,9 +86,15 @@ pub struct Config {
 struct NetPorts {
     gateway: PortId,
     vteps: HashMap<SocketAddr, PortId>,
+    /// Other cluster hosts with endpoints on the network: their port and how many endpoints.
+    peers: HashMap<SocketAddr, (PortId, usize)>,
 }
 
 struct Inner {
+    /// Remote endpoints in place: network, MAC and host VTEP, by endpoint ID.
+    remote_eps: HashMap<Id, (Id, switch::MacAddr, SocketAddr)>,
+    /// Remote endpoints of networks this host does not have yet.
+    pending: HashMap<Id, control_plane::cluster::records::EndpointRecord>,
     state: State,
     net_ports: HashMap<Id, NetPorts>,
     endpoint_ports: HashMap<Id, PortId>,
@@ -149,6 +155,8 @@ impl Daemon {
             inner: Mutex::new(Inner {
                 state: State::default(),
                 net_ports: HashMap::new(),
+                remote_eps: HashMap::new(),
+                pending: HashMap::new(),
                 endpoint_ports: HashMap::new(),
             }),
             dp,
@@ -218,6 +226,9 @@ impl Daemon {
             ports = inner.net_ports.values().map(|n| 1 + n.vteps.len()).sum::<usize>() + inner.endpoint_ports.len(),
             "state restored"
         );
+        for ep in state.endpoints.values() {
+            self.publish_endpoint(&state, ep);
+        }
         inner.state = state;
     }
 
@@ -244,6 +255,7 @@ impl Daemon {
     }
 }
 
+mod cluster;
 mod networks;
 mod observe;
 mod sandboxes;

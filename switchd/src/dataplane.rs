@@ -120,6 +120,8 @@ pub enum Command {
     Fdb(mpsc::Sender<Vec<FdbEntry>>),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
+    /// Pins a MAC to a port (`Some`), or forgets it (`None`).
+    Static(NetworkId, MacAddr, Option<PortId>, mpsc::Sender<Result<(), String>>),
 }
 
 /// A port to add.
@@ -187,6 +189,12 @@ impl Handle {
     /// Port listing.
     pub fn ports(&self) -> io::Result<Vec<PortInfo>> {
         self.call(Command::Ports)
+    }
+
+    /// Pins `mac` on `net` to `port` (`Some`), or forgets it (`None`).
+    pub fn set_static(&self, net: NetworkId, mac: MacAddr, port: Option<PortId>) -> io::Result<()> {
+        self.call(|tx| Command::Static(net, mac, port, tx))?
+            .map_err(io::Error::other)
     }
 
     /// The VTEP's counters (`None` when the VXLAN port could not be bound).
@@ -318,6 +326,19 @@ impl Dataplane {
                 if r.is_ok() {
                     self.vnis.retain(|_, n| *n != id);
                 }
+                let _ = tx.send(r);
+            }
+            Command::Static(net, mac, port, tx) => {
+                let r = match port {
+                    Some(p) => self
+                        .switch
+                        .add_static(Instant::now(), net, mac, p)
+                        .map_err(|e| e.to_string()),
+                    None => {
+                        self.switch.remove_mac(net, mac);
+                        Ok(())
+                    }
+                };
                 let _ = tx.send(r);
             }
             Command::Vxlan(tx) => {

@@ -121,6 +121,7 @@ fn main() -> anyhow::Result<()> {
         args.dns_upstream.clone()
     };
     tracing::info!(?upstreams, "DNS upstreams");
+    let (changes_tx, mut changes_rx) = tokio::sync::mpsc::unbounded_channel();
     let cluster = match &args.cluster_dir {
         None => None,
         Some(dir) => {
@@ -136,7 +137,13 @@ fn main() -> anyhow::Result<()> {
                 join,
                 port: args.gossip_port,
             };
-            Some(cluster::start(rt.handle(), cfg, creds)?)
+            Some(cluster::start(
+                rt.handle(),
+                cfg,
+                creds,
+                args.vxlan_port,
+                changes_tx.clone(),
+            )?)
         }
     };
     let daemon = daemon::Daemon::start(daemon::Config {
@@ -150,6 +157,14 @@ fn main() -> anyhow::Result<()> {
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);
+    drop(changes_tx);
+    let applier = daemon.clone();
+    rt.spawn(async move {
+        while let Some(records) = changes_rx.recv().await {
+            let d = applier.clone();
+            let _ = tokio::task::spawn_blocking(move || d.apply_records(records)).await;
+        }
+    });
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
         tokio::select! {

@@ -137,3 +137,87 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
         peers(&h1).iter().any(|(n, s)| n == "h3" && s == "alive")
     });
 }
+
+#[test]
+fn overlay_across_hosts() {
+    if !is_root() {
+        assert_ne!(
+            std::env::var("SWITCH_E2E").as_deref(),
+            Ok("require"),
+            "end-to-end tests need root"
+        );
+        return;
+    }
+    let p = prefix("xo");
+    let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
+    let d = |s: &str| dir.0.join(s).to_str().unwrap().to_string();
+    ctl(&["cluster", "init", "--out", &d("ca")]);
+    for h in ["h1", "h2"] {
+        ctl(&["cluster", "cert", "--ca", &d("ca"), "--name", h, "--out", &d(h)]);
+    }
+    let ul = Underlay::new(&p);
+    let start = |i: usize, name: &str| {
+        let ip = format!("10.97.0.{i}");
+        let args = ["--cluster-dir", &d(name), "--advertise", &ip, "--join", "10.97.0.1"];
+        let h = Host::start_with(&format!("{p}{name}"), bin_dir(), &args);
+        ul.attach(&h, &format!("{ip}/24"));
+        h
+    };
+    let h1 = start(1, "h1");
+    let h2 = start(2, "h2");
+    wait_for("the two hosts meet", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
+    });
+
+    // Created on h1, listed on h2.
+    h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.66.0.0/24", "ovl"])
+        .expect_ok("create");
+    wait_for("ovl on h2", Duration::from_secs(10), || {
+        h2.ctl(["network", "inspect", "ovl"]).ok()
+    });
+    let ls = h2.ctl(["network", "ls"]).expect_ok("ls").to_string();
+    assert!(
+        ls.lines()
+            .any(|l| l.contains("ovl") && l.contains("overlay") && l.contains("global")),
+        "{ls}"
+    );
+
+    // Sandboxes on both hosts reach each other by address and by name.
+    let (a, b) = (h1.name("a"), h2.name("b"));
+    h1.ctl(["sandbox", "create", "--network", "ovl", &a])
+        .expect_ok("a on h1");
+    wait_for("a known on h2", Duration::from_secs(10), || {
+        h2.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:02")
+    });
+    h2.ctl(["sandbox", "create", "--network", "ovl", &b])
+        .expect_ok("b on h2");
+    let b_addr = h2.exec(&b, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
+    assert!(
+        b_addr.contains("10.66.0.3/24"),
+        "h2 did not hand out h1's address again: {b_addr}"
+    );
+    wait_for("b known on h1", Duration::from_secs(10), || {
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+    });
+    assert!(
+        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.3"]).ok(),
+        "a (h1) to b (h2)"
+    );
+    assert!(
+        h2.exec(&b, &["ping", "-c", "1", "-W", "2", "10.66.0.2"]).ok(),
+        "b (h2) to a (h1)"
+    );
+    let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
+    assert!(g.starts_with("10.66.0.3"), "a resolves b across hosts: {g}");
+
+    // The network is in use on h1: h2 cannot remove it.
+    let err = h2.ctl(["network", "rm", "ovl"]);
+    assert!(err.expect_err("rm in use elsewhere").contains(&format!("{a} (on h1)")));
+
+    // Removing a sandbox withdraws it everywhere.
+    h1.ctl(["sandbox", "rm", &a]).expect_ok("rm a");
+    wait_for("a withdrawn from h2", Duration::from_secs(10), || {
+        !h2.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:02")
+    });
+    assert!(!h2.exec(&b, &["ping", "-c", "1", "-W", "1", "10.66.0.2"]).ok());
+}

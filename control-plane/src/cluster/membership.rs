@@ -120,16 +120,25 @@ impl Membership {
     }
 
     /// Writes a local change and hands it to dissemination (piggybacked on SWIM messages until
-    /// every member has had it a few times).
+    /// every member has had it a few times); `now_ms` as for [`Records::local`].
     ///
     /// # Errors
     /// [`MembershipError`] when the record does not fit a datagram.
-    pub fn publish(&mut self, key: RecordKey, body: Option<Body>) -> Result<Record, MembershipError> {
-        let r = self.records().local(key, body);
+    pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
+        let r = self.records().local(key, body, now_ms);
         self.foca
             .add_broadcast(&r.encode())
             .map_err(|e| MembershipError(e.to_string()))?;
         Ok(r)
+    }
+
+    /// Queues every known record for dissemination again (a member joined or came back and
+    /// has missed what was said before).
+    pub fn rebroadcast_all(&mut self) {
+        let all: Vec<Vec<u8>> = self.records().all().map(|r| r.encode()).collect();
+        for r in all {
+            let _ = self.foca.add_broadcast(&r);
+        }
     }
 
     /// The records this host knows.
@@ -335,7 +344,7 @@ mod tests {
             internal: false,
             created: std::time::SystemTime::UNIX_EPOCH,
         });
-        sim.hosts[2].publish(key.clone(), Some(body.clone())).unwrap();
+        sim.hosts[2].publish(key.clone(), Some(body.clone()), 1).unwrap();
         sim.pump(2);
         sim.run_until(Duration::from_secs(6));
         for i in 0..3 {
@@ -343,7 +352,7 @@ mod tests {
             assert_eq!(r.and_then(|r| r.body), Some(body.clone()), "host {i}");
         }
         assert!(sim.hosts[0].records().take_changes().contains(&key));
-        sim.hosts[0].publish(key.clone(), None).unwrap();
+        sim.hosts[0].publish(key.clone(), None, 2).unwrap();
         sim.pump(0);
         sim.run_until(Duration::from_secs(9));
         for i in 0..3 {

@@ -141,8 +141,10 @@ impl Records {
     }
 
     /// Writes a local change (a body, or `None` to remove) and returns the record to broadcast.
-    pub fn local(&mut self, key: RecordKey, body: Option<Body>) -> Record {
-        self.clock += 1;
+    /// `now_ms` (milliseconds since the epoch) keeps the counter ahead of what this host wrote
+    /// before a restart, when it remembered nothing (a hybrid logical clock).
+    pub fn local(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Record {
+        self.clock = (self.clock + 1).max(now_ms);
         let r = Record {
             key,
             version: Version {
@@ -256,14 +258,14 @@ mod tests {
         let key = RecordKey::Endpoint(Id::from_random([9; 32]));
         let mut a = Records::new("a");
         let mut b = Records::new("b");
-        let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])));
-        let rb = b.local(key.clone(), Some(ep("b", [10, 0, 0, 3])));
+        let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), 0);
+        let rb = b.local(key.clone(), Some(ep("b", [10, 0, 0, 3])), 0);
         // Same counter: the origin breaks the tie, identically on both sides.
         assert!(b.apply(ra.clone()) == (ra.version > rb.version));
         assert!(a.apply(rb.clone()) == (rb.version > ra.version));
         assert_eq!(a.get(&key), b.get(&key));
         // A later removal beats both; replaying an old version changes nothing.
-        let tomb = a.local(key.clone(), None);
+        let tomb = a.local(key.clone(), None, 0);
         assert!(b.apply(tomb.clone()));
         assert!(!b.apply(rb));
         assert_eq!(b.get(&key).unwrap().body, None);
@@ -278,12 +280,22 @@ mod tests {
         let mut a = Records::new("a");
         let mut far = Records::new("z");
         for _ in 0..10 {
-            far.local(key.clone(), None);
+            far.local(key.clone(), None, 0);
         }
         a.apply(far.get(&key).unwrap().clone());
-        let mine = a.local(key.clone(), None);
+        let mine = a.local(key.clone(), None, 0);
         assert!(mine.version.counter > 10, "{:?}", mine.version);
         assert!(far.apply(mine));
+    }
+
+    #[test]
+    fn a_restarted_host_writes_above_what_it_wrote_before() {
+        let key = RecordKey::Network(Id::from_random([6; 32]));
+        let mut before = Records::new("a");
+        let old = before.local(key.clone(), None, 1_000);
+        let mut after = Records::new("a");
+        let new = after.local(key.clone(), None, 2_000);
+        assert!(new.version > old.version);
     }
 
     #[test]

@@ -63,13 +63,19 @@ pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv
             .strip_suffix(net.name.to_ascii_lowercase().as_str())
             .and_then(|s| s.strip_suffix('.'))
             .unwrap_or(name);
-        let ips: Vec<Ipv4Addr> = state
-            .endpoints_of_network(&net.id)
-            .filter(|e| {
-                let sb_name = state.sandboxes.get(&e.sandbox).map(|s| s.name.to_ascii_lowercase());
-                sb_name.as_deref() == Some(bare) || e.aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
-            })
+        let named = |sandbox: &str, aliases: &[String]| {
+            sandbox.eq_ignore_ascii_case(bare) || aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
+        };
+        let local = state.endpoints_of_network(&net.id).filter(|e| {
+            state
+                .sandboxes
+                .get(&e.sandbox)
+                .is_some_and(|s| named(&s.name, &e.aliases))
+        });
+        let remote = state.remote.get(&net.id).into_iter().flat_map(|m| m.values());
+        let ips: Vec<Ipv4Addr> = local
             .filter_map(|e| e.ip)
+            .chain(remote.filter(|r| named(&r.sandbox, &r.aliases)).map(|r| r.ip))
             .collect();
         if !ips.is_empty() {
             return Some(ips);
@@ -81,9 +87,20 @@ pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv
 /// `NAME.NETWORK.` of the sandbox holding `ip` in a network of `scope`.
 pub fn lookup_ptr(state: &State, scope: &[&Network], ip: Ipv4Addr) -> Option<String> {
     scope.iter().find_map(|net| {
-        let e = state.endpoints_of_network(&net.id).find(|e| e.ip == Some(ip))?;
-        let sb = state.sandboxes.get(&e.sandbox)?;
-        Some(format!("{}.{}.", sb.name, net.name))
+        let local = state
+            .endpoints_of_network(&net.id)
+            .find(|e| e.ip == Some(ip))
+            .and_then(|e| state.sandboxes.get(&e.sandbox))
+            .map(|sb| sb.name.clone());
+        let remote = || {
+            state
+                .remote
+                .get(&net.id)?
+                .values()
+                .find(|r| r.ip == ip)
+                .map(|r| r.sandbox.clone())
+        };
+        local.or_else(remote).map(|name| format!("{name}.{}.", net.name))
     })
 }
 

@@ -231,6 +231,81 @@ impl State {
         })
     }
 
+    /// The record other hosts need to create this overlay network too.
+    pub fn network_record(&self, id: &Id) -> Option<crate::cluster::records::NetworkRecord> {
+        let n = self.networks.get(id).filter(|n| n.driver == Driver::Overlay)?;
+        let ipam = n.ipam?;
+        Some(crate::cluster::records::NetworkRecord {
+            name: n.name.clone(),
+            subnet: ipam.subnet,
+            gateway: ipam.gateway,
+            vni: n.vni?,
+            mtu: n.mtu,
+            internal: n.internal,
+            created: n.created,
+        })
+    }
+
+    /// Creates, under the ID another host gave it, an overlay network that host created.
+    /// Nothing happens when it exists already.
+    ///
+    /// # Errors
+    /// A local network holds the name, the VNI or an overlapping subnet (the first network
+    /// stays; the operator must resolve the clash).
+    pub fn adopt_network(&mut self, id: Id, r: &crate::cluster::records::NetworkRecord) -> Result<bool, ModelError> {
+        if self.networks.contains_key(&id) {
+            return Ok(false);
+        }
+        if let Some(n) = self.networks.values().find(|n| n.name == r.name) {
+            return Err(ModelError::Conflict(format!(
+                "cluster network {} clashes with local network {}",
+                r.name, n.name
+            )));
+        }
+        if let Some(n) = self.networks.values().find(|n| n.vni == Some(r.vni)) {
+            return Err(ModelError::Conflict(format!(
+                "cluster network {} has VNI {} of network {}",
+                r.name, r.vni, n.name
+            )));
+        }
+        if let Some(n) = self
+            .networks
+            .values()
+            .find(|n| n.ipam.is_some_and(|i| i.subnet.overlaps(&r.subnet)))
+        {
+            return Err(ModelError::Conflict(format!(
+                "cluster network {} overlaps network {}",
+                r.name, n.name
+            )));
+        }
+        let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
+        let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
+        let net = Network {
+            id: id.clone(),
+            name: r.name.clone(),
+            driver: Driver::Overlay,
+            created: r.created,
+            ipam: Some(NetIpam {
+                subnet: r.subnet,
+                ip_range: None,
+                gateway: r.gateway,
+            }),
+            internal: r.internal,
+            labels: BTreeMap::new(),
+            options: [(OPT_VXLANID_LIST.to_string(), r.vni.to_string())].into(),
+            builtin: false,
+            switch_id,
+            bridge_name: Some(format!("sw-{}", id.short())),
+            mtu: r.mtu,
+            mac_aging: DEFAULT_MAC_AGING,
+            mac_limit: DEFAULT_MAC_LIMIT,
+            vni: Some(r.vni),
+            vteps: Vec::new(),
+        };
+        self.networks.insert(id, net);
+        Ok(true)
+    }
+
     /// Removes a network with no endpoints.
     ///
     /// # Errors
@@ -247,6 +322,13 @@ impl State {
             .endpoints_of_network(&net.id)
             .filter_map(|e| self.sandboxes.get(&e.sandbox).map(|s| s.name.as_str()))
             .collect();
+        let remote: Vec<String> = self
+            .remote
+            .get(&net.id)
+            .into_iter()
+            .flat_map(|r| r.values().map(|e| format!("{} (on {})", e.sandbox, e.host)))
+            .collect();
+        let users: Vec<String> = users.iter().map(|u| u.to_string()).chain(remote).collect();
         if !users.is_empty() {
             return Err(ModelError::Conflict(format!(
                 "network {} has active endpoints: {}; disconnect or remove them first",
@@ -264,6 +346,7 @@ impl State {
             .networks
             .values()
             .filter(|n| !n.builtin && self.endpoints_of_network(&n.id).next().is_none())
+            .filter(|n| self.remote.get(&n.id).is_none_or(|r| r.is_empty()))
             .map(|n| n.id.clone())
             .collect();
         unused.iter().filter_map(|id| self.networks.remove(id)).collect()

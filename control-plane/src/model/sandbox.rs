@@ -269,9 +269,15 @@ impl State {
             }
             check_name("alias", a)?;
         }
+        let remote = self.remote.get(net_id);
         let holders: BTreeMap<Ipv4Addr, &str> = self
             .endpoints_of_network(net_id)
             .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+            .chain(
+                remote
+                    .into_iter()
+                    .flat_map(|r| r.values().map(|e| (e.ip, e.sandbox.as_str()))),
+            )
             .collect();
         let ip = match &spec.ip {
             Some(s) => {
@@ -315,6 +321,12 @@ impl State {
             }
             None => docker_mac(ip),
         };
+        if let Some(e) = remote.and_then(|r| r.values().find(|e| e.mac == mac)) {
+            return Err(ModelError::Conflict(format!(
+                "MAC address {mac} is already in use on network {} by sandbox {} on host {}",
+                net.name, e.sandbox, e.host
+            )));
+        }
         if let Some(e) = self.endpoints_of_network(net_id).find(|e| e.mac == Some(mac)) {
             let holder = self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str());
             return Err(ModelError::Conflict(format!(

@@ -47,6 +47,7 @@ impl Daemon {
         let mut ports = NetPorts {
             gateway,
             vteps: HashMap::new(),
+            peers: HashMap::new(),
         };
         let mut result = self.dns.start(net).map_err(|e| OpError::Io(e.to_string()));
         for addr in &net.vteps {
@@ -92,7 +93,13 @@ impl Daemon {
     pub(super) fn tear_down_network(&self, net: &Network, ports: Option<NetPorts>) {
         self.dns.stop(&net.id);
         if let Some(ports) = ports {
-            for p in ports.vteps.into_values().chain(std::iter::once(ports.gateway)) {
+            let peers = ports.peers.into_values().map(|(p, _)| p);
+            for p in ports
+                .vteps
+                .into_values()
+                .chain(peers)
+                .chain(std::iter::once(ports.gateway))
+            {
                 if let Err(e) = self.remove_port(p) {
                     tracing::warn!(network = %net.name, "removing port {p}: {e}");
                 }
@@ -116,6 +123,7 @@ impl Daemon {
             return Err(e);
         }
         inner.net_ports.insert(id.clone(), port);
+        self.publish_network(&inner.state, &id);
         tracing::info!(network = %net.name, id = %id, "network created");
         Ok(CreateResponse {
             id: id.to_string(),
@@ -133,6 +141,7 @@ impl Daemon {
         let port = inner.net_ports.remove(&net.id);
         self.tear_down_network(&net, port);
         self.commit(&mut inner, next)?;
+        self.publish_network_removed(&net);
         tracing::info!(network = %net.name, "network removed");
         Ok(())
     }
@@ -147,6 +156,9 @@ impl Daemon {
             self.tear_down_network(net, port);
         }
         self.commit(&mut inner, next)?;
+        for net in &removed {
+            self.publish_network_removed(net);
+        }
         Ok(PruneResponse {
             networks_deleted: removed.into_iter().map(|n| n.name).collect(),
         })

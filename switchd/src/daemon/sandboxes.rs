@@ -205,6 +205,9 @@ impl Daemon {
             return Err(e);
         }
         inner.endpoint_ports.extend(attached);
+        for ep in inner.state.endpoints_of_sandbox(&sb.id) {
+            self.publish_endpoint(&inner.state, ep);
+        }
         tracing::info!(sandbox = %sb.name, id = %id, "sandbox created");
         Ok(CreateResponse {
             id: id.to_string(),
@@ -253,6 +256,9 @@ impl Daemon {
         self.remove_files(&sb);
         self.proxies.stop(&sb.id);
         self.commit(&mut inner, next)?;
+        for ep in &eps {
+            self.publish_endpoint_removed(&inner.state, ep);
+        }
         tracing::info!(sandbox = %sb.name, "sandbox removed");
         Ok(())
     }
@@ -284,7 +290,10 @@ impl Daemon {
             let _ = self.remove_port(port);
             return Err(e);
         }
-        inner.endpoint_ports.insert(ep_id, port);
+        inner.endpoint_ports.insert(ep_id.clone(), port);
+        if let Some(ep) = inner.state.endpoints.get(&ep_id) {
+            self.publish_endpoint(&inner.state, ep);
+        }
         self.refresh_files(&inner.state, &sb.id);
         Ok(())
     }
@@ -297,6 +306,7 @@ impl Daemon {
         let sb = next.sandboxes[&ep.sandbox].clone();
         self.detach_endpoint(&mut inner, &sb, &ep);
         self.commit(&mut inner, next)?;
+        self.publish_endpoint_removed(&inner.state, &ep);
         self.refresh_files(&inner.state, &sb.id);
         Ok(())
     }
