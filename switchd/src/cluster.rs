@@ -78,6 +78,16 @@ pub struct Status {
     pub dropped_unauthenticated: u64,
 }
 
+/// What the cluster tells the daemon.
+pub enum Change {
+    /// Records that are newer than what was known (from anyone, this host included).
+    Records(Vec<Record>),
+    /// A host was declared down: its endpoints are unreachable until it is back.
+    HostDown(String),
+    /// A host is alive (again): its endpoints as last known.
+    HostUp(Vec<(control_plane::Id, control_plane::cluster::records::EndpointRecord)>),
+}
+
 /// A running cluster driver.
 #[derive(Clone)]
 pub struct Handle {
@@ -139,7 +149,7 @@ pub fn start(
     cfg: ClusterConfig,
     creds: Credentials,
     vxlan_port: u16,
-    changes: mpsc::UnboundedSender<Vec<Record>>,
+    changes: mpsc::UnboundedSender<Change>,
 ) -> io::Result<Handle> {
     let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
     let std_sock = std::net::UdpSocket::bind(bind)
@@ -183,7 +193,7 @@ async fn run(
     join: Vec<SocketAddr>,
     status: Arc<Mutex<Status>>,
     mut publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
-    changes: mpsc::UnboundedSender<Vec<Record>>,
+    changes: mpsc::UnboundedSender<Change>,
 ) {
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut buf = vec![0u8; 65_535];
@@ -247,14 +257,20 @@ async fn run(
         }
         while let Some(ev) = m.poll_event() {
             match ev {
-                Event::Up(id) => {
+                Event::Up(id) | Event::Renamed(_, id) => {
                     tracing::info!(peer = ?id, "peer alive");
                     m.rebroadcast_all();
+                    let eps = m
+                        .records()
+                        .endpoints()
+                        .filter(|(_, e)| e.host == id.name)
+                        .map(|(k, e)| (k.clone(), e.clone()))
+                        .collect();
+                    let _ = changes.send(Change::HostUp(eps));
                 }
-                Event::Down(id) => tracing::warn!(peer = ?id, "peer declared down"),
-                Event::Renamed(old, new) => {
-                    tracing::info!(old = ?old, new = ?new, "peer rejoined");
-                    m.rebroadcast_all();
+                Event::Down(id) => {
+                    tracing::warn!(peer = ?id, "peer declared down; its endpoints are withdrawn");
+                    let _ = changes.send(Change::HostDown(id.name.clone()));
                 }
                 Event::Alone => tracing::info!("no other cluster member is known"),
             }
@@ -265,7 +281,7 @@ async fn run(
             keys.iter().filter_map(|k| r.get(k).cloned()).collect()
         };
         if !changed.is_empty() {
-            let _ = changes.send(changed);
+            let _ = changes.send(Change::Records(changed));
         }
         let mut s = status.lock().expect("lock poisoned");
         s.peers = m.peers();

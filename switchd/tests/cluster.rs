@@ -164,7 +164,7 @@ fn overlay_across_hosts() {
         h
     };
     let h1 = start(1, "h1");
-    let h2 = start(2, "h2");
+    let mut h2 = start(2, "h2");
     wait_for("the two hosts meet", Duration::from_secs(20), || {
         peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
     });
@@ -209,6 +209,20 @@ fn overlay_across_hosts() {
     );
     let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
     assert!(g.starts_with("10.66.0.3"), "a resolves b across hosts: {g}");
+
+    // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
+    h2.kill9();
+    let took = wait_for("b withdrawn from h1", Duration::from_secs(20), || {
+        !h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+    });
+    eprintln!("h2's endpoints withdrawn {took:?} after kill -9");
+    h2.restart();
+    wait_for("b back on h1", Duration::from_secs(20), || {
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+    });
+    wait_for("a reaches b again", Duration::from_secs(5), || {
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.3"]).ok()
+    });
 
     // The network is in use on h1: h2 cannot remove it.
     let err = h2.ctl(["network", "rm", "ovl"]);

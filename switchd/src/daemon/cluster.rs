@@ -61,8 +61,36 @@ impl Daemon {
         }
     }
 
+    /// Applies what the cluster reports.
+    pub fn apply_change(&self, change: crate::cluster::Change) {
+        match change {
+            crate::cluster::Change::Records(r) => self.apply_records(r),
+            crate::cluster::Change::HostDown(host) => {
+                let mut inner = self.inner.lock().expect("lock poisoned");
+                let gone: Vec<Id> = inner
+                    .state
+                    .remote
+                    .values()
+                    .flat_map(|m| m.iter().filter(|(_, r)| r.host == host).map(|(id, _)| id.clone()))
+                    .collect();
+                for id in &gone {
+                    self.remove_remote(&mut inner, id);
+                }
+                *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
+            }
+            crate::cluster::Change::HostUp(eps) => {
+                let mut inner = self.inner.lock().expect("lock poisoned");
+                let me = self.cluster.as_ref().map(|c| c.name().to_string()).unwrap_or_default();
+                for (id, e) in eps.into_iter().filter(|(_, e)| e.host != me) {
+                    self.add_remote(&mut inner, id, e);
+                }
+                *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
+            }
+        }
+    }
+
     /// Applies records that changed in the cluster.
-    pub fn apply_records(&self, records: Vec<Record>) {
+    fn apply_records(&self, records: Vec<Record>) {
         let Some(cl) = &self.cluster else { return };
         let mut inner = self.inner.lock().expect("lock poisoned");
         for r in records {
