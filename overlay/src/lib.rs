@@ -12,6 +12,7 @@
 // Tests pick their own epoch with `Instant::now()`; the core itself never reads the clock.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
+pub mod arp;
 pub mod flow;
 pub mod vxlan;
 

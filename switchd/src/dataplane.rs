@@ -120,8 +120,14 @@ pub enum Command {
     Fdb(mpsc::Sender<Vec<FdbEntry>>),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
-    /// Pins a MAC to a port (`Some`), or forgets it (`None`).
-    Static(NetworkId, MacAddr, Option<PortId>, mpsc::Sender<Result<(), String>>),
+    /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
+    /// or forgets it (`None`).
+    Static(
+        NetworkId,
+        MacAddr,
+        Option<(PortId, Option<Ipv4Addr>)>,
+        mpsc::Sender<Result<(), String>>,
+    ),
 }
 
 /// A port to add.
@@ -191,9 +197,10 @@ impl Handle {
         self.call(Command::Ports)
     }
 
-    /// Pins `mac` on `net` to `port` (`Some`), or forgets it (`None`).
-    pub fn set_static(&self, net: NetworkId, mac: MacAddr, port: Option<PortId>) -> io::Result<()> {
-        self.call(|tx| Command::Static(net, mac, port, tx))?
+    /// Pins `mac` on `net` to a port (`Some`), answering ARP requests for its address locally
+    /// when one is given; or forgets it (`None`).
+    pub fn set_static(&self, net: NetworkId, mac: MacAddr, at: Option<(PortId, Option<Ipv4Addr>)>) -> io::Result<()> {
+        self.call(|tx| Command::Static(net, mac, at, tx))?
             .map_err(io::Error::other)
     }
 
@@ -242,6 +249,7 @@ pub fn spawn(seed: u64, vxlan_port: u16) -> io::Result<Handle> {
             vtep,
             vnis: HashMap::new(),
             peers: HashMap::new(),
+            arp: HashMap::new(),
         };
         dp.run();
     })?;
@@ -259,6 +267,8 @@ struct Dataplane {
     vnis: HashMap<Vni, NetworkId>,
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
     peers: HashMap<(Ipv4Addr, Vni), PortId>,
+    /// Addresses of endpoints on other hosts, answered locally (ARP suppression).
+    arp: HashMap<(NetworkId, Ipv4Addr), MacAddr>,
 }
 
 impl Dataplane {
@@ -328,12 +338,17 @@ impl Dataplane {
                 }
                 let _ = tx.send(r);
             }
-            Command::Static(net, mac, port, tx) => {
-                let r = match port {
-                    Some(p) => self
-                        .switch
-                        .add_static(Instant::now(), net, mac, p)
-                        .map_err(|e| e.to_string()),
+            Command::Static(net, mac, at, tx) => {
+                self.arp.retain(|(n, _), m| !(*n == net && *m == mac));
+                let r = match at {
+                    Some((p, ip)) => {
+                        if let Some(ip) = ip {
+                            self.arp.insert((net, ip), mac);
+                        }
+                        self.switch
+                            .add_static(Instant::now(), net, mac, p)
+                            .map_err(|e| e.to_string())
+                    }
                     None => {
                         self.switch.remove_mac(net, mac);
                         Ok(())
@@ -498,7 +513,38 @@ impl Dataplane {
         }
     }
 
+    /// Answers an ARP request from a local port for an address known to live on another host,
+    /// instead of flooding it through the tunnels. True when the frame was consumed.
+    fn suppress_arp(&mut self, now: Instant, ingress: PortId, packet: &[u8]) -> bool {
+        let Some(req) = overlay::arp::parse_request(&packet[VNET_HDR_LEN..]) else {
+            return false;
+        };
+        let Some(net) = self.switch.port_network(ingress) else {
+            return false;
+        };
+        let Some(&mac) = self.arp.get(&(net, req.target_ip)) else {
+            return false;
+        };
+        let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
+            return false;
+        };
+        // The request still counts and teaches the switch where its sender is.
+        let _ = self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]);
+        let mut reply = [0u8; VNET_HDR_LEN + overlay::arp::ARP_FRAME_LEN];
+        let n = VNET_HDR_LEN + overlay::arp::write_reply(&req, mac.0, &mut reply[VNET_HDR_LEN..]);
+        // SAFETY: reply is a valid buffer of n bytes; fd is a live descriptor owned by self.ports.
+        if unsafe { libc::write(fd, reply.as_ptr().cast(), n) } < 0 {
+            self.switch.record_drop(ingress, DropReason::TxFailed);
+        } else {
+            self.switch.record_tx(ingress, n - VNET_HDR_LEN);
+        }
+        true
+    }
+
     fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {
+        if !self.arp.is_empty() && self.suppress_arp(now, ingress, packet) {
+            return;
+        }
         let bytes = packet.len() - VNET_HDR_LEN;
         // The verdict borrows the switch; collect the egress ports first.
         let mut out: [(PortId, Egress); 32] = [(PortId(0), Egress::Fd(-1)); 32];

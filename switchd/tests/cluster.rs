@@ -210,6 +210,44 @@ fn overlay_across_hosts() {
     let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
     assert!(g.starts_with("10.66.0.3"), "a resolves b across hosts: {g}");
 
+    // ARP suppression: b's host answers b's request for a's address; none crosses the underlay.
+    h2.exec(&b, &["ip", "neigh", "flush", "all"]);
+    let dump = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ul.ns(),
+            "timeout",
+            "3",
+            "tcpdump",
+            "-nn",
+            "-l",
+            "-i",
+            "br0",
+            "udp",
+            "port",
+            "4789",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(h2
+        .exec(&b, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.66.0.2"])
+        .ok());
+    let wire = String::from_utf8_lossy(&dump.wait_with_output().unwrap().stdout).into_owned();
+    assert!(
+        wire.contains("ICMP echo request"),
+        "the ping crossed the underlay in VXLAN: {wire}"
+    );
+    assert!(
+        !wire.contains("who-has 10.66.0.2"),
+        "the ARP request was answered locally: {wire}"
+    );
+    let neigh = h2.exec(&b, &["ip", "neigh", "show", "10.66.0.2"]).stdout;
+    assert!(neigh.contains("02:42:0a:42:00:02"), "{neigh}");
+
     // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
     h2.kill9();
     let took = wait_for("b withdrawn from h1", Duration::from_secs(20), || {

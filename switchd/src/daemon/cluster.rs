@@ -203,10 +203,11 @@ impl Daemon {
                 }
             },
         };
-        if let Err(err) = self
-            .dp
-            .set_static(NetworkId(net.switch_id), switch::MacAddr(e.mac), Some(port))
-        {
+        if let Err(err) = self.dp.set_static(
+            NetworkId(net.switch_id),
+            switch::MacAddr(e.mac),
+            Some((port, Some(e.ip))),
+        ) {
             tracing::warn!("cannot pin {} to host {}: {err}", switch::MacAddr(e.mac), e.host);
         }
         inner
