@@ -34,6 +34,7 @@ pub struct Credentials {
     /// The host name (the certificate's CN).
     pub name: String,
     key: [u8; 32],
+    tls: crate::sync::Tls,
 }
 
 fn read(dir: &Path, f: &str) -> io::Result<String> {
@@ -45,7 +46,7 @@ fn read(dir: &Path, f: &str) -> io::Result<String> {
 pub fn load(dir: &Path) -> io::Result<Credentials> {
     let ca = read(dir, "ca.crt")?;
     let host = read(dir, "host.crt")?;
-    read(dir, "host.key")?;
+    let host_key = read(dir, "host.key")?;
     let name = pki::verify(&ca, &host, SystemTime::now())
         .map_err(|e| io::Error::other(format!("{}: host.crt {e}", dir.display())))?;
     let hex = read(dir, "gossip.key")?;
@@ -62,7 +63,15 @@ pub fn load(dir: &Path) -> io::Result<Credentials> {
             dir.display()
         )));
     }
-    Ok(Credentials { name, key })
+    Ok(Credentials {
+        name,
+        key,
+        tls: crate::sync::Tls {
+            ca,
+            cert: host,
+            key: host_key,
+        },
+    })
 }
 
 struct PeerSeen {
@@ -95,6 +104,7 @@ pub struct Handle {
     publish: mpsc::UnboundedSender<(RecordKey, Option<Body>)>,
     name: String,
     vtep: SocketAddr,
+    sync: Arc<crate::sync::SyncStats>,
 }
 
 impl Handle {
@@ -136,6 +146,15 @@ impl Handle {
         self.vtep
     }
 
+    /// Anti-entropy exchanges completed and failed.
+    pub fn sync_counts(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.sync.ok.load(Ordering::Relaxed),
+            self.sync.failed.load(Ordering::Relaxed),
+        )
+    }
+
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
@@ -168,12 +187,25 @@ pub fn start(
     let membership = Membership::new(me, 16, u64::from_ne_bytes(seed));
     let status = Arc::new(Mutex::new(Status::default()));
     let (publish, publish_rx) = mpsc::unbounded_channel();
+    let sync = Arc::new(crate::sync::SyncStats::default());
     let handle = Handle {
         status: status.clone(),
         publish,
         name: creds.name.clone(),
         vtep: SocketAddr::new(cfg.advertise, vxlan_port),
+        sync: sync.clone(),
     };
+    let sync_port = cfg
+        .port
+        .checked_add(1)
+        .ok_or_else(|| io::Error::other("--gossip-port must be below 65535: anti-entropy uses the next port"))?;
+    let quic = {
+        let _guard = rt.enter();
+        crate::sync::endpoint(&creds.tls, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port))?
+    };
+    let records = membership.records_handle();
+    rt.spawn(crate::sync::serve(quic.clone(), records.clone(), sync.clone()));
+    rt.spawn(anti_entropy(quic, records, handle.clone(), sync_port));
     let key = GossipKey::from_bytes(&creds.key);
     let join = cfg.join;
     rt.spawn(async move {
@@ -184,6 +216,50 @@ pub fn start(
     });
     tracing::info!(name = %creds.name, advertise = %cfg.advertise, port = cfg.port, "cluster membership started");
     Ok(handle)
+}
+
+/// Every [`crate::sync::SYNC_EVERY`], a full-state exchange with one random live member.
+async fn anti_entropy(
+    ep: quinn::Endpoint,
+    records: Arc<Mutex<control_plane::cluster::records::Records>>,
+    cluster: Handle,
+    port: u16,
+) {
+    let mut tick = tokio::time::interval(crate::sync::SYNC_EVERY);
+    loop {
+        tick.tick().await;
+        let alive: Vec<(String, SocketAddr)> = {
+            let s = cluster.status.lock().expect("lock poisoned");
+            s.peers
+                .iter()
+                .skip(1)
+                .filter(|p| p.state == "alive")
+                .map(|p| (p.id.name.clone(), p.id.addr))
+                .collect()
+        };
+        if alive.is_empty() {
+            continue;
+        }
+        let mut r = [0u8; 4];
+        let _ = getrandom::fill(&mut r);
+        let (name, addr) = &alive[u32::from_ne_bytes(r) as usize % alive.len()];
+        let to = SocketAddr::new(addr.ip(), port);
+        match tokio::time::timeout(Duration::from_secs(10), crate::sync::exchange(&ep, to, name, &records)).await {
+            Ok(Ok(n)) => {
+                cluster.sync.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if n > 0 {
+                    tracing::info!(peer = %name, records = n, "anti-entropy: caught up");
+                }
+            }
+            Ok(Err(e)) => {
+                cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::info!(peer = %name, "anti-entropy exchange failed: {e}");
+            }
+            Err(_) => {
+                cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 async fn run(

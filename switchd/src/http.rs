@@ -209,11 +209,14 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         }
         (&Method::GET, ["cluster", "peers"]) => Ok(json(StatusCode::OK, &blocking(move || d.peers()).await?)),
         (&Method::GET, ["cluster"]) => {
-            let dropped = d.gossip_dropped();
-            Ok(json(
-                StatusCode::OK,
-                &serde_json::json!({ "Member": dropped.is_some(), "DroppedUnauthenticated": dropped }),
-            ))
+            let c = d.cluster_counters();
+            let body = serde_json::json!({
+                "Member": c.is_some(),
+                "DroppedUnauthenticated": c.map(|c| c.0),
+                "SyncOk": c.map(|c| c.1),
+                "SyncFailed": c.map(|c| c.2),
+            });
+            Ok(json(StatusCode::OK, &body))
         }
         (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),

@@ -10,6 +10,7 @@ mod http;
 mod netdev;
 mod netns;
 mod proxy;
+mod sync;
 mod tap;
 mod veth;
 mod vxlan;

@@ -136,6 +136,41 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
     wait_for("h3 alive again", Duration::from_secs(20), || {
         peers(&h1).iter().any(|(n, s)| n == "h3" && s == "alive")
     });
+
+    // Anti-entropy runs over QUIC (mutual TLS against the CA).
+    wait_for("an anti-entropy exchange", Duration::from_secs(15), || {
+        let c = run(
+            "curl",
+            ["-s", "--unix-socket", h1.socket().to_str().unwrap(), "http://x/cluster"],
+        )
+        .stdout;
+        serde_json::from_str::<serde_json::Value>(&c).is_ok_and(|v| v["SyncOk"].as_u64().unwrap_or(0) > 0)
+    });
+
+    // A partition of h3 heals, and what was created meanwhile reaches it.
+    run("ip", ["-n", h3.ns(), "link", "set", "ul0", "down"]).expect_ok("partition h3");
+    wait_for("h3 declared down", Duration::from_secs(30), || {
+        peers(&h1).iter().any(|(n, s)| n == "h3" && s == "down")
+    });
+    h1.ctl([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--subnet",
+        "10.67.0.0/24",
+        "during",
+    ])
+    .expect_ok("create during");
+    let sb = h1.name("p1");
+    h1.ctl(["sandbox", "create", "--network", "during", &sb])
+        .expect_ok("sandbox during");
+    assert!(!h3.ctl(["network", "inspect", "during"]).ok(), "h3 is cut off");
+    run("ip", ["-n", h3.ns(), "link", "set", "ul0", "up"]).expect_ok("heal");
+    let took = wait_for("h3 converges", Duration::from_secs(30), || {
+        h3.ctl(["network", "inspect", "during"]).ok() && h3.ctl(["fdb", "during"]).stdout.contains("02:42:0a:43:00:02")
+    });
+    eprintln!("h3 converged {took:?} after the partition healed");
 }
 
 #[test]

@@ -141,6 +141,11 @@ impl Membership {
         }
     }
 
+    /// The shared records, for an anti-entropy exchange running beside the protocol.
+    pub fn records_handle(&self) -> Arc<Mutex<Records>> {
+        self.records.clone()
+    }
+
     /// The records this host knows.
     pub fn records(&self) -> MutexGuard<'_, Records> {
         self.records.lock().expect("lock poisoned")

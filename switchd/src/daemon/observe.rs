@@ -28,9 +28,13 @@ impl Daemon {
         }
     }
 
-    /// Gossip datagrams dropped because they did not open under the cluster's key.
-    pub fn gossip_dropped(&self) -> Option<u64> {
-        self.cluster.as_ref().map(|c| c.dropped_unauthenticated())
+    /// Gossip datagrams dropped because they did not open under the cluster's key, and
+    /// anti-entropy exchanges completed and failed.
+    pub fn cluster_counters(&self) -> Option<(u64, u64, u64)> {
+        self.cluster.as_ref().map(|c| {
+            let (ok, failed) = c.sync_counts();
+            (c.dropped_unauthenticated(), ok, failed)
+        })
     }
 
     /// Port counters.
