@@ -11,6 +11,7 @@
 //! `Drop`, also when the test panics. The deterministic simulator will live beside this.
 #![deny(missing_docs)]
 
+pub mod bench;
 pub mod netns;
 
 pub use netns::{in_netns, is_root, prefix, run, Host, Output, Underlay};

@@ -358,10 +358,17 @@ impl Underlay {
     /// # Panics
     /// If a step fails.
     pub fn attach(&self, host: &Host, cidr: &str) {
+        self.attach_ns(host.ns(), cidr);
+    }
+
+    /// Wires the namespace `h` to the bridge: `ul0` there with `cidr`.
+    ///
+    /// # Panics
+    /// If a step fails.
+    pub fn attach_ns(&self, h: &str, cidr: &str) {
         let n = self.ports.get();
         self.ports.set(n + 1);
         let port = format!("p{n}");
-        let h = host.ns();
         let steps: [&[&str]; 5] = [
             &[
                 "-n", h, "link", "add", "ul0", "type", "veth", "peer", "name", &port, "netns", &self.ns,

@@ -174,9 +174,17 @@ impl Daemon {
         };
         // A moved endpoint (same ID, new host or address) first leaves its old place.
         self.remove_remote(inner, &id);
-        let clash = inner.state.endpoints_of_network(&e.network).find(|l| l.ip == Some(e.ip)).cloned();
+        let clash = inner
+            .state
+            .endpoints_of_network(&e.network)
+            .find(|l| l.ip == Some(e.ip))
+            .cloned();
         if let Some(local) = clash {
-            let name = inner.state.sandboxes.get(&local.sandbox).map_or("?", |s| s.name.as_str());
+            let name = inner
+                .state
+                .sandboxes
+                .get(&local.sandbox)
+                .map_or("?", |s| s.name.as_str());
             tracing::error!(
                 "address {} is held by local sandbox {name} and by sandbox {} on host {}: two hosts allocated it at once",
                 e.ip,
