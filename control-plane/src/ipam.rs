@@ -48,6 +48,28 @@ pub fn parse_proc_net_route(text: &str) -> Vec<Ipv4Cidr> {
         .collect()
 }
 
+/// Addresses per block of a host's share of an overlay network.
+pub const SHARE_BLOCK: u32 = 8;
+
+/// A host's share of an overlay network's addresses: blocks of [`SHARE_BLOCK`] addresses dealt
+/// round-robin to `max_hosts` host indexes. Every host computes the same deal from its own
+/// index, so two hosts never hand out the same address, even across a partition, and no
+/// coordination is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Share {
+    /// This host's index (from its certificate), below `max_hosts`.
+    pub index: u32,
+    /// How many hosts the network's addresses are dealt to.
+    pub max_hosts: u32,
+}
+
+impl Share {
+    /// Whether the address at `offset` from the subnet's first address is this host's.
+    pub fn owns(&self, offset: u32) -> bool {
+        (offset / SHARE_BLOCK) % self.max_hosts == self.index
+    }
+}
+
 /// An address pool of one network.
 #[derive(Debug, Clone, Copy)]
 pub struct Pool {
@@ -57,6 +79,8 @@ pub struct Pool {
     pub ip_range: Option<Ipv4Cidr>,
     /// The gateway address, never handed out.
     pub gateway: Ipv4Addr,
+    /// For overlay networks in a cluster: the part this host may hand out.
+    pub share: Option<Share>,
 }
 
 impl Pool {
@@ -90,7 +114,9 @@ impl Pool {
         let range = self.ip_range.unwrap_or(self.subnet);
         let first = u32::from(range.network());
         let last = u32::from(range.broadcast());
+        let base = u32::from(self.subnet.network());
         (first..=last)
+            .filter(|a| self.share.is_none_or(|s| s.owns(a - base)))
             .map(Ipv4Addr::from)
             .find(|ip| self.check_static(*ip).is_ok() && !used.contains(ip))
     }
@@ -135,6 +161,7 @@ mod tests {
             subnet: c("192.168.0.0/24"),
             ip_range: None,
             gateway: Ipv4Addr::new(192, 168, 0, 1),
+            share: None,
         };
         let mut used = BTreeSet::new();
         assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 2)));
@@ -145,6 +172,7 @@ mod tests {
             subnet: c("10.0.0.0/30"),
             ip_range: None,
             gateway: Ipv4Addr::new(10, 0, 0, 1),
+            share: None,
         };
         let used: BTreeSet<_> = [Ipv4Addr::new(10, 0, 0, 2)].into();
         assert_eq!(small.allocate(&used), None);
@@ -156,6 +184,7 @@ mod tests {
             subnet: c("10.1.0.0/16"),
             ip_range: Some(c("10.1.2.0/24")),
             gateway: Ipv4Addr::new(10, 1, 0, 1),
+            share: None,
         };
         assert_eq!(p.allocate(&BTreeSet::new()), Some(Ipv4Addr::new(10, 1, 2, 0)));
         assert!(p
@@ -169,10 +198,34 @@ mod tests {
         assert!(p.check_static(Ipv4Addr::new(10, 1, 0, 1)).is_err());
     }
 
+    #[test]
+    fn hosts_of_a_cluster_deal_the_addresses_without_overlap() {
+        let used = BTreeSet::new();
+        let pool = |index| Pool {
+            subnet: c("10.66.0.0/24"),
+            ip_range: None,
+            gateway: Ipv4Addr::new(10, 66, 0, 1),
+            share: Some(Share { index, max_hosts: 4 }),
+        };
+        let mut seen = BTreeSet::new();
+        for index in 0..4 {
+            let p = pool(index);
+            let mut mine = BTreeSet::new();
+            while let Some(ip) = p.allocate(&mine) {
+                mine.insert(ip);
+            }
+            assert!(!mine.is_empty(), "host {index} has addresses");
+            assert!(seen.is_disjoint(&mine), "host {index} overlaps another");
+            seen.extend(mine);
+        }
+        assert_eq!(seen.len(), 253, "together they cover the subnet");
+        assert_eq!(pool(1).allocate(&used), Some(Ipv4Addr::new(10, 66, 0, 8)));
+    }
+
     proptest! {
         #[test]
         fn never_hands_out_an_address_twice(ops in proptest::collection::vec(any::<Option<u8>>(), 0..300)) {
-            let p = Pool { subnet: c("10.9.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(10, 9, 0, 1) };
+            let p = Pool { subnet: c("10.9.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(10, 9, 0, 1), share: None };
             let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
             for op in ops {
                 match op {

@@ -43,16 +43,21 @@ pub const OPT_VNI: &str = "vni";
 pub const OPT_VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
 /// MTU of overlay networks unless given: a 1500-byte underlay minus VXLAN's 50 bytes.
 pub const DEFAULT_OVERLAY_MTU: u16 = 1450;
+/// How many hosts an overlay network's addresses are dealt to unless `-o max_hosts` says.
+pub const DEFAULT_MAX_HOSTS: u32 = 64;
+/// The option setting it.
+pub const OPT_MAX_HOSTS: &str = "max_hosts";
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
 const ACCEPTED_OPTIONS: [&str; 4] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_MAC_AGING, OPT_MAC_LIMIT];
-const ACCEPTED_OVERLAY_OPTIONS: [&str; 6] = [
+const ACCEPTED_OVERLAY_OPTIONS: [&str; 7] = [
     OPT_BRIDGE_NAME,
     OPT_MTU,
     OPT_MAC_AGING,
     OPT_MAC_LIMIT,
     OPT_VNI,
     OPT_VXLANID_LIST,
+    OPT_MAX_HOSTS,
 ];
 
 /// A network driver.
@@ -94,8 +99,9 @@ pub struct NetIpam {
 
 impl NetIpam {
     /// The allocation pool.
-    pub fn pool(&self) -> Pool {
+    pub fn pool(&self, share: Option<crate::ipam::Share>) -> Pool {
         Pool {
+            share,
             subnet: self.subnet,
             ip_range: self.ip_range,
             gateway: self.gateway,
@@ -141,6 +147,9 @@ pub struct Network {
     /// learned; broadcast goes to them too.
     #[serde(default)]
     pub vteps: Vec<SocketAddr>,
+    /// How many cluster hosts the addresses of an overlay network are dealt to.
+    #[serde(default)]
+    pub max_hosts: Option<u32>,
 }
 
 impl Network {
@@ -284,6 +293,10 @@ pub struct State {
     pub sandboxes: BTreeMap<Id, Sandbox>,
     /// Endpoints by ID.
     pub endpoints: BTreeMap<Id, Endpoint>,
+    /// This host's index in the cluster (from its certificate), which picks its share of every
+    /// overlay network's addresses; `None` outside a cluster.
+    #[serde(skip)]
+    pub host_index: Option<u32>,
     /// Endpoints other hosts of the cluster hold on overlay networks, by network (learned
     /// through the control plane; not stored: the cluster tells a restarted host again).
     #[serde(skip)]
@@ -405,6 +418,7 @@ impl State {
             mac_limit: DEFAULT_MAC_LIMIT,
             vni: None,
             vteps: Vec::new(),
+            max_hosts: None,
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
         bridge.ipam = Some(NetIpam {

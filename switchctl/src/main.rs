@@ -751,11 +751,22 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             println!("{}", out.join("ca.crt").display());
         }
         ClusterCmd::Cert { ca, name, out } => {
+            let ca_dir = ca;
             let ca = pki::Pem {
-                cert: read(&ca.join("ca.crt"))?,
-                key: read(&ca.join("ca.key"))?,
+                cert: read(&ca_dir.join("ca.crt"))?,
+                key: read(&ca_dir.join("ca.key"))?,
             };
-            let host = pki::issue_host(&ca, &name, now)?;
+            // Every host of a CA gets its own index; the CA's directory keeps the count.
+            let counter = ca_dir.join("next-index");
+            let index: u32 = match std::fs::read_to_string(&counter) {
+                Ok(t) => t
+                    .trim()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("{} is damaged: expected a number", counter.display()))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+                Err(e) => anyhow::bail!("cannot read {}: {e}", counter.display()),
+            };
+            let host = pki::issue_host(&ca, &name, index, now)?;
             std::fs::create_dir_all(&out)?;
             for f in ["ca.crt", "host.crt", "host.key", "gossip.key"] {
                 if out.join(f).exists() {
@@ -771,6 +782,9 @@ fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             let key = control_plane::cluster::seal::GossipKey::derive(&ca.key);
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             write_new(&out.join("gossip.key"), &format!("{hex}\n"), 0o600)?;
+            let tmp = ca_dir.join(".next-index.tmp");
+            std::fs::write(&tmp, format!("{}\n", index + 1))?;
+            std::fs::rename(&tmp, &counter)?;
             println!("{}", out.join("host.crt").display());
         }
     }

@@ -60,10 +60,12 @@ fn init_then_cert_make_a_verifiable_host_identity() {
     let read = |p: PathBuf| std::fs::read_to_string(p).unwrap();
     assert_eq!(read(host.join("ca.crt")), read(ca.join("ca.crt")));
     let now = SystemTime::now();
-    assert_eq!(
-        pki::verify(&read(ca.join("ca.crt")), &read(host.join("host.crt")), now).unwrap(),
-        "host-1"
-    );
+    let id = pki::verify(&read(ca.join("ca.crt")), &read(host.join("host.crt")), now).unwrap();
+    assert_eq!((id.name.as_str(), id.index), ("host-1", 0));
+    let h3 = t.0.join("h3");
+    assert!(ctl(&["cluster", "cert", "--ca", &s(&ca), "--name", "host-3", "--out", &s(&h3)]).0);
+    let id3 = pki::verify(&read(ca.join("ca.crt")), &read(h3.join("host.crt")), now).unwrap();
+    assert_eq!(id3.index, 1, "indexes count up");
     // Another CA's host is not a member of this cluster.
     assert!(ctl(&["cluster", "init", "--out", &s(&other)]).0);
     let h2 = t.0.join("h2");

@@ -33,6 +33,8 @@ pub struct ClusterConfig {
 pub struct Credentials {
     /// The host name (the certificate's CN).
     pub name: String,
+    /// The host's index in the cluster (from its certificate).
+    pub index: u32,
     key: [u8; 32],
     tls: crate::sync::Tls,
 }
@@ -47,8 +49,9 @@ pub fn load(dir: &Path) -> io::Result<Credentials> {
     let ca = read(dir, "ca.crt")?;
     let host = read(dir, "host.crt")?;
     let host_key = read(dir, "host.key")?;
-    let name = pki::verify(&ca, &host, SystemTime::now())
+    let id = pki::verify(&ca, &host, SystemTime::now())
         .map_err(|e| io::Error::other(format!("{}: host.crt {e}", dir.display())))?;
+    let (name, index) = (id.name, id.index);
     let hex = read(dir, "gossip.key")?;
     let hex = hex.trim();
     let mut key = [0u8; 32];
@@ -65,6 +68,7 @@ pub fn load(dir: &Path) -> io::Result<Credentials> {
     }
     Ok(Credentials {
         name,
+        index,
         key,
         tls: crate::sync::Tls {
             ca,

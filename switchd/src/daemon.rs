@@ -80,6 +80,8 @@ pub struct Config {
     pub vxlan_port: u16,
     /// The cluster driver, when switchd is a cluster member.
     pub cluster: Option<crate::cluster::Handle>,
+    /// This host's index in the cluster (its share of overlay addresses).
+    pub host_index: Option<u32>,
 }
 
 /// A network's own switch ports: its gateway and its static VXLAN peers.
@@ -137,7 +139,7 @@ impl Daemon {
     pub fn start(cfg: Config) -> anyhow::Result<Daemon> {
         std::fs::create_dir_all(&cfg.state_dir)?;
         let store = Store::open(&cfg.state_dir)?;
-        let state = match store.load()? {
+        let mut state = match store.load()? {
             Some(s) => s,
             None => {
                 let s = State::with_defaults([random_id(), random_id(), random_id()], SystemTime::now());
@@ -145,6 +147,7 @@ impl Daemon {
                 s
             }
         };
+        state.host_index = cfg.host_index;
         // Sandboxes reach beyond the host through it (masquerade in the firewall table).
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];

@@ -123,10 +123,12 @@ fn main() -> anyhow::Result<()> {
     };
     tracing::info!(?upstreams, "DNS upstreams");
     let (changes_tx, mut changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut host_index = None;
     let cluster = match &args.cluster_dir {
         None => None,
         Some(dir) => {
             let creds = cluster::load(dir)?;
+            host_index = Some(creds.index);
             let join = args
                 .join
                 .iter()
@@ -155,6 +157,7 @@ fn main() -> anyhow::Result<()> {
         rt: rt.handle().clone(),
         vxlan_port: args.vxlan_port,
         cluster,
+        host_index,
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);

@@ -154,7 +154,7 @@ mod tests {
     use std::time::SystemTime;
 
     fn tls(ca: &pki::Pem, name: &str) -> Tls {
-        let h = pki::issue_host(ca, name, SystemTime::now()).unwrap();
+        let h = pki::issue_host(ca, name, 0, SystemTime::now()).unwrap();
         Tls {
             ca: ca.cert.clone(),
             cert: h.cert,
@@ -202,6 +202,7 @@ mod tests {
             subnet: "10.1.0.0/24".parse().unwrap(),
             gateway: "10.1.0.1".parse().unwrap(),
             vni: 4096,
+            max_hosts: 64,
             mtu: 1450,
             internal: false,
             created: SystemTime::UNIX_EPOCH,

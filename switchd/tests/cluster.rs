@@ -228,14 +228,14 @@ fn overlay_across_hosts() {
         .expect_ok("b on h2");
     let b_addr = h2.exec(&b, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
     assert!(
-        b_addr.contains("10.66.0.3/24"),
-        "h2 did not hand out h1's address again: {b_addr}"
+        b_addr.contains("10.66.0.8/24"),
+        "h2 (index 1) hands out from its own share: {b_addr}"
     );
     wait_for("b known on h1", Duration::from_secs(10), || {
-        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
     });
     assert!(
-        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.3"]).ok(),
+        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.8"]).ok(),
         "a (h1) to b (h2)"
     );
     assert!(
@@ -243,7 +243,7 @@ fn overlay_across_hosts() {
         "b (h2) to a (h1)"
     );
     let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
-    assert!(g.starts_with("10.66.0.3"), "a resolves b across hosts: {g}");
+    assert!(g.starts_with("10.66.0.8"), "a resolves b across hosts: {g}");
 
     // ARP suppression: b's host answers b's request for a's address; none crosses the underlay.
     h2.exec(&b, &["ip", "neigh", "flush", "all"]);
@@ -286,16 +286,38 @@ fn overlay_across_hosts() {
     // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
     h2.kill9();
     let took = wait_for("b withdrawn from h1", Duration::from_secs(20), || {
-        !h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+        !h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
     });
     eprintln!("h2's endpoints withdrawn {took:?} after kill -9");
     h2.restart();
     wait_for("b back on h1", Duration::from_secs(20), || {
-        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:03")
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
     });
     wait_for("a reaches b again", Duration::from_secs(5), || {
-        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.3"]).ok()
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.8"]).ok()
     });
+
+    // Both hosts create sandboxes at the same moment: no address is handed out twice.
+    let burst = |h: &Host, tag: &str| -> Vec<String> {
+        (0..3)
+            .map(|i| {
+                let n = h.name(&format!("{tag}{i}"));
+                h.ctl(["sandbox", "create", "--network", "ovl", &n])
+                    .expect_ok("burst sandbox");
+                let o = h.exec(&n, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
+                o.split_whitespace().nth(3).unwrap_or_default().to_string()
+            })
+            .collect()
+    };
+    let (on1, on2) = std::thread::scope(|sc| {
+        let t1 = sc.spawn(|| burst(&h1, "c"));
+        let t2 = sc.spawn(|| burst(&h2, "d"));
+        (t1.join().unwrap(), t2.join().unwrap())
+    });
+    let mut all: Vec<&String> = on1.iter().chain(on2.iter()).collect();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), 6, "no address twice: {on1:?} {on2:?}");
 
     // The network is in use on h1: h2 cannot remove it.
     let err = h2.ctl(["network", "rm", "ovl"]);

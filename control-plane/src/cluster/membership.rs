@@ -345,6 +345,7 @@ mod tests {
             subnet: "10.88.0.0/24".parse().unwrap(),
             gateway: "10.88.0.1".parse().unwrap(),
             vni: 4096,
+            max_hosts: 64,
             mtu: 1450,
             internal: false,
             created: std::time::SystemTime::UNIX_EPOCH,

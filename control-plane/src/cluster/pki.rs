@@ -19,6 +19,18 @@ pub const CA_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// How long a host certificate is valid.
 pub const HOST_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
 
+/// How a host certificate carries the host's index (in its organizational unit).
+const HOST_INDEX_PREFIX: &str = "host-index ";
+
+/// Who a verified certificate names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostIdentity {
+    /// The host name (common name).
+    pub name: String,
+    /// The host's index in the cluster.
+    pub index: u32,
+}
+
 /// A certificate and its private key, PEM-encoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pem {
@@ -90,10 +102,12 @@ pub fn new_ca(name: &str, now: SystemTime) -> Result<Pem, PkiError> {
 }
 
 /// A host certificate for `host`, signed by `ca`, valid from `now` for [`HOST_VALIDITY`].
+/// `index` is the host's number in the cluster, unique per CA (the CA's directory counts
+/// them): it gives the host its own share of every overlay network's addresses.
 ///
 /// # Errors
 /// An invalid host name, an unreadable CA, or generation failure.
-pub fn issue_host(ca: &Pem, host: &str, now: SystemTime) -> Result<Pem, PkiError> {
+pub fn issue_host(ca: &Pem, host: &str, index: u32, now: SystemTime) -> Result<Pem, PkiError> {
     check_host(host)?;
     let ca_key = KeyPair::from_pem(&ca.key).map_err(|e| PkiError::BadCa(e.to_string()))?;
     let issuer = Issuer::from_ca_cert_pem(&ca.cert, ca_key).map_err(|e| PkiError::BadCa(e.to_string()))?;
@@ -101,6 +115,7 @@ pub fn issue_host(ca: &Pem, host: &str, now: SystemTime) -> Result<Pem, PkiError
     let mut dn = DistinguishedName::new();
     dn.push(DnType::CommonName, host);
     dn.push(DnType::OrganizationName, "switch cluster");
+    dn.push(DnType::OrganizationalUnitName, format!("{HOST_INDEX_PREFIX}{index}"));
     p.distinguished_name = dn;
     p.is_ca = IsCa::ExplicitNoCa;
     p.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
@@ -119,12 +134,12 @@ fn der(pem_text: &str, what: &str) -> Result<Vec<u8>, PkiError> {
     Ok(p.contents().to_vec())
 }
 
-/// Checks that `host_cert` was signed by `ca_cert` and is valid at `now`; returns the host
-/// name (its common name).
+/// Checks that `host_cert` was signed by `ca_cert` and is valid at `now`; returns the host's
+/// name and index.
 ///
 /// # Errors
 /// [`PkiError::Rejected`] naming what is wrong.
-pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<String, PkiError> {
+pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<HostIdentity, PkiError> {
     let ca_der = der(ca_cert, "the CA certificate")?;
     let host_der = der(host_cert, "the host certificate")?;
     let (_, ca) =
@@ -149,7 +164,18 @@ pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<String,
         .next()
         .and_then(|c| c.as_str().ok())
         .ok_or_else(|| PkiError::Rejected("it has no common name".into()))?;
-    Ok(cn.to_string())
+    let index = host
+        .subject()
+        .iter_organizational_unit()
+        .filter_map(|u| u.as_str().ok()?.strip_prefix(HOST_INDEX_PREFIX)?.parse().ok())
+        .next()
+        .ok_or_else(|| {
+            PkiError::Rejected("it carries no host index (issue it again with switchctl cluster cert)".into())
+        })?;
+    Ok(HostIdentity {
+        name: cn.to_string(),
+        index,
+    })
 }
 
 #[cfg(test)]
@@ -160,10 +186,16 @@ mod tests {
     fn a_host_certificate_verifies_against_its_ca_only() {
         let now = SystemTime::now();
         let ca = new_ca("test CA", now).unwrap();
-        let host = issue_host(&ca, "host-1", now).unwrap();
+        let host = issue_host(&ca, "host-1", 7, now).unwrap();
         assert!(host.cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(host.key.starts_with("-----BEGIN PRIVATE KEY-----"));
-        assert_eq!(verify(&ca.cert, &host.cert, now).unwrap(), "host-1");
+        assert_eq!(
+            verify(&ca.cert, &host.cert, now).unwrap(),
+            HostIdentity {
+                name: "host-1".into(),
+                index: 7
+            }
+        );
         let other = new_ca("another CA", now).unwrap();
         let e = verify(&other.cert, &host.cert, now).unwrap_err();
         assert!(e.to_string().contains("not signed by this cluster's CA"), "{e}");
@@ -173,7 +205,7 @@ mod tests {
             .to_string()
             .contains("not valid now"));
         // A certificate a host signs with its own key is not a member's.
-        let forged = issue_host(&host, "h2", now).unwrap();
+        let forged = issue_host(&host, "h2", 8, now).unwrap();
         assert!(
             verify(&ca.cert, &forged.cert, now).is_err(),
             "a certificate signed by a host is not a member"
@@ -186,7 +218,7 @@ mod tests {
         let ca = new_ca("c", now).unwrap();
         for n in ["", "-x", "x-", "a b", "a.b", &"x".repeat(64)] {
             assert!(
-                matches!(issue_host(&ca, n, now), Err(PkiError::InvalidName(_))),
+                matches!(issue_host(&ca, n, 0, now), Err(PkiError::InvalidName(_))),
                 "{n:?}"
             );
         }
@@ -194,6 +226,6 @@ mod tests {
             cert: ca.cert.clone(),
             key: "not a key".into(),
         };
-        assert!(matches!(issue_host(&broken, "h", now), Err(PkiError::BadCa(_))));
+        assert!(matches!(issue_host(&broken, "h", 0, now), Err(PkiError::BadCa(_))));
     }
 }

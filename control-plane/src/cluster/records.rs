@@ -55,6 +55,8 @@ pub struct NetworkRecord {
     pub gateway: Ipv4Addr,
     /// VNI.
     pub vni: u32,
+    /// How many hosts its addresses are dealt to.
+    pub max_hosts: u32,
     /// MTU.
     pub mtu: u16,
     /// `--internal`.

@@ -98,6 +98,7 @@ impl State {
             mac_limit: opts.mac_limit.unwrap_or(DEFAULT_MAC_LIMIT),
             vni,
             vteps: Vec::new(),
+            max_hosts: (driver == Driver::Overlay).then(|| opts.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS)),
         };
         self.networks.insert(id.clone(), net);
         Ok(id)
@@ -240,6 +241,7 @@ impl State {
             subnet: ipam.subnet,
             gateway: ipam.gateway,
             vni: n.vni?,
+            max_hosts: n.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS),
             mtu: n.mtu,
             internal: n.internal,
             created: n.created,
@@ -301,6 +303,7 @@ impl State {
             mac_limit: DEFAULT_MAC_LIMIT,
             vni: Some(r.vni),
             vteps: Vec::new(),
+            max_hosts: Some(r.max_hosts),
         };
         self.networks.insert(id, net);
         Ok(true)
@@ -380,6 +383,7 @@ struct Options {
     mac_aging: Option<Duration>,
     mac_limit: Option<u32>,
     vni: Option<u32>,
+    max_hosts: Option<u32>,
 }
 
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
@@ -389,6 +393,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         mac_aging: None,
         mac_limit: None,
         vni: None,
+        max_hosts: None,
     };
     let accepted: &[&str] = if driver == Driver::Overlay {
         &ACCEPTED_OVERLAY_OPTIONS
@@ -425,6 +430,14 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
             }
             OPT_MAC_LIMIT => {
                 o.mac_limit = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| (1..=65536).contains(n))
+                        .ok_or_else(|| bad("a count of 1-65536"))?,
+                )
+            }
+            OPT_MAX_HOSTS if driver == Driver::Overlay => {
+                o.max_hosts = Some(
                     v.parse()
                         .ok()
                         .filter(|n| (1..=65536).contains(n))

@@ -254,6 +254,19 @@ impl State {
             return Ok(endpoint_id);
         };
         let is_default = net.builtin;
+        let share = match (net.driver, self.host_index) {
+            (Driver::Overlay, Some(index)) => {
+                let max_hosts = net.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS);
+                if index >= max_hosts {
+                    return Err(ModelError::Conflict(format!(
+                        "this host's index {index} is beyond network {}'s max_hosts {max_hosts}: it has no share of the addresses",
+                        net.name
+                    )));
+                }
+                Some(crate::ipam::Share { index, max_hosts })
+            }
+            _ => None,
+        };
         let port_kind = PortKind::parse(&spec.port_kind)?;
         if port_kind == PortKind::Veth && net.driver == Driver::Overlay {
             return Err(invalid(format!(
@@ -291,7 +304,7 @@ impl State {
                         "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
                     ))
                 })?;
-                ipam.pool().check_static(ip).map_err(invalid)?;
+                ipam.pool(share).check_static(ip).map_err(invalid)?;
                 if let Some(holder) = holders.get(&ip) {
                     return Err(ModelError::Conflict(format!(
                         "address {ip} is already in use on network {} by sandbox {holder}",
@@ -302,7 +315,7 @@ impl State {
             }
             None => {
                 let used: BTreeSet<Ipv4Addr> = holders.keys().copied().collect();
-                ipam.pool().allocate(&used).ok_or_else(|| {
+                ipam.pool(share).allocate(&used).ok_or_else(|| {
                     ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
                 })?
             }

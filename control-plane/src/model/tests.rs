@@ -437,3 +437,29 @@ fn overlay_networks_vnis_and_static_vteps() {
         "{e}"
     );
 }
+
+#[test]
+fn cluster_hosts_allocate_overlay_addresses_from_their_share() {
+    let (mut s, mut ids) = fresh();
+    s.host_index = Some(1);
+    let ov = NetworkSpec {
+        name: "o".into(),
+        driver: "overlay".into(),
+        subnet: Some("10.66.0.0/24".into()),
+        options: [("max_hosts".to_string(), "4".to_string())].into(),
+        ..Default::default()
+    };
+    s.create_network(ov, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    create_sb(&mut s, &mut ids, sb("x", "o")).unwrap();
+    assert_eq!(
+        ep_of(&s, "x", "o").ip,
+        Some(Ipv4Addr::new(10, 66, 0, 8)),
+        "host 1's first block"
+    );
+    // A bridge network is this host's alone: no share.
+    create_sb(&mut s, &mut ids, sb("y", "bridge")).unwrap();
+    assert_eq!(ep_of(&s, "y", "bridge").ip, Some(Ipv4Addr::new(172, 17, 0, 2)));
+    s.host_index = Some(4);
+    let e = create_sb(&mut s, &mut ids, sb("z", "o")).unwrap_err();
+    assert!(e.to_string().contains("beyond network o's max_hosts 4"), "{e}");
+}
