@@ -319,6 +319,40 @@ fn overlay_across_hosts() {
     all.dedup();
     assert_eq!(all.len(), 6, "no address twice: {on1:?} {on2:?}");
 
+    // Two overlay networks stay apart across hosts, even aimed at each other's addresses.
+    h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.65.0.0/24", "ovl2"])
+        .expect_ok("ovl2");
+    wait_for("ovl2 on h2", Duration::from_secs(10), || {
+        h2.ctl(["network", "inspect", "ovl2"]).ok()
+    });
+    let c = h2.name("iso");
+    h2.ctl(["sandbox", "create", "--network", "ovl2", &c])
+        .expect_ok("sandbox on ovl2");
+    h2.exec(&c, &["ip", "route", "add", "10.66.0.0/24", "dev", "eth0"])
+        .expect_ok("route");
+    h2.exec(
+        &c,
+        &[
+            "ip",
+            "neigh",
+            "add",
+            "10.66.0.2",
+            "lladdr",
+            "02:42:0a:42:00:02",
+            "dev",
+            "eth0",
+        ],
+    )
+    .expect_ok("neigh");
+    assert!(
+        !h2.exec(&c, &["ping", "-c", "1", "-W", "1", "10.66.0.2"]).ok(),
+        "ovl2 must not reach ovl"
+    );
+    assert!(
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.8"]).ok(),
+        "while ovl still works"
+    );
+
     // The network is in use on h1: h2 cannot remove it.
     let err = h2.ctl(["network", "rm", "ovl"]);
     assert!(err.expect_err("rm in use elsewhere").contains(&format!("{a} (on h1)")));

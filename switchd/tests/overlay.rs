@@ -113,20 +113,49 @@ fn overlay_with_a_kernel_vxlan_peer() {
     assert!(link.contains("mtu 1450"), "{link}");
     assert!(ping(&h, &s1, "10.88.0.1"), "the network's gateway on this host");
 
-    // Both ways with the kernel's VXLAN, and the wire carries VXLAN with VNI 4096.
+    // Both ways with the kernel's VXLAN; tshark decodes the wire as VXLAN with VNI 4096.
+    let pcap = std::env::temp_dir().join(format!("{}-vxlan.pcap", h.prefix()));
     let dump = Command::new("ip")
         .args([
-            "netns", "exec", &k, "timeout", "5", "tcpdump", "-nn", "-l", "-i", "eth0", "-c", "2", "udp", "port", "4789",
+            "netns", "exec", &k, "timeout", "5", "tcpdump", "-nn", "-i", "eth0", "-c", "4", "-w",
         ])
-        .stdout(Stdio::piped())
+        .arg(&pcap)
+        .args(["udp", "port", "4789"])
+        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .expect("tcpdump");
     std::thread::sleep(Duration::from_millis(500));
     assert!(ping(&h, &s1, "10.88.0.100"), "sandbox to the kernel VXLAN peer");
-    let wire = dump.wait_with_output().unwrap();
-    let wire = String::from_utf8_lossy(&wire.stdout);
-    assert!(wire.contains("VXLAN, flags [I] (0x08), vni 4096"), "{wire}");
+    let _ = dump.wait_with_output();
+    let decoded = sim::run(
+        "tshark",
+        [
+            "-r",
+            pcap.to_str().unwrap(),
+            "-Y",
+            "vxlan",
+            "-T",
+            "fields",
+            "-e",
+            "vxlan.vni",
+            "-e",
+            "ip.src",
+        ],
+    );
+    let _ = std::fs::remove_file(&pcap);
+    let lines: Vec<&str> = decoded.stdout.lines().collect();
+    assert!(
+        !lines.is_empty(),
+        "tshark found no VXLAN: {}{}",
+        decoded.stdout,
+        decoded.stderr
+    );
+    assert!(lines.iter().all(|l| l.starts_with("4096\t")), "{lines:?}");
+    assert!(
+        lines.iter().any(|l| l.ends_with("10.99.0.1")) && lines.iter().any(|l| l.ends_with("10.99.0.2")),
+        "{lines:?}"
+    );
     assert!(
         h.exec(&k, &["ping", "-c", "1", "-W", "2", "10.88.0.2"]).ok(),
         "kernel VXLAN peer to the sandbox"
