@@ -353,6 +353,13 @@ fn overlay_across_hosts() {
         "while ovl still works"
     );
 
+    // `network rm` works from any host: ovl2, made on h1, removed from h2, leaves h1 too.
+    h2.ctl(["sandbox", "rm", &c]).expect_ok("rm iso");
+    h2.ctl(["network", "rm", "ovl2"]).expect_ok("rm ovl2 from h2");
+    wait_for("ovl2 gone from h1", Duration::from_secs(10), || {
+        !h1.ctl(["network", "inspect", "ovl2"]).ok()
+    });
+
     // The network is in use on h1: h2 cannot remove it.
     let err = h2.ctl(["network", "rm", "ovl"]);
     assert!(err.expect_err("rm in use elsewhere").contains(&format!("{a} (on h1)")));
