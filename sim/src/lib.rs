@@ -14,4 +14,4 @@
 pub mod bench;
 pub mod netns;
 
-pub use netns::{in_netns, is_root, prefix, run, Host, Output, Underlay};
+pub use netns::{e2e_allowed, e2e_host, in_netns, is_root, prefix, run, Host, Output, Underlay};

@@ -77,6 +77,30 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// Whether an end-to-end test may run: as root. Without root it is skipped (with a word on
+/// stderr), unless `SWITCH_E2E=require`, which CI sets, turns that into a failure.
+///
+/// # Panics
+/// Without root when `SWITCH_E2E=require`.
+pub fn e2e_allowed(tag: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert_ne!(
+        std::env::var("SWITCH_E2E").as_deref(),
+        Ok("require"),
+        "end-to-end tests need root"
+    );
+    eprintln!("skipping {tag}: end-to-end tests need root");
+    false
+}
+
+/// A [`Host`] for an end-to-end test named `tag` (see [`e2e_allowed`]), switchd started with
+/// `args`; `None` when the test is skipped.
+pub fn e2e_host(tag: &str, bin_dir: &Path, args: &[&str]) -> Option<Host> {
+    e2e_allowed(tag).then(|| Host::start_with(&prefix(tag), bin_dir, args))
+}
+
 /// A prefix unique to this test and process, short enough for interface and namespace names.
 pub fn prefix(tag: &str) -> String {
     format!("{tag}{}", std::process::id() % 100_000)

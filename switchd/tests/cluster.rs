@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use sim::{is_root, prefix, run, Host, Underlay};
+use sim::{prefix, run, Host, Underlay};
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
@@ -43,6 +43,60 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Durati
     panic!("{what} did not happen within {limit:?}");
 }
 
+/// Certificates and an underlay (10.`net`.0.0/24) for a test cluster; hosts join host 1.
+struct Fabric {
+    p: String,
+    net: u8,
+    ul: Underlay,
+    dir: Dir,
+}
+
+impl Fabric {
+    fn new(tag: &str, net: u8) -> Fabric {
+        let p = prefix(tag);
+        let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
+        let f = Fabric {
+            ul: Underlay::new(&p),
+            p,
+            net,
+            dir,
+        };
+        ctl(&["cluster", "init", "--out", &f.d("ca")]);
+        f
+    }
+
+    fn d(&self, s: &str) -> String {
+        self.dir.0.join(s).to_str().unwrap().to_string()
+    }
+
+    /// A certificate for `name` from the CA in directory `ca` (made when missing).
+    fn cert(&self, ca: &str, name: &str) {
+        if !self.dir.0.join(ca).join("ca.crt").exists() {
+            ctl(&["cluster", "init", "--out", &self.d(ca)]);
+        }
+        ctl(&[
+            "cluster",
+            "cert",
+            "--ca",
+            &self.d(ca),
+            "--name",
+            name,
+            "--out",
+            &self.d(name),
+        ]);
+    }
+
+    /// Starts host `name` as 10.`net`.0.`i` on the underlay.
+    fn start(&self, i: usize, name: &str) -> Host {
+        let ip = format!("10.{}.0.{i}", self.net);
+        let join = format!("10.{}.0.1", self.net);
+        let args = ["--cluster-dir", &self.d(name), "--advertise", &ip, "--join", &join];
+        let h = Host::start_with(&format!("{}{name}", self.p), bin_dir(), &args);
+        self.ul.attach(&h, &format!("{ip}/24"));
+        h
+    }
+}
+
 struct Dir(PathBuf);
 
 impl Drop for Dir {
@@ -53,44 +107,17 @@ impl Drop for Dir {
 
 #[test]
 fn three_hosts_form_a_cluster_and_strangers_stay_out() {
-    if !is_root() {
-        assert_ne!(
-            std::env::var("SWITCH_E2E").as_deref(),
-            Ok("require"),
-            "end-to-end tests need root"
-        );
+    if !sim::e2e_allowed("cluster") {
         return;
     }
-    let p = prefix("cl");
-    let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
-    let d = |s: &str| dir.0.join(s).to_str().unwrap().to_string();
-    ctl(&["cluster", "init", "--out", &d("ca")]);
-    ctl(&["cluster", "init", "--out", &d("other-ca")]);
+    let f = Fabric::new("cl", 98);
     for h in ["h1", "h2", "h3"] {
-        ctl(&["cluster", "cert", "--ca", &d("ca"), "--name", h, "--out", &d(h)]);
+        f.cert("ca", h);
     }
-    ctl(&[
-        "cluster",
-        "cert",
-        "--ca",
-        &d("other-ca"),
-        "--name",
-        "intruder",
-        "--out",
-        &d("intruder"),
-    ]);
-
-    let ul = Underlay::new(&p);
-    let start = |i: usize, name: &str| {
-        let ip = format!("10.98.0.{i}");
-        let args = ["--cluster-dir", &d(name), "--advertise", &ip, "--join", "10.98.0.1"];
-        let h = Host::start_with(&format!("{p}{name}"), bin_dir(), &args);
-        ul.attach(&h, &format!("{ip}/24"));
-        h
-    };
-    let h1 = start(1, "h1");
-    let h2 = start(2, "h2");
-    let mut h3 = start(3, "h3");
+    f.cert("other-ca", "intruder");
+    let h1 = f.start(1, "h1");
+    let h2 = f.start(2, "h2");
+    let mut h3 = f.start(3, "h3");
     let hosts = [&h1, &h2, &h3];
     let took = wait_for("three hosts see each other alive", Duration::from_secs(20), || {
         hosts.iter().all(|h| {
@@ -106,7 +133,7 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
     );
 
     // A host whose certificate comes from another CA is not admitted and learns nothing.
-    let intruder = start(9, "intruder");
+    let intruder = f.start(9, "intruder");
     std::thread::sleep(Duration::from_secs(4));
     assert!(peers(&h1).iter().all(|(n, _)| n != "intruder"), "{:?}", peers(&h1));
     assert_eq!(
@@ -175,31 +202,15 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
 
 #[test]
 fn overlay_across_hosts() {
-    if !is_root() {
-        assert_ne!(
-            std::env::var("SWITCH_E2E").as_deref(),
-            Ok("require"),
-            "end-to-end tests need root"
-        );
+    if !sim::e2e_allowed("cluster") {
         return;
     }
-    let p = prefix("xo");
-    let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
-    let d = |s: &str| dir.0.join(s).to_str().unwrap().to_string();
-    ctl(&["cluster", "init", "--out", &d("ca")]);
+    let f = Fabric::new("xo", 97);
     for h in ["h1", "h2"] {
-        ctl(&["cluster", "cert", "--ca", &d("ca"), "--name", h, "--out", &d(h)]);
+        f.cert("ca", h);
     }
-    let ul = Underlay::new(&p);
-    let start = |i: usize, name: &str| {
-        let ip = format!("10.97.0.{i}");
-        let args = ["--cluster-dir", &d(name), "--advertise", &ip, "--join", "10.97.0.1"];
-        let h = Host::start_with(&format!("{p}{name}"), bin_dir(), &args);
-        ul.attach(&h, &format!("{ip}/24"));
-        h
-    };
-    let h1 = start(1, "h1");
-    let mut h2 = start(2, "h2");
+    let h1 = f.start(1, "h1");
+    let mut h2 = f.start(2, "h2");
     wait_for("the two hosts meet", Duration::from_secs(20), || {
         peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
     });
@@ -251,7 +262,7 @@ fn overlay_across_hosts() {
         .args([
             "netns",
             "exec",
-            ul.ns(),
+            f.ul.ns(),
             "timeout",
             "3",
             "tcpdump",

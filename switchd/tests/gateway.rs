@@ -8,20 +8,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sim::{in_netns, is_root, prefix, Host};
+use sim::{in_netns, Host};
 
 fn host(tag: &str) -> Option<Host> {
-    if !is_root() {
-        assert_ne!(
-            std::env::var("SWITCH_E2E").as_deref(),
-            Ok("require"),
-            "end-to-end tests need root"
-        );
-        eprintln!("skipping {tag}: end-to-end tests need root");
-        return None;
-    }
-    let dir = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
-    Some(Host::start(&prefix(tag), dir))
+    sim::e2e_host(
+        tag,
+        Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir"),
+        &[],
+    )
 }
 
 fn ping(h: &Host, from: &str, ip: &str) -> bool {

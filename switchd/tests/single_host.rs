@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sim::{in_netns, is_root, prefix, Host};
+use sim::{in_netns, Host};
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
@@ -18,16 +18,7 @@ fn host(tag: &str) -> Option<Host> {
 }
 
 fn host_with(tag: &str, args: &[&str]) -> Option<Host> {
-    if !is_root() {
-        assert_ne!(
-            std::env::var("SWITCH_E2E").as_deref(),
-            Ok("require"),
-            "end-to-end tests need root"
-        );
-        eprintln!("skipping {tag}: end-to-end tests need root");
-        return None;
-    }
-    Some(Host::start_with(&prefix(tag), bin_dir(), args))
+    sim::e2e_host(tag, bin_dir(), args)
 }
 
 fn json(s: &str) -> Value {
