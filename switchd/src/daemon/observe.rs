@@ -41,12 +41,7 @@ impl Daemon {
     pub fn ports(&self) -> Result<Vec<PortResource>, OpError> {
         let list = self.dp.ports().map_err(io_err("dataplane"))?;
         let inner = self.inner.lock().expect("lock poisoned");
-        let names: HashMap<u32, &str> = inner
-            .state
-            .networks
-            .values()
-            .map(|n| (n.switch_id, n.name.as_str()))
-            .collect();
+        let names = network_names(&inner.state);
         Ok(list
             .into_iter()
             .map(|p| PortResource {
@@ -84,12 +79,7 @@ impl Daemon {
             .map(|p| (p.port.0, p.label))
             .collect();
         let inner = self.inner.lock().expect("lock poisoned");
-        let names: HashMap<u32, &str> = inner
-            .state
-            .networks
-            .values()
-            .map(|n| (n.switch_id, n.name.as_str()))
-            .collect();
+        let names = network_names(&inner.state);
         let now = std::time::Instant::now();
         Ok(entries
             .into_iter()
@@ -103,4 +93,9 @@ impl Daemon {
             })
             .collect())
     }
+}
+
+/// Network names by switch network ID, for listings of switch objects.
+fn network_names(state: &State) -> HashMap<u32, &str> {
+    state.networks.values().map(|n| (n.switch_id, n.name.as_str())).collect()
 }
