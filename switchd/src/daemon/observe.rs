@@ -97,5 +97,9 @@ impl Daemon {
 
 /// Network names by switch network ID, for listings of switch objects.
 fn network_names(state: &State) -> HashMap<u32, &str> {
-    state.networks.values().map(|n| (n.switch_id, n.name.as_str())).collect()
+    state
+        .networks
+        .values()
+        .map(|n| (n.switch_id, n.name.as_str()))
+        .collect()
 }
