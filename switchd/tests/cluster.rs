@@ -371,6 +371,33 @@ fn overlay_across_hosts() {
         !h1.ctl(["network", "inspect", "ovl2"]).ok()
     });
 
+    // Egress from an overlay sandbox leaves through its own host (the anycast gateway there).
+    let out = h2.add_outside();
+    let server = sim::in_netns(&Path::new("/run/netns").join(&out), || {
+        let l = std::net::TcpListener::bind("10.99.0.2:7000").unwrap();
+        let (mut s, peer) = l.accept().unwrap();
+        std::io::Write::write_all(&mut s, peer.ip().to_string().as_bytes()).unwrap();
+    });
+    let seen = sim::in_netns(&Path::new("/run/netns").join(&b), || {
+        let addr: std::net::SocketAddr = "10.99.0.2:7000".parse().unwrap();
+        for _ in 0..40 {
+            if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {
+                let mut got = String::new();
+                std::io::Read::read_to_string(&mut s, &mut got).unwrap();
+                return got;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        String::new()
+    })
+    .join()
+    .unwrap();
+    server.join().unwrap();
+    assert_eq!(
+        seen, "10.99.0.1",
+        "b's traffic left through h2, masqueraded to h2's address"
+    );
+
     // The network is in use on h1: h2 cannot remove it.
     let err = h2.ctl(["network", "rm", "ovl"]);
     assert!(err.expect_err("rm in use elsewhere").contains(&format!("{a} (on h1)")));
