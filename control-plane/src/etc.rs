@@ -19,7 +19,7 @@ pub fn resolv_conf(state: &State, sb: &Sandbox, upstreams: &[IpAddr]) -> Option<
         .iter()
         .find(|e| e.ip.is_some())
         .and_then(|e| state.networks.get(&e.network))?;
-    if !net.builtin {
+    if !net.builtin && net.is_switched() {
         return Some(format!("nameserver {}\noptions ndots:0\n", net.ipam?.gateway));
     }
     let servers: Vec<&IpAddr> = upstreams.iter().filter(|ip| !ip.is_loopback()).collect();

@@ -47,6 +47,11 @@ pub const DEFAULT_OVERLAY_MTU: u16 = 1450;
 pub const DEFAULT_MAX_HOSTS: u32 = 64;
 /// The option setting it.
 pub const OPT_MAX_HOSTS: &str = "max_hosts";
+/// The parent interface of a macvlan network.
+pub const OPT_PARENT: &str = "parent";
+/// The macvlan mode.
+pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
+const ACCEPTED_MACVLAN_OPTIONS: [&str; 3] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU];
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
 const ACCEPTED_OPTIONS: [&str; 4] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_MAC_AGING, OPT_MAC_LIMIT];
@@ -72,6 +77,8 @@ pub enum Driver {
     Null,
     /// Like bridge on this host, and tunnelled to VXLAN peers (RFC 7348) under the network's VNI.
     Overlay,
+    /// Kernel macvlan children of a parent interface: sandboxes sit on the physical LAN.
+    Macvlan,
 }
 
 impl Driver {
@@ -82,6 +89,7 @@ impl Driver {
             Driver::Host => "host",
             Driver::Null => "null",
             Driver::Overlay => "overlay",
+            Driver::Macvlan => "macvlan",
         }
     }
 }
@@ -150,10 +158,17 @@ pub struct Network {
     /// How many cluster hosts the addresses of an overlay network are dealt to.
     #[serde(default)]
     pub max_hosts: Option<u32>,
+    /// The parent interface of a macvlan network.
+    #[serde(default)]
+    pub parent: Option<String>,
+    /// The macvlan mode: bridge, private, vepa or passthru.
+    #[serde(default)]
+    pub macvlan_mode: Option<String>,
 }
 
 impl Network {
-    /// Whether frames of this network pass a switch port on this host (bridge and overlay).
+    /// Whether frames of this network pass a switch port on this host (bridge and overlay;
+    /// macvlan frames never reach switchd).
     pub fn is_switched(&self) -> bool {
         matches!(self.driver, Driver::Bridge | Driver::Overlay)
     }
@@ -419,6 +434,8 @@ impl State {
             vni: None,
             vteps: Vec::new(),
             max_hosts: None,
+            parent: None,
+            macvlan_mode: None,
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
         bridge.ipam = Some(NetIpam {

@@ -182,7 +182,12 @@ impl Daemon {
     /// in the state; they do not stop the daemon.
     fn restore(&self, state: State) {
         let mut inner = self.inner.lock().expect("lock poisoned");
-        for net in state.networks.values().filter(|n| n.ipam.is_some()) {
+        for net in state.networks.values().filter(|n| n.driver == Driver::Macvlan) {
+            if let Err(e) = self.bring_up_macvlan(net) {
+                tracing::error!(network = %net.name, "cannot restore macvlan network: {}", e.message());
+            }
+        }
+        for net in state.networks.values().filter(|n| n.is_switched()) {
             match self.bring_up_network(net) {
                 Ok(port) => {
                     inner.net_ports.insert(net.id.clone(), port);
@@ -203,9 +208,10 @@ impl Daemon {
                 }
                 let net = &state.networks[&ep.network];
                 match self.attach_endpoint(sb, ep, net) {
-                    Ok(port) => {
+                    Ok(Some(port)) => {
                         inner.endpoint_ports.insert(ep.id.clone(), port);
                     }
+                    Ok(None) => {}
                     Err(e) => {
                         tracing::error!(sandbox = %sb.name, network = %net.name, "cannot restore endpoint: {}", e.message())
                     }

@@ -7,6 +7,7 @@ mod dataplane;
 mod dns;
 mod firewall;
 mod http;
+mod macvlan;
 mod netdev;
 mod netns;
 mod proxy;

@@ -30,8 +30,17 @@ fn ifreq(name: &str) -> io::Result<libc::ifreq> {
     Ok(req)
 }
 
+/// Sets or clears the promiscuous flag of `name`.
+pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
+    set_flag(name, libc::IFF_PROMISC, on)
+}
+
 /// Sets interface `name` administratively up.
 pub fn set_up(name: &str) -> io::Result<()> {
+    set_flag(name, libc::IFF_UP, true)
+}
+
+fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
     let s = ctl_socket()?;
     let mut req = ifreq(name)?;
     // SAFETY: req is a valid ifreq with a NUL-terminated name; the ioctls read and write it.
@@ -42,10 +51,14 @@ pub fn set_up(name: &str) -> io::Result<()> {
                 io::Error::last_os_error()
             )));
         }
-        req.ifr_ifru.ifru_flags |= libc::IFF_UP as libc::c_short;
+        if on {
+            req.ifr_ifru.ifru_flags |= flag as libc::c_short;
+        } else {
+            req.ifr_ifru.ifru_flags &= !(flag as libc::c_short);
+        }
         if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
             return Err(io::Error::other(format!(
-                "cannot set {name} up: {}",
+                "cannot set the flags of {name}: {}",
                 io::Error::last_os_error()
             )));
         }

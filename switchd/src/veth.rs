@@ -37,7 +37,7 @@ pub struct VethSpec {
     pub default_gw: Option<Ipv4Addr>,
 }
 
-fn netlink<T>(f: impl AsyncFnOnce(rtnetlink::Handle) -> Result<T, rtnetlink::Error>) -> io::Result<T> {
+pub(crate) fn netlink<T>(f: impl AsyncFnOnce(rtnetlink::Handle) -> Result<T, rtnetlink::Error>) -> io::Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection()?;

@@ -41,14 +41,10 @@ impl State {
                     if spec.driver == "null" { "none" } else { "host" }
                 )))
             }
-            "macvlan" => {
-                return Err(invalid(
-                    "driver \"macvlan\" is not available yet: this switchd creates bridge and overlay networks",
-                ))
-            }
+            "macvlan" => Driver::Macvlan,
             other => {
                 return Err(invalid(format!(
-                    "unknown driver \"{other}\": accepted drivers are bridge and overlay"
+                    "unknown driver \"{other}\": accepted drivers are bridge, overlay and macvlan"
                 )))
             }
         };
@@ -58,6 +54,18 @@ impl State {
             _ => None,
         };
         let ipam = self.plan_ipam(&spec, host_routes)?;
+        if driver == Driver::Macvlan {
+            let parent = opts
+                .parent
+                .clone()
+                .ok_or_else(|| invalid("a macvlan network needs -o parent=IFACE: the interface on the physical LAN"))?;
+            if let Some(n) = self.networks.values().find(|n| n.parent.as_deref() == Some(&parent)) {
+                return Err(ModelError::Conflict(format!(
+                    "parent interface {parent} is already used by macvlan network {}",
+                    n.name
+                )));
+            }
+        }
         let bridge_name = opts.bridge_name.unwrap_or_else(|| format!("sw-{}", id.short()));
         if let Some(n) = self
             .networks
@@ -92,13 +100,15 @@ impl State {
             options,
             builtin: false,
             switch_id,
-            bridge_name: Some(bridge_name),
+            bridge_name: (driver != Driver::Macvlan).then_some(bridge_name),
             mtu: opts.mtu.unwrap_or(default_mtu),
             mac_aging: opts.mac_aging.unwrap_or(DEFAULT_MAC_AGING),
             mac_limit: opts.mac_limit.unwrap_or(DEFAULT_MAC_LIMIT),
             vni,
             vteps: Vec::new(),
             max_hosts: (driver == Driver::Overlay).then(|| opts.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS)),
+            parent: opts.parent,
+            macvlan_mode: (driver == Driver::Macvlan).then(|| opts.macvlan_mode.unwrap_or_else(|| "bridge".into())),
         };
         self.networks.insert(id.clone(), net);
         Ok(id)
@@ -304,6 +314,8 @@ impl State {
             vni: Some(r.vni),
             vteps: Vec::new(),
             max_hosts: Some(r.max_hosts),
+            parent: None,
+            macvlan_mode: None,
         };
         self.networks.insert(id, net);
         Ok(true)
@@ -384,6 +396,8 @@ struct Options {
     mac_limit: Option<u32>,
     vni: Option<u32>,
     max_hosts: Option<u32>,
+    parent: Option<String>,
+    macvlan_mode: Option<String>,
 }
 
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
@@ -394,16 +408,18 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         mac_limit: None,
         vni: None,
         max_hosts: None,
+        parent: None,
+        macvlan_mode: None,
     };
-    let accepted: &[&str] = if driver == Driver::Overlay {
-        &ACCEPTED_OVERLAY_OPTIONS
-    } else {
-        &ACCEPTED_OPTIONS
+    let accepted: &[&str] = match driver {
+        Driver::Overlay => &ACCEPTED_OVERLAY_OPTIONS,
+        Driver::Macvlan => &ACCEPTED_MACVLAN_OPTIONS,
+        _ => &ACCEPTED_OPTIONS,
     };
     for (k, v) in opts {
         let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
         match k.as_str() {
-            OPT_BRIDGE_NAME => {
+            OPT_BRIDGE_NAME if driver != Driver::Macvlan => {
                 let ok = !v.is_empty()
                     && v.len() <= 15
                     && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
@@ -420,7 +436,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                         .ok_or_else(|| bad("an MTU of 68-65535"))?,
                 )
             }
-            OPT_MAC_AGING => {
+            OPT_MAC_AGING if driver != Driver::Macvlan => {
                 let s: u64 = v
                     .parse()
                     .ok()
@@ -428,13 +444,33 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                     .ok_or_else(|| bad("seconds, 1-1000000"))?;
                 o.mac_aging = Some(Duration::from_secs(s));
             }
-            OPT_MAC_LIMIT => {
+            OPT_MAC_LIMIT if driver != Driver::Macvlan => {
                 o.mac_limit = Some(
                     v.parse()
                         .ok()
                         .filter(|n| (1..=65536).contains(n))
                         .ok_or_else(|| bad("a count of 1-65536"))?,
                 )
+            }
+            OPT_PARENT if driver == Driver::Macvlan => {
+                if v.contains('.') {
+                    return Err(bad(
+                        "an interface name; VLAN parents (IFACE.VLAN) are not available yet",
+                    ));
+                }
+                let ok = !v.is_empty()
+                    && v.len() <= 15
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+                if !ok {
+                    return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_-]"));
+                }
+                o.parent = Some(v.clone());
+            }
+            OPT_MACVLAN_MODE if driver == Driver::Macvlan => {
+                if !["bridge", "private", "vepa", "passthru"].contains(&v.as_str()) {
+                    return Err(bad("one of bridge, private, vepa, passthru"));
+                }
+                o.macvlan_mode = Some(v.clone());
             }
             OPT_MAX_HOSTS if driver == Driver::Overlay => {
                 o.max_hosts = Some(

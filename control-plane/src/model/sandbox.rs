@@ -194,7 +194,7 @@ impl State {
         }
         let net = self.network(if network.is_empty() { DEFAULT_BRIDGE } else { network })?;
         let mode = match net.driver {
-            Driver::Bridge | Driver::Overlay => SandboxMode::Bridge,
+            Driver::Bridge | Driver::Overlay | Driver::Macvlan => SandboxMode::Bridge,
             Driver::Host => SandboxMode::Host,
             Driver::Null => SandboxMode::None,
         };
@@ -221,7 +221,7 @@ impl State {
                     sb.name
                 )))
             }
-            (SandboxMode::Bridge, Driver::Bridge | Driver::Overlay) => {}
+            (SandboxMode::Bridge, Driver::Bridge | Driver::Overlay | Driver::Macvlan) => {}
         }
         let (net_id, sb_id) = (net.id.clone(), sb.id.clone());
         self.attach(&net_id, &sb_id, spec, endpoint_id)
@@ -268,6 +268,12 @@ impl State {
             _ => None,
         };
         let port_kind = PortKind::parse(&spec.port_kind)?;
+        if port_kind == PortKind::Veth && net.driver == Driver::Macvlan {
+            return Err(invalid(format!(
+                "--port-kind does not apply to macvlan network {}: its interfaces are macvlan children",
+                net.name
+            )));
+        }
         if port_kind == PortKind::Veth && net.driver == Driver::Overlay {
             return Err(invalid(format!(
                 "--port-kind veth is not available on overlay network {} yet: use tap",
@@ -379,7 +385,7 @@ impl State {
     pub fn disconnect(&mut self, net: &str, sandbox: &str) -> Result<Endpoint, ModelError> {
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
-        if !net.is_switched() {
+        if matches!(net.driver, Driver::Host | Driver::Null) {
             return Err(ModelError::Forbidden(
                 "a sandbox cannot be connected to or disconnected from the host or none network".into(),
             ));

@@ -463,3 +463,48 @@ fn cluster_hosts_allocate_overlay_addresses_from_their_share() {
     let e = create_sb(&mut s, &mut ids, sb("z", "o")).unwrap_err();
     assert!(e.to_string().contains("beyond network o's max_hosts 4"), "{e}");
 }
+
+#[test]
+fn macvlan_networks_need_a_parent_of_their_own() {
+    let (mut s, mut ids) = fresh();
+    let mv = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
+        name: name.into(),
+        driver: "macvlan".into(),
+        subnet: Some("10.90.0.0/24".into()),
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    let t = SystemTime::UNIX_EPOCH;
+    let e = s.create_network(mv("m", &[]), ids.next(), t, &[]).unwrap_err();
+    assert!(e.to_string().contains("needs -o parent=IFACE"), "{e}");
+    let e = s
+        .create_network(mv("m", &[("parent", "eth0.10")]), ids.next(), t, &[])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("VLAN parents (IFACE.VLAN) are not available yet"),
+        "{e}"
+    );
+    let e = s
+        .create_network(mv("m", &[("parent", "eth0"), ("mac_aging", "5")]), ids.next(), t, &[])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown option \"mac_aging\" for a macvlan network"),
+        "{e}"
+    );
+    s.create_network(mv("m", &[("parent", "eth0")]), ids.next(), t, &[])
+        .unwrap();
+    let n = s.network("m").unwrap();
+    assert_eq!(
+        (n.driver, n.bridge_name.clone(), n.macvlan_mode.as_deref()),
+        (Driver::Macvlan, None, Some("bridge"))
+    );
+    assert!(!n.is_switched());
+    let other = NetworkSpec {
+        subnet: Some("10.91.0.0/24".into()),
+        ..mv("m2", &[("parent", "eth0")])
+    };
+    let e = s.create_network(other, ids.next(), t, &[]).unwrap_err();
+    assert!(e.to_string().contains("already used by macvlan network m"), "{e}");
+}

@@ -90,7 +90,26 @@ impl Daemon {
             .map_err(|e| OpError::Io(format!("cannot add VTEP {a}: {e}")))
     }
 
+    /// A macvlan network needs its parent, in promiscuous mode (the children's MACs must
+    /// reach them).
+    pub(super) fn bring_up_macvlan(&self, net: &Network) -> Result<(), OpError> {
+        let parent = net.parent.clone().unwrap_or_default();
+        if !netdev::exists(&parent) {
+            return Err(OpError::Model(ModelError::Invalid(format!(
+                "parent interface {parent} does not exist on this host: give an interface of the physical LAN"
+            ))));
+        }
+        netdev::set_promisc(&parent, true).map_err(io_err("cannot put the parent in promiscuous mode"))
+    }
+
     pub(super) fn tear_down_network(&self, net: &Network, ports: Option<NetPorts>) {
+        if net.driver == Driver::Macvlan {
+            // One macvlan network per parent: the parent goes back to normal.
+            if let Err(e) = netdev::set_promisc(net.parent.as_deref().unwrap_or_default(), false) {
+                tracing::warn!(network = %net.name, "restoring the parent: {e}");
+            }
+            return;
+        }
         self.dns.stop(&net.id);
         if let Some(ports) = ports {
             let peers = ports.peers.into_values().map(|(p, _)| p);
@@ -117,6 +136,18 @@ impl Daemon {
         let routes = host_routes();
         let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now(), &routes)?;
         let net = next.networks[&id].clone();
+        if net.driver == Driver::Macvlan {
+            self.bring_up_macvlan(&net)?;
+            if let Err(e) = self.commit(&mut inner, next) {
+                self.tear_down_network(&net, None);
+                return Err(e);
+            }
+            tracing::info!(network = %net.name, id = %id, "network created");
+            return Ok(CreateResponse {
+                id: id.to_string(),
+                warning: String::new(),
+            });
+        }
         let port = self.bring_up_network(&net)?;
         if let Err(e) = self.commit(&mut inner, next) {
             self.tear_down_network(&net, Some(port));

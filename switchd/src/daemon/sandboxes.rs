@@ -1,6 +1,7 @@
 //! Sandbox operations: namespaces, interfaces (TAP or veth), /etc files, published ports, create, remove, connect, disconnect.
 
 use super::*;
+use crate::macvlan;
 
 impl Daemon {
     /// Writes the sandbox's /etc/netns/NAME/{resolv.conf,hosts} for `state`; a file the
@@ -80,12 +81,34 @@ impl Daemon {
 
     /// Opens the endpoint's interface in the sandbox namespace (creating it configured, or
     /// re-attaching after a restart) and adds it to the switch with its static MAC.
-    pub(super) fn attach_endpoint(&self, sb: &Sandbox, ep: &Endpoint, net: &Network) -> Result<PortId, OpError> {
-        let ipam = net.ipam.expect("endpoints with interfaces are on bridge networks");
+    pub(super) fn attach_endpoint(
+        &self,
+        sb: &Sandbox,
+        ep: &Endpoint,
+        net: &Network,
+    ) -> Result<Option<PortId>, OpError> {
+        let ipam = net
+            .ipam
+            .expect("endpoints with interfaces are on networks with addresses");
         let ifname = ep.ifname.clone().expect("caller checked");
         let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
         let default_gw = (ifname == "eth0").then_some(ipam.gateway);
         let label = format!("{}/{ifname}", sb.name);
+        if net.driver == Driver::Macvlan {
+            // The kernel forwards: a macvlan child of the parent, no switch port.
+            let spec = veth::VethSpec {
+                host: String::new(),
+                name: ifname,
+                mac: ep.mac,
+                addr,
+                mtu: net.mtu,
+                default_gw,
+            };
+            let parent = net.parent.as_deref().unwrap_or_default();
+            let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
+            macvlan::open(&sb.netns, parent, mode, &spec).map_err(io_err(&label))?;
+            return Ok(None);
+        }
         let (dev, kind) = match ep.port_kind {
             model::PortKind::Tap => {
                 let spec = tap::TapSpec {
@@ -126,8 +149,8 @@ impl Daemon {
             kind,
             label: label.clone(),
         });
-        added.map_err(|e| {
-            let _ = self.delete_interface(sb, ep);
+        added.map(Some).map_err(|e| {
+            let _ = self.delete_interface(sb, ep, net.driver);
             OpError::Io(format!("{label}: {e}"))
         })
     }
@@ -145,8 +168,11 @@ impl Daemon {
     }
 
     /// Deletes an endpoint's interface by name, when no port holds it.
-    pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint) -> io::Result<()> {
+    pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint, driver: Driver) -> io::Result<()> {
         match (ep.port_kind, &ep.ifname) {
+            (_, Some(ifname)) if driver == Driver::Macvlan && netns::is_namespace(&sb.netns) => {
+                macvlan::delete(&sb.netns, ifname)
+            }
             (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(ep.id.as_str())),
             (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
                 tap::delete_by_name(&sb.netns, ifname)
@@ -159,7 +185,14 @@ impl Daemon {
         let Some(ifname) = &ep.ifname else { return };
         let res = match inner.endpoint_ports.remove(&ep.id) {
             Some(port) => self.remove_port(port),
-            None => self.delete_interface(sb, ep),
+            None => {
+                let driver = inner
+                    .state
+                    .networks
+                    .get(&ep.network)
+                    .map_or(Driver::Bridge, |n| n.driver);
+                self.delete_interface(sb, ep, driver)
+            }
         };
         if let Err(e) = res {
             tracing::warn!(sandbox = %sb.name, interface = %ifname, "removing interface: {e}");
@@ -181,7 +214,8 @@ impl Daemon {
             .filter(|e| e.ifname.is_some())
         {
             match self.attach_endpoint(&sb, ep, &next.networks[&ep.network]) {
-                Ok(p) => attached.push((ep.id.clone(), p)),
+                Ok(Some(p)) => attached.push((ep.id.clone(), p)),
+                Ok(None) => {}
                 Err(e) => {
                     result = Err(e);
                     break;
@@ -285,12 +319,18 @@ impl Daemon {
         let ep_id = next.connect(net, &req.container, req.spec(), random_id())?;
         let ep = next.endpoints[&ep_id].clone();
         let sb = next.sandboxes[&ep.sandbox].clone();
-        let port = self.attach_endpoint(&sb, &ep, &next.networks[&ep.network])?;
+        let net = next.networks[&ep.network].clone();
+        let port = self.attach_endpoint(&sb, &ep, &net)?;
         if let Err(e) = self.commit(&mut inner, next) {
-            let _ = self.remove_port(port);
+            match port {
+                Some(p) => drop(self.remove_port(p)),
+                None => drop(self.delete_interface(&sb, &ep, net.driver)),
+            }
             return Err(e);
         }
-        inner.endpoint_ports.insert(ep_id.clone(), port);
+        if let Some(port) = port {
+            inner.endpoint_ports.insert(ep_id.clone(), port);
+        }
         if let Some(ep) = inner.state.endpoints.get(&ep_id) {
             self.publish_endpoint(&inner.state, ep);
         }

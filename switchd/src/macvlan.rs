@@ -1,0 +1,75 @@
+//! macvlan ports: a kernel macvlan child of the parent interface, created straight into the
+//! sandbox's namespace. The kernel forwards; switchd only creates, configures and removes.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use rtnetlink::packet_route::link::MacVlanMode;
+use rtnetlink::{LinkMacVlan, LinkMessageBuilder};
+
+use crate::netdev;
+use crate::netns;
+use crate::veth::{netlink, VethSpec};
+
+fn mode(m: &str) -> MacVlanMode {
+    match m {
+        "private" => MacVlanMode::Private,
+        "vepa" => MacVlanMode::Vepa,
+        "passthru" => MacVlanMode::Passthrough,
+        _ => MacVlanMode::Bridge,
+    }
+}
+
+/// Creates the child (named and addressed as `spec` says) of `parent` in `sandbox_ns`, unless
+/// it exists already (a restart).
+pub fn open(sandbox_ns: &Path, parent: &str, macvlan_mode: &str, spec: &VethSpec) -> io::Result<()> {
+    let name = spec.name.clone();
+    if netns::run_in(sandbox_ns, move || Ok(netdev::exists(&name)))? {
+        return Ok(());
+    }
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("macvlan {} on {parent}: {e}", spec.name));
+    let c = std::ffi::CString::new(parent).map_err(|_| io::Error::other("interface name with NUL"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(ctx(io::Error::other(format!(
+            "parent interface {parent} does not exist on this host"
+        ))));
+    }
+    let ns = File::open(sandbox_ns).map_err(ctx)?;
+    let mut b: LinkMessageBuilder<LinkMacVlan> =
+        LinkMacVlan::new(&spec.name, index, mode(macvlan_mode)).setns_by_fd(ns.as_raw_fd());
+    if let Some(mac) = spec.mac {
+        b = b.address(mac.0.to_vec());
+    }
+    let msg = b.build();
+    netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
+    let inner = spec.clone();
+    netns::run_in(sandbox_ns, move || {
+        if let Some((ip, len)) = inner.addr {
+            netdev::set_ipv4(&inner.name, ip, len)?;
+        }
+        netdev::set_up(&inner.name)?;
+        if let Some(gw) = inner.default_gw {
+            netdev::add_default_route(gw)?;
+        }
+        Ok(())
+    })
+    .map_err(ctx)
+}
+
+/// Deletes the child `name` from `sandbox_ns` (missing: nothing to do).
+pub fn delete(sandbox_ns: &Path, name: &str) -> io::Result<()> {
+    let name = name.to_string();
+    netns::run_in(sandbox_ns, move || {
+        let c = std::ffi::CString::new(name.as_str()).map_err(|_| io::Error::other("interface name with NUL"))?;
+        // SAFETY: c is a valid NUL-terminated string.
+        let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+        if index == 0 {
+            return Ok(());
+        }
+        netlink(async |h| h.link().del(index).execute().await)
+    })
+}
