@@ -51,7 +51,9 @@ pub const OPT_MAX_HOSTS: &str = "max_hosts";
 pub const OPT_PARENT: &str = "parent";
 /// The macvlan mode.
 pub const OPT_MACVLAN_MODE: &str = "macvlan_mode";
-const ACCEPTED_MACVLAN_OPTIONS: [&str; 3] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU];
+/// Whether the host gets a macvlan child of its own.
+pub const OPT_HOST_ACCESS: &str = "host_access";
+const ACCEPTED_MACVLAN_OPTIONS: [&str; 4] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU, OPT_HOST_ACCESS];
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
 const ACCEPTED_OPTIONS: [&str; 4] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_MAC_AGING, OPT_MAC_LIMIT];
@@ -164,6 +166,10 @@ pub struct Network {
     /// The macvlan mode: bridge, private, vepa or passthru.
     #[serde(default)]
     pub macvlan_mode: Option<String>,
+    /// Whether the host gets a macvlan child of its own on this network (`-o host_access=true`),
+    /// holding the subnet's last host address, so it can reach its macvlan sandboxes.
+    #[serde(default)]
+    pub host_access: bool,
 }
 
 impl Network {
@@ -171,6 +177,13 @@ impl Network {
     /// macvlan frames never reach switchd).
     pub fn is_switched(&self) -> bool {
         matches!(self.driver, Driver::Bridge | Driver::Overlay)
+    }
+
+    /// The address of the host's own macvlan child (`host_access`): the subnet's last host
+    /// address, never handed to a sandbox.
+    pub fn host_access_address(&self) -> Option<Ipv4Addr> {
+        let ipam = self.ipam.filter(|_| self.host_access)?;
+        Some(Ipv4Addr::from(u32::from(ipam.subnet.broadcast()) - 1))
     }
 
     /// The gateway's MAC address where it must be the same on every host (overlay networks:
@@ -436,6 +449,7 @@ impl State {
             max_hosts: None,
             parent: None,
             macvlan_mode: None,
+            host_access: false,
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
         bridge.ipam = Some(NetIpam {

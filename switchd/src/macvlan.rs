@@ -73,3 +73,32 @@ pub fn delete(sandbox_ns: &Path, name: &str) -> io::Result<()> {
         netlink(async |h| h.link().del(index).execute().await)
     })
 }
+
+/// The host's own child on a macvlan network (`host_access`): `name` in switchd's namespace
+/// with `addr`, so the host reaches sandboxes it otherwise cannot (a macvlan parent and its
+/// children do not talk to each other). Nothing happens when it exists.
+pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::Ipv4Addr, u8)) -> io::Result<()> {
+    if netdev::exists(name) {
+        return Ok(());
+    }
+    let ctx = |e: io::Error| io::Error::new(e.kind(), format!("host macvlan {name} on {parent}: {e}"));
+    let c = std::ffi::CString::new(parent).map_err(|_| io::Error::other("interface name with NUL"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    if index == 0 {
+        return Err(ctx(io::Error::other(format!(
+            "parent interface {parent} does not exist on this host"
+        ))));
+    }
+    let msg = LinkMacVlan::new(name, index, mode(macvlan_mode)).build();
+    netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
+    let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1");
+    netdev::set_ipv4(name, addr.0, addr.1)
+        .and_then(|()| netdev::set_up(name))
+        .map_err(ctx)
+}
+
+/// Removes the host's own child (missing: nothing to do).
+pub fn delete_host(name: &str) -> io::Result<()> {
+    crate::veth::delete(name)
+}

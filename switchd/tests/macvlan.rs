@@ -67,7 +67,9 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
         .contains("one of bridge, private, vepa, passthru"));
     assert_eq!(promiscuity(&h1), "0");
 
-    for h in [&h1, &h2] {
+    // h1 gives its host access to the network; h2 does not.
+    for (h, access) in [(&h1, "true"), (&h2, "false")] {
+        let opt = format!("host_access={access}");
         let args = [
             "network",
             "create",
@@ -79,13 +81,15 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
             "10.90.0.1",
             "-o",
             "parent=ul0",
+            "-o",
+            &opt,
             "mv",
         ];
         h.ctl(args).expect_ok("macvlan network");
     }
-    assert_eq!(
+    assert_ne!(
         promiscuity(&h1),
-        "1",
+        "0",
         "the parent is promiscuous while the network exists"
     );
     let e = h1.ctl([
@@ -150,6 +154,31 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
         "{wire}"
     );
     assert!(!wire.contains("VXLAN"), "no tunnel: {wire}");
+
+    // host_access: h1's own macvlan child holds the subnet's last address and reaches s1.
+    let addrs = h1.exec(h1.ns(), &["ip", "-o", "-4", "addr", "show"]).stdout;
+    assert!(
+        addrs
+            .lines()
+            .any(|l| l.contains("mvh-") && l.contains("10.90.0.254/24")),
+        "{addrs}"
+    );
+    assert!(
+        h1.exec(h1.ns(), &["ping", "-c", "1", "-W", "1", "10.90.0.11"]).ok(),
+        "h1 reaches its sandbox"
+    );
+    let e = h1.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "mv",
+        "--ip",
+        "10.90.0.254",
+        &h1.name("x"),
+    ]);
+    assert!(e
+        .expect_err("reserved")
+        .contains("reserved for the host's own interface"));
 
     h1.ctl(["network", "disconnect", "mv", &s1]).expect_ok("disconnect");
     assert!(

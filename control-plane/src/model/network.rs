@@ -109,6 +109,7 @@ impl State {
             max_hosts: (driver == Driver::Overlay).then(|| opts.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS)),
             parent: opts.parent,
             macvlan_mode: (driver == Driver::Macvlan).then(|| opts.macvlan_mode.unwrap_or_else(|| "bridge".into())),
+            host_access: opts.host_access,
         };
         self.networks.insert(id.clone(), net);
         Ok(id)
@@ -316,6 +317,7 @@ impl State {
             max_hosts: Some(r.max_hosts),
             parent: None,
             macvlan_mode: None,
+            host_access: false,
         };
         self.networks.insert(id, net);
         Ok(true)
@@ -398,6 +400,7 @@ struct Options {
     max_hosts: Option<u32>,
     parent: Option<String>,
     macvlan_mode: Option<String>,
+    host_access: bool,
 }
 
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
@@ -410,6 +413,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         max_hosts: None,
         parent: None,
         macvlan_mode: None,
+        host_access: false,
     };
     let accepted: &[&str] = match driver {
         Driver::Overlay => &ACCEPTED_OVERLAY_OPTIONS,
@@ -465,6 +469,13 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                     return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_-]"));
                 }
                 o.parent = Some(v.clone());
+            }
+            OPT_HOST_ACCESS if driver == Driver::Macvlan => {
+                o.host_access = match v.as_str() {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(bad("true or false")),
+                };
             }
             OPT_MACVLAN_MODE if driver == Driver::Macvlan => {
                 if !["bridge", "private", "vepa", "passthru"].contains(&v.as_str()) {

@@ -311,6 +311,12 @@ impl State {
                     ))
                 })?;
                 ipam.pool(share).check_static(ip).map_err(invalid)?;
+                if Some(ip) == net.host_access_address() {
+                    return Err(ModelError::Conflict(format!(
+                        "address {ip} is reserved for the host's own interface on network {} (host_access)",
+                        net.name
+                    )));
+                }
                 if let Some(holder) = holders.get(&ip) {
                     return Err(ModelError::Conflict(format!(
                         "address {ip} is already in use on network {} by sandbox {holder}",
@@ -320,7 +326,7 @@ impl State {
                 ip
             }
             None => {
-                let used: BTreeSet<Ipv4Addr> = holders.keys().copied().collect();
+                let used: BTreeSet<Ipv4Addr> = holders.keys().copied().chain(net.host_access_address()).collect();
                 ipam.pool(share).allocate(&used).ok_or_else(|| {
                     ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
                 })?

@@ -99,11 +99,26 @@ impl Daemon {
                 "parent interface {parent} does not exist on this host: give an interface of the physical LAN"
             ))));
         }
-        netdev::set_promisc(&parent, true).map_err(io_err("cannot put the parent in promiscuous mode"))
+        netdev::set_promisc(&parent, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
+        if let (Some(ip), Some(ipam)) = (net.host_access_address(), net.ipam) {
+            let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
+            let opened =
+                crate::macvlan::open_host(&parent, mode, &host_access_name(net), (ip, ipam.subnet.prefix_len()));
+            if let Err(e) = opened {
+                let _ = netdev::set_promisc(&parent, false);
+                return Err(OpError::Io(e.to_string()));
+            }
+        }
+        Ok(())
     }
 
     pub(super) fn tear_down_network(&self, net: &Network, ports: Option<NetPorts>) {
         if net.driver == Driver::Macvlan {
+            if net.host_access {
+                if let Err(e) = crate::macvlan::delete_host(&host_access_name(net)) {
+                    tracing::warn!(network = %net.name, "removing the host's macvlan interface: {e}");
+                }
+            }
             // One macvlan network per parent: the parent goes back to normal.
             if let Err(e) = netdev::set_promisc(net.parent.as_deref().unwrap_or_default(), false) {
                 tracing::warn!(network = %net.name, "restoring the parent: {e}");
@@ -267,4 +282,9 @@ impl Daemon {
             })
             .collect())
     }
+}
+
+/// The name of the host's own macvlan child on `net`: `mvh-` and 10 hex digits of its ID.
+fn host_access_name(net: &Network) -> String {
+    format!("mvh-{}", &net.id.as_str()[..10])
 }
