@@ -47,17 +47,7 @@ pub fn open(sandbox_ns: &Path, parent: &str, macvlan_mode: &str, spec: &VethSpec
     let msg = b.build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
     let inner = spec.clone();
-    netns::run_in(sandbox_ns, move || {
-        if let Some((ip, len)) = inner.addr {
-            netdev::set_ipv4(&inner.name, ip, len)?;
-        }
-        netdev::set_up(&inner.name)?;
-        if let Some(gw) = inner.default_gw {
-            netdev::add_default_route(gw)?;
-        }
-        Ok(())
-    })
-    .map_err(ctx)
+    netns::run_in(sandbox_ns, move || inner.configure()).map_err(ctx)
 }
 
 /// Deletes the child `name` from `sandbox_ns` (missing: nothing to do).

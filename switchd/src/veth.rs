@@ -37,6 +37,21 @@ pub struct VethSpec {
     pub default_gw: Option<Ipv4Addr>,
 }
 
+impl VethSpec {
+    /// Addresses the container end and brings it up, with the default route when asked; to be
+    /// run in the sandbox's namespace.
+    pub fn configure(&self) -> io::Result<()> {
+        if let Some((ip, len)) = self.addr {
+            netdev::set_ipv4(&self.name, ip, len)?;
+        }
+        netdev::set_up(&self.name)?;
+        if let Some(gw) = self.default_gw {
+            netdev::add_default_route(gw)?;
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn netlink<T>(f: impl AsyncFnOnce(rtnetlink::Handle) -> Result<T, rtnetlink::Error>) -> io::Result<T> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     rt.block_on(async {
@@ -77,16 +92,7 @@ fn create(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<()> {
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
     let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.host), "1");
     let inner = spec.clone();
-    let configured = netns::run_in(sandbox_ns, move || {
-        if let Some((ip, len)) = inner.addr {
-            netdev::set_ipv4(&inner.name, ip, len)?;
-        }
-        netdev::set_up(&inner.name)?;
-        if let Some(gw) = inner.default_gw {
-            netdev::add_default_route(gw)?;
-        }
-        Ok(())
-    });
+    let configured = netns::run_in(sandbox_ns, move || inner.configure());
     if let Err(e) = configured {
         let _ = delete(&spec.host);
         return Err(ctx(e));
