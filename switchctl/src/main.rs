@@ -616,7 +616,6 @@ fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|p| {
-            let drops: Vec<String> = p.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
             vec![
                 p.port.to_string(),
                 p.interface.clone(),
@@ -626,7 +625,7 @@ fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
                 p.rx_bytes.to_string(),
                 p.tx_packets.to_string(),
                 p.tx_bytes.to_string(),
-                if drops.is_empty() { "-".into() } else { drops.join(",") },
+                drops_cell(&p.drops),
             ]
         })
         .collect();
@@ -808,13 +807,12 @@ fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
                 let rows: Vec<Vec<String>> = list
                     .iter()
                     .map(|v| {
-                        let drops: Vec<String> = v.drops.iter().map(|(r, n)| format!("{r}={n}")).collect();
                         vec![
                             v.address.clone(),
                             v.vni.to_string(),
                             v.rx_packets.to_string(),
                             v.tx_packets.to_string(),
-                            if drops.is_empty() { "-".into() } else { drops.join(",") },
+                            drops_cell(&v.drops),
                         ]
                     })
                     .collect();
@@ -854,4 +852,16 @@ fn peers(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
         table::render(&["NAME", "ADDRESS", "STATE", "INCARNATION", "LAST HEARD"], &rows)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Drops by reason as one table cell: `reason=n,...`, or `-` when there are none.
+fn drops_cell(drops: &BTreeMap<String, u64>) -> String {
+    if drops.is_empty() {
+        return "-".into();
+    }
+    drops
+        .iter()
+        .map(|(r, n)| format!("{r}={n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
