@@ -139,6 +139,22 @@ pub struct NetworkResource {
     pub options: BTreeMap<String, String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
+    /// How a macvlan network reaches the LAN on this host (not in Docker's shape).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub native: Option<NativeResource>,
+}
+
+/// How a macvlan network is carried on the host that answers.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct NativeResource {
+    /// The physical interface.
+    pub parent: String,
+    /// The 802.1Q VLAN, if any.
+    #[serde(rename = "VLAN", default, skip_serializing_if = "Option::is_none")]
+    pub vlan: Option<u16>,
+    /// `kernel-macvlan`, `kernel-8021q` or `userspace-8021q`.
+    pub path: String,
 }
 
 /// IPAM of a [`NetworkResource`].
@@ -230,6 +246,15 @@ impl NetworkResource {
             containers,
             options: net.options.clone(),
             labels: net.labels.clone(),
+            native: (net.driver == crate::model::Driver::Macvlan).then(|| NativeResource {
+                parent: net.parent_iface().unwrap_or_default().to_string(),
+                vlan: net.vlan,
+                path: net
+                    .native_path
+                    .unwrap_or(crate::model::NativePath::KernelMacvlan)
+                    .as_str()
+                    .into(),
+            }),
         }
     }
 }

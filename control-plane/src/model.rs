@@ -170,6 +170,41 @@ pub struct Network {
     /// holding the subnet's last host address, so it can reach its macvlan sandboxes.
     #[serde(default)]
     pub host_access: bool,
+    /// The 802.1Q VLAN of a macvlan network whose parent is given as `IFACE.VLAN`.
+    #[serde(default)]
+    pub vlan: Option<u16>,
+    /// How this host carries a macvlan network, chosen when it is created here (`None` in
+    /// states written before VLAN parents existed: the kernel's macvlan).
+    #[serde(default)]
+    pub native_path: Option<NativePath>,
+    /// Whether switchd created the kernel VLAN interface named `parent` (it then deletes it
+    /// with the network, as Docker does; an interface that existed before is left alone).
+    #[serde(default)]
+    pub vlan_link_created: bool,
+}
+
+/// How a macvlan network reaches the LAN on a host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NativePath {
+    /// Kernel macvlan children of the parent interface.
+    KernelMacvlan,
+    /// Kernel macvlan children of the kernel's 802.1Q interface `IFACE.VLAN`.
+    Kernel8021q,
+    /// switchd's own 802.1Q: the parent read and written through AF_PACKET, frames tagged
+    /// on the way out and accepted only with the network's tag, sandboxes on TAP ports.
+    Userspace8021q,
+}
+
+impl NativePath {
+    /// The name `network inspect` shows.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NativePath::KernelMacvlan => "kernel-macvlan",
+            NativePath::Kernel8021q => "kernel-8021q",
+            NativePath::Userspace8021q => "userspace-8021q",
+        }
+    }
 }
 
 impl Network {
@@ -177,6 +212,26 @@ impl Network {
     /// macvlan frames never reach switchd).
     pub fn is_switched(&self) -> bool {
         matches!(self.driver, Driver::Bridge | Driver::Overlay)
+    }
+
+    /// Whether the network's sandboxes sit on switch ports: switched networks, and macvlan
+    /// networks carried by switchd's own 802.1Q.
+    pub fn has_switch_ports(&self) -> bool {
+        self.is_switched() || self.native_path == Some(NativePath::Userspace8021q)
+    }
+
+    /// Whether the network's sandboxes hold kernel macvlan children (no switch port).
+    pub fn has_kernel_children(&self) -> bool {
+        self.driver == Driver::Macvlan && !self.has_switch_ports()
+    }
+
+    /// The physical interface under a macvlan network: the parent without its `.VLAN`.
+    pub fn parent_iface(&self) -> Option<&str> {
+        let p = self.parent.as_deref()?;
+        Some(match self.vlan {
+            Some(_) => p.rsplit_once('.').map_or(p, |(iface, _)| iface),
+            None => p,
+        })
     }
 
     /// The address of the host's own macvlan child (`host_access`): the subnet's last host
@@ -450,6 +505,9 @@ impl State {
             parent: None,
             macvlan_mode: None,
             host_access: false,
+            vlan: None,
+            native_path: None,
+            vlan_link_created: false,
         };
         let mut bridge = base(b, DEFAULT_BRIDGE, Driver::Bridge, 1);
         bridge.ipam = Some(NetIpam {

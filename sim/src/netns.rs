@@ -418,3 +418,128 @@ impl Drop for Underlay {
         let _ = run("ip", ["netns", "delete", &self.ns]);
     }
 }
+
+/// A tcpdump running in a namespace, printing link-level headers (`-e`), for tests that look
+/// at the wire. The capture starts when [`Capture::start`] returns.
+pub struct Capture {
+    child: Option<Child>,
+}
+
+impl Capture {
+    /// Captures on `iface` in namespace `ns` for at most `secs` seconds, with `filter` (a
+    /// pcap filter expression, split on spaces).
+    ///
+    /// # Panics
+    /// If tcpdump cannot be started.
+    pub fn start(ns: &str, iface: &str, filter: &str, secs: u32) -> Capture {
+        let secs = secs.to_string();
+        let mut args = vec![
+            "netns", "exec", ns, "timeout", &secs, "tcpdump", "-nn", "-e", "-l", "-i", iface,
+        ];
+        args.extend(filter.split_whitespace());
+        let child = Command::new("ip")
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        // tcpdump needs a moment to open the interface.
+        std::thread::sleep(Duration::from_millis(500));
+        Capture { child: Some(child) }
+    }
+
+    /// Waits for the capture's end and returns what it printed, a line per frame.
+    pub fn finish(mut self) -> String {
+        let child = self.child.take().expect("one finish");
+        let out = child.wait_with_output().expect("tcpdump output");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Sends `frame` (a whole Ethernet frame, tags and all) out of `iface` in the namespace
+/// published at `netns_path`, through an AF_PACKET socket: what a host or container on that
+/// link could put on the wire.
+///
+/// # Panics
+/// If the socket cannot be made or the frame is not sent.
+pub fn send_raw(netns_path: &Path, iface: &str, frame: Vec<u8>) {
+    let iface = std::ffi::CString::new(iface).expect("interface name");
+    in_netns(netns_path, move || {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: plain socket creation; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: iface is a valid NUL-terminated string.
+        let index = unsafe { libc::if_nametoindex(iface.as_ptr()) };
+        assert_ne!(index, 0, "no interface {iface:?}");
+        // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
+        let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        sll.sll_family = libc::AF_PACKET as u16;
+        sll.sll_ifindex = index as i32;
+        sll.sll_halen = 6;
+        sll.sll_addr[..6].copy_from_slice(&frame[..6]);
+        // SAFETY: frame and sll are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&sll as *const libc::sockaddr_ll).cast(),
+                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+    })
+    .join()
+    .expect("send_raw thread");
+}
+
+/// Sends `mb` MiB over one TCP connection from sandbox namespace `from` to a listener on
+/// `to_ip:5001` in namespace `to` (both under [`NETNS_DIR`]); the bytes the listener counted.
+/// Either side giving up for 20 s fails the transfer.
+///
+/// # Panics
+/// If the connection cannot be made, stalls, or breaks.
+pub fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
+    use std::io::{Read, Write};
+    let addr = format!("{to_ip}:5001");
+    let bind = addr.clone();
+    let stall = Some(Duration::from_secs(20));
+    let server = in_netns(&Path::new(NETNS_DIR).join(to), move || {
+        let l = std::net::TcpListener::bind(&bind).expect("listen");
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(stall).expect("timeout");
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).expect("read") {
+                0 => break total,
+                n => total += n,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = in_netns(&Path::new(NETNS_DIR).join(from), move || {
+        let to = addr.parse().expect("address");
+        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
+        s.set_write_timeout(stall).expect("timeout");
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..mb {
+            s.write_all(&chunk).expect("write");
+        }
+    });
+    client.join().expect("client");
+    server.join().expect("server")
+}

@@ -27,11 +27,14 @@ pub enum DropReason {
     IsolationViolation,
     /// The driver could not hand the frame to the egress port.
     TxFailed,
+    /// A frame on a VLAN uplink that is untagged or of another VLAN (the kernel filter
+    /// normally keeps these away).
+    WrongVlan,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 10] = [
+    pub const ALL: [DropReason; 11] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -42,6 +45,7 @@ impl DropReason {
         DropReason::UnknownPort,
         DropReason::IsolationViolation,
         DropReason::TxFailed,
+        DropReason::WrongVlan,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -57,6 +61,7 @@ impl DropReason {
             DropReason::UnknownPort => "unknown_port",
             DropReason::IsolationViolation => "isolation_violation",
             DropReason::TxFailed => "tx_failed",
+            DropReason::WrongVlan => "wrong_vlan",
         }
     }
 

@@ -30,4 +30,4 @@ pub use counters::{DropReason, PortCounters};
 pub use fdb::{FdbEntry, MacTable};
 pub use ids::{NetworkId, PortId};
 pub use pipeline::{Flood, NetworkConfig, PortConfig, Switch, SwitchError, Verdict};
-pub use wire::{EthernetFrame, MacAddr, VlanId, VlanTag};
+pub use wire::{trunk_rx, trunk_tag, EthernetFrame, MacAddr, TrunkRx, VlanId, VlanTag};

@@ -13,18 +13,18 @@ use control_plane::api::{
     CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource, PruneResponse,
     SandboxCreate, SandboxResource, VtepResource, VxlanResource,
 };
-use control_plane::model::{self, Driver, Endpoint, Network, Sandbox, SandboxMode, State};
+use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;
 use control_plane::{Id, ModelError};
 use overlay::Vni;
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{dns, firewall, netdev, netns, proxy, tap, veth};
+use crate::{dns, firewall, netdev, netns, proxy, tap, veth, vlan};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
-/// Addresses a static VXLAN peer may stand for (a whole remote segment).
+/// Addresses a static VXLAN peer or a VLAN uplink may stand for (a whole remote segment).
 const VTEP_LEARN_LIMIT: u32 = 4096;
 
 /// Why an operation failed. Nothing was changed.
@@ -84,9 +84,10 @@ pub struct Config {
     pub host_index: Option<u32>,
 }
 
-/// A network's own switch ports: its gateway and its static VXLAN peers.
+/// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
+/// host's interface) and its static VXLAN peers.
 struct NetPorts {
-    gateway: PortId,
+    own: Vec<PortId>,
     vteps: HashMap<SocketAddr, PortId>,
     /// Other cluster hosts with endpoints on the network: their port and how many endpoints.
     peers: HashMap<SocketAddr, (PortId, usize)>,
@@ -182,16 +183,12 @@ impl Daemon {
     /// in the state; they do not stop the daemon.
     fn restore(&self, state: State) {
         let mut inner = self.inner.lock().expect("lock poisoned");
-        for net in state.networks.values().filter(|n| n.driver == Driver::Macvlan) {
-            if let Err(e) = self.bring_up_macvlan(net) {
-                tracing::error!(network = %net.name, "cannot restore macvlan network: {}", e.message());
-            }
-        }
-        for net in state.networks.values().filter(|n| n.is_switched()) {
-            match self.bring_up_network(net) {
-                Ok(port) => {
-                    inner.net_ports.insert(net.id.clone(), port);
+        for net in state.networks.values() {
+            match self.bring_up(net) {
+                Ok(Some(ports)) => {
+                    inner.net_ports.insert(net.id.clone(), ports);
                 }
+                Ok(None) => {}
                 Err(e) => {
                     tracing::error!(network = %net.name, "cannot restore network: {}", e.message())
                 }
@@ -232,7 +229,12 @@ impl Daemon {
         tracing::info!(
             networks = state.networks.len(),
             sandboxes = state.sandboxes.len(),
-            ports = inner.net_ports.values().map(|n| 1 + n.vteps.len()).sum::<usize>() + inner.endpoint_ports.len(),
+            ports = inner
+                .net_ports
+                .values()
+                .map(|n| n.own.len() + n.vteps.len())
+                .sum::<usize>()
+                + inner.endpoint_ports.len(),
             "state restored"
         );
         for ep in state.endpoints.values() {

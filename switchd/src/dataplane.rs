@@ -15,11 +15,13 @@ use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTime
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use overlay::Vni;
 use switch::{
-    DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch, Verdict,
+    trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
+    TrunkRx, Verdict, VlanId,
 };
 use tun_rs::SyncDevice;
 
 use crate::tap::VNET_HDR_LEN;
+use crate::uplink;
 use crate::vxlan::{Vtep, VxlanStats};
 
 /// Largest frame a TAP port with segmentation offload hands us: a 64 KB super-frame plus
@@ -39,8 +41,10 @@ pub enum PortKind {
     Veth,
     /// A VXLAN peer of an overlay network.
     Vtep,
-    /// The host side of a bridge network.
+    /// The host side of a bridge network (or the host's own interface on a macvlan network).
     Gateway,
+    /// The parent interface of a macvlan network on switchd's own 802.1Q.
+    Uplink,
 }
 
 /// The descriptor of a port. Both kinds carry the 10-byte virtio-net header on every frame.
@@ -53,6 +57,14 @@ pub enum Device {
         fd: OwnedFd,
         /// The host end's name.
         ifname: String,
+    },
+    /// An AF_PACKET socket on the parent of a macvlan network on a VLAN: frames go out
+    /// tagged with `vlan`, and only frames tagged with it come in.
+    Uplink {
+        /// The socket.
+        fd: OwnedFd,
+        /// The network's VLAN.
+        vlan: VlanId,
     },
     /// A VXLAN peer, reached through the shared VTEP sockets.
     Vtep {
@@ -68,6 +80,7 @@ impl Device {
         match self {
             Device::Tap(d) => Egress::Fd(d.as_raw_fd()),
             Device::Packet { fd, .. } => Egress::Fd(fd.as_raw_fd()),
+            Device::Uplink { fd, vlan } => Egress::Tagged(fd.as_raw_fd(), *vlan),
             Device::Vtep { addr, vni } => Egress::Vtep(*addr, *vni),
         }
     }
@@ -76,7 +89,7 @@ impl Device {
     fn fd(&self) -> Option<BorrowedFd<'_>> {
         match self {
             Device::Tap(d) => Some(d.as_fd()),
-            Device::Packet { fd, .. } => Some(fd.as_fd()),
+            Device::Packet { fd, .. } | Device::Uplink { fd, .. } => Some(fd.as_fd()),
             Device::Vtep { .. } => None,
         }
     }
@@ -86,6 +99,7 @@ impl Device {
 #[derive(Clone, Copy)]
 enum Egress {
     Fd(RawFd),
+    Tagged(RawFd, VlanId),
     Vtep(SocketAddrV4, Vni),
 }
 
@@ -456,30 +470,53 @@ impl Dataplane {
         let Some(Some(pio)) = self.ports.get(port.0 as usize) else {
             return;
         };
-        let Egress::Fd(fd) = pio.dev.egress() else { return };
+        let (fd, vlan) = match pio.dev.egress() {
+            Egress::Fd(fd) => (fd, None),
+            Egress::Tagged(fd, vlan) => (fd, Some(vlan)),
+            Egress::Vtep(..) => return,
+        };
         if pio.dead {
             return;
         }
         // One clock read per burst: a burst takes microseconds, aging works in milliseconds.
         let now = Instant::now();
         for _ in 0..BURST {
-            // SAFETY: buf is a valid writable buffer of buf.len() bytes; fd is a live descriptor.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
+            let got = match vlan {
+                None => {
+                    // SAFETY: buf is a valid writable buffer of buf.len() bytes; fd is a live descriptor.
+                    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                    if n < 0 {
+                        Err(io::Error::last_os_error())
+                    } else {
+                        Ok((n as usize, None))
+                    }
+                }
+                Some(_) => uplink::recv(fd, buf),
+            };
+            let (mut n, lifted) = match got {
+                Ok(r) => r,
+                Err(e) => match e.kind() {
                     io::ErrorKind::WouldBlock => return,
                     io::ErrorKind::Interrupted => continue,
                     _ => {
                         self.mark_dead(port, &e);
                         return;
                     }
-                }
-            }
-            let n = n as usize;
+                },
+            };
             if n < VNET_HDR_LEN {
                 self.switch.record_drop(port, DropReason::TooShort);
                 continue;
+            }
+            if let Some(v) = vlan {
+                match trunk_rx(&buf[VNET_HDR_LEN..n], lifted, v) {
+                    TrunkRx::Accept => {}
+                    TrunkRx::StripInline => n = uplink::strip_inline(buf, n),
+                    TrunkRx::Reject => {
+                        self.switch.record_drop(port, DropReason::WrongVlan);
+                        continue;
+                    }
+                }
             }
             self.forward(now, port, &mut buf[..n]);
         }
@@ -574,16 +611,21 @@ impl Dataplane {
         // the header's tail is overwritten with the VXLAN header.
         let mut peers = false;
         for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
-            let Egress::Fd(fd) = e else {
-                peers = true;
-                continue;
+            let sent = match e {
+                Egress::Fd(fd) => {
+                    // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
+                    unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) >= 0 }
+                }
+                Egress::Tagged(fd, vlan) => uplink::send(fd, packet, vlan).is_ok(),
+                Egress::Vtep(..) => {
+                    peers = true;
+                    continue;
+                }
             };
-            // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
-            let w = unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) };
-            if w < 0 {
-                self.switch.record_drop(p, DropReason::TxFailed);
-            } else {
+            if sent {
                 self.switch.record_tx(p, bytes);
+            } else {
+                self.switch.record_drop(p, DropReason::TxFailed);
             }
         }
         if !peers {

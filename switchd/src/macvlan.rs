@@ -30,14 +30,7 @@ pub fn open(sandbox_ns: &Path, parent: &str, macvlan_mode: &str, spec: &VethSpec
         return Ok(());
     }
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("macvlan {} on {parent}: {e}", spec.name));
-    let c = std::ffi::CString::new(parent).map_err(|_| io::Error::other("interface name with NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(ctx(io::Error::other(format!(
-            "parent interface {parent} does not exist on this host"
-        ))));
-    }
+    let index = parent_index(parent).map_err(ctx)?;
     let ns = File::open(sandbox_ns).map_err(ctx)?;
     let mut b: LinkMessageBuilder<LinkMacVlan> =
         LinkMacVlan::new(&spec.name, index, mode(macvlan_mode)).setns_by_fd(ns.as_raw_fd());
@@ -53,15 +46,7 @@ pub fn open(sandbox_ns: &Path, parent: &str, macvlan_mode: &str, spec: &VethSpec
 /// Deletes the child `name` from `sandbox_ns` (missing: nothing to do).
 pub fn delete(sandbox_ns: &Path, name: &str) -> io::Result<()> {
     let name = name.to_string();
-    netns::run_in(sandbox_ns, move || {
-        let c = std::ffi::CString::new(name.as_str()).map_err(|_| io::Error::other("interface name with NUL"))?;
-        // SAFETY: c is a valid NUL-terminated string.
-        let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-        if index == 0 {
-            return Ok(());
-        }
-        netlink(async |h| h.link().del(index).execute().await)
-    })
+    netns::run_in(sandbox_ns, move || netdev::delete_link(&name))
 }
 
 /// The host's own child on a macvlan network (`host_access`): `name` in switchd's namespace
@@ -72,14 +57,7 @@ pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::
         return Ok(());
     }
     let ctx = |e: io::Error| io::Error::new(e.kind(), format!("host macvlan {name} on {parent}: {e}"));
-    let c = std::ffi::CString::new(parent).map_err(|_| io::Error::other("interface name with NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(ctx(io::Error::other(format!(
-            "parent interface {parent} does not exist on this host"
-        ))));
-    }
+    let index = parent_index(parent).map_err(ctx)?;
     let msg = LinkMacVlan::new(name, index, mode(macvlan_mode)).build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
     let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1");
@@ -90,5 +68,12 @@ pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::
 
 /// Removes the host's own child (missing: nothing to do).
 pub fn delete_host(name: &str) -> io::Result<()> {
-    crate::veth::delete(name)
+    netdev::delete_link(name)
+}
+
+fn parent_index(parent: &str) -> io::Result<u32> {
+    netdev::index(parent).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => io::Error::other(format!("parent interface {parent} does not exist on this host")),
+        _ => e,
+    })
 }

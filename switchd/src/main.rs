@@ -10,10 +10,13 @@ mod http;
 mod macvlan;
 mod netdev;
 mod netns;
+mod packet;
 mod proxy;
 mod sync;
 mod tap;
+mod uplink;
 mod veth;
+mod vlan;
 mod vxlan;
 
 use std::path::PathBuf;

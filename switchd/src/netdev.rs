@@ -66,13 +66,30 @@ fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// The index of interface `name` in the calling thread's namespace; `NotFound` when there is
+/// no such interface.
+pub fn index(name: &str) -> io::Result<u32> {
+    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name with NUL"))?;
+    // SAFETY: c is a valid NUL-terminated string.
+    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
+        0 => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {name} does not exist"),
+        )),
+        i => Ok(i),
+    }
+}
+
 /// Whether an interface called `name` exists in the calling thread's namespace.
 pub fn exists(name: &str) -> bool {
-    let Ok(c) = CString::new(name) else {
-        return false;
-    };
-    // SAFETY: c is a valid NUL-terminated string.
-    unsafe { libc::if_nametoindex(c.as_ptr()) != 0 }
+    index(name).is_ok()
+}
+
+/// Deletes interface `name` of the calling thread's namespace (missing: nothing to do).
+pub fn delete_link(name: &str) -> io::Result<()> {
+    let Ok(i) = index(name) else { return Ok(()) };
+    crate::veth::netlink(async |h| h.link().del(i).execute().await)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot delete interface {name}: {e}")))
 }
 
 fn sockaddr_in(ip: Ipv4Addr) -> libc::sockaddr {

@@ -6,7 +6,7 @@
 use std::fs::File;
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
 
 use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
@@ -57,7 +57,10 @@ pub(crate) fn netlink<T>(f: impl AsyncFnOnce(rtnetlink::Handle) -> Result<T, rtn
     rt.block_on(async {
         let (conn, handle, _) = rtnetlink::new_connection()?;
         let task = tokio::spawn(conn);
-        let r = f(handle).await.map_err(|e| io::Error::other(e.to_string()));
+        let r = f(handle).await.map_err(|e| match e {
+            rtnetlink::Error::NetlinkError(m) => m.to_io(),
+            e => io::Error::other(e.to_string()),
+        });
         task.abort();
         r
     })
@@ -70,7 +73,7 @@ pub fn open(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<OwnedFd> {
     if !netdev::exists(&spec.host) {
         create(sandbox_ns, spec)?;
     }
-    packet_socket(&spec.host)
+    crate::packet::socket(&spec.host, &crate::packet::Options::default())
 }
 
 fn create(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<()> {
@@ -103,87 +106,5 @@ fn create(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<()> {
 /// Deletes the pair through its host end (the container end goes with it). A missing
 /// interface is not an error.
 pub fn delete(host: &str) -> io::Result<()> {
-    let c = std::ffi::CString::new(host).map_err(|_| io::Error::other("interface name with NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Ok(());
-    }
-    netlink(async |h| h.link().del(index).execute().await)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot delete veth {host}: {e}")))
-}
-
-/// An AF_PACKET socket on `ifname` that carries virtio-net headers and does not see the
-/// frames it sends itself.
-fn packet_socket(ifname: &str) -> io::Result<OwnedFd> {
-    let ctx = |what: &str| {
-        io::Error::other(format!(
-            "AF_PACKET socket on {ifname}: {what}: {}",
-            io::Error::last_os_error()
-        ))
-    };
-    let proto = (libc::ETH_P_ALL as u16).to_be();
-    // SAFETY: plain socket creation; the result is checked.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_PACKET,
-            libc::SOCK_RAW | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            i32::from(proto),
-        )
-    };
-    if fd < 0 {
-        return Err(ctx("socket"));
-    }
-    // SAFETY: fd is a fresh descriptor we own.
-    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
-    let one: libc::c_int = 1;
-    let bufsize: libc::c_int = 4 << 20;
-    for (level, opt, val, what) in [
-        (libc::SOL_PACKET, libc::PACKET_VNET_HDR, &one, "PACKET_VNET_HDR"),
-        (
-            libc::SOL_PACKET,
-            libc::PACKET_IGNORE_OUTGOING,
-            &one,
-            "PACKET_IGNORE_OUTGOING",
-        ),
-        (libc::SOL_SOCKET, libc::SO_RCVBUF, &bufsize, "SO_RCVBUF"),
-        (libc::SOL_SOCKET, libc::SO_SNDBUF, &bufsize, "SO_SNDBUF"),
-    ] {
-        // SAFETY: val points to a c_int that outlives the call; the size matches.
-        let rc = unsafe {
-            libc::setsockopt(
-                sock.as_raw_fd(),
-                level,
-                opt,
-                (val as *const libc::c_int).cast(),
-                size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-        if rc < 0 {
-            return Err(ctx(what));
-        }
-    }
-    let c = std::ffi::CString::new(ifname).map_err(|_| io::Error::other("interface name with NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    if index == 0 {
-        return Err(ctx("no such interface"));
-    }
-    // SAFETY: sockaddr_ll is plain old data; all-zero is valid before we fill it.
-    let mut sll: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-    sll.sll_family = libc::AF_PACKET as u16;
-    sll.sll_protocol = proto;
-    sll.sll_ifindex = index as i32;
-    // SAFETY: sll is a valid sockaddr_ll and the length matches.
-    let rc = unsafe {
-        libc::bind(
-            sock.as_raw_fd(),
-            (&sll as *const libc::sockaddr_ll).cast(),
-            size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-        )
-    };
-    if rc < 0 {
-        return Err(ctx("bind"));
-    }
-    Ok(sock)
+    netdev::delete_link(host)
 }

@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sim::{in_netns, Host};
+use sim::Host;
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
@@ -436,7 +436,7 @@ fn tcp_super_frames_cross_the_switch_untouched() {
     let (a, b) = (h.name("a"), h.name("b"));
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
-    assert_eq!(tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
+    assert_eq!(sim::tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
     let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
     let pa = ports
         .as_array()
@@ -489,33 +489,6 @@ fn api_speaks_json_errors_and_socket_is_root_only() {
 }
 
 /// Bulk TCP from `from` to `to_ip:port` (in `to`'s namespace); returns bytes received.
-fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
-    let addr = format!("{to_ip}:5001");
-    let bind = addr.clone();
-    let server = in_netns(&Path::new("/run/netns").join(to), move || {
-        let l = std::net::TcpListener::bind(&bind).unwrap();
-        let (mut s, _) = l.accept().unwrap();
-        let mut total = 0usize;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match s.read(&mut buf).unwrap() {
-                0 => break total,
-                n => total += n,
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = in_netns(&Path::new("/run/netns").join(from), move || {
-        let mut s = std::net::TcpStream::connect(&addr).unwrap();
-        let chunk = vec![7u8; 1 << 20];
-        for _ in 0..mb {
-            s.write_all(&chunk).unwrap();
-        }
-    });
-    client.join().unwrap();
-    server.join().unwrap()
-}
-
 #[test]
 fn veth_ports_through_af_packet() {
     let Some(mut h) = host("ve") else { return };
@@ -543,7 +516,7 @@ fn veth_ports_through_af_packet() {
     assert!(ping(&h, &t, "10.77.0.3") && ping(&h, &v, "10.77.0.2") && ping(&h, &v, "10.77.0.1"));
 
     // Offloaded super-frames from the veth side cross to the TAP side.
-    assert_eq!(tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
+    assert_eq!(sim::tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
     let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
     let pv = ports
         .as_array()

@@ -59,7 +59,9 @@ impl State {
                 .parent
                 .clone()
                 .ok_or_else(|| invalid("a macvlan network needs -o parent=IFACE: the interface on the physical LAN"))?;
-            if let Some(n) = self.networks.values().find(|n| n.parent.as_deref() == Some(&parent)) {
+            let iface = parent.split_once('.').map_or(parent.as_str(), |(i, _)| i);
+            let same = |n: &&Network| n.parent_iface() == Some(iface) && n.vlan == opts.vlan;
+            if let Some(n) = self.networks.values().find(same) {
                 return Err(ModelError::Conflict(format!(
                     "parent interface {parent} is already used by macvlan network {}",
                     n.name
@@ -110,6 +112,9 @@ impl State {
             parent: opts.parent,
             macvlan_mode: (driver == Driver::Macvlan).then(|| opts.macvlan_mode.unwrap_or_else(|| "bridge".into())),
             host_access: opts.host_access,
+            vlan: opts.vlan,
+            native_path: None,
+            vlan_link_created: false,
         };
         self.networks.insert(id.clone(), net);
         Ok(id)
@@ -318,6 +323,9 @@ impl State {
             parent: None,
             macvlan_mode: None,
             host_access: false,
+            vlan: None,
+            native_path: None,
+            vlan_link_created: false,
         };
         self.networks.insert(id, net);
         Ok(true)
@@ -401,6 +409,7 @@ struct Options {
     parent: Option<String>,
     macvlan_mode: Option<String>,
     host_access: bool,
+    vlan: Option<u16>,
 }
 
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
@@ -414,6 +423,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         parent: None,
         macvlan_mode: None,
         host_access: false,
+        vlan: None,
     };
     let accepted: &[&str] = match driver {
         Driver::Overlay => &ACCEPTED_OVERLAY_OPTIONS,
@@ -457,18 +467,30 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                 )
             }
             OPT_PARENT if driver == Driver::Macvlan => {
-                if v.contains('.') {
+                let (iface, vlan) = match v.split_once('.') {
+                    Some((iface, id)) => {
+                        let id: u16 = id
+                            .parse()
+                            .map_err(|_| bad("an interface name, or IFACE.VLAN with a VLAN ID of 1-4094 (eth0.10)"))?;
+                        if !(1..=4094).contains(&id) {
+                            return Err(invalid(format!(
+                                "invalid VLAN ID {id} in parent {v:?}: a VLAN ID is 1-4094"
+                            )));
+                        }
+                        (iface, Some(id))
+                    }
+                    None => (v.as_str(), None),
+                };
+                let ok = !iface.is_empty()
+                    && v.len() <= 15
+                    && iface.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+                if !ok {
                     return Err(bad(
-                        "an interface name; VLAN parents (IFACE.VLAN) are not available yet",
+                        "an interface name of 1-15 characters from [a-zA-Z0-9_-], with .VLAN for a VLAN",
                     ));
                 }
-                let ok = !v.is_empty()
-                    && v.len() <= 15
-                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-                if !ok {
-                    return Err(bad("an interface name of 1-15 characters from [a-zA-Z0-9_-]"));
-                }
                 o.parent = Some(v.clone());
+                o.vlan = vlan;
             }
             OPT_HOST_ACCESS if driver == Driver::Macvlan => {
                 o.host_access = match v.as_str() {

@@ -270,7 +270,7 @@ impl State {
         let port_kind = PortKind::parse(&spec.port_kind)?;
         if port_kind == PortKind::Veth && net.driver == Driver::Macvlan {
             return Err(invalid(format!(
-                "--port-kind does not apply to macvlan network {}: its interfaces are macvlan children",
+                "--port-kind does not apply to macvlan network {}: switchd chooses its interfaces (macvlan children, or TAP ports on userspace 802.1Q)",
                 net.name
             )));
         }

@@ -477,14 +477,22 @@ fn macvlan_networks_need_a_parent_of_their_own() {
     let t = SystemTime::UNIX_EPOCH;
     let e = s.create_network(mv("m", &[]), ids.next(), t, &[]).unwrap_err();
     assert!(e.to_string().contains("needs -o parent=IFACE"), "{e}");
-    let e = s
-        .create_network(mv("m", &[("parent", "eth0.10")]), ids.next(), t, &[])
-        .unwrap_err();
-    assert!(
-        e.to_string()
-            .contains("VLAN parents (IFACE.VLAN) are not available yet"),
-        "{e}"
-    );
+    for (parent, says) in [
+        (
+            "eth0.4095",
+            "invalid VLAN ID 4095 in parent \"eth0.4095\": a VLAN ID is 1-4094",
+        ),
+        ("eth0.0", "invalid VLAN ID 0"),
+        ("eth0.x", "IFACE.VLAN with a VLAN ID of 1-4094"),
+        ("eth0.10.20", "IFACE.VLAN with a VLAN ID of 1-4094"),
+        (".10", "an interface name of 1-15 characters"),
+        ("averylongname.10", "an interface name of 1-15 characters"),
+    ] {
+        let e = s
+            .create_network(mv("m", &[("parent", parent)]), ids.next(), t, &[])
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{parent}: {e}");
+    }
     let e = s
         .create_network(mv("m", &[("parent", "eth0"), ("mac_aging", "5")]), ids.next(), t, &[])
         .unwrap_err();
@@ -507,4 +515,30 @@ fn macvlan_networks_need_a_parent_of_their_own() {
     };
     let e = s.create_network(other, ids.next(), t, &[]).unwrap_err();
     assert!(e.to_string().contains("already used by macvlan network m"), "{e}");
+
+    // VLANs of one parent are networks of their own; each VLAN once.
+    let vlan = |name: &str, parent: &str, subnet: &str| NetworkSpec {
+        subnet: Some(subnet.into()),
+        ..mv(name, &[("parent", parent)])
+    };
+    s.create_network(vlan("v10", "eth0.10", "10.92.0.0/24"), ids.next(), t, &[])
+        .unwrap();
+    s.create_network(vlan("v20", "eth0.20", "10.93.0.0/24"), ids.next(), t, &[])
+        .unwrap();
+    let v10 = s.network("v10").unwrap();
+    assert_eq!((v10.parent_iface(), v10.vlan), (Some("eth0"), Some(10)));
+    assert_eq!(s.network("m").unwrap().parent_iface(), Some("eth0"));
+    let e = s
+        .create_network(vlan("v10b", "eth0.010", "10.94.0.0/24"), ids.next(), t, &[])
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("parent interface eth0.010 is already used by macvlan network v10"),
+        "{e}"
+    );
+    let e = s
+        .create_network(vlan("v30", "eth0.30", "10.92.0.128/25"), ids.next(), t, &[])
+        .unwrap_err();
+    assert!(e.to_string().contains("overlaps"), "{e}");
+    assert!(s.network("v10b").is_err() && s.network("v30").is_err());
 }

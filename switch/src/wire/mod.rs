@@ -9,7 +9,7 @@ mod vlan;
 
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
 pub use mac::{MacAddr, ParseMacError};
-pub use vlan::{VlanId, VlanTag, VLAN_TAG_LEN};
+pub use vlan::{trunk_rx, trunk_tag, TrunkRx, VlanId, VlanTag, TPID_8021Q, VLAN_TAG_LEN};
 
 /// Why bytes could not be viewed as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -94,6 +94,51 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
     }
 }
 
+/// The TPID of an 802.1Q (customer) tag.
+pub const TPID_8021Q: u16 = 0x8100;
+
+/// The four bytes that tag a frame with `vlan` on a trunk (priority 0), inserted after the
+/// source address.
+pub fn trunk_tag(vlan: VlanId) -> [u8; VLAN_TAG_LEN] {
+    let [t0, t1] = TPID_8021Q.to_be_bytes();
+    let [v0, v1] = vlan.get().to_be_bytes();
+    [t0, t1, v0, v1]
+}
+
+/// What the receiver of one VLAN on a trunk does with a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrunkRx {
+    /// Tagged with this VLAN, the tag already lifted out of the bytes (the kernel's receive
+    /// path does that): the bytes are the untagged frame.
+    Accept,
+    /// Tagged with this VLAN in the bytes: the four bytes at offset 12 are to be removed.
+    StripInline,
+    /// Untagged, of another VLAN, or behind an 802.1ad service tag: not this VLAN's frame.
+    Reject,
+}
+
+/// Classifies `frame` as received on a trunk for `vlan`. `outer` is the tag the kernel took
+/// off (TPID, TCI), if any. Only the outermost tag selects the VLAN: a second tag inside
+/// stays in the frame, where the access side refuses it, so a double-tagged frame never
+/// reaches the VLAN its inner tag names.
+pub fn trunk_rx(frame: &[u8], outer: Option<(u16, u16)>, vlan: VlanId) -> TrunkRx {
+    let ours = |tpid: u16, tci: u16| tpid == TPID_8021Q && tci & 0x0fff == vlan.get();
+    match outer {
+        Some((tpid, tci)) if ours(tpid, tci) => TrunkRx::Accept,
+        Some(_) => TrunkRx::Reject,
+        None if frame.len() >= 18 => {
+            let tpid = u16::from_be_bytes([frame[12], frame[13]]);
+            let tci = u16::from_be_bytes([frame[14], frame[15]]);
+            if ours(tpid, tci) {
+                TrunkRx::StripInline
+            } else {
+                TrunkRx::Reject
+            }
+        }
+        None => TrunkRx::Reject,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,6 +166,26 @@ mod tests {
         t.set_tci(5, false, VlanId::new(10).unwrap());
         t.set_inner_ethertype(EtherType::IPV4);
         assert_eq!(bytes, TAGGED);
+    }
+
+    #[test]
+    fn trunk_receivers_take_only_their_outer_tag() {
+        let v10 = VlanId::new(10).unwrap();
+        let untagged = [0u8; 60];
+        assert_eq!(trunk_rx(&untagged, None, v10), TrunkRx::Reject);
+        // Lifted by the kernel: PCP bits do not matter, the VLAN ID and TPID do.
+        assert_eq!(trunk_rx(&untagged, Some((0x8100, 0xa00a)), v10), TrunkRx::Accept);
+        assert_eq!(trunk_rx(&untagged, Some((0x8100, 20)), v10), TrunkRx::Reject);
+        assert_eq!(trunk_rx(&untagged, Some((0x88a8, 10)), v10), TrunkRx::Reject);
+        // In the bytes.
+        let mut inline = [0u8; 60];
+        inline[12..16].copy_from_slice(&trunk_tag(v10));
+        assert_eq!(trunk_rx(&inline, None, v10), TrunkRx::StripInline);
+        assert_eq!(trunk_rx(&inline, None, VlanId::new(11).unwrap()), TrunkRx::Reject);
+        assert_eq!(trunk_rx(&inline[..17], None, v10), TrunkRx::Reject);
+        // Double tag, outer 20 lifted, inner 10 in the bytes: VLAN 10 never sees it.
+        assert_eq!(trunk_rx(&inline, Some((0x8100, 20)), v10), TrunkRx::Reject);
+        assert_eq!(trunk_tag(VlanId::new(4094).unwrap()), [0x81, 0x00, 0x0f, 0xfe]);
     }
 
     #[test]

@@ -16,36 +16,13 @@ impl Daemon {
         self.dp
             .add_network(sid, NetworkConfig { aging: net.mac_aging }, vni)
             .map_err(io_err("cannot add the network to the switch"))?;
-        let spec = tap::TapSpec {
-            name: name.clone(),
-            mac: net.gateway_mac(),
-            addr: Some((ipam.gateway, ipam.subnet.prefix_len())),
-            mtu: net.mtu,
-            default_gw: None,
-            offload: net.driver != Driver::Overlay,
-        };
-        let opened = tap::open(&tap::Place::Here, spec).and_then(|dev| {
-            let mac = dev.mac_address()?;
-            let cfg = PortConfig {
-                network: sid,
-                max_frame_len: TAP_MAX_FRAME,
-                learn_limit: net.mac_limit,
-                split_horizon_group: 0,
-            };
-            self.dp.add_port(NewPort {
-                dev: Device::Tap(dev),
-                cfg,
-                static_mac: Some(switch::MacAddr(mac)),
-                kind: PortKind::Gateway,
-                label: name.clone(),
-            })
-        });
-        let gateway = opened.map_err(|e| {
+        let addr = (ipam.gateway, ipam.subnet.prefix_len());
+        let gateway = self.open_host_port(net, &name, net.gateway_mac(), addr).map_err(|e| {
             let _ = self.dp.remove_network(sid);
             OpError::Io(format!("cannot open gateway interface {name}: {e}"))
         })?;
         let mut ports = NetPorts {
-            gateway,
+            own: vec![gateway],
             vteps: HashMap::new(),
             peers: HashMap::new(),
         };
@@ -62,6 +39,40 @@ impl Daemon {
             return Err(e);
         }
         Ok(ports)
+    }
+
+    /// Opens a TAP `name` in switchd's namespace holding `addr` and adds it to `net`'s switch
+    /// network as the host's port.
+    fn open_host_port(
+        &self,
+        net: &Network,
+        name: &str,
+        mac: Option<switch::MacAddr>,
+        addr: (std::net::Ipv4Addr, u8),
+    ) -> io::Result<PortId> {
+        let spec = tap::TapSpec {
+            name: name.to_string(),
+            mac,
+            addr: Some(addr),
+            mtu: net.mtu,
+            default_gw: None,
+            offload: net.driver != Driver::Overlay,
+        };
+        let dev = tap::open(&tap::Place::Here, spec)?;
+        let mac = dev.mac_address()?;
+        let cfg = PortConfig {
+            network: NetworkId(net.switch_id),
+            max_frame_len: TAP_MAX_FRAME,
+            learn_limit: net.mac_limit,
+            split_horizon_group: 0,
+        };
+        self.dp.add_port(NewPort {
+            dev: Device::Tap(dev),
+            cfg,
+            static_mac: Some(switch::MacAddr(mac)),
+            kind: PortKind::Gateway,
+            label: name.to_string(),
+        })
     }
 
     /// Adds a static VXLAN peer of `net` as a switch port (split-horizon group 1: peers never
@@ -90,50 +101,140 @@ impl Daemon {
             .map_err(|e| OpError::Io(format!("cannot add VTEP {a}: {e}")))
     }
 
-    /// A macvlan network needs its parent, in promiscuous mode (the children's MACs must
-    /// reach them).
-    pub(super) fn bring_up_macvlan(&self, net: &Network) -> Result<(), OpError> {
-        let parent = net.parent.clone().unwrap_or_default();
-        if !netdev::exists(&parent) {
+    /// Chooses how this host carries a new macvlan network: the kernel's macvlan on the
+    /// parent, on the kernel's 802.1Q interface `IFACE.VLAN` (created here when missing), or,
+    /// where the kernel has no 8021q, switchd's own 802.1Q.
+    pub(super) fn choose_native_path(&self, net: &mut Network) -> Result<(), OpError> {
+        let iface = net.parent_iface().unwrap_or_default().to_string();
+        if !netdev::exists(&iface) {
             return Err(OpError::Model(ModelError::Invalid(format!(
-                "parent interface {parent} does not exist on this host: give an interface of the physical LAN"
+                "parent interface {iface} does not exist on this host: give an interface of the physical LAN"
             ))));
         }
-        netdev::set_promisc(&parent, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
-        if let (Some(ip), Some(ipam)) = (net.host_access_address(), net.ipam) {
-            let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
-            let opened =
-                crate::macvlan::open_host(&parent, mode, &host_access_name(net), (ip, ipam.subnet.prefix_len()));
-            if let Err(e) = opened {
-                let _ = netdev::set_promisc(&parent, false);
-                return Err(OpError::Io(e.to_string()));
+        let (Some(vid), Some(link)) = (net.vlan, net.parent.clone()) else {
+            net.native_path = Some(NativePath::KernelMacvlan);
+            return Ok(());
+        };
+        match vlan::open(&iface, &link, vid) {
+            Ok(made) => {
+                net.native_path = Some(NativePath::Kernel8021q);
+                net.vlan_link_created = made == vlan::Link::Created;
             }
+            Err(e) if vlan::is_unsupported(&e) => {
+                tracing::info!(network = %net.name, "{e}: VLAN {vid} on {iface} is carried by switchd's own 802.1Q");
+                net.native_path = Some(NativePath::Userspace8021q);
+            }
+            Err(e) => return Err(OpError::Io(e.to_string())),
         }
         Ok(())
     }
 
+    /// Brings up a macvlan network. On the kernel's paths: its parent link (the VLAN interface
+    /// made again if switchd made it and it is gone), promiscuous, and the host's own child
+    /// with `host_access`; no switch port. On switchd's own 802.1Q: a switch network whose
+    /// uplink is the parent, and the host's own TAP with `host_access`.
+    pub(super) fn bring_up_macvlan(&self, net: &Network) -> Result<Option<NetPorts>, OpError> {
+        let iface = net.parent_iface().unwrap_or_default();
+        if !netdev::exists(iface) {
+            return Err(OpError::Model(ModelError::Invalid(format!(
+                "parent interface {iface} does not exist on this host: give an interface of the physical LAN"
+            ))));
+        }
+        let host_addr = net
+            .host_access_address()
+            .zip(net.ipam)
+            .map(|(ip, ipam)| (ip, ipam.subnet.prefix_len()));
+        if net.native_path == Some(NativePath::Userspace8021q) {
+            return self.bring_up_uplink(net, iface, host_addr).map(Some);
+        }
+        let link = net.parent.clone().unwrap_or_default();
+        if let (Some(vid), true) = (net.vlan, net.vlan_link_created) {
+            vlan::open(iface, &link, vid).map_err(io_err("cannot restore the VLAN interface"))?;
+        }
+        netdev::set_promisc(&link, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
+        if let Some(addr) = host_addr {
+            let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
+            if let Err(e) = crate::macvlan::open_host(&link, mode, &host_access_name(net), addr) {
+                let _ = netdev::set_promisc(&link, false);
+                return Err(OpError::Io(e.to_string()));
+            }
+        }
+        Ok(None)
+    }
+
+    fn bring_up_uplink(
+        &self,
+        net: &Network,
+        iface: &str,
+        host_addr: Option<(std::net::Ipv4Addr, u8)>,
+    ) -> Result<NetPorts, OpError> {
+        let sid = NetworkId(net.switch_id);
+        let vid = net
+            .vlan
+            .and_then(|v| switch::VlanId::new(v).ok())
+            .ok_or_else(|| OpError::Io(format!("network {} has no valid VLAN", net.name)))?;
+        self.dp
+            .add_network(sid, NetworkConfig { aging: net.mac_aging }, None)
+            .map_err(io_err("cannot add the network to the switch"))?;
+        let mut ports = NetPorts {
+            own: Vec::new(),
+            vteps: HashMap::new(),
+            peers: HashMap::new(),
+        };
+        let uplink = crate::uplink::open(iface, vid).and_then(|fd| {
+            self.dp.add_port(NewPort {
+                dev: Device::Uplink { fd, vlan: vid },
+                cfg: PortConfig {
+                    network: sid,
+                    max_frame_len: TAP_MAX_FRAME,
+                    learn_limit: VTEP_LEARN_LIMIT,
+                    split_horizon_group: 0,
+                },
+                static_mac: None,
+                kind: PortKind::Uplink,
+                label: format!("{iface}.{vid}"),
+            })
+        });
+        let mut result = uplink
+            .map(|p| ports.own.push(p))
+            .map_err(|e| OpError::Io(format!("cannot open the uplink on {iface}: {e}")));
+        if let (Ok(()), Some(addr)) = (&result, host_addr) {
+            let name = host_access_name(net);
+            result = self
+                .open_host_port(net, &name, None, addr)
+                .map(|p| ports.own.push(p))
+                .map_err(|e| OpError::Io(format!("cannot open the host's interface {name}: {e}")));
+        }
+        if let Err(e) = result {
+            self.tear_down_network(net, Some(ports));
+            return Err(e);
+        }
+        Ok(ports)
+    }
+
     pub(super) fn tear_down_network(&self, net: &Network, ports: Option<NetPorts>) {
-        if net.driver == Driver::Macvlan {
+        if net.has_kernel_children() {
+            let link = net.parent.as_deref().unwrap_or_default();
             if net.host_access {
                 if let Err(e) = crate::macvlan::delete_host(&host_access_name(net)) {
                     tracing::warn!(network = %net.name, "removing the host's macvlan interface: {e}");
                 }
             }
-            // One macvlan network per parent: the parent goes back to normal.
-            if let Err(e) = netdev::set_promisc(net.parent.as_deref().unwrap_or_default(), false) {
+            // One macvlan network per parent link: the link goes back to normal, or goes.
+            if let Err(e) = netdev::set_promisc(link, false) {
                 tracing::warn!(network = %net.name, "restoring the parent: {e}");
+            }
+            if net.vlan_link_created {
+                if let Err(e) = netdev::delete_link(link) {
+                    tracing::warn!(network = %net.name, "removing the VLAN interface: {e}");
+                }
             }
             return;
         }
         self.dns.stop(&net.id);
         if let Some(ports) = ports {
             let peers = ports.peers.into_values().map(|(p, _)| p);
-            for p in ports
-                .vteps
-                .into_values()
-                .chain(peers)
-                .chain(std::iter::once(ports.gateway))
-            {
+            for p in ports.vteps.into_values().chain(peers).chain(ports.own) {
                 if let Err(e) = self.remove_port(p) {
                     tracing::warn!(network = %net.name, "removing port {p}: {e}");
                 }
@@ -144,31 +245,42 @@ impl Daemon {
         }
     }
 
+    /// Brings up any network with something on this host: its switch ports, if it has some.
+    pub(super) fn bring_up(&self, net: &Network) -> Result<Option<NetPorts>, OpError> {
+        match net.driver {
+            Driver::Macvlan => self.bring_up_macvlan(net),
+            _ if net.is_switched() => self.bring_up_network(net).map(Some),
+            _ => Ok(None),
+        }
+    }
+
     /// `network create`.
     pub fn create_network(&self, req: NetworkCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let routes = host_routes();
         let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now(), &routes)?;
+        if let Some(net) = next.networks.get_mut(&id).filter(|n| n.driver == Driver::Macvlan) {
+            self.choose_native_path(net)?;
+        }
         let net = next.networks[&id].clone();
-        if net.driver == Driver::Macvlan {
-            self.bring_up_macvlan(&net)?;
-            if let Err(e) = self.commit(&mut inner, next) {
-                self.tear_down_network(&net, None);
+        let ports = match self.bring_up(&net) {
+            Ok(p) => p,
+            Err(e) => {
+                // A VLAN interface made for the network goes with it.
+                if net.vlan_link_created {
+                    let _ = netdev::delete_link(net.parent.as_deref().unwrap_or_default());
+                }
                 return Err(e);
             }
-            tracing::info!(network = %net.name, id = %id, "network created");
-            return Ok(CreateResponse {
-                id: id.to_string(),
-                warning: String::new(),
-            });
-        }
-        let port = self.bring_up_network(&net)?;
+        };
         if let Err(e) = self.commit(&mut inner, next) {
-            self.tear_down_network(&net, Some(port));
+            self.tear_down_network(&net, ports);
             return Err(e);
         }
-        inner.net_ports.insert(id.clone(), port);
+        if let Some(p) = ports {
+            inner.net_ports.insert(id.clone(), p);
+        }
         self.publish_network(&inner.state, &id);
         tracing::info!(network = %net.name, id = %id, "network created");
         Ok(CreateResponse {

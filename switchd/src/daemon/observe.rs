@@ -52,6 +52,7 @@ impl Daemon {
                     PortKind::Veth => "veth".into(),
                     PortKind::Vtep => "vtep".into(),
                     PortKind::Gateway => "gateway".into(),
+                    PortKind::Uplink => "uplink".into(),
                 },
                 interface: p.label,
                 rx_packets: p.counters.rx_packets,

@@ -94,7 +94,7 @@ impl Daemon {
         let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
         let default_gw = (ifname == "eth0").then_some(ipam.gateway);
         let label = format!("{}/{ifname}", sb.name);
-        if net.driver == Driver::Macvlan {
+        if net.has_kernel_children() {
             // The kernel forwards: a macvlan child of the parent, no switch port.
             let spec = veth::VethSpec {
                 host: String::new(),
@@ -150,7 +150,7 @@ impl Daemon {
             label: label.clone(),
         });
         added.map(Some).map_err(|e| {
-            let _ = self.delete_interface(sb, ep, net.driver);
+            let _ = self.delete_interface(sb, ep, false);
             OpError::Io(format!("{label}: {e}"))
         })
     }
@@ -163,16 +163,15 @@ impl Daemon {
                 drop(fd);
                 veth::delete(&ifname)
             }
-            Device::Vtep { .. } => Ok(()),
+            Device::Uplink { .. } | Device::Vtep { .. } => Ok(()),
         }
     }
 
-    /// Deletes an endpoint's interface by name, when no port holds it.
-    pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint, driver: Driver) -> io::Result<()> {
+    /// Deletes an endpoint's interface by name, when no port holds it (`kernel_child`: a
+    /// kernel macvlan child rather than a port of switchd's).
+    pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint, kernel_child: bool) -> io::Result<()> {
         match (ep.port_kind, &ep.ifname) {
-            (_, Some(ifname)) if driver == Driver::Macvlan && netns::is_namespace(&sb.netns) => {
-                macvlan::delete(&sb.netns, ifname)
-            }
+            (_, Some(ifname)) if kernel_child && netns::is_namespace(&sb.netns) => macvlan::delete(&sb.netns, ifname),
             (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(ep.id.as_str())),
             (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
                 tap::delete_by_name(&sb.netns, ifname)
@@ -186,12 +185,12 @@ impl Daemon {
         let res = match inner.endpoint_ports.remove(&ep.id) {
             Some(port) => self.remove_port(port),
             None => {
-                let driver = inner
+                let kernel_child = inner
                     .state
                     .networks
                     .get(&ep.network)
-                    .map_or(Driver::Bridge, |n| n.driver);
-                self.delete_interface(sb, ep, driver)
+                    .is_some_and(Network::has_kernel_children);
+                self.delete_interface(sb, ep, kernel_child)
             }
         };
         if let Err(e) = res {
@@ -324,7 +323,7 @@ impl Daemon {
         if let Err(e) = self.commit(&mut inner, next) {
             match port {
                 Some(p) => drop(self.remove_port(p)),
-                None => drop(self.delete_interface(&sb, &ep, net.driver)),
+                None => drop(self.delete_interface(&sb, &ep, net.has_kernel_children())),
             }
             return Err(e);
         }
