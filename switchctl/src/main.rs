@@ -93,7 +93,9 @@ enum NetworkCmd {
         /// Labels, K=V.
         #[arg(long = "label", value_name = "K=V")]
         labels: Vec<String>,
-        /// Driver options, K=V.
+        /// Driver options, K=V. bridge: com.docker.network.bridge.name, mtu, mac_aging, mac_limit;
+        /// overlay: also vni, max_hosts; macvlan: parent=IFACE[.VLAN], macvlan_mode, mtu,
+        /// host_access=true|false.
         #[arg(short = 'o', long = "opt", value_name = "K=V")]
         opts: Vec<String>,
         /// Name.
