@@ -89,15 +89,13 @@ pub struct Config {
 struct NetPorts {
     own: Vec<PortId>,
     vteps: HashMap<SocketAddr, PortId>,
-    /// Other cluster hosts with endpoints on the network: their port and how many endpoints.
-    peers: HashMap<SocketAddr, (PortId, usize)>,
+    /// Other cluster hosts with endpoints on the network: their VXLAN port.
+    peers: HashMap<SocketAddr, PortId>,
 }
 
 struct Inner {
-    /// Remote endpoints in place: network, MAC and host VTEP, by endpoint ID.
-    remote_eps: HashMap<Id, (Id, switch::MacAddr, SocketAddr)>,
-    /// Remote endpoints of networks this host does not have yet.
-    pending: HashMap<Id, control_plane::cluster::records::EndpointRecord>,
+    /// Remote endpoints, and which are in place in the dataplane.
+    remotes: control_plane::cluster::remotes::Remotes,
     state: State,
     net_ports: HashMap<Id, NetPorts>,
     endpoint_ports: HashMap<Id, PortId>,
@@ -159,8 +157,7 @@ impl Daemon {
             inner: Mutex::new(Inner {
                 state: State::default(),
                 net_ports: HashMap::new(),
-                remote_eps: HashMap::new(),
-                pending: HashMap::new(),
+                remotes: Default::default(),
                 endpoint_ports: HashMap::new(),
             }),
             dp,

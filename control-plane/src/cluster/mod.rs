@@ -4,4 +4,5 @@
 pub mod membership;
 pub mod pki;
 pub mod records;
+pub mod remotes;
 pub mod seal;

@@ -4,6 +4,7 @@
 //! endpoints on the network).
 
 use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
+use control_plane::cluster::remotes::Effect;
 use control_plane::model::RemoteEndpoint;
 
 use super::*;
@@ -67,15 +68,11 @@ impl Daemon {
             crate::cluster::Change::Records(r) => self.apply_records(r),
             crate::cluster::Change::HostDown(host) => {
                 let mut inner = self.inner.lock().expect("lock poisoned");
-                let gone: Vec<Id> = inner
-                    .state
-                    .remote
-                    .values()
-                    .flat_map(|m| m.iter().filter(|(_, r)| r.host == host).map(|(id, _)| id.clone()))
-                    .collect();
-                for id in &gone {
-                    self.remove_remote(&mut inner, id);
+                for m in inner.state.remote.values_mut() {
+                    m.retain(|_, r| r.host != host);
                 }
+                let fx = inner.remotes.host_down(&host);
+                self.apply_effects(&mut inner, fx);
                 *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
             }
             crate::cluster::Change::HostUp(eps) => {
@@ -133,17 +130,8 @@ impl Daemon {
         inner.net_ports.insert(id.clone(), ports);
         tracing::info!(network = %net.name, "network created by another host");
         // Endpoints other hosts announced before the network arrived.
-        let waiting: Vec<(Id, RemoteEndpoint)> = inner
-            .state
-            .remote
-            .get(&id)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
-        for (ep, _) in waiting {
-            if let Some(e) = inner.pending.remove(&ep) {
-                self.add_remote(inner, ep, e);
-            }
-        }
+        let fx = inner.remotes.network_added(&id);
+        self.apply_effects(inner, fx);
     }
 
     fn drop_network(&self, inner: &mut Inner, id: &Id) {
@@ -157,6 +145,7 @@ impl Daemon {
         next.networks.remove(id);
         next.remote.remove(id);
         let ports = inner.net_ports.remove(id);
+        inner.remotes.network_removed(id);
         self.tear_down_network(&net, ports);
         if let Err(e) = self.commit(inner, next) {
             tracing::error!(network = %net.name, "cannot store the removal: {}", e.message());
@@ -165,15 +154,6 @@ impl Daemon {
     }
 
     fn add_remote(&self, inner: &mut Inner, id: Id, e: EndpointRecord) {
-        let remote = RemoteEndpoint {
-            host: e.host.clone(),
-            sandbox: e.sandbox.clone(),
-            mac: switch::MacAddr(e.mac),
-            ip: e.ip,
-            aliases: e.aliases.clone(),
-        };
-        // A moved endpoint (same ID, new host or address) first leaves its old place.
-        self.remove_remote(inner, &id);
         let clash = inner
             .state
             .endpoints_of_network(&e.network)
@@ -192,73 +172,72 @@ impl Daemon {
                 e.host
             );
         }
+        // A moved endpoint (same ID, new host or address) first leaves its old place.
+        for m in inner.state.remote.values_mut() {
+            m.remove(&id);
+        }
+        let remote = RemoteEndpoint {
+            host: e.host.clone(),
+            sandbox: e.sandbox.clone(),
+            mac: switch::MacAddr(e.mac),
+            ip: e.ip,
+            aliases: e.aliases.clone(),
+        };
         inner
             .state
             .remote
             .entry(e.network.clone())
             .or_default()
             .insert(id.clone(), remote);
-        let Some(net) = inner.state.networks.get(&e.network).cloned() else {
-            inner.pending.insert(id, e);
-            return;
-        };
-        let Some(np) = inner.net_ports.get_mut(&net.id) else {
-            return;
-        };
-        let port = match np.peers.get_mut(&e.vtep) {
-            Some((p, n)) => {
-                *n += 1;
-                *p
-            }
-            None => match self.add_vtep_port(&net, e.vtep) {
-                Ok(p) => {
-                    np.peers.insert(e.vtep, (p, 1));
-                    p
-                }
-                Err(err) => {
-                    tracing::error!(host = %e.host, "cannot reach host {}: {}", e.vtep, err.message());
-                    return;
-                }
-            },
-        };
-        if let Err(err) = self.dp.set_static(
-            NetworkId(net.switch_id),
-            switch::MacAddr(e.mac),
-            Some((port, Some(e.ip))),
-        ) {
-            tracing::warn!("cannot pin {} to host {}: {err}", switch::MacAddr(e.mac), e.host);
-        }
-        inner
-            .remote_eps
-            .insert(id, (net.id.clone(), switch::MacAddr(e.mac), e.vtep));
+        let here = inner.net_ports.contains_key(&e.network);
+        let fx = inner.remotes.upsert(id, e, here);
+        self.apply_effects(inner, fx);
     }
 
     fn remove_remote(&self, inner: &mut Inner, id: &Id) {
-        inner.pending.remove(id);
         for m in inner.state.remote.values_mut() {
             m.remove(id);
         }
-        let Some((net_id, mac, vtep)) = inner.remote_eps.remove(id) else {
-            return;
-        };
-        let Some(net) = inner.state.networks.get(&net_id).cloned() else {
-            return;
-        };
-        let _ = self.dp.set_static(NetworkId(net.switch_id), mac, None);
-        let Some(np) = inner.net_ports.get_mut(&net_id) else {
-            return;
-        };
-        let last = match np.peers.get_mut(&vtep) {
-            Some((_, n)) => {
-                *n -= 1;
-                *n == 0
-            }
-            None => false,
-        };
-        if last {
-            if let Some((p, _)) = np.peers.remove(&vtep) {
-                if let Err(e) = self.remove_port(p) {
-                    tracing::warn!("removing the port of {vtep}: {e}");
+        let fx = inner.remotes.remove(id);
+        self.apply_effects(inner, fx);
+    }
+
+    /// Makes the dataplane hold what the remote endpoints need: VXLAN ports per remote host,
+    /// pinned MACs and the addresses answered locally.
+    fn apply_effects(&self, inner: &mut Inner, fx: Vec<Effect>) {
+        for f in fx {
+            let network = match &f {
+                Effect::AddPeer { network, .. }
+                | Effect::RemovePeer { network, .. }
+                | Effect::Pin { network, .. }
+                | Effect::Unpin { network, .. } => network.clone(),
+            };
+            let (Some(net), Some(np)) = (inner.state.networks.get(&network), inner.net_ports.get_mut(&network)) else {
+                continue;
+            };
+            let sid = NetworkId(net.switch_id);
+            match f {
+                Effect::AddPeer { vtep, .. } => match self.add_vtep_port(net, vtep) {
+                    Ok(p) => {
+                        np.peers.insert(vtep, p);
+                    }
+                    Err(err) => tracing::error!("cannot reach host {vtep}: {}", err.message()),
+                },
+                Effect::RemovePeer { vtep, .. } => {
+                    if let Some(p) = np.peers.remove(&vtep) {
+                        if let Err(e) = self.remove_port(p) {
+                            tracing::warn!("removing the port of {vtep}: {e}");
+                        }
+                    }
+                }
+                Effect::Pin { mac, vtep, ip, .. } => {
+                    let Some(&port) = np.peers.get(&vtep) else { continue };
+                    if let Err(err) = self.dp.set_static(sid, mac, Some((port, Some(ip)))) {
+                        tracing::warn!("cannot pin {mac} to {vtep}: {err}");
+                    }
+                }
+                Effect::Unpin { mac, .. } => {
+                    let _ = self.dp.set_static(sid, mac, None);
                 }
             }
         }

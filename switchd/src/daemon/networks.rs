@@ -233,7 +233,7 @@ impl Daemon {
         }
         self.dns.stop(&net.id);
         if let Some(ports) = ports {
-            let peers = ports.peers.into_values().map(|(p, _)| p);
+            let peers = ports.peers.into_values();
             for p in ports.vteps.into_values().chain(peers).chain(ports.own) {
                 if let Err(e) = self.remove_port(p) {
                     tracing::warn!(network = %net.name, "removing port {p}: {e}");
