@@ -99,9 +99,17 @@ pub async fn serve(ep: quinn::Endpoint, records: Arc<Mutex<Records>>, stats: Arc
             let exchange = async {
                 let conn = incoming.await.map_err(|e| e.to_string())?;
                 let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-                let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-                let learned = merge(&records, &theirs)?;
-                send.write_all(&encode(&records)).await.map_err(|e| e.to_string())?;
+                // Digests first: equal states end the exchange after nine bytes.
+                let mut digest = [0u8; 8];
+                recv.read_exact(&mut digest).await.map_err(|e| e.to_string())?;
+                let same = u64::from_be_bytes(digest) == records.lock().expect("lock poisoned").digest();
+                send.write_all(&[u8::from(!same)]).await.map_err(|e| e.to_string())?;
+                let mut learned = 0;
+                if !same {
+                    let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
+                    learned = merge(&records, &theirs)?;
+                    send.write_all(&encode(&records)).await.map_err(|e| e.to_string())?;
+                }
                 send.finish().map_err(|e| e.to_string())?;
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
                 Ok::<usize, String>(learned)
@@ -138,10 +146,19 @@ pub async fn exchange(
         .await
         .map_err(|e| e.to_string())?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(&encode(records)).await.map_err(|e| e.to_string())?;
-    send.finish().map_err(|e| e.to_string())?;
-    let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-    let learned = merge(records, &theirs)?;
+    let digest = records.lock().expect("lock poisoned").digest();
+    send.write_all(&digest.to_be_bytes()).await.map_err(|e| e.to_string())?;
+    let mut differ = [0u8; 1];
+    recv.read_exact(&mut differ).await.map_err(|e| e.to_string())?;
+    let mut learned = 0;
+    if differ[0] != 0 {
+        send.write_all(&encode(records)).await.map_err(|e| e.to_string())?;
+        send.finish().map_err(|e| e.to_string())?;
+        let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
+        learned = merge(records, &theirs)?;
+    } else {
+        send.finish().map_err(|e| e.to_string())?;
+    }
     conn.close(0u32.into(), b"done");
     Ok(learned)
 }
@@ -186,6 +203,12 @@ mod tests {
         assert!(mine.lock().unwrap().get(&key).is_some());
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(theirs.lock().unwrap().get(&k2).is_some(), "h1 learned h2's record");
+        assert_eq!(mine.lock().unwrap().digest(), theirs.lock().unwrap().digest());
+        assert_eq!(
+            exchange(&member, addr, "h1", &mine).await.unwrap(),
+            0,
+            "equal digests: nothing to learn"
+        );
 
         let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap()).unwrap();
         let nothing = Mutex::new(Records::new("h9"));

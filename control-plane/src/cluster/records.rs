@@ -14,7 +14,7 @@
 //! two versions of a key the same way and all converge on the same record. A removal is a
 //! record without a body (a tombstone), ordered like any other version.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -124,13 +124,23 @@ impl Record {
 #[error("malformed record: {0}")]
 pub struct RecordError(String);
 
-/// The records this host knows, merged last-writer-wins.
+/// The records this host knows, merged last-writer-wins. Ordered by key, so that everything
+/// derived from them (dissemination order included) is the same on every run.
 #[derive(Debug, Default)]
 pub struct Records {
     me: String,
     clock: u64,
-    map: HashMap<RecordKey, Record>,
+    map: BTreeMap<RecordKey, Record>,
     changed: Vec<RecordKey>,
+    digest: u64,
+}
+
+/// FNV-1a over the wire form of a key and its version: stable across hosts, builds and runs.
+fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
+    let bytes = postcard::to_stdvec(&(key, version)).expect("keys serialize");
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 impl Records {
@@ -162,12 +172,32 @@ impl Records {
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, r: Record) -> bool {
         self.clock = self.clock.max(r.version.counter);
-        if self.map.get(&r.key).is_some_and(|old| old.version >= r.version) {
-            return false;
+        if let Some(old) = self.map.get(&r.key) {
+            if old.version >= r.version {
+                return false;
+            }
+            self.digest ^= fingerprint(&old.key, &old.version);
         }
+        self.digest ^= fingerprint(&r.key, &r.version);
         self.changed.push(r.key.clone());
         self.map.insert(r.key.clone(), r);
         true
+    }
+
+    /// A summary of every (key, version) known: two hosts with the same digest know the same
+    /// records (up to a 64-bit collision), so a full-state exchange between them can be skipped.
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    /// How many records (tombstones included) are known.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// Whether no record is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
     }
 
     /// The record of `key`, tombstones included.
@@ -266,9 +296,12 @@ mod tests {
         assert!(b.apply(ra.clone()) == (ra.version > rb.version));
         assert!(a.apply(rb.clone()) == (rb.version > ra.version));
         assert_eq!(a.get(&key), b.get(&key));
+        assert_eq!(a.digest(), b.digest(), "same records, same digest");
         // A later removal beats both; replaying an old version changes nothing.
         let tomb = a.local(key.clone(), None, 0);
+        assert_ne!(a.digest(), b.digest());
         assert!(b.apply(tomb.clone()));
+        assert_eq!(a.digest(), b.digest());
         assert!(!b.apply(rb));
         assert_eq!(b.get(&key).unwrap().body, None);
         assert_eq!(b.endpoints().count(), 0);
