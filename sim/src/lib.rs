@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod netns;
+pub mod virt;
 
 pub use netns::{
     e2e_allowed, e2e_host, in_netns, is_root, prefix, run, send_raw, tcp_bulk, Capture, Host, Output, Underlay,

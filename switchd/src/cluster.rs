@@ -207,14 +207,33 @@ pub fn start(
         let _guard = rt.enter();
         crate::sync::endpoint(&creds.tls, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port))?
     };
-    let records = membership.records_handle();
-    rt.spawn(crate::sync::serve(quic.clone(), records.clone(), sync.clone()));
-    rt.spawn(anti_entropy(quic, records, handle.clone(), sync_port));
+    let (heard, heard_rx) = mpsc::unbounded_channel();
+    let shared = crate::sync::Shared {
+        records: membership.records_handle(),
+        members: Arc::new(Mutex::new((membership.member_states(), membership.member_digest()))),
+        heard,
+    };
+    let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
+    rt.spawn(crate::sync::serve(quic.clone(), shared.clone(), sync.clone()));
+    rt.spawn(anti_entropy(
+        quic,
+        shared.clone(),
+        handle.clone(),
+        sync_port,
+        sync_now_rx,
+    ));
+    let loops = Loops {
+        publish: publish_rx,
+        changes,
+        sync_now,
+        heard: heard_rx,
+        members: shared.members,
+    };
     let key = GossipKey::from_bytes(&creds.key);
     let join = cfg.join;
     rt.spawn(async move {
         match UdpSocket::from_std(std_sock) {
-            Ok(sock) => run(sock, membership, key, join, status, publish_rx, changes).await,
+            Ok(sock) => run(sock, membership, key, join, status, loops).await,
             Err(e) => tracing::error!("gossip socket: {e}"),
         }
     });
@@ -222,33 +241,63 @@ pub fn start(
     Ok(handle)
 }
 
-/// Every [`crate::sync::SYNC_EVERY`], a full-state exchange with one random live member.
+/// Every [`crate::sync::SYNC_EVERY`], a state exchange with one random live member; and one
+/// at once with each member that comes up (it may have missed what was said meanwhile).
 async fn anti_entropy(
     ep: quinn::Endpoint,
-    records: Arc<Mutex<control_plane::cluster::records::Records>>,
+    shared: crate::sync::Shared,
     cluster: Handle,
     port: u16,
+    mut now: mpsc::UnboundedReceiver<(String, SocketAddr)>,
 ) {
     let mut tick = tokio::time::interval(crate::sync::SYNC_EVERY);
+    let mut round = 0u64;
     loop {
-        tick.tick().await;
-        let alive: Vec<(String, SocketAddr)> = {
-            let s = cluster.status.lock().expect("lock poisoned");
-            s.peers
-                .iter()
-                .skip(1)
-                .filter(|p| p.state == "alive")
-                .map(|p| (p.id.name.clone(), p.id.addr))
-                .collect()
+        let chosen = tokio::select! {
+            _ = tick.tick() => None,
+            Some(peer) = now.recv() => Some(peer),
         };
-        if alive.is_empty() {
-            continue;
-        }
-        let mut r = [0u8; 4];
-        let _ = getrandom::fill(&mut r);
-        let (name, addr) = &alive[u32::from_ne_bytes(r) as usize % alive.len()];
+        // A random alive member; one round in four a member declared down, whose list tells it
+        // so if it is alive after all (a healed partition), and it rejoins.
+        round += 1;
+        let candidates: Vec<(String, SocketAddr)> = {
+            let s = cluster.status.lock().expect("lock poisoned");
+            let of = |state: &str| -> Vec<(String, SocketAddr)> {
+                s.peers
+                    .iter()
+                    .skip(1)
+                    .filter(|p| p.state == state)
+                    .map(|p| (p.id.name.clone(), p.id.addr))
+                    .collect()
+            };
+            let down = if round.is_multiple_of(4) { of("down") } else { Vec::new() };
+            if down.is_empty() {
+                of("alive")
+            } else {
+                down
+            }
+        };
+        // Member lists ride along one exchange in six (about every 30 s, as memberlist's
+        // push-pull) and with a member declared down; not with one that came up (SWIM told us
+        // of it, and a thousand joining hosts would each send a thousand lists).
+        let with_members = chosen.is_none() && (round.is_multiple_of(4) || round.is_multiple_of(6));
+        let (name, addr) = match chosen {
+            Some(peer) => peer,
+            None if candidates.is_empty() => continue,
+            None => {
+                let mut r = [0u8; 4];
+                let _ = getrandom::fill(&mut r);
+                candidates[u32::from_ne_bytes(r) as usize % candidates.len()].clone()
+            }
+        };
+        let (name, addr) = (&name, &addr);
         let to = SocketAddr::new(addr.ip(), port);
-        match tokio::time::timeout(Duration::from_secs(10), crate::sync::exchange(&ep, to, name, &records)).await {
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            crate::sync::exchange(&ep, to, name, &shared, with_members),
+        )
+        .await
+        {
             Ok(Ok(n)) => {
                 cluster.sync.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if n > 0 {
@@ -266,15 +315,35 @@ async fn anti_entropy(
     }
 }
 
+/// The channels between the gossip loop and the rest of switchd.
+struct Loops {
+    /// Local changes to disseminate.
+    publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
+    /// What changed, for the daemon.
+    changes: mpsc::UnboundedSender<Change>,
+    /// Members to exchange state with at once.
+    sync_now: mpsc::UnboundedSender<(String, SocketAddr)>,
+    /// Member lists heard in exchanges.
+    heard: mpsc::UnboundedReceiver<Vec<foca::Member<HostId>>>,
+    /// This host's member list, published for exchanges.
+    members: Arc<Mutex<(Vec<foca::Member<HostId>>, u64)>>,
+}
+
 async fn run(
     sock: UdpSocket,
     mut m: Membership,
     key: GossipKey,
     join: Vec<SocketAddr>,
     status: Arc<Mutex<Status>>,
-    mut publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
-    changes: mpsc::UnboundedSender<Change>,
+    loops: Loops,
 ) {
+    let Loops {
+        mut publish,
+        changes,
+        sync_now,
+        mut heard,
+        members,
+    } = loops;
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut buf = vec![0u8; 65_535];
     let mut rejoin = tokio::time::interval(REJOIN_EVERY);
@@ -311,7 +380,13 @@ async fn run(
                     tracing::error!("cannot disseminate a record: {e}");
                 }
             }
+            Some(states) = heard.recv() => {
+                if let Err(e) = m.apply_member_states(states) {
+                    tracing::debug!("member list from an exchange: {e}");
+                }
+            }
             _ = rejoin.tick() => {
+                *members.lock().expect("lock poisoned") = (m.member_states(), m.member_digest());
                 if m.num_members() == 0 {
                     for target in &join {
                         if *target != m.me().addr {
@@ -339,7 +414,7 @@ async fn run(
             match ev {
                 Event::Up(id) | Event::Renamed(_, id) => {
                     tracing::info!(peer = ?id, "peer alive");
-                    m.rebroadcast_all();
+                    let _ = sync_now.send((id.name.clone(), id.addr));
                     let eps = m
                         .records()
                         .endpoints()

@@ -1,24 +1,35 @@
-//! Anti-entropy: every few seconds a full-state exchange of the cluster's records with one
-//! random live member, over QUIC with mutual TLS against the cluster CA. A host that missed
-//! gossip (joined late, was partitioned, lost datagrams) catches up; a host without a
+//! Anti-entropy: every few seconds a state exchange with one random live member (and one with
+//! each member that comes up), over QUIC with mutual TLS against the cluster CA. A host that
+//! missed gossip (joined late, was partitioned, lost datagrams) catches up; a host without a
 //! certificate of this CA cannot even finish the handshake.
+//!
+//! ```text
+//!  client ── digest of its records (8 B) · digest of the live members it sees, 0 to leave
+//!            members out of this exchange (8 B) ──► server
+//!  client ◄── flags (1 B): 1 records differ, 2 members differ ── server
+//!  flags 0: done. Otherwise, both ways: { records if 1, member list if 2 } (postcard)
+//! ```
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use control_plane::cluster::membership::HostId;
 use control_plane::cluster::records::{Record, Records};
+use foca::Member;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 /// How often a host syncs with a random live member.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
 /// The ALPN protocol of the exchange.
-const ALPN: &[u8] = b"switch-sync/1";
+const ALPN: &[u8] = b"switch-sync/2";
 /// The largest state accepted from a peer.
 const MAX_STATE: usize = 16 << 20;
 
@@ -80,35 +91,97 @@ pub fn endpoint(tls: &Tls, bind: SocketAddr) -> std::io::Result<quinn::Endpoint>
     Ok(ep)
 }
 
-fn encode(records: &Mutex<Records>) -> Vec<u8> {
-    let all: Vec<Record> = records.lock().expect("lock poisoned").all().cloned().collect();
-    postcard::to_stdvec(&all).expect("records serialize")
+/// What an exchange reads and feeds: the records, and the membership as the cluster loop
+/// last published it.
+#[derive(Clone)]
+pub struct Shared {
+    /// The records.
+    pub records: Arc<Mutex<Records>>,
+    /// This host's member list (itself first) and the digest of who it sees alive,
+    /// refreshed by the cluster loop.
+    pub members: Arc<Mutex<(Vec<Member<HostId>>, u64)>>,
+    /// Member lists heard from peers, for the cluster loop to merge.
+    pub heard: mpsc::UnboundedSender<Vec<Member<HostId>>>,
 }
 
-fn merge(records: &Mutex<Records>, bytes: &[u8]) -> Result<usize, String> {
-    let theirs: Vec<Record> = postcard::from_bytes(bytes).map_err(|e| format!("malformed state: {e}"))?;
-    let mut mine = records.lock().expect("lock poisoned");
-    Ok(theirs.into_iter().filter(|r| mine.apply(r.clone())).count())
+const RECORDS_DIFFER: u8 = 1;
+const MEMBERS_DIFFER: u8 = 2;
+
+#[derive(Serialize, Deserialize)]
+struct State {
+    records: Vec<Record>,
+    members: Vec<Member<HostId>>,
 }
 
-/// Serves exchanges: read the peer's state, merge it, answer with ours.
-pub async fn serve(ep: quinn::Endpoint, records: Arc<Mutex<Records>>, stats: Arc<SyncStats>) {
+impl Shared {
+    fn summary(&self, with_members: bool) -> [u8; 16] {
+        let digest = self.records.lock().expect("lock poisoned").digest();
+        let members = if with_members {
+            self.members.lock().expect("lock poisoned").1
+        } else {
+            0
+        };
+        let mut b = [0u8; 16];
+        b[..8].copy_from_slice(&digest.to_be_bytes());
+        b[8..].copy_from_slice(&members.to_be_bytes());
+        b
+    }
+
+    fn flags(&self, theirs: &[u8; 16]) -> u8 {
+        let mine = self.summary(true);
+        let mut f = 0;
+        if mine[..8] != theirs[..8] {
+            f |= RECORDS_DIFFER;
+        }
+        if theirs[8..] != [0; 8] && mine[8..] != theirs[8..] {
+            f |= MEMBERS_DIFFER;
+        }
+        f
+    }
+
+    fn encode(&self, flags: u8) -> Vec<u8> {
+        let records = if flags & RECORDS_DIFFER != 0 {
+            self.records.lock().expect("lock poisoned").all().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        let members = if flags & MEMBERS_DIFFER != 0 {
+            self.members.lock().expect("lock poisoned").0.clone()
+        } else {
+            Vec::new()
+        };
+        postcard::to_stdvec(&State { records, members }).expect("state serializes")
+    }
+
+    /// Merges a peer's state; how many records were new.
+    fn merge(&self, bytes: &[u8]) -> Result<usize, String> {
+        let theirs: State = postcard::from_bytes(bytes).map_err(|e| format!("malformed state: {e}"))?;
+        if !theirs.members.is_empty() {
+            let _ = self.heard.send(theirs.members);
+        }
+        let mut mine = self.records.lock().expect("lock poisoned");
+        Ok(theirs.records.into_iter().filter(|r| mine.apply(r.clone())).count())
+    }
+}
+
+/// Serves exchanges: compare summaries, then read the peer's state, merge it, answer with ours.
+pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>) {
     while let Some(incoming) = ep.accept().await {
-        let (records, stats) = (records.clone(), stats.clone());
+        let (shared, stats) = (shared.clone(), stats.clone());
         tokio::spawn(async move {
             let exchange = async {
                 let conn = incoming.await.map_err(|e| e.to_string())?;
                 let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
-                // Digests first: equal states end the exchange after nine bytes.
-                let mut digest = [0u8; 8];
-                recv.read_exact(&mut digest).await.map_err(|e| e.to_string())?;
-                let same = u64::from_be_bytes(digest) == records.lock().expect("lock poisoned").digest();
-                send.write_all(&[u8::from(!same)]).await.map_err(|e| e.to_string())?;
+                // Summaries first: equal states end the exchange after seventeen bytes.
+                let mut summary = [0u8; 16];
+                recv.read_exact(&mut summary).await.map_err(|e| e.to_string())?;
+                let flags = shared.flags(&summary);
+                send.write_all(&[flags]).await.map_err(|e| e.to_string())?;
                 let mut learned = 0;
-                if !same {
+                if flags != 0 {
                     let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-                    learned = merge(&records, &theirs)?;
-                    send.write_all(&encode(&records)).await.map_err(|e| e.to_string())?;
+                    learned = shared.merge(&theirs)?;
+                    send.write_all(&shared.encode(flags)).await.map_err(|e| e.to_string())?;
                 }
                 send.finish().map_err(|e| e.to_string())?;
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
@@ -133,12 +206,14 @@ pub async fn serve(ep: quinn::Endpoint, records: Arc<Mutex<Records>>, stats: Arc
     }
 }
 
-/// One exchange with `peer` (`name` must be its certificate's name).
+/// One exchange with `peer` (`name` must be its certificate's name), member lists included
+/// when `with_members` and they differ; how many records were new.
 pub async fn exchange(
     ep: &quinn::Endpoint,
     peer: SocketAddr,
     name: &str,
-    records: &Mutex<Records>,
+    shared: &Shared,
+    with_members: bool,
 ) -> Result<usize, String> {
     let conn = ep
         .connect(peer, name)
@@ -146,16 +221,19 @@ pub async fn exchange(
         .await
         .map_err(|e| e.to_string())?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    let digest = records.lock().expect("lock poisoned").digest();
-    send.write_all(&digest.to_be_bytes()).await.map_err(|e| e.to_string())?;
-    let mut differ = [0u8; 1];
-    recv.read_exact(&mut differ).await.map_err(|e| e.to_string())?;
+    send.write_all(&shared.summary(with_members))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut flags = [0u8; 1];
+    recv.read_exact(&mut flags).await.map_err(|e| e.to_string())?;
     let mut learned = 0;
-    if differ[0] != 0 {
-        send.write_all(&encode(records)).await.map_err(|e| e.to_string())?;
+    if flags[0] != 0 {
+        send.write_all(&shared.encode(flags[0]))
+            .await
+            .map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())?;
         let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-        learned = merge(records, &theirs)?;
+        learned = shared.merge(&theirs)?;
     } else {
         send.finish().map_err(|e| e.to_string())?;
     }
@@ -179,6 +257,27 @@ mod tests {
         }
     }
 
+    fn shared(name: &str, members: &[&str]) -> (Shared, mpsc::UnboundedReceiver<Vec<Member<HostId>>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let id = |n: &str, port: u16| HostId {
+            name: n.into(),
+            addr: SocketAddr::from(([10, 0, 0, 1], port)),
+            bump: 1,
+        };
+        let list = members
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Member::alive(id(n, 7000 + i as u16)))
+            .collect();
+        let digest = members.len() as u64;
+        let s = Shared {
+            records: Arc::new(Mutex::new(Records::new(name))),
+            members: Arc::new(Mutex::new((list, digest))),
+            heard: tx,
+        };
+        (s, rx)
+    }
+
     #[tokio::test]
     async fn members_exchange_state_and_strangers_are_refused() {
         let now = SystemTime::now();
@@ -186,37 +285,49 @@ mod tests {
         let other = pki::new_ca("other", now).unwrap();
         let server = endpoint(&tls(&ca, "h1"), "127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = server.local_addr().unwrap();
-        let theirs = Arc::new(Mutex::new(Records::new("h1")));
+        let (theirs, mut theirs_heard) = shared("h1", &["h1", "h2", "h3"]);
         let key = RecordKey::Network(control_plane::Id::from_random([1; 32]));
-        theirs.lock().unwrap().local(key.clone(), None, 7);
+        theirs.records.lock().unwrap().local(key.clone(), None, 7);
         tokio::spawn(serve(server, theirs.clone(), Arc::new(SyncStats::default())));
 
         let member = endpoint(&tls(&ca, "h2"), "127.0.0.1:0".parse().unwrap()).unwrap();
-        let mine = Mutex::new(Records::new("h2"));
+        let (mine, mut mine_heard) = shared("h2", &["h2", "h1"]);
         let k2 = RecordKey::Network(control_plane::Id::from_random([2; 32]));
-        mine.lock().unwrap().local(k2.clone(), Some(Body::Network(sample())), 9);
+        mine.records
+            .lock()
+            .unwrap()
+            .local(k2.clone(), Some(Body::Network(sample())), 9);
         assert_eq!(
-            exchange(&member, addr, "h1", &mine).await.unwrap(),
+            exchange(&member, addr, "h1", &mine, true).await.unwrap(),
             1,
             "learned h1's record"
         );
-        assert!(mine.lock().unwrap().get(&key).is_some());
+        assert!(mine.records.lock().unwrap().get(&key).is_some());
+        assert_eq!(mine_heard.try_recv().unwrap().len(), 3, "h1's member list, h3 included");
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(theirs.lock().unwrap().get(&k2).is_some(), "h1 learned h2's record");
-        assert_eq!(mine.lock().unwrap().digest(), theirs.lock().unwrap().digest());
-        assert_eq!(
-            exchange(&member, addr, "h1", &mine).await.unwrap(),
-            0,
-            "equal digests: nothing to learn"
+        assert!(
+            theirs.records.lock().unwrap().get(&k2).is_some(),
+            "h1 learned h2's record"
         );
+        assert_eq!(theirs_heard.try_recv().unwrap().len(), 2);
+        let digest = |s: &Shared| s.records.lock().unwrap().digest();
+        assert_eq!(digest(&mine), digest(&theirs));
+        // Equal summaries: nothing more goes either way.
+        mine.members.lock().unwrap().1 = theirs.members.lock().unwrap().1;
+        assert_eq!(exchange(&member, addr, "h1", &mine, true).await.unwrap(), 0);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(mine_heard.try_recv().is_err() && theirs_heard.try_recv().is_err());
 
         let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap()).unwrap();
-        let nothing = Mutex::new(Records::new("h9"));
+        let (nothing, _) = shared("h9", &["h9"]);
         assert!(
-            exchange(&stranger, addr, "h1", &nothing).await.is_err(),
+            exchange(&stranger, addr, "h1", &nothing, true).await.is_err(),
             "another CA's host is refused"
         );
-        assert!(nothing.lock().unwrap().get(&key).is_none(), "and learns nothing");
+        assert!(
+            nothing.records.lock().unwrap().get(&key).is_none(),
+            "and learns nothing"
+        );
     }
 
     fn sample() -> control_plane::cluster::records::NetworkRecord {

@@ -24,8 +24,16 @@ use serde::{Deserialize, Serialize};
 
 use super::records::{Body, Gossip, Record, RecordKey, Records};
 
+/// How often a host probes one member. Half memberlist's LAN second: with a thousand members
+/// a dead one waits a few probe periods for its first probe (each member picks its target in
+/// its own shuffled order), and the 5 s budget for declaring it down needs that wait short.
+pub const PROBE_PERIOD: Duration = Duration::from_millis(500);
+/// How long a direct probe waits for its answer before asking others to probe indirectly.
+pub const PROBE_RTT: Duration = Duration::from_millis(250);
+/// The fewest times a host sends each update it relays.
+const MIN_TRANSMISSIONS: std::num::NonZeroU8 = std::num::NonZeroU8::new(8).expect("non-zero");
 /// How long a suspected member has to refute the suspicion before it is declared down.
-pub const SUSPECT_TO_DOWN: Duration = Duration::from_secs(3);
+pub const SUSPECT_TO_DOWN: Duration = Duration::from_secs(2);
 
 /// A host's identity in the cluster: its name (the certificate's), its gossip address, and a
 /// bump that grows when the host rejoins so the cluster prefers the newer incarnation.
@@ -98,25 +106,67 @@ pub struct Membership {
     foca: Foca<HostId, PostcardCodec, StdRng, Gossip>,
     rt: AccumulatingRuntime<HostId>,
     records: Arc<Mutex<Records>>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
+    /// Active members as the events told them, and the XOR of their fingerprints.
+    active: std::collections::HashSet<HostId>,
+    active_xor: u64,
+}
+
+/// FNV-1a of a host's name, address and bump: stable across hosts and runs.
+fn fingerprint(id: &HostId) -> u64 {
+    let ip = match id.addr.ip() {
+        std::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        std::net::IpAddr::V6(a) => a.octets(),
+    };
+    id.name
+        .bytes()
+        .chain(ip)
+        .chain(id.addr.port().to_le_bytes())
+        .chain(id.bump.to_le_bytes())
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        })
 }
 
 impl Membership {
     /// This host as `me`, expecting about `cluster_size` hosts (tunes dissemination as
     /// memberlist's LAN defaults do), randomness seeded with `seed`.
     ///
-    /// Failure detection: a probe every second, indirect probes after 500 ms without an
-    /// answer, and [`SUSPECT_TO_DOWN`] of suspicion: a crashed host is declared down about 4-5 s
-    /// after it stops answering.
+    /// Failure detection: a probe every [`PROBE_PERIOD`], indirect probes after
+    /// [`PROBE_RTT`] without an answer, and [`SUSPECT_TO_DOWN`] of suspicion (the simulator's
+    /// crash and lossy scenarios measure what that gives).
     pub fn new(me: HostId, cluster_size: u32, seed: u64) -> Membership {
         let mut config = Config::new_lan(NonZeroU32::new(cluster_size.max(1)).expect("max(1) is non-zero"));
         config.suspect_to_down_after = SUSPECT_TO_DOWN;
+        // memberlist's 4·log10(n+1) sends each update 4 times in a 16-host cluster, and one
+        // host in a few hundred then hears of it from anti-entropy seconds later; a floor of
+        // 8 costs a small cluster little.
+        config.max_transmissions = config.max_transmissions.max(MIN_TRANSMISSIONS);
+        config.probe_period = PROBE_PERIOD;
+        config.probe_rtt = PROBE_RTT;
         let records = Arc::new(Mutex::new(Records::new(&me.name)));
-        let gossip = Gossip::new(records.clone());
+        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let gossip = Gossip::new(records.clone(), backlog.clone());
         Membership {
             foca: Foca::with_custom_broadcast(me, config, StdRng::seed_from_u64(seed), PostcardCodec, gossip),
             rt: AccumulatingRuntime::new(),
             records,
+            backlog,
+            active: Default::default(),
+            active_xor: 0,
         }
+    }
+
+    fn note_backlog(&self) {
+        self.backlog.store(
+            self.foca.custom_broadcast_backlog(),
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
+    /// Records waiting to be piggybacked.
+    pub fn backlog(&self) -> usize {
+        self.foca.custom_broadcast_backlog()
     }
 
     /// Writes a local change and hands it to dissemination (piggybacked on SWIM messages until
@@ -129,16 +179,55 @@ impl Membership {
         self.foca
             .add_broadcast(&r.encode())
             .map_err(|e| MembershipError(e.to_string()))?;
+        self.note_backlog();
         Ok(r)
     }
 
-    /// Queues every known record for dissemination again (a member joined or came back and
-    /// has missed what was said before).
-    pub fn rebroadcast_all(&mut self) {
-        let all: Vec<Vec<u8>> = self.records().all().map(|r| r.encode()).collect();
-        for r in all {
-            let _ = self.foca.add_broadcast(&r);
-        }
+    /// Every member this host knows, itself included, as a push-pull exchange sends them
+    /// (memberlist's repair for what piggybacked updates missed).
+    pub fn member_states(&self) -> Vec<foca::Member<HostId>> {
+        let mut v = vec![foca::Member::alive(self.foca.identity().clone())];
+        v.extend(self.foca.iter_membership_state().cloned());
+        v
+    }
+
+    /// A summary of the live identities this host sees, itself included (XOR of a
+    /// fingerprint of each): hosts that agree on who is alive have the same digest, so an
+    /// exchange sends member lists only when they do not. Kept up to date from the membership
+    /// events, so it costs nothing to read (it is current once [`Membership::poll_event`] has
+    /// drained them).
+    pub fn member_digest(&self) -> u64 {
+        self.active_xor ^ fingerprint(self.foca.identity())
+    }
+
+    /// Merges another host's [`Membership::member_states`] (newer incarnations and states
+    /// win, as for any SWIM update).
+    ///
+    /// # Errors
+    /// [`MembershipError`] as foca reports it.
+    pub fn apply_member_states(&mut self, states: Vec<foca::Member<HostId>>) -> Result<(), MembershipError> {
+        // foca finds a member by a linear search: hand it only what is news.
+        let rank = |s: State| match s {
+            State::Alive => 0u8,
+            State::Suspect => 1,
+            State::Down => 2,
+        };
+        let known: std::collections::HashMap<&HostId, (u16, u8)> = self
+            .foca
+            .iter_membership_state()
+            .map(|m| (m.id(), (m.incarnation(), rank(m.state()))))
+            .collect();
+        let news: Vec<foca::Member<HostId>> = states
+            .into_iter()
+            .filter(|m| known.get(m.id()) != Some(&(m.incarnation(), rank(m.state()))))
+            .collect();
+        drop(known);
+        let r = self
+            .foca
+            .apply_many(news.into_iter(), true, &mut self.rt)
+            .map_err(|e| MembershipError(e.to_string()));
+        self.note_backlog();
+        r
     }
 
     /// The shared records, for an anti-entropy exchange running beside the protocol.
@@ -181,9 +270,12 @@ impl Membership {
     /// # Errors
     /// [`MembershipError`] for a message the protocol rejects.
     pub fn handle_data(&mut self, data: &[u8]) -> Result<(), MembershipError> {
-        self.foca
+        let r = self
+            .foca
             .handle_data(data, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()))
+            .map_err(|e| MembershipError(e.to_string()));
+        self.note_backlog();
+        r
     }
 
     /// Feeds a timer handed out by [`Membership::poll_timer`], once its delay passed.
@@ -191,9 +283,12 @@ impl Membership {
     /// # Errors
     /// [`MembershipError`] as foca reports it (stale timers are ignored by foca).
     pub fn handle_timer(&mut self, timer: Timer<HostId>) -> Result<(), MembershipError> {
-        self.foca
+        let r = self
+            .foca
             .handle_timer(timer, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()))
+            .map_err(|e| MembershipError(e.to_string()));
+        self.note_backlog();
+        r
     }
 
     /// The next datagram to send.
@@ -211,9 +306,27 @@ impl Membership {
         loop {
             let n = self.rt.to_notify()?;
             match n {
-                OwnedNotification::MemberUp(id) => return Some(Event::Up(id)),
-                OwnedNotification::MemberDown(id) => return Some(Event::Down(id)),
-                OwnedNotification::Rename(a, b) => return Some(Event::Renamed(a, b)),
+                OwnedNotification::MemberUp(id) => {
+                    if self.active.insert(id.clone()) {
+                        self.active_xor ^= fingerprint(&id);
+                    }
+                    return Some(Event::Up(id));
+                }
+                OwnedNotification::MemberDown(id) => {
+                    if self.active.remove(&id) {
+                        self.active_xor ^= fingerprint(&id);
+                    }
+                    return Some(Event::Down(id));
+                }
+                OwnedNotification::Rename(a, b) => {
+                    // Both active: only the rename is told; a down side follows with its own
+                    // MemberUp or MemberDown.
+                    if self.active.remove(&a) {
+                        self.active_xor ^= fingerprint(&a) ^ fingerprint(&b);
+                        self.active.insert(b.clone());
+                    }
+                    return Some(Event::Renamed(a, b));
+                }
                 OwnedNotification::Idle => return Some(Event::Alone),
                 _ => continue,
             }

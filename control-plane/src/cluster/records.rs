@@ -135,11 +135,19 @@ pub struct Records {
     digest: u64,
 }
 
-/// FNV-1a over the wire form of a key and its version: stable across hosts, builds and runs.
+/// FNV-1a over a key (kind, ID) and its version (counter, origin): stable across hosts,
+/// builds and runs, and computed without allocating.
 fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
-    let bytes = postcard::to_stdvec(&(key, version)).expect("keys serialize");
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3)
+    let (kind, id) = match key {
+        RecordKey::Network(id) => (0u8, id),
+        RecordKey::Endpoint(id) => (1u8, id),
+    };
+    let bytes = std::iter::once(kind)
+        .chain(id.as_str().bytes())
+        .chain(version.counter.to_le_bytes())
+        .chain(version.origin.bytes());
+    bytes.fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
@@ -182,6 +190,22 @@ impl Records {
         self.changed.push(r.key.clone());
         self.map.insert(r.key.clone(), r);
         true
+    }
+
+    /// Merges every record of `other` that is newer than ours (a full-state exchange,
+    /// without copying what would change nothing); how many were.
+    pub fn merge_from(&mut self, other: &Records) -> usize {
+        // Both maps are ordered by key: one walk side by side, no lookups.
+        let mut mine = self.map.iter().peekable();
+        let mut newer = Vec::new();
+        for (k, r) in &other.map {
+            while mine.next_if(|(mk, _)| *mk < k).is_some() {}
+            match mine.peek() {
+                Some((mk, m)) if *mk == k && m.version >= r.version => {}
+                _ => newer.push(r.clone()),
+            }
+        }
+        newer.into_iter().filter(|r| self.apply(r.clone())).count()
     }
 
     /// A summary of every (key, version) known: two hosts with the same digest know the same
@@ -238,15 +262,24 @@ impl Invalidates for GossipKey {
     }
 }
 
+/// Records waiting in this host's dissemination backlog above which records heard from
+/// others are merged but not relayed: piggybacked gossip carries a few new records a second
+/// with low latency, and a burst beyond that (thousands of endpoints made at once, a host
+/// coming back) is left to anti-entropy, whose digest-checked full exchanges carry bulk.
+/// It also bounds what every outgoing message costs to fill.
+pub const RELAY_BACKLOG_MAX: usize = 128;
+
 /// foca's custom-broadcast handler over the shared [`Records`].
 pub struct Gossip {
     records: Arc<Mutex<Records>>,
+    backlog: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Gossip {
-    /// A handler merging into `records`.
-    pub fn new(records: Arc<Mutex<Records>>) -> Gossip {
-        Gossip { records }
+    /// A handler merging into `records`; `backlog` is kept at the size of the host's
+    /// dissemination backlog by its owner.
+    pub fn new(records: Arc<Mutex<Records>>, backlog: Arc<std::sync::atomic::AtomicUsize>) -> Gossip {
+        Gossip { records, backlog }
     }
 }
 
@@ -265,7 +298,8 @@ impl BroadcastHandler<HostId> for Gossip {
         if sender.is_none() {
             return Ok(Some(key));
         }
-        Ok(records.apply(r).then_some(key))
+        let relay = self.backlog.load(std::sync::atomic::Ordering::Relaxed) < RELAY_BACKLOG_MAX;
+        Ok((records.apply(r) && relay).then_some(key))
     }
 }
 
@@ -297,6 +331,10 @@ mod tests {
         assert!(a.apply(rb.clone()) == (rb.version > ra.version));
         assert_eq!(a.get(&key), b.get(&key));
         assert_eq!(a.digest(), b.digest(), "same records, same digest");
+        let mut c = Records::new("c");
+        assert_eq!(c.merge_from(&a), 1);
+        assert_eq!(c.merge_from(&b), 0, "nothing newer");
+        assert_eq!(c.digest(), a.digest());
         // A later removal beats both; replaying an old version changes nothing.
         let tomb = a.local(key.clone(), None, 0);
         assert_ne!(a.digest(), b.digest());

@@ -1,0 +1,311 @@
+//! Scenario files (`sim/scenarios/*.toml`): how many hosts, what the links do, and a timeline
+//! of actions.
+//!
+//! ```toml
+//! name = "converge"
+//! hosts = 100
+//! duration_s = 30
+//! [link]
+//! latency_ms = 0.5
+//! jitter_ms = 0.2
+//! loss = 0.0
+//! [[network]]
+//! name = "blue"
+//! subnet = "10.64.0.0/16"
+//! [[step]]
+//! at_s = 0
+//! action = "join"
+//! over_s = 5
+//! ```
+
+use serde::Deserialize;
+
+/// A whole scenario.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Its name, for the report.
+    pub name: String,
+    /// What it shows.
+    #[serde(default)]
+    pub description: String,
+    /// Hosts (`--hosts` overrides).
+    pub hosts: u32,
+    /// Simulated seconds.
+    pub duration_s: f64,
+    /// Seed of every random choice (`--seed` overrides).
+    #[serde(default)]
+    pub seed: u64,
+    /// Membership and records only: no switches, sandboxes or frames (for 10,000 hosts).
+    #[serde(default)]
+    pub membership_only: bool,
+    /// The underlay.
+    #[serde(default)]
+    pub link: Link,
+    /// Overlay networks the steps refer to.
+    #[serde(default)]
+    pub network: Vec<NetworkDef>,
+    /// The timeline.
+    #[serde(default)]
+    pub step: Vec<Step>,
+}
+
+/// Every link of the underlay.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Link {
+    /// One-way latency.
+    #[serde(default = "default_latency")]
+    pub latency_ms: f64,
+    /// Extra latency, uniform in [0, jitter).
+    #[serde(default = "default_jitter")]
+    pub jitter_ms: f64,
+    /// Probability that a datagram is lost.
+    #[serde(default)]
+    pub loss: f64,
+}
+
+fn default_latency() -> f64 {
+    0.5
+}
+
+fn default_jitter() -> f64 {
+    0.2
+}
+
+impl Default for Link {
+    fn default() -> Self {
+        Link {
+            latency_ms: default_latency(),
+            jitter_ms: default_jitter(),
+            loss: 0.0,
+        }
+    }
+}
+
+/// An overlay network.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDef {
+    /// Name.
+    pub name: String,
+    /// Subnet (big enough for the hosts' shares: blocks of 8 per host).
+    pub subnet: String,
+}
+
+/// One action at one time.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Step {
+    /// When, in simulated seconds.
+    pub at_s: f64,
+    /// What.
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// What a step does.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Every host starts and joins the first, spread over `over_s`.
+    Join {
+        /// The window.
+        #[serde(default)]
+        over_s: f64,
+    },
+    /// Host `host` creates overlay network `network`.
+    CreateNetwork {
+        /// The network (from `[[network]]`).
+        network: String,
+        /// The creating host.
+        #[serde(default)]
+        host: u32,
+    },
+    /// Every live host creates `per_host` sandboxes on `network`, spread over `over_s`.
+    Sandboxes {
+        /// The network.
+        network: String,
+        /// How many per host.
+        per_host: u32,
+        /// The window.
+        #[serde(default)]
+        over_s: f64,
+    },
+    /// `count` sandboxes on random live hosts, one every `every_s`: single new endpoints in a
+    /// settled cluster, whose convergence is what the 1.5 s goal is about.
+    Probe {
+        /// The network.
+        network: String,
+        /// How many.
+        count: u32,
+        /// The gap between two.
+        every_s: f64,
+    },
+    /// `count` sandboxes each ping a random sandbox of another host on the same network.
+    Ping {
+        /// The network.
+        network: String,
+        /// How many pings.
+        count: u32,
+    },
+    /// `count` pairs of sandboxes on different hosts exchange `bytes` over TCP.
+    Tcp {
+        /// The network.
+        network: String,
+        /// How many flows.
+        count: u32,
+        /// Bytes per flow.
+        bytes: u32,
+    },
+    /// `count` random live hosts die (no goodbye).
+    Crash {
+        /// How many.
+        count: u32,
+    },
+    /// Every crashed host comes back (its stored state kept, as switchd's is).
+    Restart,
+    /// The first `fraction` of the hosts cannot reach the rest.
+    Partition {
+        /// The share of hosts on the first side.
+        fraction: f64,
+    },
+    /// The partition ends.
+    Heal,
+    /// `count` random endpoints of `network` move: removed from their host, then after
+    /// `gap_s` made again on another host with the same address.
+    Move {
+        /// The network.
+        network: String,
+        /// How many.
+        count: u32,
+        /// Between the removal and the new creation.
+        #[serde(default = "default_gap")]
+        gap_s: f64,
+    },
+    /// Every link loses `loss` of its datagrams from now on.
+    Loss {
+        /// The probability.
+        loss: f64,
+    },
+}
+
+fn default_gap() -> f64 {
+    2.0
+}
+
+impl Scenario {
+    /// Parses and checks a scenario file's text.
+    ///
+    /// # Errors
+    /// One sentence naming the bad value and what is accepted.
+    pub fn parse(text: &str) -> Result<Scenario, String> {
+        let s: Scenario = toml::from_str(text).map_err(|e| format!("invalid scenario: {e}"))?;
+        s.check()?;
+        Ok(s)
+    }
+
+    /// Checks values the types do not.
+    ///
+    /// # Errors
+    /// As [`Scenario::parse`].
+    pub fn check(&self) -> Result<(), String> {
+        if self.hosts == 0 || self.hosts > 100_000 {
+            return Err(format!("invalid hosts {}: give 1-100000", self.hosts));
+        }
+        if !(self.duration_s > 0.0 && self.duration_s <= 3600.0) {
+            return Err(format!("invalid duration_s {}: give 0-3600 seconds", self.duration_s));
+        }
+        let l = self.link;
+        if !(0.0..=1.0).contains(&l.loss) || l.latency_ms < 0.0 || l.jitter_ms < 0.0 {
+            return Err("invalid [link]: latency_ms and jitter_ms are >= 0, loss is 0-1".into());
+        }
+        for n in &self.network {
+            n.subnet
+                .parse::<control_plane::Ipv4Cidr>()
+                .map_err(|e| format!("invalid subnet {:?} of network {}: {e}", n.subnet, n.name))?;
+        }
+        let known = |name: &str| self.network.iter().any(|n| n.name == name);
+        for (i, st) in self.step.iter().enumerate() {
+            if !(0.0..=self.duration_s).contains(&st.at_s) {
+                return Err(format!(
+                    "step {}: at_s {} is outside 0-{} (duration_s)",
+                    i + 1,
+                    st.at_s,
+                    self.duration_s
+                ));
+            }
+            let net = match &st.action {
+                Action::CreateNetwork { network, host } => {
+                    if *host >= self.hosts {
+                        return Err(format!(
+                            "step {}: host {host} does not exist (hosts are 0-{})",
+                            i + 1,
+                            self.hosts - 1
+                        ));
+                    }
+                    Some(network)
+                }
+                Action::Sandboxes { network, .. }
+                | Action::Probe { network, .. }
+                | Action::Ping { network, .. }
+                | Action::Tcp { network, .. }
+                | Action::Move { network, .. } => Some(network),
+                Action::Partition { fraction } if !(0.0..=1.0).contains(fraction) => {
+                    return Err(format!("step {}: fraction {fraction} is outside 0-1", i + 1))
+                }
+                Action::Loss { loss } if !(0.0..=1.0).contains(loss) => {
+                    return Err(format!("step {}: loss {loss} is outside 0-1", i + 1))
+                }
+                _ => None,
+            };
+            if let Some(n) = net {
+                if self.membership_only {
+                    return Err(format!("step {}: a membership_only scenario has no networks", i + 1));
+                }
+                if !known(n) {
+                    return Err(format!(
+                        "step {}: network {n:?} is not declared under [[network]]",
+                        i + 1
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_scenarios_parse() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            Scenario::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+        assert!(n >= 5, "converge, crash, partition, move, lossy");
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        let base = "name = \"x\"\nhosts = 3\nduration_s = 10\n";
+        let e = Scenario::parse("name = \"x\"\nhosts = 0\nduration_s = 1\n").unwrap_err();
+        assert!(e.contains("invalid hosts 0"), "{e}");
+        let e = Scenario::parse(&format!(
+            "{base}[[step]]\nat_s = 1\naction = \"ping\"\nnetwork = \"nope\"\ncount = 1\n"
+        ))
+        .unwrap_err();
+        assert!(e.contains("network \"nope\" is not declared"), "{e}");
+        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 11\naction = \"heal\"\n")).unwrap_err();
+        assert!(e.contains("at_s 11 is outside"), "{e}");
+        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 1\naction = \"fly\"\n")).unwrap_err();
+        assert!(e.contains("unknown variant `fly`"), "{e}");
+        let e = Scenario::parse(&format!("{base}[link]\nloss = 2\n")).unwrap_err();
+        assert!(e.contains("loss is 0-1"), "{e}");
+    }
+}

@@ -1,0 +1,1635 @@
+//! The simulated world: hosts running the real cores (SWIM membership and records, the remote
+//! endpoint reconciler, the model with its IPAM, the switch, the VXLAN codec, ARP
+//! suppression) over a simulated underlay, in virtual time, with one seeded RNG.
+//!
+//! ```text
+//!  event queue (time µs, sequence) ──► Step · Start · Timer · Gossip · Vxlan · Poll · Sync · Check
+//!        ▲                                   │
+//!        └──── datagrams (latency, jitter, loss, partition) ◄── host: Membership.poll_transmit
+//!                                                                   switch verdict → port → VXLAN
+//! ```
+//!
+//! Everything is ordered (BTreeMap, Vec, a sequence number on equal times) and every random
+//! choice comes from the one RNG, so a seed gives one run.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use control_plane::cluster::membership::{Event as Member, HostId, Membership};
+use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
+use control_plane::cluster::remotes::{Effect, Remotes};
+use control_plane::model::{NetworkSpec, RemoteEndpoint, SandboxSpec, State};
+use control_plane::Id;
+use foca::Timer;
+use overlay::{Vni, VxlanHeader};
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use switch::{MacAddr, NetworkConfig, NetworkId, PortConfig, PortId, Switch, Verdict};
+
+use super::pcap::Ring;
+use super::report::{quantile, Goal, Report};
+use super::sandbox::SimSandbox;
+use super::scenario::{Action, Link, Scenario};
+
+type Us = u64;
+
+const SEC: Us = 1_000_000;
+/// As switchd: a host alone announces itself to its join targets this often.
+const REJOIN_EVERY: Us = 2 * SEC;
+/// As switchd: anti-entropy with one random member this often.
+const SYNC_EVERY: Us = 5 * SEC;
+/// As switchd: member lists ride along one exchange in this many (about every 30 s, as
+/// memberlist's push-pull) and with a member declared down; not with one that came up (SWIM
+/// told us of it, and a thousand joining hosts would each send a thousand lists).
+const MEMBERS_EVERY: u64 = 6;
+/// How often convergence is checked.
+const CHECK_EVERY: Us = SEC / 4;
+/// A member's state in an exchange (name, address, bump, incarnation, state), about.
+const MEMBER_STATE_BYTES: usize = 24;
+/// Nonce and tag of a sealed gossip datagram.
+const SEAL_OVERHEAD: usize = 12 + 16;
+const GOSSIP_PORT: u16 = 7946;
+const VXLAN_PORT: u16 = 4789;
+/// The model's clock for everything it stamps (creation times): fixed, so runs are equal.
+const EPOCH_S: u64 = 1_800_000_000;
+
+enum Ev {
+    Step(usize),
+    Start(u32),
+    Timer(u32, u32, Timer<HostId>),
+    Gossip(u32, Bytes),
+    Vxlan(u32, Ipv4Addr, Vec<u8>),
+    Poll(u32, u32, usize),
+    Rejoin(u32, u32),
+    Sync(u32, u32),
+    Sandbox {
+        host: u32,
+        network: String,
+        ip: Option<Ipv4Addr>,
+        probe: bool,
+    },
+    Check,
+}
+
+struct Entry {
+    at: Us,
+    seq: u64,
+    ev: Ev,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, o: &Self) -> bool {
+        (self.at, self.seq) == (o.at, o.seq)
+    }
+}
+impl Eq for Entry {}
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Entry {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(o.at, o.seq))
+    }
+}
+
+struct NetRt {
+    sid: NetworkId,
+    vni: u32,
+    peers: BTreeMap<SocketAddr, PortId>,
+}
+
+#[derive(Clone, Copy)]
+enum Owner {
+    Sandbox(usize),
+    Peer,
+}
+
+struct LocalSb {
+    sb: SimSandbox,
+    port: PortId,
+    net: Id,
+    name: String,
+}
+
+struct Host {
+    name: String,
+    ip: Ipv4Addr,
+    gen: u32,
+    alive: bool,
+    started_at: Option<Us>,
+    m: Option<Membership>,
+    state: State,
+    remotes: Remotes,
+    switch: Switch,
+    nets: BTreeMap<Id, NetRt>,
+    peer_ports: BTreeMap<(Ipv4Addr, u32), PortId>,
+    owners: Vec<Option<Owner>>,
+    arp: BTreeMap<(u32, Ipv4Addr), MacAddr>,
+    /// The address each pinned MAC answers for, per network.
+    arp_ip: BTreeMap<(u32, MacAddr), Ipv4Addr>,
+    sbs: Vec<Option<LocalSb>>,
+    made: u32,
+    syncs: u64,
+}
+
+struct EpTrack {
+    created: Us,
+    probe: bool,
+    /// Made while the underlay was split: it cannot reach the other side before the heal.
+    split: bool,
+    known: Vec<Us>,
+}
+
+struct Crash {
+    host: u32,
+    at: Us,
+    bump: u64,
+    back_at: Option<Us>,
+    down_at: Vec<Option<Us>>,
+}
+
+struct FlowTrack {
+    bytes: usize,
+    got: usize,
+}
+
+/// What `switchsim run` may change of a scenario.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Overrides the seed.
+    pub seed: Option<u64>,
+    /// Overrides the host count.
+    pub hosts: Option<u32>,
+}
+
+/// A run's outcome: its report and, when an invariant broke, the frames involved.
+pub struct Outcome {
+    /// The report.
+    pub report: Report,
+    /// The last frames seen, when the run failed.
+    pub capture: Option<Vec<(u64, Vec<u8>)>>,
+}
+
+struct World {
+    sc: Scenario,
+    now: Us,
+    seq: u64,
+    q: BinaryHeap<Reverse<Entry>>,
+    rng: StdRng,
+    hosts: Vec<Host>,
+    by_addr: BTreeMap<SocketAddr, u32>,
+    by_ip: BTreeMap<Ipv4Addr, u32>,
+    link: Link,
+    partition: Option<u32>,
+    /// The last partition's end and split point: news of it still arrives for a while.
+    healed: Option<(Us, u32)>,
+    base: std::time::Instant,
+    networks: BTreeMap<String, Id>,
+    eps: Vec<EpTrack>,
+    ep_index: BTreeMap<Id, usize>,
+    held: BTreeMap<(Id, Ipv4Addr), Id>,
+    mac_net: BTreeMap<[u8; 6], Id>,
+    crashes: Vec<Crash>,
+    false_positives: u64,
+    gossip_msgs: u64,
+    control_bytes: u64,
+    idle_mark: Option<(Us, u64)>,
+    drops: BTreeMap<String, u64>,
+    delivered: u64,
+    cross_network: u64,
+    held_twice: u64,
+    pings_sent: u64,
+    rtts: Vec<f64>,
+    flows: Vec<FlowTrack>,
+    refused: u64,
+    refusals: Vec<String>,
+    last_disruption: Option<Us>,
+    reconverged: Option<Us>,
+    ring: Ring,
+    sandboxes_made: u64,
+    trace: bool,
+}
+
+/// Runs `sc` to its end.
+pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
+    if let Some(s) = opts.seed {
+        sc.seed = s;
+    }
+    if let Some(h) = opts.hosts {
+        sc.hosts = h;
+    }
+    let n = sc.hosts;
+    let mut rng = StdRng::seed_from_u64(sc.seed);
+    // The switch core keeps time as std Instants; virtual time is an offset from one.
+    #[allow(clippy::disallowed_methods)]
+    let base = std::time::Instant::now();
+    let hosts = (0..n)
+        .map(|i| {
+            let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + i);
+            let mut state = State::with_defaults([id(&mut rng), id(&mut rng), id(&mut rng)], epoch());
+            state.host_index = Some(i);
+            Host {
+                name: format!("h{i:05}"),
+                ip,
+                gen: 0,
+                alive: false,
+                started_at: None,
+                m: None,
+                state,
+                remotes: Remotes::new(),
+                switch: Switch::new(base, rng.random()),
+                nets: BTreeMap::new(),
+                peer_ports: BTreeMap::new(),
+                owners: Vec::new(),
+                arp: BTreeMap::new(),
+                arp_ip: BTreeMap::new(),
+                sbs: Vec::new(),
+                made: 0,
+                syncs: 0,
+            }
+        })
+        .collect::<Vec<_>>();
+    let by_addr = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (SocketAddr::from((h.ip, GOSSIP_PORT)), i as u32))
+        .collect();
+    let by_ip = hosts.iter().enumerate().map(|(i, h)| (h.ip, i as u32)).collect();
+    let mut w = World {
+        link: sc.link,
+        sc,
+        now: 0,
+        seq: 0,
+        q: BinaryHeap::new(),
+        rng,
+        hosts,
+        by_addr,
+        by_ip,
+        partition: None,
+        healed: None,
+        base,
+        networks: BTreeMap::new(),
+        eps: Vec::new(),
+        ep_index: BTreeMap::new(),
+        held: BTreeMap::new(),
+        mac_net: BTreeMap::new(),
+        crashes: Vec::new(),
+        false_positives: 0,
+        gossip_msgs: 0,
+        control_bytes: 0,
+        idle_mark: None,
+        drops: BTreeMap::new(),
+        delivered: 0,
+        cross_network: 0,
+        held_twice: 0,
+        pings_sent: 0,
+        rtts: Vec::new(),
+        flows: Vec::new(),
+        refused: 0,
+        refusals: Vec::new(),
+        last_disruption: None,
+        reconverged: None,
+        ring: Ring::new(10_000),
+        sandboxes_made: 0,
+        trace: std::env::var_os("SWITCHSIM_TRACE").is_some(),
+    };
+    for i in 0..w.sc.step.len() {
+        let at = secs(w.sc.step[i].at_s);
+        w.at(at, Ev::Step(i));
+    }
+    w.at(CHECK_EVERY, Ev::Check);
+    let end = secs(w.sc.duration_s);
+    let last_step = w.sc.step.iter().map(|s| secs(s.at_s)).max().unwrap_or(0);
+    let idle_from = last_step + 10 * SEC;
+    while let Some(Reverse(e)) = w.q.pop() {
+        if e.at > end {
+            break;
+        }
+        if w.idle_mark.is_none() && e.at >= idle_from && idle_from < end {
+            w.idle_mark = Some((idle_from, w.control_bytes));
+        }
+        w.now = e.at;
+        w.handle(e.ev);
+    }
+    w.now = end;
+    w.finish(idle_from < end)
+}
+
+fn epoch() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(EPOCH_S)
+}
+
+fn secs(s: f64) -> Us {
+    (s * SEC as f64).round() as Us
+}
+
+fn id(rng: &mut StdRng) -> Id {
+    Id::from_random(rng.random())
+}
+
+impl World {
+    fn at(&mut self, at: Us, ev: Ev) {
+        self.seq += 1;
+        self.q.push(Reverse(Entry { at, seq: self.seq, ev }));
+    }
+
+    fn instant(&self) -> std::time::Instant {
+        self.base + Duration::from_micros(self.now)
+    }
+
+    fn now_ms(&self) -> u64 {
+        EPOCH_S * 1000 + self.now / 1000
+    }
+
+    fn live(&self, h: u32) -> bool {
+        self.hosts[h as usize].alive
+    }
+
+    fn refuse(&mut self, msg: String) {
+        self.refused += 1;
+        if self.refusals.len() < 5 {
+            self.refusals.push(msg);
+        }
+    }
+
+    fn drop_frame(&mut self, reason: &str) {
+        *self.drops.entry(reason.to_string()).or_default() += 1;
+    }
+
+    /// Whether a datagram from `a` reaches `b` (partition and loss; both must be up).
+    fn link_ok(&mut self, a: u32, b: u32) -> Result<Us, &'static str> {
+        if !self.live(b) {
+            return Err("host_down");
+        }
+        if let Some(n) = self.partition {
+            if (a < n) != (b < n) {
+                return Err("partition");
+            }
+        }
+        if self.link.loss > 0.0 && self.rng.random_bool(self.link.loss) {
+            return Err("link_loss");
+        }
+        let jitter = if self.link.jitter_ms > 0.0 {
+            self.rng.random_range(0.0..self.link.jitter_ms)
+        } else {
+            0.0
+        };
+        Ok(((self.link.latency_ms + jitter) * 1000.0).round() as Us)
+    }
+
+    fn handle(&mut self, ev: Ev) {
+        match ev {
+            Ev::Step(i) => self.step(i),
+            Ev::Start(h) => self.start(h),
+            Ev::Timer(h, gen, t) => {
+                if self.live(h) && self.hosts[h as usize].gen == gen {
+                    if let Some(m) = self.hosts[h as usize].m.as_mut() {
+                        let _ = m.handle_timer(t);
+                    }
+                    self.pump(h);
+                }
+            }
+            Ev::Gossip(h, data) => {
+                if self.live(h) {
+                    if let Some(m) = self.hosts[h as usize].m.as_mut() {
+                        let _ = m.handle_data(&data);
+                    }
+                    self.pump(h);
+                }
+            }
+            Ev::Vxlan(h, from, data) => {
+                if self.live(h) {
+                    self.vxlan_in(h, from, data);
+                } else {
+                    self.drop_frame("host_down");
+                }
+            }
+            Ev::Poll(h, gen, i) => {
+                if self.live(h) && self.hosts[h as usize].gen == gen {
+                    self.poll(h, i);
+                }
+            }
+            Ev::Rejoin(h, gen) => {
+                if self.live(h) && self.hosts[h as usize].gen == gen {
+                    if self.hosts[h as usize].m.as_ref().is_some_and(|m| m.num_members() == 0) {
+                        self.join(h);
+                    }
+                    self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
+                }
+            }
+            Ev::Sync(h, gen) => {
+                if self.live(h) && self.hosts[h as usize].gen == gen {
+                    self.sync(h);
+                    self.at(self.now + SYNC_EVERY, Ev::Sync(h, gen));
+                }
+            }
+            Ev::Sandbox {
+                host,
+                network,
+                ip,
+                probe,
+            } => self.create_sandbox(host, &network, ip, probe),
+            Ev::Check => {
+                self.check();
+                self.at(self.now + CHECK_EVERY, Ev::Check);
+            }
+        }
+    }
+
+    fn step(&mut self, i: usize) {
+        let action = self.sc.step[i].action.clone();
+        let n = self.sc.hosts;
+        match action {
+            Action::Join { over_s } => {
+                let over = secs(over_s);
+                for h in 0..n {
+                    let at = self.now + over * u64::from(h) / u64::from(n.max(1));
+                    self.at(at, Ev::Start(h));
+                }
+            }
+            Action::CreateNetwork { network, host } => self.create_network(host, &network),
+            Action::Sandboxes {
+                network,
+                per_host,
+                over_s,
+            } => {
+                for h in 0..n {
+                    if !self.live(h) {
+                        continue;
+                    }
+                    for _ in 0..per_host {
+                        let at = self.now + self.rng.random_range(0..=secs(over_s));
+                        let ev = Ev::Sandbox {
+                            host: h,
+                            network: network.clone(),
+                            ip: None,
+                            probe: false,
+                        };
+                        self.at(at, ev);
+                    }
+                }
+            }
+            Action::Probe {
+                network,
+                count,
+                every_s,
+            } => {
+                for k in 0..count {
+                    let Some(h) = self.random_live() else { break };
+                    let ev = Ev::Sandbox {
+                        host: h,
+                        network: network.clone(),
+                        ip: None,
+                        probe: true,
+                    };
+                    self.at(self.now + secs(every_s) * u64::from(k), ev);
+                }
+            }
+            Action::Ping { network, count } => {
+                for _ in 0..count {
+                    if let Some(((h, i), (g, j))) = self.pair(&network) {
+                        let ip = self.sb(g, j).map(|s| s.ip);
+                        let now = self.now;
+                        if let (Some(sb), Some(ip)) = (self.sb_mut(h, i), ip) {
+                            sb.ping(ip, now);
+                            self.pings_sent += 1;
+                            self.wake(h, i);
+                        }
+                    }
+                }
+            }
+            Action::Tcp { network, count, bytes } => {
+                for _ in 0..count {
+                    let Some(((h, i), (g, j))) = self.pair(&network) else {
+                        break;
+                    };
+                    let flow = self.flows.len();
+                    let port = 5000 + (flow % 50_000) as u16;
+                    let Some(ip) = self.sb(g, j).map(|s| s.ip) else {
+                        continue;
+                    };
+                    self.flows.push(FlowTrack {
+                        bytes: bytes as usize,
+                        got: 0,
+                    });
+                    if let Some(sb) = self.sb_mut(g, j) {
+                        sb.listen(port, flow);
+                    }
+                    if let Some(sb) = self.sb_mut(h, i) {
+                        sb.connect(ip, port, 40_000 + (flow % 20_000) as u16, bytes as usize, flow);
+                    }
+                    self.wake(g, j);
+                    self.wake(h, i);
+                }
+            }
+            Action::Crash { count } => {
+                self.disrupted();
+                for _ in 0..count {
+                    let Some(h) = self.random_live() else { break };
+                    let host = &mut self.hosts[h as usize];
+                    host.alive = false;
+                    let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
+                    self.crashes.push(Crash {
+                        host: h,
+                        at: self.now,
+                        bump,
+                        back_at: None,
+                        down_at: vec![None; n as usize],
+                    });
+                }
+            }
+            Action::Restart => {
+                self.disrupted();
+                for c in 0..self.crashes.len() {
+                    if self.crashes[c].back_at.is_none() {
+                        self.crashes[c].back_at = Some(self.now);
+                        let h = self.crashes[c].host;
+                        self.restart(h);
+                    }
+                }
+            }
+            Action::Partition { fraction } => {
+                self.disrupted();
+                self.partition = Some((fraction * f64::from(n)).round() as u32);
+            }
+            Action::Heal => {
+                self.disrupted();
+                if let Some(n) = self.partition.take() {
+                    self.healed = Some((self.now, n));
+                }
+            }
+            Action::Move { network, count, gap_s } => {
+                self.disrupted();
+                for _ in 0..count {
+                    self.move_one(&network, secs(gap_s));
+                }
+            }
+            Action::Loss { loss } => {
+                self.disrupted();
+                self.link.loss = loss;
+            }
+        }
+    }
+
+    fn disrupted(&mut self) {
+        self.last_disruption = Some(self.now);
+        self.reconverged = None;
+    }
+
+    fn random_live(&mut self) -> Option<u32> {
+        let live: Vec<u32> = (0..self.sc.hosts).filter(|h| self.live(*h)).collect();
+        (!live.is_empty()).then(|| live[self.rng.random_range(0..live.len())])
+    }
+
+    /// Two sandboxes of `network` on different live hosts: (host, slot) each.
+    fn pair(&mut self, network: &str) -> Option<((u32, usize), (u32, usize))> {
+        let net = self.networks.get(network)?.clone();
+        let all: Vec<(u32, usize)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.alive)
+            .flat_map(|(hi, h)| {
+                h.sbs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, s)| s.as_ref().is_some_and(|s| s.net == net))
+                    .map(move |(i, _)| (hi as u32, i))
+            })
+            .collect();
+        for _ in 0..16 {
+            if all.len() < 2 {
+                return None;
+            }
+            let a = all[self.rng.random_range(0..all.len())];
+            let b = all[self.rng.random_range(0..all.len())];
+            if a.0 != b.0 {
+                return Some((a, b));
+            }
+        }
+        None
+    }
+
+    fn sb(&self, h: u32, i: usize) -> Option<&SimSandbox> {
+        self.hosts[h as usize].sbs.get(i)?.as_ref().map(|s| &s.sb)
+    }
+
+    fn sb_mut(&mut self, h: u32, i: usize) -> Option<&mut SimSandbox> {
+        self.hosts[h as usize].sbs.get_mut(i)?.as_mut().map(|s| &mut s.sb)
+    }
+
+    fn join_targets(&self, h: u32) -> Vec<SocketAddr> {
+        (0..self.sc.hosts.min(3))
+            .filter(|t| *t != h)
+            .map(|t| SocketAddr::from((self.hosts[t as usize].ip, GOSSIP_PORT)))
+            .collect()
+    }
+
+    fn join(&mut self, h: u32) {
+        for t in self.join_targets(h) {
+            if let Some(m) = self.hosts[h as usize].m.as_mut() {
+                let _ = m.join(t);
+            }
+        }
+        self.pump(h);
+    }
+
+    fn new_membership(&mut self, h: u32) {
+        let host = &mut self.hosts[h as usize];
+        let me = HostId {
+            name: host.name.clone(),
+            addr: SocketAddr::from((host.ip, GOSSIP_PORT)),
+            bump: u64::from(host.gen) + 1,
+        };
+        let seed = self.rng.random();
+        self.hosts[h as usize].m = Some(Membership::new(me, self.sc.hosts, seed));
+    }
+
+    fn start(&mut self, h: u32) {
+        if self.hosts[h as usize].started_at.is_some() {
+            return;
+        }
+        self.hosts[h as usize].alive = true;
+        self.hosts[h as usize].started_at = Some(self.now);
+        self.new_membership(h);
+        let gen = self.hosts[h as usize].gen;
+        self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
+        let first_sync = self.now + self.rng.random_range(1..=SYNC_EVERY);
+        self.at(first_sync, Ev::Sync(h, gen));
+        self.join(h);
+    }
+
+    /// A crashed host comes back: stored state kept (networks, its sandboxes), what it
+    /// learned from the cluster forgotten, the switch rebuilt, its endpoints published again.
+    fn restart(&mut self, h: u32) {
+        let base = self.base;
+        let seed = self.rng.random();
+        {
+            let host = &mut self.hosts[h as usize];
+            host.gen += 1;
+            host.alive = true;
+            host.started_at = Some(self.now);
+            host.state.remote.clear();
+            host.remotes = Remotes::new();
+            host.switch = Switch::new(base, seed);
+            host.nets.clear();
+            host.peer_ports.clear();
+            host.owners.clear();
+            host.arp.clear();
+            host.arp_ip.clear();
+        }
+        self.new_membership(h);
+        let nets: Vec<Id> = self.hosts[h as usize]
+            .state
+            .networks
+            .values()
+            .filter(|n| n.vni.is_some())
+            .map(|n| n.id.clone())
+            .collect();
+        for n in nets {
+            self.bring_up(h, &n);
+        }
+        let gen = self.hosts[h as usize].gen;
+        for i in 0..self.hosts[h as usize].sbs.len() {
+            let Some(net) = self.hosts[h as usize].sbs[i].as_ref().map(|s| s.net.clone()) else {
+                continue;
+            };
+            let mac = self.hosts[h as usize].sbs[i]
+                .as_ref()
+                .map(|s| s.sb.mac)
+                .unwrap_or_default();
+            if let Some(port) = self.add_sandbox_port(h, &net, mac, i) {
+                if let Some(s) = self.hosts[h as usize].sbs[i].as_mut() {
+                    s.port = port;
+                }
+            }
+            self.at(self.now, Ev::Poll(h, gen, i));
+        }
+        let eps: Vec<Id> = self.hosts[h as usize].state.endpoints.keys().cloned().collect();
+        for ep in eps {
+            self.publish_endpoint(h, &ep);
+        }
+        self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
+        self.at(self.now + SYNC_EVERY, Ev::Sync(h, gen));
+        self.join(h);
+    }
+
+    fn create_network(&mut self, h: u32, name: &str) {
+        if !self.live(h) {
+            self.refuse(format!("host {h} is down: network {name} not created"));
+            return;
+        }
+        let Some(def) = self.sc.network.iter().find(|n| n.name == name).cloned() else {
+            return;
+        };
+        let max_hosts = self.sc.hosts.next_power_of_two().max(64);
+        let spec = NetworkSpec {
+            name: name.to_string(),
+            driver: "overlay".into(),
+            subnet: Some(def.subnet.clone()),
+            options: [("max_hosts".to_string(), max_hosts.to_string())].into(),
+            ..Default::default()
+        };
+        let nid = id(&mut self.rng);
+        let made = self.hosts[h as usize]
+            .state
+            .create_network(spec, nid.clone(), epoch(), &[]);
+        if let Err(e) = made {
+            self.refuse(format!("host {h}: {e}"));
+            return;
+        }
+        self.networks.insert(name.to_string(), nid.clone());
+        self.bring_up(h, &nid);
+        let rec = self.hosts[h as usize].state.network_record(&nid);
+        if let Some(r) = rec {
+            let now_ms = self.now_ms();
+            if let Some(m) = self.hosts[h as usize].m.as_mut() {
+                let _ = m.publish(RecordKey::Network(nid), Some(Body::Network(r)), now_ms);
+            }
+        }
+        self.pump(h);
+    }
+
+    fn bring_up(&mut self, h: u32, nid: &Id) {
+        let host = &mut self.hosts[h as usize];
+        let Some(net) = host.state.networks.get(nid) else {
+            return;
+        };
+        let (sid, vni, aging) = (NetworkId(net.switch_id), net.vni.unwrap_or(0), net.mac_aging);
+        if host.switch.add_network(sid, NetworkConfig { aging }).is_err() {
+            return;
+        }
+        host.nets.insert(
+            nid.clone(),
+            NetRt {
+                sid,
+                vni,
+                peers: BTreeMap::new(),
+            },
+        );
+        let fx = host.remotes.network_added(nid);
+        self.apply(h, fx);
+    }
+
+    fn add_sandbox_port(&mut self, h: u32, net: &Id, mac: [u8; 6], slot: usize) -> Option<PortId> {
+        let now = self.instant();
+        let host = &mut self.hosts[h as usize];
+        let rt = host.nets.get(net)?;
+        let limit = host.state.networks.get(net).map_or(64, |n| n.mac_limit);
+        let cfg = PortConfig {
+            network: rt.sid,
+            max_frame_len: 1514,
+            learn_limit: limit,
+            split_horizon_group: 0,
+        };
+        let port = host.switch.add_port(cfg).ok()?;
+        let _ = host.switch.add_static(now, rt.sid, MacAddr(mac), port);
+        set_owner(&mut host.owners, port, Some(Owner::Sandbox(slot)));
+        Some(port)
+    }
+
+    fn create_sandbox(&mut self, h: u32, network: &str, ip: Option<Ipv4Addr>, probe: bool) {
+        if !self.live(h) {
+            self.refuse(format!("host {h} is down: no sandbox on {network}"));
+            return;
+        }
+        let n = self.hosts[h as usize].made;
+        self.hosts[h as usize].made += 1;
+        let name = format!("{}-s{n}", self.hosts[h as usize].name);
+        let spec = SandboxSpec {
+            name: name.clone(),
+            network: network.to_string(),
+            ip: ip.map(|i| i.to_string()),
+            ..Default::default()
+        };
+        let (sid, epid) = (id(&mut self.rng), id(&mut self.rng));
+        let made =
+            self.hosts[h as usize]
+                .state
+                .create_sandbox(spec, sid, epid.clone(), Path::new("/run/netns"), epoch());
+        if let Err(e) = made {
+            self.refuse(format!("host {h}: {e}"));
+            return;
+        }
+        let host = &self.hosts[h as usize];
+        let ep = host.state.endpoints[&epid].clone();
+        let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else { return };
+        let prefix = host.state.networks[&ep.network]
+            .ipam
+            .map_or(24, |i| i.subnet.prefix_len());
+        if let Some(other) = self.held.insert((ep.network.clone(), ip), epid.clone()) {
+            if other != epid {
+                self.held_twice += 1;
+            }
+        }
+        self.mac_net.insert(mac.0, ep.network.clone());
+        let slot = self.hosts[h as usize].sbs.len();
+        let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, slot) else {
+            return;
+        };
+        let seed = self.rng.random();
+        let sb = SimSandbox::new(name.clone(), ip, prefix, mac.0, seed, self.now);
+        self.hosts[h as usize].sbs.push(Some(LocalSb {
+            sb,
+            port,
+            net: ep.network.clone(),
+            name,
+        }));
+        self.sandboxes_made += 1;
+        let mut known = vec![Us::MAX; self.sc.hosts as usize];
+        known[h as usize] = self.now;
+        self.ep_index.insert(epid.clone(), self.eps.len());
+        self.eps.push(EpTrack {
+            created: self.now,
+            probe,
+            split: self.partition.is_some(),
+            known,
+        });
+        self.publish_endpoint(h, &epid);
+    }
+
+    fn publish_endpoint(&mut self, h: u32, epid: &Id) {
+        let now_ms = self.now_ms();
+        let host = &mut self.hosts[h as usize];
+        let Some(ep) = host.state.endpoints.get(epid) else {
+            return;
+        };
+        let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else { return };
+        let sandbox = host
+            .state
+            .sandboxes
+            .get(&ep.sandbox)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        let r = EndpointRecord {
+            network: ep.network.clone(),
+            host: host.name.clone(),
+            vtep: SocketAddr::from((host.ip, VXLAN_PORT)),
+            sandbox,
+            mac: mac.0,
+            ip,
+            aliases: ep.aliases.clone(),
+        };
+        if let Some(m) = host.m.as_mut() {
+            let _ = m.publish(RecordKey::Endpoint(epid.clone()), Some(Body::Endpoint(r)), now_ms);
+        }
+        self.pump(h);
+    }
+
+    /// Removes a random endpoint of `network` from its host and makes it again on another
+    /// live host with the same address after `gap`.
+    fn move_one(&mut self, network: &str, gap: Us) {
+        let Some(net) = self.networks.get(network).cloned() else {
+            return;
+        };
+        let all: Vec<(u32, usize)> = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.alive)
+            .flat_map(|(hi, h)| {
+                let net = net.clone();
+                h.sbs
+                    .iter()
+                    .enumerate()
+                    .filter(move |(_, s)| s.as_ref().is_some_and(|s| s.net == net))
+                    .map(move |(i, _)| (hi as u32, i))
+            })
+            .collect();
+        if all.is_empty() {
+            return;
+        }
+        let (h, i) = all[self.rng.random_range(0..all.len())];
+        let Some(local) = self.hosts[h as usize].sbs[i].take() else {
+            return;
+        };
+        let ip = local.sb.ip;
+        let now_ms = self.now_ms();
+        let host = &mut self.hosts[h as usize];
+        let removed = host.state.remove_sandbox(&local.name);
+        let _ = host.switch.remove_port(local.port);
+        set_owner(&mut host.owners, local.port, None);
+        if let Ok((_, eps)) = removed {
+            for ep in eps {
+                self.held.remove(&(ep.network.clone(), ip));
+                if let Some(m) = self.hosts[h as usize].m.as_mut() {
+                    let _ = m.publish(RecordKey::Endpoint(ep.id.clone()), None, now_ms);
+                }
+            }
+        }
+        self.pump(h);
+        let others: Vec<u32> = (0..self.sc.hosts).filter(|o| *o != h && self.live(*o)).collect();
+        if others.is_empty() {
+            return;
+        }
+        let to = others[self.rng.random_range(0..others.len())];
+        let ev = Ev::Sandbox {
+            host: to,
+            network: network.to_string(),
+            ip: Some(ip),
+            probe: false,
+        };
+        self.at(self.now + gap, ev);
+    }
+
+    /// Hands out what the host's membership produced: datagrams, timers, events, and the
+    /// records that changed.
+    fn pump(&mut self, h: u32) {
+        loop {
+            let host = &mut self.hosts[h as usize];
+            let Some(m) = host.m.as_mut() else { return };
+            let gen = host.gen;
+            let mut sends = Vec::new();
+            while let Some(s) = m.poll_transmit() {
+                sends.push(s);
+            }
+            let mut timers = Vec::new();
+            while let Some(t) = m.poll_timer() {
+                timers.push(t);
+            }
+            let mut events = Vec::new();
+            while let Some(e) = m.poll_event() {
+                events.push(e);
+            }
+            let changed: Vec<Record> = {
+                let mut r = m.records();
+                let keys = r.take_changes();
+                keys.iter().filter_map(|k| r.get(k).cloned()).collect()
+            };
+            if sends.is_empty() && timers.is_empty() && events.is_empty() && changed.is_empty() {
+                return;
+            }
+            for (to, data) in sends {
+                self.gossip_msgs += 1;
+                self.control_bytes += (data.len() + SEAL_OVERHEAD) as u64;
+                let Some(&dst) = self.by_addr.get(&to) else { continue };
+                if let Ok(delay) = self.link_ok(h, dst) {
+                    self.at(self.now + delay, Ev::Gossip(dst, data));
+                }
+            }
+            for (after, t) in timers {
+                let at = self.now + after.as_micros() as Us;
+                self.at(at, Ev::Timer(h, gen, t));
+            }
+            for e in events {
+                self.member_event(h, e);
+            }
+            for r in changed {
+                self.record_changed(h, r);
+            }
+        }
+    }
+
+    fn member_event(&mut self, h: u32, e: Member) {
+        match e {
+            Member::Up(id) | Member::Renamed(_, id) => {
+                // As switchd: a records exchange with the member that came up.
+                if let Some(&g) = self.by_addr.get(&id.addr) {
+                    self.sync_with(h, g, false);
+                }
+                let host = &mut self.hosts[h as usize];
+                let Some(m) = host.m.as_mut() else { return };
+                let eps: Vec<(Id, EndpointRecord)> = m
+                    .records()
+                    .endpoints()
+                    .filter(|(_, e)| e.host == id.name)
+                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .collect();
+                for (k, e) in eps {
+                    self.add_remote(h, k, e);
+                }
+            }
+            Member::Down(id) => {
+                let Some(&x) = self.by_addr.get(&id.addr) else { return };
+                let crash = self
+                    .crashes
+                    .iter_mut()
+                    .rev()
+                    .find(|c| c.host == x && c.bump == id.bump && c.back_at.is_none());
+                match crash {
+                    Some(c) => {
+                        c.down_at[h as usize].get_or_insert(self.now);
+                    }
+                    None => {
+                        let current = self.hosts[x as usize].m.as_ref().map_or(0, |m| m.me().bump);
+                        // Reachable now and for the whole suspicion before. A split that ended
+                        // less than 15 s ago still echoes: each side declared the other down,
+                        // and SWIM's down is final for an identity, so that news reaches
+                        // everyone and the hosts it names rejoin under a new one.
+                        let split = |n: u32| (h < n) != (x < n);
+                        let echo = self.healed.is_some_and(|(t, _)| self.now < t + 15 * SEC);
+                        let reachable = !self.partition.is_some_and(split) && !echo;
+                        if self.live(x) && current == id.bump && reachable {
+                            self.false_positives += 1;
+                        }
+                    }
+                }
+                let host = &mut self.hosts[h as usize];
+                for m in host.state.remote.values_mut() {
+                    m.retain(|_, r| r.host != id.name);
+                }
+                let fx = host.remotes.host_down(&id.name);
+                self.apply(h, fx);
+            }
+            Member::Alone => {}
+        }
+    }
+
+    fn record_changed(&mut self, h: u32, r: Record) {
+        match (r.key, r.body) {
+            (RecordKey::Network(nid), Some(Body::Network(n))) => {
+                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n);
+                if adopted == Ok(true) {
+                    self.bring_up(h, &nid);
+                }
+            }
+            (RecordKey::Endpoint(eid), Some(Body::Endpoint(e))) => {
+                if let Some(&i) = self.ep_index.get(&eid) {
+                    let k = &mut self.eps[i].known[h as usize];
+                    if *k == Us::MAX {
+                        *k = self.now;
+                    }
+                }
+                if e.host != self.hosts[h as usize].name {
+                    self.add_remote(h, eid, e);
+                }
+            }
+            (RecordKey::Endpoint(eid), None) => {
+                let host = &mut self.hosts[h as usize];
+                for m in host.state.remote.values_mut() {
+                    m.remove(&eid);
+                }
+                let fx = host.remotes.remove(&eid);
+                self.apply(h, fx);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_remote(&mut self, h: u32, eid: Id, e: EndpointRecord) {
+        let host = &mut self.hosts[h as usize];
+        for m in host.state.remote.values_mut() {
+            m.remove(&eid);
+        }
+        host.state.remote.entry(e.network.clone()).or_default().insert(
+            eid.clone(),
+            RemoteEndpoint {
+                host: e.host.clone(),
+                sandbox: e.sandbox.clone(),
+                mac: MacAddr(e.mac),
+                ip: e.ip,
+                aliases: e.aliases.clone(),
+            },
+        );
+        let here = host.nets.contains_key(&e.network);
+        let fx = host.remotes.upsert(eid, e, here);
+        self.apply(h, fx);
+    }
+
+    /// Makes the simulated dataplane hold what the reconciler asks, as switchd's does.
+    fn apply(&mut self, h: u32, fx: Vec<Effect>) {
+        let now = self.instant();
+        let host = &mut self.hosts[h as usize];
+        for f in fx {
+            match f {
+                Effect::AddPeer { network, vtep } => {
+                    let Some(rt) = host.nets.get_mut(&network) else {
+                        continue;
+                    };
+                    let cfg = PortConfig {
+                        network: rt.sid,
+                        max_frame_len: 1514,
+                        learn_limit: 4096,
+                        split_horizon_group: 1,
+                    };
+                    if let (Ok(p), SocketAddr::V4(v)) = (host.switch.add_port(cfg), vtep) {
+                        rt.peers.insert(vtep, p);
+                        host.peer_ports.insert((*v.ip(), rt.vni), p);
+                        set_owner(&mut host.owners, p, Some(Owner::Peer));
+                    }
+                }
+                Effect::RemovePeer { network, vtep } => {
+                    let Some(rt) = host.nets.get_mut(&network) else {
+                        continue;
+                    };
+                    if let Some(p) = rt.peers.remove(&vtep) {
+                        let _ = host.switch.remove_port(p);
+                        set_owner(&mut host.owners, p, None);
+                        if let SocketAddr::V4(v) = vtep {
+                            host.peer_ports.remove(&(*v.ip(), rt.vni));
+                        }
+                    }
+                }
+                Effect::Pin { network, mac, vtep, ip } => {
+                    let Some(rt) = host.nets.get(&network) else { continue };
+                    let Some(&p) = rt.peers.get(&vtep) else { continue };
+                    let _ = host.switch.add_static(now, rt.sid, mac, p);
+                    let sid = rt.sid.0;
+                    if let Some(old) = host.arp_ip.insert((sid, mac), ip) {
+                        if host.arp.get(&(sid, old)) == Some(&mac) {
+                            host.arp.remove(&(sid, old));
+                        }
+                    }
+                    if let Some(prev) = host.arp.insert((sid, ip), mac).filter(|m| *m != mac) {
+                        host.arp_ip.remove(&(sid, prev));
+                    }
+                }
+                Effect::Unpin { network, mac } => {
+                    let Some(rt) = host.nets.get(&network) else { continue };
+                    host.switch.remove_mac(rt.sid, mac);
+                    let sid = rt.sid.0;
+                    if let Some(old) = host.arp_ip.remove(&(sid, mac)) {
+                        if host.arp.get(&(sid, old)) == Some(&mac) {
+                            host.arp.remove(&(sid, old));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Anti-entropy as switchd's: digests first, every record both ways when they differ.
+    fn sync(&mut self, h: u32) {
+        let Some(m) = self.hosts[h as usize].m.as_ref() else {
+            return;
+        };
+        // As switchd: a random alive member; one round in four a member declared down, whose
+        // list tells it so if it is alive after all (a healed partition), and it rejoins.
+        let peers = m.peers();
+        let down_round = self.rng.random_range(0..4) == 0;
+        let pick: Vec<SocketAddr> = [down_round, false]
+            .iter()
+            .map(|down| {
+                let want = if *down { "down" } else { "alive" };
+                peers
+                    .iter()
+                    .skip(1)
+                    .filter(|p| p.state == want)
+                    .map(|p| p.id.addr)
+                    .collect::<Vec<_>>()
+            })
+            .find(|v| !v.is_empty())
+            .unwrap_or_default();
+        if pick.is_empty() {
+            return;
+        }
+        let to = pick[self.rng.random_range(0..pick.len())];
+        let host = &mut self.hosts[h as usize];
+        host.syncs += 1;
+        let members = down_round || host.syncs.is_multiple_of(MEMBERS_EVERY);
+        if let Some(&g) = self.by_addr.get(&to) {
+            self.sync_with(h, g, members);
+        }
+    }
+
+    /// One exchange between `h` and `g` (over QUIC in switchd: lost datagrams are resent, so
+    /// only a partition or a dead peer stops it).
+    fn sync_with(&mut self, h: u32, g: u32, members: bool) {
+        let blocked = self.partition.is_some_and(|n| (h < n) != (g < n));
+        if h == g || !self.live(g) || blocked {
+            return;
+        }
+        let (a, b) = pair_mut(&mut self.hosts, h as usize, g as usize);
+        let (Some(ma), Some(mb)) = (a.m.as_mut(), b.m.as_mut()) else {
+            return;
+        };
+        // Member digests ride with the records' digest; when they differ, the member lists go
+        // both ways.
+        let mut bytes = 8 + 8 + 1;
+        if members && ma.member_digest() != mb.member_digest() {
+            let (sa, sb) = (ma.member_states(), mb.member_states());
+            bytes += (sa.len() + sb.len()) * MEMBER_STATE_BYTES;
+            let _ = mb.apply_member_states(sa);
+            let _ = ma.apply_member_states(sb);
+        }
+        let (mut ra, mut rb) = (ma.records(), mb.records());
+        if ra.digest() != rb.digest() {
+            // switchd sends every record both ways; sized from a sample of each side.
+            let avg = |r: &control_plane::cluster::records::Records| {
+                let sample: Vec<usize> = r.all().take(16).map(|x| x.encode().len()).collect();
+                sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64
+            };
+            bytes += (avg(&ra) * ra.len() as f64 + avg(&rb) * rb.len() as f64) as usize;
+            rb.merge_from(&ra);
+            ra.merge_from(&rb);
+        }
+        drop((ra, rb));
+        self.control_bytes += bytes as u64;
+        self.pump(h);
+        self.pump(g);
+    }
+
+    fn wake(&mut self, h: u32, i: usize) {
+        let gen = self.hosts[h as usize].gen;
+        let now = self.now;
+        if let Some(sb) = self.sb_mut(h, i) {
+            if sb.next_poll.is_none_or(|t| t > now) {
+                sb.next_poll = Some(now);
+                self.at(now, Ev::Poll(h, gen, i));
+            }
+        }
+    }
+
+    fn poll(&mut self, h: u32, i: usize) {
+        let now = self.now;
+        let Some(local) = self.hosts[h as usize].sbs.get_mut(i).and_then(Option::as_mut) else {
+            return;
+        };
+        if local.sb.next_poll.is_some_and(|t| t > now) {
+            return;
+        }
+        local.sb.next_poll = None;
+        let done = local.sb.poll(now);
+        let port = local.port;
+        let frames: Vec<Vec<u8>> = local.sb.wire.tx.drain(..).collect();
+        let next = local.sb.poll_at(now);
+        for (asked, _) in done.pongs {
+            self.rtts.push((now - asked) as f64 / 1000.0);
+        }
+        for (flow, n) in done.received {
+            if let Some(f) = self.flows.get_mut(flow) {
+                f.got += n;
+            }
+        }
+        for f in frames {
+            self.frame_in(h, port, f);
+        }
+        if let Some(t) = next {
+            let gen = self.hosts[h as usize].gen;
+            let at = t.max(now + 1);
+            if let Some(sb) = self.sb_mut(h, i) {
+                if sb.next_poll.is_none_or(|p| p > at) {
+                    sb.next_poll = Some(at);
+                    self.at(at, Ev::Poll(h, gen, i));
+                }
+            }
+        }
+    }
+
+    /// A frame entering host `h`'s switch on `port`: ARP suppression first, as switchd's
+    /// dataplane does, then the switch's verdict.
+    fn frame_in(&mut self, h: u32, port: PortId, frame: Vec<u8>) {
+        self.ring.push(self.now, &frame);
+        if self.trace {
+            eprintln!("{:>10} h{h} <- port {} {}", self.now, port.0, describe(&frame));
+        }
+        let now = self.instant();
+        let host = &mut self.hosts[h as usize];
+        if !host.arp.is_empty() {
+            if let Some(req) = overlay::arp::parse_request(&frame) {
+                let known = host
+                    .switch
+                    .port_network(port)
+                    .and_then(|n| host.arp.get(&(n.0, req.target_ip)).copied());
+                if let Some(mac) = known {
+                    let _ = host.switch.process(now, port, &frame);
+                    let mut reply = vec![0u8; overlay::arp::ARP_FRAME_LEN];
+                    overlay::arp::write_reply(&req, mac.0, &mut reply);
+                    self.frame_out(h, port, reply);
+                    return;
+                }
+            }
+        }
+        let out: Vec<PortId> = match host.switch.process(now, port, &frame) {
+            Verdict::Drop(_) => Vec::new(),
+            Verdict::Forward(p) => vec![p],
+            Verdict::Flood(f) => f.ports().collect(),
+        };
+        for p in out {
+            self.frame_out(h, p, frame.clone());
+        }
+    }
+
+    fn frame_out(&mut self, h: u32, p: PortId, frame: Vec<u8>) {
+        if self.trace {
+            eprintln!("{:>10} h{h} -> port {} {}", self.now, p.0, describe(&frame));
+        }
+        let owner = self.hosts[h as usize].owners.get(p.0 as usize).copied().flatten();
+        match owner {
+            Some(Owner::Sandbox(i)) => {
+                let Some(local) = self.hosts[h as usize].sbs.get_mut(i).and_then(Option::as_mut) else {
+                    return;
+                };
+                let mut src = [0u8; 6];
+                src.copy_from_slice(&frame[6..12]);
+                if self.mac_net.get(&src).is_some_and(|n| *n != local.net) {
+                    self.cross_network += 1;
+                }
+                local.sb.deliver(frame);
+                self.delivered += 1;
+                self.hosts[h as usize].switch.record_tx(p, 0);
+                self.wake(h, i);
+            }
+            Some(Owner::Peer) => {
+                let host = &self.hosts[h as usize];
+                let peer = host
+                    .peer_ports
+                    .iter()
+                    .find(|(_, port)| **port == p)
+                    .map(|((ip, vni), _)| (*ip, *vni));
+                let Some((ip, vni)) = peer else { return };
+                let Ok(v) = Vni::new(vni) else { return };
+                let mut data = vec![0u8; 8 + frame.len()];
+                VxlanHeader { vni: v }.emit(&mut data);
+                data[8..].copy_from_slice(&frame);
+                let Some(&dst) = self.by_ip.get(&ip) else { return };
+                match self.link_ok(h, dst) {
+                    Ok(delay) => {
+                        let from = self.hosts[h as usize].ip;
+                        self.at(self.now + delay, Ev::Vxlan(dst, from, data));
+                    }
+                    Err(reason) => self.drop_frame(reason),
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn vxlan_in(&mut self, h: u32, from: Ipv4Addr, data: Vec<u8>) {
+        let Ok(hdr) = VxlanHeader::parse(&data) else {
+            self.drop_frame("vxlan_malformed");
+            return;
+        };
+        let key = (from, hdr.vni.get());
+        let Some(&port) = self.hosts[h as usize].peer_ports.get(&key) else {
+            let known_vni = self.hosts[h as usize].nets.values().any(|n| n.vni == key.1);
+            self.drop_frame(if known_vni {
+                "vxlan_unknown_vtep"
+            } else {
+                "vxlan_unknown_vni"
+            });
+            return;
+        };
+        self.frame_in(h, port, data[8..].to_vec());
+    }
+
+    /// Whether every live host sees every other alive and holds the same records.
+    fn converged(&self) -> (bool, u64) {
+        let live: Vec<&Host> = self.hosts.iter().filter(|h| h.alive).collect();
+        let Some(first) = live.first().and_then(|h| h.m.as_ref()) else {
+            return (true, 0);
+        };
+        let digest = first.records().digest();
+        let want = live.len() - 1;
+        let bad = live
+            .iter()
+            .filter(|h| {
+                h.m.as_ref()
+                    .is_none_or(|m| m.num_members() != want || m.records().digest() != digest)
+            })
+            .count();
+        (bad == 0, bad as u64)
+    }
+
+    fn check(&mut self) {
+        if self.reconverged.is_none() && self.last_disruption.is_some() && self.converged().0 {
+            self.reconverged = Some(self.now);
+        }
+    }
+
+    fn finish(mut self, has_idle: bool) -> Outcome {
+        let end = self.now;
+        let (_, unconverged_hosts) = self.converged();
+        if std::env::var_os("SWITCHSIM_DEBUG").is_some() {
+            let live = self.hosts.iter().filter(|h| h.alive).count();
+            for h in self.hosts.iter().filter(|h| h.alive) {
+                if let Some(m) = h.m.as_ref() {
+                    let (len, digest) = {
+                        let r = m.records();
+                        (r.len(), r.digest())
+                    };
+                    eprintln!(
+                        "{} members {} / {} records {len} digest {digest:x} backlog {}",
+                        h.name,
+                        m.num_members(),
+                        live - 1,
+                        m.backlog()
+                    );
+                }
+            }
+        }
+        // Endpoint convergence, over hosts alive from its creation to the end.
+        let probes = self.eps.iter().any(|e| e.probe);
+        let eligible = |h: &Host, since: Us| h.alive && h.started_at.is_some_and(|s| s <= since);
+        let mut conv = Vec::new();
+        let mut unconverged_eps = 0;
+        let split_eps = self.eps.iter().filter(|e| e.split).count() as u64;
+        for e in self.eps.iter().filter(|e| (e.probe || !probes) && !e.split) {
+            let mut worst = 0;
+            let mut missing = false;
+            for (i, h) in self.hosts.iter().enumerate() {
+                if !eligible(h, e.created) {
+                    continue;
+                }
+                match e.known[i] {
+                    Us::MAX => missing = true,
+                    t => worst = worst.max(t.saturating_sub(e.created)),
+                }
+            }
+            // Endpoints removed since (moves) are not expected to be known.
+            if missing {
+                unconverged_eps += 1;
+            } else {
+                conv.push(worst as f64 / 1000.0);
+            }
+        }
+        let endpoints_measured = conv.len() as u64 + unconverged_eps;
+        // Failure detection, over observers alive from the crash to its declaration window.
+        let mut detect = Vec::new();
+        let mut undetected = 0;
+        for c in &self.crashes {
+            let until = c.back_at.unwrap_or(end);
+            let mut worst = 0;
+            let mut missed = false;
+            for (i, h) in self.hosts.iter().enumerate() {
+                if i as u32 == c.host
+                    || !eligible(h, c.at)
+                    || self
+                        .crashes
+                        .iter()
+                        .any(|o| o.host == i as u32 && o.at <= until && o.back_at.is_none_or(|b| b >= c.at))
+                {
+                    continue;
+                }
+                match c.down_at[i] {
+                    Some(t) if t <= until => worst = worst.max(t - c.at),
+                    _ => {
+                        if until - c.at >= 10 * SEC {
+                            missed = true;
+                            undetected += 1;
+                        }
+                    }
+                }
+            }
+            if !missed && until - c.at >= 10 * SEC {
+                detect.push(worst as f64 / 1000.0);
+            }
+        }
+        let hosts = f64::from(self.sc.hosts);
+        let secs_run = end as f64 / SEC as f64;
+        let idle = self.idle_mark.filter(|_| has_idle).map(|(t0, b0)| {
+            let span = (end - t0) as f64 / SEC as f64;
+            (self.control_bytes - b0) as f64 / hosts / span
+        });
+        let mut drops = std::mem::take(&mut self.drops);
+        for h in &self.hosts {
+            for p in 0..h.owners.len() {
+                if let Some(c) = h.switch.counters(PortId(p as u32)) {
+                    for (r, n) in c.drops_by_reason() {
+                        *drops.entry(r.as_str().to_string()).or_default() += n;
+                    }
+                }
+            }
+        }
+        let pings_answered = self.rtts.len() as u64;
+        let flows_done = self.flows.iter().filter(|f| f.got >= f.bytes).count() as u64;
+        let held_twice = self.held_twice + self.final_double_holds();
+        let invariants_held =
+            self.cross_network == 0 && held_twice == 0 && unconverged_hosts == 0 && unconverged_eps == 0;
+        let p99 = quantile(&mut conv, 0.99);
+        let fd_max = quantile(&mut detect, 1.0);
+        let goals = vec![
+            goal(
+                "new endpoint known everywhere within 1.5 s (p99)",
+                p99.map(|v| (format!("{v:.0} ms at {} hosts", self.sc.hosts), v <= 1500.0)),
+            ),
+            goal(
+                "crashed host declared down everywhere within 5 s",
+                fd_max.map(|v| (format!("{v:.0} ms"), v <= 5000.0)),
+            ),
+            goal(
+                "no false positive",
+                Some((
+                    format!("{} at {:.0}% loss", self.false_positives, self.link.loss * 100.0),
+                    self.false_positives == 0,
+                )),
+            ),
+            goal(
+                "idle control traffic under 50 kbit/s per host",
+                idle.map(|b| (format!("{:.1} kbit/s", b * 8.0 / 1000.0), b * 8.0 <= 50_000.0)),
+            ),
+        ];
+        let report = Report {
+            scenario: self.sc.name.clone(),
+            seed: self.sc.seed,
+            hosts: self.sc.hosts,
+            sandboxes: self.sandboxes_made,
+            simulated_s: secs_run,
+            invariants_held,
+            frames_across_networks: self.cross_network,
+            addresses_held_twice: held_twice,
+            unconverged_hosts,
+            endpoints_measured,
+            endpoints_made_during_partition: split_eps,
+            endpoints_unconverged: unconverged_eps,
+            route_convergence_p50_ms: quantile(&mut conv, 0.5),
+            route_convergence_p99_ms: p99,
+            route_convergence_max_ms: quantile(&mut conv, 1.0),
+            crashes: self.crashes.len() as u64,
+            failure_detection_max_ms: fd_max,
+            failure_detection_p50_ms: quantile(&mut detect, 0.5),
+            failures_undetected: undetected,
+            false_positives: self.false_positives,
+            reconvergence_ms: self
+                .reconverged
+                .zip(self.last_disruption)
+                .map(|(r, d)| (r - d) as f64 / 1000.0),
+            control_messages_per_host_per_s: self.gossip_msgs as f64 / hosts / secs_run,
+            control_bytes_per_host_per_s: self.control_bytes as f64 / hosts / secs_run,
+            idle_control_bytes_per_host_per_s: idle,
+            frames_delivered: self.delivered,
+            frames_dropped: drops,
+            pings_sent: self.pings_sent,
+            pings_answered,
+            ping_rtt_p50_ms: quantile(&mut self.rtts, 0.5),
+            tcp_flows: self.flows.len() as u64,
+            tcp_flows_completed: flows_done,
+            refused_operations: self.refused,
+            refusals: self.refusals.clone(),
+            goals,
+        };
+        let capture = (!report.invariants_held).then(|| self.ring.frames().cloned().collect());
+        Outcome { report, capture }
+    }
+
+    /// Addresses held by two live endpoints of one network at the end.
+    fn final_double_holds(&self) -> u64 {
+        let mut seen: BTreeSet<(Id, Ipv4Addr)> = BTreeSet::new();
+        let mut twice = 0;
+        for h in self.hosts.iter() {
+            for ep in h.state.endpoints.values() {
+                if let Some(ip) = ep.ip {
+                    if !seen.insert((ep.network.clone(), ip)) && self.networks.values().any(|n| *n == ep.network) {
+                        twice += 1;
+                    }
+                }
+            }
+        }
+        twice
+    }
+}
+
+fn goal(what: &str, m: Option<(String, bool)>) -> Goal {
+    match m {
+        Some((measured, met)) => Goal {
+            goal: what.into(),
+            measured,
+            met: Some(met),
+        },
+        None => Goal {
+            goal: what.into(),
+            measured: "not measured".into(),
+            met: None,
+        },
+    }
+}
+
+fn set_owner(owners: &mut Vec<Option<Owner>>, p: PortId, o: Option<Owner>) {
+    let i = p.0 as usize;
+    if owners.len() <= i {
+        owners.resize(i + 1, None);
+    }
+    owners[i] = o;
+}
+
+fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
+    assert_ne!(a, b);
+    if a < b {
+        let (x, y) = v.split_at_mut(b);
+        (&mut x[a], &mut y[0])
+    } else {
+        let (x, y) = v.split_at_mut(a);
+        (&mut y[0], &mut x[b])
+    }
+}
+
+
+/// One line about a frame, for SWITCHSIM_TRACE.
+fn describe(f: &[u8]) -> String {
+    if f.len() < 14 {
+        return format!("runt {} B", f.len());
+    }
+    let mac = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
+    let what = match (f[12], f[13]) {
+        (0x08, 0x06) if f.len() >= 42 => format!(
+            "ARP op {} {} -> {}",
+            f[21],
+            Ipv4Addr::new(f[28], f[29], f[30], f[31]),
+            Ipv4Addr::new(f[38], f[39], f[40], f[41])
+        ),
+        (0x08, 0x00) if f.len() >= 34 => format!(
+            "IPv4 proto {} {} -> {}",
+            f[23],
+            Ipv4Addr::new(f[26], f[27], f[28], f[29]),
+            Ipv4Addr::new(f[30], f[31], f[32], f[33])
+        ),
+        (a, b) => format!("type {a:02x}{b:02x}"),
+    };
+    format!("{} > {} {what}", mac(&f[6..12]), mac(&f[0..6]))
+}

@@ -1,0 +1,102 @@
+//! The simulator on the shipped scenarios, scaled down to run in a debug build: invariants
+//! hold, the measures come out, and a seed gives one report.
+
+use std::path::Path;
+
+use sim::virt::scenario::Scenario;
+use sim::virt::{run, Options};
+
+fn scenario(name: &str) -> Scenario {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scenarios")
+        .join(format!("{name}.toml"));
+    Scenario::parse(&std::fs::read_to_string(&p).unwrap()).unwrap()
+}
+
+fn small(name: &str, hosts: u32, seed: u64) -> sim::virt::Outcome {
+    run(
+        scenario(name),
+        &Options {
+            seed: Some(seed),
+            hosts: Some(hosts),
+        },
+    )
+}
+
+#[test]
+fn the_same_seed_gives_the_same_report_byte_for_byte() {
+    let a = small("move", 12, 7).report.json();
+    let b = small("move", 12, 7).report.json();
+    assert_eq!(a, b);
+    let c = small("move", 12, 8).report.json();
+    assert_ne!(a, c, "another seed, another run");
+    let v: serde_json::Value = serde_json::from_str(&a).unwrap();
+    for key in [
+        "invariants_held",
+        "route_convergence_p99_ms",
+        "failure_detection_max_ms",
+        "false_positives",
+        "control_bytes_per_host_per_s",
+    ] {
+        assert!(v.get(key).is_some(), "{key} missing from {a}");
+    }
+}
+
+#[test]
+fn converge_reaches_everyone_and_carries_traffic() {
+    let r = small("converge", 16, 1).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.endpoints_measured, 20, "the probes");
+    assert!(r.route_convergence_p99_ms.is_some_and(|v| v < 3000.0), "{}", r.text());
+    assert!(
+        r.pings_answered >= r.pings_sent * 9 / 10 && r.pings_sent > 0,
+        "{}",
+        r.text()
+    );
+    assert_eq!(r.tcp_flows_completed, r.tcp_flows, "{}", r.text());
+    assert!(r.frames_delivered > 0 && r.frames_across_networks == 0);
+}
+
+#[test]
+fn crashed_hosts_are_declared_down_and_come_back() {
+    let r = small("crash", 24, 2).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.crashes, 5);
+    assert_eq!(r.failures_undetected, 0, "{}", r.text());
+    assert!(r.failure_detection_max_ms.is_some_and(|v| v < 10_000.0), "{}", r.text());
+    assert_eq!(r.false_positives, 0, "{}", r.text());
+    assert!(r.reconvergence_ms.is_some(), "{}", r.text());
+}
+
+#[test]
+fn a_healed_partition_merges_again() {
+    let r = small("partition", 20, 3).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.endpoints_made_during_partition, 10);
+    assert_eq!(r.unconverged_hosts, 0, "{}", r.text());
+    assert!(r.reconvergence_ms.is_some(), "{}", r.text());
+}
+
+#[test]
+fn moved_endpoints_are_found_at_their_new_host() {
+    let r = small("move", 20, 4).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.addresses_held_twice, 0);
+    assert!(
+        r.pings_sent > 0 && r.pings_answered >= r.pings_sent * 9 / 10,
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn five_percent_loss_declares_nobody_alive_down() {
+    let r = small("lossy", 20, 5).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.false_positives, 0, "{}", r.text());
+    assert!(
+        r.frames_dropped.get("link_loss").is_some_and(|n| *n > 0),
+        "{}",
+        r.text()
+    );
+}
