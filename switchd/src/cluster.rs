@@ -270,7 +270,11 @@ async fn anti_entropy(
                     .map(|p| (p.id.name.clone(), p.id.addr))
                     .collect()
             };
-            let down = if round.is_multiple_of(4) { of("down") } else { Vec::new() };
+            let down = if round.is_multiple_of(4) {
+                of("down")
+            } else {
+                Vec::new()
+            };
             if down.is_empty() {
                 of("alive")
             } else {

@@ -264,6 +264,32 @@ impl State {
         })
     }
 
+    /// The record other hosts need to reach local endpoint `ep` of an overlay network, as
+    /// host `host` whose VXLAN address is `vtep` publishes it.
+    pub fn endpoint_record(
+        &self,
+        ep: &Id,
+        host: &str,
+        vtep: std::net::SocketAddr,
+    ) -> Option<crate::cluster::records::EndpointRecord> {
+        let ep = self.endpoints.get(ep)?;
+        self.networks.get(&ep.network).filter(|n| n.driver == Driver::Overlay)?;
+        let sandbox = self
+            .sandboxes
+            .get(&ep.sandbox)
+            .map(|s| s.name.clone())
+            .unwrap_or_default();
+        Some(crate::cluster::records::EndpointRecord {
+            network: ep.network.clone(),
+            host: host.to_string(),
+            vtep,
+            sandbox,
+            mac: ep.mac?.0,
+            ip: ep.ip?,
+            aliases: ep.aliases.clone(),
+        })
+    }
+
     /// Creates, under the ID another host gave it, an overlay network that host created.
     /// Nothing happens when it exists already.
     ///

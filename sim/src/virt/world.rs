@@ -587,11 +587,12 @@ impl World {
         (!live.is_empty()).then(|| live[self.rng.random_range(0..live.len())])
     }
 
-    /// Two sandboxes of `network` on different live hosts: (host, slot) each.
-    fn pair(&mut self, network: &str) -> Option<((u32, usize), (u32, usize))> {
-        let net = self.networks.get(network)?.clone();
-        let all: Vec<(u32, usize)> = self
-            .hosts
+    /// The sandboxes of `network` on live hosts: (host, slot) each.
+    fn sandboxes_of(&self, network: &str) -> Vec<(u32, usize)> {
+        let Some(net) = self.networks.get(network) else {
+            return Vec::new();
+        };
+        self.hosts
             .iter()
             .enumerate()
             .filter(|(_, h)| h.alive)
@@ -599,10 +600,15 @@ impl World {
                 h.sbs
                     .iter()
                     .enumerate()
-                    .filter(|(_, s)| s.as_ref().is_some_and(|s| s.net == net))
+                    .filter(|(_, s)| s.as_ref().is_some_and(|s| s.net == *net))
                     .map(move |(i, _)| (hi as u32, i))
             })
-            .collect();
+            .collect()
+    }
+
+    /// Two sandboxes of `network` on different live hosts: (host, slot) each.
+    fn pair(&mut self, network: &str) -> Option<((u32, usize), (u32, usize))> {
+        let all = self.sandboxes_of(network);
         for _ in 0..16 {
             if all.len() < 2 {
                 return None;
@@ -857,24 +863,9 @@ impl World {
     fn publish_endpoint(&mut self, h: u32, epid: &Id) {
         let now_ms = self.now_ms();
         let host = &mut self.hosts[h as usize];
-        let Some(ep) = host.state.endpoints.get(epid) else {
+        let vtep = SocketAddr::from((host.ip, VXLAN_PORT));
+        let Some(r) = host.state.endpoint_record(epid, &host.name, vtep) else {
             return;
-        };
-        let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else { return };
-        let sandbox = host
-            .state
-            .sandboxes
-            .get(&ep.sandbox)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        let r = EndpointRecord {
-            network: ep.network.clone(),
-            host: host.name.clone(),
-            vtep: SocketAddr::from((host.ip, VXLAN_PORT)),
-            sandbox,
-            mac: mac.0,
-            ip,
-            aliases: ep.aliases.clone(),
         };
         if let Some(m) = host.m.as_mut() {
             let _ = m.publish(RecordKey::Endpoint(epid.clone()), Some(Body::Endpoint(r)), now_ms);
@@ -885,23 +876,7 @@ impl World {
     /// Removes a random endpoint of `network` from its host and makes it again on another
     /// live host with the same address after `gap`.
     fn move_one(&mut self, network: &str, gap: Us) {
-        let Some(net) = self.networks.get(network).cloned() else {
-            return;
-        };
-        let all: Vec<(u32, usize)> = self
-            .hosts
-            .iter()
-            .enumerate()
-            .filter(|(_, h)| h.alive)
-            .flat_map(|(hi, h)| {
-                let net = net.clone();
-                h.sbs
-                    .iter()
-                    .enumerate()
-                    .filter(move |(_, s)| s.as_ref().is_some_and(|s| s.net == net))
-                    .map(move |(i, _)| (hi as u32, i))
-            })
-            .collect();
+        let all = self.sandboxes_of(network);
         if all.is_empty() {
             return;
         }
@@ -1608,7 +1583,6 @@ fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
         (&mut y[0], &mut x[b])
     }
 }
-
 
 /// One line about a frame, for SWITCHSIM_TRACE.
 fn describe(f: &[u8]) -> String {

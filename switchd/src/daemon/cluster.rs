@@ -27,28 +27,9 @@ impl Daemon {
     /// Publishes a local endpoint on an overlay network.
     pub(super) fn publish_endpoint(&self, state: &State, ep: &Endpoint) {
         let Some(cl) = &self.cluster else { return };
-        let net = state.networks.get(&ep.network);
-        let (Some(net), Some(mac), Some(ip)) = (net, ep.mac, ep.ip) else {
-            return;
-        };
-        if net.driver != Driver::Overlay {
-            return;
+        if let Some(r) = state.endpoint_record(&ep.id, cl.name(), cl.vtep()) {
+            cl.publish(RecordKey::Endpoint(ep.id.clone()), Some(Body::Endpoint(r)));
         }
-        let sandbox = state
-            .sandboxes
-            .get(&ep.sandbox)
-            .map(|s| s.name.clone())
-            .unwrap_or_default();
-        let r = EndpointRecord {
-            network: ep.network.clone(),
-            host: cl.name().to_string(),
-            vtep: cl.vtep(),
-            sandbox,
-            mac: mac.0,
-            ip,
-            aliases: ep.aliases.clone(),
-        };
-        cl.publish(RecordKey::Endpoint(ep.id.clone()), Some(Body::Endpoint(r)));
     }
 
     /// Publishes the removal of a local endpoint on an overlay network.
