@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the fabric: builds, starts switchd in a host namespace, creates a network and two
-# sandboxes that ping each other, and cleans up. Needs root.
+# Runs the fabric: builds, stands up two switchd hosts in one cluster and walks through
+# container networking step by step, then cleans up (--keep: keep it until Enter). Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -9,4 +9,4 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 scripts/deps.sh
 cargo build --release --workspace --bins
-exec target/release/switchsim demo
+exec target/release/switchsim demo "$@"

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::netns::{prefix, run, Host, Underlay};
+use crate::netns::{prefix, run, Fabric, Underlay};
 
 /// One measured path.
 #[derive(Debug, Clone)]
@@ -66,24 +66,13 @@ pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
         namespaces: vec![k1.clone(), k2.clone()],
         dir: dir.clone(),
     };
-    let ctl = bin_dir.join("switchctl");
-    let d = |s: &str| dir.join(s).display().to_string();
-    run(&ctl, ["cluster", "init", "--out", &d("ca")]).expect_ok("cluster init");
-    for h in ["h1", "h2"] {
-        run(&ctl, ["cluster", "cert", "--ca", &d("ca"), "--name", h, "--out", &d(h)]).expect_ok("cluster cert");
-    }
-
     // Ours: two switchd hosts, one overlay network, a sandbox on each.
-    let ul = Underlay::new(&format!("{p}o"));
-    let start = |i: usize, name: &str| {
-        let ip = format!("10.94.0.{i}");
-        let args = ["--cluster-dir", &d(name), "--advertise", &ip, "--join", "10.94.0.1"];
-        let h = Host::start_with(&format!("{p}{name}"), bin_dir, &args);
-        ul.attach(&h, &format!("{ip}/24"));
-        h
-    };
-    let h1 = start(1, "h1");
-    let h2 = start(2, "h2");
+    let fabric = Fabric::new(&format!("{p}o"), 94, bin_dir);
+    for h in ["h1", "h2"] {
+        fabric.cert("ca", h);
+    }
+    let h1 = fabric.start(1, "h1");
+    let h2 = fabric.start(2, "h2");
     let ok = |o: crate::Output, what: &str| {
         if o.ok() {
             Ok(())

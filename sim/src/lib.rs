@@ -12,9 +12,10 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod demo;
 pub mod netns;
 pub mod virt;
 
 pub use netns::{
-    e2e_allowed, e2e_host, in_netns, is_root, prefix, run, send_raw, tcp_bulk, Capture, Host, Output, Underlay,
+    e2e_allowed, e2e_host, in_netns, is_root, prefix, run, send_raw, tcp_bulk, Capture, Fabric, Host, Output, Underlay,
 };

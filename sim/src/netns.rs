@@ -543,3 +543,75 @@ pub fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
     client.join().expect("client");
     server.join().expect("server")
 }
+
+/// A cluster on one underlay: a CA (and any other CA a test asks for) in a temporary
+/// directory, host certificates, and hosts started as members that join the first. The
+/// directory goes when dropped, after the hosts and the underlay (drop them first).
+pub struct Fabric {
+    prefix: String,
+    net: u8,
+    bin_dir: PathBuf,
+    dir: PathBuf,
+    /// The underlay (10.`net`.0.0/24).
+    pub underlay: Underlay,
+}
+
+impl Fabric {
+    /// A fabric whose names start with `prefix`, on 10.`net`.0.0/24, with CA `ca`.
+    ///
+    /// # Panics
+    /// If the CA cannot be made.
+    pub fn new(prefix: &str, net: u8, bin_dir: &Path) -> Fabric {
+        let dir = std::env::temp_dir().join(format!("switch-fabric-{prefix}"));
+        let _ = fs::remove_dir_all(&dir);
+        let f = Fabric {
+            underlay: Underlay::new(prefix),
+            prefix: prefix.to_string(),
+            net,
+            bin_dir: bin_dir.to_path_buf(),
+            dir,
+        };
+        f.switchctl(&["cluster", "init", "--out", &f.path("ca")]);
+        f
+    }
+
+    fn path(&self, s: &str) -> String {
+        self.dir.join(s).display().to_string()
+    }
+
+    fn switchctl(&self, args: &[&str]) {
+        run(self.bin_dir.join("switchctl"), args).expect_ok(&format!("switchctl {}", args.join(" ")));
+    }
+
+    /// A certificate for host `name` from CA directory `ca` (a CA made when missing).
+    ///
+    /// # Panics
+    /// If switchctl fails.
+    pub fn cert(&self, ca: &str, name: &str) {
+        if !self.dir.join(ca).join("ca.crt").exists() {
+            self.switchctl(&["cluster", "init", "--out", &self.path(ca)]);
+        }
+        let (ca, out) = (self.path(ca), self.path(name));
+        self.switchctl(&["cluster", "cert", "--ca", &ca, "--name", name, "--out", &out]);
+    }
+
+    /// Starts host `name` (certified before) as 10.`net`.0.`i`, joining 10.`net`.0.1.
+    ///
+    /// # Panics
+    /// As [`Host::start`].
+    pub fn start(&self, i: u8, name: &str) -> Host {
+        let ip = format!("10.{}.0.{i}", self.net);
+        let join = format!("10.{}.0.1", self.net);
+        let dir = self.path(name);
+        let args = ["--cluster-dir", dir.as_str(), "--advertise", &ip, "--join", &join];
+        let h = Host::start_with(&format!("{}{name}", self.prefix), &self.bin_dir, &args);
+        self.underlay.attach(&h, &format!("{ip}/24"));
+        h
+    }
+}
+
+impl Drop for Fabric {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.dir);
+    }
+}

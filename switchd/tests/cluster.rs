@@ -2,17 +2,13 @@
 //! gossip key); a host with a certificate from another CA is not admitted and learns nothing;
 //! kill -9 of a member is detected and it rejoins after restart. Needs root.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sim::{prefix, run, Host, Underlay};
+use sim::{prefix, run, Host};
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
-
-fn ctl(args: &[&str]) {
-    run(bin_dir().join("switchctl"), args).expect_ok(&args.join(" "));
 }
 
 fn peers(h: &Host) -> Vec<(String, String)> {
@@ -43,65 +39,20 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Durati
     panic!("{what} did not happen within {limit:?}");
 }
 
-/// Certificates and an underlay (10.`net`.0.0/24) for a test cluster; hosts join host 1.
-struct Fabric {
-    p: String,
-    net: u8,
-    ul: Underlay,
-    dir: Dir,
-}
+/// A test cluster: certificates, and an underlay 10.`net`.0.0/24 whose hosts join host 1.
+struct Fabric(sim::Fabric);
 
 impl Fabric {
     fn new(tag: &str, net: u8) -> Fabric {
-        let p = prefix(tag);
-        let dir = Dir(std::env::temp_dir().join(format!("switch-cluster-{p}")));
-        let f = Fabric {
-            ul: Underlay::new(&p),
-            p,
-            net,
-            dir,
-        };
-        ctl(&["cluster", "init", "--out", &f.d("ca")]);
-        f
+        Fabric(sim::Fabric::new(&prefix(tag), net, bin_dir()))
     }
 
-    fn d(&self, s: &str) -> String {
-        self.dir.0.join(s).to_str().unwrap().to_string()
-    }
-
-    /// A certificate for `name` from the CA in directory `ca` (made when missing).
     fn cert(&self, ca: &str, name: &str) {
-        if !self.dir.0.join(ca).join("ca.crt").exists() {
-            ctl(&["cluster", "init", "--out", &self.d(ca)]);
-        }
-        ctl(&[
-            "cluster",
-            "cert",
-            "--ca",
-            &self.d(ca),
-            "--name",
-            name,
-            "--out",
-            &self.d(name),
-        ]);
+        self.0.cert(ca, name);
     }
 
-    /// Starts host `name` as 10.`net`.0.`i` on the underlay.
-    fn start(&self, i: usize, name: &str) -> Host {
-        let ip = format!("10.{}.0.{i}", self.net);
-        let join = format!("10.{}.0.1", self.net);
-        let args = ["--cluster-dir", &self.d(name), "--advertise", &ip, "--join", &join];
-        let h = Host::start_with(&format!("{}{name}", self.p), bin_dir(), &args);
-        self.ul.attach(&h, &format!("{ip}/24"));
-        h
-    }
-}
-
-struct Dir(PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+    fn start(&self, i: u8, name: &str) -> Host {
+        self.0.start(i, name)
     }
 }
 
@@ -262,7 +213,7 @@ fn overlay_across_hosts() {
         .args([
             "netns",
             "exec",
-            f.ul.ns(),
+            f.0.underlay.ns(),
             "timeout",
             "3",
             "tcpdump",

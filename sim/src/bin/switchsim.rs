@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use sim::is_root;
 use sim::virt::scenario::Scenario;
 use sim::virt::Options;
-use sim::{is_root, Host};
 
 /// Topology runner of the container network fabric.
 #[derive(Parser, Debug)]
@@ -37,9 +37,14 @@ enum Cmd {
         #[arg(long)]
         pcap: Option<PathBuf>,
     },
-    /// Stand up switchd in a host namespace, create a network and two sandboxes that ping
-    /// each other, printing each command and its result; remove everything afterwards.
-    Demo,
+    /// Stand up a two-host fabric and walk through container networking (default networks,
+    /// modes, user networks, isolation and connect, names, published ports, overlay, macvlan),
+    /// printing each command and its result; remove everything afterwards.
+    Demo {
+        /// Keep everything until Enter is pressed, for exploring by hand.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Measure cross-host TCP throughput and ping RTT of the overlay against the kernel's VXLAN
     /// in the same run (installs nothing: needs iperf3).
     BenchOverlay,
@@ -55,7 +60,7 @@ fn main() -> ExitCode {
             format,
             pcap,
         } => run(&scenario, seed, hosts, &format, pcap),
-        Cmd::Demo => demo(),
+        Cmd::Demo { keep } => demo(keep),
         Cmd::BenchOverlay => bench_overlay(),
     }
 }
@@ -105,83 +110,24 @@ fn run(path: &std::path::Path, seed: Option<u64>, hosts: Option<u32>, format: &s
     ExitCode::SUCCESS
 }
 
-fn step(h: &Host, args: &[&str]) -> bool {
-    println!("$ switchctl {}", args.join(" "));
-    let out = h.ctl(args);
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
-    println!();
-    out.ok()
-}
-
-fn exec(h: &Host, sb: &str, cmd: &[&str]) -> bool {
-    println!("$ ip netns exec {sb} {}", cmd.join(" "));
-    let out = h.exec(sb, cmd);
-    print!("{}", out.stdout);
-    eprint!("{}", out.stderr);
-    println!();
-    out.ok()
-}
-
-fn demo() -> ExitCode {
+fn demo(keep: bool) -> ExitCode {
     if !is_root() {
         eprintln!("switchsim demo creates namespaces and TAP devices: run it as root");
         return ExitCode::FAILURE;
     }
-    let bin_dir: PathBuf = match std::env::current_exe() {
-        Ok(p) => p.parent().map(PathBuf::from).unwrap_or_default(),
+    let dir = match bin_dir() {
+        Ok(d) => d,
         Err(e) => {
-            eprintln!("cannot find switchsim's own directory: {e}");
+            eprintln!("{e}");
             return ExitCode::FAILURE;
         }
     };
-    let h = Host::start(&sim::prefix("demo"), &bin_dir);
-    println!(
-        "# switchd runs in host namespace {} (socket {})\n",
-        h.ns(),
-        h.socket().display()
-    );
-    let (web, db) = (h.name("web"), h.name("db"));
-    let ok = step(&h, &["network", "ls"])
-        && step(
-            &h,
-            &[
-                "network",
-                "create",
-                "--subnet",
-                "192.168.100.0/24",
-                "--gateway",
-                "192.168.100.1",
-                "demo_net",
-            ],
-        )
-        && step(
-            &h,
-            &[
-                "sandbox",
-                "create",
-                "--network",
-                "demo_net",
-                "--ip",
-                "192.168.100.10",
-                &web,
-            ],
-        )
-        && step(&h, &["sandbox", "create", "--network", "demo_net", &db])
-        && step(&h, &["sandbox", "ls"])
-        && exec(&h, &web, &["ip", "-brief", "addr"])
-        && exec(&h, &web, &["ping", "-c", "3", "-i", "0.2", "192.168.100.2"])
-        && exec(&h, &db, &["ping", "-c", "3", "-i", "0.2", "192.168.100.10"])
-        && step(&h, &["fdb", "demo_net"])
-        && step(&h, &["ports"])
-        && step(&h, &["sandbox", "rm", &web, &db])
-        && step(&h, &["network", "rm", "demo_net"]);
-    drop(h);
-    println!("# cleaned up: namespaces, TAP devices and switchd are gone");
+    let ok = sim::demo::run(&dir, keep);
+    println!("# cleaned up: namespaces, interfaces and switchd processes are gone");
     if ok {
         ExitCode::SUCCESS
     } else {
-        eprintln!("the demo failed at the step above");
+        eprintln!("the demo had steps that did not go as meant (marked !! above)");
         ExitCode::FAILURE
     }
 }
