@@ -21,6 +21,8 @@ struct Cli {
 enum Cmd {
     /// Run a scenario (sim/scenarios/*.toml) in virtual time and print its report; exits
     /// non-zero when an invariant broke, after writing a pcap of the frames involved.
+    /// SWITCHSIM_TRACE=1 prints every frame entering and leaving a switch port on stderr;
+    /// SWITCHSIM_DEBUG=1 prints each live host's view (members, records, digest) at the end.
     Run {
         /// The scenario file.
         scenario: PathBuf,
