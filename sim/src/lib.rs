@@ -14,6 +14,7 @@
 pub mod bench;
 pub mod demo;
 pub mod netns;
+pub mod topology;
 pub mod virt;
 
 pub use netns::{

@@ -304,31 +304,53 @@ impl Host {
     }
 
     fn cleanup_leftovers(&self) {
-        let Ok(entries) = fs::read_dir(NETNS_DIR) else {
-            return;
-        };
-        let mine = format!("{}-", self.prefix);
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            if name.starts_with(&mine) {
-                // Sandboxes first, the host namespace last, as ip netns delete would.
-                let path = e.path();
-                // SAFETY: path is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
-                let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in paths");
-                unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
-                let _ = fs::remove_file(&path);
+        remove_prefix(&self.prefix);
+    }
+
+    /// Leaves switchd running and everything in place when this handle goes (`switchsim up`).
+    pub fn detach(mut self) {
+        drop(self.child.take());
+        std::mem::forget(self);
+    }
+}
+
+/// Removes what a host of prefix `prefix` left: processes still in its namespaces (a switchd
+/// of a crashed run), the namespaces `PREFIX-*`, their /etc files and the host's directory.
+pub fn remove_prefix(prefix: &str) -> usize {
+    let mine = format!("{prefix}-");
+    let Ok(entries) = fs::read_dir(NETNS_DIR) else {
+        return 0;
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&mine))
+        .collect();
+    // Sandboxes first, the host namespace (PREFIX-h) last.
+    names.sort_by_key(|n| n.ends_with("-h"));
+    for name in &names {
+        for pid in run("ip", ["netns", "pids", name]).stdout.split_whitespace() {
+            if let Ok(pid) = pid.parse::<i32>() {
+                // SAFETY: kill has no memory-safety preconditions.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
-        let _ = fs::remove_dir_all(&self.dir);
-        if let Ok(etc) = fs::read_dir("/etc/netns") {
-            for e in etc
-                .flatten()
-                .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
-            {
-                let _ = fs::remove_dir_all(e.path());
-            }
+        let path = Path::new(NETNS_DIR).join(name);
+        // SAFETY: path is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
+        let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in paths");
+        unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        let _ = fs::remove_file(&path);
+    }
+    let _ = fs::remove_dir_all(std::env::temp_dir().join(format!("switch-test-{prefix}")));
+    if let Ok(etc) = fs::read_dir("/etc/netns") {
+        for e in etc
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
+        {
+            let _ = fs::remove_dir_all(e.path());
         }
     }
+    names.len()
 }
 
 impl Drop for Host {
@@ -607,6 +629,25 @@ impl Fabric {
         let h = Host::start_with(&format!("{}{name}", self.prefix), &self.bin_dir, &args);
         self.underlay.attach(&h, &format!("{ip}/24"));
         h
+    }
+}
+
+impl Fabric {
+    /// Leaves the underlay and the certificates in place when this handle goes.
+    pub fn detach(self) {
+        std::mem::forget(self);
+    }
+
+    /// Removes what a fabric of prefix `prefix` with hosts `hosts` made, whether its handles
+    /// are alive or long gone (a crashed run): switchds, namespaces, files. How many
+    /// namespaces went.
+    pub fn remove(prefix: &str, hosts: &[&str]) -> usize {
+        let mut n = hosts.iter().map(|h| remove_prefix(&format!("{prefix}{h}"))).sum();
+        if run("ip", ["netns", "delete", &format!("{prefix}-ul")]).ok() {
+            n += 1;
+        }
+        let _ = fs::remove_dir_all(std::env::temp_dir().join(format!("switch-fabric-{prefix}")));
+        n
     }
 }
 

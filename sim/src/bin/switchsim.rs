@@ -47,6 +47,17 @@ enum Cmd {
         #[arg(long)]
         keep: bool,
     },
+    /// Build the multi-host topology a file describes (hosts running switchd on one wire, in
+    /// one cluster; networks; sandboxes) and leave it running.
+    Up {
+        /// The topology file.
+        topology: PathBuf,
+    },
+    /// Remove everything a topology file's `up` made, also after a crashed run.
+    Down {
+        /// The topology file.
+        topology: PathBuf,
+    },
     /// Measure cross-host TCP throughput and ping RTT of the overlay against the kernel's VXLAN
     /// in the same run (installs nothing: needs iperf3).
     BenchOverlay,
@@ -63,6 +74,8 @@ fn main() -> ExitCode {
             pcap,
         } => run(&scenario, seed, hosts, &format, pcap),
         Cmd::Demo { keep } => demo(keep),
+        Cmd::Up { topology } => up_down(&topology, true),
+        Cmd::Down { topology } => up_down(&topology, false),
         Cmd::BenchOverlay => bench_overlay(),
     }
 }
@@ -131,6 +144,38 @@ fn demo(keep: bool) -> ExitCode {
     } else {
         eprintln!("the demo had steps that did not go as meant (marked !! above)");
         ExitCode::FAILURE
+    }
+}
+
+fn up_down(path: &std::path::Path, up: bool) -> ExitCode {
+    if !is_root() {
+        eprintln!("switchsim up and down manage namespaces: run them as root");
+        return ExitCode::FAILURE;
+    }
+    let topo = match std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read topology {}: {e}", path.display()))
+        .and_then(|t| sim::topology::Topology::parse(&t).map_err(|e| format!("{}: {e}", path.display())))
+    {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    if !up {
+        let n = topo.down();
+        println!(
+            "# topology {}: removed {n} namespaces and their switchd processes",
+            topo.name
+        );
+        return ExitCode::SUCCESS;
+    }
+    match bin_dir().and_then(|d| topo.up(&d)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

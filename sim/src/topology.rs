@@ -1,0 +1,255 @@
+//! `switchsim up|down TOPOLOGY.toml`: a real multi-host topology in network namespaces, made
+//! from a file and left running; `down` removes everything it made, also after a crashed run.
+//!
+//! ```toml
+//! name = "lab"          # prefix of every namespace it makes: 1-8 of [a-z0-9]
+//! underlay = 96         # the hosts' wire is 10.96.0.0/24; host N (from 1) is 10.96.0.N
+//! [[host]]
+//! name = "h1"
+//! [[network]]
+//! name = "ovl"
+//! on = "h1"             # the host that creates it (an overlay reaches every host)
+//! driver = "overlay"    # bridge (default), overlay or macvlan
+//! subnet = "10.88.0.0/24"
+//! [[sandbox]]
+//! name = "a"
+//! on = "h1"
+//! network = "ovl"
+//! ip = "10.88.0.10"     # optional
+//! ```
+
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::netns::{Fabric, Host, NETNS_DIR};
+
+/// A topology file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topology {
+    /// Prefix of everything made.
+    pub name: String,
+    /// Third octet of the underlay 10.X.0.0/24.
+    pub underlay: u8,
+    /// Hosts, each running switchd, numbered from 1 in order.
+    #[serde(default)]
+    pub host: Vec<HostDef>,
+    /// Networks.
+    #[serde(default)]
+    pub network: Vec<NetworkDef>,
+    /// Sandboxes.
+    #[serde(default)]
+    pub sandbox: Vec<SandboxDef>,
+}
+
+/// A host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostDef {
+    /// Its name (and cluster certificate name).
+    pub name: String,
+}
+
+/// A network, created on one host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDef {
+    /// Name.
+    pub name: String,
+    /// The creating host.
+    pub on: String,
+    /// bridge, overlay or macvlan.
+    #[serde(default)]
+    pub driver: Option<String>,
+    /// Subnet.
+    #[serde(default)]
+    pub subnet: Option<String>,
+    /// `-o K=V` options.
+    #[serde(default)]
+    pub options: Vec<String>,
+}
+
+/// A sandbox.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxDef {
+    /// Name (the namespace is `NAMEHOST-NAME`).
+    pub name: String,
+    /// Its host.
+    pub on: String,
+    /// Its network (default: bridge).
+    #[serde(default)]
+    pub network: Option<String>,
+    /// A fixed address.
+    #[serde(default)]
+    pub ip: Option<String>,
+}
+
+impl Topology {
+    /// Parses and checks a topology file's text.
+    ///
+    /// # Errors
+    /// One sentence naming the bad value and what is accepted.
+    pub fn parse(text: &str) -> Result<Topology, String> {
+        let t: Topology = toml::from_str(text).map_err(|e| format!("invalid topology: {e}"))?;
+        let ok_name = |n: &str, max: usize| {
+            !n.is_empty() && n.len() <= max && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        };
+        if !ok_name(&t.name, 8) {
+            return Err(format!("invalid name {:?}: 1-8 characters of [a-z0-9]", t.name));
+        }
+        if t.host.is_empty() || t.host.len() > 250 {
+            return Err("a topology needs 1-250 [[host]] entries".into());
+        }
+        for h in &t.host {
+            if !ok_name(&h.name, 4) {
+                return Err(format!("invalid host name {:?}: 1-4 characters of [a-z0-9]", h.name));
+            }
+        }
+        let known = |h: &str| t.host.iter().any(|x| x.name == h);
+        for n in &t.network {
+            if !known(&n.on) {
+                return Err(format!("network {}: host {:?} is not a [[host]]", n.name, n.on));
+            }
+        }
+        for s in &t.sandbox {
+            if !known(&s.on) {
+                return Err(format!("sandbox {}: host {:?} is not a [[host]]", s.name, s.on));
+            }
+        }
+        Ok(t)
+    }
+
+    fn hosts(&self) -> Vec<&str> {
+        self.host.iter().map(|h| h.name.as_str()).collect()
+    }
+
+    /// Whether anything of this topology exists.
+    pub fn is_up(&self) -> bool {
+        let prefixes: Vec<String> = self.host.iter().map(|h| format!("{}{}-", self.name, h.name)).collect();
+        std::fs::read_dir(NETNS_DIR).is_ok_and(|d| {
+            d.flatten().any(|e| {
+                let n = e.file_name().to_string_lossy().into_owned();
+                prefixes.iter().any(|p| n.starts_with(p)) || n == format!("{}-ul", self.name)
+            })
+        })
+    }
+
+    /// Builds it and leaves it running; prints how to reach each piece.
+    ///
+    /// # Errors
+    /// It is up already, or a step failed (what was made is removed again).
+    pub fn up(&self, bin_dir: &Path) -> Result<(), String> {
+        if self.is_up() {
+            return Err(format!(
+                "topology {} is up already: run switchsim down first",
+                self.name
+            ));
+        }
+        let fabric = Fabric::new(&self.name, self.underlay, bin_dir);
+        for h in &self.host {
+            fabric.cert("ca", &h.name);
+        }
+        let hosts: Vec<(String, Host)> = self
+            .host
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (h.name.clone(), fabric.start(i as u8 + 1, &h.name)))
+            .collect();
+        let host = |n: &str| &hosts.iter().find(|(name, _)| name == n).expect("checked").1;
+        let made = self.populate(&host);
+        if let Err(e) = made {
+            drop(hosts);
+            drop(fabric);
+            Fabric::remove(&self.name, &self.hosts());
+            return Err(e);
+        }
+        println!("# topology {} is up", self.name);
+        for (name, h) in &hosts {
+            println!(
+                "host {name}: ip netns exec {} ...   switchctl -H {} ...",
+                h.ns(),
+                h.socket().display()
+            );
+        }
+        for s in &self.sandbox {
+            println!("sandbox {}: ip netns exec {} ...", s.name, host(&s.on).name(&s.name));
+        }
+        println!("# remove it with: switchsim down TOPOLOGY.toml");
+        for (_, h) in hosts {
+            h.detach();
+        }
+        fabric.detach();
+        Ok(())
+    }
+
+    fn populate<'a>(&self, host: &dyn Fn(&str) -> &'a Host) -> Result<(), String> {
+        let step = |h: &Host, args: Vec<String>| {
+            let out = h.ctl(&args);
+            if out.ok() {
+                Ok(())
+            } else {
+                Err(format!("switchctl {}: {}", args.join(" "), out.stderr.trim()))
+            }
+        };
+        for n in &self.network {
+            let mut args = vec!["network".to_string(), "create".into()];
+            if let Some(d) = &n.driver {
+                args.extend(["-d".into(), d.clone()]);
+            }
+            if let Some(s) = &n.subnet {
+                args.extend(["--subnet".into(), s.clone()]);
+            }
+            for o in &n.options {
+                args.extend(["-o".into(), o.clone()]);
+            }
+            args.push(n.name.clone());
+            step(host(&n.on), args)?;
+        }
+        for s in &self.sandbox {
+            let h = host(&s.on);
+            let mut args = vec!["sandbox".to_string(), "create".into()];
+            if let Some(n) = &s.network {
+                // An overlay made elsewhere arrives by gossip: wait for it here.
+                for _ in 0..100 {
+                    if h.ctl(["network", "inspect", n.as_str()]).ok() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                }
+                args.extend(["--network".into(), n.clone()]);
+            }
+            if let Some(ip) = &s.ip {
+                args.extend(["--ip".into(), ip.clone()]);
+            }
+            args.push(h.name(&s.name));
+            step(h, args)?;
+        }
+        Ok(())
+    }
+
+    /// Removes everything the topology made (nothing to remove is not an error); how many
+    /// namespaces went.
+    pub fn down(&self) -> usize {
+        Fabric::remove(&self.name, &self.hosts())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_topologies_are_named() {
+        let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n").unwrap_err();
+        assert!(e.contains("invalid name \"Lab!\""), "{e}");
+        let e = Topology::parse("name = \"lab\"\nunderlay = 9\n").unwrap_err();
+        assert!(e.contains("1-250 [[host]]"), "{e}");
+        let t = "name = \"lab\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n[[sandbox]]\nname = \"a\"\non = \"h9\"\n";
+        let e = Topology::parse(t).unwrap_err();
+        assert!(e.contains("sandbox a: host \"h9\" is not a [[host]]"), "{e}");
+        let e = Topology::parse("name = \"lab\"\nunderlay = 300\n[[host]]\nname = \"h1\"\n").unwrap_err();
+        assert!(e.contains("invalid topology"), "{e}");
+    }
+}
