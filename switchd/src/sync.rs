@@ -160,7 +160,12 @@ impl Shared {
             let _ = self.heard.send(theirs.members);
         }
         let mut mine = self.records.lock().expect("lock poisoned");
-        Ok(theirs.records.into_iter().filter(|r| mine.apply(r.clone())).count())
+        Ok(theirs
+            .records
+            .into_iter()
+            .map(|r| mine.apply(r))
+            .filter(|changed| *changed)
+            .count())
     }
 }
 

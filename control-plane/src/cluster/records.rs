@@ -205,7 +205,11 @@ impl Records {
                 _ => newer.push(r.clone()),
             }
         }
-        newer.into_iter().filter(|r| self.apply(r.clone())).count()
+        newer
+            .into_iter()
+            .map(|r| self.apply(r))
+            .filter(|changed| *changed)
+            .count()
     }
 
     /// A summary of every (key, version) known: two hosts with the same digest know the same

@@ -107,7 +107,8 @@ struct NetRt {
 #[derive(Clone, Copy)]
 enum Owner {
     Sandbox(usize),
-    Peer,
+    /// A VXLAN peer: its address and the network's VNI.
+    Peer(Ipv4Addr, u32),
 }
 
 struct LocalSb {
@@ -1086,7 +1087,7 @@ impl World {
                     if let (Ok(p), SocketAddr::V4(v)) = (host.switch.add_port(cfg), vtep) {
                         rt.peers.insert(vtep, p);
                         host.peer_ports.insert((*v.ip(), rt.vni), p);
-                        set_owner(&mut host.owners, p, Some(Owner::Peer));
+                        set_owner(&mut host.owners, p, Some(Owner::Peer(*v.ip(), rt.vni)));
                     }
                 }
                 Effect::RemovePeer { network, vtep } => {
@@ -1301,14 +1302,7 @@ impl World {
                 self.hosts[h as usize].switch.record_tx(p, 0);
                 self.wake(h, i);
             }
-            Some(Owner::Peer) => {
-                let host = &self.hosts[h as usize];
-                let peer = host
-                    .peer_ports
-                    .iter()
-                    .find(|(_, port)| **port == p)
-                    .map(|((ip, vni), _)| (*ip, *vni));
-                let Some((ip, vni)) = peer else { return };
+            Some(Owner::Peer(ip, vni)) => {
                 let Ok(v) = Vni::new(vni) else { return };
                 let mut data = vec![0u8; 8 + frame.len()];
                 VxlanHeader { vni: v }.emit(&mut data);
