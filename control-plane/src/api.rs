@@ -464,7 +464,10 @@ impl SandboxResource {
             SandboxMode::Container(of) => {
                 format!(
                     "container:{}",
-                    state.sandboxes.get(of).map_or(of.as_str(), |s| s.name.as_str())
+                    state
+                        .sandboxes
+                        .get(of)
+                        .map_or_else(|| of.to_string(), |s| s.name.clone())
                 )
             }
             _ => state

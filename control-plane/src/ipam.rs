@@ -109,6 +109,16 @@ impl Pool {
         Ok(())
     }
 
+    /// Whether [`Pool::allocate`] could ever hand out `ip` (in the range, in this host's
+    /// share); reserved addresses are not excluded here.
+    pub fn may_allocate(&self, ip: Ipv4Addr) -> bool {
+        let range = self.ip_range.unwrap_or(self.subnet);
+        range.contains(ip)
+            && self
+                .share
+                .is_none_or(|s| s.owns(u32::from(ip) - u32::from(self.subnet.network())))
+    }
+
     /// The lowest address of the range that is neither reserved nor in `used`.
     pub fn allocate(&self, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
         let range = self.ip_range.unwrap_or(self.subnet);

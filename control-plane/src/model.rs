@@ -247,12 +247,8 @@ impl Network {
         if self.driver != Driver::Overlay {
             return None;
         }
-        let h = self.id.as_str().as_bytes();
-        let byte = |i: usize| {
-            let s = std::str::from_utf8(&h[2 * i..2 * i + 2]).unwrap_or("00");
-            u8::from_str_radix(s, 16).unwrap_or(0)
-        };
-        Some(MacAddr([0x02, 0x53, byte(0), byte(1), byte(2), byte(3)]))
+        let b = self.id.bytes();
+        Some(MacAddr([0x02, 0x53, b[0], b[1], b[2], b[3]]))
     }
 }
 
@@ -573,13 +569,13 @@ fn find<'a, T>(
     if key.is_empty() {
         return None;
     }
-    if let Some(v) = map.values().find(|v| id(v).as_str() == key) {
+    if let Some(v) = Id::parse(key).and_then(|k| map.get(&k)) {
         return Some(v);
     }
     if let Some(v) = map.values().find(|v| name(v) == key) {
         return Some(v);
     }
-    let mut prefixed = map.values().filter(|v| id(v).as_str().starts_with(key));
+    let mut prefixed = map.values().filter(|v| id(v).has_prefix(key));
     match (prefixed.next(), prefixed.next()) {
         (Some(v), None) => Some(v),
         _ => None,

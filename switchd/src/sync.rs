@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 /// How often a host syncs with a random live member.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
-/// The ALPN protocol of the exchange.
-const ALPN: &[u8] = b"switch-sync/2";
+/// The ALPN protocol of the exchange (3: IDs travel as their 32 bytes).
+const ALPN: &[u8] = b"switch-sync/3";
 /// The largest state accepted from a peer.
 const MAX_STATE: usize = 16 << 20;
 

@@ -119,6 +119,15 @@ impl Record {
     }
 }
 
+/// The front of a record's wire form (its key and version, the origin borrowed), read to
+/// decide whether the rest is worth decoding: most gossip repeats what a host knows.
+#[derive(Deserialize)]
+struct Head<'a> {
+    key: RecordKey,
+    counter: u64,
+    origin: &'a str,
+}
+
 /// A record that could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[error("malformed record: {0}")]
@@ -143,7 +152,7 @@ fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
         RecordKey::Endpoint(id) => (1u8, id),
     };
     let bytes = std::iter::once(kind)
-        .chain(id.as_str().bytes())
+        .chain(id.bytes().iter().copied())
         .chain(version.counter.to_le_bytes())
         .chain(version.origin.bytes());
     bytes.fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
@@ -179,17 +188,38 @@ impl Records {
 
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, r: Record) -> bool {
+        use std::collections::btree_map::Entry;
         self.clock = self.clock.max(r.version.counter);
-        if let Some(old) = self.map.get(&r.key) {
-            if old.version >= r.version {
-                return false;
+        let new = |r: &Record| fingerprint(&r.key, &r.version);
+        match self.map.entry(r.key.clone()) {
+            Entry::Occupied(mut o) => {
+                if o.get().version >= r.version {
+                    return false;
+                }
+                self.digest ^= new(o.get()) ^ new(&r);
+                self.changed.push(r.key.clone());
+                o.insert(r);
             }
-            self.digest ^= fingerprint(&old.key, &old.version);
+            Entry::Vacant(v) => {
+                self.digest ^= new(&r);
+                self.changed.push(r.key.clone());
+                v.insert(r);
+            }
         }
-        self.digest ^= fingerprint(&r.key, &r.version);
-        self.changed.push(r.key.clone());
-        self.map.insert(r.key.clone(), r);
         true
+    }
+
+    /// Whether the record in `wire` (its encoded form) is newer than what is known, read
+    /// without decoding its body or allocating.
+    ///
+    /// # Errors
+    /// Bytes that do not start like a record.
+    pub fn is_news(&self, wire: &[u8]) -> Result<bool, RecordError> {
+        let (head, _) = postcard::take_from_bytes::<Head>(wire).map_err(|e| RecordError(e.to_string()))?;
+        Ok(self
+            .map
+            .get(&head.key)
+            .is_none_or(|old| (old.version.counter, old.version.origin.as_str()) < (head.counter, head.origin)))
     }
 
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
@@ -292,12 +322,15 @@ impl BroadcastHandler<HostId> for Gossip {
     type Error = RecordError;
 
     fn receive_item(&mut self, data: &[u8], sender: Option<&HostId>) -> Result<Option<GossipKey>, RecordError> {
+        let mut records = self.records.lock().expect("lock poisoned");
+        if sender.is_some() && !records.is_news(data)? {
+            return Ok(None);
+        }
         let r = Record::decode(data)?;
         let key = GossipKey {
             key: r.key.clone(),
             version: r.version.clone(),
         };
-        let mut records = self.records.lock().expect("lock poisoned");
         // Our own broadcasts were applied when written; keep disseminating them.
         if sender.is_none() {
             return Ok(Some(key));
@@ -348,6 +381,10 @@ mod tests {
         assert_eq!(b.get(&key).unwrap().body, None);
         assert_eq!(b.endpoints().count(), 0);
         assert_eq!(Record::decode(&tomb.encode()).unwrap(), tomb);
+        assert!(!b.is_news(&tomb.encode()).unwrap(), "known already");
+        assert!(Records::new("d").is_news(&tomb.encode()).unwrap());
+        assert!(!b.is_news(&ra.encode()).unwrap(), "older than the removal");
+        assert!(b.is_news(&[0xff]).is_err());
         assert!(Record::decode(&[0xff, 0xff]).is_err());
     }
 

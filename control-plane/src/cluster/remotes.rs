@@ -17,7 +17,7 @@
 //! last, and removing an endpoint unpins only what it still holds, handing the MAC to any
 //! other endpoint that claims it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr};
 
 use switch::MacAddr;
@@ -62,17 +62,32 @@ pub enum Effect {
     },
 }
 
+/// A remote endpoint as the reconciler needs it (the rest of its record lives in
+/// [`super::records::Records`]).
+#[derive(Debug, Clone)]
+struct Remote {
+    network: Id,
+    /// Index into [`Remotes::hosts`].
+    host: u32,
+    vtep: SocketAddr,
+    mac: [u8; 6],
+    ip: Ipv4Addr,
+    /// The order of its claim on its MAC while in place (a later claim wins the MAC).
+    claim: Option<u64>,
+}
+
 /// The remote endpoints a host knows and which of them are in place.
 #[derive(Debug, Default)]
 pub struct Remotes {
     /// Every remote endpoint known, whether its network exists here yet or not.
-    eps: BTreeMap<Id, EndpointRecord>,
+    eps: BTreeMap<Id, Remote>,
+    /// Host names, each once (an endpoint names its host by index).
+    hosts: Vec<String>,
+    host_index: HashMap<String, u32>,
     /// Endpoints whose network exists here: counted per (network, VTEP).
     peers: BTreeMap<(Id, SocketAddr), usize>,
-    /// Which endpoint holds each pinned (network, MAC).
-    pins: BTreeMap<(Id, [u8; 6]), Id>,
-    /// The endpoints in place, with the order of their claims (a later claim wins a MAC).
-    claims: BTreeMap<Id, u64>,
+    /// Every claim in place on a (network, MAC), in claim order: the last one holds the pin.
+    claims: BTreeMap<(Id, [u8; 6], u64), Id>,
     next_claim: u64,
 }
 
@@ -82,15 +97,43 @@ impl Remotes {
         Remotes::default()
     }
 
+    fn host(&mut self, name: &str) -> u32 {
+        if let Some(&i) = self.host_index.get(name) {
+            return i;
+        }
+        let i = u32::try_from(self.hosts.len()).expect("fewer than 2^32 hosts");
+        self.hosts.push(name.to_string());
+        self.host_index.insert(name.to_string(), i);
+        i
+    }
+
     /// The endpoint `id` (on another host) is as `rec` says; `has_network` says whether its
     /// network exists on this host (if not, it waits for [`Remotes::network_added`]).
     pub fn upsert(&mut self, id: Id, rec: EndpointRecord, has_network: bool) -> Vec<Effect> {
         let mut fx = self.remove(&id);
-        self.eps.insert(id.clone(), rec);
+        let host = self.host(&rec.host);
+        self.eps.insert(
+            id.clone(),
+            Remote {
+                network: rec.network,
+                host,
+                vtep: rec.vtep,
+                mac: rec.mac,
+                ip: rec.ip,
+                claim: None,
+            },
+        );
         if has_network {
             self.place(&id, &mut fx);
         }
         fx
+    }
+
+    /// The claims in place on (`network`, `mac`), oldest first.
+    fn claims_on<'a>(&'a self, network: &Id, mac: [u8; 6]) -> impl DoubleEndedIterator<Item = (u64, &'a Id)> + 'a {
+        let from = (network.clone(), mac, 0);
+        let to = (network.clone(), mac, u64::MAX);
+        self.claims.range(from..=to).map(|((_, _, c), id)| (*c, id))
     }
 
     /// The endpoint `id` is gone (or its host is down): whatever it held is released.
@@ -99,43 +142,38 @@ impl Remotes {
         let Some(rec) = self.eps.remove(id) else {
             return fx;
         };
-        if self.claims.remove(id).is_none() {
+        let Some(claim) = rec.claim else {
             return fx;
-        }
-        let key = (rec.network.clone(), rec.mac);
-        if self.pins.get(&key) == Some(id) {
-            self.pins.remove(&key);
+        };
+        let held = self.claims_on(&rec.network, rec.mac).next_back().map(|(c, _)| c) == Some(claim);
+        self.claims.remove(&(rec.network.clone(), rec.mac, claim));
+        if held {
             // The latest other claim on the MAC takes it over, if any.
             let heir = self
-                .eps
-                .iter()
-                .filter(|(k, r)| r.network == rec.network && r.mac == rec.mac && self.claims.contains_key(*k))
-                .max_by_key(|(k, _)| self.claims[*k])
-                .map(|(k, r)| (k.clone(), r.clone()));
-            match heir {
-                Some((k, r)) => {
-                    self.pins.insert(key, k);
-                    fx.push(Effect::Pin {
-                        network: r.network.clone(),
-                        mac: MacAddr(r.mac),
-                        vtep: r.vtep,
-                        ip: r.ip,
-                    });
-                }
+                .claims_on(&rec.network, rec.mac)
+                .next_back()
+                .map(|(_, k)| k.clone());
+            match heir.and_then(|k| self.eps.get(&k)) {
+                Some(r) => fx.push(Effect::Pin {
+                    network: r.network.clone(),
+                    mac: MacAddr(r.mac),
+                    vtep: r.vtep,
+                    ip: r.ip,
+                }),
                 None => fx.push(Effect::Unpin {
                     network: rec.network.clone(),
                     mac: MacAddr(rec.mac),
                 }),
             }
         }
-        let pk = (rec.network.clone(), rec.vtep);
+        let pk = (rec.network, rec.vtep);
         if let Some(n) = self.peers.get_mut(&pk) {
             *n -= 1;
             if *n == 0 {
                 self.peers.remove(&pk);
                 fx.push(Effect::RemovePeer {
-                    network: rec.network,
-                    vtep: rec.vtep,
+                    network: pk.0,
+                    vtep: pk.1,
                 });
             }
         }
@@ -145,10 +183,13 @@ impl Remotes {
     /// Every endpoint of `host` is withdrawn (the host was declared down); they come back
     /// with [`Remotes::upsert`] when it is up again.
     pub fn host_down(&mut self, host: &str) -> Vec<Effect> {
+        let Some(&h) = self.host_index.get(host) else {
+            return Vec::new();
+        };
         let ids: Vec<Id> = self
             .eps
             .iter()
-            .filter(|(_, r)| r.host == host)
+            .filter(|(_, r)| r.host == h)
             .map(|(k, _)| k.clone())
             .collect();
         ids.iter().flat_map(|id| self.remove(id)).collect()
@@ -159,7 +200,7 @@ impl Remotes {
         let waiting: Vec<Id> = self
             .eps
             .iter()
-            .filter(|(k, r)| &r.network == network && !self.claims.contains_key(*k))
+            .filter(|(_, r)| &r.network == network && r.claim.is_none())
             .map(|(k, _)| k.clone())
             .collect();
         let mut fx = Vec::new();
@@ -172,39 +213,41 @@ impl Remotes {
     /// `network` is gone from this host: its endpoints leave their places (the dataplane drops
     /// the network's ports with it, so no effect is returned) and wait as before.
     pub fn network_removed(&mut self, network: &Id) {
-        let ids: Vec<Id> = self
-            .eps
-            .iter()
-            .filter(|(_, r)| &r.network == network)
-            .map(|(k, _)| k.clone())
-            .collect();
-        for id in ids {
-            self.claims.remove(&id);
+        for r in self.eps.values_mut().filter(|r| &r.network == network) {
+            r.claim = None;
         }
         self.peers.retain(|(n, _), _| n != network);
-        self.pins.retain(|(n, _), _| n != network);
+        self.claims.retain(|(n, _, _), _| n != network);
     }
 
-    /// The remote endpoints known on `network`.
-    pub fn of_network<'a>(&'a self, network: &'a Id) -> impl Iterator<Item = (&'a Id, &'a EndpointRecord)> + 'a {
-        self.eps.iter().filter(move |(_, r)| &r.network == network)
+    /// The remote endpoints known on `network`, with their hosts.
+    pub fn of_network<'a>(&'a self, network: &'a Id) -> impl Iterator<Item = (&'a Id, &'a str)> + 'a {
+        self.eps
+            .iter()
+            .filter(move |(_, r)| &r.network == network)
+            .map(|(k, r)| (k, self.hosts[r.host as usize].as_str()))
     }
 
-    /// Every remote endpoint known.
-    pub fn all(&self) -> impl Iterator<Item = (&Id, &EndpointRecord)> {
-        self.eps.iter()
+    /// How many remote endpoints are known.
+    pub fn len(&self) -> usize {
+        self.eps.len()
+    }
+
+    /// Whether no remote endpoint is known.
+    pub fn is_empty(&self) -> bool {
+        self.eps.is_empty()
     }
 
     /// Whether the endpoint is in place (its network exists here).
     pub fn is_placed(&self, id: &Id) -> bool {
-        self.claims.contains_key(id)
+        self.eps.get(id).is_some_and(|r| r.claim.is_some())
     }
 
     fn place(&mut self, id: &Id, fx: &mut Vec<Effect>) {
-        let Some(rec) = self.eps.get(id) else { return };
         let claim = self.next_claim;
+        let Some(rec) = self.eps.get_mut(id) else { return };
         self.next_claim += 1;
-        self.claims.insert(id.clone(), claim);
+        rec.claim = Some(claim);
         let n = self.peers.entry((rec.network.clone(), rec.vtep)).or_insert(0);
         *n += 1;
         if *n == 1 {
@@ -213,7 +256,7 @@ impl Remotes {
                 vtep: rec.vtep,
             });
         }
-        self.pins.insert((rec.network.clone(), rec.mac), id.clone());
+        self.claims.insert((rec.network.clone(), rec.mac, claim), id.clone());
         fx.push(Effect::Pin {
             network: rec.network.clone(),
             mac: MacAddr(rec.mac),
@@ -272,7 +315,11 @@ mod tests {
         assert!(r.is_placed(&id(10)));
         r.network_removed(&id(1));
         assert!(!r.is_placed(&id(10)));
-        assert_eq!(r.of_network(&id(1)).count(), 1, "still known, waiting again");
+        assert_eq!(
+            r.of_network(&id(1)).collect::<Vec<_>>(),
+            [(&id(10), "a")],
+            "still known, waiting"
+        );
         assert!(r.remove(&id(10)).is_empty(), "nothing in place to undo");
     }
 
@@ -323,7 +370,7 @@ mod tests {
         r.upsert(id(11), rec(1, "b", B, 2, "10.1.0.3"), true);
         let fx = r.host_down("a");
         assert_eq!(fx.len(), 2, "{fx:?}");
-        assert_eq!(r.all().count(), 1);
+        assert_eq!(r.len(), 1);
         assert!(r.is_placed(&id(11)));
     }
 }

@@ -1,7 +1,7 @@
 //! Sandbox operations of the model: create (modes, links, published ports), connect,
 //! disconnect, remove.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::time::SystemTime;
@@ -70,8 +70,9 @@ impl State {
             links,
             ports,
         };
-        let mut next = self.clone();
-        next.sandboxes.insert(id.clone(), sandbox);
+        // attach checks everything before it changes anything: when it refuses, taking the
+        // sandbox out again leaves the state as it was (without copying the whole state).
+        self.sandboxes.insert(id.clone(), sandbox);
         if let Some(net) = net {
             let cs = ConnectSpec {
                 ip: spec.ip,
@@ -79,9 +80,11 @@ impl State {
                 mac: spec.mac,
                 port_kind: spec.port_kind,
             };
-            next.attach(&net, &id, cs, endpoint_id)?;
+            if let Err(e) = self.attach(&net, &id, cs, endpoint_id) {
+                self.sandboxes.remove(&id);
+                return Err(e);
+            }
         }
-        *self = next;
         Ok(id)
     }
 
@@ -289,15 +292,18 @@ impl State {
             check_name("alias", a)?;
         }
         let remote = self.remote.get(net_id);
-        let holders: BTreeMap<Ipv4Addr, &str> = self
-            .endpoints_of_network(net_id)
-            .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
-            .chain(
-                remote
-                    .into_iter()
-                    .flat_map(|r| r.values().map(|e| (e.ip, e.sandbox.as_str()))),
-            )
-            .collect();
+        // Who holds which address, here and on other hosts (a walk, not a copy: a network
+        // of thousands of remote endpoints is walked once per new endpoint).
+        let holders = || {
+            self.endpoints_of_network(net_id)
+                .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+                .chain(
+                    remote
+                        .into_iter()
+                        .flat_map(|r| r.values().map(|e| (e.ip, e.sandbox.as_str()))),
+                )
+        };
+        let pool = ipam.pool(share);
         let ip = match &spec.ip {
             Some(s) => {
                 if is_default {
@@ -310,14 +316,14 @@ impl State {
                         "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
                     ))
                 })?;
-                ipam.pool(share).check_static(ip).map_err(invalid)?;
+                pool.check_static(ip).map_err(invalid)?;
                 if Some(ip) == net.host_access_address() {
                     return Err(ModelError::Conflict(format!(
                         "address {ip} is reserved for the host's own interface on network {} (host_access)",
                         net.name
                     )));
                 }
-                if let Some(holder) = holders.get(&ip) {
+                if let Some((_, holder)) = holders().find(|(held, _)| *held == ip) {
                     return Err(ModelError::Conflict(format!(
                         "address {ip} is already in use on network {} by sandbox {holder}",
                         net.name
@@ -326,8 +332,13 @@ impl State {
                 ip
             }
             None => {
-                let used: BTreeSet<Ipv4Addr> = holders.keys().copied().chain(net.host_access_address()).collect();
-                ipam.pool(share).allocate(&used).ok_or_else(|| {
+                // Only addresses this host may hand out can be in its way.
+                let used: BTreeSet<Ipv4Addr> = holders()
+                    .map(|(ip, _)| ip)
+                    .chain(net.host_access_address())
+                    .filter(|ip| pool.may_allocate(*ip))
+                    .collect();
+                pool.allocate(&used).ok_or_else(|| {
                     ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
                 })?
             }

@@ -257,6 +257,18 @@ fn static_ips_connect_disconnect_and_release() {
             .unwrap_err();
         assert!(e.to_string().contains(want), "{e}");
         assert_eq!(s, before);
+        // The same refusal when the sandbox is being made: no sandbox is left behind.
+        let e = create_sb(
+            &mut s,
+            &mut ids,
+            SandboxSpec {
+                ip: Some(ip.into()),
+                ..sb("vm4", "my_net2")
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains(want), "{e}");
+        assert_eq!(s, before);
     }
     s.connect("my_net2", "vm3", ConnectSpec::default(), ids.next()).unwrap();
     let e = ep_of(&s, "vm3", "my_net2");
@@ -332,8 +344,8 @@ fn modes_host_none_container() {
 fn lookup_by_id_prefix() {
     let (s, _) = fresh();
     let b = s.network("bridge").unwrap();
-    assert_eq!(s.network(b.id.short()).unwrap().name, "bridge");
-    assert_eq!(s.network(b.id.as_str()).unwrap().name, "bridge");
+    assert_eq!(s.network(&b.id.short()).unwrap().name, "bridge");
+    assert_eq!(s.network(&b.id.to_string()).unwrap().name, "bridge");
 }
 
 #[test]

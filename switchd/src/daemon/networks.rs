@@ -398,5 +398,5 @@ impl Daemon {
 
 /// The name of the host's own macvlan child on `net`: `mvh-` and 10 hex digits of its ID.
 fn host_access_name(net: &Network) -> String {
-    format!("mvh-{}", &net.id.as_str()[..10])
+    format!("mvh-{}", &net.id.to_string()[..10])
 }

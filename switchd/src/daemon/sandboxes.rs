@@ -123,7 +123,7 @@ impl Daemon {
                 (Device::Tap(dev), PortKind::Tap)
             }
             model::PortKind::Veth => {
-                let host = veth::host_name(ep.id.as_str());
+                let host = veth::host_name(&ep.id.to_string());
                 let spec = veth::VethSpec {
                     host: host.clone(),
                     name: ifname.clone(),
@@ -172,7 +172,7 @@ impl Daemon {
     pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint, kernel_child: bool) -> io::Result<()> {
         match (ep.port_kind, &ep.ifname) {
             (_, Some(ifname)) if kernel_child && netns::is_namespace(&sb.netns) => macvlan::delete(&sb.netns, ifname),
-            (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(ep.id.as_str())),
+            (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(&ep.id.to_string())),
             (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
                 tap::delete_by_name(&sb.netns, ifname)
             }
