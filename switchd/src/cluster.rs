@@ -328,9 +328,9 @@ struct Loops {
     /// Members to exchange state with at once.
     sync_now: mpsc::UnboundedSender<(String, SocketAddr)>,
     /// Member lists heard in exchanges.
-    heard: mpsc::UnboundedReceiver<Vec<foca::Member<HostId>>>,
+    heard: mpsc::UnboundedReceiver<Vec<control_plane::cluster::membership::MemberState>>,
     /// This host's member list, published for exchanges.
-    members: Arc<Mutex<(Vec<foca::Member<HostId>>, u64)>>,
+    members: Arc<Mutex<(Vec<control_plane::cluster::membership::MemberState>, u64)>>,
 }
 
 async fn run(

@@ -15,9 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use control_plane::cluster::membership::HostId;
+use control_plane::cluster::membership::MemberState;
 use control_plane::cluster::records::{Record, Records};
-use foca::Member;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -99,9 +98,9 @@ pub struct Shared {
     pub records: Arc<Mutex<Records>>,
     /// This host's member list (itself first) and the digest of who it sees alive,
     /// refreshed by the cluster loop.
-    pub members: Arc<Mutex<(Vec<Member<HostId>>, u64)>>,
+    pub members: Arc<Mutex<(Vec<MemberState>, u64)>>,
     /// Member lists heard from peers, for the cluster loop to merge.
-    pub heard: mpsc::UnboundedSender<Vec<Member<HostId>>>,
+    pub heard: mpsc::UnboundedSender<Vec<MemberState>>,
 }
 
 const RECORDS_DIFFER: u8 = 1;
@@ -110,7 +109,7 @@ const MEMBERS_DIFFER: u8 = 2;
 #[derive(Serialize, Deserialize)]
 struct State {
     records: Vec<Record>,
-    members: Vec<Member<HostId>>,
+    members: Vec<MemberState>,
 }
 
 impl Shared {
@@ -249,6 +248,7 @@ pub async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use control_plane::cluster::membership::{HostId, State};
     use control_plane::cluster::pki;
     use control_plane::cluster::records::{Body, RecordKey};
     use std::time::SystemTime;
@@ -262,7 +262,7 @@ mod tests {
         }
     }
 
-    fn shared(name: &str, members: &[&str]) -> (Shared, mpsc::UnboundedReceiver<Vec<Member<HostId>>>) {
+    fn shared(name: &str, members: &[&str]) -> (Shared, mpsc::UnboundedReceiver<Vec<MemberState>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = |n: &str, port: u16| HostId {
             name: n.into(),
@@ -272,7 +272,11 @@ mod tests {
         let list = members
             .iter()
             .enumerate()
-            .map(|(i, n)| Member::alive(id(n, 7000 + i as u16)))
+            .map(|(i, n)| MemberState {
+                id: id(n, 7000 + i as u16),
+                incarnation: 0,
+                state: State::Alive,
+            })
             .collect();
         let digest = members.len() as u64;
         let s = Shared {

@@ -1,28 +1,38 @@
-//! Cluster membership: SWIM (the `foca` crate) wrapped in this project's sans-IO vocabulary.
+//! Cluster membership: SWIM with suspicion and piggybacked dissemination (Das, Gupta and
+//! Motivala, 2002), sans-IO, carrying this project's records beside membership updates.
 //!
 //! ```text
-//!  handle_data(bytes) / handle_timer(timer) / join(addr)
+//!  handle_data(bytes) / handle_timer(timer) / join(addr) / publish(record)
 //!        │
-//!        ▼ foca (probe, indirect probe, suspect -> down, piggybacked dissemination)
+//!        ▼  probe one member a period (ping · ack; ping-req through 3 others) → suspect → down
+//!           gossip every 200 ms to 3 members; every message piggybacks updates and records
 //!  poll_transmit() -> (SocketAddr, Bytes)   poll_timer() -> (Duration, Timer)   poll_event() -> Event
 //! ```
 //!
-//! Time and randomness come from the caller (timers are data handed back after a delay; the RNG
-//! is seeded by the caller). Encryption of what travels is [`super::seal`]'s job, around this.
+//! Members are indexed by address, so every update costs O(1) whatever the cluster's size (a
+//! linear search per update made membership of a few thousand hosts quadratic). Time and
+//! randomness come from the caller (timers are data handed back after a delay; the RNG is
+//! seeded by the caller). Encryption of what travels is [`super::seal`]'s job, around this.
+//!
+//! Wire form of a message: the postcard header ([`Header`]: sender, its incarnation, the
+//! kind), then membership updates and then records, each section a LEB128 count followed by
+//! LEB128-length-prefixed postcard items.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use foca::{AccumulatingRuntime, Config, Foca, Identity, OwnedNotification, PostcardCodec, State, Timer};
 use rand::rngs::StdRng;
-use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 
-use super::records::{Body, Gossip, Record, RecordKey, Records};
+use super::backlog::{Backlog, ITEM_OVERHEAD};
+use super::records::{Body, Record, RecordKey, Records, RELAY_BACKLOG_MAX};
 
 /// How often a host probes one member. Half memberlist's LAN second: with a thousand members
 /// a dead one waits a few probe periods for its first probe (each member picks its target in
@@ -30,10 +40,22 @@ use super::records::{Body, Gossip, Record, RecordKey, Records};
 pub const PROBE_PERIOD: Duration = Duration::from_millis(500);
 /// How long a direct probe waits for its answer before asking others to probe indirectly.
 pub const PROBE_RTT: Duration = Duration::from_millis(250);
+/// How often a host piggybacks what it has to tell on messages of their own, and to how
+/// many members (memberlist's LAN gossip).
+pub const GOSSIP_PERIOD: Duration = Duration::from_millis(200);
+const GOSSIP_FANOUT: usize = 3;
+/// The most gossip messages a period sends while a burst drains.
+const GOSSIP_BURST: usize = 4 * GOSSIP_FANOUT;
+/// How many members are asked to probe a member that did not answer.
+const INDIRECT_PROBES: usize = 3;
 /// The fewest times a host sends each update it relays.
-const MIN_TRANSMISSIONS: std::num::NonZeroU8 = std::num::NonZeroU8::new(8).expect("non-zero");
+const MIN_TRANSMISSIONS: u32 = 8;
 /// How long a suspected member has to refute the suspicion before it is declared down.
 pub const SUSPECT_TO_DOWN: Duration = Duration::from_secs(2);
+/// The largest datagram the protocol produces.
+pub const MAX_PACKET: usize = 1400;
+/// The dissemination key of this host's own updates.
+const ME: u32 = u32::MAX;
 
 /// A host's identity in the cluster: its name (the certificate's), its gossip address, and a
 /// bump that grows when the host rejoins so the cluster prefers the newer incarnation.
@@ -53,23 +75,61 @@ impl fmt::Debug for HostId {
     }
 }
 
-impl Identity for HostId {
-    type Addr = SocketAddr;
+/// What a member is believed to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum State {
+    /// Answering.
+    Alive,
+    /// Did not answer a probe; has [`SUSPECT_TO_DOWN`] to refute it.
+    Suspect,
+    /// Declared down; final for this identity (the host rejoins under a higher bump).
+    Down,
+}
 
-    fn renew(&self) -> Option<Self> {
-        Some(HostId {
-            bump: self.bump.wrapping_add(1),
-            ..self.clone()
-        })
+impl State {
+    /// `alive`, `suspect` or `down`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Alive => "alive",
+            State::Suspect => "suspect",
+            State::Down => "down",
+        }
     }
 
-    fn addr(&self) -> SocketAddr {
-        self.addr
+    fn active(self) -> bool {
+        self != State::Down
     }
+}
 
-    fn win_addr_conflict(&self, adversary: &Self) -> bool {
-        self.bump > adversary.bump
-    }
+/// One member's state as updates and exchanges carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    /// Identity.
+    pub id: HostId,
+    /// SWIM incarnation: only the member itself raises it, to refute a suspicion.
+    pub incarnation: u16,
+    /// State.
+    pub state: State,
+}
+
+/// A timer to hand back to [`Membership::handle_timer`] once its delay passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Timer {
+    /// Start the next probe (and judge the last one).
+    Probe,
+    /// The direct probe numbered so got no answer in time: probe indirectly.
+    ProbeTimeout(u32),
+    /// A suspicion ends: down, unless refuted meanwhile.
+    Suspicion {
+        /// The member's address.
+        addr: SocketAddr,
+        /// Its identity's bump.
+        bump: u64,
+        /// The incarnation it was suspected at.
+        incarnation: u16,
+    },
+    /// Piggyback what is pending on messages of their own.
+    Gossip,
 }
 
 /// A membership change worth telling the operator (logged once each).
@@ -101,15 +161,101 @@ pub struct Peer {
 #[error("membership: {0}")]
 pub struct MembershipError(String);
 
+#[derive(Debug, Serialize, Deserialize)]
+enum Kind {
+    Ping(u32),
+    Ack(u32),
+    /// Probe `target` for me.
+    PingReq {
+        probe: u32,
+        target: HostId,
+    },
+    /// A probe on behalf of `origin`.
+    IndirectPing {
+        probe: u32,
+        origin: HostId,
+    },
+    /// The answer to an indirect probe, to the member that sent it.
+    IndirectAck {
+        probe: u32,
+        origin: HostId,
+    },
+    /// `target` answered the probe made on your behalf.
+    ForwardedAck {
+        probe: u32,
+        target: HostId,
+    },
+    /// Let me in: answered with a feed of members.
+    Announce,
+    Feed,
+    Gossip,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Header {
+    from: HostId,
+    incarnation: u16,
+    kind: Kind,
+}
+
+/// A [`MemberState`] read without copying the name: most updates repeat what is known.
+#[derive(Deserialize)]
+struct StateRef<'a> {
+    name: &'a str,
+    addr: SocketAddr,
+    bump: u64,
+    incarnation: u16,
+    state: State,
+}
+
+impl StateRef<'_> {
+    fn owned(&self) -> MemberState {
+        MemberState {
+            id: HostId {
+                name: self.name.to_string(),
+                addr: self.addr,
+                bump: self.bump,
+            },
+            incarnation: self.incarnation,
+            state: self.state,
+        }
+    }
+}
+
+struct Member {
+    id: HostId,
+    incarnation: u16,
+    state: State,
+}
+
+struct Probe {
+    n: u32,
+    target: SocketAddr,
+    acked: bool,
+}
+
 /// SWIM membership of this host.
 pub struct Membership {
-    foca: Foca<HostId, PostcardCodec, StdRng, Gossip>,
-    rt: AccumulatingRuntime<HostId>,
-    records: Arc<Mutex<Records>>,
-    backlog: Arc<std::sync::atomic::AtomicUsize>,
-    /// Active members as the events told them, and the XOR of their fingerprints.
-    active: std::collections::HashSet<HostId>,
+    me: HostId,
+    incarnation: u16,
+    rng: StdRng,
+    members: Vec<Member>,
+    index: FxHashMap<SocketAddr, usize>,
+    active: usize,
+    /// Fingerprints of the active members, XORed.
     active_xor: u64,
+    /// Probe order: indexes of active members, shuffled each round.
+    order: Vec<u32>,
+    cursor: usize,
+    probe: Option<Probe>,
+    probe_seq: u32,
+    /// Updates by member index ([`ME`] for this host's own).
+    updates: Backlog<u32>,
+    gossip: Backlog<RecordKey>,
+    records: Arc<Mutex<Records>>,
+    out: VecDeque<(SocketAddr, Bytes)>,
+    timers: VecDeque<(Duration, Timer)>,
+    events: VecDeque<Event>,
 }
 
 /// FNV-1a of a host's name, address and bump: stable across hosts and runs.
@@ -128,106 +274,153 @@ fn fingerprint(id: &HostId) -> u64 {
         })
 }
 
-impl Membership {
-    /// This host as `me`, expecting about `cluster_size` hosts (tunes dissemination as
-    /// memberlist's LAN defaults do), randomness seeded with `seed`.
-    ///
-    /// Failure detection: a probe every [`PROBE_PERIOD`], indirect probes after
-    /// [`PROBE_RTT`] without an answer, and [`SUSPECT_TO_DOWN`] of suspicion (the simulator's
-    /// crash and lossy scenarios measure what that gives).
-    pub fn new(me: HostId, cluster_size: u32, seed: u64) -> Membership {
-        let mut config = Config::new_lan(NonZeroU32::new(cluster_size.max(1)).expect("max(1) is non-zero"));
-        config.suspect_to_down_after = SUSPECT_TO_DOWN;
-        // memberlist's 4·log10(n+1) sends each update 4 times in a 16-host cluster, and one
-        // host in a few hundred then hears of it from anti-entropy seconds later; a floor of
-        // 8 costs a small cluster little.
-        config.max_transmissions = config.max_transmissions.max(MIN_TRANSMISSIONS);
-        config.probe_period = PROBE_PERIOD;
-        config.probe_rtt = PROBE_RTT;
-        let records = Arc::new(Mutex::new(Records::new(&me.name)));
-        let backlog = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let gossip = Gossip::new(records.clone(), backlog.clone());
-        Membership {
-            foca: Foca::with_custom_broadcast(me, config, StdRng::seed_from_u64(seed), PostcardCodec, gossip),
-            rt: AccumulatingRuntime::new(),
-            records,
-            backlog,
-            active: Default::default(),
-            active_xor: 0,
+fn put_len(out: &mut Vec<u8>, mut n: usize) {
+    loop {
+        let b = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+fn take_len(b: &mut &[u8]) -> Result<usize, MembershipError> {
+    let mut n = 0usize;
+    for shift in (0..28).step_by(7) {
+        let (&c, rest) = b
+            .split_first()
+            .ok_or_else(|| MembershipError("message ends inside a length".into()))?;
+        *b = rest;
+        n |= usize::from(c & 0x7f) << shift;
+        if c & 0x80 == 0 {
+            return Ok(n);
         }
     }
+    Err(MembershipError("a length longer than 4 bytes".into()))
+}
 
-    fn note_backlog(&self) {
-        self.backlog.store(
-            self.foca.custom_broadcast_backlog(),
-            std::sync::atomic::Ordering::Relaxed,
-        );
+fn take_items<'a>(b: &mut &'a [u8]) -> Result<Vec<&'a [u8]>, MembershipError> {
+    let n = take_len(b)?;
+    if n > b.len() {
+        return Err(MembershipError(format!("{n} items announced in {} bytes", b.len())));
+    }
+    (0..n)
+        .map(|_| {
+            let len = take_len(b)?;
+            if len > b.len() {
+                return Err(MembershipError(format!("an item of {len} bytes in {} left", b.len())));
+            }
+            let (item, rest) = b.split_at(len);
+            *b = rest;
+            Ok(item)
+        })
+        .collect()
+}
+
+impl Membership {
+    /// This host as `me`, randomness seeded with `seed`. How many times an update is sent
+    /// follows the cluster's size as this host sees it (memberlist's 4·⌈log10(n+1)⌉, at
+    /// least 8), so `_cluster_size` is only a hint kept for callers.
+    pub fn new(me: HostId, _cluster_size: u32, seed: u64) -> Membership {
+        let records = Arc::new(Mutex::new(Records::new(&me.name)));
+        let mut m = Membership {
+            me,
+            incarnation: 0,
+            rng: StdRng::seed_from_u64(seed),
+            members: Vec::new(),
+            index: FxHashMap::default(),
+            active: 0,
+            active_xor: 0,
+            order: Vec::new(),
+            cursor: 0,
+            probe: None,
+            probe_seq: 0,
+            updates: Backlog::default(),
+            gossip: Backlog::default(),
+            records,
+            out: VecDeque::new(),
+            timers: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        // Spread the first probe and gossip over their periods (hosts started together do
+        // not tick together).
+        let first = |p: Duration, rng: &mut StdRng| p.mul_f64(rng.random_range(0.0..1.0));
+        let (probe, gossip) = (first(PROBE_PERIOD, &mut m.rng), first(GOSSIP_PERIOD, &mut m.rng));
+        m.timers.push_back((probe, Timer::Probe));
+        m.timers.push_back((gossip, Timer::Gossip));
+        m
+    }
+
+    /// How many times each update is sent, for the cluster's current size.
+    fn transmissions(&self) -> u32 {
+        let n = (self.active + 2) as f64;
+        (4 * n.log10().ceil() as u32).max(MIN_TRANSMISSIONS)
     }
 
     /// Records waiting to be piggybacked.
     pub fn backlog(&self) -> usize {
-        self.foca.custom_broadcast_backlog()
+        self.gossip.len()
     }
 
-    /// Writes a local change and hands it to dissemination (piggybacked on SWIM messages until
-    /// every member has had it a few times); `now_ms` as for [`Records::local`].
+    /// Writes a local change and hands it to dissemination (piggybacked on messages until
+    /// sent a few times); `now_ms` as for [`Records::local`].
     ///
     /// # Errors
     /// [`MembershipError`] when the record does not fit a datagram.
     pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
         let r = self.records().local(key, body, now_ms);
-        self.foca
-            .add_broadcast(&r.encode())
-            .map_err(|e| MembershipError(e.to_string()))?;
-        self.note_backlog();
+        let wire = r.encode();
+        if wire.len() + ITEM_OVERHEAD > MAX_PACKET / 2 {
+            return Err(MembershipError(format!(
+                "a record of {} bytes does not fit a gossip message",
+                wire.len()
+            )));
+        }
+        let times = self.transmissions();
+        self.gossip.push(r.key.clone(), Bytes::from(wire), times);
         Ok(r)
+    }
+
+    fn state_of_me(&self) -> MemberState {
+        MemberState {
+            id: self.me.clone(),
+            incarnation: self.incarnation,
+            state: State::Alive,
+        }
     }
 
     /// Every member this host knows, itself included, as a push-pull exchange sends them
     /// (memberlist's repair for what piggybacked updates missed).
-    pub fn member_states(&self) -> Vec<foca::Member<HostId>> {
-        let mut v = vec![foca::Member::alive(self.foca.identity().clone())];
-        v.extend(self.foca.iter_membership_state().cloned());
-        v
+    pub fn member_states(&self) -> Vec<MemberState> {
+        std::iter::once(self.state_of_me())
+            .chain(self.members.iter().map(|m| MemberState {
+                id: m.id.clone(),
+                incarnation: m.incarnation,
+                state: m.state,
+            }))
+            .collect()
     }
 
     /// A summary of the live identities this host sees, itself included (XOR of a
     /// fingerprint of each): hosts that agree on who is alive have the same digest, so an
-    /// exchange sends member lists only when they do not. Kept up to date from the membership
-    /// events, so it costs nothing to read (it is current once [`Membership::poll_event`] has
-    /// drained them).
+    /// exchange sends member lists only when they do not. Kept up to date as members come
+    /// and go, so it costs nothing to read.
     pub fn member_digest(&self) -> u64 {
-        self.active_xor ^ fingerprint(self.foca.identity())
+        self.active_xor ^ fingerprint(&self.me)
     }
 
     /// Merges another host's [`Membership::member_states`] (newer incarnations and states
-    /// win, as for any SWIM update).
+    /// win, as for any SWIM update; what changed is disseminated).
     ///
     /// # Errors
-    /// [`MembershipError`] as foca reports it.
-    pub fn apply_member_states(&mut self, states: Vec<foca::Member<HostId>>) -> Result<(), MembershipError> {
-        // foca finds a member by a linear search: hand it only what is news.
-        let rank = |s: State| match s {
-            State::Alive => 0u8,
-            State::Suspect => 1,
-            State::Down => 2,
-        };
-        let known: std::collections::HashMap<&HostId, (u16, u8)> = self
-            .foca
-            .iter_membership_state()
-            .map(|m| (m.id(), (m.incarnation(), rank(m.state()))))
-            .collect();
-        let news: Vec<foca::Member<HostId>> = states
-            .into_iter()
-            .filter(|m| known.get(m.id()) != Some(&(m.incarnation(), rank(m.state()))))
-            .collect();
-        drop(known);
-        let r = self
-            .foca
-            .apply_many(news.into_iter(), true, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()));
-        self.note_backlog();
-        r
+    /// None today; kept for callers that log refusals.
+    pub fn apply_member_states(&mut self, states: Vec<MemberState>) -> Result<(), MembershipError> {
+        for s in states {
+            self.apply(s);
+        }
+        Ok(())
     }
 
     /// The shared records, for an anti-entropy exchange running beside the protocol.
@@ -242,119 +435,497 @@ impl Membership {
 
     /// The largest datagram the protocol produces.
     pub fn max_packet_size(&self) -> usize {
-        1400
+        MAX_PACKET
     }
 
     /// This host.
     pub fn me(&self) -> &HostId {
-        self.foca.identity()
+        &self.me
     }
 
     /// Asks the host at `addr` to let us in.
     ///
     /// # Errors
-    /// [`MembershipError`] when the announcement cannot be encoded.
+    /// None today; kept for callers that log refusals.
     pub fn join(&mut self, addr: SocketAddr) -> Result<(), MembershipError> {
-        let dst = HostId {
-            name: String::new(),
-            addr,
-            bump: 0,
-        };
-        self.foca
-            .announce(dst, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()))
+        if addr != self.me.addr {
+            self.send(addr, Kind::Announce);
+        }
+        Ok(())
     }
 
-    /// Feeds a datagram that passed authentication.
-    ///
-    /// # Errors
-    /// [`MembershipError`] for a message the protocol rejects.
-    pub fn handle_data(&mut self, data: &[u8]) -> Result<(), MembershipError> {
-        let r = self
-            .foca
-            .handle_data(data, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()));
-        self.note_backlog();
-        r
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
+        self.out.pop_front()
+    }
+
+    /// The next timer to hand back after its delay.
+    pub fn poll_timer(&mut self) -> Option<(Duration, Timer)> {
+        self.timers.pop_front()
+    }
+
+    /// The next membership change.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// Every member this host knows, itself first.
+    pub fn peers(&self) -> Vec<Peer> {
+        std::iter::once(Peer {
+            id: self.me.clone(),
+            state: "alive",
+            incarnation: self.incarnation,
+        })
+        .chain(self.members.iter().map(|m| Peer {
+            id: m.id.clone(),
+            state: m.state.as_str(),
+            incarnation: m.incarnation,
+        }))
+        .collect()
+    }
+
+    /// Active members other than this host.
+    pub fn num_members(&self) -> usize {
+        self.active
     }
 
     /// Feeds a timer handed out by [`Membership::poll_timer`], once its delay passed.
     ///
     /// # Errors
-    /// [`MembershipError`] as foca reports it (stale timers are ignored by foca).
-    pub fn handle_timer(&mut self, timer: Timer<HostId>) -> Result<(), MembershipError> {
-        let r = self
-            .foca
-            .handle_timer(timer, &mut self.rt)
-            .map_err(|e| MembershipError(e.to_string()));
-        self.note_backlog();
-        r
+    /// None today; stale timers are ignored.
+    pub fn handle_timer(&mut self, timer: Timer) -> Result<(), MembershipError> {
+        match timer {
+            Timer::Probe => {
+                self.timers.push_back((PROBE_PERIOD, Timer::Probe));
+                if let Some(p) = self.probe.take() {
+                    if !p.acked {
+                        self.suspect(p.target);
+                    }
+                }
+                if let Some(target) = self.next_target() {
+                    self.probe_seq = self.probe_seq.wrapping_add(1);
+                    let n = self.probe_seq;
+                    self.probe = Some(Probe {
+                        n,
+                        target,
+                        acked: false,
+                    });
+                    self.send(target, Kind::Ping(n));
+                    self.timers.push_back((PROBE_RTT, Timer::ProbeTimeout(n)));
+                }
+            }
+            Timer::ProbeTimeout(n) => {
+                let Some(p) = self.probe.as_ref().filter(|p| p.n == n && !p.acked) else {
+                    return Ok(());
+                };
+                let target = p.target;
+                let Some(tid) = self.index.get(&target).map(|&i| self.members[i].id.clone()) else {
+                    return Ok(());
+                };
+                for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
+                    let kind = Kind::PingReq {
+                        probe: n,
+                        target: tid.clone(),
+                    };
+                    self.send(helper, kind);
+                }
+            }
+            Timer::Suspicion {
+                addr,
+                bump,
+                incarnation,
+            } => {
+                let Some(&i) = self.index.get(&addr) else { return Ok(()) };
+                let m = &self.members[i];
+                if m.id.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
+                    let down = MemberState {
+                        id: m.id.clone(),
+                        incarnation,
+                        state: State::Down,
+                    };
+                    self.apply(down);
+                }
+            }
+            Timer::Gossip => {
+                self.timers.push_back((GOSSIP_PERIOD, Timer::Gossip));
+                // Three members a period, and more while a burst is pending (up to
+                // GOSSIP_BURST): piggybacking alone carries a few records a second.
+                let mut sent = 0;
+                while sent < GOSSIP_BURST && (!self.updates.is_empty() || !self.gossip.is_empty()) {
+                    let to = self.random_active(GOSSIP_FANOUT, None);
+                    if to.is_empty() {
+                        break;
+                    }
+                    for to in to {
+                        self.send(to, Kind::Gossip);
+                        sent += 1;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
-    /// The next datagram to send.
-    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
-        self.rt.to_send().map(|(to, data)| (to.addr, data))
+    /// Feeds a datagram that passed authentication.
+    ///
+    /// # Errors
+    /// [`MembershipError`] for bytes that are not a message; what came before the fault in
+    /// it is applied.
+    pub fn handle_data(&mut self, data: &[u8]) -> Result<(), MembershipError> {
+        let (h, mut rest) =
+            postcard::take_from_bytes::<Header>(data).map_err(|e| MembershipError(format!("malformed header: {e}")))?;
+        if h.from.addr == self.me.addr {
+            return Ok(());
+        }
+        let from = h.from.addr;
+        // A message is news of its sender's life (and how a joining host becomes known).
+        let sender_down = self
+            .index
+            .get(&from)
+            .is_some_and(|&i| self.members[i].id == h.from && self.members[i].state == State::Down);
+        if sender_down {
+            // Down is final for an identity: tell it, so it rejoins under a new one.
+            self.send(from, Kind::Feed);
+        } else {
+            self.apply(MemberState {
+                id: h.from.clone(),
+                incarnation: h.incarnation,
+                state: State::Alive,
+            });
+        }
+        for item in take_items(&mut rest)? {
+            let s: StateRef =
+                postcard::from_bytes(item).map_err(|e| MembershipError(format!("malformed update: {e}")))?;
+            if !self.knows(&s) {
+                self.apply(s.owned());
+            }
+        }
+        for item in take_items(&mut rest)? {
+            self.receive_record(item)?;
+        }
+        match h.kind {
+            Kind::Ping(n) => self.send(from, Kind::Ack(n)),
+            Kind::Ack(n) => self.acked(n, from),
+            Kind::PingReq { probe, target } => {
+                let origin = h.from;
+                self.send(target.addr, Kind::IndirectPing { probe, origin });
+            }
+            Kind::IndirectPing { probe, origin } => self.send(from, Kind::IndirectAck { probe, origin }),
+            Kind::IndirectAck { probe, origin } => {
+                let target = h.from;
+                self.send(origin.addr, Kind::ForwardedAck { probe, target });
+            }
+            Kind::ForwardedAck { probe, target } => self.acked(probe, target.addr),
+            Kind::Announce => self.send(from, Kind::Feed),
+            Kind::Feed | Kind::Gossip => {}
+        }
+        Ok(())
     }
 
-    /// The next timer to hand back after its delay.
-    pub fn poll_timer(&mut self) -> Option<(Duration, Timer<HostId>)> {
-        self.rt.to_schedule()
+    /// Whether an update says exactly what is known already.
+    fn knows(&self, s: &StateRef<'_>) -> bool {
+        self.index.get(&s.addr).is_some_and(|&i| {
+            let m = &self.members[i];
+            m.id.bump == s.bump && m.incarnation == s.incarnation && m.state == s.state && m.id.name == s.name
+        })
     }
 
-    /// The next membership change.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        loop {
-            let n = self.rt.to_notify()?;
-            match n {
-                OwnedNotification::MemberUp(id) => {
-                    if self.active.insert(id.clone()) {
-                        self.active_xor ^= fingerprint(&id);
-                    }
-                    return Some(Event::Up(id));
-                }
-                OwnedNotification::MemberDown(id) => {
-                    if self.active.remove(&id) {
-                        self.active_xor ^= fingerprint(&id);
-                    }
-                    return Some(Event::Down(id));
-                }
-                OwnedNotification::Rename(a, b) => {
-                    // Both active: only the rename is told; a down side follows with its own
-                    // MemberUp or MemberDown.
-                    if self.active.remove(&a) {
-                        self.active_xor ^= fingerprint(&a) ^ fingerprint(&b);
-                        self.active.insert(b.clone());
-                    }
-                    return Some(Event::Renamed(a, b));
-                }
-                OwnedNotification::Idle => return Some(Event::Alone),
-                _ => continue,
+    fn acked(&mut self, n: u32, from: SocketAddr) {
+        if let Some(p) = self.probe.as_mut() {
+            if p.n == n && p.target == from {
+                p.acked = true;
             }
         }
     }
 
-    /// Every member this host knows, itself first.
-    pub fn peers(&self) -> Vec<Peer> {
-        let mut v = vec![Peer {
-            id: self.foca.identity().clone(),
-            state: "alive",
-            incarnation: 0,
-        }];
-        v.extend(self.foca.iter_membership_state().map(|m| Peer {
-            id: m.id().clone(),
-            state: match m.state() {
-                State::Alive => "alive",
-                State::Suspect => "suspect",
-                State::Down => "down",
-            },
-            incarnation: m.incarnation(),
-        }));
-        v
+    fn receive_record(&mut self, item: &[u8]) -> Result<(), MembershipError> {
+        let mut records = self.records.lock().expect("lock poisoned");
+        if !records.is_news(item).map_err(|e| MembershipError(e.to_string()))? {
+            return Ok(());
+        }
+        let r = Record::decode(item).map_err(|e| MembershipError(e.to_string()))?;
+        let key = r.key.clone();
+        // A burst beyond the relay backlog is left to anti-entropy (see RELAY_BACKLOG_MAX).
+        if records.apply(r) && self.gossip.len() < RELAY_BACKLOG_MAX {
+            drop(records);
+            let times = self.transmissions();
+            self.gossip.push(key, Bytes::copy_from_slice(item), times);
+        }
+        Ok(())
     }
 
-    /// Active members other than this host.
-    pub fn num_members(&self) -> usize {
-        self.foca.num_members()
+    /// The next member to probe: round-robin over a shuffled list of the active ones.
+    fn next_target(&mut self) -> Option<SocketAddr> {
+        for _ in 0..2 {
+            while self.cursor < self.order.len() {
+                let m = &self.members[self.order[self.cursor] as usize];
+                self.cursor += 1;
+                if m.state.active() {
+                    return Some(m.id.addr);
+                }
+            }
+            let mut order: Vec<u32> = (0..self.members.len() as u32)
+                .filter(|&i| self.members[i as usize].state.active())
+                .collect();
+            order.shuffle(&mut self.rng);
+            self.order = order;
+            self.cursor = 0;
+        }
+        None
+    }
+
+    /// Up to `k` distinct active members other than `except`, at random.
+    fn random_active(&mut self, k: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
+        let except_active = except
+            .and_then(|a| self.index.get(&a))
+            .is_some_and(|&i| self.members[i].state.active());
+        let k = k.min(self.active - usize::from(except_active));
+        let mut out: Vec<SocketAddr> = Vec::with_capacity(k);
+        if k == 0 {
+            return out;
+        }
+        // Mostly active members: sampling finds k in a few draws; a list of the eligible
+        // ones when most are down.
+        let mut tries = 0;
+        while out.len() < k && tries < 8 * k + 8 {
+            tries += 1;
+            let m = &self.members[self.rng.random_range(0..self.members.len())];
+            if m.state.active() && Some(m.id.addr) != except && !out.contains(&m.id.addr) {
+                out.push(m.id.addr);
+            }
+        }
+        if out.len() < k {
+            let mut all: Vec<SocketAddr> = self
+                .members
+                .iter()
+                .filter(|m| m.state.active() && Some(m.id.addr) != except && !out.contains(&m.id.addr))
+                .map(|m| m.id.addr)
+                .collect();
+            all.shuffle(&mut self.rng);
+            out.extend(all.into_iter().take(k - out.len()));
+        }
+        out
+    }
+
+    fn suspect(&mut self, addr: SocketAddr) {
+        let Some(&i) = self.index.get(&addr) else { return };
+        let m = &self.members[i];
+        if m.state == State::Alive {
+            let s = MemberState {
+                id: m.id.clone(),
+                incarnation: m.incarnation,
+                state: State::Suspect,
+            };
+            self.apply(s);
+        }
+    }
+
+    /// Queues an update for dissemination.
+    fn disseminate(&mut self, s: &MemberState) {
+        let wire = postcard::to_stdvec(s).expect("member states serialize");
+        let times = self.transmissions();
+        let key = self.index.get(&s.id.addr).map_or(ME, |&i| i as u32);
+        self.updates.push(key, Bytes::from(wire), times);
+    }
+
+    /// Applies an update about a member (SWIM's precedence: a higher incarnation wins, a
+    /// suspicion beats alive at the same one, down is final for an identity, a newer
+    /// identity at the same address replaces the old); what changed is disseminated.
+    fn apply(&mut self, s: MemberState) {
+        if s.id.addr == self.me.addr {
+            self.about_me(s);
+            return;
+        }
+        let Some(&i) = self.index.get(&s.id.addr) else {
+            if s.state == State::Down {
+                // Nothing to forget; a host never seen needs no obituary.
+                return;
+            }
+            self.index.insert(s.id.addr, self.members.len());
+            self.members.push(Member {
+                id: s.id.clone(),
+                incarnation: s.incarnation,
+                state: s.state,
+            });
+            self.became_active(&s.id);
+            self.events.push_back(Event::Up(s.id.clone()));
+            self.after_change(&s);
+            return;
+        };
+        let m = &mut self.members[i];
+        if s.id.bump < m.id.bump || (s.id.bump == m.id.bump && s.id.name != m.id.name) {
+            return;
+        }
+        if s.id.bump > m.id.bump {
+            // The host came back under a new identity.
+            let old = std::mem::replace(
+                m,
+                Member {
+                    id: s.id.clone(),
+                    incarnation: s.incarnation,
+                    state: s.state,
+                },
+            );
+            match (old.state.active(), s.state.active()) {
+                (true, true) => {
+                    self.active_xor ^= fingerprint(&old.id) ^ fingerprint(&s.id);
+                    self.events.push_back(Event::Renamed(old.id, s.id.clone()));
+                }
+                (false, true) => {
+                    self.became_active(&s.id);
+                    self.events.push_back(Event::Up(s.id.clone()));
+                }
+                (true, false) => self.became_inactive(&old.id),
+                (false, false) => {}
+            }
+            self.after_change(&s);
+            return;
+        }
+        let wins = match (s.state, m.state) {
+            (_, State::Down) => false,
+            (State::Down, _) => true,
+            (State::Alive, _) => s.incarnation > m.incarnation,
+            (State::Suspect, State::Alive) => s.incarnation >= m.incarnation,
+            (State::Suspect, State::Suspect) => s.incarnation > m.incarnation,
+        };
+        if !wins {
+            return;
+        }
+        m.incarnation = s.incarnation;
+        m.state = s.state;
+        if s.state == State::Down {
+            self.became_inactive(&s.id);
+        }
+        self.after_change(&s);
+    }
+
+    fn after_change(&mut self, s: &MemberState) {
+        if s.state == State::Suspect {
+            let t = Timer::Suspicion {
+                addr: s.id.addr,
+                bump: s.id.bump,
+                incarnation: s.incarnation,
+            };
+            self.timers.push_back((SUSPECT_TO_DOWN, t));
+        }
+        self.disseminate(s);
+    }
+
+    fn became_active(&mut self, id: &HostId) {
+        self.active += 1;
+        self.active_xor ^= fingerprint(id);
+        // Probed within this round, at a random place among those still to come (it takes
+        // that place and whoever held it goes last: no shifting of a long list).
+        let i = self.index[&id.addr] as u32;
+        let at = self.rng.random_range(self.cursor..=self.order.len());
+        self.order.push(i);
+        let last = self.order.len() - 1;
+        self.order.swap(at, last);
+    }
+
+    fn became_inactive(&mut self, id: &HostId) {
+        self.active -= 1;
+        self.active_xor ^= fingerprint(id);
+        self.events.push_back(Event::Down(id.clone()));
+        if self.active == 0 {
+            self.events.push_back(Event::Alone);
+        }
+    }
+
+    /// An update about this host: refute a suspicion, rejoin under a new identity when
+    /// declared down.
+    fn about_me(&mut self, s: MemberState) {
+        if s.id.bump < self.me.bump {
+            return;
+        }
+        let refute = match s.state {
+            State::Alive => s.incarnation > self.incarnation,
+            State::Suspect => s.incarnation >= self.incarnation,
+            State::Down => {
+                self.me.bump = self.me.bump.max(s.id.bump) + 1;
+                self.incarnation = 0;
+                let me = self.state_of_me();
+                self.disseminate(&me);
+                for to in self.random_active(GOSSIP_FANOUT, None) {
+                    self.send(to, Kind::Announce);
+                }
+                return;
+            }
+        };
+        if refute || s.id.bump > self.me.bump {
+            self.me.bump = self.me.bump.max(s.id.bump);
+            self.incarnation = s.incarnation.wrapping_add(1).max(self.incarnation);
+            let me = self.state_of_me();
+            self.disseminate(&me);
+        }
+    }
+
+    /// Sends a message of `kind` to `to`, piggybacking what fits of the pending updates and
+    /// records (a feed carries members first).
+    fn send(&mut self, to: SocketAddr, kind: Kind) {
+        let feed = matches!(kind, Kind::Feed);
+        // Lifeguard's buddy system: a probe of a member suspected here tells it so first,
+        // so it can refute even if the suspicion's gossip went astray.
+        let probe = matches!(kind, Kind::Ping(_) | Kind::IndirectPing { .. });
+        let header = Header {
+            from: self.me.clone(),
+            incarnation: self.incarnation,
+            kind,
+        };
+        let mut wire = postcard::to_stdvec(&header).expect("headers serialize");
+        let mut budget = MAX_PACKET.saturating_sub(wire.len() + 2 * ITEM_OVERHEAD);
+        let mut updates = Vec::new();
+        if probe {
+            if let Some(m) = self.index.get(&to).map(|&i| &self.members[i]) {
+                if m.state == State::Suspect {
+                    let s = MemberState {
+                        id: m.id.clone(),
+                        incarnation: m.incarnation,
+                        state: m.state,
+                    };
+                    let b = postcard::to_stdvec(&s).expect("member states serialize");
+                    budget -= b.len() + ITEM_OVERHEAD;
+                    updates.push(Bytes::from(b));
+                }
+            }
+        }
+        if feed {
+            // The receiver's own state first when it is down here, then a random sample.
+            if let Some(&i) = self.index.get(&to) {
+                let m = &self.members[i];
+                let s = MemberState {
+                    id: m.id.clone(),
+                    incarnation: m.incarnation,
+                    state: m.state,
+                };
+                updates.push(Bytes::from(postcard::to_stdvec(&s).expect("member states serialize")));
+            }
+            for a in self.random_active(MAX_PACKET / 40, Some(to)) {
+                let m = &self.members[self.index[&a]];
+                let s = MemberState {
+                    id: m.id.clone(),
+                    incarnation: m.incarnation,
+                    state: m.state,
+                };
+                let b = postcard::to_stdvec(&s).expect("member states serialize");
+                if b.len() + ITEM_OVERHEAD > budget / 2 {
+                    break;
+                }
+                budget -= b.len() + ITEM_OVERHEAD;
+                updates.push(Bytes::from(b));
+            }
+        }
+        self.updates.fill(&mut budget, &mut updates);
+        let mut records = Vec::new();
+        self.gossip.fill(&mut budget, &mut records);
+        for section in [updates, records] {
+            put_len(&mut wire, section.len());
+            for item in section {
+                put_len(&mut wire, item.len());
+                wire.extend_from_slice(&item);
+            }
+        }
+        self.out.push_back((to, Bytes::from(wire)));
     }
 }
 
@@ -369,8 +940,11 @@ mod tests {
         hosts: Vec<Membership>,
         now: Duration,
         timers: BinaryHeap<Reverse<(Duration, usize, u64)>>,
-        pending: Vec<Option<Timer<HostId>>>,
+        pending: Vec<Option<Timer>>,
         dead: Vec<bool>,
+        /// Cut off the network: its timers run, its messages go nowhere, none reach it.
+        cut: Vec<bool>,
+        events: Vec<Vec<Event>>,
     }
 
     impl Sim {
@@ -391,6 +965,8 @@ mod tests {
                 timers: BinaryHeap::new(),
                 pending: Vec::new(),
                 dead: vec![false; n],
+                cut: vec![false; n],
+                events: vec![Vec::new(); n],
             }
         }
 
@@ -401,7 +977,7 @@ mod tests {
         fn pump(&mut self, i: usize) {
             while let Some((to, data)) = self.hosts[i].poll_transmit() {
                 if let Some(j) = self.index(to) {
-                    if !self.dead[j] {
+                    if !self.dead[j] && !self.cut[i] && !self.cut[j] {
                         let _ = self.hosts[j].handle_data(&data);
                         self.pump(j);
                     }
@@ -412,7 +988,9 @@ mod tests {
                 self.timers
                     .push(Reverse((self.now + after, i, (self.pending.len() - 1) as u64)));
             }
-            while self.hosts[i].poll_event().is_some() {}
+            while let Some(e) = self.hosts[i].poll_event() {
+                self.events[i].push(e);
+            }
         }
 
         fn run_until(&mut self, t: Duration) {
@@ -423,6 +1001,8 @@ mod tests {
                 self.timers.pop();
                 self.now = at;
                 if self.dead[i] {
+                    // Frozen (as under SIGSTOP): its timers wait until it runs again.
+                    self.timers.push(Reverse((at + Duration::from_millis(100), i, k)));
                     continue;
                 }
                 if let Some(timer) = self.pending[k as usize].take() {
@@ -500,5 +1080,89 @@ mod tests {
         assert_eq!(sim.state_of(0, 2), Some("down"));
         assert_eq!(sim.state_of(1, 2), Some("down"));
         assert_eq!(sim.state_of(0, 1), Some("alive"));
+    }
+
+    fn joined(n: usize) -> Sim {
+        let mut sim = Sim::new(n);
+        for i in 1..n {
+            let addr = sim.hosts[0].me().addr;
+            sim.hosts[i].join(addr).unwrap();
+            sim.pump(i);
+        }
+        sim.run_until(Duration::from_secs(5));
+        for i in 0..n {
+            assert_eq!(sim.hosts[i].num_members(), n - 1, "host {i} sees every other");
+        }
+        sim
+    }
+
+    #[test]
+    fn a_suspected_host_that_answers_again_refutes_it() {
+        let mut sim = joined(4);
+        let before = sim.hosts[3].peers()[0].incarnation;
+        // Frozen for a second: long enough to miss probes, shorter than the suspicion.
+        sim.dead[3] = true;
+        sim.run_until(Duration::from_secs(6));
+        sim.dead[3] = false;
+        sim.run_until(Duration::from_secs(15));
+        assert!(
+            sim.hosts[3].peers()[0].incarnation > before,
+            "host 3 heard it was suspected and raised its incarnation"
+        );
+        for i in 0..4 {
+            assert!(
+                !sim.events[i].iter().any(|e| matches!(e, Event::Down(_))),
+                "host {i} declared nobody down: {:?}",
+                sim.events[i]
+            );
+            assert_eq!(sim.hosts[i].num_members(), 3);
+        }
+    }
+
+    #[test]
+    fn a_host_declared_down_comes_back_under_a_new_identity() {
+        let mut sim = joined(3);
+        let old = sim.hosts[2].me().clone();
+        sim.cut[2] = true;
+        sim.run_until(Duration::from_secs(12));
+        assert_eq!(sim.state_of(0, 2), Some("down"));
+        assert!(sim.events[0].contains(&Event::Down(old.clone())));
+        assert_eq!(sim.hosts[0].num_members(), 1);
+        // Healed. Alone, it asks to join again (as its owner does for a host that knows no
+        // live member); told it was declared down, it takes a new bump and is let back in.
+        sim.cut[2] = false;
+        assert_eq!(sim.hosts[2].num_members(), 0);
+        let addr = sim.hosts[0].me().addr;
+        sim.hosts[2].join(addr).unwrap();
+        sim.pump(2);
+        sim.run_until(Duration::from_secs(25));
+        let new = sim.hosts[2].me().clone();
+        assert!(new.bump > old.bump, "{new:?} after {old:?}");
+        for i in 0..3 {
+            assert_eq!(sim.hosts[i].num_members(), 2, "host {i}: {:?}", sim.hosts[i].peers());
+        }
+        assert!(sim.events[0].contains(&Event::Up(new)));
+        assert_eq!(sim.hosts[0].member_digest(), sim.hosts[2].member_digest());
+    }
+
+    #[test]
+    fn malformed_messages_are_refused_and_change_nothing() {
+        let mut sim = joined(2);
+        let before = sim.hosts[0].peers();
+        for bad in [&[][..], &[0xff; 3][..], &[0x80; 40][..]] {
+            assert!(sim.hosts[0].handle_data(bad).is_err(), "{bad:?}");
+        }
+        // A valid header announcing more items than there are bytes.
+        let h = Header {
+            from: sim.hosts[1].me().clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        wire.extend_from_slice(&[0x7f]);
+        let e = sim.hosts[0].handle_data(&wire).unwrap_err().to_string();
+        assert!(e.contains("127 items"), "{e}");
+        assert_eq!(sim.hosts[0].peers(), before);
+        assert!(sim.hosts[0].poll_transmit().is_none());
     }
 }

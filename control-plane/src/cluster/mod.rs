@@ -1,6 +1,7 @@
 //! The multi-host cluster: its certificate authority, SWIM membership, and the sealing of
 //! what hosts say to each other. Route dissemination builds on these.
 
+mod backlog;
 pub mod membership;
 pub mod pki;
 pub mod records;

@@ -5,9 +5,9 @@
 //!  local change ──► Records::local(key, body) ──► Record{key, version: (lamport, origin), body}
 //!                                                     │ encode (postcard)
 //!                                                     ▼
-//!            foca custom broadcast (piggybacked on SWIM messages, re-sent while new)
+//!            membership's record backlog (piggybacked on SWIM messages, sent a few times)
 //!                                                     │
-//!  remote ──► Gossip::receive_item ──► Records::apply ── newer? ──► changed keys for the daemon
+//!  remote ──► Records::is_news ──► decode ──► Records::apply ── newer? ──► changed keys
 //! ```
 //!
 //! A version is a Lamport counter with the origin host as tie-break, so every host orders any
@@ -16,13 +16,10 @@
 
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use foca::{BroadcastHandler, Invalidates};
 use serde::{Deserialize, Serialize};
 
-use super::membership::HostId;
 use crate::cidr::Ipv4Cidr;
 use crate::ids::Id;
 
@@ -282,63 +279,12 @@ impl Records {
     }
 }
 
-/// The dissemination key foca keeps per record: a newer version of the same key replaces an
-/// older one still waiting to be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GossipKey {
-    key: RecordKey,
-    version: Version,
-}
-
-impl Invalidates for GossipKey {
-    fn invalidates(&self, other: &Self) -> bool {
-        self.key == other.key && self.version >= other.version
-    }
-}
-
 /// Records waiting in this host's dissemination backlog above which records heard from
 /// others are merged but not relayed: piggybacked gossip carries a few new records a second
 /// with low latency, and a burst beyond that (thousands of endpoints made at once, a host
 /// coming back) is left to anti-entropy, whose digest-checked full exchanges carry bulk.
 /// It also bounds what every outgoing message costs to fill.
 pub const RELAY_BACKLOG_MAX: usize = 128;
-
-/// foca's custom-broadcast handler over the shared [`Records`].
-pub struct Gossip {
-    records: Arc<Mutex<Records>>,
-    backlog: Arc<std::sync::atomic::AtomicUsize>,
-}
-
-impl Gossip {
-    /// A handler merging into `records`; `backlog` is kept at the size of the host's
-    /// dissemination backlog by its owner.
-    pub fn new(records: Arc<Mutex<Records>>, backlog: Arc<std::sync::atomic::AtomicUsize>) -> Gossip {
-        Gossip { records, backlog }
-    }
-}
-
-impl BroadcastHandler<HostId> for Gossip {
-    type Key = GossipKey;
-    type Error = RecordError;
-
-    fn receive_item(&mut self, data: &[u8], sender: Option<&HostId>) -> Result<Option<GossipKey>, RecordError> {
-        let mut records = self.records.lock().expect("lock poisoned");
-        if sender.is_some() && !records.is_news(data)? {
-            return Ok(None);
-        }
-        let r = Record::decode(data)?;
-        let key = GossipKey {
-            key: r.key.clone(),
-            version: r.version.clone(),
-        };
-        // Our own broadcasts were applied when written; keep disseminating them.
-        if sender.is_none() {
-            return Ok(Some(key));
-        }
-        let relay = self.backlog.load(std::sync::atomic::Ordering::Relaxed) < RELAY_BACKLOG_MAX;
-        Ok((records.apply(r) && relay).then_some(key))
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -410,18 +356,5 @@ mod tests {
         let mut after = Records::new("a");
         let new = after.local(key.clone(), None, 2_000);
         assert!(new.version > old.version);
-    }
-
-    #[test]
-    fn stale_versions_are_invalidated_in_the_backlog() {
-        let k = RecordKey::Network(Id::from_random([4; 32]));
-        let v = |c| GossipKey {
-            key: k.clone(),
-            version: Version {
-                counter: c,
-                origin: "a".into(),
-            },
-        };
-        assert!(v(2).invalidates(&v(1)) && !v(1).invalidates(&v(2)));
     }
 }

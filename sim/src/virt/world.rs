@@ -19,12 +19,12 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use control_plane::cluster::membership::{Event as Member, HostId, Membership};
+use control_plane::cluster::membership::{Event as Member, HostId, Membership, Timer};
 use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
 use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, RemoteEndpoint, SandboxSpec, State};
 use control_plane::Id;
-use foca::Timer;
+
 use overlay::{Vni, VxlanHeader};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -60,7 +60,7 @@ const EPOCH_S: u64 = 1_800_000_000;
 enum Ev {
     Step(usize),
     Start(u32),
-    Timer(u32, u32, Timer<HostId>),
+    Timer(u32, u32, Timer),
     Gossip(u32, Bytes),
     Vxlan(u32, Ipv4Addr, Vec<u8>),
     Poll(u32, u32, usize),
