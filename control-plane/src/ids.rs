@@ -10,8 +10,27 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// An object ID: 32 bytes, shown as 64 lowercase hex digits.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub struct Id([u8; 32]);
+
+impl std::hash::Hash for Id {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for w in words(&self.0) {
+            h.write_u64(w);
+        }
+    }
+}
+
+fn words(b: &[u8; 32]) -> [u64; 4] {
+    std::array::from_fn(|i| u64::from_ne_bytes(b[8 * i..8 * i + 8].try_into().expect("8 bytes")))
+}
+
+impl PartialEq for Id {
+    /// Four word compares, inline (hash maps keyed by ID compare on every hit).
+    fn eq(&self, o: &Id) -> bool {
+        words(&self.0) == words(&o.0)
+    }
+}
 
 impl Ord for Id {
     /// Byte order, decided by the first eight bytes in almost every comparison of random

@@ -14,7 +14,7 @@
 //! two versions of a key the same way and all converge on the same record. A removal is a
 //! record without a body (a tombstone), ordered like any other version.
 
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::SystemTime;
 
@@ -33,12 +33,38 @@ pub enum RecordKey {
 }
 
 /// A record's version: Lamport counter, then origin host name as tie-break.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct Version {
     /// Lamport counter.
     pub counter: u64,
     /// The host that wrote this version.
     pub origin: String,
+}
+
+/// Orders (counter, origin) as the tuple would, comparing the short origin names byte by
+/// byte in line: hosts compare versions of records they both know all the time (every
+/// repeated gossip, every record of an exchange), and mostly find them equal.
+fn order(counter: u64, origin: &str, o_counter: u64, o_origin: &str) -> std::cmp::Ordering {
+    counter.cmp(&o_counter).then_with(|| {
+        let (a, b) = (origin.as_bytes(), o_origin.as_bytes());
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| x.cmp(y))
+            .find(|o| o.is_ne())
+            .unwrap_or_else(|| a.len().cmp(&b.len()))
+    })
+}
+
+impl Ord for Version {
+    fn cmp(&self, o: &Version) -> std::cmp::Ordering {
+        order(self.counter, &self.origin, o.counter, &o.origin)
+    }
+}
+
+impl PartialOrd for Version {
+    fn partial_cmp(&self, o: &Version) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
 }
 
 /// An overlay network as every host must create it.
@@ -130,13 +156,14 @@ struct Head<'a> {
 #[error("malformed record: {0}")]
 pub struct RecordError(String);
 
-/// The records this host knows, merged last-writer-wins. Ordered by key, so that everything
-/// derived from them (dissemination order included) is the same on every run.
+/// The records this host knows, merged last-writer-wins. A hash map with a fixed hasher:
+/// one probe per lookup (most gossip is checked against it and dropped), and an iteration
+/// order that depends only on the operations made, so a simulated run repeats exactly.
 #[derive(Debug, Default)]
 pub struct Records {
     me: String,
     clock: u64,
-    map: BTreeMap<RecordKey, Record>,
+    map: FxHashMap<RecordKey, Record>,
     changed: Vec<RecordKey>,
     digest: u64,
 }
@@ -185,7 +212,7 @@ impl Records {
 
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, r: Record) -> bool {
-        use std::collections::btree_map::Entry;
+        use std::collections::hash_map::Entry;
         self.clock = self.clock.max(r.version.counter);
         let new = |r: &Record| fingerprint(&r.key, &r.version);
         match self.map.entry(r.key.clone()) {
@@ -216,22 +243,18 @@ impl Records {
         Ok(self
             .map
             .get(&head.key)
-            .is_none_or(|old| (old.version.counter, old.version.origin.as_str()) < (head.counter, head.origin)))
+            .is_none_or(|old| order(old.version.counter, &old.version.origin, head.counter, head.origin).is_lt()))
     }
 
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
     /// without copying what would change nothing); how many were.
     pub fn merge_from(&mut self, other: &Records) -> usize {
-        // Both maps are ordered by key: one walk side by side, no lookups.
-        let mut mine = self.map.iter().peekable();
-        let mut newer = Vec::new();
-        for (k, r) in &other.map {
-            while mine.next_if(|(mk, _)| *mk < k).is_some() {}
-            match mine.peek() {
-                Some((mk, m)) if *mk == k && m.version >= r.version => {}
-                _ => newer.push(r.clone()),
-            }
-        }
+        let newer: Vec<Record> = other
+            .map
+            .iter()
+            .filter(|(k, r)| self.map.get(*k).is_none_or(|m| m.version < r.version))
+            .map(|(_, r)| r.clone())
+            .collect();
         newer
             .into_iter()
             .map(|r| self.apply(r))
@@ -332,6 +355,19 @@ mod tests {
         assert!(!b.is_news(&ra.encode()).unwrap(), "older than the removal");
         assert!(b.is_news(&[0xff]).is_err());
         assert!(Record::decode(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn versions_order_as_counter_then_origin() {
+        let v = |c, o: &str| Version {
+            counter: c,
+            origin: o.into(),
+        };
+        let mut all = vec![v(2, "a"), v(1, "b"), v(1, "ab"), v(1, "a"), v(1, ""), v(0, "zz")];
+        let mut by_tuple = all.clone();
+        all.sort();
+        by_tuple.sort_by(|x, y| (x.counter, &x.origin).cmp(&(y.counter, &y.origin)));
+        assert_eq!(all, by_tuple);
     }
 
     #[test]

@@ -87,7 +87,7 @@ pub struct Remotes {
     /// Endpoints whose network exists here: counted per (network, VTEP).
     peers: BTreeMap<(Id, SocketAddr), usize>,
     /// Every claim in place on a (network, MAC), in claim order: the last one holds the pin.
-    claims: BTreeMap<(Id, [u8; 6], u64), Id>,
+    claims: BTreeMap<(Id, MacAddr, u64), Id>,
     next_claim: u64,
 }
 
@@ -131,8 +131,8 @@ impl Remotes {
 
     /// The claims in place on (`network`, `mac`), oldest first.
     fn claims_on<'a>(&'a self, network: &Id, mac: [u8; 6]) -> impl DoubleEndedIterator<Item = (u64, &'a Id)> + 'a {
-        let from = (network.clone(), mac, 0);
-        let to = (network.clone(), mac, u64::MAX);
+        let from = (network.clone(), MacAddr(mac), 0);
+        let to = (network.clone(), MacAddr(mac), u64::MAX);
         self.claims.range(from..=to).map(|((_, _, c), id)| (*c, id))
     }
 
@@ -146,7 +146,7 @@ impl Remotes {
             return fx;
         };
         let held = self.claims_on(&rec.network, rec.mac).next_back().map(|(c, _)| c) == Some(claim);
-        self.claims.remove(&(rec.network.clone(), rec.mac, claim));
+        self.claims.remove(&(rec.network.clone(), MacAddr(rec.mac), claim));
         if held {
             // The latest other claim on the MAC takes it over, if any.
             let heir = self
@@ -256,7 +256,8 @@ impl Remotes {
                 vtep: rec.vtep,
             });
         }
-        self.claims.insert((rec.network.clone(), rec.mac, claim), id.clone());
+        self.claims
+            .insert((rec.network.clone(), MacAddr(rec.mac), claim), id.clone());
         fx.push(Effect::Pin {
             network: rec.network.clone(),
             mac: MacAddr(rec.mac),
