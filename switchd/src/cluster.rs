@@ -242,13 +242,15 @@ pub fn start(
 }
 
 /// Every [`crate::sync::SYNC_EVERY`], a state exchange with one random live member; and one
-/// at once with each member that comes up (it may have missed what was said meanwhile).
+/// at once with each member that comes up (it may have missed what was said meanwhile), with
+/// member lists when it is the first this host hears of after being alone (a host joining
+/// learns the whole membership at once, as memberlist's join does).
 async fn anti_entropy(
     ep: quinn::Endpoint,
     shared: crate::sync::Shared,
     cluster: Handle,
     port: u16,
-    mut now: mpsc::UnboundedReceiver<(String, SocketAddr)>,
+    mut now: mpsc::UnboundedReceiver<(String, SocketAddr, bool)>,
 ) {
     let mut tick = tokio::time::interval(crate::sync::SYNC_EVERY);
     let mut round = 0u64;
@@ -284,9 +286,12 @@ async fn anti_entropy(
         // Member lists ride along one exchange in six (about every 30 s, as memberlist's
         // push-pull) and with a member declared down; not with one that came up (SWIM told us
         // of it, and a thousand joining hosts would each send a thousand lists).
-        let with_members = chosen.is_none() && (round.is_multiple_of(4) || round.is_multiple_of(6));
+        let with_members = match &chosen {
+            Some((_, _, first)) => *first,
+            None => round.is_multiple_of(4) || round.is_multiple_of(6),
+        };
         let (name, addr) = match chosen {
-            Some(peer) => peer,
+            Some((name, addr, _)) => (name, addr),
             None if candidates.is_empty() => continue,
             None => {
                 let mut r = [0u8; 4];
@@ -326,7 +331,7 @@ struct Loops {
     /// What changed, for the daemon.
     changes: mpsc::UnboundedSender<Change>,
     /// Members to exchange state with at once.
-    sync_now: mpsc::UnboundedSender<(String, SocketAddr)>,
+    sync_now: mpsc::UnboundedSender<(String, SocketAddr, bool)>,
     /// Member lists heard in exchanges.
     heard: mpsc::UnboundedReceiver<Vec<control_plane::cluster::membership::MemberState>>,
     /// This host's member list, published for exchanges.
@@ -352,6 +357,10 @@ async fn run(
     let mut buf = vec![0u8; 65_535];
     let mut rejoin = tokio::time::interval(REJOIN_EVERY);
     let mut seen: HashMap<SocketAddr, PeerSeen> = HashMap::new();
+    let mut refreshed = Instant::now().checked_sub(STATUS_EVERY).unwrap_or_else(Instant::now);
+    // No member heard of since start or since the last one went: the next to come up gets a
+    // full exchange, member lists included.
+    let mut alone = true;
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
@@ -414,11 +423,14 @@ async fn run(
                 let _ = tx.send(t);
             });
         }
+        let mut changed_membership = false;
         while let Some(ev) = m.poll_event() {
+            changed_membership = true;
             match ev {
                 Event::Up(id) | Event::Renamed(_, id) => {
                     tracing::info!(peer = ?id, "peer alive");
-                    let _ = sync_now.send((id.name.clone(), id.addr));
+                    let _ = sync_now.send((id.name.clone(), id.addr, alone));
+                    alone = false;
                     let eps = m
                         .records()
                         .endpoints()
@@ -431,7 +443,10 @@ async fn run(
                     tracing::warn!(peer = ?id, "peer declared down; its endpoints are withdrawn");
                     let _ = changes.send(Change::HostDown(id.name.clone()));
                 }
-                Event::Alone => tracing::info!("no other cluster member is known"),
+                Event::Alone => {
+                    alone = true;
+                    tracing::info!("no other cluster member is known");
+                }
             }
         }
         let changed: Vec<Record> = {
@@ -442,8 +457,16 @@ async fn run(
         if !changed.is_empty() {
             let _ = changes.send(Change::Records(changed));
         }
-        let mut s = status.lock().expect("lock poisoned");
-        s.peers = m.peers();
-        s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
+        // The API's copy of the member list: at once when membership changed, otherwise at
+        // most once a second (a copy per datagram would cost O(members) each).
+        if changed_membership || refreshed.elapsed() >= STATUS_EVERY {
+            refreshed = Instant::now();
+            let mut s = status.lock().expect("lock poisoned");
+            s.peers = m.peers();
+            s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
+        }
     }
 }
+
+/// How stale the API's member list (suspicions, last heard) may be.
+const STATUS_EVERY: Duration = Duration::from_secs(1);

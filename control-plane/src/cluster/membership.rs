@@ -484,6 +484,11 @@ impl Membership {
         .collect()
     }
 
+    /// The members (other than this host) in `state`, without copying the list.
+    pub fn members_in(&self, state: State) -> impl Iterator<Item = &HostId> {
+        self.members.iter().filter(move |m| m.state == state).map(|m| &m.id)
+    }
+
     /// Active members other than this host.
     pub fn num_members(&self) -> usize {
         self.active
@@ -626,7 +631,11 @@ impl Membership {
     fn knows(&self, s: &StateRef<'_>) -> bool {
         self.index.get(&s.addr).is_some_and(|&i| {
             let m = &self.members[i];
-            m.id.bump == s.bump && m.incarnation == s.incarnation && m.state == s.state && m.id.name == s.name
+            m.id.bump == s.bump
+                && m.incarnation == s.incarnation
+                && m.state == s.state
+                && m.id.name.len() == s.name.len()
+                && m.id.name.bytes().zip(s.name.bytes()).all(|(a, b)| a == b)
         })
     }
 

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use control_plane::cluster::membership::{Event as Member, HostId, Membership, Timer};
+use control_plane::cluster::membership::{Event as Member, HostId, Membership, State as MemberState, Timer};
 use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
 use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, RemoteEndpoint, SandboxSpec, State};
@@ -137,6 +137,8 @@ struct Host {
     sbs: Vec<Option<LocalSb>>,
     made: u32,
     syncs: u64,
+    /// No member heard of since start or since the last one went (as switchd tracks it).
+    alone: bool,
 }
 
 struct EpTrack {
@@ -253,6 +255,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 sbs: Vec::new(),
                 made: 0,
                 syncs: 0,
+                alone: true,
             }
         })
         .collect::<Vec<_>>();
@@ -656,6 +659,7 @@ impl World {
         };
         let seed = self.rng.random();
         self.hosts[h as usize].m = Some(Membership::new(me, self.sc.hosts, seed));
+        self.hosts[h as usize].alone = true;
     }
 
     fn start(&mut self, h: u32) {
@@ -965,9 +969,11 @@ impl World {
     fn member_event(&mut self, h: u32, e: Member) {
         match e {
             Member::Up(id) | Member::Renamed(_, id) => {
-                // As switchd: a records exchange with the member that came up.
+                // As switchd: a records exchange with the member that came up, member lists
+                // too when it is the first since this host was alone.
+                let first = std::mem::take(&mut self.hosts[h as usize].alone);
                 if let Some(&g) = self.by_addr.get(&id.addr) {
-                    self.sync_with(h, g, false);
+                    self.sync_with(h, g, first);
                 }
                 let host = &mut self.hosts[h as usize];
                 let Some(m) = host.m.as_mut() else { return };
@@ -1013,7 +1019,7 @@ impl World {
                 let fx = host.remotes.host_down(&id.name);
                 self.apply(h, fx);
             }
-            Member::Alone => {}
+            Member::Alone => self.hosts[h as usize].alone = true,
         }
     }
 
@@ -1137,25 +1143,19 @@ impl World {
         };
         // As switchd: a random alive member; one round in four a member declared down, whose
         // list tells it so if it is alive after all (a healed partition), and it rejoins.
-        let peers = m.peers();
         let down_round = self.rng.random_range(0..4) == 0;
-        let pick: Vec<SocketAddr> = [down_round, false]
+        let Some(want) = [down_round, false]
             .iter()
-            .map(|down| {
-                let want = if *down { "down" } else { "alive" };
-                peers
-                    .iter()
-                    .skip(1)
-                    .filter(|p| p.state == want)
-                    .map(|p| p.id.addr)
-                    .collect::<Vec<_>>()
-            })
-            .find(|v| !v.is_empty())
-            .unwrap_or_default();
-        if pick.is_empty() {
+            .map(|down| if *down { MemberState::Down } else { MemberState::Alive })
+            .find(|s| m.members_in(*s).next().is_some())
+        else {
             return;
-        }
-        let to = pick[self.rng.random_range(0..pick.len())];
+        };
+        let n = m.members_in(want).count();
+        let k = self.rng.random_range(0..n);
+        let Some(to) = m.members_in(want).nth(k).map(|id| id.addr) else {
+            return;
+        };
         let host = &mut self.hosts[h as usize];
         host.syncs += 1;
         let members = down_round || host.syncs.is_multiple_of(MEMBERS_EVERY);
