@@ -554,9 +554,16 @@ impl Membership {
             Timer::Gossip => {
                 self.timers.push_back((GOSSIP_PERIOD, Timer::Gossip));
                 // Three members a period, and more while a burst is pending (up to
-                // GOSSIP_BURST): piggybacking alone carries a few records a second.
+                // GOSSIP_BURST): piggybacking alone carries a few records a second. Not
+                // beyond that once the backlog is full: relaying has stopped and anti-entropy
+                // carries the bulk, so more messages would mostly repeat.
+                let limit = if self.gossip.len() < RELAY_BACKLOG_MAX {
+                    GOSSIP_BURST
+                } else {
+                    GOSSIP_FANOUT
+                };
                 let mut sent = 0;
-                while sent < GOSSIP_BURST && (!self.updates.is_empty() || !self.gossip.is_empty()) {
+                while sent < limit && (!self.updates.is_empty() || !self.gossip.is_empty()) {
                     let to = self.random_active(GOSSIP_FANOUT, None);
                     if to.is_empty() {
                         break;

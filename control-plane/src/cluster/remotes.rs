@@ -17,7 +17,9 @@
 //! last, and removing an endpoint unpins only what it still holds, handing the MAC to any
 //! other endpoint that claims it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use switch::MacAddr;
@@ -79,11 +81,13 @@ struct Remote {
 /// The remote endpoints a host knows and which of them are in place.
 #[derive(Debug, Default)]
 pub struct Remotes {
-    /// Every remote endpoint known, whether its network exists here yet or not.
-    eps: BTreeMap<Id, Remote>,
+    /// Every remote endpoint known, whether its network exists here yet or not (a hash map
+    /// with a fixed hasher: one probe per lookup, an order that depends only on the
+    /// operations made).
+    eps: FxHashMap<Id, Remote>,
     /// Host names, each once (an endpoint names its host by index).
     hosts: Vec<String>,
-    host_index: HashMap<String, u32>,
+    host_index: FxHashMap<String, u32>,
     /// Endpoints whose network exists here: counted per (network, VTEP).
     peers: BTreeMap<(Id, SocketAddr), usize>,
     /// Every claim in place on a (network, MAC), in claim order: the last one holds the pin.

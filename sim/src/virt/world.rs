@@ -28,6 +28,7 @@ use control_plane::Id;
 use overlay::{Vni, VxlanHeader};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use rustc_hash::FxHashMap;
 use switch::{MacAddr, NetworkConfig, NetworkId, PortConfig, PortId, Switch, Verdict};
 
 use super::pcap::Ring;
@@ -131,9 +132,9 @@ struct Host {
     nets: BTreeMap<Id, NetRt>,
     peer_ports: BTreeMap<(Ipv4Addr, u32), PortId>,
     owners: Vec<Option<Owner>>,
-    arp: BTreeMap<(u32, Ipv4Addr), MacAddr>,
+    arp: FxHashMap<(u32, Ipv4Addr), MacAddr>,
     /// The address each pinned MAC answers for, per network.
-    arp_ip: BTreeMap<(u32, MacAddr), Ipv4Addr>,
+    arp_ip: FxHashMap<(u32, MacAddr), Ipv4Addr>,
     sbs: Vec<Option<LocalSb>>,
     made: u32,
     syncs: u64,
@@ -250,8 +251,8 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 nets: BTreeMap::new(),
                 peer_ports: BTreeMap::new(),
                 owners: Vec::new(),
-                arp: BTreeMap::new(),
-                arp_ip: BTreeMap::new(),
+                arp: FxHashMap::default(),
+                arp_ip: FxHashMap::default(),
                 sbs: Vec::new(),
                 made: 0,
                 syncs: 0,
