@@ -88,6 +88,29 @@ impl<K: Clone + Eq + Hash + Ord> Backlog<K> {
         self.heap.extend(skipped);
     }
 
+    /// Keeps at most `max` items, dropping those sent most (fewest sends left; among equals,
+    /// the last in line):
+    /// a burst of updates (thousands of hosts joining) must not grow every host's backlog
+    /// without bound; what is dropped has been sent a few times already, and anti-entropy
+    /// repairs the rest (Serf's queue depth limit does the same).
+    pub fn cap(&mut self, max: usize) {
+        if self.items.len() <= max {
+            return;
+        }
+        // Down to three quarters, so the sort is paid once per max/4 pushes.
+        let keep = max - max / 4;
+        let mut all: Vec<(u32, Reverse<u64>, K)> = self
+            .items
+            .iter()
+            .map(|(k, it)| (it.left, Reverse(it.seq), k.clone()))
+            .collect();
+        all.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, _, k) in all.drain(keep..) {
+            self.items.remove(&k);
+        }
+        self.heap = all.into_iter().collect();
+    }
+
     /// Items still to be sent.
     pub fn len(&self) -> usize {
         self.items.len()
@@ -126,6 +149,25 @@ mod tests {
         assert_eq!(all.iter().filter(|d| d.as_ref() == b"two").count(), 3);
         assert!(all.iter().all(|d| d.as_ref() != b"old"));
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn a_capped_backlog_drops_the_most_sent() {
+        let mut b: Backlog<u8> = Backlog::default();
+        for k in 0..8u8 {
+            b.push(k, Bytes::from(vec![k]), 2 + u32::from(k % 2));
+        }
+        b.cap(8);
+        assert_eq!(b.len(), 8, "under the cap: nothing dropped");
+        b.cap(4);
+        assert_eq!(b.len(), 3, "down to three quarters of the cap");
+        let mut out = Vec::new();
+        let mut budget = 100;
+        b.fill(&mut budget, &mut out);
+        // The kept ones had the most sends left (odd keys: 3); among equals, the order in
+        // which they are sent (oldest first) decides.
+        let kept: Vec<u8> = out.iter().map(|d| d[0]).collect();
+        assert_eq!(kept, [1, 3, 5]);
     }
 
     #[test]

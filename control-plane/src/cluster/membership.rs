@@ -54,6 +54,9 @@ const MIN_TRANSMISSIONS: u32 = 8;
 pub const SUSPECT_TO_DOWN: Duration = Duration::from_secs(2);
 /// The largest datagram the protocol produces.
 pub const MAX_PACKET: usize = 1400;
+/// Membership updates a host keeps waiting to be sent; beyond, the most-sent are dropped
+/// (a join storm of thousands of hosts) and member-list exchanges repair what they missed.
+const UPDATES_MAX: usize = 1024;
 /// The dissemination key of this host's own updates.
 const ME: u32 = u32::MAX;
 
@@ -742,6 +745,7 @@ impl Membership {
         let times = self.transmissions();
         let key = self.index.get(&s.id.addr).map_or(ME, |&i| i as u32);
         self.updates.push(key, Bytes::from(wire), times);
+        self.updates.cap(UPDATES_MAX);
     }
 
     /// Applies an update about a member (SWIM's precedence: a higher incarnation wins, a
