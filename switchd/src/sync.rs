@@ -7,8 +7,13 @@
 //!  client ── digest of its records (8 B) · digest of the live members it sees, 0 to leave
 //!            members out of this exchange (8 B) ──► server
 //!  client ◄── flags (1 B): 1 records differ, 2 members differ ── server
-//!  flags 0: done. Otherwise, both ways: { records if 1, member list if 2 } (postcard)
+//!         ◄── if 1: the server's digest of each of the 1,024 buckets of keys (8 KB)
+//!  flags 0: done. Otherwise, both ways: { records of the buckets that differ if 1 (the
+//!  client says which), member list if 2 } (postcard)
 //! ```
+//!
+//! Hosts in a settled cluster end an exchange after 17 bytes; hosts with a few records in
+//! flight exchange those buckets' records, not the whole state.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,7 +21,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use control_plane::cluster::membership::MemberState;
-use control_plane::cluster::records::{Record, Records};
+use control_plane::cluster::records::{differing, Record, Records, BUCKETS};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -27,8 +32,8 @@ use tokio::sync::mpsc;
 
 /// How often a host syncs with a random live member.
 pub const SYNC_EVERY: Duration = Duration::from_secs(5);
-/// The ALPN protocol of the exchange (3: IDs travel as their 32 bytes).
-const ALPN: &[u8] = b"switch-sync/3";
+/// The ALPN protocol of the exchange (4: records by differing bucket).
+const ALPN: &[u8] = b"switch-sync/4";
 /// The largest state accepted from a peer.
 const MAX_STATE: usize = 16 << 20;
 
@@ -108,6 +113,9 @@ const MEMBERS_DIFFER: u8 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct State {
+    /// The buckets whose records are sent (bitmap; the client's choice, which the server's
+    /// answer follows).
+    buckets: Vec<u8>,
     records: Vec<Record>,
     members: Vec<MemberState>,
 }
@@ -138,9 +146,15 @@ impl Shared {
         f
     }
 
-    fn encode(&self, flags: u8) -> Vec<u8> {
+    fn bucket_digests(&self) -> Vec<u8> {
+        let d = self.records.lock().expect("lock poisoned").bucket_digests();
+        d.iter().flat_map(|x| x.to_be_bytes()).collect()
+    }
+
+    fn encode(&self, flags: u8, buckets: Vec<u8>) -> Vec<u8> {
         let records = if flags & RECORDS_DIFFER != 0 {
-            self.records.lock().expect("lock poisoned").all().cloned().collect()
+            let r = self.records.lock().expect("lock poisoned");
+            r.in_buckets(&buckets).cloned().collect()
         } else {
             Vec::new()
         };
@@ -149,22 +163,35 @@ impl Shared {
         } else {
             Vec::new()
         };
-        postcard::to_stdvec(&State { records, members }).expect("state serializes")
+        postcard::to_stdvec(&State {
+            buckets,
+            records,
+            members,
+        })
+        .expect("state serializes")
     }
 
-    /// Merges a peer's state; how many records were new.
-    fn merge(&self, bytes: &[u8]) -> Result<usize, String> {
+    /// Merges a peer's state; how many records were new, and the buckets it sent.
+    fn merge(&self, bytes: &[u8]) -> Result<(usize, Vec<u8>), String> {
         let theirs: State = postcard::from_bytes(bytes).map_err(|e| format!("malformed state: {e}"))?;
+        if !theirs.buckets.is_empty() && theirs.buckets.len() != BUCKETS / 8 {
+            return Err(format!(
+                "malformed state: a bucket map of {} bytes where {} are expected",
+                theirs.buckets.len(),
+                BUCKETS / 8
+            ));
+        }
         if !theirs.members.is_empty() {
             let _ = self.heard.send(theirs.members);
         }
         let mut mine = self.records.lock().expect("lock poisoned");
-        Ok(theirs
+        let learned = theirs
             .records
             .into_iter()
             .map(|r| mine.apply(r))
             .filter(|changed| *changed)
-            .count())
+            .count();
+        Ok((learned, theirs.buckets))
     }
 }
 
@@ -181,11 +208,19 @@ pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>) {
                 recv.read_exact(&mut summary).await.map_err(|e| e.to_string())?;
                 let flags = shared.flags(&summary);
                 send.write_all(&[flags]).await.map_err(|e| e.to_string())?;
+                if flags & RECORDS_DIFFER != 0 {
+                    send.write_all(&shared.bucket_digests())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
                 let mut learned = 0;
                 if flags != 0 {
                     let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-                    learned = shared.merge(&theirs)?;
-                    send.write_all(&shared.encode(flags)).await.map_err(|e| e.to_string())?;
+                    let (n, buckets) = shared.merge(&theirs)?;
+                    learned = n;
+                    send.write_all(&shared.encode(flags, buckets))
+                        .await
+                        .map_err(|e| e.to_string())?;
                 }
                 send.finish().map_err(|e| e.to_string())?;
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
@@ -232,12 +267,24 @@ pub async fn exchange(
     recv.read_exact(&mut flags).await.map_err(|e| e.to_string())?;
     let mut learned = 0;
     if flags[0] != 0 {
-        send.write_all(&shared.encode(flags[0]))
+        let buckets = if flags[0] & RECORDS_DIFFER != 0 {
+            let mut theirs = vec![0u8; BUCKETS * 8];
+            recv.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
+            let theirs: Vec<u64> = theirs
+                .chunks_exact(8)
+                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+                .collect();
+            let mine = shared.records.lock().expect("lock poisoned").bucket_digests();
+            differing(&mine, &theirs)
+        } else {
+            Vec::new()
+        };
+        send.write_all(&shared.encode(flags[0], buckets))
             .await
             .map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())?;
         let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-        learned = shared.merge(&theirs)?;
+        learned = shared.merge(&theirs)?.0;
     } else {
         send.finish().map_err(|e| e.to_string())?;
     }

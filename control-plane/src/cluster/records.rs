@@ -166,6 +166,43 @@ pub struct Records {
     map: FxHashMap<RecordKey, Record>,
     changed: Vec<RecordKey>,
     digest: u64,
+    /// The digest split by key: [`BUCKETS`] XORs, so that an exchange between hosts that
+    /// differ sends only the records of the buckets that differ.
+    buckets: Vec<u64>,
+}
+
+/// How many buckets an exchange compares (8 KB of digests).
+pub const BUCKETS: usize = 1024;
+
+/// The bucket of a key: the first ten bits of its ID (random, so buckets fill evenly).
+pub fn bucket(key: &RecordKey) -> usize {
+    let (RecordKey::Network(id) | RecordKey::Endpoint(id)) = key;
+    let b = id.bytes();
+    (usize::from(b[0]) << 2 | usize::from(b[1]) >> 6) % BUCKETS
+}
+
+/// The buckets whose digests differ, as a bitmap of [`BUCKETS`] bits.
+pub fn differing(mine: &[u64], theirs: &[u64]) -> Vec<u8> {
+    let mut map = vec![0u8; BUCKETS / 8];
+    for (i, (a, b)) in mine.iter().zip(theirs).enumerate() {
+        if a != b {
+            map[i / 8] |= 1 << (i % 8);
+        }
+    }
+    map
+}
+
+/// XORs `change` into the digest of `key`'s bucket (allocated on first use).
+fn flip(buckets: &mut Vec<u64>, key: &RecordKey, change: u64) {
+    if buckets.is_empty() {
+        *buckets = vec![0; BUCKETS];
+    }
+    buckets[bucket(key)] ^= change;
+}
+
+/// Whether bucket `b` is set in a bitmap from [`differing`] (an empty bitmap: every bucket).
+pub fn in_map(map: &[u8], b: usize) -> bool {
+    map.is_empty() || map.get(b / 8).is_some_and(|m| m & (1 << (b % 8)) != 0)
 }
 
 /// FNV-1a over a key (kind, ID) and its version (counter, origin): stable across hosts,
@@ -220,12 +257,15 @@ impl Records {
                 if o.get().version >= r.version {
                     return false;
                 }
-                self.digest ^= new(o.get()) ^ new(&r);
+                let change = new(o.get()) ^ new(&r);
+                self.digest ^= change;
+                flip(&mut self.buckets, &r.key, change);
                 self.changed.push(r.key.clone());
                 o.insert(r);
             }
             Entry::Vacant(v) => {
                 self.digest ^= new(&r);
+                flip(&mut self.buckets, &r.key, new(&r));
                 self.changed.push(r.key.clone());
                 v.insert(r);
             }
@@ -249,9 +289,16 @@ impl Records {
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
     /// without copying what would change nothing); how many were.
     pub fn merge_from(&mut self, other: &Records) -> usize {
+        self.merge_buckets(other, &[])
+    }
+
+    /// As [`Records::merge_from`], only for the records of the buckets set in `map` (from
+    /// [`differing`]; empty: all), which is what an exchange sends.
+    pub fn merge_buckets(&mut self, other: &Records, map: &[u8]) -> usize {
         let newer: Vec<Record> = other
             .map
             .iter()
+            .filter(|(k, _)| in_map(map, bucket(k)))
             .filter(|(k, r)| self.map.get(*k).is_none_or(|m| m.version < r.version))
             .map(|(_, r)| r.clone())
             .collect();
@@ -266,6 +313,20 @@ impl Records {
     /// records (up to a 64-bit collision), so a full-state exchange between them can be skipped.
     pub fn digest(&self) -> u64 {
         self.digest
+    }
+
+    /// The digest of each bucket (XOR of its keys' and versions' fingerprints).
+    pub fn bucket_digests(&self) -> Vec<u64> {
+        if self.buckets.is_empty() {
+            vec![0; BUCKETS]
+        } else {
+            self.buckets.clone()
+        }
+    }
+
+    /// The records of the buckets set in `map` (empty: all), as an exchange sends them.
+    pub fn in_buckets<'a>(&'a self, map: &'a [u8]) -> impl Iterator<Item = &'a Record> + 'a {
+        self.map.values().filter(move |r| in_map(map, bucket(&r.key)))
     }
 
     /// How many records (tombstones included) are known.
@@ -355,6 +416,30 @@ mod tests {
         assert!(!b.is_news(&ra.encode()).unwrap(), "older than the removal");
         assert!(b.is_news(&[0xff]).is_err());
         assert!(Record::decode(&[0xff, 0xff]).is_err());
+    }
+
+    #[test]
+    fn an_exchange_of_differing_buckets_converges_like_a_full_one() {
+        let mut a = Records::new("a");
+        let mut b = Records::new("b");
+        for i in 0..200u8 {
+            let key = RecordKey::Endpoint(Id::from_random([i; 32]));
+            a.local(key.clone(), Some(ep("a", [10, 0, 0, i])), 0);
+            if i % 10 != 0 {
+                b.apply(a.get(&key).unwrap().clone());
+            }
+        }
+        b.local(RecordKey::Network(Id::from_random([7; 32])), None, 0);
+        assert_ne!(a.digest(), b.digest());
+        let map = differing(&a.bucket_digests(), &b.bucket_digests());
+        let set = (0..BUCKETS).filter(|i| in_map(&map, *i)).count();
+        assert!((1..=21).contains(&set), "{set} buckets differ");
+        assert!(a.in_buckets(&map).count() < 40, "only the differing buckets travel");
+        assert_eq!(b.merge_buckets(&a, &map), 20);
+        assert_eq!(a.merge_buckets(&b, &map), 1);
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.bucket_digests(), b.bucket_digests());
+        assert!(in_map(&[], 5), "an empty map means every bucket");
     }
 
     #[test]

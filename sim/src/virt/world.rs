@@ -20,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use control_plane::cluster::membership::{Event as Member, HostId, Membership, State as MemberState, Timer};
-use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
+use control_plane::cluster::records::{differing, Body, EndpointRecord, Record, RecordKey, BUCKETS};
 use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, RemoteEndpoint, SandboxSpec, State};
 use control_plane::Id;
@@ -1187,14 +1187,17 @@ impl World {
         }
         let (mut ra, mut rb) = (ma.records(), mb.records());
         if ra.digest() != rb.digest() {
-            // switchd sends every record both ways; sized from a sample of each side.
+            // As switchd: the server's bucket digests, then the records of the buckets that
+            // differ both ways (sized from a sample of each side).
+            let map = differing(&ra.bucket_digests(), &rb.bucket_digests());
             let avg = |r: &control_plane::cluster::records::Records| {
                 let sample: Vec<usize> = r.all().take(16).map(|x| x.encode().len()).collect();
                 sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64
             };
-            bytes += (avg(&ra) * ra.len() as f64 + avg(&rb) * rb.len() as f64) as usize;
-            rb.merge_from(&ra);
-            ra.merge_from(&rb);
+            let (na, nb) = (ra.in_buckets(&map).count(), rb.in_buckets(&map).count());
+            bytes += BUCKETS * 8 + map.len() + (avg(&ra) * na as f64 + avg(&rb) * nb as f64) as usize;
+            rb.merge_buckets(&ra, &map);
+            ra.merge_buckets(&rb, &map);
         }
         drop((ra, rb));
         self.control_bytes += bytes as u64;
