@@ -2,23 +2,12 @@ use std::fmt;
 use std::str::FromStr;
 
 /// A 48-bit IEEE 802 MAC address.
-#[derive(Clone, Copy, Eq, Default)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct MacAddr(pub [u8; 6]);
 
-impl std::hash::Hash for MacAddr {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        h.write_u64(self.to_u64());
-    }
-}
-
-// Compared as one 48-bit number (the byte order), inline rather than through memcmp: maps
-// and tables keyed by MAC compare on every lookup.
-impl PartialEq for MacAddr {
-    fn eq(&self, o: &MacAddr) -> bool {
-        self.to_u64() == o.to_u64()
-    }
-}
-
+// Ordered as one 48-bit number (the byte order), in line rather than through memcmp: maps
+// keyed by MAC compare on every lookup. Equality stays the derived byte compare, which the
+// compiler already does in line.
 impl Ord for MacAddr {
     fn cmp(&self, o: &MacAddr) -> std::cmp::Ordering {
         self.to_u64().cmp(&o.to_u64())
