@@ -188,7 +188,7 @@ pub fn start(
     };
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
-    let membership = Membership::new(me, 16, u64::from_ne_bytes(seed));
+    let membership = Membership::new(me, u64::from_ne_bytes(seed));
     let status = Arc::new(Mutex::new(Status::default()));
     let (publish, publish_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::sync::SyncStats::default());

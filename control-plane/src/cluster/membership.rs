@@ -325,8 +325,8 @@ fn take_items<'a>(b: &mut &'a [u8]) -> Result<Vec<&'a [u8]>, MembershipError> {
 impl Membership {
     /// This host as `me`, randomness seeded with `seed`. How many times an update is sent
     /// follows the cluster's size as this host sees it (memberlist's 4·⌈log10(n+1)⌉, at
-    /// least 8), so `_cluster_size` is only a hint kept for callers.
-    pub fn new(me: HostId, _cluster_size: u32, seed: u64) -> Membership {
+    /// least 8).
+    pub fn new(me: HostId, seed: u64) -> Membership {
         let records = Arc::new(Mutex::new(Records::new(&me.name)));
         let mut m = Membership {
             me,
@@ -976,7 +976,7 @@ mod tests {
                         addr: format!("10.0.0.{}:7946", i + 1).parse().unwrap(),
                         bump: 1,
                     };
-                    Membership::new(id, n as u32, i as u64)
+                    Membership::new(id, i as u64)
                 })
                 .collect();
             Sim {

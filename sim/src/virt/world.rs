@@ -659,7 +659,7 @@ impl World {
             bump: u64::from(host.gen) + 1,
         };
         let seed = self.rng.random();
-        self.hosts[h as usize].m = Some(Membership::new(me, self.sc.hosts, seed));
+        self.hosts[h as usize].m = Some(Membership::new(me, seed));
         self.hosts[h as usize].alone = true;
     }
 
