@@ -225,6 +225,37 @@ impl StateRef<'_> {
     }
 }
 
+/// Members by address: IPv4 addresses and ports packed in a word (a quarter of a
+/// `SocketAddr` key; the table is one of the two that grow with the cluster), IPv6 apart.
+#[derive(Default)]
+struct AddrIndex {
+    v4: FxHashMap<u64, u32>,
+    v6: FxHashMap<SocketAddr, u32>,
+}
+
+impl AddrIndex {
+    fn get(&self, a: &SocketAddr) -> Option<usize> {
+        match a {
+            SocketAddr::V4(v) => self.v4.get(&(u64::from(v.ip().to_bits()) << 16 | u64::from(v.port()))),
+            SocketAddr::V6(_) => self.v6.get(a),
+        }
+        .map(|&i| i as usize)
+    }
+
+    fn insert(&mut self, a: SocketAddr, i: usize) {
+        let i = u32::try_from(i).expect("fewer than 2^32 members");
+        match a {
+            SocketAddr::V4(v) => {
+                self.v4
+                    .insert(u64::from(v.ip().to_bits()) << 16 | u64::from(v.port()), i);
+            }
+            SocketAddr::V6(_) => {
+                self.v6.insert(a, i);
+            }
+        }
+    }
+}
+
 struct Member {
     id: HostId,
     incarnation: u16,
@@ -243,7 +274,7 @@ pub struct Membership {
     incarnation: u16,
     rng: StdRng,
     members: Vec<Member>,
-    index: FxHashMap<SocketAddr, usize>,
+    index: AddrIndex,
     active: usize,
     /// Fingerprints of the active members, XORed.
     active_xor: u64,
@@ -333,7 +364,7 @@ impl Membership {
             incarnation: 0,
             rng: StdRng::seed_from_u64(seed),
             members: Vec::new(),
-            index: FxHashMap::default(),
+            index: AddrIndex::default(),
             active: 0,
             active_xor: 0,
             order: Vec::new(),
@@ -527,7 +558,7 @@ impl Membership {
                     return Ok(());
                 };
                 let target = p.target;
-                let Some(tid) = self.index.get(&target).map(|&i| self.members[i].id.clone()) else {
+                let Some(tid) = self.index.get(&target).map(|i| self.members[i].id.clone()) else {
                     return Ok(());
                 };
                 for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
@@ -543,7 +574,7 @@ impl Membership {
                 bump,
                 incarnation,
             } => {
-                let Some(&i) = self.index.get(&addr) else { return Ok(()) };
+                let Some(i) = self.index.get(&addr) else { return Ok(()) };
                 let m = &self.members[i];
                 if m.id.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
                     let down = MemberState {
@@ -597,7 +628,7 @@ impl Membership {
         let sender_down = self
             .index
             .get(&from)
-            .is_some_and(|&i| self.members[i].id == h.from && self.members[i].state == State::Down);
+            .is_some_and(|i| self.members[i].id == h.from && self.members[i].state == State::Down);
         if sender_down {
             // Down is final for an identity: tell it, so it rejoins under a new one.
             self.send(from, Kind::Feed);
@@ -639,7 +670,7 @@ impl Membership {
 
     /// Whether an update says exactly what is known already.
     fn knows(&self, s: &StateRef<'_>) -> bool {
-        self.index.get(&s.addr).is_some_and(|&i| {
+        self.index.get(&s.addr).is_some_and(|i| {
             let m = &self.members[i];
             m.id.bump == s.bump
                 && m.incarnation == s.incarnation
@@ -697,7 +728,7 @@ impl Membership {
     fn random_active(&mut self, k: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
         let except_active = except
             .and_then(|a| self.index.get(&a))
-            .is_some_and(|&i| self.members[i].state.active());
+            .is_some_and(|i| self.members[i].state.active());
         let k = k.min(self.active - usize::from(except_active));
         let mut out: Vec<SocketAddr> = Vec::with_capacity(k);
         if k == 0 {
@@ -727,7 +758,7 @@ impl Membership {
     }
 
     fn suspect(&mut self, addr: SocketAddr) {
-        let Some(&i) = self.index.get(&addr) else { return };
+        let Some(i) = self.index.get(&addr) else { return };
         let m = &self.members[i];
         if m.state == State::Alive {
             let s = MemberState {
@@ -743,7 +774,7 @@ impl Membership {
     fn disseminate(&mut self, s: &MemberState) {
         let wire = postcard::to_stdvec(s).expect("member states serialize");
         let times = self.transmissions();
-        let key = self.index.get(&s.id.addr).map_or(ME, |&i| i as u32);
+        let key = self.index.get(&s.id.addr).map_or(ME, |i| i as u32);
         self.updates.push(key, Bytes::from(wire), times);
         self.updates.cap(UPDATES_MAX);
     }
@@ -756,7 +787,7 @@ impl Membership {
             self.about_me(s);
             return;
         }
-        let Some(&i) = self.index.get(&s.id.addr) else {
+        let Some(i) = self.index.get(&s.id.addr) else {
             if s.state == State::Down {
                 // Nothing to forget; a host never seen needs no obituary.
                 return;
@@ -836,7 +867,7 @@ impl Membership {
         self.active_xor ^= fingerprint(id);
         // Probed within this round, at a random place among those still to come (it takes
         // that place and whoever held it goes last: no shifting of a long list).
-        let i = self.index[&id.addr] as u32;
+        let i = self.index.get(&id.addr).expect("indexed when added") as u32;
         let at = self.rng.random_range(self.cursor..=self.order.len());
         self.order.push(i);
         let last = self.order.len() - 1;
@@ -896,7 +927,7 @@ impl Membership {
         let mut budget = MAX_PACKET.saturating_sub(wire.len() + 2 * ITEM_OVERHEAD);
         let mut updates = Vec::new();
         if probe {
-            if let Some(m) = self.index.get(&to).map(|&i| &self.members[i]) {
+            if let Some(m) = self.index.get(&to).map(|i| &self.members[i]) {
                 if m.state == State::Suspect {
                     let s = MemberState {
                         id: m.id.clone(),
@@ -911,7 +942,7 @@ impl Membership {
         }
         if feed {
             // The receiver's own state first when it is down here, then a random sample.
-            if let Some(&i) = self.index.get(&to) {
+            if let Some(i) = self.index.get(&to) {
                 let m = &self.members[i];
                 let s = MemberState {
                     id: m.id.clone(),
@@ -921,7 +952,7 @@ impl Membership {
                 updates.push(Bytes::from(postcard::to_stdvec(&s).expect("member states serialize")));
             }
             for a in self.random_active(MAX_PACKET / 40, Some(to)) {
-                let m = &self.members[self.index[&a]];
+                let m = &self.members[self.index.get(&a).expect("an active member is indexed")];
                 let s = MemberState {
                     id: m.id.clone(),
                     incarnation: m.incarnation,
