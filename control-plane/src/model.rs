@@ -474,6 +474,34 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ModelError> {
 }
 
 impl State {
+    /// A remote endpoint as its record says; it leaves whatever place it held before (a
+    /// moved endpoint: same ID, new host or address).
+    pub fn set_remote(&mut self, id: Id, e: crate::cluster::records::EndpointRecord) {
+        self.remove_remote(&id);
+        let remote = RemoteEndpoint {
+            host: e.host,
+            sandbox: e.sandbox,
+            mac: MacAddr(e.mac),
+            ip: e.ip,
+            aliases: e.aliases,
+        };
+        self.remote.entry(e.network).or_default().insert(id, remote);
+    }
+
+    /// Forgets a remote endpoint.
+    pub fn remove_remote(&mut self, id: &Id) {
+        for m in self.remote.values_mut() {
+            m.remove(id);
+        }
+    }
+
+    /// Forgets every remote endpoint of `host` (declared down).
+    pub fn remove_remotes_of_host(&mut self, host: &str) {
+        for m in self.remote.values_mut() {
+            m.retain(|_, r| r.host != host);
+        }
+    }
+
     /// A state with Docker's three default networks: `bridge` (172.17.0.0/16, gateway
     /// 172.17.0.1, interface `switch0`), `host` and `none`.
     pub fn with_defaults(ids: [Id; 3], now: SystemTime) -> State {

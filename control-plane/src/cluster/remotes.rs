@@ -113,13 +113,13 @@ impl Remotes {
 
     /// The endpoint `id` (on another host) is as `rec` says; `has_network` says whether its
     /// network exists on this host (if not, it waits for [`Remotes::network_added`]).
-    pub fn upsert(&mut self, id: Id, rec: EndpointRecord, has_network: bool) -> Vec<Effect> {
+    pub fn upsert(&mut self, id: Id, rec: &EndpointRecord, has_network: bool) -> Vec<Effect> {
         let mut fx = self.remove(&id);
         let host = self.host(&rec.host);
         self.eps.insert(
             id.clone(),
             Remote {
-                network: rec.network,
+                network: rec.network.clone(),
                 host,
                 vtep: rec.vtep,
                 mac: rec.mac,
@@ -297,10 +297,10 @@ mod tests {
     #[test]
     fn one_port_per_remote_host_while_it_has_endpoints() {
         let mut r = Remotes::new();
-        let fx = r.upsert(id(10), rec(1, "a", A, 1, "10.1.0.2"), true);
+        let fx = r.upsert(id(10), &rec(1, "a", A, 1, "10.1.0.2"), true);
         assert_eq!(fx.len(), 2, "{fx:?}");
         assert!(matches!(fx[0], Effect::AddPeer { .. }));
-        let fx = r.upsert(id(11), rec(1, "a", A, 2, "10.1.0.3"), true);
+        let fx = r.upsert(id(11), &rec(1, "a", A, 2, "10.1.0.3"), true);
         assert!(matches!(fx[..], [Effect::Pin { .. }]), "{fx:?}");
         assert!(matches!(r.remove(&id(10))[..], [Effect::Unpin { .. }]));
         let fx = r.remove(&id(11));
@@ -314,7 +314,7 @@ mod tests {
     #[test]
     fn endpoints_wait_for_their_network() {
         let mut r = Remotes::new();
-        assert!(r.upsert(id(10), rec(1, "a", A, 1, "10.1.0.2"), false).is_empty());
+        assert!(r.upsert(id(10), &rec(1, "a", A, 1, "10.1.0.2"), false).is_empty());
         assert!(!r.is_placed(&id(10)));
         assert_eq!(r.network_added(&id(1)).len(), 2);
         assert!(r.is_placed(&id(10)));
@@ -335,9 +335,9 @@ mod tests {
         let new = rec(1, "b", B, 7, "10.1.0.7");
         // In order: removal, then creation.
         let mut r = Remotes::new();
-        r.upsert(id(20), old.clone(), true);
+        r.upsert(id(20), &old, true);
         r.remove(&id(20));
-        let fx = r.upsert(id(21), new.clone(), true);
+        let fx = r.upsert(id(21), &new, true);
         assert!(fx.contains(&Effect::Pin {
             network: id(1),
             mac: MacAddr(new.mac),
@@ -346,8 +346,8 @@ mod tests {
         }));
         // Out of order: the new one first; the old one's removal must not unpin it.
         let mut r = Remotes::new();
-        r.upsert(id(20), old, true);
-        r.upsert(id(21), new.clone(), true);
+        r.upsert(id(20), &old, true);
+        r.upsert(id(21), &new, true);
         let fx = r.remove(&id(20));
         assert_eq!(
             fx,
@@ -359,8 +359,8 @@ mod tests {
         );
         // And if b's goes first while a's is still claimed, a's takes the MAC back.
         let mut r = Remotes::new();
-        r.upsert(id(20), rec(1, "a", A, 7, "10.1.0.7"), true);
-        r.upsert(id(21), new, true);
+        r.upsert(id(20), &rec(1, "a", A, 7, "10.1.0.7"), true);
+        r.upsert(id(21), &new, true);
         let fx = r.remove(&id(21));
         assert!(
             matches!(&fx[0], Effect::Pin { vtep, .. } if *vtep == A.parse().unwrap()),
@@ -371,8 +371,8 @@ mod tests {
     #[test]
     fn a_host_down_withdraws_its_endpoints_only() {
         let mut r = Remotes::new();
-        r.upsert(id(10), rec(1, "a", A, 1, "10.1.0.2"), true);
-        r.upsert(id(11), rec(1, "b", B, 2, "10.1.0.3"), true);
+        r.upsert(id(10), &rec(1, "a", A, 1, "10.1.0.2"), true);
+        r.upsert(id(11), &rec(1, "b", B, 2, "10.1.0.3"), true);
         let fx = r.host_down("a");
         assert_eq!(fx.len(), 2, "{fx:?}");
         assert_eq!(r.len(), 1);

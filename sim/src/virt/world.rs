@@ -22,7 +22,7 @@ use bytes::Bytes;
 use control_plane::cluster::membership::{Event as Member, HostId, Membership, State as MemberState, Timer};
 use control_plane::cluster::records::{differing, Body, EndpointRecord, Record, RecordKey, BUCKETS};
 use control_plane::cluster::remotes::{Effect, Remotes};
-use control_plane::model::{NetworkSpec, RemoteEndpoint, SandboxSpec, State};
+use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
 
 use overlay::{Vni, VxlanHeader};
@@ -1014,9 +1014,7 @@ impl World {
                     }
                 }
                 let host = &mut self.hosts[h as usize];
-                for m in host.state.remote.values_mut() {
-                    m.retain(|_, r| r.host != id.name);
-                }
+                host.state.remove_remotes_of_host(&id.name);
                 let fx = host.remotes.host_down(&id.name);
                 self.apply(h, fx);
             }
@@ -1045,9 +1043,7 @@ impl World {
             }
             (RecordKey::Endpoint(eid), None) => {
                 let host = &mut self.hosts[h as usize];
-                for m in host.state.remote.values_mut() {
-                    m.remove(&eid);
-                }
+                host.state.remove_remote(&eid);
                 let fx = host.remotes.remove(&eid);
                 self.apply(h, fx);
             }
@@ -1057,21 +1053,9 @@ impl World {
 
     fn add_remote(&mut self, h: u32, eid: Id, e: EndpointRecord) {
         let host = &mut self.hosts[h as usize];
-        for m in host.state.remote.values_mut() {
-            m.remove(&eid);
-        }
-        host.state.remote.entry(e.network.clone()).or_default().insert(
-            eid.clone(),
-            RemoteEndpoint {
-                host: e.host.clone(),
-                sandbox: e.sandbox.clone(),
-                mac: MacAddr(e.mac),
-                ip: e.ip,
-                aliases: e.aliases.clone(),
-            },
-        );
         let here = host.nets.contains_key(&e.network);
-        let fx = host.remotes.upsert(eid, e, here);
+        let fx = host.remotes.upsert(eid.clone(), &e, here);
+        host.state.set_remote(eid, e);
         self.apply(h, fx);
     }
 

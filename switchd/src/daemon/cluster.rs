@@ -5,7 +5,6 @@
 
 use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
 use control_plane::cluster::remotes::Effect;
-use control_plane::model::RemoteEndpoint;
 
 use super::*;
 
@@ -49,9 +48,7 @@ impl Daemon {
             crate::cluster::Change::Records(r) => self.apply_records(r),
             crate::cluster::Change::HostDown(host) => {
                 let mut inner = self.inner.lock().expect("lock poisoned");
-                for m in inner.state.remote.values_mut() {
-                    m.retain(|_, r| r.host != host);
-                }
+                inner.state.remove_remotes_of_host(&host);
                 let fx = inner.remotes.host_down(&host);
                 self.apply_effects(&mut inner, fx);
                 *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
@@ -153,32 +150,14 @@ impl Daemon {
                 e.host
             );
         }
-        // A moved endpoint (same ID, new host or address) first leaves its old place.
-        for m in inner.state.remote.values_mut() {
-            m.remove(&id);
-        }
-        let remote = RemoteEndpoint {
-            host: e.host.clone(),
-            sandbox: e.sandbox.clone(),
-            mac: switch::MacAddr(e.mac),
-            ip: e.ip,
-            aliases: e.aliases.clone(),
-        };
-        inner
-            .state
-            .remote
-            .entry(e.network.clone())
-            .or_default()
-            .insert(id.clone(), remote);
         let here = inner.net_ports.contains_key(&e.network);
-        let fx = inner.remotes.upsert(id, e, here);
+        let fx = inner.remotes.upsert(id.clone(), &e, here);
+        inner.state.set_remote(id, e);
         self.apply_effects(inner, fx);
     }
 
     fn remove_remote(&self, inner: &mut Inner, id: &Id) {
-        for m in inner.state.remote.values_mut() {
-            m.remove(id);
-        }
+        inner.state.remove_remote(id);
         let fx = inner.remotes.remove(id);
         self.apply_effects(inner, fx);
     }
