@@ -383,9 +383,7 @@ async fn run(
                 }
             }
             Some(t) = timer_rx.recv() => {
-                if let Err(e) = m.handle_timer(t) {
-                    tracing::debug!("membership timer: {e}");
-                }
+                m.handle_timer(t);
             }
             Some((k, body)) = publish.recv() => {
                 let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
@@ -394,16 +392,14 @@ async fn run(
                 }
             }
             Some(states) = heard.recv() => {
-                if let Err(e) = m.apply_member_states(states) {
-                    tracing::debug!("member list from an exchange: {e}");
-                }
+                m.apply_member_states(states);
             }
             _ = rejoin.tick() => {
                 *members.lock().expect("lock poisoned") = (m.member_states(), m.member_digest());
                 if m.num_members() == 0 {
                     for target in &join {
                         if *target != m.me().addr {
-                            let _ = m.join(*target);
+                            m.join(*target);
                         }
                     }
                 }

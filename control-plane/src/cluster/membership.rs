@@ -447,14 +447,10 @@ impl Membership {
 
     /// Merges another host's [`Membership::member_states`] (newer incarnations and states
     /// win, as for any SWIM update; what changed is disseminated).
-    ///
-    /// # Errors
-    /// None today; kept for callers that log refusals.
-    pub fn apply_member_states(&mut self, states: Vec<MemberState>) -> Result<(), MembershipError> {
+    pub fn apply_member_states(&mut self, states: Vec<MemberState>) {
         for s in states {
             self.apply(s);
         }
-        Ok(())
     }
 
     /// The shared records, for an anti-entropy exchange running beside the protocol.
@@ -478,14 +474,10 @@ impl Membership {
     }
 
     /// Asks the host at `addr` to let us in.
-    ///
-    /// # Errors
-    /// None today; kept for callers that log refusals.
-    pub fn join(&mut self, addr: SocketAddr) -> Result<(), MembershipError> {
+    pub fn join(&mut self, addr: SocketAddr) {
         if addr != self.me.addr {
             self.send(addr, Kind::Announce);
         }
-        Ok(())
     }
 
     /// The next datagram to send.
@@ -528,11 +520,9 @@ impl Membership {
         self.active
     }
 
-    /// Feeds a timer handed out by [`Membership::poll_timer`], once its delay passed.
-    ///
-    /// # Errors
-    /// None today; stale timers are ignored.
-    pub fn handle_timer(&mut self, timer: Timer) -> Result<(), MembershipError> {
+    /// Feeds a timer handed out by [`Membership::poll_timer`], once its delay passed (a
+    /// stale one changes nothing).
+    pub fn handle_timer(&mut self, timer: Timer) {
         match timer {
             Timer::Probe => {
                 self.timers.push_back((PROBE_PERIOD, Timer::Probe));
@@ -555,11 +545,11 @@ impl Membership {
             }
             Timer::ProbeTimeout(n) => {
                 let Some(p) = self.probe.as_ref().filter(|p| p.n == n && !p.acked) else {
-                    return Ok(());
+                    return;
                 };
                 let target = p.target;
                 let Some(tid) = self.index.get(&target).map(|i| self.members[i].id.clone()) else {
-                    return Ok(());
+                    return;
                 };
                 for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
                     let kind = Kind::PingReq {
@@ -574,7 +564,7 @@ impl Membership {
                 bump,
                 incarnation,
             } => {
-                let Some(i) = self.index.get(&addr) else { return Ok(()) };
+                let Some(i) = self.index.get(&addr) else { return };
                 let m = &self.members[i];
                 if m.id.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
                     let down = MemberState {
@@ -609,7 +599,6 @@ impl Membership {
                 }
             }
         }
-        Ok(())
     }
 
     /// Feeds a datagram that passed authentication.
@@ -625,19 +614,21 @@ impl Membership {
         }
         let from = h.from.addr;
         // A message is news of its sender's life (and how a joining host becomes known).
-        let sender_down = self
+        let known = self
             .index
             .get(&from)
-            .is_some_and(|i| self.members[i].id == h.from && self.members[i].state == State::Down);
-        if sender_down {
+            .map(|i| &self.members[i])
+            .filter(|m| m.id == h.from);
+        match known {
             // Down is final for an identity: tell it, so it rejoins under a new one.
-            self.send(from, Kind::Feed);
-        } else {
-            self.apply(MemberState {
+            Some(m) if m.state == State::Down => self.send(from, Kind::Feed),
+            // Nothing new (the common case: no copy of its identity).
+            Some(m) if m.incarnation >= h.incarnation => {}
+            _ => self.apply(MemberState {
                 id: h.from.clone(),
                 incarnation: h.incarnation,
                 state: State::Alive,
-            });
+            }),
         }
         for item in take_items(&mut rest)? {
             let s: StateRef =
@@ -1057,7 +1048,7 @@ mod tests {
                     continue;
                 }
                 if let Some(timer) = self.pending[k as usize].take() {
-                    let _ = self.hosts[i].handle_timer(timer);
+                    self.hosts[i].handle_timer(timer);
                     self.pump(i);
                 }
             }
@@ -1079,7 +1070,7 @@ mod tests {
         let mut sim = Sim::new(3);
         for i in 1..3 {
             let addr = sim.hosts[0].me().addr;
-            sim.hosts[i].join(addr).unwrap();
+            sim.hosts[i].join(addr);
             sim.pump(i);
         }
         sim.run_until(Duration::from_secs(3));
@@ -1119,7 +1110,7 @@ mod tests {
         let mut sim = Sim::new(3);
         for i in 1..3 {
             let addr = sim.hosts[0].me().addr;
-            sim.hosts[i].join(addr).unwrap();
+            sim.hosts[i].join(addr);
             sim.pump(i);
         }
         sim.run_until(Duration::from_secs(5));
@@ -1137,7 +1128,7 @@ mod tests {
         let mut sim = Sim::new(n);
         for i in 1..n {
             let addr = sim.hosts[0].me().addr;
-            sim.hosts[i].join(addr).unwrap();
+            sim.hosts[i].join(addr);
             sim.pump(i);
         }
         sim.run_until(Duration::from_secs(5));
@@ -1184,7 +1175,7 @@ mod tests {
         sim.cut[2] = false;
         assert_eq!(sim.hosts[2].num_members(), 0);
         let addr = sim.hosts[0].me().addr;
-        sim.hosts[2].join(addr).unwrap();
+        sim.hosts[2].join(addr);
         sim.pump(2);
         sim.run_until(Duration::from_secs(25));
         let new = sim.hosts[2].me().clone();

@@ -395,7 +395,7 @@ impl World {
             Ev::Timer(h, gen, t) => {
                 if self.live(h) && self.hosts[h as usize].gen == gen {
                     if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                        let _ = m.handle_timer(t);
+                        m.handle_timer(t);
                     }
                     self.pump(h);
                 }
@@ -645,7 +645,7 @@ impl World {
     fn join(&mut self, h: u32) {
         for t in self.join_targets(h) {
             if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                let _ = m.join(t);
+                m.join(t);
             }
         }
         self.pump(h);
@@ -1166,8 +1166,8 @@ impl World {
         if members && ma.member_digest() != mb.member_digest() {
             let (sa, sb) = (ma.member_states(), mb.member_states());
             bytes += (sa.len() + sb.len()) * MEMBER_STATE_BYTES;
-            let _ = mb.apply_member_states(sa);
-            let _ = ma.apply_member_states(sb);
+            mb.apply_member_states(sa);
+            ma.apply_member_states(sb);
         }
         let (mut ra, mut rb) = (ma.records(), mb.records());
         if ra.digest() != rb.digest() {
