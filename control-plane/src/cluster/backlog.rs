@@ -86,6 +86,12 @@ impl<K: Clone + Eq + Hash + Ord> Backlog<K> {
             }
         }
         self.heap.extend(skipped);
+        if self.items.is_empty() && self.items.capacity() > 64 {
+            // A burst went out: give its room back (every host holds a backlog).
+            self.items.shrink_to(16);
+            self.heap.clear();
+            self.heap.shrink_to(16);
+        }
     }
 
     /// Keeps at most `max` items, dropping those sent most (fewest sends left; among equals,

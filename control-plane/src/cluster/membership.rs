@@ -20,15 +20,17 @@
 
 use std::collections::VecDeque;
 use std::fmt;
+use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
+use hashbrown::HashTable;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use rustc_hash::FxHashMap;
+use rustc_hash::FxHasher;
 use serde::{Deserialize, Serialize};
 
 use super::backlog::{Backlog, ITEM_OVERHEAD};
@@ -201,8 +203,9 @@ struct Header {
     kind: Kind,
 }
 
-/// A [`MemberState`] read without copying the name: most updates repeat what is known.
-#[derive(Deserialize)]
+/// A [`MemberState`] read without copying the name (most updates repeat what is known), or
+/// written from a member without copying it; encoded exactly as a [`MemberState`].
+#[derive(Serialize, Deserialize)]
 struct StateRef<'a> {
     name: &'a str,
     addr: SocketAddr,
@@ -225,39 +228,47 @@ impl StateRef<'_> {
     }
 }
 
-/// Members by address: IPv4 addresses and ports packed in a word (a quarter of a
-/// `SocketAddr` key; the table is one of the two that grow with the cluster), IPv6 apart.
+/// Members by address: a table of member indexes, hashed by the member's address (a slot is
+/// 4 bytes; the address is read from the member itself). The table and the member list are
+/// what grow with the cluster, on every host.
 #[derive(Default)]
-struct AddrIndex {
-    v4: FxHashMap<u64, u32>,
-    v6: FxHashMap<SocketAddr, u32>,
+struct AddrIndex(HashTable<u32>);
+
+fn addr_hash(a: &SocketAddr) -> u64 {
+    let mut h = FxHasher::default();
+    match a {
+        SocketAddr::V4(v) => h.write_u64(u64::from(v.ip().to_bits()) << 16 | u64::from(v.port())),
+        SocketAddr::V6(v) => v.hash(&mut h),
+    }
+    h.finish()
 }
 
 impl AddrIndex {
-    fn get(&self, a: &SocketAddr) -> Option<usize> {
-        match a {
-            SocketAddr::V4(v) => self.v4.get(&(u64::from(v.ip().to_bits()) << 16 | u64::from(v.port()))),
-            SocketAddr::V6(_) => self.v6.get(a),
-        }
-        .map(|&i| i as usize)
+    fn get(&self, members: &[Member], a: &SocketAddr) -> Option<usize> {
+        self.0
+            .find(addr_hash(a), |&i| members[i as usize].addr == *a)
+            .map(|&i| i as usize)
     }
 
-    fn insert(&mut self, a: SocketAddr, i: usize) {
+    /// Indexes `members[i]`.
+    fn insert(&mut self, members: &[Member], i: usize) {
         let i = u32::try_from(i).expect("fewer than 2^32 members");
-        match a {
-            SocketAddr::V4(v) => {
-                self.v4
-                    .insert(u64::from(v.ip().to_bits()) << 16 | u64::from(v.port()), i);
-            }
-            SocketAddr::V6(_) => {
-                self.v6.insert(a, i);
-            }
-        }
+        let hash = |&j: &u32| addr_hash(&members[j as usize].addr);
+        self.0.insert_unique(hash(&i), i, hash);
     }
 }
 
+/// The longest host name a member may have (a DNS name is at most 253 bytes).
+pub const MAX_NAME: usize = 255;
+
+/// A member, compactly: every host keeps one per member, so a cluster of n hosts holds n²
+/// (48 bytes each; the name lives in [`Membership::names`]).
 struct Member {
-    id: HostId,
+    addr: SocketAddr,
+    bump: u64,
+    /// Where its name starts in the name arena, and its length.
+    name: u32,
+    name_len: u8,
     incarnation: u16,
     state: State,
 }
@@ -275,6 +286,10 @@ pub struct Membership {
     rng: StdRng,
     members: Vec<Member>,
     index: AddrIndex,
+    /// The members' names, end to end.
+    names: String,
+    /// Bytes of `names` no member uses any more (left by renamed members).
+    names_garbage: usize,
     active: usize,
     /// Fingerprints of the active members, XORed.
     active_xor: u64,
@@ -293,19 +308,47 @@ pub struct Membership {
 }
 
 /// FNV-1a of a host's name, address and bump: stable across hosts and runs.
-fn fingerprint(id: &HostId) -> u64 {
-    let ip = match id.addr.ip() {
+fn fingerprint(name: &str, addr: SocketAddr, bump: u64) -> u64 {
+    let ip = match addr.ip() {
         std::net::IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
         std::net::IpAddr::V6(a) => a.octets(),
     };
-    id.name
-        .bytes()
+    name.bytes()
         .chain(ip)
-        .chain(id.addr.port().to_le_bytes())
-        .chain(id.bump.to_le_bytes())
+        .chain(addr.port().to_le_bytes())
+        .chain(bump.to_le_bytes())
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
             (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
         })
+}
+
+/// Pushes onto a list that grows with the cluster by an eighth at a time, not double: the
+/// spare room is a cost paid on every host.
+fn push_compact<T>(v: &mut Vec<T>, x: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact(v.len() / 8 + 16);
+    }
+    v.push(x);
+}
+
+/// Pops from a queue, giving back its room once it is empty after a burst.
+fn pop_shrinking<T>(q: &mut VecDeque<T>) -> Option<T> {
+    let x = q.pop_front();
+    if q.is_empty() && q.capacity() > 64 {
+        q.shrink_to(16);
+    }
+    x
+}
+
+/// Refuses a host name longer than [`MAX_NAME`].
+fn check_name(name: &str) -> Result<(), MembershipError> {
+    if name.len() > MAX_NAME {
+        return Err(MembershipError(format!(
+            "a host name of {} bytes; at most {MAX_NAME} are accepted",
+            name.len()
+        )));
+    }
+    Ok(())
 }
 
 fn put_len(out: &mut Vec<u8>, mut n: usize) {
@@ -365,6 +408,8 @@ impl Membership {
             rng: StdRng::seed_from_u64(seed),
             members: Vec::new(),
             index: AddrIndex::default(),
+            names: String::new(),
+            names_garbage: 0,
             active: 0,
             active_xor: 0,
             order: Vec::new(),
@@ -429,12 +474,61 @@ impl Membership {
     /// (memberlist's repair for what piggybacked updates missed).
     pub fn member_states(&self) -> Vec<MemberState> {
         std::iter::once(self.state_of_me())
-            .chain(self.members.iter().map(|m| MemberState {
-                id: m.id.clone(),
-                incarnation: m.incarnation,
-                state: m.state,
-            }))
+            .chain((0..self.members.len()).map(|i| self.state_ref(i).owned()))
             .collect()
+    }
+
+    fn find(&self, a: &SocketAddr) -> Option<usize> {
+        self.index.get(&self.members, a)
+    }
+
+    fn name_of(&self, m: &Member) -> &str {
+        &self.names[m.name as usize..m.name as usize + usize::from(m.name_len)]
+    }
+
+    /// Member `i`'s state, borrowed.
+    fn state_ref(&self, i: usize) -> StateRef<'_> {
+        let m = &self.members[i];
+        StateRef {
+            name: self.name_of(m),
+            addr: m.addr,
+            bump: m.bump,
+            incarnation: m.incarnation,
+            state: m.state,
+        }
+    }
+
+    fn id_of(&self, i: usize) -> HostId {
+        self.state_ref(i).owned().id
+    }
+
+    /// Whether member `i` has this name and bump (inline: names are short).
+    fn is(&self, i: usize, name: &str, bump: u64) -> bool {
+        let m = &self.members[i];
+        let known = self.name_of(m);
+        m.bump == bump && known.len() == name.len() && known.bytes().zip(name.bytes()).all(|(a, b)| a == b)
+    }
+
+    /// Appends a name to the arena: where it starts and its length.
+    fn store_name(&mut self, name: &str) -> (u32, u8) {
+        let at = u32::try_from(self.names.len()).expect("names under 4 GiB");
+        self.names.push_str(name);
+        (at, u8::try_from(name.len()).expect("names checked against MAX_NAME"))
+    }
+
+    /// Rewrites the arena once most of it is names no member uses.
+    fn compact_names(&mut self) {
+        if self.names_garbage < 4096 || self.names_garbage < self.names.len() / 2 {
+            return;
+        }
+        let mut names = String::with_capacity(self.names.len() - self.names_garbage);
+        for m in &mut self.members {
+            let at = u32::try_from(names.len()).expect("names under 4 GiB");
+            names.push_str(&self.names[m.name as usize..m.name as usize + usize::from(m.name_len)]);
+            m.name = at;
+        }
+        self.names = names;
+        self.names_garbage = 0;
     }
 
     /// A summary of the live identities this host sees, itself included (XOR of a
@@ -442,7 +536,7 @@ impl Membership {
     /// exchange sends member lists only when they do not. Kept up to date as members come
     /// and go, so it costs nothing to read.
     pub fn member_digest(&self) -> u64 {
-        self.active_xor ^ fingerprint(&self.me)
+        self.active_xor ^ fingerprint(&self.me.name, self.me.addr, self.me.bump)
     }
 
     /// Merges another host's [`Membership::member_states`] (newer incarnations and states
@@ -482,17 +576,17 @@ impl Membership {
 
     /// The next datagram to send.
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Bytes)> {
-        self.out.pop_front()
+        pop_shrinking(&mut self.out)
     }
 
     /// The next timer to hand back after its delay.
     pub fn poll_timer(&mut self) -> Option<(Duration, Timer)> {
-        self.timers.pop_front()
+        pop_shrinking(&mut self.timers)
     }
 
     /// The next membership change.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        pop_shrinking(&mut self.events)
     }
 
     /// Every member this host knows, itself first.
@@ -502,17 +596,18 @@ impl Membership {
             state: "alive",
             incarnation: self.incarnation,
         })
-        .chain(self.members.iter().map(|m| Peer {
-            id: m.id.clone(),
+        .chain(self.members.iter().enumerate().map(|(i, m)| Peer {
+            id: self.id_of(i),
             state: m.state.as_str(),
             incarnation: m.incarnation,
         }))
         .collect()
     }
 
-    /// The members (other than this host) in `state`, without copying the list.
-    pub fn members_in(&self, state: State) -> impl Iterator<Item = &HostId> {
-        self.members.iter().filter(move |m| m.state == state).map(|m| &m.id)
+    /// The addresses of the members (other than this host) in `state`, without copying the
+    /// list.
+    pub fn addrs_in(&self, state: State) -> impl Iterator<Item = SocketAddr> + '_ {
+        self.members.iter().filter(move |m| m.state == state).map(|m| m.addr)
     }
 
     /// Active members other than this host.
@@ -548,7 +643,7 @@ impl Membership {
                     return;
                 };
                 let target = p.target;
-                let Some(tid) = self.index.get(&target).map(|i| self.members[i].id.clone()) else {
+                let Some(tid) = self.find(&target).map(|i| self.id_of(i)) else {
                     return;
                 };
                 for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
@@ -564,13 +659,12 @@ impl Membership {
                 bump,
                 incarnation,
             } => {
-                let Some(i) = self.index.get(&addr) else { return };
+                let Some(i) = self.find(&addr) else { return };
                 let m = &self.members[i];
-                if m.id.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
+                if m.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
                     let down = MemberState {
-                        id: m.id.clone(),
-                        incarnation,
                         state: State::Down,
+                        ..self.state_ref(i).owned()
                     };
                     self.apply(down);
                 }
@@ -612,13 +706,13 @@ impl Membership {
         if h.from.addr == self.me.addr {
             return Ok(());
         }
+        check_name(&h.from.name)?;
         let from = h.from.addr;
         // A message is news of its sender's life (and how a joining host becomes known).
         let known = self
-            .index
-            .get(&from)
-            .map(|i| &self.members[i])
-            .filter(|m| m.id == h.from);
+            .find(&from)
+            .filter(|&i| self.is(i, &h.from.name, h.from.bump))
+            .map(|i| &self.members[i]);
         match known {
             // Down is final for an identity: tell it, so it rejoins under a new one.
             Some(m) if m.state == State::Down => self.send(from, Kind::Feed),
@@ -633,6 +727,7 @@ impl Membership {
         for item in take_items(&mut rest)? {
             let s: StateRef =
                 postcard::from_bytes(item).map_err(|e| MembershipError(format!("malformed update: {e}")))?;
+            check_name(s.name)?;
             if !self.knows(&s) {
                 self.apply(s.owned());
             }
@@ -661,13 +756,9 @@ impl Membership {
 
     /// Whether an update says exactly what is known already.
     fn knows(&self, s: &StateRef<'_>) -> bool {
-        self.index.get(&s.addr).is_some_and(|i| {
+        self.find(&s.addr).is_some_and(|i| {
             let m = &self.members[i];
-            m.id.bump == s.bump
-                && m.incarnation == s.incarnation
-                && m.state == s.state
-                && m.id.name.len() == s.name.len()
-                && m.id.name.bytes().zip(s.name.bytes()).all(|(a, b)| a == b)
+            m.incarnation == s.incarnation && m.state == s.state && self.is(i, s.name, s.bump)
         })
     }
 
@@ -702,14 +793,15 @@ impl Membership {
                 let m = &self.members[self.order[self.cursor] as usize];
                 self.cursor += 1;
                 if m.state.active() {
-                    return Some(m.id.addr);
+                    return Some(m.addr);
                 }
             }
-            let mut order: Vec<u32> = (0..self.members.len() as u32)
-                .filter(|&i| self.members[i as usize].state.active())
-                .collect();
-            order.shuffle(&mut self.rng);
-            self.order = order;
+            let members = &self.members;
+            self.order.clear();
+            self.order.reserve_exact(self.active);
+            self.order
+                .extend((0..members.len() as u32).filter(|&i| members[i as usize].state.active()));
+            self.order.shuffle(&mut self.rng);
             self.cursor = 0;
         }
         None
@@ -718,7 +810,7 @@ impl Membership {
     /// Up to `k` distinct active members other than `except`, at random.
     fn random_active(&mut self, k: usize, except: Option<SocketAddr>) -> Vec<SocketAddr> {
         let except_active = except
-            .and_then(|a| self.index.get(&a))
+            .and_then(|a| self.find(&a))
             .is_some_and(|i| self.members[i].state.active());
         let k = k.min(self.active - usize::from(except_active));
         let mut out: Vec<SocketAddr> = Vec::with_capacity(k);
@@ -731,16 +823,16 @@ impl Membership {
         while out.len() < k && tries < 8 * k + 8 {
             tries += 1;
             let m = &self.members[self.rng.random_range(0..self.members.len())];
-            if m.state.active() && Some(m.id.addr) != except && !out.contains(&m.id.addr) {
-                out.push(m.id.addr);
+            if m.state.active() && Some(m.addr) != except && !out.contains(&m.addr) {
+                out.push(m.addr);
             }
         }
         if out.len() < k {
             let mut all: Vec<SocketAddr> = self
                 .members
                 .iter()
-                .filter(|m| m.state.active() && Some(m.id.addr) != except && !out.contains(&m.id.addr))
-                .map(|m| m.id.addr)
+                .filter(|m| m.state.active() && Some(m.addr) != except && !out.contains(&m.addr))
+                .map(|m| m.addr)
                 .collect();
             all.shuffle(&mut self.rng);
             out.extend(all.into_iter().take(k - out.len()));
@@ -749,13 +841,11 @@ impl Membership {
     }
 
     fn suspect(&mut self, addr: SocketAddr) {
-        let Some(i) = self.index.get(&addr) else { return };
-        let m = &self.members[i];
-        if m.state == State::Alive {
+        let Some(i) = self.find(&addr) else { return };
+        if self.members[i].state == State::Alive {
             let s = MemberState {
-                id: m.id.clone(),
-                incarnation: m.incarnation,
                 state: State::Suspect,
+                ..self.state_ref(i).owned()
             };
             self.apply(s);
         }
@@ -765,7 +855,7 @@ impl Membership {
     fn disseminate(&mut self, s: &MemberState) {
         let wire = postcard::to_stdvec(s).expect("member states serialize");
         let times = self.transmissions();
-        let key = self.index.get(&s.id.addr).map_or(ME, |i| i as u32);
+        let key = self.find(&s.id.addr).map_or(ME, |i| i as u32);
         self.updates.push(key, Bytes::from(wire), times);
         self.updates.cap(UPDATES_MAX);
     }
@@ -778,63 +868,79 @@ impl Membership {
             self.about_me(s);
             return;
         }
-        let Some(i) = self.index.get(&s.id.addr) else {
+        if s.id.name.len() > MAX_NAME {
+            // Refused where messages are read; an exchange's list skips it.
+            return;
+        }
+        let Some(i) = self.find(&s.id.addr) else {
             if s.state == State::Down {
                 // Nothing to forget; a host never seen needs no obituary.
                 return;
             }
-            self.index.insert(s.id.addr, self.members.len());
-            self.members.push(Member {
-                id: s.id.clone(),
+            let (name, name_len) = self.store_name(&s.id.name);
+            let m = Member {
+                addr: s.id.addr,
+                bump: s.id.bump,
+                name,
+                name_len,
                 incarnation: s.incarnation,
                 state: s.state,
-            });
-            self.became_active(&s.id);
+            };
+            push_compact(&mut self.members, m);
+            let i = self.members.len() - 1;
+            self.index.insert(&self.members, i);
+            self.became_active(i, &s.id);
             self.events.push_back(Event::Up(s.id.clone()));
             self.after_change(&s);
             return;
         };
-        let m = &mut self.members[i];
-        if s.id.bump < m.id.bump || (s.id.bump == m.id.bump && s.id.name != m.id.name) {
+        let (bump, state, incarnation) = {
+            let m = &self.members[i];
+            (m.bump, m.state, m.incarnation)
+        };
+        if s.id.bump < bump || (s.id.bump == bump && !self.is(i, &s.id.name, bump)) {
             return;
         }
-        if s.id.bump > m.id.bump {
+        if s.id.bump > bump {
             // The host came back under a new identity.
-            let old = std::mem::replace(
-                m,
-                Member {
-                    id: s.id.clone(),
-                    incarnation: s.incarnation,
-                    state: s.state,
-                },
-            );
-            match (old.state.active(), s.state.active()) {
+            let old = self.id_of(i);
+            if old.name != s.id.name {
+                let (name, name_len) = self.store_name(&s.id.name);
+                self.names_garbage += old.name.len();
+                let m = &mut self.members[i];
+                (m.name, m.name_len) = (name, name_len);
+                self.compact_names();
+            }
+            let m = &mut self.members[i];
+            (m.bump, m.incarnation, m.state) = (s.id.bump, s.incarnation, s.state);
+            match (state.active(), s.state.active()) {
                 (true, true) => {
-                    self.active_xor ^= fingerprint(&old.id) ^ fingerprint(&s.id);
-                    self.events.push_back(Event::Renamed(old.id, s.id.clone()));
+                    self.active_xor ^=
+                        fingerprint(&old.name, old.addr, old.bump) ^ fingerprint(&s.id.name, s.id.addr, s.id.bump);
+                    self.events.push_back(Event::Renamed(old, s.id.clone()));
                 }
                 (false, true) => {
-                    self.became_active(&s.id);
+                    self.became_active(i, &s.id);
                     self.events.push_back(Event::Up(s.id.clone()));
                 }
-                (true, false) => self.became_inactive(&old.id),
+                (true, false) => self.became_inactive(&old),
                 (false, false) => {}
             }
             self.after_change(&s);
             return;
         }
-        let wins = match (s.state, m.state) {
+        let wins = match (s.state, state) {
             (_, State::Down) => false,
             (State::Down, _) => true,
-            (State::Alive, _) => s.incarnation > m.incarnation,
-            (State::Suspect, State::Alive) => s.incarnation >= m.incarnation,
-            (State::Suspect, State::Suspect) => s.incarnation > m.incarnation,
+            (State::Alive, _) => s.incarnation > incarnation,
+            (State::Suspect, State::Alive) => s.incarnation >= incarnation,
+            (State::Suspect, State::Suspect) => s.incarnation > incarnation,
         };
         if !wins {
             return;
         }
-        m.incarnation = s.incarnation;
-        m.state = s.state;
+        let m = &mut self.members[i];
+        (m.incarnation, m.state) = (s.incarnation, s.state);
         if s.state == State::Down {
             self.became_inactive(&s.id);
         }
@@ -853,21 +959,20 @@ impl Membership {
         self.disseminate(s);
     }
 
-    fn became_active(&mut self, id: &HostId) {
+    fn became_active(&mut self, i: usize, id: &HostId) {
         self.active += 1;
-        self.active_xor ^= fingerprint(id);
+        self.active_xor ^= fingerprint(&id.name, id.addr, id.bump);
         // Probed within this round, at a random place among those still to come (it takes
         // that place and whoever held it goes last: no shifting of a long list).
-        let i = self.index.get(&id.addr).expect("indexed when added") as u32;
         let at = self.rng.random_range(self.cursor..=self.order.len());
-        self.order.push(i);
+        push_compact(&mut self.order, i as u32);
         let last = self.order.len() - 1;
         self.order.swap(at, last);
     }
 
     fn became_inactive(&mut self, id: &HostId) {
         self.active -= 1;
-        self.active_xor ^= fingerprint(id);
+        self.active_xor ^= fingerprint(&id.name, id.addr, id.bump);
         self.events.push_back(Event::Down(id.clone()));
         if self.active == 0 {
             self.events.push_back(Event::Alone);
@@ -918,38 +1023,21 @@ impl Membership {
         let mut budget = MAX_PACKET.saturating_sub(wire.len() + 2 * ITEM_OVERHEAD);
         let mut updates = Vec::new();
         if probe {
-            if let Some(m) = self.index.get(&to).map(|i| &self.members[i]) {
-                if m.state == State::Suspect {
-                    let s = MemberState {
-                        id: m.id.clone(),
-                        incarnation: m.incarnation,
-                        state: m.state,
-                    };
-                    let b = postcard::to_stdvec(&s).expect("member states serialize");
-                    budget -= b.len() + ITEM_OVERHEAD;
-                    updates.push(Bytes::from(b));
-                }
+            if let Some(i) = self.find(&to).filter(|&i| self.members[i].state == State::Suspect) {
+                let b = postcard::to_stdvec(&self.state_ref(i)).expect("member states serialize");
+                budget -= b.len() + ITEM_OVERHEAD;
+                updates.push(Bytes::from(b));
             }
         }
         if feed {
             // The receiver's own state first when it is down here, then a random sample.
-            if let Some(i) = self.index.get(&to) {
-                let m = &self.members[i];
-                let s = MemberState {
-                    id: m.id.clone(),
-                    incarnation: m.incarnation,
-                    state: m.state,
-                };
-                updates.push(Bytes::from(postcard::to_stdvec(&s).expect("member states serialize")));
+            if let Some(i) = self.find(&to) {
+                let b = postcard::to_stdvec(&self.state_ref(i)).expect("member states serialize");
+                updates.push(Bytes::from(b));
             }
             for a in self.random_active(MAX_PACKET / 40, Some(to)) {
-                let m = &self.members[self.index.get(&a).expect("an active member is indexed")];
-                let s = MemberState {
-                    id: m.id.clone(),
-                    incarnation: m.incarnation,
-                    state: m.state,
-                };
-                let b = postcard::to_stdvec(&s).expect("member states serialize");
+                let i = self.find(&a).expect("an active member is indexed");
+                let b = postcard::to_stdvec(&self.state_ref(i)).expect("member states serialize");
                 if b.len() + ITEM_OVERHEAD > budget / 2 {
                     break;
                 }
@@ -1206,5 +1294,99 @@ mod tests {
         assert!(e.contains("127 items"), "{e}");
         assert_eq!(sim.hosts[0].peers(), before);
         assert!(sim.hosts[0].poll_transmit().is_none());
+
+        // A sender, or a member in an update, named beyond MAX_NAME.
+        let long = HostId {
+            name: "x".repeat(MAX_NAME + 1),
+            addr: "10.0.0.9:7946".parse().unwrap(),
+            bump: 1,
+        };
+        let h = Header {
+            from: long.clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let e = sim.hosts[0]
+            .handle_data(&postcard::to_stdvec(&h).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("a host name of 256 bytes; at most 255"), "{e}");
+        let h = Header {
+            from: sim.hosts[1].me().clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        let update = postcard::to_stdvec(&MemberState {
+            id: long.clone(),
+            incarnation: 0,
+            state: State::Alive,
+        })
+        .unwrap();
+        put_len(&mut wire, 1);
+        put_len(&mut wire, update.len());
+        wire.extend_from_slice(&update);
+        put_len(&mut wire, 0);
+        assert!(sim.hosts[0].handle_data(&wire).is_err());
+        // An exchange's list skips it.
+        sim.hosts[0].apply_member_states(vec![MemberState {
+            id: long,
+            incarnation: 0,
+            state: State::Alive,
+        }]);
+        assert_eq!(sim.hosts[0].peers(), before);
+    }
+
+    #[test]
+    fn a_member_is_encoded_from_its_compact_form_as_its_state_is() {
+        let mut m = Membership::new(id("me", 1, 1), 1);
+        let s = MemberState {
+            id: id("h-long-name.example.org", 2, 7),
+            incarnation: 3,
+            state: State::Suspect,
+        };
+        m.apply_member_states(vec![s.clone()]);
+        let i = m.find(&s.id.addr).unwrap();
+        assert_eq!(
+            postcard::to_stdvec(&m.state_ref(i)).unwrap(),
+            postcard::to_stdvec(&s).unwrap()
+        );
+        assert_eq!(m.member_states()[1], s);
+    }
+
+    fn id(name: &str, host: u8, bump: u64) -> HostId {
+        HostId {
+            name: name.into(),
+            addr: SocketAddr::from(([10, 1, 0, host], 7946)),
+            bump,
+        }
+    }
+
+    #[test]
+    fn renamed_members_keep_their_names_as_the_arena_is_rewritten() {
+        let mut m = Membership::new(id("me", 1, 1), 1);
+        let hosts = 2..=201u8;
+        let states = |round: u64| {
+            hosts
+                .clone()
+                .map(|h| MemberState {
+                    id: id(&format!("host-{h}-round-{round:02}-{}", "n".repeat(20)), h, round),
+                    incarnation: 0,
+                    state: State::Alive,
+                })
+                .collect::<Vec<_>>()
+        };
+        for round in 1..=5 {
+            m.apply_member_states(states(round));
+            assert_eq!(m.member_states()[1..], states(round)[..], "round {round}");
+            let digest = states(round)
+                .iter()
+                .fold(0, |x, s| x ^ fingerprint(&s.id.name, s.id.addr, s.id.bump));
+            assert_eq!(m.member_digest(), digest ^ fingerprint("me", m.me().addr, 1));
+        }
+        // Five rounds of ~10 KB of names: the arena was rewritten, not left to grow.
+        assert!(m.names.len() < 3 * 200 * 40, "{} bytes", m.names.len());
+        while m.poll_event().is_some() {}
+        assert!(m.events.capacity() <= 16);
     }
 }

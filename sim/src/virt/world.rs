@@ -1132,13 +1132,13 @@ impl World {
         let Some(want) = [down_round, false]
             .iter()
             .map(|down| if *down { MemberState::Down } else { MemberState::Alive })
-            .find(|s| m.members_in(*s).next().is_some())
+            .find(|s| m.addrs_in(*s).next().is_some())
         else {
             return;
         };
-        let n = m.members_in(want).count();
+        let n = m.addrs_in(want).count();
         let k = self.rng.random_range(0..n);
-        let Some(to) = m.members_in(want).nth(k).map(|id| id.addr) else {
+        let Some(to) = m.addrs_in(want).nth(k) else {
             return;
         };
         let host = &mut self.hosts[h as usize];
