@@ -68,7 +68,8 @@ pub enum Effect {
 /// [`super::records::Records`]).
 #[derive(Debug, Clone)]
 struct Remote {
-    network: Id,
+    /// Index into [`Remotes::nets`].
+    net: u32,
     /// Index into [`Remotes::hosts`].
     host: u32,
     vtep: SocketAddr,
@@ -78,20 +79,66 @@ struct Remote {
     claim: Option<u64>,
 }
 
-/// The remote endpoints a host knows and which of them are in place.
+/// Names each value once, by index (hosts and networks, which thousands of endpoints share).
+#[derive(Debug)]
+struct Interner<T> {
+    values: Vec<T>,
+    index: FxHashMap<T, u32>,
+}
+
+impl<T> Default for Interner<T> {
+    fn default() -> Self {
+        Interner {
+            values: Vec::new(),
+            index: FxHashMap::default(),
+        }
+    }
+}
+
+impl<T: Clone + Eq + std::hash::Hash> Interner<T> {
+    fn get<Q>(&self, v: &Q) -> Option<u32>
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ?Sized,
+    {
+        self.index.get(v).copied()
+    }
+
+    fn intern<Q>(&mut self, v: &Q) -> u32
+    where
+        T: std::borrow::Borrow<Q>,
+        Q: Eq + std::hash::Hash + ToOwned<Owned = T> + ?Sized,
+    {
+        if let Some(i) = self.get(v) {
+            return i;
+        }
+        let i = u32::try_from(self.values.len()).expect("fewer than 2^32 values");
+        self.values.push(v.to_owned());
+        self.index.insert(v.to_owned(), i);
+        i
+    }
+
+    fn value(&self, i: u32) -> &T {
+        &self.values[i as usize]
+    }
+}
+
+/// The remote endpoints a host knows and which of them are in place. Hash maps throughout
+/// (with a fixed hasher: one probe per lookup, an order that depends only on the operations
+/// made): every host holds every endpoint of the cluster.
 #[derive(Debug, Default)]
 pub struct Remotes {
-    /// Every remote endpoint known, whether its network exists here yet or not (a hash map
-    /// with a fixed hasher: one probe per lookup, an order that depends only on the
-    /// operations made).
+    /// Every remote endpoint known, whether its network exists here yet or not.
     eps: FxHashMap<Id, Remote>,
-    /// Host names, each once (an endpoint names its host by index).
-    hosts: Vec<String>,
-    host_index: FxHashMap<String, u32>,
+    hosts: Interner<String>,
+    nets: Interner<Id>,
     /// Endpoints whose network exists here: counted per (network, VTEP).
-    peers: BTreeMap<(Id, SocketAddr), usize>,
-    /// Every claim in place on a (network, MAC), in claim order: the last one holds the pin.
-    claims: BTreeMap<(Id, MacAddr, u64), Id>,
+    peers: FxHashMap<(u32, SocketAddr), usize>,
+    /// The claim holding each pinned (network, MAC): the latest in place.
+    pins: FxHashMap<(u32, MacAddr), (u64, Id)>,
+    /// Earlier claims still in place on a pinned MAC (an endpoint moved and its old host's
+    /// record has not gone yet), in claim order: the heirs of the pin.
+    waiting: BTreeMap<(u32, MacAddr, u64), Id>,
     next_claim: u64,
 }
 
@@ -101,43 +148,23 @@ impl Remotes {
         Remotes::default()
     }
 
-    fn host(&mut self, name: &str) -> u32 {
-        if let Some(&i) = self.host_index.get(name) {
-            return i;
-        }
-        let i = u32::try_from(self.hosts.len()).expect("fewer than 2^32 hosts");
-        self.hosts.push(name.to_string());
-        self.host_index.insert(name.to_string(), i);
-        i
-    }
-
     /// The endpoint `id` (on another host) is as `rec` says; `has_network` says whether its
     /// network exists on this host (if not, it waits for [`Remotes::network_added`]).
     pub fn upsert(&mut self, id: Id, rec: &EndpointRecord, has_network: bool) -> Vec<Effect> {
         let mut fx = self.remove(&id);
-        let host = self.host(&rec.host);
-        self.eps.insert(
-            id.clone(),
-            Remote {
-                network: rec.network.clone(),
-                host,
-                vtep: rec.vtep,
-                mac: rec.mac,
-                ip: rec.ip,
-                claim: None,
-            },
-        );
+        let remote = Remote {
+            net: self.nets.intern(&rec.network),
+            host: self.hosts.intern(rec.host.as_str()),
+            vtep: rec.vtep,
+            mac: rec.mac,
+            ip: rec.ip,
+            claim: None,
+        };
+        self.eps.insert(id.clone(), remote);
         if has_network {
             self.place(&id, &mut fx);
         }
         fx
-    }
-
-    /// The claims in place on (`network`, `mac`), oldest first.
-    fn claims_on<'a>(&'a self, network: &Id, mac: [u8; 6]) -> impl DoubleEndedIterator<Item = (u64, &'a Id)> + 'a {
-        let from = (network.clone(), MacAddr(mac), 0);
-        let to = (network.clone(), MacAddr(mac), u64::MAX);
-        self.claims.range(from..=to).map(|((_, _, c), id)| (*c, id))
     }
 
     /// The endpoint `id` is gone (or its host is down): whatever it held is released.
@@ -149,35 +176,46 @@ impl Remotes {
         let Some(claim) = rec.claim else {
             return fx;
         };
-        let held = self.claims_on(&rec.network, rec.mac).next_back().map(|(c, _)| c) == Some(claim);
-        self.claims.remove(&(rec.network.clone(), MacAddr(rec.mac), claim));
-        if held {
+        let (net, mac) = (rec.net, MacAddr(rec.mac));
+        let network = self.nets.value(net);
+        if self.pins.get(&(net, mac)).is_some_and(|(c, _)| *c == claim) {
             // The latest other claim on the MAC takes it over, if any.
             let heir = self
-                .claims_on(&rec.network, rec.mac)
+                .waiting
+                .range((net, mac, 0)..=(net, mac, u64::MAX))
                 .next_back()
-                .map(|(_, k)| k.clone());
-            match heir.and_then(|k| self.eps.get(&k)) {
-                Some(r) => fx.push(Effect::Pin {
-                    network: r.network.clone(),
-                    mac: MacAddr(r.mac),
-                    vtep: r.vtep,
-                    ip: r.ip,
-                }),
-                None => fx.push(Effect::Unpin {
-                    network: rec.network.clone(),
-                    mac: MacAddr(rec.mac),
-                }),
+                .map(|(&(_, _, c), k)| (c, k.clone()));
+            match heir {
+                Some((c, k)) => {
+                    self.waiting.remove(&(net, mac, c));
+                    let r = &self.eps[&k];
+                    fx.push(Effect::Pin {
+                        network: network.clone(),
+                        mac,
+                        vtep: r.vtep,
+                        ip: r.ip,
+                    });
+                    self.pins.insert((net, mac), (c, k));
+                }
+                None => {
+                    self.pins.remove(&(net, mac));
+                    fx.push(Effect::Unpin {
+                        network: network.clone(),
+                        mac,
+                    });
+                }
             }
+        } else {
+            self.waiting.remove(&(net, mac, claim));
         }
-        let pk = (rec.network, rec.vtep);
+        let pk = (net, rec.vtep);
         if let Some(n) = self.peers.get_mut(&pk) {
             *n -= 1;
             if *n == 0 {
                 self.peers.remove(&pk);
                 fx.push(Effect::RemovePeer {
-                    network: pk.0,
-                    vtep: pk.1,
+                    network: network.clone(),
+                    vtep: rec.vtep,
                 });
             }
         }
@@ -187,7 +225,7 @@ impl Remotes {
     /// Every endpoint of `host` is withdrawn (the host was declared down); they come back
     /// with [`Remotes::upsert`] when it is up again.
     pub fn host_down(&mut self, host: &str) -> Vec<Effect> {
-        let Some(&h) = self.host_index.get(host) else {
+        let Some(h) = self.hosts.get(host) else {
             return Vec::new();
         };
         let ids: Vec<Id> = self
@@ -201,10 +239,13 @@ impl Remotes {
 
     /// `network` now exists here: its waiting endpoints go in place.
     pub fn network_added(&mut self, network: &Id) -> Vec<Effect> {
+        let Some(n) = self.nets.get(network) else {
+            return Vec::new();
+        };
         let waiting: Vec<Id> = self
             .eps
             .iter()
-            .filter(|(_, r)| &r.network == network && r.claim.is_none())
+            .filter(|(_, r)| r.net == n && r.claim.is_none())
             .map(|(k, _)| k.clone())
             .collect();
         let mut fx = Vec::new();
@@ -217,19 +258,22 @@ impl Remotes {
     /// `network` is gone from this host: its endpoints leave their places (the dataplane drops
     /// the network's ports with it, so no effect is returned) and wait as before.
     pub fn network_removed(&mut self, network: &Id) {
-        for r in self.eps.values_mut().filter(|r| &r.network == network) {
+        let Some(n) = self.nets.get(network) else { return };
+        for r in self.eps.values_mut().filter(|r| r.net == n) {
             r.claim = None;
         }
-        self.peers.retain(|(n, _), _| n != network);
-        self.claims.retain(|(n, _, _), _| n != network);
+        self.peers.retain(|(x, _), _| *x != n);
+        self.pins.retain(|(x, _), _| *x != n);
+        self.waiting.retain(|(x, _, _), _| *x != n);
     }
 
     /// The remote endpoints known on `network`, with their hosts.
     pub fn of_network<'a>(&'a self, network: &'a Id) -> impl Iterator<Item = (&'a Id, &'a str)> + 'a {
+        let n = self.nets.get(network);
         self.eps
             .iter()
-            .filter(move |(_, r)| &r.network == network)
-            .map(|(k, r)| (k, self.hosts[r.host as usize].as_str()))
+            .filter(move |(_, r)| Some(r.net) == n)
+            .map(|(k, r)| (k, self.hosts.value(r.host).as_str()))
     }
 
     /// How many remote endpoints are known.
@@ -252,19 +296,22 @@ impl Remotes {
         let Some(rec) = self.eps.get_mut(id) else { return };
         self.next_claim += 1;
         rec.claim = Some(claim);
-        let n = self.peers.entry((rec.network.clone(), rec.vtep)).or_insert(0);
+        let network = self.nets.value(rec.net);
+        let n = self.peers.entry((rec.net, rec.vtep)).or_insert(0);
         *n += 1;
         if *n == 1 {
             fx.push(Effect::AddPeer {
-                network: rec.network.clone(),
+                network: network.clone(),
                 vtep: rec.vtep,
             });
         }
-        self.claims
-            .insert((rec.network.clone(), MacAddr(rec.mac), claim), id.clone());
+        let mac = MacAddr(rec.mac);
+        if let Some((c, k)) = self.pins.insert((rec.net, mac), (claim, id.clone())) {
+            self.waiting.insert((rec.net, mac, c), k);
+        }
         fx.push(Effect::Pin {
-            network: rec.network.clone(),
-            mac: MacAddr(rec.mac),
+            network: network.clone(),
+            mac,
             vtep: rec.vtep,
             ip: rec.ip,
         });

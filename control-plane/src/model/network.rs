@@ -373,12 +373,13 @@ impl State {
             .endpoints_of_network(&net.id)
             .filter_map(|e| self.sandboxes.get(&e.sandbox).map(|s| s.name.as_str()))
             .collect();
-        let remote: Vec<String> = self
+        let mut remote: Vec<String> = self
             .remote
             .get(&net.id)
             .into_iter()
             .flat_map(|r| r.values().map(|e| format!("{} (on {})", e.sandbox, e.host)))
             .collect();
+        remote.sort();
         let users: Vec<String> = users.iter().map(|u| u.to_string()).chain(remote).collect();
         if !users.is_empty() {
             return Err(ModelError::Conflict(format!(
