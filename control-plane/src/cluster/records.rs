@@ -289,24 +289,32 @@ impl Records {
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
     /// without copying what would change nothing); how many were.
     pub fn merge_from(&mut self, other: &Records) -> usize {
-        self.merge_buckets(other, &[])
+        self.merge_buckets(other, &[]).changed()
     }
 
     /// As [`Records::merge_from`], only for the records of the buckets set in `map` (from
-    /// [`differing`]; empty: all), which is what an exchange sends.
-    pub fn merge_buckets(&mut self, other: &Records, map: &[u8]) -> usize {
+    /// [`differing`]; empty: all), which is what an exchange sends; counted in one pass.
+    pub fn merge_buckets(&mut self, other: &Records, map: &[u8]) -> Merged {
+        let mut merged = Merged::default();
         let newer: Vec<Record> = other
             .map
             .iter()
             .filter(|(k, _)| in_map(map, bucket(k)))
-            .filter(|(k, r)| self.map.get(*k).is_none_or(|m| m.version < r.version))
+            .inspect(|_| merged.offered += 1)
+            .filter(|(k, r)| match self.map.get(*k) {
+                None => {
+                    merged.added += 1;
+                    true
+                }
+                Some(m) => m.version < r.version,
+            })
             .map(|(_, r)| r.clone())
             .collect();
-        newer
-            .into_iter()
-            .map(|r| self.apply(r))
-            .filter(|changed| *changed)
-            .count()
+        merged.newer = newer.len();
+        for r in newer {
+            self.apply(r);
+        }
+        merged
     }
 
     /// A summary of every (key, version) known: two hosts with the same digest know the same
@@ -360,6 +368,24 @@ impl Records {
     /// Keys changed since the last call, in the order they changed.
     pub fn take_changes(&mut self) -> Vec<RecordKey> {
         std::mem::take(&mut self.changed)
+    }
+}
+
+/// What [`Records::merge_buckets`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Merged {
+    /// The other side's records in the buckets merged (what its side of an exchange sends).
+    pub offered: usize,
+    /// Of those, the keys unknown here before.
+    pub added: usize,
+    /// Of those, the ones newer than what was known here (added included).
+    pub newer: usize,
+}
+
+impl Merged {
+    /// How many records changed here.
+    pub fn changed(&self) -> usize {
+        self.newer
     }
 }
 
@@ -434,9 +460,11 @@ mod tests {
         let map = differing(&a.bucket_digests(), &b.bucket_digests());
         let set = (0..BUCKETS).filter(|i| in_map(&map, *i)).count();
         assert!((1..=21).contains(&set), "{set} buckets differ");
-        assert!(a.in_buckets(&map).count() < 40, "only the differing buckets travel");
-        assert_eq!(b.merge_buckets(&a, &map), 20);
-        assert_eq!(a.merge_buckets(&b, &map), 1);
+        let offered = a.in_buckets(&map).count();
+        assert!(offered < 40, "only the differing buckets travel");
+        let m = b.merge_buckets(&a, &map);
+        assert_eq!((m.offered, m.added, m.changed()), (offered, 20, 20));
+        assert_eq!(a.merge_buckets(&b, &map).changed(), 1);
         assert_eq!(a.digest(), b.digest());
         assert_eq!(a.bucket_digests(), b.bucket_digests());
         assert!(in_map(&[], 5), "an empty map means every bucket");

@@ -1178,10 +1178,13 @@ impl World {
                 let sample: Vec<usize> = r.all().take(16).map(|x| x.encode().len()).collect();
                 sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64
             };
-            let (na, nb) = (ra.in_buckets(&map).count(), rb.in_buckets(&map).count());
-            bytes += BUCKETS * 8 + map.len() + (avg(&ra) * na as f64 + avg(&rb) * nb as f64) as usize;
-            rb.merge_buckets(&ra, &map);
-            ra.merge_buckets(&rb, &map);
+            let (avg_a, avg_b) = (avg(&ra), avg(&rb));
+            // What each side sends: a's records in those buckets, and b's as they were
+            // before a's arrived (what b holds after, less what a's added).
+            let to_b = rb.merge_buckets(&ra, &map);
+            let to_a = ra.merge_buckets(&rb, &map);
+            let (na, nb) = (to_b.offered, to_a.offered - to_b.added);
+            bytes += BUCKETS * 8 + map.len() + (avg_a * na as f64 + avg_b * nb as f64) as usize;
         }
         drop((ra, rb));
         self.control_bytes += bytes as u64;
