@@ -185,15 +185,18 @@ impl Remotes {
                 .range((net, mac, 0)..=(net, mac, u64::MAX))
                 .next_back()
                 .map(|(&(_, _, c), k)| (c, k.clone()));
-            match heir {
-                Some((c, k)) => {
-                    self.waiting.remove(&(net, mac, c));
-                    let r = &self.eps[&k];
+            if let Some((c, _)) = heir {
+                self.waiting.remove(&(net, mac, c));
+            }
+            // (A waiting claim always belongs to a known endpoint: removing one withdraws
+            // its claim; should that ever fail, the MAC is unpinned rather than misplaced.)
+            match heir.and_then(|(c, k)| self.eps.get(&k).map(|r| (c, k, r.vtep, r.ip))) {
+                Some((c, k, vtep, ip)) => {
                     fx.push(Effect::Pin {
                         network: network.clone(),
                         mac,
-                        vtep: r.vtep,
-                        ip: r.ip,
+                        vtep,
+                        ip,
                     });
                     self.pins.insert((net, mac), (c, k));
                 }
