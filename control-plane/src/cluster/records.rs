@@ -163,7 +163,7 @@ pub struct RecordError(String);
 pub struct Records {
     me: String,
     clock: u64,
-    map: FxHashMap<RecordKey, Record>,
+    map: FxHashMap<RecordKey, Box<Record>>,
     changed: Vec<RecordKey>,
     digest: u64,
     /// The digest split by key: [`BUCKETS`] XORs, so that an exchange between hosts that
@@ -261,13 +261,13 @@ impl Records {
                 self.digest ^= change;
                 flip(&mut self.buckets, &r.key, change);
                 self.changed.push(r.key.clone());
-                o.insert(r);
+                o.insert(Box::new(r));
             }
             Entry::Vacant(v) => {
                 self.digest ^= new(&r);
                 flip(&mut self.buckets, &r.key, new(&r));
                 self.changed.push(r.key.clone());
-                v.insert(r);
+                v.insert(Box::new(r));
             }
         }
         true
@@ -308,7 +308,7 @@ impl Records {
                 }
                 Some(m) => m.version < r.version,
             })
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| Record::clone(r))
             .collect();
         merged.newer = newer.len();
         for r in newer {
@@ -334,7 +334,7 @@ impl Records {
 
     /// The records of the buckets set in `map` (empty: all), as an exchange sends them.
     pub fn in_buckets<'a>(&'a self, map: &'a [u8]) -> impl Iterator<Item = &'a Record> + 'a {
-        self.map.values().filter(move |r| in_map(map, bucket(&r.key)))
+        self.map.values().map(|r| &**r).filter(move |r| in_map(map, bucket(&r.key)))
     }
 
     /// How many records (tombstones included) are known.
@@ -349,12 +349,12 @@ impl Records {
 
     /// The record of `key`, tombstones included.
     pub fn get(&self, key: &RecordKey) -> Option<&Record> {
-        self.map.get(key)
+        self.map.get(key).map(|r| &**r)
     }
 
     /// Every record, tombstones included (for a full-state sync).
     pub fn all(&self) -> impl Iterator<Item = &Record> {
-        self.map.values()
+        self.map.values().map(|r| &**r)
     }
 
     /// Live endpoint records.
