@@ -388,8 +388,8 @@ pub struct State {
 /// An endpoint on another host, as far as this host needs it: addressing and names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemoteEndpoint {
-    /// The host it lives on.
-    pub host: String,
+    /// The host it lives on (shared with the records that name it).
+    pub host: std::sync::Arc<str>,
     /// Its sandbox's name.
     pub sandbox: String,
     /// MAC address.
@@ -505,7 +505,7 @@ impl State {
     /// Forgets every remote endpoint of `host` (declared down).
     pub fn remove_remotes_of_host(&mut self, host: &str) {
         for m in self.remote.values_mut() {
-            m.retain(|_, r| r.host != host);
+            m.retain(|_, r| &*r.host != host);
         }
     }
 

@@ -430,7 +430,7 @@ async fn run(
                     let eps = m
                         .records()
                         .endpoints()
-                        .filter(|(_, e)| e.host == id.name)
+                        .filter(|(_, e)| *e.host == *id.name)
                         .map(|(k, e)| (k.clone(), e.clone()))
                         .collect();
                     let _ = changes.send(Change::HostUp(eps));

@@ -14,8 +14,9 @@
 //! two versions of a key the same way and all converge on the same record. A removal is a
 //! record without a body (a tombstone), ordered like any other version.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -37,8 +38,8 @@ pub enum RecordKey {
 pub struct Version {
     /// Lamport counter.
     pub counter: u64,
-    /// The host that wrote this version.
-    pub origin: String,
+    /// The host that wrote this version (shared: a host's records all name it).
+    pub origin: Arc<str>,
 }
 
 /// Orders (counter, origin) as the tuple would, comparing the short origin names byte by
@@ -93,8 +94,8 @@ pub struct NetworkRecord {
 pub struct EndpointRecord {
     /// The network.
     pub network: Id,
-    /// The host it lives on.
-    pub host: String,
+    /// The host it lives on (shared, as [`Version::origin`]).
+    pub host: Arc<str>,
     /// That host's VXLAN address.
     pub vtep: SocketAddr,
     /// Sandbox name (for DNS).
@@ -161,8 +162,10 @@ pub struct RecordError(String);
 /// order that depends only on the operations made, so a simulated run repeats exactly.
 #[derive(Debug, Default)]
 pub struct Records {
-    me: String,
+    me: Arc<str>,
     clock: u64,
+    /// Host names, each once: the records a host keeps name a few hosts many times over.
+    names: FxHashSet<Arc<str>>,
     map: FxHashMap<RecordKey, Box<Record>>,
     changed: Vec<RecordKey>,
     digest: u64,
@@ -225,7 +228,7 @@ impl Records {
     /// An empty set; `me` is this host's name (the origin of its versions).
     pub fn new(me: &str) -> Records {
         Records {
-            me: me.to_string(),
+            me: me.into(),
             ..Default::default()
         }
     }
@@ -248,9 +251,13 @@ impl Records {
     }
 
     /// Merges a record; true when it was newer than what was known (and so changed something).
-    pub fn apply(&mut self, r: Record) -> bool {
+    pub fn apply(&mut self, mut r: Record) -> bool {
         use std::collections::hash_map::Entry;
         self.clock = self.clock.max(r.version.counter);
+        self.share(&mut r.version.origin);
+        if let Some(Body::Endpoint(e)) = r.body.as_mut() {
+            self.share(&mut e.host);
+        }
         let new = |r: &Record| fingerprint(&r.key, &r.version);
         match self.map.entry(r.key.clone()) {
             Entry::Occupied(mut o) => {
@@ -334,7 +341,10 @@ impl Records {
 
     /// The records of the buckets set in `map` (empty: all), as an exchange sends them.
     pub fn in_buckets<'a>(&'a self, map: &'a [u8]) -> impl Iterator<Item = &'a Record> + 'a {
-        self.map.values().map(|r| &**r).filter(move |r| in_map(map, bucket(&r.key)))
+        self.map
+            .values()
+            .map(|r| &**r)
+            .filter(move |r| in_map(map, bucket(&r.key)))
     }
 
     /// How many records (tombstones included) are known.
@@ -363,6 +373,20 @@ impl Records {
             (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) => Some((id, e)),
             _ => None,
         })
+    }
+
+    /// Points `name` at the copy kept for it (a decoded record brings its own).
+    fn share(&mut self, name: &mut Arc<str>) {
+        match self.names.get(&**name) {
+            Some(kept) => {
+                if !Arc::ptr_eq(kept, name) {
+                    *name = kept.clone();
+                }
+            }
+            None => {
+                self.names.insert(name.clone());
+            }
+        }
     }
 
     /// Keys changed since the last call, in the order they changed.

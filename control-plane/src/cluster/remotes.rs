@@ -154,7 +154,7 @@ impl Remotes {
         let mut fx = self.remove(&id);
         let remote = Remote {
             net: self.nets.intern(&rec.network),
-            host: self.hosts.intern(rec.host.as_str()),
+            host: self.hosts.intern(&*rec.host),
             vtep: rec.vtep,
             mac: rec.mac,
             ip: rec.ip,

@@ -281,7 +281,7 @@ impl State {
             .unwrap_or_default();
         Some(crate::cluster::records::EndpointRecord {
             network: ep.network.clone(),
-            host: host.to_string(),
+            host: host.into(),
             vtep,
             sandbox,
             mac: ep.mac?.0,

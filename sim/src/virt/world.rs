@@ -981,7 +981,7 @@ impl World {
                 let eps: Vec<(Id, EndpointRecord)> = m
                     .records()
                     .endpoints()
-                    .filter(|(_, e)| e.host == id.name)
+                    .filter(|(_, e)| *e.host == *id.name)
                     .map(|(k, e)| (k.clone(), e.clone()))
                     .collect();
                 for (k, e) in eps {
@@ -1037,7 +1037,7 @@ impl World {
                         *k = self.now;
                     }
                 }
-                if e.host != self.hosts[h as usize].name {
+                if *e.host != *self.hosts[h as usize].name {
                     self.add_remote(h, eid, e);
                 }
             }

@@ -56,7 +56,7 @@ impl Daemon {
             crate::cluster::Change::HostUp(eps) => {
                 let mut inner = self.inner.lock().expect("lock poisoned");
                 let me = self.cluster.as_ref().map(|c| c.name().to_string()).unwrap_or_default();
-                for (id, e) in eps.into_iter().filter(|(_, e)| e.host != me) {
+                for (id, e) in eps.into_iter().filter(|(_, e)| *e.host != *me) {
                     self.add_remote(&mut inner, id, e);
                 }
                 *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
@@ -72,7 +72,7 @@ impl Daemon {
             match (r.key, r.body) {
                 (RecordKey::Network(id), Some(Body::Network(n))) => self.adopt_network(&mut inner, id, &n),
                 (RecordKey::Network(id), None) => self.drop_network(&mut inner, &id),
-                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if e.host != cl.name() => {
+                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if &*e.host != cl.name() => {
                     self.add_remote(&mut inner, id, e)
                 }
                 (RecordKey::Endpoint(id), None) => self.remove_remote(&mut inner, &id),
