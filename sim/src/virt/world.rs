@@ -9,8 +9,9 @@
 //!                                                                   switch verdict → port → VXLAN
 //! ```
 //!
-//! Everything is ordered (BTreeMap, Vec, a sequence number on equal times) and every random
-//! choice comes from the one RNG, so a seed gives one run.
+//! Everything is ordered (BTreeMap, Vec, a sequence number on equal times) or kept in hash
+//! maps with a fixed hasher, whose order depends only on the operations made, and every
+//! random choice comes from the one RNG, so a seed gives one run.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -102,7 +103,7 @@ impl Ord for Entry {
 struct NetRt {
     sid: NetworkId,
     vni: u32,
-    peers: BTreeMap<SocketAddr, PortId>,
+    peers: FxHashMap<SocketAddr, PortId>,
 }
 
 #[derive(Clone, Copy)]
@@ -130,7 +131,7 @@ struct Host {
     remotes: Remotes,
     switch: Switch,
     nets: BTreeMap<Id, NetRt>,
-    peer_ports: BTreeMap<(Ipv4Addr, u32), PortId>,
+    peer_ports: FxHashMap<(Ipv4Addr, u32), PortId>,
     owners: Vec<Option<Owner>>,
     arp: FxHashMap<(u32, Ipv4Addr), MacAddr>,
     /// The address each pinned MAC answers for, per network.
@@ -187,8 +188,8 @@ struct World {
     q: BinaryHeap<Reverse<Entry>>,
     rng: StdRng,
     hosts: Vec<Host>,
-    by_addr: BTreeMap<SocketAddr, u32>,
-    by_ip: BTreeMap<Ipv4Addr, u32>,
+    by_addr: FxHashMap<SocketAddr, u32>,
+    by_ip: FxHashMap<Ipv4Addr, u32>,
     link: Link,
     partition: Option<u32>,
     /// The last partition's end and split point: news of it still arrives for a while.
@@ -249,7 +250,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 remotes: Remotes::new(),
                 switch: Switch::new(base, rng.random()),
                 nets: BTreeMap::new(),
-                peer_ports: BTreeMap::new(),
+                peer_ports: FxHashMap::default(),
                 owners: Vec::new(),
                 arp: FxHashMap::default(),
                 arp_ip: FxHashMap::default(),
@@ -782,7 +783,7 @@ impl World {
             NetRt {
                 sid,
                 vni,
-                peers: BTreeMap::new(),
+                peers: FxHashMap::default(),
             },
         );
         let fx = host.remotes.network_added(nid);
