@@ -1,45 +1,104 @@
-//! Cross-host measurements in one run: our overlay between two switchd hosts against the Linux
-//! kernel's VXLAN between two namespaces, on the same kind of underlay, with iperf3 and ping.
+//! The data-plane benchmark: every path of the comparison built in namespaces and measured in
+//! one run with iperf3 and ping, so that ratios between them hold on a noisy machine.
+//!
+//! ```text
+//!  same host:   a ── kernel bridge ── b        a ── switchd (bridge network) ── b
+//!               a ── OVS userspace (tap ports, without / with userspace TSO) ── b
+//!               a ── vde_switch (tap ports) ── b
+//!  cross host:  a ── switchd overlay (VXLAN) ══ underlay ══ switchd ── b
+//!               a ── kernel VXLAN ══ underlay ══ kernel VXLAN ── b
+//! ```
+//!
+//! Each path: ping RTT (20 x 50 ms), one TCP stream (with the machine's CPU seconds per
+//! gigabyte moved), four TCP streams and 64-byte UDP (same-host paths), each for a few seconds.
+//! Everything started is removed again, also when a step fails.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::netns::{prefix, run, Fabric, Underlay};
+use crate::netns::{prefix, run, Fabric, Host, Underlay};
+
+/// Seconds each iperf3 test runs.
+const SECS: &str = "4";
 
 /// One measured path.
 #[derive(Debug, Clone)]
-pub struct PathResult {
+pub struct Figures {
     /// What was measured.
     pub name: String,
-    /// TCP throughput of one stream, bits per second.
-    pub tcp_bps: f64,
+    /// One TCP stream, bits per second received.
+    pub tcp1_bps: f64,
+    /// Four TCP streams, bits per second received (same-host paths).
+    pub tcp4_bps: Option<f64>,
+    /// 64-byte UDP datagrams received per second, the sender as fast as it can (same-host paths).
+    pub udp64_pps: Option<f64>,
     /// Average ping round trip, milliseconds.
     pub rtt_ms: f64,
+    /// CPU seconds the whole machine spent per gigabyte of the one-stream test.
+    pub cpu_s_per_gb: f64,
 }
 
-/// Removes namespaces and a directory when dropped.
+/// A whole run.
+#[derive(Debug, Clone, Default)]
+pub struct Results {
+    /// Same host, sandbox to sandbox.
+    pub same_host: Vec<Figures>,
+    /// Across two hosts.
+    pub cross_host: Vec<Figures>,
+    /// Paths that could not be measured, and why.
+    pub skipped: Vec<String>,
+}
+
+/// Namespaces to delete, daemons to stop (by pid file) and directories to remove when dropped.
+#[derive(Default)]
 struct Cleanup {
     namespaces: Vec<String>,
-    dir: PathBuf,
+    pidfiles: Vec<PathBuf>,
+    dirs: Vec<PathBuf>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        for p in &self.pidfiles {
+            if let Some(pid) = std::fs::read_to_string(p)
+                .ok()
+                .and_then(|s| s.trim().parse::<i32>().ok())
+            {
+                // SAFETY: kill(2) with a pid read from the daemon's own pid file.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+            }
+        }
+        if !self.pidfiles.is_empty() {
+            std::thread::sleep(Duration::from_millis(300));
+        }
         for ns in &self.namespaces {
             let _ = run("ip", ["netns", "delete", ns]);
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
+        for d in &self.dirs {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
 }
 
-fn iperf(ns_server: &str, ns_client: &str, ip: &str) -> Result<f64, String> {
+fn iperf(ns_server: &str, ns_client: &str, ip: &str, extra: &[&str]) -> Result<serde_json::Value, String> {
     run("ip", ["netns", "exec", ns_server, "iperf3", "-s", "-1", "-D", "-B", ip]);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    let o = run("ip", ["netns", "exec", ns_client, "iperf3", "-c", ip, "-t", "5", "-J"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut args = vec!["netns", "exec", ns_client, "iperf3", "-c", ip, "-t", SECS, "-J"];
+    args.extend_from_slice(extra);
+    let o = run("ip", args);
     let v: serde_json::Value =
         serde_json::from_str(&o.stdout).map_err(|e| format!("iperf3 said: {e}: {}", o.stderr))?;
-    v["end"]["sum_received"]["bits_per_second"]
+    if let Some(e) = v["error"].as_str() {
+        return Err(format!("iperf3 {}: {e}", extra.join(" ")));
+    }
+    Ok(v)
+}
+
+fn number(v: &serde_json::Value, path: &[&str]) -> Result<f64, String> {
+    path.iter()
+        .fold(v, |v, k| &v[*k])
         .as_f64()
-        .ok_or_else(|| format!("no result from iperf3: {}", o.stdout))
+        .ok_or_else(|| format!("iperf3 gave no {}", path.join(".")))
 }
 
 fn ping_avg(ns: &str, ip: &str) -> Result<f64, String> {
@@ -54,19 +113,245 @@ fn ping_avg(ns: &str, ip: &str) -> Result<f64, String> {
         .ok_or_else(|| format!("no ping result: {}{}", o.stdout, o.stderr))
 }
 
-/// Runs both paths; `bin_dir` holds switchd and switchctl.
-///
-/// # Errors
-/// A step that failed, in words.
-pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
-    let p = prefix("bo");
-    let dir = std::env::temp_dir().join(format!("switch-bench-{p}"));
-    let (k1, k2) = (format!("{p}-k1"), format!("{p}-k2"));
-    let _cleanup = Cleanup {
-        namespaces: vec![k1.clone(), k2.clone()],
-        dir: dir.clone(),
+/// CPU time the machine spent busy so far (all CPUs), seconds: /proc/stat's first line less
+/// idle and iowait.
+fn busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3).copied().unwrap_or(0.0) + ticks.get(4).copied().unwrap_or(0.0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (total - idle) / hz
+}
+
+/// Measures from `client` to `server_ip` in namespace `server`; `full` adds four streams and
+/// 64-byte UDP.
+fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool) -> Result<Figures, String> {
+    let what = |e: String| format!("{name}: {e}");
+    let t0 = std::time::Instant::now();
+    while !run("ip", ["netns", "exec", client, "ping", "-c", "1", "-W", "1", server_ip]).ok() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            return Err(what(format!("{server_ip} never answered a ping")));
+        }
+    }
+    let rtt_ms = ping_avg(client, server_ip).map_err(what)?;
+    let cpu0 = busy_seconds();
+    let one = iperf(server, client, server_ip, &[]).map_err(what)?;
+    let cpu = busy_seconds() - cpu0;
+    let tcp1_bps = number(&one, &["end", "sum_received", "bits_per_second"]).map_err(what)?;
+    let bytes = number(&one, &["end", "sum_received", "bytes"]).map_err(what)?;
+    let (mut tcp4_bps, mut udp64_pps) = (None, None);
+    if full {
+        let four = iperf(server, client, server_ip, &["-P", "4"]).map_err(what)?;
+        tcp4_bps = Some(number(&four, &["end", "sum_received", "bits_per_second"]).map_err(what)?);
+        let udp = iperf(server, client, server_ip, &["-u", "-b", "0", "-l", "64"]).map_err(what)?;
+        let sum = &udp["end"]["sum"];
+        let packets = number(sum, &["packets"]).map_err(what)?;
+        let lost = number(sum, &["lost_packets"]).map_err(what)?;
+        let secs = number(sum, &["seconds"]).map_err(what)?;
+        udp64_pps = Some((packets - lost) / secs.max(1e-9));
+    }
+    Ok(Figures {
+        name: name.to_string(),
+        tcp1_bps,
+        tcp4_bps,
+        udp64_pps,
+        rtt_ms,
+        cpu_s_per_gb: cpu / (bytes / 1e9).max(1e-9),
+    })
+}
+
+/// Two namespaces `<p>-a` and `<p>-b` with `dev` each (moved in from the root namespace),
+/// 10.`net`.0.1 and .2.
+fn wire_pair(c: &mut Cleanup, p: &str, net: u8, devs: [&str; 2]) -> Result<[String; 2], String> {
+    let names = [format!("{p}-a"), format!("{p}-b")];
+    for (i, (ns, dev)) in names.iter().zip(devs).enumerate() {
+        let _ = run("ip", ["netns", "delete", ns]);
+        run("ip", ["netns", "add", ns]).expect_ok("netns");
+        c.namespaces.push(ns.clone());
+        let cidr = format!("10.{net}.0.{}/24", i + 1);
+        let steps: [&[&str]; 4] = [
+            &["link", "set", dev, "netns", ns],
+            &["-n", ns, "addr", "add", &cidr, "dev", dev],
+            &["-n", ns, "link", "set", dev, "up"],
+            &["-n", ns, "link", "set", "lo", "up"],
+        ];
+        for s in steps {
+            let o = run("ip", s);
+            if !o.ok() {
+                return Err(format!("ip {}: {}", s.join(" "), o.stderr.trim()));
+            }
+        }
+    }
+    Ok(names)
+}
+
+fn kernel_bridge(p: &str) -> Result<Figures, String> {
+    let mut c = Cleanup::default();
+    let ul = Underlay::new(&format!("{p}kb"));
+    let names = [format!("{p}kb-a"), format!("{p}kb-b")];
+    for (i, ns) in names.iter().enumerate() {
+        let _ = run("ip", ["netns", "delete", ns]);
+        run("ip", ["netns", "add", ns]).expect_ok("netns");
+        c.namespaces.push(ns.clone());
+        ul.attach_ns(ns, &format!("10.95.0.{}/24", i + 1));
+    }
+    measure("kernel bridge (veth)", &names[1], &names[0], "10.95.0.2", true)
+}
+
+fn ours_bridge(p: &str, bin_dir: &Path) -> Result<Figures, String> {
+    let host = Host::start(&format!("{p}sw"), bin_dir);
+    let ok = |o: crate::Output, what: &str| {
+        if o.ok() {
+            Ok(())
+        } else {
+            Err(format!("switchd bridge network, {what}: {}", o.stderr.trim()))
+        }
     };
-    // Ours: two switchd hosts, one overlay network, a sandbox on each.
+    ok(
+        host.ctl(["network", "create", "--subnet", "10.96.0.0/24", "bench"]),
+        "network create",
+    )?;
+    let (a, b) = (host.name("a"), host.name("b"));
+    ok(
+        host.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.96.0.10", &a]),
+        "sandbox a",
+    )?;
+    ok(
+        host.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.96.0.20", &b]),
+        "sandbox b",
+    )?;
+    measure("switchd bridge network", &b, &a, "10.96.0.20", true)
+}
+
+fn ovs(p: &str, tso: bool) -> Result<Figures, String> {
+    let name = if tso {
+        "OVS userspace, tap + TSO"
+    } else {
+        "OVS userspace, tap"
+    };
+    let mut c = Cleanup::default();
+    let dir = std::env::temp_dir().join(format!("switch-bench-{p}-ovs"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{name}: {}: {e}", dir.display()))?;
+    c.dirs.push(dir.clone());
+    let d = dir.display().to_string();
+    let db = format!("unix:{d}/db.sock");
+    let env = [
+        ("OVS_RUNDIR", &d),
+        ("OVS_DBDIR", &d),
+        ("OVS_LOGDIR", &d),
+        ("OVS_SYSCONFDIR", &d),
+    ];
+    let sh = |prog: &str, args: &[&str]| -> Result<(), String> {
+        let o = std::process::Command::new(prog)
+            .args(args)
+            .envs(env)
+            .output()
+            .map_err(|e| format!("{name}: {prog}: {e}"))?;
+        if o.status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{name}: {prog} {}: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ))
+        }
+    };
+    sh(
+        "ovsdb-tool",
+        &[
+            "create",
+            &format!("{d}/conf.db"),
+            "/usr/share/openvswitch/vswitch.ovsschema",
+        ],
+    )?;
+    c.pidfiles.push(dir.join("db.pid"));
+    sh(
+        "ovsdb-server",
+        &[
+            &format!("{d}/conf.db"),
+            &format!("--remote=punix:{d}/db.sock"),
+            &format!("--pidfile={d}/db.pid"),
+            "--detach",
+            "--no-chdir",
+            &format!("--log-file={d}/db.log"),
+        ],
+    )?;
+    let vsctl = |args: &[&str]| {
+        let mut all = vec!["--db", db.as_str()];
+        all.extend_from_slice(args);
+        sh("ovs-vsctl", &all)
+    };
+    vsctl(&["--no-wait", "init"])?;
+    if tso {
+        vsctl(&[
+            "--no-wait",
+            "set",
+            "Open_vSwitch",
+            ".",
+            "other_config:userspace-tso-enable=true",
+        ])?;
+    }
+    c.pidfiles.push(dir.join("vs.pid"));
+    sh(
+        "ovs-vswitchd",
+        &[
+            &db,
+            &format!("--pidfile={d}/vs.pid"),
+            "--detach",
+            "--no-chdir",
+            &format!("--log-file={d}/vs.log"),
+        ],
+    )?;
+    let (ta, tb) = (format!("{p}oa"), format!("{p}ob"));
+    vsctl(&["add-br", "sbr0", "--", "set", "bridge", "sbr0", "datapath_type=netdev"])?;
+    for t in [&ta, &tb] {
+        vsctl(&["add-port", "sbr0", t, "--", "set", "interface", t, "type=tap"])?;
+    }
+    let names = wire_pair(&mut c, &format!("{p}ovs"), 97, [&ta, &tb])?;
+    measure(name, &names[1], &names[0], "10.97.0.2", true)
+}
+
+fn vde(p: &str) -> Result<Figures, String> {
+    let name = "vde_switch, tap";
+    let mut c = Cleanup::default();
+    let dir = std::env::temp_dir().join(format!("switch-bench-{p}-vde"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{name}: {}: {e}", dir.display()))?;
+    c.dirs.push(dir.clone());
+    let (ta, tb) = (format!("{p}va"), format!("{p}vb"));
+    let d = dir.display().to_string();
+    c.pidfiles.push(dir.join("pid"));
+    let (ctl, mgmt, pid) = (format!("{d}/ctl"), format!("{d}/mgmt"), format!("{d}/pid"));
+    let o = run(
+        "vde_switch",
+        ["-s", &ctl, "-M", &mgmt, "-t", &ta, "-t", &tb, "-d", "-p", &pid],
+    );
+    if !o.ok() {
+        return Err(format!("{name}: vde_switch: {}", o.stderr.trim()));
+    }
+    let t0 = std::time::Instant::now();
+    while !run("ip", ["link", "show", &tb]).ok() {
+        if t0.elapsed() > Duration::from_secs(5) {
+            return Err(format!("{name}: its tap {tb} never appeared"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let names = wire_pair(&mut c, &format!("{p}vde"), 98, [&ta, &tb])?;
+    measure(name, &names[1], &names[0], "10.98.0.2", true)
+}
+
+fn overlay(p: &str, bin_dir: &Path) -> Result<Figures, String> {
     let fabric = Fabric::new(&format!("{p}o"), 94, bin_dir);
     for h in ["h1", "h2"] {
         fabric.cert("ca", h);
@@ -77,7 +362,7 @@ pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
         if o.ok() {
             Ok(())
         } else {
-            Err(format!("{what}: {}", o.stderr))
+            Err(format!("switchd overlay, {what}: {}", o.stderr.trim()))
         }
     };
     ok(
@@ -90,14 +375,14 @@ pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
             "10.93.0.0/24",
             "bench",
         ]),
-        "network",
+        "network create",
     )?;
     let t0 = std::time::Instant::now();
     while !h2.ctl(["network", "inspect", "bench"]).ok() {
-        if t0.elapsed().as_secs() > 20 {
-            return Err("the overlay network did not reach the second host".into());
+        if t0.elapsed() > Duration::from_secs(20) {
+            return Err("switchd overlay: the network did not reach the second host".into());
         }
-        std::thread::sleep(std::time::Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(200));
     }
     let (a, b) = (h1.name("a"), h2.name("b"));
     ok(
@@ -108,25 +393,20 @@ pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
         h2.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.93.0.20", &b]),
         "sandbox b",
     )?;
-    let t0 = std::time::Instant::now();
-    while !h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.93.0.20"]).ok() {
-        if t0.elapsed().as_secs() > 20 {
-            return Err("the sandboxes never reached each other".into());
-        }
-    }
-    let ours = PathResult {
-        name: "switchd overlay (VXLAN)".into(),
-        tcp_bps: iperf(&b, &a, "10.93.0.20")?,
-        rtt_ms: ping_avg(&a, "10.93.0.20")?,
-    };
+    measure("switchd overlay (VXLAN)", &b, &a, "10.93.0.20", false)
+}
 
-    // The kernel: two namespaces with VXLAN devices on their own underlay.
+fn kernel_vxlan(p: &str) -> Result<Figures, String> {
+    let mut c = Cleanup::default();
     let kul = Underlay::new(&format!("{p}k"));
+    let (k1, k2) = (format!("{p}-k1"), format!("{p}-k2"));
     for (ns, ip, peer, inner) in [
         (&k1, "10.92.0.1", "10.92.0.2", "10.91.0.1/24"),
         (&k2, "10.92.0.2", "10.92.0.1", "10.91.0.2/24"),
     ] {
+        let _ = run("ip", ["netns", "delete", ns]);
         run("ip", ["netns", "add", ns]).expect_ok("netns");
+        c.namespaces.push(ns.clone());
         kul.attach_ns(ns, &format!("{ip}/24"));
         let vx = [
             "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", "100", "dstport", "4789", "local", ip, "remote",
@@ -136,10 +416,247 @@ pub fn overlay_vs_kernel(bin_dir: &Path) -> Result<Vec<PathResult>, String> {
         run("ip", ["-n", ns, "addr", "add", inner, "dev", "vx0"]).expect_ok("addr");
         run("ip", ["-n", ns, "link", "set", "vx0", "up"]).expect_ok("up");
     }
-    let kernel = PathResult {
-        name: "kernel VXLAN".into(),
-        tcp_bps: iperf(&k2, &k1, "10.91.0.2")?,
-        rtt_ms: ping_avg(&k1, "10.91.0.2")?,
+    measure("kernel VXLAN", &k2, &k1, "10.91.0.2", false)
+}
+
+/// Runs every path; `bin_dir` holds switchd and switchctl. A peer that is not installed or
+/// fails to start is skipped with its reason; our paths and the kernel's must work.
+///
+/// # Errors
+/// A step of our paths or the kernel's that failed, in words.
+pub fn run_all(bin_dir: &Path) -> Result<Results, String> {
+    let p = prefix("bn");
+    let mut r = Results::default();
+    r.same_host.push(kernel_bridge(&p)?);
+    r.same_host.push(ours_bridge(&p, bin_dir)?);
+    type Path<'a> = &'a dyn Fn() -> Result<Figures, String>;
+    let peers: [(&str, Path); 3] = [
+        ("ovs-vswitchd", &|| ovs(&p, false)),
+        ("ovs-vswitchd", &|| ovs(&p, true)),
+        ("vde_switch", &|| vde(&p)),
+    ];
+    for (prog, f) in peers {
+        if !run("sh", ["-c", &format!("command -v {prog}")]).ok() {
+            r.skipped
+                .push(format!("{prog} is not installed (scripts/bench.sh installs it)"));
+            continue;
+        }
+        match f() {
+            Ok(fig) => r.same_host.push(fig),
+            Err(e) => r.skipped.push(e),
+        }
+    }
+    r.cross_host.push(overlay(&p, bin_dir)?);
+    r.cross_host.push(kernel_vxlan(&p)?);
+    Ok(r)
+}
+
+fn find<'a>(v: &'a [Figures], prefix: &str) -> Option<&'a Figures> {
+    v.iter().find(|f| f.name.starts_with(prefix))
+}
+
+/// One goal of the comparison: what, the measured ratio (or added microseconds), and whether
+/// it holds; `None` when a path it needs was not measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Goal {
+    /// The goal, in words.
+    pub what: &'static str,
+    /// The measured value.
+    pub value: Option<f64>,
+    /// Whether it is met.
+    pub met: Option<bool>,
+}
+
+/// The goals, judged from a run's ratios.
+pub fn goals(r: &Results) -> Vec<Goal> {
+    let s = &r.same_host;
+    let (kb, ours, ovs_tap, ovs_tso) = (
+        find(s, "kernel bridge"),
+        find(s, "switchd"),
+        find(s, "OVS userspace, tap"),
+        find(s, "OVS userspace, tap + TSO"),
+    );
+    let ovs_tap = ovs_tap.filter(|f| !f.name.contains("TSO"));
+    let (ov, kv) = (find(&r.cross_host, "switchd"), find(&r.cross_host, "kernel"));
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let at_least = |what, v: Option<f64>, min: f64| Goal {
+        what,
+        value: v,
+        met: v.map(|v| v >= min),
     };
-    Ok(vec![ours, kernel])
+    vec![
+        at_least(
+            "same host, 1 TCP stream >= 0.70 x kernel bridge",
+            ratio(ours.map(|f| f.tcp1_bps), kb.map(|f| f.tcp1_bps)),
+            0.70,
+        ),
+        at_least(
+            "same host, 1 TCP stream >= 1.1 x OVS userspace with TSO",
+            ratio(ours.map(|f| f.tcp1_bps), ovs_tso.map(|f| f.tcp1_bps)),
+            1.1,
+        ),
+        at_least(
+            "same host, 4 TCP streams >= 0.60 x kernel bridge",
+            ratio(ours.and_then(|f| f.tcp4_bps), kb.and_then(|f| f.tcp4_bps)),
+            0.60,
+        ),
+        at_least(
+            "cross host, 1 TCP stream >= 0.50 x kernel VXLAN",
+            ratio(ov.map(|f| f.tcp1_bps), kv.map(|f| f.tcp1_bps)),
+            0.50,
+        ),
+        at_least(
+            "64-byte UDP packets/s >= 1.25 x OVS userspace",
+            ratio(ours.and_then(|f| f.udp64_pps), ovs_tap.and_then(|f| f.udp64_pps)),
+            1.25,
+        ),
+        {
+            let added = ours.zip(kb).map(|(o, k)| (o.rtt_ms - k.rtt_ms) * 1000.0);
+            Goal {
+                what: "ping RTT added over the kernel bridge <= +30 us",
+                value: added,
+                met: added.map(|a| a <= 30.0),
+            }
+        },
+    ]
+}
+
+/// The run as tables: each path's figures with ratios against the kernel's path (and, same
+/// host, against OVS userspace), then the goals.
+pub fn report(r: &Results) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let g = |bps: f64| bps / 1e9;
+    let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "-".to_string(), f);
+    let kb = find(&r.same_host, "kernel bridge").cloned();
+    let tso = find(&r.same_host, "OVS userspace, tap + TSO").cloned();
+    let _ = writeln!(out, "same host, sandbox to sandbox");
+    let _ = writeln!(
+        out,
+        "{:<26} {:>9} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8} {:>10} {:>9}",
+        "PATH",
+        "TCP Gb/s",
+        "x kernel",
+        "x OVS+TSO",
+        "4x Gb/s",
+        "x kernel",
+        "UDP Mpps",
+        "RTT ms",
+        "RTT added",
+        "CPU s/GB"
+    );
+    for f in &r.same_host {
+        let x = |a: Option<f64>, b: Option<f64>| opt(a.zip(b).map(|(a, b)| a / b), &|v| format!("{v:.2}"));
+        let _ = writeln!(
+            out,
+            "{:<26} {:>9.2} {:>8} {:>9} {:>9} {:>8} {:>9} {:>8.3} {:>10} {:>9.2}",
+            f.name,
+            g(f.tcp1_bps),
+            x(Some(f.tcp1_bps), kb.as_ref().map(|k| k.tcp1_bps)),
+            x(Some(f.tcp1_bps), tso.as_ref().map(|k| k.tcp1_bps)),
+            opt(f.tcp4_bps, &|v| format!("{:.2}", g(v))),
+            x(f.tcp4_bps, kb.as_ref().and_then(|k| k.tcp4_bps)),
+            opt(f.udp64_pps, &|v| format!("{:.3}", v / 1e6)),
+            f.rtt_ms,
+            opt(kb.as_ref().map(|k| (f.rtt_ms - k.rtt_ms) * 1000.0), &|v| format!(
+                "{v:+.0} us"
+            )),
+            f.cpu_s_per_gb,
+        );
+    }
+    let kv = find(&r.cross_host, "kernel").cloned();
+    let _ = writeln!(out, "\ncross host, over VXLAN");
+    let _ = writeln!(
+        out,
+        "{:<26} {:>9} {:>8} {:>8} {:>10} {:>9}",
+        "PATH", "TCP Gb/s", "x kernel", "RTT ms", "RTT added", "CPU s/GB"
+    );
+    for f in &r.cross_host {
+        let _ = writeln!(
+            out,
+            "{:<26} {:>9.2} {:>8} {:>8.3} {:>10} {:>9.2}",
+            f.name,
+            g(f.tcp1_bps),
+            opt(kv.as_ref().map(|k| f.tcp1_bps / k.tcp1_bps), &|v| format!("{v:.2}")),
+            f.rtt_ms,
+            opt(kv.as_ref().map(|k| (f.rtt_ms - k.rtt_ms) * 1000.0), &|v| format!(
+                "{v:+.0} us"
+            )),
+            f.cpu_s_per_gb,
+        );
+    }
+    for s in &r.skipped {
+        let _ = writeln!(out, "skipped: {s}");
+    }
+    let _ = writeln!(out, "\ngoals");
+    for goal in goals(r) {
+        let verdict = match goal.met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        let value = opt(goal.value, &|v| {
+            if goal.what.starts_with("ping") {
+                format!("{v:+.0} us")
+            } else {
+                format!("{v:.2}")
+            }
+        });
+        let _ = writeln!(out, "  {verdict:<12} {} — measured {value}", goal.what);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fig(name: &str, tcp1: f64, tcp4: Option<f64>, udp: Option<f64>, rtt: f64) -> Figures {
+        Figures {
+            name: name.into(),
+            tcp1_bps: tcp1 * 1e9,
+            tcp4_bps: tcp4.map(|v| v * 1e9),
+            udp64_pps: udp,
+            rtt_ms: rtt,
+            cpu_s_per_gb: 0.5,
+        }
+    }
+
+    #[test]
+    fn goals_are_judged_on_same_run_ratios() {
+        let r = Results {
+            same_host: vec![
+                fig("kernel bridge (veth)", 20.0, Some(36.0), Some(550_000.0), 0.050),
+                fig("switchd bridge network", 15.0, Some(20.0), Some(300_000.0), 0.070),
+                fig("OVS userspace, tap", 3.6, Some(4.0), Some(200_000.0), 0.160),
+                fig("OVS userspace, tap + TSO", 12.0, Some(14.0), Some(210_000.0), 0.150),
+            ],
+            cross_host: vec![
+                fig("switchd overlay (VXLAN)", 4.0, None, None, 0.2),
+                fig("kernel VXLAN", 16.0, None, None, 0.1),
+            ],
+            skipped: vec!["vde_switch is not installed (scripts/bench.sh installs it)".into()],
+        };
+        let met: Vec<Option<bool>> = goals(&r).iter().map(|g| g.met).collect();
+        // 15/20 = 0.75; 15/12 = 1.25; 20/36 = 0.56; 4/16 = 0.25; 300k/200k = 1.5; +20 us.
+        assert_eq!(
+            met,
+            [Some(true), Some(true), Some(false), Some(false), Some(true), Some(true)]
+        );
+        let text = report(&r);
+        assert!(
+            text.contains("MISSED       same host, 4 TCP streams >= 0.60 x kernel bridge — measured 0.56"),
+            "{text}"
+        );
+        assert!(text.contains("+20 us"), "{text}");
+        assert!(text.contains("skipped: vde_switch is not installed"), "{text}");
+
+        // A peer missing: its goal is not measured rather than judged.
+        let r = Results {
+            same_host: r.same_host[..2].to_vec(),
+            ..r
+        };
+        assert_eq!(goals(&r)[1].met, None);
+        assert!(report(&r).contains("not measured"));
+    }
 }
