@@ -429,8 +429,8 @@ pub fn run_all(bin_dir: &Path) -> Result<Results, String> {
     let mut r = Results::default();
     r.same_host.push(kernel_bridge(&p)?);
     r.same_host.push(ours_bridge(&p, bin_dir)?);
-    type Path<'a> = &'a dyn Fn() -> Result<Figures, String>;
-    let peers: [(&str, Path); 3] = [
+    type Step<'a> = &'a dyn Fn() -> Result<Figures, String>;
+    let peers: [(&str, Step); 3] = [
         ("ovs-vswitchd", &|| ovs(&p, false)),
         ("ovs-vswitchd", &|| ovs(&p, true)),
         ("vde_switch", &|| vde(&p)),
