@@ -5,15 +5,16 @@
 //!  UDP payload ──► decap: check I flag, read VNI ──► (Vni, inner frame)
 //! ```
 //!
-//! This crate holds the header codec and the flow hash that picks the UDP source port; the
-//! gossip-fed VTEP tables and segmentation helpers arrive with the multi-host work. No I/O,
-//! no clock.
+//! This crate holds the header codec, the flow hash that picks the UDP source port, ARP
+//! answers for suppression, and segmentation and checksums done in software for frames that
+//! arrive as super-frames (`offload`). No I/O, no clock.
 #![deny(missing_docs)]
 // Tests pick their own epoch with `Instant::now()`; the core itself never reads the clock.
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod arp;
 pub mod flow;
+pub mod offload;
 pub mod vxlan;
 
 pub use flow::flow_hash;

@@ -1,0 +1,413 @@
+//! Segmentation and checksum offload done in software, for frames that a TAP with offloads
+//! hands over with a virtio-net header: a TCP/IPv4 super-frame (up to 64 KB, one header for
+//! the whole payload) is cut into MSS-sized frames with their own IPv4 and TCP headers and
+//! checksums, and a frame whose checksum the sender left to the device gets it filled in.
+//! This is what a NIC does with TSO and checksum offload; the overlay needs it before
+//! encapsulation, because no device below the VXLAN header knows the inner packet.
+//!
+//! ```text
+//!  [virtio-net hdr | Ethernet | IPv4 | TCP | payload (n x gso_size)]
+//!        │ segment_tcp4(front)
+//!        ▼
+//!  [front | Ethernet | IPv4' | TCP' | gso_size bytes] [front | ...] ... [front | ... | rest]
+//! ```
+//!
+//! Every segment but the last has the same length, and each is preceded by `front` bytes left
+//! for the caller (the VXLAN header): the buffer is ready for one UDP send with segmentation
+//! offload (UDP_SEGMENT). Input comes from containers, so nothing here trusts it: offsets and
+//! lengths are checked and a bad frame is an error, never a panic.
+
+use std::fmt;
+
+/// Length of the virtio-net header without the `num_buffers` field (what a TAP with
+/// IFF_VNET_HDR uses by default).
+pub const VIRTIO_NET_HDR_LEN: usize = 10;
+/// `flags`: the checksum from `csum_start` to the end is to be completed; the field at
+/// `csum_start + csum_offset` holds the pseudo-header sum.
+pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
+/// `gso_type`: not a super-frame.
+pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
+/// `gso_type`: a TCP/IPv4 super-frame.
+pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+/// `gso_type` bit: ECN was negotiated (CWR goes on the first segment only).
+pub const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
+
+/// A virtio-net header (little-endian fields, as a TAP on x86 and ARM writes them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct VirtioNetHdr {
+    /// [`VIRTIO_NET_HDR_F_NEEDS_CSUM`] or 0.
+    pub flags: u8,
+    /// [`VIRTIO_NET_HDR_GSO_NONE`], [`VIRTIO_NET_HDR_GSO_TCPV4`], ... (with the ECN bit).
+    pub gso_type: u8,
+    /// Length of the headers in front of the payload.
+    pub hdr_len: u16,
+    /// Payload bytes per segment (the MSS).
+    pub gso_size: u16,
+    /// Where the checksummed part starts.
+    pub csum_start: u16,
+    /// Where, from `csum_start`, the checksum field is.
+    pub csum_offset: u16,
+}
+
+impl VirtioNetHdr {
+    /// Reads the first 10 bytes of `b`; `None` when shorter.
+    pub fn parse(b: &[u8]) -> Option<VirtioNetHdr> {
+        let b = b.get(..VIRTIO_NET_HDR_LEN)?;
+        let u = |i: usize| u16::from_le_bytes([b[i], b[i + 1]]);
+        Some(VirtioNetHdr {
+            flags: b[0],
+            gso_type: b[1],
+            hdr_len: u(2),
+            gso_size: u(4),
+            csum_start: u(6),
+            csum_offset: u(8),
+        })
+    }
+
+    /// Writes the header into the first 10 bytes of `b`.
+    ///
+    /// # Panics
+    /// If `b` is shorter than 10 bytes.
+    pub fn emit(&self, b: &mut [u8]) {
+        b[0] = self.flags;
+        b[1] = self.gso_type;
+        for (i, v) in [self.hdr_len, self.gso_size, self.csum_start, self.csum_offset]
+            .into_iter()
+            .enumerate()
+        {
+            b[2 + 2 * i..4 + 2 * i].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+}
+
+/// Why a frame could not be segmented or checksummed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OffloadError {
+    /// A super-frame of a kind not handled here (the `gso_type`).
+    UnsupportedGso(u8),
+    /// Not Ethernet + IPv4 + TCP where the header says a TCP/IPv4 super-frame is.
+    NotTcp4,
+    /// An offset or length that points outside the frame, named with its value.
+    Bounds(&'static str, usize),
+}
+
+impl fmt::Display for OffloadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OffloadError::UnsupportedGso(t) => {
+                write!(
+                    f,
+                    "unsupported segmentation type {t:#x}: only TCP over IPv4 (1) is handled"
+                )
+            }
+            OffloadError::NotTcp4 => write!(f, "a TCP/IPv4 super-frame that is not Ethernet + IPv4 + TCP"),
+            OffloadError::Bounds(what, v) => write!(f, "{what} {v} is outside the frame"),
+        }
+    }
+}
+
+impl std::error::Error for OffloadError {}
+
+/// The one's-complement sum of `data` as big-endian 16-bit words, added to `sum` (not folded:
+/// call [`fold`]). Eight bytes at a time.
+pub fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        // Add the two 32-bit halves: carries stay in the upper bits, folded at the end.
+        sum += (v >> 32) + (v & 0xffff_ffff);
+    }
+    let rest = chunks.remainder();
+    let mut pairs = rest.chunks_exact(2);
+    for p in &mut pairs {
+        sum += u64::from(u16::from_be_bytes([p[0], p[1]]));
+    }
+    if let [last] = pairs.remainder() {
+        sum += u64::from(*last) << 8;
+    }
+    sum
+}
+
+/// Folds a sum to 16 bits (end-around carry).
+pub fn fold(mut sum: u64) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum as u16
+}
+
+/// The internet checksum of `data` (RFC 1071).
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum_words(0, data))
+}
+
+/// Completes a checksum left to the device: the 16-bit field at `csum_start + csum_offset`
+/// holds the pseudo-header's sum; the sum over `frame[csum_start..]` is taken and its
+/// complement written there.
+///
+/// # Errors
+/// [`OffloadError::Bounds`] when the field lies outside the frame.
+pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) -> Result<(), OffloadError> {
+    let at = csum_start + csum_offset;
+    if at + 2 > frame.len() {
+        return Err(OffloadError::Bounds("checksum field at", at));
+    }
+    let c = !fold(sum_words(0, &frame[csum_start..]));
+    frame[at..at + 2].copy_from_slice(&c.to_be_bytes());
+    Ok(())
+}
+
+/// Ethernet header length, with one 802.1Q tag if present; and the ethertype behind it.
+fn l2(frame: &[u8]) -> Option<(usize, u16)> {
+    let t = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
+    if t == 0x8100 {
+        Some((18, u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?])))
+    } else {
+        Some((14, t))
+    }
+}
+
+/// Cuts the TCP/IPv4 super-frame `frame` (behind virtio-net header `hdr`) into frames of at
+/// most `hdr.gso_size` payload bytes, each with a correct IPv4 header (total length, ID
+/// counting up, checksum) and TCP header (sequence number, FIN/PSH on the last only, CWR on
+/// the first only, checksum). Each goes into `out` behind `front` zero bytes; returns the
+/// number of segments. A frame that is not a super-frame is copied as one segment, its
+/// checksum completed if it was left to the device.
+///
+/// # Errors
+/// [`OffloadError`] for frames that do not hold what the header says; `out` is then left as
+/// it was.
+pub fn segment_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<usize, OffloadError> {
+    let start = out.len();
+    let r = segment_inner(hdr, frame, front, out);
+    if r.is_err() {
+        out.truncate(start);
+    }
+    r
+}
+
+fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<usize, OffloadError> {
+    let gso = hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN;
+    if gso == VIRTIO_NET_HDR_GSO_NONE {
+        out.resize(out.len() + front, 0);
+        let at = out.len();
+        out.extend_from_slice(frame);
+        if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+            finish_checksum(
+                &mut out[at..],
+                usize::from(hdr.csum_start),
+                usize::from(hdr.csum_offset),
+            )?;
+        }
+        return Ok(1);
+    }
+    if gso != VIRTIO_NET_HDR_GSO_TCPV4 {
+        return Err(OffloadError::UnsupportedGso(hdr.gso_type));
+    }
+    let (ip, ethertype) = l2(frame).ok_or(OffloadError::NotTcp4)?;
+    if ethertype != 0x0800 {
+        return Err(OffloadError::NotTcp4);
+    }
+    let v_ihl = *frame.get(ip).ok_or(OffloadError::NotTcp4)?;
+    let ihl = usize::from(v_ihl & 0x0f) * 4;
+    if v_ihl >> 4 != 4 || ihl < 20 || frame.get(ip + 9) != Some(&6) {
+        return Err(OffloadError::NotTcp4);
+    }
+    let tcp = ip + ihl;
+    let doff = usize::from(frame.get(tcp + 12).ok_or(OffloadError::Bounds("TCP header at", tcp))? >> 4) * 4;
+    let hdrs = tcp + doff;
+    if doff < 20 || hdrs > frame.len() {
+        return Err(OffloadError::Bounds("TCP header end", hdrs));
+    }
+    let mss = usize::from(hdr.gso_size);
+    if mss == 0 {
+        return Err(OffloadError::Bounds("segment size", 0));
+    }
+    let payload = &frame[hdrs..];
+    let ip_id = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]);
+    let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
+    let flags = frame[tcp + 13];
+    let (src, dst) = (&frame[ip + 12..ip + 16], &frame[ip + 16..ip + 20]);
+    // The pseudo-header without the length: source, destination, protocol.
+    let pseudo = sum_words(sum_words(6, src), dst);
+    let n = payload.len().div_ceil(mss).max(1);
+    out.reserve(n * (front + hdrs + mss));
+    for (i, chunk) in payload
+        .chunks(mss)
+        .chain((payload.is_empty()).then_some(&[][..]))
+        .enumerate()
+    {
+        out.resize(out.len() + front, 0);
+        let at = out.len();
+        out.extend_from_slice(&frame[..hdrs]);
+        out.extend_from_slice(chunk);
+        let seg = &mut out[at..];
+        // IPv4: total length, ID, checksum.
+        let total = (ihl + doff + chunk.len()) as u16;
+        seg[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
+        seg[ip + 4..ip + 6].copy_from_slice(&ip_id.wrapping_add(i as u16).to_be_bytes());
+        seg[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
+        let c = checksum(&seg[ip..tcp]);
+        seg[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        // TCP: sequence, flags, checksum.
+        let s = seq.wrapping_add((i * mss) as u32);
+        seg[tcp + 4..tcp + 8].copy_from_slice(&s.to_be_bytes());
+        let mut f = flags;
+        if i + 1 < n {
+            f &= !(0x01 | 0x08); // FIN, PSH: the last segment's
+        }
+        if i > 0 {
+            f &= !0x80; // CWR: the first segment's
+        }
+        seg[tcp + 13] = f;
+        seg[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+        let len = (doff + chunk.len()) as u64;
+        let c = !fold(sum_words(pseudo + len, &seg[tcp..]));
+        seg[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
+    use proptest::prelude::*;
+
+    /// A TCP/IPv4 frame with `payload`, flags FIN|PSH|CWR set, checksums valid.
+    fn super_frame(payload: &[u8], seq: u32) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, seq, 64240)
+            .psh()
+            .fin()
+            .cwr()
+            .ack(7);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    fn tso(mss: u16) -> VirtioNetHdr {
+        VirtioNetHdr {
+            flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+            gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+            hdr_len: 54,
+            gso_size: mss,
+            csum_start: 34,
+            csum_offset: 16,
+        }
+    }
+
+    /// Splits `out` into its segments (each behind `front` bytes) of `seg_len` but the last.
+    fn segments(out: &[u8], front: usize, n: usize, full: usize) -> Vec<&[u8]> {
+        (0..n)
+            .map(|i| {
+                let at = i * (front + full) + front;
+                &out[at..(at + full).min(out.len())]
+            })
+            .collect()
+    }
+
+    fn check(payload: &[u8], mss: u16, front: usize) {
+        let frame = super_frame(payload, 0xffff_f000);
+        let mut out = vec![0xaa; 3];
+        let n = segment_tcp4(&tso(mss), &frame, front, &mut out).unwrap();
+        let mss = usize::from(mss);
+        assert_eq!(n, payload.len().div_ceil(mss).max(1));
+        let mut got = Vec::new();
+        for (i, seg) in segments(&out[3..], front, n, 54 + mss).into_iter().enumerate() {
+            let p = SlicedPacket::from_ethernet(seg).unwrap();
+            let Some(etherparse::NetSlice::Ipv4(ipv4)) = p.net else {
+                panic!("not IPv4")
+            };
+            let iph = ipv4.header().to_header();
+            assert_eq!(iph.header_checksum, iph.calc_header_checksum(), "segment {i}");
+            assert_eq!(usize::from(iph.total_len), seg.len() - 14);
+            assert_eq!(iph.identification, i as u16);
+            let Some(TransportSlice::Tcp(t)) = p.transport else {
+                panic!("not TCP")
+            };
+            let th = t.to_header();
+            let want = th.calc_checksum_ipv4(&iph, t.payload()).unwrap();
+            assert_eq!(th.checksum, want, "segment {i}");
+            assert_eq!(th.sequence_number, 0xffff_f000u32.wrapping_add((i * mss) as u32));
+            let last = i + 1 == n;
+            assert_eq!((th.fin, th.psh, th.cwr, th.ack), (last, last, i == 0, true));
+            got.extend_from_slice(t.payload());
+        }
+        assert_eq!(got, payload);
+    }
+
+    #[test]
+    fn a_super_frame_becomes_valid_segments() {
+        let payload: Vec<u8> = (0..65_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        check(&payload, 1398, 8);
+        check(&payload[..1398], 1398, 0);
+        check(&payload[..1399], 1398, 8);
+        check(&payload[..1], 1398, 8);
+        check(&[], 1398, 8);
+    }
+
+    proptest! {
+        #[test]
+        fn any_payload_and_mss(len in 0usize..20_000, mss in 1u16..2000, front in 0usize..16) {
+            let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
+            check(&payload, mss, front);
+        }
+
+        #[test]
+        fn bad_frames_are_refused_without_panic(bytes in proptest::collection::vec(any::<u8>(), 0..200), mss in 0u16..100) {
+            let mut out = vec![1, 2, 3];
+            if segment_tcp4(&tso(mss), &bytes, 8, &mut out).is_err() {
+                prop_assert_eq!(out, vec![1, 2, 3]);
+            }
+        }
+    }
+
+    #[test]
+    fn a_checksum_left_to_the_device_is_completed() {
+        let mut frame = super_frame(b"hello, world", 1);
+        let want = u16::from_be_bytes([frame[50], frame[51]]);
+        // As the sender leaves it: the pseudo-header's sum (not complemented) in the field.
+        let tcp_len = (frame.len() - 34) as u64;
+        let pseudo = fold(sum_words(sum_words(6 + tcp_len, &frame[26..30]), &frame[30..34]));
+        frame[50..52].copy_from_slice(&pseudo.to_be_bytes());
+        let hdr = VirtioNetHdr {
+            gso_type: VIRTIO_NET_HDR_GSO_NONE,
+            ..tso(0)
+        };
+        let mut out = Vec::new();
+        assert_eq!(segment_tcp4(&hdr, &frame, 8, &mut out), Ok(1));
+        assert_eq!(u16::from_be_bytes([out[58], out[59]]), want);
+        assert_eq!(
+            finish_checksum(&mut frame, 34, 100),
+            Err(OffloadError::Bounds("checksum field at", 134))
+        );
+    }
+
+    #[test]
+    fn headers_round_trip_and_errors_name_the_value() {
+        let h = tso(1448);
+        let mut b = [0u8; 10];
+        h.emit(&mut b);
+        assert_eq!(VirtioNetHdr::parse(&b), Some(h));
+        assert_eq!(VirtioNetHdr::parse(&b[..9]), None);
+        let udp = VirtioNetHdr { gso_type: 5, ..h };
+        let e = segment_tcp4(&udp, &super_frame(b"x", 0), 0, &mut Vec::new()).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "unsupported segmentation type 0x5: only TCP over IPv4 (1) is handled"
+        );
+    }
+
+    #[test]
+    fn the_checksum_matches_rfc_1071() {
+        // RFC 1071's example: 0001 f203 f4f5 f6f7 sums to ddf2.
+        let d = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum_words(0, &d)), 0xddf2);
+        assert_eq!(checksum(&d), !0xddf2);
+        // Odd length: the last byte is the high half of a word.
+        assert_eq!(fold(sum_words(0, &[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+}
