@@ -5,6 +5,7 @@ declare -A pkg=(
   [ip]=iproute2 [ping]=iputils-ping [nft]=nftables [tcpdump]=tcpdump
   [nsenter]=util-linux [timeout]=coreutils [sysctl]=procps
   [dig]=bind9-dnsutils [dnsmasq]=dnsmasq-base [curl]=curl [getent]=libc-bin [tshark]=tshark [iperf3]=iperf3
+  [ethtool]=ethtool
 )
 missing=()
 for cmd in "${!pkg[@]}"; do

@@ -167,17 +167,32 @@ fn l2(frame: &[u8]) -> Option<(usize, u16)> {
     }
 }
 
+/// What [`segment_tcp4`] wrote: `count` segments, each `stride` bytes from the start of the
+/// next (the last may be shorter), `front` bytes included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Segments {
+    /// How many.
+    pub count: usize,
+    /// The distance between segment starts.
+    pub stride: usize,
+}
+
 /// Cuts the TCP/IPv4 super-frame `frame` (behind virtio-net header `hdr`) into frames of at
 /// most `hdr.gso_size` payload bytes, each with a correct IPv4 header (total length, ID
 /// counting up, checksum) and TCP header (sequence number, FIN/PSH on the last only, CWR on
-/// the first only, checksum). Each goes into `out` behind `front` zero bytes; returns the
-/// number of segments. A frame that is not a super-frame is copied as one segment, its
-/// checksum completed if it was left to the device.
+/// the first only, checksum). Each goes into `out` behind `front` zero bytes. A frame that is
+/// not a super-frame is copied as one segment, its checksum completed if it was left to the
+/// device.
 ///
 /// # Errors
 /// [`OffloadError`] for frames that do not hold what the header says; `out` is then left as
 /// it was.
-pub fn segment_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<usize, OffloadError> {
+pub fn segment_tcp4(
+    hdr: &VirtioNetHdr,
+    frame: &[u8],
+    front: usize,
+    out: &mut Vec<u8>,
+) -> Result<Segments, OffloadError> {
     let start = out.len();
     let r = segment_inner(hdr, frame, front, out);
     if r.is_err() {
@@ -186,7 +201,7 @@ pub fn segment_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Ve
     r
 }
 
-fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<usize, OffloadError> {
+fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<Segments, OffloadError> {
     let gso = hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN;
     if gso == VIRTIO_NET_HDR_GSO_NONE {
         out.resize(out.len() + front, 0);
@@ -199,7 +214,10 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
                 usize::from(hdr.csum_offset),
             )?;
         }
-        return Ok(1);
+        return Ok(Segments {
+            count: 1,
+            stride: front + frame.len(),
+        });
     }
     if gso != VIRTIO_NET_HDR_GSO_TCPV4 {
         return Err(OffloadError::UnsupportedGso(hdr.gso_type));
@@ -265,7 +283,14 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
         let c = !fold(sum_words(pseudo + len, &seg[tcp..]));
         seg[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
     }
-    Ok(n)
+    Ok(Segments {
+        count: n,
+        stride: if n == 1 {
+            front + hdrs + payload.len()
+        } else {
+            front + hdrs + mss
+        },
+    })
 }
 
 #[cfg(test)]
@@ -312,9 +337,15 @@ mod tests {
     fn check(payload: &[u8], mss: u16, front: usize) {
         let frame = super_frame(payload, 0xffff_f000);
         let mut out = vec![0xaa; 3];
-        let n = segment_tcp4(&tso(mss), &frame, front, &mut out).unwrap();
+        let s = segment_tcp4(&tso(mss), &frame, front, &mut out).unwrap();
         let mss = usize::from(mss);
+        let n = s.count;
         assert_eq!(n, payload.len().div_ceil(mss).max(1));
+        assert_eq!(s.stride, front + 54 + if n == 1 { payload.len() } else { mss });
+        assert_eq!(
+            out.len() - 3,
+            (n - 1) * s.stride + front + 54 + (payload.len() - (n - 1) * mss)
+        );
         let mut got = Vec::new();
         for (i, seg) in segments(&out[3..], front, n, 54 + mss).into_iter().enumerate() {
             let p = SlicedPacket::from_ethernet(seg).unwrap();
@@ -378,7 +409,13 @@ mod tests {
             ..tso(0)
         };
         let mut out = Vec::new();
-        assert_eq!(segment_tcp4(&hdr, &frame, 8, &mut out), Ok(1));
+        assert_eq!(
+            segment_tcp4(&hdr, &frame, 8, &mut out),
+            Ok(Segments {
+                count: 1,
+                stride: 8 + frame.len()
+            })
+        );
         assert_eq!(u16::from_be_bytes([out[58], out[59]]), want);
         assert_eq!(
             finish_checksum(&mut frame, 34, 100),

@@ -30,11 +30,15 @@ pub enum DropReason {
     /// A frame on a VLAN uplink that is untagged or of another VLAN (the kernel filter
     /// normally keeps these away).
     WrongVlan,
+    /// A super-frame (or a frame with its checksum left to the device) that could not be
+    /// segmented for a tunnel: not the TCP/IPv4 its offload header announced. Counted on the
+    /// egress port.
+    BadOffload,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 11] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -46,6 +50,7 @@ impl DropReason {
         DropReason::IsolationViolation,
         DropReason::TxFailed,
         DropReason::WrongVlan,
+        DropReason::BadOffload,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -62,6 +67,7 @@ impl DropReason {
             DropReason::IsolationViolation => "isolation_violation",
             DropReason::TxFailed => "tx_failed",
             DropReason::WrongVlan => "wrong_vlan",
+            DropReason::BadOffload => "bad_offload",
         }
     }
 

@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use overlay::Vni;
+use overlay::offload::{segment_tcp4, VirtioNetHdr};
+use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
     trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
     TrunkRx, Verdict, VlanId,
@@ -264,6 +265,7 @@ pub fn spawn(seed: u64, vxlan_port: u16) -> io::Result<Handle> {
             vnis: HashMap::new(),
             peers: HashMap::new(),
             arp: HashMap::new(),
+            train: Vec::with_capacity(2 * MAX_FRAME),
         };
         dp.run();
     })?;
@@ -283,6 +285,8 @@ struct Dataplane {
     peers: HashMap<(Ipv4Addr, Vni), PortId>,
     /// Addresses of endpoints on other hosts, answered locally (ARP suppression).
     arp: HashMap<(NetworkId, Ipv4Addr), MacAddr>,
+    /// Segments of a super-frame on its way into VXLAN tunnels (reused).
+    train: Vec<u8>,
 }
 
 impl Dataplane {
@@ -631,12 +635,36 @@ impl Dataplane {
         if !peers {
             return;
         }
-        // A tunnelled frame must be whole: no segmentation or checksum left to the receiver.
+        // A tunnelled frame must be whole: a super-frame is cut into segments and a checksum
+        // left to the device is completed, once for all the peers.
         let plain = packet[0] == 0 && packet[1] == 0;
+        let segments = if plain {
+            None
+        } else {
+            let hdr = VirtioNetHdr::parse(packet).unwrap_or_default();
+            self.train.clear();
+            Some(segment_tcp4(
+                &hdr,
+                &packet[VNET_HDR_LEN..],
+                VXLAN_HEADER_LEN,
+                &mut self.train,
+            ))
+        };
         for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
             let Egress::Vtep(addr, vni) = e else { continue };
-            let sent = plain && self.vtep.as_mut().is_some_and(|v| v.send(packet, vni, addr).is_ok());
-            if sent {
+            let Some(vtep) = self.vtep.as_mut() else {
+                self.switch.record_drop(p, DropReason::TxFailed);
+                continue;
+            };
+            let sent = match &segments {
+                None => vtep.send(packet, vni, addr),
+                Some(Ok(s)) => vtep.send_train(&mut self.train, s.count, s.stride, vni, addr),
+                Some(Err(_)) => {
+                    self.switch.record_drop(p, DropReason::BadOffload);
+                    continue;
+                }
+            };
+            if sent.is_ok() {
                 self.switch.record_tx(p, bytes);
             } else {
                 self.switch.record_drop(p, DropReason::TxFailed);

@@ -30,9 +30,19 @@ pub struct TapSpec {
     pub mtu: u16,
     /// Gateway for a default route, added when none exists.
     pub default_gw: Option<Ipv4Addr>,
-    /// Whether the kernel may hand over unsegmented super-frames with partial checksums.
-    /// Off for ports whose frames may be tunnelled, which must travel whole.
-    pub offload: bool,
+    /// Which unsegmented super-frames and partial checksums the kernel may hand over.
+    pub offload: Offload,
+}
+
+/// The offloads a TAP port takes (what the kernel may leave undone in frames it hands over).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Offload {
+    /// Checksums and TCP/IPv4 segmentation: what the dataplane completes in software before
+    /// a frame enters a VXLAN tunnel (overlay networks).
+    Tcp4,
+    /// Every offload the kernel has (checksums, TCP and UDP segmentation, v4 and v6): frames
+    /// that stay on this host pass whole between ports.
+    All,
 }
 
 /// Where a TAP device lives: switchd's own namespace, or a published one.
@@ -62,9 +72,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     if netdev::exists(&spec.name) {
         let dev = builder(&spec.name).build_sync().map_err(ctx)?;
         dev.set_nonblocking(true).map_err(ctx)?;
-        if !spec.offload {
-            no_offloads(&dev).map_err(ctx)?;
-        }
+        set_offloads(&dev, spec.offload).map_err(ctx)?;
         return Ok(dev);
     }
     let mut b = builder(&spec.name).mtu(spec.mtu);
@@ -76,9 +84,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     }
     let dev = b.enable(true).build_sync().map_err(ctx)?;
     dev.persist().map_err(ctx)?;
-    if !spec.offload {
-        no_offloads(&dev).map_err(ctx)?;
-    }
+    set_offloads(&dev, spec.offload).map_err(ctx)?;
     // Networks here are IPv4: keep the interface from sending router solicitations and MLD
     // reports into the switch. A kernel without IPv6 has no such key, which is fine.
     let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.name), "1");
@@ -92,12 +98,15 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     Ok(dev)
 }
 
-/// Turns segmentation and checksum offloads off (the virtio-net header stays, always plain):
-/// the kernel then hands over MTU-sized frames with complete checksums.
-fn no_offloads(dev: &SyncDevice) -> io::Result<()> {
+/// Narrows the offloads to `o` (the device opens with all of them).
+fn set_offloads(dev: &SyncDevice, o: Offload) -> io::Result<()> {
     const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
+    let flags = match o {
+        Offload::All => return Ok(()),
+        Offload::Tcp4 => libc::TUN_F_CSUM | libc::TUN_F_TSO4,
+    };
     // SAFETY: the descriptor is a live TUN/TAP fd owned by `dev`; TUNSETOFFLOAD takes flags.
-    if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETOFFLOAD as _, 0 as libc::c_uint) } < 0 {
+    if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_uint) } < 0 {
         return Err(io::Error::last_os_error());
     }
     Ok(())

@@ -245,6 +245,33 @@ fn overlay_across_hosts() {
     let neigh = h2.exec(&b, &["ip", "neigh", "show", "10.66.0.2"]).stdout;
     assert!(neigh.contains("02:42:0a:42:00:02"), "{neigh}");
 
+    // Bulk TCP both ways: the sandboxes hand over super-frames (TSO on overlay ports), which
+    // are cut into segments with their checksums before they enter the tunnel.
+    assert_eq!(sim::tcp_bulk(&a, &b, "10.66.0.8", 32), 32 << 20, "a to b");
+    assert_eq!(sim::tcp_bulk(&b, &a, "10.66.0.2", 32), 32 << 20, "b to a");
+    let ports: serde_json::Value =
+        serde_json::from_str(h1.ctl(["ports", "--format", "json"]).expect_ok("ports")).expect("JSON");
+    let tap = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Interface"] == format!("{a}/eth0"))
+        .unwrap_or_else(|| panic!("a's port: {ports}"));
+    let avg = tap["RxBytes"].as_u64().unwrap() / tap["RxPackets"].as_u64().unwrap().max(1);
+    assert!(
+        avg > 1514,
+        "a's port read {avg}-byte frames on average: no super-frames {tap}"
+    );
+    for p in ports.as_array().unwrap() {
+        for reason in ["bad_offload", "tx_failed"] {
+            assert!(p["Drops"].get(reason).is_none(), "{reason} on {p}");
+        }
+    }
+    // And with the offloads off in the sandbox: MTU-sized frames, checksums complete.
+    h1.exec(&a, &["ethtool", "-K", "eth0", "tso", "off", "tx", "off"])
+        .expect_ok("ethtool");
+    assert_eq!(sim::tcp_bulk(&a, &b, "10.66.0.8", 16), 16 << 20, "a to b, offloads off");
+
     // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
     h2.kill9();
     let took = wait_for("b withdrawn from h1", Duration::from_secs(20), || {

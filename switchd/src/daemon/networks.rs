@@ -56,7 +56,11 @@ impl Daemon {
             addr: Some(addr),
             mtu: net.mtu,
             default_gw: None,
-            offload: net.driver != Driver::Overlay,
+            offload: if net.driver == Driver::Overlay {
+                tap::Offload::Tcp4
+            } else {
+                tap::Offload::All
+            },
         };
         let dev = tap::open(&tap::Place::Here, spec)?;
         let mac = dev.mac_address()?;

@@ -117,7 +117,11 @@ impl Daemon {
                     addr,
                     mtu: net.mtu,
                     default_gw,
-                    offload: net.driver != Driver::Overlay,
+                    offload: if net.driver == Driver::Overlay {
+                        tap::Offload::Tcp4
+                    } else {
+                        tap::Offload::All
+                    },
                 };
                 let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
                 (Device::Tap(dev), PortKind::Tap)
