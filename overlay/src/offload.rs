@@ -293,6 +293,144 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
     })
 }
 
+/// The most segments one coalesced super-frame takes.
+const COALESCE_MAX: usize = 64;
+/// `flags` of a coalesced super-frame's header: checksums are to be completed (they were
+/// verified segment by segment).
+const TCP_FLAGS_MERGEABLE: u8 = 0x10 | 0x08; // ACK, PSH
+
+/// Joins consecutive TCP/IPv4 segments of one flow back into a super-frame behind a
+/// virtio-net header (GRO in software), so a receiving TAP takes one write for many segments.
+/// A segment joins when it continues the flow exactly: same Ethernet, IPv4 and TCP headers
+/// but for length, ID, sequence and checksums; the next sequence number; a valid TCP checksum;
+/// only ACK (and PSH, which closes the super-frame); every earlier segment full-sized.
+#[derive(Debug, Default)]
+pub struct Coalescer {
+    /// The virtio-net header room, then the first segment's headers, then every payload.
+    buf: Vec<u8>,
+    count: usize,
+    mss: usize,
+    next_seq: u32,
+    /// A short or PSH segment joined: nothing may follow it.
+    closed: bool,
+}
+
+/// Where the headers of a plain Ethernet + IPv4 (no options) + TCP frame are, if it could
+/// be coalesced at all: TCP offset, headers' end and payload end.
+fn tcp4_segment(frame: &[u8]) -> Option<(usize, usize, usize)> {
+    if frame.len() < 54 || frame[12..14] != [0x08, 0x00] || frame[14] != 0x45 || frame[23] != 6 {
+        return None;
+    }
+    // Not a fragment (MF clear, offset zero).
+    if u16::from_be_bytes([frame[20], frame[21]]) & 0x3fff != 0 {
+        return None;
+    }
+    let end = 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]));
+    let doff = usize::from(frame[46] >> 4) * 4;
+    let hdrs = 34 + doff;
+    if doff < 20 || end > frame.len() || end <= hdrs || frame[47] & !TCP_FLAGS_MERGEABLE != 0 {
+        return None;
+    }
+    // The segment's TCP checksum must hold: coalesced data is handed on as verified.
+    let len = (end - 34) as u64;
+    let sum = sum_words(
+        sum_words(sum_words(6 + len, &frame[26..30]), &frame[30..34]),
+        &frame[34..end],
+    );
+    (fold(sum) == 0xffff).then_some((34, hdrs, end))
+}
+
+impl Coalescer {
+    /// An empty coalescer.
+    pub fn new() -> Coalescer {
+        Coalescer::default()
+    }
+
+    /// Whether no segment is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Adds `frame` (a plain Ethernet frame): true when it joined the super-frame (or began
+    /// one); false when it cannot: take what is waiting first and add it again, and if an
+    /// empty coalescer refuses it too, it is not a segment to coalesce and goes on as it is.
+    pub fn add(&mut self, frame: &[u8]) -> bool {
+        let Some((tcp, hdrs, end)) = tcp4_segment(frame) else {
+            return false;
+        };
+        let payload = &frame[hdrs..end];
+        let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
+        if self.count == 0 {
+            self.buf.clear();
+            self.buf.resize(VIRTIO_NET_HDR_LEN, 0);
+            self.buf.extend_from_slice(&frame[..end]);
+            self.count = 1;
+            self.mss = payload.len();
+            self.next_seq = seq.wrapping_add(payload.len() as u32);
+            self.closed = frame[tcp + 13] & 0x08 != 0;
+            return true;
+        }
+        let first = &self.buf[VIRTIO_NET_HDR_LEN..];
+        let same = |a: std::ops::Range<usize>| first.get(a.clone()) == frame.get(a);
+        let joins = !self.closed
+            && self.count < COALESCE_MAX
+            && seq == self.next_seq
+            && payload.len() <= self.mss
+            && self.buf.len() - VIRTIO_NET_HDR_LEN - 14 + payload.len() <= usize::from(u16::MAX)
+            && first.len() >= hdrs
+            && same(0..16) // Ethernet, IPv4 version, IHL and TOS
+            && same(20..21) // DF
+            && same(22..24) // TTL, protocol
+            && same(26..34) // addresses
+            && same(34..38) // ports
+            && same(42..47) // acknowledgment, data offset
+            && same(48..50) // window
+            && same(54..hdrs); // options
+        if !joins {
+            return false;
+        }
+        self.buf.extend_from_slice(payload);
+        self.count += 1;
+        self.next_seq = seq.wrapping_add(payload.len() as u32);
+        self.closed = payload.len() < self.mss || frame[tcp + 13] & 0x08 != 0;
+        if frame[tcp + 13] & 0x08 != 0 {
+            self.buf[VIRTIO_NET_HDR_LEN + tcp + 13] |= 0x08;
+        }
+        true
+    }
+
+    /// The waiting frame behind its virtio-net header: one segment as it came (a plain
+    /// header), or a super-frame (TCP/IPv4 segmentation type, the segment size, the checksum
+    /// to be completed from the pseudo-header sum in place); the coalescer is empty after.
+    pub fn take(&mut self) -> &mut [u8] {
+        let count = std::mem::take(&mut self.count);
+        if count > 1 {
+            let f = &mut self.buf[VIRTIO_NET_HDR_LEN..];
+            let ip_len = (f.len() - 14) as u16;
+            f[16..18].copy_from_slice(&ip_len.to_be_bytes());
+            f[24..26].copy_from_slice(&[0, 0]);
+            let c = checksum(&f[14..34]);
+            f[24..26].copy_from_slice(&c.to_be_bytes());
+            let tcp_len = (f.len() - 34) as u64;
+            let pseudo = fold(sum_words(sum_words(6 + tcp_len, &f[26..30]), &f[30..34]));
+            f[50..52].copy_from_slice(&pseudo.to_be_bytes());
+            let hdrs = 34 + usize::from(f[46] >> 4) * 4;
+            VirtioNetHdr {
+                flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                hdr_len: hdrs as u16,
+                gso_size: self.mss as u16,
+                csum_start: 34,
+                csum_offset: 16,
+            }
+            .emit(&mut self.buf);
+        } else {
+            self.buf[..VIRTIO_NET_HDR_LEN].fill(0);
+        }
+        &mut self.buf
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -436,6 +574,97 @@ mod tests {
             e.to_string(),
             "unsupported segmentation type 0x5: only TCP over IPv4 (1) is handled"
         );
+    }
+
+    /// Segments `payload` (MSS 1398; ACK on all, PSH on the last, FIN after it as a segment
+    /// of its own) and returns the frames, without their front room.
+    fn cut(payload: &[u8], seq: u32) -> Vec<Vec<u8>> {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, seq, 64240)
+            .psh()
+            .ack(7);
+        let mut frame = Vec::new();
+        b.write(&mut frame, payload).unwrap();
+        let fin = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(40000, 80, seq.wrapping_add(payload.len() as u32), 64240)
+            .fin()
+            .ack(7);
+        let mut last = Vec::new();
+        fin.write(&mut last, &[]).unwrap();
+        let mut out = Vec::new();
+        let s = segment_tcp4(&tso(1398), &frame, 0, &mut out).unwrap();
+        out.chunks(s.stride).map(<[u8]>::to_vec).chain([last]).collect()
+    }
+
+    #[test]
+    fn segments_coalesce_back_into_a_super_frame() {
+        let payload: Vec<u8> = (0..30_000u32).map(|i| (i * 13 % 251) as u8).collect();
+        let segs = cut(&payload, 1000);
+        let mut c = Coalescer::new();
+        for s in &segs[..segs.len() - 1] {
+            assert!(c.add(s));
+        }
+        // The FIN after them is not merged.
+        assert!(!c.add(segs.last().unwrap()));
+        let n = segs.len() - 1;
+        let out = c.take().to_vec();
+        assert!(c.is_empty());
+        let h = VirtioNetHdr::parse(&out).unwrap();
+        assert_eq!(
+            (h.flags, h.gso_type, h.hdr_len, h.gso_size, h.csum_start, h.csum_offset),
+            (1, 1, 54, 1398, 34, 16)
+        );
+        let f = &out[VIRTIO_NET_HDR_LEN..];
+        let p = SlicedPacket::from_ethernet(f).unwrap();
+        let Some(etherparse::NetSlice::Ipv4(ipv4)) = p.net else {
+            panic!("not IPv4")
+        };
+        let iph = ipv4.header().to_header();
+        assert_eq!(iph.header_checksum, iph.calc_header_checksum());
+        assert_eq!(usize::from(iph.total_len), f.len() - 14);
+        let Some(TransportSlice::Tcp(t)) = p.transport else {
+            panic!("not TCP")
+        };
+        assert_eq!(t.payload(), &payload[..]);
+        assert_eq!(t.sequence_number(), 1000);
+        assert!(t.psh() && !t.fin(), "the last merged segment's PSH");
+        // Segmenting it again gives the same segments (checksums completed from the partial).
+        let mut again = Vec::new();
+        let s = segment_tcp4(&h, f, 0, &mut again).unwrap();
+        assert_eq!(s.count, n);
+        for (i, seg) in again.chunks(s.stride).enumerate() {
+            let mut want = segs[i].clone();
+            // Same but for the IP ID, counted from the first.
+            want[18..20].copy_from_slice(&(i as u16).to_be_bytes());
+            let mut got = seg.to_vec();
+            got[24..26].copy_from_slice(&want[24..26]);
+            got[47] = want[47];
+            got[50..52].copy_from_slice(&want[50..52]);
+            assert_eq!(got, want, "segment {i}");
+        }
+    }
+
+    #[test]
+    fn only_the_flow_s_next_valid_segment_joins() {
+        let payload: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let segs = cut(&payload, 7);
+        let mut c = Coalescer::new();
+        assert!(c.add(&segs[0]));
+        assert!(!c.add(&segs[2]), "a gap in the sequence");
+        let mut bad = segs[1].clone();
+        bad[60] ^= 1;
+        assert!(!c.add(&bad), "a bad checksum");
+        let other = cut(&payload, 7_000_000);
+        assert!(!c.add(&other[1]), "another sequence");
+        assert!(c.add(&segs[1]));
+        // A single segment comes out as it went in, behind a plain header.
+        let mut one = Coalescer::new();
+        assert!(one.add(&segs[0]));
+        assert_eq!(one.take(), [&[0u8; 10][..], &segs[0]].concat());
+        // Not a TCP segment at all.
+        assert!(!Coalescer::new().add(&[0u8; 60]));
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use overlay::offload::{segment_tcp4, VirtioNetHdr};
+use overlay::offload::{segment_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
     trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
@@ -266,6 +266,7 @@ pub fn spawn(seed: u64, vxlan_port: u16) -> io::Result<Handle> {
             peers: HashMap::new(),
             arp: HashMap::new(),
             train: Vec::with_capacity(2 * MAX_FRAME),
+            coalescer: Coalescer::new(),
         };
         dp.run();
     })?;
@@ -287,6 +288,8 @@ struct Dataplane {
     arp: HashMap<(NetworkId, Ipv4Addr), MacAddr>,
     /// Segments of a super-frame on its way into VXLAN tunnels (reused).
     train: Vec<u8>,
+    /// Segments received from the tunnels, joined into a super-frame for one write.
+    coalescer: Coalescer,
 }
 
 impl Dataplane {
@@ -528,16 +531,19 @@ impl Dataplane {
 
     /// Reads up to a burst of VXLAN datagrams and forwards their inner frames from the peer's
     /// port; datagrams of unknown VNIs or from unknown peers are counted and dropped.
+    /// Consecutive TCP segments of one flow from one peer are joined into a super-frame first
+    /// (within this burst: nothing waits for a later one).
     fn drain_vxlan(&mut self, buf: &mut [u8]) {
         let now = Instant::now();
+        let mut held: Option<PortId> = None;
         for _ in 0..BURST {
-            let Some(vtep) = self.vtep.as_mut() else { return };
+            let Some(vtep) = self.vtep.as_mut() else { break };
             let (n, vni, from) = match vtep.recv(buf) {
                 Ok(Some(r)) => r,
-                Ok(None) => return,
+                Ok(None) => break,
                 Err(e) => {
                     tracing::warn!("VXLAN receive: {e}");
-                    return;
+                    break;
                 }
             };
             let Some(&port) = self.peers.get(&(from, vni)) else {
@@ -548,9 +554,28 @@ impl Dataplane {
                 }
                 continue;
             };
+            let frame = &buf[VNET_HDR_LEN..n];
+            if held == Some(port) && self.coalescer.add(frame) {
+                continue;
+            }
+            self.forward_held(now, &mut held);
+            if self.coalescer.add(frame) {
+                held = Some(port);
+                continue;
+            }
             // The inner frame now sits behind a plain (zero) virtio-net header.
             buf[..VNET_HDR_LEN].fill(0);
             self.forward(now, port, &mut buf[..n]);
+        }
+        self.forward_held(now, &mut held);
+    }
+
+    /// Forwards what the coalescer holds, received on port `held`.
+    fn forward_held(&mut self, now: Instant, held: &mut Option<PortId>) {
+        if let Some(port) = held.take() {
+            let mut c = std::mem::take(&mut self.coalescer);
+            self.forward(now, port, c.take());
+            self.coalescer = c;
         }
     }
 
