@@ -128,6 +128,12 @@ pub fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
+/// The TCP pseudo-header's sum: the IPv4 source and destination (`addrs`, 8 bytes), the
+/// protocol and the TCP length.
+fn pseudo_sum(addrs: &[u8], tcp_len: usize) -> u64 {
+    sum_words(6 + tcp_len as u64, addrs)
+}
+
 /// Folds a sum to 16 bits (end-around carry).
 pub fn fold(mut sum: u64) -> u16 {
     while sum > 0xffff {
@@ -245,9 +251,7 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
     let ip_id = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]);
     let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
     let flags = frame[tcp + 13];
-    let (src, dst) = (&frame[ip + 12..ip + 16], &frame[ip + 16..ip + 20]);
-    // The pseudo-header without the length: source, destination, protocol.
-    let pseudo = sum_words(sum_words(6, src), dst);
+    let addrs = &frame[ip + 12..ip + 20];
     let n = payload.len().div_ceil(mss).max(1);
     out.reserve(n * (front + hdrs + mss));
     for (i, chunk) in payload
@@ -279,8 +283,7 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
         }
         seg[tcp + 13] = f;
         seg[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
-        let len = (doff + chunk.len()) as u64;
-        let c = !fold(sum_words(pseudo + len, &seg[tcp..]));
+        let c = !fold(sum_words(pseudo_sum(addrs, doff + chunk.len()), &seg[tcp..]));
         seg[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
     }
     Ok(Segments {
@@ -295,9 +298,11 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
 
 /// The most segments one coalesced super-frame takes.
 const COALESCE_MAX: usize = 64;
-/// `flags` of a coalesced super-frame's header: checksums are to be completed (they were
-/// verified segment by segment).
-const TCP_FLAGS_MERGEABLE: u8 = 0x10 | 0x08; // ACK, PSH
+/// The TCP flags a segment may carry and still be joined: ACK, and PSH (which ends the
+/// super-frame).
+const TCP_FLAGS_MERGEABLE: u8 = 0x10 | 0x08;
+/// Where the TCP header of an Ethernet + IPv4 (no options) frame starts.
+const TCP_AT: usize = 34;
 
 /// Joins consecutive TCP/IPv4 segments of one flow back into a super-frame behind a
 /// virtio-net header (GRO in software), so a receiving TAP takes one write for many segments.
@@ -315,9 +320,9 @@ pub struct Coalescer {
     closed: bool,
 }
 
-/// Where the headers of a plain Ethernet + IPv4 (no options) + TCP frame are, if it could
-/// be coalesced at all: TCP offset, headers' end and payload end.
-fn tcp4_segment(frame: &[u8]) -> Option<(usize, usize, usize)> {
+/// Where the headers of a plain Ethernet + IPv4 (no options) + TCP frame end and where its
+/// payload ends, if it could be coalesced at all.
+fn tcp4_segment(frame: &[u8]) -> Option<(usize, usize)> {
     if frame.len() < 54 || frame[12..14] != [0x08, 0x00] || frame[14] != 0x45 || frame[23] != 6 {
         return None;
     }
@@ -327,17 +332,13 @@ fn tcp4_segment(frame: &[u8]) -> Option<(usize, usize, usize)> {
     }
     let end = 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]));
     let doff = usize::from(frame[46] >> 4) * 4;
-    let hdrs = 34 + doff;
+    let hdrs = TCP_AT + doff;
     if doff < 20 || end > frame.len() || end <= hdrs || frame[47] & !TCP_FLAGS_MERGEABLE != 0 {
         return None;
     }
     // The segment's TCP checksum must hold: coalesced data is handed on as verified.
-    let len = (end - 34) as u64;
-    let sum = sum_words(
-        sum_words(sum_words(6 + len, &frame[26..30]), &frame[30..34]),
-        &frame[34..end],
-    );
-    (fold(sum) == 0xffff).then_some((34, hdrs, end))
+    let sum = sum_words(pseudo_sum(&frame[26..34], end - TCP_AT), &frame[TCP_AT..end]);
+    (fold(sum) == 0xffff).then_some((hdrs, end))
 }
 
 impl Coalescer {
@@ -355,9 +356,10 @@ impl Coalescer {
     /// one); false when it cannot: take what is waiting first and add it again, and if an
     /// empty coalescer refuses it too, it is not a segment to coalesce and goes on as it is.
     pub fn add(&mut self, frame: &[u8]) -> bool {
-        let Some((tcp, hdrs, end)) = tcp4_segment(frame) else {
+        let Some((hdrs, end)) = tcp4_segment(frame) else {
             return false;
         };
+        let tcp = TCP_AT;
         let payload = &frame[hdrs..end];
         let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
         if self.count == 0 {
@@ -409,18 +411,17 @@ impl Coalescer {
             let ip_len = (f.len() - 14) as u16;
             f[16..18].copy_from_slice(&ip_len.to_be_bytes());
             f[24..26].copy_from_slice(&[0, 0]);
-            let c = checksum(&f[14..34]);
+            let c = checksum(&f[14..TCP_AT]);
             f[24..26].copy_from_slice(&c.to_be_bytes());
-            let tcp_len = (f.len() - 34) as u64;
-            let pseudo = fold(sum_words(sum_words(6 + tcp_len, &f[26..30]), &f[30..34]));
+            let pseudo = fold(pseudo_sum(&f[26..34], f.len() - TCP_AT));
             f[50..52].copy_from_slice(&pseudo.to_be_bytes());
-            let hdrs = 34 + usize::from(f[46] >> 4) * 4;
+            let hdrs = TCP_AT + usize::from(f[46] >> 4) * 4;
             VirtioNetHdr {
                 flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
                 gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
                 hdr_len: hdrs as u16,
                 gso_size: self.mss as u16,
-                csum_start: 34,
+                csum_start: TCP_AT as u16,
                 csum_offset: 16,
             }
             .emit(&mut self.buf);

@@ -15,7 +15,7 @@ use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 use crate::{netdev, netns};
 
 /// Length of the virtio-net header in front of each frame (no `num_buffers`).
-pub const VNET_HDR_LEN: usize = 10;
+pub const VNET_HDR_LEN: usize = overlay::offload::VIRTIO_NET_HDR_LEN;
 
 /// How to set up a TAP device when it does not exist yet.
 #[derive(Debug, Clone)]

@@ -11,11 +11,11 @@ use std::os::fd::{OwnedFd, RawFd};
 
 use switch::{trunk_tag, VlanId};
 
+use overlay::offload::{VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM};
+
 use crate::packet;
 use crate::tap::VNET_HDR_LEN;
 
-/// virtio-net header flag: the checksum at csum_start + csum_offset is still to be filled.
-const VNET_F_NEEDS_CSUM: u8 = 1;
 /// Offset of the MAC addresses' end (where a tag goes) behind the virtio-net header.
 const TAG_AT: usize = VNET_HDR_LEN + 12;
 
@@ -106,16 +106,13 @@ pub fn recv(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<(u16, u16)>)
 /// Moves the checksum start and header length of a virtio-net header by `delta` bytes (a tag
 /// put in or taken out before them).
 pub fn shift_offsets(hdr: &mut [u8], delta: i16) {
-    let mv = |b: &mut [u8]| {
-        let v = u16::from_le_bytes([b[0], b[1]]);
-        if v != 0 {
-            b.copy_from_slice(&v.wrapping_add_signed(delta).to_le_bytes());
-        }
-    };
-    if hdr[0] & VNET_F_NEEDS_CSUM != 0 {
-        mv(&mut hdr[6..8]);
+    let Some(mut h) = VirtioNetHdr::parse(hdr) else { return };
+    let mv = |v: u16| if v != 0 { v.wrapping_add_signed(delta) } else { v };
+    if h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
+        h.csum_start = mv(h.csum_start);
     }
-    mv(&mut hdr[2..4]);
+    h.hdr_len = mv(h.hdr_len);
+    h.emit(hdr);
 }
 
 /// Takes an in-line tag out of the frame in `buf[..n]` (behind its virtio-net header); the new

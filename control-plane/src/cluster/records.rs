@@ -296,7 +296,7 @@ impl Records {
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
     /// without copying what would change nothing); how many were.
     pub fn merge_from(&mut self, other: &Records) -> usize {
-        self.merge_buckets(other, &[]).changed()
+        self.merge_buckets(other, &[]).newer
     }
 
     /// As [`Records::merge_from`], only for the records of the buckets set in `map` (from
@@ -402,15 +402,9 @@ pub struct Merged {
     pub offered: usize,
     /// Of those, the keys unknown here before.
     pub added: usize,
-    /// Of those, the ones newer than what was known here (added included).
+    /// Of those, the ones newer than what was known here (added included): how many records
+    /// changed here.
     pub newer: usize,
-}
-
-impl Merged {
-    /// How many records changed here.
-    pub fn changed(&self) -> usize {
-        self.newer
-    }
 }
 
 /// Records waiting in this host's dissemination backlog above which records heard from
@@ -487,8 +481,8 @@ mod tests {
         let offered = a.in_buckets(&map).count();
         assert!(offered < 40, "only the differing buckets travel");
         let m = b.merge_buckets(&a, &map);
-        assert_eq!((m.offered, m.added, m.changed()), (offered, 20, 20));
-        assert_eq!(a.merge_buckets(&b, &map).changed(), 1);
+        assert_eq!((m.offered, m.added, m.newer), (offered, 20, 20));
+        assert_eq!(a.merge_buckets(&b, &map).newer, 1);
         assert_eq!(a.digest(), b.digest());
         assert_eq!(a.bucket_digests(), b.bucket_digests());
         assert!(in_map(&[], 5), "an empty map means every bucket");
