@@ -299,6 +299,9 @@ pub struct EndpointConfig {
     /// How the interface is attached: `tap` (default) or `veth` (ours, not Docker's).
     #[serde(default)]
     pub port_kind: Option<String>,
+    /// The interface's name in the sandbox (ours; default: the first free `ethN`).
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 /// Static addressing of an endpoint.
@@ -318,6 +321,7 @@ impl NetworkConnect {
             aliases: cfg.aliases,
             mac: cfg.mac_address.filter(|s| !s.is_empty()),
             port_kind: cfg.port_kind.unwrap_or_default(),
+            ifname: cfg.interface.filter(|s| !s.is_empty()),
         }
     }
 }
@@ -371,6 +375,12 @@ pub struct SandboxCreate {
     /// Published ports, `[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The interface's name in the sandbox (default `eth0`).
+    #[serde(default)]
+    pub interface: Option<String>,
 }
 
 impl SandboxCreate {
@@ -386,6 +396,8 @@ impl SandboxCreate {
             port_kind: self.port_kind.unwrap_or_default(),
             links: self.links,
             publish: self.publish,
+            labels: self.labels,
+            ifname: self.interface.filter(|s| !s.is_empty()),
         }
     }
 }
@@ -412,6 +424,9 @@ pub struct SandboxResource {
     pub links: Vec<String>,
     /// Published ports.
     pub ports: Vec<PortMapping>,
+    /// Labels.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// One published port of a sandbox.
@@ -455,6 +470,13 @@ pub struct SandboxEndpoint {
     pub gateway: String,
     /// Aliases.
     pub aliases: Vec<String>,
+    /// Whether the sandbox's default route goes through this network's gateway.
+    #[serde(default)]
+    pub default_route: bool,
+    /// The embedded DNS server answering on this network (empty where there is none: the
+    /// built-in networks and macvlan, as Docker's).
+    #[serde(default, rename = "DNSServer")]
+    pub dns_server: String,
 }
 
 impl SandboxResource {
@@ -504,6 +526,11 @@ impl SandboxResource {
                         String::new()
                     },
                     aliases: e.aliases.clone(),
+                    default_route: e.ip.is_some() && e.has_default_route(),
+                    dns_server: match net.ipam {
+                        Some(i) if e.ip.is_some() && !net.builtin && net.is_switched() => i.gateway.to_string(),
+                        _ => String::new(),
+                    },
                 })
             })
             .collect();
@@ -536,6 +563,7 @@ impl SandboxResource {
                     protocol: p.proto.as_str().to_string(),
                 })
                 .collect(),
+            labels: sb.labels.clone(),
         }
     }
 }

@@ -288,6 +288,9 @@ pub struct Sandbox {
     /// Published ports (`-p`), forwarded to the sandbox's first address.
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// Labels (`--label K=V`; the CNI plugin keeps its container ID here).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 /// A legacy link: the other sandbox's address under an alias in this sandbox's hosts file.
@@ -362,6 +365,19 @@ pub struct Endpoint {
     /// How the interface is attached.
     #[serde(default)]
     pub port_kind: PortKind,
+    /// Whether the sandbox's default route goes through this network's gateway; `None` in
+    /// stores written before interfaces could be named, where it was the one named `eth0`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_route: Option<bool>,
+}
+
+impl Endpoint {
+    /// Whether the sandbox's default route goes through this network's gateway (the first
+    /// network a sandbox joins, as Docker's).
+    pub fn has_default_route(&self) -> bool {
+        self.default_route
+            .unwrap_or_else(|| self.ifname.as_deref() == Some("eth0"))
+    }
 }
 
 /// Everything switchd knows, as stored.
@@ -442,6 +458,10 @@ pub struct SandboxSpec {
     pub links: Vec<String>,
     /// `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
     pub publish: Vec<String>,
+    /// `--label K=V`.
+    pub labels: BTreeMap<String, String>,
+    /// The interface's name in the sandbox (default `eth0`).
+    pub ifname: Option<String>,
 }
 
 /// What `network connect` asks for.
@@ -455,10 +475,29 @@ pub struct ConnectSpec {
     pub mac: Option<String>,
     /// `--port-kind`: tap (default) or veth.
     pub port_kind: String,
+    /// The interface's name in the sandbox (default: the first free `ethN`).
+    pub ifname: Option<String>,
 }
 
 fn invalid(msg: impl Into<String>) -> ModelError {
     ModelError::Invalid(msg.into())
+}
+
+/// Checks an interface name given for a sandbox: what Linux accepts (1-15 bytes, no `/`,
+/// `:` or white space, not `.` or `..`).
+pub fn check_ifname(name: &str) -> Result<(), ModelError> {
+    let ok = !name.is_empty()
+        && name.len() < 16
+        && name != "."
+        && name != ".."
+        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(format!(
+            "invalid interface name {name:?}: use 1-15 printable characters without '/', ':' or spaces"
+        )))
+    }
 }
 
 /// Checks a network, sandbox or alias name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64.

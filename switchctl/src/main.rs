@@ -143,6 +143,9 @@ enum NetworkCmd {
         /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
         #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
         port_kind: Option<String>,
+        /// The interface's name in the sandbox (default: the first free ethN).
+        #[arg(long)]
+        interface: Option<String>,
         /// Network.
         network: String,
         /// Sandbox.
@@ -252,6 +255,12 @@ enum SandboxCmd {
             value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
         )]
         publish: Vec<String>,
+        /// Labels, K=V.
+        #[arg(long = "label", value_name = "K=V")]
+        labels: Vec<String>,
+        /// The interface's name in the sandbox (default eth0).
+        #[arg(long)]
+        interface: Option<String>,
         /// Name.
         name: String,
     },
@@ -480,6 +489,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             ip,
             aliases,
             port_kind,
+            interface,
             network,
             sandbox,
         } => {
@@ -490,6 +500,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                     aliases,
                     mac_address: None,
                     port_kind,
+                    interface,
                 }),
             };
             c.call(Method::POST, &path(&["networks", &network, "connect"]), Some(&req))?;
@@ -533,6 +544,8 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             port_kind,
             links,
             publish,
+            labels,
+            interface,
             name,
         } => {
             let req = SandboxCreate {
@@ -545,6 +558,8 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 port_kind,
                 links,
                 publish,
+                labels: kv(&labels, "label")?,
+                interface,
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);

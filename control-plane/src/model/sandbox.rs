@@ -58,6 +58,17 @@ impl State {
                 spec.network
             )));
         }
+        if spec.ifname.is_some() && !matches!(mode, SandboxMode::Bridge) {
+            return Err(invalid(format!(
+                "conflicting options: an interface name cannot be given with network mode {:?}",
+                spec.network
+            )));
+        }
+        for k in spec.labels.keys() {
+            if k.is_empty() {
+                return Err(invalid("invalid label: the key of K=V cannot be empty"));
+            }
+        }
         let links = self.resolve_links(&spec.links, net.as_ref())?;
         let ports = self.plan_ports(&spec.publish, &mode, &spec.network, net.as_ref())?;
         let sandbox = Sandbox {
@@ -69,6 +80,7 @@ impl State {
             adopted: spec.netns,
             links,
             ports,
+            labels: spec.labels,
         };
         // attach checks everything before it changes anything: when it refuses, taking the
         // sandbox out again leaves the state as it was (without copying the whole state).
@@ -79,6 +91,7 @@ impl State {
                 aliases: spec.aliases,
                 mac: spec.mac,
                 port_kind: spec.port_kind,
+                ifname: spec.ifname,
             };
             if let Err(e) = self.attach(&net, &id, cs, endpoint_id) {
                 self.sandboxes.remove(&id);
@@ -252,6 +265,7 @@ impl State {
                     ip: None,
                     aliases: vec![],
                     port_kind: PortKind::Tap,
+                    default_route: None,
                 },
             );
             return Ok(endpoint_id);
@@ -370,15 +384,26 @@ impl State {
                 net.name
             )));
         }
-        let taken: BTreeSet<String> = self
-            .endpoints_of_sandbox(sb_id)
-            .iter()
-            .filter_map(|e| e.ifname.clone())
-            .collect();
-        let ifname = (0..)
-            .map(|i| format!("eth{i}"))
-            .find(|n| !taken.contains(n))
-            .expect("unbounded names");
+        let others = self.endpoints_of_sandbox(sb_id);
+        let taken: BTreeSet<String> = others.iter().filter_map(|e| e.ifname.clone()).collect();
+        let ifname = match spec.ifname {
+            Some(name) => {
+                check_ifname(&name)?;
+                if taken.contains(&name) {
+                    return Err(ModelError::Conflict(format!(
+                        "sandbox {} already has an interface named {name}",
+                        self.sandboxes[sb_id].name
+                    )));
+                }
+                name
+            }
+            None => (0..)
+                .map(|i| format!("eth{i}"))
+                .find(|n| !taken.contains(n))
+                .expect("unbounded names"),
+        };
+        // The first network a sandbox joins carries its default route, as Docker's.
+        let default_route = !others.iter().any(|e| e.has_default_route());
         self.endpoints.insert(
             endpoint_id.clone(),
             Endpoint {
@@ -390,6 +415,7 @@ impl State {
                 ip: Some(ip),
                 aliases: spec.aliases,
                 port_kind,
+                default_route: Some(default_route),
             },
         );
         Ok(endpoint_id)

@@ -554,3 +554,76 @@ fn macvlan_networks_need_a_parent_of_their_own() {
     assert!(e.to_string().contains("overlaps"), "{e}");
     assert!(s.network("v10b").is_err() && s.network("v30").is_err());
 }
+
+#[test]
+fn interfaces_can_be_named_and_the_first_network_routes() {
+    let (mut s, mut ids) = fresh();
+    s.create_network(net("n1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    s.create_network(net("n2"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    s.create_network(net("n3"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    let labels = BTreeMap::from([("cni.container".to_string(), "abc".to_string())]);
+    let spec = SandboxSpec {
+        ifname: Some("net1".into()),
+        labels: labels.clone(),
+        ..sb("c1", "n1")
+    };
+    create_sb(&mut s, &mut ids, spec).unwrap();
+    assert_eq!(s.sandbox("c1").unwrap().labels, labels);
+    let e = ep_of(&s, "c1", "n1");
+    assert_eq!((e.ifname.as_deref(), e.has_default_route()), (Some("net1"), true));
+    let before = s.clone();
+    for (name, want) in [
+        ("net1", "sandbox c1 already has an interface named net1"),
+        ("a/b", "invalid interface name \"a/b\""),
+        ("0123456789abcdef", "invalid interface name"),
+        ("..", "invalid interface name"),
+        ("", "invalid interface name"),
+    ] {
+        let spec = ConnectSpec {
+            ifname: Some(name.into()),
+            ..Default::default()
+        };
+        let e = s.connect("n2", "c1", spec, ids.next()).unwrap_err();
+        assert!(e.to_string().contains(want), "{name}: {e}");
+        assert_eq!(s, before);
+    }
+    let spec = ConnectSpec {
+        ifname: Some("net2".into()),
+        ..Default::default()
+    };
+    s.connect("n2", "c1", spec, ids.next()).unwrap();
+    let e = ep_of(&s, "c1", "n2");
+    assert_eq!((e.ifname.as_deref(), e.has_default_route()), (Some("net2"), false));
+    // Unnamed interfaces still take the first free ethN; the default route stays with n1.
+    s.connect("n3", "c1", ConnectSpec::default(), ids.next()).unwrap();
+    let e = ep_of(&s, "c1", "n3");
+    assert_eq!((e.ifname.as_deref(), e.has_default_route()), (Some("eth0"), false));
+    // The network that routed is left: the next one joined takes the default route over.
+    s.disconnect("n1", "c1").unwrap();
+    s.connect("n1", "c1", ConnectSpec::default(), ids.next()).unwrap();
+    assert!(ep_of(&s, "c1", "n1").has_default_route());
+    // A name needs an interface to name.
+    let spec = SandboxSpec {
+        ifname: Some("x".into()),
+        ..sb("c2", "none")
+    };
+    let e = create_sb(&mut s, &mut ids, spec).unwrap_err();
+    assert!(e.to_string().contains("an interface name cannot be given"), "{e}");
+}
+
+#[test]
+fn stores_before_named_interfaces_route_through_eth0() {
+    let (mut s, mut ids) = fresh();
+    create_sb(&mut s, &mut ids, sb("old", "bridge")).unwrap();
+    let mut e = ep_of(&s, "old", "bridge").clone();
+    e.default_route = None;
+    let json = serde_json::to_string(&e).unwrap();
+    assert!(!json.contains("default_route"), "{json}");
+    let back: Endpoint = serde_json::from_str(&json).unwrap();
+    assert!(back.has_default_route());
+    e.ifname = Some("eth1".into());
+    assert!(!e.has_default_route());
+}

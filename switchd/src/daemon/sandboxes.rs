@@ -92,7 +92,7 @@ impl Daemon {
             .expect("endpoints with interfaces are on networks with addresses");
         let ifname = ep.ifname.clone().expect("caller checked");
         let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
-        let default_gw = (ifname == "eth0").then_some(ipam.gateway);
+        let default_gw = ep.has_default_route().then_some(ipam.gateway);
         let label = format!("{}/{ifname}", sb.name);
         if net.has_kernel_children() {
             // The kernel forwards: a macvlan child of the parent, no switch port.
