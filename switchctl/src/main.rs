@@ -223,47 +223,50 @@ enum ClusterCmd {
     },
 }
 
+#[derive(Args, Debug)]
+struct SandboxCreateArgs {
+    /// Network: a name or ID, host, none, or container:OTHER.
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// Static address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// MAC address.
+    #[arg(long)]
+    mac: Option<String>,
+    /// Network-scoped alias.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// Adopt this existing namespace instead of creating one.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
+    #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
+    port_kind: Option<String>,
+    /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
+    #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
+    links: Vec<String>,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges a-b:c-d).
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
+    )]
+    publish: Vec<String>,
+    /// Labels, K=V.
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// The interface's name in the sandbox (default eth0).
+    #[arg(long)]
+    interface: Option<String>,
+    /// Name.
+    name: String,
+}
+
 #[derive(Subcommand, Debug)]
 enum SandboxCmd {
     /// Create a sandbox: a network namespace with its interfaces.
-    Create {
-        /// Network: a name or ID, host, none, or container:OTHER.
-        #[arg(long, default_value = "bridge")]
-        network: String,
-        /// Static address.
-        #[arg(long)]
-        ip: Option<String>,
-        /// MAC address.
-        #[arg(long)]
-        mac: Option<String>,
-        /// Network-scoped alias.
-        #[arg(long = "alias")]
-        aliases: Vec<String>,
-        /// Adopt this existing namespace instead of creating one.
-        #[arg(long)]
-        netns: Option<PathBuf>,
-        /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
-        #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
-        port_kind: Option<String>,
-        /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
-        #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
-        links: Vec<String>,
-        /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges a-b:c-d).
-        #[arg(
-            short = 'p',
-            long = "publish",
-            value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
-        )]
-        publish: Vec<String>,
-        /// Labels, K=V.
-        #[arg(long = "label", value_name = "K=V")]
-        labels: Vec<String>,
-        /// The interface's name in the sandbox (default eth0).
-        #[arg(long)]
-        interface: Option<String>,
-        /// Name.
-        name: String,
-    },
+    Create(Box<SandboxCreateArgs>),
     /// Remove sandboxes.
     #[command(alias = "remove")]
     Rm {
@@ -535,19 +538,20 @@ fn confirm(warning: &str) -> anyhow::Result<bool> {
 
 fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
     match cmd {
-        SandboxCmd::Create {
-            network,
-            ip,
-            mac,
-            aliases,
-            netns,
-            port_kind,
-            links,
-            publish,
-            labels,
-            interface,
-            name,
-        } => {
+        SandboxCmd::Create(args) => {
+            let SandboxCreateArgs {
+                network,
+                ip,
+                mac,
+                aliases,
+                netns,
+                port_kind,
+                links,
+                publish,
+                labels,
+                interface,
+                name,
+            } = *args;
             let req = SandboxCreate {
                 name,
                 network,
