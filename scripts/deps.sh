@@ -5,11 +5,17 @@ declare -A pkg=(
   [ip]=iproute2 [ping]=iputils-ping [nft]=nftables [tcpdump]=tcpdump
   [nsenter]=util-linux [timeout]=coreutils [sysctl]=procps
   [dig]=bind9-dnsutils [dnsmasq]=dnsmasq-base [curl]=curl [getent]=libc-bin [tshark]=tshark [iperf3]=iperf3
-  [ethtool]=ethtool
+  [ethtool]=ethtool [podman]=podman [runc]=runc
 )
+# Packages known by name, not by a command: the static busybox that the podman test's
+# containers run, and Debian's reference CNI plugins chained with switch-cni.
+by_name=(busybox-static containernetworking-plugins)
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
+done
+for p in "${by_name[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then

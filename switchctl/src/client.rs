@@ -30,6 +30,8 @@ impl std::fmt::Display for ClientError {
     }
 }
 
+impl std::error::Error for ClientError {}
+
 /// A client bound to one socket.
 pub struct Client {
     socket: PathBuf,
@@ -109,4 +111,24 @@ impl Client {
             .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
         Err(ClientError::Daemon(status, msg))
     }
+}
+
+/// A request path of percent-encoded segments.
+pub fn path(parts: &[&str]) -> String {
+    let mut p = String::new();
+    for s in parts {
+        p.push('/');
+        p.push_str(&encode(s));
+    }
+    p
+}
+
+/// Percent-encodes a path segment.
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

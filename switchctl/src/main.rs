@@ -1,6 +1,5 @@
 //! switchctl: the command line of the fabric, in Docker's words and output formats.
 
-mod client;
 mod exec;
 mod table;
 
@@ -17,7 +16,7 @@ use control_plane::api::{
 };
 use hyper::Method;
 
-use client::{Client, ClientError};
+use switchctl::client::{path, Client, ClientError};
 
 /// Command line for switchd, the userspace container network fabric.
 #[derive(Parser, Debug)]
@@ -322,25 +321,6 @@ fn kv(list: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
         .collect()
 }
 
-fn path(parts: &[&str]) -> String {
-    let mut p = String::new();
-    for s in parts {
-        p.push('/');
-        p.push_str(&encode(s));
-    }
-    p
-}
-
-/// Percent-encodes a path segment.
-fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 fn pretty<T: serde::Serialize>(v: &T) -> String {
     let mut out = Vec::new();
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
@@ -372,12 +352,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
         Cmd::Port { sandbox, port } => port_cmd(&c, &sandbox, port.as_deref()),
         Cmd::Cluster(_) => unreachable!("handled without a daemon"),
-    }
-}
-
-impl From<ClientError> for anyhow::Error {
-    fn from(e: ClientError) -> Self {
-        anyhow::Error::msg(e.to_string())
     }
 }
 
