@@ -175,6 +175,19 @@ impl MacTable {
         }
     }
 
+    /// What [`MacTable::upsert_dynamic`] would find and do with the same arguments, without
+    /// changing anything (for traces).
+    pub fn preview_upsert(&self, net: NetworkId, mac: MacAddr, port: PortId, may_add: bool) -> Upsert {
+        match self.find(net, mac).map(|i| &self.slots[i]) {
+            Some(s) if s.is_static() => Upsert::Static(PortId(s.port)),
+            Some(s) if s.port == port.0 => Upsert::Refreshed,
+            Some(s) if !may_add => Upsert::Refused(Some(PortId(s.port))),
+            Some(s) => Upsert::Moved(PortId(s.port)),
+            None if !may_add => Upsert::Refused(None),
+            None => Upsert::Inserted,
+        }
+    }
+
     /// Learns `(net, mac)` on `port` at `now_ms` unless a static entry owns the address.
     /// `may_add` says whether the address may newly appear on `port` (insert or move); a
     /// refresh on the same port is always allowed.

@@ -18,22 +18,14 @@ pub(crate) fn learn(
     src: MacAddr,
     now_ms: u64,
 ) -> Result<(), DropReason> {
-    let may_add = ports[port.0 as usize]
-        .as_ref()
-        .is_some_and(|p| p.learned < p.cfg.learn_limit);
-    match fdb.upsert_dynamic(net, src, port, now_ms, may_add) {
-        Upsert::Refreshed => Ok(()),
-        Upsert::Inserted => {
-            adjust(ports, port, 1);
-            Ok(())
-        }
+    let u = fdb.upsert_dynamic(net, src, port, now_ms, may_add(ports, port));
+    match u {
+        Upsert::Refreshed | Upsert::Static(_) => {}
+        Upsert::Inserted => adjust(ports, port, 1),
         Upsert::Moved(old) => {
             adjust(ports, old, -1);
             adjust(ports, port, 1);
-            Ok(())
         }
-        Upsert::Static(owner) if owner == port => Ok(()),
-        Upsert::Static(_) => Err(DropReason::SourceMacConflict),
         Upsert::Refused(stale) => {
             if let Some(old) = stale {
                 adjust(ports, old, -1);
@@ -41,8 +33,25 @@ pub(crate) fn learn(
             if let Some(p) = ports[port.0 as usize].as_mut() {
                 p.counters.learn_refused += 1;
             }
-            Ok(())
         }
+    }
+    outcome(u, port)
+}
+
+/// Whether a new address may appear on `port` (it is under its learning limit).
+#[inline]
+pub(crate) fn may_add(ports: &[Option<Port>], port: PortId) -> bool {
+    ports[port.0 as usize]
+        .as_ref()
+        .is_some_and(|p| p.learned < p.cfg.learn_limit)
+}
+
+/// The frame's fate after learning: only a static address of another port stops it (spoofing).
+#[inline]
+pub(crate) fn outcome(u: Upsert, port: PortId) -> Result<(), DropReason> {
+    match u {
+        Upsert::Static(owner) if owner != port => Err(DropReason::SourceMacConflict),
+        _ => Ok(()),
     }
 }
 

@@ -6,6 +6,7 @@ mod isolate;
 mod learn;
 mod lookup;
 mod parse;
+mod trace;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,6 +20,7 @@ use crate::wire::MacAddr;
 use forward::Member;
 pub use forward::{Flood, Verdict};
 use lookup::Destination;
+pub use trace::{Trace, TraceStage, TraceVerdict};
 
 /// Settings of one network.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -296,3 +296,125 @@ proptest! {
         prop_assert_eq!(c.total_drops(), dropped);
     }
 }
+
+/// One step of the trace property: a frame (from/to a small set of addresses, 0 meaning
+/// multicast) on a port, after time passes and maybe a static entry is written.
+#[derive(Debug, Clone)]
+struct TraceStep {
+    port: usize,
+    src: u8,
+    dst: u8,
+    advance_s: u64,
+    make_static: bool,
+}
+
+fn trace_step() -> impl Strategy<Value = TraceStep> {
+    (
+        0..6usize,
+        0..6u8,
+        0..6u8,
+        prop_oneof![Just(0u64), 0..400u64],
+        proptest::bool::weighted(0.1),
+    )
+        .prop_map(|(port, src, dst, advance_s, make_static)| TraceStep {
+            port,
+            src,
+            dst,
+            advance_s,
+            make_static,
+        })
+}
+
+fn addr(n: u8) -> MacAddr {
+    if n == 0 {
+        MacAddr([0x01, 0, 0x5e, 0, 0, 1])
+    } else {
+        mac(n)
+    }
+}
+
+proptest! {
+    // A trace gives exactly the verdict processing the same frame gives, and changes nothing:
+    // with learning limits, split-horizon groups, static entries, aging, hairpins and spoofing.
+    #[test]
+    fn traces_predict_verdicts_and_change_nothing(
+        limits in proptest::collection::vec(1..4u32, 6),
+        groups in proptest::collection::vec(0..2u8, 6),
+        steps in proptest::collection::vec(trace_step(), 0..200),
+        junk in proptest::collection::vec(any::<u8>(), 0..40),
+    ) {
+        let t0 = Instant::now();
+        let mut sw = Switch::new(t0, 5);
+        for n in 0..2 {
+            sw.add_network(NetworkId(n), NetworkConfig { aging: Duration::from_secs(300) }).unwrap();
+        }
+        let ports: Vec<PortId> = (0..6)
+            .map(|i| {
+                let cfg = PortConfig {
+                    network: NetworkId((i % 2) as u32),
+                    max_frame_len: 1514,
+                    learn_limit: limits[i],
+                    split_horizon_group: groups[i],
+                };
+                sw.add_port(cfg).unwrap()
+            })
+            .collect();
+        let mut now = t0;
+        let counters = |sw: &Switch| ports.iter().map(|p| (sw.counters(*p).cloned(), sw.learned_on(*p))).collect::<Vec<_>>();
+        let table = |sw: &Switch| { let mut v: Vec<_> = sw.fdb().collect(); v.sort_by_key(|e| (e.network.0, e.mac.0)); v };
+        for s in steps {
+            now += Duration::from_secs(s.advance_s);
+            let p = ports[s.port];
+            if s.make_static && s.src != 0 {
+                let _ = sw.add_static(now, NetworkId((s.port % 2) as u32), addr(s.src), p);
+            }
+            let f = frame(addr(s.dst), addr(s.src));
+            let (before, fdb) = (counters(&sw), table(&sw));
+            let t = sw.trace(now, p, &f);
+            prop_assert_eq!(&before, &counters(&sw));
+            prop_assert_eq!(&fdb, &table(&sw));
+            let v = match sw.process(now, p, &f) {
+                Verdict::Forward(o) => TraceVerdict::Forward(o),
+                Verdict::Flood(fl) => TraceVerdict::Flood(fl.ports().collect()),
+                Verdict::Drop(r) => TraceVerdict::Drop(r),
+            };
+            prop_assert_eq!(&t.verdict, &v, "{:?}", t.stages);
+        }
+        let t = sw.trace(now, ports[0], &junk);
+        let v = sw.process(now, ports[0], &junk);
+        if let Verdict::Drop(r) = v {
+            prop_assert_eq!(t.verdict, TraceVerdict::Drop(r));
+        }
+    }
+}
+
+#[test]
+fn a_trace_names_each_stage() {
+    let Fixture { mut sw, t0, a, b, .. } = fixture();
+    sw.add_static(t0, NetworkId(1), mac(2), b).unwrap();
+    let t = sw.trace(t0, a, &frame(mac(2), mac(1)));
+    let stages: Vec<&str> = t.stages.iter().map(|s| s.stage).collect();
+    assert_eq!(stages, ["parse", "learn", "lookup", "isolate", "forward"]);
+    assert!(
+        t.stages[1].decision.contains("is new: learned on port"),
+        "{:?}",
+        t.stages[1]
+    );
+    assert!(
+        t.stages[2].decision.ends_with(&format!("is on port {b} (static)")),
+        "{:?}",
+        t.stages[2]
+    );
+    assert_eq!(t.verdict, TraceVerdict::Forward(b));
+    // Spoofing b's static address from a: the learn stage drops it, and says why.
+    let t = sw.trace(t0, a, &frame(mac(1), mac(2)));
+    assert_eq!(t.verdict, TraceVerdict::Drop(DropReason::SourceMacConflict));
+    assert_eq!(t.stages.last().unwrap().stage, "learn");
+    assert!(
+        t.stages[1].decision.contains(&format!("static address of port {b}")),
+        "{:?}",
+        t.stages[1]
+    );
+    // Nothing was learned by tracing.
+    assert!(sw.fdb().all(|e| e.mac != mac(1)));
+}
