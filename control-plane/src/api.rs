@@ -676,3 +676,56 @@ pub struct PeerResource {
     #[serde(rename = "Self")]
     pub is_self: bool,
 }
+
+/// `POST /trace`: a synthetic frame to trace through the switch.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct TraceRequest {
+    /// The network (name or ID).
+    pub network: String,
+    /// The ingress port: its number, its interface (`SANDBOX/ethN`, a gateway's name) or a
+    /// sandbox's name (its port on the network).
+    pub in_port: String,
+    /// The frame, as [`crate::framespec`] describes it.
+    #[serde(default)]
+    pub frame: String,
+}
+
+/// One switch port, by number and interface.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortRef {
+    /// The port number.
+    pub port: u32,
+    /// Its interface.
+    pub interface: String,
+}
+
+/// One stage of a trace.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TraceStageResource {
+    /// `arp`, `parse`, `learn`, `lookup`, `isolate`, `forward` or `output`.
+    pub stage: String,
+    /// Its decision.
+    pub decision: String,
+}
+
+/// The answer to `POST /trace`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TraceResource {
+    /// Network name.
+    pub network: String,
+    /// The ingress port.
+    pub in_port: PortRef,
+    /// The frame traced, in hex.
+    pub frame: String,
+    /// The stages in order.
+    pub stages: Vec<TraceStageResource>,
+    /// The outcome in words (`forward to port 3`, `flood to ports 1, 3`, `drop (hairpin)`,
+    /// `answered here (ARP suppression)`).
+    pub verdict: String,
+    /// The ports the frame would leave on.
+    pub out_ports: Vec<PortRef>,
+}

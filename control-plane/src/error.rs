@@ -15,6 +15,9 @@ pub enum ModelError {
     /// A named sandbox does not exist (HTTP 404).
     #[error("sandbox {0} not found")]
     SandboxNotFound(String),
+    /// Another named object (a switch port) does not exist (HTTP 404); the message says what.
+    #[error("{0}")]
+    NotFound(String),
     /// The request clashes with what exists: a name or address taken, a network in use (HTTP 409).
     #[error("{0}")]
     Conflict(String),
@@ -28,7 +31,7 @@ impl ModelError {
     pub fn status(&self) -> u16 {
         match self {
             ModelError::Invalid(_) => 400,
-            ModelError::NetworkNotFound(_) | ModelError::SandboxNotFound(_) => 404,
+            ModelError::NetworkNotFound(_) | ModelError::SandboxNotFound(_) | ModelError::NotFound(_) => 404,
             ModelError::Conflict(_) => 409,
             ModelError::Forbidden(_) => 403,
         }

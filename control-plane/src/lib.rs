@@ -22,6 +22,7 @@ pub mod dns;
 pub mod error;
 pub mod etc;
 pub mod firewall;
+pub mod framespec;
 pub mod ids;
 pub mod ipam;
 pub mod model;

@@ -12,7 +12,7 @@ pub struct NetworkId(pub u32);
 
 impl fmt::Display for PortId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "port{}", self.0)
+        write!(f, "{}", self.0)
     }
 }
 

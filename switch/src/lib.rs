@@ -29,5 +29,5 @@ pub mod wire;
 pub use counters::{DropReason, PortCounters};
 pub use fdb::{FdbEntry, MacTable};
 pub use ids::{NetworkId, PortId};
-pub use pipeline::{Flood, NetworkConfig, PortConfig, Switch, SwitchError, Verdict};
+pub use pipeline::{Flood, NetworkConfig, PortConfig, Switch, SwitchError, Trace, TraceStage, TraceVerdict, Verdict};
 pub use wire::{trunk_rx, trunk_tag, EthernetFrame, MacAddr, TrunkRx, VlanId, VlanTag};

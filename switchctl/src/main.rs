@@ -12,7 +12,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use control_plane::api::{
     CreateResponse, EndpointConfig, EndpointIpam, FdbResource, IpamCreate, IpamPool, NetworkConnect, NetworkCreate,
-    NetworkDisconnect, NetworkResource, PortResource, PruneResponse, SandboxCreate, SandboxResource,
+    NetworkDisconnect, NetworkResource, PortResource, PruneResponse, SandboxCreate, SandboxResource, TraceRequest,
+    TraceResource,
 };
 use hyper::Method;
 
@@ -58,6 +59,20 @@ enum Cmd {
     Fdb {
         /// Only this network.
         network: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show each pipeline stage's decision for a synthetic frame, without sending it.
+    Trace {
+        /// Network.
+        network: String,
+        /// Ingress port: a number or interface from `switchctl ports`, or a sandbox's name.
+        #[arg(long = "in", value_name = "PORT")]
+        in_port: String,
+        /// The frame, KEY=VALUE,...: dst, src (default: the port's own address), type
+        /// (ipv4|ipv6|arp|0xNNNN), vlan, len, arp=IP (an ARP request), sender, or hex=BYTES.
+        #[arg(long, value_name = "SPEC", default_value = "")]
+        frame: String,
         #[command(flatten)]
         format: FormatArg,
     },
@@ -350,6 +365,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Sandbox(s) => sandbox(&c, s),
         Cmd::Ports(f) => ports(&c, &f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
+        Cmd::Trace {
+            network,
+            in_port,
+            frame,
+            format,
+        } => trace(&c, network, in_port, frame, &format.format),
         Cmd::Port { sandbox, port } => port_cmd(&c, &sandbox, port.as_deref()),
         Cmd::Cluster(_) => unreachable!("handled without a daemon"),
     }
@@ -668,6 +689,29 @@ fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCo
         })
         .collect();
     print!("{}", table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn trace(c: &Client, network: String, in_port: String, frame: String, format: &str) -> anyhow::Result<ExitCode> {
+    let req = TraceRequest {
+        network,
+        in_port,
+        frame,
+    };
+    let t: TraceResource = c.json(Method::POST, "/trace", Some(&req))?;
+    if format == "json" {
+        println!("{}", pretty(&t));
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "network {}, in port {} ({}), frame {}",
+        t.network, t.in_port.port, t.in_port.interface, t.frame
+    );
+    let width = t.stages.iter().map(|s| s.stage.len()).max().unwrap_or(0);
+    for s in &t.stages {
+        println!("  {:width$}  {}", s.stage, s.decision);
+    }
+    println!("verdict: {}", t.verdict);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
-    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortResource, PruneResponse,
-    SandboxCreate, SandboxResource, VtepResource, VxlanResource,
+    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortRef, PortResource, PruneResponse,
+    SandboxCreate, SandboxResource, TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;

@@ -17,7 +17,7 @@ use overlay::offload::{segment_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
     trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
-    TrunkRx, Verdict, VlanId,
+    TraceStage, TraceVerdict, TrunkRx, Verdict, VlanId,
 };
 use tun_rs::SyncDevice;
 
@@ -133,6 +133,8 @@ pub enum Command {
     Ports(mpsc::Sender<Vec<PortInfo>>),
     /// Lists the MAC table.
     Fdb(mpsc::Sender<Vec<FdbEntry>>),
+    /// Traces a frame arriving on a port, without sending it or changing anything.
+    Trace(PortId, Vec<u8>, mpsc::Sender<TraceOut>),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
@@ -143,6 +145,18 @@ pub enum Command {
         Option<(PortId, Option<Ipv4Addr>)>,
         mpsc::Sender<Result<(), String>>,
     ),
+}
+
+/// A traced frame as the dataplane would handle it: ARP suppression first, then the switch's
+/// stages, then how each egress port would send it.
+#[derive(Debug, Clone)]
+pub struct TraceOut {
+    /// The stages in order.
+    pub stages: Vec<TraceStage>,
+    /// The outcome in words.
+    pub verdict: String,
+    /// The ports the frame would leave on.
+    pub out_ports: Vec<PortId>,
 }
 
 /// A port to add.
@@ -227,6 +241,11 @@ impl Handle {
     /// MAC table listing.
     pub fn fdb(&self) -> io::Result<Vec<FdbEntry>> {
         self.call(Command::Fdb)
+    }
+
+    /// Traces `frame` (an Ethernet frame, no virtio-net header) arriving on `port`.
+    pub fn trace(&self, port: PortId, frame: Vec<u8>) -> io::Result<TraceOut> {
+        self.call(|tx| Command::Trace(port, frame, tx))
     }
 }
 
@@ -408,6 +427,73 @@ impl Dataplane {
             Command::Fdb(tx) => {
                 let _ = tx.send(self.switch.fdb().collect());
             }
+            Command::Trace(port, frame, tx) => {
+                let _ = tx.send(self.trace(port, &frame));
+            }
+        }
+    }
+
+    fn trace(&self, ingress: PortId, frame: &[u8]) -> TraceOut {
+        let t = self.switch.trace(Instant::now(), ingress, frame);
+        if let Some((mac, ip)) = self.arp_answer(ingress, frame) {
+            // The request still teaches the switch its sender; it goes no further.
+            let mut stages = vec![TraceStage {
+                stage: "arp",
+                decision: format!(
+                    "an ARP request for {ip}, which lives on another host as {mac}: answered here on port {ingress}, not forwarded"
+                ),
+            }];
+            stages.extend(t.stages.into_iter().filter(|s| matches!(s.stage, "parse" | "learn")));
+            return TraceOut {
+                stages,
+                verdict: "answered here (ARP suppression)".into(),
+                out_ports: vec![ingress],
+            };
+        }
+        let mut stages = t.stages;
+        let (verdict, out) = match t.verdict {
+            TraceVerdict::Drop(r) => (format!("drop ({})", r.as_str()), Vec::new()),
+            TraceVerdict::Forward(p) => (format!("forward to port {p}"), vec![p]),
+            TraceVerdict::Flood(ports) => {
+                let list: Vec<String> = ports.iter().map(ToString::to_string).collect();
+                (format!("flood to ports {}", list.join(", ")), ports)
+            }
+        };
+        let mut out_ports = Vec::new();
+        for p in out {
+            let how = match self.ports.get(p.0 as usize) {
+                Some(Some(pio)) if pio.dead => format!("port {p} ({}): its device is gone, skipped", pio.label),
+                Some(Some(pio)) => {
+                    out_ports.push(p);
+                    match pio.dev.egress() {
+                        Egress::Fd(_) => format!("port {p} ({}): written to its interface", pio.label),
+                        Egress::Tagged(_, vlan) => {
+                            format!(
+                                "port {p} ({}): tagged with VLAN {} on the uplink",
+                                pio.label,
+                                vlan.get()
+                            )
+                        }
+                        Egress::Vtep(addr, vni) => match &self.vtep {
+                            Some(_) => format!("port {p} ({}): VXLAN to {addr}, VNI {vni}", pio.label),
+                            None => format!(
+                                "port {p} ({}): no VXLAN socket on this host, dropped (tx_failed)",
+                                pio.label
+                            ),
+                        },
+                    }
+                }
+                _ => format!("port {p}: not attached, skipped"),
+            };
+            stages.push(TraceStage {
+                stage: "output",
+                decision: how,
+            });
+        }
+        TraceOut {
+            stages,
+            verdict,
+            out_ports,
         }
     }
 
@@ -582,13 +668,10 @@ impl Dataplane {
     /// Answers an ARP request from a local port for an address known to live on another host,
     /// instead of flooding it through the tunnels. True when the frame was consumed.
     fn suppress_arp(&mut self, now: Instant, ingress: PortId, packet: &[u8]) -> bool {
+        let Some((mac, _)) = self.arp_answer(ingress, &packet[VNET_HDR_LEN..]) else {
+            return false;
+        };
         let Some(req) = overlay::arp::parse_request(&packet[VNET_HDR_LEN..]) else {
-            return false;
-        };
-        let Some(net) = self.switch.port_network(ingress) else {
-            return false;
-        };
-        let Some(&mac) = self.arp.get(&(net, req.target_ip)) else {
             return false;
         };
         let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
@@ -605,6 +688,15 @@ impl Dataplane {
             self.switch.record_tx(ingress, n - VNET_HDR_LEN);
         }
         true
+    }
+
+    /// The MAC (and address) an ARP request in `frame` from `ingress` is answered with here:
+    /// the target is pinned to another host and the port can take the reply.
+    fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, Ipv4Addr)> {
+        let req = overlay::arp::parse_request(frame)?;
+        let net = self.switch.port_network(ingress)?;
+        let mac = *self.arp.get(&(net, req.target_ip))?;
+        matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some((mac, req.target_ip))
     }
 
     fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {

@@ -221,7 +221,13 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
-        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "vxlan" | "cluster", ..]) if known_path(&segs) => {
+        (&Method::POST, ["trace"]) => {
+            let r = body(req).await?;
+            Ok(json(StatusCode::OK, &blocking(move || d.trace(r)).await?))
+        }
+        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "trace" | "vxlan" | "cluster", ..])
+            if known_path(&segs) =>
+        {
             Err(error(405, format!("method {m} is not allowed on {path}")))
         }
         _ => Err(error(404, format!("page not found: {m} {path}"))),
@@ -259,6 +265,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["sandboxes", _]
             | ["ports"]
             | ["fdb"]
+            | ["trace"]
             | ["vxlan"]
             | ["cluster"]
             | ["cluster", "peers"]

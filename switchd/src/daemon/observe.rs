@@ -96,6 +96,89 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// Traces a synthetic frame through the switch from one of a network's ports.
+    pub fn trace(&self, req: TraceRequest) -> Result<TraceResource, OpError> {
+        let (net_name, switch_id, endpoint_port) = {
+            let inner = self.inner.lock().expect("lock poisoned");
+            let net = inner.state.network(&req.network)?;
+            if !net.is_switched() {
+                return Err(OpError::Model(ModelError::Invalid(format!(
+                    "network {} has no switch ports to trace (its frames are the kernel's)",
+                    net.name
+                ))));
+            }
+            // A sandbox name stands for its port on this network.
+            let endpoint_port = inner.state.sandbox(&req.in_port).ok().and_then(|sb| {
+                let ep = inner.state.endpoints_of_network(&net.id).find(|e| e.sandbox == sb.id)?;
+                inner.endpoint_ports.get(&ep.id).copied()
+            });
+            (net.name.clone(), net.switch_id, endpoint_port)
+        };
+        let ports = self.dp.ports().map_err(io_err("dataplane"))?;
+        let label = |p: PortId| {
+            ports
+                .iter()
+                .find(|i| i.port == p)
+                .map_or_else(String::new, |i| i.label.clone())
+        };
+        let found = req
+            .in_port
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| ports.iter().find(|p| p.port.0 == n))
+            .or_else(|| ports.iter().find(|p| p.label == req.in_port))
+            .or_else(|| endpoint_port.and_then(|e| ports.iter().find(|p| p.port == e)))
+            .ok_or_else(|| {
+                OpError::Model(ModelError::NotFound(format!(
+                    "no port {:?} on network {net_name}: give a port number or interface from `switchctl ports`, or a sandbox's name",
+                    req.in_port
+                )))
+            })?;
+        if found.network.0 != switch_id {
+            return Err(OpError::Model(ModelError::Invalid(format!(
+                "port {} ({}) is not on network {net_name}",
+                found.port, found.label
+            ))));
+        }
+        let own_mac = self
+            .dp
+            .fdb()
+            .map_err(io_err("dataplane"))?
+            .into_iter()
+            .find(|e| e.is_static && e.port == found.port)
+            .map(|e| e.mac);
+        let frame =
+            control_plane::framespec::build(&req.frame, own_mac).map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        let out = self.dp.trace(found.port, frame.clone()).map_err(io_err("dataplane"))?;
+        Ok(TraceResource {
+            network: net_name,
+            in_port: PortRef {
+                port: found.port.0,
+                interface: found.label.clone(),
+            },
+            frame: control_plane::framespec::to_hex(&frame),
+            stages: out
+                .stages
+                .into_iter()
+                .map(|s| TraceStageResource {
+                    stage: s.stage.to_string(),
+                    decision: s.decision,
+                })
+                .collect(),
+            verdict: out.verdict,
+            out_ports: out
+                .out_ports
+                .into_iter()
+                .map(|p| PortRef {
+                    port: p.0,
+                    interface: label(p),
+                })
+                .collect(),
+        })
+    }
+}
+
 /// Network names by switch network ID, for listings of switch objects.
 fn network_names(state: &State) -> HashMap<u32, &str> {
     state

@@ -1,0 +1,194 @@
+//! Synthetic frames for `switchctl trace`: a short `key=value,...` description turned into the
+//! bytes of an Ethernet frame.
+//!
+//! ```text
+//! dst=MAC          destination (default ff:ff:ff:ff:ff:ff)
+//! src=MAC          source (default: the ingress port's own static address)
+//! type=T           ipv4 | ipv6 | arp | 0xNNNN (default ipv4)
+//! vlan=ID          an 802.1Q tag, 1-4094 (access ports drop tagged frames)
+//! len=N            the frame's length, 14-65535 bytes (default 60)
+//! arp=IP           an ARP request for IP (type arp, sender address from sender=)
+//! sender=IP        the ARP request's sender address (default 0.0.0.0)
+//! hex=BYTES        the whole frame as hex; no other key with it
+//! ```
+
+use std::net::Ipv4Addr;
+
+use switch::MacAddr;
+
+const KEYS: &str = "dst, src, type, vlan, len, arp, sender, hex";
+
+/// Builds the frame `spec` describes; `default_src` stands in for a missing `src=`.
+///
+/// # Errors
+/// An unknown key, a bad value (named, with what is accepted), or no source address.
+pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String> {
+    let mut dst = MacAddr::BROADCAST;
+    let mut src = default_src;
+    let mut ethertype = 0x0800u16;
+    let mut vlan = None;
+    let mut len = None;
+    let mut arp_target = None;
+    let mut sender = Ipv4Addr::UNSPECIFIED;
+    let pairs: Vec<&str> = spec.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
+    for pair in &pairs {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(format!(
+                "invalid frame spec item {pair:?}: expected KEY=VALUE with a key of {KEYS}"
+            ));
+        };
+        let mac = |v: &str| {
+            v.parse::<MacAddr>()
+                .map_err(|_| format!("invalid {k}={v}: expected a MAC address like 02:42:ac:11:00:02"))
+        };
+        let ip = |v: &str| {
+            v.parse::<Ipv4Addr>()
+                .map_err(|_| format!("invalid {k}={v}: expected an IPv4 address like 10.0.0.2"))
+        };
+        match k {
+            "hex" => {
+                if pairs.len() > 1 {
+                    return Err("hex= gives the whole frame: use it alone".into());
+                }
+                return hex(v);
+            }
+            "dst" => dst = mac(v)?,
+            "src" => src = Some(mac(v)?),
+            "type" => {
+                ethertype = match v {
+                    "ipv4" => 0x0800,
+                    "ipv6" => 0x86dd,
+                    "arp" => 0x0806,
+                    _ => v
+                        .strip_prefix("0x")
+                        .and_then(|h| u16::from_str_radix(h, 16).ok())
+                        .ok_or_else(|| {
+                            format!("invalid type={v}: use ipv4, ipv6, arp or a hex EtherType like 0x88cc")
+                        })?,
+                }
+            }
+            "vlan" => {
+                vlan = Some(
+                    v.parse::<u16>()
+                        .ok()
+                        .filter(|n| (1..=4094).contains(n))
+                        .ok_or_else(|| format!("invalid vlan={v}: a VLAN ID is 1-4094"))?,
+                )
+            }
+            "len" => {
+                len = Some(
+                    v.parse::<usize>()
+                        .ok()
+                        .filter(|n| (14..=65535).contains(n))
+                        .ok_or_else(|| format!("invalid len={v}: a frame is 14-65535 bytes"))?,
+                )
+            }
+            "arp" => arp_target = Some(ip(v)?),
+            "sender" => sender = ip(v)?,
+            _ => return Err(format!("unknown frame spec key {k:?}: use {KEYS}")),
+        }
+    }
+    let src =
+        src.ok_or("the frame needs a source address: give src=MAC (the ingress port has no address of its own)")?;
+    let mut f = Vec::with_capacity(64);
+    f.extend_from_slice(&dst.0);
+    f.extend_from_slice(&src.0);
+    if let Some(id) = vlan {
+        f.extend_from_slice(&0x8100u16.to_be_bytes());
+        f.extend_from_slice(&id.to_be_bytes());
+    }
+    if let Some(target) = arp_target {
+        f.extend_from_slice(&0x0806u16.to_be_bytes());
+        // Ethernet/IPv4 ARP request: htype 1, ptype 0x0800, hlen 6, plen 4, op 1.
+        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&sender.octets());
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target.octets());
+    } else {
+        f.extend_from_slice(&ethertype.to_be_bytes());
+    }
+    let want = len.unwrap_or(60.max(f.len()));
+    if want < f.len() {
+        return Err(format!(
+            "len={want} is shorter than the headers asked for ({} bytes)",
+            f.len()
+        ));
+    }
+    f.resize(want, 0);
+    Ok(f)
+}
+
+fn hex(v: &str) -> Result<Vec<u8>, String> {
+    let digits: Vec<u8> = v.bytes().filter(|b| !b":- ".contains(b)).collect();
+    if digits.len() % 2 != 0 || digits.len() < 28 {
+        return Err(format!(
+            "invalid hex frame of {} digits: give at least the 14-byte Ethernet header as pairs of hex digits",
+            digits.len()
+        ));
+    }
+    digits
+        .chunks(2)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|s| u8::from_str_radix(s, 16).ok())
+                .ok_or_else(|| format!("invalid hex frame: {:?} is not a hex byte", String::from_utf8_lossy(p)))
+        })
+        .collect()
+}
+
+/// Lower-case hex of a frame, for showing what was traced.
+pub fn to_hex(f: &[u8]) -> String {
+    f.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: MacAddr = MacAddr([2, 0x42, 10, 0, 0, 2]);
+
+    #[test]
+    fn defaults_make_a_broadcast_ipv4_frame_from_the_port() {
+        let f = build("", Some(A)).unwrap();
+        assert_eq!(f.len(), 60);
+        assert_eq!(&f[0..6], &[0xff; 6]);
+        assert_eq!(&f[6..12], &A.0);
+        assert_eq!(&f[12..14], &[0x08, 0x00]);
+    }
+
+    #[test]
+    fn keys_shape_the_frame() {
+        let f = build("dst=02:42:0a:00:00:03, type=0x88cc, vlan=10, len=100", Some(A)).unwrap();
+        assert_eq!(f.len(), 100);
+        assert_eq!(&f[0..6], &[2, 0x42, 10, 0, 0, 3]);
+        assert_eq!(&f[12..18], &[0x81, 0x00, 0, 10, 0x88, 0xcc]);
+        let arp = build("arp=10.0.0.3,sender=10.0.0.2", Some(A)).unwrap();
+        assert_eq!(&arp[12..14], &[0x08, 0x06]);
+        assert_eq!(&arp[20..22], &[0, 1]);
+        assert_eq!(&arp[28..32], &[10, 0, 0, 2]);
+        assert_eq!(&arp[38..42], &[10, 0, 0, 3]);
+        assert_eq!(build(&format!("hex={}", to_hex(&arp)), None).unwrap(), arp);
+    }
+
+    #[test]
+    fn bad_specs_are_named() {
+        for (spec, want) in [
+            ("colour=red", "unknown frame spec key \"colour\""),
+            ("dst=nonsense", "invalid dst=nonsense"),
+            ("vlan=4095", "a VLAN ID is 1-4094"),
+            ("len=10", "14-65535"),
+            ("len=14,vlan=5", "shorter than the headers"),
+            ("type=ip", "invalid type=ip"),
+            ("src", "expected KEY=VALUE"),
+            ("hex=0011", "at least the 14-byte Ethernet header"),
+            ("hex=zz00000000000000000000000000", "\"zz\" is not a hex byte"),
+            ("hex=00,len=60", "use it alone"),
+        ] {
+            let e = build(spec, Some(A)).unwrap_err();
+            assert!(e.contains(want), "{spec}: {e}");
+        }
+        assert!(build("", None).unwrap_err().contains("give src=MAC"));
+    }
+}
