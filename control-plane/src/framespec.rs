@@ -121,7 +121,7 @@ pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String
 
 fn hex(v: &str) -> Result<Vec<u8>, String> {
     let digits: Vec<u8> = v.bytes().filter(|b| !b":- ".contains(b)).collect();
-    if digits.len() % 2 != 0 || digits.len() < 28 {
+    if !digits.len().is_multiple_of(2) || digits.len() < 28 {
         return Err(format!(
             "invalid hex frame of {} digits: give at least the 14-byte Ethernet header as pairs of hex digits",
             digits.len()
