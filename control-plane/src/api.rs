@@ -729,3 +729,73 @@ pub struct TraceResource {
     /// The ports the frame would leave on.
     pub out_ports: Vec<PortRef>,
 }
+
+/// `GET /stats`: everything switchd counts, in one answer (also what `--metrics` exposes).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct StatsResource {
+    /// Networks known.
+    pub networks: u64,
+    /// Sandboxes on this host.
+    pub sandboxes: u64,
+    /// Every switch port with its counters and drops by reason.
+    pub ports: Vec<PortResource>,
+    /// MAC table entries per network.
+    pub mac_table: Vec<MacTableCount>,
+    /// The VTEP's counters (absent when VXLAN is off).
+    pub vxlan: Option<VxlanResource>,
+    /// Cluster counters (absent outside a cluster).
+    pub cluster: Option<ClusterStats>,
+    /// The embedded DNS servers, per network.
+    pub dns: Vec<DnsStats>,
+}
+
+/// MAC table entries of one network.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct MacTableCount {
+    /// Network name.
+    pub network: String,
+    /// Static entries (endpoints, gateways, pinned remote endpoints).
+    pub r#static: u64,
+    /// Learned entries.
+    pub learned: u64,
+}
+
+/// The cluster as this host sees it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ClusterStats {
+    /// Members by state (`alive`, `suspect`, `down`), this host included.
+    pub peers: BTreeMap<String, u64>,
+    /// Gossip datagrams received and authenticated.
+    pub gossip_received: u64,
+    /// Gossip datagrams sent.
+    pub gossip_sent: u64,
+    /// Authenticated gossip messages refused as malformed.
+    pub gossip_refused: u64,
+    /// Datagrams not sealed under the cluster's key.
+    pub gossip_unauthenticated: u64,
+    /// Anti-entropy exchanges completed.
+    pub sync_ok: u64,
+    /// Anti-entropy exchanges that failed.
+    pub sync_failed: u64,
+}
+
+/// One network's embedded DNS server.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct DnsStats {
+    /// Network name.
+    pub network: String,
+    /// Queries received.
+    pub queries: u64,
+    /// Answered from the fabric's names.
+    pub answered: u64,
+    /// Sent to the upstream resolvers.
+    pub forwarded: u64,
+    /// Answered SERVFAIL because no upstream answered.
+    pub failures: u64,
+    /// Dropped by the per-asker limits.
+    pub limited: u64,
+}

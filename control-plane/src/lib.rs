@@ -25,6 +25,7 @@ pub mod firewall;
 pub mod framespec;
 pub mod ids;
 pub mod ipam;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod store;

@@ -12,8 +12,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use control_plane::api::{
     CreateResponse, EndpointConfig, EndpointIpam, FdbResource, IpamCreate, IpamPool, NetworkConnect, NetworkCreate,
-    NetworkDisconnect, NetworkResource, PortResource, PruneResponse, SandboxCreate, SandboxResource, TraceRequest,
-    TraceResource,
+    NetworkDisconnect, NetworkResource, PortResource, PruneResponse, SandboxCreate, SandboxResource, StatsResource,
+    TraceRequest, TraceResource,
 };
 use hyper::Method;
 
@@ -48,6 +48,8 @@ enum Cmd {
     Cluster(ClusterCmd),
     /// List switch ports with their counters and drops by reason.
     Ports(FormatArg),
+    /// Show switch-wide counters: traffic and drops by reason, MAC table, VXLAN, cluster, DNS.
+    Stats(FormatArg),
     /// List a sandbox's published ports, or the bindings of one of its ports.
     Port {
         /// Sandbox.
@@ -364,6 +366,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Network(n) => network(&c, n),
         Cmd::Sandbox(s) => sandbox(&c, s),
         Cmd::Ports(f) => ports(&c, &f.format),
+        Cmd::Stats(f) => stats(&c, &f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
         Cmd::Trace {
             network,
@@ -894,6 +897,84 @@ fn peers(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Drops by reason as one table cell: `reason=n,...`, or `-` when there are none.
+fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+    let s: StatsResource = c.get("/stats")?;
+    if format == "json" {
+        println!("{}", pretty(&s));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let sum = |f: fn(&PortResource) -> u64| s.ports.iter().map(f).sum::<u64>();
+    let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+    for p in &s.ports {
+        for (r, n) in &p.drops {
+            *drops.entry(r.clone()).or_default() += n;
+        }
+    }
+    println!(
+        "networks {}, sandboxes {}, switch ports {}",
+        s.networks,
+        s.sandboxes,
+        s.ports.len()
+    );
+    let rows = vec![vec![
+        sum(|p| p.rx_packets).to_string(),
+        sum(|p| p.rx_bytes).to_string(),
+        sum(|p| p.tx_packets).to_string(),
+        sum(|p| p.tx_bytes).to_string(),
+        sum(|p| p.learn_refused).to_string(),
+        drops_cell(&drops),
+    ]];
+    let header = ["RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "LEARN REFUSED", "DROPS"];
+    print!("\n{}", table::render(&header, &rows));
+    let rows: Vec<Vec<String>> = s
+        .mac_table
+        .iter()
+        .map(|m| vec![m.network.clone(), m.r#static.to_string(), m.learned.to_string()])
+        .collect();
+    print!(
+        "\n{}",
+        table::render(&["NETWORK", "STATIC MACS", "LEARNED MACS"], &rows)
+    );
+    if let Some(v) = &s.vxlan {
+        println!(
+            "\nvxlan (udp {}): rx {} (malformed {}, unknown VNI {}, unknown VTEP {}), tx {} (errors {})",
+            v.port, v.rx_packets, v.rx_malformed, v.rx_unknown_vni, v.rx_unknown_vtep, v.tx_packets, v.tx_errors
+        );
+    }
+    if let Some(cl) = &s.cluster {
+        let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        println!(
+            "cluster: members {}; gossip received {} (refused {}, unauthenticated {}), sent {}; exchanges ok {}, failed {}",
+            peers.join(", "),
+            cl.gossip_received,
+            cl.gossip_refused,
+            cl.gossip_unauthenticated,
+            cl.gossip_sent,
+            cl.sync_ok,
+            cl.sync_failed
+        );
+    }
+    if !s.dns.is_empty() {
+        let rows: Vec<Vec<String>> = s
+            .dns
+            .iter()
+            .map(|d| {
+                vec![
+                    d.network.clone(),
+                    d.queries.to_string(),
+                    d.answered.to_string(),
+                    d.forwarded.to_string(),
+                    d.failures.to_string(),
+                    d.limited.to_string(),
+                ]
+            })
+            .collect();
+        let header = ["DNS NETWORK", "QUERIES", "ANSWERED", "FORWARDED", "FAILED", "LIMITED"];
+        print!("\n{}", table::render(&header, &rows));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn drops_cell(drops: &BTreeMap<String, u64>) -> String {
     if drops.is_empty() {
         return "-".into();

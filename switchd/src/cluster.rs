@@ -89,6 +89,12 @@ pub struct Status {
     heard: HashMap<SocketAddr, Instant>,
     /// Datagrams that did not open under the gossip key.
     pub dropped_unauthenticated: u64,
+    /// Gossip datagrams received (authenticated) and sent.
+    pub gossip_rx: u64,
+    /// Gossip datagrams sent.
+    pub gossip_tx: u64,
+    /// Authenticated datagrams membership refused as malformed.
+    pub gossip_refused: u64,
 }
 
 /// What the cluster tells the daemon.
@@ -162,6 +168,12 @@ impl Handle {
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
+    }
+
+    /// Gossip datagrams received, sent, and refused as malformed.
+    pub fn gossip_counts(&self) -> (u64, u64, u64) {
+        let s = self.status.lock().expect("lock poisoned");
+        (s.gossip_rx, s.gossip_tx, s.gossip_refused)
     }
 }
 
@@ -368,8 +380,14 @@ async fn run(
                 match key.open(&buf[..n]) {
                     Some(plain) => {
                         seen.insert(from, PeerSeen { last: Instant::now() });
-                        if let Err(e) = m.handle_data(&plain) {
-                            tracing::debug!(%from, "gossip refused: {e}");
+                        let refused = m.handle_data(&plain).err();
+                        let mut s = status.lock().expect("lock poisoned");
+                        s.gossip_rx += 1;
+                        if let Some(e) = refused {
+                            s.gossip_refused += 1;
+                            if s.gossip_refused.is_power_of_two() {
+                                tracing::warn!(%from, count = s.gossip_refused, "gossip message refused: {e}");
+                            }
                         }
                     }
                     None => {
@@ -411,6 +429,7 @@ async fn run(
                 continue;
             }
             let _ = sock.send_to(&key.seal(nonce, &data), to).await;
+            status.lock().expect("lock poisoned").gossip_tx += 1;
         }
         while let Some((after, t)) = m.poll_timer() {
             let tx = timer_tx.clone();

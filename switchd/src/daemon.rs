@@ -2,7 +2,7 @@
 //! performs the kernel work (namespaces, TAP ports, dataplane ports), and commits the copy to
 //! the store only when everything succeeded; on failure the kernel work is undone.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
-    CreateResponse, FdbResource, NetworkConnect, NetworkCreate, NetworkResource, PortRef, PortResource, PruneResponse,
-    SandboxCreate, SandboxResource, TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
+    ClusterStats, CreateResponse, DnsStats, FdbResource, MacTableCount, NetworkConnect, NetworkCreate, NetworkResource,
+    PortRef, PortResource, PruneResponse, SandboxCreate, SandboxResource, StatsResource, TraceRequest, TraceResource,
+    TraceStageResource, VtepResource, VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -88,12 +89,58 @@ struct Ctx {
     state: Snapshot,
     upstreams: Arc<Vec<SocketAddr>>,
     limiter: Limiter,
+    counters: Arc<DnsCounters>,
+}
+
+/// What one network's DNS server has done since it started.
+#[derive(Debug, Default)]
+pub struct DnsCounters {
+    /// Queries received (UDP datagrams and TCP messages), rate-limited ones included.
+    pub queries: AtomicU64,
+    /// Answered from the fabric's names.
+    pub answered: AtomicU64,
+    /// Sent on to the upstream resolvers.
+    pub forwarded: AtomicU64,
+    /// Answered SERVFAIL because no upstream answered.
+    pub failures: AtomicU64,
+    /// Dropped by the per-asker limits.
+    pub limited: AtomicU64,
+}
+
+impl DnsCounters {
+    fn add(c: &AtomicU64) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Ctx {
     fn decide(&self, asker: Ipv4Addr, query: &[u8]) -> dns::Decision {
         let state = self.state.read().expect("lock poisoned").clone();
-        dns::decide(&state, &self.net, asker, query)
+        let d = dns::decide(&state, &self.net, asker, query);
+        match d {
+            dns::Decision::Reply(_) => DnsCounters::add(&self.counters.answered),
+            dns::Decision::Forward => DnsCounters::add(&self.counters.forwarded),
+            dns::Decision::Ignore => {}
+        }
+        d
+    }
+
+    /// Counts a query, and whether the asker's limit admits it.
+    fn admit(&self, asker: Ipv4Addr) -> bool {
+        DnsCounters::add(&self.counters.queries);
+        let ok = self.limiter.admit(asker);
+        if !ok {
+            DnsCounters::add(&self.counters.limited);
+        }
+        ok
+    }
+
+    /// The upstream's answer, or SERVFAIL (counted) when none came.
+    fn answer_or_fail(&self, answer: Option<Vec<u8>>, query: &[u8]) -> Option<Vec<u8>> {
+        answer.or_else(|| {
+            DnsCounters::add(&self.counters.failures);
+            dns::servfail(query)
+        })
     }
 }
 
@@ -102,7 +149,7 @@ pub struct Dns {
     rt: tokio::runtime::Handle,
     state: Snapshot,
     upstreams: Arc<Vec<SocketAddr>>,
-    servers: Mutex<HashMap<Id, Vec<JoinHandle<()>>>>,
+    servers: Mutex<HashMap<Id, (Vec<JoinHandle<()>>, Arc<DnsCounters>)>>,
 }
 
 impl Dns {
@@ -139,7 +186,9 @@ impl Dns {
             state: self.state.clone(),
             upstreams: self.upstreams.clone(),
             limiter: Limiter::default(),
+            counters: Arc::new(DnsCounters::default()),
         });
+        let counters = shared.counters.clone();
         let c = shared.clone();
         let u = self.rt.spawn(async move {
             match UdpSocket::from_std(udp) {
@@ -156,7 +205,7 @@ impl Dns {
         self.servers
             .lock()
             .expect("lock poisoned")
-            .insert(net.id.clone(), vec![u, t]);
+            .insert(net.id.clone(), (vec![u, t], counters));
         tracing::debug!(network = %net.name, %addr, "DNS server started");
         Ok(())
     }
@@ -168,10 +217,21 @@ impl Dns {
             .lock()
             .expect("lock poisoned")
             .remove(net)
+            .map(|(h, _)| h)
             .unwrap_or_default()
         {
             h.abort();
         }
+    }
+
+    /// The counters of every network's server, by network.
+    pub fn counters(&self) -> Vec<(Id, Arc<DnsCounters>)> {
+        self.servers
+            .lock()
+            .expect("lock poisoned")
+            .iter()
+            .map(|(id, (_, c))| (id.clone(), c.clone()))
+            .collect()
     }
 }
 
@@ -193,7 +253,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
             }
         };
         let Some(asker) = v4(peer.ip()) else { continue };
-        if !ctx.limiter.admit(asker) {
+        if !ctx.admit(asker) {
             continue;
         }
         let query = buf[..n].to_vec();
@@ -204,13 +264,12 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
             dns::Decision::Ignore => {}
             dns::Decision::Forward => {
                 if !ctx.limiter.begin(asker) {
+                    DnsCounters::add(&ctx.counters.limited);
                     continue;
                 }
                 let (sock, ctx) = (sock.clone(), ctx.clone());
                 tokio::spawn(async move {
-                    let answer = forward_udp(&ctx.upstreams, &query)
-                        .await
-                        .or_else(|| dns::servfail(&query));
+                    let answer = ctx.answer_or_fail(forward_udp(&ctx.upstreams, &query).await, &query);
                     if let Some(a) = answer {
                         let _ = sock.send_to(&a, peer).await;
                     }
@@ -232,6 +291,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
         };
         let Some(asker) = v4(peer.ip()) else { continue };
         if !ctx.limiter.begin(asker) {
+            DnsCounters::add(&ctx.counters.limited);
             continue;
         }
         let ctx = ctx.clone();
@@ -248,15 +308,13 @@ async fn tcp_session(mut stream: TcpStream, asker: Ipv4Addr, ctx: &Ctx) -> io::R
             Ok(q) => q,
             Err(_) => return Ok(()),
         };
-        if !ctx.limiter.admit(asker) {
+        if !ctx.admit(asker) {
             return Ok(());
         }
         let answer = match ctx.decide(asker, &query) {
             dns::Decision::Reply(r) => Some(r),
             dns::Decision::Ignore => None,
-            dns::Decision::Forward => forward_tcp(&ctx.upstreams, &query)
-                .await
-                .or_else(|| dns::servfail(&query)),
+            dns::Decision::Forward => ctx.answer_or_fail(forward_tcp(&ctx.upstreams, &query).await, &query),
         };
         let Some(a) = answer else { return Ok(()) };
         write_framed(&mut stream, &a).await?;

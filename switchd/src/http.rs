@@ -67,6 +67,51 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, daemon: Arc<Daemo
     }
 }
 
+/// Serves `GET /metrics` (Prometheus text format) on a TCP listener.
+pub async fn serve_metrics(listener: std::net::TcpListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(listener)?;
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let d = daemon.clone();
+        tokio::spawn(async move {
+            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+                let d = d.clone();
+                async move { Ok::<_, std::convert::Infallible>(metrics(d, &req).await) }
+            });
+            if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
+                tracing::debug!("metrics connection ended: {e}");
+            }
+        });
+    }
+}
+
+async fn metrics(d: Arc<Daemon>, req: &Request<Incoming>) -> Reply {
+    let text = |status: StatusCode, body: String| {
+        Response::builder()
+            .status(status)
+            .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
+            .body(Full::new(Bytes::from(body)))
+            .expect("static response parts")
+    };
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/metrics") => match blocking(move || d.stats()).await {
+            Ok(s) => text(StatusCode::OK, control_plane::metrics::render(&s)),
+            Err(r) => r,
+        },
+        (_, "/metrics") => text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("method {} is not allowed on /metrics: use GET\n", req.method()),
+        ),
+        (_, p) => text(
+            StatusCode::NOT_FOUND,
+            format!("page not found: {p} (metrics are at /metrics)\n"),
+        ),
+    }
+}
+
 fn json<T: Serialize>(status: StatusCode, v: &T) -> Reply {
     let body = serde_json::to_vec(v).expect("API types serialize");
     Response::builder()
@@ -221,11 +266,12 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
+        (&Method::GET, ["stats"]) => Ok(json(StatusCode::OK, &blocking(move || d.stats()).await?)),
         (&Method::POST, ["trace"]) => {
             let r = body(req).await?;
             Ok(json(StatusCode::OK, &blocking(move || d.trace(r)).await?))
         }
-        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "trace" | "vxlan" | "cluster", ..])
+        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "stats" | "trace" | "vxlan" | "cluster", ..])
             if known_path(&segs) =>
         {
             Err(error(405, format!("method {m} is not allowed on {path}")))
@@ -266,6 +312,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["ports"]
             | ["fdb"]
             | ["trace"]
+            | ["stats"]
             | ["vxlan"]
             | ["cluster"]
             | ["cluster", "peers"]

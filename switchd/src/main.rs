@@ -62,6 +62,9 @@ struct Args {
     /// UDP port of the membership protocol.
     #[arg(long, default_value_t = 7946)]
     gossip_port: u16,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323); off by default.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<std::net::SocketAddr>,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -116,6 +119,14 @@ fn main() -> anyhow::Result<()> {
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
     // The socket first: a second switchd must stop here, before it touches anything.
     let listener = http::bind(&args.socket, group)?;
+    let metrics = args
+        .metrics
+        .map(|addr| {
+            std::net::TcpListener::bind(addr)
+                .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                .with_context(|| format!("cannot serve metrics on {addr}"))
+        })
+        .transpose()?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -173,6 +184,16 @@ fn main() -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || d.apply_change(change)).await;
         }
     });
+    if let Some(l) = metrics {
+        let d = daemon.clone();
+        let addr = args.metrics.expect("bound above");
+        rt.spawn(async move {
+            tracing::info!(%addr, "metrics served at /metrics");
+            if let Err(e) = http::serve_metrics(l, d).await {
+                tracing::error!(%addr, "metrics server stopped: {e}");
+            }
+        });
+    }
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
         tokio::select! {

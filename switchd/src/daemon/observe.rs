@@ -69,6 +69,71 @@ impl Daemon {
             .collect())
     }
 
+    /// Everything counted: ports, MAC table, VTEP, cluster, DNS.
+    pub fn stats(&self) -> Result<StatsResource, OpError> {
+        let ports = self.ports()?;
+        let fdb = self.dp.fdb().map_err(io_err("dataplane"))?;
+        let vxlan = self.vxlan()?;
+        let dns = self.dns.counters();
+        let inner = self.inner.lock().expect("lock poisoned");
+        let state = &inner.state;
+        let names = network_names(state);
+        let mut mac: BTreeMap<&str, MacTableCount> = BTreeMap::new();
+        for e in &fdb {
+            let net = names.get(&e.network.0).copied().unwrap_or("?");
+            let m = mac.entry(net).or_insert_with(|| MacTableCount {
+                network: net.to_string(),
+                ..Default::default()
+            });
+            if e.is_static {
+                m.r#static += 1;
+            } else {
+                m.learned += 1;
+            }
+        }
+        let cluster = self.cluster.as_ref().map(|c| {
+            let mut peers = BTreeMap::new();
+            for p in c.peers() {
+                *peers.entry(p.state).or_insert(0) += 1;
+            }
+            let (gossip_received, gossip_sent, gossip_refused) = c.gossip_counts();
+            let (sync_ok, sync_failed) = c.sync_counts();
+            ClusterStats {
+                peers,
+                gossip_received,
+                gossip_sent,
+                gossip_refused,
+                gossip_unauthenticated: c.dropped_unauthenticated(),
+                sync_ok,
+                sync_failed,
+            }
+        });
+        let mut dns: Vec<DnsStats> = dns
+            .into_iter()
+            .filter_map(|(id, c)| {
+                use std::sync::atomic::Ordering::Relaxed;
+                Some(DnsStats {
+                    network: state.networks.get(&id)?.name.clone(),
+                    queries: c.queries.load(Relaxed),
+                    answered: c.answered.load(Relaxed),
+                    forwarded: c.forwarded.load(Relaxed),
+                    failures: c.failures.load(Relaxed),
+                    limited: c.limited.load(Relaxed),
+                })
+            })
+            .collect();
+        dns.sort_by(|a, b| a.network.cmp(&b.network));
+        Ok(StatsResource {
+            networks: state.networks.len() as u64,
+            sandboxes: state.sandboxes.len() as u64,
+            ports,
+            mac_table: mac.into_values().collect(),
+            vxlan: vxlan.bound.then_some(vxlan),
+            cluster,
+            dns,
+        })
+    }
+
     /// The MAC table, with network names.
     pub fn fdb(&self) -> Result<Vec<FdbResource>, OpError> {
         let entries = self.dp.fdb().map_err(io_err("dataplane"))?;

@@ -1,0 +1,274 @@
+//! The Prometheus text exposition (format 0.0.4) of [`StatsResource`], served by
+//! `switchd --metrics ADDR` at `/metrics`.
+
+use std::fmt::Write as _;
+
+use crate::api::StatsResource;
+
+/// One metric family being written: its HELP and TYPE lines once, then samples.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn start<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+        self.out.push_str(name);
+        if !labels.is_empty() {
+            self.out.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.out.push(',');
+                }
+                let _ = write!(self.out, "{k}=\"{}\"", escape(v));
+            }
+            self.out.push('}');
+        }
+        let _ = writeln!(self.out, " {value}");
+    }
+}
+
+/// A label value with `\`, `"` and newlines escaped.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// Renders every counter and gauge of `s`.
+pub fn render(s: &StatsResource) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    Family::start(o, "switchd_networks", "gauge", "Networks known to this host.").sample(
+        "switchd_networks",
+        &[],
+        s.networks,
+    );
+    Family::start(o, "switchd_sandboxes", "gauge", "Sandboxes on this host.").sample(
+        "switchd_sandboxes",
+        &[],
+        s.sandboxes,
+    );
+    type PortField = fn(&crate::api::PortResource) -> u64;
+    let port_counters: [(&str, &str, PortField); 5] = [
+        (
+            "switchd_port_rx_packets_total",
+            "Frames received on a switch port.",
+            |p| p.rx_packets,
+        ),
+        ("switchd_port_rx_bytes_total", "Bytes received on a switch port.", |p| {
+            p.rx_bytes
+        }),
+        ("switchd_port_tx_packets_total", "Frames sent on a switch port.", |p| {
+            p.tx_packets
+        }),
+        ("switchd_port_tx_bytes_total", "Bytes sent on a switch port.", |p| {
+            p.tx_bytes
+        }),
+        (
+            "switchd_port_learn_refused_total",
+            "Source addresses not learned because of the port's limit.",
+            |p| p.learn_refused,
+        ),
+    ];
+    for (name, help, get) in port_counters {
+        let mut f = Family::start(o, name, "counter", help);
+        for p in &s.ports {
+            let port = p.port.to_string();
+            let labels = [
+                ("port", port.as_str()),
+                ("interface", &p.interface),
+                ("network", &p.network),
+                ("kind", &p.kind),
+            ];
+            f.sample(name, &labels, get(p));
+        }
+    }
+    let name = "switchd_port_drops_total";
+    let mut f = Family::start(o, name, "counter", "Frames dropped on a switch port, by reason.");
+    for p in &s.ports {
+        let port = p.port.to_string();
+        for (reason, n) in &p.drops {
+            let labels = [
+                ("port", port.as_str()),
+                ("interface", &p.interface),
+                ("network", &p.network),
+                ("reason", reason),
+            ];
+            f.sample(name, &labels, *n);
+        }
+    }
+    let name = "switchd_mac_table_entries";
+    let mut f = Family::start(o, name, "gauge", "MAC table entries, by network and type.");
+    for m in &s.mac_table {
+        f.sample(name, &[("network", &m.network), ("type", "static")], m.r#static);
+        f.sample(name, &[("network", &m.network), ("type", "learned")], m.learned);
+    }
+    if let Some(v) = &s.vxlan {
+        let counters = [
+            (
+                "switchd_vxlan_rx_packets_total",
+                "VXLAN datagrams received.",
+                v.rx_packets,
+            ),
+            (
+                "switchd_vxlan_rx_malformed_total",
+                "Datagrams on the VXLAN port that were not VXLAN.",
+                v.rx_malformed,
+            ),
+            (
+                "switchd_vxlan_rx_unknown_vni_total",
+                "VXLAN frames of VNIs no network here has.",
+                v.rx_unknown_vni,
+            ),
+            (
+                "switchd_vxlan_rx_unknown_vtep_total",
+                "VXLAN frames from addresses that are no peer of their network.",
+                v.rx_unknown_vtep,
+            ),
+            ("switchd_vxlan_tx_packets_total", "VXLAN datagrams sent.", v.tx_packets),
+            ("switchd_vxlan_tx_errors_total", "VXLAN sends that failed.", v.tx_errors),
+        ];
+        for (name, help, n) in counters {
+            Family::start(o, name, "counter", help).sample(name, &[], n);
+        }
+    }
+    if let Some(c) = &s.cluster {
+        let name = "switchd_cluster_peers";
+        let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
+        for state in ["alive", "suspect", "down"] {
+            f.sample(name, &[("state", state)], c.peers.get(state).copied().unwrap_or(0));
+        }
+        let name = "switchd_gossip_messages_total";
+        let mut f = Family::start(o, name, "counter", "Gossip datagrams, by direction and outcome.");
+        f.sample(
+            name,
+            &[("direction", "received"), ("outcome", "accepted")],
+            c.gossip_received.saturating_sub(c.gossip_refused),
+        );
+        f.sample(
+            name,
+            &[("direction", "received"), ("outcome", "refused")],
+            c.gossip_refused,
+        );
+        f.sample(
+            name,
+            &[("direction", "received"), ("outcome", "unauthenticated")],
+            c.gossip_unauthenticated,
+        );
+        f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
+        let name = "switchd_sync_exchanges_total";
+        let mut f = Family::start(o, name, "counter", "Anti-entropy exchanges, by result.");
+        f.sample(name, &[("result", "ok")], c.sync_ok);
+        f.sample(name, &[("result", "failed")], c.sync_failed);
+    }
+    type DnsField = fn(&crate::api::DnsStats) -> u64;
+    let dns: [(&str, &str, DnsField); 5] = [
+        (
+            "switchd_dns_queries_total",
+            "DNS queries received by the embedded DNS.",
+            |d| d.queries,
+        ),
+        (
+            "switchd_dns_answered_total",
+            "DNS queries answered from the fabric's names.",
+            |d| d.answered,
+        ),
+        (
+            "switchd_dns_forwarded_total",
+            "DNS queries sent on to the upstream resolvers.",
+            |d| d.forwarded,
+        ),
+        (
+            "switchd_dns_failures_total",
+            "DNS queries answered SERVFAIL because no upstream answered.",
+            |d| d.failures,
+        ),
+        (
+            "switchd_dns_limited_total",
+            "DNS queries dropped by the per-asker limits.",
+            |d| d.limited,
+        ),
+    ];
+    for (name, help, get) in dns {
+        let mut f = Family::start(o, name, "counter", help);
+        for d in &s.dns {
+            f.sample(name, &[("network", &d.network)], get(d));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ClusterStats, DnsStats, MacTableCount, PortResource};
+
+    fn stats() -> StatsResource {
+        StatsResource {
+            networks: 4,
+            sandboxes: 2,
+            ports: vec![PortResource {
+                port: 3,
+                network: "my_net".into(),
+                kind: "tap".into(),
+                interface: "web/eth0".into(),
+                rx_packets: 10,
+                rx_bytes: 1000,
+                tx_packets: 9,
+                tx_bytes: 900,
+                learn_refused: 0,
+                drops: [("hairpin".to_string(), 2)].into(),
+            }],
+            mac_table: vec![MacTableCount {
+                network: "my_net".into(),
+                r#static: 2,
+                learned: 1,
+            }],
+            vxlan: None,
+            cluster: Some(ClusterStats {
+                peers: [("alive".to_string(), 3)].into(),
+                gossip_received: 7,
+                gossip_refused: 1,
+                ..Default::default()
+            }),
+            dns: vec![DnsStats {
+                network: "we\"ird".into(),
+                queries: 5,
+                ..Default::default()
+            }],
+        }
+    }
+
+    #[test]
+    fn every_sample_belongs_to_a_declared_family_and_parses() {
+        let text = render(&stats());
+        let mut declared = std::collections::BTreeSet::new();
+        for line in text.lines() {
+            if let Some(rest) = line.strip_prefix("# TYPE ") {
+                let (name, kind) = rest.split_once(' ').unwrap();
+                assert!(["counter", "gauge"].contains(&kind), "{line}");
+                assert!(declared.insert(name.to_string()), "{name} declared twice");
+                continue;
+            }
+            if line.starts_with("# HELP ") {
+                continue;
+            }
+            let name_end = line.find(['{', ' ']).unwrap();
+            assert!(declared.contains(&line[..name_end]), "undeclared: {line}");
+            let value = line.rsplit_once(' ').unwrap().1;
+            value.parse::<u64>().unwrap_or_else(|_| panic!("value of {line}"));
+        }
+        assert!(text.contains(
+            "switchd_port_drops_total{port=\"3\",interface=\"web/eth0\",network=\"my_net\",reason=\"hairpin\"} 2\n"
+        ));
+        assert!(text.contains("switchd_mac_table_entries{network=\"my_net\",type=\"learned\"} 1\n"));
+        assert!(text.contains("switchd_cluster_peers{state=\"suspect\"} 0\n"));
+        assert!(text.contains("switchd_gossip_messages_total{direction=\"received\",outcome=\"accepted\"} 6\n"));
+        assert!(text.contains("switchd_dns_queries_total{network=\"we\\\"ird\"} 5\n"));
+        assert!(!text.contains("switchd_vxlan_"), "no VTEP, no VXLAN samples");
+    }
+}
