@@ -149,8 +149,11 @@ pub struct Dns {
     rt: tokio::runtime::Handle,
     state: Snapshot,
     upstreams: Arc<Vec<SocketAddr>>,
-    servers: Mutex<HashMap<Id, (Vec<JoinHandle<()>>, Arc<DnsCounters>)>>,
+    servers: Mutex<HashMap<Id, Server>>,
 }
+
+/// One network's running server tasks and their counters.
+type Server = (Vec<JoinHandle<()>>, Arc<DnsCounters>);
 
 impl Dns {
     /// Servers that answer from `state` and forward to `upstreams`, on `rt`.
