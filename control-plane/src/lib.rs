@@ -16,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod api;
+pub mod capture;
 pub mod cidr;
 pub mod cluster;
 pub mod dns;

@@ -74,7 +74,39 @@ impl Client {
         self.json::<(), T>(Method::GET, path, None)
     }
 
-    async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+    /// A GET whose answer streams: `each` gets the body's bytes as they arrive, until the
+    /// stream ends or `each` returns false.
+    pub fn stream(&self, path: &str, mut each: impl FnMut(&[u8]) -> bool) -> Result<(), ClientError> {
+        self.rt.block_on(async {
+            let resp = self.request(Method::GET, path, Bytes::new()).await?;
+            let status = resp.status().as_u16();
+            let mut body = resp.into_body();
+            if !(200..300).contains(&status) {
+                let bytes = body
+                    .collect()
+                    .await
+                    .map_err(|e| ClientError::Protocol(format!("reading switchd's answer failed: {e}")))?
+                    .to_bytes();
+                return Err(daemon_error(status, &bytes));
+            }
+            while let Some(frame) = body.frame().await {
+                let frame = frame.map_err(|e| ClientError::Protocol(format!("the stream from switchd broke: {e}")))?;
+                if let Some(data) = frame.data_ref() {
+                    if !each(data) {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Bytes,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let stream = UnixStream::connect(&self.socket).await.map_err(|e| {
             ClientError::Connect(format!(
                 "Cannot connect to switchd at {}: {e}. Is switchd running (and are you root)?",
@@ -92,10 +124,14 @@ impl Client {
             .header("Content-Type", "application/json")
             .body(Full::new(body))
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        let resp = sender
+        sender
             .send_request(req)
             .await
-            .map_err(|e| ClientError::Protocol(format!("request to switchd failed: {e}")))?;
+            .map_err(|e| ClientError::Protocol(format!("request to switchd failed: {e}")))
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Bytes) -> Result<Bytes, ClientError> {
+        let resp = self.request(method, path, body).await?;
         let status = resp.status().as_u16();
         let bytes = resp
             .into_body()
@@ -106,11 +142,16 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(bytes);
         }
-        let msg = serde_json::from_slice::<control_plane::api::ErrorBody>(&bytes)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| String::from_utf8_lossy(&bytes).into_owned());
-        Err(ClientError::Daemon(status, msg))
+        Err(daemon_error(status, &bytes))
     }
+}
+
+/// The daemon's refusal: its message, or the body as text.
+fn daemon_error(status: u16, bytes: &[u8]) -> ClientError {
+    let msg = serde_json::from_slice::<control_plane::api::ErrorBody>(bytes)
+        .map(|e| e.message)
+        .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
+    ClientError::Daemon(status, msg)
 }
 
 /// A request path of percent-encoded segments.

@@ -64,6 +64,17 @@ enum Cmd {
         #[command(flatten)]
         format: FormatArg,
     },
+    /// Mirror a port's frames (both ways): one line per frame, or a pcapng file with -w.
+    Capture {
+        /// Port: a number or interface from `switchctl ports`, or a sandbox with one interface.
+        port: String,
+        /// Write the frames to this file (pcapng: tcpdump -r and Wireshark open it).
+        #[arg(short = 'w', value_name = "FILE")]
+        write: Option<PathBuf>,
+        /// Stop after this many frames.
+        #[arg(short = 'c', value_name = "COUNT")]
+        count: Option<u64>,
+    },
     /// Show each pipeline stage's decision for a synthetic frame, without sending it.
     Trace {
         /// Network.
@@ -368,6 +379,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Ports(f) => ports(&c, &f.format),
         Cmd::Stats(f) => stats(&c, &f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
+        Cmd::Capture { port, write, count } => capture(&c, &port, write.as_deref(), count),
         Cmd::Trace {
             network,
             in_port,
@@ -692,6 +704,71 @@ fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCo
         })
         .collect();
     print!("{}", table::render(&["NETWORK", "MAC", "PORT", "AGE", "TYPE"], &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn capture(c: &Client, port: &str, file: Option<&std::path::Path>, count: Option<u64>) -> anyhow::Result<ExitCode> {
+    use control_plane::capture::{summary, Direction, Reader};
+    if count == Some(0) {
+        anyhow::bail!("invalid count 0: capture at least 1 frame");
+    }
+    let mut out = match file {
+        Some(f) => Some(std::fs::File::create(f).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?),
+        None => None,
+    };
+    let mut query = path(&["ports", port, "capture"]);
+    if let Some(n) = count {
+        query.push_str(&format!("?count={n}"));
+    }
+    let mut reader = Reader::default();
+    let (mut frames, mut failed) = (0u64, None);
+    let stdout = std::io::stdout();
+    c.stream(&query, |chunk| {
+        if let Some(f) = out.as_mut() {
+            if let Err(e) = f.write_all(chunk) {
+                failed = Some(anyhow::anyhow!("cannot write the capture file: {e}"));
+                return false;
+            }
+        }
+        reader.feed(chunk);
+        loop {
+            match reader.next_frame() {
+                Ok(Some(fr)) => {
+                    frames += 1;
+                    if out.is_none() {
+                        let secs = fr.ns / 1_000_000_000;
+                        let dir = match fr.dir {
+                            Some(Direction::Inbound) => "in ",
+                            Some(Direction::Outbound) => "out",
+                            None => "?  ",
+                        };
+                        let mut o = stdout.lock();
+                        let _ = writeln!(
+                            o,
+                            "{:02}:{:02}:{:02}.{:06} {dir} {}",
+                            secs / 3600 % 24,
+                            secs / 60 % 60,
+                            secs % 60,
+                            fr.ns % 1_000_000_000 / 1000,
+                            summary(&fr.frame)
+                        );
+                        let _ = o.flush();
+                    }
+                }
+                Ok(None) => return true,
+                Err(e) => {
+                    failed = Some(anyhow::anyhow!("switchd sent a broken capture: {e}"));
+                    return false;
+                }
+            }
+        }
+    })?;
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    if let Some(f) = file {
+        eprintln!("{frames} frames written to {}", f.display());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

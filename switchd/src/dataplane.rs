@@ -21,6 +21,8 @@ use switch::{
 };
 use tun_rs::SyncDevice;
 
+use control_plane::capture::Direction;
+
 use crate::tap::VNET_HDR_LEN;
 use crate::uplink;
 use crate::vxlan::{Vtep, VxlanStats};
@@ -135,6 +137,9 @@ pub enum Command {
     Fdb(mpsc::Sender<Vec<FdbEntry>>),
     /// Traces a frame arriving on a port, without sending it or changing anything.
     Trace(PortId, Vec<u8>, mpsc::Sender<TraceOut>),
+    /// Mirrors a port's frames, both ways, until the receiver goes; the counter counts frames
+    /// dropped because the receiver fell behind.
+    Capture(PortId, CaptureReply),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
@@ -158,6 +163,15 @@ pub struct TraceOut {
     /// The ports the frame would leave on.
     pub out_ports: Vec<PortId>,
 }
+
+/// A capture's end: the mirrored frames and the count of those dropped for a slow reader.
+pub type CaptureRx = (
+    tokio::sync::mpsc::Receiver<Mirrored>,
+    std::sync::Arc<std::sync::atomic::AtomicU64>,
+);
+
+/// The answer to [`Command::Capture`].
+pub type CaptureReply = mpsc::Sender<Result<CaptureRx, String>>;
 
 /// A port to add.
 pub struct NewPort {
@@ -243,6 +257,12 @@ impl Handle {
         self.call(Command::Fdb)
     }
 
+    /// Starts mirroring `port`'s frames: they arrive on the receiver until it is dropped; the
+    /// counter says how many were dropped because the receiver fell behind.
+    pub fn capture(&self, port: PortId) -> io::Result<CaptureRx> {
+        self.call(|tx| Command::Capture(port, tx))?.map_err(io::Error::other)
+    }
+
     /// Traces `frame` (an Ethernet frame, no virtio-net header) arriving on `port`.
     pub fn trace(&self, port: PortId, frame: Vec<u8>) -> io::Result<TraceOut> {
         self.call(|tx| Command::Trace(port, frame, tx))
@@ -286,6 +306,7 @@ pub fn spawn(seed: u64, vxlan_port: u16) -> io::Result<Handle> {
             arp: HashMap::new(),
             train: Vec::with_capacity(2 * MAX_FRAME),
             coalescer: Coalescer::new(),
+            captures: Vec::new(),
         };
         dp.run();
     })?;
@@ -309,6 +330,28 @@ struct Dataplane {
     train: Vec<u8>,
     /// Segments received from the tunnels, joined into a super-frame for one write.
     coalescer: Coalescer,
+    /// Ports being captured, and where their frames go.
+    captures: Vec<Capture>,
+}
+
+/// A frame mirrored from a captured port.
+#[derive(Debug)]
+pub struct Mirrored {
+    /// Nanoseconds after the Unix epoch.
+    pub ns: u64,
+    /// Into the switch from the port's device, or out to it.
+    pub dir: control_plane::capture::Direction,
+    /// The Ethernet frame (a super-frame as it passed, when offloads made one).
+    pub frame: Vec<u8>,
+}
+
+/// How many mirrored frames may wait for a slow reader before more are dropped.
+const CAPTURE_QUEUE: usize = 4096;
+
+struct Capture {
+    port: PortId,
+    tx: tokio::sync::mpsc::Sender<Mirrored>,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Dataplane {
@@ -429,6 +472,22 @@ impl Dataplane {
             }
             Command::Trace(port, frame, tx) => {
                 let _ = tx.send(self.trace(port, &frame));
+            }
+            Command::Capture(port, tx) => {
+                let r = if self.switch.port_network(port).is_some() {
+                    let (mtx, mrx) = tokio::sync::mpsc::channel(CAPTURE_QUEUE);
+                    let dropped = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+                    self.captures.retain(|c| !c.tx.is_closed());
+                    self.captures.push(Capture {
+                        port,
+                        tx: mtx,
+                        dropped: dropped.clone(),
+                    });
+                    Ok((mrx, dropped))
+                } else {
+                    Err(format!("port {port} does not exist"))
+                };
+                let _ = tx.send(r);
             }
         }
     }
@@ -686,8 +745,39 @@ impl Dataplane {
             self.switch.record_drop(ingress, DropReason::TxFailed);
         } else {
             self.switch.record_tx(ingress, n - VNET_HDR_LEN);
+            if !self.captures.is_empty() {
+                self.mirror(ingress, Direction::Outbound, &reply[VNET_HDR_LEN..n]);
+            }
         }
         true
+    }
+
+    /// Copies a frame to the captures of `port`; captures whose reader went are dropped.
+    #[cold]
+    fn mirror(&mut self, port: PortId, dir: control_plane::capture::Direction, frame: &[u8]) {
+        use std::sync::atomic::Ordering;
+        use tokio::sync::mpsc::error::TrySendError;
+        let ns = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        self.captures.retain(|c| {
+            if c.port != port {
+                return !c.tx.is_closed();
+            }
+            let m = Mirrored {
+                ns,
+                dir,
+                frame: frame.to_vec(),
+            };
+            match c.tx.try_send(m) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    c.dropped.fetch_add(1, Ordering::Relaxed);
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            }
+        });
     }
 
     /// The MAC (and address) an ARP request in `frame` from `ingress` is answered with here:
@@ -700,6 +790,9 @@ impl Dataplane {
     }
 
     fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {
+        if !self.captures.is_empty() {
+            self.mirror(ingress, Direction::Inbound, &packet[VNET_HDR_LEN..]);
+        }
         if !self.arp.is_empty() && self.suppress_arp(now, ingress, packet) {
             return;
         }
@@ -745,6 +838,9 @@ impl Dataplane {
             };
             if sent {
                 self.switch.record_tx(p, bytes);
+                if !self.captures.is_empty() {
+                    self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
+                }
             } else {
                 self.switch.record_drop(p, DropReason::TxFailed);
             }
@@ -783,6 +879,9 @@ impl Dataplane {
             };
             if sent.is_ok() {
                 self.switch.record_tx(p, bytes);
+                if !self.captures.is_empty() {
+                    self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
+                }
             } else {
                 self.switch.record_drop(p, DropReason::TxFailed);
             }

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use control_plane::api::ErrorBody;
+use http_body_util::combinators::BoxBody;
 use http_body_util::BodyExt;
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
@@ -21,7 +22,7 @@ use crate::daemon::{Daemon, OpError};
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
 
-type Reply = Response<Full<Bytes>>;
+type Reply = Response<BoxBody<Bytes, Infallible>>;
 
 /// Binds the socket (mode 0600, or 0660 with `group`), replacing a stale socket file but
 /// refusing to take over from a live daemon.
@@ -93,7 +94,7 @@ async fn metrics(d: Arc<Daemon>, req: &Request<Incoming>) -> Reply {
         Response::builder()
             .status(status)
             .header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .body(Full::new(Bytes::from(body)))
+            .body(Full::new(Bytes::from(body)).boxed())
             .expect("static response parts")
     };
     match (req.method(), req.uri().path()) {
@@ -117,7 +118,7 @@ fn json<T: Serialize>(status: StatusCode, v: &T) -> Reply {
     Response::builder()
         .status(status)
         .header("Content-Type", "application/json")
-        .body(Full::new(Bytes::from(body)))
+        .body(Full::new(Bytes::from(body)).boxed())
         .expect("static response parts")
 }
 
@@ -134,7 +135,7 @@ fn error(status: u16, message: impl Into<String>) -> Reply {
 fn empty(status: StatusCode) -> Reply {
     Response::builder()
         .status(status)
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(Bytes::new()).boxed())
         .expect("static response parts")
 }
 
@@ -190,7 +191,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method().clone();
     match (&m, segs.as_slice()) {
-        (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")))),
+        (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")).boxed())),
         (&Method::GET, ["networks"]) => {
             let d = d.clone();
             Ok(json(StatusCode::OK, &blocking(move || Ok(d.networks())).await?))
@@ -266,6 +267,16 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["vxlan"]) => Ok(json(StatusCode::OK, &blocking(move || d.vxlan()).await?)),
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
+        (&Method::GET, ["ports", port, "capture"]) => {
+            let count = capture_count(req.uri().query())?;
+            let port = port.to_string();
+            let (rx, label) = blocking(move || d.capture(&port)).await?;
+            Ok(Response::builder()
+                .status(StatusCode::OK)
+                .header("Content-Type", "application/vnd.tcpdump.pcap")
+                .body(CaptureBody::new(rx, &label, count).boxed())
+                .expect("static response parts"))
+        }
         (&Method::GET, ["stats"]) => Ok(json(StatusCode::OK, &blocking(move || d.stats()).await?)),
         (&Method::POST, ["trace"]) => {
             let r = body(req).await?;
@@ -277,6 +288,93 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             Err(error(405, format!("method {m} is not allowed on {path}")))
         }
         _ => Err(error(404, format!("page not found: {m} {path}"))),
+    }
+}
+
+/// `count=N` of a capture's query: how many frames before the stream ends (none: until the
+/// client goes).
+fn capture_count(query: Option<&str>) -> Result<Option<u64>, Reply> {
+    let mut count = None;
+    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
+        match pair.split_once('=') {
+            Some(("count", v)) => {
+                count = Some(v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
+                    error(
+                        400,
+                        format!("invalid count {v:?}: expected a number of frames, 1 or more"),
+                    )
+                })?);
+            }
+            _ => {
+                return Err(error(
+                    400,
+                    format!("unknown capture parameter {pair:?}: only count=N is accepted"),
+                ))
+            }
+        }
+    }
+    Ok(count)
+}
+
+/// A capture as a pcapng stream: the header, then each mirrored frame as it comes, until
+/// `left` frames were sent or the dataplane ends the capture.
+struct CaptureBody {
+    head: Option<Bytes>,
+    rx: tokio::sync::mpsc::Receiver<crate::dataplane::Mirrored>,
+    dropped: Arc<std::sync::atomic::AtomicU64>,
+    label: String,
+    left: Option<u64>,
+}
+
+impl CaptureBody {
+    fn new(c: crate::dataplane::CaptureRx, label: &str, left: Option<u64>) -> CaptureBody {
+        CaptureBody {
+            head: Some(Bytes::from(control_plane::capture::header(label))),
+            rx: c.0,
+            dropped: c.1,
+            label: label.to_string(),
+            left,
+        }
+    }
+}
+
+impl hyper::body::Body for CaptureBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        use std::task::Poll;
+        if let Some(h) = self.head.take() {
+            return Poll::Ready(Some(Ok(hyper::body::Frame::data(h))));
+        }
+        if self.left == Some(0) {
+            return Poll::Ready(None);
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(m)) => {
+                if let Some(l) = self.left.as_mut() {
+                    *l -= 1;
+                }
+                let block = control_plane::capture::packet(m.ns, m.dir, &m.frame);
+                Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(block)))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+impl Drop for CaptureBody {
+    fn drop(&mut self) {
+        let dropped = self.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(interface = %self.label, dropped, "capture ended; frames were dropped because the reader fell behind");
+        } else {
+            tracing::info!(interface = %self.label, "capture ended");
+        }
     }
 }
 
@@ -310,6 +408,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["sandboxes"]
             | ["sandboxes", _]
             | ["ports"]
+            | ["ports", _, "capture"]
             | ["fdb"]
             | ["trace"]
             | ["stats"]

@@ -1245,7 +1245,12 @@ impl World {
     fn frame_in(&mut self, h: u32, port: PortId, frame: Vec<u8>) {
         self.ring.push(self.now, &frame);
         if self.trace {
-            eprintln!("{:>10} h{h} <- port {} {}", self.now, port.0, describe(&frame));
+            eprintln!(
+                "{:>10} h{h} <- port {} {}",
+                self.now,
+                port.0,
+                control_plane::capture::summary(&frame)
+            );
         }
         let now = self.instant();
         let host = &mut self.hosts[h as usize];
@@ -1276,7 +1281,12 @@ impl World {
 
     fn frame_out(&mut self, h: u32, p: PortId, frame: Vec<u8>) {
         if self.trace {
-            eprintln!("{:>10} h{h} -> port {} {}", self.now, p.0, describe(&frame));
+            eprintln!(
+                "{:>10} h{h} -> port {} {}",
+                self.now,
+                p.0,
+                control_plane::capture::summary(&frame)
+            );
         }
         let owner = self.hosts[h as usize].owners.get(p.0 as usize).copied().flatten();
         match owner {
@@ -1571,28 +1581,4 @@ fn pair_mut<T>(v: &mut [T], a: usize, b: usize) -> (&mut T, &mut T) {
         let (x, y) = v.split_at_mut(a);
         (&mut y[0], &mut x[b])
     }
-}
-
-/// One line about a frame, for SWITCHSIM_TRACE.
-fn describe(f: &[u8]) -> String {
-    if f.len() < 14 {
-        return format!("runt {} B", f.len());
-    }
-    let mac = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
-    let what = match (f[12], f[13]) {
-        (0x08, 0x06) if f.len() >= 42 => format!(
-            "ARP op {} {} -> {}",
-            f[21],
-            Ipv4Addr::new(f[28], f[29], f[30], f[31]),
-            Ipv4Addr::new(f[38], f[39], f[40], f[41])
-        ),
-        (0x08, 0x00) if f.len() >= 34 => format!(
-            "IPv4 proto {} {} -> {}",
-            f[23],
-            Ipv4Addr::new(f[26], f[27], f[28], f[29]),
-            Ipv4Addr::new(f[30], f[31], f[32], f[33])
-        ),
-        (a, b) => format!("type {a:02x}{b:02x}"),
-    };
-    format!("{} > {} {what}", mac(&f[6..12]), mac(&f[0..6]))
 }

@@ -69,6 +69,52 @@ impl Daemon {
             .collect())
     }
 
+    /// Starts mirroring a port (a number, an interface, or a sandbox with one interface):
+    /// its frames, its label, and the count of frames dropped for a slow reader.
+    pub fn capture(&self, key: &str) -> Result<(crate::dataplane::CaptureRx, String), OpError> {
+        let ports = self.dp.ports().map_err(io_err("dataplane"))?;
+        let sandbox_ports: Vec<PortId> = {
+            let inner = self.inner.lock().expect("lock poisoned");
+            match inner.state.sandbox(key) {
+                Ok(sb) => inner
+                    .state
+                    .endpoints_of_sandbox(&sb.id)
+                    .iter()
+                    .filter_map(|e| inner.endpoint_ports.get(&e.id).copied())
+                    .collect(),
+                Err(_) => Vec::new(),
+            }
+        };
+        let by_key = key
+            .parse::<u32>()
+            .ok()
+            .and_then(|n| ports.iter().find(|p| p.port.0 == n))
+            .or_else(|| ports.iter().find(|p| p.label == key));
+        let found = match (by_key, sandbox_ports.as_slice()) {
+            (Some(p), _) => p,
+            (None, [one]) => ports
+                .iter()
+                .find(|p| p.port == *one)
+                .ok_or_else(|| OpError::Model(ModelError::NotFound(format!("sandbox {key}'s port is gone"))))?,
+            (None, []) => {
+                return Err(OpError::Model(ModelError::NotFound(format!(
+                    "no port {key:?}: give a port number or interface from `switchctl ports`, or a sandbox's name"
+                ))))
+            }
+            (None, many) => {
+                let names: Vec<String> = many.iter().map(|p| label_of(&ports, *p)).collect();
+                return Err(OpError::Model(ModelError::Invalid(format!(
+                    "sandbox {key} has {} interfaces: name one of {}",
+                    many.len(),
+                    names.join(", ")
+                ))));
+            }
+        };
+        let rx = self.dp.capture(found.port).map_err(io_err("dataplane"))?;
+        tracing::info!(port = %found.port, interface = %found.label, "capture started");
+        Ok((rx, found.label.clone()))
+    }
+
     /// Everything counted: ports, MAC table, VTEP, cluster, DNS.
     pub fn stats(&self) -> Result<StatsResource, OpError> {
         let ports = self.ports()?;
@@ -242,6 +288,13 @@ impl Daemon {
                 .collect(),
         })
     }
+}
+
+fn label_of(ports: &[crate::dataplane::PortInfo], p: PortId) -> String {
+    ports
+        .iter()
+        .find(|i| i.port == p)
+        .map_or_else(|| p.to_string(), |i| i.label.clone())
 }
 
 /// Network names by switch network ID, for listings of switch objects.
