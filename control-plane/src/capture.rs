@@ -118,7 +118,7 @@ impl Reader {
             }
             let kind = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
             let total = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes")) as usize;
-            if total < 12 || total % 4 != 0 {
+            if total < 12 || !total.is_multiple_of(4) {
                 return Err(format!("not a pcapng stream: a block of {total} bytes"));
             }
             if self.buf.len() < total {
@@ -127,10 +127,8 @@ impl Reader {
             let body: Vec<u8> = self.buf[8..total - 4].to_vec();
             self.buf.drain(..total);
             match kind {
-                SHB => {
-                    if body.len() < 4 || u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) != BYTE_ORDER {
-                        return Err("not a little-endian pcapng section".into());
-                    }
+                SHB if body.len() < 4 || u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) != BYTE_ORDER => {
+                    return Err("not a little-endian pcapng section".into());
                 }
                 EPB => return parse_epb(&body).map(Some),
                 _ => {}
