@@ -268,7 +268,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
         (&Method::GET, ["ports", port, "capture"]) => {
-            let count = capture_count(req.uri().query())?;
+            let count = capture_count(req.uri().query()).map_err(|m| error(400, m))?;
             let port = port.to_string();
             let (rx, label) = blocking(move || d.capture(&port)).await?;
             Ok(Response::builder()
@@ -293,7 +293,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
 
 /// `count=N` of a capture's query: how many frames before the stream ends (none: until the
 /// client goes).
-fn capture_count(query: Option<&str>) -> Result<Option<u64>, Reply> {
+fn capture_count(query: Option<&str>) -> Result<Option<u64>, String> {
     let mut count = None;
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
