@@ -298,19 +298,10 @@ fn capture_count(query: Option<&str>) -> Result<Option<u64>, String> {
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("count", v)) => {
-                count = Some(v.parse::<u64>().ok().filter(|n| *n > 0).ok_or_else(|| {
-                    error(
-                        400,
-                        format!("invalid count {v:?}: expected a number of frames, 1 or more"),
-                    )
-                })?);
+                let n = v.parse::<u64>().ok().filter(|n| *n > 0);
+                count = Some(n.ok_or_else(|| format!("invalid count {v:?}: expected a number of frames, 1 or more"))?);
             }
-            _ => {
-                return Err(error(
-                    400,
-                    format!("unknown capture parameter {pair:?}: only count=N is accepted"),
-                ))
-            }
+            _ => return Err(format!("unknown capture parameter {pair:?}: only count=N is accepted")),
         }
     }
     Ok(count)
