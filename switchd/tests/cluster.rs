@@ -244,6 +244,23 @@ fn overlay_across_hosts() {
     );
     let neigh = h2.exec(&b, &["ip", "neigh", "show", "10.66.0.2"]).stdout;
     assert!(neigh.contains("02:42:0a:42:00:02"), "{neigh}");
+    // The trace says so, and that a frame to a leaves h2 in VXLAN towards h1.
+    let t = h2.ctl(["trace", "ovl", "--in", &b, "--frame", "arp=10.66.0.2,sender=10.66.0.8"]);
+    let t = t.expect_ok("trace arp").to_string();
+    assert!(t.contains("verdict: answered here (ARP suppression)"), "{t}");
+    assert!(
+        t.contains("an ARP request for 10.66.0.2, which lives on another host as 02:42:0a:42:00:02"),
+        "{t}"
+    );
+    let t = h2.ctl(["trace", "ovl", "--in", &b, "--frame", "dst=02:42:0a:42:00:02"]);
+    let t = t.expect_ok("trace to a").to_string();
+    assert!(t.contains(", VNI ") && t.contains("VXLAN to "), "{t}");
+    // Cluster counters: both members alive, gossip both ways.
+    let s: serde_json::Value =
+        serde_json::from_str(h2.ctl(["stats", "--format", "json"]).expect_ok("stats")).expect("JSON");
+    assert_eq!(s["Cluster"]["Peers"]["alive"], 2, "{s}");
+    assert!(s["Cluster"]["GossipReceived"].as_u64() > Some(0), "{s}");
+    assert!(s["Cluster"]["GossipSent"].as_u64() > Some(0), "{s}");
 
     // Bulk TCP both ways: the sandboxes hand over super-frames (TSO on overlay ports), which
     // are cut into segments with their checksums before they enter the tunnel.
