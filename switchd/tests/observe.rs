@@ -8,7 +8,6 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sim::Host;
 
 fn bin_dir() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
