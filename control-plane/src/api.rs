@@ -610,6 +610,9 @@ pub struct FdbResource {
     pub age_seconds: u64,
     /// `static` or `learned`.
     pub kind: String,
+    /// The cluster host the address lives on, for entries on a VXLAN peer's port.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub remote_host: String,
 }
 
 /// `GET /networks/{id}/vteps`: a static VXLAN peer.

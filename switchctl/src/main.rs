@@ -697,7 +697,11 @@ fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCo
             vec![
                 e.network.clone(),
                 e.mac.clone(),
-                format!("{} ({})", e.port, e.interface),
+                if e.remote_host.is_empty() {
+                    format!("{} ({})", e.port, e.interface)
+                } else {
+                    format!("{} ({}, host {})", e.port, e.interface, e.remote_host)
+                },
                 format!("{}s", e.age_seconds),
                 e.kind.clone(),
             ]

@@ -196,6 +196,15 @@ fn overlay_across_hosts() {
     wait_for("b known on h1", Duration::from_secs(10), || {
         h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
     });
+    let fdb = h1.ctl(["fdb", "ovl"]).stdout;
+    let line = fdb
+        .lines()
+        .find(|l| l.contains("02:42:0a:42:00:08"))
+        .unwrap_or_default();
+    assert!(
+        line.contains(", host h2)") && line.contains("static"),
+        "b's entry names its host: {fdb}"
+    );
     assert!(
         h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.8"]).ok(),
         "a (h1) to b (h2)"

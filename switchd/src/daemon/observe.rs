@@ -180,28 +180,63 @@ impl Daemon {
         })
     }
 
-    /// The MAC table, with network names.
+    /// The MAC table, with network names, and the host behind each entry on a VXLAN peer's
+    /// port (the remote endpoint pinned there, else the cluster member at the peer's address).
     pub fn fdb(&self) -> Result<Vec<FdbResource>, OpError> {
         let entries = self.dp.fdb().map_err(io_err("dataplane"))?;
-        let ports: HashMap<u32, String> = self
+        let ports: HashMap<u32, (String, PortKind)> = self
             .dp
             .ports()
             .map_err(io_err("dataplane"))?
             .into_iter()
-            .map(|p| (p.port.0, p.label))
+            .map(|p| (p.port.0, (p.label, p.kind)))
+            .collect();
+        let members: HashMap<std::net::IpAddr, String> = self
+            .cluster
+            .as_ref()
+            .map(|c| c.peers())
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|p| Some((p.address.parse::<std::net::SocketAddr>().ok()?.ip(), p.name)))
             .collect();
         let inner = self.inner.lock().expect("lock poisoned");
         let names = network_names(&inner.state);
+        let pinned: HashMap<(u32, switch::MacAddr), &str> = inner
+            .state
+            .remote
+            .iter()
+            .filter_map(|(net, eps)| Some((inner.state.networks.get(net)?.switch_id, eps)))
+            .flat_map(|(sid, eps)| eps.values().map(move |e| ((sid, e.mac), &*e.host)))
+            .collect();
         let now = std::time::Instant::now();
         Ok(entries
             .into_iter()
-            .map(|e| FdbResource {
-                network: names.get(&e.network.0).copied().unwrap_or("?").to_string(),
-                mac: e.mac.to_string(),
-                port: e.port.0,
-                interface: ports.get(&e.port.0).cloned().unwrap_or_default(),
-                age_seconds: now.saturating_duration_since(e.last_seen).as_secs(),
-                kind: if e.is_static { "static".into() } else { "learned".into() },
+            .map(|e| {
+                let (interface, kind) = ports.get(&e.port.0).cloned().unwrap_or((String::new(), PortKind::Tap));
+                let remote_host = match kind {
+                    PortKind::Vtep => pinned
+                        .get(&(e.network.0, e.mac))
+                        .map(|h| h.to_string())
+                        .or_else(|| {
+                            let ip = interface
+                                .strip_prefix("vtep:")?
+                                .parse::<std::net::SocketAddr>()
+                                .ok()?
+                                .ip();
+                            members.get(&ip).cloned()
+                        })
+                        .unwrap_or_default(),
+                    _ => String::new(),
+                };
+                FdbResource {
+                    network: names.get(&e.network.0).copied().unwrap_or("?").to_string(),
+                    mac: e.mac.to_string(),
+                    port: e.port.0,
+                    interface,
+                    age_seconds: now.saturating_duration_since(e.last_seen).as_secs(),
+                    kind: if e.is_static { "static".into() } else { "learned".into() },
+                    remote_host,
+                }
             })
             .collect())
     }
