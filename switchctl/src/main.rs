@@ -56,6 +56,8 @@ enum Cmd {
         sandbox: String,
         /// A sandbox port, PORT[/tcp|udp].
         port: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// List the MAC table.
     Fdb {
@@ -386,7 +388,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             frame,
             format,
         } => trace(&c, network, in_port, frame, &format.format),
-        Cmd::Port { sandbox, port } => port_cmd(&c, &sandbox, port.as_deref()),
+        Cmd::Port { sandbox, port, format } => port_cmd(&c, &sandbox, port.as_deref(), &format.format),
         Cmd::Cluster(_) => unreachable!("handled without a daemon"),
     }
 }
@@ -801,9 +803,13 @@ fn trace(c: &Client, network: String, in_port: String, frame: String, format: &s
 
 /// `docker port` output: `80/tcp -> 0.0.0.0:8080` per binding, or `0.0.0.0:8080` per binding of
 /// the port asked for.
-fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>) -> anyhow::Result<ExitCode> {
+fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: &str) -> anyhow::Result<ExitCode> {
     let sb: SandboxResource = c.get(&path(&["sandboxes", sandbox]))?;
     let Some(filter) = port else {
+        if format == "json" {
+            println!("{}", pretty(&sb.ports));
+            return Ok(ExitCode::SUCCESS);
+        }
         for p in &sb.ports {
             println!("{}/{} -> {}:{}", p.container_port, p.protocol, p.host_ip, p.host_port);
         }
@@ -820,6 +826,10 @@ fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>) -> anyhow::Result<Exi
         .collect();
     if hits.is_empty() {
         anyhow::bail!("Error: No public port '{num}/{proto}' published for {}", sb.name);
+    }
+    if format == "json" {
+        println!("{}", pretty(&hits));
+        return Ok(ExitCode::SUCCESS);
     }
     for p in hits {
         println!("{}:{}", p.host_ip, p.host_port);

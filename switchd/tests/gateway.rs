@@ -194,6 +194,15 @@ fn published_ports_from_everywhere_and_conflicts() {
         .ctl(["port", &web, "81"])
         .expect_err("port 81")
         .contains("No public port '81/tcp' published"));
+    let js: serde_json::Value = serde_json::from_str(
+        h.ctl(["port", &web, "53/udp", "--format", "json"])
+            .expect_ok("port json"),
+    )
+    .unwrap();
+    assert_eq!(
+        js,
+        serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": 5300, "ContainerPort": 53, "Protocol": "udp"}])
+    );
 
     // From outside: DNAT keeps the client's address.
     assert_eq!(curl(&h, &out, "http://10.99.0.1:8080/").as_deref(), Some("10.99.0.2"));
