@@ -462,6 +462,12 @@ async fn run(
                     alone = true;
                     tracing::info!("no other cluster member is known");
                 }
+                Event::Suspected(id) => {
+                    tracing::warn!(peer = ?id, "peer suspected: a probe went unanswered; it is declared down unless it refutes within the suspicion timeout");
+                }
+                Event::Refuted(id) => {
+                    tracing::info!(peer = ?id, "peer refuted a suspicion: alive");
+                }
             }
         }
         let changed: Vec<Record> = {

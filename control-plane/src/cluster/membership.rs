@@ -148,6 +148,11 @@ pub enum Event {
     Renamed(HostId, HostId),
     /// This host knows no other member.
     Alone,
+    /// A member is suspected: a probe went unanswered (here, or at the member that spread the
+    /// suspicion); it is declared down unless it refutes in time.
+    Suspected(HostId),
+    /// A suspected member refuted the suspicion (it answered under a higher incarnation).
+    Refuted(HostId),
 }
 
 /// One member as `cluster peers` lists it.
@@ -940,9 +945,13 @@ impl Membership {
             return;
         }
         let m = &mut self.members[i];
+        let was = m.state;
         (m.incarnation, m.state) = (s.incarnation, s.state);
-        if s.state == State::Down {
-            self.became_inactive(&s.id);
+        match (was, s.state) {
+            (_, State::Down) => self.became_inactive(&s.id),
+            (State::Alive, State::Suspect) => self.events.push_back(Event::Suspected(s.id.clone())),
+            (State::Suspect, State::Alive) => self.events.push_back(Event::Refuted(s.id.clone())),
+            _ => {}
         }
         self.after_change(&s);
     }
@@ -1239,6 +1248,18 @@ mod tests {
             sim.hosts[3].peers()[0].incarnation > before,
             "host 3 heard it was suspected and raised its incarnation"
         );
+        // The others saw the suspicion come and go, in that order.
+        let frozen = sim.hosts[3].me().clone();
+        for i in 0..3 {
+            let seen: Vec<&Event> = sim.events[i]
+                .iter()
+                .filter(|e| matches!(e, Event::Suspected(h) | Event::Refuted(h) if *h == frozen))
+                .collect();
+            assert!(
+                matches!(seen.as_slice(), [Event::Suspected(_), Event::Refuted(_), ..]),
+                "host {i}: {seen:?}"
+            );
+        }
         for i in 0..4 {
             assert!(
                 !sim.events[i].iter().any(|e| matches!(e, Event::Down(_))),

@@ -1020,6 +1020,8 @@ impl World {
                 self.apply(h, fx);
             }
             Member::Alone => self.hosts[h as usize].alone = true,
+            // Suspicions are measured where they end (down, or false positives).
+            Member::Suspected(_) | Member::Refuted(_) => {}
         }
     }
 
