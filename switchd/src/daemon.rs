@@ -83,6 +83,8 @@ pub struct Config {
     pub cluster: Option<crate::cluster::Handle>,
     /// This host's index in the cluster (its share of overlay addresses).
     pub host_index: Option<u32>,
+    /// How long the dataplane keeps polling after traffic before it sleeps.
+    pub poll: std::time::Duration,
 }
 
 /// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
@@ -152,7 +154,7 @@ impl Daemon {
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port)?;
+        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port, cfg.poll)?;
         let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {

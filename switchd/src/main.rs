@@ -62,6 +62,11 @@ struct Args {
     /// UDP port of the membership protocol.
     #[arg(long, default_value_t = 7946)]
     gossip_port: u16,
+    /// After traffic, the dataplane keeps polling this many microseconds before it sleeps
+    /// (0: it sleeps at once). Polling saves wake-ups within a stream at the cost of some CPU
+    /// after each burst.
+    #[arg(long, value_name = "MICROSECONDS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
+    poll_us: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -173,6 +178,7 @@ fn main() -> anyhow::Result<()> {
         vxlan_port: args.vxlan_port,
         cluster,
         host_index,
+        poll: std::time::Duration::from_micros(args.poll_us),
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);
