@@ -109,15 +109,26 @@ impl fmt::Display for OffloadError {
 impl std::error::Error for OffloadError {}
 
 /// The one's-complement sum of `data` as big-endian 16-bit words, added to `sum` (not folded:
-/// call [`fold`]). Eight bytes at a time.
-pub fn sum_words(mut sum: u64, data: &[u8]) -> u64 {
-    let mut chunks = data.chunks_exact(8);
-    for c in &mut chunks {
-        let v = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        // Add the two 32-bit halves: carries stay in the upper bits, folded at the end.
-        sum += (v >> 32) + (v & 0xffff_ffff);
+/// call [`fold`]).
+///
+/// The bulk is summed as little-endian 32-bit words into four 64-bit accumulators (which the
+/// compiler turns into vector adds), folded to 16 bits and byte-swapped: the one's-complement
+/// sum does not depend on byte order except for that final swap (RFC 1071, 2.(B)).
+pub fn sum_words(sum: u64, data: &[u8]) -> u64 {
+    let mut acc = [0u64; 4];
+    let mut blocks = data.chunks_exact(16);
+    for b in &mut blocks {
+        for (a, w) in acc.iter_mut().zip(b.chunks_exact(4)) {
+            *a += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
+        }
     }
-    let rest = chunks.remainder();
+    let native = acc.iter().fold(0u64, |s, a| {
+        // Each accumulator stays far below 2^64 (2^32 words of 2^32 at most); fold before
+        // adding so the total cannot overflow either.
+        s + u64::from(fold(*a))
+    });
+    let mut sum = sum + u64::from(fold(native).swap_bytes());
+    let rest = blocks.remainder();
     let mut pairs = rest.chunks_exact(2);
     for p in &mut pairs {
         sum += u64::from(u16::from_be_bytes([p[0], p[1]]));
@@ -519,7 +530,21 @@ mod tests {
         check(&[], 1398, 8);
     }
 
+    /// RFC 1071's sum the plain way: big-endian 16-bit words, one at a time.
+    fn reference_sum(mut sum: u64, data: &[u8]) -> u64 {
+        for p in data.chunks(2) {
+            sum += u64::from(u16::from_be_bytes([p[0], *p.get(1).unwrap_or(&0)]));
+        }
+        sum
+    }
+
     proptest! {
+        #[test]
+        fn the_fast_sum_is_the_plain_sum(data in proptest::collection::vec(any::<u8>(), 0..3000), start in 0u64..1 << 40) {
+            prop_assert_eq!(fold(sum_words(start, &data)), fold(reference_sum(start, &data)));
+            prop_assert_eq!(checksum(&data), !fold(reference_sum(0, &data)));
+        }
+
         #[test]
         fn any_payload_and_mss(len in 0usize..20_000, mss in 1u16..2000, front in 0usize..16) {
             let payload: Vec<u8> = (0..len).map(|i| (i % 253) as u8).collect();
