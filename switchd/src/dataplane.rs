@@ -4,17 +4,19 @@
 //! Control requests come through a channel and an eventfd that wakes the loop, so the core
 //! and the descriptors are touched by this thread only: no lock on the frame path.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+// Per-frame lookups; every key is one the daemon inserted (a remote sender's address only
+// looks up), so a fixed hasher cannot be steered into long probe chains.
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use overlay::offload::{segment_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
+use rustc_hash::FxHashMap;
 use switch::{
     trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
     TraceStage, TraceVerdict, TrunkRx, Verdict, VlanId,
@@ -302,9 +304,9 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
             wake,
             rx,
             vtep,
-            vnis: HashMap::new(),
-            peers: HashMap::new(),
-            arp: HashMap::new(),
+            vnis: FxHashMap::default(),
+            peers: FxHashMap::default(),
+            arp: FxHashMap::default(),
             train: Vec::with_capacity(2 * MAX_FRAME),
             coalescer: Coalescer::new(),
             captures: Vec::new(),
@@ -322,11 +324,11 @@ struct Dataplane {
     rx: mpsc::Receiver<Command>,
     vtep: Option<Vtep>,
     /// Overlay networks by VNI.
-    vnis: HashMap<Vni, NetworkId>,
+    vnis: FxHashMap<Vni, NetworkId>,
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
-    peers: HashMap<(Ipv4Addr, Vni), PortId>,
+    peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
     /// Addresses of endpoints on other hosts, answered locally (ARP suppression).
-    arp: HashMap<(NetworkId, Ipv4Addr), MacAddr>,
+    arp: FxHashMap<(NetworkId, Ipv4Addr), MacAddr>,
     /// Segments of a super-frame on its way into VXLAN tunnels (reused).
     train: Vec<u8>,
     /// Segments received from the tunnels, joined into a super-frame for one write.
@@ -365,8 +367,9 @@ impl Dataplane {
         let mut events = vec![EpollEvent::empty(); 64];
         let mut next_expire: Option<Instant> = None;
         let mut poll_until: Option<Instant> = None;
+        let mut now = Instant::now();
         loop {
-            let timeout = if poll_until.is_some_and(|t| Instant::now() < t) {
+            let timeout = if poll_until.is_some_and(|t| now < t) {
                 EpollTimeout::ZERO
             } else {
                 next_expire.map_or(EpollTimeout::NONE, |t| {
@@ -394,7 +397,7 @@ impl Dataplane {
                     self.drain(PortId(ev.data() as u32), &mut buf);
                 }
             }
-            let now = Instant::now();
+            now = Instant::now();
             if n > 0 && !poll.is_zero() {
                 poll_until = Some(now + poll);
             }
