@@ -10,8 +10,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-// Per-frame lookups; every key is one the daemon inserted (a remote sender's address only
-// looks up), so a fixed hasher cannot be steered into long probe chains.
+use control_plane::capture::Direction;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use overlay::offload::{segment_tcp4, Coalescer, VirtioNetHdr};
@@ -22,8 +21,6 @@ use switch::{
     TraceStage, TraceVerdict, TrunkRx, Verdict, VlanId,
 };
 use tun_rs::SyncDevice;
-
-use control_plane::capture::Direction;
 
 use crate::tap::VNET_HDR_LEN;
 use crate::uplink;
@@ -323,7 +320,9 @@ struct Dataplane {
     wake: std::sync::Arc<EventFd>,
     rx: mpsc::Receiver<Command>,
     vtep: Option<Vtep>,
-    /// Overlay networks by VNI.
+    /// Overlay networks by VNI. (The per-frame maps use a fixed hasher: every key in them is
+    /// one the daemon inserted, and a remote sender's address only looks up, so no sender can
+    /// steer them into long probe chains.)
     vnis: FxHashMap<Vni, NetworkId>,
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
     peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
