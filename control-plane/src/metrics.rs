@@ -38,6 +38,24 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// Counter families over `items`: one family per (name, help, value) and in each one sample
+/// per item, with the item's labels.
+fn counters<T>(
+    out: &mut String,
+    items: &[T],
+    families: &[(&str, &str, fn(&T) -> u64)],
+    labels: impl Fn(&T) -> Vec<(&'static str, String)>,
+) {
+    for (name, help, get) in families {
+        let mut f = Family::start(out, name, "counter", help);
+        for item in items {
+            let l = labels(item);
+            let l: Vec<(&str, &str)> = l.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            f.sample(name, &l, get(item));
+        }
+    }
+}
+
 /// Renders every counter and gauge of `s`.
 pub fn render(s: &StatsResource) -> String {
     let mut out = String::new();
@@ -74,19 +92,14 @@ pub fn render(s: &StatsResource) -> String {
             |p| p.learn_refused,
         ),
     ];
-    for (name, help, get) in port_counters {
-        let mut f = Family::start(o, name, "counter", help);
-        for p in &s.ports {
-            let port = p.port.to_string();
-            let labels = [
-                ("port", port.as_str()),
-                ("interface", &p.interface),
-                ("network", &p.network),
-                ("kind", &p.kind),
-            ];
-            f.sample(name, &labels, get(p));
-        }
-    }
+    counters(o, &s.ports, &port_counters, |p| {
+        vec![
+            ("port", p.port.to_string()),
+            ("interface", p.interface.clone()),
+            ("network", p.network.clone()),
+            ("kind", p.kind.clone()),
+        ]
+    });
     let name = "switchd_port_drops_total";
     let mut f = Family::start(o, name, "counter", "Frames dropped on a switch port, by reason.");
     for p in &s.ports {
@@ -193,12 +206,7 @@ pub fn render(s: &StatsResource) -> String {
             |d| d.limited,
         ),
     ];
-    for (name, help, get) in dns {
-        let mut f = Family::start(o, name, "counter", help);
-        for d in &s.dns {
-            f.sample(name, &[("network", &d.network)], get(d));
-        }
-    }
+    counters(o, &s.dns, &dns, |d| vec![("network", d.network.clone())]);
     out
 }
 
