@@ -38,12 +38,15 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
 
+/// A counter family: its name, its help, and how an item's value is read.
+type Counter<T> = (&'static str, &'static str, fn(&T) -> u64);
+
 /// Counter families over `items`: one family per (name, help, value) and in each one sample
 /// per item, with the item's labels.
 fn counters<T>(
     out: &mut String,
     items: &[T],
-    families: &[(&str, &str, fn(&T) -> u64)],
+    families: &[Counter<T>],
     labels: impl Fn(&T) -> Vec<(&'static str, String)>,
 ) {
     for (name, help, get) in families {
@@ -70,8 +73,7 @@ pub fn render(s: &StatsResource) -> String {
         &[],
         s.sandboxes,
     );
-    type PortField = fn(&crate::api::PortResource) -> u64;
-    let port_counters: [(&str, &str, PortField); 5] = [
+    let port_counters: [Counter<crate::api::PortResource>; 5] = [
         (
             "switchd_port_rx_packets_total",
             "Frames received on a switch port.",
@@ -178,8 +180,7 @@ pub fn render(s: &StatsResource) -> String {
         f.sample(name, &[("result", "ok")], c.sync_ok);
         f.sample(name, &[("result", "failed")], c.sync_failed);
     }
-    type DnsField = fn(&crate::api::DnsStats) -> u64;
-    let dns: [(&str, &str, DnsField); 5] = [
+    let dns: [Counter<crate::api::DnsStats>; 5] = [
         (
             "switchd_dns_queries_total",
             "DNS queries received by the embedded DNS.",
