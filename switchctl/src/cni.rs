@@ -29,6 +29,8 @@ use crate::client::{path, Client, ClientError};
 pub const SUPPORTED: [&str; 2] = ["1.0.0", "1.1.0"];
 /// switchd's socket when the configuration names none.
 pub const DEFAULT_SOCKET: &str = "/run/switchd/switchd.sock";
+/// Where switchd publishes sandbox namespaces (its default `--netns-dir`).
+const NETNS_DIR: &str = "/run/netns";
 /// The sandbox label holding the runtime's container ID.
 pub const LABEL_CONTAINER: &str = "cni.switchd.container-id";
 
@@ -418,10 +420,16 @@ impl Plugin<'_> {
 
     /// The sandbox's name, which its DNS name is: the runtime's name for the container
     /// (K8S_POD_NAME, which podman sets to the container name) when valid and free, else the
-    /// container ID's first 12 characters, else the whole ID.
+    /// container ID's first 12 characters, else the whole ID. A name is free when no sandbox
+    /// has it and nothing is published under it in /run/netns (where switchd publishes the
+    /// namespace, and where a runtime may have put its own under that name).
     fn sandbox_name(&self) -> Result<String, CniError> {
         let all: Vec<SandboxResource> = self.c.get("/sandboxes")?;
-        let free = |n: &str| control_plane::model::check_name("sandbox", n).is_ok() && !all.iter().any(|s| s.name == n);
+        let free = |n: &str| {
+            control_plane::model::check_name("sandbox", n).is_ok()
+                && !all.iter().any(|s| s.name == n)
+                && !Path::new(NETNS_DIR).join(n).exists()
+        };
         let id = &self.env.container_id;
         let short: String = id.chars().take(12).collect();
         Ok(self

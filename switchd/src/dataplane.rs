@@ -628,6 +628,9 @@ impl Dataplane {
             let _ = self.epoll.delete(fd);
         }
         self.peers.retain(|_, p| *p != id);
+        // Its captures end with it (their readers see the stream close), so a port that later
+        // takes the same number is not captured by mistake.
+        self.captures.retain(|c| c.port != id);
         self.switch.remove_port(id).map_err(|e| e.to_string())?;
         Ok(io.dev)
     }

@@ -18,14 +18,27 @@ fn host(tag: &str) -> Option<Host> {
     sim::e2e_host(tag, bin_dir(), &[])
 }
 
-/// One plugin invocation: exit status, and stdout parsed as JSON (`Null` when empty).
+/// One plugin invocation: exit status, and stdout parsed as JSON (`Null` when empty). The
+/// runtime's name for the container (K8S_POD_NAME) is its ID.
 fn cni(plugin: &Path, command: &str, container: &str, netns: &str, ifname: &str, conf: &Value) -> (bool, Value) {
+    cni_named(plugin, command, (container, container), netns, ifname, conf)
+}
+
+/// As [`cni`], with the container's (ID, name).
+fn cni_named(
+    plugin: &Path,
+    command: &str,
+    (container, name): (&str, &str),
+    netns: &str,
+    ifname: &str,
+    conf: &Value,
+) -> (bool, Value) {
     let mut child = Command::new(plugin)
         .env("CNI_COMMAND", command)
         .env("CNI_CONTAINERID", container)
         .env("CNI_NETNS", netns)
         .env("CNI_IFNAME", ifname)
-        .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME={container}"))
+        .env("CNI_ARGS", format!("IgnoreUnknown=1;K8S_POD_NAME={name}"))
         .env("CNI_PATH", "/usr/lib/cni")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -192,6 +205,27 @@ fn cni_plugin_adds_checks_chains_deletes_and_collects() {
     assert!(ls.contains(&c1) && !ls.contains(&c2), "{ls}");
     let (ok, r) = cni(&plugin, "ADD", &c2, &p2, "eth0", &base);
     assert!(ok && r["ips"][0]["address"] == "10.81.0.3/24", "{r}");
+
+    // A runtime that put its namespace at /run/netns/NAME under the container's own name: the
+    // sandbox takes the ID's first 12 characters instead, and DEL leaves the runtime's
+    // namespace in place.
+    let (id4, name4) = (h.name("zzzzzzzzzzzz"), h.name("c4"));
+    run("ip", ["netns", "add", &name4]).expect_ok("ip netns add");
+    let p4 = format!("/run/netns/{name4}");
+    let (ok, r) = cni_named(&plugin, "ADD", (&id4, &name4), &p4, "eth0", &base);
+    assert!(ok, "{r}");
+    let short: String = id4.chars().take(12).collect();
+    let ls = sandboxes(&h);
+    assert!(ls.contains(&format!(" {short} ")), "{ls}");
+    h.exec(&name4, &["ping", "-c", "1", "-W", "2", "10.81.0.2"])
+        .expect_ok("ping from c4");
+    let (ok, out) = cni_named(&plugin, "DEL", (&id4, &name4), &p4, "eth0", &base);
+    assert!(ok, "{out}");
+    assert!(!sandboxes(&h).contains(&short));
+    assert!(
+        h.exec(&name4, &["ip", "link"]).ok(),
+        "the runtime's namespace is still there"
+    );
 
     // STATUS: available, unless the network is missing or switchd is down.
     let (ok, out) = cni(&plugin, "STATUS", "", "", "", &conf("1.1.0", &net, &h));
