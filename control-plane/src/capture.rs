@@ -196,7 +196,7 @@ pub fn summary(f: &[u8]) -> String {
             2 => format!("ARP {} is-at {}", ip(&p[14..18]), mac(&p[8..14])),
             op => format!("ARP op {op}"),
         },
-        0x0800 if p.len() >= 20 => {
+        0x0800 if p.len() >= 20 && p[0] >> 4 == 4 => {
             let ihl = usize::from(p[0] & 0x0f) * 4;
             let (src, dst) = (ip(&p[12..16]), ip(&p[16..20]));
             let l4 = p.get(ihl..).unwrap_or_default();

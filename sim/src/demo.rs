@@ -161,6 +161,28 @@ pub fn run(bin_dir: &Path, keep: bool) -> bool {
     wait(|| h1.exec(&o1, &["getent", "hosts", &o2]).ok());
     d.exec("h1", &o1, &["ping", "-c", "2", "-i", "0.2", &o2], true);
 
+    d.say(
+        "Seeing into the switch: the MAC table names the host behind each remote address, and a\n\
+         # trace shows each stage's decision for a frame without sending it.",
+    );
+    d.ctl("h1", &["fdb", "ovl"]);
+    let o2_ip = h2
+        .exec(&o2, &["ip", "-4", "-o", "addr", "show", "eth0"])
+        .stdout
+        .split_whitespace()
+        .nth(3)
+        .and_then(|a| a.split('/').next())
+        .and_then(|a| a.parse::<std::net::Ipv4Addr>().ok());
+    if let Some(ip) = o2_ip {
+        let [a, b, c, e] = ip.octets();
+        let mac = format!("02:42:{a:02x}:{b:02x}:{c:02x}:{e:02x}");
+        d.ctl("h1", &["trace", "ovl", "--in", &o1, "--frame", &format!("arp={ip}")]);
+        d.ctl("h1", &["trace", "ovl", "--in", &o1, "--frame", &format!("dst={mac}")]);
+    } else {
+        println!("!! o2 has no address to trace a frame to");
+        d.ok = false;
+    }
+
     d.say("A macvlan network puts sandboxes straight on the wire, no bridge, no tunnel.");
     let (m1, m2) = (n("m1"), n2("m2"));
     for (h, sb, ip) in [("h1", &m1, "10.90.0.11"), ("h2", &m2, "10.90.0.12")] {

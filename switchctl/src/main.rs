@@ -789,9 +789,13 @@ fn trace(c: &Client, network: String, in_port: String, frame: String, format: &s
         println!("{}", pretty(&t));
         return Ok(ExitCode::SUCCESS);
     }
+    let bytes = control_plane::framespec::build(&format!("hex={}", t.frame), None).unwrap_or_default();
     println!(
-        "network {}, in port {} ({}), frame {}",
-        t.network, t.in_port.port, t.in_port.interface, t.frame
+        "network {}, in port {} ({}): {}",
+        t.network,
+        t.in_port.port,
+        t.in_port.interface,
+        control_plane::capture::summary(&bytes)
     );
     let width = t.stages.iter().map(|s| s.stage.len()).max().unwrap_or(0);
     for s in &t.stages {
