@@ -77,7 +77,7 @@ pub async fn serve_metrics(listener: std::net::TcpListener, daemon: Arc<Daemon>)
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let d = d.clone();
-                async move { Ok::<_, std::convert::Infallible>(metrics(d, &req).await) }
+                async move { Ok::<_, Infallible>(metrics(d, &req).await) }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), svc)
@@ -273,7 +273,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             let (rx, label) = blocking(move || d.capture(&port)).await?;
             Ok(Response::builder()
                 .status(StatusCode::OK)
-                .header("Content-Type", "application/vnd.tcpdump.pcap")
+                .header("Content-Type", "application/x-pcapng")
                 .body(CaptureBody::new(rx, &label, count).boxed())
                 .expect("static response parts"))
         }
