@@ -465,6 +465,26 @@ pub struct Goal {
     pub value: Option<f64>,
     /// Whether it is met.
     pub met: Option<bool>,
+    /// What meeting it takes.
+    pub limit: Limit,
+}
+
+/// A goal's bound.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Limit {
+    /// The value must be at least this.
+    AtLeast(f64),
+    /// The value must be at most this.
+    AtMost(f64),
+}
+
+impl Limit {
+    fn holds(self, v: f64) -> bool {
+        match self {
+            Limit::AtLeast(min) => v >= min,
+            Limit::AtMost(max) => v <= max,
+        }
+    }
 }
 
 /// The goals, judged from a run's ratios.
@@ -482,7 +502,8 @@ pub fn goals(r: &Results) -> Vec<Goal> {
     let at_least = |what, v: Option<f64>, min: f64| Goal {
         what,
         value: v,
-        met: v.map(|v| v >= min),
+        met: v.map(|v| Limit::AtLeast(min).holds(v)),
+        limit: Limit::AtLeast(min),
     };
     vec![
         at_least(
@@ -515,7 +536,8 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             Goal {
                 what: "ping RTT added over the kernel bridge <= +30 us",
                 value: added,
-                met: added.map(|a| a <= 30.0),
+                met: added.map(|a| Limit::AtMost(30.0).holds(a)),
+                limit: Limit::AtMost(30.0),
             }
         },
     ]
@@ -607,6 +629,48 @@ pub fn report(r: &Results) -> String {
     out
 }
 
+/// The goals over several runs: each run's value, their median, and the verdict on the median
+/// (this VM drifts between runs, so one run's ratio can land on either side of a goal).
+pub fn summary(runs: &[Results]) -> String {
+    use std::fmt::Write;
+    let mut out = format!(
+        "\ngoals over {} runs (same-run values; judged on the median)\n",
+        runs.len()
+    );
+    let per_run: Vec<Vec<Goal>> = runs.iter().map(goals).collect();
+    let Some(first) = per_run.first() else {
+        return out;
+    };
+    for (i, goal) in first.iter().enumerate() {
+        let ping = goal.what.starts_with("ping");
+        let show = |v: f64| if ping { format!("{v:+.0}") } else { format!("{v:.2}") };
+        let mut values: Vec<f64> = per_run.iter().filter_map(|g| g[i].value).collect();
+        let listed: Vec<String> = per_run
+            .iter()
+            .map(|g| g[i].value.map_or_else(|| "-".to_string(), show))
+            .collect();
+        values.sort_by(f64::total_cmp);
+        let median = match values.len() {
+            0 => None,
+            n if n % 2 == 1 => Some(values[n / 2]),
+            n => Some((values[n / 2 - 1] + values[n / 2]) / 2.0),
+        };
+        let verdict = match median.map(|m| goal.limit.holds(m)) {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        let _ = writeln!(
+            out,
+            "  {verdict:<12} {} — median {} (runs: {})",
+            goal.what,
+            median.map_or_else(|| "-".to_string(), show),
+            listed.join(", ")
+        );
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -658,5 +722,38 @@ mod tests {
         };
         assert_eq!(goals(&r)[1].met, None);
         assert!(report(&r).contains("not measured"));
+    }
+
+    #[test]
+    fn several_runs_are_judged_on_the_median() {
+        let run = |ours: f64, rtt: f64| Results {
+            same_host: vec![
+                fig("kernel bridge (veth)", 20.0, Some(36.0), Some(550_000.0), 0.050),
+                fig("switchd bridge network", ours, Some(20.0), Some(300_000.0), rtt),
+            ],
+            cross_host: vec![],
+            skipped: vec![],
+        };
+        // One stream: 0.65, 0.75, 0.80 of the kernel bridge -> median 0.75, met; RTT added
+        // +40, +20, +25 -> median +25, met; a run that could not measure a path counts as
+        // not measured, not as a value.
+        let text = summary(&[run(13.0, 0.090), run(15.0, 0.070), run(16.0, 0.075)]);
+        assert!(text.contains("goals over 3 runs"), "{text}");
+        assert!(
+            text.contains(
+                "met          same host, 1 TCP stream >= 0.70 x kernel bridge — median 0.75 (runs: 0.65, 0.75, 0.80)"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("median +25 (runs: +40, +20, +25)"), "{text}");
+        assert!(
+            text.contains("not measured ") && text.contains("(runs: -, -, -)"),
+            "{text}"
+        );
+        let two = summary(&[run(13.0, 0.090), run(14.0, 0.070)]);
+        assert!(
+            two.contains("MISSED       same host, 1 TCP stream >= 0.70 x kernel bridge — median 0.68"),
+            "{two}"
+        );
     }
 }

@@ -63,7 +63,12 @@ enum Cmd {
     /// userspace TSO, vde_switch) and cross host (switchd's overlay, the kernel's VXLAN), with
     /// iperf3 and ping; print the figures, the ratios and the goals. Needs iperf3; peers not
     /// installed are skipped (scripts/bench.sh installs them and builds first).
-    Bench,
+    Bench {
+        /// Repeat the whole comparison this many times and judge the goals on the median of
+        /// the runs' ratios (each run is printed too).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        runs: u32,
+    },
 }
 
 fn main() -> ExitCode {
@@ -79,7 +84,7 @@ fn main() -> ExitCode {
         Cmd::Demo { keep } => demo(keep),
         Cmd::Up { topology } => up_down(&topology, true),
         Cmd::Down { topology } => up_down(&topology, false),
-        Cmd::Bench => bench(),
+        Cmd::Bench { runs } => bench(runs),
     }
 }
 
@@ -187,19 +192,29 @@ fn bin_dir() -> Result<PathBuf, String> {
     Ok(exe.parent().map(PathBuf::from).unwrap_or_default())
 }
 
-fn bench() -> ExitCode {
+fn bench(runs: u32) -> ExitCode {
     if !is_root() {
         eprintln!("switchsim bench creates namespaces: run it as root");
         return ExitCode::FAILURE;
     }
-    match bin_dir().and_then(|d| sim::bench::run_all(&d)) {
-        Ok(r) => {
-            print!("{}", sim::bench::report(&r));
-            ExitCode::SUCCESS
+    let mut all = Vec::new();
+    for i in 1..=runs {
+        if runs > 1 {
+            println!("\n## run {i} of {runs}");
         }
-        Err(e) => {
-            eprintln!("bench failed: {e}");
-            ExitCode::FAILURE
+        match bin_dir().and_then(|d| sim::bench::run_all(&d)) {
+            Ok(r) => {
+                print!("{}", sim::bench::report(&r));
+                all.push(r);
+            }
+            Err(e) => {
+                eprintln!("bench failed: {e}");
+                return ExitCode::FAILURE;
+            }
         }
     }
+    if runs > 1 {
+        print!("{}", sim::bench::summary(&all));
+    }
+    ExitCode::SUCCESS
 }
