@@ -275,11 +275,7 @@ pub fn run(env: &Env, stdin: &[u8]) -> (String, Result<Option<Value>, CniError>)
         Ok(c) => c,
         Err(e) => {
             // Answer in the version asked for when it can be read and is ours.
-            let asked = serde_json::from_slice::<Value>(stdin)
-                .ok()
-                .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-                .filter(|v| SUPPORTED.contains(&v.as_str()));
-            return (asked.unwrap_or(latest), Err(e));
+            return (asked_version(stdin).unwrap_or(latest), Err(e));
         }
     };
     let out = Client::new(conf.socket())
@@ -305,14 +301,18 @@ pub fn run(env: &Env, stdin: &[u8]) -> (String, Result<Option<Value>, CniError>)
     (conf.cni_version.clone(), out)
 }
 
-/// VERSION's answer.
-fn version(stdin: &[u8]) -> Value {
-    let asked = serde_json::from_slice::<Value>(stdin)
+/// The `cniVersion` on stdin, when it can be read and is one this plugin speaks.
+fn asked_version(stdin: &[u8]) -> Option<String> {
+    serde_json::from_slice::<Value>(stdin)
         .ok()
         .and_then(|v| v["cniVersion"].as_str().map(str::to_string))
-        .filter(|v| SUPPORTED.contains(&v.as_str()));
+        .filter(|v| SUPPORTED.contains(&v.as_str()))
+}
+
+/// VERSION's answer.
+fn version(stdin: &[u8]) -> Value {
     json!({
-        "cniVersion": asked.unwrap_or_else(|| SUPPORTED[SUPPORTED.len() - 1].to_string()),
+        "cniVersion": asked_version(stdin).unwrap_or_else(|| SUPPORTED[SUPPORTED.len() - 1].to_string()),
         "supportedVersions": SUPPORTED,
     })
 }
