@@ -1011,15 +1011,43 @@ fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
         s.sandboxes,
         s.ports.len()
     );
-    let rows = vec![vec![
+    // Each port, then the switch's totals.
+    let mut rows: Vec<Vec<String>> = s
+        .ports
+        .iter()
+        .map(|p| {
+            vec![
+                p.port.to_string(),
+                p.interface.clone(),
+                p.rx_packets.to_string(),
+                p.rx_bytes.to_string(),
+                p.tx_packets.to_string(),
+                p.tx_bytes.to_string(),
+                p.learn_refused.to_string(),
+                drops_cell(&p.drops),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "total".into(),
+        String::new(),
         sum(|p| p.rx_packets).to_string(),
         sum(|p| p.rx_bytes).to_string(),
         sum(|p| p.tx_packets).to_string(),
         sum(|p| p.tx_bytes).to_string(),
         sum(|p| p.learn_refused).to_string(),
         drops_cell(&drops),
-    ]];
-    let header = ["RX PKTS", "RX BYTES", "TX PKTS", "TX BYTES", "LEARN REFUSED", "DROPS"];
+    ]);
+    let header = [
+        "PORT",
+        "INTERFACE",
+        "RX PKTS",
+        "RX BYTES",
+        "TX PKTS",
+        "TX BYTES",
+        "LEARN REFUSED",
+        "DROPS",
+    ];
     print!("\n{}", table::render(&header, &rows));
     let rows: Vec<Vec<String>> = s
         .mac_table
