@@ -11,7 +11,7 @@ use crate::ids::PortId;
 use crate::wire::EthernetFrame;
 
 use super::lookup::Destination;
-use super::{isolate, learn, lookup, parse, Flood, Switch};
+use super::{isolate, learn, lookup, parse, Flood, Port, Switch};
 
 /// One stage's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,18 +68,12 @@ impl Switch {
                 DropReason::UnknownPort,
             );
         };
-        let (net, aging, group) = (port.cfg.network, port.aging, port.cfg.split_horizon_group);
-        self.trace_stages(t, now, ingress, frame, (net, aging, group, port.cfg.max_frame_len))
+        self.trace_stages(t, now, ingress, port, frame)
     }
 
-    fn trace_stages(
-        &self,
-        mut t: Trace,
-        now: Instant,
-        ingress: PortId,
-        frame: &[u8],
-        (net, aging, group, max_len): (crate::ids::NetworkId, std::time::Duration, u8, usize),
-    ) -> Trace {
+    fn trace_stages(&self, mut t: Trace, now: Instant, ingress: PortId, port: &Port, frame: &[u8]) -> Trace {
+        let (net, aging, max_len) = (port.cfg.network, port.aging, port.cfg.max_frame_len);
+        let group = port.cfg.split_horizon_group;
         let hdr = match parse::parse(frame, max_len) {
             Ok(h) => h,
             Err(r) => {
