@@ -85,31 +85,7 @@ impl Daemon {
                 Err(_) => Vec::new(),
             }
         };
-        let by_key = key
-            .parse::<u32>()
-            .ok()
-            .and_then(|n| ports.iter().find(|p| p.port.0 == n))
-            .or_else(|| ports.iter().find(|p| p.label == key));
-        let found = match (by_key, sandbox_ports.as_slice()) {
-            (Some(p), _) => p,
-            (None, [one]) => ports
-                .iter()
-                .find(|p| p.port == *one)
-                .ok_or_else(|| OpError::Model(ModelError::NotFound(format!("sandbox {key}'s port is gone"))))?,
-            (None, []) => {
-                return Err(OpError::Model(ModelError::NotFound(format!(
-                    "no port {key:?}: give a port number or interface from `switchctl ports`, or a sandbox's name"
-                ))))
-            }
-            (None, many) => {
-                let names: Vec<String> = many.iter().map(|p| label_of(&ports, *p)).collect();
-                return Err(OpError::Model(ModelError::Invalid(format!(
-                    "sandbox {key} has {} interfaces: name one of {}",
-                    many.len(),
-                    names.join(", ")
-                ))));
-            }
-        };
+        let found = find_port(&ports, key, &sandbox_ports, "")?;
         let rx = self.dp.capture(found.port).map_err(io_err("dataplane"))?;
         tracing::info!(port = %found.port, interface = %found.label, "capture started");
         Ok((rx, found.label.clone()))
@@ -255,32 +231,20 @@ impl Daemon {
                 ))));
             }
             // A sandbox name stands for its port on this network.
-            let endpoint_port = inner.state.sandbox(&req.in_port).ok().and_then(|sb| {
-                let ep = inner.state.endpoints_of_network(&net.id).find(|e| e.sandbox == sb.id)?;
-                inner.endpoint_ports.get(&ep.id).copied()
-            });
+            let endpoint_port: Vec<PortId> = inner
+                .state
+                .sandbox(&req.in_port)
+                .ok()
+                .and_then(|sb| {
+                    let ep = inner.state.endpoints_of_network(&net.id).find(|e| e.sandbox == sb.id)?;
+                    inner.endpoint_ports.get(&ep.id).copied()
+                })
+                .into_iter()
+                .collect();
             (net.name.clone(), net.switch_id, endpoint_port)
         };
         let ports = self.dp.ports().map_err(io_err("dataplane"))?;
-        let label = |p: PortId| {
-            ports
-                .iter()
-                .find(|i| i.port == p)
-                .map_or_else(String::new, |i| i.label.clone())
-        };
-        let found = req
-            .in_port
-            .parse::<u32>()
-            .ok()
-            .and_then(|n| ports.iter().find(|p| p.port.0 == n))
-            .or_else(|| ports.iter().find(|p| p.label == req.in_port))
-            .or_else(|| endpoint_port.and_then(|e| ports.iter().find(|p| p.port == e)))
-            .ok_or_else(|| {
-                OpError::Model(ModelError::NotFound(format!(
-                    "no port {:?} on network {net_name}: give a port number or interface from `switchctl ports`, or a sandbox's name",
-                    req.in_port
-                )))
-            })?;
+        let found = find_port(&ports, &req.in_port, &endpoint_port, &format!(" on network {net_name}"))?;
         if found.network.0 != switch_id {
             return Err(OpError::Model(ModelError::Invalid(format!(
                 "port {} ({}) is not on network {net_name}",
@@ -318,10 +282,43 @@ impl Daemon {
                 .into_iter()
                 .map(|p| PortRef {
                     port: p.0,
-                    interface: label(p),
+                    interface: label_of(&ports, p),
                 })
                 .collect(),
         })
+    }
+}
+
+/// The port `key` names: a port number, an interface, or a sandbox with one of
+/// `sandbox_ports`; `whose` ends the not-found message (` on network NAME`, or nothing).
+fn find_port<'a>(
+    ports: &'a [crate::dataplane::PortInfo],
+    key: &str,
+    sandbox_ports: &[PortId],
+    whose: &str,
+) -> Result<&'a crate::dataplane::PortInfo, OpError> {
+    let by_key = key
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| ports.iter().find(|p| p.port.0 == n))
+        .or_else(|| ports.iter().find(|p| p.label == key));
+    match (by_key, sandbox_ports) {
+        (Some(p), _) => Ok(p),
+        (None, [one]) => ports
+            .iter()
+            .find(|p| p.port == *one)
+            .ok_or_else(|| OpError::Model(ModelError::NotFound(format!("sandbox {key}'s port is gone")))),
+        (None, []) => Err(OpError::Model(ModelError::NotFound(format!(
+            "no port {key:?}{whose}: give a port number or interface from `switchctl ports`, or a sandbox's name"
+        )))),
+        (None, many) => {
+            let names: Vec<String> = many.iter().map(|p| label_of(ports, *p)).collect();
+            Err(OpError::Model(ModelError::Invalid(format!(
+                "sandbox {key} has {} interfaces: name one of {}",
+                many.len(),
+                names.join(", ")
+            ))))
+        }
     }
 }
 
