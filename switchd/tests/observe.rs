@@ -260,4 +260,34 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
         ],
     );
     assert_eq!(other.stdout, "404");
+
+    // A capture ends when its port goes (its number may be reused by another port).
+    let mut open_ended = start(&[&b]);
+    std::thread::sleep(Duration::from_millis(300));
+    h.ctl(["sandbox", "rm", &b]).expect_ok("sandbox rm");
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = open_ended.try_wait().expect("capture status") {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = open_ended.kill();
+            let _ = open_ended.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the capture of a removed port ended: {status:?}"
+    );
+
+    // A sandbox on two networks does not say which port: the answer names both.
+    let net2 = h.name("on2");
+    h.ctl(["network", "create", "--subnet", "10.85.0.0/24", &net2])
+        .expect_ok("network create");
+    h.ctl(["network", "connect", &net2, &a]).expect_ok("connect");
+    let out = h.ctl(["capture", &a, "-c", "1"]);
+    let want = format!("sandbox {a} has 2 interfaces: name one of {a}/eth0, {a}/eth1");
+    assert!(!out.ok() && out.stderr.contains(&want), "{}", out.stderr);
 }
