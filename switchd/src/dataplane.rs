@@ -509,7 +509,8 @@ impl Dataplane {
 
     fn trace(&self, ingress: PortId, frame: &[u8]) -> TraceOut {
         let t = self.switch.trace(Instant::now(), ingress, frame);
-        if let Some((mac, ip)) = self.arp_answer(ingress, frame) {
+        if let Some((mac, req)) = self.arp_answer(ingress, frame) {
+            let ip = req.target_ip;
             // The request still teaches the switch its sender; it goes no further.
             let mut stages = vec![TraceStage {
                 stage: "arp",
@@ -745,10 +746,7 @@ impl Dataplane {
     /// Answers an ARP request from a local port for an address known to live on another host,
     /// instead of flooding it through the tunnels. True when the frame was consumed.
     fn suppress_arp(&mut self, now: Instant, ingress: PortId, packet: &[u8]) -> bool {
-        let Some((mac, _)) = self.arp_answer(ingress, &packet[VNET_HDR_LEN..]) else {
-            return false;
-        };
-        let Some(req) = overlay::arp::parse_request(&packet[VNET_HDR_LEN..]) else {
+        let Some((mac, req)) = self.arp_answer(ingress, &packet[VNET_HDR_LEN..]) else {
             return false;
         };
         let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
@@ -800,11 +798,11 @@ impl Dataplane {
 
     /// The MAC (and address) an ARP request in `frame` from `ingress` is answered with here:
     /// the target is pinned to another host and the port can take the reply.
-    fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, Ipv4Addr)> {
+    fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, overlay::arp::ArpRequest)> {
         let req = overlay::arp::parse_request(frame)?;
         let net = self.switch.port_network(ingress)?;
         let mac = *self.arp.get(&(net, req.target_ip))?;
-        matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some((mac, req.target_ip))
+        matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some((mac, req))
     }
 
     fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {
