@@ -407,13 +407,13 @@ pub struct RemoteEndpoint {
     /// The host it lives on (shared with the records that name it).
     pub host: std::sync::Arc<str>,
     /// Its sandbox's name.
-    pub sandbox: String,
+    pub sandbox: std::sync::Arc<str>,
     /// MAC address.
     pub mac: MacAddr,
     /// IPv4 address.
     pub ip: Ipv4Addr,
     /// Aliases.
-    pub aliases: Vec<String>,
+    pub aliases: std::sync::Arc<[String]>,
 }
 
 /// What `network create` asks for.

@@ -98,14 +98,14 @@ pub struct EndpointRecord {
     pub host: Arc<str>,
     /// That host's VXLAN address.
     pub vtep: SocketAddr,
-    /// Sandbox name (for DNS).
-    pub sandbox: String,
+    /// Sandbox name (for DNS; shared, as the rest of the record's copies on a host are).
+    pub sandbox: Arc<str>,
     /// MAC address.
     pub mac: [u8; 6],
     /// IPv4 address.
     pub ip: Ipv4Addr,
     /// Network-scoped aliases (for DNS).
-    pub aliases: Vec<String>,
+    pub aliases: Arc<[String]>,
 }
 
 /// A record's content.
@@ -166,7 +166,9 @@ pub struct Records {
     clock: u64,
     /// Host names, each once: the records a host keeps name a few hosts many times over.
     names: FxHashSet<Arc<str>>,
-    map: FxHashMap<RecordKey, Box<Record>>,
+    /// Shared: an exchange hands the other side the same allocation (the simulator's hosts
+    /// then hold one copy of each record between them, and switchd's sync copies nothing).
+    map: FxHashMap<RecordKey, Arc<Record>>,
     changed: Vec<RecordKey>,
     digest: u64,
     /// The digest split by key: [`BUCKETS`] XORs, so that an exchange between hosts that
@@ -252,12 +254,17 @@ impl Records {
 
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, mut r: Record) -> bool {
-        use std::collections::hash_map::Entry;
-        self.clock = self.clock.max(r.version.counter);
         self.share(&mut r.version.origin);
         if let Some(Body::Endpoint(e)) = r.body.as_mut() {
             self.share(&mut e.host);
         }
+        self.apply_shared(Arc::new(r))
+    }
+
+    /// As [`Records::apply`], for a record held elsewhere too (another host's, in an exchange).
+    pub fn apply_shared(&mut self, r: Arc<Record>) -> bool {
+        use std::collections::hash_map::Entry;
+        self.clock = self.clock.max(r.version.counter);
         let new = |r: &Record| fingerprint(&r.key, &r.version);
         match self.map.entry(r.key.clone()) {
             Entry::Occupied(mut o) => {
@@ -268,13 +275,13 @@ impl Records {
                 self.digest ^= change;
                 flip(&mut self.buckets, &r.key, change);
                 self.changed.push(r.key.clone());
-                o.insert(Box::new(r));
+                o.insert(r);
             }
             Entry::Vacant(v) => {
                 self.digest ^= new(&r);
                 flip(&mut self.buckets, &r.key, new(&r));
                 self.changed.push(r.key.clone());
-                v.insert(Box::new(r));
+                v.insert(r);
             }
         }
         true
@@ -303,7 +310,7 @@ impl Records {
     /// [`differing`]; empty: all), which is what an exchange sends; counted in one pass.
     pub fn merge_buckets(&mut self, other: &Records, map: &[u8]) -> Merged {
         let mut merged = Merged::default();
-        let newer: Vec<Record> = other
+        let newer: Vec<Arc<Record>> = other
             .map
             .iter()
             .filter(|(k, _)| in_map(map, bucket(k)))
@@ -315,11 +322,11 @@ impl Records {
                 }
                 Some(m) => m.version < r.version,
             })
-            .map(|(_, r)| Record::clone(r))
+            .map(|(_, r)| r.clone())
             .collect();
         merged.newer = newer.len();
         for r in newer {
-            self.apply(r);
+            self.apply_shared(r);
         }
         merged
     }
@@ -360,6 +367,11 @@ impl Records {
     /// The record of `key`, tombstones included.
     pub fn get(&self, key: &RecordKey) -> Option<&Record> {
         self.map.get(key).map(|r| &**r)
+    }
+
+    /// As [`Records::get`], the record itself rather than a copy (it is immutable).
+    pub fn get_shared(&self, key: &RecordKey) -> Option<Arc<Record>> {
+        self.map.get(key).cloned()
     }
 
     /// Every record, tombstones included (for a full-state sync).
@@ -426,7 +438,7 @@ mod tests {
             sandbox: "web".into(),
             mac: [2, 0x42, ip[0], ip[1], ip[2], ip[3]],
             ip: Ipv4Addr::from(ip),
-            aliases: vec![],
+            aliases: Arc::new([]),
         })
     }
 

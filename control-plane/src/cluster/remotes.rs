@@ -334,10 +334,10 @@ mod tests {
             network: id(net),
             host: host.into(),
             vtep: vtep.parse().unwrap(),
-            sandbox: format!("sb{mac}"),
+            sandbox: format!("sb{mac}").into(),
             mac: [2, 0x42, 0, 0, 0, mac],
             ip: ip.parse().unwrap(),
-            aliases: vec![],
+            aliases: std::sync::Arc::new([]),
         }
     }
 

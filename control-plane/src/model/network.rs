@@ -283,10 +283,10 @@ impl State {
             network: ep.network.clone(),
             host: host.into(),
             vtep,
-            sandbox,
+            sandbox: sandbox.into(),
             mac: ep.mac?.0,
             ip: ep.ip?,
-            aliases: ep.aliases.clone(),
+            aliases: ep.aliases.clone().into(),
         })
     }
 

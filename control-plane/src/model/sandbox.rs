@@ -311,11 +311,7 @@ impl State {
         let holders = || {
             self.endpoints_of_network(net_id)
                 .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
-                .chain(
-                    remote
-                        .into_iter()
-                        .flat_map(|r| r.values().map(|e| (e.ip, e.sandbox.as_str()))),
-                )
+                .chain(remote.into_iter().flat_map(|r| r.values().map(|e| (e.ip, &*e.sandbox))))
         };
         let pool = ipam.pool(share);
         let ip = match &spec.ip {

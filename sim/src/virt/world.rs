@@ -17,6 +17,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
@@ -939,10 +940,10 @@ impl World {
             while let Some(e) = m.poll_event() {
                 events.push(e);
             }
-            let changed: Vec<Record> = {
+            let changed: Vec<Arc<Record>> = {
                 let mut r = m.records();
                 let keys = r.take_changes();
-                keys.iter().filter_map(|k| r.get(k).cloned()).collect()
+                keys.iter().filter_map(|k| r.get_shared(k)).collect()
             };
             if sends.is_empty() && timers.is_empty() && events.is_empty() && changed.is_empty() {
                 return;
@@ -1025,29 +1026,29 @@ impl World {
         }
     }
 
-    fn record_changed(&mut self, h: u32, r: Record) {
-        match (r.key, r.body) {
+    fn record_changed(&mut self, h: u32, r: Arc<Record>) {
+        match (&r.key, &r.body) {
             (RecordKey::Network(nid), Some(Body::Network(n))) => {
-                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n);
+                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), n);
                 if adopted == Ok(true) {
-                    self.bring_up(h, &nid);
+                    self.bring_up(h, nid);
                 }
             }
             (RecordKey::Endpoint(eid), Some(Body::Endpoint(e))) => {
-                if let Some(&i) = self.ep_index.get(&eid) {
+                if let Some(&i) = self.ep_index.get(eid) {
                     let k = &mut self.eps[i].known[h as usize];
                     if *k == Us::MAX {
                         *k = self.now;
                     }
                 }
                 if *e.host != *self.hosts[h as usize].name {
-                    self.add_remote(h, eid, e);
+                    self.add_remote(h, eid.clone(), e.clone());
                 }
             }
             (RecordKey::Endpoint(eid), None) => {
                 let host = &mut self.hosts[h as usize];
-                host.state.remove_remote(&eid);
-                let fx = host.remotes.remove(&eid);
+                host.state.remove_remote(eid);
+                let fx = host.remotes.remove(eid);
                 self.apply(h, fx);
             }
             _ => {}
