@@ -166,14 +166,56 @@ pub struct Records {
     clock: u64,
     /// Host names, each once: the records a host keeps name a few hosts many times over.
     names: FxHashSet<Arc<str>>,
-    /// Shared: an exchange hands the other side the same allocation (the simulator's hosts
-    /// then hold one copy of each record between them, and switchd's sync copies nothing).
-    map: FxHashMap<RecordKey, Arc<Record>>,
+    map: FxHashMap<RecordKey, Known>,
     changed: Vec<RecordKey>,
     digest: u64,
     /// The digest split by key: [`BUCKETS`] XORs, so that an exchange between hosts that
     /// differ sends only the records of the buckets that differ.
     buckets: Vec<u64>,
+}
+
+/// A record as the map holds it. The record is shared: an exchange hands the other side the
+/// same allocation (the simulator's hosts then hold one copy of each record between them, and
+/// switchd's sync copies nothing). Its version is repeated beside it, the origin as a
+/// fingerprint, so that checking a repeated record (most gossip) reads one hash-table entry
+/// and follows no pointer.
+#[derive(Debug)]
+struct Known {
+    counter: u64,
+    origin: u64,
+    rec: Arc<Record>,
+}
+
+impl Known {
+    fn new(rec: Arc<Record>) -> Known {
+        Known {
+            counter: rec.version.counter,
+            origin: origin_fingerprint(&rec.version.origin),
+            rec,
+        }
+    }
+
+    /// Whether (`counter`, `origin`) is a newer version than this one. Equal counters and
+    /// equal origin fingerprints are taken as the same version: two host names whose 64-bit
+    /// fingerprints collide, writing the same key at the same counter, would have the later
+    /// one's gossip ignored here, and the digest-checked exchange would still carry it
+    /// ([`Records::merge_buckets`] compares versions in full).
+    fn older_than(&self, counter: u64, origin: &str) -> bool {
+        match self.counter.cmp(&counter) {
+            std::cmp::Ordering::Equal => {
+                origin_fingerprint(origin) != self.origin
+                    && order(self.counter, &self.rec.version.origin, counter, origin).is_lt()
+            }
+            o => o.is_lt(),
+        }
+    }
+}
+
+/// FNV-1a of a host name.
+fn origin_fingerprint(origin: &str) -> u64 {
+    origin.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// How many buckets an exchange compares (8 KB of digests).
@@ -268,20 +310,20 @@ impl Records {
         let new = |r: &Record| fingerprint(&r.key, &r.version);
         match self.map.entry(r.key.clone()) {
             Entry::Occupied(mut o) => {
-                if o.get().version >= r.version {
+                if o.get().rec.version >= r.version {
                     return false;
                 }
-                let change = new(o.get()) ^ new(&r);
+                let change = new(&o.get().rec) ^ new(&r);
                 self.digest ^= change;
                 flip(&mut self.buckets, &r.key, change);
                 self.changed.push(r.key.clone());
-                o.insert(r);
+                o.insert(Known::new(r));
             }
             Entry::Vacant(v) => {
                 self.digest ^= new(&r);
                 flip(&mut self.buckets, &r.key, new(&r));
                 self.changed.push(r.key.clone());
-                v.insert(r);
+                v.insert(Known::new(r));
             }
         }
         true
@@ -297,7 +339,7 @@ impl Records {
         Ok(self
             .map
             .get(&head.key)
-            .is_none_or(|old| order(old.version.counter, &old.version.origin, head.counter, head.origin).is_lt()))
+            .is_none_or(|old| old.older_than(head.counter, head.origin)))
     }
 
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
@@ -320,9 +362,14 @@ impl Records {
                     merged.added += 1;
                     true
                 }
-                Some(m) => m.version < r.version,
+                // The same allocation (merged from there before) is the same version, and
+                // different counters decide, without reading either record.
+                Some(m) => {
+                    !Arc::ptr_eq(&m.rec, &r.rec)
+                        && (m.counter < r.counter || (m.counter == r.counter && m.rec.version < r.rec.version))
+                }
             })
-            .map(|(_, r)| r.clone())
+            .map(|(_, r)| r.rec.clone())
             .collect();
         merged.newer = newer.len();
         for r in newer {
@@ -350,7 +397,7 @@ impl Records {
     pub fn in_buckets<'a>(&'a self, map: &'a [u8]) -> impl Iterator<Item = &'a Record> + 'a {
         self.map
             .values()
-            .map(|r| &**r)
+            .map(|k| &*k.rec)
             .filter(move |r| in_map(map, bucket(&r.key)))
     }
 
@@ -366,22 +413,22 @@ impl Records {
 
     /// The record of `key`, tombstones included.
     pub fn get(&self, key: &RecordKey) -> Option<&Record> {
-        self.map.get(key).map(|r| &**r)
+        self.map.get(key).map(|k| &*k.rec)
     }
 
     /// As [`Records::get`], the record itself rather than a copy (it is immutable).
     pub fn get_shared(&self, key: &RecordKey) -> Option<Arc<Record>> {
-        self.map.get(key).cloned()
+        self.map.get(key).map(|k| k.rec.clone())
     }
 
     /// Every record, tombstones included (for a full-state sync).
     pub fn all(&self) -> impl Iterator<Item = &Record> {
-        self.map.values().map(|r| &**r)
+        self.map.values().map(|k| &*k.rec)
     }
 
     /// Live endpoint records.
     pub fn endpoints(&self) -> impl Iterator<Item = (&Id, &EndpointRecord)> {
-        self.map.iter().filter_map(|(k, r)| match (k, &r.body) {
+        self.map.iter().filter_map(|(k, r)| match (k, &r.rec.body) {
             (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) => Some((id, e)),
             _ => None,
         })
@@ -498,6 +545,39 @@ mod tests {
         assert_eq!(a.digest(), b.digest());
         assert_eq!(a.bucket_digests(), b.bucket_digests());
         assert!(in_map(&[], 5), "an empty map means every bucket");
+    }
+
+    #[test]
+    fn gossip_is_news_exactly_when_its_version_is_newer() {
+        let key = RecordKey::Endpoint(Id::from_random([4; 32]));
+        let mut known = Records::new("m");
+        let wire = |counter, origin: &str| {
+            Record {
+                key: key.clone(),
+                version: Version {
+                    counter,
+                    origin: origin.into(),
+                },
+                body: None,
+            }
+            .encode()
+        };
+        known.apply(Record::decode(&wire(5, "hb")).unwrap());
+        for (counter, origin, news) in [
+            (5, "hb", false),
+            (5, "ha", false),
+            (5, "h", false),
+            (5, "hc", true),
+            (5, "hba", true),
+            (4, "zz", false),
+            (6, "", true),
+        ] {
+            assert_eq!(
+                known.is_news(&wire(counter, origin)).unwrap(),
+                news,
+                "({counter}, {origin})"
+            );
+        }
     }
 
     #[test]
