@@ -401,20 +401,9 @@ pub struct State {
     pub remote: BTreeMap<Id, FxHashMap<Id, RemoteEndpoint>>,
 }
 
-/// An endpoint on another host, as far as this host needs it: addressing and names.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteEndpoint {
-    /// The host it lives on (shared with the records that name it).
-    pub host: std::sync::Arc<str>,
-    /// Its sandbox's name.
-    pub sandbox: std::sync::Arc<str>,
-    /// MAC address.
-    pub mac: MacAddr,
-    /// IPv4 address.
-    pub ip: Ipv4Addr,
-    /// Aliases.
-    pub aliases: std::sync::Arc<[String]>,
-}
+/// An endpoint on another host (its addressing and names) as its record says: the record
+/// itself, shared with the host's records.
+pub type RemoteEndpoint = std::sync::Arc<crate::cluster::records::EndpointRecord>;
 
 /// What `network create` asks for.
 #[derive(Debug, Clone, Default)]
@@ -518,20 +507,13 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), ModelError> {
 impl State {
     /// A remote endpoint as its record says; it leaves whatever place it held before (a
     /// moved endpoint: same ID, new host or address).
-    pub fn set_remote(&mut self, id: Id, e: crate::cluster::records::EndpointRecord) {
+    pub fn set_remote(&mut self, id: Id, e: RemoteEndpoint) {
         for (n, m) in &mut self.remote {
             if *n != e.network {
                 m.remove(&id);
             }
         }
-        let remote = RemoteEndpoint {
-            host: e.host,
-            sandbox: e.sandbox,
-            mac: MacAddr(e.mac),
-            ip: e.ip,
-            aliases: e.aliases,
-        };
-        self.remote.entry(e.network).or_default().insert(id, remote);
+        self.remote.entry(e.network.clone()).or_default().insert(id, e);
     }
 
     /// Forgets a remote endpoint.

@@ -104,7 +104,12 @@ pub enum Change {
     /// A host was declared down: its endpoints are unreachable until it is back.
     HostDown(String),
     /// A host is alive (again): its endpoints as last known.
-    HostUp(Vec<(control_plane::Id, control_plane::cluster::records::EndpointRecord)>),
+    HostUp(
+        Vec<(
+            control_plane::Id,
+            std::sync::Arc<control_plane::cluster::records::EndpointRecord>,
+        )>,
+    ),
 }
 
 /// A running cluster driver.

@@ -98,14 +98,14 @@ pub struct EndpointRecord {
     pub host: Arc<str>,
     /// That host's VXLAN address.
     pub vtep: SocketAddr,
-    /// Sandbox name (for DNS; shared, as the rest of the record's copies on a host are).
-    pub sandbox: Arc<str>,
+    /// Sandbox name (for DNS).
+    pub sandbox: String,
     /// MAC address.
     pub mac: [u8; 6],
     /// IPv4 address.
     pub ip: Ipv4Addr,
     /// Network-scoped aliases (for DNS).
-    pub aliases: Arc<[String]>,
+    pub aliases: Vec<String>,
 }
 
 /// A record's content.
@@ -113,8 +113,8 @@ pub struct EndpointRecord {
 pub enum Body {
     /// An overlay network.
     Network(NetworkRecord),
-    /// An endpoint.
-    Endpoint(EndpointRecord),
+    /// An endpoint (shared: the hosts' models hold it as it is).
+    Endpoint(Arc<EndpointRecord>),
 }
 
 /// One versioned record; `body: None` is a tombstone.
@@ -297,7 +297,10 @@ impl Records {
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, mut r: Record) -> bool {
         self.share(&mut r.version.origin);
-        if let Some(Body::Endpoint(e)) = r.body.as_mut() {
+        if let Some(e) = r.body.as_mut().and_then(|b| match b {
+            Body::Endpoint(e) => Arc::get_mut(e),
+            Body::Network(_) => None,
+        }) {
             self.share(&mut e.host);
         }
         self.apply_shared(Arc::new(r))
@@ -427,7 +430,7 @@ impl Records {
     }
 
     /// Live endpoint records.
-    pub fn endpoints(&self) -> impl Iterator<Item = (&Id, &EndpointRecord)> {
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Id, &Arc<EndpointRecord>)> {
         self.map.iter().filter_map(|(k, r)| match (k, &r.rec.body) {
             (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) => Some((id, e)),
             _ => None,
@@ -478,15 +481,15 @@ mod tests {
     use super::*;
 
     fn ep(host: &str, ip: [u8; 4]) -> Body {
-        Body::Endpoint(EndpointRecord {
+        Body::Endpoint(Arc::new(EndpointRecord {
             network: Id::from_random([1; 32]),
             host: host.into(),
             vtep: "10.0.0.1:4789".parse().unwrap(),
             sandbox: "web".into(),
             mac: [2, 0x42, ip[0], ip[1], ip[2], ip[3]],
             ip: Ipv4Addr::from(ip),
-            aliases: Arc::new([]),
-        })
+            aliases: vec![],
+        }))
     }
 
     #[test]

@@ -334,10 +334,10 @@ mod tests {
             network: id(net),
             host: host.into(),
             vtep: vtep.parse().unwrap(),
-            sandbox: format!("sb{mac}").into(),
+            sandbox: format!("sb{mac}"),
             mac: [2, 0x42, 0, 0, 0, mac],
             ip: ip.parse().unwrap(),
-            aliases: std::sync::Arc::new([]),
+            aliases: vec![],
         }
     }
 

@@ -98,7 +98,7 @@ pub fn lookup_ptr(state: &State, scope: &[&Network], ip: Ipv4Addr) -> Option<Str
                 .get(&net.id)?
                 .values()
                 .find(|r| r.ip == ip)
-                .map(|r| r.sandbox.to_string())
+                .map(|r| r.sandbox.clone())
         };
         local.or_else(remote).map(|name| format!("{name}.{}.", net.name))
     })

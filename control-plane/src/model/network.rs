@@ -283,10 +283,10 @@ impl State {
             network: ep.network.clone(),
             host: host.into(),
             vtep,
-            sandbox: sandbox.into(),
+            sandbox,
             mac: ep.mac?.0,
             ip: ep.ip?,
-            aliases: ep.aliases.clone().into(),
+            aliases: ep.aliases.clone(),
         })
     }
 

@@ -367,7 +367,7 @@ impl State {
             }
             None => docker_mac(ip),
         };
-        if let Some(e) = remote.and_then(|r| r.values().find(|e| e.mac == mac)) {
+        if let Some(e) = remote.and_then(|r| r.values().find(|e| e.mac == mac.0)) {
             return Err(ModelError::Conflict(format!(
                 "MAC address {mac} is already in use on network {} by sandbox {} on host {}",
                 net.name, e.sandbox, e.host

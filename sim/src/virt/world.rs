@@ -876,7 +876,11 @@ impl World {
             return;
         };
         if let Some(m) = host.m.as_mut() {
-            let _ = m.publish(RecordKey::Endpoint(epid.clone()), Some(Body::Endpoint(r)), now_ms);
+            let _ = m.publish(
+                RecordKey::Endpoint(epid.clone()),
+                Some(Body::Endpoint(Arc::new(r))),
+                now_ms,
+            );
         }
         self.pump(h);
     }
@@ -980,7 +984,7 @@ impl World {
                 }
                 let host = &mut self.hosts[h as usize];
                 let Some(m) = host.m.as_mut() else { return };
-                let eps: Vec<(Id, EndpointRecord)> = m
+                let eps: Vec<(Id, Arc<EndpointRecord>)> = m
                     .records()
                     .endpoints()
                     .filter(|(_, e)| *e.host == *id.name)
@@ -1055,7 +1059,7 @@ impl World {
         }
     }
 
-    fn add_remote(&mut self, h: u32, eid: Id, e: EndpointRecord) {
+    fn add_remote(&mut self, h: u32, eid: Id, e: Arc<EndpointRecord>) {
         let host = &mut self.hosts[h as usize];
         let here = host.nets.contains_key(&e.network);
         let fx = host.remotes.upsert(eid.clone(), &e, here);

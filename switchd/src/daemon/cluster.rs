@@ -27,7 +27,10 @@ impl Daemon {
     pub(super) fn publish_endpoint(&self, state: &State, ep: &Endpoint) {
         let Some(cl) = &self.cluster else { return };
         if let Some(r) = state.endpoint_record(&ep.id, cl.name(), cl.vtep()) {
-            cl.publish(RecordKey::Endpoint(ep.id.clone()), Some(Body::Endpoint(r)));
+            cl.publish(
+                RecordKey::Endpoint(ep.id.clone()),
+                Some(Body::Endpoint(std::sync::Arc::new(r))),
+            );
         }
     }
 
@@ -131,7 +134,7 @@ impl Daemon {
         tracing::info!(network = %net.name, "network removed by another host");
     }
 
-    fn add_remote(&self, inner: &mut Inner, id: Id, e: EndpointRecord) {
+    fn add_remote(&self, inner: &mut Inner, id: Id, e: std::sync::Arc<EndpointRecord>) {
         let clash = inner
             .state
             .endpoints_of_network(&e.network)

@@ -182,7 +182,7 @@ impl Daemon {
             .remote
             .iter()
             .filter_map(|(net, eps)| Some((inner.state.networks.get(net)?.switch_id, eps)))
-            .flat_map(|(sid, eps)| eps.values().map(move |e| ((sid, e.mac), &*e.host)))
+            .flat_map(|(sid, eps)| eps.values().map(move |e| ((sid, switch::MacAddr(e.mac)), &*e.host)))
             .collect();
         let now = std::time::Instant::now();
         Ok(entries
