@@ -65,18 +65,20 @@ pub enum Effect {
 }
 
 /// A remote endpoint as the reconciler needs it (the rest of its record lives in
-/// [`super::records::Records`]).
+/// [`super::records::Records`]), in 32 bytes: every host holds one per endpoint of the cluster.
 #[derive(Debug, Clone)]
 struct Remote {
     /// Index into [`Remotes::nets`].
     net: u32,
     /// Index into [`Remotes::hosts`].
     host: u32,
-    vtep: SocketAddr,
-    mac: [u8; 6],
+    /// Index into [`Remotes::vteps`].
+    vtep: u32,
     ip: Ipv4Addr,
-    /// The order of its claim on its MAC while in place (a later claim wins the MAC).
-    claim: Option<u64>,
+    mac: [u8; 6],
+    /// The order of its claim on its MAC while in place (a later claim wins the MAC); 0
+    /// while not in place.
+    claim: u64,
 }
 
 /// Names each value once, by index (hosts and networks, which thousands of endpoints share).
@@ -132,13 +134,15 @@ pub struct Remotes {
     eps: FxHashMap<Id, Remote>,
     hosts: Interner<String>,
     nets: Interner<Id>,
+    vteps: Interner<SocketAddr>,
     /// Endpoints whose network exists here: counted per (network, VTEP).
-    peers: FxHashMap<(u32, SocketAddr), usize>,
+    peers: FxHashMap<(u32, u32), usize>,
     /// The claim holding each pinned (network, MAC): the latest in place.
     pins: FxHashMap<(u32, MacAddr), (u64, Id)>,
     /// Earlier claims still in place on a pinned MAC (an endpoint moved and its old host's
     /// record has not gone yet), in claim order: the heirs of the pin.
     waiting: BTreeMap<(u32, MacAddr, u64), Id>,
+    /// The last claim made (the first is 1).
     next_claim: u64,
 }
 
@@ -155,10 +159,10 @@ impl Remotes {
         let remote = Remote {
             net: self.nets.intern(&rec.network),
             host: self.hosts.intern(&*rec.host),
-            vtep: rec.vtep,
-            mac: rec.mac,
+            vtep: self.vteps.intern(&rec.vtep),
             ip: rec.ip,
-            claim: None,
+            mac: rec.mac,
+            claim: 0,
         };
         self.eps.insert(id.clone(), remote);
         if has_network {
@@ -173,9 +177,10 @@ impl Remotes {
         let Some(rec) = self.eps.remove(id) else {
             return fx;
         };
-        let Some(claim) = rec.claim else {
+        let claim = rec.claim;
+        if claim == 0 {
             return fx;
-        };
+        }
         let (net, mac) = (rec.net, MacAddr(rec.mac));
         let network = self.nets.value(net);
         if self.pins.get(&(net, mac)).is_some_and(|(c, _)| *c == claim) {
@@ -190,7 +195,7 @@ impl Remotes {
             }
             // (A waiting claim always belongs to a known endpoint: removing one withdraws
             // its claim; should that ever fail, the MAC is unpinned rather than misplaced.)
-            match heir.and_then(|(c, k)| self.eps.get(&k).map(|r| (c, k, r.vtep, r.ip))) {
+            match heir.and_then(|(c, k)| self.eps.get(&k).map(|r| (c, k, *self.vteps.value(r.vtep), r.ip))) {
                 Some((c, k, vtep, ip)) => {
                     fx.push(Effect::Pin {
                         network: network.clone(),
@@ -218,7 +223,7 @@ impl Remotes {
                 self.peers.remove(&pk);
                 fx.push(Effect::RemovePeer {
                     network: network.clone(),
-                    vtep: rec.vtep,
+                    vtep: *self.vteps.value(rec.vtep),
                 });
             }
         }
@@ -248,7 +253,7 @@ impl Remotes {
         let waiting: Vec<Id> = self
             .eps
             .iter()
-            .filter(|(_, r)| r.net == n && r.claim.is_none())
+            .filter(|(_, r)| r.net == n && r.claim == 0)
             .map(|(k, _)| k.clone())
             .collect();
         let mut fx = Vec::new();
@@ -263,7 +268,7 @@ impl Remotes {
     pub fn network_removed(&mut self, network: &Id) {
         let Some(n) = self.nets.get(network) else { return };
         for r in self.eps.values_mut().filter(|r| r.net == n) {
-            r.claim = None;
+            r.claim = 0;
         }
         self.peers.retain(|(x, _), _| *x != n);
         self.pins.retain(|(x, _), _| *x != n);
@@ -291,21 +296,22 @@ impl Remotes {
 
     /// Whether the endpoint is in place (its network exists here).
     pub fn is_placed(&self, id: &Id) -> bool {
-        self.eps.get(id).is_some_and(|r| r.claim.is_some())
+        self.eps.get(id).is_some_and(|r| r.claim != 0)
     }
 
     fn place(&mut self, id: &Id, fx: &mut Vec<Effect>) {
-        let claim = self.next_claim;
         let Some(rec) = self.eps.get_mut(id) else { return };
         self.next_claim += 1;
-        rec.claim = Some(claim);
+        let claim = self.next_claim;
+        rec.claim = claim;
         let network = self.nets.value(rec.net);
+        let vtep = *self.vteps.value(rec.vtep);
         let n = self.peers.entry((rec.net, rec.vtep)).or_insert(0);
         *n += 1;
         if *n == 1 {
             fx.push(Effect::AddPeer {
                 network: network.clone(),
-                vtep: rec.vtep,
+                vtep,
             });
         }
         let mac = MacAddr(rec.mac);
@@ -315,7 +321,7 @@ impl Remotes {
         fx.push(Effect::Pin {
             network: network.clone(),
             mac,
-            vtep: rec.vtep,
+            vtep,
             ip: rec.ip,
         });
     }
