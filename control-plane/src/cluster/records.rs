@@ -176,9 +176,14 @@ pub struct Records {
 
 /// A record as the map holds it. The record is shared: an exchange hands the other side the
 /// same allocation (the simulator's hosts then hold one copy of each record between them, and
-/// switchd's sync copies nothing). Its version is repeated beside it, the origin as a
-/// fingerprint, so that checking a repeated record (most gossip) reads one hash-table entry
-/// and follows no pointer.
+/// switchd's sync copies nothing). Its version is repeated beside it, the origin as a 64-bit
+/// fingerprint, so that comparing versions (every repeated gossip, every record an exchange
+/// offers) reads one hash-table entry and follows no pointer.
+///
+/// Equal counters with equal origin fingerprints are taken as the same version. Two host
+/// names whose fingerprints collide, writing the same key at the same counter, would have
+/// the later write ignored where the earlier is known: the same 64-bit bet the digests make
+/// when they let an exchange be skipped.
 #[derive(Debug)]
 struct Known {
     counter: u64,
@@ -195,16 +200,12 @@ impl Known {
         }
     }
 
-    /// Whether (`counter`, `origin`) is a newer version than this one. Equal counters and
-    /// equal origin fingerprints are taken as the same version: two host names whose 64-bit
-    /// fingerprints collide, writing the same key at the same counter, would have the later
-    /// one's gossip ignored here, and the digest-checked exchange would still carry it
-    /// ([`Records::merge_buckets`] compares versions in full).
-    fn older_than(&self, counter: u64, origin: &str) -> bool {
+    /// Whether the version (`counter`, origin with fingerprint `fp`) is newer than this one;
+    /// `origin` names it in full for the rare tie of counters between different origins.
+    fn older_than<'a>(&self, counter: u64, fp: u64, origin: impl FnOnce() -> &'a str) -> bool {
         match self.counter.cmp(&counter) {
             std::cmp::Ordering::Equal => {
-                origin_fingerprint(origin) != self.origin
-                    && order(self.counter, &self.rec.version.origin, counter, origin).is_lt()
+                fp != self.origin && order(self.counter, &self.rec.version.origin, counter, origin()).is_lt()
             }
             o => o.is_lt(),
         }
@@ -313,7 +314,8 @@ impl Records {
         let new = |r: &Record| fingerprint(&r.key, &r.version);
         match self.map.entry(r.key.clone()) {
             Entry::Occupied(mut o) => {
-                if o.get().rec.version >= r.version {
+                let (counter, origin) = (r.version.counter, &r.version.origin);
+                if !o.get().older_than(counter, origin_fingerprint(origin), || origin) {
                     return false;
                 }
                 let change = new(&o.get().rec) ^ new(&r);
@@ -323,8 +325,9 @@ impl Records {
                 o.insert(Known::new(r));
             }
             Entry::Vacant(v) => {
-                self.digest ^= new(&r);
-                flip(&mut self.buckets, &r.key, new(&r));
+                let change = new(&r);
+                self.digest ^= change;
+                flip(&mut self.buckets, &r.key, change);
                 self.changed.push(r.key.clone());
                 v.insert(Known::new(r));
             }
@@ -342,7 +345,7 @@ impl Records {
         Ok(self
             .map
             .get(&head.key)
-            .is_none_or(|old| old.older_than(head.counter, head.origin)))
+            .is_none_or(|old| old.older_than(head.counter, origin_fingerprint(head.origin), || head.origin)))
     }
 
     /// Merges every record of `other` that is newer than ours (a full-state exchange,
@@ -365,12 +368,8 @@ impl Records {
                     merged.added += 1;
                     true
                 }
-                // The same allocation (merged from there before) is the same version, and
-                // different counters decide, without reading either record.
-                Some(m) => {
-                    !Arc::ptr_eq(&m.rec, &r.rec)
-                        && (m.counter < r.counter || (m.counter == r.counter && m.rec.version < r.rec.version))
-                }
+                // The same allocation (merged from there before) is the same version.
+                Some(m) => !Arc::ptr_eq(&m.rec, &r.rec) && m.older_than(r.counter, r.origin, || &r.rec.version.origin),
             })
             .map(|(_, r)| r.rec.clone())
             .collect();

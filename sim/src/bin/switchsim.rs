@@ -110,10 +110,12 @@ fn with_huge_pages() {
     } else {
         format!("{tunables}:{TUNABLE}=1")
     };
+    // The binary itself, by its path (so the process keeps its name).
+    let Ok(exe) = std::env::current_exe() else { return };
     let mut args = std::env::args_os();
     let argv0 = args.next().unwrap_or_default();
     // Only returns when the exec failed.
-    let _ = std::process::Command::new("/proc/self/exe")
+    let _ = std::process::Command::new(exe)
         .arg0(argv0)
         .args(args)
         .env("GLIBC_TUNABLES", with)
