@@ -3,6 +3,8 @@
 
 use std::net::Ipv4Addr;
 
+use rustc_hash::FxHashMap;
+
 /// An Ethernet frame carrying an ARP request for IPv4 over Ethernet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ArpRequest {
@@ -50,10 +52,100 @@ pub fn write_reply(req: &ArpRequest, mac: [u8; 6], out: &mut [u8]) -> usize {
     ARP_FRAME_LEN
 }
 
+/// The addresses a host answers for (the addresses of endpoints on other hosts), per network:
+/// which MAC holds an address, and the one address each MAC answers for. Both ways are
+/// indexed, so moving a MAC to a new address costs two lookups whatever the table's size.
+#[derive(Debug, Default)]
+pub struct Table {
+    by_ip: FxHashMap<(u32, Ipv4Addr), [u8; 6]>,
+    by_mac: FxHashMap<(u32, [u8; 6]), Ipv4Addr>,
+}
+
+impl Table {
+    /// An empty table.
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    /// On `network`, `mac` answers for `ip`, and only for it: the address it answered for
+    /// before is forgotten, as is whichever MAC answered for `ip` before.
+    pub fn pin(&mut self, network: u32, mac: [u8; 6], ip: Ipv4Addr) {
+        if let Some(old) = self.by_mac.insert((network, mac), ip) {
+            if old != ip && self.by_ip.get(&(network, old)) == Some(&mac) {
+                self.by_ip.remove(&(network, old));
+            }
+        }
+        if let Some(prev) = self.by_ip.insert((network, ip), mac).filter(|m| *m != mac) {
+            self.by_mac.remove(&(network, prev));
+        }
+    }
+
+    /// `mac` answers for nothing on `network` any more.
+    pub fn unpin(&mut self, network: u32, mac: [u8; 6]) {
+        if let Some(ip) = self.by_mac.remove(&(network, mac)) {
+            if self.by_ip.get(&(network, ip)) == Some(&mac) {
+                self.by_ip.remove(&(network, ip));
+            }
+        }
+    }
+
+    /// The MAC answering for `ip` on `network`.
+    pub fn lookup(&self, network: u32, ip: Ipv4Addr) -> Option<[u8; 6]> {
+        self.by_ip.get(&(network, ip)).copied()
+    }
+
+    /// How many addresses are answered for.
+    pub fn len(&self) -> usize {
+        self.by_ip.len()
+    }
+
+    /// Whether no address is answered for (the dataplane then skips looking at ARP at all).
+    pub fn is_empty(&self) -> bool {
+        self.by_ip.is_empty()
+    }
+
+    /// Forgets everything (a restarted host).
+    pub fn clear(&mut self) {
+        self.by_ip.clear();
+        self.by_mac.clear();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_mac_answers_for_one_address_and_an_address_names_one_mac() {
+        let (a, b) = ([2, 0, 0, 0, 0, 0xa], [2, 0, 0, 0, 0, 0xb]);
+        let ip = |n| Ipv4Addr::new(10, 0, 0, n);
+        let mut t = Table::new();
+        assert!(t.is_empty());
+        t.pin(1, a, ip(2));
+        t.pin(2, a, ip(2));
+        assert_eq!((t.lookup(1, ip(2)), t.lookup(2, ip(2)), t.len()), (Some(a), Some(a), 2));
+        // a moves to .3 on network 1: .2 is no longer answered there, still on network 2.
+        t.pin(1, a, ip(3));
+        assert_eq!(
+            (t.lookup(1, ip(2)), t.lookup(1, ip(3)), t.lookup(2, ip(2))),
+            (None, Some(a), Some(a))
+        );
+        // b takes .3: a answers for nothing, so unpinning a leaves b's address alone.
+        t.pin(1, b, ip(3));
+        t.unpin(1, a);
+        assert_eq!(t.lookup(1, ip(3)), Some(b));
+        // A later pin of a to .3 again takes the address back; b's unpin then changes nothing.
+        t.pin(1, a, ip(3));
+        t.unpin(1, b);
+        assert_eq!(t.lookup(1, ip(3)), Some(a));
+        t.unpin(1, a);
+        t.unpin(2, a);
+        assert!(t.is_empty());
+        t.pin(1, a, ip(9));
+        t.clear();
+        assert_eq!((t.lookup(1, ip(9)), t.len()), (None, 0));
+    }
 
     // who-has 10.0.0.3 tell 10.0.0.2, from 02:42:0a:00:00:02.
     const REQ: [u8; 42] = [

@@ -303,7 +303,7 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
             vtep,
             vnis: FxHashMap::default(),
             peers: FxHashMap::default(),
-            arp: FxHashMap::default(),
+            arp: overlay::arp::Table::new(),
             train: Vec::with_capacity(2 * MAX_FRAME),
             coalescer: Coalescer::new(),
             captures: Vec::new(),
@@ -327,7 +327,7 @@ struct Dataplane {
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
     peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
     /// Addresses of endpoints on other hosts, answered locally (ARP suppression).
-    arp: FxHashMap<(NetworkId, Ipv4Addr), MacAddr>,
+    arp: overlay::arp::Table,
     /// Segments of a super-frame on its way into VXLAN tunnels (reused).
     train: Vec<u8>,
     /// Segments received from the tunnels, joined into a super-frame for one write.
@@ -437,17 +437,18 @@ impl Dataplane {
                 let _ = tx.send(r);
             }
             Command::Static(net, mac, at, tx) => {
-                self.arp.retain(|(n, _), m| !(*n == net && *m == mac));
                 let r = match at {
                     Some((p, ip)) => {
-                        if let Some(ip) = ip {
-                            self.arp.insert((net, ip), mac);
+                        match ip {
+                            Some(ip) => self.arp.pin(net.0, mac.0, ip),
+                            None => self.arp.unpin(net.0, mac.0),
                         }
                         self.switch
                             .add_static(Instant::now(), net, mac, p)
                             .map_err(|e| e.to_string())
                     }
                     None => {
+                        self.arp.unpin(net.0, mac.0);
                         self.switch.remove_mac(net, mac);
                         Ok(())
                     }
@@ -801,7 +802,7 @@ impl Dataplane {
     fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, overlay::arp::ArpRequest)> {
         let req = overlay::arp::parse_request(frame)?;
         let net = self.switch.port_network(ingress)?;
-        let mac = *self.arp.get(&(net, req.target_ip))?;
+        let mac = MacAddr(self.arp.lookup(net.0, req.target_ip)?);
         matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some((mac, req))
     }
 

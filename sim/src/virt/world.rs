@@ -134,9 +134,7 @@ struct Host {
     nets: BTreeMap<Id, NetRt>,
     peer_ports: FxHashMap<(Ipv4Addr, u32), PortId>,
     owners: Vec<Option<Owner>>,
-    arp: FxHashMap<(u32, Ipv4Addr), MacAddr>,
-    /// The address each pinned MAC answers for, per network.
-    arp_ip: FxHashMap<(u32, MacAddr), Ipv4Addr>,
+    arp: overlay::arp::Table,
     sbs: Vec<Option<LocalSb>>,
     made: u32,
     syncs: u64,
@@ -253,8 +251,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 nets: BTreeMap::new(),
                 peer_ports: FxHashMap::default(),
                 owners: Vec::new(),
-                arp: FxHashMap::default(),
-                arp_ip: FxHashMap::default(),
+                arp: overlay::arp::Table::new(),
                 sbs: Vec::new(),
                 made: 0,
                 syncs: 0,
@@ -696,7 +693,6 @@ impl World {
             host.peer_ports.clear();
             host.owners.clear();
             host.arp.clear();
-            host.arp_ip.clear();
         }
         self.new_membership(h);
         let nets: Vec<Id> = self.hosts[h as usize]
@@ -1105,25 +1101,12 @@ impl World {
                     let Some(rt) = host.nets.get(&network) else { continue };
                     let Some(&p) = rt.peers.get(&vtep) else { continue };
                     let _ = host.switch.add_static(now, rt.sid, mac, p);
-                    let sid = rt.sid.0;
-                    if let Some(old) = host.arp_ip.insert((sid, mac), ip) {
-                        if host.arp.get(&(sid, old)) == Some(&mac) {
-                            host.arp.remove(&(sid, old));
-                        }
-                    }
-                    if let Some(prev) = host.arp.insert((sid, ip), mac).filter(|m| *m != mac) {
-                        host.arp_ip.remove(&(sid, prev));
-                    }
+                    host.arp.pin(rt.sid.0, mac.0, ip);
                 }
                 Effect::Unpin { network, mac } => {
                     let Some(rt) = host.nets.get(&network) else { continue };
                     host.switch.remove_mac(rt.sid, mac);
-                    let sid = rt.sid.0;
-                    if let Some(old) = host.arp_ip.remove(&(sid, mac)) {
-                        if host.arp.get(&(sid, old)) == Some(&mac) {
-                            host.arp.remove(&(sid, old));
-                        }
-                    }
+                    host.arp.unpin(rt.sid.0, mac.0);
                 }
             }
         }
@@ -1266,11 +1249,11 @@ impl World {
                 let known = host
                     .switch
                     .port_network(port)
-                    .and_then(|n| host.arp.get(&(n.0, req.target_ip)).copied());
+                    .and_then(|n| host.arp.lookup(n.0, req.target_ip));
                 if let Some(mac) = known {
                     let _ = host.switch.process(now, port, &frame);
                     let mut reply = vec![0u8; overlay::arp::ARP_FRAME_LEN];
-                    overlay::arp::write_reply(&req, mac.0, &mut reply);
+                    overlay::arp::write_reply(&req, mac, &mut reply);
                     self.frame_out(h, port, reply);
                     return;
                 }
