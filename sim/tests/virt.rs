@@ -23,6 +23,31 @@ fn small(name: &str, hosts: u32, seed: u64) -> sim::virt::Outcome {
     )
 }
 
+/// `switchsim run` restarts itself with glibc's huge-page heap and faults its heap in from a
+/// second thread: the report it prints is still the library's, arguments and all, and so it
+/// is when the huge-page tunable is already chosen (no restart).
+#[test]
+fn the_binary_prints_the_report_the_library_makes() {
+    let want = small("converge", 12, 7).report.json();
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/converge.toml");
+    for tunables in [None, Some("glibc.malloc.hugetlb=0")] {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_switchsim"));
+        cmd.arg("run")
+            .arg(&file)
+            .args(["--hosts", "12", "--seed", "7", "--format", "json"]);
+        if let Some(t) = tunables {
+            cmd.env("GLIBC_TUNABLES", t);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            want,
+            "GLIBC_TUNABLES {tunables:?}"
+        );
+    }
+}
+
 #[test]
 fn the_same_seed_gives_the_same_report_byte_for_byte() {
     let a = small("move", 12, 7).report.json();

@@ -212,11 +212,9 @@ impl Known {
     }
 }
 
-/// FNV-1a of a host name.
+/// The fingerprint of a host name.
 fn origin_fingerprint(origin: &str) -> u64 {
-    origin.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    fnv1a(origin.bytes())
 }
 
 /// How many buckets an exchange compares (8 KB of digests).
@@ -253,18 +251,23 @@ pub fn in_map(map: &[u8], b: usize) -> bool {
     map.is_empty() || map.get(b / 8).is_some_and(|m| m & (1 << (b % 8)) != 0)
 }
 
-/// FNV-1a over a key (kind, ID) and its version (counter, origin): stable across hosts,
-/// builds and runs, and computed without allocating.
+/// The fingerprint of a key (kind, ID) and its version (counter, origin).
 fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
     let (kind, id) = match key {
         RecordKey::Network(id) => (0u8, id),
         RecordKey::Endpoint(id) => (1u8, id),
     };
-    let bytes = std::iter::once(kind)
-        .chain(id.bytes().iter().copied())
-        .chain(version.counter.to_le_bytes())
-        .chain(version.origin.bytes());
-    bytes.fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+    fnv1a(
+        std::iter::once(kind)
+            .chain(id.bytes().iter().copied())
+            .chain(version.counter.to_le_bytes())
+            .chain(version.origin.bytes()),
+    )
+}
+
+/// FNV-1a: stable across hosts, builds and runs, and computed without allocating.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> u64 {
+    bytes.into_iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
@@ -578,6 +581,16 @@ mod tests {
                 known.is_news(&wire(counter, origin)).unwrap(),
                 news,
                 "({counter}, {origin})"
+            );
+            // An exchange decides the same way.
+            let mut other = Records::new("o");
+            other.apply(Record::decode(&wire(counter, origin)).unwrap());
+            let mut copy = Records::new("m");
+            copy.apply(Record::decode(&wire(5, "hb")).unwrap());
+            assert_eq!(
+                copy.merge_from(&other),
+                usize::from(news),
+                "({counter}, {origin}) merged"
             );
         }
     }

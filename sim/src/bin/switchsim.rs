@@ -125,7 +125,7 @@ fn with_huge_pages() {
 
 /// The other half of a run's memory cost is the kernel zeroing each page the first time it
 /// is touched (about 6 µs a page on these VMs, 8-10 s of a 1,000-host run), inside the
-/// simulation's one thread. Here the heap grows in steps of [`HEAP_STEP`] (everything from
+/// simulation's one thread. Here the heap grows in steps of 64 MB (everything from
 /// the heap, nothing mapped apart, nothing given back), and a second thread faults each step
 /// in (`MADV_POPULATE_WRITE`: the pages are made present as if written, their contents
 /// untouched) while the simulation still works in the step before: the zeroing moves to the
