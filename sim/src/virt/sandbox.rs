@@ -112,6 +112,9 @@ pub struct SimSandbox {
     ident: u16,
     /// Pings waiting for their answer.
     pub pings: Vec<Ping>,
+    /// The ICMP socket's queue was full at the last poll: the requests due then wait for the
+    /// stack to send what is queued (after its address resolution), not for the next instant.
+    icmp_full: bool,
     /// Flows it sends.
     pub flows: Vec<Flow>,
     /// Flows it receives: socket, flow index, bytes so far.
@@ -160,6 +163,7 @@ impl SimSandbox {
             icmp,
             ident,
             pings: Vec::new(),
+            icmp_full: false,
             flows: Vec::new(),
             sinks: Vec::new(),
             next_poll: None,
@@ -259,6 +263,7 @@ impl SimSandbox {
             }
         }
         let due = |p: &Ping| p.sent == 0 || (p.sent < PING_TRIES && now >= p.last + PING_EVERY_US);
+        self.icmp_full = false;
         for p in self.pings.iter_mut().filter(|p| due(p)) {
             let repr = Icmpv4Repr::EchoRequest {
                 ident: self.ident,
@@ -266,6 +271,7 @@ impl SimSandbox {
                 data: b"switchsim",
             };
             let Ok(buf) = s.send(repr.buffer_len(), IpAddress::Ipv4(p.target)) else {
+                self.icmp_full = true;
                 break;
             };
             repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &ChecksumCapabilities::default());
@@ -310,6 +316,7 @@ impl SimSandbox {
             .iter()
             .filter(|p| p.sent < PING_TRIES)
             .map(|p| if p.sent == 0 { now } else { p.last + PING_EVERY_US })
+            .filter(|t| !(self.icmp_full && *t <= now))
             .min();
         let stack = self
             .iface
@@ -324,4 +331,35 @@ impl SimSandbox {
 
 fn at(us: u64) -> Instant {
     Instant::from_micros(us as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// More pings than the ICMP socket queues, to addresses nobody answers: the stack waits
+    /// for address resolution, and the sandbox asks to be polled when that can change, not
+    /// at every next instant (which made a simulated second cost a million polls).
+    #[test]
+    fn a_full_ping_queue_waits_for_the_stack() {
+        let t0 = 5_000_000;
+        let mut sb = SimSandbox::new("a".into(), Ipv4Addr::new(10, 0, 0, 2), 24, [2, 0, 0, 0, 0, 2], 1, t0);
+        for n in 0..20 {
+            sb.ping(Ipv4Addr::new(10, 0, 0, 100 + n), t0);
+        }
+        sb.poll(t0);
+        assert!(sb.pings.iter().any(|p| p.sent == 0), "the queue filled up");
+        let next = sb.poll_at(t0).expect("pings are outstanding");
+        assert!(next > t0, "polled again at {next}, asked at {t0}");
+        // Through the pings' three seconds, polls come when something is due.
+        let (mut now, mut polls) = (next, 0);
+        while now < t0 + 3 * PING_EVERY_US {
+            sb.poll(now);
+            polls += 1;
+            let Some(next) = sb.poll_at(now) else { break };
+            assert!(next > now, "polled again at {next}, polled at {now}");
+            now = next;
+        }
+        assert!(polls < 100, "{polls} polls in three seconds");
+    }
 }
