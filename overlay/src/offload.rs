@@ -7,13 +7,15 @@
 //!
 //! ```text
 //!  [virtio-net hdr | Ethernet | IPv4 | TCP | payload (n x gso_size)]
-//!        │ segment_tcp4(front)
-//!        ▼
-//!  [front | Ethernet | IPv4' | TCP' | gso_size bytes] [front | ...] ... [front | ... | rest]
+//!        │ cut_tcp4(front)                      │ (payload left in place)
+//!        ▼                                      ▼
+//!  heads: [front | Ethernet | IPv4' | TCP'] ... one per segment, checksums over its slice
+//!  segment i = head i ++ payload slice i
 //! ```
 //!
-//! Every segment but the last has the same length, and each is preceded by `front` bytes left
-//! for the caller (the VXLAN header): the buffer is ready for one UDP send with segmentation
+//! Every segment but the last has the same length, and each head begins with `front` bytes
+//! left for the caller (the VXLAN header): gathered head, slice, head, slice, ... the segments
+//! are ready for one UDP send with segmentation
 //! offload (UDP_SEGMENT). Input comes from containers, so nothing here trusts it: offsets and
 //! lengths are checked and a bad frame is an error, never a panic.
 
@@ -184,56 +186,96 @@ fn l2(frame: &[u8]) -> Option<(usize, u16)> {
     }
 }
 
-/// What [`segment_tcp4`] wrote: `count` segments, each `stride` bytes from the start of the
-/// next (the last may be shorter), `front` bytes included.
+/// A super-frame cut into segments without copying its payload (from [`cut_tcp4`]): segment
+/// `i` is its head — `front` bytes for the caller, then its own Ethernet, IPv4 and TCP headers —
+/// followed by its slice of the super-frame's payload. The heads lie `head_len` apart in the
+/// buffer [`cut_tcp4`] filled; every segment but the last is `stride()` bytes long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Segments {
-    /// How many.
+pub struct Cut {
+    /// How many segments.
     pub count: usize,
-    /// The distance between segment starts.
-    pub stride: usize,
+    /// The length of each head, `front` included.
+    pub head_len: usize,
+    /// Payload bytes per segment (the last may have fewer).
+    pub mss: usize,
+    /// Where the payload lies in the frame.
+    payload: (usize, usize),
 }
 
-/// Cuts the TCP/IPv4 super-frame `frame` (behind virtio-net header `hdr`) into frames of at
-/// most `hdr.gso_size` payload bytes, each with a correct IPv4 header (total length, ID
-/// counting up, checksum) and TCP header (sequence number, FIN/PSH on the last only, CWR on
-/// the first only, checksum). Each goes into `out` behind `front` zero bytes. A frame that is
-/// not a super-frame is copied as one segment, its checksum completed if it was left to the
-/// device.
+impl Cut {
+    /// The distance between segment starts once they are laid end to end: a whole segment
+    /// but the last.
+    pub fn stride(&self) -> usize {
+        if self.count == 1 {
+            self.head_len + self.payload.1 - self.payload.0
+        } else {
+            self.head_len + self.mss
+        }
+    }
+
+    /// Segment `i`'s slice of `frame`'s payload (`frame` as given to [`cut_tcp4`]).
+    ///
+    /// # Panics
+    /// If `frame` is not the frame that was cut.
+    pub fn payload<'a>(&self, frame: &'a [u8], i: usize) -> &'a [u8] {
+        let (at, end) = self.payload;
+        let from = (at + i * self.mss).min(end);
+        &frame[from..(from + self.mss).min(end)]
+    }
+
+    /// The segments as (head, payload) pairs.
+    ///
+    /// # Panics
+    /// If `heads` and `frame` are not what [`cut_tcp4`] was given and filled.
+    pub fn segments<'a>(&self, heads: &'a [u8], frame: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
+        let c = *self;
+        heads
+            .chunks_exact(c.head_len)
+            .take(c.count)
+            .enumerate()
+            .map(move |(i, h)| (h, c.payload(frame, i)))
+    }
+}
+
+/// Cuts the TCP/IPv4 super-frame `frame` (behind virtio-net header `hdr`) into segments of at
+/// most `hdr.gso_size` payload bytes, writing only their heads into `heads` (appended): `front`
+/// zero bytes, then the headers with a correct IPv4 header (total length, ID counting up,
+/// checksum) and TCP header (sequence number, FIN/PSH on the last only, CWR on the first only,
+/// checksum over the segment's payload). The payload stays where it is: a sender gathers each
+/// head with its slice (`Cut::segments`), so nothing but headers is copied. A frame that is
+/// not a super-frame is one segment whose head is the whole frame, its checksum completed if
+/// it was left to the device.
 ///
 /// # Errors
-/// [`OffloadError`] for frames that do not hold what the header says; `out` is then left as
-/// it was.
-pub fn segment_tcp4(
-    hdr: &VirtioNetHdr,
-    frame: &[u8],
-    front: usize,
-    out: &mut Vec<u8>,
-) -> Result<Segments, OffloadError> {
-    let start = out.len();
-    let r = segment_inner(hdr, frame, front, out);
+/// [`OffloadError`] for frames that do not hold what the header says; `heads` is then left
+/// as it was.
+pub fn cut_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>) -> Result<Cut, OffloadError> {
+    let start = heads.len();
+    let r = cut_inner(hdr, frame, front, heads);
     if r.is_err() {
-        out.truncate(start);
+        heads.truncate(start);
     }
     r
 }
 
-fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<Segments, OffloadError> {
+fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>) -> Result<Cut, OffloadError> {
     let gso = hdr.gso_type & !VIRTIO_NET_HDR_GSO_ECN;
     if gso == VIRTIO_NET_HDR_GSO_NONE {
-        out.resize(out.len() + front, 0);
-        let at = out.len();
-        out.extend_from_slice(frame);
+        heads.resize(heads.len() + front, 0);
+        let at = heads.len();
+        heads.extend_from_slice(frame);
         if hdr.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM != 0 {
             finish_checksum(
-                &mut out[at..],
+                &mut heads[at..],
                 usize::from(hdr.csum_start),
                 usize::from(hdr.csum_offset),
             )?;
         }
-        return Ok(Segments {
+        return Ok(Cut {
             count: 1,
-            stride: front + frame.len(),
+            head_len: front + frame.len(),
+            mss: 0,
+            payload: (frame.len(), frame.len()),
         });
     }
     if gso != VIRTIO_NET_HDR_GSO_TCPV4 {
@@ -258,23 +300,24 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
     if mss == 0 {
         return Err(OffloadError::Bounds("segment size", 0));
     }
-    let payload = &frame[hdrs..];
+    let cut = Cut {
+        count: (frame.len() - hdrs).div_ceil(mss).max(1),
+        head_len: front + hdrs,
+        mss,
+        payload: (hdrs, frame.len()),
+    };
     let ip_id = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]);
     let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
     let flags = frame[tcp + 13];
     let addrs = &frame[ip + 12..ip + 20];
-    let n = payload.len().div_ceil(mss).max(1);
-    out.reserve(n * (front + hdrs + mss));
-    for (i, chunk) in payload
-        .chunks(mss)
-        .chain((payload.is_empty()).then_some(&[][..]))
-        .enumerate()
-    {
-        out.resize(out.len() + front, 0);
-        let at = out.len();
-        out.extend_from_slice(&frame[..hdrs]);
-        out.extend_from_slice(chunk);
-        let seg = &mut out[at..];
+    let n = cut.count;
+    heads.reserve(n * cut.head_len);
+    for i in 0..n {
+        let chunk = cut.payload(frame, i);
+        heads.resize(heads.len() + front, 0);
+        let at = heads.len();
+        heads.extend_from_slice(&frame[..hdrs]);
+        let seg = &mut heads[at..];
         // IPv4: total length, ID, checksum.
         let total = (ihl + doff + chunk.len()) as u16;
         seg[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
@@ -282,7 +325,7 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
         seg[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
         let c = checksum(&seg[ip..tcp]);
         seg[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
-        // TCP: sequence, flags, checksum.
+        // TCP: sequence, flags, checksum over the header here and the payload in the frame.
         let s = seq.wrapping_add((i * mss) as u32);
         seg[tcp + 4..tcp + 8].copy_from_slice(&s.to_be_bytes());
         let mut f = flags;
@@ -294,17 +337,12 @@ fn segment_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u
         }
         seg[tcp + 13] = f;
         seg[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
-        let c = !fold(sum_words(pseudo_sum(addrs, doff + chunk.len()), &seg[tcp..]));
+        // The header's length is even (a multiple of 4), so the two sums join without a shift.
+        let sum = sum_words(pseudo_sum(addrs, doff + chunk.len()), &seg[tcp..]);
+        let c = !fold(sum_words(sum, chunk));
         seg[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
     }
-    Ok(Segments {
-        count: n,
-        stride: if n == 1 {
-            front + hdrs + payload.len()
-        } else {
-            front + hdrs + mss
-        },
-    })
+    Ok(cut)
 }
 
 /// The most segments one coalesced super-frame takes.
@@ -449,6 +487,22 @@ mod tests {
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
     use proptest::prelude::*;
 
+    /// Cuts `frame` as [`cut_tcp4`] does and lays the segments end to end in `out`, each behind
+    /// `front` bytes (what a UDP send with segmentation offload takes as one buffer).
+    ///
+    /// # Errors
+    /// As [`cut_tcp4`]; `out` is then left as it was.
+    fn segment_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<Cut, OffloadError> {
+        let mut heads = Vec::new();
+        let cut = cut_tcp4(hdr, frame, front, &mut heads)?;
+        out.reserve(cut.count * cut.stride());
+        for (head, payload) in cut.segments(&heads, frame) {
+            out.extend_from_slice(head);
+            out.extend_from_slice(payload);
+        }
+        Ok(cut)
+    }
+
     /// A TCP/IPv4 frame with `payload`, flags FIN|PSH|CWR set, checksums valid.
     fn super_frame(payload: &[u8], seq: u32) -> Vec<u8> {
         let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
@@ -491,10 +545,10 @@ mod tests {
         let mss = usize::from(mss);
         let n = s.count;
         assert_eq!(n, payload.len().div_ceil(mss).max(1));
-        assert_eq!(s.stride, front + 54 + if n == 1 { payload.len() } else { mss });
+        assert_eq!(s.stride(), front + 54 + if n == 1 { payload.len() } else { mss });
         assert_eq!(
             out.len() - 3,
-            (n - 1) * s.stride + front + 54 + (payload.len() - (n - 1) * mss)
+            (n - 1) * s.stride() + front + 54 + (payload.len() - (n - 1) * mss)
         );
         let mut got = Vec::new();
         for (i, seg) in segments(&out[3..], front, n, 54 + mss).into_iter().enumerate() {
@@ -518,6 +572,14 @@ mod tests {
             got.extend_from_slice(t.payload());
         }
         assert_eq!(got, payload);
+        // The cut itself holds headers only: the payload stays in the frame.
+        let mut heads = Vec::new();
+        let cut = cut_tcp4(&tso(mss as u16), &frame, front, &mut heads).unwrap();
+        assert_eq!(heads.len(), n * (front + 54));
+        assert_eq!(
+            cut.segments(&heads, &frame).map(|(_, p)| p.len()).sum::<usize>(),
+            payload.len()
+        );
     }
 
     #[test]
@@ -573,13 +635,12 @@ mod tests {
             ..tso(0)
         };
         let mut out = Vec::new();
+        let cut = segment_tcp4(&hdr, &frame, 8, &mut out).unwrap();
         assert_eq!(
-            segment_tcp4(&hdr, &frame, 8, &mut out),
-            Ok(Segments {
-                count: 1,
-                stride: 8 + frame.len()
-            })
+            (cut.count, cut.stride(), cut.head_len),
+            (1, 8 + frame.len(), 8 + frame.len())
         );
+        assert_eq!(cut.payload(&frame, 0), b"");
         assert_eq!(u16::from_be_bytes([out[58], out[59]]), want);
         assert_eq!(
             finish_checksum(&mut frame, 34, 100),
@@ -621,7 +682,7 @@ mod tests {
         fin.write(&mut last, &[]).unwrap();
         let mut out = Vec::new();
         let s = segment_tcp4(&tso(1398), &frame, 0, &mut out).unwrap();
-        out.chunks(s.stride).map(<[u8]>::to_vec).chain([last]).collect()
+        out.chunks(s.stride()).map(<[u8]>::to_vec).chain([last]).collect()
     }
 
     #[test]
@@ -660,7 +721,7 @@ mod tests {
         let mut again = Vec::new();
         let s = segment_tcp4(&h, f, 0, &mut again).unwrap();
         assert_eq!(s.count, n);
-        for (i, seg) in again.chunks(s.stride).enumerate() {
+        for (i, seg) in again.chunks(s.stride()).enumerate() {
             let mut want = segs[i].clone();
             // Same but for the IP ID, counted from the first.
             want[18..20].copy_from_slice(&(i as u16).to_be_bytes());

@@ -149,44 +149,48 @@ impl Vtep {
         }
     }
 
-    /// Sends the segments in `train` (from [`overlay::offload::segment_tcp4`] with 8 bytes in
-    /// front of each: `count` of them, `stride` apart) to `to` under `vni`, the VXLAN header
-    /// written into each front, in as few UDP sends with segmentation offload (UDP_SEGMENT) as
-    /// the size limits allow, all through the socket of the first segment's flow.
-    pub fn send_train(
+    /// Sends the segments of a cut super-frame (heads in `heads`, from
+    /// [`overlay::offload::cut_tcp4`] with 8 bytes of front; payload slices in `frame`) to
+    /// `to` under `vni`: the VXLAN header is written into each head's front, and each send
+    /// gathers heads and payload slices (nothing copied here) into as few UDP sends with
+    /// segmentation offload (UDP_SEGMENT) as the size limits allow, all through the socket
+    /// of the first segment's flow.
+    pub fn send_cut(
         &mut self,
-        train: &mut [u8],
-        count: usize,
-        stride: usize,
+        heads: &mut [u8],
+        cut: &overlay::offload::Cut,
+        frame: &[u8],
         vni: Vni,
         to: SocketAddrV4,
     ) -> io::Result<()> {
         use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
         use std::os::fd::AsRawFd;
-        for i in 0..count {
-            let at = i * stride;
-            VxlanHeader { vni }.emit(&mut train[at..at + VXLAN_HEADER_LEN]);
+        for head in heads.chunks_exact_mut(cut.head_len).take(cut.count) {
+            VxlanHeader { vni }.emit(&mut head[..VXLAN_HEADER_LEN]);
         }
-        let first = &train[VXLAN_HEADER_LEN..stride.min(train.len())];
-        let sock = &self.pool[flow_hash(first) as usize % self.pool.len()];
+        let heads = &*heads;
+        let stride = cut.stride();
+        let sock = &self.pool[flow_hash(&heads[VXLAN_HEADER_LEN..cut.head_len]) as usize % self.pool.len()];
         let per_send = (MAX_UDP_PAYLOAD / stride).clamp(1, GSO_MAX_SEGMENTS);
+        let size = u16::try_from(stride).map_err(|_| io::Error::other("a segment over 64 KB"))?;
         let addr = SockaddrIn::from(to);
-        for chunk in train.chunks(per_send * stride) {
-            let sent = if chunk.len() <= stride {
-                sock.send_to(chunk, to).map(|_| ())
-            } else {
-                let size = u16::try_from(stride).map_err(|_| io::Error::other("a segment over 64 KB"))?;
-                let iov = [io::IoSlice::new(chunk)];
-                let cmsg = [ControlMessage::UdpGsoSegments(&size)];
-                sendmsg(sock.as_raw_fd(), &iov, &cmsg, MsgFlags::empty(), Some(&addr))
-                    .map(|_| ())
-                    .map_err(io::Error::from)
-            };
-            if let Err(e) = sent {
-                self.stats.tx_errors += 1;
-                return Err(e);
+        let mut iov = [io::IoSlice::new(&[]); 2 * GSO_MAX_SEGMENTS];
+        let mut segments = cut.segments(heads, frame);
+        let mut left = cut.count;
+        while left > 0 {
+            let k = per_send.min(left);
+            for (i, (head, payload)) in segments.by_ref().take(k).enumerate() {
+                iov[2 * i] = io::IoSlice::new(head);
+                iov[2 * i + 1] = io::IoSlice::new(payload);
             }
-            self.stats.tx_packets += chunk.len().div_ceil(stride) as u64;
+            let gso = [ControlMessage::UdpGsoSegments(&size)];
+            let cmsg: &[ControlMessage] = if k > 1 { &gso } else { &[] };
+            if let Err(e) = sendmsg(sock.as_raw_fd(), &iov[..2 * k], cmsg, MsgFlags::empty(), Some(&addr)) {
+                self.stats.tx_errors += 1;
+                return Err(e.into());
+            }
+            self.stats.tx_packets += k as u64;
+            left -= k;
         }
         Ok(())
     }
