@@ -305,6 +305,7 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
             peers: FxHashMap::default(),
             arp: overlay::arp::Table::new(),
             heads: Vec::with_capacity(64 * 128),
+            vxlan_rx: vec![0; 1 << 16],
             coalescer: Coalescer::new(),
             captures: Vec::new(),
         };
@@ -331,6 +332,8 @@ struct Dataplane {
     /// The segments' heads of a super-frame on its way into VXLAN tunnels (reused; the
     /// payload is sent from where it was read).
     heads: Vec<u8>,
+    /// VXLAN datagrams as received (a train of them with UDP_GRO, up to 64 KB).
+    vxlan_rx: Vec<u8>,
     /// Segments received from the tunnels, joined into a super-frame for one write.
     coalescer: Coalescer,
     /// Ports being captured, and where their frames go.
@@ -703,45 +706,58 @@ impl Dataplane {
         }
     }
 
-    /// Reads up to a burst of VXLAN datagrams and forwards their inner frames from the peer's
-    /// port; datagrams of unknown VNIs or from unknown peers are counted and dropped.
-    /// Consecutive TCP segments of one flow from one peer are joined into a super-frame first
-    /// (within this burst: nothing waits for a later one).
+    /// Reads VXLAN trains (datagrams the kernel joined, UDP_GRO) until a burst of datagrams
+    /// has come, and forwards their inner frames from the peer's port; datagrams of unknown
+    /// VNIs or from unknown peers are counted and dropped. Consecutive TCP segments of one flow
+    /// from one peer are joined into a super-frame first, read where they were received
+    /// (within this burst: nothing waits for a later one); any other frame is copied behind a
+    /// plain virtio-net header into `buf` and forwarded alone.
     fn drain_vxlan(&mut self, buf: &mut [u8]) {
         let now = Instant::now();
         let mut held: Option<PortId> = None;
-        for _ in 0..BURST {
+        // Out of self while its frames are forwarded (which needs all of self).
+        let mut rx = std::mem::take(&mut self.vxlan_rx);
+        let mut datagrams = 0;
+        while datagrams < BURST {
             let Some(vtep) = self.vtep.as_mut() else { break };
-            let (n, vni, from) = match vtep.recv(buf) {
-                Ok(Some(r)) => r,
+            let train = match vtep.recv_train(&mut rx) {
+                Ok(Some(t)) => t,
                 Ok(None) => break,
                 Err(e) => {
                     tracing::warn!("VXLAN receive: {e}");
                     break;
                 }
             };
-            let Some(&port) = self.peers.get(&(from, vni)) else {
-                if self.vnis.contains_key(&vni) {
-                    vtep.stats.rx_unknown_vtep += 1;
-                } else {
-                    vtep.stats.rx_unknown_vni += 1;
+            for datagram in rx[..train.len].chunks(train.seg) {
+                datagrams += 1;
+                let Some(vtep) = self.vtep.as_mut() else { break };
+                let Some((vni, frame)) = vtep.decap(datagram) else {
+                    continue;
+                };
+                let Some(&port) = self.peers.get(&(train.from, vni)) else {
+                    if self.vnis.contains_key(&vni) {
+                        vtep.stats.rx_unknown_vtep += 1;
+                    } else {
+                        vtep.stats.rx_unknown_vni += 1;
+                    }
+                    continue;
+                };
+                if held == Some(port) && self.coalescer.add(frame) {
+                    continue;
                 }
-                continue;
-            };
-            let frame = &buf[VNET_HDR_LEN..n];
-            if held == Some(port) && self.coalescer.add(frame) {
-                continue;
+                self.forward_held(now, &mut held);
+                if self.coalescer.add(frame) {
+                    held = Some(port);
+                    continue;
+                }
+                let n = VNET_HDR_LEN + frame.len();
+                buf[..VNET_HDR_LEN].fill(0);
+                buf[VNET_HDR_LEN..n].copy_from_slice(frame);
+                self.forward(now, port, &mut buf[..n]);
             }
-            self.forward_held(now, &mut held);
-            if self.coalescer.add(frame) {
-                held = Some(port);
-                continue;
-            }
-            // The inner frame now sits behind a plain (zero) virtio-net header.
-            buf[..VNET_HDR_LEN].fill(0);
-            self.forward(now, port, &mut buf[..n]);
         }
         self.forward_held(now, &mut held);
+        self.vxlan_rx = rx;
     }
 
     /// Forwards what the coalescer holds, received on port `held`.

@@ -40,13 +40,18 @@ pub struct Vtep {
     pool: Vec<UdpSocket>,
     /// The counters.
     pub stats: VxlanStats,
-    /// Datagrams the kernel coalesced into one receive (UDP_GRO): the buffer, its length,
-    /// the next datagram's start, their size and their sender.
-    train: Vec<u8>,
-    train_len: usize,
-    train_at: usize,
-    train_seg: usize,
-    train_from: SocketAddrV4,
+}
+
+/// Datagrams of one sender that the kernel coalesced into one receive (UDP_GRO), or a single
+/// datagram: `len` bytes, each datagram `seg` bytes but the last.
+#[derive(Debug, Clone, Copy)]
+pub struct Train {
+    /// Bytes received.
+    pub len: usize,
+    /// The size of each datagram but the last.
+    pub seg: usize,
+    /// The sender's address.
+    pub from: Ipv4Addr,
 }
 
 impl Vtep {
@@ -72,11 +77,6 @@ impl Vtep {
             rx,
             pool,
             stats: VxlanStats::default(),
-            train: vec![0; 1 << 16],
-            train_len: 0,
-            train_at: 0,
-            train_seg: 0,
-            train_from: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
         })
     }
 
@@ -86,44 +86,31 @@ impl Vtep {
         self.rx.as_fd()
     }
 
-    /// Receives one datagram into `buf[2..]`, so that its 8-byte VXLAN header sits in
-    /// `buf[2..10]` and the inner frame at `buf[10..]`, the place of a frame behind a 10-byte
-    /// virtio-net header. Returns the datagram's length + 2, its VNI and its sender; `None`
-    /// when nothing is waiting. Malformed datagrams are counted and skipped.
-    pub fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, Vni, Ipv4Addr)>> {
-        loop {
-            if self.train_at >= self.train_len && !self.receive_train()? {
-                return Ok(None);
-            }
-            let end = (self.train_at + self.train_seg).min(self.train_len);
-            let n = end - self.train_at;
-            let from = self.train_from;
-            if n + 2 > buf.len() {
-                self.train_at = end;
+    /// The VNI and inner frame of `datagram` (one of a [`Train`]'s), counted as received;
+    /// `None` for one that is not VXLAN (short, or without the I flag), counted as malformed.
+    pub fn decap<'a>(&mut self, datagram: &'a [u8]) -> Option<(Vni, &'a [u8])> {
+        self.stats.rx_packets += 1;
+        match VxlanHeader::parse(datagram) {
+            Ok(h) if datagram.len() > VXLAN_HEADER_LEN => Some((h.vni, &datagram[VXLAN_HEADER_LEN..])),
+            _ => {
                 self.stats.rx_malformed += 1;
-                continue;
-            }
-            buf[2..2 + n].copy_from_slice(&self.train[self.train_at..end]);
-            self.train_at = end;
-            self.stats.rx_packets += 1;
-            match VxlanHeader::parse(&buf[2..2 + n]) {
-                Ok(h) if n > VXLAN_HEADER_LEN => return Ok(Some((n + 2, h.vni, *from.ip()))),
-                _ => self.stats.rx_malformed += 1,
+                None
             }
         }
     }
 
-    /// Receives the next datagram or train of datagrams; false when nothing is waiting.
-    fn receive_train(&mut self) -> io::Result<bool> {
+    /// Receives the next datagram or train of datagrams into `buf` (64 KB holds any);
+    /// `None` when nothing is waiting.
+    pub fn recv_train(&mut self, buf: &mut [u8]) -> io::Result<Option<Train>> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
         use std::os::fd::AsRawFd;
         loop {
             let mut cmsg = nix::cmsg_space!(i32);
-            let mut iov = [io::IoSliceMut::new(&mut self.train)];
+            let mut iov = [io::IoSliceMut::new(&mut *buf)];
             let r = recvmsg::<SockaddrIn>(self.rx.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
             let msg = match r {
                 Ok(m) => m,
-                Err(nix::errno::Errno::EAGAIN) => return Ok(false),
+                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
                 Err(nix::errno::Errno::EINTR) => continue,
                 Err(e) => return Err(e.into()),
             };
@@ -143,9 +130,11 @@ impl Vtep {
                 self.stats.rx_malformed += 1;
                 continue;
             };
-            self.train_from = SocketAddrV4::new(from.ip(), from.port());
-            (self.train_len, self.train_at, self.train_seg) = (n, 0, seg.max(1));
-            return Ok(true);
+            return Ok(Some(Train {
+                len: n,
+                seg: seg.max(1),
+                from: from.ip(),
+            }));
         }
     }
 

@@ -27,14 +27,19 @@ fn json(s: &str) -> serde_json::Value {
 
 /// A VXLAN datagram from the outside namespace to the host's VXLAN port, carrying a broadcast.
 fn send_vxlan(ns: &str, vni: u32) {
+    let v = vni.to_be_bytes();
+    let mut d = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
+    d.extend_from_slice(&[0xff; 6]);
+    d.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x08, 0x06]);
+    d.resize(8 + 60, 0);
+    send_udp(ns, d);
+}
+
+/// Sends `datagram` from the outside namespace to the host's VXLAN port.
+fn send_udp(ns: &str, datagram: Vec<u8>) {
     in_netns(&Path::new("/run/netns").join(ns), move || {
         let s = std::net::UdpSocket::bind("10.99.0.2:0").unwrap();
-        let v = vni.to_be_bytes();
-        let mut d = vec![0x08, 0, 0, 0, v[1], v[2], v[3], 0];
-        d.extend_from_slice(&[0xff; 6]);
-        d.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x99, 0x08, 0x06]);
-        d.resize(8 + 60, 0);
-        s.send_to(&d, "10.99.0.1:4789").unwrap();
+        s.send_to(&datagram, "10.99.0.1:4789").unwrap();
     })
     .join()
     .unwrap();
@@ -178,13 +183,17 @@ fn overlay_with_a_kernel_vxlan_peer() {
         (
             v["RxUnknownVni"].as_u64().unwrap(),
             v["RxUnknownVtep"].as_u64().unwrap(),
+            v["RxMalformed"].as_u64().unwrap(),
         )
     };
-    let (vni0, vtep0) = stats();
+    let (vni0, vtep0, bad0) = stats();
     send_vxlan(&k, 4999);
     send_vxlan(&k, 4097);
+    // Not VXLAN: no I flag; and a header with nothing behind it.
+    send_udp(&k, vec![0; 8 + 60]);
+    send_udp(&k, vec![0x08, 0, 0, 0, 0, 0x10, 0, 0]);
     std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(stats(), (vni0 + 1, vtep0 + 1));
+    assert_eq!(stats(), (vni0 + 1, vtep0 + 1, bad0 + 2));
 
     // The peer survives a crash of switchd.
     h.kill9();
