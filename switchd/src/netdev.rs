@@ -92,6 +92,18 @@ pub fn delete_link(name: &str) -> io::Result<()> {
         .map_err(|e| io::Error::new(e.kind(), format!("cannot delete interface {name}: {e}")))
 }
 
+/// Caps the segments of the super-frames the stack hands interface `name` (its
+/// `gso_max_segs`), in the calling thread's namespace.
+pub fn set_gso_max_segs(name: &str, segs: u32) -> io::Result<()> {
+    use rtnetlink::packet_route::link::LinkAttribute;
+    let i = index(name)?;
+    let msg = rtnetlink::LinkUnspec::new_with_index(i)
+        .append_extra_attribute(LinkAttribute::GsoMaxSegs(segs))
+        .build();
+    crate::veth::netlink(async |h| h.link().set(msg).execute().await)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot set gso_max_segs of {name} to {segs}: {e}")))
+}
+
 fn sockaddr_in(ip: Ipv4Addr) -> libc::sockaddr {
     let sin = libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,

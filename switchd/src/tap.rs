@@ -73,6 +73,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
         let dev = builder(&spec.name).build_sync().map_err(ctx)?;
         dev.set_nonblocking(true).map_err(ctx)?;
         set_offloads(&dev, spec.offload).map_err(ctx)?;
+        limit_segments(spec);
         return Ok(dev);
     }
     let mut b = builder(&spec.name).mtu(spec.mtu);
@@ -85,6 +86,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     let dev = b.enable(true).build_sync().map_err(ctx)?;
     dev.persist().map_err(ctx)?;
     set_offloads(&dev, spec.offload).map_err(ctx)?;
+    limit_segments(spec);
     // Networks here are IPv4: keep the interface from sending router solicitations and MLD
     // reports into the switch. A kernel without IPv6 has no such key, which is fine.
     let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.name), "1");
@@ -96,6 +98,16 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
         }
     }
     Ok(dev)
+}
+
+/// On a port whose super-frames are cut for the tunnel, caps their segments to what one UDP
+/// send carries. A kernel that cannot change it leaves the default, which costs speed only.
+fn limit_segments(spec: &TapSpec) {
+    if spec.offload == Offload::Tcp4 {
+        if let Err(e) = netdev::set_gso_max_segs(&spec.name, crate::vxlan::tunnel_gso_segments(spec.mtu)) {
+            tracing::debug!("{e}");
+        }
+    }
 }
 
 /// Narrows the offloads to `o` (the device opens with all of them).

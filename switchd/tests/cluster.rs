@@ -293,6 +293,10 @@ fn overlay_across_hosts() {
             assert!(p["Drops"].get(reason).is_none(), "{reason} on {p}");
         }
     }
+    // Overlay ports cap their super-frames to what one UDP send into the tunnel carries
+    // (44 segments at MTU 1450).
+    let link = h1.exec(&a, &["ip", "-d", "link", "show", "eth0"]).stdout;
+    assert!(link.contains("gso_max_segs 44 "), "{link}");
     // And with the offloads off in the sandbox: MTU-sized frames, checksums complete.
     h1.exec(&a, &["ethtool", "-K", "eth0", "tso", "off", "tx", "off"])
         .expect_ok("ethtool");
