@@ -172,7 +172,8 @@ impl Vtep {
         let stride = cut.stride();
         let sock = &self.pool[flow_hash(&heads[VXLAN_HEADER_LEN..cut.head_len]) as usize % self.pool.len()];
         let per_send = (MAX_UDP_PAYLOAD / stride).clamp(1, GSO_MAX_SEGMENTS);
-        let size = u16::try_from(stride).map_err(|_| io::Error::other("a segment over 64 KB"))?;
+        // Only a train (more than one segment a send) needs the segment size, which then fits.
+        let size = u16::try_from(stride).unwrap_or(u16::MAX);
         let addr = SockaddrIn::from(to);
         let mut iov = [io::IoSlice::new(&[]); 2 * GSO_MAX_SEGMENTS];
         let mut segments = cut.segments(heads, frame);
