@@ -308,6 +308,15 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
             vxlan_rx: vec![0; 1 << 16],
             coalescer: Coalescer::new(),
             captures: Vec::new(),
+            rx_bufs: (0..BURST).map(|_| vec![0u8; VNET_HDR_LEN + MAX_FRAME]).collect(),
+            writer: match crate::batch::Writer::new() {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::info!("no io_uring ({e}): frames are written to ports one at a time");
+                    None
+                }
+            },
+            deferring: false,
         };
         dp.run(poll);
     })?;
@@ -338,6 +347,15 @@ struct Dataplane {
     coalescer: Coalescer,
     /// Ports being captured, and where their frames go.
     captures: Vec<Capture>,
+    /// Frames read in one burst from a port, each in its own buffer, so that their writes can
+    /// wait for the end of the burst.
+    rx_bufs: Vec<Vec<u8>>,
+    /// The burst's writes to port descriptors, submitted together (`None`: the kernel has no
+    /// io_uring for us, and each frame is written as it is forwarded).
+    writer: Option<crate::batch::Writer>,
+    /// Whether `forward` queues descriptor writes in `writer` (while a port's burst is read
+    /// into `rx_bufs`) rather than writing at once.
+    deferring: bool,
 }
 
 /// A frame mirrored from a captured port.
@@ -405,7 +423,7 @@ impl Dataplane {
                 } else if ev.data() == VXLAN_TOKEN {
                     self.drain_vxlan(&mut buf);
                 } else {
-                    self.drain(PortId(ev.data() as u32), &mut buf);
+                    self.drain(PortId(ev.data() as u32));
                 }
             }
             now = Instant::now();
@@ -650,7 +668,7 @@ impl Dataplane {
     }
 
     /// Reads up to a burst of frames from `port` and forwards each.
-    fn drain(&mut self, port: PortId, buf: &mut [u8]) {
+    fn drain(&mut self, port: PortId) {
         let Some(Some(pio)) = self.ports.get(port.0 as usize) else {
             return;
         };
@@ -664,7 +682,12 @@ impl Dataplane {
         }
         // One clock read per burst: a burst takes microseconds, aging works in milliseconds.
         let now = Instant::now();
-        for _ in 0..BURST {
+        // Each frame in its own buffer, out of self while they are forwarded; their writes
+        // to descriptors are queued and go out together at the end.
+        let mut bufs = std::mem::take(&mut self.rx_bufs);
+        self.deferring = self.writer.is_some();
+        for buf in bufs.iter_mut() {
+            let buf = &mut buf[..];
             let got = match vlan {
                 None => {
                     // SAFETY: buf is a valid writable buffer of buf.len() bytes; fd is a live descriptor.
@@ -680,11 +703,11 @@ impl Dataplane {
             let (mut n, lifted) = match got {
                 Ok(r) => r,
                 Err(e) => match e.kind() {
-                    io::ErrorKind::WouldBlock => return,
+                    io::ErrorKind::WouldBlock => break,
                     io::ErrorKind::Interrupted => continue,
                     _ => {
                         self.mark_dead(port, &e);
-                        return;
+                        break;
                     }
                 },
             };
@@ -703,6 +726,31 @@ impl Dataplane {
                 }
             }
             self.forward(now, port, &mut buf[..n]);
+        }
+        self.flush_writes();
+        self.deferring = false;
+        self.rx_bufs = bufs;
+    }
+
+    /// Submits the writes `forward` queued and counts each as sent or failed. A ring that
+    /// failed itself is dropped: from then on frames are written one at a time.
+    fn flush_writes(&mut self) {
+        let Some(w) = self.writer.as_mut() else { return };
+        if w.is_empty() {
+            return;
+        }
+        let switch = &mut self.switch;
+        let r = w.flush(|p, bytes, ok| {
+            if ok {
+                switch.record_tx(p, bytes);
+            } else {
+                switch.record_drop(p, DropReason::TxFailed);
+            }
+        });
+        if let Err(e) = r {
+            tracing::warn!("batched port writes failed ({e}): frames are written one at a time from now on");
+            self.writer = None;
+            self.deferring = false;
         }
     }
 
@@ -868,6 +916,25 @@ impl Dataplane {
         let mut peers = false;
         for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
             let sent = match e {
+                Egress::Fd(fd) if self.deferring => {
+                    let Some(w) = self.writer.as_mut() else { continue };
+                    if !w.has_room() {
+                        self.flush_writes();
+                    }
+                    if let Some(w) = self.writer.as_mut() {
+                        // SAFETY: packet is one of the burst's buffers (`drain`), untouched
+                        // until the flush at the end of the burst; fd is a live descriptor
+                        // owned by self.ports, which no command changes during the burst.
+                        unsafe { w.push(fd, packet, p, bytes) };
+                        if !self.captures.is_empty() {
+                            self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
+                        }
+                        continue;
+                    }
+                    // The ring failed in that flush: write this one now.
+                    // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
+                    unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) >= 0 }
+                }
                 Egress::Fd(fd) => {
                     // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
                     unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) >= 0 }
@@ -890,6 +957,9 @@ impl Dataplane {
         if !peers {
             return;
         }
+        // Encapsulation below rewrites the virtio-net header's tail, which queued writes of
+        // this frame still have to send as it is.
+        self.flush_writes();
         // A tunnelled frame must be whole: a super-frame is cut into segments and a checksum
         // left to the device is completed, once for all the peers.
         let plain = packet[0] == 0 && packet[1] == 0;

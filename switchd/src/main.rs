@@ -1,6 +1,7 @@
 //! switchd: one per host. Owns the containers' ports, runs the userspace L2 switch, and
 //! serves the API on a Unix socket.
 
+mod batch;
 mod cluster;
 mod daemon;
 mod dataplane;

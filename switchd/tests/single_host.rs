@@ -452,6 +452,77 @@ fn tcp_super_frames_cross_the_switch_untouched() {
     assert_eq!(pa["Drops"].as_object().unwrap().len(), 0, "{pa}");
 }
 
+/// The tx counter of `sandbox`'s eth0 port, and its drops.
+fn port_tx(h: &Host, sandbox: &str) -> (u64, Value) {
+    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+    let p = ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Interface"] == format!("{sandbox}/eth0"))
+        .unwrap_or_else(|| panic!("{sandbox}'s port in {ports}"))
+        .clone();
+    (p["TxPackets"].as_u64().unwrap(), p["Drops"].clone())
+}
+
+#[test]
+fn a_burst_of_small_frames_arrives_whole_and_in_order() {
+    // The dataplane reads up to 64 frames from a port and writes them out together at the
+    // end of the burst (io_uring): a quick train of datagrams must come out complete, in
+    // order, and counted, however the writes were grouped.
+    let Some(h) = host("bu") else { return };
+    let (a, b) = (h.name("a"), h.name("b"));
+    h.ctl(["sandbox", "create", &a]).expect_ok("a");
+    h.ctl(["sandbox", "create", &b]).expect_ok("b");
+    assert!(ping(&h, &a, "172.17.0.3") && ping(&h, &b, "172.17.0.2"));
+    const N: u32 = 600;
+    let ns = |sb: &str| Path::new("/run/netns").join(sb);
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let receiver = sim::in_netns(&ns(&b), move || {
+        let s = std::net::UdpSocket::bind("172.17.0.3:7001").expect("bind");
+        let big = 8 << 20;
+        // SAFETY: setsockopt on a live socket with a valid int.
+        unsafe {
+            use std::os::fd::AsRawFd;
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&raw const big).cast(),
+                4,
+            );
+        }
+        s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+        ready_tx.send(()).unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 64];
+        while let Ok(n) = s.recv(&mut buf) {
+            got.push(u32::from_be_bytes(buf[..4].try_into().unwrap()));
+            if n != 64 || got.len() == N as usize {
+                break;
+            }
+        }
+        got
+    });
+    ready_rx.recv().unwrap();
+    let (tx0, _) = port_tx(&h, &b);
+    sim::in_netns(&ns(&a), move || {
+        let s = std::net::UdpSocket::bind("172.17.0.2:0").expect("bind");
+        for i in 0..N {
+            let mut d = [0u8; 64];
+            d[..4].copy_from_slice(&i.to_be_bytes());
+            s.send_to(&d, "172.17.0.3:7001").expect("send");
+        }
+    })
+    .join()
+    .unwrap();
+    let got = receiver.join().unwrap();
+    assert_eq!(got, (0..N).collect::<Vec<_>>(), "datagrams lost or out of order");
+    let (tx1, drops) = port_tx(&h, &b);
+    assert!(tx1 - tx0 >= u64::from(N), "b's port counted {} frames out", tx1 - tx0);
+    assert!(drops.get("tx_failed").is_none(), "{drops}");
+}
+
 #[test]
 fn api_speaks_json_errors_and_socket_is_root_only() {
     let Some(h) = host("api") else { return };
