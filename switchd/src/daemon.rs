@@ -85,6 +85,8 @@ pub struct Config {
     pub host_index: Option<u32>,
     /// How long the dataplane keeps polling after traffic before it sleeps.
     pub poll: std::time::Duration,
+    /// Whether bursts of frames are written to ports in one io_uring submission.
+    pub batch_writes: bool,
 }
 
 /// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
@@ -154,7 +156,7 @@ impl Daemon {
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port, cfg.poll)?;
+        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port, cfg.poll, cfg.batch_writes)?;
         let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {

@@ -270,8 +270,10 @@ impl Handle {
 
 /// Starts the dataplane thread; `vxlan_port` is where VXLAN peers are heard (a failure to
 /// bind it is logged and leaves overlay networks without peers). After handling traffic the
-/// thread keeps polling for `poll` before it sleeps (zero: it sleeps at once).
-pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
+/// thread keeps polling for `poll` before it sleeps (zero: it sleeps at once). With `batch`,
+/// a burst's writes to port descriptors go out in one io_uring submission when the kernel
+/// allows it.
+pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
         EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
@@ -309,12 +311,13 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration) -> io::Result<Handle> {
             coalescer: Coalescer::new(),
             captures: Vec::new(),
             rx_bufs: (0..BURST).map(|_| vec![0u8; VNET_HDR_LEN + MAX_FRAME]).collect(),
-            writer: match crate::batch::Writer::new() {
-                Ok(w) => Some(w),
-                Err(e) => {
+            writer: match batch.then(crate::batch::Writer::new) {
+                Some(Ok(w)) => Some(w),
+                Some(Err(e)) => {
                     tracing::info!("no io_uring ({e}): frames are written to ports one at a time");
                     None
                 }
+                None => None,
             },
             deferring: false,
         };

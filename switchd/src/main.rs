@@ -68,6 +68,10 @@ struct Args {
     /// after each burst.
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     poll_us: u64,
+    /// Write each burst of frames to the ports in one io_uring submission (on), or each frame
+    /// with its own write (off). Where the kernel refuses io_uring, frames go one at a time.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    batch_writes: String,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -180,6 +184,7 @@ fn main() -> anyhow::Result<()> {
         cluster,
         host_index,
         poll: std::time::Duration::from_micros(args.poll_us),
+        batch_writes: args.batch_writes == "on",
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);

@@ -468,13 +468,19 @@ fn port_tx(h: &Host, sandbox: &str) -> (u64, Value) {
 #[test]
 fn a_burst_of_small_frames_arrives_whole_and_in_order() {
     // The dataplane reads up to 64 frames from a port and writes them out together at the
-    // end of the burst (io_uring): a quick train of datagrams must come out complete, in
-    // order, and counted, however the writes were grouped.
-    let Some(h) = host("bu") else { return };
+    // end of the burst (io_uring), or one by one with --batch-writes off: either way a quick
+    // train of datagrams must come out complete, in order, and counted.
+    for (tag, args) in [("bu", &[][..]), ("bo", &["--batch-writes", "off"][..])] {
+        let Some(h) = host_with(tag, args) else { return };
+        burst(&h);
+    }
+}
+
+fn burst(h: &Host) {
     let (a, b) = (h.name("a"), h.name("b"));
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
-    assert!(ping(&h, &a, "172.17.0.3") && ping(&h, &b, "172.17.0.2"));
+    assert!(ping(h, &a, "172.17.0.3") && ping(h, &b, "172.17.0.2"));
     const N: u32 = 600;
     let ns = |sb: &str| Path::new("/run/netns").join(sb);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
@@ -505,7 +511,7 @@ fn a_burst_of_small_frames_arrives_whole_and_in_order() {
         got
     });
     ready_rx.recv().unwrap();
-    let (tx0, _) = port_tx(&h, &b);
+    let (tx0, _) = port_tx(h, &b);
     sim::in_netns(&ns(&a), move || {
         let s = std::net::UdpSocket::bind("172.17.0.2:0").expect("bind");
         for i in 0..N {
@@ -518,7 +524,7 @@ fn a_burst_of_small_frames_arrives_whole_and_in_order() {
     .unwrap();
     let got = receiver.join().unwrap();
     assert_eq!(got, (0..N).collect::<Vec<_>>(), "datagrams lost or out of order");
-    let (tx1, drops) = port_tx(&h, &b);
+    let (tx1, drops) = port_tx(h, &b);
     assert!(tx1 - tx0 >= u64::from(N), "b's port counted {} frames out", tx1 - tx0);
     assert!(drops.get("tx_failed").is_none(), "{drops}");
 }
