@@ -735,6 +735,21 @@ impl Dataplane {
         self.rx_bufs = bufs;
     }
 
+    /// Queues the write of `packet` (one of the burst's buffers in `drain`) to `fd` for port
+    /// `p`, flushing first when the queue is full; false when there is no ring (any more) and
+    /// the caller writes it now.
+    fn queue_write(&mut self, fd: RawFd, packet: &[u8], p: PortId, bytes: usize) -> bool {
+        if self.writer.as_ref().is_some_and(|w| !w.has_room()) {
+            self.flush_writes();
+        }
+        let Some(w) = self.writer.as_mut() else { return false };
+        // SAFETY: packet is one of the burst's buffers (`drain`), untouched until the flush at
+        // the end of the burst; fd is a live descriptor owned by self.ports, which no command
+        // changes during the burst.
+        unsafe { w.push(fd, packet, p, bytes) };
+        true
+    }
+
     /// Submits the writes `forward` queued and counts each as sent or failed. A ring that
     /// failed itself is dropped: from then on frames are written one at a time.
     fn flush_writes(&mut self) {
@@ -919,24 +934,11 @@ impl Dataplane {
         let mut peers = false;
         for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
             let sent = match e {
-                Egress::Fd(fd) if self.deferring => {
-                    let Some(w) = self.writer.as_mut() else { continue };
-                    if !w.has_room() {
-                        self.flush_writes();
+                Egress::Fd(fd) if self.deferring && self.queue_write(fd, packet, p, bytes) => {
+                    if !self.captures.is_empty() {
+                        self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
                     }
-                    if let Some(w) = self.writer.as_mut() {
-                        // SAFETY: packet is one of the burst's buffers (`drain`), untouched
-                        // until the flush at the end of the burst; fd is a live descriptor
-                        // owned by self.ports, which no command changes during the burst.
-                        unsafe { w.push(fd, packet, p, bytes) };
-                        if !self.captures.is_empty() {
-                            self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
-                        }
-                        continue;
-                    }
-                    // The ring failed in that flush: write this one now.
-                    // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
-                    unsafe { libc::write(fd, packet.as_ptr().cast(), packet.len()) >= 0 }
+                    continue;
                 }
                 Egress::Fd(fd) => {
                     // SAFETY: packet is a valid buffer; fd is a live descriptor owned by self.ports.
