@@ -25,6 +25,18 @@ fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
 }
 
+/// `sandbox`'s eth0 port as `switchctl ports` lists it (counters, drops, kind).
+fn port_of(h: &Host, sandbox: &str) -> Value {
+    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+    ports
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["Interface"] == format!("{sandbox}/eth0"))
+        .unwrap_or_else(|| panic!("{sandbox}'s port in {ports}"))
+        .clone()
+}
+
 fn ping(h: &Host, from: &str, ip: &str) -> bool {
     h.exec(from, &["ping", "-c", "1", "-W", "1", ip]).ok()
 }
@@ -437,32 +449,13 @@ fn tcp_super_frames_cross_the_switch_untouched() {
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
     assert_eq!(sim::tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
-    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
-    let pa = ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["Interface"] == format!("{a}/eth0"))
-        .unwrap();
+    let pa = port_of(&h, &a);
     let avg = pa["RxBytes"].as_u64().unwrap() / pa["RxPackets"].as_u64().unwrap();
     assert!(
         avg > 1514,
         "sender's frames average {avg} bytes: offloaded super-frames did not pass"
     );
     assert_eq!(pa["Drops"].as_object().unwrap().len(), 0, "{pa}");
-}
-
-/// The tx counter of `sandbox`'s eth0 port, and its drops.
-fn port_tx(h: &Host, sandbox: &str) -> (u64, Value) {
-    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
-    let p = ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["Interface"] == format!("{sandbox}/eth0"))
-        .unwrap_or_else(|| panic!("{sandbox}'s port in {ports}"))
-        .clone();
-    (p["TxPackets"].as_u64().unwrap(), p["Drops"].clone())
 }
 
 #[test]
@@ -511,7 +504,7 @@ fn burst(h: &Host) {
         got
     });
     ready_rx.recv().unwrap();
-    let (tx0, _) = port_tx(h, &b);
+    let tx0 = port_of(h, &b)["TxPackets"].as_u64().unwrap();
     sim::in_netns(&ns(&a), move || {
         let s = std::net::UdpSocket::bind("172.17.0.2:0").expect("bind");
         for i in 0..N {
@@ -524,9 +517,10 @@ fn burst(h: &Host) {
     .unwrap();
     let got = receiver.join().unwrap();
     assert_eq!(got, (0..N).collect::<Vec<_>>(), "datagrams lost or out of order");
-    let (tx1, drops) = port_tx(h, &b);
-    assert!(tx1 - tx0 >= u64::from(N), "b's port counted {} frames out", tx1 - tx0);
-    assert!(drops.get("tx_failed").is_none(), "{drops}");
+    let pb = port_of(h, &b);
+    let sent = pb["TxPackets"].as_u64().unwrap() - tx0;
+    assert!(sent >= u64::from(N), "b's port counted {sent} frames out");
+    assert!(pb["Drops"].get("tx_failed").is_none(), "{pb}");
 }
 
 #[test]
@@ -594,13 +588,7 @@ fn veth_ports_through_af_packet() {
 
     // Offloaded super-frames from the veth side cross to the TAP side.
     assert_eq!(sim::tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
-    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
-    let pv = ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["Interface"] == format!("{v}/eth0"))
-        .unwrap();
+    let pv = port_of(&h, &v);
     assert_eq!(pv["Kind"], "veth");
     let avg = pv["RxBytes"].as_u64().unwrap() / pv["RxPackets"].as_u64().unwrap();
     assert!(
