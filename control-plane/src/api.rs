@@ -751,6 +751,22 @@ pub struct StatsResource {
     pub cluster: Option<ClusterStats>,
     /// The embedded DNS servers, per network.
     pub dns: Vec<DnsStats>,
+    /// How the dataplane writes frames to port descriptors.
+    #[serde(default)]
+    pub port_writes: PortWrites,
+}
+
+/// How the dataplane writes the frames of a burst to port descriptors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct PortWrites {
+    /// Whether a burst's writes go to the kernel in one io_uring submission (false: one
+    /// `write` per frame; `--batch-writes off`, or no io_uring).
+    pub batched: bool,
+    /// Frames written in bursts.
+    pub frames: u64,
+    /// The bursts that carried them: frames / bursts is the average batch.
+    pub bursts: u64,
 }
 
 /// MAC table entries of one network.

@@ -151,6 +151,26 @@ pub fn render(s: &StatsResource) -> String {
             Family::start(o, name, "counter", help).sample(name, &[], n);
         }
     }
+    let w = &s.port_writes;
+    let name = "switchd_port_writes_batched";
+    Family::start(
+        o,
+        name,
+        "gauge",
+        "1 when a burst's port writes go in one io_uring submission.",
+    )
+    .sample(name, &[], u64::from(w.batched));
+    let writes = [
+        (
+            "switchd_port_write_frames_total",
+            "Frames written to ports in bursts.",
+            w.frames,
+        ),
+        ("switchd_port_write_bursts_total", "Bursts of port writes.", w.bursts),
+    ];
+    for (name, help, n) in writes {
+        Family::start(o, name, "counter", help).sample(name, &[], n);
+    }
     if let Some(c) = &s.cluster {
         let name = "switchd_cluster_peers";
         let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
@@ -214,7 +234,7 @@ pub fn render(s: &StatsResource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClusterStats, DnsStats, MacTableCount, PortResource};
+    use crate::api::{ClusterStats, DnsStats, MacTableCount, PortResource, PortWrites};
 
     fn stats() -> StatsResource {
         StatsResource {
@@ -249,6 +269,11 @@ mod tests {
                 queries: 5,
                 ..Default::default()
             }],
+            port_writes: PortWrites {
+                batched: true,
+                frames: 640,
+                bursts: 10,
+            },
         }
     }
 
@@ -279,5 +304,7 @@ mod tests {
         assert!(text.contains("switchd_gossip_messages_total{direction=\"received\",outcome=\"accepted\"} 6\n"));
         assert!(text.contains("switchd_dns_queries_total{network=\"we\\\"ird\"} 5\n"));
         assert!(!text.contains("switchd_vxlan_"), "no VTEP, no VXLAN samples");
+        assert!(text.contains("switchd_port_writes_batched 1\n"));
+        assert!(text.contains("switchd_port_write_frames_total 640\n"));
     }
 }

@@ -1064,6 +1064,16 @@ fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
             v.port, v.rx_packets, v.rx_malformed, v.rx_unknown_vni, v.rx_unknown_vtep, v.tx_packets, v.tx_errors
         );
     }
+    let w = &s.port_writes;
+    if w.batched {
+        let avg = w.frames as f64 / w.bursts.max(1) as f64;
+        println!(
+            "port writes: batched (io_uring), {} frames in {} bursts ({avg:.1} a burst)",
+            w.frames, w.bursts
+        );
+    } else {
+        println!("port writes: one write per frame");
+    }
     if let Some(cl) = &s.cluster {
         let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!(

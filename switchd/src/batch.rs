@@ -31,6 +31,9 @@ struct Queued {
 pub struct Writer {
     ring: IoUring,
     queued: Vec<Queued>,
+    /// Frames written, and the flushes that wrote them.
+    frames: u64,
+    bursts: u64,
 }
 
 impl Writer {
@@ -39,12 +42,19 @@ impl Writer {
         Ok(Writer {
             ring: IoUring::new(ENTRIES as u32)?,
             queued: Vec::with_capacity(ENTRIES),
+            frames: 0,
+            bursts: 0,
         })
     }
 
     /// Whether another write fits before [`Writer::flush`].
     pub fn has_room(&self) -> bool {
         self.queued.len() < ENTRIES
+    }
+
+    /// Frames written so far, and the bursts (flushes) that carried them.
+    pub fn counts(&self) -> (u64, u64) {
+        (self.frames, self.bursts)
     }
 
     /// Whether writes are waiting.
@@ -74,6 +84,10 @@ impl Writer {
     /// writes it left undone were reported as failed; the caller then drops the writer and
     /// writes frame by frame.
     pub fn flush(&mut self, mut done: impl FnMut(PortId, usize, bool)) -> io::Result<()> {
+        if !self.queued.is_empty() {
+            self.frames += self.queued.len() as u64;
+            self.bursts += 1;
+        }
         let r = match self.queued.as_slice() {
             [] => Ok(()),
             [q] => {

@@ -141,6 +141,8 @@ pub enum Command {
     Capture(PortId, CaptureReply),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
+    /// Whether port writes are batched, the frames written in bursts and the bursts.
+    PortWrites(mpsc::Sender<(bool, u64, u64)>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
     /// or forgets it (`None`).
     Static(
@@ -249,6 +251,11 @@ impl Handle {
     /// The VTEP's counters (`None` when the VXLAN port could not be bound).
     pub fn vxlan(&self) -> io::Result<Option<VxlanStats>> {
         self.call(Command::Vxlan)
+    }
+
+    /// Whether port writes are batched (io_uring), the frames written in bursts and the bursts.
+    pub fn port_writes(&self) -> io::Result<(bool, u64, u64)> {
+        self.call(Command::PortWrites)
     }
 
     /// MAC table listing.
@@ -490,6 +497,10 @@ impl Dataplane {
             }
             Command::Vxlan(tx) => {
                 let _ = tx.send(self.vtep.as_ref().map(|v| v.stats.clone()));
+            }
+            Command::PortWrites(tx) => {
+                let (frames, bursts) = self.writer.as_ref().map_or((0, 0), |w| w.counts());
+                let _ = tx.send((self.writer.is_some(), frames, bursts));
             }
             Command::AddPort(p, tx) => {
                 let _ = tx.send(self.add_port(*p));

@@ -463,9 +463,28 @@ fn a_burst_of_small_frames_arrives_whole_and_in_order() {
     // The dataplane reads up to 64 frames from a port and writes them out together at the
     // end of the burst (io_uring), or one by one with --batch-writes off: either way a quick
     // train of datagrams must come out complete, in order, and counted.
-    for (tag, args) in [("bu", &[][..]), ("bo", &["--batch-writes", "off"][..])] {
+    for (tag, args, batched) in [("bu", &[][..], true), ("bo", &["--batch-writes", "off"][..], false)] {
         let Some(h) = host_with(tag, args) else { return };
         burst(&h);
+        // The stats say how the frames went out.
+        let s = json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"));
+        let w = &s["PortWrites"];
+        assert_eq!(w["Batched"], batched, "{w}");
+        if batched {
+            assert!(
+                w["Frames"].as_u64() >= Some(600) && w["Bursts"].as_u64() >= Some(1),
+                "{w}"
+            );
+        } else {
+            assert_eq!((w["Frames"].as_u64(), w["Bursts"].as_u64()), (Some(0), Some(0)), "{w}");
+        }
+        let text = h.ctl(["stats"]).expect_ok("stats").to_string();
+        let line = if batched {
+            "port writes: batched (io_uring), "
+        } else {
+            "port writes: one write per frame"
+        };
+        assert!(text.contains(line), "{text}");
     }
 }
 

@@ -96,6 +96,7 @@ impl Daemon {
         let ports = self.ports()?;
         let fdb = self.dp.fdb().map_err(io_err("dataplane"))?;
         let vxlan = self.vxlan()?;
+        let (batched, frames, bursts) = self.dp.port_writes().map_err(io_err("dataplane"))?;
         let dns = self.dns.counters();
         let inner = self.inner.lock().expect("lock poisoned");
         let state = &inner.state;
@@ -153,6 +154,11 @@ impl Daemon {
             vxlan: vxlan.bound.then_some(vxlan),
             cluster,
             dns,
+            port_writes: PortWrites {
+                batched,
+                frames,
+                bursts,
+            },
         })
     }
 
