@@ -763,7 +763,8 @@ pub struct PortWrites {
     /// Whether a burst's writes go to the kernel in one io_uring submission (false: one
     /// `write` per frame; `--batch-writes off`, or no io_uring).
     pub batched: bool,
-    /// Frames written in bursts.
+    /// Frames written in bursts (failed writes included; their ports count them as
+    /// tx_failed).
     pub frames: u64,
     /// The bursts that carried them: frames / bursts is the average batch.
     pub bursts: u64,

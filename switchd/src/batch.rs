@@ -31,7 +31,8 @@ struct Queued {
 pub struct Writer {
     ring: IoUring,
     queued: Vec<Queued>,
-    /// Frames written, and the flushes that wrote them.
+    /// Frames handed to the kernel (those it refused included: their ports count them as
+    /// tx_failed), and the flushes that carried them.
     frames: u64,
     bursts: u64,
 }
@@ -52,7 +53,7 @@ impl Writer {
         self.queued.len() < ENTRIES
     }
 
-    /// Frames written so far, and the bursts (flushes) that carried them.
+    /// Frames handed to the kernel so far, and the bursts (flushes) that carried them.
     pub fn counts(&self) -> (u64, u64) {
         (self.frames, self.bursts)
     }

@@ -942,10 +942,11 @@ impl Dataplane {
         }
         // Descriptors first, with the virtio-net header intact; then the VXLAN peers, for which
         // the header's tail is overwritten with the VXLAN header.
-        let mut peers = false;
+        let (mut peers, mut queued) = (false, false);
         for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
             let sent = match e {
                 Egress::Fd(fd) if self.deferring && self.queue_write(fd, packet, p, bytes) => {
+                    queued = true;
                     if !self.captures.is_empty() {
                         self.mirror(p, Direction::Outbound, &packet[VNET_HDR_LEN..]);
                     }
@@ -973,12 +974,14 @@ impl Dataplane {
         if !peers {
             return;
         }
-        // Encapsulation below rewrites the virtio-net header's tail, which queued writes of
-        // this frame still have to send as it is.
-        self.flush_writes();
         // A tunnelled frame must be whole: a super-frame is cut into segments and a checksum
         // left to the device is completed, once for all the peers.
         let plain = packet[0] == 0 && packet[1] == 0;
+        if plain && queued {
+            // A plain frame is encapsulated in place, over its virtio-net header's tail, which
+            // the writes queued for it still have to send as it is.
+            self.flush_writes();
+        }
         let segments = if plain {
             None
         } else {
