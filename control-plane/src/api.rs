@@ -754,6 +754,19 @@ pub struct StatsResource {
     /// How the dataplane writes frames to port descriptors.
     #[serde(default)]
     pub port_writes: PortWrites,
+    /// How the dataplane waits for frames after traffic.
+    #[serde(default)]
+    pub polling: Polling,
+}
+
+/// Whether the dataplane keeps polling after rounds with traffic (`switchd --poll-us`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Polling {
+    /// How long it polls after traffic, microseconds (0: never).
+    pub micros: u64,
+    /// Rounds with traffic after which it polled.
+    pub rounds: u64,
 }
 
 /// How the dataplane writes the frames of a burst to port descriptors.

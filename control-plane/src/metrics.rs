@@ -171,6 +171,23 @@ pub fn render(s: &StatsResource) -> String {
     for (name, help, n) in writes {
         Family::start(o, name, "counter", help).sample(name, &[], n);
     }
+    let p = &s.polling;
+    let name = "switchd_poll_after_traffic_microseconds";
+    Family::start(
+        o,
+        name,
+        "gauge",
+        "How long the dataplane polls after traffic (0: never).",
+    )
+    .sample(name, &[], p.micros);
+    let name = "switchd_poll_rounds_total";
+    Family::start(
+        o,
+        name,
+        "counter",
+        "Rounds with traffic after which the dataplane kept polling.",
+    )
+    .sample(name, &[], p.rounds);
     if let Some(c) = &s.cluster {
         let name = "switchd_cluster_peers";
         let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
@@ -234,7 +251,7 @@ pub fn render(s: &StatsResource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClusterStats, DnsStats, MacTableCount, PortResource, PortWrites};
+    use crate::api::{ClusterStats, DnsStats, MacTableCount, Polling, PortResource, PortWrites};
 
     fn stats() -> StatsResource {
         StatsResource {
@@ -274,6 +291,7 @@ mod tests {
                 frames: 640,
                 bursts: 10,
             },
+            polling: Polling { micros: 50, rounds: 7 },
         }
     }
 
@@ -306,5 +324,7 @@ mod tests {
         assert!(!text.contains("switchd_vxlan_"), "no VTEP, no VXLAN samples");
         assert!(text.contains("switchd_port_writes_batched 1\n"));
         assert!(text.contains("switchd_port_write_frames_total 640\n"));
+        assert!(text.contains("switchd_poll_after_traffic_microseconds 50\n"));
+        assert!(text.contains("switchd_poll_rounds_total 7\n"));
     }
 }

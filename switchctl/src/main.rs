@@ -1074,6 +1074,12 @@ fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
     } else {
         println!("port writes: one write per frame");
     }
+    let p = &s.polling;
+    if p.micros == 0 {
+        println!("polling after traffic: off");
+    } else {
+        println!("polling after traffic: {} µs, after {} rounds", p.micros, p.rounds);
+    }
     if let Some(cl) = &s.cluster {
         let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!(

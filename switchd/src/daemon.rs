@@ -11,8 +11,8 @@ use std::time::SystemTime;
 
 use control_plane::api::{
     ClusterStats, CreateResponse, DnsStats, FdbResource, MacTableCount, NetworkConnect, NetworkCreate, NetworkResource,
-    PortRef, PortResource, PortWrites, PruneResponse, SandboxCreate, SandboxResource, StatsResource, TraceRequest,
-    TraceResource, TraceStageResource, VtepResource, VxlanResource,
+    Polling, PortRef, PortResource, PortWrites, PruneResponse, SandboxCreate, SandboxResource, StatsResource,
+    TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;

@@ -141,8 +141,8 @@ pub enum Command {
     Capture(PortId, CaptureReply),
     /// The VTEP's counters, if VXLAN is available.
     Vxlan(mpsc::Sender<Option<VxlanStats>>),
-    /// Whether port writes are batched, the frames written in bursts and the bursts.
-    PortWrites(mpsc::Sender<(bool, u64, u64)>),
+    /// How frames go to port descriptors and how the loop waits.
+    Io(mpsc::Sender<IoStats>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
     /// or forgets it (`None`).
     Static(
@@ -253,9 +253,9 @@ impl Handle {
         self.call(Command::Vxlan)
     }
 
-    /// Whether port writes are batched (io_uring), the frames written in bursts and the bursts.
-    pub fn port_writes(&self) -> io::Result<(bool, u64, u64)> {
-        self.call(Command::PortWrites)
+    /// How frames go to port descriptors and how the loop waits.
+    pub fn io(&self) -> io::Result<IoStats> {
+        self.call(Command::Io)
     }
 
     /// MAC table listing.
@@ -327,8 +327,10 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
                 None => None,
             },
             deferring: false,
+            poll,
+            polled: 0,
         };
-        dp.run(poll);
+        dp.run();
     })?;
     Ok(handle)
 }
@@ -366,6 +368,25 @@ struct Dataplane {
     /// Whether `forward` queues descriptor writes in `writer` (while a port's burst is read
     /// into `rx_bufs`) rather than writing at once.
     deferring: bool,
+    /// How long the loop keeps polling after a round with traffic.
+    poll: Duration,
+    /// Rounds with traffic after which the loop kept polling.
+    polled: u64,
+}
+
+/// How the dataplane writes frames to port descriptors and how its loop waits for them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct IoStats {
+    /// Whether a burst's writes go in one io_uring submission.
+    pub batched: bool,
+    /// Frames written in bursts.
+    pub frames: u64,
+    /// The bursts that carried them.
+    pub bursts: u64,
+    /// How long the loop keeps polling after traffic (zero: never).
+    pub poll: Duration,
+    /// Rounds with traffic after which it kept polling.
+    pub polled: u64,
 }
 
 /// A frame mirrored from a captured port.
@@ -392,9 +413,10 @@ impl Dataplane {
     /// The loop: wait for ports, the VTEP or commands; handle what is ready. After a round
     /// that had work, the next waits do not sleep until `poll` has passed without work: a
     /// stream's next frames usually come within microseconds, and a sleeping thread's wake-up
-    /// costs tens of them on a VM (one TCP stream between sandboxes: about 13 -> 17 Gbit/s).
-    /// A poll that finds nothing yields the CPU to any thread waiting for it.
-    fn run(&mut self, poll: Duration) {
+    /// costs tens of them on a VM. A poll that finds nothing yields the CPU to any thread
+    /// waiting for it.
+    fn run(&mut self) {
+        let poll = self.poll;
         let mut buf = vec![0u8; VNET_HDR_LEN + MAX_FRAME];
         let mut events = vec![EpollEvent::empty(); 64];
         let mut next_expire: Option<Instant> = None;
@@ -439,6 +461,7 @@ impl Dataplane {
             now = Instant::now();
             if n > 0 && !poll.is_zero() {
                 poll_until = Some(now + poll);
+                self.polled += 1;
             }
             if next_expire.is_none_or(|t| t <= now) {
                 next_expire = self.switch.expire(now).or(Some(now + Duration::from_secs(1)));
@@ -498,9 +521,15 @@ impl Dataplane {
             Command::Vxlan(tx) => {
                 let _ = tx.send(self.vtep.as_ref().map(|v| v.stats.clone()));
             }
-            Command::PortWrites(tx) => {
+            Command::Io(tx) => {
                 let (frames, bursts) = self.writer.as_ref().map_or((0, 0), |w| w.counts());
-                let _ = tx.send((self.writer.is_some(), frames, bursts));
+                let _ = tx.send(IoStats {
+                    batched: self.writer.is_some(),
+                    frames,
+                    bursts,
+                    poll: self.poll,
+                    polled: self.polled,
+                });
             }
             Command::AddPort(p, tx) => {
                 let _ = tx.send(self.add_port(*p));

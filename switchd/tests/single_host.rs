@@ -462,8 +462,10 @@ fn tcp_super_frames_cross_the_switch_untouched() {
 fn a_burst_of_small_frames_arrives_whole_and_in_order() {
     // The dataplane reads up to 64 frames from a port and writes them out together at the
     // end of the burst (io_uring), or one by one with --batch-writes off: either way a quick
-    // train of datagrams must come out complete, in order, and counted.
-    for (tag, args, batched) in [("bu", &[][..], true), ("bo", &["--batch-writes", "off"][..], false)] {
+    // train of datagrams must come out complete, in order, and counted. (The first host also
+    // polls after traffic, the second does not, as by default; the stats must say so.)
+    let on = &["--poll-us", "50"][..];
+    for (tag, args, batched) in [("bu", on, true), ("bo", &["--batch-writes", "off"][..], false)] {
         let Some(h) = host_with(tag, args) else { return };
         burst(&h);
         // The stats say how the frames went out.
@@ -478,13 +480,25 @@ fn a_burst_of_small_frames_arrives_whole_and_in_order() {
         } else {
             assert_eq!((w["Frames"].as_u64(), w["Bursts"].as_u64()), (Some(0), Some(0)), "{w}");
         }
-        let text = h.ctl(["stats"]).expect_ok("stats").to_string();
-        let line = if batched {
-            "port writes: batched (io_uring), "
+        let p = &s["Polling"];
+        if batched {
+            assert_eq!(p["Micros"], 50, "{p}");
+            assert!(p["Rounds"].as_u64() >= Some(1), "{p}");
         } else {
-            "port writes: one write per frame"
+            assert_eq!((p["Micros"].as_u64(), p["Rounds"].as_u64()), (Some(0), Some(0)), "{p}");
+        }
+        let text = h.ctl(["stats"]).expect_ok("stats").to_string();
+        let lines = if batched {
+            [
+                "port writes: batched (io_uring), ",
+                "polling after traffic: 50 µs, after ",
+            ]
+        } else {
+            ["port writes: one write per frame", "polling after traffic: off"]
         };
-        assert!(text.contains(line), "{text}");
+        for line in lines {
+            assert!(text.contains(line), "{text}");
+        }
     }
 }
 

@@ -96,7 +96,7 @@ impl Daemon {
         let ports = self.ports()?;
         let fdb = self.dp.fdb().map_err(io_err("dataplane"))?;
         let vxlan = self.vxlan()?;
-        let (batched, frames, bursts) = self.dp.port_writes().map_err(io_err("dataplane"))?;
+        let io = self.dp.io().map_err(io_err("dataplane"))?;
         let dns = self.dns.counters();
         let inner = self.inner.lock().expect("lock poisoned");
         let state = &inner.state;
@@ -155,9 +155,13 @@ impl Daemon {
             cluster,
             dns,
             port_writes: PortWrites {
-                batched,
-                frames,
-                bursts,
+                batched: io.batched,
+                frames: io.frames,
+                bursts: io.bursts,
+            },
+            polling: Polling {
+                micros: io.poll.as_micros() as u64,
+                rounds: io.polled,
             },
         })
     }
