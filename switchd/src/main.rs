@@ -66,7 +66,7 @@ struct Args {
     /// After traffic, the dataplane keeps polling this many microseconds before it sleeps
     /// (0, the default: it sleeps at once). Polling saves wake-ups within a stream but holds
     /// a CPU the workloads may want: worth trying with cores to spare, a loss where the
-    /// workloads fill the machine (two vCPUs, 50 µs: 64-byte UDP -10%, four TCP streams -15%).
+    /// workloads fill the machine (two vCPUs, 50 µs: 64-byte UDP -10%, four TCP streams -10%).
     #[arg(long, value_name = "MICROSECONDS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     poll_us: u64,
     /// Write each burst of frames to the ports in one io_uring submission (on), or each frame
