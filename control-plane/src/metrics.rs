@@ -151,43 +151,42 @@ pub fn render(s: &StatsResource) -> String {
             Family::start(o, name, "counter", help).sample(name, &[], n);
         }
     }
-    let w = &s.port_writes;
-    let name = "switchd_port_writes_batched";
-    Family::start(
-        o,
-        name,
-        "gauge",
-        "1 when a burst's port writes go in one io_uring submission.",
-    )
-    .sample(name, &[], u64::from(w.batched));
-    let writes = [
+    let (w, p) = (&s.port_writes, &s.polling);
+    let dataplane = [
+        (
+            "switchd_port_writes_batched",
+            "gauge",
+            "1 when a burst's port writes go in one io_uring submission.",
+            u64::from(w.batched),
+        ),
         (
             "switchd_port_write_frames_total",
+            "counter",
             "Frames written to ports in bursts.",
             w.frames,
         ),
-        ("switchd_port_write_bursts_total", "Bursts of port writes.", w.bursts),
+        (
+            "switchd_port_write_bursts_total",
+            "counter",
+            "Bursts of port writes.",
+            w.bursts,
+        ),
+        (
+            "switchd_poll_after_traffic_microseconds",
+            "gauge",
+            "How long the dataplane polls after traffic (0: never).",
+            p.micros,
+        ),
+        (
+            "switchd_poll_rounds_total",
+            "counter",
+            "Rounds with traffic after which the dataplane kept polling.",
+            p.rounds,
+        ),
     ];
-    for (name, help, n) in writes {
-        Family::start(o, name, "counter", help).sample(name, &[], n);
+    for (name, kind, help, n) in dataplane {
+        Family::start(o, name, kind, help).sample(name, &[], n);
     }
-    let p = &s.polling;
-    let name = "switchd_poll_after_traffic_microseconds";
-    Family::start(
-        o,
-        name,
-        "gauge",
-        "How long the dataplane polls after traffic (0: never).",
-    )
-    .sample(name, &[], p.micros);
-    let name = "switchd_poll_rounds_total";
-    Family::start(
-        o,
-        name,
-        "counter",
-        "Rounds with traffic after which the dataplane kept polling.",
-    )
-    .sample(name, &[], p.rounds);
     if let Some(c) = &s.cluster {
         let name = "switchd_cluster_peers";
         let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
