@@ -411,7 +411,7 @@ struct Capture {
 
 impl Dataplane {
     /// The loop: wait for ports, the VTEP or commands; handle what is ready. After a round
-    /// that had work, the next waits do not sleep until `poll` has passed without work: a
+    /// that had frames, the next waits do not sleep until `poll` has passed without work: a
     /// stream's next frames usually come within microseconds, and a sleeping thread's wake-up
     /// costs tens of them on a VM. A poll that finds nothing yields the CPU to any thread
     /// waiting for it.
@@ -446,6 +446,7 @@ impl Dataplane {
                 // SAFETY: sched_yield has no preconditions.
                 unsafe { libc::sched_yield() };
             }
+            let mut traffic = false;
             for ev in &events[..n] {
                 if ev.data() == WAKE_TOKEN {
                     let _ = self.wake.read();
@@ -454,12 +455,15 @@ impl Dataplane {
                     }
                 } else if ev.data() == VXLAN_TOKEN {
                     self.drain_vxlan(&mut buf);
+                    traffic = true;
                 } else {
                     self.drain(PortId(ev.data() as u32));
+                    traffic = true;
                 }
             }
             now = Instant::now();
-            if n > 0 && !poll.is_zero() {
+            // A command (a listing, a port added) says nothing of frames to come.
+            if traffic && !poll.is_zero() {
                 poll_until = Some(now + poll);
                 self.polled += 1;
             }
