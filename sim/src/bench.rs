@@ -54,8 +54,8 @@ pub struct Results {
 
 /// The least a switch in userspace can add to a ping here: the sandbox's frame wakes the
 /// switch's thread and the reply wakes the pinging process, two wake-ups the kernel bridge does
-/// not make (its reply is queued before `sendmsg` returns). Measured as the ping is: 20 round
-/// trips 50 ms apart, one byte each way between two threads over a Unix socket pair, mean in
+/// not make (its reply is queued before `sendmsg` returns). Measured as the ping is: `PINGS`
+/// round trips `PING_GAP` apart, one byte each way between two threads over a Unix socket pair, mean in
 /// microseconds. On this project's VMs an idle vCPU halts at once and the wake-ups that follow
 /// cost tens of microseconds each; on bare metal they cost a few.
 ///
@@ -70,10 +70,9 @@ pub fn wake_round_trip_us() -> Result<f64, String> {
         while far.read_exact(&mut b).is_ok() && far.write_all(&b).is_ok() {}
     });
     let mut total = Duration::ZERO;
-    const ROUNDS: u32 = 20;
     let mut b = [0u8; 1];
-    for _ in 0..ROUNDS {
-        std::thread::sleep(Duration::from_millis(50));
+    for _ in 0..PINGS {
+        std::thread::sleep(PING_GAP);
         let t = std::time::Instant::now();
         near.write_all(&b)
             .and_then(|()| near.read_exact(&mut b))
@@ -82,7 +81,7 @@ pub fn wake_round_trip_us() -> Result<f64, String> {
     }
     drop(near);
     let _ = echo.join();
-    Ok(total.as_secs_f64() * 1e6 / f64::from(ROUNDS))
+    Ok(total.as_secs_f64() * 1e6 / f64::from(PINGS))
 }
 
 /// Namespaces to delete, daemons to stop (by pid file) and directories to remove when dropped.
@@ -137,8 +136,14 @@ fn number(v: &serde_json::Value, path: &[&str]) -> Result<f64, String> {
         .ok_or_else(|| format!("iperf3 gave no {}", path.join(".")))
 }
 
+/// How many pings each path's RTT averages, and how far apart they go (the wake-up floor is
+/// measured the same way).
+const PINGS: u32 = 20;
+const PING_GAP: Duration = Duration::from_millis(50);
+
 fn ping_avg(ns: &str, ip: &str) -> Result<f64, String> {
-    let o = run("ip", ["netns", "exec", ns, "ping", "-c", "20", "-i", "0.05", "-q", ip]);
+    let (count, gap) = (PINGS.to_string(), PING_GAP.as_secs_f64().to_string());
+    let o = run("ip", ["netns", "exec", ns, "ping", "-c", &count, "-i", &gap, "-q", ip]);
     // rtt min/avg/max/mdev = 0.045/0.061/0.101/0.012 ms
     o.stdout
         .lines()
@@ -791,8 +796,8 @@ mod tests {
     #[test]
     fn the_wake_up_floor_is_a_measured_round_trip() {
         let us = wake_round_trip_us().expect("socket pair");
-        // Two wake-ups take more than nothing and far less than the 50 ms the threads idle.
-        assert!(us > 0.0 && us < 50_000.0, "{us} us");
+        // Two wake-ups take more than nothing and far less than the time the threads idle.
+        assert!(us > 0.0 && us < PING_GAP.as_secs_f64() * 1e6, "{us} us");
     }
 
     #[test]
