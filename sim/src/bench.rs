@@ -50,6 +50,71 @@ pub struct Results {
     /// Microseconds two threads take to wake each other once over a socket pair after the
     /// machine idled as long as between two pings (see [`wake_round_trip_us`]).
     pub wake_floor_us: Option<f64>,
+    /// The congestion control the TCP tests ran with (empty: not recorded).
+    pub tcp: Congestion,
+}
+
+/// Which TCP congestion control every path's TCP tests use (iperf3 `-C`), so that all paths
+/// run with the same one, and the machine's default, which the sandboxes' own TCP gets. It
+/// matters to the comparison: BBR paces at the bandwidth it measures, and a userspace hop
+/// that batches acknowledgements makes it measure less.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Congestion {
+    /// The algorithm the TCP tests used.
+    pub used: String,
+    /// `net.ipv4.tcp_congestion_control`.
+    pub default: String,
+}
+
+impl Congestion {
+    /// The machine's default, or `chosen` once it is known to be available (loading its module
+    /// when it is one).
+    ///
+    /// # Errors
+    /// `chosen` is not an algorithm this kernel has, or the kernel's settings cannot be read.
+    pub fn pick(chosen: Option<&str>) -> Result<Congestion, String> {
+        const DIR: &str = "/proc/sys/net/ipv4";
+        let read = |f: &str| {
+            std::fs::read_to_string(format!("{DIR}/{f}"))
+                .map(|s| s.trim().to_string())
+                .map_err(|e| format!("cannot read {DIR}/{f}: {e}"))
+        };
+        let default = read("tcp_congestion_control")?;
+        let Some(name) = chosen else {
+            return Ok(Congestion {
+                used: default.clone(),
+                default,
+            });
+        };
+        let has = |list: &str| list.split_whitespace().any(|a| a == name);
+        let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if valid && !has(&read("tcp_available_congestion_control")?) {
+            // Most algorithms are modules (tcp_bbr, tcp_dctcp, ...) that load on first use.
+            let _ = run("modprobe", ["-q", &format!("tcp_{name}")]);
+        }
+        let available = read("tcp_available_congestion_control")?;
+        if !valid || !has(&available) {
+            return Err(format!(
+                "congestion control '{name}' is not available here; this kernel has: {available}"
+            ));
+        }
+        Ok(Congestion {
+            used: name.to_string(),
+            default,
+        })
+    }
+
+    /// The line the report prints.
+    fn describe(&self) -> String {
+        if self.used == self.default {
+            format!("TCP congestion control: {} (the machine's default)", self.used)
+        } else {
+            format!(
+                "TCP congestion control: {} (chosen; the machine's default is {})",
+                self.used, self.default
+            )
+        }
+    }
 }
 
 /// The least a switch in userspace can add to a ping here: the sandbox's frame wakes the
@@ -173,9 +238,9 @@ fn busy_seconds() -> f64 {
     (total - idle) / hz
 }
 
-/// Measures from `client` to `server_ip` in namespace `server`; `full` adds four streams and
-/// 64-byte UDP.
-fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool) -> Result<Figures, String> {
+/// Measures from `client` to `server_ip` in namespace `server`, TCP with congestion control
+/// `cc`; `full` adds four streams and 64-byte UDP.
+fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool, cc: &str) -> Result<Figures, String> {
     let what = |e: String| format!("{name}: {e}");
     let t0 = std::time::Instant::now();
     while !run("ip", ["netns", "exec", client, "ping", "-c", "1", "-W", "1", server_ip]).ok() {
@@ -185,13 +250,13 @@ fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool) 
     }
     let rtt_ms = ping_avg(client, server_ip).map_err(what)?;
     let cpu0 = busy_seconds();
-    let one = iperf(server, client, server_ip, &[]).map_err(what)?;
+    let one = iperf(server, client, server_ip, &["-C", cc]).map_err(what)?;
     let cpu = busy_seconds() - cpu0;
     let tcp1_bps = number(&one, &["end", "sum_received", "bits_per_second"]).map_err(what)?;
     let bytes = number(&one, &["end", "sum_received", "bytes"]).map_err(what)?;
     let (mut tcp4_bps, mut udp64_pps) = (None, None);
     if full {
-        let four = iperf(server, client, server_ip, &["-P", "4"]).map_err(what)?;
+        let four = iperf(server, client, server_ip, &["-P", "4", "-C", cc]).map_err(what)?;
         tcp4_bps = Some(number(&four, &["end", "sum_received", "bits_per_second"]).map_err(what)?);
         let udp = iperf(server, client, server_ip, &["-u", "-b", "0", "-l", "64"]).map_err(what)?;
         let sum = &udp["end"]["sum"];
@@ -235,7 +300,7 @@ fn wire_pair(c: &mut Cleanup, p: &str, net: u8, devs: [&str; 2]) -> Result<[Stri
     Ok(names)
 }
 
-fn kernel_bridge(p: &str) -> Result<Figures, String> {
+fn kernel_bridge(p: &str, cc: &str) -> Result<Figures, String> {
     let mut c = Cleanup::default();
     let ul = Underlay::new(&format!("{p}kb"));
     let names = [format!("{p}kb-a"), format!("{p}kb-b")];
@@ -245,10 +310,10 @@ fn kernel_bridge(p: &str) -> Result<Figures, String> {
         c.namespaces.push(ns.clone());
         ul.attach_ns(ns, &format!("10.95.0.{}/24", i + 1));
     }
-    measure("kernel bridge (veth)", &names[1], &names[0], "10.95.0.2", true)
+    measure("kernel bridge (veth)", &names[1], &names[0], "10.95.0.2", true, cc)
 }
 
-fn ours_bridge(p: &str, bin_dir: &Path) -> Result<Figures, String> {
+fn ours_bridge(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
     let host = Host::start(&format!("{p}sw"), bin_dir);
     let ok = |o: crate::Output, what: &str| {
         if o.ok() {
@@ -270,10 +335,10 @@ fn ours_bridge(p: &str, bin_dir: &Path) -> Result<Figures, String> {
         host.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.96.0.20", &b]),
         "sandbox b",
     )?;
-    measure("switchd bridge network", &b, &a, "10.96.0.20", true)
+    measure("switchd bridge network", &b, &a, "10.96.0.20", true, cc)
 }
 
-fn ovs(p: &str, tso: bool) -> Result<Figures, String> {
+fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, String> {
     let name = if tso {
         "OVS userspace, tap + TSO"
     } else {
@@ -360,10 +425,10 @@ fn ovs(p: &str, tso: bool) -> Result<Figures, String> {
         vsctl(&["add-port", "sbr0", t, "--", "set", "interface", t, "type=tap"])?;
     }
     let names = wire_pair(&mut c, &format!("{p}ovs"), 97, [&ta, &tb])?;
-    measure(name, &names[1], &names[0], "10.97.0.2", true)
+    measure(name, &names[1], &names[0], "10.97.0.2", true, cc)
 }
 
-fn vde(p: &str) -> Result<Figures, String> {
+fn vde(p: &str, cc: &str) -> Result<Figures, String> {
     let name = "vde_switch, tap";
     let mut c = Cleanup::default();
     let dir = std::env::temp_dir().join(format!("switch-bench-{p}-vde"));
@@ -389,10 +454,10 @@ fn vde(p: &str) -> Result<Figures, String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let names = wire_pair(&mut c, &format!("{p}vde"), 98, [&ta, &tb])?;
-    measure(name, &names[1], &names[0], "10.98.0.2", true)
+    measure(name, &names[1], &names[0], "10.98.0.2", true, cc)
 }
 
-fn overlay(p: &str, bin_dir: &Path) -> Result<Figures, String> {
+fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
     let fabric = Fabric::new(&format!("{p}o"), 94, bin_dir);
     for h in ["h1", "h2"] {
         fabric.cert("ca", h);
@@ -434,10 +499,10 @@ fn overlay(p: &str, bin_dir: &Path) -> Result<Figures, String> {
         h2.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.93.0.20", &b]),
         "sandbox b",
     )?;
-    measure("switchd overlay (VXLAN)", &b, &a, "10.93.0.20", false)
+    measure("switchd overlay (VXLAN)", &b, &a, "10.93.0.20", false, cc)
 }
 
-fn kernel_vxlan(p: &str) -> Result<Figures, String> {
+fn kernel_vxlan(p: &str, cc: &str) -> Result<Figures, String> {
     let mut c = Cleanup::default();
     let kul = Underlay::new(&format!("{p}k"));
     let (k1, k2) = (format!("{p}-k1"), format!("{p}-k2"));
@@ -457,27 +522,30 @@ fn kernel_vxlan(p: &str) -> Result<Figures, String> {
         run("ip", ["-n", ns, "addr", "add", inner, "dev", "vx0"]).expect_ok("addr");
         run("ip", ["-n", ns, "link", "set", "vx0", "up"]).expect_ok("up");
     }
-    measure("kernel VXLAN", &k2, &k1, "10.91.0.2", false)
+    measure("kernel VXLAN", &k2, &k1, "10.91.0.2", false, cc)
 }
 
-/// Runs every path; `bin_dir` holds switchd and switchctl. A peer that is not installed or
-/// fails to start is skipped with its reason; our paths and the kernel's must work.
+/// Runs every path, TCP with `tcp.used`; `bin_dir` holds switchd and switchctl. A peer that
+/// is not installed or fails to start is skipped with its reason; our paths and the kernel's
+/// must work.
 ///
 /// # Errors
 /// A step of our paths or the kernel's that failed, in words.
-pub fn run_all(bin_dir: &Path) -> Result<Results, String> {
+pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, String> {
     let p = prefix("bn");
     let mut r = Results {
         wake_floor_us: Some(wake_round_trip_us()?),
+        tcp: tcp.clone(),
         ..Results::default()
     };
-    r.same_host.push(kernel_bridge(&p)?);
-    r.same_host.push(ours_bridge(&p, bin_dir)?);
+    let cc = tcp.used.as_str();
+    r.same_host.push(kernel_bridge(&p, cc)?);
+    r.same_host.push(ours_bridge(&p, bin_dir, cc)?);
     type Step<'a> = &'a dyn Fn() -> Result<Figures, String>;
     let peers: [(&str, Step); 3] = [
-        ("ovs-vswitchd", &|| ovs(&p, false)),
-        ("ovs-vswitchd", &|| ovs(&p, true)),
-        ("vde_switch", &|| vde(&p)),
+        ("ovs-vswitchd", &|| ovs(&p, false, cc)),
+        ("ovs-vswitchd", &|| ovs(&p, true, cc)),
+        ("vde_switch", &|| vde(&p, cc)),
     ];
     for (prog, f) in peers {
         if !run("sh", ["-c", &format!("command -v {prog}")]).ok() {
@@ -490,8 +558,8 @@ pub fn run_all(bin_dir: &Path) -> Result<Results, String> {
             Err(e) => r.skipped.push(e),
         }
     }
-    r.cross_host.push(overlay(&p, bin_dir)?);
-    r.cross_host.push(kernel_vxlan(&p)?);
+    r.cross_host.push(overlay(&p, bin_dir, cc)?);
+    r.cross_host.push(kernel_vxlan(&p, cc)?);
     Ok(r)
 }
 
@@ -599,6 +667,9 @@ pub fn report(r: &Results) -> String {
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "-".to_string(), f);
     let kb = find(&r.same_host, "kernel bridge").cloned();
     let tso = find(&r.same_host, "OVS userspace, tap + TSO").cloned();
+    if !r.tcp.used.is_empty() {
+        let _ = writeln!(out, "{}\n", r.tcp.describe());
+    }
     let _ = writeln!(out, "same host, sandbox to sandbox");
     let _ = writeln!(
         out,
@@ -691,6 +762,9 @@ pub fn summary(runs: &[Results]) -> String {
     let Some(first) = per_run.first() else {
         return out;
     };
+    if let Some(r) = runs.first().filter(|r| !r.tcp.used.is_empty()) {
+        let _ = writeln!(out, "  {}", r.tcp.describe());
+    }
     for (i, goal) in first.iter().enumerate() {
         let ping = goal.what.starts_with("ping");
         let show = |v: f64| if ping { format!("{v:+.0}") } else { format!("{v:.2}") };
@@ -763,6 +837,10 @@ mod tests {
             ],
             skipped: vec!["vde_switch is not installed (scripts/bench.sh installs it)".into()],
             wake_floor_us: Some(38.4),
+            tcp: Congestion {
+                used: "cubic".into(),
+                default: "bbr".into(),
+            },
         };
         let met: Vec<Option<bool>> = goals(&r).iter().map(Goal::met).collect();
         // 15/20 = 0.75; 15/12 = 1.25; 20/36 = 0.56; 4/16 = 0.25; 300k/200k = 1.5; +20 us.
@@ -778,6 +856,10 @@ mod tests {
         assert!(text.contains("+20 us"), "{text}");
         assert!(text.contains("skipped: vde_switch is not installed"), "{text}");
         assert!(
+            text.starts_with("TCP congestion control: cubic (chosen; the machine's default is bbr)\n"),
+            "{text}"
+        );
+        assert!(
             text.contains(
                 "two thread wake-ups after 50 ms idle (the least a userspace path adds to a ping here): 38 us"
             ),
@@ -791,6 +873,29 @@ mod tests {
         };
         assert_eq!(goals(&r)[1].met(), None);
         assert!(report(&r).contains("not measured"));
+    }
+
+    #[test]
+    fn the_congestion_control_is_the_default_or_one_the_kernel_has() {
+        let default = Congestion::pick(None).expect("the kernel's TCP settings");
+        assert!(!default.used.is_empty());
+        assert_eq!(default.used, default.default);
+        // Reno is built into every kernel with TCP.
+        let reno = Congestion::pick(Some("reno")).expect("reno");
+        assert_eq!(
+            (reno.used.as_str(), reno.default.as_str()),
+            ("reno", default.default.as_str())
+        );
+        for bad in ["no_such_algorithm", "reno; true", ""] {
+            let e = Congestion::pick(Some(bad)).expect_err(bad);
+            assert!(
+                e.starts_with(&format!(
+                    "congestion control '{bad}' is not available here; this kernel has: "
+                )),
+                "{e}"
+            );
+            assert!(e.contains("reno"), "{e}");
+        }
     }
 
     #[test]
@@ -810,12 +915,20 @@ mod tests {
             ],
             cross_host: vec![],
             skipped: vec![],
+            tcp: Congestion {
+                used: "bbr".into(),
+                default: "bbr".into(),
+            },
         };
         // One stream: 0.65, 0.75, 0.80 of the kernel bridge -> median 0.75, met; RTT added
         // +40, +20, +25 -> median +25, met; a run that could not measure a path counts as
         // not measured, not as a value.
         let text = summary(&[run(13.0, 0.090), run(15.0, 0.070), run(16.0, 0.075)]);
         assert!(text.contains("goals over 3 runs"), "{text}");
+        assert!(
+            text.contains("\n  TCP congestion control: bbr (the machine's default)\n"),
+            "{text}"
+        );
         assert!(
             text.contains(
                 "met          same host, 1 TCP stream >= 0.70 x kernel bridge — median 0.75 (runs: 0.65, 0.75, 0.80)"

@@ -68,6 +68,10 @@ enum Cmd {
         /// the runs' ratios (each run is printed too).
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
         runs: u32,
+        /// Run every path's TCP tests with this congestion control (iperf3 -C; one of
+        /// net.ipv4.tcp_available_congestion_control) instead of the machine's default.
+        #[arg(long, value_name = "NAME")]
+        congestion_control: Option<String>,
     },
 }
 
@@ -88,7 +92,10 @@ fn main() -> ExitCode {
         Cmd::Demo { keep } => demo(keep),
         Cmd::Up { topology } => up_down(&topology, true),
         Cmd::Down { topology } => up_down(&topology, false),
-        Cmd::Bench { runs } => bench(runs),
+        Cmd::Bench {
+            runs,
+            congestion_control,
+        } => bench(runs, congestion_control.as_deref()),
     }
 }
 
@@ -265,17 +272,24 @@ fn bin_dir() -> Result<PathBuf, String> {
     Ok(exe.parent().map(PathBuf::from).unwrap_or_default())
 }
 
-fn bench(runs: u32) -> ExitCode {
+fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
     if !is_root() {
         eprintln!("switchsim bench creates namespaces: run it as root");
         return ExitCode::FAILURE;
     }
+    let tcp = match sim::bench::Congestion::pick(congestion_control) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("switchsim bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let mut all = Vec::new();
     for i in 1..=runs {
         if runs > 1 {
             println!("\n## run {i} of {runs}");
         }
-        match bin_dir().and_then(|d| sim::bench::run_all(&d)) {
+        match bin_dir().and_then(|d| sim::bench::run_all(&d, &tcp)) {
             Ok(r) => {
                 print!("{}", sim::bench::report(&r));
                 all.push(r);
