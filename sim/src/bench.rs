@@ -104,6 +104,25 @@ impl Congestion {
         })
     }
 
+    /// [`Congestion::pick`] for each name of a comma-separated list (`None`: the machine's
+    /// default alone), every one checked before any is used.
+    ///
+    /// # Errors
+    /// A name the kernel lacks, or one listed twice.
+    pub fn pick_all(list: Option<&str>) -> Result<Vec<Congestion>, String> {
+        let Some(list) = list else {
+            return Ok(vec![Congestion::pick(None)?]);
+        };
+        let mut all: Vec<Congestion> = Vec::new();
+        for name in list.split(',').map(str::trim) {
+            if all.iter().any(|c| c.used == name) {
+                return Err(format!("congestion control '{name}' is listed twice in '{list}'"));
+            }
+            all.push(Congestion::pick(Some(name))?);
+        }
+        Ok(all)
+    }
+
     /// The line the report prints.
     fn describe(&self) -> String {
         if self.used == self.default {
@@ -896,6 +915,26 @@ mod tests {
             );
             assert!(e.contains("reno"), "{e}");
         }
+        // A list: each in turn, all checked before any is used (the default second, unless
+        // it is reno itself).
+        let list = match default.default.as_str() {
+            "reno" => "reno".to_string(),
+            d => format!("reno, {d}"),
+        };
+        let both = Congestion::pick_all(Some(&list)).expect("list");
+        let used: Vec<&str> = both.iter().map(|c| c.used.as_str()).collect();
+        let wanted: Vec<&str> = list.split(", ").collect();
+        assert_eq!(used, wanted);
+        assert_eq!(Congestion::pick_all(None).expect("default"), vec![default]);
+        let e = Congestion::pick_all(Some("reno,no_such_algorithm")).expect_err("one bad");
+        assert!(
+            e.starts_with("congestion control 'no_such_algorithm' is not available"),
+            "{e}"
+        );
+        let e = Congestion::pick_all(Some("reno,,reno")).expect_err("empty item");
+        assert!(e.starts_with("congestion control '' is not available"), "{e}");
+        let e = Congestion::pick_all(Some("reno,reno")).expect_err("twice");
+        assert_eq!(e, "congestion control 'reno' is listed twice in 'reno,reno'");
     }
 
     #[test]

@@ -69,7 +69,8 @@ enum Cmd {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
         runs: u32,
         /// Run every path's TCP tests with this congestion control (iperf3 -C; one of
-        /// net.ipv4.tcp_available_congestion_control) instead of the machine's default.
+        /// net.ipv4.tcp_available_congestion_control) instead of the machine's default; a
+        /// comma-separated list (bbr,cubic) runs the comparison once with each, in turn.
         #[arg(long, value_name = "NAME")]
         congestion_control: Option<String>,
     },
@@ -277,31 +278,38 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
         eprintln!("switchsim bench creates namespaces: run it as root");
         return ExitCode::FAILURE;
     }
-    let tcp = match sim::bench::Congestion::pick(congestion_control) {
+    let algorithms = match sim::bench::Congestion::pick_all(congestion_control) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("switchsim bench: {e}");
             return ExitCode::FAILURE;
         }
     };
-    let mut all = Vec::new();
+    // Runs of the algorithms alternate, so that the machine's drift falls on each alike.
+    let mut all: Vec<Vec<sim::bench::Results>> = vec![Vec::new(); algorithms.len()];
     for i in 1..=runs {
-        if runs > 1 {
-            println!("\n## run {i} of {runs}");
-        }
-        match bin_dir().and_then(|d| sim::bench::run_all(&d, &tcp)) {
-            Ok(r) => {
-                print!("{}", sim::bench::report(&r));
-                all.push(r);
+        for (tcp, done) in algorithms.iter().zip(all.iter_mut()) {
+            if runs > 1 {
+                println!("\n## run {i} of {runs}");
+            } else if algorithms.len() > 1 {
+                println!();
             }
-            Err(e) => {
-                eprintln!("bench failed: {e}");
-                return ExitCode::FAILURE;
+            match bin_dir().and_then(|d| sim::bench::run_all(&d, tcp)) {
+                Ok(r) => {
+                    print!("{}", sim::bench::report(&r));
+                    done.push(r);
+                }
+                Err(e) => {
+                    eprintln!("bench failed: {e}");
+                    return ExitCode::FAILURE;
+                }
             }
         }
     }
     if runs > 1 {
-        print!("{}", sim::bench::summary(&all));
+        for done in &all {
+            print!("{}", sim::bench::summary(done));
+        }
     }
     ExitCode::SUCCESS
 }
