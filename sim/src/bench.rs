@@ -56,8 +56,8 @@ pub struct Results {
 
 /// Which TCP congestion control every path's TCP tests use (iperf3 `-C`), so that all paths
 /// run with the same one, and the machine's default, which the sandboxes' own TCP gets. It
-/// matters to the comparison: BBR paces at the bandwidth it measures, and a userspace hop
-/// that batches acknowledgements makes it measure less.
+/// matters to the comparison: BBR's pacing and window follow what it measures, and a
+/// userspace hop that hands back acknowledgements in bursts changes both (docs/benchmarks.md).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Congestion {
     /// The algorithm the TCP tests used.
