@@ -50,15 +50,15 @@ pub struct Results {
     /// Microseconds two threads take to wake each other once over a socket pair after the
     /// machine idled as long as between two pings (see [`wake_round_trip_us`]).
     pub wake_floor_us: Option<f64>,
-    /// The congestion control the TCP tests ran with (empty: not recorded).
-    pub tcp: Congestion,
+    /// The congestion control the TCP tests ran with.
+    pub tcp: Option<Congestion>,
 }
 
 /// Which TCP congestion control every path's TCP tests use (iperf3 `-C`), so that all paths
 /// run with the same one, and the machine's default, which the sandboxes' own TCP gets. It
 /// matters to the comparison: BBR's pacing and window follow what it measures, and a
 /// userspace hop that hands back acknowledgements in bursts changes both (docs/benchmarks.md).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Congestion {
     /// The algorithm the TCP tests used.
     pub used: String,
@@ -554,7 +554,7 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, String> {
     let p = prefix("bn");
     let mut r = Results {
         wake_floor_us: Some(wake_round_trip_us()?),
-        tcp: tcp.clone(),
+        tcp: Some(tcp.clone()),
         ..Results::default()
     };
     let cc = tcp.used.as_str();
@@ -686,8 +686,8 @@ pub fn report(r: &Results) -> String {
     let opt = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "-".to_string(), f);
     let kb = find(&r.same_host, "kernel bridge").cloned();
     let tso = find(&r.same_host, "OVS userspace, tap + TSO").cloned();
-    if !r.tcp.used.is_empty() {
-        let _ = writeln!(out, "{}\n", r.tcp.describe());
+    if let Some(tcp) = &r.tcp {
+        let _ = writeln!(out, "{}\n", tcp.describe());
     }
     let _ = writeln!(out, "same host, sandbox to sandbox");
     let _ = writeln!(
@@ -724,7 +724,7 @@ pub fn report(r: &Results) -> String {
         );
     }
     if let Some(w) = r.wake_floor_us {
-        let _ = writeln!(out, "{WAKE_FLOOR}: {w:.0} us");
+        let _ = writeln!(out, "{}: {w:.0} us", wake_floor_label());
     }
     let kv = find(&r.cross_host, "kernel").cloned();
     let _ = writeln!(out, "\ncross host, over VXLAN");
@@ -781,8 +781,8 @@ pub fn summary(runs: &[Results]) -> String {
     let Some(first) = per_run.first() else {
         return out;
     };
-    if let Some(r) = runs.first().filter(|r| !r.tcp.used.is_empty()) {
-        let _ = writeln!(out, "  {}", r.tcp.describe());
+    if let Some(tcp) = runs.first().and_then(|r| r.tcp.as_ref()) {
+        let _ = writeln!(out, "  {}", tcp.describe());
     }
     for (i, goal) in first.iter().enumerate() {
         let ping = goal.what.starts_with("ping");
@@ -809,13 +809,23 @@ pub fn summary(runs: &[Results]) -> String {
     let mut floors: Vec<f64> = runs.iter().filter_map(|r| r.wake_floor_us).collect();
     let listed: Vec<String> = floors.iter().map(|v| format!("{v:.0}")).collect();
     if let Some(m) = median(&mut floors) {
-        let _ = writeln!(out, "  {WAKE_FLOOR}: median {m:.0} us (runs: {})", listed.join(", "));
+        let _ = writeln!(
+            out,
+            "  {}: median {m:.0} us (runs: {})",
+            wake_floor_label(),
+            listed.join(", ")
+        );
     }
     out
 }
 
-/// How the report names [`Results::wake_floor_us`].
-const WAKE_FLOOR: &str = "two thread wake-ups after 50 ms idle (the least a userspace path adds to a ping here)";
+/// How the report names [`Results::wake_floor_us`] (the idle time is the pings' spacing).
+fn wake_floor_label() -> String {
+    format!(
+        "two thread wake-ups after {} ms idle (the least a userspace path adds to a ping here)",
+        PING_GAP.as_millis()
+    )
+}
 
 fn median(values: &mut [f64]) -> Option<f64> {
     values.sort_by(f64::total_cmp);
@@ -856,10 +866,10 @@ mod tests {
             ],
             skipped: vec!["vde_switch is not installed (scripts/bench.sh installs it)".into()],
             wake_floor_us: Some(38.4),
-            tcp: Congestion {
+            tcp: Some(Congestion {
                 used: "cubic".into(),
                 default: "bbr".into(),
-            },
+            }),
         };
         let met: Vec<Option<bool>> = goals(&r).iter().map(Goal::met).collect();
         // 15/20 = 0.75; 15/12 = 1.25; 20/36 = 0.56; 4/16 = 0.25; 300k/200k = 1.5; +20 us.
@@ -954,10 +964,10 @@ mod tests {
             ],
             cross_host: vec![],
             skipped: vec![],
-            tcp: Congestion {
+            tcp: Some(Congestion {
                 used: "bbr".into(),
                 default: "bbr".into(),
-            },
+            }),
         };
         // One stream: 0.65, 0.75, 0.80 of the kernel bridge -> median 0.75, met; RTT added
         // +40, +20, +25 -> median +25, met; a run that could not measure a path counts as

@@ -69,8 +69,9 @@ enum Cmd {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
         runs: u32,
         /// Run every path's TCP tests with this congestion control (iperf3 -C; one of
-        /// net.ipv4.tcp_available_congestion_control) instead of the machine's default; a
-        /// comma-separated list (bbr,cubic) runs the comparison once with each, in turn.
+        /// net.ipv4.tcp_available_congestion_control) instead of the machine's default; with a
+        /// comma-separated list (bbr,cubic) each run is made once per algorithm, in turn, and
+        /// each algorithm's runs are judged apart.
         #[arg(long, value_name = "NAME")]
         congestion_control: Option<String>,
     },
