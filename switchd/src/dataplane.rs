@@ -427,7 +427,9 @@ impl Dataplane {
                 EpollTimeout::ZERO
             } else {
                 next_expire.map_or(EpollTimeout::NONE, |t| {
-                    let ms = t.saturating_duration_since(Instant::now()).as_millis().min(60_000) as u16;
+                    // Rounded up: a wait cut to 0 ms would spin until the deadline.
+                    let left = t.saturating_duration_since(Instant::now());
+                    let ms = left.as_micros().div_ceil(1000).min(60_000) as u16;
                     EpollTimeout::from(ms)
                 })
             };
