@@ -47,8 +47,8 @@ pub struct Results {
     pub cross_host: Vec<Figures>,
     /// Paths that could not be measured, and why.
     pub skipped: Vec<String>,
-    /// Microseconds two threads take to wake each other once over a socket pair after the
-    /// machine idled as long as between two pings (see [`wake_round_trip_us`]).
+    /// Microseconds two threads on one vCPU take to wake each other once over pipes
+    /// after the machine idled as long as between two pings (see [`wake_round_trip_us`]).
     pub wake_floor_us: Option<f64>,
     /// The congestion control the TCP tests ran with.
     pub tcp: Option<Congestion>,
@@ -139,33 +139,95 @@ impl Congestion {
 /// The least a switch in userspace can add to a ping here: the sandbox's frame wakes the
 /// switch's thread and the reply wakes the pinging process, two wake-ups the kernel bridge does
 /// not make (its reply is queued before `sendmsg` returns). Measured as the ping is: `PINGS`
-/// round trips `PING_GAP` apart, one byte each way between two threads over a Unix socket pair, mean in
-/// microseconds. On this project's VMs an idle vCPU halts at once and the wake-ups that follow
-/// cost tens of microseconds each; on bare metal they cost a few.
+/// round trips `PING_GAP` apart, mean in microseconds, one byte each way between two threads
+/// over pipes, the cheapest way one thread wakes another (a Unix socket pair costs 20 µs more
+/// per round trip here, docs/benchmarks.md). Both threads are held on the vCPU the caller is on, as the scheduler places a
+/// pinging process and the switch it wakes (`perf sched` shows ping, switchd's dataplane and
+/// vde_switch on one vCPU); across two vCPUs a wake-up costs several times more here, so
+/// unpinned the figure mixes the two and is no floor. On this project's VMs an idle vCPU halts
+/// at once and the wake-ups that follow cost tens of microseconds each; on bare metal they cost
+/// a few.
 ///
 /// # Errors
-/// The socket pair could not be made or used, in words.
+/// The pipes could not be made or used, or the threads could not be held on one vCPU, in
+/// words.
 pub fn wake_round_trip_us() -> Result<f64, String> {
     use std::io::{Read, Write};
-    use std::os::unix::net::UnixStream;
-    let (mut near, mut far) = UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
+    let _one_cpu = OneCpu::hold()?;
+    let (mut from_near, mut to_far) = pipe()?;
+    let (mut from_far, mut to_near) = pipe()?;
+    // A thread starts with its creator's affinity: the echo shares the vCPU.
     let echo = std::thread::spawn(move || {
         let mut b = [0u8; 1];
-        while far.read_exact(&mut b).is_ok() && far.write_all(&b).is_ok() {}
+        while from_near.read_exact(&mut b).is_ok() && to_near.write_all(&b).is_ok() {}
     });
     let mut total = Duration::ZERO;
     let mut b = [0u8; 1];
     for _ in 0..PINGS {
         std::thread::sleep(PING_GAP);
         let t = std::time::Instant::now();
-        near.write_all(&b)
-            .and_then(|()| near.read_exact(&mut b))
+        to_far
+            .write_all(&b)
+            .and_then(|()| from_far.read_exact(&mut b))
             .map_err(|e| format!("wake-up round trip: {e}"))?;
         total += t.elapsed();
     }
-    drop(near);
+    drop(to_far);
     let _ = echo.join();
     Ok(total.as_secs_f64() * 1e6 / f64::from(PINGS))
+}
+
+/// A pipe's read and write ends.
+fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0; 2];
+    // SAFETY: pipe2 writes two descriptors into fds, which each File then owns alone.
+    unsafe {
+        if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
+            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+        }
+        Ok((std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])))
+    }
+}
+
+/// The calling thread held on the vCPU it runs on; dropped, its affinity is as it was.
+struct OneCpu {
+    was: libc::cpu_set_t,
+}
+
+impl OneCpu {
+    fn hold() -> Result<OneCpu, String> {
+        // SAFETY: cpu_set_t is plain bits, all-zero is an empty set; sched_getaffinity and
+        // sched_setaffinity read or write exactly size_of::<cpu_set_t>() bytes of it; pid 0
+        // is the calling thread.
+        unsafe {
+            let mut was: libc::cpu_set_t = std::mem::zeroed();
+            let size = std::mem::size_of::<libc::cpu_set_t>();
+            if libc::sched_getaffinity(0, size, &mut was) != 0 {
+                return Err(format!("sched_getaffinity: {}", std::io::Error::last_os_error()));
+            }
+            let cpu = libc::sched_getcpu();
+            if cpu < 0 {
+                return Err(format!("sched_getcpu: {}", std::io::Error::last_os_error()));
+            }
+            let mut one: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu as usize, &mut one);
+            if libc::sched_setaffinity(0, size, &one) != 0 {
+                return Err(format!(
+                    "sched_setaffinity to vCPU {cpu}: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            Ok(OneCpu { was })
+        }
+    }
+}
+
+impl Drop for OneCpu {
+    fn drop(&mut self) {
+        // SAFETY: as in hold: the mask read there, of its own size, for the calling thread.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &self.was) };
+    }
 }
 
 /// Namespaces to delete, daemons to stop (by pid file) and directories to remove when dropped.
@@ -822,7 +884,7 @@ pub fn summary(runs: &[Results]) -> String {
 /// How the report names [`Results::wake_floor_us`] (the idle time is the pings' spacing).
 fn wake_floor_label() -> String {
     format!(
-        "two thread wake-ups after {} ms idle (the least a userspace path adds to a ping here)",
+        "two thread wake-ups on one vCPU after {} ms idle (the least a userspace path adds to a ping here)",
         PING_GAP.as_millis()
     )
 }
@@ -890,7 +952,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "two thread wake-ups after 50 ms idle (the least a userspace path adds to a ping here): 38 us"
+                "two thread wake-ups on one vCPU after 50 ms idle (the least a userspace path adds to a ping here): 38 us"
             ),
             "{text}"
         );
@@ -947,11 +1009,39 @@ mod tests {
         assert_eq!(e, "congestion control 'reno' is listed twice in 'reno,reno'");
     }
 
+    /// The vCPUs the calling thread may run on.
+    fn allowed_cpus() -> Vec<usize> {
+        // SAFETY: as in OneCpu::hold.
+        unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            assert_eq!(libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set), 0);
+            (0..libc::CPU_SETSIZE as usize)
+                .filter(|&c| libc::CPU_ISSET(c, &set))
+                .collect()
+        }
+    }
+
     #[test]
     fn the_wake_up_floor_is_a_measured_round_trip() {
-        let us = wake_round_trip_us().expect("socket pair");
+        let before = allowed_cpus();
+        let us = wake_round_trip_us().expect("pipes");
         // Two wake-ups take more than nothing and far less than the time the threads idle.
         assert!(us > 0.0 && us < PING_GAP.as_secs_f64() * 1e6, "{us} us");
+        // The caller is let go to the vCPUs it had.
+        assert_eq!(allowed_cpus(), before);
+    }
+
+    #[test]
+    fn one_cpu_holds_the_thread_on_one_vcpu_and_lets_go() {
+        let before = allowed_cpus();
+        {
+            let _held = OneCpu::hold().expect("affinity");
+            let now = allowed_cpus();
+            // SAFETY: sched_getcpu has no preconditions.
+            let cpu = unsafe { libc::sched_getcpu() };
+            assert_eq!(now, vec![cpu as usize]);
+        }
+        assert_eq!(allowed_cpus(), before);
     }
 
     #[test]
