@@ -136,17 +136,19 @@ impl Congestion {
     }
 }
 
-/// The least a switch in userspace can add to a ping here: the sandbox's frame wakes the
+/// About the least a switch in userspace can add to a ping here: the sandbox's frame wakes the
 /// switch's thread and the reply wakes the pinging process, two wake-ups the kernel bridge does
 /// not make (its reply is queued before `sendmsg` returns). Measured as the ping is: `PINGS`
 /// round trips `PING_GAP` apart, mean in microseconds, one byte each way between two threads
-/// over pipes, the cheapest way one thread wakes another (a Unix socket pair costs 20 µs more
-/// per round trip here, docs/benchmarks.md). Both threads are held on the vCPU the caller is on, as the scheduler places a
-/// pinging process and the switch it wakes (`perf sched` shows ping, switchd's dataplane and
-/// vde_switch on one vCPU); across two vCPUs a wake-up costs several times more here, so
-/// unpinned the figure mixes the two and is no floor. On this project's VMs an idle vCPU halts
-/// at once and the wake-ups that follow cost tens of microseconds each; on bare metal they cost
-/// a few.
+/// over pipes, the cheapest way one thread wakes another (a Unix socket pair costs about 20 µs
+/// more per round trip here, docs/benchmarks.md). Both threads are held on the vCPU the caller
+/// is on, where the scheduler places a pinging process and the switch it wakes (`perf sched`
+/// shows ping, switchd's dataplane and vde_switch on one vCPU); across two vCPUs a wake-up
+/// costs several times more here, so unpinned the figure mixes the two and is no floor. It is
+/// "about" the least: an added RTT is the difference of two noisy means, and a lean switch's
+/// lands a few microseconds either side of it. On this project's VMs an idle vCPU halts at
+/// once and the wake-ups that follow cost tens of microseconds each; on bare metal they cost a
+/// few.
 ///
 /// # Errors
 /// The pipes could not be made or used, or the threads could not be held on one vCPU, in
@@ -884,7 +886,7 @@ pub fn summary(runs: &[Results]) -> String {
 /// How the report names [`Results::wake_floor_us`] (the idle time is the pings' spacing).
 fn wake_floor_label() -> String {
     format!(
-        "two thread wake-ups on one vCPU after {} ms idle (the least a userspace path adds to a ping here)",
+        "two thread wake-ups on one vCPU after {} ms idle (about the least a userspace path adds to a ping here)",
         PING_GAP.as_millis()
     )
 }
@@ -952,7 +954,7 @@ mod tests {
         );
         assert!(
             text.contains(
-                "two thread wake-ups on one vCPU after 50 ms idle (the least a userspace path adds to a ping here): 38 us"
+                "two thread wake-ups on one vCPU after 50 ms idle (about the least a userspace path adds to a ping here): 38 us"
             ),
             "{text}"
         );
