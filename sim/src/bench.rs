@@ -3,6 +3,7 @@
 //!
 //! ```text
 //!  same host:   a ── kernel bridge ── b        a ── switchd (bridge network) ── b
+//!                                             (by default, and again polling for good)
 //!               a ── OVS userspace (tap ports, without / with userspace TSO) ── b
 //!               a ── vde_switch (tap ports) ── b
 //!  cross host:  a ── switchd overlay (VXLAN) ══ underlay ══ switchd ── b

@@ -59,7 +59,8 @@ enum Cmd {
         topology: PathBuf,
     },
     /// Measure the data plane against its peers in one run, in namespaces: same host (kernel
-    /// bridge, a switchd bridge network, Open vSwitch's userspace datapath with and without
+    /// bridge, a switchd bridge network as switchd runs by default and again with a dataplane
+    /// that never sleeps (--poll-us 1000000), Open vSwitch's userspace datapath with and without
     /// userspace TSO, vde_switch) and cross host (switchd's overlay, the kernel's VXLAN), with
     /// iperf3 and ping; print the figures, the ratios and the goals. Needs iperf3; peers not
     /// installed are skipped (scripts/bench.sh installs them and builds first).
