@@ -39,6 +39,13 @@ pub struct Figures {
     pub cpu_s_per_gb: f64,
 }
 
+impl Figures {
+    /// How many microseconds longer this path's average ping round trip is than `base`'s.
+    pub fn rtt_added_us(&self, base: &Figures) -> f64 {
+        (self.rtt_ms - base.rtt_ms) * 1000.0
+    }
+}
+
 /// A whole run.
 #[derive(Debug, Clone, Default)]
 pub struct Results {
@@ -759,7 +766,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
 fn rtt_added(what: &'static str, path: Option<&Figures>, kernel: Option<&Figures>) -> Goal {
     Goal {
         what,
-        value: path.zip(kernel).map(|(o, k)| (o.rtt_ms - k.rtt_ms) * 1000.0),
+        value: path.zip(kernel).map(|(o, k)| o.rtt_added_us(k)),
         limit: Limit::AtMost(30.0),
     }
 }
@@ -804,9 +811,7 @@ pub fn report(r: &Results) -> String {
             x(f.tcp4_bps, kb.as_ref().and_then(|k| k.tcp4_bps)),
             opt(f.udp64_pps, &|v| format!("{:.3}", v / 1e6)),
             f.rtt_ms,
-            opt(kb.as_ref().map(|k| (f.rtt_ms - k.rtt_ms) * 1000.0), &|v| format!(
-                "{v:+.0} us"
-            )),
+            opt(kb.as_ref().map(|k| f.rtt_added_us(k)), &|v| format!("{v:+.0} us")),
             f.cpu_s_per_gb,
         );
     }
@@ -828,9 +833,7 @@ pub fn report(r: &Results) -> String {
             g(f.tcp1_bps),
             opt(kv.as_ref().map(|k| f.tcp1_bps / k.tcp1_bps), &|v| format!("{v:.2}")),
             f.rtt_ms,
-            opt(kv.as_ref().map(|k| (f.rtt_ms - k.rtt_ms) * 1000.0), &|v| format!(
-                "{v:+.0} us"
-            )),
+            opt(kv.as_ref().map(|k| f.rtt_added_us(k)), &|v| format!("{v:+.0} us")),
             f.cpu_s_per_gb,
         );
     }
