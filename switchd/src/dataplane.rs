@@ -427,10 +427,7 @@ impl Dataplane {
                 EpollTimeout::ZERO
             } else {
                 next_expire.map_or(EpollTimeout::NONE, |t| {
-                    // Rounded up: a wait cut to 0 ms would spin until the deadline.
-                    let left = t.saturating_duration_since(Instant::now());
-                    let ms = left.as_micros().div_ceil(1000).min(60_000) as u16;
-                    EpollTimeout::from(ms)
+                    EpollTimeout::from(wait_ms(t.saturating_duration_since(Instant::now())))
                 })
             };
             let n = match self.epoll.wait(&mut events, timeout) {
@@ -1065,9 +1062,38 @@ impl Dataplane {
     }
 }
 
+/// The epoll timeout, in whole milliseconds, for a deadline `left` away: rounded up, since a
+/// wait cut to 0 ms would return at once and the loop would spin until the deadline; at most a
+/// minute (the deadline is looked at again after any wake-up anyway).
+fn wait_ms(left: Duration) -> u16 {
+    left.as_nanos().div_ceil(1_000_000).min(60_000) as u16
+}
+
 fn egress_of(ports: &[Option<PortIo>], p: PortId) -> Option<Egress> {
     match ports.get(p.0 as usize) {
         Some(Some(pio)) if !pio.dead => Some(pio.dev.egress()),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wait_for_the_next_tick_is_rounded_up_to_whole_milliseconds() {
+        let cases = [
+            (Duration::ZERO, 0),
+            (Duration::from_nanos(1), 1),
+            (Duration::from_micros(999), 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_micros(1_001), 2),
+            (Duration::from_millis(999), 999),
+            (Duration::from_secs(60), 60_000),
+            (Duration::from_secs(3_600), 60_000),
+        ];
+        for (left, ms) in cases {
+            assert_eq!(wait_ms(left), ms, "{left:?}");
+        }
     }
 }
