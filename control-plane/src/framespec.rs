@@ -4,7 +4,9 @@
 //! ```text
 //! dst=MAC          destination (default ff:ff:ff:ff:ff:ff)
 //! src=MAC          source (default: the ingress port's own static address)
-//! type=T           ipv4 | ipv6 | arp | 0xNNNN (default ipv4)
+//! type=T           ipv4 | ipv6 | arp | 0xNNNN (default ipv4: an IPv4 header follows)
+//! nw_src=IP        the IPv4 source (default: the ingress port's own address, else 0.0.0.0)
+//! nw_dst=IP        the IPv4 destination (default 255.255.255.255)
 //! vlan=ID          an 802.1Q tag, 1-4094 (access ports drop tagged frames)
 //! len=N            the frame's length, 14-65535 bytes (default 60)
 //! arp=IP           an ARP request for IP (type arp, sender address from sender=)
@@ -16,15 +18,22 @@ use std::net::Ipv4Addr;
 
 use switch::MacAddr;
 
-const KEYS: &str = "dst, src, type, vlan, len, arp, sender, hex";
+const KEYS: &str = "dst, src, type, vlan, len, nw_src, nw_dst, arp, sender, hex";
 
-/// Builds the frame `spec` describes; `default_src` stands in for a missing `src=`.
+/// Length of the IPv4 header written after an IPv4 EtherType.
+const IPV4_HEADER_LEN: usize = 20;
+
+/// Builds the frame `spec` describes; `default_src` stands in for a missing `src=`, and
+/// `default_ip` for a missing `nw_src=` (the ingress port's own addresses, so that a frame
+/// traced from a sandbox is one its port security lets through).
 ///
 /// # Errors
 /// An unknown key, a bad value (named, with what is accepted), or no source address.
-pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String> {
+pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Addr>) -> Result<Vec<u8>, String> {
     let mut dst = MacAddr::BROADCAST;
     let mut src = default_src;
+    let mut nw_src = default_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let mut nw_dst = Ipv4Addr::BROADCAST;
     let mut ethertype = 0x0800u16;
     let mut vlan = None;
     let mut len = None;
@@ -83,6 +92,8 @@ pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String
                         .ok_or_else(|| format!("invalid len={v}: a frame is 14-65535 bytes"))?,
                 )
             }
+            "nw_src" => nw_src = ip(v)?,
+            "nw_dst" => nw_dst = ip(v)?,
             "arp" => arp_target = Some(ip(v)?),
             "sender" => sender = ip(v)?,
             _ => return Err(format!("unknown frame spec key {k:?}: use {KEYS}")),
@@ -108,6 +119,10 @@ pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String
     } else {
         f.extend_from_slice(&ethertype.to_be_bytes());
     }
+    let ip_at = (ethertype == 0x0800 && arp_target.is_none()).then_some(f.len());
+    if ip_at.is_some() {
+        f.resize(f.len() + IPV4_HEADER_LEN, 0);
+    }
     let want = len.unwrap_or(60.max(f.len()));
     if want < f.len() {
         return Err(format!(
@@ -116,7 +131,29 @@ pub fn build(spec: &str, default_src: Option<MacAddr>) -> Result<Vec<u8>, String
         ));
     }
     f.resize(want, 0);
+    if let Some(at) = ip_at {
+        write_ipv4(&mut f[at..], nw_src, nw_dst);
+    }
     Ok(f)
+}
+
+/// Writes an IPv4 header (ICMP, no options, its checksum) over the front of `packet`, whose
+/// length it announces.
+fn write_ipv4(packet: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
+    let total = u16::try_from(packet.len()).unwrap_or(u16::MAX);
+    let h = &mut packet[..IPV4_HEADER_LEN];
+    h[0] = 0x45;
+    h[2..4].copy_from_slice(&total.to_be_bytes());
+    h[6] = 0x40;
+    h[8] = 64;
+    h[9] = 1;
+    h[12..16].copy_from_slice(&src.octets());
+    h[16..20].copy_from_slice(&dst.octets());
+    let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
 fn hex(v: &str) -> Result<Vec<u8>, String> {
@@ -151,25 +188,36 @@ mod tests {
 
     #[test]
     fn defaults_make_a_broadcast_ipv4_frame_from_the_port() {
-        let f = build("", Some(A)).unwrap();
+        let f = build("", Some(A), Some(Ipv4Addr::new(10, 0, 0, 2))).unwrap();
         assert_eq!(f.len(), 60);
         assert_eq!(&f[0..6], &[0xff; 6]);
         assert_eq!(&f[6..12], &A.0);
         assert_eq!(&f[12..14], &[0x08, 0x00]);
+        // A whole IPv4 header: version, length of the packet, addresses, a checksum that sums.
+        assert_eq!((f[14], u16::from_be_bytes([f[16], f[17]])), (0x45, 46));
+        assert_eq!(&f[26..30], &[10, 0, 0, 2]);
+        assert_eq!(&f[30..34], &[255; 4]);
+        let sum: u32 = f[14..34]
+            .chunks(2)
+            .map(|c| u32::from(u16::from_be_bytes([c[0], c[1]])))
+            .sum();
+        assert_eq!((sum & 0xffff) + (sum >> 16), 0xffff);
+        let f = build("nw_src=10.0.0.9,nw_dst=10.0.0.3", Some(A), None).unwrap();
+        assert_eq!((&f[26..30], &f[30..34]), (&[10, 0, 0, 9][..], &[10, 0, 0, 3][..]));
     }
 
     #[test]
     fn keys_shape_the_frame() {
-        let f = build("dst=02:42:0a:00:00:03, type=0x88cc, vlan=10, len=100", Some(A)).unwrap();
+        let f = build("dst=02:42:0a:00:00:03, type=0x88cc, vlan=10, len=100", Some(A), None).unwrap();
         assert_eq!(f.len(), 100);
         assert_eq!(&f[0..6], &[2, 0x42, 10, 0, 0, 3]);
         assert_eq!(&f[12..18], &[0x81, 0x00, 0, 10, 0x88, 0xcc]);
-        let arp = build("arp=10.0.0.3,sender=10.0.0.2", Some(A)).unwrap();
+        let arp = build("arp=10.0.0.3,sender=10.0.0.2", Some(A), None).unwrap();
         assert_eq!(&arp[12..14], &[0x08, 0x06]);
         assert_eq!(&arp[20..22], &[0, 1]);
         assert_eq!(&arp[28..32], &[10, 0, 0, 2]);
         assert_eq!(&arp[38..42], &[10, 0, 0, 3]);
-        assert_eq!(build(&format!("hex={}", to_hex(&arp)), None).unwrap(), arp);
+        assert_eq!(build(&format!("hex={}", to_hex(&arp)), None, None).unwrap(), arp);
     }
 
     #[test]
@@ -180,15 +228,17 @@ mod tests {
             ("vlan=4095", "a VLAN ID is 1-4094"),
             ("len=10", "14-65535"),
             ("len=14,vlan=5", "shorter than the headers"),
+            ("len=33", "shorter than the headers"),
+            ("nw_dst=10.0.0", "invalid nw_dst=10.0.0"),
             ("type=ip", "invalid type=ip"),
             ("src", "expected KEY=VALUE"),
             ("hex=0011", "at least the 14-byte Ethernet header"),
             ("hex=zz00000000000000000000000000", "\"zz\" is not a hex byte"),
             ("hex=00,len=60", "use it alone"),
         ] {
-            let e = build(spec, Some(A)).unwrap_err();
+            let e = build(spec, Some(A), None).unwrap_err();
             assert!(e.contains(want), "{spec}: {e}");
         }
-        assert!(build("", None).unwrap_err().contains("give src=MAC"));
+        assert!(build("", None, None).unwrap_err().contains("give src=MAC"));
     }
 }

@@ -38,6 +38,12 @@ pub const OPT_MTU: &str = "com.docker.network.driver.mtu";
 pub const OPT_MAC_AGING: &str = "mac_aging";
 /// Learned-MAC cap per port.
 pub const OPT_MAC_LIMIT: &str = "mac_limit";
+/// Whether sandboxes may send only from their own addresses (`-o port_security=false` lets
+/// sandboxes that route other subnets send from any).
+pub const OPT_PORT_SECURITY: &str = "port_security";
+/// Broadcast, multicast and unknown-unicast frames per second a sandbox's port may send
+/// (`-o bum_pps=N`, 0: no limit).
+pub const OPT_BUM_PPS: &str = "bum_pps";
 /// The VNI of an overlay network (`-o vni=N`).
 pub const OPT_VNI: &str = "vni";
 /// Docker's key for an overlay network's VNI, as `network inspect` shows it.
@@ -57,12 +63,21 @@ pub const OPT_HOST_ACCESS: &str = "host_access";
 const ACCEPTED_MACVLAN_OPTIONS: [&str; 4] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU, OPT_HOST_ACCESS];
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
-const ACCEPTED_OPTIONS: [&str; 4] = [OPT_BRIDGE_NAME, OPT_MTU, OPT_MAC_AGING, OPT_MAC_LIMIT];
-const ACCEPTED_OVERLAY_OPTIONS: [&str; 7] = [
+const ACCEPTED_OPTIONS: [&str; 6] = [
     OPT_BRIDGE_NAME,
     OPT_MTU,
     OPT_MAC_AGING,
     OPT_MAC_LIMIT,
+    OPT_PORT_SECURITY,
+    OPT_BUM_PPS,
+];
+const ACCEPTED_OVERLAY_OPTIONS: [&str; 9] = [
+    OPT_BRIDGE_NAME,
+    OPT_MTU,
+    OPT_MAC_AGING,
+    OPT_MAC_LIMIT,
+    OPT_PORT_SECURITY,
+    OPT_BUM_PPS,
     OPT_VNI,
     OPT_VXLANID_LIST,
     OPT_MAX_HOSTS,
@@ -151,6 +166,12 @@ pub struct Network {
     pub mac_aging: Duration,
     /// Learned-MAC cap per port.
     pub mac_limit: u32,
+    /// Whether sandboxes send only from their endpoints' addresses (port security).
+    #[serde(default = "yes")]
+    pub port_security: bool,
+    /// Broadcast, multicast and unknown-unicast frames per second per sandbox port; 0: none.
+    #[serde(default = "default_bum_pps")]
+    pub bum_pps: u32,
     /// VXLAN network identifier (overlay networks).
     #[serde(default)]
     pub vni: Option<u32>,
@@ -242,10 +263,12 @@ impl Network {
         Some(Ipv4Addr::from(u32::from(ipam.subnet.broadcast()) - 1))
     }
 
-    /// The gateway's MAC address where it must be the same on every host (overlay networks:
-    /// an anycast gateway, 02:53 and four bytes of the network ID); `None` lets the kernel pick.
+    /// The gateway's MAC address on switched networks: 02:53 and four bytes of the network
+    /// ID, the same on every host (an overlay network's anycast gateway), and known before the
+    /// interface exists so that no sandbox can ask for it. `None` on other networks (the
+    /// kernel picks the host's own macvlan child's).
     pub fn gateway_mac(&self) -> Option<MacAddr> {
-        if self.driver != Driver::Overlay {
+        if !matches!(self.driver, Driver::Bridge | Driver::Overlay) {
             return None;
         }
         let b = self.id.bytes();
@@ -468,6 +491,26 @@ pub struct ConnectSpec {
     pub ifname: Option<String>,
 }
 
+impl Network {
+    /// What a sandbox's port on this network is held to: sending as `mac` and `ipv4` (unless
+    /// `port_security=false`), the network's MTU and storm limit.
+    pub fn port_guard(&self, mac: MacAddr, ipv4: Option<Ipv4Addr>) -> switch::Guard {
+        switch::Guard {
+            source: self.port_security.then_some(switch::Source { mac, ipv4 }),
+            mtu: self.mtu,
+            bum_pps: self.bum_pps,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_bum_pps() -> u32 {
+    switch::DEFAULT_BUM_PPS
+}
+
 fn invalid(msg: impl Into<String>) -> ModelError {
     ModelError::Invalid(msg.into())
 }
@@ -551,6 +594,8 @@ impl State {
             mtu: DEFAULT_MTU,
             mac_aging: DEFAULT_MAC_AGING,
             mac_limit: DEFAULT_MAC_LIMIT,
+            port_security: true,
+            bum_pps: switch::DEFAULT_BUM_PPS,
             vni: None,
             vteps: Vec::new(),
             max_hosts: None,

@@ -494,6 +494,15 @@ impl Drop for Capture {
 /// # Panics
 /// If the socket cannot be made or the frame is not sent.
 pub fn send_raw(netns_path: &Path, iface: &str, frame: Vec<u8>) {
+    send_raw_offloaded(netns_path, iface, None, frame);
+}
+
+/// Like [`send_raw`], with a virtio-net header given to the kernel through `PACKET_VNET_HDR`
+/// (offload metadata, as any container with CAP_NET_RAW can send): `vnet` is its 10 bytes.
+///
+/// # Panics
+/// If the socket cannot be made or the frame is not sent.
+pub fn send_raw_offloaded(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>, frame: Vec<u8>) {
     let iface = std::ffi::CString::new(iface).expect("interface name");
     in_netns(netns_path, move || {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -502,6 +511,23 @@ pub fn send_raw(netns_path: &Path, iface: &str, frame: Vec<u8>) {
         assert!(fd >= 0, "AF_PACKET socket: {}", std::io::Error::last_os_error());
         // SAFETY: fd is a fresh descriptor we own.
         let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut bytes = frame.clone();
+        if let Some(h) = vnet {
+            let on: libc::c_int = 1;
+            // SAFETY: sock is a live AF_PACKET socket; PACKET_VNET_HDR takes an int.
+            let rc = unsafe {
+                libc::setsockopt(
+                    sock.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_VNET_HDR,
+                    (&on as *const libc::c_int).cast(),
+                    size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(rc, 0, "PACKET_VNET_HDR: {}", std::io::Error::last_os_error());
+            bytes = h.to_vec();
+            bytes.extend_from_slice(&frame);
+        }
         // SAFETY: iface is a valid NUL-terminated string.
         let index = unsafe { libc::if_nametoindex(iface.as_ptr()) };
         assert_ne!(index, 0, "no interface {iface:?}");
@@ -511,18 +537,18 @@ pub fn send_raw(netns_path: &Path, iface: &str, frame: Vec<u8>) {
         sll.sll_ifindex = index as i32;
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: frame and sll are valid for the lengths given.
+        // SAFETY: bytes and sll are valid for the lengths given.
         let n = unsafe {
             libc::sendto(
                 sock.as_raw_fd(),
-                frame.as_ptr().cast(),
-                frame.len(),
+                bytes.as_ptr().cast(),
+                bytes.len(),
                 0,
                 (&sll as *const libc::sockaddr_ll).cast(),
                 size_of::<libc::sockaddr_ll>() as libc::socklen_t,
             )
         };
-        assert_eq!(n, frame.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        assert_eq!(n, bytes.len() as isize, "sendto: {}", std::io::Error::last_os_error());
     })
     .join()
     .expect("send_raw thread");

@@ -30,15 +30,29 @@ pub enum DropReason {
     /// A frame on a VLAN uplink that is untagged or of another VLAN (the kernel filter
     /// normally keeps these away).
     WrongVlan,
-    /// A super-frame (or a frame with its checksum left to the device) that could not be
-    /// segmented for a tunnel: not the TCP/IPv4 its offload header announced. Counted on the
-    /// egress port.
+    /// A super-frame whose segmentation is not sane (segments under 536 bytes or over the
+    /// MTU, more than 64 of them, not TCP or UDP over IP), counted on the sandbox's port it
+    /// came from; or one (or a frame with its checksum left to the device) that could not be
+    /// segmented for a tunnel, counted on the egress port.
     BadOffload,
+    /// A sandbox sent from a MAC address that is not its endpoint's.
+    MacSpoof,
+    /// A sandbox sent ARP whose sender is not its endpoint (or ARP that is not IPv4 over
+    /// Ethernet).
+    ArpSpoof,
+    /// A sandbox sent IP from an address that is not its endpoint's.
+    IpSpoof,
+    /// A sandbox sent a DHCP (or DHCPv6) server message.
+    DhcpServer,
+    /// A sandbox sent an IPv6 router advertisement or redirect.
+    RouterMessage,
+    /// A sandbox sent broadcast, multicast or unknown-unicast frames over its port's rate.
+    StormControl,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; 18] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -51,6 +65,12 @@ impl DropReason {
         DropReason::TxFailed,
         DropReason::WrongVlan,
         DropReason::BadOffload,
+        DropReason::MacSpoof,
+        DropReason::ArpSpoof,
+        DropReason::IpSpoof,
+        DropReason::DhcpServer,
+        DropReason::RouterMessage,
+        DropReason::StormControl,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -68,6 +88,12 @@ impl DropReason {
             DropReason::TxFailed => "tx_failed",
             DropReason::WrongVlan => "wrong_vlan",
             DropReason::BadOffload => "bad_offload",
+            DropReason::MacSpoof => "mac_spoof",
+            DropReason::ArpSpoof => "arp_spoof",
+            DropReason::IpSpoof => "ip_spoof",
+            DropReason::DhcpServer => "dhcp_server",
+            DropReason::RouterMessage => "router_message",
+            DropReason::StormControl => "storm_control",
         }
     }
 

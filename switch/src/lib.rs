@@ -1,13 +1,18 @@
 //! The sans-IO L2 switch core.
 //!
 //! ```text
-//!  port rx ──► parse ──► learn ──► lookup ──► isolate ──► Verdict
-//!  (bytes)    (view,    (net,src   (net,dst   (same        Forward(port)
-//!             checks)    -> port)   -> port)   network)    Flood(ports of the network)
-//!                                                          Drop(reason)
+//!  port rx ──► parse ──► guard ──► learn ──► lookup ──► storm ──► isolate ──► Verdict
+//!  (bytes)    (view,    (source,   (net,src   (net,dst   (BUM      (same        Forward(port)
+//!             checks)    offload)   -> port)   -> port)   rate)     network)    Flood(ports)
+//!                                                                               Drop(reason)
 //! ```
 //!
 //! Invariants:
+//! - A guarded (sandbox) port's frames leave only when they come from its endpoint: the
+//!   Ethernet source, the ARP sender and the IP source are its own, and it sends no DHCP
+//!   server, router advertisement or redirect messages.
+//! - A static MAC entry never moves: learning cannot take it and [`Switch::add_static`]
+//!   refuses another port's. Only removing it (or its port) frees the address.
 //! - A frame never leaves on a port of another network: the MAC table is keyed by
 //!   `(NetworkId, MacAddr)` and the isolate stage re-checks the output port's network.
 //! - Nothing on the per-frame path allocates, locks or performs I/O; time comes in as
@@ -29,5 +34,8 @@ pub mod wire;
 pub use counters::{DropReason, PortCounters};
 pub use fdb::{FdbEntry, MacTable};
 pub use ids::{NetworkId, PortId};
-pub use pipeline::{Flood, NetworkConfig, PortConfig, Switch, SwitchError, Trace, TraceStage, TraceVerdict, Verdict};
+pub use pipeline::{
+    Flood, Gso, Guard, NetworkConfig, PortConfig, Source, Switch, SwitchError, Trace, TraceStage, TraceVerdict,
+    Verdict, DEFAULT_BUM_PPS, MAX_SEGMENTS, MIN_SEGMENT_SIZE,
+};
 pub use wire::{trunk_rx, trunk_tag, EthernetFrame, MacAddr, TrunkRx, VlanId, VlanTag};

@@ -85,7 +85,8 @@ enum Cmd {
         #[arg(long = "in", value_name = "PORT")]
         in_port: String,
         /// The frame, KEY=VALUE,...: dst, src (default: the port's own address), type
-        /// (ipv4|ipv6|arp|0xNNNN), vlan, len, arp=IP (an ARP request), sender, or hex=BYTES.
+        /// (ipv4|ipv6|arp|0xNNNN), vlan, len, nw_src and nw_dst (the IPv4 header's addresses;
+        /// nw_src defaults to the port's own), arp=IP (an ARP request), sender, or hex=BYTES.
         #[arg(long, value_name = "SPEC", default_value = "")]
         frame: String,
         #[command(flatten)]
@@ -122,9 +123,11 @@ enum NetworkCmd {
         /// Labels, K=V.
         #[arg(long = "label", value_name = "K=V")]
         labels: Vec<String>,
-        /// Driver options, K=V. bridge: com.docker.network.bridge.name, mtu, mac_aging, mac_limit;
-        /// overlay: also vni, max_hosts; macvlan: parent=IFACE[.VLAN], macvlan_mode, mtu,
-        /// host_access=true|false.
+        /// Driver options, K=V. bridge: com.docker.network.bridge.name, mtu, mac_aging, mac_limit,
+        /// port_security=true|false (sandboxes send only from their own addresses; default
+        /// true), bum_pps=N (broadcast, multicast and unknown-unicast frames per second per
+        /// sandbox, default 1000, 0 for no limit); overlay: also vni, max_hosts; macvlan:
+        /// parent=IFACE[.VLAN], macvlan_mode, mtu, host_access=true|false.
         #[arg(short = 'o', long = "opt", value_name = "K=V")]
         opts: Vec<String>,
         /// Name.
@@ -789,7 +792,7 @@ fn trace(c: &Client, network: String, in_port: String, frame: String, format: &s
         println!("{}", pretty(&t));
         return Ok(ExitCode::SUCCESS);
     }
-    let bytes = control_plane::framespec::build(&format!("hex={}", t.frame), None).unwrap_or_default();
+    let bytes = control_plane::framespec::build(&format!("hex={}", t.frame), None, None).unwrap_or_default();
     println!(
         "network {}, in port {} ({}): {}",
         t.network,

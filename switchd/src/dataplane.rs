@@ -17,7 +17,7 @@ use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use rustc_hash::FxHashMap;
 use switch::{
-    trunk_rx, DropReason, FdbEntry, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
+    trunk_rx, DropReason, FdbEntry, Gso, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
     TraceStage, TraceVerdict, TrunkRx, Verdict, VlanId,
 };
 use tun_rs::SyncDevice;
@@ -127,7 +127,7 @@ pub enum Command {
     /// Removes a network without ports.
     RemoveNetwork(NetworkId, mpsc::Sender<Result<(), String>>),
     /// Adds a port over a TAP device, with the static MAC of the endpoint behind it.
-    AddPort(Box<NewPort>, mpsc::Sender<Result<PortId, String>>),
+    AddPort(Box<NewPort>, mpsc::Sender<io::Result<PortId>>),
     /// Removes a port and hands its device back.
     RemovePort(PortId, mpsc::Sender<Result<Device, String>>),
     /// Lists the ports and their counters.
@@ -226,9 +226,11 @@ impl Handle {
     }
 
     /// Adds a port.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::AddrInUse`] when its static MAC is another port's, naming that port.
     pub fn add_port(&self, p: NewPort) -> io::Result<PortId> {
         self.call(|tx| Command::AddPort(Box::new(p), tx))?
-            .map_err(io::Error::other)
     }
 
     /// Removes a port, deleting its TAP device when `delete`.
@@ -504,15 +506,7 @@ impl Dataplane {
             }
             Command::Static(net, mac, at, tx) => {
                 let r = match at {
-                    Some((p, ip)) => {
-                        match ip {
-                            Some(ip) => self.arp.pin(net.0, mac.0, ip),
-                            None => self.arp.unpin(net.0, mac.0),
-                        }
-                        self.switch
-                            .add_static(Instant::now(), net, mac, p)
-                            .map_err(|e| e.to_string())
-                    }
+                    Some((p, ip)) => self.pin(net, mac, p, ip),
                     None => {
                         self.arp.unpin(net.0, mac.0);
                         self.switch.remove_mac(net, mac);
@@ -649,35 +643,42 @@ impl Dataplane {
         }
     }
 
-    fn add_port(&mut self, p: NewPort) -> Result<PortId, String> {
+    fn add_port(&mut self, p: NewPort) -> io::Result<PortId> {
         let net = p.cfg.network;
         let peer = match &p.dev {
             Device::Vtep { addr, vni } => {
                 if self.vtep.is_none() {
-                    return Err("the VXLAN port is not bound on this host (see switchd's log)".into());
+                    return Err(io::Error::other(
+                        "the VXLAN port is not bound on this host (see switchd's log)",
+                    ));
                 }
                 if self.vnis.get(vni) != Some(&net) {
-                    return Err(format!("VNI {vni} does not belong to this port's network"));
+                    return Err(io::Error::other(format!(
+                        "VNI {vni} does not belong to this port's network"
+                    )));
                 }
                 if self.peers.contains_key(&(*addr.ip(), *vni)) {
-                    return Err(format!("{} is already a peer of VNI {vni}", addr.ip()));
+                    return Err(io::Error::other(format!(
+                        "{} is already a peer of VNI {vni}",
+                        addr.ip()
+                    )));
                 }
                 Some((*addr.ip(), *vni))
             }
             _ => None,
         };
-        let id = self.switch.add_port(p.cfg).map_err(|e| e.to_string())?;
+        let id = self.switch.add_port(p.cfg).map_err(io::Error::other)?;
         if let Some(mac) = p.static_mac {
             if let Err(e) = self.switch.add_static(Instant::now(), net, mac, id) {
                 let _ = self.switch.remove_port(id);
-                return Err(e.to_string());
+                return Err(self.static_refused(e));
             }
         }
         if let Some(fd) = p.dev.fd() {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, u64::from(id.0));
             if let Err(e) = self.epoll.add(fd, ev) {
                 let _ = self.switch.remove_port(id);
-                return Err(format!("cannot poll port {}: {e}", p.label));
+                return Err(io::Error::other(format!("cannot poll port {}: {e}", p.label)));
             }
         }
         if let Some(key) = peer {
@@ -694,6 +695,48 @@ impl Dataplane {
             dead: false,
         });
         Ok(id)
+    }
+
+    /// Pins a remote endpoint's `mac` to the VXLAN peer port `port`, answering ARP for `ip`
+    /// with it. A MAC pinned to another peer moves (the endpoint's newest record says where it
+    /// is); one that a local port holds stays, and the pin is refused.
+    fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, ip: Option<Ipv4Addr>) -> Result<(), String> {
+        let held_by_peer = self
+            .switch
+            .fdb_entry(net, mac)
+            .is_some_and(|e| e.is_static && e.port != port && self.peers.values().any(|p| *p == e.port));
+        if held_by_peer {
+            self.switch.remove_mac(net, mac);
+        }
+        self.switch
+            .add_static(Instant::now(), net, mac, port)
+            .map_err(|e| self.static_refused(e).to_string())?;
+        match ip {
+            Some(ip) => self.arp.pin(net.0, mac.0, ip),
+            None => self.arp.unpin(net.0, mac.0),
+        }
+        Ok(())
+    }
+
+    /// The error for a static MAC the switch refused, naming the port that holds it.
+    fn static_refused(&self, e: switch::SwitchError) -> io::Error {
+        match e {
+            switch::SwitchError::MacTaken { mac, owner, .. } => {
+                let holder = match self.ports.get(owner.0 as usize) {
+                    Some(Some(pio)) => match pio.kind {
+                        PortKind::Gateway => format!("the gateway interface {}", pio.label),
+                        PortKind::Vtep => format!("a sandbox on another host (reached through {})", pio.label),
+                        _ => pio.label.clone(),
+                    },
+                    _ => format!("port {owner}"),
+                };
+                io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("MAC address {mac} is already in use on this network by {holder}"),
+                )
+            }
+            other => io::Error::other(other.to_string()),
+        }
     }
 
     fn remove_port(&mut self, id: PortId) -> Result<Device, String> {
@@ -887,8 +930,11 @@ impl Dataplane {
         let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
             return false;
         };
-        // The request still counts and teaches the switch where its sender is.
-        let _ = self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]);
+        // The request still counts and teaches the switch where its sender is; one that port
+        // security drops gets no answer either.
+        if let Verdict::Drop(_) = self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]) {
+            return true;
+        }
         let mut reply = [0u8; VNET_HDR_LEN + overlay::arp::ARP_FRAME_LEN];
         let n = VNET_HDR_LEN + overlay::arp::write_reply(&req, mac.0, &mut reply[VNET_HDR_LEN..]);
         // SAFETY: reply is a valid buffer of n bytes; fd is a live descriptor owned by self.ports.
@@ -952,7 +998,10 @@ impl Dataplane {
         let mut out: [(PortId, Egress); 32] = [(PortId(0), Egress::Fd(-1)); 32];
         let mut n_out = 0usize;
         let mut overflow: Vec<(PortId, Egress)> = Vec::new();
-        match self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]) {
+        match self
+            .switch
+            .process_offloaded(now, ingress, gso_of(packet), &packet[VNET_HDR_LEN..])
+        {
             Verdict::Drop(_) => return,
             Verdict::Forward(p) => {
                 if let Some(e) = egress_of(&self.ports, p) {
@@ -1067,6 +1116,15 @@ impl Dataplane {
 /// minute (the deadline is looked at again after any wake-up anyway).
 fn wait_ms(left: Duration) -> u16 {
     left.as_nanos().div_ceil(1_000_000).min(60_000) as u16
+}
+
+/// The segmentation a frame's virtio-net header announces, if any.
+#[inline]
+fn gso_of(packet: &[u8]) -> Option<Gso> {
+    let gso_type = packet[1] & !overlay::offload::VIRTIO_NET_HDR_GSO_ECN;
+    (gso_type != overlay::offload::VIRTIO_NET_HDR_GSO_NONE).then(|| Gso {
+        segment_size: u16::from_le_bytes([packet[4], packet[5]]),
+    })
 }
 
 fn egress_of(ports: &[Option<PortIo>], p: PortId) -> Option<Egress> {

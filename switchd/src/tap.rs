@@ -100,13 +100,17 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     Ok(dev)
 }
 
-/// On a port whose super-frames are cut for the tunnel, caps their segments to what one UDP
-/// send carries. A kernel that cannot change it leaves the default, which costs speed only.
+/// Caps the segments of the port's super-frames: on a port whose super-frames are cut for the
+/// tunnel, to what one UDP send carries; on others, to what the switch accepts from a sandbox
+/// (it drops a super-frame of more as a bad offload). A kernel that cannot change it leaves
+/// the default.
 fn limit_segments(spec: &TapSpec) {
-    if spec.offload == Offload::Tcp4 {
-        if let Err(e) = netdev::set_gso_max_segs(&spec.name, crate::vxlan::tunnel_gso_segments(spec.mtu)) {
-            tracing::debug!("{e}");
-        }
+    let segs = match spec.offload {
+        Offload::Tcp4 => crate::vxlan::tunnel_gso_segments(spec.mtu),
+        Offload::All => switch::MAX_SEGMENTS as u32,
+    };
+    if let Err(e) = netdev::set_gso_max_segs(&spec.name, segs) {
+        tracing::debug!("{e}");
     }
 }
 

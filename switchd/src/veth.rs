@@ -44,6 +44,12 @@ impl VethSpec {
         if let Some((ip, len)) = self.addr {
             netdev::set_ipv4(&self.name, ip, len)?;
         }
+        // The switch drops a sandbox's super-frame of more segments than this (port security):
+        // the stack must not make one.
+        let segs = switch::MAX_SEGMENTS as u32;
+        if let Err(e) = netdev::set_gso_max_segs(&self.name, segs) {
+            tracing::debug!("{e}");
+        }
         netdev::set_up(&self.name)?;
         if let Some(gw) = self.default_gw {
             netdev::add_default_route(gw)?;

@@ -77,14 +77,15 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
         .collect();
     assert_eq!(
         stages,
-        ["parse", "learn", "lookup", "isolate", "forward", "output"],
+        ["parse", "guard", "learn", "lookup", "isolate", "forward", "output"],
         "{t}"
     );
     assert_eq!(t["InPort"]["Port"].as_u64(), Some(pa));
     assert_eq!(t["Verdict"], format!("forward to port {pb}"));
     assert_eq!(t["OutPorts"][0]["Port"].as_u64(), Some(pb));
-    // The same, as text; a broadcast floods to the gateway and b; b's address sent from a is
-    // spoofing; a frame to itself is a hairpin; a tag is refused on an access port.
+    // The same, as text; a broadcast floods to the gateway and b; b's address, any other MAC
+    // or another IPv4 source sent from a is spoofing; a frame to itself is a hairpin; a tag is
+    // refused on an access port.
     let text = h.ctl(["trace", &net, "--in", &a_if, "--frame", &format!("dst={mac_b}")]);
     assert!(
         text.expect_ok("trace")
@@ -94,12 +95,13 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
     );
     for (frame, verdict) in [
         (String::new(), "flood to ports".to_string()),
-        (format!("src={mac_b},dst={mac_a}"), "drop (source_mac_conflict)".into()),
+        (format!("src={mac_b},dst={mac_a}"), "drop (mac_spoof)".into()),
+        (format!("nw_src=10.84.0.99,dst={mac_b}"), "drop (ip_spoof)".into()),
         (format!("dst={mac_a}"), "drop (hairpin)".into()),
         ("vlan=10".into(), "drop (tagged_on_access_port)".into()),
         (
             "src=02:00:00:00:00:09,dst=02:00:00:00:00:0a".into(),
-            "flood to ports".into(),
+            "drop (mac_spoof)".into(),
         ),
     ] {
         let t = json(

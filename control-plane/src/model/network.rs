@@ -106,6 +106,8 @@ impl State {
             mtu: opts.mtu.unwrap_or(default_mtu),
             mac_aging: opts.mac_aging.unwrap_or(DEFAULT_MAC_AGING),
             mac_limit: opts.mac_limit.unwrap_or(DEFAULT_MAC_LIMIT),
+            port_security: opts.port_security,
+            bum_pps: opts.bum_pps.unwrap_or(switch::DEFAULT_BUM_PPS),
             vni,
             vteps: Vec::new(),
             max_hosts: (driver == Driver::Overlay).then(|| opts.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS)),
@@ -343,6 +345,8 @@ impl State {
             mtu: r.mtu,
             mac_aging: DEFAULT_MAC_AGING,
             mac_limit: DEFAULT_MAC_LIMIT,
+            port_security: true,
+            bum_pps: switch::DEFAULT_BUM_PPS,
             vni: Some(r.vni),
             vteps: Vec::new(),
             max_hosts: Some(r.max_hosts),
@@ -431,6 +435,8 @@ struct Options {
     mtu: Option<u16>,
     mac_aging: Option<Duration>,
     mac_limit: Option<u32>,
+    port_security: bool,
+    bum_pps: Option<u32>,
     vni: Option<u32>,
     max_hosts: Option<u32>,
     parent: Option<String>,
@@ -439,12 +445,22 @@ struct Options {
     vlan: Option<u16>,
 }
 
+fn boolean(v: &str) -> Option<bool> {
+    match v {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
     let mut o = Options {
         bridge_name: None,
         mtu: None,
         mac_aging: None,
         mac_limit: None,
+        port_security: true,
+        bum_pps: None,
         vni: None,
         max_hosts: None,
         parent: None,
@@ -493,6 +509,17 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                         .ok_or_else(|| bad("a count of 1-65536"))?,
                 )
             }
+            OPT_PORT_SECURITY if driver != Driver::Macvlan => {
+                o.port_security = boolean(v).ok_or_else(|| bad("true or false"))?
+            }
+            OPT_BUM_PPS if driver != Driver::Macvlan => {
+                o.bum_pps = Some(
+                    v.parse()
+                        .ok()
+                        .filter(|n| *n <= 10_000_000)
+                        .ok_or_else(|| bad("frames per second, 0-10000000 (0: no limit)"))?,
+                )
+            }
             OPT_PARENT if driver == Driver::Macvlan => {
                 let (iface, vlan) = match v.split_once('.') {
                     Some((iface, id)) => {
@@ -520,11 +547,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                 o.vlan = vlan;
             }
             OPT_HOST_ACCESS if driver == Driver::Macvlan => {
-                o.host_access = match v.as_str() {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(bad("true or false")),
-                };
+                o.host_access = boolean(v).ok_or_else(|| bad("true or false"))?;
             }
             OPT_MACVLAN_MODE if driver == Driver::Macvlan => {
                 if !["bridge", "private", "vepa", "passthru"].contains(&v.as_str()) {

@@ -367,6 +367,12 @@ impl State {
             }
             None => docker_mac(ip),
         };
+        if net.gateway_mac() == Some(mac) {
+            return Err(ModelError::Conflict(format!(
+                "MAC address {mac} is the gateway's on network {}: give a MAC address of no port of the network",
+                net.name
+            )));
+        }
         if let Some(e) = remote.and_then(|r| r.values().find(|e| e.mac == mac.0)) {
             return Err(ModelError::Conflict(format!(
                 "MAC address {mac} is already in use on network {} by sandbox {} on host {}",

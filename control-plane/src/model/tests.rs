@@ -170,6 +170,20 @@ fn bad_network_input_is_refused_and_changes_nothing() {
             },
             "must lie inside the subnet",
         ),
+        (
+            NetworkSpec {
+                options: [(OPT_PORT_SECURITY.into(), "no".into())].into(),
+                ..net("x")
+            },
+            "invalid value \"no\" for option port_security: true or false",
+        ),
+        (
+            NetworkSpec {
+                options: [(OPT_BUM_PPS.into(), "-1".into())].into(),
+                ..net("x")
+            },
+            "invalid value \"-1\" for option bum_pps",
+        ),
     ];
     for (spec, want) in cases {
         let e = s

@@ -710,11 +710,11 @@ impl World {
             let Some(net) = self.hosts[h as usize].sbs[i].as_ref().map(|s| s.net.clone()) else {
                 continue;
             };
-            let mac = self.hosts[h as usize].sbs[i]
+            let (mac, ip) = self.hosts[h as usize].sbs[i]
                 .as_ref()
-                .map(|s| s.sb.mac)
-                .unwrap_or_default();
-            if let Some(port) = self.add_sandbox_port(h, &net, mac, i) {
+                .map(|s| (s.sb.mac, s.sb.ip))
+                .unwrap_or((Default::default(), Ipv4Addr::UNSPECIFIED));
+            if let Some(port) = self.add_sandbox_port(h, &net, mac, ip, i) {
                 if let Some(s) = self.hosts[h as usize].sbs[i].as_mut() {
                     s.port = port;
                 }
@@ -787,16 +787,18 @@ impl World {
         self.apply(h, fx);
     }
 
-    fn add_sandbox_port(&mut self, h: u32, net: &Id, mac: [u8; 6], slot: usize) -> Option<PortId> {
+    /// A sandbox's port, guarded as switchd guards it: it sends only as `mac` and `ip`.
+    fn add_sandbox_port(&mut self, h: u32, net: &Id, mac: [u8; 6], ip: Ipv4Addr, slot: usize) -> Option<PortId> {
         let now = self.instant();
         let host = &mut self.hosts[h as usize];
         let rt = host.nets.get(net)?;
-        let limit = host.state.networks.get(net).map_or(64, |n| n.mac_limit);
+        let network = host.state.networks.get(net)?;
         let cfg = PortConfig {
             network: rt.sid,
             max_frame_len: 1514,
-            learn_limit: limit,
+            learn_limit: network.mac_limit,
             split_horizon_group: 0,
+            guard: Some(network.port_guard(MacAddr(mac), Some(ip))),
         };
         let port = host.switch.add_port(cfg).ok()?;
         let _ = host.switch.add_static(now, rt.sid, MacAddr(mac), port);
@@ -840,7 +842,7 @@ impl World {
         }
         self.mac_net.insert(mac.0, ep.network.clone());
         let slot = self.hosts[h as usize].sbs.len();
-        let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, slot) else {
+        let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, ip, slot) else {
             return;
         };
         let seed = self.rng.random();
@@ -1078,6 +1080,7 @@ impl World {
                         max_frame_len: 1514,
                         learn_limit: 4096,
                         split_horizon_group: 1,
+                        guard: None,
                     };
                     if let (Ok(p), SocketAddr::V4(v)) = (host.switch.add_port(cfg), vtep) {
                         rt.peers.insert(vtep, p);

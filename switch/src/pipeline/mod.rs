@@ -1,7 +1,8 @@
 //! The switch: ports grouped into networks, the MAC table, and the per-frame pipeline
-//! `parse -> learn -> lookup -> isolate -> verdict`.
+//! `parse -> guard -> learn -> lookup -> storm -> isolate -> verdict`.
 
 mod forward;
+mod guard;
 mod isolate;
 mod learn;
 mod lookup;
@@ -19,6 +20,8 @@ use crate::wire::MacAddr;
 
 use forward::Member;
 pub use forward::{Flood, Verdict};
+use guard::Storm;
+pub use guard::{Gso, Guard, Source, DEFAULT_BUM_PPS, MAX_SEGMENTS, MIN_SEGMENT_SIZE};
 use lookup::Destination;
 pub use trace::{Trace, TraceStage, TraceVerdict};
 
@@ -50,6 +53,9 @@ pub struct PortConfig {
     /// Ports sharing a non-zero group never exchange frames (split horizon: the VXLAN peers
     /// of a network, which reach each other directly). 0: no group.
     pub split_horizon_group: u8,
+    /// Port security, storm control and offload checks for a sandbox's port; `None` for the
+    /// ports the host owns (gateways, VXLAN peers, uplinks).
+    pub guard: Option<Guard>,
 }
 
 impl PortConfig {
@@ -60,6 +66,7 @@ impl PortConfig {
             max_frame_len: 1514,
             learn_limit: 64,
             split_horizon_group: 0,
+            guard: None,
         }
     }
 }
@@ -77,6 +84,15 @@ pub enum SwitchError {
     UnknownPort(PortId),
     /// The port is not on the network named.
     WrongNetwork(PortId, NetworkId),
+    /// The MAC address is a static address of another port of the network.
+    MacTaken {
+        /// The address.
+        mac: MacAddr,
+        /// The network.
+        network: NetworkId,
+        /// The port that holds it.
+        owner: PortId,
+    },
 }
 
 impl fmt::Display for SwitchError {
@@ -87,6 +103,9 @@ impl fmt::Display for SwitchError {
             SwitchError::NetworkHasPorts(n, k) => write!(f, "network {n} still has {k} port(s)"),
             SwitchError::UnknownPort(p) => write!(f, "unknown port {p}"),
             SwitchError::WrongNetwork(p, n) => write!(f, "port {p} is not on network {n}"),
+            SwitchError::MacTaken { mac, network, owner } => {
+                write!(f, "MAC address {mac} belongs to port {owner} on network {network}")
+            }
         }
     }
 }
@@ -98,6 +117,7 @@ pub(crate) struct Port {
     pub aging: Duration,
     pub learned: u32,
     pub counters: PortCounters,
+    pub storm: Storm,
 }
 
 struct Network {
@@ -174,6 +194,7 @@ impl Switch {
             aging: net.cfg.aging,
             learned: 0,
             counters: PortCounters::default(),
+            storm: Storm::default(),
         };
         if idx == self.ports.len() {
             self.ports.push(Some(port));
@@ -205,14 +226,27 @@ impl Switch {
     }
 
     /// Adds a static entry: `mac` lives on `port` (an endpoint the daemon created). It never
-    /// ages, and a frame from that address on another port is dropped as spoofed.
+    /// ages, never moves, and a frame from that address on another port is dropped as spoofed.
+    /// A learned entry for the address gives way; a static one of the same port stays as it is.
     ///
     /// # Errors
-    /// [`SwitchError::UnknownPort`], or [`SwitchError::WrongNetwork`] if the port is elsewhere.
+    /// [`SwitchError::UnknownPort`], [`SwitchError::WrongNetwork`] if the port is elsewhere, or
+    /// [`SwitchError::MacTaken`] if another port holds the address statically. Nothing changed.
     pub fn add_static(&mut self, now: Instant, net: NetworkId, mac: MacAddr, port: PortId) -> Result<(), SwitchError> {
         let p = self.port(port)?;
         if p.cfg.network != net {
             return Err(SwitchError::WrongNetwork(port, net));
+        }
+        match self.fdb.get(net, mac) {
+            Some(e) if e.is_static && e.port != port => {
+                return Err(SwitchError::MacTaken {
+                    mac,
+                    network: net,
+                    owner: e.port,
+                })
+            }
+            Some(e) if e.is_static => return Ok(()),
+            _ => {}
         }
         if let Some(old) = self.fdb.insert_static(net, mac, port, now) {
             if !old.is_static {
@@ -243,13 +277,21 @@ impl Switch {
     /// [`Switch::record_tx`], once a frame was actually handed to a port.
     #[inline]
     pub fn process(&mut self, now: Instant, ingress: PortId, frame: &[u8]) -> Verdict<'_> {
+        self.process_offloaded(now, ingress, None, frame)
+    }
+
+    /// [`Switch::process`] for a frame the driver received with segmentation offload metadata
+    /// (`gso`: a super-frame to be cut into segments of that size). On a guarded port the
+    /// segmentation must be sane, or the frame is dropped as [`DropReason::BadOffload`].
+    #[inline]
+    pub fn process_offloaded(&mut self, now: Instant, ingress: PortId, gso: Option<Gso>, frame: &[u8]) -> Verdict<'_> {
         let Some(Some(port)) = self.ports.get_mut(ingress.0 as usize) else {
             return Verdict::Drop(DropReason::UnknownPort);
         };
         port.counters.count_rx(frame.len());
         let (net, aging, max_len) = (port.cfg.network, port.aging, port.cfg.max_frame_len);
         let group = port.cfg.split_horizon_group;
-        match self.decide(now, ingress, net, aging, max_len, frame) {
+        match self.decide(now, ingress, net, aging, max_len, gso, frame) {
             Ok(Destination::Port(out)) => Verdict::Forward(out),
             Ok(Destination::Flood) => match self.networks.get(&net) {
                 Some(n) => Verdict::Flood(Flood::new(&n.members, ingress, group)),
@@ -265,6 +307,7 @@ impl Switch {
     }
 
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &mut self,
         now: Instant,
@@ -272,17 +315,31 @@ impl Switch {
         net: NetworkId,
         aging: Duration,
         max_len: usize,
+        gso: Option<Gso>,
         frame: &[u8],
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
-        let group = self.ports[ingress.0 as usize]
+        let (group, guard) = self.ports[ingress.0 as usize]
             .as_ref()
-            .map_or(0, |p| p.cfg.split_horizon_group);
+            .map_or((0, None), |p| (p.cfg.split_horizon_group, p.cfg.guard));
+        if let Some(g) = &guard {
+            guard::check(g, gso, frame)?;
+        }
         let now_ms = self.fdb.tick(now);
         learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
             Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, group, out).map(Destination::Port),
-            Destination::Flood => Ok(Destination::Flood),
+            Destination::Flood => {
+                let pps = guard.map_or(0, |g| g.bum_pps);
+                let admitted = self.ports[ingress.0 as usize]
+                    .as_mut()
+                    .is_none_or(|p| p.storm.admit(pps, now_ms));
+                if admitted {
+                    Ok(Destination::Flood)
+                } else {
+                    Err(DropReason::StormControl)
+                }
+            }
         }
     }
 
@@ -337,6 +394,11 @@ impl Switch {
         self.port(port).ok().map(|p| p.learned)
     }
 
+    /// The MAC table's entry for `mac` on `net`, aged or not.
+    pub fn fdb_entry(&self, net: NetworkId, mac: MacAddr) -> Option<FdbEntry> {
+        self.fdb.get(net, mac)
+    }
+
     /// Every MAC table entry.
     pub fn fdb(&self) -> impl Iterator<Item = FdbEntry> + '_ {
         self.fdb.iter()
@@ -358,3 +420,6 @@ impl Switch {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod security_tests;

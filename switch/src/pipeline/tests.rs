@@ -355,6 +355,7 @@ proptest! {
                     max_frame_len: 1514,
                     learn_limit: limits[i],
                     split_horizon_group: groups[i],
+                    guard: None,
                 };
                 sw.add_port(cfg).unwrap()
             })

@@ -11,7 +11,7 @@ use crate::ids::PortId;
 use crate::wire::EthernetFrame;
 
 use super::lookup::Destination;
-use super::{isolate, learn, lookup, parse, Flood, Port, Switch};
+use super::{guard, isolate, learn, lookup, parse, Flood, Guard, Port, Switch};
 
 /// One stage's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,6 +100,12 @@ impl Switch {
                 frame.len()
             ),
         );
+        if let Some(g) = &port.cfg.guard {
+            match guard::check(g, None, frame) {
+                Ok(()) => t.push("guard", guard_passed(g)),
+                Err(r) => return t.drop("guard", guard_refused(g, r), r),
+            }
+        }
         // Learning, previewed.
         let u = self
             .fdb
@@ -206,5 +212,36 @@ impl Switch {
         );
         t.verdict = TraceVerdict::Flood(ports);
         t
+    }
+}
+
+fn guard_passed(g: &Guard) -> String {
+    let storm = match g.bum_pps {
+        0 => "no storm limit".to_string(),
+        n => format!("broadcast, multicast and unknown unicast limited to {n}/s"),
+    };
+    match g.source {
+        Some(src) => {
+            let ip = src.ipv4.map_or("no address".to_string(), |ip| ip.to_string());
+            format!("sent as the endpoint ({}, {ip}), {storm}: ok", src.mac)
+        }
+        None => format!("port security off, {storm}: ok"),
+    }
+}
+
+fn guard_refused(g: &Guard, r: DropReason) -> String {
+    let (mac, ip) = g.source.map_or((String::new(), String::new()), |s| {
+        (
+            s.mac.to_string(),
+            s.ipv4.map_or("no address".into(), |ip| ip.to_string()),
+        )
+    });
+    match r {
+        DropReason::MacSpoof => format!("the source is not the endpoint's MAC {mac}"),
+        DropReason::ArpSpoof => format!("the ARP sender is not the endpoint ({mac}, {ip}) or a probe"),
+        DropReason::IpSpoof => format!("the IP source is not the endpoint's address ({ip})"),
+        DropReason::DhcpServer => "a DHCP server message from a sandbox".into(),
+        DropReason::RouterMessage => "an IPv6 router advertisement or redirect from a sandbox".into(),
+        other => other.as_str().into(),
     }
 }

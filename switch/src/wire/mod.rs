@@ -3,11 +3,15 @@
 //! Each view wraps `T: AsRef<[u8]>`; `new_checked` validates lengths for untrusted input and
 //! `new_unchecked` is for bytes we built ourselves. Accessors never panic on a checked view.
 
+mod arp;
 mod ethernet;
+mod ip;
 mod mac;
 mod vlan;
 
+pub use arp::{ArpOp, ArpPacket, ARP_IPV4_LEN};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
+pub use ip::{proto, udp_ports, Ipv4Packet, Ipv6Packet, IPV6_HEADER_LEN};
 pub use mac::{MacAddr, ParseMacError};
 pub use vlan::{trunk_rx, trunk_tag, TrunkRx, VlanId, VlanTag, TPID_8021Q, VLAN_TAG_LEN};
 
@@ -16,4 +20,6 @@ pub use vlan::{trunk_rx, trunk_tag, TrunkRx, VlanId, VlanTag, TPID_8021Q, VLAN_T
 pub enum WireError {
     /// Fewer bytes than the header needs.
     Truncated,
+    /// A version or kind of header the view does not read.
+    Unsupported,
 }

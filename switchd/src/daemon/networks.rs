@@ -69,6 +69,7 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
+            guard: None,
         };
         self.dp.add_port(NewPort {
             dev: Device::Tap(dev),
@@ -92,6 +93,7 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: VTEP_LEARN_LIMIT,
             split_horizon_group: 1,
+            guard: None,
         };
         let port = NewPort {
             dev: Device::Vtep { addr: a, vni },
@@ -193,6 +195,7 @@ impl Daemon {
                     max_frame_len: TAP_MAX_FRAME,
                     learn_limit: VTEP_LEARN_LIMIT,
                     split_horizon_group: 0,
+                    guard: None,
                 },
                 static_mac: None,
                 kind: PortKind::Uplink,

@@ -231,7 +231,7 @@ impl Daemon {
 impl Daemon {
     /// Traces a synthetic frame through the switch from one of a network's ports.
     pub fn trace(&self, req: TraceRequest) -> Result<TraceResource, OpError> {
-        let (net_name, switch_id, endpoint_port) = {
+        let (net_name, switch_id, endpoint_port, port_ips) = {
             let inner = self.inner.lock().expect("lock poisoned");
             let net = inner.state.network(&req.network)?;
             if !net.is_switched() {
@@ -251,7 +251,13 @@ impl Daemon {
                 })
                 .into_iter()
                 .collect();
-            (net.name.clone(), net.switch_id, endpoint_port)
+            // The IPv4 address behind each endpoint's port, for frames traced from it.
+            let port_ips: Vec<(PortId, std::net::Ipv4Addr)> = inner
+                .state
+                .endpoints_of_network(&net.id)
+                .filter_map(|e| Some((*inner.endpoint_ports.get(&e.id)?, e.ip?)))
+                .collect();
+            (net.name.clone(), net.switch_id, endpoint_port, port_ips)
         };
         let ports = self.dp.ports().map_err(io_err("dataplane"))?;
         let found = find_port(&ports, &req.in_port, &endpoint_port, &format!(" on network {net_name}"))?;
@@ -268,8 +274,9 @@ impl Daemon {
             .into_iter()
             .find(|e| e.is_static && e.port == found.port)
             .map(|e| e.mac);
-        let frame =
-            control_plane::framespec::build(&req.frame, own_mac).map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        let own_ip = port_ips.iter().find(|(p, _)| *p == found.port).map(|(_, ip)| *ip);
+        let frame = control_plane::framespec::build(&req.frame, own_mac, own_ip)
+            .map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
         let out = self.dp.trace(found.port, frame.clone()).map_err(io_err("dataplane"))?;
         Ok(TraceResource {
             network: net_name,

@@ -109,6 +109,11 @@ impl Daemon {
             macvlan::open(&sb.netns, parent, mode, &spec).map_err(io_err(&label))?;
             return Ok(None);
         }
+        // Every switched endpoint has a MAC from the model (its own or Docker's from its
+        // address): port security holds the port to it.
+        let mac = ep
+            .mac
+            .ok_or_else(|| OpError::Io(format!("{label}: the endpoint has no MAC address")))?;
         let (dev, kind) = match ep.port_kind {
             model::PortKind::Tap => {
                 let spec = tap::TapSpec {
@@ -145,17 +150,22 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
+            guard: Some(net.port_guard(mac, ep.ip)),
         };
         let added = self.dp.add_port(NewPort {
             dev,
             cfg,
-            static_mac: ep.mac,
+            static_mac: Some(mac),
             kind,
             label: label.clone(),
         });
         added.map(Some).map_err(|e| {
             let _ = self.delete_interface(sb, ep, false);
-            OpError::Io(format!("{label}: {e}"))
+            if e.kind() == io::ErrorKind::AddrInUse {
+                OpError::Model(ModelError::Conflict(format!("sandbox {}: {e}", sb.name)))
+            } else {
+                OpError::Io(format!("{label}: {e}"))
+            }
         })
     }
 
