@@ -831,4 +831,7 @@ pub struct DnsStats {
     pub failures: u64,
     /// Dropped by the per-asker limits.
     pub limited: u64,
+    /// Refused: the asker was no endpoint of the network.
+    #[serde(default)]
+    pub refused: u64,
 }

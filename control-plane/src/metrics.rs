@@ -216,7 +216,7 @@ pub fn render(s: &StatsResource) -> String {
         f.sample(name, &[("result", "ok")], c.sync_ok);
         f.sample(name, &[("result", "failed")], c.sync_failed);
     }
-    let dns: [Counter<crate::api::DnsStats>; 5] = [
+    let dns: [Counter<crate::api::DnsStats>; 6] = [
         (
             "switchd_dns_queries_total",
             "DNS queries received by the embedded DNS.",
@@ -241,6 +241,11 @@ pub fn render(s: &StatsResource) -> String {
             "switchd_dns_limited_total",
             "DNS queries dropped by the per-asker limits.",
             |d| d.limited,
+        ),
+        (
+            "switchd_dns_refused_total",
+            "DNS queries refused: the asker was no endpoint of the network.",
+            |d| d.refused,
         ),
     ];
     counters(o, &s.dns, &dns, |d| vec![("network", d.network.clone())]);

@@ -1108,10 +1108,19 @@ fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
                     d.forwarded.to_string(),
                     d.failures.to_string(),
                     d.limited.to_string(),
+                    d.refused.to_string(),
                 ]
             })
             .collect();
-        let header = ["DNS NETWORK", "QUERIES", "ANSWERED", "FORWARDED", "FAILED", "LIMITED"];
+        let header = [
+            "DNS NETWORK",
+            "QUERIES",
+            "ANSWERED",
+            "FORWARDED",
+            "FAILED",
+            "LIMITED",
+            "REFUSED",
+        ];
         print!("\n{}", table::render(&header, &rows));
     }
     Ok(ExitCode::SUCCESS)

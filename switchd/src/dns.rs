@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -105,6 +106,8 @@ pub struct DnsCounters {
     pub failures: AtomicU64,
     /// Dropped by the per-asker limits.
     pub limited: AtomicU64,
+    /// Refused: the asker is no endpoint of the network.
+    pub refused: AtomicU64,
 }
 
 impl DnsCounters {
@@ -120,6 +123,7 @@ impl Ctx {
         match d {
             dns::Decision::Reply(_) => DnsCounters::add(&self.counters.answered),
             dns::Decision::Forward => DnsCounters::add(&self.counters.forwarded),
+            dns::Decision::Refuse(_) => DnsCounters::add(&self.counters.refused),
             dns::Decision::Ignore => {}
         }
         d
@@ -172,17 +176,26 @@ impl Dns {
     }
 
     /// Starts the servers of a user-defined network on its gateway address (already held by
-    /// the gateway interface). Built-in networks have none, as in Docker.
+    /// the gateway interface), bound to that interface: a query that arrives on any other
+    /// (another network's gateway, the underlay, loopback) never reaches them. Built-in
+    /// networks have none, as in Docker.
     pub fn start(&self, net: &Network) -> io::Result<()> {
-        let Some(ipam) = net.ipam.filter(|_| !net.builtin) else {
+        let (Some(ipam), Some(iface)) = (net.ipam.filter(|_| !net.builtin), net.bridge_name.as_deref()) else {
             return Ok(());
         };
         self.stop(&net.id);
         let addr = SocketAddr::from((ipam.gateway, 53));
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("DNS server on {addr}: {e}"));
+        let on_gateway = |fd: std::os::fd::BorrowedFd<'_>| {
+            use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
+            setsockopt(&fd, BindToDevice, &std::ffi::OsString::from(iface))
+                .map_err(|e| ctx(io::Error::other(format!("cannot bind to interface {iface}: {e}"))))
+        };
         let udp = std::net::UdpSocket::bind(addr).map_err(ctx)?;
+        on_gateway(udp.as_fd())?;
         udp.set_nonblocking(true).map_err(ctx)?;
         let tcp = std::net::TcpListener::bind(addr).map_err(ctx)?;
+        on_gateway(tcp.as_fd())?;
         tcp.set_nonblocking(true).map_err(ctx)?;
         let shared = Arc::new(Ctx {
             net: net.id.clone(),
@@ -261,7 +274,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
         }
         let query = buf[..n].to_vec();
         match ctx.decide(asker, &query) {
-            dns::Decision::Reply(r) => {
+            dns::Decision::Reply(r) | dns::Decision::Refuse(r) => {
                 let _ = sock.send_to(&r, peer).await;
             }
             dns::Decision::Ignore => {}
@@ -316,6 +329,10 @@ async fn tcp_session(mut stream: TcpStream, asker: Ipv4Addr, ctx: &Ctx) -> io::R
         }
         let answer = match ctx.decide(asker, &query) {
             dns::Decision::Reply(r) => Some(r),
+            dns::Decision::Refuse(r) => {
+                write_framed(&mut stream, &r).await?;
+                return Ok(());
+            }
             dns::Decision::Ignore => None,
             dns::Decision::Forward => ctx.answer_or_fail(forward_tcp(&ctx.upstreams, &query).await, &query),
         };

@@ -355,3 +355,42 @@ fn offloaded_frames_are_cut_only_when_sane() {
     );
     assert_eq!(drops(&h, &port, "bad_offload"), 1);
 }
+
+#[test]
+fn names_stay_inside_their_network() {
+    let Some(h) = host("hd") else { return };
+    let out = h.add_outside();
+    sim::run("ip", ["-n", &out, "route", "add", "10.64.0.0/16", "via", "10.99.0.1"]).expect_ok("route");
+    h.ctl(["network", "create", "--subnet", "10.64.1.0/24", "na"])
+        .expect_ok("na");
+    h.ctl(["network", "create", "--subnet", "10.64.2.0/24", "nb"])
+        .expect_ok("nb");
+    let (a, b) = (h.name("a"), h.name("b"));
+    h.ctl(["sandbox", "create", "--network", "na", "--ip", "10.64.1.10", &a])
+        .expect_ok("a");
+    h.ctl(["sandbox", "create", "--network", "nb", "--ip", "10.64.2.10", &b])
+        .expect_ok("b");
+    let dig = |ns: &str, server: &str, name: &str| -> String {
+        let at = format!("@{server}");
+        sim::run("ip", ["netns", "exec", ns, "dig", "+time=2", "+tries=1", &at, name]).stdout
+    };
+    // nb's own sandbox is answered.
+    let own = dig(&b, "10.64.2.1", &b);
+    assert!(own.contains("status: NOERROR") && own.contains("10.64.2.10"), "{own}");
+    // Another network's sandbox, the host and the underlay are not: no answer, no recursion.
+    for (who, ns) in [
+        ("another network's sandbox", a.as_str()),
+        ("the host", h.ns()),
+        ("the underlay", out.as_str()),
+    ] {
+        for name in [b.as_str(), "www.example.org"] {
+            let got = dig(ns, "10.64.2.1", name);
+            assert!(
+                !got.contains("status: NOERROR") && !got.contains("10.64.2.10"),
+                "{who} asked nb's DNS for {name}: {got}"
+            );
+        }
+    }
+    let own = dig(&b, "10.64.2.1", &b);
+    assert!(own.contains("10.64.2.10"), "nb's DNS still serves nb: {own}");
+}

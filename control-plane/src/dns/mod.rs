@@ -2,7 +2,10 @@
 //! is. No sockets here: switchd feeds query bytes in and sends back what comes out.
 //!
 //! ```text
-//!  query bytes ──► parse ──► scope: the asker's networks, the arrival network first
+//!  query bytes ──► asker an endpoint of the arrival network? ── no ──► REFUSED (never forwarded)
+//!                     │ yes
+//!                     ▼
+//!                   parse ──► scope: the asker's networks, the arrival network first
 //!                     │          (user-defined networks only; no leak across networks)
 //!                     ├─ A NAME | NAME.NETWORK | ALIAS   ──► local answer (all matches of the
 //!                     │                                      first network that has any)
@@ -30,25 +33,34 @@ pub enum Decision {
     Reply(Vec<u8>),
     /// Not a local name: forward the query to the upstream resolvers.
     Forward,
+    /// The asker is no endpoint of the network it asked on: send these bytes (REFUSED) back,
+    /// answer nothing, forward nothing.
+    Refuse(Vec<u8>),
     /// Not a DNS message at all: send nothing.
     Ignore,
 }
 
+/// The sandbox whose endpoint on `network` holds `asker`: who may ask the network's DNS.
+/// Only this host's endpoints: a sandbox on another host asks its own host's gateway.
+pub fn member(state: &State, network: &Id, asker: Ipv4Addr) -> Option<Id> {
+    state
+        .endpoints_of_network(network)
+        .find(|e| e.ip == Some(asker))
+        .map(|e| e.sandbox.clone())
+}
+
 /// The networks a query may see: the asker's user-defined networks, the one the query arrived
-/// on first. An asker we do not know sees only the arrival network.
+/// on first. An asker that is no endpoint of the arrival network sees none.
 pub fn scope<'a>(state: &'a State, arrival: &Id, asker: Ipv4Addr) -> Vec<&'a Network> {
     let user = |id: &Id| state.networks.get(id).filter(|n| !n.builtin && n.ipam.is_some());
+    let Some(sb) = member(state, arrival, asker) else {
+        return Vec::new();
+    };
     let mut nets: Vec<&Network> = user(arrival).into_iter().collect();
-    let me = state
-        .endpoints_of_network(arrival)
-        .find(|e| e.ip == Some(asker))
-        .map(|e| e.sandbox.clone());
-    if let Some(sb) = me {
-        for e in state.endpoints_of_sandbox(&sb) {
-            if let Some(n) = user(&e.network) {
-                if !nets.iter().any(|x| x.id == n.id) {
-                    nets.push(n);
-                }
+    for e in state.endpoints_of_sandbox(&sb) {
+        if let Some(n) = user(&e.network) {
+            if !nets.iter().any(|x| x.id == n.id) {
+                nets.push(n);
             }
         }
     }
@@ -115,8 +127,18 @@ pub fn reverse_ip(name: &str) -> Option<Ipv4Addr> {
     Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
 }
 
-/// Decides what to do with `query` from `asker`, arriving on network `arrival`.
+/// Decides what to do with `query` from `asker`, arriving on network `arrival`. Names stay
+/// inside their network: only an endpoint of `arrival` gets an answer or a forwarded query;
+/// anyone else (another network's sandbox, the host, the underlay) is refused.
 pub fn decide(state: &State, arrival: &Id, asker: Ipv4Addr, query: &[u8]) -> Decision {
+    if member(state, arrival, asker).is_none() {
+        return match Message::from_vec(query) {
+            Ok(msg) if msg.metadata.message_type == MessageType::Query => {
+                Decision::Refuse(error(&msg, ResponseCode::Refused))
+            }
+            _ => Decision::Ignore,
+        };
+    }
     let Ok(msg) = Message::from_vec(query) else {
         return match query.get(..2) {
             Some(id) => Decision::Reply(header_only(u16::from_be_bytes([id[0], id[1]]), ResponseCode::FormErr)),

@@ -159,3 +159,32 @@ fn answers_follow_disconnect_and_removal_at_once() {
     s.remove_sandbox("vm1").unwrap();
     assert_eq!(ask(&s, 4, [172, 18, 0, 3], "web.", RecordType::A), Decision::Forward);
 }
+
+#[test]
+fn only_endpoints_of_the_network_get_answers() {
+    let s = world();
+    // vm1 is on my_net1 only: asking my_net2's server about my_net2's names is refused, and
+    // nothing is forwarded for it either.
+    for (name, t) in [("vm2.", RecordType::A), ("example.org.", RecordType::A)] {
+        let Decision::Refuse(r) = ask(&s, 5, VM1, name, t) else {
+            panic!("{name} answered to a stranger")
+        };
+        let m = Message::from_vec(&r).unwrap();
+        assert_eq!((m.metadata.id, m.metadata.response_code), (4242, ResponseCode::Refused));
+        assert!(m.answers.is_empty());
+    }
+    // The host, the underlay: no endpoint at all.
+    assert!(matches!(
+        ask(&s, 4, [10, 99, 0, 2], "vm3.", RecordType::A),
+        Decision::Refuse(_)
+    ));
+    assert!(matches!(
+        ask(&s, 4, [172, 18, 0, 1], "vm3.", RecordType::A),
+        Decision::Refuse(_)
+    ));
+    // Garbage from a stranger gets nothing at all.
+    assert_eq!(
+        decide(&s, &id(4), Ipv4Addr::new(10, 99, 0, 2), &[0x12, 0x34, 0xff]),
+        Decision::Ignore
+    );
+}

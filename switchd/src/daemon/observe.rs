@@ -142,6 +142,7 @@ impl Daemon {
                     forwarded: c.forwarded.load(Relaxed),
                     failures: c.failures.load(Relaxed),
                     limited: c.limited.load(Relaxed),
+                    refused: c.refused.load(Relaxed),
                 })
             })
             .collect();
