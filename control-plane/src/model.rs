@@ -515,19 +515,20 @@ fn invalid(msg: impl Into<String>) -> ModelError {
     ModelError::Invalid(msg.into())
 }
 
-/// Checks an interface name given for a sandbox: what Linux accepts (1-15 bytes, no `/`,
-/// `:` or white space, not `.` or `..`).
+/// Checks an interface name given for a sandbox: what Linux accepts as a literal name (1-15
+/// bytes, no `/`, `:` or white space, not `.` or `..`), and no `%`, which the kernel would
+/// read as a template and number itself (`e%d` becomes `e0`, then `e1` on a restart).
 pub fn check_ifname(name: &str) -> Result<(), ModelError> {
     let ok = !name.is_empty()
         && name.len() < 16
         && name != "."
         && name != ".."
-        && name.bytes().all(|b| b.is_ascii_graphic() && b != b'/' && b != b':');
+        && name.bytes().all(|b| b.is_ascii_graphic() && !b"/:%".contains(&b));
     if ok {
         Ok(())
     } else {
         Err(invalid(format!(
-            "invalid interface name {name:?}: use 1-15 printable characters without '/', ':' or spaces"
+            "invalid interface name {name:?}: use 1-15 printable characters without '/', ':', '%' or spaces"
         )))
     }
 }

@@ -357,6 +357,20 @@ fn offloaded_frames_are_cut_only_when_sane() {
 }
 
 #[test]
+fn interface_names_are_literal() {
+    let Some(h) = host("hi") else { return };
+    let sb = h.name("s");
+    let err = h.ctl(["sandbox", "create", "--interface", "e%d", &sb]);
+    let msg = err.expect_err("a template name").to_string();
+    assert!(
+        msg.contains("invalid interface name \"e%d\"") && msg.contains("'%'"),
+        "{msg}"
+    );
+    let ls = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
+    assert!(!ls.contains(&sb), "{ls}");
+}
+
+#[test]
 fn names_stay_inside_their_network() {
     let Some(h) = host("hd") else { return };
     let out = h.add_outside();

@@ -53,7 +53,13 @@ impl State {
             Driver::Overlay => Some(self.plan_vni(opts.vni)?),
             _ => None,
         };
-        let ipam = self.plan_ipam(&spec, host_routes)?;
+        // A macvlan network shares its LAN's subnet, whose route the host has, by design.
+        let routed = if driver == Driver::Macvlan {
+            &[][..]
+        } else {
+            host_routes
+        };
+        let ipam = self.plan_ipam(&spec, host_routes, routed)?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -185,7 +191,15 @@ impl State {
         Ok(a)
     }
 
-    fn plan_ipam(&self, spec: &NetworkSpec, host_routes: &[Ipv4Cidr]) -> Result<NetIpam, ModelError> {
+    /// The network's addressing. A subnet given must be one a network can use (not in a
+    /// reserved range), of no other network, and overlap none of `routed` (the host's routes a
+    /// new subnet must stay clear of); without one, a free default pool is picked.
+    fn plan_ipam(
+        &self,
+        spec: &NetworkSpec,
+        host_routes: &[Ipv4Cidr],
+        routed: &[Ipv4Cidr],
+    ) -> Result<NetIpam, ModelError> {
         let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
         let subnet = match &spec.subnet {
             Some(s) => {
@@ -193,10 +207,23 @@ impl State {
                 if subnet.prefix_len() > 30 {
                     return Err(invalid(format!("invalid subnet \"{subnet}\": prefix length must be at most 30 to hold a gateway and an endpoint")));
                 }
+                if let Some((range, what)) = RESERVED
+                    .iter()
+                    .find(|(r, _)| subnet.overlaps(&r.parse().expect("a valid CIDR")))
+                {
+                    return Err(invalid(format!(
+                        "invalid subnet \"{subnet}\": it overlaps {range} ({what}); choose a unicast range such as 10.0.0.0/8, 172.16.0.0/12 or 192.168.0.0/16"
+                    )));
+                }
                 if let Some((n, other)) = taken.clone().find(|(_, t)| t.overlaps(&subnet)) {
                     return Err(ModelError::Conflict(format!(
                         "subnet {subnet} overlaps network {} ({other}): choose a subnet that no network uses",
                         n.name
+                    )));
+                }
+                if let Some(route) = routed.iter().find(|r| r.overlaps(&subnet)) {
+                    return Err(ModelError::Conflict(format!(
+                        "subnet {subnet} overlaps the host's route to {route}: choose a subnet the host does not reach through another interface"
                     )));
                 }
                 subnet
@@ -444,6 +471,14 @@ struct Options {
     host_access: bool,
     vlan: Option<u16>,
 }
+
+/// Ranges no network's subnet may touch, and what they are.
+const RESERVED: [(&str, &str); 4] = [
+    ("0.0.0.0/8", "this network"),
+    ("127.0.0.0/8", "loopback"),
+    ("224.0.0.0/4", "multicast"),
+    ("240.0.0.0/4", "reserved"),
+];
 
 fn boolean(v: &str) -> Option<bool> {
     match v {

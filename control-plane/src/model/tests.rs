@@ -172,6 +172,34 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         ),
         (
             NetworkSpec {
+                subnet: Some("127.1.0.0/16".into()),
+                ..net("x")
+            },
+            "invalid subnet \"127.1.0.0/16\": it overlaps 127.0.0.0/8 (loopback)",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("224.0.0.0/24".into()),
+                ..net("x")
+            },
+            "overlaps 224.0.0.0/4 (multicast)",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("0.0.0.0/24".into()),
+                ..net("x")
+            },
+            "overlaps 0.0.0.0/8",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("248.0.0.0/24".into()),
+                ..net("x")
+            },
+            "overlaps 240.0.0.0/4 (reserved)",
+        ),
+        (
+            NetworkSpec {
                 options: [(OPT_PORT_SECURITY.into(), "no".into())].into(),
                 ..net("x")
             },
@@ -192,6 +220,33 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         assert!(e.to_string().contains(want), "{e} should mention {want}");
         assert_eq!(s, before);
     }
+    // A bridge subnet that overlaps a host route is refused with the route named; a macvlan
+    // network shares its LAN's subnet by design.
+    let routes: Vec<Ipv4Cidr> = vec!["10.99.0.0/24".parse().unwrap()];
+    let spec = NetworkSpec {
+        subnet: Some("10.99.0.0/16".into()),
+        ..net("x")
+    };
+    let e = s
+        .create_network(spec.clone(), ids.next(), SystemTime::UNIX_EPOCH, &routes)
+        .unwrap_err();
+    assert_eq!(
+        (
+            e.status(),
+            e.to_string().contains("overlaps the host's route to 10.99.0.0/24")
+        ),
+        (409, true),
+        "{e}"
+    );
+    assert_eq!(s, before);
+    let lan = NetworkSpec {
+        driver: "macvlan".into(),
+        subnet: Some("10.99.0.0/24".into()),
+        options: [(OPT_PARENT.into(), "eth0".into())].into(),
+        ..net("lan")
+    };
+    s.create_network(lan, ids.next(), SystemTime::UNIX_EPOCH, &routes)
+        .unwrap();
     assert_eq!(s.remove_network("bridge").unwrap_err().status(), 403);
     assert_eq!(
         s.remove_network("nope").unwrap_err().to_string(),
