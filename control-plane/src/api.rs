@@ -757,6 +757,38 @@ pub struct StatsResource {
     /// How the dataplane waits for frames after traffic.
     #[serde(default)]
     pub polling: Polling,
+    /// Descriptors: how many are open, the caps on those held for others, exhaustion.
+    #[serde(default)]
+    pub descriptors: Descriptors,
+}
+
+/// switchd's descriptors and the caps on those it holds for others.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Descriptors {
+    /// Open now.
+    pub open: u64,
+    /// The process's limit (RLIMIT_NOFILE, raised to the hard limit at start).
+    pub limit: u64,
+    /// Times the process ran out of descriptors (EMFILE/ENFILE) and backed off.
+    pub exhausted: u64,
+    /// Each capped consumer.
+    pub caps: Vec<CapStats>,
+}
+
+/// One capped consumer of descriptors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase")]
+pub struct CapStats {
+    /// `proxy_udp_flows`, `proxy_tcp_connections`, `dns_upstream_queries`,
+    /// `dns_tcp_connections`, `api_connections` or `metrics_connections`.
+    pub name: String,
+    /// Held now.
+    pub used: u64,
+    /// The most at once.
+    pub max: u64,
+    /// Refused at the cap (or, for proxy UDP flows, made room for by evicting the oldest).
+    pub refused: u64,
 }
 
 /// Whether the dataplane keeps polling after rounds with traffic (`switchd --poll-us`).

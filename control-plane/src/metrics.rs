@@ -40,6 +40,8 @@ fn escape(v: &str) -> String {
 
 /// A counter family: its name, its help, and how an item's value is read.
 type Counter<T> = (&'static str, &'static str, fn(&T) -> u64);
+/// A family's name, kind, help and how to read its value from one item.
+type Sampled<T> = (&'static str, &'static str, &'static str, fn(&T) -> u64);
 
 /// Counter families over `items`: one family per (name, help, value) and in each one sample
 /// per item, with the item's labels.
@@ -187,6 +189,56 @@ pub fn render(s: &StatsResource) -> String {
     for (name, kind, help, n) in dataplane {
         Family::start(o, name, kind, help).sample(name, &[], n);
     }
+    let d = &s.descriptors;
+    let descriptors = [
+        (
+            "switchd_open_descriptors",
+            "gauge",
+            "Descriptors switchd has open.",
+            d.open,
+        ),
+        (
+            "switchd_descriptor_limit",
+            "gauge",
+            "switchd's descriptor limit (RLIMIT_NOFILE).",
+            d.limit,
+        ),
+        (
+            "switchd_descriptors_exhausted_total",
+            "counter",
+            "Times switchd ran out of descriptors and backed off.",
+            d.exhausted,
+        ),
+    ];
+    for (name, kind, help, n) in descriptors {
+        Family::start(o, name, kind, help).sample(name, &[], n);
+    }
+    let caps: [Sampled<crate::api::CapStats>; 3] = [
+        (
+            "switchd_held_for_others",
+            "gauge",
+            "Descriptors held for others now, by consumer.",
+            |c| c.used,
+        ),
+        (
+            "switchd_held_for_others_max",
+            "gauge",
+            "The cap on descriptors held for others, by consumer.",
+            |c| c.max,
+        ),
+        (
+            "switchd_held_for_others_refused_total",
+            "counter",
+            "Requests for a descriptor refused at the cap, by consumer.",
+            |c| c.refused,
+        ),
+    ];
+    for (name, kind, help, get) in caps {
+        let mut f = Family::start(o, name, kind, help);
+        for c in &d.caps {
+            f.sample(name, &[("consumer", c.name.as_str())], get(c));
+        }
+    }
     if let Some(c) = &s.cluster {
         let name = "switchd_cluster_peers";
         let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
@@ -255,7 +307,7 @@ pub fn render(s: &StatsResource) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{ClusterStats, DnsStats, MacTableCount, Polling, PortResource, PortWrites};
+    use crate::api::{CapStats, ClusterStats, Descriptors, DnsStats, MacTableCount, Polling, PortResource, PortWrites};
 
     fn stats() -> StatsResource {
         StatsResource {
@@ -296,6 +348,17 @@ mod tests {
                 bursts: 10,
             },
             polling: Polling { micros: 50, rounds: 7 },
+            descriptors: Descriptors {
+                open: 40,
+                limit: 1024,
+                exhausted: 0,
+                caps: vec![CapStats {
+                    name: "proxy_udp_flows".into(),
+                    used: 192,
+                    max: 192,
+                    refused: 1300,
+                }],
+            },
         }
     }
 
@@ -330,5 +393,7 @@ mod tests {
         assert!(text.contains("switchd_port_write_frames_total 640\n"));
         assert!(text.contains("switchd_poll_after_traffic_microseconds 50\n"));
         assert!(text.contains("switchd_poll_rounds_total 7\n"));
+        assert!(text.contains("switchd_descriptor_limit 1024\n"));
+        assert!(text.contains("switchd_held_for_others_refused_total{consumer=\"proxy_udp_flows\"} 1300\n"));
     }
 }

@@ -114,6 +114,7 @@ pub struct Host {
     switchd: PathBuf,
     switchctl: PathBuf,
     extra: Vec<String>,
+    nofile: Option<u64>,
     child: Option<Child>,
 }
 
@@ -131,6 +132,15 @@ impl Host {
     /// # Panics
     /// As [`Host::start`].
     pub fn start_with(prefix: &str, bin_dir: &Path, extra: &[&str]) -> Host {
+        Host::start_limited(prefix, bin_dir, extra, None)
+    }
+
+    /// Like [`Host::start_with`], with switchd's descriptor limit (soft and hard) set to
+    /// `nofile` when given, as `prlimit --nofile` would on a real host.
+    ///
+    /// # Panics
+    /// As [`Host::start`].
+    pub fn start_limited(prefix: &str, bin_dir: &Path, extra: &[&str], nofile: Option<u64>) -> Host {
         let ns = format!("{prefix}-h");
         let dir = std::env::temp_dir().join(format!("switch-test-{prefix}"));
         let mut h = Host {
@@ -140,6 +150,7 @@ impl Host {
             switchd: bin_dir.join("switchd"),
             switchctl: bin_dir.join("switchctl"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            nofile,
             child: None,
         };
         for b in [&h.switchd, &h.switchctl] {
@@ -188,7 +199,16 @@ impl Host {
             .append(true)
             .open(self.dir.join("switchd.log"))
             .expect("log file");
-        let child = Command::new("nsenter")
+        // prlimit and nsenter both exec what follows: the child's pid is switchd's.
+        let mut cmd = match self.nofile {
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}")).arg("--").arg("nsenter");
+                c
+            }
+            None => Command::new("nsenter"),
+        };
+        let child = cmd
             .arg(format!("--net={NETNS_DIR}/{}", self.ns))
             .arg(&self.switchd)
             .arg("--state-dir")
@@ -287,6 +307,16 @@ impl Host {
             unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
             let _ = c.wait();
         }
+    }
+
+    /// switchd's process ID, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Whether switchd is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Kills switchd with SIGKILL, as a crash would.

@@ -1083,6 +1083,29 @@ fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
     } else {
         println!("polling after traffic: {} µs, after {} rounds", p.micros, p.rounds);
     }
+    let d = &s.descriptors;
+    println!(
+        "descriptors: {} open of {}; out of descriptors {} times",
+        d.open, d.limit, d.exhausted
+    );
+    if !d.caps.is_empty() {
+        let rows: Vec<Vec<String>> = d
+            .caps
+            .iter()
+            .map(|c| {
+                vec![
+                    c.name.clone(),
+                    c.used.to_string(),
+                    c.max.to_string(),
+                    c.refused.to_string(),
+                ]
+            })
+            .collect();
+        print!(
+            "\n{}",
+            table::render(&["HELD FOR OTHERS", "IN USE", "MAX", "REFUSED"], &rows)
+        );
+    }
     if let Some(cl) = &s.cluster {
         let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!(

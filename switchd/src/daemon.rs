@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
-    ClusterStats, CreateResponse, DnsStats, FdbResource, MacTableCount, NetworkConnect, NetworkCreate, NetworkResource,
-    Polling, PortRef, PortResource, PortWrites, PruneResponse, SandboxCreate, SandboxResource, StatsResource,
-    TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
+    CapStats, ClusterStats, CreateResponse, Descriptors, DnsStats, FdbResource, MacTableCount, NetworkConnect,
+    NetworkCreate, NetworkResource, Polling, PortRef, PortResource, PortWrites, PruneResponse, SandboxCreate,
+    SandboxResource, StatsResource, TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::Store;
@@ -87,6 +87,8 @@ pub struct Config {
     pub poll: std::time::Duration,
     /// Whether bursts of frames are written to ports in one io_uring submission.
     pub batch_writes: bool,
+    /// The caps on descriptors held for others.
+    pub limits: Arc<crate::limits::Limits>,
 }
 
 /// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
@@ -120,6 +122,7 @@ pub struct Daemon {
     proxies: proxy::Proxies,
     vxlan_port: u16,
     cluster: Option<crate::cluster::Handle>,
+    limits: Arc<crate::limits::Limits>,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -170,8 +173,9 @@ impl Daemon {
             netns_dir: cfg.netns_dir,
             etc_dir: cfg.etc_dir,
             host_ns: PathBuf::from(format!("/proc/{}/ns/net", std::process::id())),
-            dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams),
-            proxies: proxy::Proxies::new(cfg.rt),
+            dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams, cfg.limits.clone()),
+            proxies: proxy::Proxies::new(cfg.rt, cfg.limits.clone()),
+            limits: cfg.limits,
             vxlan_port: cfg.vxlan_port,
             cluster: cfg.cluster,
             snapshot,
@@ -258,6 +262,11 @@ impl Daemon {
         *self.snapshot.write().expect("lock poisoned") = Arc::new(next.clone());
         inner.state = next;
         Ok(())
+    }
+
+    /// The caps on descriptors held for others.
+    pub fn limits(&self) -> &Arc<crate::limits::Limits> {
+        &self.limits
     }
 
     /// Removes the fabric's firewall table (clean shutdown). Ports and namespaces stay.

@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use control_plane::model::Network;
 use control_plane::{dns, Id, State};
+
+use crate::limits::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;
@@ -91,6 +93,7 @@ struct Ctx {
     upstreams: Arc<Vec<SocketAddr>>,
     limiter: Limiter,
     counters: Arc<DnsCounters>,
+    limits: Arc<Limits>,
 }
 
 /// What one network's DNS server has done since it started.
@@ -154,19 +157,22 @@ pub struct Dns {
     state: Snapshot,
     upstreams: Arc<Vec<SocketAddr>>,
     servers: Mutex<HashMap<Id, Server>>,
+    limits: Arc<Limits>,
 }
 
 /// One network's running server tasks and their counters.
 type Server = (Vec<JoinHandle<()>>, Arc<DnsCounters>);
 
 impl Dns {
-    /// Servers that answer from `state` and forward to `upstreams`, on `rt`.
-    pub fn new(rt: tokio::runtime::Handle, state: Snapshot, upstreams: Vec<SocketAddr>) -> Dns {
+    /// Servers that answer from `state` and forward to `upstreams`, on `rt`, within the
+    /// caps of `limits` (upstream queries and TCP connections, all networks together).
+    pub fn new(rt: tokio::runtime::Handle, state: Snapshot, upstreams: Vec<SocketAddr>, limits: Arc<Limits>) -> Dns {
         Dns {
             rt,
             state,
             upstreams: Arc::new(upstreams),
             servers: Mutex::new(HashMap::new()),
+            limits,
         }
     }
 
@@ -203,6 +209,7 @@ impl Dns {
             upstreams: self.upstreams.clone(),
             limiter: Limiter::default(),
             counters: Arc::new(DnsCounters::default()),
+            limits: self.limits.clone(),
         });
         let counters = shared.counters.clone();
         let c = shared.clone();
@@ -264,7 +271,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
         let (n, peer) = match sock.recv_from(&mut buf).await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("DNS UDP receive: {e}");
+                ctx.limits.back_off("DNS UDP receive", &e).await;
                 continue;
             }
         };
@@ -279,6 +286,10 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
             }
             dns::Decision::Ignore => {}
             dns::Decision::Forward => {
+                let Some(permit) = ctx.limits.dns_upstream.try_take() else {
+                    DnsCounters::add(&ctx.counters.limited);
+                    continue;
+                };
                 if !ctx.limiter.begin(asker) {
                     DnsCounters::add(&ctx.counters.limited);
                     continue;
@@ -286,6 +297,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 let (sock, ctx) = (sock.clone(), ctx.clone());
                 tokio::spawn(async move {
                     let answer = ctx.answer_or_fail(forward_udp(&ctx.upstreams, &query).await, &query);
+                    drop(permit);
                     if let Some(a) = answer {
                         let _ = sock.send_to(&a, peer).await;
                     }
@@ -301,11 +313,15 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
         let (stream, peer) = match listener.accept().await {
             Ok(r) => r,
             Err(e) => {
-                tracing::warn!("DNS TCP accept: {e}");
+                ctx.limits.back_off("DNS TCP accept", &e).await;
                 continue;
             }
         };
         let Some(asker) = v4(peer.ip()) else { continue };
+        let Some(permit) = ctx.limits.dns_tcp.try_take() else {
+            DnsCounters::add(&ctx.counters.limited);
+            continue;
+        };
         if !ctx.limiter.begin(asker) {
             DnsCounters::add(&ctx.counters.limited);
             continue;
@@ -314,6 +330,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
         tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(10), tcp_session(stream, asker, &ctx)).await;
             ctx.limiter.end(asker);
+            drop(permit);
         });
     }
 }
@@ -334,7 +351,13 @@ async fn tcp_session(mut stream: TcpStream, asker: Ipv4Addr, ctx: &Ctx) -> io::R
                 return Ok(());
             }
             dns::Decision::Ignore => None,
-            dns::Decision::Forward => ctx.answer_or_fail(forward_tcp(&ctx.upstreams, &query).await, &query),
+            dns::Decision::Forward => match ctx.limits.dns_upstream.try_take() {
+                Some(_permit) => ctx.answer_or_fail(forward_tcp(&ctx.upstreams, &query).await, &query),
+                None => {
+                    DnsCounters::add(&ctx.counters.limited);
+                    ctx.answer_or_fail(None, &query)
+                }
+            },
         };
         let Some(a) = answer else { return Ok(()) };
         write_framed(&mut stream, &a).await?;

@@ -21,6 +21,9 @@ use crate::daemon::{Daemon, OpError};
 
 /// Largest request body accepted.
 const MAX_BODY: usize = 1 << 20;
+/// How long a request's header may take to arrive, and a connection may wait idle for its next
+/// request.
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
@@ -53,38 +56,63 @@ pub fn bind(path: &Path, group: Option<u32>) -> anyhow::Result<std::os::unix::ne
 /// Serves connections until the listener fails.
 pub async fn serve(listener: std::os::unix::net::UnixListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
     let listener = UnixListener::from_std(listener)?;
+    let limits = daemon.limits().clone();
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                limits.back_off("API", &e).await;
+                continue;
+            }
+        };
+        let Some(permit) = limits.api.try_take() else {
+            continue;
+        };
         let d = daemon.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(d.clone(), req));
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            if let Err(e) = builder().serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!("API connection ended: {e}");
             }
+            drop(permit);
         });
     }
+}
+
+/// HTTP/1 with a bound on how long a request's header may take and a connection may sit
+/// idle between requests: a client that sends half a request, or nothing, is closed.
+fn builder() -> hyper::server::conn::http1::Builder {
+    let mut b = hyper::server::conn::http1::Builder::new();
+    b.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    b
 }
 
 /// Serves `GET /metrics` (Prometheus text format) on a TCP listener.
 pub async fn serve_metrics(listener: std::net::TcpListener, daemon: Arc<Daemon>) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::from_std(listener)?;
+    let limits = daemon.limits().clone();
     loop {
-        let (stream, _) = listener.accept().await?;
+        let stream = match listener.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                limits.back_off("metrics", &e).await;
+                continue;
+            }
+        };
+        let Some(permit) = limits.metrics.try_take() else {
+            continue;
+        };
         let d = daemon.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
                 let d = d.clone();
                 async move { Ok::<_, Infallible>(metrics(d, &req).await) }
             });
-            if let Err(e) = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), svc)
-                .await
-            {
+            if let Err(e) = builder().serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!("metrics connection ended: {e}");
             }
+            drop(permit);
         });
     }
 }

@@ -8,6 +8,7 @@ mod dataplane;
 mod dns;
 mod firewall;
 mod http;
+mod limits;
 mod macvlan;
 mod netdev;
 mod netns;
@@ -127,6 +128,9 @@ fn main() -> anyhow::Result<()> {
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("switchd must run as root: it creates namespaces and TAP devices");
     }
+    let nofile = limits::raise_nofile();
+    let limits = Arc::new(limits::Limits::for_descriptors(nofile));
+    tracing::info!(nofile, "descriptor limit");
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
     // The socket first: a second switchd must stop here, before it touches anything.
     let listener = http::bind(&args.socket, group)?;
@@ -186,6 +190,7 @@ fn main() -> anyhow::Result<()> {
         host_index,
         poll: std::time::Duration::from_micros(args.poll_us),
         batch_writes: args.batch_writes == "on",
+        limits,
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     let daemon = Arc::new(daemon);

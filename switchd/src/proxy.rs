@@ -8,18 +8,22 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use control_plane::ports::{PortBinding, Proto};
 use control_plane::Id;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+use crate::limits::{Limits, Permit};
 
 /// UDP flows idle this long are forgotten.
 const UDP_IDLE: Duration = Duration::from_secs(60);
-/// UDP flows one binding keeps at once.
-const UDP_FLOWS: usize = 1024;
+/// Datagrams waiting for one UDP flow's socket; more are dropped, as a full socket buffer would.
+const UDP_QUEUE: usize = 64;
 
 enum Bound {
     Tcp(std::net::TcpListener),
@@ -30,14 +34,19 @@ enum Bound {
 pub struct Proxies {
     rt: tokio::runtime::Handle,
     running: Mutex<HashMap<Id, Vec<JoinHandle<()>>>>,
+    limits: Arc<Limits>,
+    flows: Arc<UdpFlows>,
 }
 
 impl Proxies {
-    /// No proxies yet; tasks will run on `rt`.
-    pub fn new(rt: tokio::runtime::Handle) -> Proxies {
+    /// No proxies yet; tasks will run on `rt`, within the caps of `limits` (UDP flows and
+    /// TCP connections of all published ports together).
+    pub fn new(rt: tokio::runtime::Handle, limits: Arc<Limits>) -> Proxies {
         Proxies {
             rt,
             running: Mutex::new(HashMap::new()),
+            limits,
+            flows: Arc::new(UdpFlows::default()),
         }
     }
 
@@ -62,20 +71,19 @@ impl Proxies {
             .into_iter()
             .map(|(b, sock)| {
                 let to = SocketAddr::from((target, b.container_port));
+                let (limits, flows) = (self.limits.clone(), self.flows.clone());
                 self.rt.spawn(async move {
-                    let r = match sock {
+                    let failed = match sock {
                         Bound::Tcp(l) => match TcpListener::from_std(l) {
-                            Ok(l) => serve_tcp(l, to).await,
-                            Err(e) => Err(e),
+                            Ok(l) => return serve_tcp(l, to, limits).await,
+                            Err(e) => e,
                         },
                         Bound::Udp(u) => match UdpSocket::from_std(u) {
-                            Ok(u) => serve_udp(Arc::new(u), to).await,
-                            Err(e) => Err(e),
+                            Ok(u) => return serve_udp(Arc::new(u), to, limits, flows).await,
+                            Err(e) => e,
                         },
                     };
-                    if let Err(e) = r {
-                        tracing::warn!(binding = %b, "port proxy stopped: {e}");
-                    }
+                    tracing::warn!(binding = %b, "port proxy did not start: {failed}");
                 })
             })
             .collect();
@@ -97,58 +105,171 @@ impl Proxies {
     }
 }
 
-async fn serve_tcp(l: TcpListener, to: SocketAddr) -> io::Result<()> {
+/// Serves a TCP binding for good: a connection beyond the cap is closed at once, and running
+/// out of descriptors makes it wait, never stop.
+async fn serve_tcp(l: TcpListener, to: SocketAddr, limits: Arc<Limits>) {
     loop {
-        let (mut client, _) = l.accept().await?;
+        let mut client = match l.accept().await {
+            Ok((c, _)) => c,
+            Err(e) => {
+                limits.back_off("port proxy accept", &e).await;
+                continue;
+            }
+        };
+        let Some(permit) = limits.proxy_tcp.try_take() else {
+            continue;
+        };
         tokio::spawn(async move {
             let Ok(Ok(mut upstream)) = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(to)).await
             else {
                 return;
             };
             let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+            drop(permit);
         });
     }
 }
 
-struct Flow {
-    sock: Arc<UdpSocket>,
-    last: Arc<Mutex<Instant>>,
-    task: JoinHandle<()>,
+/// Every UDP flow of every published port. A flow's permit lives here, so evicting a flow
+/// gives its share back at once (its task, aborted, closes the socket).
+#[derive(Default)]
+struct UdpFlows {
+    flows: Mutex<HashMap<u64, FlowEntry>>,
+    next: AtomicU64,
+    epoch: std::sync::OnceLock<Instant>,
 }
 
-async fn serve_udp(front: Arc<UdpSocket>, to: SocketAddr) -> io::Result<()> {
-    let mut flows: HashMap<SocketAddr, Flow> = HashMap::new();
+struct FlowEntry {
+    _permit: Permit,
+    last_ms: Arc<AtomicU64>,
+    abort: Option<tokio::task::AbortHandle>,
+}
+
+impl UdpFlows {
+    fn now_ms(&self) -> u64 {
+        self.epoch.get_or_init(Instant::now).elapsed().as_millis() as u64
+    }
+
+    /// Registers a flow holding `permit`; returns its ID and its last-use clock.
+    fn register(&self, permit: Permit) -> (u64, Arc<AtomicU64>) {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let last_ms = Arc::new(AtomicU64::new(self.now_ms()));
+        let entry = FlowEntry {
+            _permit: permit,
+            last_ms: last_ms.clone(),
+            abort: None,
+        };
+        self.flows.lock().expect("lock poisoned").insert(id, entry);
+        (id, last_ms)
+    }
+
+    fn set_abort(&self, id: u64, abort: tokio::task::AbortHandle) {
+        if let Some(e) = self.flows.lock().expect("lock poisoned").get_mut(&id) {
+            e.abort = Some(abort);
+        }
+    }
+
+    fn remove(&self, id: u64) {
+        self.flows.lock().expect("lock poisoned").remove(&id);
+    }
+
+    /// Ends the flow used longest ago, whichever port it belongs to.
+    fn evict_oldest(&self) {
+        let mut flows = self.flows.lock().expect("lock poisoned");
+        let oldest = flows
+            .iter()
+            .min_by_key(|(_, e)| e.last_ms.load(Ordering::Relaxed))
+            .map(|(id, _)| *id);
+        if let Some(e) = oldest.and_then(|id| flows.remove(&id)) {
+            if let Some(a) = e.abort {
+                a.abort();
+            }
+        }
+    }
+}
+
+/// Serves a UDP binding for good: each client gets a flow (a socket towards the sandbox)
+/// until it is idle for [`UDP_IDLE`]; at the cap on flows the oldest of all ports' goes first.
+async fn serve_udp(front: Arc<UdpSocket>, to: SocketAddr, limits: Arc<Limits>, flows: Arc<UdpFlows>) {
+    let mut mine: HashMap<SocketAddr, mpsc::Sender<Vec<u8>>> = HashMap::new();
     let mut buf = vec![0u8; 65_535];
     loop {
-        let (n, client) = front.recv_from(&mut buf).await?;
-        if !flows.contains_key(&client) {
-            if flows.len() >= UDP_FLOWS {
-                flows.retain(|_, f| {
-                    let live = f.last.lock().expect("lock poisoned").elapsed() < UDP_IDLE;
-                    if !live {
-                        f.task.abort();
-                    }
-                    live
-                });
-                if flows.len() >= UDP_FLOWS {
-                    continue;
+        let (n, client) = match front.recv_from(&mut buf).await {
+            Ok(r) => r,
+            Err(e) => {
+                limits.back_off("port proxy receive", &e).await;
+                continue;
+            }
+        };
+        if let Some(tx) = mine.get(&client) {
+            match tx.try_send(buf[..n].to_vec()) {
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    mine.remove(&client);
+                }
+                _ => continue,
+            }
+        }
+        if mine.len() >= limits.proxy_udp.max() {
+            mine.retain(|_, tx| !tx.is_closed());
+        }
+        let permit = match limits.proxy_udp.try_take() {
+            Some(p) => p,
+            None => {
+                flows.evict_oldest();
+                match limits.proxy_udp.try_take() {
+                    Some(p) => p,
+                    None => continue,
                 }
             }
-            let sock = Arc::new(UdpSocket::bind("0.0.0.0:0").await?);
-            sock.connect(to).await?;
-            let last = Arc::new(Mutex::new(Instant::now()));
-            let (back, front2, last2) = (sock.clone(), front.clone(), last.clone());
-            let task = tokio::spawn(async move {
-                let mut b = vec![0u8; 65_535];
-                while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, back.recv(&mut b)).await {
-                    *last2.lock().expect("lock poisoned") = Instant::now();
-                    let _ = front2.send_to(&b[..n], client).await;
-                }
-            });
-            flows.insert(client, Flow { sock, last, task });
+        };
+        let sock = match UdpSocket::bind("0.0.0.0:0").await {
+            Ok(s) => s,
+            Err(e) => {
+                limits.back_off("port proxy flow", &e).await;
+                continue;
+            }
+        };
+        if sock.connect(to).await.is_err() {
+            continue;
         }
-        let f = &flows[&client];
-        *f.last.lock().expect("lock poisoned") = Instant::now();
-        let _ = f.sock.send(&buf[..n]).await;
+        let (tx, rx) = mpsc::channel(UDP_QUEUE);
+        let _ = tx.try_send(buf[..n].to_vec());
+        let (id, last_ms) = flows.register(permit);
+        let task = tokio::spawn(flow(sock, rx, front.clone(), client, last_ms, flows.clone(), id));
+        flows.set_abort(id, task.abort_handle());
+        mine.insert(client, tx);
     }
+}
+
+/// One client's flow: datagrams from the client go out of `sock` to the sandbox, answers go
+/// back through `front`; it ends after [`UDP_IDLE`] without traffic either way.
+async fn flow(
+    sock: UdpSocket,
+    mut rx: mpsc::Receiver<Vec<u8>>,
+    front: Arc<UdpSocket>,
+    client: SocketAddr,
+    last_ms: Arc<AtomicU64>,
+    flows: Arc<UdpFlows>,
+    id: u64,
+) {
+    let mut b = vec![0u8; 65_535];
+    loop {
+        tokio::select! {
+            d = rx.recv() => match d {
+                Some(d) => {
+                    let _ = sock.send(&d).await;
+                }
+                None => break,
+            },
+            r = sock.recv(&mut b) => match r {
+                Ok(n) => {
+                    let _ = front.send_to(&b[..n], client).await;
+                }
+                Err(_) => break,
+            },
+            () = tokio::time::sleep(UDP_IDLE) => break,
+        }
+        last_ms.store(flows.now_ms(), Ordering::Relaxed);
+    }
+    flows.remove(id);
 }

@@ -408,3 +408,129 @@ fn names_stay_inside_their_network() {
     let own = dig(&b, "10.64.2.1", &b);
     assert!(own.contains("10.64.2.10"), "nb's DNS still serves nb: {own}");
 }
+
+/// Echoes UDP datagrams on `port` inside namespace `ns` until `stop` is set.
+fn udp_echo(ns: &str, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
+    sim::in_netns(&netns(ns), move || {
+        let s = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("echo bind");
+        s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+        let mut b = [0u8; 2048];
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Ok((n, from)) = s.recv_from(&mut b) {
+                let _ = s.send_to(&b[..n], from);
+            }
+        }
+    })
+}
+
+/// Whether a new client in `ns` gets its datagram echoed through `to` within a few tries.
+fn echoed(ns: &str, to: &'static str) -> bool {
+    sim::in_netns(&netns(ns), move || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+        let mut b = [0u8; 64];
+        (0..10).any(|_| {
+            let _ = s.send_to(b"ping", to);
+            matches!(s.recv_from(&mut b), Ok((4, _)))
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+#[test]
+fn switchd_stays_up_when_clients_flood_it() {
+    if !sim::e2e_allowed("hf") {
+        return;
+    }
+    let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
+    let mut h = Host::start_limited(&sim::prefix("hf"), bins, &["--metrics", "127.0.0.1:9323"], Some(1024));
+    h.ctl(["network", "create", "--subnet", "10.65.9.0/24", "nf"])
+        .expect_ok("network");
+    let web = h.name("web");
+    h.ctl(["sandbox", "create", "--network", "nf", "-p", "5353:5353/udp", &web])
+        .expect_ok("sandbox with a published UDP port");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let echo = udp_echo(&web, 5353, stop.clone());
+    assert!(echoed(h.ns(), "127.0.0.1:5353"), "the proxy serves before the flood");
+
+    // A local user's 1,500 UDP flows from 15 loopback addresses: one socket each in switchd
+    // if nothing capped them, past its 1,024 descriptors.
+    sim::in_netns(&netns(h.ns()), || {
+        for i in 0..1500u32 {
+            let from = format!("127.0.0.{}:0", 2 + i % 15);
+            let s = std::net::UdpSocket::bind(from).unwrap();
+            let _ = s.send_to(b"x", "127.0.0.1:5353");
+            if i % 50 == 49 {
+                // Paced so that the proxy's socket buffer takes every client's datagram.
+                sleep(Duration::from_millis(5));
+            }
+        }
+    })
+    .join()
+    .unwrap();
+    // 200 connections to the metrics listener, held open without a request.
+    let held: Vec<std::net::TcpStream> = sim::in_netns(&netns(h.ns()), || {
+        (0..200)
+            .filter_map(|_| std::net::TcpStream::connect("127.0.0.1:9323").ok())
+            .collect()
+    })
+    .join()
+    .unwrap();
+    sleep(Duration::from_millis(500));
+
+    assert!(h.is_running(), "switchd exited:\n{}", h.log());
+    h.ctl(["network", "ls"]).expect_ok("network ls answers");
+    let open = std::fs::read_dir(format!("/proc/{}/fd", h.pid().unwrap()))
+        .unwrap()
+        .count();
+    assert!(open < 1000, "{open} descriptors open");
+    let stats = json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"));
+    let d = &stats["Descriptors"];
+    assert_eq!(d["Limit"], 1024, "{d}");
+    let cap = |name: &str| {
+        d["Caps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["Name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {d}"))
+            .clone()
+    };
+    let flows = cap("proxy_udp_flows");
+    assert!(
+        flows["Refused"].as_u64().unwrap() > 1000,
+        "the oldest flows were evicted: {flows}"
+    );
+    assert!(flows["Used"].as_u64() <= flows["Max"].as_u64(), "{flows}");
+    let metrics = cap("metrics_connections");
+    assert!(metrics["Refused"].as_u64().unwrap() > 100, "{metrics}");
+    // A new client of the published port is served, and metrics answer once the flood is gone.
+    assert!(echoed(h.ns(), "127.0.0.1:5353"), "a new client after the flood");
+    drop(held);
+    sleep(Duration::from_millis(300));
+    let text = h.exec(h.ns(), &["curl", "-s", "-m", "5", "http://127.0.0.1:9323/metrics"]);
+    assert!(
+        text.expect_ok("metrics")
+            .contains("switchd_held_for_others_refused_total{consumer=\"proxy_udp_flows\"}"),
+        "{}",
+        text.stdout
+    );
+
+    // Half a request is closed after the header timeout (10 s), not held for ever.
+    let closed = sim::in_netns(&netns(h.ns()), || {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect("127.0.0.1:9323").unwrap();
+        s.write_all(b"GET /metr").unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let t0 = std::time::Instant::now();
+        let mut b = [0u8; 256];
+        let closed = s.read(&mut b).is_ok();
+        (closed, t0.elapsed())
+    })
+    .join()
+    .unwrap();
+    assert!(closed.0 && closed.1 < Duration::from_secs(15), "{closed:?}");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    echo.join().unwrap();
+}

@@ -164,6 +164,22 @@ impl Daemon {
                 micros: io.poll.as_micros() as u64,
                 rounds: io.polled,
             },
+            descriptors: Descriptors {
+                open: crate::limits::open_descriptors(),
+                limit: self.limits.nofile,
+                exhausted: self.limits.exhausted(),
+                caps: self
+                    .limits
+                    .caps()
+                    .iter()
+                    .map(|c| CapStats {
+                        name: c.name().to_string(),
+                        used: c.used() as u64,
+                        max: c.max() as u64,
+                        refused: c.refused(),
+                    })
+                    .collect(),
+            },
         })
     }
 
