@@ -89,6 +89,8 @@ pub struct Config {
     pub batch_writes: bool,
     /// The caps on descriptors held for others.
     pub limits: Arc<crate::limits::Limits>,
+    /// Whether switchd installs its nftables ruleset.
+    pub firewall: firewall::Mode,
 }
 
 /// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
@@ -123,6 +125,7 @@ pub struct Daemon {
     vxlan_port: u16,
     cluster: Option<crate::cluster::Handle>,
     limits: Arc<crate::limits::Limits>,
+    firewall: firewall::Mode,
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -155,6 +158,18 @@ impl Daemon {
             }
         };
         state.host_index = cfg.host_index;
+        // Fail closed: the ruleset of the stored state is in place before any port exists or
+        // the host forwards, and without it switchd does not start (unless told to run bare).
+        match cfg.firewall {
+            firewall::Mode::On => firewall::apply(&control_plane::firewall::ruleset(&state)).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot install the firewall ({e}): networks would not be isolated from each other; install nftables, or start with --firewall=off to run without isolation, outbound NAT and DNAT of published ports"
+                )
+            })?,
+            firewall::Mode::Off => tracing::warn!(
+                "running without the firewall (--firewall=off): networks are not isolated from each other at L3, sandboxes have no outbound NAT, published ports are served by the userland proxy alone"
+            ),
+        }
         // Sandboxes reach beyond the host through it (masquerade in the firewall table).
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
@@ -176,6 +191,7 @@ impl Daemon {
             dns: dns::Dns::new(cfg.rt.clone(), snapshot.clone(), cfg.upstreams, cfg.limits.clone()),
             proxies: proxy::Proxies::new(cfg.rt, cfg.limits.clone()),
             limits: cfg.limits,
+            firewall: cfg.firewall,
             vxlan_port: cfg.vxlan_port,
             cluster: cfg.cluster,
             snapshot,
@@ -229,8 +245,9 @@ impl Daemon {
                 tracing::error!(sandbox = %sb.name, "cannot publish ports again: {}", e.message());
             }
         }
-        if let Err(e) = firewall::apply(&control_plane::firewall::ruleset(&state)) {
-            tracing::error!("cannot install the firewall: {e}; outbound access and isolation rules are missing");
+        // Again, now that every network is up (the ruleset was installed before them).
+        if let Err(e) = self.apply_firewall(&state) {
+            tracing::error!("cannot install the firewall: {e}; the previous ruleset stays");
         }
         tracing::info!(
             networks = state.networks.len(),
@@ -252,9 +269,9 @@ impl Daemon {
     /// Makes `next` the state: its firewall first, then the store. If the store fails, the
     /// previous firewall is put back.
     fn commit(&self, inner: &mut Inner, next: State) -> Result<(), OpError> {
-        firewall::apply(&control_plane::firewall::ruleset(&next)).map_err(io_err("firewall"))?;
+        self.apply_firewall(&next).map_err(io_err("firewall"))?;
         if let Err(e) = self.store.save(&next) {
-            if let Err(fe) = firewall::apply(&control_plane::firewall::ruleset(&inner.state)) {
+            if let Err(fe) = self.apply_firewall(&inner.state) {
                 tracing::error!("cannot restore the previous firewall: {fe}");
             }
             return Err(OpError::Io(e.to_string()));
@@ -264,6 +281,14 @@ impl Daemon {
         Ok(())
     }
 
+    /// Installs the ruleset of `state`, unless switchd runs without a firewall.
+    fn apply_firewall(&self, state: &State) -> io::Result<()> {
+        match self.firewall {
+            firewall::Mode::On => firewall::apply(&control_plane::firewall::ruleset(state)),
+            firewall::Mode::Off => Ok(()),
+        }
+    }
+
     /// The caps on descriptors held for others.
     pub fn limits(&self) -> &Arc<crate::limits::Limits> {
         &self.limits
@@ -271,6 +296,9 @@ impl Daemon {
 
     /// Removes the fabric's firewall table (clean shutdown). Ports and namespaces stay.
     pub fn shutdown(&self) {
+        if self.firewall == firewall::Mode::Off {
+            return;
+        }
         if let Err(e) = firewall::apply(&control_plane::firewall::teardown()) {
             tracing::warn!("removing the firewall table: {e}");
         }

@@ -4,6 +4,16 @@
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
+/// Whether switchd installs its ruleset (`switchd --firewall`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// The ruleset is in place before any port forwards, and switchd does not start without it.
+    On,
+    /// No ruleset: no isolation between networks at L3, no outbound NAT, published ports only
+    /// through the userland proxy. For hosts whose firewall is someone else's.
+    Off,
+}
+
 /// Runs an nft script as one transaction.
 pub fn apply(script: &str) -> io::Result<()> {
     let mut child = Command::new("nft")

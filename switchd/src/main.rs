@@ -74,6 +74,10 @@ struct Args {
     /// with its own write (off). Where the kernel refuses io_uring, frames go one at a time.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
     batch_writes: String,
+    /// The nftables ruleset (isolation between networks, outbound NAT, published ports): on,
+    /// and switchd does not start without it; off runs without it, with none of those.
+    #[arg(long, value_enum, default_value_t = firewall::Mode::On)]
+    firewall: firewall::Mode,
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
@@ -191,8 +195,13 @@ fn main() -> anyhow::Result<()> {
         poll: std::time::Duration::from_micros(args.poll_us),
         batch_writes: args.batch_writes == "on",
         limits,
+        firewall: args.firewall,
     })
-    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
+    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()));
+    let daemon = daemon.inspect_err(|_| {
+        // Nothing is served: no socket is left for clients to find.
+        let _ = std::fs::remove_file(&args.socket);
+    })?;
     let daemon = Arc::new(daemon);
     drop(changes_tx);
     let applier = daemon.clone();

@@ -534,3 +534,69 @@ fn switchd_stays_up_when_clients_flood_it() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     echo.join().unwrap();
 }
+
+/// Removes everything under a test prefix when dropped, the test failing or not.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        sim::netns::remove_prefix(&self.0);
+        let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("switch-test-{}", self.0)));
+    }
+}
+
+#[test]
+fn without_nftables_switchd_fails_closed() {
+    if !sim::e2e_allowed("hn") {
+        return;
+    }
+    let prefix = sim::prefix("hn");
+    let _cleanup = Cleanup(prefix.clone());
+    sim::netns::remove_prefix(&prefix);
+    let ns = format!("{prefix}-h");
+    sim::run("ip", ["netns", "add", &ns]).expect_ok("ip netns add");
+    let dir = std::env::temp_dir().join(format!("switch-test-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
+    let sock = dir.join("s.sock");
+    // switchd with no nft on its PATH, as on a host without nftables.
+    let switchd = |extra: &[&str]| {
+        let mut c = std::process::Command::new("/usr/bin/nsenter");
+        c.arg(format!("--net=/run/netns/{ns}"))
+            .arg(bins.join("switchd"))
+            .arg("--state-dir")
+            .arg(dir.join("state"))
+            .arg("--socket")
+            .arg(&sock)
+            .arg("--netns-dir")
+            .arg(dir.join("netns"))
+            .args(extra)
+            .env("PATH", "/nonexistent")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let out = switchd(&[]).output().expect("run switchd");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "switchd started without a firewall: {err}");
+    assert!(
+        err.contains("cannot install the firewall") && err.contains("--firewall=off"),
+        "{err}"
+    );
+    assert!(!sock.exists(), "nothing served");
+
+    // Told to run bare, it starts and says so.
+    let mut child = switchd(&["--firewall=off"]).spawn().expect("spawn switchd");
+    let ctl = bins.join("switchctl");
+    let up = (0..100).any(|_| {
+        sleep(Duration::from_millis(100));
+        sim::run(&ctl, ["-H", sock.to_str().unwrap(), "network", "ls", "-q"]).ok()
+    });
+    // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let out = child.wait_with_output().expect("switchd output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(up, "switchd --firewall=off did not answer: {err}");
+    assert!(err.contains("running without the firewall (--firewall=off)"), "{err}");
+}
