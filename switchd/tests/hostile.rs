@@ -587,7 +587,7 @@ fn without_nftables_switchd_fails_closed() {
     assert!(!sock.exists(), "nothing served");
 
     // Told to run bare, it starts and says so.
-    let mut child = switchd(&["--firewall=off"]).spawn().expect("spawn switchd");
+    let child = switchd(&["--firewall=off"]).spawn().expect("spawn switchd");
     let ctl = bins.join("switchctl");
     let up = (0..100).any(|_| {
         sleep(Duration::from_millis(100));
