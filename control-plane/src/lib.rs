@@ -24,6 +24,8 @@ pub mod error;
 pub mod etc;
 pub mod firewall;
 pub mod framespec;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod ipam;
 pub mod metrics;

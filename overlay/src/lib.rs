@@ -14,6 +14,8 @@
 
 pub mod arp;
 pub mod flow;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod offload;
 pub mod vxlan;
 

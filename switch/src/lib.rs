@@ -27,6 +27,8 @@
 
 pub mod counters;
 pub mod fdb;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ids;
 pub mod pipeline;
 pub mod wire;

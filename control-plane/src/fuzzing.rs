@@ -1,0 +1,156 @@
+//! Harnesses for the parsers of untrusted input in this crate (API bodies, DNS questions,
+//! gossip messages and records, frame and port specs): each takes arbitrary bytes, must never
+//! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
+//! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
+//! random inputs through them.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use hickory_proto::op::Message;
+
+use crate::api::{NetworkConnect, NetworkCreate, SandboxCreate};
+use crate::cluster::membership::{HostId, Membership};
+use crate::cluster::records::Record;
+use crate::cluster::seal::GossipKey;
+use crate::model::{NetworkSpec, SandboxSpec};
+use crate::{dns, framespec, ports, Id, State};
+
+fn id(n: u8) -> Id {
+    Id::from_random([n; 32])
+}
+
+/// API bodies into the model: lines of a letter (n: network create, s: sandbox create,
+/// c: connect, r: network rm) and the JSON the daemon would receive. A refused request leaves
+/// the state exactly as it was.
+pub fn api_requests(data: &[u8]) {
+    let mut s = State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH);
+    for (i, part) in data.split(|b| *b == b'\n').enumerate() {
+        let before = s.clone();
+        let n = 10 + (i as u8 % 200);
+        let r = match part.first() {
+            Some(b'n') => serde_json::from_slice::<NetworkCreate>(&part[1..]).ok().map(|req| {
+                req.into_spec()
+                    .and_then(|spec| s.create_network(spec, id(n), SystemTime::UNIX_EPOCH, &[]).map(drop))
+            }),
+            Some(b's') => serde_json::from_slice::<SandboxCreate>(&part[1..]).ok().map(|req| {
+                s.create_sandbox(
+                    req.spec(),
+                    id(n),
+                    id(n + 1),
+                    Path::new("/run/netns"),
+                    SystemTime::UNIX_EPOCH,
+                )
+                .map(drop)
+            }),
+            Some(b'c') => serde_json::from_slice::<NetworkConnect>(&part[1..])
+                .ok()
+                .map(|req| s.connect("bridge", &req.container, req.spec(), id(n)).map(drop)),
+            Some(b'r') => Some(s.remove_network(&String::from_utf8_lossy(&part[1..])).map(drop)),
+            _ => None,
+        };
+        if let Some(Err(_)) = r {
+            assert!(s == before, "a refused request changed state");
+        }
+    }
+}
+
+/// A state with a user network (10.9.0.0/24) holding sandboxes at .2 and .3, built once.
+fn dns_world() -> &'static State {
+    static WORLD: OnceLock<State> = OnceLock::new();
+    WORLD.get_or_init(|| {
+        let mut s = State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH);
+        let net = NetworkSpec {
+            name: "n1".into(),
+            subnet: Some("10.9.0.0/24".into()),
+            ..Default::default()
+        };
+        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &[])
+            .expect("a valid network");
+        for (k, name) in [(5u8, "vm1"), (7, "vm2")] {
+            let sb = SandboxSpec {
+                name: name.into(),
+                network: "n1".into(),
+                port_kind: "tap".into(),
+                aliases: vec!["web".into()],
+                ..Default::default()
+            };
+            s.create_sandbox(sb, id(k), id(k + 1), Path::new("/run/netns"), SystemTime::UNIX_EPOCH)
+                .expect("a valid sandbox");
+        }
+        s
+    })
+}
+
+/// DNS questions: four bytes of the asker's address, a byte choosing the network it asked
+/// on, then the message. Whatever comes back parses as DNS, and an asker that is no endpoint
+/// of the network is never answered or forwarded.
+pub fn dns_question(data: &[u8]) {
+    let [a, b, c, d, which, query @ ..] = data else { return };
+    let s = dns_world();
+    let asker = Ipv4Addr::new(*a, *b, *c, *d);
+    let arrival = if which & 1 == 0 { id(4) } else { id(1) };
+    let decision = dns::decide(s, &arrival, asker, query);
+    let member = dns::member(s, &arrival, asker).is_some();
+    match &decision {
+        dns::Decision::Reply(r) => {
+            assert!(member, "a stranger was answered");
+            Message::from_vec(r).expect("replies parse");
+        }
+        dns::Decision::Refuse(r) => {
+            assert!(!member, "a member was refused");
+            Message::from_vec(r).expect("refusals parse");
+        }
+        dns::Decision::Forward => assert!(member, "a stranger's query was forwarded"),
+        dns::Decision::Ignore => {}
+    }
+}
+
+/// Gossip: the datagram is opened with a key (authentication fails on anything not sealed
+/// with it), fed to a member as if it had been authenticated (messages split at 0xa5), and
+/// read as a record: a record that decodes encodes and decodes to itself.
+pub fn gossip(data: &[u8]) {
+    let _ = GossipKey::from_bytes(&[7; 32]).open(data);
+    let me = HostId {
+        name: "h1".into(),
+        addr: SocketAddr::from(([10, 0, 0, 1], 7946)),
+        bump: 1,
+    };
+    let mut m = Membership::new(me, 7);
+    for chunk in data.split(|b| *b == 0xa5) {
+        let _ = m.handle_data(chunk);
+    }
+    if let Ok(r) = Record::decode(data) {
+        let again = Record::decode(&r.encode()).expect("an encoded record decodes");
+        assert_eq!(again, r);
+    }
+}
+
+/// Frame specs (`switchctl trace --frame`) and port specs (`-p`), as text: a frame is built
+/// within its bounds or refused with a sentence; a port binding that parses parses again
+/// from its own `-p` form to itself.
+pub fn specs(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let mac = switch::MacAddr([2, 0x42, 10, 9, 0, 2]);
+    if let Ok(f) = framespec::build(&text, Some(mac), Some(Ipv4Addr::new(10, 9, 0, 2))) {
+        assert!(
+            (14..=65_535 + 4 + 28).contains(&f.len()),
+            "a frame of {} bytes",
+            f.len()
+        );
+    }
+    if let Ok(bindings) = ports::parse(&text) {
+        for b in bindings {
+            let again = format!(
+                "{}:{}:{}/{}",
+                b.host_ip,
+                b.host_port,
+                b.container_port,
+                b.proto.as_str()
+            );
+            assert_eq!(ports::parse(&again), Ok(vec![b]), "{again}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Harnesses for the parsers of untrusted input in this crate (remote VXLAN datagrams,
+//! containers' offloaded super-frames, ARP requests): each takes arbitrary bytes, must never
+//! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
+//! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
+//! random inputs through them.
+
+use crate::arp::{parse_request, write_reply, ARP_FRAME_LEN};
+use crate::offload::{
+    checksum, cut_tcp4, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+    VIRTIO_NET_HDR_LEN,
+};
+use crate::VxlanHeader;
+
+/// Headers in front of a plain TCP/IPv4 segment: Ethernet, IPv4 without options, TCP
+/// without options.
+const HEADERS: usize = 14 + 20 + 20;
+
+/// Remote UDP payloads into the VXLAN decoder: what parses re-emits to the same header.
+pub fn vxlan_header(data: &[u8]) {
+    if let Ok(h) = VxlanHeader::parse(data) {
+        let mut b = [0u8; 8];
+        h.emit(&mut b);
+        assert_eq!(VxlanHeader::parse(&b).expect("an emitted header parses"), h);
+    }
+}
+
+/// Segmentation and coalescing. The first byte chooses: odd, arbitrary bytes as a virtio-net
+/// header and frame are cut (never a panic; every segment at most the segment size plus its
+/// head); even, the rest builds a valid TCP/IPv4 super-frame (two bytes of segment size, then
+/// the payload) that is cut, and the segments are coalesced again: every segment carries at
+/// most the segment size, and the payload comes out as it went in.
+pub fn segmentation(data: &[u8]) {
+    match data.split_first() {
+        Some((sel, rest)) if sel & 1 == 1 => cut_arbitrary(rest),
+        Some((_, [a, b, payload @ ..])) => round_trip(u16::from_le_bytes([*a, *b]), payload),
+        _ => {}
+    }
+}
+
+fn cut_arbitrary(data: &[u8]) {
+    let Some(hdr) = VirtioNetHdr::parse(data) else { return };
+    let frame = &data[VIRTIO_NET_HDR_LEN..];
+    let mut heads = Vec::new();
+    if let Ok(cut) = cut_tcp4(&hdr, frame, 8, &mut heads) {
+        assert_eq!(heads.len(), cut.count * cut.head_len);
+        for (head, payload) in cut.segments(&heads, frame) {
+            assert!(head.len() == cut.head_len && payload.len() <= cut.mss.max(frame.len()));
+        }
+    } else {
+        assert!(heads.is_empty(), "a refused frame leaves the heads as they were");
+    }
+}
+
+fn round_trip(mss: u16, payload: &[u8]) {
+    let mss = usize::from(mss).clamp(536, 1460);
+    let payload = &payload[..payload.len().min(usize::from(u16::MAX) - 40)];
+    let frame = super_frame(payload);
+    let hdr = VirtioNetHdr {
+        flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
+        gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+        hdr_len: HEADERS as u16,
+        gso_size: mss as u16,
+        csum_start: 34,
+        csum_offset: 16,
+    };
+    let mut heads = Vec::new();
+    let cut = cut_tcp4(&hdr, &frame, 0, &mut heads).expect("a valid super-frame is cut");
+    let mut out: Vec<u8> = Vec::new();
+    let mut c = Coalescer::new();
+    for (head, slice) in cut.segments(&heads, &frame) {
+        assert!(
+            slice.len() <= mss,
+            "a segment of {} bytes for an MSS of {mss}",
+            slice.len()
+        );
+        let mut segment = head.to_vec();
+        segment.extend_from_slice(slice);
+        assert!(segment.len() <= HEADERS + mss);
+        if c.add(&segment) {
+            continue;
+        }
+        if !c.is_empty() {
+            take_payload(&mut c, &mut out);
+        }
+        if !c.add(&segment) {
+            // Not a segment to coalesce (no payload): it goes on as it is.
+            out.extend_from_slice(&segment[HEADERS..]);
+        }
+    }
+    if !c.is_empty() {
+        take_payload(&mut c, &mut out);
+    }
+    assert!(out == payload, "the payload changed across cut and coalesce");
+}
+
+/// Appends the payload of what `c` holds (behind its virtio-net header) to `out`.
+fn take_payload(c: &mut Coalescer, out: &mut Vec<u8>) {
+    let f = c.take();
+    let ip_len = usize::from(u16::from_be_bytes([
+        f[VIRTIO_NET_HDR_LEN + 16],
+        f[VIRTIO_NET_HDR_LEN + 17],
+    ]));
+    assert_eq!(
+        ip_len + 14,
+        f.len() - VIRTIO_NET_HDR_LEN,
+        "the IPv4 length covers the frame"
+    );
+    out.extend_from_slice(&f[VIRTIO_NET_HDR_LEN + HEADERS..]);
+}
+
+/// An Ethernet + IPv4 + TCP frame (ACK, PSH on the last data) holding `payload`, with its
+/// IPv4 checksum and the TCP pseudo-header sum a sender leaves for the device.
+fn super_frame(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x08, 0x00];
+    let total = (40 + payload.len()) as u16;
+    let mut ip = vec![0x45, 0];
+    ip.extend_from_slice(&total.to_be_bytes());
+    ip.extend_from_slice(&[0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2]);
+    let c = checksum(&ip);
+    ip[10..12].copy_from_slice(&c.to_be_bytes());
+    f.extend_from_slice(&ip);
+    f.extend_from_slice(&[
+        0x9c, 0x40, 0x13, 0x89, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// ARP requests from containers: what parses gets a reply that answers it.
+pub fn arp_request(data: &[u8]) {
+    let Some(req) = parse_request(data) else { return };
+    let mut out = [0u8; ARP_FRAME_LEN];
+    let mac = [2, 0, 0, 0, 0, 9];
+    assert_eq!(write_reply(&req, mac, &mut out), ARP_FRAME_LEN);
+    assert_eq!(&out[0..6], &req.sender_mac);
+    assert_eq!(out[21], 2, "a reply");
+    assert_eq!(&out[28..32], &req.target_ip.octets());
+    assert_eq!(&out[38..42], &req.sender_ip.octets());
+    assert!(parse_request(&out).is_none(), "a reply is no request");
+}
