@@ -83,7 +83,8 @@ impl Writer {
     /// Writes what is queued and waits for all of it; `done` gets each write's port, its
     /// length and whether it was written. An error of the ring itself is returned after the
     /// writes it left undone were reported as failed; the caller then drops the writer and
-    /// writes frame by frame.
+    /// writes frame by frame. After such an error the kernel may still be carrying out writes
+    /// it took, so the caller must never reuse or change their buffers.
     pub fn flush(&mut self, mut done: impl FnMut(PortId, usize, bool)) -> io::Result<()> {
         if !self.queued.is_empty() {
             self.frames += self.queued.len() as u64;

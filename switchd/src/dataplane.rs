@@ -320,6 +320,7 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
             coalescer: Coalescer::new(),
             captures: Vec::new(),
             rx_bufs: (0..BURST).map(|_| vec![0u8; VNET_HDR_LEN + MAX_FRAME]).collect(),
+            unsettled: false,
             writer: match batch.then(crate::batch::Writer::new) {
                 Some(Ok(w)) => Some(w),
                 Some(Err(e)) => {
@@ -370,6 +371,9 @@ struct Dataplane {
     /// Whether `forward` queues descriptor writes in `writer` (while a port's burst is read
     /// into `rx_bufs`) rather than writing at once.
     deferring: bool,
+    /// The ring failed with writes of this burst submitted and not known to be done: the
+    /// kernel may still read the burst's buffers, so they are never used again.
+    unsettled: bool,
     /// How long the loop keeps polling after a round with traffic.
     poll: Duration,
     /// Rounds with traffic after which the loop kept polling.
@@ -818,7 +822,7 @@ impl Dataplane {
         }
         self.flush_writes();
         self.deferring = false;
-        self.rx_bufs = bufs;
+        self.rx_bufs = settle(bufs, std::mem::take(&mut self.unsettled));
     }
 
     /// Queues the write of `packet` (one of the burst's buffers in `drain`) to `fd` for port
@@ -855,6 +859,7 @@ impl Dataplane {
             tracing::warn!("batched port writes failed ({e}): frames are written one at a time from now on");
             self.writer = None;
             self.deferring = false;
+            self.unsettled = true;
         }
     }
 
@@ -1118,6 +1123,18 @@ fn wait_ms(left: Duration) -> u16 {
     left.as_nanos().div_ceil(1_000_000).min(60_000) as u16
 }
 
+/// The buffers for the next burst: `bufs` again, or, when writes the kernel may not have
+/// finished still point into them (`unsettled`), fresh ones. The old ones are then leaked on
+/// purpose: a write still in flight reads them unchanged, never the next burst's frames.
+fn settle(bufs: Vec<Vec<u8>>, unsettled: bool) -> Vec<Vec<u8>> {
+    if !unsettled {
+        return bufs;
+    }
+    let fresh = bufs.iter().map(|b| vec![0u8; b.len()]).collect();
+    std::mem::forget(bufs);
+    fresh
+}
+
 /// The segmentation a frame's virtio-net header announces, if any.
 #[inline]
 fn gso_of(packet: &[u8]) -> Option<Gso> {
@@ -1136,6 +1153,20 @@ fn egress_of(ports: &[Option<PortIo>], p: PortId) -> Option<Egress> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn buffers_a_failed_ring_may_still_read_are_never_used_again() {
+        let bufs = vec![vec![7u8; 32], vec![8u8; 32]];
+        let at: Vec<*const u8> = bufs.iter().map(|b| b.as_ptr()).collect();
+        let same = settle(bufs, false);
+        assert_eq!(same.iter().map(|b| b.as_ptr()).collect::<Vec<_>>(), at);
+        let fresh = settle(same, true);
+        assert_eq!(fresh.iter().map(Vec::len).collect::<Vec<_>>(), [32, 32]);
+        assert!(
+            fresh.iter().all(|b| !at.contains(&b.as_ptr())),
+            "a buffer was handed out again"
+        );
+    }
+
     use super::*;
 
     #[test]
