@@ -27,27 +27,27 @@ fn id(n: u8) -> Id {
 /// the state exactly as it was.
 pub fn api_requests(data: &[u8]) {
     let mut s = State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH);
+    // Fresh IDs for every object, as the daemon's random ones are.
+    let fresh = |k: usize| {
+        let mut b = [0xa5u8; 32];
+        b[..8].copy_from_slice(&(k as u64).to_be_bytes());
+        Id::from_random(b)
+    };
     for (i, part) in data.split(|b| *b == b'\n').enumerate() {
         let before = s.clone();
-        let n = 10 + (i as u8 % 200);
+        let (a, b) = (fresh(2 * i), fresh(2 * i + 1));
         let r = match part.first() {
             Some(b'n') => serde_json::from_slice::<NetworkCreate>(&part[1..]).ok().map(|req| {
                 req.into_spec()
-                    .and_then(|spec| s.create_network(spec, id(n), SystemTime::UNIX_EPOCH, &[]).map(drop))
+                    .and_then(|spec| s.create_network(spec, a, SystemTime::UNIX_EPOCH, &[]).map(drop))
             }),
             Some(b's') => serde_json::from_slice::<SandboxCreate>(&part[1..]).ok().map(|req| {
-                s.create_sandbox(
-                    req.spec(),
-                    id(n),
-                    id(n + 1),
-                    Path::new("/run/netns"),
-                    SystemTime::UNIX_EPOCH,
-                )
-                .map(drop)
+                s.create_sandbox(req.spec(), a, b, Path::new("/run/netns"), SystemTime::UNIX_EPOCH)
+                    .map(drop)
             }),
             Some(b'c') => serde_json::from_slice::<NetworkConnect>(&part[1..])
                 .ok()
-                .map(|req| s.connect("bridge", &req.container, req.spec(), id(n)).map(drop)),
+                .map(|req| s.connect("bridge", &req.container, req.spec(), a).map(drop)),
             Some(b'r') => Some(s.remove_network(&String::from_utf8_lossy(&part[1..])).map(drop)),
             _ => None,
         };
