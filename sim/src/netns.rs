@@ -115,6 +115,7 @@ pub struct Host {
     switchctl: PathBuf,
     extra: Vec<String>,
     nofile: Option<u64>,
+    env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -151,6 +152,7 @@ impl Host {
             switchctl: bin_dir.join("switchctl"),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             nofile,
+            env: Vec::new(),
             child: None,
         };
         for b in [&h.switchd, &h.switchctl] {
@@ -219,6 +221,7 @@ impl Host {
             .arg("debug")
             .args(&self.extra)
             .args(self.default_upstream())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log fd"))
             .stderr(log)
@@ -306,6 +309,14 @@ impl Host {
             // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
             unsafe { libc::kill(c.id() as libc::pid_t, libc::SIGTERM) };
             let _ = c.wait();
+        }
+    }
+
+    /// Sets (`Some`) or unsets an environment variable for switchd's next start.
+    pub fn set_env(&mut self, key: &str, value: Option<&str>) {
+        self.env.retain(|(k, _)| k != key);
+        if let Some(v) = value {
+            self.env.push((key.to_string(), v.to_string()));
         }
     }
 

@@ -15,13 +15,13 @@ use control_plane::api::{
     SandboxResource, StatsResource, TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
-use control_plane::store::Store;
+use control_plane::store::{Intent, Store};
 use control_plane::{Id, ModelError};
 use overlay::Vni;
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{dns, firewall, netdev, netns, proxy, tap, veth, vlan};
+use crate::{dns, failpoint, firewall, netdev, netns, proxy, tap, veth, vlan};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -196,8 +196,38 @@ impl Daemon {
             cluster: cfg.cluster,
             snapshot,
         };
+        let intent = d.store.intent().unwrap_or_else(|e| {
+            tracing::error!("cannot read the intent of an interrupted operation: {e}");
+            None
+        });
+        if let Some(intent) = intent {
+            d.recover(&state, intent);
+        }
         d.restore(state);
         Ok(d)
+    }
+
+    /// Removes what an operation interrupted by a crash made before its state was committed
+    /// (nothing, if the state shows it committed), then clears its intent.
+    fn recover(&self, state: &State, intent: Intent) {
+        match &intent {
+            Intent::CreateSandbox { sandbox, endpoints } if !state.sandboxes.contains_key(&sandbox.id) => {
+                tracing::warn!(sandbox = %sandbox.name, "a crash interrupted its creation: removing what it made");
+                self.undo_create(state, sandbox, endpoints);
+            }
+            Intent::Connect { sandbox, endpoint } if !state.endpoints.contains_key(&endpoint.id) => {
+                tracing::warn!(sandbox = %sandbox.name, "a crash interrupted a connect: removing its interface");
+                let kernel_child = state
+                    .networks
+                    .get(&endpoint.network)
+                    .is_some_and(Network::has_kernel_children);
+                if let Err(e) = self.delete_interface(sandbox, endpoint, kernel_child) {
+                    tracing::warn!(sandbox = %sandbox.name, "removing the interface: {e}");
+                }
+            }
+            _ => {}
+        }
+        self.clear_intent();
     }
 
     /// Re-creates the runtime side of a stored state: gateway ports, then sandbox ports

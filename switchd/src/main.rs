@@ -6,6 +6,7 @@ mod cluster;
 mod daemon;
 mod dataplane;
 mod dns;
+mod failpoint;
 mod firewall;
 mod http;
 mod limits;

@@ -218,14 +218,27 @@ impl Daemon {
         let mut next = inner.state.clone();
         let id = next.create_sandbox(req.spec(), random_id(), random_id(), &self.netns_dir, SystemTime::now())?;
         let sb = next.sandboxes[&id].clone();
-        self.make_namespace(&next, &sb)?;
+        let endpoints: Vec<Endpoint> = next.endpoints_of_sandbox(&id).into_iter().cloned().collect();
+        // A namespace of that name that is not switchd's is never taken, nor named in an
+        // intent (whose recovery would remove it).
+        namespace_free(&sb)?;
+        // What this is about to make, on disk before any of it exists: a crash from here to
+        // the commit leaves it for the next start to remove.
+        let intent = Intent::CreateSandbox {
+            sandbox: sb.clone(),
+            endpoints: endpoints.clone(),
+        };
+        self.store
+            .set_intent(Some(&intent))
+            .map_err(|e| OpError::Io(e.to_string()))?;
+        if let Err(e) = self.make_namespace(&next, &sb) {
+            self.clear_intent();
+            return Err(e);
+        }
+        failpoint::hit("sandbox-create:namespace");
         let mut attached: Vec<(Id, PortId)> = Vec::new();
         let mut result = Ok(());
-        for ep in next
-            .endpoints_of_sandbox(&id)
-            .into_iter()
-            .filter(|e| e.ifname.is_some())
-        {
+        for ep in endpoints.iter().filter(|e| e.ifname.is_some()) {
             match self.attach_endpoint(&sb, ep, &next.networks[&ep.network]) {
                 Ok(Some(p)) => attached.push((ep.id.clone(), p)),
                 Ok(None) => {}
@@ -234,23 +247,27 @@ impl Daemon {
                     break;
                 }
             }
+            failpoint::hit("sandbox-create:interface");
         }
         let result = result
             .and_then(|()| {
                 self.write_files(&next, &sb)
                     .map_err(io_err("cannot write the sandbox's /etc files"))
             })
+            .inspect(|()| failpoint::hit("sandbox-create:files"))
             .and_then(|()| self.start_proxies(&next, &sb))
-            .and_then(|()| self.commit(&mut inner, next));
+            .inspect(|()| failpoint::hit("sandbox-create:proxies"))
+            .and_then(|()| self.commit(&mut inner, next.clone()));
         if let Err(e) = result {
-            self.proxies.stop(&sb.id);
             for (_, p) in attached {
                 let _ = self.remove_port(p);
             }
-            let _ = netns::remove(&sb.netns);
-            self.remove_files(&sb);
+            self.undo_create(&next, &sb, &endpoints);
+            self.clear_intent();
             return Err(e);
         }
+        failpoint::hit("sandbox-create:committed");
+        self.clear_intent();
         inner.endpoint_ports.extend(attached);
         for ep in inner.state.endpoints_of_sandbox(&sb.id) {
             self.publish_endpoint(&inner.state, ep);
@@ -262,14 +279,42 @@ impl Daemon {
         })
     }
 
-    pub(super) fn make_namespace(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
-        if sb.netns.exists() {
-            return Err(OpError::Model(ModelError::Conflict(format!(
-                "namespace {} already exists: choose another sandbox name or remove it (ip netns delete {})",
-                sb.netns.display(),
-                sb.name
-            ))));
+    /// Removes what a `sandbox create` of `sb` made that no switch port holds: its endpoints'
+    /// interfaces (kernel macvlan children too, in an adopted namespace as in its own), its
+    /// published ports, its namespace or the publication of one it adopted, its /etc files.
+    /// Missing pieces are fine: it undoes a create that stopped anywhere.
+    pub(super) fn undo_create(&self, state: &State, sb: &Sandbox, endpoints: &[Endpoint]) {
+        self.proxies.stop(&sb.id);
+        if netns::is_namespace(&sb.netns) {
+            for ep in endpoints.iter().filter(|e| e.ifname.is_some()) {
+                let kernel_child = state
+                    .networks
+                    .get(&ep.network)
+                    .is_some_and(Network::has_kernel_children);
+                if let Err(e) = self.delete_interface(sb, ep, kernel_child) {
+                    tracing::warn!(sandbox = %sb.name, "removing an interface it made: {e}");
+                }
+            }
         }
+        // Veth host ends live in switchd's namespace, whatever became of the sandbox's.
+        for ep in endpoints.iter().filter(|e| e.port_kind == model::PortKind::Veth) {
+            let _ = veth::delete(&veth::host_name(&ep.id.to_string()));
+        }
+        if let Err(e) = netns::remove(&sb.netns) {
+            tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
+        }
+        self.remove_files(sb);
+    }
+
+    /// Clears the intent of the operation that just ended (committed or undone).
+    pub(super) fn clear_intent(&self) {
+        if let Err(e) = self.store.set_intent(None) {
+            tracing::warn!("cannot clear the operation's intent ({e}): the next start checks it against the state");
+        }
+    }
+
+    pub(super) fn make_namespace(&self, state: &State, sb: &Sandbox) -> Result<(), OpError> {
+        namespace_free(sb)?;
         let res = match (&sb.mode, &sb.adopted) {
             (_, Some(path)) => {
                 if !netns::is_namespace(path) {
@@ -297,9 +342,11 @@ impl Daemon {
         for ep in &eps {
             self.detach_endpoint(&mut inner, &sb, ep);
         }
+        failpoint::hit("sandbox-rm:interfaces");
         if let Err(e) = netns::remove(&sb.netns) {
             tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
         }
+        failpoint::hit("sandbox-rm:namespace");
         self.remove_files(&sb);
         self.proxies.stop(&sb.id);
         self.commit(&mut inner, next)?;
@@ -333,14 +380,31 @@ impl Daemon {
         let ep = next.endpoints[&ep_id].clone();
         let sb = next.sandboxes[&ep.sandbox].clone();
         let net = next.networks[&ep.network].clone();
-        let port = self.attach_endpoint(&sb, &ep, &net)?;
+        let intent = Intent::Connect {
+            sandbox: sb.clone(),
+            endpoint: ep.clone(),
+        };
+        self.store
+            .set_intent(Some(&intent))
+            .map_err(|e| OpError::Io(e.to_string()))?;
+        let port = match self.attach_endpoint(&sb, &ep, &net) {
+            Ok(p) => p,
+            Err(e) => {
+                self.clear_intent();
+                return Err(e);
+            }
+        };
+        failpoint::hit("connect:interface");
         if let Err(e) = self.commit(&mut inner, next) {
             match port {
                 Some(p) => drop(self.remove_port(p)),
                 None => drop(self.delete_interface(&sb, &ep, net.has_kernel_children())),
             }
+            self.clear_intent();
             return Err(e);
         }
+        failpoint::hit("connect:committed");
+        self.clear_intent();
         if let Some(port) = port {
             inner.endpoint_ports.insert(ep_id.clone(), port);
         }
@@ -358,9 +422,22 @@ impl Daemon {
         let ep = next.disconnect(net, sandbox)?;
         let sb = next.sandboxes[&ep.sandbox].clone();
         self.detach_endpoint(&mut inner, &sb, &ep);
+        failpoint::hit("disconnect:interface");
         self.commit(&mut inner, next)?;
         self.publish_endpoint_removed(&inner.state, &ep);
         self.refresh_files(&inner.state, &sb.id);
         Ok(())
     }
+}
+
+/// Refuses a sandbox whose namespace path is taken already.
+fn namespace_free(sb: &Sandbox) -> Result<(), OpError> {
+    if sb.netns.exists() {
+        return Err(OpError::Model(ModelError::Conflict(format!(
+            "namespace {} already exists: choose another sandbox name or remove it (ip netns delete {})",
+            sb.netns.display(),
+            sb.name
+        ))));
+    }
+    Ok(())
 }
