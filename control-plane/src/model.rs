@@ -63,6 +63,7 @@ pub const OPT_HOST_ACCESS: &str = "host_access";
 const ACCEPTED_MACVLAN_OPTIONS: [&str; 4] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU, OPT_HOST_ACCESS];
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
+/// Options of every switched network.
 const ACCEPTED_OPTIONS: [&str; 6] = [
     OPT_BRIDGE_NAME,
     OPT_MTU,
@@ -71,17 +72,8 @@ const ACCEPTED_OPTIONS: [&str; 6] = [
     OPT_PORT_SECURITY,
     OPT_BUM_PPS,
 ];
-const ACCEPTED_OVERLAY_OPTIONS: [&str; 9] = [
-    OPT_BRIDGE_NAME,
-    OPT_MTU,
-    OPT_MAC_AGING,
-    OPT_MAC_LIMIT,
-    OPT_PORT_SECURITY,
-    OPT_BUM_PPS,
-    OPT_VNI,
-    OPT_VXLANID_LIST,
-    OPT_MAX_HOSTS,
-];
+/// Options of overlay networks alone.
+const OVERLAY_ONLY_OPTIONS: [&str; 3] = [OPT_VNI, OPT_VXLANID_LIST, OPT_MAX_HOSTS];
 
 /// A network driver.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -268,6 +268,35 @@ impl Host {
         run("ip", args)
     }
 
+    /// Makes the Linux kernel's own VXLAN device `vx0` (VNI `vni`, port 4789) in the outside
+    /// namespace `out` (see [`Host::add_outside`]), towards this host's underlay address, and
+    /// brings it up: an interop peer for an overlay network whose static VTEP is 10.99.0.2.
+    ///
+    /// # Panics
+    /// If a step fails.
+    pub fn add_kernel_vxlan(&self, out: &str, vni: u32) {
+        let vni = vni.to_string();
+        let add: [&str; 15] = [
+            "-n",
+            out,
+            "link",
+            "add",
+            "vx0",
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "dstport",
+            "4789",
+            "local",
+            OUTSIDE_IP,
+            "remote",
+            "10.99.0.1",
+        ];
+        run("ip", add).expect_ok("ip link add vxlan");
+        run("ip", ["-n", out, "link", "set", "vx0", "up"]).expect_ok("vx0 up");
+    }
+
     /// Gives the host an uplink to a new namespace `<prefix>-out` that plays the outside
     /// world: the host holds 10.99.0.1/24 on `uplink0`, the outside 10.99.0.2/24 on `eth0`,
     /// and the host's default route points there. Returns the outside namespace's name.

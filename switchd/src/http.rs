@@ -58,16 +58,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, daemon: Arc<Daemo
     let listener = UnixListener::from_std(listener)?;
     let limits = daemon.limits().clone();
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                limits.back_off("API", &e).await;
-                continue;
-            }
-        };
-        let Some(permit) = limits.api.try_take() else {
-            continue;
-        };
+        let ((stream, _), permit) = limits.admit("API", &limits.api, || listener.accept()).await;
         let d = daemon.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| handle(d.clone(), req));
@@ -93,16 +84,7 @@ pub async fn serve_metrics(listener: std::net::TcpListener, daemon: Arc<Daemon>)
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let limits = daemon.limits().clone();
     loop {
-        let stream = match listener.accept().await {
-            Ok((s, _)) => s,
-            Err(e) => {
-                limits.back_off("metrics", &e).await;
-                continue;
-            }
-        };
-        let Some(permit) = limits.metrics.try_take() else {
-            continue;
-        };
+        let ((stream, _), permit) = limits.admit("metrics", &limits.metrics, || listener.accept()).await;
         let d = daemon.clone();
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req: Request<Incoming>| {

@@ -165,6 +165,27 @@ impl Limits {
     }
 }
 
+impl Limits {
+    /// The next connection `cap` admits: waits on `accept`, backs off when it fails (see
+    /// [`Limits::back_off`]), and closes connections beyond the cap at once.
+    pub async fn admit<S, F, Fut>(&self, who: &str, cap: &Arc<Cap>, mut accept: F) -> (S, Permit)
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = io::Result<S>>,
+    {
+        loop {
+            match accept().await {
+                Ok(s) => {
+                    if let Some(p) = cap.try_take() {
+                        return (s, p);
+                    }
+                }
+                Err(e) => self.back_off(who, &e).await,
+            }
+        }
+    }
+}
+
 /// Whether an error says the process or the system has no descriptor left.
 pub fn is_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))

@@ -109,16 +109,7 @@ impl Proxies {
 /// out of descriptors makes it wait, never stop.
 async fn serve_tcp(l: TcpListener, to: SocketAddr, limits: Arc<Limits>) {
     loop {
-        let mut client = match l.accept().await {
-            Ok((c, _)) => c,
-            Err(e) => {
-                limits.back_off("port proxy accept", &e).await;
-                continue;
-            }
-        };
-        let Some(permit) = limits.proxy_tcp.try_take() else {
-            continue;
-        };
+        let ((mut client, _), permit) = limits.admit("port proxy", &limits.proxy_tcp, || l.accept()).await;
         tokio::spawn(async move {
             let Ok(Ok(mut upstream)) = tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(to)).await
             else {

@@ -293,29 +293,7 @@ fn a_sandbox_sends_only_as_itself() {
 fn offloaded_frames_are_cut_only_when_sane() {
     let Some(h) = host("ho") else { return };
     let k = h.add_outside();
-    let steps: [&[&str]; 2] = [
-        &[
-            "-n",
-            &k,
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            "4096",
-            "dstport",
-            "4789",
-            "local",
-            "10.99.0.2",
-            "remote",
-            "10.99.0.1",
-        ],
-        &["-n", &k, "link", "set", "vx0", "up"],
-    ];
-    for args in steps {
-        sim::run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
-    }
+    h.add_kernel_vxlan(&k, 4096);
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.87.0.0/24", "ovl"])
         .expect_ok("overlay network");
     h.ctl(["network", "vtep", "add", "ovl", "10.99.0.2"]).expect_ok("vtep");

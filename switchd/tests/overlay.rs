@@ -50,30 +50,8 @@ fn overlay_with_a_kernel_vxlan_peer() {
     let Some(mut h) = host("ov") else { return };
     let k = h.add_outside();
     // The Linux kernel's VXLAN as the peer: VNI 4096 towards the host's underlay address.
-    let steps: [&[&str]; 3] = [
-        &[
-            "-n",
-            &k,
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            "4096",
-            "dstport",
-            "4789",
-            "local",
-            "10.99.0.2",
-            "remote",
-            "10.99.0.1",
-        ],
-        &["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"],
-        &["-n", &k, "link", "set", "vx0", "up"],
-    ];
-    for args in steps {
-        sim::run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
-    }
+    h.add_kernel_vxlan(&k, 4096);
+    sim::run("ip", ["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"]).expect_ok("vx0 address");
 
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.88.0.0/24", "ovl"])
         .expect_ok("overlay network");

@@ -503,10 +503,10 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         host_access: false,
         vlan: None,
     };
-    let accepted: &[&str] = match driver {
-        Driver::Overlay => &ACCEPTED_OVERLAY_OPTIONS,
-        Driver::Macvlan => &ACCEPTED_MACVLAN_OPTIONS,
-        _ => &ACCEPTED_OPTIONS,
+    let accepted: Vec<&str> = match driver {
+        Driver::Overlay => ACCEPTED_OPTIONS.iter().chain(&OVERLAY_ONLY_OPTIONS).copied().collect(),
+        Driver::Macvlan => ACCEPTED_MACVLAN_OPTIONS.to_vec(),
+        _ => ACCEPTED_OPTIONS.to_vec(),
     };
     for (k, v) in opts {
         let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
