@@ -483,6 +483,21 @@ pub struct ConnectSpec {
     pub ifname: Option<String>,
 }
 
+impl State {
+    /// Refuses IDs an object already has: the caller draws them at random, and a repeat would
+    /// overwrite that object.
+    fn fresh_ids(&self, ids: &[&Id]) -> Result<(), ModelError> {
+        match ids.iter().find(|id| {
+            self.networks.contains_key(**id) || self.sandboxes.contains_key(**id) || self.endpoints.contains_key(**id)
+        }) {
+            Some(id) => Err(ModelError::Conflict(format!(
+                "object ID {id} is already in use: nothing was changed"
+            ))),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Network {
     /// What a sandbox's port on this network is held to: sending as `mac` and `ipv4` (unless
     /// `port_security=false`), the network's MTU and storm limit.

@@ -25,6 +25,7 @@ impl State {
         now: SystemTime,
         host_routes: &[Ipv4Cidr],
     ) -> Result<Id, ModelError> {
+        self.fresh_ids(&[&id])?;
         check_name("network", &spec.name)?;
         if self.networks.values().any(|n| n.name == spec.name) {
             return Err(ModelError::Conflict(format!(

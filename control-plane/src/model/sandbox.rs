@@ -25,6 +25,7 @@ impl State {
         netns_dir: &Path,
         now: SystemTime,
     ) -> Result<Id, ModelError> {
+        self.fresh_ids(&[&id, &endpoint_id])?;
         check_name("sandbox", &spec.name)?;
         if self.sandboxes.values().any(|s| s.name == spec.name) {
             return Err(ModelError::Conflict(format!(
@@ -223,6 +224,7 @@ impl State {
     /// Unknown network or sandbox, a sandbox that shares another namespace, a host or none
     /// network, an existing connection, or any address error.
     pub fn connect(&mut self, net: &str, sandbox: &str, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+        self.fresh_ids(&[&endpoint_id])?;
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
         match (&sb.mode, net.driver) {

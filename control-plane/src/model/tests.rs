@@ -696,3 +696,26 @@ fn stores_before_named_interfaces_route_through_eth0() {
     e.ifname = Some("eth1".into());
     assert!(!e.has_default_route());
 }
+
+#[test]
+fn an_id_in_use_is_refused_and_changes_nothing() {
+    let (mut s, mut ids) = fresh();
+    let vm = create_sb(&mut s, &mut ids, sb("vm0", "")).unwrap();
+    let before = s.clone();
+    let taken = s.endpoints_of_sandbox(&vm)[0].id.clone();
+    let e = s
+        .create_sandbox(
+            sb("vm1", ""),
+            ids.next(),
+            taken.clone(),
+            Path::new("/run/netns"),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("is already in use"), "{e}");
+    let e = s
+        .create_network(net("n9"), vm.clone(), SystemTime::UNIX_EPOCH, &[])
+        .unwrap_err();
+    assert_eq!(e.status(), 409);
+    assert_eq!(s, before);
+}
