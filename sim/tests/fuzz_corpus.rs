@@ -85,3 +85,8 @@ fn gossip() {
 fn specs() {
     replay("specs", 3000, 60, control_plane::fuzzing::specs);
 }
+
+#[test]
+fn cni_input() {
+    replay("cni_input", 3000, 300, switchctl::fuzzing::cni_input);
+}

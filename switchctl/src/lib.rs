@@ -3,3 +3,5 @@
 
 pub mod client;
 pub mod cni;
+#[doc(hidden)]
+pub mod fuzzing;
