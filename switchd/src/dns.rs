@@ -120,6 +120,12 @@ impl DnsCounters {
 }
 
 impl Ctx {
+    /// Whether `asker` is an endpoint of the network (who may ask at all).
+    fn is_member(&self, asker: Ipv4Addr) -> bool {
+        let state = self.state.read().expect("lock poisoned").clone();
+        dns::member(&state, &self.net, asker).is_some()
+    }
+
     fn decide(&self, asker: Ipv4Addr, query: &[u8]) -> dns::Decision {
         let state = self.state.read().expect("lock poisoned").clone();
         let d = dns::decide(&state, &self.net, asker, query);
@@ -182,9 +188,9 @@ impl Dns {
     }
 
     /// Starts the servers of a user-defined network on its gateway address (already held by
-    /// the gateway interface), bound to that interface: a query that arrives on any other
-    /// (another network's gateway, the underlay, loopback) never reaches them. Built-in
-    /// networks have none, as in Docker.
+    /// the gateway interface), bound to that interface: a query that comes in on another
+    /// (another network's gateway, the underlay) never reaches them; the host's own do, and
+    /// are refused with every other stranger's. Built-in networks have none, as in Docker.
     pub fn start(&self, net: &Network) -> io::Result<()> {
         let (Some(ipam), Some(iface)) = (net.ipam.filter(|_| !net.builtin), net.bridge_name.as_deref()) else {
             return Ok(());
@@ -318,6 +324,11 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
             }
         };
         let Some(asker) = v4(peer.ip()) else { continue };
+        // A stranger's connection is closed before anything is read: it holds nothing.
+        if !ctx.is_member(asker) {
+            DnsCounters::add(&ctx.counters.refused);
+            continue;
+        }
         let Some(permit) = ctx.limits.dns_tcp.try_take() else {
             DnsCounters::add(&ctx.counters.limited);
             continue;

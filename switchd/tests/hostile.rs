@@ -447,6 +447,33 @@ fn switchd_stays_up_when_clients_flood_it() {
     })
     .join()
     .unwrap();
+    // A local user's DNS from 150 loopback addresses to the network's gateway, over UDP and
+    // TCP: no name is answered and no connection is held open.
+    let answered = sim::in_netns(&netns(h.ns()), || {
+        use std::io::{Read, Write};
+        let query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
+        let mut answered = 0;
+        for i in 0..150u32 {
+            let ip = std::net::Ipv4Addr::new(127, 0, 1, 1 + (i % 250) as u8);
+            let s = std::net::UdpSocket::bind((ip, 0)).unwrap();
+            let _ = s.send_to(&query, "10.65.9.1:53");
+            let to = std::net::SocketAddr::from(([10, 65, 9, 1], 53));
+            if let Ok(mut t) = std::net::TcpStream::connect_timeout(&to, Duration::from_millis(200)) {
+                let _ = t.set_read_timeout(Some(Duration::from_millis(500)));
+                let _ = t.write_all(&[0, query.len() as u8]).and_then(|()| t.write_all(&query));
+                if matches!(t.read(&mut [0u8; 64]), Ok(n) if n > 0) {
+                    answered += 1;
+                }
+            }
+        }
+        answered
+    })
+    .join()
+    .unwrap();
+    assert_eq!(
+        answered, 0,
+        "a local user got an answer over TCP from the network's DNS"
+    );
     // 200 connections to the metrics listener, held open without a request.
     let held: Vec<std::net::TcpStream> = sim::in_netns(&netns(h.ns()), || {
         (0..200)
@@ -481,6 +508,21 @@ fn switchd_stays_up_when_clients_flood_it() {
         "the oldest flows were evicted: {flows}"
     );
     assert!(flows["Used"].as_u64() <= flows["Max"].as_u64(), "{flows}");
+    // The host's queries reach the gateway's server (the kernel delivers local traffic as if
+    // it came in on the gateway) and are refused: nothing answered, forwarded or held.
+    let dns = stats["Dns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["Network"] == "nf")
+        .unwrap()
+        .clone();
+    assert_eq!(
+        (dns["Answered"].as_u64(), dns["Forwarded"].as_u64()),
+        (Some(0), Some(0)),
+        "{dns}"
+    );
+    assert!(dns["Refused"].as_u64().unwrap() >= 300, "{dns}");
     let metrics = cap("metrics_connections");
     assert!(metrics["Refused"].as_u64().unwrap() > 100, "{metrics}");
     // A new client of the published port is served, and metrics answer once the flood is gone.
