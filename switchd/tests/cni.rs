@@ -407,3 +407,45 @@ fn podman_containers_use_a_switchd_network() {
     pm.podman(&["rm", "-f", "-t", "0", &c2, &c3]).expect_ok("podman rm");
     assert!(!sandboxes(&h).contains(&net));
 }
+
+/// The MAC address of `ifname` in namespace `ns` (`ip -n`).
+fn mac_in(ns: &str, ifname: &str) -> String {
+    let out = run("ip", ["-n", ns, "-j", "link", "show", ifname]);
+    let v: Value = serde_json::from_str(out.expect_ok("ip link")).expect("ip -j");
+    v[0]["address"].as_str().expect("an address").to_string()
+}
+
+#[test]
+fn a_pod_cannot_take_a_mac_that_a_port_holds() {
+    let Some(h) = host("cnm") else { return };
+    let plugin = bin_dir().join("switch-cni");
+    let net = h.name("n");
+    let gw_if = format!("{}g", h.prefix());
+    let bridge = format!("com.docker.network.bridge.name={gw_if}");
+    h.ctl(["network", "create", "--subnet", "10.83.9.0/24", "-o", &bridge, &net])
+        .expect_ok("network create");
+    let (rt1, rt2) = (h.name("rt1"), h.name("rt2"));
+    for ns in [&rt1, &rt2] {
+        run("ip", ["netns", "add", ns]).expect_ok("ip netns add");
+    }
+    let (c1, c2) = (h.name("c1"), h.name("c2"));
+    let base = conf("1.1.0", &net, &h);
+    let (ok, r1) = cni(&plugin, "ADD", &c1, &format!("/run/netns/{rt1}"), "eth0", &base);
+    assert!(ok, "{r1}");
+    let victim = r1["interfaces"][0]["mac"].as_str().unwrap().to_string();
+    let gateway = mac_in(h.ns(), &gw_if);
+    // runtimeConfig.mac naming the gateway's MAC, then the other pod's: refused, whose it is said.
+    for (mac, holder) in [(gateway.as_str(), "gateway"), (victim.as_str(), c1.as_str())] {
+        let asked = with(base.clone(), "runtimeConfig", json!({"mac": mac}));
+        let (ok, r) = cni(&plugin, "ADD", &c2, &format!("/run/netns/{rt2}"), "eth0", &asked);
+        assert!(!ok, "{r}");
+        let msg = r["msg"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains(&format!("MAC address {mac}")) && msg.contains(holder),
+            "{r}"
+        );
+        assert!(!sandboxes(&h).contains(&c2), "nothing made for the refused pod");
+    }
+    h.exec(&rt1, &["ping", "-c", "1", "-W", "2", "10.83.9.1"])
+        .expect_ok("the first pod still reaches its gateway");
+}
