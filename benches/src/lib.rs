@@ -77,3 +77,50 @@ pub fn loaded(macs: usize, ports: usize, nframes: usize) -> Loaded {
         now,
     }
 }
+
+/// A switch with one network of `ports` sandbox ports, each holding one endpoint (a static
+/// MAC and an IPv4 address), guarded by port security when `guarded`; `nframes` 64-byte IPv4
+/// frames from endpoints to endpoints of other ports, each sent as its own endpoint, so every
+/// frame passes the guard and is forwarded.
+pub fn sandboxes(ports: usize, nframes: usize, guarded: bool) -> Loaded {
+    let now = Instant::now();
+    let mut sw = Switch::new(now, 0x5eed);
+    let net = NetworkId(1);
+    sw.add_network(net, NetworkConfig::default()).expect("fresh switch");
+    let ip = |i: usize| std::net::Ipv4Addr::new(10, 0, (i >> 8) as u8, i as u8);
+    let ids: Vec<PortId> = (0..ports)
+        .map(|i| {
+            let guard = guarded.then(|| switch::Guard::new(mac(i), Some(ip(i)), 1500));
+            let p = sw
+                .add_port(PortConfig {
+                    guard,
+                    ..PortConfig::new(net)
+                })
+                .expect("network exists");
+            sw.add_static(now, net, mac(i), p).expect("a fresh address");
+            p
+        })
+        .collect();
+    let mut frames = Vec::with_capacity(nframes);
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..nframes {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        let s = (x as usize) % ports;
+        let d = (s + 1 + ((x >> 32) as usize) % (ports - 1)) % ports;
+        let mut f = frame(mac(d), mac(s));
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&50u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&ip(s).octets());
+        f[30..34].copy_from_slice(&ip(d).octets());
+        frames.push((ids[s], f));
+    }
+    Loaded {
+        switch: sw,
+        frames,
+        now,
+    }
+}

@@ -124,6 +124,7 @@ fn segmentable_len(protocol: u8, l4: &[u8]) -> Option<usize> {
     l4.len().checked_sub(header)
 }
 
+#[inline]
 fn source(src: &Source, eth: &EthernetFrame<&[u8]>) -> Result<(), DropReason> {
     if eth.src() != src.mac {
         return Err(DropReason::MacSpoof);
@@ -138,6 +139,7 @@ fn source(src: &Source, eth: &EthernetFrame<&[u8]>) -> Result<(), DropReason> {
 
 /// The sender must be the endpoint; 0.0.0.0 is a probe (RFC 5227). ARP that cannot be read as
 /// IPv4 over Ethernet cannot be checked and does not pass.
+#[inline]
 fn arp(src: &Source, payload: &[u8]) -> Result<(), DropReason> {
     let arp = ArpPacket::new_checked(payload).map_err(|_| DropReason::ArpSpoof)?;
     let ip = arp.sender_ip();
@@ -147,6 +149,7 @@ fn arp(src: &Source, payload: &[u8]) -> Result<(), DropReason> {
     Ok(())
 }
 
+#[inline]
 fn ipv4(src: &Source, payload: &[u8]) -> Result<(), DropReason> {
     let ip = Ipv4Packet::new_checked(payload).map_err(|_| DropReason::IpSpoof)?;
     let ports = ip.udp_ports();
