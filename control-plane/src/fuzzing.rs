@@ -1,5 +1,5 @@
-//! Harnesses for the parsers of untrusted input in this crate (API bodies, DNS questions,
-//! gossip messages and records, frame and port specs): each takes arbitrary bytes, must never
+//! Harnesses for the parsers of untrusted input in this crate (API bodies and request lines,
+//! DNS questions, gossip messages and records, frame and port specs): each takes arbitrary bytes, must never
 //! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
 //! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
 //! random inputs through them.
@@ -16,7 +16,7 @@ use crate::cluster::membership::{HostId, Membership};
 use crate::cluster::records::Record;
 use crate::cluster::seal::GossipKey;
 use crate::model::{NetworkSpec, SandboxSpec};
-use crate::{dns, framespec, ports, Id, State};
+use crate::{dns, framespec, ports, request, Id, State};
 
 fn id(n: u8) -> Id {
     Id::from_random([n; 32])
@@ -152,5 +152,24 @@ pub fn specs(data: &[u8]) {
             );
             assert_eq!(ports::parse(&again), Ok(vec![b]), "{again}");
         }
+    }
+}
+
+/// API request lines as any client of the socket may send them: a path, then after `?` a
+/// query. Segments never hold an unescaped `/`; a capture count that is accepted is 1 or more.
+pub fn api_paths(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (path, query) = match text.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (text.as_ref(), None),
+    };
+    for seg in request::path_segments(path) {
+        assert!(
+            !seg.contains('/') || path.to_ascii_lowercase().contains("%2f"),
+            "{path:?}"
+        );
+    }
+    if let Ok(Some(n)) = request::capture_count(query) {
+        assert!(n > 0 && query.is_some_and(|q| q.contains("count=")));
     }
 }

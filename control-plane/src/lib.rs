@@ -31,6 +31,7 @@ pub mod ipam;
 pub mod metrics;
 pub mod model;
 pub mod ports;
+pub mod request;
 pub mod store;
 
 pub use cidr::Ipv4Cidr;

@@ -72,6 +72,11 @@ fn api_requests() {
 }
 
 #[test]
+fn api_paths() {
+    replay("api_paths", 3000, 120, control_plane::fuzzing::api_paths);
+}
+
+#[test]
 fn dns_question() {
     replay("dns_question", 3000, 80, control_plane::fuzzing::dns_question);
 }

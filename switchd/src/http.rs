@@ -183,21 +183,9 @@ async fn handle(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Infalli
     Ok(reply)
 }
 
-/// Strips Docker's optional API version prefix (`/v1.47/...`).
-fn strip_version(path: &str) -> &str {
-    if let Some(rest) = path.strip_prefix("/v") {
-        if let Some(i) = rest.find('/') {
-            if rest[..i].bytes().all(|b| b.is_ascii_digit() || b == b'.') && i > 0 {
-                return &rest[i..];
-            }
-        }
-    }
-    path
-}
-
 async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
-    let path = strip_version(req.uri().path()).to_string();
-    let decoded: Vec<String> = path.trim_matches('/').split('/').map(percent_decode).collect();
+    let path = req.uri().path().to_string();
+    let decoded = control_plane::request::path_segments(&path);
     let segs: Vec<&str> = decoded.iter().map(String::as_str).collect();
     let m = req.method().clone();
     match (&m, segs.as_slice()) {
@@ -278,7 +266,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
         (&Method::GET, ["ports", port, "capture"]) => {
-            let count = capture_count(req.uri().query()).map_err(|m| error(400, m))?;
+            let count = control_plane::request::capture_count(req.uri().query()).map_err(|m| error(400, m))?;
             let port = port.to_string();
             let (rx, label) = blocking(move || d.capture(&port)).await?;
             Ok(Response::builder()
@@ -299,22 +287,6 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         }
         _ => Err(error(404, format!("page not found: {m} {path}"))),
     }
-}
-
-/// `count=N` of a capture's query: how many frames before the stream ends (none: until the
-/// client goes).
-fn capture_count(query: Option<&str>) -> Result<Option<u64>, String> {
-    let mut count = None;
-    for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
-        match pair.split_once('=') {
-            Some(("count", v)) => {
-                let n = v.parse::<u64>().ok().filter(|n| *n > 0);
-                count = Some(n.ok_or_else(|| format!("invalid count {v:?}: expected a number of frames, 1 or more"))?);
-            }
-            _ => return Err(format!("unknown capture parameter {pair:?}: only count=N is accepted")),
-        }
-    }
-    Ok(count)
 }
 
 /// A capture as a pcapng stream: the header, then each mirrored frame as it comes, until
@@ -379,26 +351,7 @@ impl Drop for CaptureBody {
     }
 }
 
-/// Decodes `%XX` escapes of a path segment; malformed escapes stay as they are.
-fn percent_decode(seg: &str) -> String {
-    let b = seg.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
+/// Whether the segments name a resource of the API (whatever the method).
 fn known_path(segs: &[&str]) -> bool {
     matches!(
         segs,
@@ -419,24 +372,4 @@ fn known_path(segs: &[&str]) -> bool {
             | ["networks", _, "vteps"]
             | ["networks", _, "vteps", _]
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn segments_are_percent_decoded() {
-        assert_eq!(percent_decode("10.99.0.2%3A4789"), "10.99.0.2:4789");
-        assert_eq!(percent_decode("a%zz%4"), "a%zz%4");
-        assert_eq!(percent_decode("%41"), "A");
-    }
-
-    #[test]
-    fn version_prefix_is_optional() {
-        assert_eq!(strip_version("/v1.47/networks"), "/networks");
-        assert_eq!(strip_version("/networks"), "/networks");
-        assert_eq!(strip_version("/vx/networks"), "/vx/networks");
-        assert_eq!(strip_version("/v/networks"), "/v/networks");
-    }
 }
