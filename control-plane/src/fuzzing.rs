@@ -1,5 +1,5 @@
 //! Harnesses for the parsers of untrusted input in this crate (API bodies and request lines,
-//! DNS questions, gossip messages and records, frame and port specs): each takes arbitrary bytes, must never
+//! DNS questions, gossip messages and records, anti-entropy state, frame and port specs): each takes arbitrary bytes, must never
 //! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
 //! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
 //! random inputs through them.
@@ -12,8 +12,10 @@ use std::time::SystemTime;
 use hickory_proto::op::Message;
 
 use crate::api::{NetworkConnect, NetworkCreate, SandboxCreate};
+use crate::cluster::exchange::{decode_bucket_digests, ExchangeState};
 use crate::cluster::membership::{HostId, Membership};
 use crate::cluster::records::Record;
+use crate::cluster::records::Records;
 use crate::cluster::seal::GossipKey;
 use crate::model::{NetworkSpec, SandboxSpec};
 use crate::{dns, framespec, ports, request, Id, State};
@@ -172,4 +174,18 @@ pub fn api_paths(data: &[u8]) {
     if let Ok(Some(n)) = request::capture_count(query) {
         assert!(n > 0 && query.is_some_and(|q| q.contains("count=")));
     }
+}
+
+/// What a peer sends in an anti-entropy exchange: its state (read, and applied to a host's
+/// records as switchd applies it) and its bucket digests. A state that is read re-encodes to
+/// itself, and applying it never panics.
+pub fn anti_entropy(data: &[u8]) {
+    let _ = decode_bucket_digests(data);
+    let Ok(state) = ExchangeState::decode(data) else { return };
+    assert_eq!(ExchangeState::decode(&state.encode()).as_ref(), Ok(&state));
+    let mut mine = Records::new("h1");
+    for r in state.records {
+        mine.apply(r);
+    }
+    let _ = (mine.digest(), mine.bucket_digests());
 }

@@ -82,6 +82,11 @@ fn dns_question() {
 }
 
 #[test]
+fn anti_entropy() {
+    replay("anti_entropy", 3000, 300, control_plane::fuzzing::anti_entropy);
+}
+
+#[test]
 fn gossip() {
     replay("gossip", 3000, 200, control_plane::fuzzing::gossip);
 }

@@ -1,16 +1,8 @@
 //! Anti-entropy: every few seconds a state exchange with one random live member (and one with
 //! each member that comes up), over QUIC with mutual TLS against the cluster CA. A host that
 //! missed gossip (joined late, was partitioned, lost datagrams) catches up; a host without a
-//! certificate of this CA cannot even finish the handshake.
-//!
-//! ```text
-//!  client ── digest of its records (8 B) · digest of the live members it sees, 0 to leave
-//!            members out of this exchange (8 B) ──► server
-//!  client ◄── flags (1 B): 1 records differ, 2 members differ ── server
-//!         ◄── if 1: the server's digest of each of the 1,024 buckets of keys (8 KB)
-//!  flags 0: done. Otherwise, both ways: { records of the buckets that differ if 1 (the
-//!  client says which), member list if 2 } (postcard)
-//! ```
+//! certificate of this CA cannot even finish the handshake. The wire form, and the reading of
+//! everything a peer sends, is `control_plane::cluster::exchange`'s.
 //!
 //! Hosts in a settled cluster end an exchange after 17 bytes; hosts with a few records in
 //! flight exchange those buckets' records, not the whole state.
@@ -20,14 +12,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use control_plane::cluster::exchange::{
+    self, decode_bucket_digests, encode_bucket_digests, ExchangeState, BUCKET_DIGESTS_LEN, MEMBERS_DIFFER,
+    RECORDS_DIFFER,
+};
 use control_plane::cluster::membership::MemberState;
-use control_plane::cluster::records::{differing, Record, Records, BUCKETS};
+use control_plane::cluster::records::{differing, Records};
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
-use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
 /// How often a host syncs with a random live member.
@@ -108,18 +103,6 @@ pub struct Shared {
     pub heard: mpsc::UnboundedSender<Vec<MemberState>>,
 }
 
-const RECORDS_DIFFER: u8 = 1;
-const MEMBERS_DIFFER: u8 = 2;
-
-#[derive(Serialize, Deserialize)]
-struct State {
-    /// The buckets whose records are sent (bitmap; the client's choice, which the server's
-    /// answer follows).
-    buckets: Vec<u8>,
-    records: Vec<Record>,
-    members: Vec<MemberState>,
-}
-
 impl Shared {
     fn summary(&self, with_members: bool) -> [u8; 16] {
         let digest = self.records.lock().expect("lock poisoned").digest();
@@ -128,27 +111,15 @@ impl Shared {
         } else {
             0
         };
-        let mut b = [0u8; 16];
-        b[..8].copy_from_slice(&digest.to_be_bytes());
-        b[8..].copy_from_slice(&members.to_be_bytes());
-        b
+        exchange::summary(digest, members)
     }
 
     fn flags(&self, theirs: &[u8; 16]) -> u8 {
-        let mine = self.summary(true);
-        let mut f = 0;
-        if mine[..8] != theirs[..8] {
-            f |= RECORDS_DIFFER;
-        }
-        if theirs[8..] != [0; 8] && mine[8..] != theirs[8..] {
-            f |= MEMBERS_DIFFER;
-        }
-        f
+        exchange::flags(&self.summary(true), theirs)
     }
 
     fn bucket_digests(&self) -> Vec<u8> {
-        let d = self.records.lock().expect("lock poisoned").bucket_digests();
-        d.iter().flat_map(|x| x.to_be_bytes()).collect()
+        encode_bucket_digests(&self.records.lock().expect("lock poisoned").bucket_digests())
     }
 
     fn encode(&self, flags: u8, buckets: Vec<u8>) -> Vec<u8> {
@@ -163,24 +134,17 @@ impl Shared {
         } else {
             Vec::new()
         };
-        postcard::to_stdvec(&State {
+        ExchangeState {
             buckets,
             records,
             members,
-        })
-        .expect("state serializes")
+        }
+        .encode()
     }
 
     /// Merges a peer's state; how many records were new, and the buckets it sent.
     fn merge(&self, bytes: &[u8]) -> Result<(usize, Vec<u8>), String> {
-        let theirs: State = postcard::from_bytes(bytes).map_err(|e| format!("malformed state: {e}"))?;
-        if !theirs.buckets.is_empty() && theirs.buckets.len() != BUCKETS / 8 {
-            return Err(format!(
-                "malformed state: a bucket map of {} bytes where {} are expected",
-                theirs.buckets.len(),
-                BUCKETS / 8
-            ));
-        }
+        let theirs = ExchangeState::decode(bytes).map_err(|e| e.to_string())?;
         if !theirs.members.is_empty() {
             let _ = self.heard.send(theirs.members);
         }
@@ -268,12 +232,9 @@ pub async fn exchange(
     let mut learned = 0;
     if flags[0] != 0 {
         let buckets = if flags[0] & RECORDS_DIFFER != 0 {
-            let mut theirs = vec![0u8; BUCKETS * 8];
+            let mut theirs = vec![0u8; BUCKET_DIGESTS_LEN];
             recv.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
-            let theirs: Vec<u64> = theirs
-                .chunks_exact(8)
-                .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
-                .collect();
+            let theirs = decode_bucket_digests(&theirs).map_err(|e| e.to_string())?;
             let mine = shared.records.lock().expect("lock poisoned").bucket_digests();
             differing(&mine, &theirs)
         } else {

@@ -2,6 +2,7 @@
 //! what hosts say to each other. Route dissemination builds on these.
 
 mod backlog;
+pub mod exchange;
 pub mod membership;
 pub mod pki;
 pub mod records;
