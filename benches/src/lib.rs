@@ -19,6 +19,17 @@ pub struct Loaded {
     pub now: Instant,
 }
 
+/// The seed of the frames' pattern.
+const SEED: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// The next value of a xorshift sequence in `x` (the frames' fixed pattern).
+fn xorshift(x: &mut u64) -> u64 {
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    *x
+}
+
 /// The address of learned host `i`.
 pub fn mac(i: usize) -> MacAddr {
     let b = (i as u32).to_be_bytes();
@@ -54,11 +65,9 @@ pub fn loaded(macs: usize, ports: usize, nframes: usize) -> Loaded {
         sw.process(now, ids[i % ports], &frame(MacAddr::BROADCAST, mac(i)));
     }
     let mut frames = Vec::with_capacity(nframes);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut x: u64 = SEED;
     for _ in 0..nframes {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = xorshift(&mut x);
         let s = (x as usize) % macs;
         let dst = if macs == 1 {
             mac(usize::MAX)
@@ -102,11 +111,9 @@ pub fn sandboxes(ports: usize, nframes: usize, guarded: bool) -> Loaded {
         })
         .collect();
     let mut frames = Vec::with_capacity(nframes);
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut x: u64 = SEED;
     for _ in 0..nframes {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
+        let x = xorshift(&mut x);
         let s = (x as usize) % ports;
         let d = (s + 1 + ((x >> 32) as usize) % (ports - 1)) % ports;
         let mut f = frame(mac(d), mac(s));

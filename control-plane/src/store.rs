@@ -97,16 +97,7 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn load(&self) -> Result<Option<State>, StoreError> {
-        let tx = self.db.begin_read().map_err(|e| io("read")(e.into()))?;
-        let table = match tx.open_table(TABLE) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(io("open table")(e.into())),
-        };
-        let Some(v) = table.get(KEY).map_err(|e| io("get")(e.into()))? else {
-            return Ok(None);
-        };
-        Ok(Some(serde_json::from_slice(v.value())?))
+        self.get(KEY)
     }
 
     /// Records what an operation is about to make (`Some`), or that nothing is under way
@@ -136,13 +127,18 @@ impl Store {
     /// # Errors
     /// [`StoreError::Io`] or [`StoreError::Corrupt`].
     pub fn intent(&self) -> Result<Option<Intent>, StoreError> {
+        self.get(INTENT)
+    }
+
+    /// The JSON value under `key`, or `None` when there is none (or no table yet).
+    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
         let tx = self.db.begin_read().map_err(|e| io("read")(e.into()))?;
         let table = match tx.open_table(TABLE) {
             Ok(t) => t,
             Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
             Err(e) => return Err(io("open table")(e.into())),
         };
-        let Some(v) = table.get(INTENT).map_err(|e| io("get")(e.into()))? else {
+        let Some(v) = table.get(key).map_err(|e| io("get")(e.into()))? else {
             return Ok(None);
         };
         Ok(Some(serde_json::from_slice(v.value())?))
