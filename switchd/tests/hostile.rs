@@ -43,6 +43,20 @@ fn drops(h: &Host, interface: &str, reason: &str) -> u64 {
     p["Drops"].get(reason).and_then(Value::as_u64).unwrap_or(0)
 }
 
+/// Waits (at most 5 s, the dataplane may be busy) until `interface` has dropped `want`
+/// frames for `reason`; the count it saw last.
+fn drops_reach(h: &Host, interface: &str, reason: &str, want: u64) -> u64 {
+    let mut n = 0;
+    for _ in 0..50 {
+        n = drops(h, interface, reason);
+        if n >= want {
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    n
+}
+
 fn mac_of(h: &Host, netns: &str, ifname: &str) -> [u8; 6] {
     let out = h.exec(netns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
     parse_mac(out.expect_ok("MAC address").trim())
@@ -253,10 +267,10 @@ fn a_sandbox_sends_only_as_itself() {
         "v's entry for the gateway: {}",
         v_ns.stdout
     );
-    assert_eq!(drops(&h, &port, "arp_spoof"), 2);
-    assert_eq!(drops(&h, &port, "mac_spoof"), 1);
-    assert_eq!(drops(&h, &port, "ip_spoof"), 1);
-    assert_eq!(drops(&h, &port, "dhcp_server"), 1);
+    assert_eq!(drops_reach(&h, &port, "arp_spoof", 2), 2);
+    assert_eq!(drops_reach(&h, &port, "mac_spoof", 1), 1);
+    assert_eq!(drops_reach(&h, &port, "ip_spoof", 1), 1);
+    assert_eq!(drops_reach(&h, &port, "dhcp_server", 1), 1);
     assert!(ping(&h, &v, "10.62.0.1"), "the victim still reaches the gateway");
     assert!(ping(&h, &att, "10.62.0.1"), "the attacker's own traffic still passes");
 
@@ -316,17 +330,25 @@ fn offloaded_frames_are_cut_only_when_sane() {
     let before = underlay_bytes();
     let (vnet, frame) = tcp_super_frame(att_mac, unknown, "10.87.0.20", "10.87.0.99", 20_000, 1);
     sim::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
-    sleep(Duration::from_millis(500));
+    assert_eq!(drops_reach(&h, &port, "bad_offload", 1), 1);
+    sleep(Duration::from_millis(300));
     let crossed = underlay_bytes() - before;
     assert!(crossed < 5_000, "{crossed} bytes reached the peer");
-    assert_eq!(drops(&h, &port, "bad_offload"), 1);
 
     // A sane one (MSS 1400) is cut and crosses as it should: 15 datagrams.
     let before = underlay_bytes();
     let (vnet, frame) = tcp_super_frame(att_mac, unknown, "10.87.0.20", "10.87.0.99", 20_000, 1400);
     sim::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
-    sleep(Duration::from_millis(500));
-    let crossed = underlay_bytes() - before;
+    let mut crossed = 0;
+    for _ in 0..50 {
+        crossed = underlay_bytes() - before;
+        if crossed >= 20_000 {
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
+    sleep(Duration::from_millis(200));
+    let crossed = crossed.max(underlay_bytes() - before);
     assert!(
         (20_000..25_000).contains(&crossed),
         "{crossed} bytes crossed for a 20 KB super-frame at MSS 1400"
@@ -482,7 +504,22 @@ fn switchd_stays_up_when_clients_flood_it() {
     })
     .join()
     .unwrap();
-    sleep(Duration::from_millis(500));
+    // The daemon may still be working through the flood: wait (at most 10 s) until the
+    // metrics listener has refused what is beyond its cap.
+    let refused = |h: &Host, name: &str| -> u64 {
+        let s = json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"));
+        s["Descriptors"]["Caps"]
+            .as_array()
+            .and_then(|caps| caps.iter().find(|c| c["Name"] == name))
+            .and_then(|c| c["Refused"].as_u64())
+            .unwrap_or(0)
+    };
+    for _ in 0..100 {
+        if refused(&h, "metrics_connections") > 100 && refused(&h, "proxy_udp_flows") > 1000 {
+            break;
+        }
+        sleep(Duration::from_millis(100));
+    }
 
     assert!(h.is_running(), "switchd exited:\n{}", h.log());
     h.ctl(["network", "ls"]).expect_ok("network ls answers");
