@@ -154,3 +154,50 @@ fn a_crash_at_any_step_leaves_nothing_behind() {
     h.ctl(["sandbox", "rm", &sb]).expect_ok("rm");
     assert_gone(&h, "end", &sb, &base);
 }
+
+#[test]
+fn a_crash_leaves_no_macvlan_child_in_an_adopted_namespace() {
+    if !sim::e2e_allowed("rm") {
+        return;
+    }
+    let p = sim::prefix("rm");
+    let ul = sim::Underlay::new(&p);
+    let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
+    let mut h = Host::start_with(&format!("{p}a"), bins, &[]);
+    ul.attach(&h, "10.91.0.1/24");
+    h.ctl([
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--subnet",
+        "10.92.0.0/24",
+        "-o",
+        "parent=ul0",
+        "lan",
+    ])
+    .expect_ok("macvlan network");
+    // A runtime's namespace, adopted by the sandbox (as switch-cni does for a pod).
+    let runtime = h.name("pod");
+    sim::run("ip", ["netns", "add", &runtime]).expect_ok("ip netns add");
+    let path = format!("/run/netns/{runtime}");
+    let sb = h.name("s");
+    let create = ["sandbox", "create", "--network", "lan", "--netns", &path, &sb];
+    for point in ["sandbox-create:interface", "sandbox-create:files"] {
+        crash_at(&mut h, point, &create);
+        let ls = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
+        assert!(!ls.contains(&sb), "{point}: {ls}");
+        assert!(
+            Path::new(&path).exists(),
+            "{point}: the runtime's namespace is not switchd's to remove"
+        );
+        let links = sim::run("ip", ["-n", &runtime, "-o", "link", "show"]).stdout;
+        assert!(!links.contains("eth0"), "{point}: the macvlan child is left: {links}");
+        assert!(
+            !Path::new("/run/netns").join(&sb).exists(),
+            "{point}: the publication is left"
+        );
+        h.ctl(create).expect_ok("the same sandbox again");
+        h.ctl(["sandbox", "rm", &sb]).expect_ok("rm");
+    }
+}
