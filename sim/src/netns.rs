@@ -573,6 +573,18 @@ pub fn send_raw(netns_path: &Path, iface: &str, frame: Vec<u8>) {
 /// # Panics
 /// If the socket cannot be made or the frame is not sent.
 pub fn send_raw_offloaded(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>, frame: Vec<u8>) {
+    send_frames(netns_path, iface, vnet, frame, 1);
+}
+
+/// Like [`send_raw`], `count` times in a row through one socket (a storm).
+///
+/// # Panics
+/// If the socket cannot be made or a frame is not sent.
+pub fn send_raw_repeated(netns_path: &Path, iface: &str, frame: Vec<u8>, count: usize) {
+    send_frames(netns_path, iface, None, frame, count);
+}
+
+fn send_frames(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>, frame: Vec<u8>, count: usize) {
     let iface = std::ffi::CString::new(iface).expect("interface name");
     in_netns(netns_path, move || {
         use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -607,18 +619,20 @@ pub fn send_raw_offloaded(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>
         sll.sll_ifindex = index as i32;
         sll.sll_halen = 6;
         sll.sll_addr[..6].copy_from_slice(&frame[..6]);
-        // SAFETY: bytes and sll are valid for the lengths given.
-        let n = unsafe {
-            libc::sendto(
-                sock.as_raw_fd(),
-                bytes.as_ptr().cast(),
-                bytes.len(),
-                0,
-                (&sll as *const libc::sockaddr_ll).cast(),
-                size_of::<libc::sockaddr_ll>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(n, bytes.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        for _ in 0..count {
+            // SAFETY: bytes and sll are valid for the lengths given.
+            let n = unsafe {
+                libc::sendto(
+                    sock.as_raw_fd(),
+                    bytes.as_ptr().cast(),
+                    bytes.len(),
+                    0,
+                    (&sll as *const libc::sockaddr_ll).cast(),
+                    size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+                )
+            };
+            assert_eq!(n, bytes.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+        }
     })
     .join()
     .expect("send_raw thread");

@@ -657,3 +657,40 @@ fn without_nftables_switchd_fails_closed() {
     assert!(up, "switchd --firewall=off did not answer: {err}");
     assert!(err.contains("running without the firewall (--firewall=off)"), "{err}");
 }
+
+#[test]
+fn a_broadcast_storm_is_cut_to_the_networks_rate() {
+    let Some(h) = host("hb") else { return };
+    h.ctl([
+        "network",
+        "create",
+        "--subnet",
+        "10.67.0.0/24",
+        "-o",
+        "bum_pps=100",
+        "storm",
+    ])
+    .expect_ok("network with a storm limit");
+    let (att, v) = (h.name("att"), h.name("v"));
+    for (sb, ip) in [(&att, "10.67.0.20"), (&v, "10.67.0.10")] {
+        h.ctl(["sandbox", "create", "--network", "storm", "--ip", ip, sb])
+            .expect_ok("sandbox");
+    }
+    let att_mac = mac_of(&h, &att, "eth0");
+    let port = format!("{att}/eth0");
+    // 2,000 broadcast ARP requests at once, from the sandbox's own addresses (so port security
+    // lets them through): at 100/s with a burst of 100, most must be cut however slowly
+    // they are sent.
+    let mut storm = eth([0xff; 6], att_mac, 0x0806);
+    storm.extend_from_slice(&[0, 1, 8, 0, 6, 4, 0, 1]);
+    storm.extend_from_slice(&att_mac);
+    storm.extend_from_slice(&octets("10.67.0.20"));
+    storm.extend_from_slice(&[0; 6]);
+    storm.extend_from_slice(&octets("10.67.0.99"));
+    sim::send_raw_repeated(&netns(&att), "eth0", storm, 2000);
+    let cut = drops_reach(&h, &port, "storm_control", 1000);
+    assert!(cut >= 1000, "only {cut} of 2,000 flooded frames were cut");
+    // The bucket refills: after a second the sandbox resolves and reaches its neighbour.
+    sleep(Duration::from_millis(1200));
+    assert!(ping(&h, &att, "10.67.0.10"), "the sandbox is cut off for good");
+}
