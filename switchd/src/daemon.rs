@@ -217,11 +217,7 @@ impl Daemon {
             }
             Intent::Connect { sandbox, endpoint } if !state.endpoints.contains_key(&endpoint.id) => {
                 tracing::warn!(sandbox = %sandbox.name, "a crash interrupted a connect: removing its interface");
-                let kernel_child = state
-                    .networks
-                    .get(&endpoint.network)
-                    .is_some_and(Network::has_kernel_children);
-                if let Err(e) = self.delete_interface(sandbox, endpoint, kernel_child) {
+                if let Err(e) = self.delete_endpoint_interface(state, sandbox, endpoint) {
                     tracing::warn!(sandbox = %sandbox.name, "removing the interface: {e}");
                 }
             }

@@ -198,14 +198,7 @@ impl Daemon {
         let Some(ifname) = &ep.ifname else { return };
         let res = match inner.endpoint_ports.remove(&ep.id) {
             Some(port) => self.remove_port(port),
-            None => {
-                let kernel_child = inner
-                    .state
-                    .networks
-                    .get(&ep.network)
-                    .is_some_and(Network::has_kernel_children);
-                self.delete_interface(sb, ep, kernel_child)
-            }
+            None => self.delete_endpoint_interface(&inner.state, sb, ep),
         };
         if let Err(e) = res {
             tracing::warn!(sandbox = %sb.name, interface = %ifname, "removing interface: {e}");
@@ -228,9 +221,7 @@ impl Daemon {
             sandbox: sb.clone(),
             endpoints: endpoints.clone(),
         };
-        self.store
-            .set_intent(Some(&intent))
-            .map_err(|e| OpError::Io(e.to_string()))?;
+        self.record_intent(&intent)?;
         if let Err(e) = self.make_namespace(&next, &sb) {
             self.clear_intent();
             return Err(e);
@@ -287,11 +278,7 @@ impl Daemon {
         self.proxies.stop(&sb.id);
         if netns::is_namespace(&sb.netns) {
             for ep in endpoints.iter().filter(|e| e.ifname.is_some()) {
-                let kernel_child = state
-                    .networks
-                    .get(&ep.network)
-                    .is_some_and(Network::has_kernel_children);
-                if let Err(e) = self.delete_interface(sb, ep, kernel_child) {
+                if let Err(e) = self.delete_endpoint_interface(state, sb, ep) {
                     tracing::warn!(sandbox = %sb.name, "removing an interface it made: {e}");
                 }
             }
@@ -304,6 +291,23 @@ impl Daemon {
             tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
         }
         self.remove_files(sb);
+    }
+
+    /// [`Daemon::delete_interface`] for an endpoint on a network of `state`, which says
+    /// whether the interface is a kernel macvlan child.
+    pub(super) fn delete_endpoint_interface(&self, state: &State, sb: &Sandbox, ep: &Endpoint) -> io::Result<()> {
+        let kernel_child = state
+            .networks
+            .get(&ep.network)
+            .is_some_and(Network::has_kernel_children);
+        self.delete_interface(sb, ep, kernel_child)
+    }
+
+    /// Writes what an operation is about to make, before it makes any of it.
+    pub(super) fn record_intent(&self, intent: &Intent) -> Result<(), OpError> {
+        self.store
+            .set_intent(Some(intent))
+            .map_err(|e| OpError::Io(format!("cannot record the operation before it starts: {e}")))
     }
 
     /// Clears the intent of the operation that just ended (committed or undone).
@@ -384,9 +388,7 @@ impl Daemon {
             sandbox: sb.clone(),
             endpoint: ep.clone(),
         };
-        self.store
-            .set_intent(Some(&intent))
-            .map_err(|e| OpError::Io(e.to_string()))?;
+        self.record_intent(&intent)?;
         let port = match self.attach_endpoint(&sb, &ep, &net) {
             Ok(p) => p,
             Err(e) => {
