@@ -30,6 +30,7 @@ pub mod ids;
 pub mod ipam;
 pub mod metrics;
 pub mod model;
+pub mod plugin;
 pub mod ports;
 pub mod request;
 pub mod store;

@@ -384,6 +384,10 @@ pub struct Endpoint {
     /// stores written before interfaces could be named, where it was the one named `eth0`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_route: Option<bool>,
+    /// Whether switchd made the interface in its own namespace under `ifname` and handed it to
+    /// a runtime (Docker) that moved it into the sandbox and named it there.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub handoff: bool,
 }
 
 impl Endpoint {
@@ -414,6 +418,9 @@ pub struct State {
     /// here costs one probe where a B-tree of thousands of IDs costs a dozen cache misses.
     #[serde(skip)]
     pub remote: BTreeMap<Id, FxHashMap<Id, RemoteEndpoint>>,
+    /// What Docker holds through the plugin: pools, networks and endpoints by Docker's IDs.
+    #[serde(default)]
+    pub docker: DockerState,
 }
 
 /// An endpoint on another host (its addressing and names) as its record says: the record
@@ -709,8 +716,16 @@ mod mac_opt {
     }
 }
 
+mod docker;
 mod network;
 mod sandbox;
 
+pub use docker::{
+    handoff_name, DockerEndpoint, DockerNetwork, DockerNetworkSpec, DockerPool, DockerState, Joined, Left,
+    DOCKER_IFNAME_PREFIX, LABEL_DOCKER_SANDBOX, OPT_DOCKER_DRIVER, OPT_DOCKER_NETWORK,
+};
+
+#[cfg(test)]
+mod docker_tests;
 #[cfg(test)]
 mod tests;

@@ -195,7 +195,7 @@ impl State {
     /// The network's addressing. A subnet given must be one a network can use (not in a
     /// reserved range), of no other network, and overlap none of `routed` (the host's routes a
     /// new subnet must stay clear of); without one, a free default pool is picked.
-    fn plan_ipam(
+    pub(super) fn plan_ipam(
         &self,
         spec: &NetworkSpec,
         host_routes: &[Ipv4Cidr],
@@ -399,6 +399,13 @@ impl State {
             return Err(ModelError::Forbidden(format!(
                 "{} is a pre-defined network and cannot be removed",
                 net.name
+            )));
+        }
+        if let Some((d, _)) = self.docker_network_of(&net.id) {
+            return Err(ModelError::Conflict(format!(
+                "network {} is Docker network {}: remove it with docker network rm",
+                net.name,
+                d.short()
             )));
         }
         let users: Vec<&str> = self

@@ -227,6 +227,7 @@ impl State {
         self.fresh_ids(&[&endpoint_id])?;
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
+        docker::refuse_docker_sandbox(sb, "connect")?;
         match (&sb.mode, net.driver) {
             (_, Driver::Host | Driver::Null) | (SandboxMode::Host | SandboxMode::None, _) => {
                 return Err(ModelError::Forbidden(
@@ -245,7 +246,13 @@ impl State {
         self.attach(&net_id, &sb_id, spec, endpoint_id)
     }
 
-    fn attach(&mut self, net_id: &Id, sb_id: &Id, spec: ConnectSpec, endpoint_id: Id) -> Result<Id, ModelError> {
+    pub(super) fn attach(
+        &mut self,
+        net_id: &Id,
+        sb_id: &Id,
+        spec: ConnectSpec,
+        endpoint_id: Id,
+    ) -> Result<Id, ModelError> {
         let net = &self.networks[net_id];
         let sb = &self.sandboxes[sb_id];
         if self.endpoints_of_network(net_id).any(|e| &e.sandbox == sb_id) {
@@ -254,7 +261,7 @@ impl State {
                 sb.name, net.name
             )));
         }
-        let Some(ipam) = net.ipam else {
+        if net.ipam.is_none() {
             // host and none networks: a membership record without an interface.
             self.endpoints.insert(
                 endpoint_id.clone(),
@@ -268,24 +275,15 @@ impl State {
                     aliases: vec![],
                     port_kind: PortKind::Tap,
                     default_route: None,
+                    handoff: false,
                 },
             );
             return Ok(endpoint_id);
-        };
+        }
         let is_default = net.builtin;
-        let share = match (net.driver, self.host_index) {
-            (Driver::Overlay, Some(index)) => {
-                let max_hosts = net.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS);
-                if index >= max_hosts {
-                    return Err(ModelError::Conflict(format!(
-                        "this host's index {index} is beyond network {}'s max_hosts {max_hosts}: it has no share of the addresses",
-                        net.name
-                    )));
-                }
-                Some(crate::ipam::Share { index, max_hosts })
-            }
-            _ => None,
-        };
+        let pool = self
+            .address_pool(net)?
+            .expect("checked above: the network has addresses");
         let port_kind = PortKind::parse(&spec.port_kind)?;
         if port_kind == PortKind::Veth && net.driver == Driver::Macvlan {
             return Err(invalid(format!(
@@ -314,8 +312,8 @@ impl State {
             self.endpoints_of_network(net_id)
                 .filter_map(|e| Some((e.ip?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
                 .chain(remote.into_iter().flat_map(|r| r.values().map(|e| (e.ip, &*e.sandbox))))
+                .chain(self.docker_held(net_id).map(|ip| (ip, "a Docker container")))
         };
-        let pool = ipam.pool(share);
         let ip = match &spec.ip {
             Some(s) => {
                 if is_default {
@@ -420,6 +418,7 @@ impl State {
                 aliases: spec.aliases,
                 port_kind,
                 default_route: Some(default_route),
+                handoff: false,
             },
         );
         Ok(endpoint_id)
@@ -432,6 +431,7 @@ impl State {
     pub fn disconnect(&mut self, net: &str, sandbox: &str) -> Result<Endpoint, ModelError> {
         let net = self.network(net)?;
         let sb = self.sandbox(sandbox)?;
+        docker::refuse_docker_sandbox(sb, "disconnect")?;
         if matches!(net.driver, Driver::Host | Driver::Null) {
             return Err(ModelError::Forbidden(
                 "a sandbox cannot be connected to or disconnected from the host or none network".into(),
@@ -453,6 +453,7 @@ impl State {
     /// Unknown sandbox, or other sandboxes still joined to its namespace.
     pub fn remove_sandbox(&mut self, key: &str) -> Result<(Sandbox, Vec<Endpoint>), ModelError> {
         let sb = self.sandbox(key)?;
+        docker::refuse_docker_sandbox(sb, "remove")?;
         let joined: Vec<&str> = self
             .sandboxes
             .values()

@@ -1,0 +1,238 @@
+//! The Docker plugin's flow through the model, in the order Docker's libnetwork calls.
+
+use super::*;
+
+const NET: &str = "2bcd35caf9ecef96ad443477065e601c0d8d94e7d2e3041ee6e338a200770b7e";
+const EP1: &str = "f59d236215183b1af7a1760abbae3cac0666625e7c6f5cff711327656305fb57";
+const EP2: &str = "65539a98ca0ac6356c2bbda5f40cdc06ef2ee9bfd6af25309ad4762b7da67a73";
+
+fn fresh() -> State {
+    State::with_defaults(
+        [
+            Id::from_random([1; 32]),
+            Id::from_random([2; 32]),
+            Id::from_random([3; 32]),
+        ],
+        SystemTime::UNIX_EPOCH,
+    )
+}
+
+fn spec(id: &str, pool: &str, gw: &str, opts: &[(&str, &str)]) -> DockerNetworkSpec {
+    DockerNetworkSpec {
+        id: id.into(),
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ipv4: vec![("switch-local".into(), pool.into(), gw.into())],
+        ..Default::default()
+    }
+}
+
+/// RequestPool, the gateway, CreateNetwork: what `docker network create` does.
+fn network(s: &mut State, subnet: &str, range: &str) -> (String, Id) {
+    let (pool, cidr) = s.docker_request_pool(subnet, range, false, &[]).unwrap();
+    let gw = s.docker_request_address(&pool, "", true).unwrap();
+    let (net, made) = s
+        .docker_create_network(
+            spec(NET, &cidr.to_string(), &format!("{gw}/24"), &[]),
+            "switch",
+            SystemTime::UNIX_EPOCH,
+            &[],
+        )
+        .unwrap();
+    assert!(made);
+    (pool, net)
+}
+
+fn join(s: &mut State, ep: &str, key: &str) -> Result<Joined, ModelError> {
+    s.docker_join(NET, ep, key, Id::from_random([9; 32]), SystemTime::UNIX_EPOCH)
+}
+
+#[test]
+fn a_container_walks_through_docker_s_calls() {
+    let mut s = fresh();
+    let (pool, net) = network(&mut s, "192.168.0.0/24", "");
+    assert_eq!(s.networks[&net].name, "docker-2bcd35caf9ec");
+    assert_eq!(s.networks[&net].ipam.unwrap().gateway, Ipv4Addr::new(192, 168, 0, 1));
+    // docker run --ip 192.168.0.10
+    let ip = s.docker_request_address(&pool, "192.168.0.10", false).unwrap();
+    let (mac, chosen) = s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    assert_eq!((mac.to_string().as_str(), chosen), ("02:42:c0:a8:00:0a", true));
+    let j = join(&mut s, EP1, "/var/run/docker/netns/e8cd194b75b1").unwrap();
+    assert!(j.new_sandbox);
+    let sb = &s.sandboxes[&j.sandbox];
+    assert_eq!(sb.name, "docker-e8cd194b75b1");
+    let ep = &s.endpoints[&j.endpoint];
+    assert_eq!(ep.ip, Some(ip));
+    assert!(ep.handoff);
+    assert_eq!(ep.ifname.as_deref(), Some("swdf59d23621518"));
+    // No other endpoint takes a held address, switchd's or Docker's.
+    assert!(s.docker_request_address(&pool, "192.168.0.10", false).is_err());
+    let next = s.docker_request_address(&pool, "", false).unwrap();
+    assert_eq!(next, Ipv4Addr::new(192, 168, 0, 2));
+    // docker stop: Leave, DeleteEndpoint, ReleaseAddress; the sandbox goes with its last endpoint.
+    let left = s.docker_leave(NET, EP1).unwrap();
+    assert!(left.sandbox_removed);
+    assert!(s.docker_delete_endpoint(NET, EP1).unwrap().is_none());
+    s.docker_release_address(&pool, "192.168.0.10").unwrap();
+    s.docker_release_address(&pool, "192.168.0.2").unwrap();
+    assert!(s.sandboxes.values().all(|x| x.name != "docker-e8cd194b75b1"));
+    // docker start: the same address again.
+    assert_eq!(s.docker_request_address(&pool, "192.168.0.10", false).unwrap(), ip);
+    s.docker_release_address(&pool, "192.168.0.10").unwrap();
+    // docker network rm
+    s.docker_release_address(&pool, "192.168.0.1").unwrap();
+    assert!(s.docker_release_pool(&pool).is_err(), "a network still uses it");
+    assert!(s.docker_delete_network(NET).unwrap().is_some());
+    s.docker_release_pool(&pool).unwrap();
+    assert!(s.docker == DockerState::default());
+}
+
+#[test]
+fn two_networks_of_one_container_share_its_sandbox() {
+    let mut s = fresh();
+    let (pool, _) = network(&mut s, "10.1.0.0/24", "");
+    let a = s.docker_request_address(&pool, "", false).unwrap();
+    s.docker_create_endpoint(NET, EP1, &format!("{a}/24"), "").unwrap();
+    let b = s.docker_request_address(&pool, "", false).unwrap();
+    s.docker_create_endpoint(NET, EP2, &format!("{b}/24"), "").unwrap();
+    let key = "/run/docker/netns/abc";
+    let j1 = join(&mut s, EP1, key).unwrap();
+    // The same network twice in one sandbox is refused, as switchd's connect refuses it.
+    let e = join(&mut s, EP2, key).unwrap_err();
+    assert!(e.to_string().contains("already connected"), "{e}");
+    assert!(!s.docker.endpoints[&Id::parse(EP2).unwrap()].joined);
+    let j2 = s
+        .docker_join(
+            NET,
+            EP2,
+            "/run/docker/netns/def",
+            Id::from_random([8; 32]),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+    assert_ne!(j1.sandbox, j2.sandbox);
+}
+
+#[test]
+fn hostile_requests_change_nothing() {
+    let mut s = fresh();
+    let (pool, _) = network(&mut s, "10.2.0.0/24", "10.2.0.128/25");
+    let before = s.clone();
+    let refused = [
+        s.clone().docker_request_pool("10.2.0.0/16", "", false, &[]).map(|_| ()),
+        s.clone().docker_request_pool("", "", true, &[]).map(|_| ()),
+        s.clone()
+            .docker_request_pool("224.0.0.0/24", "", false, &[])
+            .map(|_| ()),
+        s.clone().docker_request_address("nope", "", false).map(|_| ()),
+        s.clone().docker_request_address(&pool, "10.3.0.1", false).map(|_| ()),
+        s.clone().docker_request_address(&pool, "10.2.0.1", false).map(|_| ()),
+        s.clone().docker_request_address(&pool, "x", false).map(|_| ()),
+        s.clone()
+            .docker_create_network(
+                spec("zz", "10.4.0.0/24", "10.4.0.1/24", &[]),
+                "switch",
+                SystemTime::UNIX_EPOCH,
+                &[],
+            )
+            .map(|_| ()),
+        s.clone()
+            .docker_create_endpoint(NET, EP1, "10.2.0.200/24", "")
+            .map(|_| ()),
+        s.clone()
+            .docker_create_endpoint(NET, "short", "10.2.0.200/24", "")
+            .map(|_| ()),
+        s.clone()
+            .docker_create_endpoint(EP2, EP1, "10.2.0.200/24", "")
+            .map(|_| ()),
+        s.clone().docker_leave(NET, EP1).map(|_| ()),
+        s.clone().docker_delete_endpoint(NET, EP1).map(|_| ()),
+        s.clone().docker_delete_network(EP2).map(|_| ()),
+        join(&mut s.clone(), EP1, "/x").map(|_| ()),
+    ];
+    for (i, r) in refused.iter().enumerate() {
+        assert!(r.is_err(), "request {i} was accepted");
+    }
+    // An address from the pool, then a join with a relative key.
+    let ip = s.docker_request_address(&pool, "", false).unwrap();
+    assert_eq!(ip, Ipv4Addr::new(10, 2, 0, 128));
+    s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    let after_create = s.clone();
+    assert!(join(&mut s, EP1, "netns/abc").is_err());
+    assert!(join(&mut s, EP1, "/a/../b").is_err());
+    assert_eq!(s, after_create);
+    assert_ne!(before, s);
+}
+
+#[test]
+fn an_overlay_needs_switchd_s_ipam_and_a_second_host_joins_by_name() {
+    let mut s = fresh();
+    // Docker's default IPAM made the pool: switchd's IPAM has none of it.
+    let e = s
+        .docker_create_network(
+            spec(NET, "10.5.0.0/24", "10.5.0.1/24", &[("switch.driver", "overlay")]),
+            "switch",
+            SystemTime::UNIX_EPOCH,
+            &[],
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "an overlay network's addresses must be unique across hosts: add --ipam-driver switch to docker network create"
+    );
+    // The overlay as another host made it (switchctl here), then the Docker network that is it.
+    s.host_index = Some(1);
+    let made = NetworkSpec {
+        name: "my_net2".into(),
+        driver: "overlay".into(),
+        subnet: Some("10.6.0.0/24".into()),
+        ..Default::default()
+    };
+    let net = s
+        .create_network(made, Id::from_random([7; 32]), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    let (pool, _) = s.docker_request_pool("10.6.0.0/24", "", false, &[]).unwrap();
+    assert!(
+        s.docker_request_address(&pool, "10.6.0.9", true).is_err(),
+        "another gateway"
+    );
+    let gw = s.docker_request_address(&pool, "", true).unwrap();
+    assert_eq!(gw, Ipv4Addr::new(10, 6, 0, 1));
+    let opts = [("switch.driver", "overlay"), ("switch.network", "my_net2")];
+    let (linked, made) = s
+        .docker_create_network(
+            spec(NET, "10.6.0.0/24", "10.6.0.1/24", &opts),
+            "switch",
+            SystemTime::UNIX_EPOCH,
+            &[],
+        )
+        .unwrap();
+    assert_eq!((linked.clone(), made), (net.clone(), false));
+    // Host 1's share of the addresses, never host 0's.
+    let ip = s.docker_request_address(&pool, "", false).unwrap();
+    let pool_of = s.address_pool(&s.networks[&net]).unwrap().unwrap();
+    assert!(pool_of.may_allocate(ip), "{ip} is outside host 1's share");
+    assert!(
+        s.remove_network("my_net2").is_err(),
+        "switchctl cannot remove Docker's network"
+    );
+    s.docker_release_address(&pool, &ip.to_string()).unwrap();
+    // Removing the Docker network leaves the overlay it did not make.
+    assert!(s.docker_delete_network(NET).unwrap().is_none());
+    assert!(s.networks.contains_key(&net));
+}
+
+#[test]
+fn published_ports_clash_with_other_sandboxes() {
+    let mut s = fresh();
+    let (pool, _) = network(&mut s, "10.7.0.0/24", "");
+    for (ep, key) in [(EP1, "/k/1"), (EP2, "/k/2")] {
+        let ip = s.docker_request_address(&pool, "", false).unwrap();
+        s.docker_create_endpoint(NET, ep, &format!("{ip}/24"), "").unwrap();
+        let sandbox = Id::from_random([key.len() as u8 + key.as_bytes()[3]; 32]);
+        s.docker_join(NET, ep, key, sandbox, SystemTime::UNIX_EPOCH).unwrap();
+    }
+    let b = crate::ports::parse("8080:80").unwrap();
+    s.docker_publish(NET, EP1, b.clone()).unwrap();
+    let e = s.docker_publish(NET, EP2, b).unwrap_err();
+    assert!(e.to_string().contains("already published by sandbox docker-1"), "{e}");
+}
