@@ -6,6 +6,7 @@ declare -A pkg=(
   [nsenter]=util-linux [timeout]=coreutils [sysctl]=procps
   [dig]=bind9-dnsutils [dnsmasq]=dnsmasq-base [curl]=curl [getent]=libc-bin [tshark]=tshark [iperf3]=iperf3
   [ethtool]=ethtool [podman]=podman [runc]=runc
+  [dockerd]=docker.io [docker-compose]=docker-compose
 )
 # Packages known by name, not by a command: the static busybox that the podman test's
 # containers run, and Debian's reference CNI plugins chained with switch-cni.

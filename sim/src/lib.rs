@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod docker;
 pub mod netns;
 pub mod topology;
 pub mod virt;

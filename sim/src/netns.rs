@@ -412,6 +412,8 @@ pub fn remove_prefix(prefix: &str) -> usize {
         let _ = fs::remove_file(&path);
     }
     let _ = fs::remove_dir_all(std::env::temp_dir().join(format!("switch-test-{prefix}")));
+    // The Docker plugin socket a test's switchd served under the test's prefix.
+    let _ = fs::remove_file(Path::new(crate::docker::PLUGIN_DIR).join(format!("{prefix}.sock")));
     if let Ok(etc) = fs::read_dir("/etc/netns") {
         for e in etc
             .flatten()

@@ -332,6 +332,7 @@ impl Daemon {
 }
 
 mod cluster;
+mod docker;
 mod networks;
 mod observe;
 mod sandboxes;

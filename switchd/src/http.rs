@@ -72,7 +72,7 @@ pub async fn serve(listener: std::os::unix::net::UnixListener, daemon: Arc<Daemo
 
 /// HTTP/1 with a bound on how long a request's header may take and a connection may sit
 /// idle between requests: a client that sends half a request, or nothing, is closed.
-fn builder() -> hyper::server::conn::http1::Builder {
+pub fn builder() -> hyper::server::conn::http1::Builder {
     let mut b = hyper::server::conn::http1::Builder::new();
     b.timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(HEADER_TIMEOUT);
@@ -150,17 +150,23 @@ fn empty(status: StatusCode) -> Reply {
 }
 
 async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, Reply> {
+    read_json(req).await.map_err(|(status, m)| error(status, m))
+}
+
+/// Reads a JSON body of at most [`MAX_BODY`] bytes; refused: the status and the message.
+pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, (u16, String)> {
     let limited = http_body_util::Limited::new(req.into_body(), MAX_BODY);
     let bytes = match limited.collect().await {
         Ok(c) => c.to_bytes(),
-        Err(e) => {
-            return Err(error(
-                413,
-                format!("request body rejected: {e} (at most {MAX_BODY} bytes)"),
-            ))
-        }
+        Err(e) => return Err((413, format!("request body rejected: {e} (at most {MAX_BODY} bytes)"))),
     };
-    serde_json::from_slice(&bytes).map_err(|e| error(400, format!("invalid JSON body: {e}")))
+    // Docker sends no body where a method takes no arguments.
+    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
+        Bytes::from_static(b"{}")
+    } else {
+        bytes
+    };
+    serde_json::from_slice(&bytes).map_err(|e| (400, format!("invalid JSON body: {e}")))
 }
 
 /// Runs a blocking daemon operation off the async threads.

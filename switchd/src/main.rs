@@ -14,6 +14,7 @@ mod macvlan;
 mod netdev;
 mod netns;
 mod packet;
+mod plugin;
 mod proxy;
 mod sync;
 mod tap;
@@ -82,9 +83,20 @@ struct Args {
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9323); off by default.
     #[arg(long, value_name = "ADDR")]
     metrics: Option<std::net::SocketAddr>,
+    /// Serve the Docker Engine's network and IPAM plugin under this name, on DIR/NAME.sock
+    /// where Docker finds it: `docker network create -d NAME --ipam-driver NAME`.
+    #[arg(long, value_name = "NAME", value_parser = parse_plugin_name)]
+    docker_plugin: Option<String>,
+    /// Where the Docker plugin's socket goes (Docker looks in /run/docker/plugins).
+    #[arg(long, value_name = "DIR", default_value = plugin::PLUGIN_DIR)]
+    docker_plugin_dir: PathBuf,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+fn parse_plugin_name(s: &str) -> Result<String, String> {
+    plugin::check_name(s).map(|()| s.to_string())
 }
 
 fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
@@ -139,6 +151,16 @@ fn main() -> anyhow::Result<()> {
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
     // The socket first: a second switchd must stop here, before it touches anything.
     let listener = http::bind(&args.socket, group)?;
+    let plugin_socket = args
+        .docker_plugin
+        .as_ref()
+        .map(|name| {
+            let path = plugin::socket_path(&args.docker_plugin_dir, name);
+            http::bind(&path, None)
+                .map(|l| (l, path.clone(), name.clone()))
+                .with_context(|| format!("cannot serve the Docker plugin on {}", path.display()))
+        })
+        .transpose()?;
     let metrics = args
         .metrics
         .map(|addr| {
@@ -202,6 +224,9 @@ fn main() -> anyhow::Result<()> {
     let daemon = daemon.inspect_err(|_| {
         // Nothing is served: no socket is left for clients to find.
         let _ = std::fs::remove_file(&args.socket);
+        if let Some((_, path, _)) = &plugin_socket {
+            let _ = std::fs::remove_file(path);
+        }
     })?;
     let daemon = Arc::new(daemon);
     drop(changes_tx);
@@ -222,6 +247,16 @@ fn main() -> anyhow::Result<()> {
             }
         });
     }
+    let plugin_path = plugin_socket.as_ref().map(|(_, p, _)| p.clone());
+    if let Some((l, path, name)) = plugin_socket {
+        let d = daemon.clone();
+        rt.spawn(async move {
+            tracing::info!(socket = %path.display(), plugin = %name, "Docker plugin served");
+            if let Err(e) = plugin::serve(l, d, name).await {
+                tracing::error!(socket = %path.display(), "Docker plugin stopped: {e}");
+            }
+        });
+    }
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
         tokio::select! {
@@ -229,6 +264,9 @@ fn main() -> anyhow::Result<()> {
             _ = shutdown() => {
                 tracing::info!("shutting down; ports and namespaces stay for the next start");
                 let _ = std::fs::remove_file(&args.socket);
+                if let Some(p) = &plugin_path {
+                    let _ = std::fs::remove_file(p);
+                }
                 Ok(())
             }
         }

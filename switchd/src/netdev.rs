@@ -166,3 +166,13 @@ pub fn set_ipv4(name: &str, ip: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// The name of the interface of the calling thread's namespace whose hardware address is
+/// `mac`, if any.
+pub fn find_by_mac(mac: [u8; 6]) -> io::Result<Option<String>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(io::Error::from)?;
+    Ok(addrs
+        .filter(|a| a.address.as_ref().and_then(|s| s.as_link_addr()).and_then(|l| l.addr()) == Some(mac))
+        .map(|a| a.interface_name)
+        .next())
+}

@@ -56,16 +56,7 @@ impl Proxies {
         self.stop(sb);
         let mut bound = Vec::with_capacity(bindings.len());
         for b in bindings {
-            let addr = SocketAddr::from((b.host_ip, b.host_port));
-            let sock = match b.proto {
-                Proto::Tcp => {
-                    std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| Bound::Tcp(l)))
-                }
-                Proto::Udp => {
-                    std::net::UdpSocket::bind(addr).and_then(|u| u.set_nonblocking(true).map(|()| Bound::Udp(u)))
-                }
-            };
-            bound.push((*b, sock.map_err(|e| (*b, e))?));
+            bound.push((*b, bind(b).map_err(|e| (*b, e))?));
         }
         let tasks = bound
             .into_iter()
@@ -263,4 +254,18 @@ async fn flow(
         last_ms.store(flows.now_ms(), Ordering::Relaxed);
     }
     flows.remove(id);
+}
+
+/// The host socket of a binding, bound and non-blocking.
+fn bind(b: &PortBinding) -> io::Result<Bound> {
+    let addr = SocketAddr::from((b.host_ip, b.host_port));
+    match b.proto {
+        Proto::Tcp => std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| Bound::Tcp(l))),
+        Proto::Udp => std::net::UdpSocket::bind(addr).and_then(|u| u.set_nonblocking(true).map(|()| Bound::Udp(u))),
+    }
+}
+
+/// Whether the host lets switchd bind the binding's socket now.
+pub fn can_bind(b: &PortBinding) -> bool {
+    bind(b).is_ok()
 }

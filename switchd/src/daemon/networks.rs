@@ -263,10 +263,31 @@ impl Daemon {
 
     /// `network create`.
     pub fn create_network(&self, req: NetworkCreate) -> Result<CreateResponse, OpError> {
+        let spec = req.into_spec()?;
+        let id = self.create_network_with(|next, routes| {
+            next.create_network(spec, random_id(), SystemTime::now(), routes)
+                .map(Some)
+        })?;
+        let id = id.expect("a network was made");
+        Ok(CreateResponse {
+            id: id.to_string(),
+            warning: String::new(),
+        })
+    }
+
+    /// Creates the network `make` adds to a copy of the state (given the host's routes), brings
+    /// it up and commits; returns its ID. When `make` adds none, its change is committed alone.
+    pub(super) fn create_network_with(
+        &self,
+        make: impl FnOnce(&mut State, &[control_plane::Ipv4Cidr]) -> Result<Option<Id>, ModelError>,
+    ) -> Result<Option<Id>, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let routes = host_routes();
-        let id = next.create_network(req.into_spec()?, random_id(), SystemTime::now(), &routes)?;
+        let Some(id) = make(&mut next, &routes)? else {
+            self.commit(&mut inner, next)?;
+            return Ok(None);
+        };
         if let Some(net) = next.networks.get_mut(&id).filter(|n| n.driver == Driver::Macvlan) {
             self.choose_native_path(net)?;
         }
@@ -290,17 +311,25 @@ impl Daemon {
         }
         self.publish_network(&inner.state, &id);
         tracing::info!(network = %net.name, id = %id, "network created");
-        Ok(CreateResponse {
-            id: id.to_string(),
-            warning: String::new(),
-        })
+        Ok(Some(id))
     }
 
     /// `network rm`.
     pub fn remove_network(&self, key: &str) -> Result<(), OpError> {
+        self.remove_network_with(|next| next.remove_network(key).map(Some))
+    }
+
+    /// Removes the network `remove` takes out of a copy of the state (if any): its kernel side,
+    /// then the commit.
+    pub(super) fn remove_network_with(
+        &self,
+        remove: impl FnOnce(&mut State) -> Result<Option<Network>, ModelError>,
+    ) -> Result<(), OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let net = next.remove_network(key)?;
+        let Some(net) = remove(&mut next)? else {
+            return self.commit(&mut inner, next);
+        };
         // Kernel work first, then the commit: a crash in between leaves a stored network that
         // the next start brings back whole, never a gateway interface that nothing owns.
         let port = inner.net_ports.remove(&net.id);

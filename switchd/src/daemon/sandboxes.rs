@@ -7,6 +7,10 @@ impl Daemon {
     /// Writes the sandbox's /etc/netns/NAME/{resolv.conf,hosts} for `state`; a file the
     /// sandbox should not have (host, none) is removed so it sees the host's.
     pub(super) fn write_files(&self, state: &State, sb: &Sandbox) -> io::Result<()> {
+        if sb.labels.contains_key(model::LABEL_DOCKER_SANDBOX) {
+            // Docker writes its containers' resolv.conf and hosts.
+            return Ok(());
+        }
         let dir = self.etc_dir.join(&sb.name);
         let ups: Vec<std::net::IpAddr> = self.dns.upstreams().iter().map(|a| a.ip()).collect();
         let files = [
@@ -106,7 +110,14 @@ impl Daemon {
             };
             let parent = net.parent.as_deref().unwrap_or_default();
             let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
-            macvlan::open(&sb.netns, parent, mode, &spec).map_err(io_err(&label))?;
+            let ns = match self.handoff_place(sb, ep).map_err(io_err(&label))? {
+                // Handed over already: the kernel forwards, nothing to attach.
+                Some(tap::Place::In(_)) => return Ok(None),
+                Some(tap::Place::Here) | None if ep.handoff => &self.host_ns,
+                _ => &sb.netns,
+            };
+            let spec = if ep.handoff { handoff_spec(spec) } else { spec };
+            macvlan::open(ns, parent, mode, &spec).map_err(io_err(&label))?;
             return Ok(None);
         }
         // Every switched endpoint has a MAC from the model (its own or Docker's from its
@@ -128,7 +139,21 @@ impl Daemon {
                         tap::Offload::All
                     },
                 };
-                let dev = tap::open(&tap::Place::In(sb.netns.clone()), spec).map_err(io_err(&label))?;
+                let dev = match self.handoff_place(sb, ep).map_err(io_err(&label))? {
+                    Some(tap::Place::In(ns)) => {
+                        // In the container under the name Docker gave it: attach to that.
+                        let name = netns::run_in(&ns, {
+                            let mac = mac.0;
+                            move || netdev::find_by_mac(mac)
+                        })
+                        .map_err(io_err(&label))?
+                        .unwrap_or(ifname.clone());
+                        tap::open(&tap::Place::In(ns), tap::TapSpec { name, ..spec })
+                    }
+                    Some(tap::Place::Here) => tap::open(&tap::Place::Here, handoff_tap(spec)),
+                    None => tap::open(&tap::Place::In(sb.netns.clone()), spec),
+                }
+                .map_err(io_err(&label))?;
                 (Device::Tap(dev), PortKind::Tap)
             }
             model::PortKind::Veth => {
@@ -167,6 +192,30 @@ impl Daemon {
                 OpError::Io(format!("{label}: {e}"))
             }
         })
+    }
+
+    /// Where a handed-over interface of `ep` is: still in switchd's namespace under its handoff
+    /// name (`Here`: also when it is yet to be made), or in the sandbox under the name the
+    /// runtime gave it (`In`); `None` for an interface switchd makes in the sandbox itself.
+    fn handoff_place(&self, sb: &Sandbox, ep: &Endpoint) -> io::Result<Option<tap::Place>> {
+        if !ep.handoff {
+            return Ok(None);
+        }
+        let name = ep.ifname.clone().unwrap_or_default();
+        if netdev::exists(&name) {
+            return Ok(Some(tap::Place::Here));
+        }
+        let Some(mac) = ep.mac else {
+            return Ok(Some(tap::Place::Here));
+        };
+        if !netns::is_namespace(&sb.netns) {
+            return Ok(Some(tap::Place::Here));
+        }
+        let found = netns::run_in(&sb.netns, move || netdev::find_by_mac(mac.0))?;
+        Ok(Some(match found {
+            Some(_) => tap::Place::In(sb.netns.clone()),
+            None => tap::Place::Here,
+        }))
     }
 
     /// Removes a port from the switch and destroys its device.
@@ -442,4 +491,22 @@ fn namespace_free(sb: &Sandbox) -> Result<(), OpError> {
         ))));
     }
     Ok(())
+}
+
+/// An interface made for a runtime to move and configure: no address, no route.
+fn handoff_spec(spec: veth::VethSpec) -> veth::VethSpec {
+    veth::VethSpec {
+        addr: None,
+        default_gw: None,
+        ..spec
+    }
+}
+
+/// A TAP made for a runtime to move and configure: no address, no route.
+fn handoff_tap(spec: tap::TapSpec) -> tap::TapSpec {
+    tap::TapSpec {
+        addr: None,
+        default_gw: None,
+        ..spec
+    }
 }

@@ -1,0 +1,260 @@
+//! The Docker plugin's operations: Docker's calls on the model, with the kernel work of
+//! networks (as `network create` and `network rm` do it) and of endpoints (an interface made
+//! in switchd's namespace and handed to Docker, which moves it into the container).
+
+use std::net::Ipv4Addr;
+
+use control_plane::plugin::{
+    AddressRequest, Connectivity, CreateEndpoint, CreateNetwork, Join, PortRequest, RequestPool,
+};
+use control_plane::ports::PortBinding;
+
+use super::*;
+
+/// Where a host port is chosen for a published port that names none (Docker's range).
+const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
+
+/// What `Join` answers: the interface to move and the gateway.
+pub struct JoinReply {
+    /// The interface's name in switchd's namespace.
+    pub src_name: String,
+    /// The gateway, unless the network is internal.
+    pub gateway: Option<Ipv4Addr>,
+}
+
+impl Daemon {
+    /// Applies `op` to a copy of the state and commits it: Docker's calls that change no
+    /// kernel object.
+    fn model_op<T>(&self, op: impl FnOnce(&mut State) -> Result<T, ModelError>) -> Result<T, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let v = op(&mut next)?;
+        self.commit(&mut inner, next)?;
+        Ok(v)
+    }
+
+    /// `IpamDriver.RequestPool`: the pool ID and its subnet.
+    pub fn docker_request_pool(&self, r: RequestPool) -> Result<(String, control_plane::Ipv4Cidr), OpError> {
+        let routes = host_routes();
+        self.model_op(|s| s.docker_request_pool(&r.pool, &r.sub_pool, r.v6, &routes))
+    }
+
+    /// `IpamDriver.ReleasePool`.
+    pub fn docker_release_pool(&self, pool: &str) -> Result<(), OpError> {
+        self.model_op(|s| s.docker_release_pool(pool))
+    }
+
+    /// `IpamDriver.RequestAddress`: the address and its subnet's prefix length.
+    pub fn docker_request_address(&self, r: AddressRequest) -> Result<(Ipv4Addr, u8), OpError> {
+        self.model_op(|s| {
+            let ip = s.docker_request_address(&r.pool_id, &r.address, r.is_gateway())?;
+            Ok((ip, s.docker.pools[&r.pool_id].subnet.prefix_len()))
+        })
+    }
+
+    /// `IpamDriver.ReleaseAddress`.
+    pub fn docker_release_address(&self, r: AddressRequest) -> Result<(), OpError> {
+        self.model_op(|s| s.docker_release_address(&r.pool_id, &r.address))
+    }
+
+    /// `NetworkDriver.CreateNetwork`: makes and brings up the switchd network, or links the
+    /// existing one it names.
+    pub fn docker_create_network(&self, r: CreateNetwork, plugin: &str) -> Result<(), OpError> {
+        let spec = r.spec().map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        self.create_network_with(|next, routes| {
+            let (id, made) = next.docker_create_network(spec, plugin, SystemTime::now(), routes)?;
+            // A network that exists (an overlay of the cluster) is up already.
+            Ok(made.then_some(id))
+        })
+        .map(drop)
+    }
+
+    /// `NetworkDriver.DeleteNetwork`: unlinks it, and removes the switchd network it made.
+    pub fn docker_delete_network(&self, id: &str) -> Result<(), OpError> {
+        self.remove_network_with(|next| next.docker_delete_network(id))
+    }
+
+    /// `NetworkDriver.CreateEndpoint`: the MAC switchd chose, when Docker gave none.
+    pub fn docker_create_endpoint(&self, r: CreateEndpoint) -> Result<Option<switch::MacAddr>, OpError> {
+        let i = r.interface.unwrap_or_default();
+        if !i.address_ipv6.is_empty() {
+            return Err(OpError::Model(ModelError::Invalid(format!(
+                "invalid IPv6 address {:?}: switchd's networks are IPv4 only",
+                i.address_ipv6
+            ))));
+        }
+        let (mac, chosen) =
+            self.model_op(|s| s.docker_create_endpoint(&r.network_id, &r.endpoint_id, &i.address, &i.mac_address))?;
+        Ok(chosen.then_some(mac))
+    }
+
+    /// `NetworkDriver.DeleteEndpoint`: also removes an interface Docker handed back.
+    pub fn docker_delete_endpoint(&self, network: &str, endpoint: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let left = next.docker_delete_endpoint(network, endpoint)?;
+        if let Some(l) = &left {
+            self.undo_join(&mut inner, l);
+        }
+        self.commit(&mut inner, next)?;
+        if let Some(l) = &left {
+            self.publish_endpoint_removed(&inner.state, &l.endpoint);
+        }
+        if let Some(id) = Id::parse(endpoint) {
+            // Docker moves the interface back out of the container after Leave.
+            let _ = netdev::delete_link(&model::handoff_name(&id));
+        }
+        Ok(())
+    }
+
+    /// `NetworkDriver.Join`: the endpoint's interface, made in switchd's namespace and on the
+    /// switch, for Docker to move into the container's namespace.
+    pub fn docker_join(&self, r: Join) -> Result<JoinReply, OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let j = next.docker_join(
+            &r.network_id,
+            &r.endpoint_id,
+            &r.sandbox_key,
+            random_id(),
+            SystemTime::now(),
+        )?;
+        let sb = next.sandboxes[&j.sandbox].clone();
+        let ep = next.endpoints[&j.endpoint].clone();
+        let net = next.networks[&ep.network].clone();
+        let intent = if j.new_sandbox {
+            Intent::CreateSandbox {
+                sandbox: sb.clone(),
+                endpoints: vec![ep.clone()],
+            }
+        } else {
+            Intent::Connect {
+                sandbox: sb.clone(),
+                endpoint: ep.clone(),
+            }
+        };
+        self.record_intent(&intent)?;
+        let port = match self.attach_endpoint(&sb, &ep, &net) {
+            Ok(p) => p,
+            Err(e) => {
+                let _ = netdev::delete_link(&model::handoff_name(&ep.id));
+                self.clear_intent();
+                return Err(e);
+            }
+        };
+        if let Err(e) = self.commit(&mut inner, next) {
+            match port {
+                Some(p) => drop(self.remove_port(p)),
+                None => drop(netdev::delete_link(&model::handoff_name(&ep.id))),
+            }
+            self.clear_intent();
+            return Err(e);
+        }
+        self.clear_intent();
+        if let Some(p) = port {
+            inner.endpoint_ports.insert(ep.id.clone(), p);
+        }
+        self.publish_endpoint(&inner.state, &ep);
+        tracing::info!(sandbox = %sb.name, network = %net.name, "Docker endpoint joined");
+        Ok(JoinReply {
+            src_name: ep.ifname.clone().unwrap_or_default(),
+            gateway: (!net.internal).then(|| net.ipam.map(|i| i.gateway)).flatten(),
+        })
+    }
+
+    /// Takes away what a join made: the switch port (its TAP with it), and the published
+    /// ports with the sandbox's last endpoint. The namespace is Docker's.
+    fn undo_join(&self, inner: &mut Inner, l: &model::Left) {
+        self.detach_endpoint(inner, &l.sandbox, &l.endpoint);
+        if l.sandbox_removed {
+            self.proxies.stop(&l.sandbox.id);
+        }
+    }
+
+    /// `NetworkDriver.Leave`.
+    pub fn docker_leave(&self, network: &str, endpoint: &str) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let l = next.docker_leave(network, endpoint)?;
+        self.undo_join(&mut inner, &l);
+        self.commit(&mut inner, next)?;
+        self.publish_endpoint_removed(&inner.state, &l.endpoint);
+        tracing::info!(sandbox = %l.sandbox.name, "Docker endpoint left");
+        Ok(())
+    }
+
+    /// `NetworkDriver.ProgramExternalConnectivity`: publishes the container's ports (host
+    /// ports chosen where Docker left them open).
+    pub fn docker_publish(&self, r: Connectivity) -> Result<(), OpError> {
+        let wanted = r.ports().map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        self.docker_set_ports(&r.network_id, &r.endpoint_id, wanted)
+    }
+
+    /// `NetworkDriver.RevokeExternalConnectivity`.
+    pub fn docker_unpublish(&self, network: &str, endpoint: &str) -> Result<(), OpError> {
+        self.docker_set_ports(network, endpoint, Vec::new())
+    }
+
+    fn docker_set_ports(&self, network: &str, endpoint: &str, wanted: Vec<PortRequest>) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let ports = choose_host_ports(&next, &wanted)?;
+        let sb = next.docker_publish(network, endpoint, ports)?;
+        let sandbox = next.sandboxes[&sb].clone();
+        if sandbox.ports.is_empty() {
+            self.proxies.stop(&sb);
+        } else {
+            self.start_proxies(&next, &sandbox)?;
+        }
+        if let Err(e) = self.commit(&mut inner, next) {
+            self.proxies.stop(&sb);
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// Docker's port requests as bindings: a host port Docker left open (0, or a range) becomes
+/// the first of its range (the ephemeral range for 0) that no sandbox publishes and the host
+/// lets switchd bind.
+fn choose_host_ports(state: &State, wanted: &[PortRequest]) -> Result<Vec<PortBinding>, OpError> {
+    let mut out: Vec<PortBinding> = Vec::new();
+    for w in wanted {
+        let b = w.binding;
+        if b.host_port != 0 && w.host_port_end == b.host_port {
+            out.push(b);
+            continue;
+        }
+        let range = if b.host_port == 0 {
+            EPHEMERAL_PORTS
+        } else {
+            b.host_port..=w.host_port_end
+        };
+        let free = range
+            .map(|p| PortBinding { host_port: p, ..b })
+            .find(|c| {
+                !out.iter().any(|o| o.clashes(c))
+                    && !state.sandboxes.values().any(|s| s.ports.iter().any(|o| o.clashes(c)))
+                    && proxy::can_bind(c)
+            })
+            .ok_or_else(|| {
+                OpError::Model(ModelError::Conflict(format!(
+                    "no free host port for {}/{} in {}-{}",
+                    b.container_port,
+                    b.proto.as_str(),
+                    if b.host_port == 0 {
+                        *EPHEMERAL_PORTS.start()
+                    } else {
+                        b.host_port
+                    },
+                    if b.host_port == 0 {
+                        *EPHEMERAL_PORTS.end()
+                    } else {
+                        w.host_port_end
+                    }
+                )))
+            })?;
+        out.push(free);
+    }
+    Ok(out)
+}

@@ -1,0 +1,372 @@
+//! End-to-end: the Docker Engine (Debian's docker.io) drives switchd through its network and
+//! IPAM plugin. Each test host is a namespace running switchd (`--docker-plugin`, named after
+//! the test) and its own dockerd; containers run the busybox image. Needs root.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sim::docker::{Docker, IMAGE, PLUGIN_DIR};
+use sim::{run, Host};
+
+fn bin_dir() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
+}
+
+/// A host whose switchd serves the plugin under the test's prefix, and its dockerd.
+fn setup(tag: &str, live_restore: bool) -> Option<(Host, Docker, String)> {
+    if !sim::e2e_allowed(tag) {
+        return None;
+    }
+    let prefix = sim::prefix(tag);
+    let h = Host::start_with(&prefix, bin_dir(), &["--docker-plugin", &prefix]);
+    let d = Docker::start(&h, live_restore);
+    Some((h, d, prefix))
+}
+
+/// Polls `f` until it holds or `secs` pass; whether it held.
+fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn pings(d: &Docker, from: &str, to: &str) -> bool {
+    d.exec(from, &["ping", "-c1", "-W1", to]).ok()
+}
+
+fn ip_of(d: &Docker, container: &str, network: &str) -> String {
+    let f = format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}");
+    d.cli(["inspect", "-f", &f, container])
+        .expect_ok("inspect")
+        .trim()
+        .to_string()
+}
+
+fn create_net(d: &Docker, plugin: &str, name: &str, extra: &[&str]) {
+    let mut args = vec!["network", "create", "-d", plugin, "--ipam-driver", plugin];
+    args.extend_from_slice(extra);
+    args.push(name);
+    d.cli(args).expect_ok("docker network create");
+}
+
+fn run_bg(d: &Docker, name: &str, args: &[&str], cmd: &[&str]) {
+    let mut all = vec!["run", "-d", "--name", name];
+    all.extend_from_slice(args);
+    all.push(IMAGE);
+    all.extend_from_slice(cmd);
+    d.cli(all).expect_ok("docker run");
+}
+
+const WEB: &[&str] = &[
+    "sh",
+    "-c",
+    "mkdir -p /www && hostname > /www/index.html && exec httpd -f -p 80 -h /www",
+];
+
+#[test]
+fn docker_walks_through_two_networks() {
+    let Some((h, d, p)) = setup("dockwalk", false) else {
+        return;
+    };
+    create_net(
+        &d,
+        &p,
+        "my_net2",
+        &["--subnet", "192.168.0.0/24", "--gateway", "192.168.0.1"],
+    );
+    create_net(&d, &p, "other", &["--subnet", "192.168.1.0/24"]);
+    run_bg(
+        &d,
+        "vm1",
+        &["--network", "my_net2", "--ip", "192.168.0.10"],
+        &["sleep", "600"],
+    );
+    run_bg(
+        &d,
+        "vm2",
+        &[
+            "--network",
+            "my_net2",
+            "--network-alias",
+            "web",
+            "-p",
+            "8080:80",
+            "-h",
+            "vm2",
+        ],
+        WEB,
+    );
+    run_bg(&d, "vm3", &["--network", "other"], &["sleep", "600"]);
+
+    // --ip, the gateway, and a MAC of Docker's derivation.
+    let addr = d
+        .exec("vm1", &["ip", "addr", "show", "eth0"])
+        .expect_ok("ip addr")
+        .to_string();
+    assert!(
+        addr.contains("inet 192.168.0.10/24") && addr.contains("02:42:c0:a8:00:0a"),
+        "{addr}"
+    );
+    assert!(d
+        .exec("vm1", &["ip", "route"])
+        .stdout
+        .contains("default via 192.168.0.1"));
+    // Names (and the alias) from Docker's resolver, PTR as Docker writes it.
+    assert!(
+        eventually(10, || pings(&d, "vm1", "vm2")),
+        "vm1 cannot ping vm2 by name"
+    );
+    assert!(pings(&d, "vm1", "web"), "the network alias does not resolve");
+    let vm2 = ip_of(&d, "vm2", "my_net2");
+    let ptr = d.exec("vm1", &["nslookup", &vm2]).stdout;
+    assert!(ptr.contains("vm2.my_net2"), "PTR of {vm2}: {ptr}");
+    // switchd's view: one sandbox per container, on switchd's networks, with TAP ports.
+    let sandboxes = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
+    assert!(
+        sandboxes.contains("192.168.0.10/24") && sandboxes.contains("192.168.1.2/24"),
+        "{sandboxes}"
+    );
+    let ports = h.ctl(["ports"]).expect_ok("ports").to_string();
+    assert_eq!(ports.lines().filter(|l| l.contains(" tap ")).count(), 3, "{ports}");
+
+    // Isolation, then network connect --ip and disconnect.
+    assert!(!pings(&d, "vm3", "192.168.0.10"), "vm3 on other reached my_net2");
+    d.cli(["network", "connect", "--ip", "192.168.0.30", "my_net2", "vm3"])
+        .expect_ok("connect");
+    assert!(d.exec("vm3", &["ip", "addr"]).stdout.contains("inet 192.168.0.30/24"));
+    assert!(
+        eventually(10, || pings(&d, "vm3", "vm1")),
+        "vm3 cannot ping vm1 after connect"
+    );
+    d.cli(["network", "disconnect", "my_net2", "vm3"])
+        .expect_ok("disconnect");
+    assert!(
+        !pings(&d, "vm3", "192.168.0.10"),
+        "vm3 still reaches my_net2 after disconnect"
+    );
+
+    // -p: from the host and from outside it.
+    let outside = h.add_outside();
+    let fetch = |ns: &str, url: &str| run("ip", ["netns", "exec", ns, "wget", "-qO-", "-T", "3", url]);
+    assert!(
+        eventually(10, || fetch(h.ns(), "http://127.0.0.1:8080/").stdout.contains("vm2")),
+        "the host cannot reach -p 8080:80"
+    );
+    let from_outside = fetch(&outside, "http://10.99.0.1:8080/");
+    assert!(from_outside.stdout.contains("vm2"), "from outside: {from_outside:?}");
+    // docker rm revokes it.
+    d.cli(["rm", "-f", "vm2"]).expect_ok("rm");
+    assert!(
+        !fetch(h.ns(), "http://127.0.0.1:8080/").ok(),
+        "the port outlived its container"
+    );
+    assert!(!h.ctl(["sandbox", "ls"]).stdout.contains(&vm2));
+}
+
+#[test]
+fn docker_containers_keep_their_network_across_restarts() {
+    let Some((mut h, mut d, p)) = setup("docklife", true) else {
+        return;
+    };
+    create_net(&d, &p, "n1", &["--subnet", "10.61.0.0/24"]);
+    run_bg(&d, "ca", &["--network", "n1"], &["sleep", "600"]);
+    run_bg(&d, "cb", &["--network", "n1", "-p", "80"], WEB);
+    let a = ip_of(&d, "ca", "n1");
+    assert_eq!(a, "10.61.0.2");
+    // -p 80: a host port switchd chose, reachable.
+    let ports = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
+    assert!(eventually(10, || pings(&d, "ca", "cb")), "a cannot ping b");
+
+    // Stop and start keep the address; rm releases it for the next container.
+    d.cli(["stop", "-t", "1", "ca"]).expect_ok("stop");
+    d.cli(["start", "ca"]).expect_ok("start");
+    assert_eq!(ip_of(&d, "ca", "n1"), a, "the address changed across stop and start");
+    d.cli(["rm", "-f", "ca"]).expect_ok("rm");
+    run_bg(&d, "cc", &["--network", "n1"], &["sleep", "600"]);
+    assert_eq!(ip_of(&d, "cc", "n1"), a, "rm did not release {a}");
+
+    // switchd killed: the containers' traffic is back soon after it restarts.
+    h.kill9();
+    h.restart();
+    let t = Instant::now();
+    assert!(
+        eventually(10, || pings(&d, "cc", "cb")),
+        "no traffic after switchd's restart"
+    );
+    eprintln!(
+        "traffic back {} ms after switchd answered again",
+        t.elapsed().as_millis()
+    );
+    // Docker uses the restarted plugin without a restart of its own.
+    run_bg(&d, "ce", &["--network", "n1"], &["sleep", "600"]);
+    assert!(
+        eventually(10, || pings(&d, "ce", "cb")),
+        "a container made after the restart"
+    );
+
+    // dockerd restarted with live-restore: the containers keep their network.
+    d.restart();
+    assert!(
+        eventually(10, || pings(&d, "cc", "cb")),
+        "no traffic after dockerd's restart"
+    );
+    d.cli(["rm", "-f", "cb", "cc", "ce"]).expect_ok("rm");
+    let left = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
+    assert_eq!(left.lines().count(), 1, "sandboxes left: {left} (before: {ports})");
+    d.cli(["network", "rm", "n1"]).expect_ok("network rm");
+    assert!(!h.ctl(["network", "ls"]).stdout.contains("10.61"));
+}
+
+/// POSTs `body` to the plugin's `method`: (HTTP status, body).
+fn call(p: &str, method: &str, body: &str) -> (u16, String) {
+    let sock = format!("{PLUGIN_DIR}/{p}.sock");
+    let out = run(
+        "curl",
+        [
+            "-s",
+            "-m",
+            "5",
+            "--unix-socket",
+            &sock,
+            "-X",
+            "POST",
+            "-H",
+            "Content-Type: application/json",
+            "-w",
+            "\n%{http_code}",
+            "--data-binary",
+            body,
+            &format!("http://plugin/{method}"),
+        ],
+    );
+    let (b, code) = out.stdout.rsplit_once('\n').unwrap_or(("", "0"));
+    (code.trim().parse().unwrap_or(0), b.to_string())
+}
+
+#[test]
+fn docker_s_bad_requests_are_refused_and_change_nothing() {
+    let Some((h, d, p)) = setup("dockbad", false) else {
+        return;
+    };
+    create_net(&d, &p, "n1", &["--subnet", "10.62.0.0/24"]);
+    let before = (h.ctl(["network", "ls"]).stdout, h.ctl(["sandbox", "ls"]).stdout);
+    let id = "f59d236215183b1af7a1760abbae3cac0666625e7c6f5cff711327656305fb57";
+    let cases: [(&str, String, u16, &str); 9] = [
+        (
+            "NetworkDriver.Join",
+            format!(r#"{{"NetworkID":"{id}","EndpointID":"{id}","SandboxKey":"/x"}}"#),
+            404,
+            "is not one of switchd's",
+        ),
+        (
+            "NetworkDriver.CreateEndpoint",
+            format!(r#"{{"NetworkID":"{id}","EndpointID":"{id}"}}"#),
+            404,
+            "Docker network",
+        ),
+        (
+            "NetworkDriver.DeleteNetwork",
+            r#"{"NetworkID":"nope"}"#.into(),
+            404,
+            "Docker network nope",
+        ),
+        (
+            "NetworkDriver.CreateNetwork",
+            format!(
+                r#"{{"NetworkID":"{id}","Options":{{"com.docker.network.generic":{{"switch.driver":"overlay"}}}},"IPv4Data":[{{"Pool":"10.63.0.0/24","Gateway":"10.63.0.1/24"}}]}}"#
+            ),
+            400,
+            "add --ipam-driver",
+        ),
+        (
+            "IpamDriver.RequestPool",
+            r#"{"Pool":"10.62.0.0/16"}"#.into(),
+            409,
+            "overlaps",
+        ),
+        (
+            "IpamDriver.RequestAddress",
+            r#"{"PoolID":"nope"}"#.into(),
+            404,
+            "address pool",
+        ),
+        ("IpamDriver.RequestPool", "{not json".into(), 400, "invalid JSON body"),
+        ("NetworkDriver.Nonsense", "{}".into(), 404, "has no method"),
+        (
+            "NetworkDriver.ProgramExternalConnectivity",
+            format!(
+                r#"{{"NetworkID":"{id}","EndpointID":"{id}","Options":{{"com.docker.network.portmap":[{{"Proto":132,"Port":1}}]}}}}"#
+            ),
+            400,
+            "invalid protocol 132",
+        ),
+    ];
+    for (method, body, status, says) in &cases {
+        let (got, text) = call(&p, method, body);
+        assert_eq!(got, *status, "{method} {body}: {text}");
+        let err: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{method}: {text:?}: {e}"));
+        let msg = err["Err"].as_str().unwrap_or_default();
+        assert!(msg.contains(says), "{method}: {msg:?} does not say {says:?}");
+    }
+    // What Docker users type: an overlay on Docker's own IPAM is refused with what to add.
+    let e = d.cli([
+        "network",
+        "create",
+        "-d",
+        &p,
+        "-o",
+        "switch.driver=overlay",
+        "--subnet",
+        "10.64.0.0/24",
+        "x",
+    ]);
+    assert!(!e.ok() && e.stderr.contains(&format!("add --ipam-driver {p}")), "{e:?}");
+    let e = d.cli([
+        "network",
+        "create",
+        "-d",
+        &p,
+        "--ipam-driver",
+        &p,
+        "--ipv6",
+        "--subnet",
+        "fd00::/64",
+        "y",
+    ]);
+    assert!(!e.ok() && e.stderr.contains("IPv6"), "{e:?}");
+    // switchctl does not take Docker's objects away from it.
+    let sb = h.ctl(["network", "ls"]).stdout;
+    let name = sb
+        .lines()
+        .find_map(|l| l.split_whitespace().nth(1).filter(|n| n.starts_with("docker-")))
+        .expect("Docker's network")
+        .to_string();
+    let e = h.ctl(["network", "rm", &name]);
+    assert!(!e.ok() && e.stderr.contains("docker network rm"), "{e:?}");
+    assert_eq!(
+        (h.ctl(["network", "ls"]).stdout, h.ctl(["sandbox", "ls"]).stdout),
+        before
+    );
+    // A GET, as nothing of Docker's sends.
+    let get = run(
+        "curl",
+        [
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "--unix-socket",
+            &format!("{PLUGIN_DIR}/{p}.sock"),
+            "http://plugin/Plugin.Activate",
+        ],
+    );
+    assert_eq!(get.stdout, "405");
+}
