@@ -31,8 +31,7 @@ impl Docker {
     /// # Panics
     /// If dockerd does not answer within 60 s or the image cannot be made.
     pub fn start(host: &Host, live_restore: bool) -> Docker {
-        // Short: containerd's socket lives under the exec root (108-byte limit).
-        let dir = PathBuf::from(format!("/tmp/sd-{}", host.prefix()));
+        let dir = Docker::dir_for(host.prefix());
         let mut d = Docker {
             ns: host.ns().to_string(),
             dir,
@@ -89,6 +88,18 @@ impl Docker {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// The directory of the daemon of the test with `prefix`. Short: containerd's socket
+    /// lives under the exec root in it (108-byte limit).
+    fn dir_for(prefix: &str) -> PathBuf {
+        PathBuf::from(format!("/tmp/sd-{prefix}"))
+    }
+
+    /// The socket the daemon of the test with `prefix` listens on (known before it starts, for
+    /// switchd's `--docker-host`).
+    pub fn socket_for(prefix: &str) -> PathBuf {
+        Docker::dir_for(prefix).join("sock")
     }
 
     /// dockerd's socket.

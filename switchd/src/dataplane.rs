@@ -130,6 +130,8 @@ pub enum Command {
     AddPort(Box<NewPort>, mpsc::Sender<io::Result<PortId>>),
     /// Removes a port and hands its device back.
     RemovePort(PortId, mpsc::Sender<Result<Device, String>>),
+    /// Names a port anew (its sandbox was renamed).
+    Relabel(PortId, String),
     /// Lists the ports and their counters.
     Ports(mpsc::Sender<Vec<PortInfo>>),
     /// Lists the MAC table.
@@ -236,6 +238,13 @@ impl Handle {
     /// Removes a port, deleting its TAP device when `delete`.
     pub fn remove_port(&self, port: PortId) -> io::Result<Device> {
         self.call(|tx| Command::RemovePort(port, tx))?.map_err(io::Error::other)
+    }
+
+    /// Names a port anew, as listings, traces and captures show it.
+    pub fn relabel(&self, port: PortId, label: String) {
+        if self.tx.send(Command::Relabel(port, label)).is_ok() {
+            let _ = self.wake.write(1);
+        }
     }
 
     /// Port listing.
@@ -537,6 +546,11 @@ impl Dataplane {
             }
             Command::RemovePort(id, tx) => {
                 let _ = tx.send(self.remove_port(id));
+            }
+            Command::Relabel(id, label) => {
+                if let Some(Some(p)) = self.ports.get_mut(id.0 as usize) {
+                    p.label = label;
+                }
             }
             Command::Ports(tx) => {
                 let list = self

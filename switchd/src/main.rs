@@ -6,6 +6,7 @@ mod cluster;
 mod daemon;
 mod dataplane;
 mod dns;
+mod docker_api;
 mod failpoint;
 mod firewall;
 mod http;
@@ -87,6 +88,10 @@ struct Args {
     /// where Docker finds it: `docker network create -d NAME --ipam-driver NAME`.
     #[arg(long, value_name = "NAME", value_parser = parse_plugin_name)]
     docker_plugin: Option<String>,
+    /// The Docker Engine's API socket, asked for the names and aliases of the containers that
+    /// join (the plugin protocol does not give them).
+    #[arg(long, value_name = "PATH", default_value = "/var/run/docker.sock")]
+    docker_host: PathBuf,
     /// Where the Docker plugin's socket goes (Docker looks in /run/docker/plugins).
     #[arg(long, value_name = "DIR", default_value = plugin::PLUGIN_DIR)]
     docker_plugin_dir: PathBuf,
@@ -250,9 +255,10 @@ fn main() -> anyhow::Result<()> {
     let plugin_path = plugin_socket.as_ref().map(|(_, p, _)| p.clone());
     if let Some((l, path, name)) = plugin_socket {
         let d = daemon.clone();
+        let engine = docker_api::Engine::new(args.docker_host.clone());
         rt.spawn(async move {
             tracing::info!(socket = %path.display(), plugin = %name, "Docker plugin served");
-            if let Err(e) = plugin::serve(l, d, name).await {
+            if let Err(e) = plugin::serve(l, d, name, engine).await {
                 tracing::error!(socket = %path.display(), "Docker plugin stopped: {e}");
             }
         });

@@ -19,6 +19,13 @@ use serde_json::json;
 use tokio::net::UnixListener;
 
 use crate::daemon::{Daemon, OpError};
+use crate::docker_api::Engine;
+
+/// What every request of the plugin shares.
+struct Ctx {
+    plugin: String,
+    engine: Engine,
+}
 
 /// Where Docker looks for plugin sockets.
 pub const PLUGIN_DIR: &str = "/run/docker/plugins";
@@ -50,22 +57,28 @@ pub fn socket_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(format!("{name}.sock"))
 }
 
-/// Serves the plugin on `listener` until it fails. `name` is what Docker calls the driver.
+/// How long switchd asks the Docker Engine for the container of a joined endpoint (Docker
+/// shows it once the container started).
+const NAMING_WINDOW: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Serves the plugin on `listener` until it fails. `name` is what Docker calls the driver;
+/// `engine` is the Docker Engine asked for the names of containers.
 pub async fn serve(
     listener: std::os::unix::net::UnixListener,
     daemon: Arc<Daemon>,
     name: String,
+    engine: Engine,
 ) -> anyhow::Result<()> {
     let listener = UnixListener::from_std(listener)?;
     let limits = daemon.limits().clone();
-    let name: Arc<str> = name.into();
+    let ctx = Arc::new(Ctx { plugin: name, engine });
     loop {
         let ((stream, _), permit) = limits.admit("plugin", &limits.api, || listener.accept()).await;
-        let (d, name) = (daemon.clone(), name.clone());
+        let (d, ctx) = (daemon.clone(), ctx.clone());
         tokio::spawn(async move {
             let svc = hyper::service::service_fn(move |req| {
-                let (d, name) = (d.clone(), name.clone());
-                async move { Ok::<_, Infallible>(handle(d, &name, req).await) }
+                let (d, ctx) = (d.clone(), ctx.clone());
+                async move { Ok::<_, Infallible>(handle(d, &ctx, req).await) }
             });
             if let Err(e) = crate::http::builder().serve_connection(TokioIo::new(stream), svc).await {
                 tracing::debug!("plugin connection ended: {e}");
@@ -89,10 +102,10 @@ fn refuse(status: u16, message: String) -> Reply {
     reply(status, &ErrorReply { err: message })
 }
 
-async fn handle(d: Arc<Daemon>, plugin: &str, req: Request<Incoming>) -> Reply {
+async fn handle(d: Arc<Daemon>, ctx: &Arc<Ctx>, req: Request<Incoming>) -> Reply {
     let path = req.uri().path().to_string();
     let method = req.method().clone();
-    let r = route(d, plugin, req).await.unwrap_or_else(|(status, m)| {
+    let r = route(d, ctx, req).await.unwrap_or_else(|(status, m)| {
         tracing::info!(%path, status, "Docker's request refused: {m}");
         refuse(status, m)
     });
@@ -113,7 +126,7 @@ async fn op<T: Send + 'static>(f: impl FnOnce() -> Result<T, OpError> + Send + '
     }
 }
 
-async fn route(d: Arc<Daemon>, plugin: &str, req: Request<Incoming>) -> Result<Reply, (u16, String)> {
+async fn route(d: Arc<Daemon>, ctx: &Arc<Ctx>, req: Request<Incoming>) -> Result<Reply, (u16, String)> {
     let path = req.uri().path().trim_start_matches('/').to_string();
     if req.method() != Method::POST {
         return Err((
@@ -155,7 +168,7 @@ async fn route(d: Arc<Daemon>, plugin: &str, req: Request<Incoming>) -> Result<R
         }
         "NetworkDriver.CreateNetwork" => {
             let r: proto::CreateNetwork = body(req).await?;
-            let plugin = plugin.to_string();
+            let plugin = ctx.plugin.clone();
             op(move || d.docker_create_network(r, &plugin)).await?;
             ok(json!({}))
         }
@@ -184,7 +197,13 @@ async fn route(d: Arc<Daemon>, plugin: &str, req: Request<Incoming>) -> Result<R
         }
         "NetworkDriver.Join" => {
             let r: proto::Join = body(req).await?;
-            let j = op(move || d.docker_join(r)).await?;
+            let (network, endpoint) = (r.network_id.clone(), r.endpoint_id.clone());
+            let j = op({
+                let d = d.clone();
+                move || d.docker_join(r)
+            })
+            .await?;
+            tokio::spawn(name_container(d, ctx.clone(), network, endpoint));
             let mut v = json!({
                 "InterfaceName": {"SrcName": j.src_name, "DstPrefix": control_plane::model::DOCKER_IFNAME_PREFIX},
                 "StaticRoutes": [],
@@ -217,4 +236,31 @@ async fn route(d: Arc<Daemon>, plugin: &str, req: Request<Incoming>) -> Result<R
             format!("switchd's Docker plugin has no method {other:?}: it serves Plugin.Activate, NetworkDriver.* and IpamDriver.* of libnetwork's remote drivers"),
         )),
     }
+}
+
+/// Asks the Docker Engine, until it knows or [`NAMING_WINDOW`] passes, which container a
+/// joined endpoint is, and names the endpoint's sandbox and aliases after it.
+async fn name_container(d: Arc<Daemon>, ctx: Arc<Ctx>, network: String, endpoint: String) {
+    let Some(id) = control_plane::Id::parse(&endpoint) else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now() + NAMING_WINDOW;
+    while tokio::time::Instant::now() < deadline {
+        match ctx.engine.member(&network, &endpoint).await {
+            Ok(Some(m)) => {
+                let r = tokio::task::spawn_blocking(move || d.docker_name(&id, &m.name, &m.aliases)).await;
+                if let Ok(Err(e)) = r {
+                    tracing::debug!(%endpoint, "cannot name the endpoint's sandbox: {}", e.message());
+                }
+                return;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%endpoint, "{e}: the container's sandbox keeps its name (--docker-host)");
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    tracing::warn!(%endpoint, "the Docker Engine did not show the endpoint's container: its sandbox keeps its name");
 }

@@ -18,7 +18,12 @@ fn setup(tag: &str, live_restore: bool) -> Option<(Host, Docker, String)> {
         return None;
     }
     let prefix = sim::prefix(tag);
-    let h = Host::start_with(&prefix, bin_dir(), &["--docker-plugin", &prefix]);
+    let engine = Docker::socket_for(&prefix).to_string_lossy().into_owned();
+    let h = Host::start_with(
+        &prefix,
+        bin_dir(),
+        &["--docker-plugin", &prefix, "--docker-host", &engine],
+    );
     let d = Docker::start(&h, live_restore);
     Some((h, d, prefix))
 }
@@ -127,7 +132,12 @@ fn docker_walks_through_two_networks() {
     let vm2 = ip_of(&d, "vm2", "my_net2");
     let ptr = d.exec("vm1", &["nslookup", &vm2]).stdout;
     assert!(ptr.contains("vm2.my_net2"), "PTR of {vm2}: {ptr}");
-    // switchd's view: one sandbox per container, on switchd's networks, with TAP ports.
+    // switchd's view: one sandbox per container, named as Docker names it, with TAP ports.
+    let named = || {
+        let s = h.ctl(["sandbox", "ls"]).stdout;
+        ["vm1 ", "vm2 ", "vm3 "].iter().all(|n| s.contains(n))
+    };
+    assert!(eventually(10, named), "{}", h.ctl(["sandbox", "ls"]).stdout);
     let sandboxes = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
     assert!(
         sandboxes.contains("192.168.0.10/24") && sandboxes.contains("192.168.1.2/24"),
@@ -135,6 +145,12 @@ fn docker_walks_through_two_networks() {
     );
     let ports = h.ctl(["ports"]).expect_ok("ports").to_string();
     assert_eq!(ports.lines().filter(|l| l.contains(" tap ")).count(), 3, "{ports}");
+    assert!(ports.contains("vm1/swd"), "{ports}");
+    // switchd's own DNS knows them too: the container's name and its --network-alias.
+    for name in ["vm2", "web"] {
+        let a = d.exec("vm1", &["nslookup", name, "192.168.0.1"]).stdout;
+        assert!(a.contains(&vm2), "switchd's DNS on {name}: {a}");
+    }
 
     // Isolation, then network connect --ip and disconnect.
     assert!(!pings(&d, "vm3", "192.168.0.10"), "vm3 on other reached my_net2");
@@ -369,4 +385,70 @@ fn docker_s_bad_requests_are_refused_and_change_nothing() {
         ],
     );
     assert_eq!(get.stdout, "405");
+}
+
+#[test]
+fn docker_puts_containers_on_a_native_network() {
+    let Some((h, d, p)) = setup("dockmv", false) else {
+        return;
+    };
+    // The LAN: a veth whose far end is a machine of its own.
+    let lan = h.name("lan");
+    run("ip", ["netns", "add", &lan]).expect_ok("ip netns add");
+    let steps: [&[&str]; 5] = [
+        &[
+            "-n",
+            h.ns(),
+            "link",
+            "add",
+            "lan0",
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
+            &lan,
+        ],
+        &["-n", h.ns(), "link", "set", "lan0", "up"],
+        &["-n", &lan, "addr", "add", "10.70.0.200/24", "dev", "eth0"],
+        &["-n", &lan, "link", "set", "eth0", "up"],
+        &["-n", &lan, "link", "set", "lo", "up"],
+    ];
+    for args in steps {
+        run("ip", args).expect_ok(&format!("ip {}", args.join(" ")));
+    }
+    create_net(
+        &d,
+        &p,
+        "lan",
+        &[
+            "--subnet",
+            "10.70.0.0/24",
+            "--gateway",
+            "10.70.0.1",
+            "-o",
+            "switch.driver=macvlan",
+            "-o",
+            "parent=lan0",
+        ],
+    );
+    run_bg(&d, "m1", &["--network", "lan", "--ip", "10.70.0.10"], &["sleep", "600"]);
+    run_bg(&d, "m2", &["--network", "lan"], &["sleep", "600"]);
+    let addr = d
+        .exec("m1", &["ip", "addr", "show", "eth0"])
+        .expect_ok("ip addr")
+        .to_string();
+    assert!(addr.contains("inet 10.70.0.10/24"), "{addr}");
+    // The machine on the LAN reaches the container, and the containers each other, on the wire.
+    let lan_ping = || run("ip", ["netns", "exec", &lan, "ping", "-c1", "-W1", "10.70.0.10"]).ok();
+    assert!(eventually(10, lan_ping), "the LAN cannot reach m1");
+    assert!(eventually(10, || pings(&d, "m2", "m1")), "m2 cannot ping m1 by name");
+    // A macvlan child, not a switch port.
+    assert!(!h.ctl(["ports"]).stdout.contains(" tap "));
+    d.cli(["rm", "-f", "m1", "m2"]).expect_ok("rm");
+    d.cli(["network", "rm", "lan"]).expect_ok("network rm");
+    // Nothing of the containers is left in the host's namespace.
+    let links = run("ip", ["-n", h.ns(), "-o", "link"]).stdout;
+    assert!(!links.contains("swd"), "{links}");
 }

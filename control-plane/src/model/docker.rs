@@ -840,4 +840,35 @@ impl State {
         self.sandboxes.get_mut(&sb).expect("endpoints have sandboxes").ports = ports;
         Ok(sb)
     }
+
+    /// Names the sandbox of joined Docker endpoint `endpoint` after its container, and gives
+    /// the endpoint the container's aliases on the network, as the Docker Engine tells them
+    /// (the protocol does not). A name that is taken or invalid leaves the sandbox's name; an
+    /// invalid alias is left out. Returns the sandbox's name, when it changed.
+    ///
+    /// # Errors
+    /// An unknown or unjoined endpoint.
+    pub fn docker_name(&mut self, endpoint: &Id, name: &str, aliases: &[String]) -> Result<Option<String>, ModelError> {
+        let ep = self
+            .endpoints
+            .get(endpoint)
+            .filter(|e| e.handoff)
+            .ok_or_else(|| unknown_endpoint(&endpoint.to_string()))?;
+        let sb = ep.sandbox.clone();
+        let mut kept: Vec<String> = Vec::new();
+        for a in aliases {
+            if a != name && check_name("alias", a).is_ok() && !kept.contains(a) {
+                kept.push(a.clone());
+            }
+        }
+        self.endpoints.get_mut(endpoint).expect("found above").aliases = kept;
+        let free =
+            check_name("sandbox", name).is_ok() && !self.sandboxes.values().any(|s| s.name == name && s.id != sb);
+        let s = self.sandboxes.get_mut(&sb).expect("endpoints have sandboxes");
+        if !free || s.name == name {
+            return Ok(None);
+        }
+        s.name = name.to_string();
+        Ok(Some(s.name.clone()))
+    }
 }

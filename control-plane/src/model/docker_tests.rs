@@ -236,3 +236,35 @@ fn published_ports_clash_with_other_sandboxes() {
     let e = s.docker_publish(NET, EP2, b).unwrap_err();
     assert!(e.to_string().contains("already published by sandbox docker-1"), "{e}");
 }
+
+#[test]
+fn the_engine_names_a_container_s_sandbox() {
+    let mut s = fresh();
+    let (pool, _) = network(&mut s, "10.8.0.0/24", "");
+    let ip = s.docker_request_address(&pool, "", false).unwrap();
+    s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    let j = join(&mut s, EP1, "/k/1").unwrap();
+    let aliases = vec![
+        "web".to_string(),
+        "vm1".to_string(),
+        "bad name".to_string(),
+        "web".to_string(),
+    ];
+    assert_eq!(
+        s.docker_name(&j.endpoint, "vm1", &aliases).unwrap().as_deref(),
+        Some("vm1")
+    );
+    assert_eq!(s.sandboxes[&j.sandbox].name, "vm1");
+    assert_eq!(s.endpoints[&j.endpoint].aliases, vec!["web".to_string()]);
+    // Told again: nothing changes. A name another sandbox has is not taken.
+    assert_eq!(s.docker_name(&j.endpoint, "vm1", &aliases).unwrap(), None);
+    assert_eq!(s.docker_name(&j.endpoint, "bridge name", &[]).unwrap(), None);
+    assert!(s.docker_name(&Id::parse(EP2).unwrap(), "x", &[]).is_err(), "not joined");
+    let ip = s.docker_request_address(&pool, "", false).unwrap();
+    s.docker_create_endpoint(NET, EP2, &format!("{ip}/24"), "").unwrap();
+    let j2 = s
+        .docker_join(NET, EP2, "/k/2", Id::from_random([8; 32]), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(s.docker_name(&j2.endpoint, "vm1", &[]).unwrap(), None);
+    assert_eq!(s.sandboxes[&j2.sandbox].name, "docker-2");
+}

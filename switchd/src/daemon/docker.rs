@@ -212,6 +212,27 @@ impl Daemon {
         }
         Ok(())
     }
+
+    /// Names a Docker endpoint's sandbox after its container and gives the endpoint its
+    /// aliases, as the Docker Engine tells them: DNS here and on the cluster's other hosts,
+    /// and switchctl's listings, then know the container by name.
+    pub fn docker_name(&self, endpoint: &Id, name: &str, aliases: &[String]) -> Result<(), OpError> {
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let renamed = next.docker_name(endpoint, name, aliases)?;
+        self.commit(&mut inner, next)?;
+        let sb = inner.state.endpoints[endpoint].sandbox.clone();
+        for ep in inner.state.endpoints_of_sandbox(&sb) {
+            if let (Some(n), Some(p), Some(ifname)) = (&renamed, inner.endpoint_ports.get(&ep.id), &ep.ifname) {
+                self.dp.relabel(*p, format!("{n}/{ifname}"));
+            }
+            self.publish_endpoint(&inner.state, ep);
+        }
+        if let Some(n) = renamed {
+            tracing::info!(sandbox = %n, "named after its Docker container");
+        }
+        Ok(())
+    }
 }
 
 /// Docker's port requests as bindings: a host port Docker left open (0, or a range) becomes
