@@ -452,3 +452,66 @@ fn docker_puts_containers_on_a_native_network() {
     let links = run("ip", ["-n", h.ns(), "-o", "link"]).stdout;
     assert!(!links.contains("swd"), "{links}");
 }
+
+#[test]
+fn docker_compose_brings_up_two_services_that_resolve_each_other() {
+    let Some((h, d, p)) = setup("dockcomp", false) else {
+        return;
+    };
+    // In the daemon's directory, which goes with it whatever the test's end.
+    let dir = d.socket().parent().expect("the daemon's directory").join("compose");
+    std::fs::create_dir_all(&dir).expect("compose dir");
+    let file = dir.join("docker-compose.yml");
+    let spec = format!(
+        r#"version: "2.4"
+services:
+  web:
+    image: {IMAGE}
+    command: ["sh", "-c", "mkdir -p /www && echo served-by-web > /www/index.html && exec httpd -f -p 80 -h /www"]
+    networks: [app]
+  client:
+    image: {IMAGE}
+    command: ["sleep", "600"]
+    networks: [app]
+networks:
+  app:
+    driver: {p}
+    ipam:
+      driver: {p}
+      config:
+        - subnet: 10.71.0.0/24
+"#
+    );
+    std::fs::write(&file, spec).expect("compose file");
+    let compose = |args: &[&str]| {
+        let out = std::process::Command::new("docker-compose")
+            .env("DOCKER_HOST", format!("unix://{}", d.socket().display()))
+            .arg("-p")
+            .arg("sw")
+            .arg("-f")
+            .arg(&file)
+            .args(args)
+            .output()
+            .expect("docker-compose runs");
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (up, log) = compose(&["up", "-d"]);
+    assert!(up, "docker-compose up: {log}");
+    // Names from Docker's resolver; busybox's static wget crashes in the image, nc fetches.
+    assert!(
+        eventually(15, || pings(&d, "sw_client_1", "web")),
+        "client cannot ping web by name"
+    );
+    assert!(pings(&d, "sw_web_1", "client"), "web cannot ping client by name");
+    let web = ip_of(&d, "sw_web_1", "sw_app");
+    let get = format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {web} 80");
+    let page = d.exec("sw_client_1", &["sh", "-c", &get]);
+    assert!(page.stdout.contains("served-by-web"), "{page:?}");
+    let (down, log) = compose(&["down"]);
+    assert!(down, "docker-compose down: {log}");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        !h.ctl(["network", "ls"]).stdout.contains("docker-"),
+        "compose's network outlived down"
+    );
+}
