@@ -318,6 +318,12 @@ pub struct Link {
 }
 
 impl Sandbox {
+    /// Whether `netns` is switchd's path (its namespace, or its publication of another's),
+    /// which goes with the sandbox. A Docker container's is Docker's own path.
+    pub fn has_own_path(&self) -> bool {
+        self.adopted.as_ref() != Some(&self.netns)
+    }
+
     /// Whether switchd created the namespace (and deletes it on removal).
     pub fn owns_namespace(&self) -> bool {
         self.adopted.is_none() && matches!(self.mode, SandboxMode::Bridge | SandboxMode::None)

@@ -7,7 +7,7 @@
 //! `sandbox-create:namespace`, `sandbox-create:interface`, `sandbox-create:files`,
 //! `sandbox-create:proxies`, `sandbox-create:committed`, `connect:interface`,
 //! `connect:committed`, `disconnect:interface`, `sandbox-rm:interfaces`,
-//! `sandbox-rm:namespace`.
+//! `sandbox-rm:namespace`, `docker-join:interface`.
 
 use std::sync::OnceLock;
 

@@ -160,12 +160,9 @@ pub async fn read_json<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T,
         Ok(c) => c.to_bytes(),
         Err(e) => return Err((413, format!("request body rejected: {e} (at most {MAX_BODY} bytes)"))),
     };
-    // Docker sends no body where a method takes no arguments.
-    let bytes = if bytes.iter().all(u8::is_ascii_whitespace) {
-        Bytes::from_static(b"{}")
-    } else {
-        bytes
-    };
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err((400, "empty request body: expected a JSON object".into()));
+    }
     serde_json::from_slice(&bytes).map_err(|e| (400, format!("invalid JSON body: {e}")))
 }
 

@@ -515,3 +515,43 @@ networks:
         "compose's network outlived down"
     );
 }
+
+#[test]
+fn a_crash_in_the_middle_of_a_join_leaves_docker_s_namespace_and_no_interface() {
+    let Some((mut h, d, p)) = setup("dockcrash", false) else {
+        return;
+    };
+    create_net(&d, &p, "n1", &["--subnet", "10.72.0.0/24"]);
+    run_bg(&d, "ca", &["--network", "n1"], &["sleep", "600"]);
+    // switchd dies after it made the joining container's TAP, before it stored the join.
+    h.set_env("SWITCHD_FAILPOINT", Some("docker-join:interface"));
+    h.restart();
+    std::thread::scope(|s| {
+        // Docker retries a plugin it cannot reach: the join comes again after the restart.
+        let run = s.spawn(|| d.cli(["run", "-d", "--name", "cb", "--network", "n1", IMAGE, "sleep", "600"]));
+        assert!(
+            eventually(20, || !h.is_running()),
+            "switchd did not reach the failpoint"
+        );
+        h.set_env("SWITCHD_FAILPOINT", None);
+        h.restart();
+        // Docker's retry sends an empty body (its reader was spent): refused, nothing made.
+        let out = run.join().expect("docker run's thread");
+        assert!(
+            out.ok() || out.stderr.contains("empty request body"),
+            "docker run after the crash: {out:?}"
+        );
+    });
+    d.cli(["start", "cb"]).expect_ok("docker start after the crash");
+    assert!(
+        eventually(10, || pings(&d, "cb", "ca")),
+        "cb has no network after the crash"
+    );
+    // The TAP of the interrupted join went; the containers' are in their namespaces.
+    let links = run("ip", ["-n", h.ns(), "-o", "link"]).stdout;
+    assert!(!links.contains("swd"), "{links}");
+    assert!(
+        h.log().contains("a crash interrupted"),
+        "switchd did not recover the join"
+    );
+}

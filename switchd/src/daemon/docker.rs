@@ -137,15 +137,16 @@ impl Daemon {
         let port = match self.attach_endpoint(&sb, &ep, &net) {
             Ok(p) => p,
             Err(e) => {
-                let _ = netdev::delete_link(&model::handoff_name(&ep.id));
+                let _ = self.delete_interface(&sb, &ep, net.has_kernel_children());
                 self.clear_intent();
                 return Err(e);
             }
         };
+        failpoint::hit("docker-join:interface");
         if let Err(e) = self.commit(&mut inner, next) {
             match port {
                 Some(p) => drop(self.remove_port(p)),
-                None => drop(netdev::delete_link(&model::handoff_name(&ep.id))),
+                None => drop(self.delete_interface(&sb, &ep, net.has_kernel_children())),
             }
             self.clear_intent();
             return Err(e);

@@ -234,6 +234,9 @@ impl Daemon {
     /// kernel macvlan child rather than a port of switchd's).
     pub(super) fn delete_interface(&self, sb: &Sandbox, ep: &Endpoint, kernel_child: bool) -> io::Result<()> {
         match (ep.port_kind, &ep.ifname) {
+            // Still in switchd's namespace, or handed back there by the runtime; in the
+            // container it goes with the namespace.
+            (_, Some(ifname)) if ep.handoff => netdev::delete_link(ifname),
             (_, Some(ifname)) if kernel_child && netns::is_namespace(&sb.netns) => macvlan::delete(&sb.netns, ifname),
             (model::PortKind::Veth, Some(_)) => veth::delete(&veth::host_name(&ep.id.to_string())),
             (model::PortKind::Tap, Some(ifname)) if netns::is_namespace(&sb.netns) => {
@@ -336,8 +339,10 @@ impl Daemon {
         for ep in endpoints.iter().filter(|e| e.port_kind == model::PortKind::Veth) {
             let _ = veth::delete(&veth::host_name(&ep.id.to_string()));
         }
-        if let Err(e) = netns::remove(&sb.netns) {
-            tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
+        if sb.has_own_path() {
+            if let Err(e) = netns::remove(&sb.netns) {
+                tracing::warn!(sandbox = %sb.name, "removing namespace: {e}");
+            }
         }
         self.remove_files(sb);
     }
