@@ -791,8 +791,8 @@ impl State {
     }
 
     /// `NetworkDriver.ProgramExternalConnectivity`: the container's published ports (Docker's
-    /// port map), forwarded to this endpoint's address. A host port of 0 is left to the
-    /// caller to choose. Returns the sandbox.
+    /// port map, its host ports chosen), forwarded to this endpoint's address. Returns the
+    /// sandbox.
     ///
     /// # Errors
     /// Unknown or unjoined endpoint, an internal network, a host port given twice or taken.
@@ -811,31 +811,7 @@ impl State {
         }
         let sb = ep.sandbox.clone();
         for (i, b) in ports.iter().enumerate() {
-            if b.host_port == 0 {
-                continue;
-            }
-            if let Some(p) = ports[..i].iter().find(|p| p.clashes(b)) {
-                return Err(invalid(format!(
-                    "host port {}:{}/{} is given twice ({p})",
-                    b.host_ip,
-                    b.host_port,
-                    b.proto.as_str()
-                )));
-            }
-            if let Some((owner, p)) = self
-                .sandboxes
-                .values()
-                .filter(|s| s.id != sb)
-                .find_map(|s| s.ports.iter().find(|p| p.clashes(b)).map(|p| (s, p)))
-            {
-                return Err(ModelError::Conflict(format!(
-                    "host port {}:{}/{} is already published by sandbox {} ({p})",
-                    b.host_ip,
-                    b.host_port,
-                    b.proto.as_str(),
-                    owner.name
-                )));
-            }
+            self.check_host_port(b, &ports[..i], Some(&sb))?;
         }
         self.sandboxes.get_mut(&sb).expect("endpoints have sandboxes").ports = ports;
         Ok(sb)

@@ -158,31 +158,37 @@ impl State {
         let mut planned: Vec<PortBinding> = Vec::new();
         for spec in publish {
             for b in ports::parse(spec).map_err(invalid)? {
-                if let Some(p) = planned.iter().find(|p| p.clashes(&b)) {
-                    return Err(invalid(format!(
-                        "host port {}:{}/{} is given twice ({p})",
-                        b.host_ip,
-                        b.host_port,
-                        b.proto.as_str()
-                    )));
-                }
-                if let Some((owner, p)) = self
-                    .sandboxes
-                    .values()
-                    .find_map(|s| s.ports.iter().find(|p| p.clashes(&b)).map(|p| (s, p)))
-                {
-                    return Err(ModelError::Conflict(format!(
-                        "host port {}:{}/{} is already published by sandbox {} ({p})",
-                        b.host_ip,
-                        b.host_port,
-                        b.proto.as_str(),
-                        owner.name
-                    )));
-                }
+                self.check_host_port(&b, &planned, None)?;
                 planned.push(b);
             }
         }
         Ok(planned)
+    }
+
+    /// Refuses binding `b` when one of `earlier` (of the same request) or a published port of
+    /// a sandbox other than `except` claims its host socket.
+    pub(super) fn check_host_port(
+        &self,
+        b: &PortBinding,
+        earlier: &[PortBinding],
+        except: Option<&Id>,
+    ) -> Result<(), ModelError> {
+        let what = format!("host port {}:{}/{}", b.host_ip, b.host_port, b.proto.as_str());
+        if let Some(p) = earlier.iter().find(|p| p.clashes(b)) {
+            return Err(invalid(format!("{what} is given twice ({p})")));
+        }
+        if let Some((owner, p)) = self
+            .sandboxes
+            .values()
+            .filter(|s| Some(&s.id) != except)
+            .find_map(|s| s.ports.iter().find(|p| p.clashes(b)).map(|p| (s, p)))
+        {
+            return Err(ModelError::Conflict(format!(
+                "{what} is already published by sandbox {} ({p})",
+                owner.name
+            )));
+        }
+        Ok(())
     }
 
     /// The address published ports of `sb` are forwarded to: its first interface's.
