@@ -81,11 +81,12 @@ impl Engine {
         let Some((cid, name)) = container_of(&net, endpoint) else {
             return Ok(None);
         };
-        let aliases = match self.get(&format!("/containers/{cid}/json")).await? {
-            Some(c) => aliases_of(&c, endpoint),
-            None => Vec::new(),
-        };
-        Ok(Some(Member { name, aliases }))
+        // The container shows the endpoint (and its aliases) once it has started.
+        let aliases = self
+            .get(&format!("/containers/{cid}/json"))
+            .await?
+            .and_then(|c| aliases_of(&c, endpoint));
+        Ok(aliases.map(|aliases| Member { name, aliases }))
     }
 }
 
@@ -99,18 +100,22 @@ fn container_of(net: &Value, endpoint: &str) -> Option<(String, String)> {
     })
 }
 
-/// From `GET /containers/ID/json`: the aliases of the network whose endpoint is `endpoint`.
-fn aliases_of(container: &Value, endpoint: &str) -> Vec<String> {
+/// From `GET /containers/ID/json`: the aliases of the network whose endpoint is `endpoint`;
+/// `None` while no network of the container shows that endpoint.
+fn aliases_of(container: &Value, endpoint: &str) -> Option<Vec<String>> {
     let nets = container
         .pointer("/NetworkSettings/Networks")
         .and_then(Value::as_object);
-    nets.into_iter()
+    let net = nets
+        .into_iter()
         .flat_map(|m| m.values())
-        .find(|n| n.get("EndpointID").and_then(Value::as_str) == Some(endpoint))
-        .and_then(|n| n.get("Aliases"))
-        .and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
-        .unwrap_or_default()
+        .find(|n| n.get("EndpointID").and_then(Value::as_str) == Some(endpoint))?;
+    Some(
+        net.get("Aliases")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -128,8 +133,11 @@ mod tests {
         let c: Value = serde_json::json!({"NetworkSettings": {"Networks": {
             "a": {"EndpointID": "e1", "Aliases": ["web", "c1short"]},
             "b": {"EndpointID": "e9", "Aliases": ["other"]}}}});
-        assert_eq!(aliases_of(&c, "e1"), vec!["web".to_string(), "c1short".to_string()]);
-        assert!(aliases_of(&c, "e2").is_empty());
-        assert!(aliases_of(&serde_json::json!({"NetworkSettings": 3}), "e1").is_empty());
+        assert_eq!(
+            aliases_of(&c, "e1"),
+            Some(vec!["web".to_string(), "c1short".to_string()])
+        );
+        assert_eq!(aliases_of(&c, "e2"), None);
+        assert_eq!(aliases_of(&serde_json::json!({"NetworkSettings": 3}), "e1"), None);
     }
 }
