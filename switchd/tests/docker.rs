@@ -199,6 +199,26 @@ fn docker_containers_keep_their_network_across_restarts() {
     // -p 80: a host port switchd chose, reachable.
     let ports = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
     assert!(eventually(10, || pings(&d, "ca", "cb")), "a cannot ping b");
+    let chosen = || {
+        run(
+            "ip",
+            [
+                "netns",
+                "exec",
+                h.ns(),
+                "wget",
+                "-qO-",
+                "-T",
+                "3",
+                "http://127.0.0.1:49153/",
+            ],
+        )
+        .ok()
+    };
+    assert!(
+        eventually(10, chosen),
+        "-p 80 is not served on the first free port of 49153-65535"
+    );
 
     // Stop and start keep the address; rm releases it for the next container.
     d.cli(["stop", "-t", "1", "ca"]).expect_ok("stop");
