@@ -709,6 +709,11 @@ impl Fabric {
         f
     }
 
+    /// The prefix of host `name`'s namespace and files.
+    pub fn host_prefix(&self, name: &str) -> String {
+        format!("{}{name}", self.prefix)
+    }
+
     fn path(&self, s: &str) -> String {
         self.dir.join(s).display().to_string()
     }
@@ -734,11 +739,20 @@ impl Fabric {
     /// # Panics
     /// As [`Host::start`].
     pub fn start(&self, i: u8, name: &str) -> Host {
+        self.start_with(i, name, &[])
+    }
+
+    /// Like [`Fabric::start`], with extra switchd arguments.
+    ///
+    /// # Panics
+    /// As [`Host::start`].
+    pub fn start_with(&self, i: u8, name: &str, extra: &[&str]) -> Host {
         let ip = format!("10.{}.0.{i}", self.net);
         let join = format!("10.{}.0.1", self.net);
         let dir = self.path(name);
-        let args = ["--cluster-dir", dir.as_str(), "--advertise", &ip, "--join", &join];
-        let h = Host::start_with(&format!("{}{name}", self.prefix), &self.bin_dir, &args);
+        let mut args = vec!["--cluster-dir", dir.as_str(), "--advertise", &ip, "--join", &join];
+        args.extend_from_slice(extra);
+        let h = Host::start_with(&self.host_prefix(name), &self.bin_dir, &args);
         self.underlay.attach(&h, &format!("{ip}/24"));
         h
     }

@@ -72,6 +72,12 @@ impl Engine {
         res
     }
 
+    /// Network `network`'s name, once Docker shows the network (`None` while it does not).
+    pub async fn network_name(&self, network: &str) -> Result<Option<String>, String> {
+        let net = self.get(&format!("/networks/{network}")).await?;
+        Ok(net.and_then(|n| n.get("Name").and_then(Value::as_str).map(str::to_string)))
+    }
+
     /// The container that endpoint `endpoint` of network `network` joined, once Docker shows
     /// it (`None` while it does not).
     pub async fn member(&self, network: &str, endpoint: &str) -> Result<Option<Member>, String> {

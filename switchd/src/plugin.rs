@@ -169,7 +169,13 @@ async fn route(d: Arc<Daemon>, ctx: &Arc<Ctx>, req: Request<Incoming>) -> Result
         "NetworkDriver.CreateNetwork" => {
             let r: proto::CreateNetwork = body(req).await?;
             let plugin = ctx.plugin.clone();
-            op(move || d.docker_create_network(r, &plugin)).await?;
+            let network = r.network_id.clone();
+            op({
+                let d = d.clone();
+                move || d.docker_create_network(r, &plugin)
+            })
+            .await?;
+            tokio::spawn(name_network(d, ctx.clone(), network));
             ok(json!({}))
         }
         "NetworkDriver.DeleteNetwork" => {
@@ -244,23 +250,46 @@ async fn name_container(d: Arc<Daemon>, ctx: Arc<Ctx>, network: String, endpoint
     let Some(id) = control_plane::Id::parse(&endpoint) else {
         return;
     };
+    let Some(m) = engine_shows(&endpoint, || ctx.engine.member(&network, &endpoint)).await else {
+        return;
+    };
+    let r = tokio::task::spawn_blocking(move || d.docker_name(&id, &m.name, &m.aliases)).await;
+    if let Ok(Err(e)) = r {
+        tracing::debug!(%endpoint, "cannot name the endpoint's sandbox: {}", e.message());
+    }
+}
+
+/// Asks the Docker Engine, until it shows the network it just created or [`NAMING_WINDOW`]
+/// passes, for the network's name, and names the switchd network after it.
+async fn name_network(d: Arc<Daemon>, ctx: Arc<Ctx>, network: String) {
+    let Some(name) = engine_shows(&network, || ctx.engine.network_name(&network)).await else {
+        return;
+    };
+    let r = tokio::task::spawn_blocking(move || d.docker_name_network(&network, &name)).await;
+    if let Ok(Err(e)) = r {
+        tracing::debug!("cannot name the network: {}", e.message());
+    }
+}
+
+/// Polls `ask` until the Engine shows the object (`what`, for the log) or [`NAMING_WINDOW`]
+/// passes; what it showed, or `None` (logged) when it did not or could not be reached.
+async fn engine_shows<T, F, Fut>(what: &str, ask: F) -> Option<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+{
     let deadline = tokio::time::Instant::now() + NAMING_WINDOW;
     while tokio::time::Instant::now() < deadline {
-        match ctx.engine.member(&network, &endpoint).await {
-            Ok(Some(m)) => {
-                let r = tokio::task::spawn_blocking(move || d.docker_name(&id, &m.name, &m.aliases)).await;
-                if let Ok(Err(e)) = r {
-                    tracing::debug!(%endpoint, "cannot name the endpoint's sandbox: {}", e.message());
-                }
-                return;
-            }
+        match ask().await {
+            Ok(Some(v)) => return Some(v),
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(%endpoint, "{e}: the container's sandbox keeps its name (--docker-host)");
-                return;
+                tracing::warn!(%what, "{e}: switchd keeps its own name for it (--docker-host)");
+                return None;
             }
         }
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
-    tracing::warn!(%endpoint, "the Docker Engine did not show the endpoint's container: its sandbox keeps its name");
+    tracing::warn!(%what, "the Docker Engine did not show it: switchd keeps its own name for it");
+    None
 }

@@ -146,11 +146,19 @@ fn docker_walks_through_two_networks() {
     let ports = h.ctl(["ports"]).expect_ok("ports").to_string();
     assert_eq!(ports.lines().filter(|l| l.contains(" tap ")).count(), 3, "{ports}");
     assert!(ports.contains("vm1/swd"), "{ports}");
-    // switchd's own DNS knows them too: the container's name and its --network-alias.
+    // switchd's own DNS knows them too: the container's name and its --network-alias, and
+    // the network by Docker's name.
     for name in ["vm2", "web"] {
         let a = d.exec("vm1", &["nslookup", name, "192.168.0.1"]).stdout;
         assert!(a.contains(&vm2), "switchd's DNS on {name}: {a}");
     }
+    assert!(
+        h.ctl(["network", "inspect", "my_net2"]).ok(),
+        "{}",
+        h.ctl(["network", "ls"]).stdout
+    );
+    let ptr = d.exec("vm1", &["nslookup", &vm2, "192.168.0.1"]).stdout;
+    assert!(ptr.contains("vm2.my_net2"), "switchd's PTR of {vm2}: {ptr}");
 
     // Isolation, then network connect --ip and disconnect.
     assert!(!pings(&d, "vm3", "192.168.0.10"), "vm3 on other reached my_net2");
@@ -292,6 +300,8 @@ fn docker_s_bad_requests_are_refused_and_change_nothing() {
         return;
     };
     create_net(&d, &p, "n1", &["--subnet", "10.62.0.0/24"]);
+    // switchd names the network as Docker does.
+    assert!(eventually(10, || h.ctl(["network", "inspect", "n1"]).ok()));
     let before = (h.ctl(["network", "ls"]).stdout, h.ctl(["sandbox", "ls"]).stdout);
     let id = "f59d236215183b1af7a1760abbae3cac0666625e7c6f5cff711327656305fb57";
     let cases: [(&str, String, u16, &str); 9] = [
@@ -378,13 +388,7 @@ fn docker_s_bad_requests_are_refused_and_change_nothing() {
     ]);
     assert!(!e.ok() && e.stderr.contains("IPv6"), "{e:?}");
     // switchctl does not take Docker's objects away from it.
-    let sb = h.ctl(["network", "ls"]).stdout;
-    let name = sb
-        .lines()
-        .find_map(|l| l.split_whitespace().nth(1).filter(|n| n.starts_with("docker-")))
-        .expect("Docker's network")
-        .to_string();
-    let e = h.ctl(["network", "rm", &name]);
+    let e = h.ctl(["network", "rm", "n1"]);
     assert!(!e.ok() && e.stderr.contains("docker network rm"), "{e:?}");
     assert_eq!(
         (h.ctl(["network", "ls"]).stdout, h.ctl(["sandbox", "ls"]).stdout),
@@ -530,9 +534,10 @@ networks:
     let (down, log) = compose(&["down"]);
     assert!(down, "docker-compose down: {log}");
     let _ = std::fs::remove_dir_all(&dir);
+    let left = h.ctl(["network", "ls"]).expect_ok("network ls").to_string();
     assert!(
-        !h.ctl(["network", "ls"]).stdout.contains("docker-"),
-        "compose's network outlived down"
+        !left.contains("sw_app") && !left.contains("docker-"),
+        "compose's network outlived down: {left}"
     );
 }
 
@@ -574,4 +579,187 @@ fn a_crash_in_the_middle_of_a_join_leaves_docker_s_namespace_and_no_interface() 
         h.log().contains("a crash interrupted"),
         "switchd did not recover the join"
     );
+}
+
+#[test]
+fn two_docker_hosts_share_an_overlay_and_its_names() {
+    if !sim::e2e_allowed("dockov") {
+        return;
+    }
+    let f = sim::Fabric::new(&sim::prefix("dockov"), 96, bin_dir());
+    // Engines go before their hosts (they remove their networks through the plugins).
+    let mut hosts = Vec::new();
+    let mut engines = Vec::new();
+    let mut plugins = Vec::new();
+    for (i, name) in [(1, "h1"), (2, "h2")] {
+        f.cert("ca", name);
+        let p = f.host_prefix(name);
+        let engine = Docker::socket_for(&p).to_string_lossy().into_owned();
+        let h = f.start_with(i, name, &["--docker-plugin", &p, "--docker-host", &engine]);
+        engines.push(Docker::start(&h, false));
+        hosts.push(h);
+        plugins.push(p);
+    }
+    // The same command on both hosts, each naming its own plugin: the first makes the
+    // overlay, the second (once it knows it) is it.
+    let overlay = [
+        "-o",
+        "switch.driver=overlay",
+        "-o",
+        "switch.network=my_net2",
+        "--subnet",
+        "10.67.0.0/24",
+        "--gateway",
+        "10.67.0.1",
+    ];
+    create_net(&engines[0], &plugins[0], "my_net2", &overlay);
+    assert!(
+        eventually(20, || hosts[1].ctl(["network", "inspect", "my_net2"]).ok()),
+        "h2 never learnt the overlay"
+    );
+    create_net(&engines[1], &plugins[1], "my_net2", &overlay);
+    // Docker's containers ask switchd's DNS (the gateway) for the names Docker does not know.
+    let dns = ["--network", "my_net2", "--dns", "10.67.0.1"];
+    run_bg(&engines[0], "vm1", &dns, &["sleep", "600"]);
+    run_bg(&engines[1], "vm2", &dns, &["sleep", "600"]);
+    let (a, b) = (
+        ip_of(&engines[0], "vm1", "my_net2"),
+        ip_of(&engines[1], "vm2", "my_net2"),
+    );
+    assert_ne!(a, b, "two hosts handed out one address");
+    assert!(
+        eventually(20, || pings(&engines[0], "vm1", "vm2")),
+        "vm1 on h1 cannot ping vm2 on h2 by name: {}",
+        engines[0].exec("vm1", &["nslookup", "vm2"]).stdout
+    );
+    assert!(
+        eventually(10, || pings(&engines[1], "vm2", "vm1")),
+        "vm2 on h2 cannot ping vm1 on h1 by name"
+    );
+    let ptr = engines[0].exec("vm1", &["nslookup", &b]).stdout;
+    assert!(ptr.contains("vm2.my_net2"), "PTR of {b}: {ptr}");
+    // Both hosts' switchd show the remote container by its Docker name.
+    let fdb = hosts[0].ctl(["fdb", "my_net2"]).expect_ok("fdb").to_string();
+    eprintln!("{fdb}");
+    assert!(fdb.contains("vm1/") && fdb.contains("host h2"), "{fdb}");
+
+    // Removal from one host leaves the overlay to the other.
+    engines[1].cli(["rm", "-f", "vm2"]).expect_ok("rm vm2");
+    engines[1]
+        .cli(["network", "rm", "my_net2"])
+        .expect_ok("network rm on h2");
+    assert!(
+        eventually(10, || !pings(&engines[0], "vm1", &b)),
+        "vm2's address answers after its removal"
+    );
+    assert!(hosts[0].ctl(["network", "inspect", "my_net2"]).ok());
+    drop(engines);
+    drop(hosts);
+}
+
+#[test]
+fn docker_run_s_mac_address_publish_all_and_internal_networks() {
+    let Some((h, d, p)) = setup("dockopt", false) else {
+        return;
+    };
+    h.add_outside();
+    create_net(&d, &p, "n1", &["--subnet", "10.64.0.0/24"]);
+    create_net(
+        &d,
+        &p,
+        "ni",
+        &["--internal", "-o", "switch.network=ni", "--subnet", "10.65.0.0/24"],
+    );
+    let mac = "02:42:aa:00:00:01";
+    run_bg(
+        &d,
+        "web",
+        &[
+            "--network",
+            "n1",
+            "--mac-address",
+            mac,
+            "-P",
+            "--expose",
+            "80",
+            "-h",
+            "web",
+        ],
+        WEB,
+    );
+    run_bg(&d, "i1", &["--network", "ni"], &["sleep", "600"]);
+    run_bg(&d, "i2", &["--network", "ni"], &["sleep", "600"]);
+    run_bg(
+        &d,
+        "udp",
+        &["--network", "n1", "-p", "127.0.0.1:5353:53/udp"],
+        &["sleep", "600"],
+    );
+
+    // --mac-address: the container's interface, and switchd's table.
+    let link = d
+        .exec("web", &["ip", "link", "show", "eth0"])
+        .expect_ok("ip link")
+        .to_string();
+    assert!(link.contains(mac), "{link}");
+    assert!(
+        eventually(10, || h.ctl(["fdb"]).stdout.contains(mac)),
+        "{}",
+        h.ctl(["fdb"]).stdout
+    );
+    // -P: the exposed port on the first free host port.
+    let fetch = || {
+        run(
+            "ip",
+            [
+                "netns",
+                "exec",
+                h.ns(),
+                "wget",
+                "-qO-",
+                "-T",
+                "3",
+                "http://127.0.0.1:49153/",
+            ],
+        )
+        .stdout
+        .contains("web")
+    };
+    assert!(eventually(10, fetch), "-P did not publish the exposed port 80");
+    // -p 127.0.0.1:5353:53/udp: on the host's loopback only, and a datagram gets through.
+    let bound = || run("ip", ["netns", "exec", h.ns(), "ss", "-Hlun"]).stdout;
+    assert!(eventually(10, || bound().contains("127.0.0.1:5353")), "{}", bound());
+    assert!(!bound().contains("0.0.0.0:5353"), "{}", bound());
+    // busybox has no UDP server: the container's kernel counts the datagram to a port that
+    // nothing there listens on.
+    let no_ports = || {
+        let snmp = d.exec("udp", &["cat", "/proc/net/snmp"]).stdout;
+        let udp: Vec<&str> = snmp.lines().filter(|l| l.starts_with("Udp:")).collect();
+        let (names, values) = (udp[0].split_whitespace(), udp[1].split_whitespace());
+        let counters: Vec<(&str, &str)> = names.zip(values).collect();
+        counters
+            .iter()
+            .find(|(n, _)| *n == "NoPorts")
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+            .expect("Udp NoPorts")
+    };
+    let before = no_ports();
+    let sent = || {
+        let ns = Path::new(sim::netns::NETNS_DIR).join(h.ns());
+        sim::in_netns(&ns, || {
+            let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+            s.send_to(b"hello", "127.0.0.1:5353").unwrap();
+        })
+        .join()
+        .unwrap();
+        no_ports() > before
+    };
+    assert!(eventually(10, sent), "no datagram through -p 127.0.0.1:5353:53/udp");
+    // Outbound NAT from a network, none from an internal one; inside it, traffic flows.
+    assert!(eventually(10, || pings(&d, "web", "10.99.0.2")), "n1 has no way out");
+    assert!(eventually(10, || pings(&d, "i1", "i2")), "i1 cannot ping i2");
+    assert!(!pings(&d, "i1", "10.99.0.2"), "an internal network reached the outside");
+    let inspect = h.ctl(["network", "inspect", "ni"]).expect_ok("inspect ni").to_string();
+    let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("JSON");
+    assert_eq!(inspect[0]["Internal"], true, "{inspect}");
 }

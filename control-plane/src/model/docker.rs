@@ -817,6 +817,32 @@ impl State {
         Ok(sb)
     }
 
+    /// Names the switchd network a Docker network made as the Docker Engine names it, so
+    /// switchctl and switchd's DNS (`vm2.my_net2`) say what Docker says. Only a local network
+    /// still named `docker-<short ID>` is renamed (an overlay's name is the cluster's, chosen
+    /// with `switch.network`), and only to a valid name no other network has. Returns the
+    /// new name when it changed.
+    ///
+    /// # Errors
+    /// An unknown Docker network.
+    pub fn docker_name_network(&mut self, id: &str, name: &str) -> Result<Option<String>, ModelError> {
+        let key = Id::parse(id)
+            .filter(|k| self.docker.networks.contains_key(k))
+            .ok_or_else(|| unknown_network(id))?;
+        let d = &self.docker.networks[&key];
+        let net = &d.network;
+        let taken = self.networks.values().any(|n| n.name == name);
+        let Some(n) = self.networks.get_mut(net) else {
+            return Ok(None);
+        };
+        let ours = d.made && n.driver != Driver::Overlay && n.name == format!("docker-{}", key.short());
+        if !ours || taken || check_name("network", name).is_err() {
+            return Ok(None);
+        }
+        n.name = name.to_string();
+        Ok(Some(n.name.clone()))
+    }
+
     /// Names the sandbox of joined Docker endpoint `endpoint` after its container, and gives
     /// the endpoint the container's aliases on the network, as the Docker Engine tells them
     /// (the protocol does not). A name that is taken or invalid leaves the sandbox's name; an

@@ -268,3 +268,22 @@ fn the_engine_names_a_container_s_sandbox() {
     assert_eq!(s.docker_name(&j2.endpoint, "vm1", &[]).unwrap(), None);
     assert_eq!(s.sandboxes[&j2.sandbox].name, "docker-2");
 }
+
+#[test]
+fn a_network_docker_made_takes_docker_s_name_when_it_is_free() {
+    let mut s = fresh();
+    let (_, net) = network(&mut s, "192.168.0.0/24", "");
+    // Taken (the default bridge), invalid, or unknown: nothing changes.
+    assert_eq!(s.docker_name_network(NET, "bridge").unwrap(), None);
+    assert_eq!(s.docker_name_network(NET, "-bad name").unwrap(), None);
+    assert!(matches!(s.docker_name_network(EP1, "x"), Err(ModelError::NotFound(_))));
+    assert_eq!(s.networks[&net].name, "docker-2bcd35caf9ec");
+    assert_eq!(
+        s.docker_name_network(NET, "my_net2").unwrap().as_deref(),
+        Some("my_net2")
+    );
+    assert_eq!(s.networks[&net].name, "my_net2");
+    // Named once: a later name (a Docker rename is not one the protocol tells) keeps it.
+    assert_eq!(s.docker_name_network(NET, "other").unwrap(), None);
+    assert_eq!(s.networks[&net].name, "my_net2");
+}

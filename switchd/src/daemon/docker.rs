@@ -214,6 +214,15 @@ impl Daemon {
         Ok(())
     }
 
+    /// Names the switchd network a Docker network made as Docker names it (see
+    /// [`State::docker_name_network`]).
+    pub fn docker_name_network(&self, id: &str, name: &str) -> Result<(), OpError> {
+        if let Some(n) = self.model_op(|s| s.docker_name_network(id, name))? {
+            tracing::info!(network = %n, "named after its Docker network");
+        }
+        Ok(())
+    }
+
     /// Names a Docker endpoint's sandbox after its container and gives the endpoint its
     /// aliases, as the Docker Engine tells them: DNS here and on the cluster's other hosts,
     /// and switchctl's listings, then know the container by name.
