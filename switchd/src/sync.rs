@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use control_plane::cluster::exchange::{
-    self, decode_bucket_digests, encode_bucket_digests, ExchangeState, BUCKET_DIGESTS_LEN, MEMBERS_DIFFER,
+    self, decode_bucket_digests, encode_bucket_digests, Answer, Client, ExchangeState, Learned, BUCKET_DIGESTS_LEN,
     RECORDS_DIFFER,
 };
 use control_plane::cluster::membership::MemberState;
-use control_plane::cluster::records::{differing, Records};
+use control_plane::cluster::records::Records;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -104,58 +104,26 @@ pub struct Shared {
 }
 
 impl Shared {
-    fn summary(&self, with_members: bool) -> [u8; 16] {
-        let digest = self.records.lock().expect("lock poisoned").digest();
-        let members = if with_members {
-            self.members.lock().expect("lock poisoned").1
-        } else {
-            0
-        };
-        exchange::summary(digest, members)
+    fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.records.lock().expect("lock poisoned")
     }
 
-    fn flags(&self, theirs: &[u8; 16]) -> u8 {
-        exchange::flags(&self.summary(true), theirs)
+    fn members(&self) -> Vec<MemberState> {
+        self.members.lock().expect("lock poisoned").0.clone()
     }
 
-    fn bucket_digests(&self) -> Vec<u8> {
-        encode_bucket_digests(&self.records.lock().expect("lock poisoned").bucket_digests())
+    fn members_digest(&self) -> u64 {
+        self.members.lock().expect("lock poisoned").1
     }
 
-    fn encode(&self, flags: u8, buckets: Vec<u8>) -> Vec<u8> {
-        let records = if flags & RECORDS_DIFFER != 0 {
-            let r = self.records.lock().expect("lock poisoned");
-            r.in_buckets(&buckets).cloned().collect()
-        } else {
-            Vec::new()
-        };
-        let members = if flags & MEMBERS_DIFFER != 0 {
-            self.members.lock().expect("lock poisoned").0.clone()
-        } else {
-            Vec::new()
-        };
-        ExchangeState {
-            buckets,
-            records,
-            members,
-        }
-        .encode()
-    }
-
-    /// Merges a peer's state; how many records were new, and the buckets it sent.
-    fn merge(&self, bytes: &[u8]) -> Result<(usize, Vec<u8>), String> {
+    /// Reads a peer's state and merges it; member lists go to the cluster loop.
+    fn merge(&self, bytes: &[u8]) -> Result<Learned, String> {
         let theirs = ExchangeState::decode(bytes).map_err(|e| e.to_string())?;
-        if !theirs.members.is_empty() {
-            let _ = self.heard.send(theirs.members);
+        let mut learned = exchange::merge(&mut self.records(), theirs);
+        if !learned.members.is_empty() {
+            let _ = self.heard.send(std::mem::take(&mut learned.members));
         }
-        let mut mine = self.records.lock().expect("lock poisoned");
-        let learned = theirs
-            .records
-            .into_iter()
-            .map(|r| mine.apply(r))
-            .filter(|changed| *changed)
-            .count();
-        Ok((learned, theirs.buckets))
+        Ok(learned)
     }
 }
 
@@ -170,21 +138,20 @@ pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>) {
                 // Summaries first: equal states end the exchange after seventeen bytes.
                 let mut summary = [0u8; 16];
                 recv.read_exact(&mut summary).await.map_err(|e| e.to_string())?;
-                let flags = shared.flags(&summary);
-                send.write_all(&[flags]).await.map_err(|e| e.to_string())?;
-                if flags & RECORDS_DIFFER != 0 {
-                    send.write_all(&shared.bucket_digests())
+                let answer = exchange::answer(&shared.records(), shared.members_digest(), &summary);
+                send.write_all(&[answer.flags]).await.map_err(|e| e.to_string())?;
+                if answer.flags & RECORDS_DIFFER != 0 {
+                    send.write_all(&encode_bucket_digests(&answer.digests))
                         .await
                         .map_err(|e| e.to_string())?;
                 }
                 let mut learned = 0;
-                if flags != 0 {
+                if !answer.done() {
                     let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-                    let (n, buckets) = shared.merge(&theirs)?;
-                    learned = n;
-                    send.write_all(&shared.encode(flags, buckets))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let merged = shared.merge(&theirs)?;
+                    learned = merged.records;
+                    let mine = exchange::reply(&shared.records(), || shared.members(), answer.flags, &merged).encode();
+                    send.write_all(&mine).await.map_err(|e| e.to_string())?;
                 }
                 send.finish().map_err(|e| e.to_string())?;
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
@@ -224,28 +191,26 @@ pub async fn exchange(
         .await
         .map_err(|e| e.to_string())?;
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
-    send.write_all(&shared.summary(with_members))
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = Client::start(&shared.records(), shared.members_digest(), with_members);
+    send.write_all(&client.summary()).await.map_err(|e| e.to_string())?;
     let mut flags = [0u8; 1];
     recv.read_exact(&mut flags).await.map_err(|e| e.to_string())?;
+    let mut answer = Answer {
+        flags: flags[0],
+        digests: Vec::new(),
+    };
     let mut learned = 0;
-    if flags[0] != 0 {
-        let buckets = if flags[0] & RECORDS_DIFFER != 0 {
+    if !answer.done() {
+        if answer.flags & RECORDS_DIFFER != 0 {
             let mut theirs = vec![0u8; BUCKET_DIGESTS_LEN];
             recv.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
-            let theirs = decode_bucket_digests(&theirs).map_err(|e| e.to_string())?;
-            let mine = shared.records.lock().expect("lock poisoned").bucket_digests();
-            differing(&mine, &theirs)
-        } else {
-            Vec::new()
-        };
-        send.write_all(&shared.encode(flags[0], buckets))
-            .await
-            .map_err(|e| e.to_string())?;
+            answer.digests = decode_bucket_digests(&theirs).map_err(|e| e.to_string())?;
+        }
+        let mine = client.state(&shared.records(), || shared.members(), &answer).encode();
+        send.write_all(&mine).await.map_err(|e| e.to_string())?;
         send.finish().map_err(|e| e.to_string())?;
         let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
-        learned = shared.merge(&theirs)?.0;
+        learned = shared.merge(&theirs)?.records;
     } else {
         send.finish().map_err(|e| e.to_string())?;
     }

@@ -1,21 +1,24 @@
-//! The anti-entropy exchange's wire form, sans-IO: the 16-byte summary each side compares,
-//! the flags that say what differs, the bucket digests, and the state a side sends. switchd
-//! carries these over QUIC with mutual TLS (`switchd/src/sync.rs`); everything a peer sends is
-//! read here, and checked before any of it is applied.
+//! The anti-entropy exchange, sans-IO: its messages and wire forms, and each side's steps. A
+//! transport carries the messages between the steps: switchd over QUIC with mutual TLS
+//! (`switchd/src/sync.rs`), the simulator as values whose encoded size it counts. Everything a
+//! peer sends is read here, and checked before any of it is applied.
 //!
 //! ```text
 //!  client ── summary: digest of its records (8 B) · digest of the live members it sees,
-//!            0 to leave members out (8 B) ──► server
-//!  client ◄── flags (1 B): 1 records differ, 2 members differ ── server
+//!            0 to leave members out (8 B) ──► server                       [`Client::start`]
+//!  client ◄── flags (1 B): 1 records differ, 2 members differ ── server    [`answer`]
 //!         ◄── if 1: the server's digest of each of the 1,024 buckets of keys (8 KB)
-//!  flags 0: done. Otherwise, both ways: ExchangeState { the buckets that differ (bitmap,
-//!  the client's choice), their records, the member list if 2 } (postcard)
+//!  flags 0: done. Otherwise the client sends its state (the buckets that differ, its
+//!  records in them, its member list if 2) [`Client::state`]; the server merges it and
+//!  answers with its own for the same buckets [`reply`]; the client merges that
+//!  [`merge`]. States are postcard.
 //! ```
 
-use serde::{Deserialize, Serialize};
+use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::membership::MemberState;
-use super::records::{Record, BUCKETS};
+use super::records::{differing, Record, Records, BUCKETS};
 
 /// Flag: the records differ.
 pub const RECORDS_DIFFER: u8 = 1;
@@ -107,6 +110,216 @@ pub fn decode_bucket_digests(bytes: &[u8]) -> Result<Vec<u64>, ExchangeError> {
         .collect())
 }
 
+/// The server's answer to a summary: what differs, and the bucket digests when records do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// [`RECORDS_DIFFER`] and [`MEMBERS_DIFFER`].
+    pub flags: u8,
+    /// The server's bucket digests, when records differ (otherwise empty).
+    pub digests: Vec<u64>,
+}
+
+impl Answer {
+    /// The wire length: the flags byte, then the digests.
+    pub fn wire_len(&self) -> usize {
+        1 + self.digests.len() * 8
+    }
+
+    /// Whether the exchange ends here (the summaries agree).
+    pub fn done(&self) -> bool {
+        self.flags == 0
+    }
+}
+
+/// The server's first step: its answer to the client's `summary`, from its records and the
+/// digest of the members it sees alive.
+pub fn answer(records: &Records, members_digest: u64, summary: &[u8; 16]) -> Answer {
+    let mine = self::summary(records.digest(), members_digest);
+    let flags = flags(&mine, summary);
+    let digests = if flags & RECORDS_DIFFER != 0 {
+        records.bucket_digests()
+    } else {
+        Vec::new()
+    };
+    Answer { flags, digests }
+}
+
+/// A side's state as it goes out: the buckets, the sender's records in them (read from its
+/// table when encoded or merged, so nothing is copied before then), and its member list.
+/// Its wire form is [`ExchangeState`]'s.
+pub struct Outgoing<'a> {
+    records: &'a Records,
+    /// Whether records go at all (they differ).
+    with_records: bool,
+    buckets: Vec<u8>,
+    members: Vec<MemberState>,
+}
+
+impl Outgoing<'_> {
+    /// A side's state for `buckets`, as `flags` asks: its records there, and its member list
+    /// (produced by `members` only when member lists differ).
+    fn new(records: &Records, members: impl FnOnce() -> Vec<MemberState>, flags: u8, buckets: Vec<u8>) -> Outgoing<'_> {
+        Outgoing {
+            records,
+            with_records: flags & RECORDS_DIFFER != 0,
+            buckets,
+            members: if flags & MEMBERS_DIFFER != 0 {
+                members()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// The records that go, and their wire lengths' sum.
+    fn size(&self) -> (usize, usize) {
+        if self.with_records {
+            self.records.size_in_buckets(&self.buckets)
+        } else {
+            (0, 0)
+        }
+    }
+
+    /// The wire form (an [`ExchangeState`]).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_stdvec(self).expect("exchange states serialize")
+    }
+
+    /// The length of [`Outgoing::encode`]'s output, from the sender's table alone.
+    pub fn wire_len(&self) -> usize {
+        let (n, records) = self.size();
+        self.wire_len_of(n, records)
+    }
+
+    /// The wire length with `n` records of `records` bytes.
+    fn wire_len_of(&self, n: usize, records: usize) -> usize {
+        let members = postcard::experimental::serialized_size(&self.members).expect("member lists serialize");
+        varint_len(self.buckets.len()) + self.buckets.len() + varint_len(n) + records + members
+    }
+}
+
+/// The bytes of postcard's varint of `n`.
+fn varint_len(n: usize) -> usize {
+    (usize::BITS - (n | 1).leading_zeros()).div_ceil(7) as usize
+}
+
+impl Serialize for Outgoing<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        struct Records<'a>(&'a Outgoing<'a>);
+        impl Serialize for Records<'_> {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let o = self.0;
+                let (n, _) = o.size();
+                let mut seq = s.serialize_seq(Some(n))?;
+                if o.with_records {
+                    for r in o.records.in_buckets(&o.buckets) {
+                        seq.serialize_element(r)?;
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut st = s.serialize_struct("ExchangeState", 3)?;
+        st.serialize_field("buckets", &self.buckets)?;
+        st.serialize_field("records", &Records(self))?;
+        st.serialize_field("members", &self.members)?;
+        st.end()
+    }
+}
+
+/// The client's side of one exchange.
+#[derive(Debug, Clone, Copy)]
+pub struct Client {
+    summary: [u8; 16],
+}
+
+impl Client {
+    /// Starts an exchange: the summary to send (member lists compared only when
+    /// `with_members`).
+    pub fn start(records: &Records, members_digest: u64, with_members: bool) -> Client {
+        let members = if with_members { members_digest } else { 0 };
+        Client {
+            summary: summary(records.digest(), members),
+        }
+    }
+
+    /// The summary to send first.
+    pub fn summary(&self) -> [u8; 16] {
+        self.summary
+    }
+
+    /// The client's state to send after the server's `answer` (not done): its records in the
+    /// buckets whose digests differ, and its member list when those differ.
+    pub fn state<'a>(
+        &self,
+        records: &'a Records,
+        members: impl FnOnce() -> Vec<MemberState>,
+        answer: &Answer,
+    ) -> Outgoing<'a> {
+        let buckets = if answer.flags & RECORDS_DIFFER != 0 {
+            differing(&records.bucket_digests(), &answer.digests)
+        } else {
+            Vec::new()
+        };
+        Outgoing::new(records, members, answer.flags, buckets)
+    }
+}
+
+/// The server's second step, after merging the client's state: its own state for the same
+/// buckets (what it holds now, the client's newer records included).
+pub fn reply<'a>(
+    records: &'a Records,
+    members: impl FnOnce() -> Vec<MemberState>,
+    flags: u8,
+    merged: &Learned,
+) -> Outgoing<'a> {
+    Outgoing::new(records, members, flags, merged.buckets.clone())
+}
+
+/// What merging a peer's state did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Learned {
+    /// Records that were newer than what was known.
+    pub records: usize,
+    /// The peer's member list (empty when it sent none), for the membership to merge.
+    pub members: Vec<MemberState>,
+    /// The buckets the peer sent, which a server's reply follows.
+    pub buckets: Vec<u8>,
+}
+
+/// Merges a peer's state read from the wire into `records`.
+pub fn merge(records: &mut Records, state: ExchangeState) -> Learned {
+    let learned = state
+        .records
+        .into_iter()
+        .map(|r| records.apply(r))
+        .filter(|new| *new)
+        .count();
+    Learned {
+        records: learned,
+        members: state.members,
+        buckets: state.buckets,
+    }
+}
+
+/// Merges a peer's state straight from its table into `records`, as the simulator's hosts
+/// exchange it: what [`merge`] of its decoded wire form does, with the records shared.
+/// Returns also the state's wire length, counted in the same pass.
+pub fn merge_outgoing(records: &mut Records, state: Outgoing<'_>) -> (Learned, usize) {
+    let merged = if state.with_records {
+        records.merge_buckets(state.records, &state.buckets)
+    } else {
+        Default::default()
+    };
+    let wire = state.wire_len_of(merged.offered, merged.offered_wire);
+    let learned = Learned {
+        records: merged.newer,
+        members: state.members,
+        buckets: state.buckets,
+    };
+    (learned, wire)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +331,50 @@ mod tests {
         assert_eq!(flags(&a, &summary(2, 7)), RECORDS_DIFFER);
         assert_eq!(flags(&a, &summary(1, 8)), MEMBERS_DIFFER);
         assert_eq!(flags(&a, &summary(1, 0)), 0, "0 leaves members out");
+    }
+
+    /// One exchange through the steps, every message through its wire form.
+    fn exchange(a: &mut Records, b: &mut Records) -> (usize, usize) {
+        let client = Client::start(a, 0, false);
+        let answer = super::answer(b, 0, &client.summary());
+        if answer.done() {
+            return (0, 0);
+        }
+        let digests = decode_bucket_digests(&encode_bucket_digests(&answer.digests)).unwrap();
+        let answer = Answer { digests, ..answer };
+        let out = client.state(a, Vec::new, &answer);
+        let wire = out.encode();
+        assert_eq!(out.wire_len(), wire.len());
+        let at_b = merge(b, ExchangeState::decode(&wire).unwrap());
+        let out = reply(b, Vec::new, answer.flags, &at_b);
+        let wire = out.encode();
+        assert_eq!(out.wire_len(), wire.len());
+        let mut copy = Records::new("c");
+        copy.merge_from(a);
+        assert_eq!(
+            merge_outgoing(&mut copy, reply(b, Vec::new, answer.flags, &at_b)).1,
+            wire.len()
+        );
+        (merge(a, ExchangeState::decode(&wire).unwrap()).records, at_b.records)
+    }
+
+    #[test]
+    fn an_exchange_leaves_both_sides_with_the_newest_of_each() {
+        use crate::cluster::records::RecordKey;
+        let key = |i: u8| RecordKey::Network(crate::Id::from_random([i; 32]));
+        let (mut a, mut b) = (Records::new("a"), Records::new("b"));
+        a.local(key(1), None, 10);
+        a.local(key(2), None, 10);
+        b.local(key(2), None, 20);
+        b.local(key(3), None, 5);
+        assert_eq!(exchange(&mut a, &mut b), (2, 1), "a learns 2 and 3; b learns 1");
+        assert_eq!(a.digest(), b.digest());
+        assert_eq!(a.get(&key(2)).unwrap().version.origin.as_ref(), "b");
+        // Equal summaries: done after the answer's one byte.
+        let client = Client::start(&a, 0, false);
+        let answer = super::answer(&b, 0, &client.summary());
+        assert!(answer.done() && answer.wire_len() == 1);
+        assert_eq!(exchange(&mut a, &mut b), (0, 0));
     }
 
     #[test]

@@ -126,9 +126,44 @@ pub struct Record {
     pub version: Version,
     /// Its content, or `None` when removed.
     pub body: Option<Body>,
+    /// The length of its wire form, once asked for (records are immutable).
+    #[serde(skip)]
+    wire: WireLen,
 }
 
+/// A record's wire length, computed once. Not part of what a record is: two records are
+/// equal whether or not either was measured.
+#[derive(Debug, Clone, Default)]
+struct WireLen(std::sync::OnceLock<u32>);
+
+impl PartialEq for WireLen {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for WireLen {}
+
 impl Record {
+    /// A record of `key` at `version` with `body` (`None`: a tombstone).
+    pub fn new(key: RecordKey, version: Version, body: Option<Body>) -> Record {
+        Record {
+            key,
+            version,
+            body,
+            wire: WireLen::default(),
+        }
+    }
+
+    /// The length of [`Record::encode`]'s output, computed once.
+    pub fn wire_len(&self) -> usize {
+        *self
+            .wire
+            .0
+            .get_or_init(|| postcard::experimental::serialized_size(self).expect("records serialize") as u32)
+            as usize
+    }
+
     /// The wire form.
     pub fn encode(&self) -> Vec<u8> {
         postcard::to_stdvec(self).expect("records serialize")
@@ -188,6 +223,8 @@ pub struct Records {
 struct Known {
     counter: u64,
     origin: u64,
+    /// The record's wire length, so that sizing an exchange reads the table only.
+    wire: u32,
     rec: Arc<Record>,
 }
 
@@ -196,6 +233,7 @@ impl Known {
         Known {
             counter: rec.version.counter,
             origin: origin_fingerprint(&rec.version.origin),
+            wire: rec.wire_len() as u32,
             rec,
         }
     }
@@ -286,14 +324,11 @@ impl Records {
     /// before a restart, when it remembered nothing (a hybrid logical clock).
     pub fn local(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Record {
         self.clock = (self.clock + 1).max(now_ms);
-        let r = Record {
-            key,
-            version: Version {
-                counter: self.clock,
-                origin: self.me.clone(),
-            },
-            body,
+        let version = Version {
+            counter: self.clock,
+            origin: self.me.clone(),
         };
+        let r = Record::new(key, version, body);
         self.apply(r.clone());
         r
     }
@@ -365,7 +400,10 @@ impl Records {
             .map
             .iter()
             .filter(|(k, _)| in_map(map, bucket(k)))
-            .inspect(|_| merged.offered += 1)
+            .inspect(|(_, r)| {
+                merged.offered += 1;
+                merged.offered_wire += r.wire as usize;
+            })
             .filter(|(k, r)| match self.map.get(*k) {
                 None => {
                     merged.added += 1;
@@ -404,6 +442,15 @@ impl Records {
             .values()
             .map(|k| &*k.rec)
             .filter(move |r| in_map(map, bucket(&r.key)))
+    }
+
+    /// How many records the buckets set in `map` (empty: all) hold, and the sum of their
+    /// wire lengths, read from the table alone.
+    pub fn size_in_buckets(&self, map: &[u8]) -> (usize, usize) {
+        self.map
+            .iter()
+            .filter(|(k, _)| in_map(map, bucket(k)))
+            .fold((0, 0), |(n, len), (_, r)| (n + 1, len + r.wire as usize))
     }
 
     /// How many records (tombstones included) are known.
@@ -464,6 +511,8 @@ impl Records {
 pub struct Merged {
     /// The other side's records in the buckets merged (what its side of an exchange sends).
     pub offered: usize,
+    /// The sum of those records' wire lengths.
+    pub offered_wire: usize,
     /// Of those, the keys unknown here before.
     pub added: usize,
     /// Of those, the ones newer than what was known here (added included): how many records
@@ -557,15 +606,11 @@ mod tests {
         let key = RecordKey::Endpoint(Id::from_random([4; 32]));
         let mut known = Records::new("m");
         let wire = |counter, origin: &str| {
-            Record {
-                key: key.clone(),
-                version: Version {
-                    counter,
-                    origin: origin.into(),
-                },
-                body: None,
-            }
-            .encode()
+            let version = Version {
+                counter,
+                origin: origin.into(),
+            };
+            Record::new(key.clone(), version, None).encode()
         };
         known.apply(Record::decode(&wire(5, "hb")).unwrap());
         for (counter, origin, news) in [

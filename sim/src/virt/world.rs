@@ -21,8 +21,9 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
+use control_plane::cluster::exchange;
 use control_plane::cluster::membership::{Event as Member, HostId, Membership, State as MemberState, Timer};
-use control_plane::cluster::records::{differing, Body, EndpointRecord, Record, RecordKey, BUCKETS};
+use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
 use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
@@ -51,8 +52,6 @@ const SYNC_EVERY: Us = 5 * SEC;
 const MEMBERS_EVERY: u64 = 6;
 /// How often convergence is checked.
 const CHECK_EVERY: Us = SEC / 4;
-/// A member's state in an exchange (name, address, bump, incarnation, state), about.
-const MEMBER_STATE_BYTES: usize = 24;
 /// Nonce and tag of a sealed gossip datagram.
 const SEAL_OVERHEAD: usize = 12 + 16;
 const GOSSIP_PORT: u16 = 7946;
@@ -1143,8 +1142,9 @@ impl World {
         }
     }
 
-    /// One exchange between `h` and `g` (over QUIC in switchd: lost datagrams are resent, so
-    /// only a partition or a dead peer stops it).
+    /// One exchange between `h` (the client) and `g`, through the steps switchd's exchange
+    /// takes (over QUIC there, where lost datagrams are resent, so only a partition or a dead
+    /// peer stops it). The messages pass as values; their encoded lengths are counted.
     fn sync_with(&mut self, h: u32, g: u32, members: bool) {
         let blocked = self.partition.is_some_and(|n| (h < n) != (g < n));
         if h == g || !self.live(g) || blocked {
@@ -1154,33 +1154,21 @@ impl World {
         let (Some(ma), Some(mb)) = (a.m.as_mut(), b.m.as_mut()) else {
             return;
         };
-        // Member digests ride with the records' digest; when they differ, the member lists go
-        // both ways.
-        let mut bytes = 8 + 8 + 1;
-        if members && ma.member_digest() != mb.member_digest() {
-            let (sa, sb) = (ma.member_states(), mb.member_states());
-            bytes += (sa.len() + sb.len()) * MEMBER_STATE_BYTES;
-            mb.apply_member_states(sa);
-            ma.apply_member_states(sb);
+        let client = exchange::Client::start(&ma.records(), ma.member_digest(), members);
+        let answer = exchange::answer(&mb.records(), mb.member_digest(), &client.summary());
+        let mut bytes = 16 + answer.wire_len();
+        if !answer.done() {
+            let (mut ra, mut rb) = (ma.records(), mb.records());
+            let sent = client.state(&ra, || ma.member_states(), &answer);
+            let (mut merged, sent_len) = exchange::merge_outgoing(&mut rb, sent);
+            // switchd's server replies with the member list it had before hearing the client's.
+            let reply = exchange::reply(&rb, || mb.member_states(), answer.flags, &merged);
+            let (learned, reply_len) = exchange::merge_outgoing(&mut ra, reply);
+            bytes += sent_len + reply_len;
+            drop((ra, rb));
+            mb.apply_member_states(std::mem::take(&mut merged.members));
+            ma.apply_member_states(learned.members);
         }
-        let (mut ra, mut rb) = (ma.records(), mb.records());
-        if ra.digest() != rb.digest() {
-            // As switchd: the server's bucket digests, then the records of the buckets that
-            // differ both ways (sized from a sample of each side).
-            let map = differing(&ra.bucket_digests(), &rb.bucket_digests());
-            let avg = |r: &control_plane::cluster::records::Records| {
-                let sample: Vec<usize> = r.all().take(16).map(|x| x.encode().len()).collect();
-                sample.iter().sum::<usize>() as f64 / sample.len().max(1) as f64
-            };
-            let (avg_a, avg_b) = (avg(&ra), avg(&rb));
-            // What each side sends: a's records in those buckets, and b's as they were
-            // before a's arrived (what b holds after, less what a's added).
-            let to_b = rb.merge_buckets(&ra, &map);
-            let to_a = ra.merge_buckets(&rb, &map);
-            let (na, nb) = (to_b.offered, to_a.offered - to_b.added);
-            bytes += BUCKETS * 8 + map.len() + (avg_a * na as f64 + avg_b * nb as f64) as usize;
-        }
-        drop((ra, rb));
         self.control_bytes += bytes as u64;
         self.pump(h);
         self.pump(g);
