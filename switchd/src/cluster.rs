@@ -1,6 +1,8 @@
-//! The cluster driver: SWIM membership (control_plane::cluster::membership) over a UDP socket,
-//! every datagram sealed under the cluster's gossip key. Datagrams that do not open under the
-//! key (non-members, other clusters, tampering) are dropped and counted.
+//! The cluster driver: the sans-IO cluster node (control_plane::cluster::node) over a UDP
+//! socket, every datagram sealed under the cluster's gossip key, with tokio timers and the
+//! anti-entropy exchanges it asks for over QUIC. Datagrams that do not open under the key
+//! (non-members, other clusters, tampering) are dropped and counted. What the node decides
+//! (whom to sync with, what an event or a record means) is not decided here.
 
 use std::collections::HashMap;
 use std::io;
@@ -10,14 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use control_plane::api::PeerResource;
-use control_plane::cluster::membership::{Event, HostId, Membership};
-use control_plane::cluster::records::{Body, Record, RecordKey};
+use control_plane::cluster::membership::{Event, HostId};
+use control_plane::cluster::node::{self, Node, Output, SyncPlan};
+use control_plane::cluster::records::{Body, RecordKey};
 use control_plane::cluster::{pki, seal::GossipKey};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
-
-/// How often a host that knows no member announces itself to its join targets again.
-const REJOIN_EVERY: Duration = Duration::from_secs(2);
 
 /// What `--cluster-dir` and friends say.
 pub struct ClusterConfig {
@@ -97,21 +97,6 @@ pub struct Status {
     pub gossip_refused: u64,
 }
 
-/// What the cluster tells the daemon.
-pub enum Change {
-    /// Records that are newer than what was known (from anyone, this host included).
-    Records(Vec<Record>),
-    /// A host was declared down: its endpoints are unreachable until it is back.
-    HostDown(String),
-    /// A host is alive (again): its endpoints as last known.
-    HostUp(
-        Vec<(
-            control_plane::Id,
-            std::sync::Arc<control_plane::cluster::records::EndpointRecord>,
-        )>,
-    ),
-}
-
 /// A running cluster driver.
 #[derive(Clone)]
 pub struct Handle {
@@ -182,14 +167,14 @@ impl Handle {
     }
 }
 
-/// Starts the driver on `rt`; records that changed (from other hosts, or written here) go to
-/// `changes`. `vxlan_port` is this host's VXLAN port, published with its endpoints.
+/// Starts the driver on `rt`; what the node asks of the host (networks, remote endpoints,
+/// hosts down) goes to `changes`. `vxlan_port` is this host's VXLAN port, published with its endpoints.
 pub fn start(
     rt: &tokio::runtime::Handle,
     cfg: ClusterConfig,
     creds: Credentials,
     vxlan_port: u16,
-    changes: mpsc::UnboundedSender<Change>,
+    changes: mpsc::UnboundedSender<Vec<Output>>,
 ) -> io::Result<Handle> {
     let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
     let std_sock = std::net::UdpSocket::bind(bind)
@@ -205,7 +190,7 @@ pub fn start(
     };
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
-    let membership = Membership::new(me, u64::from_ne_bytes(seed));
+    let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     let status = Arc::new(Mutex::new(Status::default()));
     let (publish, publish_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::sync::SyncStats::default());
@@ -226,8 +211,11 @@ pub fn start(
     };
     let (heard, heard_rx) = mpsc::unbounded_channel();
     let shared = crate::sync::Shared {
-        records: membership.records_handle(),
-        members: Arc::new(Mutex::new((membership.member_states(), membership.member_digest()))),
+        records: node.membership().records_handle(),
+        members: Arc::new(Mutex::new((
+            node.membership().member_states(),
+            node.membership().member_digest(),
+        ))),
         heard,
     };
     let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
@@ -247,10 +235,9 @@ pub fn start(
         members: shared.members,
     };
     let key = GossipKey::from_bytes(&creds.key);
-    let join = cfg.join;
     rt.spawn(async move {
         match UdpSocket::from_std(std_sock) {
-            Ok(sock) => run(sock, membership, key, join, status, loops).await,
+            Ok(sock) => run(sock, node, key, status, loops).await,
             Err(e) => tracing::error!("gossip socket: {e}"),
         }
     });
@@ -258,69 +245,20 @@ pub fn start(
     Ok(handle)
 }
 
-/// Every [`crate::sync::SYNC_EVERY`], a state exchange with one random live member; and one
-/// at once with each member that comes up (it may have missed what was said meanwhile), with
-/// member lists when it is the first this host hears of after being alone (a host joining
-/// learns the whole membership at once, as memberlist's join does).
+/// Runs the anti-entropy exchanges the node asks for, one at a time.
 async fn anti_entropy(
     ep: quinn::Endpoint,
     shared: crate::sync::Shared,
     cluster: Handle,
     port: u16,
-    mut now: mpsc::UnboundedReceiver<(String, SocketAddr, bool)>,
+    mut plans: mpsc::UnboundedReceiver<SyncPlan>,
 ) {
-    let mut tick = tokio::time::interval(crate::sync::SYNC_EVERY);
-    let mut round = 0u64;
-    loop {
-        let chosen = tokio::select! {
-            _ = tick.tick() => None,
-            Some(peer) = now.recv() => Some(peer),
-        };
-        // A random alive member; one round in four a member declared down, whose list tells it
-        // so if it is alive after all (a healed partition), and it rejoins.
-        round += 1;
-        let candidates: Vec<(String, SocketAddr)> = {
-            let s = cluster.status.lock().expect("lock poisoned");
-            let of = |state: &str| -> Vec<(String, SocketAddr)> {
-                s.peers
-                    .iter()
-                    .skip(1)
-                    .filter(|p| p.state == state)
-                    .map(|p| (p.id.name.clone(), p.id.addr))
-                    .collect()
-            };
-            let down = if round.is_multiple_of(4) {
-                of("down")
-            } else {
-                Vec::new()
-            };
-            if down.is_empty() {
-                of("alive")
-            } else {
-                down
-            }
-        };
-        // Member lists ride along one exchange in six (about every 30 s, as memberlist's
-        // push-pull) and with a member declared down; not with one that came up (SWIM told us
-        // of it, and a thousand joining hosts would each send a thousand lists).
-        let with_members = match &chosen {
-            Some((_, _, first)) => *first,
-            None => round.is_multiple_of(4) || round.is_multiple_of(6),
-        };
-        let (name, addr) = match chosen {
-            Some((name, addr, _)) => (name, addr),
-            None if candidates.is_empty() => continue,
-            None => {
-                let mut r = [0u8; 4];
-                let _ = getrandom::fill(&mut r);
-                candidates[u32::from_ne_bytes(r) as usize % candidates.len()].clone()
-            }
-        };
-        let (name, addr) = (&name, &addr);
-        let to = SocketAddr::new(addr.ip(), port);
+    while let Some(plan) = plans.recv().await {
+        let name = &plan.peer.name;
+        let to = SocketAddr::new(plan.peer.addr.ip(), port);
         match tokio::time::timeout(
             Duration::from_secs(10),
-            crate::sync::exchange(&ep, to, name, &shared, with_members),
+            crate::sync::exchange(&ep, to, name, &shared, plan.members),
         )
         .await
         {
@@ -345,24 +283,17 @@ async fn anti_entropy(
 struct Loops {
     /// Local changes to disseminate.
     publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
-    /// What changed, for the daemon.
-    changes: mpsc::UnboundedSender<Change>,
-    /// Members to exchange state with at once.
-    sync_now: mpsc::UnboundedSender<(String, SocketAddr, bool)>,
+    /// What the node asks of the host, for the daemon.
+    changes: mpsc::UnboundedSender<Vec<Output>>,
+    /// Exchanges to run.
+    sync_now: mpsc::UnboundedSender<SyncPlan>,
     /// Member lists heard in exchanges.
     heard: mpsc::UnboundedReceiver<Vec<control_plane::cluster::membership::MemberState>>,
     /// This host's member list, published for exchanges.
     members: Arc<Mutex<(Vec<control_plane::cluster::membership::MemberState>, u64)>>,
 }
 
-async fn run(
-    sock: UdpSocket,
-    mut m: Membership,
-    key: GossipKey,
-    join: Vec<SocketAddr>,
-    status: Arc<Mutex<Status>>,
-    loops: Loops,
-) {
+async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<Status>>, loops: Loops) {
     let Loops {
         mut publish,
         changes,
@@ -372,12 +303,12 @@ async fn run(
     } = loops;
     let (timer_tx, mut timer_rx) = mpsc::unbounded_channel();
     let mut buf = vec![0u8; 65_535];
-    let mut rejoin = tokio::time::interval(REJOIN_EVERY);
+    let mut rejoin = tokio::time::interval(node.config().rejoin_every);
+    let mut sync = tokio::time::interval(node.config().sync_every);
+    // The first tick of an interval is at once: the first round waits a period.
+    sync.reset();
     let mut seen: HashMap<SocketAddr, PeerSeen> = HashMap::new();
     let mut refreshed = Instant::now().checked_sub(STATUS_EVERY).unwrap_or_else(Instant::now);
-    // No member heard of since start or since the last one went: the next to come up gets a
-    // full exchange, member lists included.
-    let mut alone = true;
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
@@ -385,7 +316,7 @@ async fn run(
                 match key.open(&buf[..n]) {
                     Some(plain) => {
                         seen.insert(from, PeerSeen { last: Instant::now() });
-                        let refused = m.handle_data(&plain).err();
+                        let refused = node.handle_datagram(&plain).err();
                         let mut s = status.lock().expect("lock poisoned");
                         s.gossip_rx += 1;
                         if let Some(e) = refused {
@@ -406,29 +337,31 @@ async fn run(
                 }
             }
             Some(t) = timer_rx.recv() => {
-                m.handle_timer(t);
+                node.handle_timer(t);
             }
             Some((k, body)) = publish.recv() => {
                 let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                if let Err(e) = m.publish(k, body, now_ms) {
+                if let Err(e) = node.publish(k, body, now_ms) {
                     tracing::error!("cannot disseminate a record: {e}");
                 }
             }
             Some(states) = heard.recv() => {
-                m.apply_member_states(states);
+                node.apply_member_states(states);
             }
             _ = rejoin.tick() => {
+                let m = node.membership();
                 *members.lock().expect("lock poisoned") = (m.member_states(), m.member_digest());
-                if m.num_members() == 0 {
-                    for target in &join {
-                        if *target != m.me().addr {
-                            m.join(*target);
-                        }
-                    }
+                node.rejoin();
+            }
+            _ = sync.tick() => {
+                let mut r = [0u8; 8];
+                let _ = getrandom::fill(&mut r);
+                if let Some(plan) = node.sync_round(u64::from_ne_bytes(r)) {
+                    let _ = sync_now.send(plan);
                 }
             }
         }
-        while let Some((to, data)) = m.poll_transmit() {
+        while let Some((to, data)) = node.poll_transmit() {
             let mut nonce = [0u8; 12];
             if getrandom::fill(&mut nonce).is_err() {
                 continue;
@@ -436,7 +369,7 @@ async fn run(
             let _ = sock.send_to(&key.seal(nonce, &data), to).await;
             status.lock().expect("lock poisoned").gossip_tx += 1;
         }
-        while let Some((after, t)) = m.poll_timer() {
+        while let Some((after, t)) = node.poll_timer() {
             let tx = timer_tx.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
@@ -444,53 +377,42 @@ async fn run(
             });
         }
         let mut changed_membership = false;
-        while let Some(ev) = m.poll_event() {
-            changed_membership = true;
-            match ev {
-                Event::Up(id) | Event::Renamed(_, id) => {
-                    tracing::info!(peer = ?id, "peer alive");
-                    let _ = sync_now.send((id.name.clone(), id.addr, alone));
-                    alone = false;
-                    let eps = m
-                        .records()
-                        .endpoints()
-                        .filter(|(_, e)| *e.host == *id.name)
-                        .map(|(k, e)| (k.clone(), e.clone()))
-                        .collect();
-                    let _ = changes.send(Change::HostUp(eps));
+        let mut for_host = Vec::new();
+        while let Some(out) = node.poll_output() {
+            match out {
+                Output::Member(ev) => {
+                    changed_membership = true;
+                    log_event(&ev);
                 }
-                Event::Down(id) => {
-                    tracing::warn!(peer = ?id, "peer declared down; its endpoints are withdrawn");
-                    let _ = changes.send(Change::HostDown(id.name.clone()));
+                Output::Sync(plan) => {
+                    let _ = sync_now.send(plan);
                 }
-                Event::Alone => {
-                    alone = true;
-                    tracing::info!("no other cluster member is known");
-                }
-                Event::Suspected(id) => {
-                    tracing::warn!(peer = ?id, "peer suspected: a probe went unanswered; it is declared down unless it refutes within the suspicion timeout");
-                }
-                Event::Refuted(id) => {
-                    tracing::info!(peer = ?id, "peer refuted a suspicion: alive");
-                }
+                other => for_host.push(other),
             }
         }
-        let changed: Vec<Record> = {
-            let mut r = m.records();
-            let keys = r.take_changes();
-            keys.iter().filter_map(|k| r.get(k).cloned()).collect()
-        };
-        if !changed.is_empty() {
-            let _ = changes.send(Change::Records(changed));
+        if !for_host.is_empty() {
+            let _ = changes.send(for_host);
         }
         // The API's copy of the member list: at once when membership changed, otherwise at
         // most once a second (a copy per datagram would cost O(members) each).
         if changed_membership || refreshed.elapsed() >= STATUS_EVERY {
             refreshed = Instant::now();
             let mut s = status.lock().expect("lock poisoned");
-            s.peers = m.peers();
+            s.peers = node.membership().peers();
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
+    }
+}
+
+fn log_event(ev: &Event) {
+    match ev {
+        Event::Up(id) | Event::Renamed(_, id) => tracing::info!(peer = ?id, "peer alive"),
+        Event::Down(id) => tracing::warn!(peer = ?id, "peer declared down; its endpoints are withdrawn"),
+        Event::Alone => tracing::info!("no other cluster member is known"),
+        Event::Suspected(id) => {
+            tracing::warn!(peer = ?id, "peer suspected: a probe went unanswered; it is declared down unless it refutes within the suspicion timeout")
+        }
+        Event::Refuted(id) => tracing::info!(peer = ?id, "peer refuted a suspicion: alive"),
     }
 }
 

@@ -237,9 +237,9 @@ fn main() -> anyhow::Result<()> {
     drop(changes_tx);
     let applier = daemon.clone();
     rt.spawn(async move {
-        while let Some(change) = changes_rx.recv().await {
+        while let Some(outputs) = changes_rx.recv().await {
             let d = applier.clone();
-            let _ = tokio::task::spawn_blocking(move || d.apply_change(change)).await;
+            let _ = tokio::task::spawn_blocking(move || d.apply_outputs(outputs)).await;
         }
     });
     if let Some(l) = metrics {

@@ -1,5 +1,6 @@
-//! Anti-entropy: every few seconds a state exchange with one random live member (and one with
-//! each member that comes up), over QUIC with mutual TLS against the cluster CA. A host that
+//! Anti-entropy's transport: the exchanges the cluster node asks for (every few seconds one
+//! with a random live member, and one with each member that comes up), over QUIC with mutual
+//! TLS against the cluster CA. A host that
 //! missed gossip (joined late, was partitioned, lost datagrams) catches up; a host without a
 //! certificate of this CA cannot even finish the handshake. The wire form, and the reading of
 //! everything a peer sends, is `control_plane::cluster::exchange`'s.
@@ -25,8 +26,6 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::RootCertStore;
 use tokio::sync::mpsc;
 
-/// How often a host syncs with a random live member.
-pub const SYNC_EVERY: Duration = Duration::from_secs(5);
 /// The ALPN protocol of the exchange (4: records by differing bucket).
 const ALPN: &[u8] = b"switch-sync/4";
 /// The largest state accepted from a peer.

@@ -337,7 +337,7 @@ fn push_compact<T>(v: &mut Vec<T>, x: T) {
 }
 
 /// Pops from a queue, giving back its room once it is empty after a burst.
-fn pop_shrinking<T>(q: &mut VecDeque<T>) -> Option<T> {
+pub(super) fn pop_shrinking<T>(q: &mut VecDeque<T>) -> Option<T> {
     let x = q.pop_front();
     if q.is_empty() && q.capacity() > 64 {
         q.shrink_to(16);
@@ -613,6 +613,14 @@ impl Membership {
     /// list.
     pub fn addrs_in(&self, state: State) -> impl Iterator<Item = SocketAddr> + '_ {
         self.members.iter().filter(move |m| m.state == state).map(|m| m.addr)
+    }
+
+    /// The `k`-th member (other than this host) in `state`, in the members' order.
+    pub fn member_in(&self, state: State, k: usize) -> Option<HostId> {
+        let i = (0..self.members.len())
+            .filter(|i| self.members[*i].state == state)
+            .nth(k)?;
+        Some(self.id_of(i))
     }
 
     /// Active members other than this host.

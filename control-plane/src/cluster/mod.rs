@@ -4,6 +4,7 @@
 mod backlog;
 pub mod exchange;
 pub mod membership;
+pub mod node;
 pub mod pki;
 pub mod records;
 pub mod remotes;

@@ -5,7 +5,7 @@
 //! ```text
 //!  event queue (time µs, sequence) ──► Step · Start · Timer · Gossip · Vxlan · Poll · Sync · Check
 //!        ▲                                   │
-//!        └──── datagrams (latency, jitter, loss, partition) ◄── host: Membership.poll_transmit
+//!        └──── datagrams (latency, jitter, loss, partition) ◄── host: Node.poll_transmit
 //!                                                                   switch verdict → port → VXLAN
 //! ```
 //!
@@ -22,8 +22,9 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use control_plane::cluster::exchange;
-use control_plane::cluster::membership::{Event as Member, HostId, Membership, State as MemberState, Timer};
-use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
+use control_plane::cluster::membership::{Event as Member, HostId, Timer};
+use control_plane::cluster::node::{self, Node, Output};
+use control_plane::cluster::records::{Body, EndpointRecord, RecordKey};
 use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
@@ -42,14 +43,6 @@ use super::scenario::{Action, Link, Scenario};
 type Us = u64;
 
 const SEC: Us = 1_000_000;
-/// As switchd: a host alone announces itself to its join targets this often.
-const REJOIN_EVERY: Us = 2 * SEC;
-/// As switchd: anti-entropy with one random member this often.
-const SYNC_EVERY: Us = 5 * SEC;
-/// As switchd: member lists ride along one exchange in this many (about every 30 s, as
-/// memberlist's push-pull) and with a member declared down; not with one that came up (SWIM
-/// told us of it, and a thousand joining hosts would each send a thousand lists).
-const MEMBERS_EVERY: u64 = 6;
 /// How often convergence is checked.
 const CHECK_EVERY: Us = SEC / 4;
 /// Nonce and tag of a sealed gossip datagram.
@@ -126,7 +119,7 @@ struct Host {
     gen: u32,
     alive: bool,
     started_at: Option<Us>,
-    m: Option<Membership>,
+    m: Option<Node>,
     state: State,
     remotes: Remotes,
     switch: Switch,
@@ -136,9 +129,6 @@ struct Host {
     arp: overlay::arp::Table,
     sbs: Vec<Option<LocalSb>>,
     made: u32,
-    syncs: u64,
-    /// No member heard of since start or since the last one went (as switchd tracks it).
-    alone: bool,
 }
 
 struct EpTrack {
@@ -253,8 +243,6 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 arp: overlay::arp::Table::new(),
                 sbs: Vec::new(),
                 made: 0,
-                syncs: 0,
-                alone: true,
             }
         })
         .collect::<Vec<_>>();
@@ -322,6 +310,16 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
     }
     w.now = end;
     w.finish(idle_from < end)
+}
+
+/// The node's anti-entropy period, in virtual microseconds.
+fn sync_every() -> Us {
+    node::Config::default().sync_every.as_micros() as Us
+}
+
+/// The node's rejoin period, in virtual microseconds.
+fn rejoin_every() -> Us {
+    node::Config::default().rejoin_every.as_micros() as Us
 }
 
 fn epoch() -> SystemTime {
@@ -401,7 +399,7 @@ impl World {
             Ev::Gossip(h, data) => {
                 if self.live(h) {
                     if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                        let _ = m.handle_data(&data);
+                        let _ = m.handle_datagram(&data);
                     }
                     self.pump(h);
                 }
@@ -420,16 +418,14 @@ impl World {
             }
             Ev::Rejoin(h, gen) => {
                 if self.live(h) && self.hosts[h as usize].gen == gen {
-                    if self.hosts[h as usize].m.as_ref().is_some_and(|m| m.num_members() == 0) {
-                        self.join(h);
-                    }
-                    self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
+                    self.join(h);
+                    self.at(self.now + rejoin_every(), Ev::Rejoin(h, gen));
                 }
             }
             Ev::Sync(h, gen) => {
                 if self.live(h) && self.hosts[h as usize].gen == gen {
                     self.sync(h);
-                    self.at(self.now + SYNC_EVERY, Ev::Sync(h, gen));
+                    self.at(self.now + sync_every(), Ev::Sync(h, gen));
                 }
             }
             Ev::Sandbox {
@@ -640,16 +636,16 @@ impl World {
             .collect()
     }
 
+    /// The node announces itself if it knows no member (at start, and every rejoin period).
     fn join(&mut self, h: u32) {
-        for t in self.join_targets(h) {
-            if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                m.join(t);
-            }
+        if let Some(m) = self.hosts[h as usize].m.as_mut() {
+            m.rejoin();
         }
         self.pump(h);
     }
 
     fn new_membership(&mut self, h: u32) {
+        let join = self.join_targets(h);
         let host = &mut self.hosts[h as usize];
         let me = HostId {
             name: host.name.clone(),
@@ -657,8 +653,7 @@ impl World {
             bump: u64::from(host.gen) + 1,
         };
         let seed = self.rng.random();
-        self.hosts[h as usize].m = Some(Membership::new(me, seed));
-        self.hosts[h as usize].alone = true;
+        self.hosts[h as usize].m = Some(Node::new(me, seed, join, node::Config::default()));
     }
 
     fn start(&mut self, h: u32) {
@@ -669,8 +664,8 @@ impl World {
         self.hosts[h as usize].started_at = Some(self.now);
         self.new_membership(h);
         let gen = self.hosts[h as usize].gen;
-        self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
-        let first_sync = self.now + self.rng.random_range(1..=SYNC_EVERY);
+        self.at(self.now + rejoin_every(), Ev::Rejoin(h, gen));
+        let first_sync = self.now + self.rng.random_range(1..=sync_every());
         self.at(first_sync, Ev::Sync(h, gen));
         self.join(h);
     }
@@ -724,8 +719,8 @@ impl World {
         for ep in eps {
             self.publish_endpoint(h, &ep);
         }
-        self.at(self.now + REJOIN_EVERY, Ev::Rejoin(h, gen));
-        self.at(self.now + SYNC_EVERY, Ev::Sync(h, gen));
+        self.at(self.now + rejoin_every(), Ev::Rejoin(h, gen));
+        self.at(self.now + sync_every(), Ev::Sync(h, gen));
         self.join(h);
     }
 
@@ -879,6 +874,7 @@ impl World {
                 now_ms,
             );
         }
+        self.known(h, epid);
         self.pump(h);
     }
 
@@ -922,8 +918,8 @@ impl World {
         self.at(self.now + gap, ev);
     }
 
-    /// Hands out what the host's membership produced: datagrams, timers, events, and the
-    /// records that changed.
+    /// Hands out what the host's node produced: datagrams, timers, and what it asks of the
+    /// host.
     fn pump(&mut self, h: u32) {
         loop {
             let host = &mut self.hosts[h as usize];
@@ -937,16 +933,11 @@ impl World {
             while let Some(t) = m.poll_timer() {
                 timers.push(t);
             }
-            let mut events = Vec::new();
-            while let Some(e) = m.poll_event() {
-                events.push(e);
+            let mut outputs = Vec::new();
+            while let Some(o) = m.poll_output() {
+                outputs.push(o);
             }
-            let changed: Vec<Arc<Record>> = {
-                let mut r = m.records();
-                let keys = r.take_changes();
-                keys.iter().filter_map(|k| r.get_shared(k)).collect()
-            };
-            if sends.is_empty() && timers.is_empty() && events.is_empty() && changed.is_empty() {
+            if sends.is_empty() && timers.is_empty() && outputs.is_empty() {
                 return;
             }
             for (to, data) in sends {
@@ -961,98 +952,87 @@ impl World {
                 let at = self.now + after.as_micros() as Us;
                 self.at(at, Ev::Timer(h, gen, t));
             }
-            for e in events {
-                self.member_event(h, e);
-            }
-            for r in changed {
-                self.record_changed(h, r);
+            for o in outputs {
+                self.output(h, o);
             }
         }
     }
 
-    fn member_event(&mut self, h: u32, e: Member) {
-        match e {
-            Member::Up(id) | Member::Renamed(_, id) => {
-                // As switchd: a records exchange with the member that came up, member lists
-                // too when it is the first since this host was alone.
-                let first = std::mem::take(&mut self.hosts[h as usize].alone);
-                if let Some(&g) = self.by_addr.get(&id.addr) {
-                    self.sync_with(h, g, first);
-                }
-                let host = &mut self.hosts[h as usize];
-                let Some(m) = host.m.as_mut() else { return };
-                let eps: Vec<(Id, Arc<EndpointRecord>)> = m
-                    .records()
-                    .endpoints()
-                    .filter(|(_, e)| *e.host == *id.name)
-                    .map(|(k, e)| (k.clone(), e.clone()))
-                    .collect();
-                for (k, e) in eps {
-                    self.add_remote(h, k, e);
+    /// Does what host `h`'s node asks, as switchd's daemon does.
+    fn output(&mut self, h: u32, o: Output) {
+        match o {
+            Output::Member(e) => self.member_event(h, e),
+            Output::Sync(plan) => {
+                if let Some(&g) = self.by_addr.get(&plan.peer.addr) {
+                    self.sync_with(h, g, plan.members);
                 }
             }
-            Member::Down(id) => {
-                let Some(&x) = self.by_addr.get(&id.addr) else { return };
-                let crash = self
-                    .crashes
-                    .iter_mut()
-                    .rev()
-                    .find(|c| c.host == x && c.bump == id.bump && c.back_at.is_none());
-                match crash {
-                    Some(c) => {
-                        c.down_at[h as usize].get_or_insert(self.now);
-                    }
-                    None => {
-                        let current = self.hosts[x as usize].m.as_ref().map_or(0, |m| m.me().bump);
-                        // Reachable now and for the whole suspicion before. A split that ended
-                        // less than 15 s ago still echoes: each side declared the other down,
-                        // and SWIM's down is final for an identity, so that news reaches
-                        // everyone and the hosts it names rejoin under a new one.
-                        let split = |n: u32| (h < n) != (x < n);
-                        let echo = self.healed.is_some_and(|(t, _)| self.now < t + 15 * SEC);
-                        let reachable = !self.partition.is_some_and(split) && !echo;
-                        if self.live(x) && current == id.bump && reachable {
-                            self.false_positives += 1;
-                        }
-                    }
-                }
-                let host = &mut self.hosts[h as usize];
-                host.state.remove_remotes_of_host(&id.name);
-                let fx = host.remotes.host_down(&id.name);
-                self.apply(h, fx);
-            }
-            Member::Alone => self.hosts[h as usize].alone = true,
-            // Suspicions are measured where they end (down, or false positives).
-            Member::Suspected(_) | Member::Refuted(_) => {}
-        }
-    }
-
-    fn record_changed(&mut self, h: u32, r: Arc<Record>) {
-        match (&r.key, &r.body) {
-            (RecordKey::Network(nid), Some(Body::Network(n))) => {
-                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), n);
+            Output::Network(nid, n) => {
+                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n);
                 if adopted == Ok(true) {
-                    self.bring_up(h, nid);
+                    self.bring_up(h, &nid);
                 }
             }
-            (RecordKey::Endpoint(eid), Some(Body::Endpoint(e))) => {
-                if let Some(&i) = self.ep_index.get(eid) {
-                    let k = &mut self.eps[i].known[h as usize];
-                    if *k == Us::MAX {
-                        *k = self.now;
-                    }
-                }
-                if *e.host != *self.hosts[h as usize].name {
-                    self.add_remote(h, eid.clone(), e.clone());
-                }
+            Output::Endpoint(eid, e) => {
+                self.known(h, &eid);
+                self.add_remote(h, eid, e);
             }
-            (RecordKey::Endpoint(eid), None) => {
+            Output::EndpointRemoved(eid) => {
                 let host = &mut self.hosts[h as usize];
-                host.state.remove_remote(eid);
-                let fx = host.remotes.remove(eid);
+                host.state.remove_remote(&eid);
+                let fx = host.remotes.remove(&eid);
                 self.apply(h, fx);
             }
-            _ => {}
+            Output::HostDown(name) => {
+                let host = &mut self.hosts[h as usize];
+                host.state.remove_remotes_of_host(&name);
+                let fx = host.remotes.host_down(&name);
+                self.apply(h, fx);
+            }
+            // No scenario removes a network.
+            Output::NetworkRemoved(_) => {}
+        }
+    }
+
+    /// Notes when host `h` first knew endpoint `eid`.
+    fn known(&mut self, h: u32, eid: &Id) {
+        if let Some(&i) = self.ep_index.get(eid) {
+            let k = &mut self.eps[i].known[h as usize];
+            if *k == Us::MAX {
+                *k = self.now;
+            }
+        }
+    }
+
+    /// Measures what the node reports of members: crashes declared, and false positives.
+    fn member_event(&mut self, h: u32, e: Member) {
+        let Member::Down(id) = e else {
+            // Suspicions are measured where they end (down, or false positives).
+            return;
+        };
+        let Some(&x) = self.by_addr.get(&id.addr) else { return };
+        let crash = self
+            .crashes
+            .iter_mut()
+            .rev()
+            .find(|c| c.host == x && c.bump == id.bump && c.back_at.is_none());
+        match crash {
+            Some(c) => {
+                c.down_at[h as usize].get_or_insert(self.now);
+            }
+            None => {
+                let current = self.hosts[x as usize].m.as_ref().map_or(0, |m| m.me().bump);
+                // Reachable now and for the whole suspicion before. A split that ended
+                // less than 15 s ago still echoes: each side declared the other down,
+                // and SWIM's down is final for an identity, so that news reaches
+                // everyone and the hosts it names rejoin under a new one.
+                let split = |n: u32| (h < n) != (x < n);
+                let echo = self.healed.is_some_and(|(t, _)| self.now < t + 15 * SEC);
+                let reachable = !self.partition.is_some_and(split) && !echo;
+                if self.live(x) && current == id.bump && reachable {
+                    self.false_positives += 1;
+                }
+            }
         }
     }
 
@@ -1114,31 +1094,14 @@ impl World {
         }
     }
 
-    /// Anti-entropy as switchd's: digests first, every record both ways when they differ.
+    /// An anti-entropy round: the node chooses the member.
     fn sync(&mut self, h: u32) {
-        let Some(m) = self.hosts[h as usize].m.as_ref() else {
+        let pick = self.rng.random();
+        let Some(plan) = self.hosts[h as usize].m.as_mut().and_then(|m| m.sync_round(pick)) else {
             return;
         };
-        // As switchd: a random alive member; one round in four a member declared down, whose
-        // list tells it so if it is alive after all (a healed partition), and it rejoins.
-        let down_round = self.rng.random_range(0..4) == 0;
-        let Some(want) = [down_round, false]
-            .iter()
-            .map(|down| if *down { MemberState::Down } else { MemberState::Alive })
-            .find(|s| m.addrs_in(*s).next().is_some())
-        else {
-            return;
-        };
-        let n = m.addrs_in(want).count();
-        let k = self.rng.random_range(0..n);
-        let Some(to) = m.addrs_in(want).nth(k) else {
-            return;
-        };
-        let host = &mut self.hosts[h as usize];
-        host.syncs += 1;
-        let members = down_round || host.syncs.is_multiple_of(MEMBERS_EVERY);
-        if let Some(&g) = self.by_addr.get(&to) {
-            self.sync_with(h, g, members);
+        if let Some(&g) = self.by_addr.get(&plan.peer.addr) {
+            self.sync_with(h, g, plan.members);
         }
     }
 
@@ -1154,15 +1117,15 @@ impl World {
         let (Some(ma), Some(mb)) = (a.m.as_mut(), b.m.as_mut()) else {
             return;
         };
-        let client = exchange::Client::start(&ma.records(), ma.member_digest(), members);
-        let answer = exchange::answer(&mb.records(), mb.member_digest(), &client.summary());
+        let client = exchange::Client::start(&ma.records(), ma.membership().member_digest(), members);
+        let answer = exchange::answer(&mb.records(), mb.membership().member_digest(), &client.summary());
         let mut bytes = 16 + answer.wire_len();
         if !answer.done() {
             let (mut ra, mut rb) = (ma.records(), mb.records());
-            let sent = client.state(&ra, || ma.member_states(), &answer);
+            let sent = client.state(&ra, || ma.membership().member_states(), &answer);
             let (mut merged, sent_len) = exchange::merge_outgoing(&mut rb, sent);
             // switchd's server replies with the member list it had before hearing the client's.
-            let reply = exchange::reply(&rb, || mb.member_states(), answer.flags, &merged);
+            let reply = exchange::reply(&rb, || mb.membership().member_states(), answer.flags, &merged);
             let (learned, reply_len) = exchange::merge_outgoing(&mut ra, reply);
             bytes += sent_len + reply_len;
             drop((ra, rb));
@@ -1333,7 +1296,7 @@ impl World {
             .iter()
             .filter(|h| {
                 h.m.as_ref()
-                    .is_none_or(|m| m.num_members() != want || m.records().digest() != digest)
+                    .is_none_or(|m| m.membership().num_members() != want || m.records().digest() != digest)
             })
             .count();
         (bad == 0, bad as u64)
@@ -1359,9 +1322,9 @@ impl World {
                     eprintln!(
                         "{} members {} / {} records {len} digest {digest:x} backlog {}",
                         h.name,
-                        m.num_members(),
+                        m.membership().num_members(),
                         live - 1,
-                        m.backlog()
+                        m.membership().backlog()
                     );
                 }
             }

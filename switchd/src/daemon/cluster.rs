@@ -3,7 +3,8 @@
 //! entries behind a VXLAN port per remote host, so broadcast reaches exactly the hosts with
 //! endpoints on the network).
 
-use control_plane::cluster::records::{Body, EndpointRecord, Record, RecordKey};
+use control_plane::cluster::node::Output;
+use control_plane::cluster::records::{Body, EndpointRecord, RecordKey};
 use control_plane::cluster::remotes::Effect;
 
 use super::*;
@@ -45,41 +46,22 @@ impl Daemon {
         }
     }
 
-    /// Applies what the cluster reports.
-    pub fn apply_change(&self, change: crate::cluster::Change) {
-        match change {
-            crate::cluster::Change::Records(r) => self.apply_records(r),
-            crate::cluster::Change::HostDown(host) => {
-                let mut inner = self.inner.lock().expect("lock poisoned");
-                inner.state.remove_remotes_of_host(&host);
-                let fx = inner.remotes.host_down(&host);
-                self.apply_effects(&mut inner, fx);
-                *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
-            }
-            crate::cluster::Change::HostUp(eps) => {
-                let mut inner = self.inner.lock().expect("lock poisoned");
-                let me = self.cluster.as_ref().map(|c| c.name().to_string()).unwrap_or_default();
-                for (id, e) in eps.into_iter().filter(|(_, e)| *e.host != *me) {
-                    self.add_remote(&mut inner, id, e);
-                }
-                *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
-            }
-        }
-    }
-
-    /// Applies records that changed in the cluster.
-    fn apply_records(&self, records: Vec<Record>) {
-        let Some(cl) = &self.cluster else { return };
+    /// Does what the cluster node asks of the host, in its order.
+    pub fn apply_outputs(&self, outputs: Vec<Output>) {
         let mut inner = self.inner.lock().expect("lock poisoned");
-        for r in records {
-            match (r.key, r.body) {
-                (RecordKey::Network(id), Some(Body::Network(n))) => self.adopt_network(&mut inner, id, &n),
-                (RecordKey::Network(id), None) => self.drop_network(&mut inner, &id),
-                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if &*e.host != cl.name() => {
-                    self.add_remote(&mut inner, id, e)
+        for out in outputs {
+            match out {
+                Output::Network(id, n) => self.adopt_network(&mut inner, id, &n),
+                Output::NetworkRemoved(id) => self.drop_network(&mut inner, &id),
+                Output::Endpoint(id, e) => self.add_remote(&mut inner, id, e),
+                Output::EndpointRemoved(id) => self.remove_remote(&mut inner, &id),
+                Output::HostDown(host) => {
+                    inner.state.remove_remotes_of_host(&host);
+                    let fx = inner.remotes.host_down(&host);
+                    self.apply_effects(&mut inner, fx);
                 }
-                (RecordKey::Endpoint(id), None) => self.remove_remote(&mut inner, &id),
-                _ => {}
+                // The driver's own.
+                Output::Member(_) | Output::Sync(_) => {}
             }
         }
         *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());

@@ -1,0 +1,372 @@
+//! One cluster node, sans-IO: SWIM membership with its records, and what a host does about
+//! them. It decides which member an anti-entropy round syncs with and whether member lists
+//! ride along, when a node alone announces itself again, and what each membership event and
+//! changed record means for the host: a network to make, a remote endpoint to place or drop,
+//! a host whose endpoints are gone.
+//!
+//! switchd drives it with a UDP socket, tokio timers and QUIC (`switchd/src/cluster.rs`); the
+//! simulator with virtual time and direct calls (`sim/src/virt/world.rs`). Neither decides
+//! anything this module decides, so a figure from the simulator is a figure about switchd.
+//!
+//! ```text
+//!  datagram ─► handle_datagram ─┐                     ┌─► poll_transmit: datagrams to send
+//!  timer    ─► handle_timer    ─┼─► Membership ─────┼─► poll_timer: timers to arm
+//!  publish  ─► publish         ─┤   (records)        └─► poll_output: Output (events, syncs,
+//!  sync tick ─► sync_round ─────┘                             networks, endpoints, hosts down)
+//! ```
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::membership::{Event, HostId, MemberState, Membership, MembershipError, State, Timer};
+use super::records::{Body, EndpointRecord, NetworkRecord, Record, RecordKey, Records};
+use crate::Id;
+
+/// How a node paces what it starts itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// How often an anti-entropy round runs ([`Node::sync_round`]).
+    pub sync_every: Duration,
+    /// How often a node that knows no member announces itself to its join targets
+    /// ([`Node::rejoin`]).
+    pub rejoin_every: Duration,
+    /// One anti-entropy round in this many picks a member declared down, whose list tells it
+    /// so if it is alive after all (a healed partition), and it rejoins.
+    pub down_every: u64,
+    /// Member lists ride along one round in this many (about every 30 s, as memberlist's
+    /// push-pull), and along every round of [`Config::down_every`].
+    pub members_every: u64,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            sync_every: Duration::from_secs(5),
+            rejoin_every: Duration::from_secs(2),
+            down_every: 4,
+            members_every: 6,
+        }
+    }
+}
+
+/// An anti-entropy exchange to run now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncPlan {
+    /// The member to exchange with (its name is what its certificate must say).
+    pub peer: HostId,
+    /// Whether member lists are compared too.
+    pub members: bool,
+}
+
+/// What the node asks of its driver, in the order it must happen.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A membership event, for logs and measurements (what it means follows as other outputs).
+    Member(Event),
+    /// Run an anti-entropy exchange now: with a member that came up (member lists too when
+    /// it is the first this node hears of after being alone: a host joining learns the whole
+    /// membership at once, as memberlist's join does).
+    Sync(SyncPlan),
+    /// An overlay network is announced (or changed): make it here.
+    Network(Id, Box<NetworkRecord>),
+    /// An overlay network was removed by the host that made it.
+    NetworkRemoved(Id),
+    /// An endpoint of another host, new, changed, or known again after its host came back.
+    Endpoint(Id, Arc<EndpointRecord>),
+    /// An endpoint was removed.
+    EndpointRemoved(Id),
+    /// A host was declared down: its endpoints are unreachable until it is back.
+    HostDown(String),
+}
+
+/// One cluster node.
+pub struct Node {
+    m: Membership,
+    cfg: Config,
+    join: Vec<SocketAddr>,
+    /// No member heard of since start or since the last one went: the next to come up gets
+    /// a full exchange, member lists included.
+    alone: bool,
+    /// Anti-entropy rounds run.
+    round: u64,
+    out: VecDeque<Output>,
+}
+
+impl Node {
+    /// This host as `me`, randomness seeded with `seed`, announcing itself to `join` while
+    /// it knows no member.
+    pub fn new(me: HostId, seed: u64, join: Vec<SocketAddr>, cfg: Config) -> Node {
+        Node {
+            m: Membership::new(me, seed),
+            cfg,
+            join,
+            alone: true,
+            round: 0,
+            out: VecDeque::new(),
+        }
+    }
+
+    /// The pacing it was made with.
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    /// The membership, to read (members, records, digests).
+    pub fn membership(&self) -> &Membership {
+        &self.m
+    }
+
+    /// This host.
+    pub fn me(&self) -> &HostId {
+        self.m.me()
+    }
+
+    /// The records this host knows.
+    pub fn records(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.m.records()
+    }
+
+    /// A datagram from another host (opened already).
+    ///
+    /// # Errors
+    /// A malformed message; what was read before the fault is kept.
+    pub fn handle_datagram(&mut self, data: &[u8]) -> Result<(), MembershipError> {
+        self.m.handle_data(data)
+    }
+
+    /// A timer handed out by [`Node::poll_timer`], once its delay passed.
+    pub fn handle_timer(&mut self, t: Timer) {
+        self.m.handle_timer(t);
+    }
+
+    /// Writes a local change and disseminates it.
+    ///
+    /// # Errors
+    /// As [`Membership::publish`].
+    pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
+        self.m.publish(key, body, now_ms)
+    }
+
+    /// Member lists heard in an exchange.
+    pub fn apply_member_states(&mut self, states: Vec<MemberState>) {
+        self.m.apply_member_states(states);
+    }
+
+    /// Announces this node to its join targets if it knows no member: at start, and every
+    /// [`Config::rejoin_every`].
+    pub fn rejoin(&mut self) {
+        if self.m.num_members() == 0 {
+            for t in &self.join {
+                self.m.join(*t);
+            }
+        }
+    }
+
+    /// An anti-entropy round, every [`Config::sync_every`]: the member to exchange with, or
+    /// none when there is no other. `pick` is a random number (the driver's randomness); a
+    /// live member is chosen by it, and one round in [`Config::down_every`] a member declared
+    /// down when there is one.
+    pub fn sync_round(&mut self, pick: u64) -> Option<SyncPlan> {
+        self.round += 1;
+        let down_round = self.round.is_multiple_of(self.cfg.down_every);
+        let state = [State::Down, State::Alive]
+            .into_iter()
+            .filter(|s| down_round || *s == State::Alive)
+            .find(|s| self.m.addrs_in(*s).next().is_some())?;
+        let n = self.m.addrs_in(state).count();
+        let peer = self.m.member_in(state, (pick % n as u64) as usize)?;
+        Some(SyncPlan {
+            peer,
+            members: down_round || self.round.is_multiple_of(self.cfg.members_every),
+        })
+    }
+
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<(SocketAddr, bytes::Bytes)> {
+        self.m.poll_transmit()
+    }
+
+    /// The next timer to arm.
+    pub fn poll_timer(&mut self) -> Option<(Duration, Timer)> {
+        self.m.poll_timer()
+    }
+
+    /// The next thing the driver must do: the membership's events first, each followed by
+    /// what it means, then the records that changed.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        if self.out.is_empty() {
+            while let Some(ev) = self.m.poll_event() {
+                self.event(ev);
+            }
+            self.records_changed();
+        }
+        super::membership::pop_shrinking(&mut self.out)
+    }
+
+    fn event(&mut self, ev: Event) {
+        self.out.push_back(Output::Member(ev.clone()));
+        match ev {
+            Event::Up(id) | Event::Renamed(_, id) => {
+                let members = std::mem::take(&mut self.alone);
+                let eps: Vec<(Id, Arc<EndpointRecord>)> = self
+                    .m
+                    .records()
+                    .endpoints()
+                    .filter(|(_, e)| *e.host == *id.name)
+                    .map(|(k, e)| (k.clone(), e.clone()))
+                    .collect();
+                self.out.push_back(Output::Sync(SyncPlan { peer: id, members }));
+                self.out.extend(eps.into_iter().map(|(k, e)| Output::Endpoint(k, e)));
+            }
+            Event::Down(id) => self.out.push_back(Output::HostDown(id.name)),
+            Event::Alone => self.alone = true,
+            Event::Suspected(_) | Event::Refuted(_) => {}
+        }
+    }
+
+    fn records_changed(&mut self) {
+        let me = &self.m.me().name;
+        let mut r = self.m.records();
+        let keys = r.take_changes();
+        for k in keys {
+            let Some(rec) = r.get_shared(&k) else { continue };
+            let out = match (&rec.key, &rec.body) {
+                (RecordKey::Network(id), Some(Body::Network(n))) => Output::Network(id.clone(), Box::new(n.clone())),
+                (RecordKey::Network(id), None) => Output::NetworkRemoved(id.clone()),
+                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if *e.host != **me => {
+                    Output::Endpoint(id.clone(), e.clone())
+                }
+                (RecordKey::Endpoint(_), Some(_)) => continue,
+                (RecordKey::Endpoint(id), None) => Output::EndpointRemoved(id.clone()),
+                (RecordKey::Network(_), Some(Body::Endpoint(_))) => continue,
+            };
+            self.out.push_back(out);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn id(name: &str, port: u16) -> HostId {
+        HostId {
+            name: name.into(),
+            addr: SocketAddr::from(([10, 0, 0, 1], port)),
+            bump: 1,
+        }
+    }
+
+    /// Two nodes on a lossless wire in virtual time: datagrams first, then the earliest timer.
+    struct Pair {
+        nodes: [Node; 2],
+        now: Duration,
+        timers: Vec<(Duration, usize, Timer)>,
+        outputs: [Vec<Output>; 2],
+    }
+
+    impl Pair {
+        fn new() -> Pair {
+            let (a, b) = (id("a", 1), id("b", 2));
+            Pair {
+                nodes: [
+                    Node::new(a, 1, vec![b.addr], Config::default()),
+                    Node::new(b, 2, Vec::new(), Config::default()),
+                ],
+                now: Duration::ZERO,
+                timers: Vec::new(),
+                outputs: [Vec::new(), Vec::new()],
+            }
+        }
+
+        /// Runs for `secs` of virtual time.
+        fn run(&mut self, secs: u64) {
+            let end = self.now + Duration::from_secs(secs);
+            loop {
+                let mut sent = false;
+                for i in 0..2 {
+                    while let Some((to, data)) = self.nodes[i].poll_transmit() {
+                        let j = usize::from(to.port() == 2);
+                        self.nodes[j].handle_datagram(&data).unwrap();
+                        sent = true;
+                    }
+                    while let Some((after, t)) = self.nodes[i].poll_timer() {
+                        self.timers.push((self.now + after, i, t));
+                    }
+                    while let Some(o) = self.nodes[i].poll_output() {
+                        self.outputs[i].push(o);
+                    }
+                }
+                if sent {
+                    continue;
+                }
+                self.timers.sort_by_key(|(at, _, _)| std::cmp::Reverse(*at));
+                match self.timers.pop() {
+                    Some((at, i, t)) if at <= end => {
+                        self.now = at;
+                        self.nodes[i].handle_timer(t);
+                    }
+                    _ => return,
+                }
+            }
+        }
+    }
+
+    fn endpoint(host: &str) -> Body {
+        Body::Endpoint(Arc::new(EndpointRecord {
+            network: Id::from_random([1; 32]),
+            host: host.into(),
+            vtep: "10.0.0.2:4789".parse().unwrap(),
+            sandbox: "web".into(),
+            mac: [2, 0x42, 10, 0, 0, 2],
+            ip: Ipv4Addr::new(10, 0, 0, 2),
+            aliases: vec![],
+        }))
+    }
+
+    #[test]
+    fn a_member_that_comes_up_is_synced_with_and_its_endpoints_placed() {
+        let mut p = Pair::new();
+        let key = RecordKey::Endpoint(Id::from_random([5; 32]));
+        p.nodes[1].publish(key.clone(), Some(endpoint("b")), 1).unwrap();
+        p.nodes[0].rejoin();
+        p.run(5);
+        let a = &p.outputs[0];
+        assert!(a.contains(&Output::Member(Event::Up(id("b", 2)))), "{a:?}");
+        // The first member after being alone: member lists too.
+        assert!(a.contains(&Output::Sync(SyncPlan {
+            peer: id("b", 2),
+            members: true
+        })));
+        let Some(Output::Endpoint(k, e)) = a.iter().find(|o| matches!(o, Output::Endpoint(..))) else {
+            panic!("b's endpoint was not placed at a: {a:?}");
+        };
+        assert_eq!((RecordKey::Endpoint(k.clone()), &*e.host), (key, "b"));
+        // A host's own endpoint is not a remote one.
+        assert!(
+            !p.outputs[1].iter().any(|o| matches!(o, Output::Endpoint(..))),
+            "{:?}",
+            p.outputs[1]
+        );
+    }
+
+    #[test]
+    fn rounds_pick_a_live_member_and_member_lists_ride_along_every_fourth_and_sixth() {
+        let mut p = Pair::new();
+        assert_eq!(p.nodes[0].sync_round(7), None, "alone: no one to sync with");
+        p.nodes[0].rejoin();
+        p.run(5);
+        let plans: Vec<bool> = (0..12)
+            .map(|r| {
+                let plan = p.nodes[0].sync_round(r).expect("b is alive");
+                assert_eq!(plan.peer, id("b", 2));
+                plan.members
+            })
+            .collect();
+        let with: Vec<usize> = (0..12).filter(|i| plans[*i]).map(|i| i + 2).collect();
+        assert_eq!(with, vec![4, 6, 8, 12], "rounds 2-13 (round 1 found no member)");
+    }
+}
