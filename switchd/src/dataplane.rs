@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use control_plane::capture::Direction;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
+use overlay::edge::{Decision, Edge, Refused};
 use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
-use rustc_hash::FxHashMap;
 use switch::{
     trunk_rx, DropReason, FdbEntry, Gso, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
     TraceStage, TraceVerdict, TrunkRx, Verdict, VlanId,
@@ -321,9 +321,7 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
             wake,
             rx,
             vtep,
-            vnis: FxHashMap::default(),
-            peers: FxHashMap::default(),
-            arp: overlay::arp::Table::new(),
+            edge: Edge::new(),
             heads: Vec::with_capacity(64 * 128),
             vxlan_rx: vec![0; 1 << 16],
             coalescer: Coalescer::new(),
@@ -354,14 +352,11 @@ struct Dataplane {
     wake: std::sync::Arc<EventFd>,
     rx: mpsc::Receiver<Command>,
     vtep: Option<Vtep>,
-    /// Overlay networks by VNI. (The per-frame maps use a fixed hasher: every key in them is
-    /// one the daemon inserted, and a remote sender's address only looks up, so no sender can
-    /// steer them into long probe chains.)
-    vnis: FxHashMap<Vni, NetworkId>,
-    /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
-    peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
-    /// Addresses of endpoints on other hosts, answered locally (ARP suppression).
-    arp: overlay::arp::Table,
+    /// VNIs, VXLAN peers and the addresses answered here (ARP suppression), with the
+    /// forwarding decision the simulator shares. (Its maps use a fixed hasher: every key in
+    /// them is one the daemon inserted, and a remote sender's address only looks up, so no
+    /// sender can steer them into long probe chains.)
+    edge: Edge,
     /// The segments' heads of a super-frame on its way into VXLAN tunnels (reused; the
     /// payload is sent from where it was read).
     heads: Vec<u8>,
@@ -502,18 +497,18 @@ impl Dataplane {
         match cmd {
             Command::AddNetwork(id, cfg, vni, tx) => {
                 let r = match vni {
-                    Some(v) if self.vnis.contains_key(&v) => Err(format!("VNI {v} is in use on this host")),
+                    Some(v) if self.edge.network_of(v).is_some() => Err(format!("VNI {v} is in use on this host")),
                     _ => self.switch.add_network(id, cfg).map_err(|e| e.to_string()),
                 };
                 if let (Ok(()), Some(v)) = (&r, vni) {
-                    self.vnis.insert(v, id);
+                    let _ = self.edge.add_network(v, id);
                 }
                 let _ = tx.send(r);
             }
             Command::RemoveNetwork(id, tx) => {
                 let r = self.switch.remove_network(id).map_err(|e| e.to_string());
                 if r.is_ok() {
-                    self.vnis.retain(|_, n| *n != id);
+                    self.edge.remove_network(id);
                 }
                 let _ = tx.send(r);
             }
@@ -521,8 +516,7 @@ impl Dataplane {
                 let r = match at {
                     Some((p, ip)) => self.pin(net, mac, p, ip),
                     None => {
-                        self.arp.unpin(net.0, mac.0);
-                        self.switch.remove_mac(net, mac);
+                        self.edge.unpin(&mut self.switch, net, mac);
                         Ok(())
                     }
                 };
@@ -670,12 +664,12 @@ impl Dataplane {
                         "the VXLAN port is not bound on this host (see switchd's log)",
                     ));
                 }
-                if self.vnis.get(vni) != Some(&net) {
+                if self.edge.network_of(*vni) != Some(net) {
                     return Err(io::Error::other(format!(
                         "VNI {vni} does not belong to this port's network"
                     )));
                 }
-                if self.peers.contains_key(&(*addr.ip(), *vni)) {
+                if self.edge.has_peer(*addr.ip(), *vni) {
                     return Err(io::Error::other(format!(
                         "{} is already a peer of VNI {vni}",
                         addr.ip()
@@ -699,8 +693,8 @@ impl Dataplane {
                 return Err(io::Error::other(format!("cannot poll port {}: {e}", p.label)));
             }
         }
-        if let Some(key) = peer {
-            self.peers.insert(key, id);
+        if let Some((addr, vni)) = peer {
+            self.edge.add_peer(addr, vni, id);
         }
         let idx = id.0 as usize;
         if self.ports.len() <= idx {
@@ -715,28 +709,13 @@ impl Dataplane {
         Ok(id)
     }
 
-    /// Pins a remote endpoint's `mac` to the VXLAN peer port `port`, answering ARP for `ip`
-    /// with it. A MAC pinned to another peer moves (the endpoint's newest record says where it
-    /// is); one that a local port holds stays, and the pin is refused.
+    /// Pins a remote endpoint's `mac` to the VXLAN peer port `port` ([`Edge::pin`]).
     fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, ip: Option<Ipv4Addr>) -> Result<(), String> {
-        let held_by_peer = self
-            .switch
-            .fdb_entry(net, mac)
-            .is_some_and(|e| e.is_static && e.port != port && self.peers.values().any(|p| *p == e.port));
-        if held_by_peer {
-            self.switch.remove_mac(net, mac);
-        }
-        self.switch
-            .add_static(Instant::now(), net, mac, port)
-            .map_err(|e| self.static_refused(e).to_string())?;
-        match ip {
-            Some(ip) => self.arp.pin(net.0, mac.0, ip),
-            None => self.arp.unpin(net.0, mac.0),
-        }
-        Ok(())
+        self.edge
+            .pin(&mut self.switch, Instant::now(), net, mac, port, ip)
+            .map_err(|e| self.static_refused(e).to_string())
     }
 
-    /// The error for a static MAC the switch refused, naming the port that holds it.
     fn static_refused(&self, e: switch::SwitchError) -> io::Error {
         match e {
             switch::SwitchError::MacTaken { mac, owner, .. } => {
@@ -766,7 +745,7 @@ impl Dataplane {
         if let Some(fd) = io.dev.fd() {
             let _ = self.epoll.delete(fd);
         }
-        self.peers.retain(|_, p| *p != id);
+        self.edge.remove_port(id);
         // Its captures end with it (their readers see the stream close), so a port that later
         // takes the same number is not captured by mistake.
         self.captures.retain(|c| c.port != id);
@@ -902,16 +881,21 @@ impl Dataplane {
             for datagram in rx[..train.len].chunks(train.seg) {
                 datagrams += 1;
                 let Some(vtep) = self.vtep.as_mut() else { break };
-                let Some((vni, frame)) = vtep.decap(datagram) else {
-                    continue;
-                };
-                let Some(&port) = self.peers.get(&(train.from, vni)) else {
-                    if self.vnis.contains_key(&vni) {
-                        vtep.stats.rx_unknown_vtep += 1;
-                    } else {
-                        vtep.stats.rx_unknown_vni += 1;
+                vtep.stats.rx_packets += 1;
+                let (port, frame) = match self.edge.decap(train.from, datagram) {
+                    Ok(x) => x,
+                    Err(Refused::Malformed) => {
+                        vtep.stats.rx_malformed += 1;
+                        continue;
                     }
-                    continue;
+                    Err(Refused::UnknownVtep) => {
+                        vtep.stats.rx_unknown_vtep += 1;
+                        continue;
+                    }
+                    Err(Refused::UnknownVni) => {
+                        vtep.stats.rx_unknown_vni += 1;
+                        continue;
+                    }
                 };
                 if held == Some(port) && self.coalescer.add(frame) {
                     continue;
@@ -940,32 +924,24 @@ impl Dataplane {
         }
     }
 
-    /// Answers an ARP request from a local port for an address known to live on another host,
-    /// instead of flooding it through the tunnels. True when the frame was consumed.
-    fn suppress_arp(&mut self, now: Instant, ingress: PortId, packet: &[u8]) -> bool {
-        let Some((mac, req)) = self.arp_answer(ingress, &packet[VNET_HDR_LEN..]) else {
-            return false;
-        };
+    /// Sends the reply to an ARP request from a local port for an address known to live on
+    /// another host ([`Edge::decide`] answered it instead of flooding it through the tunnels).
+    fn send_arp_reply(&mut self, ingress: PortId, frame: &[u8]) {
         let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
-            return false;
+            return;
         };
-        // The request still counts and teaches the switch where its sender is; one that port
-        // security drops gets no answer either.
-        if let Verdict::Drop(_) = self.switch.process(now, ingress, &packet[VNET_HDR_LEN..]) {
-            return true;
-        }
         let mut reply = [0u8; VNET_HDR_LEN + overlay::arp::ARP_FRAME_LEN];
-        let n = VNET_HDR_LEN + overlay::arp::write_reply(&req, mac.0, &mut reply[VNET_HDR_LEN..]);
+        let n = VNET_HDR_LEN + frame.len();
+        reply[VNET_HDR_LEN..n].copy_from_slice(frame);
         // SAFETY: reply is a valid buffer of n bytes; fd is a live descriptor owned by self.ports.
         if unsafe { libc::write(fd, reply.as_ptr().cast(), n) } < 0 {
             self.switch.record_drop(ingress, DropReason::TxFailed);
         } else {
-            self.switch.record_tx(ingress, n - VNET_HDR_LEN);
+            self.switch.record_tx(ingress, frame.len());
             if !self.captures.is_empty() {
-                self.mirror(ingress, Direction::Outbound, &reply[VNET_HDR_LEN..n]);
+                self.mirror(ingress, Direction::Outbound, frame);
             }
         }
-        true
     }
 
     /// Copies a frame to the captures of `port`; captures whose reader went are dropped.
@@ -999,28 +975,37 @@ impl Dataplane {
     /// The MAC (and address) an ARP request in `frame` from `ingress` is answered with here:
     /// the target is pinned to another host and the port can take the reply.
     fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, overlay::arp::ArpRequest)> {
-        let req = overlay::arp::parse_request(frame)?;
-        let net = self.switch.port_network(ingress)?;
-        let mac = MacAddr(self.arp.lookup(net.0, req.target_ip)?);
-        matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some((mac, req))
+        let answer = self.edge.arp_answer(&self.switch, ingress, frame)?;
+        matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some(answer)
     }
 
     fn forward(&mut self, now: Instant, ingress: PortId, packet: &mut [u8]) {
         if !self.captures.is_empty() {
             self.mirror(ingress, Direction::Inbound, &packet[VNET_HDR_LEN..]);
         }
-        if !self.arp.is_empty() && self.suppress_arp(now, ingress, packet) {
-            return;
-        }
+        let can_reply =
+            !self.edge.nothing_suppressed() && matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_)));
         let bytes = packet.len() - VNET_HDR_LEN;
         // The verdict borrows the switch; collect the egress ports first.
         let mut out: [(PortId, Egress); 32] = [(PortId(0), Egress::Fd(-1)); 32];
         let mut n_out = 0usize;
         let mut overflow: Vec<(PortId, Egress)> = Vec::new();
-        match self
-            .switch
-            .process_offloaded(now, ingress, gso_of(packet), &packet[VNET_HDR_LEN..])
-        {
+        let mut reply = [0u8; overlay::arp::ARP_FRAME_LEN];
+        let verdict = match self.edge.decide(
+            &mut self.switch,
+            now,
+            ingress,
+            gso_of(packet),
+            &packet[VNET_HDR_LEN..],
+            can_reply.then_some(&mut reply),
+        ) {
+            Decision::Reply(n) => {
+                self.send_arp_reply(ingress, &reply[..n]);
+                return;
+            }
+            Decision::Switch(v) => v,
+        };
+        match verdict {
             Verdict::Drop(_) => return,
             Verdict::Forward(p) => {
                 if let Some(e) = egress_of(&self.ports, p) {

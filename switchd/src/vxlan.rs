@@ -97,19 +97,6 @@ impl Vtep {
         self.rx.as_fd()
     }
 
-    /// The VNI and inner frame of `datagram` (one of a [`Train`]'s), counted as received;
-    /// `None` for one that is not VXLAN (short, or without the I flag), counted as malformed.
-    pub fn decap<'a>(&mut self, datagram: &'a [u8]) -> Option<(Vni, &'a [u8])> {
-        self.stats.rx_packets += 1;
-        match VxlanHeader::parse(datagram) {
-            Ok(h) if datagram.len() > VXLAN_HEADER_LEN => Some((h.vni, &datagram[VXLAN_HEADER_LEN..])),
-            _ => {
-                self.stats.rx_malformed += 1;
-                None
-            }
-        }
-    }
-
     /// Receives the next datagram or train of datagrams into `buf` (64 KB holds any);
     /// `None` when nothing is waiting.
     pub fn recv_train(&mut self, buf: &mut [u8]) -> io::Result<Option<Train>> {

@@ -29,7 +29,8 @@ use control_plane::cluster::remotes::{Effect, Remotes};
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
 
-use overlay::{Vni, VxlanHeader};
+use overlay::edge::{Decision, Edge, Refused};
+use overlay::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use rustc_hash::FxHashMap;
@@ -124,9 +125,9 @@ struct Host {
     remotes: Remotes,
     switch: Switch,
     nets: BTreeMap<Id, NetRt>,
-    peer_ports: FxHashMap<(Ipv4Addr, u32), PortId>,
     owners: Vec<Option<Owner>>,
-    arp: overlay::arp::Table,
+    /// VNIs, VXLAN peers, suppressed addresses and the forwarding decision, as switchd's.
+    edge: Edge,
     sbs: Vec<Option<LocalSb>>,
     made: u32,
 }
@@ -238,9 +239,8 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 remotes: Remotes::new(),
                 switch: Switch::new(base, rng.random()),
                 nets: BTreeMap::new(),
-                peer_ports: FxHashMap::default(),
                 owners: Vec::new(),
-                arp: overlay::arp::Table::new(),
+                edge: Edge::new(),
                 sbs: Vec::new(),
                 made: 0,
             }
@@ -684,9 +684,8 @@ impl World {
             host.remotes = Remotes::new();
             host.switch = Switch::new(base, seed);
             host.nets.clear();
-            host.peer_ports.clear();
             host.owners.clear();
-            host.arp.clear();
+            host.edge.clear();
         }
         self.new_membership(h);
         let nets: Vec<Id> = self.hosts[h as usize]
@@ -768,6 +767,9 @@ impl World {
         let (sid, vni, aging) = (NetworkId(net.switch_id), net.vni.unwrap_or(0), net.mac_aging);
         if host.switch.add_network(sid, NetworkConfig { aging }).is_err() {
             return;
+        }
+        if let Ok(v) = Vni::new(vni) {
+            let _ = host.edge.add_network(v, sid);
         }
         host.nets.insert(
             nid.clone(),
@@ -1061,9 +1063,9 @@ impl World {
                         split_horizon_group: 1,
                         guard: None,
                     };
-                    if let (Ok(p), SocketAddr::V4(v)) = (host.switch.add_port(cfg), vtep) {
+                    if let (Ok(p), SocketAddr::V4(v), Ok(vni)) = (host.switch.add_port(cfg), vtep, Vni::new(rt.vni)) {
                         rt.peers.insert(vtep, p);
-                        host.peer_ports.insert((*v.ip(), rt.vni), p);
+                        host.edge.add_peer(*v.ip(), vni, p);
                         set_owner(&mut host.owners, p, Some(Owner::Peer(*v.ip(), rt.vni)));
                     }
                 }
@@ -1074,21 +1076,17 @@ impl World {
                     if let Some(p) = rt.peers.remove(&vtep) {
                         let _ = host.switch.remove_port(p);
                         set_owner(&mut host.owners, p, None);
-                        if let SocketAddr::V4(v) = vtep {
-                            host.peer_ports.remove(&(*v.ip(), rt.vni));
-                        }
+                        host.edge.remove_port(p);
                     }
                 }
                 Effect::Pin { network, mac, vtep, ip } => {
                     let Some(rt) = host.nets.get(&network) else { continue };
                     let Some(&p) = rt.peers.get(&vtep) else { continue };
-                    let _ = host.switch.add_static(now, rt.sid, mac, p);
-                    host.arp.pin(rt.sid.0, mac.0, ip);
+                    let _ = host.edge.pin(&mut host.switch, now, rt.sid, mac, p, Some(ip));
                 }
                 Effect::Unpin { network, mac } => {
                     let Some(rt) = host.nets.get(&network) else { continue };
-                    host.switch.remove_mac(rt.sid, mac);
-                    host.arp.unpin(rt.sid.0, mac.0);
+                    host.edge.unpin(&mut host.switch, rt.sid, mac);
                 }
             }
         }
@@ -1198,25 +1196,24 @@ impl World {
         }
         let now = self.instant();
         let host = &mut self.hosts[h as usize];
-        if !host.arp.is_empty() {
-            if let Some(req) = overlay::arp::parse_request(&frame) {
-                let known = host
-                    .switch
-                    .port_network(port)
-                    .and_then(|n| host.arp.lookup(n.0, req.target_ip));
-                if let Some(mac) = known {
-                    let _ = host.switch.process(now, port, &frame);
-                    let mut reply = vec![0u8; overlay::arp::ARP_FRAME_LEN];
-                    overlay::arp::write_reply(&req, mac, &mut reply);
-                    self.frame_out(h, port, reply);
-                    return;
-                }
+        // Sandbox ports take replies; peers' ports do not (as switchd's descriptors and VTEPs).
+        let can_reply = matches!(host.owners.get(port.0 as usize), Some(Some(Owner::Sandbox(_))));
+        let mut reply = [0u8; overlay::arp::ARP_FRAME_LEN];
+        let out: Vec<PortId> = match host.edge.decide(
+            &mut host.switch,
+            now,
+            port,
+            None,
+            &frame,
+            can_reply.then_some(&mut reply),
+        ) {
+            Decision::Reply(n) => {
+                self.frame_out(h, port, reply[..n].to_vec());
+                return;
             }
-        }
-        let out: Vec<PortId> = match host.switch.process(now, port, &frame) {
-            Verdict::Drop(_) => Vec::new(),
-            Verdict::Forward(p) => vec![p],
-            Verdict::Flood(f) => f.ports().collect(),
+            Decision::Switch(Verdict::Drop(_)) => Vec::new(),
+            Decision::Switch(Verdict::Forward(p)) => vec![p],
+            Decision::Switch(Verdict::Flood(f)) => f.ports().collect(),
         };
         for p in out {
             self.frame_out(h, p, frame.clone());
@@ -1267,21 +1264,13 @@ impl World {
     }
 
     fn vxlan_in(&mut self, h: u32, from: Ipv4Addr, data: Vec<u8>) {
-        let Ok(hdr) = VxlanHeader::parse(&data) else {
-            self.drop_frame("vxlan_malformed");
-            return;
+        let port = match self.hosts[h as usize].edge.decap(from, &data) {
+            Ok((port, _)) => port,
+            Err(Refused::Malformed) => return self.drop_frame("vxlan_malformed"),
+            Err(Refused::UnknownVtep) => return self.drop_frame("vxlan_unknown_vtep"),
+            Err(Refused::UnknownVni) => return self.drop_frame("vxlan_unknown_vni"),
         };
-        let key = (from, hdr.vni.get());
-        let Some(&port) = self.hosts[h as usize].peer_ports.get(&key) else {
-            let known_vni = self.hosts[h as usize].nets.values().any(|n| n.vni == key.1);
-            self.drop_frame(if known_vni {
-                "vxlan_unknown_vtep"
-            } else {
-                "vxlan_unknown_vni"
-            });
-            return;
-        };
-        self.frame_in(h, port, data[8..].to_vec());
+        self.frame_in(h, port, data[VXLAN_HEADER_LEN..].to_vec());
     }
 
     /// Whether every live host sees every other alive and holds the same records.

@@ -1,0 +1,288 @@
+//! The overlay's edge of a host's switch, sans-IO: which network each VNI is, which port each
+//! VXLAN peer is, the addresses answered here for endpoints on other hosts (ARP suppression),
+//! and the forwarding decision for a frame entering the switch. switchd's dataplane and the
+//! simulator both hold one and call the same [`Edge::decide`], so the simulator forwards as
+//! switchd does.
+//!
+//! ```text
+//!  VXLAN datagram ──► Edge::decap: header, (source address, VNI) → the peer's port
+//!  frame on a port ──► Edge::decide: an ARP request for a pinned address → the reply
+//!                                    anything else → the switch's verdict
+//! ```
+
+use std::net::Ipv4Addr;
+use std::time::Instant;
+
+use rustc_hash::FxHashMap;
+use switch::{MacAddr, NetworkId, PortId, Switch, SwitchError, Verdict};
+
+use crate::arp::{self, ARP_FRAME_LEN};
+use crate::vxlan::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
+
+/// Why a VXLAN datagram did not enter the switch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not VXLAN: too short, or without the I flag.
+    Malformed,
+    /// A VNI no network of this host has.
+    UnknownVni,
+    /// A known VNI from an address that is not one of its peers.
+    UnknownVtep,
+}
+
+/// What to do with a frame that entered the switch.
+#[derive(Debug)]
+pub enum Decision<'a> {
+    /// An ARP request answered here: send back on the ingress port the reply of this length,
+    /// written into the caller's buffer.
+    Reply(usize),
+    /// The switch's verdict.
+    Switch(Verdict<'a>),
+}
+
+/// A host's VNIs, VXLAN peers and suppressed addresses.
+#[derive(Debug, Default)]
+pub struct Edge {
+    vnis: FxHashMap<Vni, NetworkId>,
+    /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
+    peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
+    arp: arp::Table,
+}
+
+impl Edge {
+    /// An edge with no overlay network.
+    pub fn new() -> Edge {
+        Edge::default()
+    }
+
+    /// Gives network `net` the VNI `vni`.
+    ///
+    /// # Errors
+    /// The VNI is another network's on this host.
+    pub fn add_network(&mut self, vni: Vni, net: NetworkId) -> Result<(), String> {
+        match self.vnis.get(&vni) {
+            Some(n) if *n != net => Err(format!("VNI {vni} is in use on this host")),
+            _ => {
+                self.vnis.insert(vni, net);
+                Ok(())
+            }
+        }
+    }
+
+    /// Forgets network `net`'s VNI.
+    pub fn remove_network(&mut self, net: NetworkId) {
+        self.vnis.retain(|_, n| *n != net);
+    }
+
+    /// The network of `vni`.
+    pub fn network_of(&self, vni: Vni) -> Option<NetworkId> {
+        self.vnis.get(&vni).copied()
+    }
+
+    /// Whether the peer at `addr` on `vni` has a port.
+    pub fn has_peer(&self, addr: Ipv4Addr, vni: Vni) -> bool {
+        self.peers.contains_key(&(addr, vni))
+    }
+
+    /// Whether `port` is a VXLAN peer's.
+    pub fn is_peer_port(&self, port: PortId) -> bool {
+        self.peers.values().any(|p| *p == port)
+    }
+
+    /// The peer at `addr` on `vni` is port `port`.
+    pub fn add_peer(&mut self, addr: Ipv4Addr, vni: Vni, port: PortId) {
+        self.peers.insert((addr, vni), port);
+    }
+
+    /// Port `port` is gone (a peer's or not).
+    pub fn remove_port(&mut self, port: PortId) {
+        self.peers.retain(|_, p| *p != port);
+    }
+
+    /// Whether no address is answered here.
+    pub fn nothing_suppressed(&self) -> bool {
+        self.arp.is_empty()
+    }
+
+    /// Forgets every peer and suppressed address (the switch was rebuilt).
+    pub fn clear(&mut self) {
+        self.vnis.clear();
+        self.peers.clear();
+        self.arp.clear();
+    }
+
+    /// Pins a remote endpoint's `mac` to the VXLAN peer port `port` of network `net` in
+    /// `switch`, answering ARP for `ip` with it. A MAC pinned to another peer moves (the
+    /// endpoint's newest record says where it is); one that a local port holds stays, and the
+    /// pin is refused.
+    ///
+    /// # Errors
+    /// As [`Switch::add_static`].
+    pub fn pin(
+        &mut self,
+        switch: &mut Switch,
+        now: Instant,
+        net: NetworkId,
+        mac: MacAddr,
+        port: PortId,
+        ip: Option<Ipv4Addr>,
+    ) -> Result<(), SwitchError> {
+        let held_by_peer = switch
+            .fdb_entry(net, mac)
+            .is_some_and(|e| e.is_static && e.port != port && self.is_peer_port(e.port));
+        if held_by_peer {
+            switch.remove_mac(net, mac);
+        }
+        switch.add_static(now, net, mac, port)?;
+        match ip {
+            Some(ip) => self.arp.pin(net.0, mac.0, ip),
+            None => self.arp.unpin(net.0, mac.0),
+        }
+        Ok(())
+    }
+
+    /// Unpins a remote endpoint's `mac` from network `net`.
+    pub fn unpin(&mut self, switch: &mut Switch, net: NetworkId, mac: MacAddr) {
+        self.arp.unpin(net.0, mac.0);
+        switch.remove_mac(net, mac);
+    }
+
+    /// The port a VXLAN datagram from `from` enters the switch on, and its inner frame.
+    ///
+    /// # Errors
+    /// [`Refused`]: why it goes no further (each is counted by the caller).
+    pub fn decap<'a>(&self, from: Ipv4Addr, datagram: &'a [u8]) -> Result<(PortId, &'a [u8]), Refused> {
+        let hdr = VxlanHeader::parse(datagram).map_err(|_| Refused::Malformed)?;
+        if datagram.len() == VXLAN_HEADER_LEN {
+            return Err(Refused::Malformed);
+        }
+        match self.peers.get(&(from, hdr.vni)) {
+            Some(&port) => Ok((port, &datagram[VXLAN_HEADER_LEN..])),
+            None if self.vnis.contains_key(&hdr.vni) => Err(Refused::UnknownVtep),
+            None => Err(Refused::UnknownVni),
+        }
+    }
+
+    /// The MAC an ARP request in `frame` from `ingress` is answered with here: the target is
+    /// pinned to another host on the port's network.
+    pub fn arp_answer(&self, switch: &Switch, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, arp::ArpRequest)> {
+        if self.arp.is_empty() {
+            return None;
+        }
+        let req = arp::parse_request(frame)?;
+        let net = switch.port_network(ingress)?;
+        Some((MacAddr(self.arp.lookup(net.0, req.target_ip)?), req))
+    }
+
+    /// The forwarding decision for `frame` entering `switch` on `ingress` (with segmentation
+    /// metadata `gso`, if any). An ARP request for an address pinned to another host is
+    /// answered into `reply`, given when the port can take a reply; the request still counts
+    /// and teaches the switch where its sender is, and one that port security drops gets no
+    /// answer. Anything else gets the switch's verdict.
+    pub fn decide<'s>(
+        &self,
+        switch: &'s mut Switch,
+        now: Instant,
+        ingress: PortId,
+        gso: Option<switch::Gso>,
+        frame: &[u8],
+        reply: Option<&mut [u8; ARP_FRAME_LEN]>,
+    ) -> Decision<'s> {
+        if let Some(reply) = reply {
+            if let Some((mac, req)) = self.arp_answer(switch, ingress, frame) {
+                return match switch.process(now, ingress, frame) {
+                    Verdict::Drop(r) => Decision::Switch(Verdict::Drop(r)),
+                    _ => Decision::Reply(arp::write_reply(&req, mac.0, reply)),
+                };
+            }
+        }
+        Decision::Switch(switch.process_offloaded(now, ingress, gso, frame))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use switch::{NetworkConfig, PortConfig};
+
+    const NET: NetworkId = NetworkId(1);
+
+    /// A switch with one network, a local port and two VXLAN peers' ports, and its edge.
+    fn fabric(now: Instant) -> (Switch, Edge, [PortId; 3]) {
+        let mut sw = Switch::new(now, 1);
+        sw.add_network(NET, NetworkConfig::default()).unwrap();
+        let local = sw.add_port(PortConfig::new(NET)).unwrap();
+        let peer = |sw: &mut Switch| {
+            sw.add_port(PortConfig {
+                split_horizon_group: 1,
+                ..PortConfig::new(NET)
+            })
+            .unwrap()
+        };
+        let (p1, p2) = (peer(&mut sw), peer(&mut sw));
+        let mut edge = Edge::new();
+        let vni = Vni::new(4096).unwrap();
+        edge.add_network(vni, NET).unwrap();
+        edge.add_peer(Ipv4Addr::new(10, 0, 0, 2), vni, p1);
+        edge.add_peer(Ipv4Addr::new(10, 0, 0, 3), vni, p2);
+        (sw, edge, [local, p1, p2])
+    }
+
+    fn arp_request(target: Ipv4Addr) -> Vec<u8> {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 0x08, 0x06, 0, 1, 0x08, 0x00, 6, 4, 0, 1]);
+        f.extend_from_slice(&[2, 0, 0, 0, 0, 1, 10, 1, 0, 1]);
+        f.extend_from_slice(&[0; 6]);
+        f.extend_from_slice(&target.octets());
+        f
+    }
+
+    #[test]
+    fn datagrams_enter_on_their_peer_s_port_or_are_refused_with_a_reason() {
+        let (_, edge, [_, p1, _]) = fabric(Instant::now());
+        let mut d = vec![0u8; 8 + 14];
+        VxlanHeader {
+            vni: Vni::new(4096).unwrap(),
+        }
+        .emit(&mut d);
+        let from = Ipv4Addr::new(10, 0, 0, 2);
+        assert_eq!(edge.decap(from, &d).map(|(p, f)| (p, f.len())), Ok((p1, 14)));
+        assert_eq!(edge.decap(Ipv4Addr::new(10, 0, 0, 9), &d), Err(Refused::UnknownVtep));
+        assert_eq!(edge.decap(from, &d[..8]), Err(Refused::Malformed), "a header alone");
+        assert_eq!(edge.decap(from, &[0; 22]), Err(Refused::Malformed), "no I flag");
+        VxlanHeader {
+            vni: Vni::new(7).unwrap(),
+        }
+        .emit(&mut d);
+        assert_eq!(edge.decap(from, &d), Err(Refused::UnknownVni));
+    }
+
+    #[test]
+    fn a_pinned_address_is_answered_here_and_a_moved_mac_follows_its_record() {
+        let now = Instant::now();
+        let (mut sw, mut edge, [local, p1, p2]) = fabric(now);
+        let (mac, ip) = (MacAddr([2, 0x42, 10, 1, 0, 9]), Ipv4Addr::new(10, 1, 0, 9));
+        edge.pin(&mut sw, now, NET, mac, p1, Some(ip)).unwrap();
+        let mut reply = [0u8; ARP_FRAME_LEN];
+        let req = arp_request(ip);
+        match edge.decide(&mut sw, now, local, None, &req, Some(&mut reply)) {
+            Decision::Reply(n) => assert_eq!((n, &reply[22..28]), (ARP_FRAME_LEN, &mac.0[..])),
+            other => panic!("not answered here: {other:?}"),
+        }
+        // A port that cannot take a reply, or an address no one pinned: the switch decides.
+        assert!(matches!(
+            edge.decide(&mut sw, now, local, None, &req, None),
+            Decision::Switch(_)
+        ));
+        let other = arp_request(Ipv4Addr::new(10, 1, 0, 77));
+        assert!(matches!(
+            edge.decide(&mut sw, now, local, None, &other, Some(&mut reply)),
+            Decision::Switch(Verdict::Flood(_))
+        ));
+        // The endpoint moved to the host behind p2: its MAC moves with the newer record.
+        edge.pin(&mut sw, now, NET, mac, p2, Some(ip)).unwrap();
+        assert_eq!(sw.fdb_entry(NET, mac).map(|e| e.port), Some(p2));
+        edge.unpin(&mut sw, NET, mac);
+        assert!(edge.nothing_suppressed() && sw.fdb_entry(NET, mac).is_none());
+    }
+}
