@@ -406,8 +406,8 @@ pub fn remove_prefix(prefix: &str) -> usize {
             }
         }
         let path = Path::new(NETNS_DIR).join(name);
-        // SAFETY: path is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in paths");
+        // SAFETY: c is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
         unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         let _ = fs::remove_file(&path);
     }
