@@ -96,9 +96,16 @@ enum Cmd {
 
 #[derive(Args, Debug)]
 struct FormatArg {
-    /// Output format: table or json.
-    #[arg(long, default_value = "table", value_parser = ["table", "json"])]
-    format: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// How a listing is printed: Docker's table, or JSON.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -373,7 +380,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     if let Cmd::Cluster(cmd) = cli.cmd {
         if let ClusterCmd::Peers { format } = cmd {
-            return peers(&Client::new(&cli.socket)?, &format.format);
+            return peers(&Client::new(&cli.socket)?, format.format);
         }
         return cluster(cmd);
     }
@@ -381,17 +388,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Network(n) => network(&c, n),
         Cmd::Sandbox(s) => sandbox(&c, s),
-        Cmd::Ports(f) => ports(&c, &f.format),
-        Cmd::Stats(f) => stats(&c, &f.format),
-        Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), &format.format),
+        Cmd::Ports(f) => ports(&c, f.format),
+        Cmd::Stats(f) => stats(&c, f.format),
+        Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), format.format),
         Cmd::Capture { port, write, count } => capture(&c, &port, write.as_deref(), count),
         Cmd::Trace {
             network,
             in_port,
             frame,
             format,
-        } => trace(&c, network, in_port, frame, &format.format),
-        Cmd::Port { sandbox, port, format } => port_cmd(&c, &sandbox, port.as_deref(), &format.format),
+        } => trace(&c, network, in_port, frame, format.format),
+        Cmd::Port { sandbox, port, format } => port_cmd(&c, &sandbox, port.as_deref(), format.format),
         Cmd::Cluster(_) => unreachable!("handled without a daemon"),
     }
 }
@@ -459,7 +466,7 @@ fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             };
             if quiet {
                 nets.iter().for_each(|n| println!("{}", id(n)));
-            } else if format.format == "json" {
+            } else if format.format == Format::Json {
                 for n in &nets {
                     let line = serde_json::json!({
                         "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
@@ -605,7 +612,7 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             };
             if quiet {
                 list.iter().for_each(|s| println!("{}", id(s)));
-            } else if format.format == "json" {
+            } else if format.format == Format::Json {
                 for s in &list {
                     println!("{}", serde_json::to_string(s)?);
                 }
@@ -643,9 +650,9 @@ fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+fn ports(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
     let list: Vec<PortResource> = c.get("/ports")?;
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&list));
         return Ok(ExitCode::SUCCESS);
     }
@@ -685,14 +692,14 @@ fn ports(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn fdb(c: &Client, network: Option<&str>, format: &str) -> anyhow::Result<ExitCode> {
+fn fdb(c: &Client, network: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
     let mut list: Vec<FdbResource> = c.get("/fdb")?;
     if let Some(n) = network {
         let net: NetworkResource = c.get(&path(&["networks", n]))?;
         list.retain(|e| e.network == net.name);
     }
     list.sort_by(|a, b| (&a.network, &a.mac).cmp(&(&b.network, &b.mac)));
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&list));
         return Ok(ExitCode::SUCCESS);
     }
@@ -781,14 +788,14 @@ fn capture(c: &Client, port: &str, file: Option<&std::path::Path>, count: Option
     Ok(ExitCode::SUCCESS)
 }
 
-fn trace(c: &Client, network: String, in_port: String, frame: String, format: &str) -> anyhow::Result<ExitCode> {
+fn trace(c: &Client, network: String, in_port: String, frame: String, format: Format) -> anyhow::Result<ExitCode> {
     let req = TraceRequest {
         network,
         in_port,
         frame,
     };
     let t: TraceResource = c.json(Method::POST, "/trace", Some(&req))?;
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&t));
         return Ok(ExitCode::SUCCESS);
     }
@@ -810,10 +817,10 @@ fn trace(c: &Client, network: String, in_port: String, frame: String, format: &s
 
 /// `docker port` output: `80/tcp -> 0.0.0.0:8080` per binding, or `0.0.0.0:8080` per binding of
 /// the port asked for.
-fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: &str) -> anyhow::Result<ExitCode> {
+fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
     let sb: SandboxResource = c.get(&path(&["sandboxes", sandbox]))?;
     let Some(filter) = port else {
-        if format == "json" {
+        if format == Format::Json {
             println!("{}", pretty(&sb.ports));
             return Ok(ExitCode::SUCCESS);
         }
@@ -834,7 +841,7 @@ fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: &str) -> anyh
     if hits.is_empty() {
         anyhow::bail!("Error: No public port '{num}/{proto}' published for {}", sb.name);
     }
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&hits));
         return Ok(ExitCode::SUCCESS);
     }
@@ -941,7 +948,7 @@ fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
         }
         VtepCmd::Ls { network, format } => {
             let list: Vec<control_plane::api::VtepResource> = c.get(&path(&["networks", &network, "vteps"]))?;
-            if format.format == "json" {
+            if format.format == Format::Json {
                 println!("{}", pretty(&list));
             } else {
                 let rows: Vec<Vec<String>> = list
@@ -966,9 +973,9 @@ fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn peers(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+fn peers(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
     let list: Vec<control_plane::api::PeerResource> = c.get("/cluster/peers")?;
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&list));
         return Ok(ExitCode::SUCCESS);
     }
@@ -995,9 +1002,9 @@ fn peers(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Drops by reason as one table cell: `reason=n,...`, or `-` when there are none.
-fn stats(c: &Client, format: &str) -> anyhow::Result<ExitCode> {
+fn stats(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
     let s: StatsResource = c.get("/stats")?;
-    if format == "json" {
+    if format == Format::Json {
         println!("{}", pretty(&s));
         return Ok(ExitCode::SUCCESS);
     }

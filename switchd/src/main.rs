@@ -75,8 +75,8 @@ struct Args {
     poll_us: u64,
     /// Write each burst of frames to the ports in one io_uring submission (on), or each frame
     /// with its own write (off). Where the kernel refuses io_uring, frames go one at a time.
-    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
-    batch_writes: String,
+    #[arg(long, value_enum, default_value_t = Toggle::On)]
+    batch_writes: Toggle,
     /// The nftables ruleset (isolation between networks, outbound NAT, published ports): on,
     /// and switchd does not start without it; off runs without it, with none of those.
     #[arg(long, value_enum, default_value_t = firewall::Mode::On)]
@@ -138,6 +138,13 @@ fn group_id(g: &str) -> anyhow::Result<u32> {
         Some(gr) => Ok(gr.gid.as_raw()),
         None => anyhow::bail!("unknown group {g:?}: give a group name or numeric GID"),
     }
+}
+
+/// A feature flag's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Toggle {
+    On,
+    Off,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -221,7 +228,7 @@ fn main() -> anyhow::Result<()> {
         cluster,
         host_index,
         poll: std::time::Duration::from_micros(args.poll_us),
-        batch_writes: args.batch_writes == "on",
+        batch_writes: args.batch_writes == Toggle::On,
         limits,
         firewall: args.firewall,
     })

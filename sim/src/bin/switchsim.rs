@@ -33,8 +33,8 @@ enum Cmd {
         #[arg(long)]
         hosts: Option<u32>,
         /// Report format.
-        #[arg(long, default_value = "text", value_parser = ["text", "json"])]
-        format: String,
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
         /// Where a failing run writes its capture (default: SCENARIO-SEED.pcap here).
         #[arg(long)]
         pcap: Option<PathBuf>,
@@ -78,6 +78,13 @@ enum Cmd {
     },
 }
 
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.cmd {
@@ -90,7 +97,7 @@ fn main() -> ExitCode {
         } => {
             with_huge_pages();
             prefault_heap();
-            run(&scenario, seed, hosts, &format, pcap)
+            run(&scenario, seed, hosts, format, pcap)
         }
         Cmd::Demo { keep } => demo(keep),
         Cmd::Up { topology } => up_down(&topology, true),
@@ -171,7 +178,13 @@ fn prefault_heap() {
     });
 }
 
-fn run(path: &std::path::Path, seed: Option<u64>, hosts: Option<u32>, format: &str, pcap: Option<PathBuf>) -> ExitCode {
+fn run(
+    path: &std::path::Path,
+    seed: Option<u64>,
+    hosts: Option<u32>,
+    format: Format,
+    pcap: Option<PathBuf>,
+) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) => {
@@ -195,8 +208,8 @@ fn run(path: &std::path::Path, seed: Option<u64>, hosts: Option<u32>, format: &s
     let out = sim::virt::run(sc, &Options { seed, hosts });
     let r = &out.report;
     match format {
-        "json" => print!("{}", r.json()),
-        _ => print!("{}", r.text()),
+        Format::Json => print!("{}", r.json()),
+        Format::Text => print!("{}", r.text()),
     }
     eprintln!("wall time {:.1} s", started.elapsed().as_secs_f64());
     if let Some(frames) = out.capture {
