@@ -19,6 +19,6 @@ pub mod topology;
 pub mod virt;
 
 pub use netns::{
-    e2e_allowed, e2e_host, in_netns, is_root, prefix, run, send_raw, send_raw_offloaded, send_raw_repeated, tcp_bulk,
-    Capture, Fabric, Host, Output, Underlay,
+    e2e_allowed, e2e_host, eventually, in_netns, is_root, json, ping, prefix, run, send_raw, send_raw_offloaded,
+    send_raw_repeated, tcp_bulk, Capture, Fabric, Host, Output, Underlay,
 };

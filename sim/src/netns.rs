@@ -101,6 +101,52 @@ pub fn e2e_host(tag: &str, bin_dir: &Path, args: &[&str]) -> Option<Host> {
     e2e_allowed(tag).then(|| Host::start_with(&prefix(tag), bin_dir, args))
 }
 
+/// The directory of the binaries of the calling test crate (switchd's, switchctl's), from
+/// Cargo's `CARGO_BIN_EXE_switchd` as the calling crate sees it.
+#[macro_export]
+macro_rules! bin_dir {
+    () => {
+        std::path::Path::new(env!("CARGO_BIN_EXE_switchd"))
+            .parent()
+            .expect("target dir")
+    };
+}
+
+/// [`e2e_host`] with the calling test crate's binaries and no extra switchd arguments.
+#[macro_export]
+macro_rules! e2e_host {
+    ($tag:expr) => {
+        $crate::e2e_host($tag, $crate::bin_dir!(), &[])
+    };
+}
+
+/// Polls `f` every 100 ms until it holds or `secs` pass; whether it held.
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if std::time::Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `s` as JSON.
+///
+/// # Panics
+/// If it is not JSON, saying so with the text.
+pub fn json(s: &str) -> serde_json::Value {
+    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+}
+
+/// Whether one ping from namespace `from` to `ip` is answered within 2 s.
+pub fn ping(h: &Host, from: &str, ip: &str) -> bool {
+    h.exec(from, &["ping", "-c", "1", "-W", "2", ip]).ok()
+}
+
 /// A prefix unique to this test and process, short enough for interface and namespace names.
 pub fn prefix(tag: &str) -> String {
     format!("{tag}{}", std::process::id() % 100_000)

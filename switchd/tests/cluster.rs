@@ -7,10 +7,6 @@ use std::time::{Duration, Instant};
 
 use sim::{prefix, run, Host};
 
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
-
 fn peers(h: &Host) -> Vec<(String, String)> {
     let out = h.ctl(["cluster", "peers", "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap_or_default();
@@ -44,7 +40,7 @@ struct Fabric(sim::Fabric);
 
 impl Fabric {
     fn new(tag: &str, net: u8) -> Fabric {
-        Fabric(sim::Fabric::new(&prefix(tag), net, bin_dir()))
+        Fabric(sim::Fabric::new(&prefix(tag), net, sim::bin_dir!()))
     }
 
     fn cert(&self, ca: &str, name: &str) {

@@ -10,14 +10,6 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 use sim::{run, Host};
 
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
-
-fn host(tag: &str) -> Option<Host> {
-    sim::e2e_host(tag, bin_dir(), &[])
-}
-
 /// One plugin invocation: exit status, and stdout parsed as JSON (`Null` when empty). The
 /// runtime's name for the container (K8S_POD_NAME) is its ID.
 fn cni(plugin: &Path, command: &str, container: &str, netns: &str, ifname: &str, conf: &Value) -> (bool, Value) {
@@ -82,8 +74,8 @@ fn sandboxes(h: &Host) -> String {
 
 #[test]
 fn cni_plugin_adds_checks_chains_deletes_and_collects() {
-    let Some(mut h) = host("cni") else { return };
-    let plugin = bin_dir().join("switch-cni");
+    let Some(mut h) = sim::e2e_host!("cni") else { return };
+    let plugin = sim::bin_dir!().join("switch-cni");
     assert!(plugin.exists(), "{} is missing: cargo build --bins", plugin.display());
     let net = h.name("n1");
     h.ctl(["network", "create", "--subnet", "10.81.0.0/24", &net])
@@ -290,7 +282,7 @@ impl Podman {
         }
         std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").unwrap();
-        std::fs::copy(bin_dir().join("switch-cni"), dir.join("plugins/switch-cni")).expect("plugin");
+        std::fs::copy(sim::bin_dir!().join("switch-cni"), dir.join("plugins/switch-cni")).expect("plugin");
         let conflist = json!({
             "cniVersion": "1.0.0",
             "name": network,
@@ -367,7 +359,7 @@ impl Drop for Podman {
 
 #[test]
 fn podman_containers_use_a_switchd_network() {
-    let Some(h) = host("cnip") else { return };
+    let Some(h) = sim::e2e_host!("cnip") else { return };
     let net = h.name("pn");
     h.ctl(["network", "create", "--subnet", "10.83.0.0/24", &net])
         .expect_ok("network create");
@@ -417,8 +409,8 @@ fn mac_in(ns: &str, ifname: &str) -> String {
 
 #[test]
 fn a_pod_cannot_take_a_mac_that_a_port_holds() {
-    let Some(h) = host("cnm") else { return };
-    let plugin = bin_dir().join("switch-cni");
+    let Some(h) = sim::e2e_host!("cnm") else { return };
+    let plugin = sim::bin_dir!().join("switch-cni");
     let net = h.name("n");
     let gw_if = format!("{}g", h.prefix());
     let bridge = format!("com.docker.network.bridge.name={gw_if}");

@@ -3,14 +3,10 @@
 //! the test) and its own dockerd; containers run the busybox image. Needs root.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sim::docker::{Docker, IMAGE, PLUGIN_DIR};
-use sim::{run, Host};
-
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
+use sim::{eventually, run, Host};
 
 /// A host whose switchd serves the plugin under the test's prefix, and its dockerd.
 fn setup(tag: &str, live_restore: bool) -> Option<(Host, Docker, String)> {
@@ -21,29 +17,20 @@ fn setup(tag: &str, live_restore: bool) -> Option<(Host, Docker, String)> {
     let engine = Docker::socket_for(&prefix).to_string_lossy().into_owned();
     let h = Host::start_with(
         &prefix,
-        bin_dir(),
+        sim::bin_dir!(),
         &["--docker-plugin", &prefix, "--docker-host", &engine],
     );
     let d = Docker::start(&h, live_restore);
     Some((h, d, prefix))
 }
 
-/// Polls `f` until it holds or `secs` pass; whether it held.
-fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn pings(d: &Docker, from: &str, to: &str) -> bool {
     d.exec(from, &["ping", "-c1", "-W1", to]).ok()
+}
+
+/// `wget` of `url` from namespace `ns`.
+fn fetch(ns: &str, url: &str) -> sim::Output {
+    run("ip", ["netns", "exec", ns, "wget", "-qO-", "-T", "3", url])
 }
 
 fn ip_of(d: &Docker, container: &str, network: &str) -> String {
@@ -178,7 +165,6 @@ fn docker_walks_through_two_networks() {
 
     // -p: from the host and from outside it.
     let outside = h.add_outside();
-    let fetch = |ns: &str, url: &str| run("ip", ["netns", "exec", ns, "wget", "-qO-", "-T", "3", url]);
     assert!(
         eventually(10, || fetch(h.ns(), "http://127.0.0.1:8080/").stdout.contains("vm2")),
         "the host cannot reach -p 8080:80"
@@ -207,22 +193,7 @@ fn docker_containers_keep_their_network_across_restarts() {
     // -p 80: a host port switchd chose, reachable.
     let ports = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
     assert!(eventually(10, || pings(&d, "ca", "cb")), "a cannot ping b");
-    let chosen = || {
-        run(
-            "ip",
-            [
-                "netns",
-                "exec",
-                h.ns(),
-                "wget",
-                "-qO-",
-                "-T",
-                "3",
-                "http://127.0.0.1:49153/",
-            ],
-        )
-        .ok()
-    };
+    let chosen = || fetch(h.ns(), "http://127.0.0.1:49153/").ok();
     assert!(
         eventually(10, chosen),
         "-p 80 is not served on the first free port of 49153-65535"
@@ -586,7 +557,7 @@ fn two_docker_hosts_share_an_overlay_and_its_names() {
     if !sim::e2e_allowed("dockov") {
         return;
     }
-    let f = sim::Fabric::new(&sim::prefix("dockov"), 96, bin_dir());
+    let f = sim::Fabric::new(&sim::prefix("dockov"), 96, sim::bin_dir!());
     // Engines go before their hosts (they remove their networks through the plugins).
     let mut hosts = Vec::new();
     let mut engines = Vec::new();
@@ -708,24 +679,8 @@ fn docker_run_s_mac_address_publish_all_and_internal_networks() {
         h.ctl(["fdb"]).stdout
     );
     // -P: the exposed port on the first free host port.
-    let fetch = || {
-        run(
-            "ip",
-            [
-                "netns",
-                "exec",
-                h.ns(),
-                "wget",
-                "-qO-",
-                "-T",
-                "3",
-                "http://127.0.0.1:49153/",
-            ],
-        )
-        .stdout
-        .contains("web")
-    };
-    assert!(eventually(10, fetch), "-P did not publish the exposed port 80");
+    let served = || fetch(h.ns(), "http://127.0.0.1:49153/").stdout.contains("web");
+    assert!(eventually(10, served), "-P did not publish the exposed port 80");
     // -p 127.0.0.1:5353:53/udp: on the host's loopback only, and a datagram gets through.
     let bound = || run("ip", ["netns", "exec", h.ns(), "ss", "-Hlun"]).stdout;
     assert!(eventually(10, || bound().contains("127.0.0.1:5353")), "{}", bound());

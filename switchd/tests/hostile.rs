@@ -8,26 +8,10 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use serde_json::Value;
-use sim::Host;
-
-fn host(tag: &str) -> Option<Host> {
-    sim::e2e_host(
-        tag,
-        Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir"),
-        &[],
-    )
-}
+use sim::{json, ping, Host};
 
 fn netns(name: &str) -> PathBuf {
     Path::new(sim::netns::NETNS_DIR).join(name)
-}
-
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
-
-fn ping(h: &Host, from: &str, ip: &str) -> bool {
-    h.exec(from, &["ping", "-c", "1", "-W", "2", ip]).ok()
 }
 
 /// A port's drop count for `reason`, as `switchctl ports` lists it.
@@ -162,7 +146,7 @@ fn tcp_super_frame(
 
 #[test]
 fn no_sandbox_takes_a_mac_that_a_port_holds() {
-    let Some(h) = host("hm") else { return };
+    let Some(h) = sim::e2e_host!("hm") else { return };
     let gw_if = format!("{}g", h.prefix());
     let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
     h.ctl(["network", "create", "--subnet", "10.61.0.0/24", "-o", &bridge_opt, "n1"])
@@ -211,7 +195,7 @@ fn no_sandbox_takes_a_mac_that_a_port_holds() {
 
 #[test]
 fn a_sandbox_sends_only_as_itself() {
-    let Some(h) = host("hs") else { return };
+    let Some(h) = sim::e2e_host!("hs") else { return };
     let gw_if = format!("{}g", h.prefix());
     let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
     h.ctl(["network", "create", "--subnet", "10.62.0.0/24", "-o", &bridge_opt, "n1"])
@@ -305,7 +289,7 @@ fn a_sandbox_sends_only_as_itself() {
 
 #[test]
 fn offloaded_frames_are_cut_only_when_sane() {
-    let Some(h) = host("ho") else { return };
+    let Some(h) = sim::e2e_host!("ho") else { return };
     let k = h.add_outside();
     h.add_kernel_vxlan(&k, 4096);
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.87.0.0/24", "ovl"])
@@ -358,7 +342,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
 
 #[test]
 fn interface_names_are_literal() {
-    let Some(h) = host("hi") else { return };
+    let Some(h) = sim::e2e_host!("hi") else { return };
     let sb = h.name("s");
     let err = h.ctl(["sandbox", "create", "--interface", "e%d", &sb]);
     let msg = err.expect_err("a template name").to_string();
@@ -372,7 +356,7 @@ fn interface_names_are_literal() {
 
 #[test]
 fn names_stay_inside_their_network() {
-    let Some(h) = host("hd") else { return };
+    let Some(h) = sim::e2e_host!("hd") else { return };
     let out = h.add_outside();
     sim::run("ip", ["-n", &out, "route", "add", "10.64.0.0/16", "via", "10.99.0.1"]).expect_ok("route");
     h.ctl(["network", "create", "--subnet", "10.64.1.0/24", "na"])
@@ -660,7 +644,7 @@ fn without_nftables_switchd_fails_closed() {
 
 #[test]
 fn a_broadcast_storm_is_cut_to_the_networks_rate() {
-    let Some(h) = host("hb") else { return };
+    let Some(h) = sim::e2e_host!("hb") else { return };
     h.ctl([
         "network",
         "create",

@@ -4,11 +4,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sim::{Capture, Host, Underlay};
-
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
+use sim::{ping, Capture, Host, Underlay};
 
 fn promiscuity(h: &Host) -> String {
     let d = h.exec(h.ns(), &["ip", "-d", "link", "show", "ul0"]).stdout;
@@ -26,8 +22,8 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
     }
     let p = sim::prefix("mv");
     let ul = Underlay::new(&p);
-    let h1 = Host::start_with(&format!("{p}a"), bin_dir(), &[]);
-    let h2 = Host::start_with(&format!("{p}b"), bin_dir(), &[]);
+    let h1 = Host::start_with(&format!("{p}a"), sim::bin_dir!(), &[]);
+    let h2 = Host::start_with(&format!("{p}b"), sim::bin_dir!(), &[]);
     ul.attach(&h1, "10.89.0.1/24");
     ul.attach(&h2, "10.89.0.2/24");
 
@@ -224,9 +220,9 @@ fn vlans_share_the_wire_but_never_frames() {
     }
     let p = sim::prefix("vl");
     let ul = Underlay::new(&p);
-    let mut h1 = Host::start_with(&format!("{p}a"), bin_dir(), &[]);
-    let h2 = Host::start_with(&format!("{p}b"), bin_dir(), &[]);
-    let h3 = Host::start_with(&format!("{p}c"), bin_dir(), &[]);
+    let mut h1 = Host::start_with(&format!("{p}a"), sim::bin_dir!(), &[]);
+    let h2 = Host::start_with(&format!("{p}b"), sim::bin_dir!(), &[]);
+    let h3 = Host::start_with(&format!("{p}c"), sim::bin_dir!(), &[]);
     ul.attach(&h1, "10.89.0.1/24");
     ul.attach(&h2, "10.89.0.2/24");
     ul.attach(&h3, "10.89.0.3/24");
@@ -293,7 +289,6 @@ fn vlans_share_the_wire_but_never_frames() {
         h.ctl(["sandbox", "create", "--network", net, "--ip", ip, s])
             .expect_ok(s);
     }
-    let ping = |h: &Host, from: &str, ip: &str| h.exec(from, &["ping", "-c", "1", "-W", "1", ip]).ok();
 
     // The wire carries tags 10 and 20; VLAN 10 reaches across hosts, VLAN 20 does not reach it.
     let wire = Capture::start(ul.ns(), "br0", "vlan", 5);

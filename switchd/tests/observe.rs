@@ -8,14 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
-
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use sim::json;
 
 /// The value of one sample line of a Prometheus exposition.
 fn sample(text: &str, line_start: &str) -> u64 {
@@ -28,7 +21,7 @@ fn sample(text: &str, line_start: &str) -> u64 {
 
 #[test]
 fn trace_capture_stats_and_metrics_show_the_switch() {
-    let Some(h) = sim::e2e_host("obs", bin_dir(), &["--metrics", "127.0.0.1:9323"]) else {
+    let Some(h) = sim::e2e_host("obs", sim::bin_dir!(), &["--metrics", "127.0.0.1:9323"]) else {
         return;
     };
     let net = h.name("on");
@@ -133,7 +126,7 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
 
     // capture: a ping from a, seen on b's port as lines with their direction, and on a's
     // port into a pcapng file tcpdump reads.
-    let ctl = bin_dir().join("switchctl");
+    let ctl = sim::bin_dir!().join("switchctl");
     let sock = h.socket();
     let start = |args: &[&str]| {
         Command::new(&ctl)

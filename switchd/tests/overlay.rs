@@ -7,23 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sim::{in_netns, Host};
-
-fn host(tag: &str) -> Option<Host> {
-    sim::e2e_host(
-        tag,
-        Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir"),
-        &[],
-    )
-}
-
-fn ping(h: &Host, from: &str, ip: &str) -> bool {
-    h.exec(from, &["ping", "-c", "1", "-W", "2", ip]).ok()
-}
-
-fn json(s: &str) -> serde_json::Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
-}
+use sim::{in_netns, json, ping};
 
 /// A VXLAN datagram from the outside namespace to the host's VXLAN port, carrying a broadcast.
 fn send_vxlan(ns: &str, vni: u32) {
@@ -47,7 +31,7 @@ fn send_udp(ns: &str, datagram: Vec<u8>) {
 
 #[test]
 fn overlay_with_a_kernel_vxlan_peer() {
-    let Some(mut h) = host("ov") else { return };
+    let Some(mut h) = sim::e2e_host!("ov") else { return };
     let k = h.add_outside();
     // The Linux kernel's VXLAN as the peer: VNI 4096 towards the host's underlay address.
     h.add_kernel_vxlan(&k, 4096);

@@ -9,14 +9,6 @@ use sim::Host;
 
 const FAILPOINT: &str = "SWITCHD_FAILPOINT";
 
-fn host(tag: &str) -> Option<Host> {
-    sim::e2e_host(
-        tag,
-        Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir"),
-        &[],
-    )
-}
-
 /// The interfaces of switchd's namespace (veth host ends and gateways live there).
 fn links(h: &Host) -> Vec<String> {
     let out = sim::run("ip", ["-n", h.ns(), "-o", "link", "show"]);
@@ -76,7 +68,7 @@ fn assert_gone(h: &Host, point: &str, sb: &str, links_before: &[String]) {
 
 #[test]
 fn a_crash_at_any_step_leaves_nothing_behind() {
-    let Some(mut h) = host("rc") else { return };
+    let Some(mut h) = sim::e2e_host!("rc") else { return };
     h.ctl(["network", "create", "--subnet", "10.66.3.0/24", "n1"])
         .expect_ok("n1");
     h.ctl(["network", "create", "--subnet", "10.66.4.0/24", "n2"])

@@ -7,22 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sim::Host;
-
-fn bin_dir() -> &'static Path {
-    Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir")
-}
-
-fn host(tag: &str) -> Option<Host> {
-    host_with(tag, &[])
-}
+use sim::{json, ping, Host};
 
 fn host_with(tag: &str, args: &[&str]) -> Option<Host> {
-    sim::e2e_host(tag, bin_dir(), args)
-}
-
-fn json(s: &str) -> Value {
-    serde_json::from_str(s).unwrap_or_else(|e| panic!("not JSON ({e}): {s}"))
+    sim::e2e_host(tag, sim::bin_dir!(), args)
 }
 
 /// `sandbox`'s eth0 port as `switchctl ports` lists it (counters, drops, kind).
@@ -35,10 +23,6 @@ fn port_of(h: &Host, sandbox: &str) -> Value {
         .find(|p| p["Interface"] == format!("{sandbox}/eth0"))
         .unwrap_or_else(|| panic!("{sandbox}'s port in {ports}"))
         .clone()
-}
-
-fn ping(h: &Host, from: &str, ip: &str) -> bool {
-    h.exec(from, &["ping", "-c", "1", "-W", "1", ip]).ok()
 }
 
 /// Pings until one answer or the deadline; how long it took.
@@ -77,7 +61,7 @@ fn snapshot(h: &Host) -> String {
 
 #[test]
 fn default_networks_and_modes() {
-    let Some(h) = host("dm") else { return };
+    let Some(h) = sim::e2e_host!("dm") else { return };
     // network ls: Docker's header and the three built-in rows.
     let ls = h.ctl(["network", "ls"]).expect_ok("network ls").to_string();
     let mut lines = ls.lines();
@@ -178,7 +162,7 @@ fn default_networks_and_modes() {
 
 #[test]
 fn user_networks_isolation_connect_and_restart() {
-    let Some(mut h) = host("un") else { return };
+    let Some(mut h) = sim::e2e_host!("un") else { return };
     let (vm1, vm2, vm3) = (h.name("vm1"), h.name("vm2"), h.name("vm3"));
     let id1 = h
         .ctl(["network", "create", "my_net1"])
@@ -444,7 +428,7 @@ fn user_networks_isolation_connect_and_restart() {
 
 #[test]
 fn tcp_super_frames_cross_the_switch_untouched() {
-    let Some(h) = host("so") else { return };
+    let Some(h) = sim::e2e_host!("so") else { return };
     let (a, b) = (h.name("a"), h.name("b"));
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
@@ -561,7 +545,7 @@ fn burst(h: &Host) {
 
 #[test]
 fn api_speaks_json_errors_and_socket_is_root_only() {
-    let Some(h) = host("api") else { return };
+    let Some(h) = sim::e2e_host!("api") else { return };
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(h.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -598,7 +582,7 @@ fn api_speaks_json_errors_and_socket_is_root_only() {
 /// Bulk TCP from `from` to `to_ip:port` (in `to`'s namespace); returns bytes received.
 #[test]
 fn veth_ports_through_af_packet() {
-    let Some(mut h) = host("ve") else { return };
+    let Some(mut h) = sim::e2e_host!("ve") else { return };
     let (t, v) = (h.name("t"), h.name("v"));
     h.ctl(["network", "create", "--subnet", "10.77.0.0/24", "vnet"])
         .expect_ok("network");
@@ -648,7 +632,7 @@ fn veth_ports_through_af_packet() {
 
 #[test]
 fn adopted_namespace_from_another_runtime() {
-    let Some(h) = host("ad") else { return };
+    let Some(h) = sim::e2e_host!("ad") else { return };
     let (theirs, mine) = (h.name("theirs"), h.name("mine"));
     sim::run("ip", ["netns", "add", &theirs]).expect_ok("runtime's namespace");
     let path = format!("/run/netns/{theirs}");
