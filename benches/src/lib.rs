@@ -1,6 +1,9 @@
-//! Helpers shared by the benchmarks: a switch pre-loaded with learned addresses and the
-//! 64-byte frames that run through it.
+//! The benchmarks: helpers shared by the criterion benchmarks (a switch pre-loaded with learned
+//! addresses and the 64-byte frames that run through it), and the data plane against its
+//! peers in namespaces (`dataplane`, run by `switchsim bench`).
 #![deny(missing_docs)]
+
+pub mod dataplane;
 
 use std::time::Instant;
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::netns::{in_netns, Fabric, Host, NETNS_DIR};
+use testbed::netns::{in_netns, Fabric, Host, NETNS_DIR};
 
 /// One step: what it shows, on which host, and whether it is meant to fail.
 struct Demo<'a> {
@@ -20,7 +20,7 @@ impl Demo<'_> {
         self.hosts.iter().find(|(n, _)| *n == name).expect("known host").1
     }
 
-    fn show(&mut self, out: crate::Output, shown: String, expect_ok: bool) {
+    fn show(&mut self, out: testbed::Output, shown: String, expect_ok: bool) {
         println!("{shown}");
         print!("{}", out.stdout);
         print!("{}", out.stderr);
@@ -52,7 +52,7 @@ impl Demo<'_> {
 /// Runs the walk-through with the binaries in `bin_dir`; true when every step went as meant.
 /// With `keep`, stops before removing anything and says how to reach each piece.
 pub fn run(bin_dir: &Path, keep: bool) -> bool {
-    let p = crate::prefix("demo");
+    let p = testbed::prefix("demo");
     let fabric = Fabric::new(&p, 97, bin_dir);
     fabric.cert("ca", "h1");
     fabric.cert("ca", "h2");

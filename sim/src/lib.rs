@@ -1,24 +1,8 @@
-//! Real topologies in network namespaces, for the end-to-end tests and demos.
-//!
-//! ```text
-//!  Host::start("t123")  ──► ip netns add t123-h ──► nsenter --net=... switchd --state-dir ...
-//!        │                                               │
-//!        └── ctl(["network", ...]) ──► switchctl -H <socket> ...
-//!  drop(Host) ──► kill switchd (by pid) ──► remove every /run/netns/t123-* ──► remove temp dir
-//! ```
-//!
-//! Everything a test makes carries its prefix (unique per test and process) and is removed in
-//! `Drop`, also when the test panics. The deterministic simulator will live beside this.
+//! The virtual-time simulator (`virt`): whole fabrics on the cores switchd runs, with the
+//! scenarios' reports; and the products built on the namespace testbed: the demo and
+//! multi-host topologies from a file (`switchsim demo`, `switchsim up|down`).
 #![deny(missing_docs)]
 
-pub mod bench;
 pub mod demo;
-pub mod docker;
-pub mod netns;
 pub mod topology;
 pub mod virt;
-
-pub use netns::{
-    e2e_allowed, e2e_host, eventually, in_netns, is_root, json, ping, prefix, run, send_raw, send_raw_offloaded,
-    send_raw_repeated, tcp_bulk, Capture, Fabric, Host, Output, Underlay,
-};

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::netns::{Fabric, Host, NETNS_DIR};
+use testbed::netns::{Fabric, Host, NETNS_DIR};
 
 /// A topology file.
 #[derive(Debug, Clone, Deserialize)]

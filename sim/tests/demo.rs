@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[test]
 fn the_demo_runs_every_step_as_meant_and_leaves_nothing() {
-    if !sim::e2e_allowed("demo") {
+    if !testbed::e2e_allowed("demo") {
         return;
     }
     let bins = Path::new(env!("CARGO_BIN_EXE_switchsim")).parent().expect("target dir");
@@ -13,6 +13,6 @@ fn the_demo_runs_every_step_as_meant_and_leaves_nothing() {
         sim::demo::run(bins, false),
         "a step did not go as meant (see the output)"
     );
-    let left = sim::run("ip", ["netns", "list"]).stdout;
+    let left = testbed::run("ip", ["netns", "list"]).stdout;
     assert!(!left.lines().any(|l| l.starts_with("demo")), "left behind: {left}");
 }

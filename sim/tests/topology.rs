@@ -5,7 +5,7 @@ use std::path::Path;
 
 #[test]
 fn up_leaves_a_running_fabric_and_down_removes_it_all() {
-    if !sim::e2e_allowed("topology") {
+    if !testbed::e2e_allowed("topology") {
         return;
     }
     let name = format!("tp{}", std::process::id() % 100_000);
@@ -18,9 +18,9 @@ fn up_leaves_a_running_fabric_and_down_removes_it_all() {
     );
     std::fs::write(&file, text).unwrap();
     let bin = Path::new(env!("CARGO_BIN_EXE_switchsim"));
-    let switchsim = |cmd: &str| sim::run(bin, [cmd, file.to_str().unwrap()]);
+    let switchsim = |cmd: &str| testbed::run(bin, [cmd, file.to_str().unwrap()]);
     let ours = || -> Vec<String> {
-        sim::run("ip", ["netns", "list"])
+        testbed::run("ip", ["netns", "list"])
             .stdout
             .lines()
             .filter(|l| l.starts_with(&name))
@@ -32,7 +32,7 @@ fn up_leaves_a_running_fabric_and_down_removes_it_all() {
     struct Down<'a>(&'a Path, &'a Path);
     impl Drop for Down<'_> {
         fn drop(&mut self) {
-            sim::run(self.0, ["down", self.1.to_str().unwrap_or_default()]);
+            testbed::run(self.0, ["down", self.1.to_str().unwrap_or_default()]);
             let _ = std::fs::remove_file(self.1);
         }
     }
@@ -49,7 +49,7 @@ fn up_leaves_a_running_fabric_and_down_removes_it_all() {
     let mut pinged = false;
     for _ in 0..30 {
         let b = format!("{name}h2-b");
-        if sim::run("ip", ["netns", "exec", &b, "ping", "-c", "1", "-W", "1", "10.86.0.10"]).ok() {
+        if testbed::run("ip", ["netns", "exec", &b, "ping", "-c", "1", "-W", "1", "10.86.0.10"]).ok() {
             pinged = true;
             break;
         }
@@ -59,12 +59,12 @@ fn up_leaves_a_running_fabric_and_down_removes_it_all() {
 
     // A switchd dies; down still removes everything.
     let h1 = format!("{name}h1-h");
-    for pid in sim::run("ip", ["netns", "pids", &h1]).stdout.split_whitespace() {
-        sim::run("kill", ["-9", pid]);
+    for pid in testbed::run("ip", ["netns", "pids", &h1]).stdout.split_whitespace() {
+        testbed::run("kill", ["-9", pid]);
     }
     let down = switchsim("down");
     assert!(down.ok() && down.stdout.contains("removed 5 namespaces"), "{down:?}");
     assert!(ours().is_empty(), "{:?}", ours());
-    let procs = sim::run("pgrep", ["-f", &format!("switch-test-{name}")]);
+    let procs = testbed::run("pgrep", ["-f", &format!("switch-test-{name}")]);
     assert!(procs.stdout.trim().is_empty(), "switchd left running: {}", procs.stdout);
 }

@@ -53,7 +53,7 @@ mod tests {
     /// what the end-to-end tests cover).
     #[test]
     fn kernel_vlan_interfaces_behind_their_feature_detection() {
-        if !sim::is_root() {
+        if !testbed::is_root() {
             eprintln!("skipped: needs root for a network namespace");
             return;
         }

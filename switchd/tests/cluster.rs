@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sim::{prefix, run, Host};
+use testbed::{prefix, run, Host};
 
 fn peers(h: &Host) -> Vec<(String, String)> {
     let out = h.ctl(["cluster", "peers", "--format", "json"]);
@@ -36,11 +36,11 @@ fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Durati
 }
 
 /// A test cluster: certificates, and an underlay 10.`net`.0.0/24 whose hosts join host 1.
-struct Fabric(sim::Fabric);
+struct Fabric(testbed::Fabric);
 
 impl Fabric {
     fn new(tag: &str, net: u8) -> Fabric {
-        Fabric(sim::Fabric::new(&prefix(tag), net, sim::bin_dir!()))
+        Fabric(testbed::Fabric::new(&prefix(tag), net, testbed::bin_dir!()))
     }
 
     fn cert(&self, ca: &str, name: &str) {
@@ -54,7 +54,7 @@ impl Fabric {
 
 #[test]
 fn three_hosts_form_a_cluster_and_strangers_stay_out() {
-    if !sim::e2e_allowed("cluster") {
+    if !testbed::e2e_allowed("cluster") {
         return;
     }
     let f = Fabric::new("cl", 98);
@@ -149,7 +149,7 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
 
 #[test]
 fn overlay_across_hosts() {
-    if !sim::e2e_allowed("cluster") {
+    if !testbed::e2e_allowed("cluster") {
         return;
     }
     let f = Fabric::new("xo", 97);
@@ -269,8 +269,8 @@ fn overlay_across_hosts() {
 
     // Bulk TCP both ways: the sandboxes hand over super-frames (TSO on overlay ports), which
     // are cut into segments with their checksums before they enter the tunnel.
-    assert_eq!(sim::tcp_bulk(&a, &b, "10.66.0.8", 32), 32 << 20, "a to b");
-    assert_eq!(sim::tcp_bulk(&b, &a, "10.66.0.2", 32), 32 << 20, "b to a");
+    assert_eq!(testbed::tcp_bulk(&a, &b, "10.66.0.8", 32), 32 << 20, "a to b");
+    assert_eq!(testbed::tcp_bulk(&b, &a, "10.66.0.2", 32), 32 << 20, "b to a");
     let ports: serde_json::Value =
         serde_json::from_str(h1.ctl(["ports", "--format", "json"]).expect_ok("ports")).expect("JSON");
     let tap = ports
@@ -296,7 +296,11 @@ fn overlay_across_hosts() {
     // And with the offloads off in the sandbox: MTU-sized frames, checksums complete.
     h1.exec(&a, &["ethtool", "-K", "eth0", "tso", "off", "tx", "off"])
         .expect_ok("ethtool");
-    assert_eq!(sim::tcp_bulk(&a, &b, "10.66.0.8", 16), 16 << 20, "a to b, offloads off");
+    assert_eq!(
+        testbed::tcp_bulk(&a, &b, "10.66.0.8", 16),
+        16 << 20,
+        "a to b, offloads off"
+    );
 
     // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
     h2.kill9();
@@ -377,12 +381,12 @@ fn overlay_across_hosts() {
 
     // Egress from an overlay sandbox leaves through its own host (the anycast gateway there).
     let out = h2.add_outside();
-    let server = sim::in_netns(&Path::new("/run/netns").join(&out), || {
+    let server = testbed::in_netns(&Path::new("/run/netns").join(&out), || {
         let l = std::net::TcpListener::bind("10.99.0.2:7000").unwrap();
         let (mut s, peer) = l.accept().unwrap();
         std::io::Write::write_all(&mut s, peer.ip().to_string().as_bytes()).unwrap();
     });
-    let seen = sim::in_netns(&Path::new("/run/netns").join(&b), || {
+    let seen = testbed::in_netns(&Path::new("/run/netns").join(&b), || {
         let addr: std::net::SocketAddr = "10.99.0.2:7000".parse().unwrap();
         for _ in 0..40 {
             if let Ok(mut s) = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-use sim::{run, Host};
+use testbed::{run, Host};
 
 /// One plugin invocation: exit status, and stdout parsed as JSON (`Null` when empty). The
 /// runtime's name for the container (K8S_POD_NAME) is its ID.
@@ -74,8 +74,8 @@ fn sandboxes(h: &Host) -> String {
 
 #[test]
 fn cni_plugin_adds_checks_chains_deletes_and_collects() {
-    let Some(mut h) = sim::e2e_host!("cni") else { return };
-    let plugin = sim::bin_dir!().join("switch-cni");
+    let Some(mut h) = testbed::e2e_host!("cni") else { return };
+    let plugin = testbed::bin_dir!().join("switch-cni");
     assert!(plugin.exists(), "{} is missing: cargo build --bins", plugin.display());
     let net = h.name("n1");
     h.ctl(["network", "create", "--subnet", "10.81.0.0/24", &net])
@@ -282,7 +282,7 @@ impl Podman {
         }
         std::fs::write(rootfs.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
         std::fs::write(rootfs.join("etc/group"), "root:x:0:\n").unwrap();
-        std::fs::copy(sim::bin_dir!().join("switch-cni"), dir.join("plugins/switch-cni")).expect("plugin");
+        std::fs::copy(testbed::bin_dir!().join("switch-cni"), dir.join("plugins/switch-cni")).expect("plugin");
         let conflist = json!({
             "cniVersion": "1.0.0",
             "name": network,
@@ -304,7 +304,7 @@ impl Podman {
         p
     }
 
-    fn podman(&self, args: &[&str]) -> sim::Output {
+    fn podman(&self, args: &[&str]) -> testbed::Output {
         let root = self.dir.join("root");
         let runroot = self.dir.join("runroot");
         let mut all: Vec<String> = vec![
@@ -322,7 +322,7 @@ impl Podman {
             .env("CONTAINERS_CONF", conf)
             .output()
             .expect("podman runs");
-        sim::Output {
+        testbed::Output {
             code: out.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
             stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -359,7 +359,7 @@ impl Drop for Podman {
 
 #[test]
 fn podman_containers_use_a_switchd_network() {
-    let Some(h) = sim::e2e_host!("cnip") else { return };
+    let Some(h) = testbed::e2e_host!("cnip") else { return };
     let net = h.name("pn");
     h.ctl(["network", "create", "--subnet", "10.83.0.0/24", &net])
         .expect_ok("network create");
@@ -409,8 +409,8 @@ fn mac_in(ns: &str, ifname: &str) -> String {
 
 #[test]
 fn a_pod_cannot_take_a_mac_that_a_port_holds() {
-    let Some(h) = sim::e2e_host!("cnm") else { return };
-    let plugin = sim::bin_dir!().join("switch-cni");
+    let Some(h) = testbed::e2e_host!("cnm") else { return };
+    let plugin = testbed::bin_dir!().join("switch-cni");
     let net = h.name("n");
     let gw_if = format!("{}g", h.prefix());
     let bridge = format!("com.docker.network.bridge.name={gw_if}");

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use sim::{in_netns, Host};
+use testbed::{in_netns, Host};
 
 /// dnsmasq in the outside namespace, stopped by pid when dropped.
 struct Upstream(Child);
@@ -64,7 +64,7 @@ fn short(h: &Host, sb: &str, name: &str) -> String {
 
 #[test]
 fn embedded_dns_names_scoping_and_forwarding() {
-    let Some(h) = sim::e2e_host!("dn") else { return };
+    let Some(h) = testbed::e2e_host!("dn") else { return };
     let out = h.add_outside();
     let mut up = Some(Upstream::start(&out));
     let (vm1, vm2, vm3) = (h.name("vm1"), h.name("vm2"), h.name("vm3"));
@@ -168,7 +168,7 @@ fn embedded_dns_names_scoping_and_forwarding() {
 
 #[test]
 fn default_bridge_links_and_container_mode() {
-    let Some(h) = sim::e2e_host!("lk") else { return };
+    let Some(h) = testbed::e2e_host!("lk") else { return };
     let out = h.add_outside();
     let _up = Upstream::start(&out);
     let (b1, b2, b3, side) = (h.name("b1"), h.name("b2"), h.name("b3"), h.name("side"));

@@ -5,19 +5,19 @@
 use std::path::Path;
 use std::time::Instant;
 
-use sim::docker::{Docker, IMAGE, PLUGIN_DIR};
-use sim::{eventually, run, Host};
+use testbed::docker::{Docker, IMAGE, PLUGIN_DIR};
+use testbed::{eventually, run, Host};
 
 /// A host whose switchd serves the plugin under the test's prefix, and its dockerd.
 fn setup(tag: &str, live_restore: bool) -> Option<(Host, Docker, String)> {
-    if !sim::e2e_allowed(tag) {
+    if !testbed::e2e_allowed(tag) {
         return None;
     }
-    let prefix = sim::prefix(tag);
+    let prefix = testbed::prefix(tag);
     let engine = Docker::socket_for(&prefix).to_string_lossy().into_owned();
     let h = Host::start_with(
         &prefix,
-        sim::bin_dir!(),
+        testbed::bin_dir!(),
         &["--docker-plugin", &prefix, "--docker-host", &engine],
     );
     let d = Docker::start(&h, live_restore);
@@ -29,7 +29,7 @@ fn pings(d: &Docker, from: &str, to: &str) -> bool {
 }
 
 /// `wget` of `url` from namespace `ns`.
-fn fetch(ns: &str, url: &str) -> sim::Output {
+fn fetch(ns: &str, url: &str) -> testbed::Output {
     run("ip", ["netns", "exec", ns, "wget", "-qO-", "-T", "3", url])
 }
 
@@ -554,10 +554,10 @@ fn a_crash_in_the_middle_of_a_join_leaves_docker_s_namespace_and_no_interface() 
 
 #[test]
 fn two_docker_hosts_share_an_overlay_and_its_names() {
-    if !sim::e2e_allowed("dockov") {
+    if !testbed::e2e_allowed("dockov") {
         return;
     }
-    let f = sim::Fabric::new(&sim::prefix("dockov"), 96, sim::bin_dir!());
+    let f = testbed::Fabric::new(&testbed::prefix("dockov"), 96, testbed::bin_dir!());
     // Engines go before their hosts (they remove their networks through the plugins).
     let mut hosts = Vec::new();
     let mut engines = Vec::new();
@@ -700,8 +700,8 @@ fn docker_run_s_mac_address_publish_all_and_internal_networks() {
     };
     let before = no_ports();
     let sent = || {
-        let ns = Path::new(sim::netns::NETNS_DIR).join(h.ns());
-        sim::in_netns(&ns, || {
+        let ns = Path::new(testbed::netns::NETNS_DIR).join(h.ns());
+        testbed::in_netns(&ns, || {
             let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
             s.send_to(b"hello", "127.0.0.1:5353").unwrap();
         })

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sim::{in_netns, ping, Host};
+use testbed::{in_netns, ping, Host};
 
 fn nft_table(h: &Host) -> String {
     h.exec(h.ns(), &["nft", "list", "table", "ip", "switchd"]).stdout
@@ -49,7 +49,7 @@ fn connect_from(sb: &str, addr: &'static str) -> std::io::Result<String> {
 
 #[test]
 fn outbound_nat_internal_networks_and_l3_isolation() {
-    let Some(mut h) = sim::e2e_host!("gw") else { return };
+    let Some(mut h) = testbed::e2e_host!("gw") else { return };
     let out = h.add_outside();
     let (a, b, i) = (h.name("a"), h.name("b"), h.name("i"));
     h.ctl(["network", "create", "net_a"]).expect_ok("net_a");
@@ -152,7 +152,7 @@ fn udp_echo(ns: &str, to: &'static str) -> Option<Vec<u8>> {
 
 #[test]
 fn published_ports_from_everywhere_and_conflicts() {
-    let Some(h) = sim::e2e_host!("pp") else { return };
+    let Some(h) = testbed::e2e_host!("pp") else { return };
     let out = h.add_outside();
     let (web, sib, far) = (h.name("web"), h.name("sib"), h.name("far"));
     h.ctl(["network", "create", "--subnet", "10.70.0.0/24", "pnet"])

@@ -8,10 +8,10 @@ use std::thread::sleep;
 use std::time::Duration;
 
 use serde_json::Value;
-use sim::{json, ping, Host};
+use testbed::{json, ping, Host};
 
 fn netns(name: &str) -> PathBuf {
-    Path::new(sim::netns::NETNS_DIR).join(name)
+    Path::new(testbed::netns::NETNS_DIR).join(name)
 }
 
 /// A port's drop count for `reason`, as `switchctl ports` lists it.
@@ -57,7 +57,7 @@ fn show_mac(m: [u8; 6]) -> String {
 
 /// The link-layer address `ip neigh` holds for `ip` in namespace `ns` (`ip -n`), if any.
 fn neighbour(ns: &str, ip: &str) -> Option<String> {
-    let out = sim::run("ip", ["-n", ns, "neigh", "show", ip]);
+    let out = testbed::run("ip", ["-n", ns, "neigh", "show", ip]);
     let s = out.expect_ok("ip neigh").to_string();
     let mut words = s.split_whitespace();
     words.find(|w| *w == "lladdr")?;
@@ -146,7 +146,7 @@ fn tcp_super_frame(
 
 #[test]
 fn no_sandbox_takes_a_mac_that_a_port_holds() {
-    let Some(h) = sim::e2e_host!("hm") else { return };
+    let Some(h) = testbed::e2e_host!("hm") else { return };
     let gw_if = format!("{}g", h.prefix());
     let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
     h.ctl(["network", "create", "--subnet", "10.61.0.0/24", "-o", &bridge_opt, "n1"])
@@ -173,7 +173,7 @@ fn no_sandbox_takes_a_mac_that_a_port_holds() {
     let ls = h.ctl(["sandbox", "ls"]).expect_ok("sandbox ls").to_string();
     assert!(!ls.contains(&att), "{ls}");
     assert!(
-        !sim::run("ip", ["netns", "list"]).stdout.contains(&att),
+        !testbed::run("ip", ["netns", "list"]).stdout.contains(&att),
         "no namespace left"
     );
 
@@ -195,7 +195,7 @@ fn no_sandbox_takes_a_mac_that_a_port_holds() {
 
 #[test]
 fn a_sandbox_sends_only_as_itself() {
-    let Some(h) = sim::e2e_host!("hs") else { return };
+    let Some(h) = testbed::e2e_host!("hs") else { return };
     let gw_if = format!("{}g", h.prefix());
     let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
     h.ctl(["network", "create", "--subnet", "10.62.0.0/24", "-o", &bridge_opt, "n1"])
@@ -218,16 +218,16 @@ fn a_sandbox_sends_only_as_itself() {
 
     let port = format!("{att}/eth0");
     let wire = netns(&att);
-    sim::send_raw(&wire, "eth0", gratuitous_arp(att_mac, att_mac, "10.62.0.10"));
-    sim::send_raw(&wire, "eth0", gratuitous_arp(att_mac, att_mac, "10.62.0.1"));
+    testbed::send_raw(&wire, "eth0", gratuitous_arp(att_mac, att_mac, "10.62.0.10"));
+    testbed::send_raw(&wire, "eth0", gratuitous_arp(att_mac, att_mac, "10.62.0.1"));
     // Another port's MAC as the Ethernet source: that port's static entry stops it.
-    sim::send_raw(&wire, "eth0", gratuitous_arp(v_mac, v_mac, "10.62.0.10"));
+    testbed::send_raw(&wire, "eth0", gratuitous_arp(v_mac, v_mac, "10.62.0.10"));
     // v's address on an echo request to the gateway, and a DHCP server's offer.
     let mut echo = eth(gw_mac, att_mac, 0x0800);
     echo.extend_from_slice(&ipv4("10.62.0.10", "10.62.0.1", 1, 8));
     echo.extend_from_slice(&[8, 0, 0xf7, 0xff, 0, 0, 0, 0]);
-    sim::send_raw(&wire, "eth0", echo);
-    sim::send_raw(
+    testbed::send_raw(&wire, "eth0", echo);
+    testbed::send_raw(
         &wire,
         "eth0",
         udp_frame(att_mac, [0xff; 6], "10.62.0.20", "255.255.255.255", 67, 68),
@@ -239,13 +239,13 @@ fn a_sandbox_sends_only_as_itself() {
         Some(show_mac(v_mac)),
         "the host's entry for v"
     );
-    let c_ns = sim::run("ip", ["netns", "exec", &c, "ip", "neigh", "show", "10.62.0.10"]);
+    let c_ns = testbed::run("ip", ["netns", "exec", &c, "ip", "neigh", "show", "10.62.0.10"]);
     assert!(
         c_ns.stdout.contains(&show_mac(v_mac)),
         "c's entry for v: {}",
         c_ns.stdout
     );
-    let v_ns = sim::run("ip", ["netns", "exec", &v, "ip", "neigh", "show", "10.62.0.1"]);
+    let v_ns = testbed::run("ip", ["netns", "exec", &v, "ip", "neigh", "show", "10.62.0.1"]);
     assert!(
         v_ns.stdout.contains(&show_mac(gw_mac)),
         "v's entry for the gateway: {}",
@@ -273,7 +273,7 @@ fn a_sandbox_sends_only_as_itself() {
     h.ctl(["sandbox", "create", "--network", "n2", "--ip", "10.63.0.5", &r])
         .expect_ok("router");
     let r_mac = mac_of(&h, &r, "eth0");
-    sim::send_raw(&netns(&r), "eth0", gratuitous_arp(r_mac, r_mac, "10.63.0.99"));
+    testbed::send_raw(&netns(&r), "eth0", gratuitous_arp(r_mac, r_mac, "10.63.0.99"));
     sleep(Duration::from_millis(200));
     assert_eq!(drops(&h, &format!("{r}/eth0"), "arp_spoof"), 0);
     let inspect = json(h.ctl(["network", "inspect", "n2"]).expect_ok("inspect"));
@@ -289,7 +289,7 @@ fn a_sandbox_sends_only_as_itself() {
 
 #[test]
 fn offloaded_frames_are_cut_only_when_sane() {
-    let Some(h) = sim::e2e_host!("ho") else { return };
+    let Some(h) = testbed::e2e_host!("ho") else { return };
     let k = h.add_outside();
     h.add_kernel_vxlan(&k, 4096);
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.87.0.0/24", "ovl"])
@@ -304,7 +304,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
     // tell what crossed (its packet count does not: a veth carries UDP GSO trains whole).
     let unknown = [0x02, 0, 0, 0, 0, 0x99];
     let underlay_bytes = || -> u64 {
-        let s = sim::run("ip", ["-n", &k, "-j", "-s", "link", "show", "eth0"]);
+        let s = testbed::run("ip", ["-n", &k, "-j", "-s", "link", "show", "eth0"]);
         json(s.expect_ok("link stats"))[0]["stats64"]["rx"]["bytes"]
             .as_u64()
             .unwrap()
@@ -313,7 +313,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
     // 20 KB cut into 1-byte segments: 20,000 datagrams (about 2 MB) if honoured.
     let before = underlay_bytes();
     let (vnet, frame) = tcp_super_frame(att_mac, unknown, "10.87.0.20", "10.87.0.99", 20_000, 1);
-    sim::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
+    testbed::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
     assert_eq!(drops_reach(&h, &port, "bad_offload", 1), 1);
     sleep(Duration::from_millis(300));
     let crossed = underlay_bytes() - before;
@@ -322,7 +322,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
     // A sane one (MSS 1400) is cut and crosses as it should: 15 datagrams.
     let before = underlay_bytes();
     let (vnet, frame) = tcp_super_frame(att_mac, unknown, "10.87.0.20", "10.87.0.99", 20_000, 1400);
-    sim::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
+    testbed::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
     let mut crossed = 0;
     for _ in 0..50 {
         crossed = underlay_bytes() - before;
@@ -342,7 +342,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
 
 #[test]
 fn interface_names_are_literal() {
-    let Some(h) = sim::e2e_host!("hi") else { return };
+    let Some(h) = testbed::e2e_host!("hi") else { return };
     let sb = h.name("s");
     let err = h.ctl(["sandbox", "create", "--interface", "e%d", &sb]);
     let msg = err.expect_err("a template name").to_string();
@@ -356,9 +356,9 @@ fn interface_names_are_literal() {
 
 #[test]
 fn names_stay_inside_their_network() {
-    let Some(h) = sim::e2e_host!("hd") else { return };
+    let Some(h) = testbed::e2e_host!("hd") else { return };
     let out = h.add_outside();
-    sim::run("ip", ["-n", &out, "route", "add", "10.64.0.0/16", "via", "10.99.0.1"]).expect_ok("route");
+    testbed::run("ip", ["-n", &out, "route", "add", "10.64.0.0/16", "via", "10.99.0.1"]).expect_ok("route");
     h.ctl(["network", "create", "--subnet", "10.64.1.0/24", "na"])
         .expect_ok("na");
     h.ctl(["network", "create", "--subnet", "10.64.2.0/24", "nb"])
@@ -370,7 +370,7 @@ fn names_stay_inside_their_network() {
         .expect_ok("b");
     let dig = |ns: &str, server: &str, name: &str| -> String {
         let at = format!("@{server}");
-        sim::run("ip", ["netns", "exec", ns, "dig", "+time=2", "+tries=1", &at, name]).stdout
+        testbed::run("ip", ["netns", "exec", ns, "dig", "+time=2", "+tries=1", &at, name]).stdout
     };
     // nb's own sandbox is answered.
     let own = dig(&b, "10.64.2.1", &b);
@@ -395,7 +395,7 @@ fn names_stay_inside_their_network() {
 
 /// Echoes UDP datagrams on `port` inside namespace `ns` until `stop` is set.
 fn udp_echo(ns: &str, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> std::thread::JoinHandle<()> {
-    sim::in_netns(&netns(ns), move || {
+    testbed::in_netns(&netns(ns), move || {
         let s = std::net::UdpSocket::bind(("0.0.0.0", port)).expect("echo bind");
         s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
         let mut b = [0u8; 2048];
@@ -409,7 +409,7 @@ fn udp_echo(ns: &str, port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicB
 
 /// Whether a new client in `ns` gets its datagram echoed through `to` within a few tries.
 fn echoed(ns: &str, to: &'static str) -> bool {
-    sim::in_netns(&netns(ns), move || {
+    testbed::in_netns(&netns(ns), move || {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
         let mut b = [0u8; 64];
@@ -424,11 +424,16 @@ fn echoed(ns: &str, to: &'static str) -> bool {
 
 #[test]
 fn switchd_stays_up_when_clients_flood_it() {
-    if !sim::e2e_allowed("hf") {
+    if !testbed::e2e_allowed("hf") {
         return;
     }
     let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
-    let mut h = Host::start_limited(&sim::prefix("hf"), bins, &["--metrics", "127.0.0.1:9323"], Some(1024));
+    let mut h = Host::start_limited(
+        &testbed::prefix("hf"),
+        bins,
+        &["--metrics", "127.0.0.1:9323"],
+        Some(1024),
+    );
     h.ctl(["network", "create", "--subnet", "10.65.9.0/24", "nf"])
         .expect_ok("network");
     let web = h.name("web");
@@ -440,7 +445,7 @@ fn switchd_stays_up_when_clients_flood_it() {
 
     // A local user's 1,500 UDP flows from 15 loopback addresses: one socket each in switchd
     // if nothing capped them, past its 1,024 descriptors.
-    sim::in_netns(&netns(h.ns()), || {
+    testbed::in_netns(&netns(h.ns()), || {
         for i in 0..1500u32 {
             let from = format!("127.0.0.{}:0", 2 + i % 15);
             let s = std::net::UdpSocket::bind(from).unwrap();
@@ -455,7 +460,7 @@ fn switchd_stays_up_when_clients_flood_it() {
     .unwrap();
     // A local user's DNS from 150 loopback addresses to the network's gateway, over UDP and
     // TCP: no name is answered and no connection is held open.
-    let answered = sim::in_netns(&netns(h.ns()), || {
+    let answered = testbed::in_netns(&netns(h.ns()), || {
         use std::io::{Read, Write};
         let query = [0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1];
         let mut answered = 0;
@@ -481,7 +486,7 @@ fn switchd_stays_up_when_clients_flood_it() {
         "a local user got an answer over TCP from the network's DNS"
     );
     // 200 connections to the metrics listener, held open without a request.
-    let held: Vec<std::net::TcpStream> = sim::in_netns(&netns(h.ns()), || {
+    let held: Vec<std::net::TcpStream> = testbed::in_netns(&netns(h.ns()), || {
         (0..200)
             .filter_map(|_| std::net::TcpStream::connect("127.0.0.1:9323").ok())
             .collect()
@@ -559,7 +564,7 @@ fn switchd_stays_up_when_clients_flood_it() {
     );
 
     // Half a request is closed after the header timeout (10 s), not held for ever.
-    let closed = sim::in_netns(&netns(h.ns()), || {
+    let closed = testbed::in_netns(&netns(h.ns()), || {
         use std::io::{Read, Write};
         let mut s = std::net::TcpStream::connect("127.0.0.1:9323").unwrap();
         s.write_all(b"GET /metr").unwrap();
@@ -581,21 +586,21 @@ struct Cleanup(String);
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        sim::netns::remove_prefix(&self.0);
+        testbed::netns::remove_prefix(&self.0);
         let _ = std::fs::remove_dir_all(std::env::temp_dir().join(format!("switch-test-{}", self.0)));
     }
 }
 
 #[test]
 fn without_nftables_switchd_fails_closed() {
-    if !sim::e2e_allowed("hn") {
+    if !testbed::e2e_allowed("hn") {
         return;
     }
-    let prefix = sim::prefix("hn");
+    let prefix = testbed::prefix("hn");
     let _cleanup = Cleanup(prefix.clone());
-    sim::netns::remove_prefix(&prefix);
+    testbed::netns::remove_prefix(&prefix);
     let ns = format!("{prefix}-h");
-    sim::run("ip", ["netns", "add", &ns]).expect_ok("ip netns add");
+    testbed::run("ip", ["netns", "add", &ns]).expect_ok("ip netns add");
     let dir = std::env::temp_dir().join(format!("switch-test-{prefix}"));
     std::fs::create_dir_all(&dir).unwrap();
     let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
@@ -632,7 +637,7 @@ fn without_nftables_switchd_fails_closed() {
     let ctl = bins.join("switchctl");
     let up = (0..100).any(|_| {
         sleep(Duration::from_millis(100));
-        sim::run(&ctl, ["-H", sock.to_str().unwrap(), "network", "ls", "-q"]).ok()
+        testbed::run(&ctl, ["-H", sock.to_str().unwrap(), "network", "ls", "-q"]).ok()
     });
     // SAFETY: kill has no memory-safety preconditions; the pid is our child's.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
@@ -644,7 +649,7 @@ fn without_nftables_switchd_fails_closed() {
 
 #[test]
 fn a_broadcast_storm_is_cut_to_the_networks_rate() {
-    let Some(h) = sim::e2e_host!("hb") else { return };
+    let Some(h) = testbed::e2e_host!("hb") else { return };
     h.ctl([
         "network",
         "create",
@@ -683,7 +688,7 @@ fn a_broadcast_storm_is_cut_to_the_networks_rate() {
     storm.extend_from_slice(&octets("10.67.0.20"));
     storm.extend_from_slice(&[0; 6]);
     storm.extend_from_slice(&octets("10.67.0.99"));
-    sim::send_raw_repeated(&netns(&att), "eth0", storm, 2000);
+    testbed::send_raw_repeated(&netns(&att), "eth0", storm, 2000);
     // Until the switch has read all that came (its count stops moving).
     let mut rx = rx_of(&h);
     for _ in 0..50 {

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use serde_json::Value;
-use sim::{ping, Capture, Host, Underlay};
+use testbed::{ping, Capture, Host, Underlay};
 
 fn promiscuity(h: &Host) -> String {
     let d = h.exec(h.ns(), &["ip", "-d", "link", "show", "ul0"]).stdout;
@@ -17,13 +17,13 @@ fn promiscuity(h: &Host) -> String {
 
 #[test]
 fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
-    if !sim::e2e_allowed("macvlan") {
+    if !testbed::e2e_allowed("macvlan") {
         return;
     }
-    let p = sim::prefix("mv");
+    let p = testbed::prefix("mv");
     let ul = Underlay::new(&p);
-    let h1 = Host::start_with(&format!("{p}a"), sim::bin_dir!(), &[]);
-    let h2 = Host::start_with(&format!("{p}b"), sim::bin_dir!(), &[]);
+    let h1 = Host::start_with(&format!("{p}a"), testbed::bin_dir!(), &[]);
+    let h2 = Host::start_with(&format!("{p}b"), testbed::bin_dir!(), &[]);
     ul.attach(&h1, "10.89.0.1/24");
     ul.attach(&h2, "10.89.0.2/24");
 
@@ -202,7 +202,7 @@ fn port(h: &Host, interface: &str) -> Value {
         .clone()
 }
 
-fn macvlan(h: &Host, name: &str, subnet: &str, parent: &str, extra: &[&str]) -> sim::Output {
+fn macvlan(h: &Host, name: &str, subnet: &str, parent: &str, extra: &[&str]) -> testbed::Output {
     let parent = format!("parent={parent}");
     let mut args = vec!["network", "create", "-d", "macvlan", "--subnet", subnet, "-o", &parent];
     args.extend_from_slice(extra);
@@ -215,14 +215,14 @@ const S3_MAC: [u8; 6] = [0x02, 0x42, 10, 90, 0, 13];
 
 #[test]
 fn vlans_share_the_wire_but_never_frames() {
-    if !sim::e2e_allowed("vlan") {
+    if !testbed::e2e_allowed("vlan") {
         return;
     }
-    let p = sim::prefix("vl");
+    let p = testbed::prefix("vl");
     let ul = Underlay::new(&p);
-    let mut h1 = Host::start_with(&format!("{p}a"), sim::bin_dir!(), &[]);
-    let h2 = Host::start_with(&format!("{p}b"), sim::bin_dir!(), &[]);
-    let h3 = Host::start_with(&format!("{p}c"), sim::bin_dir!(), &[]);
+    let mut h1 = Host::start_with(&format!("{p}a"), testbed::bin_dir!(), &[]);
+    let h2 = Host::start_with(&format!("{p}b"), testbed::bin_dir!(), &[]);
+    let h3 = Host::start_with(&format!("{p}c"), testbed::bin_dir!(), &[]);
     ul.attach(&h1, "10.89.0.1/24");
     ul.attach(&h2, "10.89.0.2/24");
     ul.attach(&h3, "10.89.0.3/24");
@@ -333,11 +333,11 @@ fn vlans_share_the_wire_but_never_frames() {
     let at_s3 = Capture::start(&s3, "eth0", "ether proto 0x88b5", 3);
     let at_s1 = Capture::start(&s1, "eth0", "ether proto 0x88b5", 3);
     let (control, double, own) = ([2, 0, 0, 0, 0, 0xc1], [2, 0, 0, 0, 0, 0xd1], [2, 0, 0, 0, 0, 0xe1]);
-    sim::send_raw(&netns(ul.ns()), "br0", marked_frame(S3_MAC, control, &[20]));
-    sim::send_raw(&netns(ul.ns()), "br0", marked_frame(S3_MAC, double, &[10, 20]));
-    sim::send_raw(&netns(ul.ns()), "br0", marked_frame(S1_MAC, double, &[20, 10]));
-    sim::send_raw(&netns(&s1), "eth0", marked_frame(S3_MAC, own, &[20]));
-    sim::send_raw(&netns(&s1), "eth0", marked_frame(S3_MAC, own, &[10, 20]));
+    testbed::send_raw(&netns(ul.ns()), "br0", marked_frame(S3_MAC, control, &[20]));
+    testbed::send_raw(&netns(ul.ns()), "br0", marked_frame(S3_MAC, double, &[10, 20]));
+    testbed::send_raw(&netns(ul.ns()), "br0", marked_frame(S1_MAC, double, &[20, 10]));
+    testbed::send_raw(&netns(&s1), "eth0", marked_frame(S3_MAC, own, &[20]));
+    testbed::send_raw(&netns(&s1), "eth0", marked_frame(S3_MAC, own, &[10, 20]));
     // tcpdump prints a header line per frame, then a hex dump of an unknown EtherType.
     let frames = |dump: String| -> Vec<String> {
         dump.lines()
@@ -366,7 +366,7 @@ fn vlans_share_the_wire_but_never_frames() {
     }
 
     // Bulk TCP across the tagged wire (offloaded super-frames on the way), and host access.
-    assert_eq!(sim::tcp_bulk(&s1, &s2, "10.90.0.12", 16), 16 << 20);
+    assert_eq!(testbed::tcp_bulk(&s1, &s2, "10.90.0.12", 16), 16 << 20);
     if path == "userspace-8021q" {
         let p = port(&h1, "ul0.10");
         let avg = p["TxBytes"].as_u64().unwrap() / p["TxPackets"].as_u64().unwrap().max(1);

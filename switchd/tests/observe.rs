@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use sim::json;
+use testbed::json;
 
 /// The value of one sample line of a Prometheus exposition.
 fn sample(text: &str, line_start: &str) -> u64 {
@@ -21,7 +21,7 @@ fn sample(text: &str, line_start: &str) -> u64 {
 
 #[test]
 fn trace_capture_stats_and_metrics_show_the_switch() {
-    let Some(h) = sim::e2e_host("obs", sim::bin_dir!(), &["--metrics", "127.0.0.1:9323"]) else {
+    let Some(h) = testbed::e2e_host("obs", testbed::bin_dir!(), &["--metrics", "127.0.0.1:9323"]) else {
         return;
     };
     let net = h.name("on");
@@ -126,7 +126,7 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
 
     // capture: a ping from a, seen on b's port as lines with their direction, and on a's
     // port into a pcapng file tcpdump reads.
-    let ctl = sim::bin_dir!().join("switchctl");
+    let ctl = testbed::bin_dir!().join("switchctl");
     let sock = h.socket();
     let start = |args: &[&str]| {
         Command::new(&ctl)
@@ -185,7 +185,7 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
     let mut tagged = vec![0xff; 6];
     tagged.extend_from_slice(&[0x02, 0x42, 0x0a, 0x54, 0x00, 0x02, 0x81, 0x00, 0x00, 0x0a, 0x08, 0x00]);
     tagged.resize(64, 0);
-    sim::send_raw(&Path::new("/run/netns").join(&a), "eth0", tagged);
+    testbed::send_raw(&Path::new("/run/netns").join(&a), "eth0", tagged);
     std::thread::sleep(Duration::from_millis(200));
     let p = h.ctl(["ports"]);
     assert!(p.expect_ok("ports").contains("tagged_on_access_port=1"), "{}", p.stdout);

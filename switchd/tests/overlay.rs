@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use sim::{in_netns, json, ping};
+use testbed::{in_netns, json, ping};
 
 /// A VXLAN datagram from the outside namespace to the host's VXLAN port, carrying a broadcast.
 fn send_vxlan(ns: &str, vni: u32) {
@@ -31,11 +31,11 @@ fn send_udp(ns: &str, datagram: Vec<u8>) {
 
 #[test]
 fn overlay_with_a_kernel_vxlan_peer() {
-    let Some(mut h) = sim::e2e_host!("ov") else { return };
+    let Some(mut h) = testbed::e2e_host!("ov") else { return };
     let k = h.add_outside();
     // The Linux kernel's VXLAN as the peer: VNI 4096 towards the host's underlay address.
     h.add_kernel_vxlan(&k, 4096);
-    sim::run("ip", ["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"]).expect_ok("vx0 address");
+    testbed::run("ip", ["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"]).expect_ok("vx0 address");
 
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.88.0.0/24", "ovl"])
         .expect_ok("overlay network");
@@ -89,7 +89,7 @@ fn overlay_with_a_kernel_vxlan_peer() {
     std::thread::sleep(Duration::from_millis(500));
     assert!(ping(&h, &s1, "10.88.0.100"), "sandbox to the kernel VXLAN peer");
     let _ = dump.wait_with_output();
-    let decoded = sim::run(
+    let decoded = testbed::run(
         "tshark",
         [
             "-r",
@@ -136,7 +136,7 @@ fn overlay_with_a_kernel_vxlan_peer() {
     // Unknown VNI, and a known VNI from an address that is not its peer: counted, dropped.
     let socket = h.socket();
     let stats = || {
-        let s = sim::run(
+        let s = testbed::run(
             "curl",
             ["-s", "--unix-socket", socket.to_str().unwrap(), "http://x/vxlan"],
         )

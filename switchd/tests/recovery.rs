@@ -5,13 +5,13 @@
 
 use std::path::Path;
 
-use sim::Host;
+use testbed::Host;
 
 const FAILPOINT: &str = "SWITCHD_FAILPOINT";
 
 /// The interfaces of switchd's namespace (veth host ends and gateways live there).
 fn links(h: &Host) -> Vec<String> {
-    let out = sim::run("ip", ["-n", h.ns(), "-o", "link", "show"]);
+    let out = testbed::run("ip", ["-n", h.ns(), "-o", "link", "show"]);
     let mut v: Vec<String> = out
         .expect_ok("ip link")
         .lines()
@@ -23,7 +23,7 @@ fn links(h: &Host) -> Vec<String> {
 }
 
 fn ruleset(h: &Host) -> String {
-    sim::run("ip", ["netns", "exec", h.ns(), "nft", "list", "ruleset"])
+    testbed::run("ip", ["netns", "exec", h.ns(), "nft", "list", "ruleset"])
         .expect_ok("nft list ruleset")
         .to_string()
 }
@@ -68,7 +68,7 @@ fn assert_gone(h: &Host, point: &str, sb: &str, links_before: &[String]) {
 
 #[test]
 fn a_crash_at_any_step_leaves_nothing_behind() {
-    let Some(mut h) = sim::e2e_host!("rc") else { return };
+    let Some(mut h) = testbed::e2e_host!("rc") else { return };
     h.ctl(["network", "create", "--subnet", "10.66.3.0/24", "n1"])
         .expect_ok("n1");
     h.ctl(["network", "create", "--subnet", "10.66.4.0/24", "n2"])
@@ -149,11 +149,11 @@ fn a_crash_at_any_step_leaves_nothing_behind() {
 
 #[test]
 fn a_crash_leaves_no_macvlan_child_in_an_adopted_namespace() {
-    if !sim::e2e_allowed("rm") {
+    if !testbed::e2e_allowed("rm") {
         return;
     }
-    let p = sim::prefix("rm");
-    let ul = sim::Underlay::new(&p);
+    let p = testbed::prefix("rm");
+    let ul = testbed::Underlay::new(&p);
     let bins = Path::new(env!("CARGO_BIN_EXE_switchd")).parent().expect("target dir");
     let mut h = Host::start_with(&format!("{p}a"), bins, &[]);
     ul.attach(&h, "10.91.0.1/24");
@@ -171,7 +171,7 @@ fn a_crash_leaves_no_macvlan_child_in_an_adopted_namespace() {
     .expect_ok("macvlan network");
     // A runtime's namespace, adopted by the sandbox (as switch-cni does for a pod).
     let runtime = h.name("pod");
-    sim::run("ip", ["netns", "add", &runtime]).expect_ok("ip netns add");
+    testbed::run("ip", ["netns", "add", &runtime]).expect_ok("ip netns add");
     let path = format!("/run/netns/{runtime}");
     let sb = h.name("s");
     let create = ["sandbox", "create", "--network", "lan", "--netns", &path, &sb];
@@ -183,7 +183,7 @@ fn a_crash_leaves_no_macvlan_child_in_an_adopted_namespace() {
             Path::new(&path).exists(),
             "{point}: the runtime's namespace is not switchd's to remove"
         );
-        let links = sim::run("ip", ["-n", &runtime, "-o", "link", "show"]).stdout;
+        let links = testbed::run("ip", ["-n", &runtime, "-o", "link", "show"]).stdout;
         assert!(!links.contains("eth0"), "{point}: the macvlan child is left: {links}");
         assert!(
             !Path::new("/run/netns").join(&sb).exists(),

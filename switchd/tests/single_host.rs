@@ -7,10 +7,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sim::{json, ping, Host};
+use testbed::{json, ping, Host};
 
 fn host_with(tag: &str, args: &[&str]) -> Option<Host> {
-    sim::e2e_host(tag, sim::bin_dir!(), args)
+    testbed::e2e_host(tag, testbed::bin_dir!(), args)
 }
 
 /// `sandbox`'s eth0 port as `switchctl ports` lists it (counters, drops, kind).
@@ -61,7 +61,7 @@ fn snapshot(h: &Host) -> String {
 
 #[test]
 fn default_networks_and_modes() {
-    let Some(h) = sim::e2e_host!("dm") else { return };
+    let Some(h) = testbed::e2e_host!("dm") else { return };
     // network ls: Docker's header and the three built-in rows.
     let ls = h.ctl(["network", "ls"]).expect_ok("network ls").to_string();
     let mut lines = ls.lines();
@@ -162,7 +162,7 @@ fn default_networks_and_modes() {
 
 #[test]
 fn user_networks_isolation_connect_and_restart() {
-    let Some(mut h) = sim::e2e_host!("un") else { return };
+    let Some(mut h) = testbed::e2e_host!("un") else { return };
     let (vm1, vm2, vm3) = (h.name("vm1"), h.name("vm2"), h.name("vm3"));
     let id1 = h
         .ctl(["network", "create", "my_net1"])
@@ -428,11 +428,11 @@ fn user_networks_isolation_connect_and_restart() {
 
 #[test]
 fn tcp_super_frames_cross_the_switch_untouched() {
-    let Some(h) = sim::e2e_host!("so") else { return };
+    let Some(h) = testbed::e2e_host!("so") else { return };
     let (a, b) = (h.name("a"), h.name("b"));
     h.ctl(["sandbox", "create", &a]).expect_ok("a");
     h.ctl(["sandbox", "create", &b]).expect_ok("b");
-    assert_eq!(sim::tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
+    assert_eq!(testbed::tcp_bulk(&a, &b, "172.17.0.3", 32), 32 << 20);
     let pa = port_of(&h, &a);
     let avg = pa["RxBytes"].as_u64().unwrap() / pa["RxPackets"].as_u64().unwrap();
     assert!(
@@ -497,7 +497,7 @@ fn burst(h: &Host) {
     const N: u32 = 600;
     let ns = |sb: &str| Path::new("/run/netns").join(sb);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-    let receiver = sim::in_netns(&ns(&b), move || {
+    let receiver = testbed::in_netns(&ns(&b), move || {
         let s = std::net::UdpSocket::bind("172.17.0.3:7001").expect("bind");
         let big = 8 << 20;
         // SAFETY: setsockopt on a live socket with a valid int.
@@ -525,7 +525,7 @@ fn burst(h: &Host) {
     });
     ready_rx.recv().unwrap();
     let tx0 = port_of(h, &b)["TxPackets"].as_u64().unwrap();
-    sim::in_netns(&ns(&a), move || {
+    testbed::in_netns(&ns(&a), move || {
         let s = std::net::UdpSocket::bind("172.17.0.2:0").expect("bind");
         for i in 0..N {
             let mut d = [0u8; 64];
@@ -545,7 +545,7 @@ fn burst(h: &Host) {
 
 #[test]
 fn api_speaks_json_errors_and_socket_is_root_only() {
-    let Some(h) = sim::e2e_host!("api") else { return };
+    let Some(h) = testbed::e2e_host!("api") else { return };
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(h.socket()).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -582,7 +582,7 @@ fn api_speaks_json_errors_and_socket_is_root_only() {
 /// Bulk TCP from `from` to `to_ip:port` (in `to`'s namespace); returns bytes received.
 #[test]
 fn veth_ports_through_af_packet() {
-    let Some(mut h) = sim::e2e_host!("ve") else { return };
+    let Some(mut h) = testbed::e2e_host!("ve") else { return };
     let (t, v) = (h.name("t"), h.name("v"));
     h.ctl(["network", "create", "--subnet", "10.77.0.0/24", "vnet"])
         .expect_ok("network");
@@ -607,7 +607,7 @@ fn veth_ports_through_af_packet() {
     assert!(ping(&h, &t, "10.77.0.3") && ping(&h, &v, "10.77.0.2") && ping(&h, &v, "10.77.0.1"));
 
     // Offloaded super-frames from the veth side cross to the TAP side.
-    assert_eq!(sim::tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
+    assert_eq!(testbed::tcp_bulk(&v, &t, "10.77.0.2", 64), 64 << 20);
     let pv = port_of(&h, &v);
     assert_eq!(pv["Kind"], "veth");
     let avg = pv["RxBytes"].as_u64().unwrap() / pv["RxPackets"].as_u64().unwrap();
@@ -632,9 +632,9 @@ fn veth_ports_through_af_packet() {
 
 #[test]
 fn adopted_namespace_from_another_runtime() {
-    let Some(h) = sim::e2e_host!("ad") else { return };
+    let Some(h) = testbed::e2e_host!("ad") else { return };
     let (theirs, mine) = (h.name("theirs"), h.name("mine"));
-    sim::run("ip", ["netns", "add", &theirs]).expect_ok("runtime's namespace");
+    testbed::run("ip", ["netns", "add", &theirs]).expect_ok("runtime's namespace");
     let path = format!("/run/netns/{theirs}");
     let err = h.ctl(["sandbox", "create", "--netns", "/tmp", &mine]);
     assert!(err
@@ -656,7 +656,7 @@ fn adopted_namespace_from_another_runtime() {
         !h.exec(&theirs, &["ip", "link", "show", "eth0"]).ok(),
         "our interface is gone from it"
     );
-    sim::run("ip", ["netns", "delete", &theirs]).expect_ok("delete");
+    testbed::run("ip", ["netns", "delete", &theirs]).expect_ok("delete");
 }
 
 #[test]

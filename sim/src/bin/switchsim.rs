@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use sim::is_root;
 use sim::virt::scenario::Scenario;
 use sim::virt::Options;
+use testbed::is_root;
 
 /// Topology runner of the container network fabric.
 #[derive(Parser, Debug)]
@@ -293,7 +293,7 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
         eprintln!("switchsim bench creates namespaces: run it as root");
         return ExitCode::FAILURE;
     }
-    let algorithms = match sim::bench::Congestion::pick_all(congestion_control) {
+    let algorithms = match benches::dataplane::Congestion::pick_all(congestion_control) {
         Ok(t) => t,
         Err(e) => {
             eprintln!("switchsim bench: {e}");
@@ -301,7 +301,7 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
         }
     };
     // Runs of the algorithms alternate, so that the machine's drift falls on each alike.
-    let mut all: Vec<Vec<sim::bench::Results>> = vec![Vec::new(); algorithms.len()];
+    let mut all: Vec<Vec<benches::dataplane::Results>> = vec![Vec::new(); algorithms.len()];
     for i in 1..=runs {
         for (tcp, done) in algorithms.iter().zip(all.iter_mut()) {
             if runs > 1 {
@@ -309,9 +309,9 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
             } else if algorithms.len() > 1 {
                 println!();
             }
-            match bin_dir().and_then(|d| sim::bench::run_all(&d, tcp)) {
+            match bin_dir().and_then(|d| benches::dataplane::run_all(&d, tcp)) {
                 Ok(r) => {
-                    print!("{}", sim::bench::report(&r));
+                    print!("{}", benches::dataplane::report(&r));
                     done.push(r);
                 }
                 Err(e) => {
@@ -323,7 +323,7 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
     }
     if runs > 1 {
         for done in &all {
-            print!("{}", sim::bench::summary(done));
+            print!("{}", benches::dataplane::summary(done));
         }
     }
     ExitCode::SUCCESS

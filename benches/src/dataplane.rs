@@ -17,7 +17,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::netns::{prefix, run, Fabric, Host, Underlay};
+use testbed::netns::{prefix, run, Fabric, Host, Underlay};
 
 /// Seconds each iperf3 test runs.
 const SECS: &str = "4";
@@ -417,7 +417,7 @@ const POLLING: [&str; 2] = ["--poll-us", "1000000"];
 /// the path measured as `name`.
 fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) -> Result<Figures, String> {
     let host = Host::start_with(p, bin_dir, extra);
-    let ok = |o: crate::Output, what: &str| {
+    let ok = |o: testbed::Output, what: &str| {
         if o.ok() {
             Ok(())
         } else {
@@ -566,7 +566,7 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
     }
     let h1 = fabric.start(1, "h1");
     let h2 = fabric.start(2, "h2");
-    let ok = |o: crate::Output, what: &str| {
+    let ok = |o: testbed::Output, what: &str| {
         if o.ok() {
             Ok(())
         } else {
