@@ -21,7 +21,12 @@ use overlay::Vni;
 use switch::{NetworkConfig, NetworkId, PortConfig, PortId};
 
 use crate::dataplane::{self, Device, NewPort, PortKind};
-use crate::{dns, failpoint, firewall, netdev, netns, proxy, tap, veth, vlan};
+use crate::{
+    failpoint,
+    kernel::{firewall, netdev, netns},
+    ports::{tap, veth, vlan},
+    services::{dns, proxy},
+};
 
 /// Longest frame a TAP port may hand the switch (64 KB super-frames with offloads).
 const TAP_MAX_FRAME: usize = 65_535 + 64;
@@ -80,7 +85,7 @@ pub struct Config {
     /// The UDP port VXLAN peers send to (and the default port of a static VTEP).
     pub vxlan_port: u16,
     /// The cluster driver, when switchd is a cluster member.
-    pub cluster: Option<crate::cluster::Handle>,
+    pub cluster: Option<crate::cluster::Cluster>,
     /// This host's index in the cluster (its share of overlay addresses).
     pub host_index: Option<u32>,
     /// How long the dataplane keeps polling after traffic before it sleeps.
@@ -88,7 +93,7 @@ pub struct Config {
     /// Whether bursts of frames are written to ports in one io_uring submission.
     pub batch_writes: bool,
     /// The caps on descriptors held for others.
-    pub limits: Arc<crate::limits::Limits>,
+    pub limits: Arc<crate::kernel::limits::Limits>,
     /// Whether switchd installs its nftables ruleset.
     pub firewall: firewall::Mode,
 }
@@ -123,8 +128,8 @@ pub struct Daemon {
     dns: dns::Dns,
     proxies: proxy::Proxies,
     vxlan_port: u16,
-    cluster: Option<crate::cluster::Handle>,
-    limits: Arc<crate::limits::Limits>,
+    cluster: Option<crate::cluster::Cluster>,
+    limits: Arc<crate::kernel::limits::Limits>,
     firewall: firewall::Mode,
 }
 
@@ -316,7 +321,7 @@ impl Daemon {
     }
 
     /// The caps on descriptors held for others.
-    pub fn limits(&self) -> &Arc<crate::limits::Limits> {
+    pub fn limits(&self) -> &Arc<crate::kernel::limits::Limits> {
         &self.limits
     }
 
@@ -331,8 +336,8 @@ impl Daemon {
     }
 }
 
-mod cluster;
 mod docker;
 mod networks;
 mod observe;
+mod records;
 mod sandboxes;

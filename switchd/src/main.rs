@@ -1,28 +1,18 @@
 //! switchd: one per host. Owns the containers' ports, runs the userspace L2 switch, and
 //! serves the API on a Unix socket.
 
-mod batch;
+mod api;
 mod cluster;
 mod daemon;
 mod dataplane;
-mod dns;
-mod docker_api;
 mod failpoint;
-mod firewall;
-mod http;
-mod limits;
-mod macvlan;
-mod netdev;
-mod netns;
-mod packet;
-mod plugin;
-mod proxy;
-mod sync;
-mod tap;
-mod uplink;
-mod veth;
-mod vlan;
-mod vxlan;
+mod kernel;
+mod ports;
+mod services;
+
+use api::{docker_api, http, plugin};
+use kernel::{firewall, limits};
+use services::dns;
 
 use std::path::PathBuf;
 use std::sync::Arc;

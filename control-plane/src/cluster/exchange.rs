@@ -1,6 +1,6 @@
 //! The anti-entropy exchange, sans-IO: its messages and wire forms, and each side's steps. A
 //! transport carries the messages between the steps: switchd over QUIC with mutual TLS
-//! (`switchd/src/sync.rs`), the simulator as values whose encoded size it counts. Everything a
+//! (`switchd/src/cluster/sync.rs`), the simulator as values whose encoded size it counts. Everything a
 //! peer sends is read here, and checked before any of it is applied.
 //!
 //! ```text

@@ -4,7 +4,7 @@
 //! changed record means for the host: a network to make, a remote endpoint to place or drop,
 //! a host whose endpoints are gone.
 //!
-//! switchd drives it with a UDP socket, tokio timers and QUIC (`switchd/src/cluster.rs`); the
+//! switchd drives it with a UDP socket, tokio timers and QUIC (`switchd/src/cluster/mod.rs`); the
 //! simulator with virtual time and direct calls (`sim/src/virt/world.rs`). Neither decides
 //! anything this module decides, so a figure from the simulator is a figure about switchd.
 //!

@@ -160,7 +160,7 @@ impl Daemon {
         netdev::set_promisc(&link, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
         if let Some(addr) = host_addr {
             let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
-            if let Err(e) = crate::macvlan::open_host(&link, mode, &host_access_name(net), addr) {
+            if let Err(e) = crate::ports::macvlan::open_host(&link, mode, &host_access_name(net), addr) {
                 let _ = netdev::set_promisc(&link, false);
                 return Err(OpError::Io(e.to_string()));
             }
@@ -187,7 +187,7 @@ impl Daemon {
             vteps: HashMap::new(),
             peers: HashMap::new(),
         };
-        let uplink = crate::uplink::open(iface, vid).and_then(|fd| {
+        let uplink = crate::ports::uplink::open(iface, vid).and_then(|fd| {
             self.dp.add_port(NewPort {
                 dev: Device::Uplink { fd, vlan: vid },
                 cfg: PortConfig {
@@ -223,7 +223,7 @@ impl Daemon {
         if net.has_kernel_children() {
             let link = net.parent.as_deref().unwrap_or_default();
             if net.host_access {
-                if let Err(e) = crate::macvlan::delete_host(&host_access_name(net)) {
+                if let Err(e) = crate::ports::macvlan::delete_host(&host_access_name(net)) {
                     tracing::warn!(network = %net.name, "removing the host's macvlan interface: {e}");
                 }
             }

@@ -165,7 +165,7 @@ impl Daemon {
                 rounds: io.polled,
             },
             descriptors: Descriptors {
-                open: crate::limits::open_descriptors(),
+                open: crate::kernel::limits::open_descriptors(),
                 limit: self.limits.nofile,
                 exhausted: self.limits.exhausted(),
                 caps: self

@@ -1,7 +1,7 @@
 //! Sandbox operations: namespaces, interfaces (TAP or veth), /etc files, published ports, create, remove, connect, disconnect.
 
 use super::*;
-use crate::macvlan;
+use crate::ports::macvlan;
 
 impl Daemon {
     /// Writes the sandbox's /etc/netns/NAME/{resolv.conf,hosts} for `state`; a file the

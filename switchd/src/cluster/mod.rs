@@ -4,6 +4,8 @@
 //! (non-members, other clusters, tampering) are dropped and counted. What the node decides
 //! (whom to sync with, what an event or a record means) is not decided here.
 
+pub mod sync;
+
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -36,7 +38,7 @@ pub struct Credentials {
     /// The host's index in the cluster (from its certificate).
     pub index: u32,
     key: [u8; 32],
-    tls: crate::sync::Tls,
+    tls: crate::cluster::sync::Tls,
 }
 
 fn read(dir: &Path, f: &str) -> io::Result<String> {
@@ -70,7 +72,7 @@ pub fn load(dir: &Path) -> io::Result<Credentials> {
         name,
         index,
         key,
-        tls: crate::sync::Tls {
+        tls: crate::cluster::sync::Tls {
             ca,
             cert: host,
             key: host_key,
@@ -99,15 +101,15 @@ pub struct Status {
 
 /// A running cluster driver.
 #[derive(Clone)]
-pub struct Handle {
+pub struct Cluster {
     status: Arc<Mutex<Status>>,
     publish: mpsc::UnboundedSender<(RecordKey, Option<Body>)>,
     name: String,
     vtep: SocketAddr,
-    sync: Arc<crate::sync::SyncStats>,
+    sync: Arc<crate::cluster::sync::SyncStats>,
 }
 
-impl Handle {
+impl Cluster {
     /// The members, this host first.
     pub fn peers(&self) -> Vec<PeerResource> {
         let s = self.status.lock().expect("lock poisoned");
@@ -175,7 +177,7 @@ pub fn start(
     creds: Credentials,
     vxlan_port: u16,
     changes: mpsc::UnboundedSender<Vec<Output>>,
-) -> io::Result<Handle> {
+) -> io::Result<Cluster> {
     let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
     let std_sock = std::net::UdpSocket::bind(bind)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the gossip port {bind}: {e}")))?;
@@ -193,8 +195,8 @@ pub fn start(
     let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     let status = Arc::new(Mutex::new(Status::default()));
     let (publish, publish_rx) = mpsc::unbounded_channel();
-    let sync = Arc::new(crate::sync::SyncStats::default());
-    let handle = Handle {
+    let sync = Arc::new(crate::cluster::sync::SyncStats::default());
+    let handle = Cluster {
         status: status.clone(),
         publish,
         name: creds.name.clone(),
@@ -207,10 +209,10 @@ pub fn start(
         .ok_or_else(|| io::Error::other("--gossip-port must be below 65535: anti-entropy uses the next port"))?;
     let quic = {
         let _guard = rt.enter();
-        crate::sync::endpoint(&creds.tls, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port))?
+        crate::cluster::sync::endpoint(&creds.tls, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port))?
     };
     let (heard, heard_rx) = mpsc::unbounded_channel();
-    let shared = crate::sync::Shared {
+    let shared = crate::cluster::sync::Shared {
         records: node.membership().records_handle(),
         members: Arc::new(Mutex::new((
             node.membership().member_states(),
@@ -219,7 +221,7 @@ pub fn start(
         heard,
     };
     let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
-    rt.spawn(crate::sync::serve(quic.clone(), shared.clone(), sync.clone()));
+    rt.spawn(crate::cluster::sync::serve(quic.clone(), shared.clone(), sync.clone()));
     rt.spawn(anti_entropy(
         quic,
         shared.clone(),
@@ -248,8 +250,8 @@ pub fn start(
 /// Runs the anti-entropy exchanges the node asks for, one at a time.
 async fn anti_entropy(
     ep: quinn::Endpoint,
-    shared: crate::sync::Shared,
-    cluster: Handle,
+    shared: crate::cluster::sync::Shared,
+    cluster: Cluster,
     port: u16,
     mut plans: mpsc::UnboundedReceiver<SyncPlan>,
 ) {
@@ -258,7 +260,7 @@ async fn anti_entropy(
         let to = SocketAddr::new(plan.peer.addr.ip(), port);
         match tokio::time::timeout(
             Duration::from_secs(10),
-            crate::sync::exchange(&ep, to, name, &shared, plan.members),
+            crate::cluster::sync::exchange(&ep, to, name, &shared, plan.members),
         )
         .await
         {

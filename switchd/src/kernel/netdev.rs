@@ -88,7 +88,7 @@ pub fn exists(name: &str) -> bool {
 /// Deletes interface `name` of the calling thread's namespace (missing: nothing to do).
 pub fn delete_link(name: &str) -> io::Result<()> {
     let Ok(i) = index(name) else { return Ok(()) };
-    crate::veth::netlink(async |h| h.link().del(i).execute().await)
+    crate::ports::veth::netlink(async |h| h.link().del(i).execute().await)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot delete interface {name}: {e}")))
 }
 
@@ -100,7 +100,7 @@ pub fn set_gso_max_segs(name: &str, segs: u32) -> io::Result<()> {
     let msg = rtnetlink::LinkUnspec::new_with_index(i)
         .append_extra_attribute(LinkAttribute::GsoMaxSegs(segs))
         .build();
-    crate::veth::netlink(async |h| h.link().set(msg).execute().await)
+    crate::ports::veth::netlink(async |h| h.link().set(msg).execute().await)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot set gso_max_segs of {name} to {segs}: {e}")))
 }
 

@@ -13,8 +13,8 @@ use switch::{trunk_tag, VlanId};
 
 use overlay::offload::{VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM};
 
-use crate::packet;
-use crate::tap::VNET_HDR_LEN;
+use crate::ports::packet;
+use crate::ports::tap::VNET_HDR_LEN;
 
 /// Offset of the MAC addresses' end (where a tag goes) behind the virtio-net header.
 const TAG_AT: usize = VNET_HDR_LEN + 12;

@@ -4,6 +4,9 @@
 //! Control requests come through a channel and an eventfd that wakes the loop, so the core
 //! and the descriptors are touched by this thread only: no lock on the frame path.
 
+pub mod batch;
+pub mod vxlan;
+
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -22,9 +25,9 @@ use switch::{
 };
 use tun_rs::SyncDevice;
 
-use crate::tap::VNET_HDR_LEN;
-use crate::uplink;
-use crate::vxlan::{Vtep, VxlanStats};
+use crate::dataplane::vxlan::{Vtep, VxlanStats};
+use crate::ports::tap::VNET_HDR_LEN;
+use crate::ports::uplink;
 
 /// Largest frame a TAP port with segmentation offload hands us: a 64 KB super-frame plus
 /// link headers.
@@ -328,7 +331,7 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
             captures: Vec::new(),
             rx_bufs: (0..BURST).map(|_| vec![0u8; VNET_HDR_LEN + MAX_FRAME]).collect(),
             unsettled: false,
-            writer: match batch.then(crate::batch::Writer::new) {
+            writer: match batch.then(crate::dataplane::batch::Writer::new) {
                 Some(Ok(w)) => Some(w),
                 Some(Err(e)) => {
                     tracing::info!("no io_uring ({e}): frames are written to ports one at a time");
@@ -371,7 +374,7 @@ struct Dataplane {
     rx_bufs: Vec<Vec<u8>>,
     /// The burst's writes to port descriptors, submitted together (`None`: the kernel has no
     /// io_uring for us, and each frame is written as it is forwarded).
-    writer: Option<crate::batch::Writer>,
+    writer: Option<crate::dataplane::batch::Writer>,
     /// Whether `forward` queues descriptor writes in `writer` (while a port's burst is read
     /// into `rx_bufs`) rather than writing at once.
     deferring: bool,

@@ -18,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::limits::{Limits, Permit};
+use crate::kernel::limits::{Limits, Permit};
 
 /// UDP flows idle this long are forgotten.
 const UDP_IDLE: Duration = Duration::from_secs(60);

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use control_plane::model::Network;
 use control_plane::{dns, Id, State};
 
-use crate::limits::Limits;
+use crate::kernel::limits::Limits;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::task::JoinHandle;

@@ -5,7 +5,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
-use crate::netdev;
+use crate::kernel::netdev;
 
 /// What a socket needs beyond the common settings.
 #[derive(Default)]

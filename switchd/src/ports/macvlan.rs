@@ -9,9 +9,9 @@ use std::path::Path;
 use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::{LinkMacVlan, LinkMessageBuilder};
 
-use crate::netdev;
-use crate::netns;
-use crate::veth::{netlink, VethSpec};
+use crate::kernel::netdev;
+use crate::kernel::netns;
+use crate::ports::veth::{netlink, VethSpec};
 
 fn mode(m: &str) -> MacVlanMode {
     match m {

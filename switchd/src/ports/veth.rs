@@ -13,7 +13,7 @@ use rtnetlink::packet_route::link::{InfoData, InfoKind, InfoVeth};
 use rtnetlink::{LinkMessageBuilder, LinkUnspec};
 use switch::MacAddr;
 
-use crate::{netdev, netns};
+use crate::kernel::{netdev, netns};
 
 /// The host-end name of an endpoint's veth: `sv` and 12 hex digits of the endpoint ID.
 pub fn host_name(endpoint_id: &str) -> String {
@@ -79,7 +79,7 @@ pub fn open(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<OwnedFd> {
     if !netdev::exists(&spec.host) {
         create(sandbox_ns, spec)?;
     }
-    crate::packet::socket(&spec.host, &crate::packet::Options::default())
+    crate::ports::packet::socket(&spec.host, &crate::ports::packet::Options::default())
 }
 
 fn create(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<()> {

@@ -18,8 +18,8 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::net::UnixListener;
 
+use crate::api::docker_api::Engine;
 use crate::daemon::{Daemon, OpError};
-use crate::docker_api::Engine;
 
 /// What every request of the plugin shares.
 struct Ctx {
@@ -80,7 +80,10 @@ pub async fn serve(
                 let (d, ctx) = (d.clone(), ctx.clone());
                 async move { Ok::<_, Infallible>(handle(d, &ctx, req).await) }
             });
-            if let Err(e) = crate::http::builder().serve_connection(TokioIo::new(stream), svc).await {
+            if let Err(e) = crate::api::http::builder()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await
+            {
                 tracing::debug!("plugin connection ended: {e}");
             }
             drop(permit);
@@ -114,7 +117,7 @@ async fn handle(d: Arc<Daemon>, ctx: &Arc<Ctx>, req: Request<Incoming>) -> Reply
 }
 
 async fn body<T: DeserializeOwned>(req: Request<Incoming>) -> Result<T, (u16, String)> {
-    crate::http::read_json(req).await
+    crate::api::http::read_json(req).await
 }
 
 /// Runs a daemon operation off the async threads.

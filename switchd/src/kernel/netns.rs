@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
-use crate::netdev;
+use crate::kernel::netdev;
 
 /// Runs `f` on a new thread that has entered the namespace at `ns`.
 pub fn run_in<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {

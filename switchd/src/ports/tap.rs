@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use switch::MacAddr;
 use tun_rs::{DeviceBuilder, Layer, SyncDevice};
 
-use crate::{netdev, netns};
+use crate::kernel::{netdev, netns};
 
 /// Length of the virtio-net header in front of each frame (no `num_buffers`).
 pub const VNET_HDR_LEN: usize = overlay::offload::VIRTIO_NET_HDR_LEN;
@@ -106,7 +106,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
 /// the default.
 fn limit_segments(spec: &TapSpec) {
     let segs = match spec.offload {
-        Offload::Tcp4 => crate::vxlan::tunnel_gso_segments(spec.mtu),
+        Offload::Tcp4 => crate::dataplane::vxlan::tunnel_gso_segments(spec.mtu),
         Offload::All => switch::MAX_SEGMENTS as u32,
     };
     if let Err(e) = netdev::set_gso_max_segs(&spec.name, segs) {

@@ -6,8 +6,8 @@ use std::io;
 
 use rtnetlink::LinkVlan;
 
-use crate::netdev;
-use crate::veth::netlink;
+use crate::kernel::netdev;
+use crate::ports::veth::netlink;
 
 /// What became of the VLAN interface.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
