@@ -1,0 +1,315 @@
+//! `switchctl network`: networks in Docker's words, and their static VXLAN peers.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use control_plane::api::{
+    CreateResponse, EndpointConfig, EndpointIpam, IpamCreate, IpamPool, NetworkConnect, NetworkCreate,
+    NetworkDisconnect, NetworkResource, PruneResponse,
+};
+use hyper::Method;
+
+use switchctl::client::{path, Client};
+
+use crate::observe::drops_cell;
+use crate::{each, kv, pretty, table, Format, FormatArg};
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum NetworkCmd {
+    /// Create a network.
+    Create {
+        /// Driver (bridge).
+        #[arg(short = 'd', long, default_value = "bridge")]
+        driver: String,
+        /// Subnet in CIDR form.
+        #[arg(long)]
+        subnet: Option<String>,
+        /// Gateway address.
+        #[arg(long)]
+        gateway: Option<String>,
+        /// Range of the subnet for dynamic addresses.
+        #[arg(long = "ip-range")]
+        ip_range: Option<String>,
+        /// No route beyond the host.
+        #[arg(long)]
+        internal: bool,
+        /// Labels, K=V.
+        #[arg(long = "label", value_name = "K=V")]
+        labels: Vec<String>,
+        /// Driver options, K=V. bridge: com.docker.network.bridge.name, mtu, mac_aging, mac_limit,
+        /// port_security=true|false (sandboxes send only from their own addresses; default
+        /// true), bum_pps=N (broadcast, multicast and unknown-unicast frames per second per
+        /// sandbox, default 1000, 0 for no limit); overlay: also vni, max_hosts; macvlan:
+        /// parent=IFACE[.VLAN], macvlan_mode, mtu, host_access=true|false.
+        #[arg(short = 'o', long = "opt", value_name = "K=V")]
+        opts: Vec<String>,
+        /// Name.
+        name: String,
+    },
+    /// List networks.
+    #[command(alias = "list")]
+    Ls {
+        /// Only IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show networks as JSON.
+    Inspect {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove networks.
+    #[command(alias = "remove")]
+    Rm {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Remove all unused user-defined networks.
+    Prune {
+        /// Do not ask.
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Connect a sandbox to a network.
+    Connect {
+        /// Static address.
+        #[arg(long)]
+        ip: Option<String>,
+        /// Network-scoped alias.
+        #[arg(long = "alias")]
+        aliases: Vec<String>,
+        /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
+        #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
+        port_kind: Option<String>,
+        /// The interface's name in the sandbox (default: the first free ethN).
+        #[arg(long)]
+        interface: Option<String>,
+        /// Network.
+        network: String,
+        /// Sandbox.
+        sandbox: String,
+    },
+    /// Static VXLAN peers of an overlay network (hardware switches, Linux VXLAN devices).
+    #[command(subcommand)]
+    Vtep(VtepCmd),
+    /// Disconnect a sandbox from a network.
+    Disconnect {
+        /// Accepted for Docker compatibility.
+        #[arg(short, long)]
+        force: bool,
+        /// Network.
+        network: String,
+        /// Sandbox.
+        sandbox: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum VtepCmd {
+    /// Add a peer: its frames are accepted and its MACs learned; broadcast goes to it too.
+    Add {
+        /// Overlay network.
+        network: String,
+        /// IP or IP:PORT (default port: switchd's VXLAN port).
+        address: String,
+    },
+    /// Remove a peer.
+    #[command(alias = "remove")]
+    Rm {
+        /// Overlay network.
+        network: String,
+        /// IP or IP:PORT.
+        address: String,
+    },
+    /// List the peers with their counters.
+    Ls {
+        /// Overlay network.
+        network: String,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+}
+
+pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        NetworkCmd::Create {
+            driver,
+            subnet,
+            gateway,
+            ip_range,
+            internal,
+            labels,
+            opts,
+            name,
+        } => {
+            let ipam = (subnet.is_some() || gateway.is_some() || ip_range.is_some()).then(|| IpamCreate {
+                config: vec![IpamPool {
+                    subnet,
+                    ip_range,
+                    gateway,
+                }],
+            });
+            let req = NetworkCreate {
+                name,
+                driver,
+                internal,
+                labels: kv(&labels, "label")?,
+                options: kv(&opts, "option")?,
+                ipam,
+            };
+            let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
+            println!("{}", r.id);
+        }
+        NetworkCmd::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let mut nets: Vec<NetworkResource> = c.get("/networks")?;
+            // Docker lists networks by name.
+            nets.sort_by(|a, b| a.name.cmp(&b.name));
+            let id = |n: &NetworkResource| {
+                if no_trunc {
+                    n.id.clone()
+                } else {
+                    n.id[..12.min(n.id.len())].to_string()
+                }
+            };
+            if quiet {
+                nets.iter().for_each(|n| println!("{}", id(n)));
+            } else if format.format == Format::Json {
+                for n in &nets {
+                    let line = serde_json::json!({
+                        "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
+                        "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels(&n.labels),
+                        "Name": n.name, "Scope": n.scope,
+                    });
+                    println!("{line}");
+                }
+            } else {
+                let rows: Vec<Vec<String>> = nets
+                    .iter()
+                    .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
+                    .collect();
+                print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows));
+            }
+        }
+        NetworkCmd::Inspect { names } => {
+            let mut found = Vec::new();
+            let code = each(&names, |n| {
+                let r: NetworkResource = c.get(&path(&["networks", n]))?;
+                found.push(r);
+                Ok(())
+            });
+            println!("{}", pretty(&found));
+            return Ok(code);
+        }
+        NetworkCmd::Rm { names } => {
+            return Ok(each(&names, |n| {
+                c.call::<()>(Method::DELETE, &path(&["networks", n]), None)?;
+                println!("{n}");
+                Ok(())
+            }))
+        }
+        NetworkCmd::Prune { force } => {
+            if !force && !confirm("WARNING! This will remove all custom networks not used by at least one sandbox.")? {
+                return Ok(ExitCode::SUCCESS);
+            }
+            let r: PruneResponse = c.json::<(), _>(Method::POST, "/networks/prune", None)?;
+            if !r.networks_deleted.is_empty() {
+                println!("Deleted Networks:");
+                r.networks_deleted.iter().for_each(|n| println!("{n}"));
+            }
+        }
+        NetworkCmd::Connect {
+            ip,
+            aliases,
+            port_kind,
+            interface,
+            network,
+            sandbox,
+        } => {
+            let req = NetworkConnect {
+                container: sandbox,
+                endpoint_config: Some(EndpointConfig {
+                    ipam_config: Some(EndpointIpam { ipv4_address: ip }),
+                    aliases,
+                    mac_address: None,
+                    port_kind,
+                    interface,
+                }),
+            };
+            c.call(Method::POST, &path(&["networks", &network, "connect"]), Some(&req))?;
+        }
+        NetworkCmd::Vtep(v) => return vtep(c, v),
+        NetworkCmd::Disconnect {
+            force,
+            network,
+            sandbox,
+        } => {
+            let req = NetworkDisconnect {
+                container: sandbox,
+                force,
+            };
+            c.call(Method::POST, &path(&["networks", &network, "disconnect"]), Some(&req))?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn labels(l: &BTreeMap<String, String>) -> String {
+    l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
+}
+
+pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
+    print!("{warning}\nAre you sure you want to continue? [y/N] ");
+    std::io::stdout().flush()?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    Ok(matches!(line.trim(), "y" | "Y" | "yes"))
+}
+
+pub(crate) fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        VtepCmd::Add { network, address } => {
+            let req = control_plane::api::VtepAdd { address };
+            c.call(Method::POST, &path(&["networks", &network, "vteps"]), Some(&req))?;
+        }
+        VtepCmd::Rm { network, address } => {
+            c.call::<()>(Method::DELETE, &path(&["networks", &network, "vteps", &address]), None)?;
+        }
+        VtepCmd::Ls { network, format } => {
+            let list: Vec<control_plane::api::VtepResource> = c.get(&path(&["networks", &network, "vteps"]))?;
+            if format.format == Format::Json {
+                println!("{}", pretty(&list));
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|v| {
+                        vec![
+                            v.address.clone(),
+                            v.vni.to_string(),
+                            v.rx_packets.to_string(),
+                            v.tx_packets.to_string(),
+                            drops_cell(&v.drops),
+                        ]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["VTEP", "VNI", "RX PKTS", "TX PKTS", "DROPS"], &rows)
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

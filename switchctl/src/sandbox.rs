@@ -1,0 +1,220 @@
+//! `switchctl sandbox` and `switchctl port`: sandboxes, their endpoints and published ports.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Subcommand};
+use control_plane::api::{CreateResponse, SandboxCreate, SandboxResource};
+use hyper::Method;
+
+use switchctl::client::{path, Client};
+
+use crate::{each, kv, pretty, table, Format, FormatArg};
+
+#[derive(Args, Debug)]
+pub(crate) struct SandboxCreateArgs {
+    /// Network: a name or ID, host, none, or container:OTHER.
+    #[arg(long, default_value = "bridge")]
+    network: String,
+    /// Static address.
+    #[arg(long)]
+    ip: Option<String>,
+    /// MAC address.
+    #[arg(long)]
+    mac: Option<String>,
+    /// Network-scoped alias.
+    #[arg(long = "alias")]
+    aliases: Vec<String>,
+    /// Adopt this existing namespace instead of creating one.
+    #[arg(long)]
+    netns: Option<PathBuf>,
+    /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
+    #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
+    port_kind: Option<String>,
+    /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
+    #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
+    links: Vec<String>,
+    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges a-b:c-d).
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
+    )]
+    publish: Vec<String>,
+    /// Labels, K=V.
+    #[arg(long = "label", value_name = "K=V")]
+    labels: Vec<String>,
+    /// The interface's name in the sandbox (default eth0).
+    #[arg(long)]
+    interface: Option<String>,
+    /// Name.
+    name: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum SandboxCmd {
+    /// Create a sandbox: a network namespace with its interfaces.
+    Create(Box<SandboxCreateArgs>),
+    /// Remove sandboxes.
+    #[command(alias = "remove")]
+    Rm {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// List sandboxes.
+    #[command(alias = "list")]
+    Ls {
+        /// Only IDs.
+        #[arg(short, long)]
+        quiet: bool,
+        /// Full IDs.
+        #[arg(long = "no-trunc")]
+        no_trunc: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Show sandboxes as JSON.
+    Inspect {
+        /// Names or IDs.
+        #[arg(required = true)]
+        names: Vec<String>,
+    },
+    /// Run a command in a sandbox's network namespace.
+    Exec {
+        /// Sandbox.
+        name: String,
+        /// Command and arguments (after `--`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        cmd: Vec<OsString>,
+    },
+}
+
+pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
+    match cmd {
+        SandboxCmd::Create(args) => {
+            let SandboxCreateArgs {
+                network,
+                ip,
+                mac,
+                aliases,
+                netns,
+                port_kind,
+                links,
+                publish,
+                labels,
+                interface,
+                name,
+            } = *args;
+            let req = SandboxCreate {
+                name,
+                network,
+                ipv4_address: ip,
+                mac_address: mac,
+                aliases,
+                netns: netns.map(|p| p.display().to_string()),
+                port_kind,
+                links,
+                publish,
+                labels: kv(&labels, "label")?,
+                interface,
+            };
+            let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
+            println!("{}", r.id);
+        }
+        SandboxCmd::Rm { names } => {
+            return Ok(each(&names, |n| {
+                c.call::<()>(Method::DELETE, &path(&["sandboxes", n]), None)?;
+                println!("{n}");
+                Ok(())
+            }))
+        }
+        SandboxCmd::Ls {
+            quiet,
+            no_trunc,
+            format,
+        } => {
+            let list: Vec<SandboxResource> = c.get("/sandboxes")?;
+            let id = |s: &SandboxResource| {
+                if no_trunc {
+                    s.id.clone()
+                } else {
+                    s.id[..12.min(s.id.len())].to_string()
+                }
+            };
+            if quiet {
+                list.iter().for_each(|s| println!("{}", id(s)));
+            } else if format.format == Format::Json {
+                for s in &list {
+                    println!("{}", serde_json::to_string(s)?);
+                }
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|s| {
+                        let ips: Vec<String> = s
+                            .networks
+                            .iter()
+                            .filter(|e| !e.ip_address.is_empty())
+                            .map(|e| format!("{}/{} ({})", e.ip_address, e.ip_prefix_len, e.interface))
+                            .collect();
+                        vec![id(s), s.name.clone(), s.network_mode.clone(), ips.join(", ")]
+                    })
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["SANDBOX ID", "NAME", "NETWORK", "ADDRESSES"], &rows)
+                );
+            }
+        }
+        SandboxCmd::Inspect { names } => {
+            let mut found = Vec::new();
+            let code = each(&names, |n| {
+                let r: SandboxResource = c.get(&path(&["sandboxes", n]))?;
+                found.push(r);
+                Ok(())
+            });
+            println!("{}", pretty(&found));
+            return Ok(code);
+        }
+        SandboxCmd::Exec { .. } => unreachable!("handled before connecting"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker port` output: `80/tcp -> 0.0.0.0:8080` per binding, or `0.0.0.0:8080` per binding of
+/// the port asked for.
+pub(crate) fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: Format) -> anyhow::Result<ExitCode> {
+    let sb: SandboxResource = c.get(&path(&["sandboxes", sandbox]))?;
+    let Some(filter) = port else {
+        if format == Format::Json {
+            println!("{}", pretty(&sb.ports));
+            return Ok(ExitCode::SUCCESS);
+        }
+        for p in &sb.ports {
+            println!("{}/{} -> {}:{}", p.container_port, p.protocol, p.host_ip, p.host_port);
+        }
+        return Ok(ExitCode::SUCCESS);
+    };
+    let (num, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
+    let num: u16 = num
+        .parse()
+        .map_err(|_| anyhow::anyhow!("invalid port {filter:?}: expected PORT[/tcp|udp], e.g. 80/tcp"))?;
+    let hits: Vec<_> = sb
+        .ports
+        .iter()
+        .filter(|p| p.container_port == num && p.protocol == proto)
+        .collect();
+    if hits.is_empty() {
+        anyhow::bail!("Error: No public port '{num}/{proto}' published for {}", sb.name);
+    }
+    if format == Format::Json {
+        println!("{}", pretty(&hits));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for p in hits {
+        println!("{}:{}", p.host_ip, p.host_port);
+    }
+    Ok(ExitCode::SUCCESS)
+}
