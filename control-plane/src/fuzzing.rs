@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use hickory_proto::op::Message;
 
+use crate::api::IntoSpec;
 use crate::api::{NetworkConnect, NetworkCreate, SandboxCreate};
 use crate::cluster::exchange::{decode_bucket_digests, ExchangeState};
 use crate::cluster::membership::{HostId, Membership};
@@ -44,12 +45,16 @@ pub fn api_requests(data: &[u8]) {
                     .and_then(|spec| s.create_network(spec, a, SystemTime::UNIX_EPOCH, &[]).map(drop))
             }),
             Some(b's') => serde_json::from_slice::<SandboxCreate>(&part[1..]).ok().map(|req| {
-                s.create_sandbox(req.spec(), a, b, Path::new("/run/netns"), SystemTime::UNIX_EPOCH)
+                req.into_spec()
+                    .and_then(|spec| s.create_sandbox(spec, a, b, Path::new("/run/netns"), SystemTime::UNIX_EPOCH))
                     .map(drop)
             }),
-            Some(b'c') => serde_json::from_slice::<NetworkConnect>(&part[1..])
-                .ok()
-                .map(|req| s.connect("bridge", &req.container, req.spec(), a).map(drop)),
+            Some(b'c') => serde_json::from_slice::<NetworkConnect>(&part[1..]).ok().map(|req| {
+                (&req)
+                    .into_spec()
+                    .and_then(|spec| s.connect("bridge", &req.container, spec, a))
+                    .map(drop)
+            }),
             Some(b'r') => Some(s.remove_network(&String::from_utf8_lossy(&part[1..])).map(drop)),
             _ => None,
         };

@@ -16,14 +16,12 @@
 #![cfg_attr(test, allow(clippy::disallowed_methods))]
 
 pub mod api;
-pub mod capture;
 pub mod cidr;
 pub mod cluster;
 pub mod dns;
 pub mod error;
 pub mod etc;
 pub mod firewall;
-pub mod framespec;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod ids;
@@ -34,6 +32,8 @@ pub mod plugin;
 pub mod ports;
 pub mod request;
 pub mod store;
+
+pub use switch_api::{capture, framespec};
 
 pub use cidr::Ipv4Cidr;
 pub use error::ModelError;

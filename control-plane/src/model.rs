@@ -555,15 +555,12 @@ pub fn check_ifname(name: &str) -> Result<(), ModelError> {
 
 /// Checks a network, sandbox or alias name: Docker's `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 64.
 pub fn check_name(kind: &str, name: &str) -> Result<(), ModelError> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name.as_bytes()[0].is_ascii_alphanumeric()
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if ok {
+    if switch_api::names::valid(name) {
         Ok(())
     } else {
         Err(invalid(format!(
-            "invalid {kind} name {name:?}: use 1-64 characters from [a-zA-Z0-9_.-], starting with a letter or digit"
+            "invalid {kind} name {name:?}: {}",
+            switch_api::names::RULE
         )))
     }
 }

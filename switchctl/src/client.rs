@@ -148,7 +148,7 @@ impl Client {
 
 /// The daemon's refusal: its message, or the body as text.
 fn daemon_error(status: u16, bytes: &[u8]) -> ClientError {
-    let msg = serde_json::from_slice::<control_plane::api::ErrorBody>(bytes)
+    let msg = serde_json::from_slice::<switch_api::ErrorBody>(bytes)
         .map(|e| e.message)
         .unwrap_or_else(|_| String::from_utf8_lossy(bytes).into_owned());
     ClientError::Daemon(status, msg)

@@ -67,7 +67,7 @@ pub(crate) fn read(path: &std::path::Path) -> anyhow::Result<String> {
 }
 
 pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
-    use control_plane::cluster::pki;
+    use switch_pki::pki;
     let now = std::time::SystemTime::now();
     match cmd {
         ClusterCmd::Peers { .. } => unreachable!("handled with a daemon"),
@@ -115,7 +115,7 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             write_new(&out.join("host.key"), &host.key, 0o600)?;
             write_new(&out.join("host.crt"), &host.cert, 0o644)?;
             write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
-            let key = control_plane::cluster::seal::GossipKey::derive(&ca.key);
+            let key = switch_pki::seal::GossipKey::derive(&ca.key);
             let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
             write_new(&out.join("gossip.key"), &format!("{hex}\n"), 0o600)?;
             let tmp = ca_dir.join(".next-index.tmp");
@@ -128,7 +128,7 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
 }
 
 pub(crate) fn peers(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
-    let list: Vec<control_plane::api::PeerResource> = c.get("/cluster/peers")?;
+    let list: Vec<switch_api::PeerResource> = c.get("/cluster/peers")?;
     if format == Format::Json {
         println!("{}", pretty(&list));
         return Ok(ExitCode::SUCCESS);

@@ -17,11 +17,11 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
-use control_plane::api::{CreateResponse, EndpointConfig, EndpointIpam, NetworkConnect, NetworkDisconnect};
-use control_plane::api::{SandboxCreate, SandboxEndpoint, SandboxResource};
 use hyper::Method;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use switch_api::{CreateResponse, EndpointConfig, EndpointIpam, NetworkConnect, NetworkDisconnect};
+use switch_api::{SandboxCreate, SandboxEndpoint, SandboxResource};
 
 use crate::client::{path, Client, ClientError};
 
@@ -426,9 +426,7 @@ impl Plugin<'_> {
     fn sandbox_name(&self) -> Result<String, CniError> {
         let all: Vec<SandboxResource> = self.c.get("/sandboxes")?;
         let free = |n: &str| {
-            control_plane::model::check_name("sandbox", n).is_ok()
-                && !all.iter().any(|s| s.name == n)
-                && !Path::new(NETNS_DIR).join(n).exists()
+            switch_api::names::valid(n) && !all.iter().any(|s| s.name == n) && !Path::new(NETNS_DIR).join(n).exists()
         };
         let id = &self.env.container_id;
         let short: String = id.chars().take(12).collect();

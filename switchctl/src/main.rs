@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use control_plane::api::SandboxResource;
+use switch_api::SandboxResource;
 
 use switchctl::client::{path, Client, ClientError};
 

@@ -5,11 +5,11 @@ use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use control_plane::api::{
+use hyper::Method;
+use switch_api::{
     CreateResponse, EndpointConfig, EndpointIpam, IpamCreate, IpamPool, NetworkConnect, NetworkCreate,
     NetworkDisconnect, NetworkResource, PruneResponse,
 };
-use hyper::Method;
 
 use switchctl::client::{path, Client};
 
@@ -281,14 +281,14 @@ pub(crate) fn confirm(warning: &str) -> anyhow::Result<bool> {
 pub(crate) fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         VtepCmd::Add { network, address } => {
-            let req = control_plane::api::VtepAdd { address };
+            let req = switch_api::VtepAdd { address };
             c.call(Method::POST, &path(&["networks", &network, "vteps"]), Some(&req))?;
         }
         VtepCmd::Rm { network, address } => {
             c.call::<()>(Method::DELETE, &path(&["networks", &network, "vteps", &address]), None)?;
         }
         VtepCmd::Ls { network, format } => {
-            let list: Vec<control_plane::api::VtepResource> = c.get(&path(&["networks", &network, "vteps"]))?;
+            let list: Vec<switch_api::VtepResource> = c.get(&path(&["networks", &network, "vteps"]))?;
             if format.format == Format::Json {
                 println!("{}", pretty(&list));
             } else {

@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
 
-use control_plane::api::{FdbResource, NetworkResource, PortResource, StatsResource, TraceRequest, TraceResource};
 use hyper::Method;
+use switch_api::{FdbResource, NetworkResource, PortResource, StatsResource, TraceRequest, TraceResource};
 
 use switchctl::client::{path, Client};
 
@@ -90,7 +90,7 @@ pub(crate) fn capture(
     file: Option<&std::path::Path>,
     count: Option<u64>,
 ) -> anyhow::Result<ExitCode> {
-    use control_plane::capture::{summary, Direction, Reader};
+    use switch_api::capture::{summary, Direction, Reader};
     if count == Some(0) {
         anyhow::bail!("invalid count 0: capture at least 1 frame");
     }
@@ -171,13 +171,13 @@ pub(crate) fn trace(
         println!("{}", pretty(&t));
         return Ok(ExitCode::SUCCESS);
     }
-    let bytes = control_plane::framespec::build(&format!("hex={}", t.frame), None, None).unwrap_or_default();
+    let bytes = switch_api::framespec::build(&format!("hex={}", t.frame), None, None).unwrap_or_default();
     println!(
         "network {}, in port {} ({}): {}",
         t.network,
         t.in_port.port,
         t.in_port.interface,
-        control_plane::capture::summary(&bytes)
+        switch_api::capture::summary(&bytes)
     );
     let width = t.stages.iter().map(|s| s.stage.len()).max().unwrap_or(0);
     for s in &t.stages {

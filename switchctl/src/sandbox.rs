@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
-use control_plane::api::{CreateResponse, SandboxCreate, SandboxResource};
 use hyper::Method;
+use switch_api::{CreateResponse, SandboxCreate, SandboxResource};
 
 use switchctl::client::{path, Client};
 

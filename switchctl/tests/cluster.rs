@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::SystemTime;
 
-use control_plane::cluster::pki;
+use switch_pki::pki;
 
 fn ctl(args: &[&str]) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_switchctl"))

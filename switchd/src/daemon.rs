@@ -10,9 +10,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use control_plane::api::{
-    CapStats, ClusterStats, CreateResponse, Descriptors, DnsStats, FdbResource, MacTableCount, NetworkConnect,
-    NetworkCreate, NetworkResource, Polling, PortRef, PortResource, PortWrites, PruneResponse, SandboxCreate,
-    SandboxResource, StatsResource, TraceRequest, TraceResource, TraceStageResource, VtepResource, VxlanResource,
+    CapStats, ClusterStats, CreateResponse, Descriptors, DnsStats, FdbResource, FromModel, IntoSpec, MacTableCount,
+    NetworkConnect, NetworkCreate, NetworkResource, Polling, PortRef, PortResource, PortWrites, PruneResponse,
+    SandboxCreate, SandboxResource, StatsResource, TraceRequest, TraceResource, TraceStageResource, VtepResource,
+    VxlanResource,
 };
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::{Intent, Store};

@@ -5,7 +5,7 @@ mod backlog;
 pub mod exchange;
 pub mod membership;
 pub mod node;
-pub mod pki;
 pub mod records;
 pub mod remotes;
-pub mod seal;
+
+pub use switch_pki::{pki, seal};

@@ -261,7 +261,13 @@ impl Daemon {
     pub fn create_sandbox(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let id = next.create_sandbox(req.spec(), random_id(), random_id(), &self.netns_dir, SystemTime::now())?;
+        let id = next.create_sandbox(
+            req.into_spec()?,
+            random_id(),
+            random_id(),
+            &self.netns_dir,
+            SystemTime::now(),
+        )?;
         let sb = next.sandboxes[&id].clone();
         let endpoints: Vec<Endpoint> = next.endpoints_of_sandbox(&id).into_iter().cloned().collect();
         // A namespace of that name that is not switchd's is never taken, nor named in an
@@ -434,7 +440,7 @@ impl Daemon {
     pub fn connect(&self, net: &str, req: NetworkConnect) -> Result<(), OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let ep_id = next.connect(net, &req.container, req.spec(), random_id())?;
+        let ep_id = next.connect(net, &req.container, (&req).into_spec()?, random_id())?;
         let ep = next.endpoints[&ep_id].clone();
         let sb = next.sandboxes[&ep.sandbox].clone();
         let net = next.networks[&ep.network].clone();

@@ -1,0 +1,9 @@
+//! The cluster's credentials: its certificate authority, which issues each host a certificate
+//! carrying its name and index (`pki`), and the key every gossip datagram is sealed under,
+//! derived from the CA's (`seal`). switchctl makes them; switchd checks and uses them.
+#![deny(missing_docs)]
+// Tests pick their own time with `SystemTime::now()`; the code itself takes `now` from callers.
+#![cfg_attr(test, allow(clippy::disallowed_methods))]
+
+pub mod pki;
+pub mod seal;
