@@ -98,5 +98,5 @@ fn specs() {
 
 #[test]
 fn cni_input() {
-    replay("cni_input", 3000, 300, switchctl::fuzzing::cni_input);
+    replay("cni_input", 3000, 300, switch_client::fuzzing::cni_input);
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use switchctl::client::Client;
+use switch_client::client::Client;
 
 use crate::{pretty, table, Format, FormatArg};
 

@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use switch_api::SandboxResource;
 
-use switchctl::client::{path, Client, ClientError};
+use switch_client::client::{path, Client, ClientError};
 
 use cluster::{cluster, peers, ClusterCmd};
 use network::{network, NetworkCmd};

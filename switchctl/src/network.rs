@@ -11,7 +11,7 @@ use switch_api::{
     NetworkDisconnect, NetworkResource, PruneResponse,
 };
 
-use switchctl::client::{path, Client};
+use switch_client::client::{path, Client};
 
 use crate::observe::drops_cell;
 use crate::{each, kv, pretty, table, Format, FormatArg};

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use hyper::Method;
 use switch_api::{FdbResource, NetworkResource, PortResource, StatsResource, TraceRequest, TraceResource};
 
-use switchctl::client::{path, Client};
+use switch_client::client::{path, Client};
 
 use crate::{pretty, table, Format};
 

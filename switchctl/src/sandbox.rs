@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use hyper::Method;
 use switch_api::{CreateResponse, SandboxCreate, SandboxResource};
 
-use switchctl::client::{path, Client};
+use switch_client::client::{path, Client};
 
 use crate::{each, kv, pretty, table, Format, FormatArg};
 

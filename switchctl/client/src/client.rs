@@ -11,26 +11,18 @@ use serde::Serialize;
 use tokio::net::UnixStream;
 
 /// What went wrong talking to the daemon.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     /// The daemon could not be reached.
+    #[error("{0}")]
     Connect(String),
     /// The daemon refused the request: status and its message.
+    #[error("Error response from daemon: {1}")]
     Daemon(u16, String),
     /// The answer was not what the API promises.
+    #[error("{0}")]
     Protocol(String),
 }
-
-impl std::fmt::Display for ClientError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ClientError::Connect(m) | ClientError::Protocol(m) => f.write_str(m),
-            ClientError::Daemon(_, m) => write!(f, "Error response from daemon: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
 
 /// A client bound to one socket.
 pub struct Client {
@@ -40,8 +32,14 @@ pub struct Client {
 
 impl Client {
     /// A client for the socket at `socket`.
-    pub fn new(socket: &Path) -> anyhow::Result<Client> {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    ///
+    /// # Errors
+    /// [`ClientError::Connect`] when the client's runtime cannot start (no descriptors left).
+    pub fn new(socket: &Path) -> Result<Client, ClientError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| ClientError::Connect(format!("cannot start the client: {e}")))?;
         Ok(Client {
             socket: socket.to_path_buf(),
             rt,

@@ -1,9 +1,9 @@
-//! switch-cni: the CNI plugin of the fabric (see `switchctl::cni`).
+//! switch-cni: the CNI plugin of the fabric (see `switch_client::cni`).
 
 use std::io::{Read, Write};
 use std::process::ExitCode;
 
-use switchctl::cni::{self, CniError};
+use switch_client::cni::{self, CniError};
 
 fn main() -> ExitCode {
     let mut stdin = Vec::new();
