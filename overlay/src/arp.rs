@@ -4,6 +4,8 @@
 use std::net::Ipv4Addr;
 
 use rustc_hash::FxHashMap;
+use switch::wire::{ArpOp, ArpPacket, ArpRepr, EtherType, EthernetFrame};
+use switch::MacAddr;
 
 /// An Ethernet frame carrying an ARP request for IPv4 over Ethernet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -21,17 +23,15 @@ pub const ARP_FRAME_LEN: usize = 42;
 
 /// The request in `frame`, if it is one (untagged, Ethernet/IPv4, opcode 1). Never panics.
 pub fn parse_request(frame: &[u8]) -> Option<ArpRequest> {
-    let f = frame.get(..ARP_FRAME_LEN)?;
-    let header_ok = f[12..14] == [0x08, 0x06] && f[14..22] == [0, 1, 0x08, 0x00, 6, 4, 0, 1];
-    if !header_ok {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() != EtherType::ARP {
         return None;
     }
-    let mut sender_mac = [0u8; 6];
-    sender_mac.copy_from_slice(&f[22..28]);
-    Some(ArpRequest {
-        sender_mac,
-        sender_ip: Ipv4Addr::new(f[28], f[29], f[30], f[31]),
-        target_ip: Ipv4Addr::new(f[38], f[39], f[40], f[41]),
+    let arp = ArpPacket::new_checked(eth.payload()).ok()?;
+    (arp.op() == ArpOp::REQUEST).then(|| ArpRequest {
+        sender_mac: arp.sender_mac().0,
+        sender_ip: arp.sender_ip(),
+        target_ip: arp.target_ip(),
     })
 }
 
@@ -40,15 +40,18 @@ pub fn parse_request(frame: &[u8]) -> Option<ArpRequest> {
 /// # Panics
 /// If `out` is shorter than [`ARP_FRAME_LEN`].
 pub fn write_reply(req: &ArpRequest, mac: [u8; 6], out: &mut [u8]) -> usize {
-    let f = &mut out[..ARP_FRAME_LEN];
-    f[0..6].copy_from_slice(&req.sender_mac);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&[0x08, 0x06]);
-    f[14..22].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4, 0, 2]);
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&req.target_ip.octets());
-    f[32..38].copy_from_slice(&req.sender_mac);
-    f[38..42].copy_from_slice(&req.sender_ip.octets());
+    let mut eth = EthernetFrame::new_unchecked(&mut out[..ARP_FRAME_LEN]);
+    eth.set_dst(MacAddr(req.sender_mac));
+    eth.set_src(MacAddr(mac));
+    eth.set_ethertype(EtherType::ARP);
+    ArpRepr {
+        op: ArpOp::REPLY,
+        sender_mac: MacAddr(mac),
+        sender_ip: req.target_ip,
+        target_mac: MacAddr(req.sender_mac),
+        target_ip: req.sender_ip,
+    }
+    .emit(eth.payload_mut());
     ARP_FRAME_LEN
 }
 

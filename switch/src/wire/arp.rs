@@ -67,6 +67,37 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 }
 
+/// An ARP packet for IPv4 over Ethernet, to write ([`ArpRepr::emit`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArpRepr {
+    /// The operation.
+    pub op: ArpOp,
+    /// The sender's hardware address.
+    pub sender_mac: MacAddr,
+    /// The sender's protocol address.
+    pub sender_ip: Ipv4Addr,
+    /// The target's hardware address.
+    pub target_mac: MacAddr,
+    /// The target's protocol address.
+    pub target_ip: Ipv4Addr,
+}
+
+impl ArpRepr {
+    /// Writes the packet into the first [`ARP_IPV4_LEN`] bytes of `buf`.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`ARP_IPV4_LEN`].
+    pub fn emit(&self, buf: &mut [u8]) {
+        let b = &mut buf[..ARP_IPV4_LEN];
+        b[0..6].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
+        b[6..8].copy_from_slice(&self.op.0.to_be_bytes());
+        b[8..14].copy_from_slice(&self.sender_mac.0);
+        b[14..18].copy_from_slice(&self.sender_ip.octets());
+        b[18..24].copy_from_slice(&self.target_mac.0);
+        b[24..28].copy_from_slice(&self.target_ip.octets());
+    }
+}
+
 pub(super) fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }
@@ -89,6 +120,21 @@ mod tests {
         assert_eq!(p.sender_ip(), Ipv4Addr::new(172, 18, 0, 2));
         assert_eq!(p.target_mac(), MacAddr::ZERO);
         assert_eq!(p.target_ip(), Ipv4Addr::new(172, 18, 0, 1));
+    }
+
+    #[test]
+    fn a_packet_emitted_reads_back_the_same() {
+        let p = ArpPacket::new_checked(&REQUEST[..]).unwrap();
+        let repr = ArpRepr {
+            op: p.op(),
+            sender_mac: p.sender_mac(),
+            sender_ip: p.sender_ip(),
+            target_mac: p.target_mac(),
+            target_ip: p.target_ip(),
+        };
+        let mut out = [0xff; ARP_IPV4_LEN];
+        repr.emit(&mut out);
+        assert_eq!(out, REQUEST);
     }
 
     #[test]

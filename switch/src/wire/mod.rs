@@ -9,7 +9,7 @@ mod ip;
 mod mac;
 mod vlan;
 
-pub use arp::{ArpOp, ArpPacket, ARP_IPV4_LEN};
+pub use arp::{ArpOp, ArpPacket, ArpRepr, ARP_IPV4_LEN};
 pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
 pub use ip::{proto, udp_ports, Ipv4Packet, Ipv6Packet, IPV6_HEADER_LEN};
 pub use mac::{MacAddr, ParseMacError};
