@@ -19,6 +19,11 @@ use switch::{MacAddr, NetworkId, PortId, Switch, SwitchError, Verdict};
 use crate::arp::{self, ARP_FRAME_LEN};
 use crate::vxlan::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
+/// A VNI another network of this host has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("VNI {0} is in use on this host")]
+pub struct VniInUse(pub Vni);
+
 /// Why a VXLAN datagram did not enter the switch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -58,10 +63,10 @@ impl Edge {
     /// Gives network `net` the VNI `vni`.
     ///
     /// # Errors
-    /// The VNI is another network's on this host.
-    pub fn add_network(&mut self, vni: Vni, net: NetworkId) -> Result<(), String> {
+    /// [`VniInUse`]: the VNI is another network's on this host.
+    pub fn add_network(&mut self, vni: Vni, net: NetworkId) -> Result<(), VniInUse> {
         match self.vnis.get(&vni) {
-            Some(n) if *n != net => Err(format!("VNI {vni} is in use on this host")),
+            Some(n) if *n != net => Err(VniInUse(vni)),
             _ => {
                 self.vnis.insert(vni, net);
                 Ok(())

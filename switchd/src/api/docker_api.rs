@@ -12,6 +12,28 @@ use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
+/// Why the Docker Engine could not be asked.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Its socket does not answer.
+    #[error("cannot reach the Docker Engine at {}: {source}", path.display())]
+    Unreachable {
+        /// The socket (`--docker-host`).
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP exchange failed.
+    #[error("Docker Engine: {0}")]
+    Http(#[from] hyper::Error),
+    /// Its answer could not be read.
+    #[error("Docker Engine's answer: {0}")]
+    Answer(String),
+    /// It did not answer within the request timeout.
+    #[error("the Docker Engine did not answer in time")]
+    Timeout,
+}
+
 /// Largest answer read from the Docker Engine.
 const MAX_ANSWER: usize = 4 << 20;
 /// How long one request may take.
@@ -39,48 +61,47 @@ impl Engine {
     }
 
     /// GETs `path` and parses the JSON answer; `None` for anything but a 200 with JSON.
-    async fn get(&self, path: &str) -> Result<Option<Value>, String> {
-        let stream = tokio::net::UnixStream::connect(&self.socket)
-            .await
-            .map_err(|e| format!("cannot reach the Docker Engine at {}: {e}", self.socket.display()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| format!("Docker Engine: {e}"))?;
+    async fn get(&self, path: &str) -> Result<Option<Value>, EngineError> {
+        let stream =
+            tokio::net::UnixStream::connect(&self.socket)
+                .await
+                .map_err(|source| EngineError::Unreachable {
+                    path: self.socket.clone(),
+                    source,
+                })?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
         let task = tokio::spawn(conn);
         let req = Request::get(path)
             .header("Host", "docker")
             .body(Empty::<Bytes>::new())
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| EngineError::Answer(e.to_string()))?;
         let res = tokio::time::timeout(REQUEST_TIMEOUT, async {
-            let res = sender
-                .send_request(req)
-                .await
-                .map_err(|e| format!("Docker Engine: {e}"))?;
+            let res = sender.send_request(req).await?;
             if !res.status().is_success() {
                 return Ok(None);
             }
             let body = Limited::new(res.into_body(), MAX_ANSWER)
                 .collect()
                 .await
-                .map_err(|e| format!("Docker Engine's answer: {e}"))?
+                .map_err(|e| EngineError::Answer(e.to_string()))?
                 .to_bytes();
             Ok(serde_json::from_slice(&body).ok())
         })
         .await
-        .unwrap_or_else(|_| Err("the Docker Engine did not answer in time".into()));
+        .unwrap_or(Err(EngineError::Timeout));
         task.abort();
         res
     }
 
     /// Network `network`'s name, once Docker shows the network (`None` while it does not).
-    pub async fn network_name(&self, network: &str) -> Result<Option<String>, String> {
+    pub async fn network_name(&self, network: &str) -> Result<Option<String>, EngineError> {
         let net = self.get(&format!("/networks/{network}")).await?;
         Ok(net.and_then(|n| n.get("Name").and_then(Value::as_str).map(str::to_string)))
     }
 
     /// The container that endpoint `endpoint` of network `network` joined, once Docker shows
     /// it (`None` while it does not).
-    pub async fn member(&self, network: &str, endpoint: &str) -> Result<Option<Member>, String> {
+    pub async fn member(&self, network: &str, endpoint: &str) -> Result<Option<Member>, EngineError> {
         let Some(net) = self.get(&format!("/networks/{network}")).await? else {
             return Ok(None);
         };

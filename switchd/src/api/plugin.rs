@@ -279,7 +279,7 @@ async fn name_network(d: Arc<Daemon>, ctx: Arc<Ctx>, network: String) {
 async fn engine_shows<T, F, Fut>(what: &str, ask: F) -> Option<T>
 where
     F: Fn() -> Fut,
-    Fut: std::future::Future<Output = Result<Option<T>, String>>,
+    Fut: std::future::Future<Output = Result<Option<T>, crate::api::docker_api::EngineError>>,
 {
     let deadline = tokio::time::Instant::now() + NAMING_WINDOW;
     while tokio::time::Instant::now() < deadline {

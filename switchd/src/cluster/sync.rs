@@ -14,8 +14,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use control_plane::cluster::exchange::{
-    self, decode_bucket_digests, encode_bucket_digests, Answer, Client, ExchangeState, Learned, BUCKET_DIGESTS_LEN,
-    RECORDS_DIFFER,
+    self, decode_bucket_digests, encode_bucket_digests, Answer, Client, ExchangeError, ExchangeState, Learned,
+    BUCKET_DIGESTS_LEN, RECORDS_DIFFER,
 };
 use control_plane::cluster::membership::MemberState;
 use control_plane::cluster::records::Records;
@@ -38,6 +38,32 @@ pub struct SyncStats {
     pub ok: AtomicU64,
     /// Exchanges that failed (handshake refused, peer gone, malformed state).
     pub failed: AtomicU64,
+}
+
+/// Why an exchange ended before it was done.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    /// The connection could not be started.
+    #[error("cannot connect: {0}")]
+    Connect(#[from] quinn::ConnectError),
+    /// The connection failed (the handshake refused, the peer gone).
+    #[error("{0}")]
+    Connection(#[from] quinn::ConnectionError),
+    /// A write failed.
+    #[error("cannot send: {0}")]
+    Write(#[from] quinn::WriteError),
+    /// The peer's stream ended early.
+    #[error("cannot read: {0}")]
+    Read(#[from] quinn::ReadExactError),
+    /// The peer's state could not be read whole (or was over the limit).
+    #[error("cannot read the peer's state: {0}")]
+    ReadState(#[from] quinn::ReadToEndError),
+    /// The stream was closed already.
+    #[error("stream closed: {0}")]
+    Closed(#[from] quinn::ClosedStream),
+    /// What the peer sent is not an exchange's.
+    #[error(transparent)]
+    Malformed(#[from] ExchangeError),
 }
 
 /// TLS material of this host, PEM.
@@ -116,8 +142,8 @@ impl Shared {
     }
 
     /// Reads a peer's state and merges it; member lists go to the cluster loop.
-    fn merge(&self, bytes: &[u8]) -> Result<Learned, String> {
-        let theirs = ExchangeState::decode(bytes).map_err(|e| e.to_string())?;
+    fn merge(&self, bytes: &[u8]) -> Result<Learned, SyncError> {
+        let theirs = ExchangeState::decode(bytes)?;
         let mut learned = exchange::merge(&mut self.records(), theirs);
         if !learned.members.is_empty() {
             let _ = self.heard.send(std::mem::take(&mut learned.members));
@@ -132,29 +158,27 @@ pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>) {
         let (shared, stats) = (shared.clone(), stats.clone());
         tokio::spawn(async move {
             let exchange = async {
-                let conn = incoming.await.map_err(|e| e.to_string())?;
-                let (mut send, mut recv) = conn.accept_bi().await.map_err(|e| e.to_string())?;
+                let conn = incoming.await?;
+                let (mut send, mut recv) = conn.accept_bi().await?;
                 // Summaries first: equal states end the exchange after seventeen bytes.
                 let mut summary = [0u8; 16];
-                recv.read_exact(&mut summary).await.map_err(|e| e.to_string())?;
+                recv.read_exact(&mut summary).await?;
                 let answer = exchange::answer(&shared.records(), shared.members_digest(), &summary);
-                send.write_all(&[answer.flags]).await.map_err(|e| e.to_string())?;
+                send.write_all(&[answer.flags]).await?;
                 if answer.flags & RECORDS_DIFFER != 0 {
-                    send.write_all(&encode_bucket_digests(&answer.digests))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    send.write_all(&encode_bucket_digests(&answer.digests)).await?;
                 }
                 let mut learned = 0;
                 if !answer.done() {
-                    let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
+                    let theirs = recv.read_to_end(MAX_STATE).await?;
                     let merged = shared.merge(&theirs)?;
                     learned = merged.records;
                     let mine = exchange::reply(&shared.records(), || shared.members(), answer.flags, &merged).encode();
-                    send.write_all(&mine).await.map_err(|e| e.to_string())?;
+                    send.write_all(&mine).await?;
                 }
-                send.finish().map_err(|e| e.to_string())?;
+                send.finish()?;
                 let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
-                Ok::<usize, String>(learned)
+                Ok::<usize, SyncError>(learned)
             };
             match tokio::time::timeout(Duration::from_secs(15), exchange).await {
                 Ok(Ok(n)) => {
@@ -183,17 +207,13 @@ pub async fn exchange(
     name: &str,
     shared: &Shared,
     with_members: bool,
-) -> Result<usize, String> {
-    let conn = ep
-        .connect(peer, name)
-        .map_err(|e| e.to_string())?
-        .await
-        .map_err(|e| e.to_string())?;
-    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+) -> Result<usize, SyncError> {
+    let conn = ep.connect(peer, name)?.await?;
+    let (mut send, mut recv) = conn.open_bi().await?;
     let client = Client::start(&shared.records(), shared.members_digest(), with_members);
-    send.write_all(&client.summary()).await.map_err(|e| e.to_string())?;
+    send.write_all(&client.summary()).await?;
     let mut flags = [0u8; 1];
-    recv.read_exact(&mut flags).await.map_err(|e| e.to_string())?;
+    recv.read_exact(&mut flags).await?;
     let mut answer = Answer {
         flags: flags[0],
         digests: Vec::new(),
@@ -202,16 +222,16 @@ pub async fn exchange(
     if !answer.done() {
         if answer.flags & RECORDS_DIFFER != 0 {
             let mut theirs = vec![0u8; BUCKET_DIGESTS_LEN];
-            recv.read_exact(&mut theirs).await.map_err(|e| e.to_string())?;
-            answer.digests = decode_bucket_digests(&theirs).map_err(|e| e.to_string())?;
+            recv.read_exact(&mut theirs).await?;
+            answer.digests = decode_bucket_digests(&theirs)?;
         }
         let mine = client.state(&shared.records(), || shared.members(), &answer).encode();
-        send.write_all(&mine).await.map_err(|e| e.to_string())?;
-        send.finish().map_err(|e| e.to_string())?;
-        let theirs = recv.read_to_end(MAX_STATE).await.map_err(|e| e.to_string())?;
+        send.write_all(&mine).await?;
+        send.finish()?;
+        let theirs = recv.read_to_end(MAX_STATE).await?;
         learned = shared.merge(&theirs)?.records;
     } else {
-        send.finish().map_err(|e| e.to_string())?;
+        send.finish()?;
     }
     conn.close(0u32.into(), b"done");
     Ok(learned)
