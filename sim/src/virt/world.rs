@@ -1301,80 +1301,11 @@ impl World {
         let end = self.now;
         let (_, unconverged_hosts) = self.converged();
         if std::env::var_os("SWITCHSIM_DEBUG").is_some() {
-            let live = self.hosts.iter().filter(|h| h.alive).count();
-            for h in self.hosts.iter().filter(|h| h.alive) {
-                if let Some(m) = h.m.as_ref() {
-                    let (len, digest) = {
-                        let r = m.records();
-                        (r.len(), r.digest())
-                    };
-                    eprintln!(
-                        "{} members {} / {} records {len} digest {digest:x} backlog {}",
-                        h.name,
-                        m.membership().num_members(),
-                        live - 1,
-                        m.membership().backlog()
-                    );
-                }
-            }
+            self.debug_views();
         }
-        // Endpoint convergence, over hosts alive from its creation to the end.
-        let probes = self.eps.iter().any(|e| e.probe);
-        let eligible = |h: &Host, since: Us| h.alive && h.started_at.is_some_and(|s| s <= since);
-        let mut conv = Vec::new();
-        let mut unconverged_eps = 0;
-        let split_eps = self.eps.iter().filter(|e| e.split).count() as u64;
-        for e in self.eps.iter().filter(|e| (e.probe || !probes) && !e.split) {
-            let mut worst = 0;
-            let mut missing = false;
-            for (i, h) in self.hosts.iter().enumerate() {
-                if !eligible(h, e.created) {
-                    continue;
-                }
-                match e.known[i] {
-                    Us::MAX => missing = true,
-                    t => worst = worst.max(t.saturating_sub(e.created)),
-                }
-            }
-            // Endpoints removed since (moves) are not expected to be known.
-            if missing {
-                unconverged_eps += 1;
-            } else {
-                conv.push(worst as f64 / 1000.0);
-            }
-        }
+        let (mut conv, unconverged_eps, split_eps) = self.endpoint_convergence();
         let endpoints_measured = conv.len() as u64 + unconverged_eps;
-        // Failure detection, over observers alive from the crash to its declaration window.
-        let mut detect = Vec::new();
-        let mut undetected = 0;
-        for c in &self.crashes {
-            let until = c.back_at.unwrap_or(end);
-            let mut worst = 0;
-            let mut missed = false;
-            for (i, h) in self.hosts.iter().enumerate() {
-                if i as u32 == c.host
-                    || !eligible(h, c.at)
-                    || self
-                        .crashes
-                        .iter()
-                        .any(|o| o.host == i as u32 && o.at <= until && o.back_at.is_none_or(|b| b >= c.at))
-                {
-                    continue;
-                }
-                match c.down_at[i] {
-                    Some(t) if t <= until => worst = worst.max(t - c.at),
-                    _ => {
-                        if until - c.at >= 10 * SEC {
-                            missed = true;
-                            undetected += 1;
-                        }
-                    }
-                }
-            }
-            if !missed && until - c.at >= 10 * SEC {
-                detect.push(worst as f64 / 1000.0);
-            }
-        }
+        let (mut detect, undetected) = self.failure_detection(end);
         let hosts = f64::from(self.sc.hosts);
         let secs_run = end as f64 / SEC as f64;
         let idle = self.idle_mark.filter(|_| has_idle).map(|(t0, b0)| {
@@ -1463,6 +1394,97 @@ impl World {
         let hosts = std::mem::take(&mut self.hosts);
         std::thread::spawn(move || drop(hosts));
         Outcome { report, capture }
+    }
+
+    /// Each live host's view (members, records, digest), on stderr.
+    fn debug_views(&self) {
+        let live = self.hosts.iter().filter(|h| h.alive).count();
+        for h in self.hosts.iter().filter(|h| h.alive) {
+            if let Some(m) = h.m.as_ref() {
+                let (len, digest) = {
+                    let r = m.records();
+                    (r.len(), r.digest())
+                };
+                eprintln!(
+                    "{} members {} / {} records {len} digest {digest:x} backlog {}",
+                    h.name,
+                    m.membership().num_members(),
+                    live - 1,
+                    m.membership().backlog()
+                );
+            }
+        }
+    }
+
+    /// Whether host `h` was alive from `since` to the end.
+    fn eligible(h: &Host, since: Us) -> bool {
+        h.alive && h.started_at.is_some_and(|s| s <= since)
+    }
+
+    /// Endpoint convergence, over hosts alive from its creation to the end: the times (ms) of
+    /// the endpoints known everywhere, how many were not, and how many were made during a
+    /// partition (left out).
+    fn endpoint_convergence(&self) -> (Vec<f64>, u64, u64) {
+        let probes = self.eps.iter().any(|e| e.probe);
+        let mut conv = Vec::new();
+        let mut unconverged_eps = 0;
+        let split_eps = self.eps.iter().filter(|e| e.split).count() as u64;
+        for e in self.eps.iter().filter(|e| (e.probe || !probes) && !e.split) {
+            let mut worst = 0;
+            let mut missing = false;
+            for (i, h) in self.hosts.iter().enumerate() {
+                if !Self::eligible(h, e.created) {
+                    continue;
+                }
+                match e.known[i] {
+                    Us::MAX => missing = true,
+                    t => worst = worst.max(t.saturating_sub(e.created)),
+                }
+            }
+            // Endpoints removed since (moves) are not expected to be known.
+            if missing {
+                unconverged_eps += 1;
+            } else {
+                conv.push(worst as f64 / 1000.0);
+            }
+        }
+        (conv, unconverged_eps, split_eps)
+    }
+
+    /// Failure detection, over observers alive from the crash to its declaration window: the
+    /// times (ms) until each crash was declared everywhere, and the observers that missed one.
+    fn failure_detection(&self, end: Us) -> (Vec<f64>, u64) {
+        let mut detect = Vec::new();
+        let mut undetected = 0;
+        for c in &self.crashes {
+            let until = c.back_at.unwrap_or(end);
+            let mut worst = 0;
+            let mut missed = false;
+            for (i, h) in self.hosts.iter().enumerate() {
+                if i as u32 == c.host
+                    || !Self::eligible(h, c.at)
+                    || self
+                        .crashes
+                        .iter()
+                        .any(|o| o.host == i as u32 && o.at <= until && o.back_at.is_none_or(|b| b >= c.at))
+                {
+                    continue;
+                }
+                match c.down_at[i] {
+                    Some(t) if t <= until => worst = worst.max(t - c.at),
+                    _ => {
+                        if until - c.at >= 10 * SEC {
+                            missed = true;
+                            undetected += 1;
+                        }
+                    }
+                }
+            }
+            if !missed && until - c.at >= 10 * SEC {
+                detect.push(worst as f64 / 1000.0);
+            }
+        }
+        (detect, undetected)
     }
 
     /// Addresses held by two live endpoints of one network at the end.

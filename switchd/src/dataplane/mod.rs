@@ -1059,9 +1059,21 @@ impl Dataplane {
                 self.switch.record_drop(p, DropReason::TxFailed);
             }
         }
-        if !peers {
-            return;
+        if peers {
+            self.send_to_peers(packet, bytes, queued, &out[..n_out], &overflow);
         }
+    }
+
+    /// Sends `packet` (`bytes` of frame) to the VXLAN peers among `egress` and `overflow`;
+    /// `queued` when writes for descriptors are queued with it still.
+    fn send_to_peers(
+        &mut self,
+        packet: &mut [u8],
+        bytes: usize,
+        queued: bool,
+        egress: &[(PortId, Egress)],
+        overflow: &[(PortId, Egress)],
+    ) {
         // A tunnelled frame must be whole: a super-frame is cut into segments and a checksum
         // left to the device is completed, once for all the peers.
         let plain = packet[0] == 0 && packet[1] == 0;
@@ -1082,7 +1094,7 @@ impl Dataplane {
                 &mut self.heads,
             ))
         };
-        for &(p, e) in out[..n_out].iter().chain(overflow.iter()) {
+        for &(p, e) in egress.iter().chain(overflow) {
             let Egress::Vtep(addr, vni) = e else { continue };
             let Some(vtep) = self.vtep.as_mut() else {
                 self.switch.record_drop(p, DropReason::TxFailed);
