@@ -103,6 +103,19 @@ struct FormatArg {
     format: Format,
 }
 
+/// The options of an `ls`, as Docker's.
+#[derive(Args, Debug)]
+struct ListArgs {
+    /// Only IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Full IDs.
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    #[command(flatten)]
+    format: FormatArg,
+}
+
 /// How a listing is printed: Docker's table, or JSON.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum Format {

@@ -14,7 +14,7 @@ use switch_api::{
 use switch_client::client::{path, Client};
 
 use crate::observe::drops_cell;
-use crate::{each, kv, pretty, table, Format, FormatArg};
+use crate::{each, kv, pretty, table, Format, FormatArg, ListArgs};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum NetworkCmd {
@@ -50,16 +50,7 @@ pub(crate) enum NetworkCmd {
     },
     /// List networks.
     #[command(alias = "list")]
-    Ls {
-        /// Only IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Full IDs.
-        #[arg(long = "no-trunc")]
-        no_trunc: bool,
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    Ls(ListArgs),
     /// Show networks as JSON.
     Inspect {
         /// Names or IDs.
@@ -169,11 +160,11 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
             println!("{}", r.id);
         }
-        NetworkCmd::Ls {
+        NetworkCmd::Ls(ListArgs {
             quiet,
             no_trunc,
             format,
-        } => {
+        }) => {
             let mut nets: Vec<NetworkResource> = c.get("/networks")?;
             // Docker lists networks by name.
             nets.sort_by(|a, b| a.name.cmp(&b.name));

@@ -10,7 +10,7 @@ use switch_api::{CreateResponse, SandboxCreate, SandboxResource};
 
 use switch_client::client::{path, Client};
 
-use crate::{each, kv, pretty, table, Format, FormatArg};
+use crate::{each, kv, pretty, table, Format, ListArgs};
 
 #[derive(Args, Debug)]
 pub(crate) struct SandboxCreateArgs {
@@ -65,16 +65,7 @@ pub(crate) enum SandboxCmd {
     },
     /// List sandboxes.
     #[command(alias = "list")]
-    Ls {
-        /// Only IDs.
-        #[arg(short, long)]
-        quiet: bool,
-        /// Full IDs.
-        #[arg(long = "no-trunc")]
-        no_trunc: bool,
-        #[command(flatten)]
-        format: FormatArg,
-    },
+    Ls(ListArgs),
     /// Show sandboxes as JSON.
     Inspect {
         /// Names or IDs.
@@ -130,11 +121,11 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 Ok(())
             }))
         }
-        SandboxCmd::Ls {
+        SandboxCmd::Ls(ListArgs {
             quiet,
             no_trunc,
             format,
-        } => {
+        }) => {
             let list: Vec<SandboxResource> = c.get("/sandboxes")?;
             let id = |s: &SandboxResource| {
                 if no_trunc {
