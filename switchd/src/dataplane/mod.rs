@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use control_plane::capture::Direction;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use overlay::edge::{Decision, Edge, Refused};
+use overlay::edge::{Decision, Edge, Refused, VniInUse};
 use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
@@ -123,16 +123,75 @@ pub struct PortInfo {
     pub counters: PortCounters,
 }
 
+/// Why the dataplane refused a command.
+#[derive(Debug, thiserror::Error)]
+pub enum DataplaneError {
+    /// The switch refused it (an unknown or busy network or port, a full table).
+    #[error(transparent)]
+    Switch(switch::SwitchError),
+    /// The VNI is another network's.
+    #[error(transparent)]
+    VniInUse(#[from] VniInUse),
+    /// No such port.
+    #[error("port {0} does not exist")]
+    NoPort(PortId),
+    /// A static MAC another port holds.
+    #[error("MAC address {mac} is already in use on this network by {holder}")]
+    MacTaken {
+        /// The MAC.
+        mac: MacAddr,
+        /// Who holds it, in words.
+        holder: String,
+    },
+    /// VXLAN is not available on this host.
+    #[error("the VXLAN port is not bound on this host (see switchd's log)")]
+    NoVtep,
+    /// A peer port for a VNI that is not its network's.
+    #[error("VNI {0} does not belong to this port's network")]
+    ForeignVni(Vni),
+    /// The peer has a port already.
+    #[error("{addr} is already a peer of VNI {vni}")]
+    PeerExists {
+        /// The peer's address.
+        addr: Ipv4Addr,
+        /// The VNI.
+        vni: Vni,
+    },
+    /// The port's descriptor cannot be polled.
+    #[error("cannot poll port {label}: {source}")]
+    Poll {
+        /// The port.
+        label: String,
+        /// Why.
+        source: nix::Error,
+    },
+}
+
+impl From<DataplaneError> for io::Error {
+    fn from(e: DataplaneError) -> io::Error {
+        let kind = match e {
+            DataplaneError::MacTaken { .. } => io::ErrorKind::AddrInUse,
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
 /// A request to the dataplane thread.
 pub enum Command {
     /// Adds a network to the switch, with its VNI when it is an overlay network.
-    AddNetwork(NetworkId, NetworkConfig, Option<Vni>, mpsc::Sender<Result<(), String>>),
+    AddNetwork(
+        NetworkId,
+        NetworkConfig,
+        Option<Vni>,
+        mpsc::Sender<Result<(), DataplaneError>>,
+    ),
     /// Removes a network without ports.
-    RemoveNetwork(NetworkId, mpsc::Sender<Result<(), String>>),
+    RemoveNetwork(NetworkId, mpsc::Sender<Result<(), DataplaneError>>),
     /// Adds a port over a TAP device, with the static MAC of the endpoint behind it.
-    AddPort(Box<NewPort>, mpsc::Sender<io::Result<PortId>>),
+    AddPort(Box<NewPort>, mpsc::Sender<Result<PortId, DataplaneError>>),
     /// Removes a port and hands its device back.
-    RemovePort(PortId, mpsc::Sender<Result<Device, String>>),
+    RemovePort(PortId, mpsc::Sender<Result<Device, DataplaneError>>),
     /// Names a port anew (its sandbox was renamed).
     Relabel(PortId, String),
     /// Lists the ports and their counters.
@@ -154,7 +213,7 @@ pub enum Command {
         NetworkId,
         MacAddr,
         Option<(PortId, Option<Ipv4Addr>)>,
-        mpsc::Sender<Result<(), String>>,
+        mpsc::Sender<Result<(), DataplaneError>>,
     ),
 }
 
@@ -177,7 +236,7 @@ pub type CaptureRx = (
 );
 
 /// The answer to [`Command::Capture`].
-pub type CaptureReply = mpsc::Sender<Result<CaptureRx, String>>;
+pub type CaptureReply = mpsc::Sender<Result<CaptureRx, DataplaneError>>;
 
 /// A port to add.
 pub struct NewPort {
@@ -220,14 +279,12 @@ impl Handle {
 
     /// Adds a network (`vni` for an overlay network).
     pub fn add_network(&self, id: NetworkId, cfg: NetworkConfig, vni: Option<Vni>) -> io::Result<()> {
-        self.call(|tx| Command::AddNetwork(id, cfg, vni, tx))?
-            .map_err(io::Error::other)
+        Ok(self.call(|tx| Command::AddNetwork(id, cfg, vni, tx))??)
     }
 
     /// Removes a network.
     pub fn remove_network(&self, id: NetworkId) -> io::Result<()> {
-        self.call(|tx| Command::RemoveNetwork(id, tx))?
-            .map_err(io::Error::other)
+        Ok(self.call(|tx| Command::RemoveNetwork(id, tx))??)
     }
 
     /// Adds a port.
@@ -235,12 +292,12 @@ impl Handle {
     /// # Errors
     /// [`io::ErrorKind::AddrInUse`] when its static MAC is another port's, naming that port.
     pub fn add_port(&self, p: NewPort) -> io::Result<PortId> {
-        self.call(|tx| Command::AddPort(Box::new(p), tx))?
+        Ok(self.call(|tx| Command::AddPort(Box::new(p), tx))??)
     }
 
     /// Removes a port, deleting its TAP device when `delete`.
     pub fn remove_port(&self, port: PortId) -> io::Result<Device> {
-        self.call(|tx| Command::RemovePort(port, tx))?.map_err(io::Error::other)
+        Ok(self.call(|tx| Command::RemovePort(port, tx))??)
     }
 
     /// Names a port anew, as listings, traces and captures show it.
@@ -258,8 +315,7 @@ impl Handle {
     /// Pins `mac` on `net` to a port (`Some`), answering ARP requests for its address locally
     /// when one is given; or forgets it (`None`).
     pub fn set_static(&self, net: NetworkId, mac: MacAddr, at: Option<(PortId, Option<Ipv4Addr>)>) -> io::Result<()> {
-        self.call(|tx| Command::Static(net, mac, at, tx))?
-            .map_err(io::Error::other)
+        Ok(self.call(|tx| Command::Static(net, mac, at, tx))??)
     }
 
     /// The VTEP's counters (`None` when the VXLAN port could not be bound).
@@ -280,7 +336,7 @@ impl Handle {
     /// Starts mirroring `port`'s frames: they arrive on the receiver until it is dropped; the
     /// counter says how many were dropped because the receiver fell behind.
     pub fn capture(&self, port: PortId) -> io::Result<CaptureRx> {
-        self.call(|tx| Command::Capture(port, tx))?.map_err(io::Error::other)
+        Ok(self.call(|tx| Command::Capture(port, tx))??)
     }
 
     /// Traces `frame` (an Ethernet frame, no virtio-net header) arriving on `port`.
@@ -500,8 +556,8 @@ impl Dataplane {
         match cmd {
             Command::AddNetwork(id, cfg, vni, tx) => {
                 let r = match vni {
-                    Some(v) if self.edge.network_of(v).is_some() => Err(format!("VNI {v} is in use on this host")),
-                    _ => self.switch.add_network(id, cfg).map_err(|e| e.to_string()),
+                    Some(v) if self.edge.network_of(v).is_some() => Err(VniInUse(v).into()),
+                    _ => self.switch.add_network(id, cfg).map_err(DataplaneError::Switch),
                 };
                 if let (Ok(()), Some(v)) = (&r, vni) {
                     let _ = self.edge.add_network(v, id);
@@ -509,7 +565,7 @@ impl Dataplane {
                 let _ = tx.send(r);
             }
             Command::RemoveNetwork(id, tx) => {
-                let r = self.switch.remove_network(id).map_err(|e| e.to_string());
+                let r = self.switch.remove_network(id).map_err(DataplaneError::Switch);
                 if r.is_ok() {
                     self.edge.remove_network(id);
                 }
@@ -586,7 +642,7 @@ impl Dataplane {
                     });
                     Ok((mrx, dropped))
                 } else {
-                    Err(format!("port {port} does not exist"))
+                    Err(DataplaneError::NoPort(port))
                 };
                 let _ = tx.send(r);
             }
@@ -658,31 +714,27 @@ impl Dataplane {
         }
     }
 
-    fn add_port(&mut self, p: NewPort) -> io::Result<PortId> {
+    fn add_port(&mut self, p: NewPort) -> Result<PortId, DataplaneError> {
         let net = p.cfg.network;
         let peer = match &p.dev {
             Device::Vtep { addr, vni } => {
                 if self.vtep.is_none() {
-                    return Err(io::Error::other(
-                        "the VXLAN port is not bound on this host (see switchd's log)",
-                    ));
+                    return Err(DataplaneError::NoVtep);
                 }
                 if self.edge.network_of(*vni) != Some(net) {
-                    return Err(io::Error::other(format!(
-                        "VNI {vni} does not belong to this port's network"
-                    )));
+                    return Err(DataplaneError::ForeignVni(*vni));
                 }
                 if self.edge.has_peer(*addr.ip(), *vni) {
-                    return Err(io::Error::other(format!(
-                        "{} is already a peer of VNI {vni}",
-                        addr.ip()
-                    )));
+                    return Err(DataplaneError::PeerExists {
+                        addr: *addr.ip(),
+                        vni: *vni,
+                    });
                 }
                 Some((*addr.ip(), *vni))
             }
             _ => None,
         };
-        let id = self.switch.add_port(p.cfg).map_err(io::Error::other)?;
+        let id = self.switch.add_port(p.cfg).map_err(DataplaneError::Switch)?;
         if let Some(mac) = p.static_mac {
             if let Err(e) = self.switch.add_static(Instant::now(), net, mac, id) {
                 let _ = self.switch.remove_port(id);
@@ -693,7 +745,10 @@ impl Dataplane {
             let ev = EpollEvent::new(EpollFlags::EPOLLIN, u64::from(id.0));
             if let Err(e) = self.epoll.add(fd, ev) {
                 let _ = self.switch.remove_port(id);
-                return Err(io::Error::other(format!("cannot poll port {}: {e}", p.label)));
+                return Err(DataplaneError::Poll {
+                    label: p.label,
+                    source: e,
+                });
             }
         }
         if let Some((addr, vni)) = peer {
@@ -713,13 +768,14 @@ impl Dataplane {
     }
 
     /// Pins a remote endpoint's `mac` to the VXLAN peer port `port` ([`Edge::pin`]).
-    fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, ip: Option<Ipv4Addr>) -> Result<(), String> {
+    fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, ip: Option<Ipv4Addr>) -> Result<(), DataplaneError> {
         self.edge
             .pin(&mut self.switch, Instant::now(), net, mac, port, ip)
-            .map_err(|e| self.static_refused(e).to_string())
+            .map_err(|e| self.static_refused(e))
     }
 
-    fn static_refused(&self, e: switch::SwitchError) -> io::Error {
+    /// A refused static MAC, naming who holds it when another port does.
+    fn static_refused(&self, e: switch::SwitchError) -> DataplaneError {
         match e {
             switch::SwitchError::MacTaken { mac, owner, .. } => {
                 let holder = match self.ports.get(owner.0 as usize) {
@@ -730,21 +786,18 @@ impl Dataplane {
                     },
                     _ => format!("port {owner}"),
                 };
-                io::Error::new(
-                    io::ErrorKind::AddrInUse,
-                    format!("MAC address {mac} is already in use on this network by {holder}"),
-                )
+                DataplaneError::MacTaken { mac, holder }
             }
-            other => io::Error::other(other.to_string()),
+            other => DataplaneError::Switch(other),
         }
     }
 
-    fn remove_port(&mut self, id: PortId) -> Result<Device, String> {
+    fn remove_port(&mut self, id: PortId) -> Result<Device, DataplaneError> {
         let io = self
             .ports
             .get_mut(id.0 as usize)
             .and_then(Option::take)
-            .ok_or_else(|| format!("unknown port {id}"))?;
+            .ok_or(DataplaneError::NoPort(id))?;
         if let Some(fd) = io.dev.fd() {
             let _ = self.epoll.delete(fd);
         }
@@ -752,7 +805,7 @@ impl Dataplane {
         // Its captures end with it (their readers see the stream close), so a port that later
         // takes the same number is not captured by mistake.
         self.captures.retain(|c| c.port != id);
-        self.switch.remove_port(id).map_err(|e| e.to_string())?;
+        self.switch.remove_port(id).map_err(DataplaneError::Switch)?;
         Ok(io.dev)
     }
 
