@@ -194,57 +194,13 @@ pub(crate) fn stats(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
         println!("{}", pretty(&s));
         return Ok(ExitCode::SUCCESS);
     }
-    let sum = |f: fn(&PortResource) -> u64| s.ports.iter().map(f).sum::<u64>();
-    let mut drops: BTreeMap<String, u64> = BTreeMap::new();
-    for p in &s.ports {
-        for (r, n) in &p.drops {
-            *drops.entry(r.clone()).or_default() += n;
-        }
-    }
     println!(
         "networks {}, sandboxes {}, switch ports {}",
         s.networks,
         s.sandboxes,
         s.ports.len()
     );
-    // Each port, then the switch's totals.
-    let mut rows: Vec<Vec<String>> = s
-        .ports
-        .iter()
-        .map(|p| {
-            vec![
-                p.port.to_string(),
-                p.interface.clone(),
-                p.rx_packets.to_string(),
-                p.rx_bytes.to_string(),
-                p.tx_packets.to_string(),
-                p.tx_bytes.to_string(),
-                p.learn_refused.to_string(),
-                drops_cell(&p.drops),
-            ]
-        })
-        .collect();
-    rows.push(vec![
-        "total".into(),
-        String::new(),
-        sum(|p| p.rx_packets).to_string(),
-        sum(|p| p.rx_bytes).to_string(),
-        sum(|p| p.tx_packets).to_string(),
-        sum(|p| p.tx_bytes).to_string(),
-        sum(|p| p.learn_refused).to_string(),
-        drops_cell(&drops),
-    ]);
-    let header = [
-        "PORT",
-        "INTERFACE",
-        "RX PKTS",
-        "RX BYTES",
-        "TX PKTS",
-        "TX BYTES",
-        "LEARN REFUSED",
-        "DROPS",
-    ];
-    print!("\n{}", table::render(&header, &rows));
+    print_port_totals(&s.ports);
     let rows: Vec<Vec<String>> = s
         .mac_table
         .iter()
@@ -254,6 +210,12 @@ pub(crate) fn stats(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
         "\n{}",
         table::render(&["NETWORK", "STATIC MACS", "LEARNED MACS"], &rows)
     );
+    print_host(&s);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The tunnels, the writes, polling, descriptors, the cluster and DNS.
+fn print_host(s: &StatsResource) {
     if let Some(v) = &s.vxlan {
         println!(
             "\nvxlan (udp {}): rx {} (malformed {}, unknown VNI {}, unknown VTEP {}), tx {} (errors {})",
@@ -339,7 +301,54 @@ pub(crate) fn stats(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
         ];
         print!("\n{}", table::render(&header, &rows));
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+/// Each port's counters, then the switch's totals, as one table.
+fn print_port_totals(ports: &[PortResource]) {
+    let sum = |f: fn(&PortResource) -> u64| ports.iter().map(f).sum::<u64>();
+    let mut drops: BTreeMap<String, u64> = BTreeMap::new();
+    for p in ports {
+        for (r, n) in &p.drops {
+            *drops.entry(r.clone()).or_default() += n;
+        }
+    }
+    // Each port, then the switch's totals.
+    let mut rows: Vec<Vec<String>> = ports
+        .iter()
+        .map(|p| {
+            vec![
+                p.port.to_string(),
+                p.interface.clone(),
+                p.rx_packets.to_string(),
+                p.rx_bytes.to_string(),
+                p.tx_packets.to_string(),
+                p.tx_bytes.to_string(),
+                p.learn_refused.to_string(),
+                drops_cell(&p.drops),
+            ]
+        })
+        .collect();
+    rows.push(vec![
+        "total".into(),
+        String::new(),
+        sum(|p| p.rx_packets).to_string(),
+        sum(|p| p.rx_bytes).to_string(),
+        sum(|p| p.tx_packets).to_string(),
+        sum(|p| p.tx_bytes).to_string(),
+        sum(|p| p.learn_refused).to_string(),
+        drops_cell(&drops),
+    ]);
+    let header = [
+        "PORT",
+        "INTERFACE",
+        "RX PKTS",
+        "RX BYTES",
+        "TX PKTS",
+        "TX BYTES",
+        "LEARN REFUSED",
+        "DROPS",
+    ];
+    print!("\n{}", table::render(&header, &rows));
 }
 
 pub(crate) fn drops_cell(drops: &BTreeMap<String, u64>) -> String {
