@@ -160,40 +160,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
             println!("{}", r.id);
         }
-        NetworkCmd::Ls(ListArgs {
-            quiet,
-            no_trunc,
-            format,
-        }) => {
-            let mut nets: Vec<NetworkResource> = c.get("/networks")?;
-            // Docker lists networks by name.
-            nets.sort_by(|a, b| a.name.cmp(&b.name));
-            let id = |n: &NetworkResource| {
-                if no_trunc {
-                    n.id.clone()
-                } else {
-                    n.id[..12.min(n.id.len())].to_string()
-                }
-            };
-            if quiet {
-                nets.iter().for_each(|n| println!("{}", id(n)));
-            } else if format.format == Format::Json {
-                for n in &nets {
-                    let line = serde_json::json!({
-                        "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
-                        "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels(&n.labels),
-                        "Name": n.name, "Scope": n.scope,
-                    });
-                    println!("{line}");
-                }
-            } else {
-                let rows: Vec<Vec<String>> = nets
-                    .iter()
-                    .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
-                    .collect();
-                print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows));
-            }
-        }
+        NetworkCmd::Ls(args) => ls(c, args)?,
         NetworkCmd::Inspect { names } => {
             let mut found = Vec::new();
             let code = each(&names, |n| {
@@ -255,6 +222,44 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `network ls`: the networks by name, as Docker lists them.
+fn ls(c: &Client, args: ListArgs) -> anyhow::Result<()> {
+    let ListArgs {
+        quiet,
+        no_trunc,
+        format,
+    } = args;
+    let mut nets: Vec<NetworkResource> = c.get("/networks")?;
+    // Docker lists networks by name.
+    nets.sort_by(|a, b| a.name.cmp(&b.name));
+    let id = |n: &NetworkResource| {
+        if no_trunc {
+            n.id.clone()
+        } else {
+            n.id[..12.min(n.id.len())].to_string()
+        }
+    };
+    if quiet {
+        nets.iter().for_each(|n| println!("{}", id(n)));
+    } else if format.format == Format::Json {
+        for n in &nets {
+            let line = serde_json::json!({
+                "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
+                "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels(&n.labels),
+                "Name": n.name, "Scope": n.scope,
+            });
+            println!("{line}");
+        }
+    } else {
+        let rows: Vec<Vec<String>> = nets
+            .iter()
+            .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
+            .collect();
+        print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows));
+    }
+    Ok(())
 }
 
 pub(crate) fn labels(l: &BTreeMap<String, String>) -> String {
