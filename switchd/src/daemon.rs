@@ -109,8 +109,6 @@ struct NetPorts {
 }
 
 struct Inner {
-    /// Remote endpoints, and which are in place in the dataplane.
-    remotes: control_plane::cluster::remotes::Remotes,
     state: State,
     net_ports: HashMap<Id, NetPorts>,
     endpoint_ports: HashMap<Id, PortId>,
@@ -186,7 +184,6 @@ impl Daemon {
             inner: Mutex::new(Inner {
                 state: State::default(),
                 net_ports: HashMap::new(),
-                remotes: Default::default(),
                 endpoint_ports: HashMap::new(),
             }),
             dp,
@@ -239,9 +236,7 @@ impl Daemon {
         let mut inner = self.inner.lock().expect("lock poisoned");
         for net in state.networks.values() {
             match self.bring_up(net) {
-                Ok(Some(ports)) => {
-                    inner.net_ports.insert(net.id.clone(), ports);
-                }
+                Ok(Some(ports)) => self.ports_up(&mut inner, net.id.clone(), ports),
                 Ok(None) => {}
                 Err(e) => {
                     tracing::error!(network = %net.name, "cannot restore network: {}", e.message())

@@ -2,7 +2,9 @@
 //! them. It decides which member an anti-entropy round syncs with and whether member lists
 //! ride along, when a node alone announces itself again, and what each membership event and
 //! changed record means for the host: a network to make, a remote endpoint to place or drop,
-//! a host whose endpoints are gone.
+//! a host whose endpoints are gone. It holds the reconciler ([`Remotes`]), so it also says
+//! what the host's dataplane must hold for those endpoints: VXLAN ports per remote host and
+//! pinned MACs with the addresses answered locally.
 //!
 //! switchd drives it with a UDP socket, tokio timers and QUIC (`switchd/src/cluster/mod.rs`); the
 //! simulator with virtual time and direct calls (`sim/src/virt/world.rs`). Neither decides
@@ -12,7 +14,8 @@
 //!  datagram ─► handle_datagram ─┐                     ┌─► poll_transmit: datagrams to send
 //!  timer    ─► handle_timer    ─┼─► Membership ─────┼─► poll_timer: timers to arm
 //!  publish  ─► publish         ─┤   (records)        └─► poll_output: Output (events, syncs,
-//!  sync tick ─► sync_round ─────┘                             networks, endpoints, hosts down)
+//!  sync tick ─► sync_round ─────┤        │                   networks, endpoints, hosts down,
+//!  network_up / network_down ──┘   Remotes ───────────────── dataplane effects)
 //! ```
 
 use std::collections::VecDeque;
@@ -22,7 +25,9 @@ use std::time::Duration;
 
 use super::membership::{Event, HostId, MemberState, Membership, MembershipError, State, Timer};
 use super::records::{Body, EndpointRecord, NetworkRecord, Record, RecordKey, Records};
+use super::remotes::{Effect, Remotes};
 use crate::Id;
+use rustc_hash::FxHashSet;
 
 /// How a node paces what it starts itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +84,9 @@ pub enum Output {
     EndpointRemoved(Id),
     /// A host was declared down: its endpoints are unreachable until it is back.
     HostDown(String),
+    /// A change the dataplane must make for remote endpoints. It follows the output that
+    /// caused it, and concerns only networks the driver reported up ([`Node::network_up`]).
+    Dataplane(Effect),
 }
 
 /// One cluster node.
@@ -91,6 +99,10 @@ pub struct Node {
     alone: bool,
     /// Anti-entropy rounds run.
     round: u64,
+    /// The remote endpoints known, and which are in place.
+    remotes: Remotes,
+    /// The overlay networks the host has up: their remote endpoints go in place.
+    up: FxHashSet<Id>,
     out: VecDeque<Output>,
 }
 
@@ -104,8 +116,40 @@ impl Node {
             join,
             alone: true,
             round: 0,
+            remotes: Remotes::new(),
+            up: FxHashSet::default(),
             out: VecDeque::new(),
         }
+    }
+
+    /// The remote endpoints this node knows, and which are in place.
+    pub fn remotes(&self) -> &Remotes {
+        &self.remotes
+    }
+
+    /// The host has `network` up (made here, restored, or adopted): the remote endpoints
+    /// announced on it go in place, as [`Output::Dataplane`] effects.
+    pub fn network_up(&mut self, network: Id) {
+        let fx = self.remotes.network_added(&network);
+        self.up.insert(network);
+        self.dataplane(fx);
+    }
+
+    /// The host took `network` down, with its ports: its remote endpoints wait until it is
+    /// up again.
+    pub fn network_down(&mut self, network: &Id) {
+        self.up.remove(network);
+        self.remotes.network_removed(network);
+    }
+
+    fn dataplane(&mut self, fx: Vec<Effect>) {
+        self.out.extend(fx.into_iter().map(Output::Dataplane));
+    }
+
+    fn remote_endpoint(&mut self, id: Id, e: Arc<EndpointRecord>) {
+        let fx = self.remotes.upsert(id.clone(), &e, self.up.contains(&e.network));
+        self.out.push_back(Output::Endpoint(id, e));
+        self.dataplane(fx);
     }
 
     /// The pacing it was made with.
@@ -218,31 +262,43 @@ impl Node {
                     .map(|(k, e)| (k.clone(), e.clone()))
                     .collect();
                 self.out.push_back(Output::Sync(SyncPlan { peer: id, members }));
-                self.out.extend(eps.into_iter().map(|(k, e)| Output::Endpoint(k, e)));
+                for (k, e) in eps {
+                    self.remote_endpoint(k, e);
+                }
             }
-            Event::Down(id) => self.out.push_back(Output::HostDown(id.name)),
+            Event::Down(id) => {
+                let fx = self.remotes.host_down(&id.name);
+                self.out.push_back(Output::HostDown(id.name));
+                self.dataplane(fx);
+            }
             Event::Alone => self.alone = true,
             Event::Suspected(_) | Event::Refuted(_) => {}
         }
     }
 
     fn records_changed(&mut self) {
-        let me = &self.m.me().name;
-        let mut r = self.m.records();
-        let keys = r.take_changes();
-        for k in keys {
-            let Some(rec) = r.get_shared(&k) else { continue };
-            let out = match (&rec.key, &rec.body) {
-                (RecordKey::Network(id), Some(Body::Network(n))) => Output::Network(id.clone(), Box::new(n.clone())),
-                (RecordKey::Network(id), None) => Output::NetworkRemoved(id.clone()),
-                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if *e.host != **me => {
-                    Output::Endpoint(id.clone(), e.clone())
+        let changed: Vec<Arc<Record>> = {
+            let mut r = self.m.records();
+            let keys = r.take_changes();
+            keys.iter().filter_map(|k| r.get_shared(k)).collect()
+        };
+        for rec in changed {
+            let me = &*self.m.me().name;
+            match (&rec.key, &rec.body) {
+                (RecordKey::Network(id), Some(Body::Network(n))) => {
+                    self.out.push_back(Output::Network(id.clone(), Box::new(n.clone())));
                 }
-                (RecordKey::Endpoint(_), Some(_)) => continue,
-                (RecordKey::Endpoint(id), None) => Output::EndpointRemoved(id.clone()),
-                (RecordKey::Network(_), Some(Body::Endpoint(_))) => continue,
-            };
-            self.out.push_back(out);
+                (RecordKey::Network(id), None) => self.out.push_back(Output::NetworkRemoved(id.clone())),
+                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if *e.host != *me => {
+                    self.remote_endpoint(id.clone(), e.clone());
+                }
+                (RecordKey::Endpoint(_), Some(_)) | (RecordKey::Network(_), Some(Body::Endpoint(_))) => {}
+                (RecordKey::Endpoint(id), None) => {
+                    let fx = self.remotes.remove(id);
+                    self.out.push_back(Output::EndpointRemoved(id.clone()));
+                    self.dataplane(fx);
+                }
+            }
         }
     }
 }
@@ -344,12 +400,56 @@ mod tests {
         let Some(Output::Endpoint(k, e)) = a.iter().find(|o| matches!(o, Output::Endpoint(..))) else {
             panic!("b's endpoint was not placed at a: {a:?}");
         };
-        assert_eq!((RecordKey::Endpoint(k.clone()), &*e.host), (key, "b"));
+        assert_eq!((RecordKey::Endpoint(k.clone()), &*e.host), (key.clone(), "b"));
         // A host's own endpoint is not a remote one.
         assert!(
             !p.outputs[1].iter().any(|o| matches!(o, Output::Endpoint(..))),
             "{:?}",
             p.outputs[1]
+        );
+        // Its network is not up at a: nothing to place yet.
+        assert!(!a.iter().any(|o| matches!(o, Output::Dataplane(_))), "{a:?}");
+        let (k, e) = (k.clone(), e.clone());
+        p.outputs[0].clear();
+        p.nodes[0].network_up(e.network.clone());
+        p.run(1);
+        let peer = Effect::AddPeer {
+            network: e.network.clone(),
+            vtep: e.vtep,
+        };
+        let pin = Effect::Pin {
+            network: e.network.clone(),
+            mac: switch::MacAddr(e.mac),
+            vtep: e.vtep,
+            ip: e.ip,
+        };
+        assert_eq!(
+            p.outputs[0],
+            vec![Output::Dataplane(peer.clone()), Output::Dataplane(pin)]
+        );
+        assert!(p.nodes[0].remotes().is_placed(&k));
+        // Its removal unpins it and closes the port, after the removal itself.
+        p.outputs[0].clear();
+        p.nodes[1].publish(key, None, 2).unwrap();
+        p.run(5);
+        let unpin = Effect::Unpin {
+            network: e.network.clone(),
+            mac: switch::MacAddr(e.mac),
+        };
+        let removed: Vec<&Output> = p.outputs[0]
+            .iter()
+            .filter(|o| !matches!(o, Output::Member(_)))
+            .collect();
+        assert_eq!(
+            removed,
+            vec![
+                &Output::EndpointRemoved(k),
+                &Output::Dataplane(unpin),
+                &Output::Dataplane(Effect::RemovePeer {
+                    network: e.network.clone(),
+                    vtep: e.vtep
+                })
+            ]
         );
     }
 

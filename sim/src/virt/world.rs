@@ -24,8 +24,8 @@ use bytes::Bytes;
 use control_plane::cluster::exchange;
 use control_plane::cluster::membership::{Event as Member, HostId, Timer};
 use control_plane::cluster::node::{self, Node, Output};
-use control_plane::cluster::records::{Body, EndpointRecord, RecordKey};
-use control_plane::cluster::remotes::{Effect, Remotes};
+use control_plane::cluster::records::{Body, RecordKey};
+use control_plane::cluster::remotes::Effect;
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
 
@@ -122,7 +122,6 @@ struct Host {
     started_at: Option<Us>,
     m: Option<Node>,
     state: State,
-    remotes: Remotes,
     switch: Switch,
     nets: BTreeMap<Id, NetRt>,
     owners: Vec<Option<Owner>>,
@@ -236,7 +235,6 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 started_at: None,
                 m: None,
                 state,
-                remotes: Remotes::new(),
                 switch: Switch::new(base, rng.random()),
                 nets: BTreeMap::new(),
                 owners: Vec::new(),
@@ -681,7 +679,6 @@ impl World {
             host.alive = true;
             host.started_at = Some(self.now);
             host.state.remote.clear();
-            host.remotes = Remotes::new();
             host.switch = Switch::new(base, seed);
             host.nets.clear();
             host.owners.clear();
@@ -779,8 +776,10 @@ impl World {
                 peers: FxHashMap::default(),
             },
         );
-        let fx = host.remotes.network_added(nid);
-        self.apply(h, fx);
+        // Its remote endpoints go in place as the node's outputs say.
+        if let Some(m) = host.m.as_mut() {
+            m.network_up(nid.clone());
+        }
     }
 
     /// A sandbox's port, guarded as switchd guards it: it sends only as `mac` and `ip`.
@@ -977,20 +976,11 @@ impl World {
             }
             Output::Endpoint(eid, e) => {
                 self.known(h, &eid);
-                self.add_remote(h, eid, e);
+                self.hosts[h as usize].state.set_remote(eid, e);
             }
-            Output::EndpointRemoved(eid) => {
-                let host = &mut self.hosts[h as usize];
-                host.state.remove_remote(&eid);
-                let fx = host.remotes.remove(&eid);
-                self.apply(h, fx);
-            }
-            Output::HostDown(name) => {
-                let host = &mut self.hosts[h as usize];
-                host.state.remove_remotes_of_host(&name);
-                let fx = host.remotes.host_down(&name);
-                self.apply(h, fx);
-            }
+            Output::EndpointRemoved(eid) => self.hosts[h as usize].state.remove_remote(&eid),
+            Output::HostDown(name) => self.hosts[h as usize].state.remove_remotes_of_host(&name),
+            Output::Dataplane(f) => self.apply(h, f),
             // No scenario removes a network.
             Output::NetworkRemoved(_) => {}
         }
@@ -1038,56 +1028,47 @@ impl World {
         }
     }
 
-    fn add_remote(&mut self, h: u32, eid: Id, e: Arc<EndpointRecord>) {
-        let host = &mut self.hosts[h as usize];
-        let here = host.nets.contains_key(&e.network);
-        let fx = host.remotes.upsert(eid.clone(), &e, here);
-        host.state.set_remote(eid, e);
-        self.apply(h, fx);
-    }
-
-    /// Makes the simulated dataplane hold what the reconciler asks, as switchd's does.
-    fn apply(&mut self, h: u32, fx: Vec<Effect>) {
+    /// Makes the simulated dataplane hold what the node asks for remote endpoints, as
+    /// switchd's does.
+    fn apply(&mut self, h: u32, f: Effect) {
         let now = self.instant();
         let host = &mut self.hosts[h as usize];
-        for f in fx {
-            match f {
-                Effect::AddPeer { network, vtep } => {
-                    let Some(rt) = host.nets.get_mut(&network) else {
-                        continue;
-                    };
-                    let cfg = PortConfig {
-                        network: rt.sid,
-                        max_frame_len: 1514,
-                        learn_limit: 4096,
-                        split_horizon_group: 1,
-                        guard: None,
-                    };
-                    if let (Ok(p), SocketAddr::V4(v), Ok(vni)) = (host.switch.add_port(cfg), vtep, Vni::new(rt.vni)) {
-                        rt.peers.insert(vtep, p);
-                        host.edge.add_peer(*v.ip(), vni, p);
-                        set_owner(&mut host.owners, p, Some(Owner::Peer(*v.ip(), rt.vni)));
-                    }
+        match f {
+            Effect::AddPeer { network, vtep } => {
+                let Some(rt) = host.nets.get_mut(&network) else {
+                    return;
+                };
+                let cfg = PortConfig {
+                    network: rt.sid,
+                    max_frame_len: 1514,
+                    learn_limit: 4096,
+                    split_horizon_group: 1,
+                    guard: None,
+                };
+                if let (Ok(p), SocketAddr::V4(v), Ok(vni)) = (host.switch.add_port(cfg), vtep, Vni::new(rt.vni)) {
+                    rt.peers.insert(vtep, p);
+                    host.edge.add_peer(*v.ip(), vni, p);
+                    set_owner(&mut host.owners, p, Some(Owner::Peer(*v.ip(), rt.vni)));
                 }
-                Effect::RemovePeer { network, vtep } => {
-                    let Some(rt) = host.nets.get_mut(&network) else {
-                        continue;
-                    };
-                    if let Some(p) = rt.peers.remove(&vtep) {
-                        let _ = host.switch.remove_port(p);
-                        set_owner(&mut host.owners, p, None);
-                        host.edge.remove_port(p);
-                    }
+            }
+            Effect::RemovePeer { network, vtep } => {
+                let Some(rt) = host.nets.get_mut(&network) else {
+                    return;
+                };
+                if let Some(p) = rt.peers.remove(&vtep) {
+                    let _ = host.switch.remove_port(p);
+                    set_owner(&mut host.owners, p, None);
+                    host.edge.remove_port(p);
                 }
-                Effect::Pin { network, mac, vtep, ip } => {
-                    let Some(rt) = host.nets.get(&network) else { continue };
-                    let Some(&p) = rt.peers.get(&vtep) else { continue };
-                    let _ = host.edge.pin(&mut host.switch, now, rt.sid, mac, p, Some(ip));
-                }
-                Effect::Unpin { network, mac } => {
-                    let Some(rt) = host.nets.get(&network) else { continue };
-                    host.edge.unpin(&mut host.switch, rt.sid, mac);
-                }
+            }
+            Effect::Pin { network, mac, vtep, ip } => {
+                let Some(rt) = host.nets.get(&network) else { return };
+                let Some(&p) = rt.peers.get(&vtep) else { return };
+                let _ = host.edge.pin(&mut host.switch, now, rt.sid, mac, p, Some(ip));
+            }
+            Effect::Unpin { network, mac } => {
+                let Some(rt) = host.nets.get(&network) else { return };
+                host.edge.unpin(&mut host.switch, rt.sid, mac);
             }
         }
     }

@@ -18,6 +18,7 @@ use control_plane::cluster::membership::{Event, HostId};
 use control_plane::cluster::node::{self, Node, Output, SyncPlan};
 use control_plane::cluster::records::{Body, RecordKey};
 use control_plane::cluster::{pki, seal::GossipKey};
+use control_plane::Id;
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
@@ -103,7 +104,7 @@ pub struct Status {
 #[derive(Clone)]
 pub struct Cluster {
     status: Arc<Mutex<Status>>,
-    publish: mpsc::UnboundedSender<(RecordKey, Option<Body>)>,
+    to_node: mpsc::UnboundedSender<ToNode>,
     name: String,
     vtep: SocketAddr,
     sync: Arc<crate::cluster::sync::SyncStats>,
@@ -133,7 +134,22 @@ impl Cluster {
 
     /// Hands a local change to dissemination.
     pub fn publish(&self, key: RecordKey, body: Option<Body>) {
-        if self.publish.send((key, body)).is_err() {
+        self.tell(ToNode::Publish(key, body));
+    }
+
+    /// Tells the node the host has an overlay network's ports up: its remote endpoints go in
+    /// place (as [`Output::Dataplane`] effects).
+    pub fn network_up(&self, network: Id) {
+        self.tell(ToNode::NetworkUp(network));
+    }
+
+    /// Tells the node the host took a network's ports down.
+    pub fn network_down(&self, network: Id) {
+        self.tell(ToNode::NetworkDown(network));
+    }
+
+    fn tell(&self, m: ToNode) {
+        if self.to_node.send(m).is_err() {
             tracing::error!("the cluster driver is gone; a change was not disseminated");
         }
     }
@@ -194,11 +210,11 @@ pub fn start(
     getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
     let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     let status = Arc::new(Mutex::new(Status::default()));
-    let (publish, publish_rx) = mpsc::unbounded_channel();
+    let (to_node, to_node_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::cluster::sync::SyncStats::default());
     let handle = Cluster {
         status: status.clone(),
-        publish,
+        to_node,
         name: creds.name.clone(),
         vtep: SocketAddr::new(cfg.advertise, vxlan_port),
         sync: sync.clone(),
@@ -230,7 +246,7 @@ pub fn start(
         sync_now_rx,
     ));
     let loops = Loops {
-        publish: publish_rx,
+        to_node: to_node_rx,
         changes,
         sync_now,
         heard: heard_rx,
@@ -281,10 +297,20 @@ async fn anti_entropy(
     }
 }
 
+/// What the daemon tells the node, in order.
+enum ToNode {
+    /// A local change to disseminate.
+    Publish(RecordKey, Option<Body>),
+    /// An overlay network's ports are up here.
+    NetworkUp(Id),
+    /// A network's ports are gone here.
+    NetworkDown(Id),
+}
+
 /// The channels between the gossip loop and the rest of switchd.
 struct Loops {
-    /// Local changes to disseminate.
-    publish: mpsc::UnboundedReceiver<(RecordKey, Option<Body>)>,
+    /// What the daemon tells the node.
+    to_node: mpsc::UnboundedReceiver<ToNode>,
     /// What the node asks of the host, for the daemon.
     changes: mpsc::UnboundedSender<Vec<Output>>,
     /// Exchanges to run.
@@ -297,7 +323,7 @@ struct Loops {
 
 async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<Status>>, loops: Loops) {
     let Loops {
-        mut publish,
+        mut to_node,
         changes,
         sync_now,
         mut heard,
@@ -341,12 +367,16 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             Some(t) = timer_rx.recv() => {
                 node.handle_timer(t);
             }
-            Some((k, body)) = publish.recv() => {
-                let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                if let Err(e) = node.publish(k, body, now_ms) {
-                    tracing::error!("cannot disseminate a record: {e}");
+            Some(m) = to_node.recv() => match m {
+                ToNode::Publish(k, body) => {
+                    let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+                    if let Err(e) = node.publish(k, body, now_ms) {
+                        tracing::error!("cannot disseminate a record: {e}");
+                    }
                 }
-            }
+                ToNode::NetworkUp(id) => node.network_up(id),
+                ToNode::NetworkDown(id) => node.network_down(&id),
+            },
             Some(states) = heard.recv() => {
                 node.apply_member_states(states);
             }

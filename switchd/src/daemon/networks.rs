@@ -307,7 +307,7 @@ impl Daemon {
             return Err(e);
         }
         if let Some(p) = ports {
-            inner.net_ports.insert(id.clone(), p);
+            self.ports_up(&mut inner, id.clone(), p);
         }
         self.publish_network(&inner.state, &id);
         tracing::info!(network = %net.name, id = %id, "network created");
@@ -332,7 +332,7 @@ impl Daemon {
         };
         // Kernel work first, then the commit: a crash in between leaves a stored network that
         // the next start brings back whole, never a gateway interface that nothing owns.
-        let port = inner.net_ports.remove(&net.id);
+        let port = self.ports_down(&mut inner, &net.id);
         self.tear_down_network(&net, port);
         self.commit(&mut inner, next)?;
         self.publish_network_removed(&net);
@@ -346,7 +346,7 @@ impl Daemon {
         let mut next = inner.state.clone();
         let removed = next.prune_networks();
         for net in &removed {
-            let port = inner.net_ports.remove(&net.id);
+            let port = self.ports_down(&mut inner, &net.id);
             self.tear_down_network(net, port);
         }
         self.commit(&mut inner, next)?;

@@ -54,12 +54,9 @@ impl Daemon {
                 Output::Network(id, n) => self.adopt_network(&mut inner, id, &n),
                 Output::NetworkRemoved(id) => self.drop_network(&mut inner, &id),
                 Output::Endpoint(id, e) => self.add_remote(&mut inner, id, e),
-                Output::EndpointRemoved(id) => self.remove_remote(&mut inner, &id),
-                Output::HostDown(host) => {
-                    inner.state.remove_remotes_of_host(&host);
-                    let fx = inner.remotes.host_down(&host);
-                    self.apply_effects(&mut inner, fx);
-                }
+                Output::EndpointRemoved(id) => inner.state.remove_remote(&id),
+                Output::HostDown(host) => inner.state.remove_remotes_of_host(&host),
+                Output::Dataplane(fx) => self.apply_effect(&mut inner, fx),
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
             }
@@ -90,11 +87,9 @@ impl Daemon {
             tracing::error!(network = %net.name, "cannot store cluster network: {}", e.message());
             return;
         }
-        inner.net_ports.insert(id.clone(), ports);
+        // Endpoints other hosts announced before the network arrived go in place.
+        self.ports_up(inner, id, ports);
         tracing::info!(network = %net.name, "network created by another host");
-        // Endpoints other hosts announced before the network arrived.
-        let fx = inner.remotes.network_added(&id);
-        self.apply_effects(inner, fx);
     }
 
     fn drop_network(&self, inner: &mut Inner, id: &Id) {
@@ -107,8 +102,7 @@ impl Daemon {
         let mut next = inner.state.clone();
         next.networks.remove(id);
         next.remote.remove(id);
-        let ports = inner.net_ports.remove(id);
-        inner.remotes.network_removed(id);
+        let ports = self.ports_down(inner, id);
         self.tear_down_network(&net, ports);
         if let Err(e) = self.commit(inner, next) {
             tracing::error!(network = %net.name, "cannot store the removal: {}", e.message());
@@ -135,55 +129,61 @@ impl Daemon {
                 e.host
             );
         }
-        let here = inner.net_ports.contains_key(&e.network);
-        let fx = inner.remotes.upsert(id.clone(), &e, here);
         inner.state.set_remote(id, e);
-        self.apply_effects(inner, fx);
     }
 
-    fn remove_remote(&self, inner: &mut Inner, id: &Id) {
-        inner.state.remove_remote(id);
-        let fx = inner.remotes.remove(id);
-        self.apply_effects(inner, fx);
+    /// Makes the network's ports up here known to the cluster node, which then places the
+    /// network's remote endpoints.
+    pub(super) fn ports_up(&self, inner: &mut Inner, id: Id, ports: NetPorts) {
+        if let Some(cl) = &self.cluster {
+            cl.network_up(id.clone());
+        }
+        inner.net_ports.insert(id, ports);
+    }
+
+    /// Takes a network's ports out, and tells the cluster node they are gone.
+    pub(super) fn ports_down(&self, inner: &mut Inner, id: &Id) -> Option<NetPorts> {
+        if let Some(cl) = &self.cluster {
+            cl.network_down(id.clone());
+        }
+        inner.net_ports.remove(id)
     }
 
     /// Makes the dataplane hold what the remote endpoints need: VXLAN ports per remote host,
     /// pinned MACs and the addresses answered locally.
-    fn apply_effects(&self, inner: &mut Inner, fx: Vec<Effect>) {
-        for f in fx {
-            let network = match &f {
-                Effect::AddPeer { network, .. }
-                | Effect::RemovePeer { network, .. }
-                | Effect::Pin { network, .. }
-                | Effect::Unpin { network, .. } => network.clone(),
-            };
-            let (Some(net), Some(np)) = (inner.state.networks.get(&network), inner.net_ports.get_mut(&network)) else {
-                continue;
-            };
-            let sid = NetworkId(net.switch_id);
-            match f {
-                Effect::AddPeer { vtep, .. } => match self.add_vtep_port(net, vtep) {
-                    Ok(p) => {
-                        np.peers.insert(vtep, p);
-                    }
-                    Err(err) => tracing::error!("cannot reach host {vtep}: {}", err.message()),
-                },
-                Effect::RemovePeer { vtep, .. } => {
-                    if let Some(p) = np.peers.remove(&vtep) {
-                        if let Err(e) = self.remove_port(p) {
-                            tracing::warn!("removing the port of {vtep}: {e}");
-                        }
+    fn apply_effect(&self, inner: &mut Inner, f: Effect) {
+        let network = match &f {
+            Effect::AddPeer { network, .. }
+            | Effect::RemovePeer { network, .. }
+            | Effect::Pin { network, .. }
+            | Effect::Unpin { network, .. } => network.clone(),
+        };
+        let (Some(net), Some(np)) = (inner.state.networks.get(&network), inner.net_ports.get_mut(&network)) else {
+            return;
+        };
+        let sid = NetworkId(net.switch_id);
+        match f {
+            Effect::AddPeer { vtep, .. } => match self.add_vtep_port(net, vtep) {
+                Ok(p) => {
+                    np.peers.insert(vtep, p);
+                }
+                Err(err) => tracing::error!("cannot reach host {vtep}: {}", err.message()),
+            },
+            Effect::RemovePeer { vtep, .. } => {
+                if let Some(p) = np.peers.remove(&vtep) {
+                    if let Err(e) = self.remove_port(p) {
+                        tracing::warn!("removing the port of {vtep}: {e}");
                     }
                 }
-                Effect::Pin { mac, vtep, ip, .. } => {
-                    let Some(&port) = np.peers.get(&vtep) else { continue };
-                    if let Err(err) = self.dp.set_static(sid, mac, Some((port, Some(ip)))) {
-                        tracing::warn!("cannot pin {mac} to {vtep}: {err}");
-                    }
+            }
+            Effect::Pin { mac, vtep, ip, .. } => {
+                let Some(&port) = np.peers.get(&vtep) else { return };
+                if let Err(err) = self.dp.set_static(sid, mac, Some((port, Some(ip)))) {
+                    tracing::warn!("cannot pin {mac} to {vtep}: {err}");
                 }
-                Effect::Unpin { mac, .. } => {
-                    let _ = self.dp.set_static(sid, mac, None);
-                }
+            }
+            Effect::Unpin { mac, .. } => {
+                let _ = self.dp.set_static(sid, mac, None);
             }
         }
     }
