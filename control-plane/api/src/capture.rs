@@ -7,7 +7,10 @@
 //!                                                          epb_flags: 1 inbound, 2 outbound
 //! ```
 
-use std::net::Ipv4Addr;
+use switch::wire::{
+    proto, tcp_flag, udp_ports, ArpOp, ArpPacket, EtherType, EthernetFrame, Ipv4Packet, TcpSegment, VlanTag,
+    VLAN_TAG_LEN,
+};
 
 /// Which way a captured frame went, seen from the port's device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +98,99 @@ pub struct Captured {
     pub frame: Vec<u8>,
 }
 
+/// Why a capture stream could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureError {
+    /// A block length that pcapng does not allow.
+    #[error("not a pcapng stream: a block of {0} bytes (a block is at least 12 bytes, in whole 32-bit words)")]
+    BlockLength(usize),
+    /// A section header without the little-endian byte-order magic.
+    #[error("not a little-endian pcapng section")]
+    ByteOrder,
+    /// A packet block shorter than the frame it announces.
+    #[error("a cut-short packet block")]
+    CutShort,
+}
+
+fn le32(b: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn le16(b: &[u8], at: usize) -> Option<u16> {
+    Some(u16::from_le_bytes(b.get(at..at + 2)?.try_into().ok()?))
+}
+
+/// A view of one whole pcapng block at the front of a buffer: its type and body (between the
+/// two length fields).
+struct Block<'a> {
+    kind: u32,
+    body: &'a [u8],
+}
+
+impl<'a> Block<'a> {
+    /// The block at the front of `b`, with its length; `None` until all of it is there.
+    fn new_checked(b: &'a [u8]) -> Result<Option<(Block<'a>, usize)>, CaptureError> {
+        let (Some(kind), Some(total)) = (le32(b, 0), le32(b, 4)) else {
+            return Ok(None);
+        };
+        let total = total as usize;
+        if total < 12 || !total.is_multiple_of(4) {
+            return Err(CaptureError::BlockLength(total));
+        }
+        if b.len() < total {
+            return Ok(None);
+        }
+        Ok(Some((
+            Block {
+                kind,
+                body: &b[8..total - 4],
+            },
+            total,
+        )))
+    }
+}
+
+/// A view of an Enhanced Packet Block's body: interface, timestamp, the frame, options.
+struct EnhancedPacket<'a> {
+    body: &'a [u8],
+    frame_end: usize,
+}
+
+impl<'a> EnhancedPacket<'a> {
+    const FRAME_AT: usize = 20;
+
+    fn new_checked(body: &'a [u8]) -> Result<EnhancedPacket<'a>, CaptureError> {
+        let caplen = le32(body, 12).ok_or(CaptureError::CutShort)? as usize;
+        let frame_end = Self::FRAME_AT.checked_add(caplen).ok_or(CaptureError::CutShort)?;
+        if frame_end > body.len() {
+            return Err(CaptureError::CutShort);
+        }
+        Ok(EnhancedPacket { body, frame_end })
+    }
+
+    /// Units of the interface's resolution (here nanoseconds) since the Unix epoch.
+    fn timestamp(&self) -> u64 {
+        let (hi, lo) = (le32(self.body, 4).unwrap_or(0), le32(self.body, 8).unwrap_or(0));
+        (u64::from(hi) << 32) | u64::from(lo)
+    }
+
+    fn frame(&self) -> &'a [u8] {
+        &self.body[Self::FRAME_AT..self.frame_end]
+    }
+
+    /// The options as (code, value), up to `opt_endofopt` or the first that is cut short.
+    fn options(&self) -> impl Iterator<Item = (u16, &'a [u8])> + 'a {
+        let body = self.body;
+        let mut at = self.frame_end.div_ceil(4) * 4;
+        std::iter::from_fn(move || {
+            let (code, len) = (le16(body, at)?, usize::from(le16(body, at + 2)?));
+            let value = body.get(at + 4..at + 4 + len)?;
+            at += 4 + len.div_ceil(4) * 4;
+            (code != 0).then_some((code, value))
+        })
+    }
+}
+
 /// Reads blocks from a pcapng stream as its bytes arrive.
 #[derive(Debug, Default)]
 pub struct Reader {
@@ -111,114 +207,97 @@ impl Reader {
     ///
     /// # Errors
     /// Bytes that are not little-endian pcapng.
-    pub fn next_frame(&mut self) -> Result<Option<Captured>, String> {
+    pub fn next_frame(&mut self) -> Result<Option<Captured>, CaptureError> {
         loop {
-            if self.buf.len() < 12 {
+            let Some((block, total)) = Block::new_checked(&self.buf)? else {
                 return Ok(None);
-            }
-            let kind = u32::from_le_bytes(self.buf[0..4].try_into().expect("4 bytes"));
-            let total = u32::from_le_bytes(self.buf[4..8].try_into().expect("4 bytes")) as usize;
-            if total < 12 || !total.is_multiple_of(4) {
-                return Err(format!("not a pcapng stream: a block of {total} bytes"));
-            }
-            if self.buf.len() < total {
-                return Ok(None);
-            }
-            let body: Vec<u8> = self.buf[8..total - 4].to_vec();
+            };
+            let got = match block.kind {
+                SHB if le32(block.body, 0) != Some(BYTE_ORDER) => Err(CaptureError::ByteOrder),
+                EPB => EnhancedPacket::new_checked(block.body).map(|p| Some(captured(&p))),
+                _ => Ok(None),
+            };
             self.buf.drain(..total);
-            match kind {
-                SHB if body.len() < 4 || u32::from_le_bytes(body[0..4].try_into().expect("4 bytes")) != BYTE_ORDER => {
-                    return Err("not a little-endian pcapng section".into());
-                }
-                EPB => return parse_epb(&body).map(Some),
-                _ => {}
+            if let Some(c) = got? {
+                return Ok(Some(c));
             }
         }
     }
 }
 
-fn parse_epb(b: &[u8]) -> Result<Captured, String> {
-    let word = |i: usize| {
-        b.get(i..i + 4)
-            .map(|w| u32::from_le_bytes(w.try_into().expect("4 bytes")))
-    };
-    let bad = || "a cut-short packet block".to_string();
-    let (hi, lo, caplen) = (
-        word(4).ok_or_else(bad)?,
-        word(8).ok_or_else(bad)?,
-        word(12).ok_or_else(bad)?,
-    );
-    let start = 20;
-    let end = start + caplen as usize;
-    let frame = b.get(start..end).ok_or_else(bad)?.to_vec();
-    let mut dir = None;
-    let mut i = end.div_ceil(4) * 4;
-    while let (Some(code), Some(len)) = (b.get(i..i + 2), b.get(i + 2..i + 4)) {
-        let code = u16::from_le_bytes([code[0], code[1]]);
-        let len = u16::from_le_bytes([len[0], len[1]]) as usize;
-        if code == 0 {
-            break;
-        }
-        if code == 2 && len == 4 {
-            dir = match word(i + 4).map(|f| f & 3) {
-                Some(1) => Some(Direction::Inbound),
-                Some(2) => Some(Direction::Outbound),
-                _ => None,
-            };
-        }
-        i += 4 + len.div_ceil(4) * 4;
-    }
-    Ok(Captured {
-        ns: (u64::from(hi) << 32) | u64::from(lo),
+fn captured(p: &EnhancedPacket<'_>) -> Captured {
+    let dir = p
+        .options()
+        .find(|(code, v)| *code == 2 && v.len() == 4)
+        .and_then(|(_, v)| match le32(v, 0).map(|f| f & 3) {
+            Some(1) => Some(Direction::Inbound),
+            Some(2) => Some(Direction::Outbound),
+            _ => None,
+        });
+    Captured {
+        ns: p.timestamp(),
         dir,
-        frame,
-    })
+        frame: p.frame().to_vec(),
+    }
 }
 
 /// One line about a frame: addresses, and for ARP, IPv4 (ICMP, TCP, UDP) what it carries.
 pub fn summary(f: &[u8]) -> String {
-    if f.len() < 14 {
+    let Ok(eth) = EthernetFrame::new_checked(f) else {
         return format!("runt frame of {} bytes", f.len());
-    }
-    let mac = |b: &[u8]| b.iter().map(|x| format!("{x:02x}")).collect::<Vec<_>>().join(":");
-    let ip = |b: &[u8]| Ipv4Addr::new(b[0], b[1], b[2], b[3]);
-    let (mut et, mut l3) = (u16::from_be_bytes([f[12], f[13]]), 14);
-    let mut vlan = String::new();
-    if et == 0x8100 && f.len() >= 18 {
-        vlan = format!(" vlan {}", u16::from_be_bytes([f[14], f[15]]) & 0x0fff);
-        et = u16::from_be_bytes([f[16], f[17]]);
-        l3 = 18;
-    }
-    let p = &f[l3..];
-    let what = match et {
-        0x0806 if p.len() >= 28 => match u16::from_be_bytes([p[6], p[7]]) {
-            1 => format!("ARP who-has {} tell {}", ip(&p[24..28]), ip(&p[14..18])),
-            2 => format!("ARP {} is-at {}", ip(&p[14..18]), mac(&p[8..14])),
-            op => format!("ARP op {op}"),
-        },
-        0x0800 if p.len() >= 20 && p[0] >> 4 == 4 => {
-            let ihl = usize::from(p[0] & 0x0f) * 4;
-            let (src, dst) = (ip(&p[12..16]), ip(&p[16..20]));
-            let l4 = p.get(ihl..).unwrap_or_default();
-            let port = |i: usize| u16::from_be_bytes([l4[i], l4[i + 1]]);
-            match p[9] {
-                1 if l4.len() >= 2 => format!("IPv4 {src} > {dst} ICMP type {} code {}", l4[0], l4[1]),
-                6 if l4.len() >= 14 => {
-                    let flags: String = [(0x02, 'S'), (0x01, 'F'), (0x04, 'R'), (0x08, 'P'), (0x10, '.')]
-                        .iter()
-                        .filter(|(bit, _)| l4[13] & bit != 0)
-                        .map(|(_, c)| *c)
-                        .collect();
-                    format!("IPv4 {src}.{} > {dst}.{} TCP [{flags}]", port(0), port(2))
-                }
-                17 if l4.len() >= 4 => format!("IPv4 {src}.{} > {dst}.{} UDP", port(0), port(2)),
-                proto => format!("IPv4 {src} > {dst} proto {proto}"),
-            }
-        }
-        0x86dd => "IPv6".to_string(),
-        other => format!("type 0x{other:04x}"),
     };
-    format!("{} > {}{vlan} {what}, {} bytes", mac(&f[6..12]), mac(&f[0..6]), f.len())
+    let (mut et, mut l3) = (eth.ethertype(), eth.payload());
+    let mut vlan = String::new();
+    if et == EtherType::VLAN {
+        if let Ok(tag) = VlanTag::new_checked(l3) {
+            vlan = format!(" vlan {}", tag.vid());
+            (et, l3) = (tag.inner_ethertype(), &l3[VLAN_TAG_LEN..]);
+        }
+    }
+    let what = match et {
+        EtherType::ARP => match ArpPacket::new_checked(l3) {
+            Ok(a) if a.op() == ArpOp::REQUEST => format!("ARP who-has {} tell {}", a.target_ip(), a.sender_ip()),
+            Ok(a) if a.op() == ArpOp::REPLY => format!("ARP {} is-at {}", a.sender_ip(), a.sender_mac()),
+            Ok(a) => format!("ARP op {}", a.op().0),
+            Err(_) => "ARP (not IPv4 over Ethernet)".to_string(),
+        },
+        EtherType::IPV4 => match Ipv4Packet::new_checked(l3) {
+            Ok(ip) => ipv4_summary(&ip),
+            Err(_) => "IPv4 (cut short)".to_string(),
+        },
+        EtherType::IPV6 => "IPv6".to_string(),
+        EtherType(other) => format!("type 0x{other:04x}"),
+    };
+    format!("{} > {}{vlan} {what}, {} bytes", eth.src(), eth.dst(), f.len())
+}
+
+fn ipv4_summary(ip: &Ipv4Packet<&[u8]>) -> String {
+    let (src, dst, l4) = (ip.src(), ip.dst(), ip.payload());
+    match ip.protocol() {
+        proto::ICMP if l4.len() >= 2 => format!("IPv4 {src} > {dst} ICMP type {} code {}", l4[0], l4[1]),
+        proto::TCP => match TcpSegment::new_checked(l4) {
+            Ok(t) => {
+                let flags: String = [
+                    (tcp_flag::SYN, 'S'),
+                    (tcp_flag::FIN, 'F'),
+                    (tcp_flag::RST, 'R'),
+                    (tcp_flag::PSH, 'P'),
+                    (tcp_flag::ACK, '.'),
+                ]
+                .iter()
+                .filter(|(bit, _)| t.flags() & bit != 0)
+                .map(|(_, c)| *c)
+                .collect();
+                format!("IPv4 {src}.{} > {dst}.{} TCP [{flags}]", t.src_port(), t.dst_port())
+            }
+            Err(_) => format!("IPv4 {src} > {dst} TCP (cut short)"),
+        },
+        proto::UDP => match udp_ports(l4) {
+            Some((sp, dp)) => format!("IPv4 {src}.{sp} > {dst}.{dp} UDP"),
+            None => format!("IPv4 {src} > {dst} UDP (cut short)"),
+        },
+        p => format!("IPv4 {src} > {dst} proto {p}"),
+    }
 }
 
 #[cfg(test)]
@@ -269,7 +348,13 @@ mod tests {
         }
         let mut r = Reader::default();
         r.feed(&[0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0]);
-        assert!(r.next_frame().is_err());
+        assert_eq!(r.next_frame(), Err(CaptureError::BlockLength(5)));
+        // A packet block announcing more frame than it holds.
+        let mut r = Reader::default();
+        let mut epb = packet(1, Direction::Inbound, &[0; 8]);
+        epb[20] = 200;
+        r.feed(&epb);
+        assert_eq!(r.next_frame(), Err(CaptureError::CutShort));
     }
 
     #[test]
@@ -290,5 +375,15 @@ mod tests {
             "02:00:00:00:00:02 > 02:00:00:00:00:01 IPv4 10.0.0.2.8080 > 10.0.0.3.80 TCP [S.], 54 bytes"
         );
         assert_eq!(summary(&[0; 5]), "runt frame of 5 bytes");
+        // Behind a tag: UDP, and a TCP header cut short.
+        let mut udp = vec![2, 0, 0, 0, 0, 1, 2, 0, 0, 0, 0, 2, 0x81, 0x00, 0, 7, 0x08, 0x00];
+        udp.extend_from_slice(&[0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 10, 0, 0, 2, 10, 0, 0, 3]);
+        udp.extend_from_slice(&[0, 53, 0x30, 0x39, 0, 8, 0, 0]);
+        assert_eq!(
+            summary(&udp),
+            "02:00:00:00:00:02 > 02:00:00:00:00:01 vlan 7 IPv4 10.0.0.2.53 > 10.0.0.3.12345 UDP, 46 bytes"
+        );
+        udp[27] = 6;
+        assert!(summary(&udp).contains("TCP (cut short)"), "{}", summary(&udp));
     }
 }

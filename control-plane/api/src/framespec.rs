@@ -16,12 +16,13 @@
 
 use std::net::Ipv4Addr;
 
+use switch::wire::{
+    proto, trunk_tag, ArpOp, ArpRepr, EtherType, EthernetFrame, EthernetRepr, Ipv4Repr, VlanId, ARP_IPV4_LEN,
+    ETHERNET_HEADER_LEN, IPV4_HEADER_LEN,
+};
 use switch::MacAddr;
 
 const KEYS: &str = "dst, src, type, vlan, len, nw_src, nw_dst, arp, sender, hex";
-
-/// Length of the IPv4 header written after an IPv4 EtherType.
-const IPV4_HEADER_LEN: usize = 20;
 
 /// Builds the frame `spec` describes; `default_src` stands in for a missing `src=`, and
 /// `default_ip` for a missing `nw_src=` (the ingress port's own addresses, so that a frame
@@ -80,7 +81,7 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
                 vlan = Some(
                     v.parse::<u16>()
                         .ok()
-                        .filter(|n| (1..=4094).contains(n))
+                        .and_then(|n| VlanId::new(n).ok())
                         .ok_or_else(|| format!("invalid vlan={v}: a VLAN ID is 1-4094"))?,
                 )
             }
@@ -101,27 +102,31 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
     }
     let src =
         src.ok_or("the frame needs a source address: give src=MAC (the ingress port has no address of its own)")?;
-    let mut f = Vec::with_capacity(64);
-    f.extend_from_slice(&dst.0);
-    f.extend_from_slice(&src.0);
-    if let Some(id) = vlan {
-        f.extend_from_slice(&0x8100u16.to_be_bytes());
-        f.extend_from_slice(&id.to_be_bytes());
-    }
-    if let Some(target) = arp_target {
-        f.extend_from_slice(&0x0806u16.to_be_bytes());
-        // Ethernet/IPv4 ARP request: htype 1, ptype 0x0800, hlen 6, plen 4, op 1.
-        f.extend_from_slice(&[0, 1, 0x08, 0, 6, 4, 0, 1]);
-        f.extend_from_slice(&src.0);
-        f.extend_from_slice(&sender.octets());
-        f.extend_from_slice(&[0; 6]);
-        f.extend_from_slice(&target.octets());
+    let ethertype = if arp_target.is_some() {
+        EtherType::ARP
     } else {
-        f.extend_from_slice(&ethertype.to_be_bytes());
+        EtherType(ethertype)
+    };
+    let mut f = vec![0u8; ETHERNET_HEADER_LEN];
+    EthernetRepr { dst, src, ethertype }.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));
+    if let Some(id) = vlan {
+        f.splice(12..12, trunk_tag(id));
     }
-    let ip_at = (ethertype == 0x0800 && arp_target.is_none()).then_some(f.len());
-    if ip_at.is_some() {
-        f.resize(f.len() + IPV4_HEADER_LEN, 0);
+    let l3 = f.len();
+    if let Some(target_ip) = arp_target {
+        f.resize(l3 + ARP_IPV4_LEN, 0);
+        ArpRepr {
+            op: ArpOp::REQUEST,
+            sender_mac: src,
+            sender_ip: sender,
+            target_mac: MacAddr([0; 6]),
+            target_ip,
+        }
+        .emit(&mut f[l3..]);
+    }
+    let ipv4 = ethertype == EtherType::IPV4;
+    if ipv4 {
+        f.resize(l3 + IPV4_HEADER_LEN, 0);
     }
     let want = len.unwrap_or(60.max(f.len()));
     if want < f.len() {
@@ -131,29 +136,17 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
         ));
     }
     f.resize(want, 0);
-    if let Some(at) = ip_at {
-        write_ipv4(&mut f[at..], nw_src, nw_dst);
+    if ipv4 {
+        Ipv4Repr {
+            src: nw_src,
+            dst: nw_dst,
+            protocol: proto::ICMP,
+            ttl: 64,
+            payload_len: want - l3 - IPV4_HEADER_LEN,
+        }
+        .emit(&mut f[l3..]);
     }
     Ok(f)
-}
-
-/// Writes an IPv4 header (ICMP, no options, its checksum) over the front of `packet`, whose
-/// length it announces.
-fn write_ipv4(packet: &mut [u8], src: Ipv4Addr, dst: Ipv4Addr) {
-    let total = u16::try_from(packet.len()).unwrap_or(u16::MAX);
-    let h = &mut packet[..IPV4_HEADER_LEN];
-    h[0] = 0x45;
-    h[2..4].copy_from_slice(&total.to_be_bytes());
-    h[6] = 0x40;
-    h[8] = 64;
-    h[9] = 1;
-    h[12..16].copy_from_slice(&src.octets());
-    h[16..20].copy_from_slice(&dst.octets());
-    let mut sum: u32 = h.chunks(2).map(|c| u32::from(u16::from_be_bytes([c[0], c[1]]))).sum();
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    h[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
 }
 
 fn hex(v: &str) -> Result<Vec<u8>, String> {

@@ -5,6 +5,10 @@ use super::WireError;
 
 /// IP protocol numbers the switch looks at.
 pub mod proto {
+    /// ICMP.
+    pub const ICMP: u8 = 1;
+    /// TCP.
+    pub const TCP: u8 = 6;
     /// UDP.
     pub const UDP: u8 = 17;
     /// ICMPv6.
@@ -74,8 +78,45 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
     /// Whether the payload starts with the upper layer's header (not a later fragment).
     pub fn is_first_fragment(&self) -> bool {
+        self.flags_and_offset() & 0x1fff == 0
+    }
+
+    /// Whether the packet is a fragment at all: more fragments follow, or it is a later one.
+    pub fn is_fragment(&self) -> bool {
+        self.flags_and_offset() & 0x3fff != 0
+    }
+
+    /// The flags (top three bits) and the fragment offset.
+    pub fn flags_and_offset(&self) -> u16 {
         let b = self.buffer.as_ref();
-        u16::from_be_bytes([b[6], b[7]]) & 0x1fff == 0
+        u16::from_be_bytes([b[6], b[7]])
+    }
+
+    /// The DSCP and ECN byte.
+    pub fn tos(&self) -> u8 {
+        self.buffer.as_ref()[1]
+    }
+
+    /// The total length the header announces (not checked against the buffer).
+    pub fn total_len(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        u16::from_be_bytes([b[2], b[3]])
+    }
+
+    /// The identification field.
+    pub fn ident(&self) -> u16 {
+        let b = self.buffer.as_ref();
+        u16::from_be_bytes([b[4], b[5]])
+    }
+
+    /// The time to live.
+    pub fn ttl(&self) -> u8 {
+        self.buffer.as_ref()[8]
+    }
+
+    /// The header, options included.
+    pub fn header(&self) -> &[u8] {
+        &self.buffer.as_ref()[..self.header_len()]
     }
 
     /// Everything after the header.
@@ -90,6 +131,85 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
         }
         udp_ports(self.payload())
     }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
+    /// Sets the total length.
+    pub fn set_total_len(&mut self, len: u16) {
+        self.buffer.as_mut()[2..4].copy_from_slice(&len.to_be_bytes());
+    }
+
+    /// Sets the identification field.
+    pub fn set_ident(&mut self, id: u16) {
+        self.buffer.as_mut()[4..6].copy_from_slice(&id.to_be_bytes());
+    }
+
+    /// Computes the header checksum over the header as it is now and writes it.
+    pub fn fill_checksum(&mut self) {
+        let hl = self.header_len();
+        let b = self.buffer.as_mut();
+        b[10..12].fill(0);
+        let c = internet_checksum(&b[..hl]);
+        b[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+}
+
+/// An IPv4 header without options, to write ([`Ipv4Repr::emit`]): version 4, "don't
+/// fragment", no identification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ipv4Repr {
+    /// The source address.
+    pub src: Ipv4Addr,
+    /// The destination address.
+    pub dst: Ipv4Addr,
+    /// The payload's protocol ([`proto`]).
+    pub protocol: u8,
+    /// The time to live.
+    pub ttl: u8,
+    /// The payload's length.
+    pub payload_len: usize,
+}
+
+/// Length of an IPv4 header without options.
+pub const IPV4_HEADER_LEN: usize = 20;
+
+impl Ipv4Repr {
+    /// Writes the header, its checksum included, into the first [`IPV4_HEADER_LEN`] bytes of
+    /// `buf`; a total length beyond 65,535 is written as 65,535.
+    ///
+    /// # Panics
+    /// If `buf` is shorter than [`IPV4_HEADER_LEN`].
+    pub fn emit(&self, buf: &mut [u8]) {
+        let total = u16::try_from(IPV4_HEADER_LEN + self.payload_len).unwrap_or(u16::MAX);
+        let h = &mut buf[..IPV4_HEADER_LEN];
+        h.fill(0);
+        h[0] = 0x45;
+        h[6] = 0x40;
+        h[8] = self.ttl;
+        h[9] = self.protocol;
+        h[12..16].copy_from_slice(&self.src.octets());
+        h[16..20].copy_from_slice(&self.dst.octets());
+        let mut p = Ipv4Packet { buffer: h };
+        p.set_total_len(total);
+        p.fill_checksum();
+    }
+}
+
+/// The Internet checksum (RFC 1071) of `data`: the complement of its one's-complement sum in
+/// 16-bit big-endian words, an odd last byte padded with zero.
+pub fn internet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = 0;
+    let mut words = data.chunks_exact(2);
+    for w in &mut words {
+        sum += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = words.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 /// A zero-copy view of an IPv6 header and what follows it.
@@ -180,6 +300,50 @@ mod tests {
         p.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         p.extend_from_slice(rest);
         p
+    }
+
+    #[test]
+    fn ipv4_repr_writes_a_header_whose_checksum_holds() {
+        let mut b = [0xaau8; 28];
+        Ipv4Repr {
+            src: Ipv4Addr::new(172, 18, 0, 2),
+            dst: Ipv4Addr::new(172, 18, 0, 1),
+            protocol: proto::UDP,
+            ttl: 64,
+            payload_len: 8,
+        }
+        .emit(&mut b);
+        let p = Ipv4Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(
+            (p.total_len(), p.ttl(), p.protocol(), p.flags_and_offset()),
+            (28, 64, 17, 0x4000)
+        );
+        assert_eq!(
+            (p.src(), p.dst(), p.ident(), p.tos()),
+            (Ipv4Addr::new(172, 18, 0, 2), Ipv4Addr::new(172, 18, 0, 1), 0, 0)
+        );
+        assert_eq!(
+            internet_checksum(p.header()),
+            0,
+            "a header with its checksum sums to zero"
+        );
+        assert!(!p.is_fragment());
+        let mut q = Ipv4Packet::new_checked(b).unwrap();
+        q.set_total_len(1500);
+        q.set_ident(7);
+        q.fill_checksum();
+        assert_eq!((q.total_len(), q.ident()), (1500, 7));
+        assert_eq!(internet_checksum(q.header()), 0);
+    }
+
+    #[test]
+    fn internet_checksum_pads_an_odd_byte() {
+        // RFC 1071's example, then the same words with one byte left over.
+        assert_eq!(
+            internet_checksum(&[0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7]),
+            !0xddf2
+        );
+        assert_eq!(internet_checksum(&[0x01]), !0x0100);
     }
 
     #[test]
