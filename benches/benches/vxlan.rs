@@ -3,7 +3,8 @@
 //! chosen by flow hash) at 64 and 1,450 bytes, and decapsulation (header parsed, the sending
 //! peer's port found by (address, VNI), the inner frame through the switch) at 1,000 learned
 //! MACs behind 16 peers; and software segmentation of a 64 KB TCP super-frame into MSS-sized
-//! frames with their checksums (bytes per second), as overlay ports with TSO will need.
+//! frames with their checksums (bytes per second), and the segments joined back into one
+//! super-frame for a receiving TAP (bytes per second).
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -11,7 +12,7 @@ use std::net::Ipv4Addr;
 
 use benches::loaded;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use overlay::offload::{cut_tcp4, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4};
+use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4};
 use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 use switch::{PortId, Verdict};
 
@@ -123,6 +124,23 @@ fn segment(c: &mut Criterion) {
             heads.clear();
             let s = cut_tcp4(&hdr, &frame, VXLAN_HEADER_LEN, &mut heads).expect("a TCP/IPv4 super-frame");
             black_box((s.count, heads.len()))
+        })
+    });
+    g.finish();
+    // The way back: the 46 segments, whole, joined again into one super-frame (each segment's
+    // checksum verified on the way), as a receiving TAP with offloads takes them.
+    let mut g = c.benchmark_group("tcp4_coalescing");
+    heads.clear();
+    let cut = cut_tcp4(&hdr, &frame, 0, &mut heads).expect("a TCP/IPv4 super-frame");
+    let segments: Vec<Vec<u8>> = cut.segments(&heads, &frame).map(|(h, p)| [h, p].concat()).collect();
+    g.throughput(Throughput::Bytes(frame.len() as u64));
+    let mut co = Coalescer::new();
+    g.bench_function("46_segments_mss_1398", |b| {
+        b.iter(|| {
+            for s in &segments {
+                assert!(co.add(s), "a segment of the flow");
+            }
+            black_box(co.take().len())
         })
     });
     g.finish();

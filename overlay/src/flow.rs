@@ -2,6 +2,8 @@
 //! "a hash of fields from the inner packet", so the underlay's ECMP spreads flows while a
 //! flow stays on one path).
 
+use switch::wire::{proto, EtherType, EthernetFrame, Ipv4Packet};
+
 /// A hash of the inner frame's addresses: the Ethernet pair, and for IPv4 the address pair and
 /// (TCP/UDP, not fragmented) the port pair. Never panics, whatever the bytes.
 pub fn flow_hash(frame: &[u8]) -> u32 {
@@ -13,17 +15,17 @@ pub fn flow_hash(frame: &[u8]) -> u32 {
         }
     };
     mix(frame.get(..12).unwrap_or(frame));
-    if frame.get(12..14) == Some(&[0x08, 0x00]) {
-        if let Some(ip) = frame.get(14..) {
-            let ihl = usize::from(ip.first().map_or(0, |b| b & 0x0f)) * 4;
-            if ip.len() >= 20 && ihl >= 20 {
-                mix(&ip[12..20]);
-                let proto = ip[9];
-                let fragmented = u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0;
-                if (proto == 6 || proto == 17) && !fragmented {
-                    if let Some(ports) = ip.get(ihl..ihl + 4) {
-                        mix(ports);
-                    }
+    let Ok(eth) = EthernetFrame::new_checked(frame) else {
+        return (h ^ (h >> 32)) as u32;
+    };
+    if eth.ethertype() == EtherType::IPV4 {
+        if let Ok(ip) = Ipv4Packet::new_checked(eth.payload()) {
+            let [a, b, c, d] = ip.src().octets();
+            let [e, f, g, i] = ip.dst().octets();
+            mix(&[a, b, c, d, e, f, g, i]);
+            if (ip.protocol() == proto::TCP || ip.protocol() == proto::UDP) && !ip.is_fragment() {
+                if let Some(ports) = ip.payload().get(..4) {
+                    mix(ports);
                 }
             }
         }

@@ -20,6 +20,12 @@
 //! lengths are checked and a bad frame is an error, never a panic.
 
 use std::fmt;
+use std::net::Ipv4Addr;
+
+use switch::wire::{
+    proto, tcp_flag, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, TcpSegment, VlanTag, WireError,
+    ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, TCP_HEADER_LEN, VLAN_TAG_LEN,
+};
 
 /// Length of the virtio-net header without the `num_buffers` field (what a TAP with
 /// IFF_VNET_HDR uses by default).
@@ -141,10 +147,12 @@ pub fn sum_words(sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
-/// The TCP pseudo-header's sum: the IPv4 source and destination (`addrs`, 8 bytes), the
-/// protocol and the TCP length.
-fn pseudo_sum(addrs: &[u8], tcp_len: usize) -> u64 {
-    sum_words(6 + tcp_len as u64, addrs)
+/// The TCP pseudo-header's sum: the IPv4 source and destination, the protocol and the TCP
+/// length.
+fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: usize) -> u64 {
+    let [a, b, c, d] = src.octets();
+    let [e, f, g, h] = dst.octets();
+    sum_words(u64::from(proto::TCP) + tcp_len as u64, &[a, b, c, d, e, f, g, h])
 }
 
 /// Folds a sum to 16 bits (end-around carry).
@@ -177,12 +185,13 @@ pub fn finish_checksum(frame: &mut [u8], csum_start: usize, csum_offset: usize) 
 }
 
 /// Ethernet header length, with one 802.1Q tag if present; and the ethertype behind it.
-fn l2(frame: &[u8]) -> Option<(usize, u16)> {
-    let t = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    if t == 0x8100 {
-        Some((18, u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?])))
+fn l2(frame: &[u8]) -> Option<(usize, EtherType)> {
+    let eth = EthernetFrame::new_checked(frame).ok()?;
+    if eth.ethertype() == EtherType::VLAN {
+        let tag = VlanTag::new_checked(eth.payload()).ok()?;
+        Some((ETHERNET_HEADER_LEN + VLAN_TAG_LEN, tag.inner_ethertype()))
     } else {
-        Some((14, t))
+        Some((ETHERNET_HEADER_LEN, eth.ethertype()))
     }
 }
 
@@ -281,21 +290,20 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
     if gso != VIRTIO_NET_HDR_GSO_TCPV4 {
         return Err(OffloadError::UnsupportedGso(hdr.gso_type));
     }
-    let (ip, ethertype) = l2(frame).ok_or(OffloadError::NotTcp4)?;
-    if ethertype != 0x0800 {
+    let (ip_at, ethertype) = l2(frame).ok_or(OffloadError::NotTcp4)?;
+    if ethertype != EtherType::IPV4 {
         return Err(OffloadError::NotTcp4);
     }
-    let v_ihl = *frame.get(ip).ok_or(OffloadError::NotTcp4)?;
-    let ihl = usize::from(v_ihl & 0x0f) * 4;
-    if v_ihl >> 4 != 4 || ihl < 20 || frame.get(ip + 9) != Some(&6) {
+    let ip = Ipv4Packet::new_checked(&frame[ip_at..]).map_err(|e| match e {
+        WireError::Truncated => OffloadError::Bounds("IPv4 header at", ip_at),
+        WireError::Unsupported => OffloadError::NotTcp4,
+    })?;
+    if ip.protocol() != proto::TCP {
         return Err(OffloadError::NotTcp4);
     }
-    let tcp = ip + ihl;
-    let doff = usize::from(frame.get(tcp + 12).ok_or(OffloadError::Bounds("TCP header at", tcp))? >> 4) * 4;
-    let hdrs = tcp + doff;
-    if doff < 20 || hdrs > frame.len() {
-        return Err(OffloadError::Bounds("TCP header end", hdrs));
-    }
+    let tcp_at = ip_at + ip.header_len();
+    let tcp = TcpSegment::new_checked(ip.payload()).map_err(|_| OffloadError::Bounds("TCP header at", tcp_at))?;
+    let hdrs = tcp_at + tcp.header_len();
     let mss = usize::from(hdr.gso_size);
     if mss == 0 {
         return Err(OffloadError::Bounds("segment size", 0));
@@ -306,10 +314,8 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
         mss,
         payload: (hdrs, frame.len()),
     };
-    let ip_id = u16::from_be_bytes([frame[ip + 4], frame[ip + 5]]);
-    let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
-    let flags = frame[tcp + 13];
-    let addrs = &frame[ip + 12..ip + 20];
+    let (ip_id, seq, flags, doff) = (ip.ident(), tcp.seq(), tcp.flags(), tcp.header_len());
+    let (src, dst) = (ip.src(), ip.dst());
     let n = cut.count;
     heads.reserve(n * cut.head_len);
     for i in 0..n {
@@ -317,30 +323,27 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
         heads.resize(heads.len() + front, 0);
         let at = heads.len();
         heads.extend_from_slice(&frame[..hdrs]);
-        let seg = &mut heads[at..];
-        // IPv4: total length, ID, checksum.
-        let total = (ihl + doff + chunk.len()) as u16;
-        seg[ip + 2..ip + 4].copy_from_slice(&total.to_be_bytes());
-        seg[ip + 4..ip + 6].copy_from_slice(&ip_id.wrapping_add(i as u16).to_be_bytes());
-        seg[ip + 10..ip + 12].copy_from_slice(&[0, 0]);
-        let c = checksum(&seg[ip..tcp]);
-        seg[ip + 10..ip + 12].copy_from_slice(&c.to_be_bytes());
+        let (l3, l4) = heads[at + ip_at..].split_at_mut(tcp_at - ip_at);
+        let mut ip = Ipv4Packet::new_unchecked(l3);
+        ip.set_total_len((tcp_at - ip_at + doff + chunk.len()) as u16);
+        ip.set_ident(ip_id.wrapping_add(i as u16));
+        ip.fill_checksum();
         // TCP: sequence, flags, checksum over the header here and the payload in the frame.
-        let s = seq.wrapping_add((i * mss) as u32);
-        seg[tcp + 4..tcp + 8].copy_from_slice(&s.to_be_bytes());
+        let mut tcp = TcpSegment::new_unchecked(l4);
+        tcp.set_seq(seq.wrapping_add((i * mss) as u32));
         let mut f = flags;
         if i + 1 < n {
-            f &= !(0x01 | 0x08); // FIN, PSH: the last segment's
+            f &= !(tcp_flag::FIN | tcp_flag::PSH); // the last segment's
         }
         if i > 0 {
-            f &= !0x80; // CWR: the first segment's
+            f &= !tcp_flag::CWR; // the first segment's
         }
-        seg[tcp + 13] = f;
-        seg[tcp + 16..tcp + 18].copy_from_slice(&[0, 0]);
+        tcp.set_flags(f);
+        tcp.set_checksum(0);
         // The header's length is even (a multiple of 4), so the two sums join without a shift.
-        let sum = sum_words(pseudo_sum(addrs, doff + chunk.len()), &seg[tcp..]);
+        let sum = sum_words(pseudo_sum(src, dst, doff + chunk.len()), tcp.into_inner());
         let c = !fold(sum_words(sum, chunk));
-        seg[tcp + 16..tcp + 18].copy_from_slice(&c.to_be_bytes());
+        TcpSegment::new_unchecked(&mut heads[at + tcp_at..]).set_checksum(c);
     }
     Ok(cut)
 }
@@ -365,29 +368,72 @@ pub struct Coalescer {
     count: usize,
     mss: usize,
     next_seq: u32,
+    /// The flow of the first segment, while one is waiting.
+    key: Option<FlowKey>,
     /// A short or PSH segment joined: nothing may follow it.
     closed: bool,
 }
 
-/// Where the headers of a plain Ethernet + IPv4 (no options) + TCP frame end and where its
-/// payload ends, if it could be coalesced at all.
-fn tcp4_segment(frame: &[u8]) -> Option<(usize, usize)> {
-    if frame.len() < 54 || frame[12..14] != [0x08, 0x00] || frame[14] != 0x45 || frame[23] != 6 {
+/// What every segment of one coalesced flow has in common: the Ethernet header; the IPv4
+/// header but for length, ID and checksum; the TCP header but for sequence, flags, checksum
+/// and options (compared where they lie).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FlowKey {
+    eth: EthernetRepr,
+    /// TOS, flags, TTL.
+    ip: (u8, u16, u8),
+    addrs: (Ipv4Addr, Ipv4Addr),
+    /// Ports, acknowledgment, window.
+    tcp: (u16, u16, u32, u16),
+    hdrs: usize,
+}
+
+/// A plain Ethernet + IPv4 (no options) + TCP segment that could be coalesced: its flow,
+/// where its headers end, where its payload ends, its sequence number and flags.
+struct Segment {
+    key: FlowKey,
+    end: usize,
+    seq: u32,
+    flags: u8,
+}
+
+fn tcp4_segment(frame: &[u8]) -> Option<Segment> {
+    // The fixed headers as one array, so that the views' reads need no bounds checks of
+    // their own (the coalescer runs once per received segment).
+    let head: &[u8; TCP_AT + TCP_HEADER_LEN] = frame.get(..TCP_AT + TCP_HEADER_LEN)?.try_into().ok()?;
+    let eth = EthernetFrame::new_unchecked(&head[..]);
+    if eth.ethertype() != EtherType::IPV4 {
         return None;
     }
-    // Not a fragment (MF clear, offset zero).
-    if u16::from_be_bytes([frame[20], frame[21]]) & 0x3fff != 0 {
+    let ip = Ipv4Packet::new_checked(&head[ETHERNET_HEADER_LEN..]).ok()?;
+    if ip.header_len() != IPV4_HEADER_LEN || ip.protocol() != proto::TCP || ip.is_fragment() {
         return None;
     }
-    let end = 14 + usize::from(u16::from_be_bytes([frame[16], frame[17]]));
-    let doff = usize::from(frame[46] >> 4) * 4;
-    let hdrs = TCP_AT + doff;
-    if doff < 20 || end > frame.len() || end <= hdrs || frame[47] & !TCP_FLAGS_MERGEABLE != 0 {
+    let tcp = TcpSegment::new_unchecked(&head[TCP_AT..]);
+    let end = ETHERNET_HEADER_LEN + usize::from(ip.total_len());
+    let hdrs = TCP_AT + tcp.header_len();
+    if tcp.header_len() < TCP_HEADER_LEN || end > frame.len() || end <= hdrs || tcp.flags() & !TCP_FLAGS_MERGEABLE != 0
+    {
         return None;
     }
     // The segment's TCP checksum must hold: coalesced data is handed on as verified.
-    let sum = sum_words(pseudo_sum(&frame[26..34], end - TCP_AT), &frame[TCP_AT..end]);
-    (fold(sum) == 0xffff).then_some((hdrs, end))
+    let (src, dst) = (ip.src(), ip.dst());
+    let sum = sum_words(pseudo_sum(src, dst, end - TCP_AT), &frame[TCP_AT..end]);
+    if fold(sum) != 0xffff {
+        return None;
+    }
+    Some(Segment {
+        key: FlowKey {
+            eth: EthernetRepr::parse(&eth),
+            ip: (ip.tos(), ip.flags_and_offset(), ip.ttl()),
+            addrs: (src, dst),
+            tcp: (tcp.src_port(), tcp.dst_port(), tcp.ack(), tcp.window()),
+            hdrs,
+        },
+        end,
+        seq: tcp.seq(),
+        flags: tcp.flags(),
+    })
 }
 
 impl Coalescer {
@@ -405,47 +451,41 @@ impl Coalescer {
     /// one); false when it cannot: take what is waiting first and add it again, and if an
     /// empty coalescer refuses it too, it is not a segment to coalesce and goes on as it is.
     pub fn add(&mut self, frame: &[u8]) -> bool {
-        let Some((hdrs, end)) = tcp4_segment(frame) else {
+        let Some(seg) = tcp4_segment(frame) else {
             return false;
         };
-        let tcp = TCP_AT;
-        let payload = &frame[hdrs..end];
-        let seq = u32::from_be_bytes([frame[tcp + 4], frame[tcp + 5], frame[tcp + 6], frame[tcp + 7]]);
+        let hdrs = seg.key.hdrs;
+        let payload = &frame[hdrs..seg.end];
+        let push = seg.flags & tcp_flag::PSH != 0;
         if self.count == 0 {
             self.buf.clear();
             self.buf.resize(VIRTIO_NET_HDR_LEN, 0);
-            self.buf.extend_from_slice(&frame[..end]);
+            self.buf.extend_from_slice(&frame[..seg.end]);
             self.count = 1;
             self.mss = payload.len();
-            self.next_seq = seq.wrapping_add(payload.len() as u32);
-            self.closed = frame[tcp + 13] & 0x08 != 0;
+            self.next_seq = seg.seq.wrapping_add(payload.len() as u32);
+            self.closed = push;
+            self.key = Some(seg.key);
             return true;
         }
-        let first = &self.buf[VIRTIO_NET_HDR_LEN..];
-        let same = |a: std::ops::Range<usize>| first.get(a.clone()) == frame.get(a);
         let joins = !self.closed
             && self.count < COALESCE_MAX
-            && seq == self.next_seq
+            && seg.seq == self.next_seq
             && payload.len() <= self.mss
-            && self.buf.len() - VIRTIO_NET_HDR_LEN - 14 + payload.len() <= usize::from(u16::MAX)
-            && first.len() >= hdrs
-            && same(0..16) // Ethernet, IPv4 version, IHL and TOS
-            && same(20..21) // DF
-            && same(22..24) // TTL, protocol
-            && same(26..34) // addresses
-            && same(34..38) // ports
-            && same(42..47) // acknowledgment, data offset
-            && same(48..50) // window
-            && same(54..hdrs); // options
+            && self.buf.len() - VIRTIO_NET_HDR_LEN - ETHERNET_HEADER_LEN + payload.len() <= usize::from(u16::MAX)
+            && self.key == Some(seg.key)
+            && self.buf[VIRTIO_NET_HDR_LEN + TCP_AT + TCP_HEADER_LEN..VIRTIO_NET_HDR_LEN + hdrs]
+                == frame[TCP_AT + TCP_HEADER_LEN..hdrs];
         if !joins {
             return false;
         }
         self.buf.extend_from_slice(payload);
         self.count += 1;
-        self.next_seq = seq.wrapping_add(payload.len() as u32);
-        self.closed = payload.len() < self.mss || frame[tcp + 13] & 0x08 != 0;
-        if frame[tcp + 13] & 0x08 != 0 {
-            self.buf[VIRTIO_NET_HDR_LEN + tcp + 13] |= 0x08;
+        self.next_seq = seg.seq.wrapping_add(payload.len() as u32);
+        self.closed = payload.len() < self.mss || push;
+        if push {
+            let mut tcp = TcpSegment::new_unchecked(&mut self.buf[VIRTIO_NET_HDR_LEN + TCP_AT..]);
+            tcp.set_flags(tcp.flags() | tcp_flag::PSH);
         }
         true
     }
@@ -457,14 +497,14 @@ impl Coalescer {
         let count = std::mem::take(&mut self.count);
         if count > 1 {
             let f = &mut self.buf[VIRTIO_NET_HDR_LEN..];
-            let ip_len = (f.len() - 14) as u16;
-            f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-            f[24..26].copy_from_slice(&[0, 0]);
-            let c = checksum(&f[14..TCP_AT]);
-            f[24..26].copy_from_slice(&c.to_be_bytes());
-            let pseudo = fold(pseudo_sum(&f[26..34], f.len() - TCP_AT));
-            f[50..52].copy_from_slice(&pseudo.to_be_bytes());
-            let hdrs = TCP_AT + usize::from(f[46] >> 4) * 4;
+            let tcp_len = f.len() - TCP_AT;
+            let (l3, l4) = f[ETHERNET_HEADER_LEN..].split_at_mut(IPV4_HEADER_LEN);
+            let mut ip = Ipv4Packet::new_unchecked(l3);
+            ip.set_total_len((IPV4_HEADER_LEN + tcp_len) as u16);
+            ip.fill_checksum();
+            let mut tcp = TcpSegment::new_unchecked(l4);
+            tcp.set_checksum(fold(pseudo_sum(ip.src(), ip.dst(), tcp_len)));
+            let hdrs = TCP_AT + tcp.header_len();
             VirtioNetHdr {
                 flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
                 gso_type: VIRTIO_NET_HDR_GSO_TCPV4,

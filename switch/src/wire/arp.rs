@@ -29,6 +29,7 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     /// # Errors
     /// [`WireError::Truncated`] for fewer than 28 bytes, [`WireError::Unsupported`] for ARP of
     /// another hardware or protocol type or other address lengths.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < ARP_IPV4_LEN {
@@ -41,27 +42,32 @@ impl<T: AsRef<[u8]>> ArpPacket<T> {
     }
 
     /// The operation.
+    #[inline]
     pub fn op(&self) -> ArpOp {
         let b = self.buffer.as_ref();
         ArpOp(u16::from_be_bytes([b[6], b[7]]))
     }
 
     /// The sender's hardware address.
+    #[inline]
     pub fn sender_mac(&self) -> MacAddr {
         MacAddr::from_bytes(&self.buffer.as_ref()[8..14])
     }
 
     /// The sender's protocol address (0.0.0.0 in a probe, RFC 5227).
+    #[inline]
     pub fn sender_ip(&self) -> Ipv4Addr {
         ipv4_at(self.buffer.as_ref(), 14)
     }
 
     /// The target's hardware address.
+    #[inline]
     pub fn target_mac(&self) -> MacAddr {
         MacAddr::from_bytes(&self.buffer.as_ref()[18..24])
     }
 
     /// The target's protocol address.
+    #[inline]
     pub fn target_ip(&self) -> Ipv4Addr {
         ipv4_at(self.buffer.as_ref(), 24)
     }
@@ -87,6 +93,7 @@ impl ArpRepr {
     ///
     /// # Panics
     /// If `buf` is shorter than [`ARP_IPV4_LEN`].
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let b = &mut buf[..ARP_IPV4_LEN];
         b[0..6].copy_from_slice(&[0, 1, 0x08, 0x00, 6, 4]);
@@ -98,6 +105,7 @@ impl ArpRepr {
     }
 }
 
+#[inline(always)]
 pub(super) fn ipv4_at(b: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(b[at], b[at + 1], b[at + 2], b[at + 3])
 }

@@ -20,6 +20,7 @@ impl EtherType {
     pub const QINQ: EtherType = EtherType(0x88a8);
 
     /// Whether this value announces an 802.1Q or 802.1ad tag.
+    #[inline]
     pub fn is_vlan_tag(self) -> bool {
         self == Self::VLAN || self == Self::QINQ
     }
@@ -33,6 +34,7 @@ pub struct EthernetFrame<T: AsRef<[u8]>> {
 
 impl<T: AsRef<[u8]>> EthernetFrame<T> {
     /// Wraps bytes that are known to hold at least a full header.
+    #[inline]
     pub fn new_unchecked(buffer: T) -> Self {
         EthernetFrame { buffer }
     }
@@ -41,6 +43,7 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     ///
     /// # Errors
     /// [`WireError::Truncated`] when fewer than 14 bytes are given.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < ETHERNET_HEADER_LEN {
             return Err(WireError::Truncated);
@@ -68,16 +71,19 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
     }
 
     /// Everything after the 14-byte header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[ETHERNET_HEADER_LEN..]
     }
 
     /// The whole frame.
+    #[inline]
     pub fn as_bytes(&self) -> &[u8] {
         self.buffer.as_ref()
     }
 
     /// Unwraps the view.
+    #[inline]
     pub fn into_inner(self) -> T {
         self.buffer
     }
@@ -85,21 +91,25 @@ impl<T: AsRef<[u8]>> EthernetFrame<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> EthernetFrame<T> {
     /// Sets the destination address.
+    #[inline]
     pub fn set_dst(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[0..6].copy_from_slice(&mac.0);
     }
 
     /// Sets the source address.
+    #[inline]
     pub fn set_src(&mut self, mac: MacAddr) {
         self.buffer.as_mut()[6..12].copy_from_slice(&mac.0);
     }
 
     /// Sets the EtherType.
+    #[inline]
     pub fn set_ethertype(&mut self, t: EtherType) {
         self.buffer.as_mut()[12..14].copy_from_slice(&t.0.to_be_bytes());
     }
 
     /// Everything after the header, writable.
+    #[inline]
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[ETHERNET_HEADER_LEN..]
     }
@@ -118,6 +128,7 @@ pub struct EthernetRepr {
 
 impl EthernetRepr {
     /// Reads the header fields of a checked view.
+    #[inline]
     pub fn parse<T: AsRef<[u8]>>(frame: &EthernetFrame<T>) -> EthernetRepr {
         EthernetRepr {
             dst: frame.dst(),
@@ -127,11 +138,13 @@ impl EthernetRepr {
     }
 
     /// Bytes the header takes.
+    #[inline]
     pub fn buffer_len(&self) -> usize {
         ETHERNET_HEADER_LEN
     }
 
     /// Writes the header into the front of `frame`.
+    #[inline]
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut EthernetFrame<T>) {
         frame.set_dst(self.dst);
         frame.set_src(self.src);

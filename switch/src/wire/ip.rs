@@ -36,11 +36,19 @@ pub struct Ipv4Packet<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> Ipv4Packet<T> {
+    /// Wraps bytes known to hold a whole IPv4 header (built or checked here before); the
+    /// accessors may panic on anything else.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        Ipv4Packet { buffer }
+    }
+
     /// Wraps untrusted bytes (an Ethernet frame's payload).
     ///
     /// # Errors
     /// [`WireError::Truncated`] when the buffer is shorter than the header it announces, or the
     /// header length is under 20 bytes; [`WireError::Unsupported`] when the version is not 4.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < 20 {
@@ -57,74 +65,88 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
     }
 
     /// The header's length in bytes.
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[0] & 0x0f) * 4
     }
 
     /// The source address.
+    #[inline]
     pub fn src(&self) -> Ipv4Addr {
         ipv4_at(self.buffer.as_ref(), 12)
     }
 
     /// The destination address.
+    #[inline]
     pub fn dst(&self) -> Ipv4Addr {
         ipv4_at(self.buffer.as_ref(), 16)
     }
 
     /// The protocol of the payload.
+    #[inline]
     pub fn protocol(&self) -> u8 {
         self.buffer.as_ref()[9]
     }
 
     /// Whether the payload starts with the upper layer's header (not a later fragment).
+    #[inline]
     pub fn is_first_fragment(&self) -> bool {
         self.flags_and_offset() & 0x1fff == 0
     }
 
     /// Whether the packet is a fragment at all: more fragments follow, or it is a later one.
+    #[inline]
     pub fn is_fragment(&self) -> bool {
         self.flags_and_offset() & 0x3fff != 0
     }
 
     /// The flags (top three bits) and the fragment offset.
+    #[inline]
     pub fn flags_and_offset(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[6], b[7]])
     }
 
     /// The DSCP and ECN byte.
+    #[inline]
     pub fn tos(&self) -> u8 {
         self.buffer.as_ref()[1]
     }
 
     /// The total length the header announces (not checked against the buffer).
+    #[inline]
     pub fn total_len(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[2], b[3]])
     }
 
     /// The identification field.
+    #[inline]
     pub fn ident(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[4], b[5]])
     }
 
     /// The time to live.
+    #[inline]
     pub fn ttl(&self) -> u8 {
         self.buffer.as_ref()[8]
     }
 
     /// The header, options included.
+    #[inline]
     pub fn header(&self) -> &[u8] {
         &self.buffer.as_ref()[..self.header_len()]
     }
 
     /// Everything after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
     }
 
     /// The UDP source and destination ports, for the first fragment of a UDP packet.
+    #[inline]
     pub fn udp_ports(&self) -> Option<(u16, u16)> {
         if self.protocol() != proto::UDP || !self.is_first_fragment() {
             return None;
@@ -135,16 +157,19 @@ impl<T: AsRef<[u8]>> Ipv4Packet<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Ipv4Packet<T> {
     /// Sets the total length.
+    #[inline]
     pub fn set_total_len(&mut self, len: u16) {
         self.buffer.as_mut()[2..4].copy_from_slice(&len.to_be_bytes());
     }
 
     /// Sets the identification field.
+    #[inline]
     pub fn set_ident(&mut self, id: u16) {
         self.buffer.as_mut()[4..6].copy_from_slice(&id.to_be_bytes());
     }
 
     /// Computes the header checksum over the header as it is now and writes it.
+    #[inline]
     pub fn fill_checksum(&mut self) {
         let hl = self.header_len();
         let b = self.buffer.as_mut();
@@ -179,6 +204,7 @@ impl Ipv4Repr {
     ///
     /// # Panics
     /// If `buf` is shorter than [`IPV4_HEADER_LEN`].
+    #[inline]
     pub fn emit(&self, buf: &mut [u8]) {
         let total = u16::try_from(IPV4_HEADER_LEN + self.payload_len).unwrap_or(u16::MAX);
         let h = &mut buf[..IPV4_HEADER_LEN];
@@ -197,6 +223,7 @@ impl Ipv4Repr {
 
 /// The Internet checksum (RFC 1071) of `data`: the complement of its one's-complement sum in
 /// 16-bit big-endian words, an odd last byte padded with zero.
+#[inline]
 pub fn internet_checksum(data: &[u8]) -> u16 {
     let mut sum: u32 = 0;
     let mut words = data.chunks_exact(2);
@@ -227,6 +254,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// # Errors
     /// [`WireError::Truncated`] for fewer than 40 bytes; [`WireError::Unsupported`] when the
     /// version is not 6.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < IPV6_HEADER_LEN {
@@ -239,6 +267,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The source address.
+    #[inline]
     pub fn src(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[8..24]);
@@ -246,6 +275,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     }
 
     /// The destination address.
+    #[inline]
     pub fn dst(&self) -> Ipv6Addr {
         let mut a = [0u8; 16];
         a.copy_from_slice(&self.buffer.as_ref()[24..40]);
@@ -255,6 +285,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
     /// The upper-layer protocol and its bytes, past any extension headers (at most eight are
     /// walked). `None` when they cannot be found in this packet: a later fragment, a chain cut
     /// short or too long. A filter must treat that as unknown, never as harmless (RFC 7113).
+    #[inline]
     pub fn upper_layer(&self) -> Option<(u8, &[u8])> {
         let b = self.buffer.as_ref();
         let mut next = b[6];
@@ -280,6 +311,7 @@ impl<T: AsRef<[u8]>> Ipv6Packet<T> {
 }
 
 /// The source and destination ports at the front of a UDP header, if it is whole.
+#[inline]
 pub fn udp_ports(udp: &[u8]) -> Option<(u16, u16)> {
     let h = udp.get(..8)?;
     Some((u16::from_be_bytes([h[0], h[1]]), u16::from_be_bytes([h[2], h[3]])))

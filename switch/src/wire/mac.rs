@@ -9,12 +9,14 @@ pub struct MacAddr(pub [u8; 6]);
 // keyed by MAC compare on every lookup. Equality stays the derived byte compare, which the
 // compiler already does in line.
 impl Ord for MacAddr {
+    #[inline]
     fn cmp(&self, o: &MacAddr) -> std::cmp::Ordering {
         self.to_u64().cmp(&o.to_u64())
     }
 }
 
 impl PartialOrd for MacAddr {
+    #[inline]
     fn partial_cmp(&self, o: &MacAddr) -> Option<std::cmp::Ordering> {
         Some(self.cmp(o))
     }
@@ -30,6 +32,7 @@ impl MacAddr {
     ///
     /// # Panics
     /// If `b` is shorter than six bytes.
+    #[inline(always)]
     pub fn from_bytes(b: &[u8]) -> MacAddr {
         let mut a = [0u8; 6];
         a.copy_from_slice(&b[..6]);
@@ -37,26 +40,31 @@ impl MacAddr {
     }
 
     /// The group bit: broadcast and multicast addresses.
+    #[inline]
     pub fn is_multicast(&self) -> bool {
         self.0[0] & 0x01 != 0
     }
 
     /// ff:ff:ff:ff:ff:ff.
+    #[inline]
     pub fn is_broadcast(&self) -> bool {
         *self == Self::BROADCAST
     }
 
     /// Individual (unicast) address.
+    #[inline]
     pub fn is_unicast(&self) -> bool {
         !self.is_multicast()
     }
 
     /// Whether the locally administered bit is set.
+    #[inline]
     pub fn is_local(&self) -> bool {
         self.0[0] & 0x02 != 0
     }
 
     /// The address as the low 48 bits of a `u64`, for hashing.
+    #[inline]
     pub fn to_u64(&self) -> u64 {
         let b = self.0;
         u64::from_be_bytes([0, 0, b[0], b[1], b[2], b[3], b[4], b[5]])
@@ -64,6 +72,7 @@ impl MacAddr {
 }
 
 impl fmt::Display for MacAddr {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let b = self.0;
         write!(
@@ -75,6 +84,7 @@ impl fmt::Display for MacAddr {
 }
 
 impl fmt::Debug for MacAddr {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Display::fmt(self, f)
     }
@@ -85,6 +95,7 @@ impl fmt::Debug for MacAddr {
 pub struct ParseMacError(pub String);
 
 impl fmt::Display for ParseMacError {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
@@ -99,6 +110,7 @@ impl std::error::Error for ParseMacError {}
 impl FromStr for MacAddr {
     type Err = ParseMacError;
 
+    #[inline]
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || ParseMacError(s.to_string());
         let mut out = [0u8; 6];

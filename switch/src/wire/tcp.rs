@@ -28,11 +28,19 @@ pub struct TcpSegment<T: AsRef<[u8]>> {
 }
 
 impl<T: AsRef<[u8]>> TcpSegment<T> {
+    /// Wraps bytes known to hold a whole TCP header (built or checked here before); the
+    /// accessors may panic on anything else.
+    #[inline]
+    pub fn new_unchecked(buffer: T) -> Self {
+        TcpSegment { buffer }
+    }
+
     /// Wraps untrusted bytes (an IP packet's payload).
     ///
     /// # Errors
     /// [`WireError::Truncated`] when the buffer is shorter than the header its data offset
     /// announces, or the data offset is under 20 bytes.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         let b = buffer.as_ref();
         if b.len() < TCP_HEADER_LEN {
@@ -45,79 +53,100 @@ impl<T: AsRef<[u8]>> TcpSegment<T> {
         Ok(TcpSegment { buffer })
     }
 
+    #[inline(always)]
     fn u16_at(&self, at: usize) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[at], b[at + 1]])
     }
 
+    #[inline(always)]
     fn u32_at(&self, at: usize) -> u32 {
         let b = self.buffer.as_ref();
         u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
     }
 
     /// The source port.
+    #[inline]
     pub fn src_port(&self) -> u16 {
         self.u16_at(0)
     }
 
     /// The destination port.
+    #[inline]
     pub fn dst_port(&self) -> u16 {
         self.u16_at(2)
     }
 
     /// The sequence number.
+    #[inline]
     pub fn seq(&self) -> u32 {
         self.u32_at(4)
     }
 
     /// The acknowledgment number.
+    #[inline]
     pub fn ack(&self) -> u32 {
         self.u32_at(8)
     }
 
     /// The header's length, options included (the data offset in bytes).
+    #[inline]
     pub fn header_len(&self) -> usize {
         usize::from(self.buffer.as_ref()[12] >> 4) * 4
     }
 
     /// The flags ([`tcp_flag`]).
+    #[inline]
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[13]
     }
 
     /// The receive window.
+    #[inline]
     pub fn window(&self) -> u16 {
         self.u16_at(14)
     }
 
     /// The checksum field.
+    #[inline]
     pub fn checksum(&self) -> u16 {
         self.u16_at(16)
     }
 
     /// The options, between the fixed header and the data.
+    #[inline]
     pub fn options(&self) -> &[u8] {
         &self.buffer.as_ref()[TCP_HEADER_LEN..self.header_len()]
     }
 
     /// The bytes after the header.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[self.header_len()..]
+    }
+
+    /// The bytes viewed.
+    #[inline]
+    pub fn into_inner(self) -> T {
+        self.buffer
     }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> TcpSegment<T> {
     /// Sets the sequence number.
+    #[inline]
     pub fn set_seq(&mut self, seq: u32) {
         self.buffer.as_mut()[4..8].copy_from_slice(&seq.to_be_bytes());
     }
 
     /// Sets the flags.
+    #[inline]
     pub fn set_flags(&mut self, flags: u8) {
         self.buffer.as_mut()[13] = flags;
     }
 
     /// Sets the checksum field.
+    #[inline]
     pub fn set_checksum(&mut self, sum: u16) {
         self.buffer.as_mut()[16..18].copy_from_slice(&sum.to_be_bytes());
     }

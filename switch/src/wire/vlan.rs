@@ -15,6 +15,7 @@ impl VlanId {
     ///
     /// # Errors
     /// Values outside 1-4094 are refused with a message naming the value.
+    #[inline]
     pub fn new(id: u16) -> Result<VlanId, String> {
         if (1..=4094).contains(&id) {
             Ok(VlanId(id))
@@ -24,12 +25,14 @@ impl VlanId {
     }
 
     /// The numeric value.
+    #[inline]
     pub fn get(self) -> u16 {
         self.0
     }
 }
 
 impl fmt::Display for VlanId {
+    #[inline]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.0)
     }
@@ -46,6 +49,7 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
     ///
     /// # Errors
     /// [`WireError::Truncated`] when fewer than four bytes are given.
+    #[inline]
     pub fn new_checked(buffer: T) -> Result<Self, WireError> {
         if buffer.as_ref().len() < VLAN_TAG_LEN {
             return Err(WireError::Truncated);
@@ -54,28 +58,33 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
     }
 
     /// Priority code point (3 bits).
+    #[inline]
     pub fn pcp(&self) -> u8 {
         self.buffer.as_ref()[0] >> 5
     }
 
     /// Drop eligible indicator.
+    #[inline]
     pub fn dei(&self) -> bool {
         self.buffer.as_ref()[0] & 0x10 != 0
     }
 
     /// The raw 12-bit VLAN ID (may be the reserved 0 or 4095).
+    #[inline]
     pub fn vid(&self) -> u16 {
         let b = self.buffer.as_ref();
         u16::from_be_bytes([b[0], b[1]]) & 0x0fff
     }
 
     /// The EtherType of what follows the tag (another TPID in a double-tagged frame).
+    #[inline]
     pub fn inner_ethertype(&self) -> EtherType {
         let b = self.buffer.as_ref();
         EtherType(u16::from_be_bytes([b[2], b[3]]))
     }
 
     /// What follows the tag.
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.buffer.as_ref()[VLAN_TAG_LEN..]
     }
@@ -83,12 +92,14 @@ impl<T: AsRef<[u8]>> VlanTag<T> {
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
     /// Writes priority, DEI and VLAN ID.
+    #[inline]
     pub fn set_tci(&mut self, pcp: u8, dei: bool, vid: VlanId) {
         let tci = (u16::from(pcp & 0x7) << 13) | (u16::from(dei) << 12) | vid.get();
         self.buffer.as_mut()[0..2].copy_from_slice(&tci.to_be_bytes());
     }
 
     /// Writes the inner EtherType.
+    #[inline]
     pub fn set_inner_ethertype(&mut self, t: EtherType) {
         self.buffer.as_mut()[2..4].copy_from_slice(&t.0.to_be_bytes());
     }
@@ -99,6 +110,7 @@ pub const TPID_8021Q: u16 = 0x8100;
 
 /// The four bytes that tag a frame with `vlan` on a trunk (priority 0), inserted after the
 /// source address.
+#[inline]
 pub fn trunk_tag(vlan: VlanId) -> [u8; VLAN_TAG_LEN] {
     let [t0, t1] = TPID_8021Q.to_be_bytes();
     let [v0, v1] = vlan.get().to_be_bytes();
@@ -121,6 +133,7 @@ pub enum TrunkRx {
 /// off (TPID, TCI), if any. Only the outermost tag selects the VLAN: a second tag inside
 /// stays in the frame, where the access side refuses it, so a double-tagged frame never
 /// reaches the VLAN its inner tag names.
+#[inline]
 pub fn trunk_rx(frame: &[u8], outer: Option<(u16, u16)>, vlan: VlanId) -> TrunkRx {
     let ours = |tpid: u16, tci: u16| tpid == TPID_8021Q && tci & 0x0fff == vlan.get();
     match outer {

@@ -1205,9 +1205,10 @@ fn settle(bufs: Vec<Vec<u8>>, unsettled: bool) -> Vec<Vec<u8>> {
 /// The segmentation a frame's virtio-net header announces, if any.
 #[inline]
 fn gso_of(packet: &[u8]) -> Option<Gso> {
-    let gso_type = packet[1] & !overlay::offload::VIRTIO_NET_HDR_GSO_ECN;
-    (gso_type != overlay::offload::VIRTIO_NET_HDR_GSO_NONE).then(|| Gso {
-        segment_size: u16::from_le_bytes([packet[4], packet[5]]),
+    let h = overlay::offload::VirtioNetHdr::parse(packet)?;
+    let gso_type = h.gso_type & !overlay::offload::VIRTIO_NET_HDR_GSO_ECN;
+    (gso_type != overlay::offload::VIRTIO_NET_HDR_GSO_NONE).then_some(Gso {
+        segment_size: h.gso_size,
     })
 }
 
