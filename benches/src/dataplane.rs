@@ -74,18 +74,105 @@ pub struct Congestion {
     pub default: String,
 }
 
+/// Why a path or the bench could not be measured.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// A kernel setting could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A congestion control this kernel lacks.
+    #[error("congestion control '{name}' is not available here; this kernel has: {available}")]
+    Unavailable {
+        /// The algorithm asked for.
+        name: String,
+        /// The kernel's list.
+        available: String,
+    },
+    /// A congestion control named twice.
+    #[error("congestion control '{name}' is listed twice in '{list}'")]
+    Twice {
+        /// The algorithm.
+        name: String,
+        /// The list given.
+        list: String,
+    },
+    /// A system call or I/O failed.
+    #[error("{call}: {source}")]
+    Sys {
+        /// What was called.
+        call: String,
+        /// Why it failed.
+        source: std::io::Error,
+    },
+    /// A command failed.
+    #[error("{command}: {stderr}")]
+    Command {
+        /// The command.
+        command: String,
+        /// What it said.
+        stderr: String,
+    },
+    /// A tool's output lacked a figure.
+    #[error("{tool} gave no {figure}")]
+    NoFigure {
+        /// The tool.
+        tool: &'static str,
+        /// What was looked for, with what the tool said.
+        figure: String,
+    },
+    /// Something never became ready in its time.
+    #[error("{0}")]
+    Timeout(String),
+    /// A failure while measuring a path.
+    #[error("{path}: {source}")]
+    Path {
+        /// The path's name.
+        path: String,
+        /// What failed.
+        source: Box<BenchError>,
+    },
+}
+
+impl BenchError {
+    fn sys(call: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+        let call = call.into();
+        move |source| BenchError::Sys { call, source }
+    }
+
+    fn command(command: impl Into<String>, stderr: &str) -> BenchError {
+        BenchError::Command {
+            command: command.into(),
+            stderr: stderr.trim().to_string(),
+        }
+    }
+
+    /// The error, as part of measuring `path`.
+    fn on(self, path: &str) -> BenchError {
+        BenchError::Path {
+            path: path.to_string(),
+            source: Box::new(self),
+        }
+    }
+}
+
 impl Congestion {
     /// The machine's default, or `chosen` once it is known to be available (loading its module
     /// when it is one).
     ///
     /// # Errors
     /// `chosen` is not an algorithm this kernel has, or the kernel's settings cannot be read.
-    pub fn pick(chosen: Option<&str>) -> Result<Congestion, String> {
+    pub fn pick(chosen: Option<&str>) -> Result<Congestion, BenchError> {
         const DIR: &str = "/proc/sys/net/ipv4";
         let read = |f: &str| {
-            std::fs::read_to_string(format!("{DIR}/{f}"))
+            let path = format!("{DIR}/{f}");
+            std::fs::read_to_string(&path)
                 .map(|s| s.trim().to_string())
-                .map_err(|e| format!("cannot read {DIR}/{f}: {e}"))
+                .map_err(|source| BenchError::Read { path, source })
         };
         let default = read("tcp_congestion_control")?;
         let Some(name) = chosen else {
@@ -102,9 +189,10 @@ impl Congestion {
         }
         let available = read("tcp_available_congestion_control")?;
         if !valid || !has(&available) {
-            return Err(format!(
-                "congestion control '{name}' is not available here; this kernel has: {available}"
-            ));
+            return Err(BenchError::Unavailable {
+                name: name.to_string(),
+                available,
+            });
         }
         Ok(Congestion {
             used: name.to_string(),
@@ -117,14 +205,17 @@ impl Congestion {
     ///
     /// # Errors
     /// A name the kernel lacks, or one listed twice.
-    pub fn pick_all(list: Option<&str>) -> Result<Vec<Congestion>, String> {
+    pub fn pick_all(list: Option<&str>) -> Result<Vec<Congestion>, BenchError> {
         let Some(list) = list else {
             return Ok(vec![Congestion::pick(None)?]);
         };
         let mut all: Vec<Congestion> = Vec::new();
         for name in list.split(',').map(str::trim) {
             if all.iter().any(|c| c.used == name) {
-                return Err(format!("congestion control '{name}' is listed twice in '{list}'"));
+                return Err(BenchError::Twice {
+                    name: name.to_string(),
+                    list: list.to_string(),
+                });
             }
             all.push(Congestion::pick(Some(name))?);
         }
@@ -161,7 +252,7 @@ impl Congestion {
 /// # Errors
 /// The pipes could not be made or used, or the threads could not be held on one vCPU, in
 /// words.
-pub fn wake_round_trip_us() -> Result<f64, String> {
+pub fn wake_round_trip_us() -> Result<f64, BenchError> {
     use std::io::{Read, Write};
     let _one_cpu = OneCpu::hold()?;
     let (mut from_near, mut to_far) = pipe()?;
@@ -179,7 +270,7 @@ pub fn wake_round_trip_us() -> Result<f64, String> {
         to_far
             .write_all(&b)
             .and_then(|()| from_far.read_exact(&mut b))
-            .map_err(|e| format!("wake-up round trip: {e}"))?;
+            .map_err(BenchError::sys("wake-up round trip"))?;
         total += t.elapsed();
     }
     drop(to_far);
@@ -188,13 +279,13 @@ pub fn wake_round_trip_us() -> Result<f64, String> {
 }
 
 /// A pipe's read and write ends.
-fn pipe() -> Result<(std::fs::File, std::fs::File), String> {
+fn pipe() -> Result<(std::fs::File, std::fs::File), BenchError> {
     use std::os::fd::FromRawFd;
     let mut fds = [0; 2];
     // SAFETY: pipe2 writes two descriptors into fds, which each File then owns alone.
     unsafe {
         if libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) != 0 {
-            return Err(format!("pipe: {}", std::io::Error::last_os_error()));
+            return Err(BenchError::sys("pipe")(std::io::Error::last_os_error()));
         }
         Ok((std::fs::File::from_raw_fd(fds[0]), std::fs::File::from_raw_fd(fds[1])))
     }
@@ -206,7 +297,7 @@ struct OneCpu {
 }
 
 impl OneCpu {
-    fn hold() -> Result<OneCpu, String> {
+    fn hold() -> Result<OneCpu, BenchError> {
         // SAFETY: cpu_set_t is plain bits, all-zero is an empty set; sched_getaffinity and
         // sched_setaffinity read or write exactly size_of::<cpu_set_t>() bytes of it; pid 0
         // is the calling thread.
@@ -214,18 +305,17 @@ impl OneCpu {
             let mut was: libc::cpu_set_t = std::mem::zeroed();
             let size = std::mem::size_of::<libc::cpu_set_t>();
             if libc::sched_getaffinity(0, size, &mut was) != 0 {
-                return Err(format!("sched_getaffinity: {}", std::io::Error::last_os_error()));
+                return Err(BenchError::sys("sched_getaffinity")(std::io::Error::last_os_error()));
             }
             let cpu = libc::sched_getcpu();
             if cpu < 0 {
-                return Err(format!("sched_getcpu: {}", std::io::Error::last_os_error()));
+                return Err(BenchError::sys("sched_getcpu")(std::io::Error::last_os_error()));
             }
             let mut one: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu as usize, &mut one);
             if libc::sched_setaffinity(0, size, &one) != 0 {
-                return Err(format!(
-                    "sched_setaffinity to vCPU {cpu}: {}",
-                    std::io::Error::last_os_error()
+                return Err(BenchError::sys(format!("sched_setaffinity to vCPU {cpu}"))(
+                    std::io::Error::last_os_error(),
                 ));
             }
             Ok(OneCpu { was })
@@ -271,25 +361,30 @@ impl Drop for Cleanup {
     }
 }
 
-fn iperf(ns_server: &str, ns_client: &str, ip: &str, extra: &[&str]) -> Result<serde_json::Value, String> {
+fn iperf(ns_server: &str, ns_client: &str, ip: &str, extra: &[&str]) -> Result<serde_json::Value, BenchError> {
     run("ip", ["netns", "exec", ns_server, "iperf3", "-s", "-1", "-D", "-B", ip]);
     std::thread::sleep(Duration::from_millis(300));
     let mut args = vec!["netns", "exec", ns_client, "iperf3", "-c", ip, "-t", SECS, "-J"];
     args.extend_from_slice(extra);
     let o = run("ip", args);
-    let v: serde_json::Value =
-        serde_json::from_str(&o.stdout).map_err(|e| format!("iperf3 said: {e}: {}", o.stderr))?;
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).map_err(|e| BenchError::NoFigure {
+        tool: "iperf3",
+        figure: format!("JSON report ({e}): {}", o.stderr.trim()),
+    })?;
     if let Some(e) = v["error"].as_str() {
-        return Err(format!("iperf3 {}: {e}", extra.join(" ")));
+        return Err(BenchError::command(format!("iperf3 {}", extra.join(" ")), e));
     }
     Ok(v)
 }
 
-fn number(v: &serde_json::Value, path: &[&str]) -> Result<f64, String> {
+fn number(v: &serde_json::Value, path: &[&str]) -> Result<f64, BenchError> {
     path.iter()
         .fold(v, |v, k| &v[*k])
         .as_f64()
-        .ok_or_else(|| format!("iperf3 gave no {}", path.join(".")))
+        .ok_or_else(|| BenchError::NoFigure {
+            tool: "iperf3",
+            figure: path.join("."),
+        })
 }
 
 /// How many pings each path's RTT averages, and how far apart they go (the wake-up floor is
@@ -297,7 +392,7 @@ fn number(v: &serde_json::Value, path: &[&str]) -> Result<f64, String> {
 const PINGS: u32 = 20;
 const PING_GAP: Duration = Duration::from_millis(50);
 
-fn ping_avg(ns: &str, ip: &str) -> Result<f64, String> {
+fn ping_avg(ns: &str, ip: &str) -> Result<f64, BenchError> {
     let (count, gap) = (PINGS.to_string(), PING_GAP.as_secs_f64().to_string());
     let o = run("ip", ["netns", "exec", ns, "ping", "-c", &count, "-i", &gap, "-q", ip]);
     // rtt min/avg/max/mdev = 0.045/0.061/0.101/0.012 ms
@@ -307,7 +402,10 @@ fn ping_avg(ns: &str, ip: &str) -> Result<f64, String> {
         .and_then(|l| l.split('=').nth(1))
         .and_then(|v| v.trim().split('/').nth(1))
         .and_then(|a| a.parse().ok())
-        .ok_or_else(|| format!("no ping result: {}{}", o.stdout, o.stderr))
+        .ok_or_else(|| BenchError::NoFigure {
+            tool: "ping",
+            figure: format!("average: {}{}", o.stdout, o.stderr),
+        })
 }
 
 /// CPU time the machine spent busy so far (all CPUs), seconds: /proc/stat's first line less
@@ -331,12 +429,19 @@ fn busy_seconds() -> f64 {
 
 /// Measures from `client` to `server_ip` in namespace `server`, TCP with congestion control
 /// `cc`; `full` adds four streams and 64-byte UDP.
-fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool, cc: &str) -> Result<Figures, String> {
-    let what = |e: String| format!("{name}: {e}");
+fn measure(
+    name: &str,
+    server: &str,
+    client: &str,
+    server_ip: &str,
+    full: bool,
+    cc: &str,
+) -> Result<Figures, BenchError> {
+    let what = |e: BenchError| e.on(name);
     let t0 = std::time::Instant::now();
     while !run("ip", ["netns", "exec", client, "ping", "-c", "1", "-W", "1", server_ip]).ok() {
         if t0.elapsed() > Duration::from_secs(20) {
-            return Err(what(format!("{server_ip} never answered a ping")));
+            return Err(what(BenchError::Timeout(format!("{server_ip} never answered a ping"))));
         }
     }
     let rtt_ms = ping_avg(client, server_ip).map_err(what)?;
@@ -368,7 +473,7 @@ fn measure(name: &str, server: &str, client: &str, server_ip: &str, full: bool, 
 
 /// Two namespaces `<p>-a` and `<p>-b` with `dev` each (moved in from the root namespace),
 /// 10.`net`.0.1 and .2.
-fn wire_pair(c: &mut Cleanup, p: &str, net: u8, devs: [&str; 2]) -> Result<[String; 2], String> {
+fn wire_pair(c: &mut Cleanup, p: &str, net: u8, devs: [&str; 2]) -> Result<[String; 2], BenchError> {
     let names = [format!("{p}-a"), format!("{p}-b")];
     for (i, (ns, dev)) in names.iter().zip(devs).enumerate() {
         let _ = run("ip", ["netns", "delete", ns]);
@@ -384,14 +489,14 @@ fn wire_pair(c: &mut Cleanup, p: &str, net: u8, devs: [&str; 2]) -> Result<[Stri
         for s in steps {
             let o = run("ip", s);
             if !o.ok() {
-                return Err(format!("ip {}: {}", s.join(" "), o.stderr.trim()));
+                return Err(BenchError::command(format!("ip {}", s.join(" ")), &o.stderr));
             }
         }
     }
     Ok(names)
 }
 
-fn kernel_bridge(p: &str, cc: &str) -> Result<Figures, String> {
+fn kernel_bridge(p: &str, cc: &str) -> Result<Figures, BenchError> {
     let mut c = Cleanup::default();
     let ul = Underlay::new(&format!("{p}kb"));
     let names = [format!("{p}kb-a"), format!("{p}kb-b")];
@@ -415,13 +520,13 @@ const POLLING: [&str; 2] = ["--poll-us", "1000000"];
 
 /// A switchd bridge network between two sandboxes, switchd started with `extra` arguments and
 /// the path measured as `name`.
-fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) -> Result<Figures, String> {
+fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) -> Result<Figures, BenchError> {
     let host = Host::start_with(p, bin_dir, extra);
     let ok = |o: testbed::Output, what: &str| {
         if o.ok() {
             Ok(())
         } else {
-            Err(format!("{name}, {what}: {}", o.stderr.trim()))
+            Err(BenchError::command(what, &o.stderr).on(name))
         }
     };
     ok(
@@ -440,7 +545,7 @@ fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) ->
     measure(name, &b, &a, "10.96.0.20", true, cc)
 }
 
-fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, String> {
+fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, BenchError> {
     let name = if tso {
         "OVS userspace, tap + TSO"
     } else {
@@ -449,7 +554,7 @@ fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, String> {
     let mut c = Cleanup::default();
     let dir = std::env::temp_dir().join(format!("switch-bench-{p}-ovs"));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{name}: {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::sys(dir.display().to_string())(e).on(name))?;
     c.dirs.push(dir.clone());
     let d = dir.display().to_string();
     let db = format!("unix:{d}/db.sock");
@@ -459,20 +564,17 @@ fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, String> {
         ("OVS_LOGDIR", &d),
         ("OVS_SYSCONFDIR", &d),
     ];
-    let sh = |prog: &str, args: &[&str]| -> Result<(), String> {
+    let sh = |prog: &str, args: &[&str]| -> Result<(), BenchError> {
         let o = std::process::Command::new(prog)
             .args(args)
             .envs(env)
             .output()
-            .map_err(|e| format!("{name}: {prog}: {e}"))?;
+            .map_err(|e| BenchError::sys(prog)(e).on(name))?;
         if o.status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "{name}: {prog} {}: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&o.stderr).trim()
-            ))
+            let command = format!("{prog} {}", args.join(" "));
+            Err(BenchError::command(command, &String::from_utf8_lossy(&o.stderr)).on(name))
         }
     };
     sh(
@@ -530,12 +632,12 @@ fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, String> {
     measure(name, &names[1], &names[0], "10.97.0.2", true, cc)
 }
 
-fn vde(p: &str, cc: &str) -> Result<Figures, String> {
+fn vde(p: &str, cc: &str) -> Result<Figures, BenchError> {
     let name = "vde_switch, tap";
     let mut c = Cleanup::default();
     let dir = std::env::temp_dir().join(format!("switch-bench-{p}-vde"));
     let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{name}: {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| BenchError::sys(dir.display().to_string())(e).on(name))?;
     c.dirs.push(dir.clone());
     let (ta, tb) = (format!("{p}va"), format!("{p}vb"));
     let d = dir.display().to_string();
@@ -546,12 +648,12 @@ fn vde(p: &str, cc: &str) -> Result<Figures, String> {
         ["-s", &ctl, "-M", &mgmt, "-t", &ta, "-t", &tb, "-d", "-p", &pid],
     );
     if !o.ok() {
-        return Err(format!("{name}: vde_switch: {}", o.stderr.trim()));
+        return Err(BenchError::command("vde_switch", &o.stderr).on(name));
     }
     let t0 = std::time::Instant::now();
     while !run("ip", ["link", "show", &tb]).ok() {
         if t0.elapsed() > Duration::from_secs(5) {
-            return Err(format!("{name}: its tap {tb} never appeared"));
+            return Err(BenchError::Timeout(format!("its tap {tb} never appeared")).on(name));
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -559,7 +661,7 @@ fn vde(p: &str, cc: &str) -> Result<Figures, String> {
     measure(name, &names[1], &names[0], "10.98.0.2", true, cc)
 }
 
-fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
+fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, BenchError> {
     let fabric = Fabric::new(&format!("{p}o"), 94, bin_dir);
     for h in ["h1", "h2"] {
         fabric.cert("ca", h);
@@ -570,7 +672,7 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
         if o.ok() {
             Ok(())
         } else {
-            Err(format!("switchd overlay, {what}: {}", o.stderr.trim()))
+            Err(BenchError::command(what, &o.stderr).on("switchd overlay"))
         }
     };
     ok(
@@ -588,7 +690,7 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
     let t0 = std::time::Instant::now();
     while !h2.ctl(["network", "inspect", "bench"]).ok() {
         if t0.elapsed() > Duration::from_secs(20) {
-            return Err("switchd overlay: the network did not reach the second host".into());
+            return Err(BenchError::Timeout("the network did not reach the second host".into()).on("switchd overlay"));
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -604,7 +706,7 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str) -> Result<Figures, String> {
     measure("switchd overlay (VXLAN)", &b, &a, "10.93.0.20", false, cc)
 }
 
-fn kernel_vxlan(p: &str, cc: &str) -> Result<Figures, String> {
+fn kernel_vxlan(p: &str, cc: &str) -> Result<Figures, BenchError> {
     let mut c = Cleanup::default();
     let kul = Underlay::new(&format!("{p}k"));
     let (k1, k2) = (format!("{p}-k1"), format!("{p}-k2"));
@@ -633,7 +735,7 @@ fn kernel_vxlan(p: &str, cc: &str) -> Result<Figures, String> {
 ///
 /// # Errors
 /// A step of our paths or the kernel's that failed, in words.
-pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, String> {
+pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> {
     let p = prefix("bn");
     let mut r = Results {
         wake_floor_us: Some(wake_round_trip_us()?),
@@ -646,7 +748,7 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, String> {
         .push(ours_bridge(&format!("{p}sw"), bin_dir, cc, OURS, &[])?);
     r.same_host
         .push(ours_bridge(&format!("{p}sp"), bin_dir, cc, OURS_POLLING, &POLLING)?);
-    type Step<'a> = &'a dyn Fn() -> Result<Figures, String>;
+    type Step<'a> = &'a dyn Fn() -> Result<Figures, BenchError>;
     let peers: [(&str, Step); 3] = [
         ("ovs-vswitchd", &|| ovs(&p, false, cc)),
         ("ovs-vswitchd", &|| ovs(&p, true, cc)),
@@ -660,7 +762,7 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, String> {
         }
         match f() {
             Ok(fig) => r.same_host.push(fig),
-            Err(e) => r.skipped.push(e),
+            Err(e) => r.skipped.push(e.to_string()),
         }
     }
     r.cross_host.push(overlay(&p, bin_dir, cc)?);
@@ -1037,7 +1139,7 @@ mod tests {
             ("reno", default.default.as_str())
         );
         for bad in ["no_such_algorithm", "reno; true", ""] {
-            let e = Congestion::pick(Some(bad)).expect_err(bad);
+            let e = Congestion::pick(Some(bad)).expect_err(bad).to_string();
             assert!(
                 e.starts_with(&format!(
                     "congestion control '{bad}' is not available here; this kernel has: "
@@ -1057,15 +1159,17 @@ mod tests {
         let wanted: Vec<&str> = list.split(", ").collect();
         assert_eq!(used, wanted);
         assert_eq!(Congestion::pick_all(None).expect("default"), vec![default]);
-        let e = Congestion::pick_all(Some("reno,no_such_algorithm")).expect_err("one bad");
+        let e = Congestion::pick_all(Some("reno,no_such_algorithm"))
+            .expect_err("one bad")
+            .to_string();
         assert!(
             e.starts_with("congestion control 'no_such_algorithm' is not available"),
             "{e}"
         );
-        let e = Congestion::pick_all(Some("reno,,reno")).expect_err("empty item");
+        let e = Congestion::pick_all(Some("reno,,reno")).expect_err("empty item").to_string();
         assert!(e.starts_with("congestion control '' is not available"), "{e}");
         let e = Congestion::pick_all(Some("reno,reno")).expect_err("twice");
-        assert_eq!(e, "congestion control 'reno' is listed twice in 'reno,reno'");
+        assert_eq!(e.to_string(), "congestion control 'reno' is listed twice in 'reno,reno'");
     }
 
     /// The vCPUs the calling thread may run on.

@@ -13,21 +13,51 @@ pub struct Ipv4Cidr {
     len: u8,
 }
 
+/// Why a subnet was refused; the message names it and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CidrError {
+    /// No `/` between an address and a length.
+    #[error("invalid subnet \"{0}\": expected an IPv4 prefix like 192.168.0.0/24")]
+    Syntax(String),
+    /// The part before the `/` is not an IPv4 address.
+    #[error("invalid subnet \"{text}\": \"{addr}\" is not an IPv4 address")]
+    Address {
+        /// The whole subnet as given.
+        text: String,
+        /// Its address part.
+        addr: String,
+    },
+    /// A prefix length that is not 0-32.
+    #[error("invalid subnet \"{0}\": prefix length must be 0-32")]
+    PrefixLength(String),
+    /// Bits set beyond the prefix.
+    #[error("invalid subnet \"{addr}/{len}\": host bits are set; did you mean {network}/{len}?")]
+    HostBits {
+        /// The address given.
+        addr: Ipv4Addr,
+        /// The prefix length.
+        len: u8,
+        /// The network the prefix covers.
+        network: Ipv4Addr,
+    },
+}
+
 impl Ipv4Cidr {
     /// A prefix from its parts.
     ///
     /// # Errors
-    /// A message naming the value when the length exceeds 32 or host bits are set.
-    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Cidr, String> {
+    /// [`CidrError`] when the length exceeds 32 or host bits are set.
+    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Cidr, CidrError> {
         if len > 32 {
-            return Err(format!("invalid subnet \"{addr}/{len}\": prefix length must be 0-32"));
+            return Err(CidrError::PrefixLength(format!("{addr}/{len}")));
         }
         let c = Ipv4Cidr { addr, len };
         if c.network() != addr {
-            return Err(format!(
-                "invalid subnet \"{addr}/{len}\": host bits are set; did you mean {}/{len}?",
-                c.network()
-            ));
+            return Err(CidrError::HostBits {
+                addr,
+                len,
+                network: c.network(),
+            });
         }
         Ok(c)
     }
@@ -89,18 +119,15 @@ impl fmt::Display for Ipv4Cidr {
 }
 
 impl FromStr for Ipv4Cidr {
-    type Err = String;
+    type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s
-            .split_once('/')
-            .ok_or_else(|| format!("invalid subnet \"{s}\": expected an IPv4 prefix like 192.168.0.0/24"))?;
-        let addr: Ipv4Addr = a
-            .parse()
-            .map_err(|_| format!("invalid subnet \"{s}\": \"{a}\" is not an IPv4 address"))?;
-        let len: u8 = l
-            .parse()
-            .map_err(|_| format!("invalid subnet \"{s}\": prefix length must be 0-32"))?;
+        let (a, l) = s.split_once('/').ok_or_else(|| CidrError::Syntax(s.to_string()))?;
+        let addr: Ipv4Addr = a.parse().map_err(|_| CidrError::Address {
+            text: s.to_string(),
+            addr: a.to_string(),
+        })?;
+        let len: u8 = l.parse().map_err(|_| CidrError::PrefixLength(s.to_string()))?;
         Ipv4Cidr::new(addr, len)
     }
 }
@@ -138,20 +165,22 @@ mod tests {
     #[test]
     fn clear_errors() {
         assert_eq!(
-            "10.0.0.0/33".parse::<Ipv4Cidr>().unwrap_err(),
+            "10.0.0.0/33".parse::<Ipv4Cidr>().unwrap_err().to_string(),
             "invalid subnet \"10.0.0.0/33\": prefix length must be 0-32"
         );
         assert_eq!(
-            "10.0.0.1/24".parse::<Ipv4Cidr>().unwrap_err(),
+            "10.0.0.1/24".parse::<Ipv4Cidr>().unwrap_err().to_string(),
             "invalid subnet \"10.0.0.1/24\": host bits are set; did you mean 10.0.0.0/24?"
         );
         assert!("10.0.0.0"
             .parse::<Ipv4Cidr>()
             .unwrap_err()
+            .to_string()
             .contains("expected an IPv4 prefix"));
         assert!("10.0.0.300/24"
             .parse::<Ipv4Cidr>()
             .unwrap_err()
+            .to_string()
             .contains("is not an IPv4 address"));
     }
 }

@@ -83,28 +83,40 @@ pub struct Pool {
     pub share: Option<Share>,
 }
 
+/// Why an address cannot be held by an endpoint of a network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AddressError {
+    /// Outside the network's subnet.
+    #[error("invalid address {0}: it is not in the network's subnet {1}")]
+    OutsideSubnet(Ipv4Addr, Ipv4Cidr),
+    /// Outside the network's `--ip-range`.
+    #[error("invalid address {0}: it is not in the network's ip-range {1}")]
+    OutsideRange(Ipv4Addr, Ipv4Cidr),
+    /// The subnet's network or broadcast address.
+    #[error("invalid address {0}: the network and broadcast addresses of {1} cannot be assigned")]
+    Reserved(Ipv4Addr, Ipv4Cidr),
+    /// The gateway's.
+    #[error("invalid address {0}: it is the network's gateway")]
+    Gateway(Ipv4Addr),
+}
+
 impl Pool {
     /// Whether `ip` may be held by an endpoint at all (inside the subnet, not reserved).
-    pub fn check_static(&self, ip: Ipv4Addr) -> Result<(), String> {
+    ///
+    /// # Errors
+    /// [`AddressError`] saying why not.
+    pub fn check_static(&self, ip: Ipv4Addr) -> Result<(), AddressError> {
         if !self.subnet.contains(ip) {
-            return Err(format!(
-                "invalid address {ip}: it is not in the network's subnet {}",
-                self.subnet
-            ));
+            return Err(AddressError::OutsideSubnet(ip, self.subnet));
         }
-        if let Some(r) = self.ip_range {
-            if !r.contains(ip) {
-                return Err(format!("invalid address {ip}: it is not in the network's ip-range {r}"));
-            }
+        if let Some(r) = self.ip_range.filter(|r| !r.contains(ip)) {
+            return Err(AddressError::OutsideRange(ip, r));
         }
         if ip == self.subnet.network() || ip == self.subnet.broadcast() {
-            return Err(format!(
-                "invalid address {ip}: the network and broadcast addresses of {} cannot be assigned",
-                self.subnet
-            ));
+            return Err(AddressError::Reserved(ip, self.subnet));
         }
         if ip == self.gateway {
-            return Err(format!("invalid address {ip}: it is the network's gateway"));
+            return Err(AddressError::Gateway(ip));
         }
         Ok(())
     }
@@ -200,12 +212,17 @@ mod tests {
         assert!(p
             .check_static(Ipv4Addr::new(10, 1, 3, 1))
             .unwrap_err()
+            .to_string()
             .contains("ip-range 10.1.2.0/24"));
         assert!(p
             .check_static(Ipv4Addr::new(10, 2, 0, 1))
             .unwrap_err()
+            .to_string()
             .contains("not in the network's subnet"));
-        assert!(p.check_static(Ipv4Addr::new(10, 1, 0, 1)).is_err());
+        assert_eq!(
+            p.check_static(Ipv4Addr::new(10, 1, 0, 1)),
+            Err(AddressError::OutsideRange(Ipv4Addr::new(10, 1, 0, 1), c("10.1.2.0/24")))
+        );
     }
 
     #[test]

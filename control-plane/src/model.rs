@@ -531,8 +531,8 @@ fn default_bum_pps() -> u32 {
     switch::DEFAULT_BUM_PPS
 }
 
-fn invalid(msg: impl Into<String>) -> ModelError {
-    ModelError::Invalid(msg.into())
+fn invalid(msg: impl std::fmt::Display) -> ModelError {
+    ModelError::Invalid(msg.to_string())
 }
 
 /// Checks an interface name given for a sandbox: what Linux accepts as a literal name (1-15

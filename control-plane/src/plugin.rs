@@ -116,16 +116,59 @@ pub struct CreateNetwork {
     pub ipv6_data: Vec<IpamData>,
 }
 
+/// Why a request from the Docker Engine was refused; the message names the value and what is
+/// accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginRequestError {
+    /// An option that must be a boolean is not.
+    #[error("invalid value {value} for {key}: expected true or false")]
+    NotABoolean {
+        /// The option.
+        key: String,
+        /// Its value, as JSON.
+        value: Value,
+    },
+    /// A driver option that must be a string is not.
+    #[error("invalid value {value} for option {key}: expected a string")]
+    NotAString {
+        /// The option.
+        key: String,
+        /// Its value, as JSON.
+        value: Value,
+    },
+    /// The generic options are not an object.
+    #[error("invalid {GENERIC} {0}: expected an object of strings")]
+    Generic(Value),
+    /// The port map does not have Docker's shape.
+    #[error("invalid {PORT_MAP}: {0}")]
+    PortMap(String),
+    /// A protocol other than TCP and UDP.
+    #[error("invalid protocol {0} in {PORT_MAP}: switchd publishes tcp (6) and udp (17)")]
+    Protocol(u8),
+    /// Container port 0.
+    #[error("invalid container port 0 in {PORT_MAP}: ports are 1-65535")]
+    ContainerPortZero,
+    /// A host address that is not IPv4.
+    #[error("invalid host address {0:?} in {PORT_MAP}: switchd publishes on IPv4 addresses")]
+    HostAddress(String),
+    /// A range from port 0.
+    #[error("invalid host port range 0-{0} in {PORT_MAP}: a range starts at 1 or above")]
+    RangeFromZero(u16),
+}
+
 impl CreateNetwork {
     /// The request in the model's terms.
     ///
     /// # Errors
     /// An option whose value is not a string (`-o`) or a boolean (`--internal`, `--ipv6`).
-    pub fn spec(self) -> Result<DockerNetworkSpec, String> {
+    pub fn spec(self) -> Result<DockerNetworkSpec, PluginRequestError> {
         let flag = |key: &str| match self.options.get(key) {
             None | Some(Value::Null) => Ok(false),
             Some(Value::Bool(b)) => Ok(*b),
-            Some(v) => Err(format!("invalid value {v} for {key}: expected true or false")),
+            Some(v) => Err(PluginRequestError::NotABoolean {
+                key: key.to_string(),
+                value: v.clone(),
+            }),
         };
         let mut options = BTreeMap::new();
         match self.options.get(GENERIC) {
@@ -133,12 +176,15 @@ impl CreateNetwork {
             Some(Value::Object(m)) => {
                 for (k, v) in m {
                     let Value::String(s) = v else {
-                        return Err(format!("invalid value {v} for option {k}: expected a string"));
+                        return Err(PluginRequestError::NotAString {
+                            key: k.clone(),
+                            value: v.clone(),
+                        });
                     };
                     options.insert(k.clone(), s.clone());
                 }
             }
-            Some(v) => return Err(format!("invalid {GENERIC} {v}: expected an object of strings")),
+            Some(v) => return Err(PluginRequestError::Generic(v.clone())),
         }
         Ok(DockerNetworkSpec {
             internal: flag(INTERNAL)?,
@@ -265,38 +311,29 @@ impl Connectivity {
     /// # Errors
     /// A malformed port map: a protocol other than TCP and UDP, port 0, an IPv6 or bad host
     /// address, a range that ends before it starts.
-    pub fn ports(&self) -> Result<Vec<PortRequest>, String> {
+    pub fn ports(&self) -> Result<Vec<PortRequest>, PluginRequestError> {
         let Some(v) = self.options.get(PORT_MAP).filter(|v| !v.is_null()) else {
             return Ok(Vec::new());
         };
         let list: Vec<DockerBinding> =
-            serde_json::from_value(v.clone()).map_err(|e| format!("invalid {PORT_MAP}: {e}"))?;
+            serde_json::from_value(v.clone()).map_err(|e| PluginRequestError::PortMap(e.to_string()))?;
         list.into_iter()
             .map(|b| {
                 let proto = match b.proto {
                     6 => Proto::Tcp,
                     17 => Proto::Udp,
-                    p => {
-                        return Err(format!(
-                            "invalid protocol {p} in {PORT_MAP}: switchd publishes tcp (6) and udp (17)"
-                        ))
-                    }
+                    p => return Err(PluginRequestError::Protocol(p)),
                 };
                 if b.port == 0 {
-                    return Err(format!("invalid container port 0 in {PORT_MAP}: ports are 1-65535"));
+                    return Err(PluginRequestError::ContainerPortZero);
                 }
                 let host_ip: Ipv4Addr = match b.host_ip.as_str() {
                     "" => Ipv4Addr::UNSPECIFIED,
-                    s => s.parse().map_err(|_| {
-                        format!("invalid host address {s:?} in {PORT_MAP}: switchd publishes on IPv4 addresses")
-                    })?,
+                    s => s.parse().map_err(|_| PluginRequestError::HostAddress(s.to_string()))?,
                 };
                 let end = b.host_port_end.max(b.host_port);
                 if b.host_port == 0 && b.host_port_end != 0 {
-                    return Err(format!(
-                        "invalid host port range 0-{} in {PORT_MAP}: a range starts at 1 or above",
-                        b.host_port_end
-                    ));
+                    return Err(PluginRequestError::RangeFromZero(b.host_port_end));
                 }
                 Ok(PortRequest {
                     binding: PortBinding {
@@ -334,11 +371,11 @@ mod tests {
         let r: CreateNetwork =
             serde_json::from_str(r#"{"Options":{"com.docker.network.generic":{"mtu":1400}}}"#).unwrap();
         assert_eq!(
-            r.spec().unwrap_err(),
+            r.spec().unwrap_err().to_string(),
             "invalid value 1400 for option mtu: expected a string"
         );
         let r: CreateNetwork = serde_json::from_str(r#"{"Options":{"com.docker.network.internal":"yes"}}"#).unwrap();
-        assert!(r.spec().unwrap_err().contains("expected true or false"));
+        assert!(r.spec().unwrap_err().to_string().contains("expected true or false"));
     }
 
     #[test]
@@ -355,7 +392,7 @@ mod tests {
         let bad = |m: &str| {
             let c: Connectivity =
                 serde_json::from_str(&format!(r#"{{"Options":{{"com.docker.network.portmap":[{m}]}}}}"#)).unwrap();
-            c.ports().unwrap_err()
+            c.ports().unwrap_err().to_string()
         };
         assert!(bad(r#"{"Proto":132,"Port":80}"#).contains("invalid protocol 132"));
         assert!(bad(r#"{"Proto":6,"Port":0}"#).contains("container port 0"));

@@ -61,8 +61,46 @@ impl fmt::Display for PortBinding {
     }
 }
 
-fn range(s: &str, spec: &str) -> Result<(u16, u16), String> {
-    let bad = || format!("invalid port {s:?} in {spec:?}: ports are 1-65535, ranges a-b with a <= b");
+/// Why a `-p` value was refused; the message names the bad part and the accepted form.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PortSpecError {
+    /// A protocol other than tcp and udp.
+    #[error("invalid protocol {proto:?} in {spec:?}: accepted are tcp and udp")]
+    Protocol {
+        /// The whole value.
+        spec: String,
+        /// The protocol given.
+        proto: String,
+    },
+    /// A host address that is not IPv4.
+    #[error("invalid host IP {ip:?} in {spec:?}: expected an IPv4 address")]
+    HostIp {
+        /// The whole value.
+        spec: String,
+        /// The address given.
+        ip: String,
+    },
+    /// Not `[HOSTIP:]HOSTPORT:CONTAINERPORT`.
+    #[error("invalid port publication {0:?}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], e.g. 127.0.0.1:8080:80/tcp")]
+    Form(String),
+    /// A port or range out of bounds.
+    #[error("invalid port {port:?} in {spec:?}: ports are 1-65535, ranges a-b with a <= b")]
+    Port {
+        /// The whole value.
+        spec: String,
+        /// The port or range given.
+        port: String,
+    },
+    /// Host and container ranges of different sizes.
+    #[error("invalid port publication {0:?}: the host and container ranges differ in size")]
+    RangeSizes(String),
+}
+
+fn range(s: &str, spec: &str) -> Result<(u16, u16), PortSpecError> {
+    let bad = || PortSpecError::Port {
+        spec: spec.to_string(),
+        port: s.to_string(),
+    };
     let (a, b) = s.split_once('-').unwrap_or((s, s));
     let a: u16 = a.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?;
     let b: u16 = b.parse().ok().filter(|p| *p >= a).ok_or_else(bad)?;
@@ -73,31 +111,34 @@ fn range(s: &str, spec: &str) -> Result<(u16, u16), String> {
 ///
 /// # Errors
 /// One sentence naming the bad part and the accepted form.
-pub fn parse(spec: &str) -> Result<Vec<PortBinding>, String> {
-    let form = "expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], e.g. 127.0.0.1:8080:80/tcp";
+pub fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
     let (main, proto) = match spec.rsplit_once('/') {
         Some((m, "tcp")) => (m, Proto::Tcp),
         Some((m, "udp")) => (m, Proto::Udp),
-        Some((_, p)) => return Err(format!("invalid protocol {p:?} in {spec:?}: accepted are tcp and udp")),
+        Some((_, p)) => {
+            return Err(PortSpecError::Protocol {
+                spec: spec.to_string(),
+                proto: p.to_string(),
+            })
+        }
         None => (spec, Proto::Tcp),
     };
     let parts: Vec<&str> = main.split(':').collect();
     let (ip, host, cont) = match parts.as_slice() {
         [h, c] => (Ipv4Addr::UNSPECIFIED, *h, *c),
         [ip, h, c] => {
-            let ip: Ipv4Addr = ip
-                .parse()
-                .map_err(|_| format!("invalid host IP {ip:?} in {spec:?}: expected an IPv4 address"))?;
+            let ip: Ipv4Addr = ip.parse().map_err(|_| PortSpecError::HostIp {
+                spec: spec.to_string(),
+                ip: ip.to_string(),
+            })?;
             (ip, *h, *c)
         }
-        _ => return Err(format!("invalid port publication {spec:?}: {form}")),
+        _ => return Err(PortSpecError::Form(spec.to_string())),
     };
     let (h0, h1) = range(host, spec)?;
     let (c0, c1) = range(cont, spec)?;
     if h1 - h0 != c1 - c0 {
-        return Err(format!(
-            "invalid port publication {spec:?}: the host and container ranges differ in size"
-        ));
+        return Err(PortSpecError::RangeSizes(spec.to_string()));
     }
     Ok((0..=h1 - h0)
         .map(|i| PortBinding {
@@ -128,14 +169,25 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_part() {
+        assert_eq!(parse("80"), Err(PortSpecError::Form("80".into())));
         assert!(parse("80")
             .unwrap_err()
+            .to_string()
             .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
-        assert!(parse("8080:80/sctp").unwrap_err().contains("invalid protocol \"sctp\""));
-        assert!(parse("0:80").unwrap_err().contains("invalid port \"0\""));
-        assert!(parse("70000:80").unwrap_err().contains("invalid port \"70000\""));
-        assert!(parse("9000-9001:80").unwrap_err().contains("ranges differ"));
-        assert!(parse("1.2.3:80:80").unwrap_err().contains("invalid host IP"));
+        assert!(parse("8080:80/sctp")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid protocol \"sctp\""));
+        assert!(parse("0:80").unwrap_err().to_string().contains("invalid port \"0\""));
+        assert!(parse("70000:80")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid port \"70000\""));
+        assert!(parse("9000-9001:80").unwrap_err().to_string().contains("ranges differ"));
+        assert!(parse("1.2.3:80:80")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid host IP"));
     }
 
     #[test]

@@ -49,18 +49,29 @@ fn percent_decode(seg: &str) -> String {
 ///
 /// # Errors
 /// A count that is not a number of 1 or more, or any other parameter, named in the sentence.
-pub fn capture_count(query: Option<&str>) -> Result<Option<u64>, String> {
+pub fn capture_count(query: Option<&str>) -> Result<Option<u64>, CaptureQueryError> {
     let mut count = None;
     for pair in query.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         match pair.split_once('=') {
             Some(("count", v)) => {
                 let n = v.parse::<u64>().ok().filter(|n| *n > 0);
-                count = Some(n.ok_or_else(|| format!("invalid count {v:?}: expected a number of frames, 1 or more"))?);
+                count = Some(n.ok_or_else(|| CaptureQueryError::Count(v.to_string()))?);
             }
-            _ => return Err(format!("unknown capture parameter {pair:?}: only count=N is accepted")),
+            _ => return Err(CaptureQueryError::Unknown(pair.to_string())),
         }
     }
     Ok(count)
+}
+
+/// Why a capture's query was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CaptureQueryError {
+    /// A count that is not a number of 1 or more.
+    #[error("invalid count {0:?}: expected a number of frames, 1 or more")]
+    Count(String),
+    /// A parameter other than `count`.
+    #[error("unknown capture parameter {0:?}: only count=N is accepted")]
+    Unknown(String),
 }
 
 #[cfg(test)]
@@ -98,7 +109,13 @@ mod tests {
     fn capture_counts() {
         assert_eq!(capture_count(None), Ok(None));
         assert_eq!(capture_count(Some("count=3")), Ok(Some(3)));
-        assert!(capture_count(Some("count=0")).unwrap_err().contains("1 or more"));
-        assert!(capture_count(Some("x=1")).unwrap_err().contains("only count=N"));
+        assert!(capture_count(Some("count=0"))
+            .unwrap_err()
+            .to_string()
+            .contains("1 or more"));
+        assert!(capture_count(Some("x=1"))
+            .unwrap_err()
+            .to_string()
+            .contains("only count=N"));
     }
 }

@@ -86,37 +86,74 @@ pub struct SandboxDef {
     pub ip: Option<String>,
 }
 
+/// Why a topology was refused or could not be built.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TopologyError {
+    /// Not TOML of a topology's shape.
+    #[error("invalid topology: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A topology name that namespaces cannot carry.
+    #[error("invalid name {0:?}: 1-8 characters of [a-z0-9]")]
+    Name(String),
+    /// Too few or too many hosts.
+    #[error("a topology needs 1-250 [[host]] entries")]
+    HostCount,
+    /// A host name that namespaces cannot carry.
+    #[error("invalid host name {0:?}: 1-4 characters of [a-z0-9]")]
+    HostName(String),
+    /// A network or sandbox on a host not declared.
+    #[error("{kind} {name}: host {host:?} is not a [[host]]")]
+    UnknownHost {
+        /// `network` or `sandbox`.
+        kind: &'static str,
+        /// Its name.
+        name: String,
+        /// The host named.
+        host: String,
+    },
+    /// Namespaces of the topology exist already.
+    #[error("topology {0} is up already: run switchsim down first")]
+    AlreadyUp(String),
+    /// A switchctl step failed while building it.
+    #[error("switchctl {args}: {stderr}")]
+    Step {
+        /// The command's arguments.
+        args: String,
+        /// What it said.
+        stderr: String,
+    },
+}
+
 impl Topology {
     /// Parses and checks a topology file's text.
     ///
     /// # Errors
-    /// One sentence naming the bad value and what is accepted.
-    pub fn parse(text: &str) -> Result<Topology, String> {
-        let t: Topology = toml::from_str(text).map_err(|e| format!("invalid topology: {e}"))?;
+    /// [`TopologyError`], naming the bad value and what is accepted.
+    pub fn parse(text: &str) -> Result<Topology, TopologyError> {
+        let t: Topology = toml::from_str(text)?;
         let ok_name = |n: &str, max: usize| {
             !n.is_empty() && n.len() <= max && n.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         };
         if !ok_name(&t.name, 8) {
-            return Err(format!("invalid name {:?}: 1-8 characters of [a-z0-9]", t.name));
+            return Err(TopologyError::Name(t.name));
         }
         if t.host.is_empty() || t.host.len() > 250 {
-            return Err("a topology needs 1-250 [[host]] entries".into());
+            return Err(TopologyError::HostCount);
         }
-        for h in &t.host {
-            if !ok_name(&h.name, 4) {
-                return Err(format!("invalid host name {:?}: 1-4 characters of [a-z0-9]", h.name));
-            }
+        if let Some(h) = t.host.iter().find(|h| !ok_name(&h.name, 4)) {
+            return Err(TopologyError::HostName(h.name.clone()));
         }
-        let known = |h: &str| t.host.iter().any(|x| x.name == h);
-        for n in &t.network {
-            if !known(&n.on) {
-                return Err(format!("network {}: host {:?} is not a [[host]]", n.name, n.on));
-            }
-        }
-        for s in &t.sandbox {
-            if !known(&s.on) {
-                return Err(format!("sandbox {}: host {:?} is not a [[host]]", s.name, s.on));
-            }
+        let unknown = |kind, name: &str, host: &str| {
+            (!t.host.iter().any(|x| x.name == host)).then(|| TopologyError::UnknownHost {
+                kind,
+                name: name.to_string(),
+                host: host.to_string(),
+            })
+        };
+        let placed = t.network.iter().map(|n| ("network", &n.name, &n.on));
+        let placed = placed.chain(t.sandbox.iter().map(|s| ("sandbox", &s.name, &s.on)));
+        if let Some(e) = placed.filter_map(|(k, n, h)| unknown(k, n, h)).next() {
+            return Err(e);
         }
         Ok(t)
     }
@@ -140,12 +177,9 @@ impl Topology {
     ///
     /// # Errors
     /// It is up already, or a step failed (what was made is removed again).
-    pub fn up(&self, bin_dir: &Path) -> Result<(), String> {
+    pub fn up(&self, bin_dir: &Path) -> Result<(), TopologyError> {
         if self.is_up() {
-            return Err(format!(
-                "topology {} is up already: run switchsim down first",
-                self.name
-            ));
+            return Err(TopologyError::AlreadyUp(self.name.clone()));
         }
         let fabric = Fabric::new(&self.name, self.underlay, bin_dir);
         for h in &self.host {
@@ -184,13 +218,16 @@ impl Topology {
         Ok(())
     }
 
-    fn populate<'a>(&self, host: &dyn Fn(&str) -> &'a Host) -> Result<(), String> {
+    fn populate<'a>(&self, host: &dyn Fn(&str) -> &'a Host) -> Result<(), TopologyError> {
         let step = |h: &Host, args: Vec<String>| {
             let out = h.ctl(&args);
             if out.ok() {
                 Ok(())
             } else {
-                Err(format!("switchctl {}: {}", args.join(" "), out.stderr.trim()))
+                Err(TopologyError::Step {
+                    args: args.join(" "),
+                    stderr: out.stderr.trim().to_string(),
+                })
             }
         };
         for n in &self.network {
@@ -242,14 +279,14 @@ mod tests {
 
     #[test]
     fn bad_topologies_are_named() {
-        let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n").unwrap_err();
+        let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n").unwrap_err().to_string();
         assert!(e.contains("invalid name \"Lab!\""), "{e}");
         let e = Topology::parse("name = \"lab\"\nunderlay = 9\n").unwrap_err();
-        assert!(e.contains("1-250 [[host]]"), "{e}");
+        assert_eq!(e, TopologyError::HostCount);
         let t = "name = \"lab\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n[[sandbox]]\nname = \"a\"\non = \"h9\"\n";
-        let e = Topology::parse(t).unwrap_err();
+        let e = Topology::parse(t).unwrap_err().to_string();
         assert!(e.contains("sandbox a: host \"h9\" is not a [[host]]"), "{e}");
-        let e = Topology::parse("name = \"lab\"\nunderlay = 300\n[[host]]\nname = \"h1\"\n").unwrap_err();
+        let e = Topology::parse("name = \"lab\"\nunderlay = 300\n[[host]]\nname = \"h1\"\n").unwrap_err().to_string();
         assert!(e.contains("invalid topology"), "{e}");
     }
 }

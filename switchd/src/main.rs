@@ -90,16 +90,16 @@ struct Args {
     log_level: String,
 }
 
-fn parse_plugin_name(s: &str) -> Result<String, String> {
+fn parse_plugin_name(s: &str) -> Result<String, plugin::InvalidPluginName> {
     plugin::check_name(s).map(|()| s.to_string())
 }
 
-fn parse_upstream(s: &str) -> Result<std::net::SocketAddr, String> {
+fn parse_upstream(s: &str) -> anyhow::Result<std::net::SocketAddr> {
     if let Ok(ip) = s.parse::<std::net::IpAddr>() {
         return Ok(std::net::SocketAddr::new(ip, 53));
     }
     s.parse()
-        .map_err(|_| format!("invalid upstream {s:?}: expected an IP address, optionally with :PORT"))
+        .map_err(|_| anyhow::anyhow!("invalid upstream {s:?}: expected an IP address, optionally with :PORT"))
 }
 
 /// `HOST[:PORT]` to a socket address, `port` when none is given.

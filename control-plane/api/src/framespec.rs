@@ -24,13 +24,58 @@ use switch::MacAddr;
 
 const KEYS: &str = "dst, src, type, vlan, len, nw_src, nw_dst, arp, sender, hex";
 
+/// Why a frame spec was refused; the message names the bad part and what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FrameSpecError {
+    /// An item that is not `KEY=VALUE`.
+    #[error("invalid frame spec item {0:?}: expected KEY=VALUE with a key of {KEYS}")]
+    Item(String),
+    /// A key this language does not have.
+    #[error("unknown frame spec key {0:?}: use {KEYS}")]
+    UnknownKey(String),
+    /// A value its key does not take.
+    #[error("invalid {key}={value}: {accepted}")]
+    Value {
+        /// The key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What the key takes.
+        accepted: &'static str,
+    },
+    /// `hex=` with other keys.
+    #[error("hex= gives the whole frame: use it alone")]
+    HexNotAlone,
+    /// `hex=` with an odd number of digits or fewer than an Ethernet header's.
+    #[error("invalid hex frame of {0} digits: give at least the 14-byte Ethernet header as pairs of hex digits")]
+    HexLength(usize),
+    /// `hex=` with something other than hex digits.
+    #[error("invalid hex frame: {0:?} is not a hex byte")]
+    HexByte(String),
+    /// No `src=` and no address of the ingress port to stand in.
+    #[error("the frame needs a source address: give src=MAC (the ingress port has no address of its own)")]
+    NoSource,
+    /// `len=` below what the headers take.
+    #[error("len={len} is shorter than the headers asked for ({headers} bytes)")]
+    TooShort {
+        /// The length asked for.
+        len: usize,
+        /// What the headers take.
+        headers: usize,
+    },
+}
+
 /// Builds the frame `spec` describes; `default_src` stands in for a missing `src=`, and
 /// `default_ip` for a missing `nw_src=` (the ingress port's own addresses, so that a frame
 /// traced from a sandbox is one its port security lets through).
 ///
 /// # Errors
 /// An unknown key, a bad value (named, with what is accepted), or no source address.
-pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Addr>) -> Result<Vec<u8>, String> {
+pub fn build(
+    spec: &str,
+    default_src: Option<MacAddr>,
+    default_ip: Option<Ipv4Addr>,
+) -> Result<Vec<u8>, FrameSpecError> {
     let mut dst = MacAddr::BROADCAST;
     let mut src = default_src;
     let mut nw_src = default_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
@@ -43,22 +88,25 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
     let pairs: Vec<&str> = spec.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     for pair in &pairs {
         let Some((k, v)) = pair.split_once('=') else {
-            return Err(format!(
-                "invalid frame spec item {pair:?}: expected KEY=VALUE with a key of {KEYS}"
-            ));
+            return Err(FrameSpecError::Item(pair.to_string()));
+        };
+        let bad = |accepted: &'static str| FrameSpecError::Value {
+            key: k.to_string(),
+            value: v.to_string(),
+            accepted,
         };
         let mac = |v: &str| {
             v.parse::<MacAddr>()
-                .map_err(|_| format!("invalid {k}={v}: expected a MAC address like 02:42:ac:11:00:02"))
+                .map_err(|_| bad("expected a MAC address like 02:42:ac:11:00:02"))
         };
         let ip = |v: &str| {
             v.parse::<Ipv4Addr>()
-                .map_err(|_| format!("invalid {k}={v}: expected an IPv4 address like 10.0.0.2"))
+                .map_err(|_| bad("expected an IPv4 address like 10.0.0.2"))
         };
         match k {
             "hex" => {
                 if pairs.len() > 1 {
-                    return Err("hex= gives the whole frame: use it alone".into());
+                    return Err(FrameSpecError::HexNotAlone);
                 }
                 return hex(v);
             }
@@ -72,9 +120,7 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
                     _ => v
                         .strip_prefix("0x")
                         .and_then(|h| u16::from_str_radix(h, 16).ok())
-                        .ok_or_else(|| {
-                            format!("invalid type={v}: use ipv4, ipv6, arp or a hex EtherType like 0x88cc")
-                        })?,
+                        .ok_or_else(|| bad("use ipv4, ipv6, arp or a hex EtherType like 0x88cc"))?,
                 }
             }
             "vlan" => {
@@ -82,7 +128,7 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
                     v.parse::<u16>()
                         .ok()
                         .and_then(|n| VlanId::new(n).ok())
-                        .ok_or_else(|| format!("invalid vlan={v}: a VLAN ID is 1-4094"))?,
+                        .ok_or_else(|| bad("a VLAN ID is 1-4094"))?,
                 )
             }
             "len" => {
@@ -90,18 +136,17 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
                     v.parse::<usize>()
                         .ok()
                         .filter(|n| (14..=65535).contains(n))
-                        .ok_or_else(|| format!("invalid len={v}: a frame is 14-65535 bytes"))?,
+                        .ok_or_else(|| bad("a frame is 14-65535 bytes"))?,
                 )
             }
             "nw_src" => nw_src = ip(v)?,
             "nw_dst" => nw_dst = ip(v)?,
             "arp" => arp_target = Some(ip(v)?),
             "sender" => sender = ip(v)?,
-            _ => return Err(format!("unknown frame spec key {k:?}: use {KEYS}")),
+            _ => return Err(FrameSpecError::UnknownKey(k.to_string())),
         }
     }
-    let src =
-        src.ok_or("the frame needs a source address: give src=MAC (the ingress port has no address of its own)")?;
+    let src = src.ok_or(FrameSpecError::NoSource)?;
     let ethertype = if arp_target.is_some() {
         EtherType::ARP
     } else {
@@ -130,10 +175,10 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
     }
     let want = len.unwrap_or(60.max(f.len()));
     if want < f.len() {
-        return Err(format!(
-            "len={want} is shorter than the headers asked for ({} bytes)",
-            f.len()
-        ));
+        return Err(FrameSpecError::TooShort {
+            len: want,
+            headers: f.len(),
+        });
     }
     f.resize(want, 0);
     if ipv4 {
@@ -149,13 +194,10 @@ pub fn build(spec: &str, default_src: Option<MacAddr>, default_ip: Option<Ipv4Ad
     Ok(f)
 }
 
-fn hex(v: &str) -> Result<Vec<u8>, String> {
+fn hex(v: &str) -> Result<Vec<u8>, FrameSpecError> {
     let digits: Vec<u8> = v.bytes().filter(|b| !b":- ".contains(b)).collect();
     if !digits.len().is_multiple_of(2) || digits.len() < 28 {
-        return Err(format!(
-            "invalid hex frame of {} digits: give at least the 14-byte Ethernet header as pairs of hex digits",
-            digits.len()
-        ));
+        return Err(FrameSpecError::HexLength(digits.len()));
     }
     digits
         .chunks(2)
@@ -163,7 +205,7 @@ fn hex(v: &str) -> Result<Vec<u8>, String> {
             std::str::from_utf8(p)
                 .ok()
                 .and_then(|s| u8::from_str_radix(s, 16).ok())
-                .ok_or_else(|| format!("invalid hex frame: {:?} is not a hex byte", String::from_utf8_lossy(p)))
+                .ok_or_else(|| FrameSpecError::HexByte(String::from_utf8_lossy(p).into_owned()))
         })
         .collect()
 }
@@ -229,9 +271,9 @@ mod tests {
             ("hex=zz00000000000000000000000000", "\"zz\" is not a hex byte"),
             ("hex=00,len=60", "use it alone"),
         ] {
-            let e = build(spec, Some(A), None).unwrap_err();
+            let e = build(spec, Some(A), None).unwrap_err().to_string();
             assert!(e.contains(want), "{spec}: {e}");
         }
-        assert!(build("", None, None).unwrap_err().contains("give src=MAC"));
+        assert_eq!(build("", None, None), Err(FrameSpecError::NoSource));
     }
 }

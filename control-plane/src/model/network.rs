@@ -245,7 +245,7 @@ impl State {
             Some(r) => {
                 let r: Ipv4Cidr = r
                     .parse()
-                    .map_err(|e: String| invalid(e.replace("subnet", "ip-range")))?;
+                    .map_err(|e: crate::cidr::CidrError| invalid(e.to_string().replace("subnet", "ip-range")))?;
                 if !subnet.covers(&r) {
                     return Err(invalid(format!(
                         "invalid ip-range {r}: it must lie inside the subnet {subnet}"

@@ -274,7 +274,11 @@ fn up_down(path: &std::path::Path, up: bool) -> ExitCode {
         );
         return ExitCode::SUCCESS;
     }
-    match bin_dir().and_then(|d| topo.up(&d)) {
+    let made = match bin_dir() {
+        Ok(dir) => topo.up(&dir).map_err(|e| e.to_string()),
+        Err(e) => Err(format!("cannot find switchsim's own directory: {e}")),
+    };
+    match made {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("{e}");
@@ -283,8 +287,8 @@ fn up_down(path: &std::path::Path, up: bool) -> ExitCode {
     }
 }
 
-fn bin_dir() -> Result<PathBuf, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find switchsim's own directory: {e}"))?;
+fn bin_dir() -> std::io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
     Ok(exe.parent().map(PathBuf::from).unwrap_or_default())
 }
 
@@ -309,7 +313,11 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
             } else if algorithms.len() > 1 {
                 println!();
             }
-            match bin_dir().and_then(|d| benches::dataplane::run_all(&d, tcp)) {
+            let measured = match bin_dir() {
+                Ok(d) => benches::dataplane::run_all(&d, tcp).map_err(|e| e.to_string()),
+                Err(e) => Err(format!("cannot find switchsim's own directory: {e}")),
+            };
+            match measured {
                 Ok(r) => {
                     print!("{}", benches::dataplane::report(&r));
                     done.push(r);

@@ -193,13 +193,81 @@ fn default_gap() -> f64 {
     2.0
 }
 
+/// Why a scenario was refused; the message names the bad value and what is accepted.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ScenarioError {
+    /// Not TOML of a scenario's shape.
+    #[error("invalid scenario: {0}")]
+    Toml(#[from] toml::de::Error),
+    /// A host count out of range.
+    #[error("invalid hosts {0}: give 1-100000")]
+    Hosts(u32),
+    /// A duration out of range.
+    #[error("invalid duration_s {0}: give 0-3600 seconds")]
+    Duration(f64),
+    /// Negative latency or jitter, or a loss outside 0-1.
+    #[error("invalid [link]: latency_ms and jitter_ms are >= 0, loss is 0-1")]
+    Link,
+    /// A network's subnet.
+    #[error("invalid subnet {subnet:?} of network {network}: {source}")]
+    Subnet {
+        /// The network.
+        network: String,
+        /// Its subnet as given.
+        subnet: String,
+        /// Why it was refused.
+        source: control_plane::cidr::CidrError,
+    },
+    /// A step outside the run.
+    #[error("step {step}: at_s {at_s} is outside 0-{duration_s} (duration_s)")]
+    StepTime {
+        /// The step, from 1.
+        step: usize,
+        /// When it was to run.
+        at_s: f64,
+        /// The run's length.
+        duration_s: f64,
+    },
+    /// A step on a host the scenario does not have.
+    #[error("step {step}: host {host} does not exist (hosts are 0-{last})")]
+    NoHost {
+        /// The step, from 1.
+        step: usize,
+        /// The host named.
+        host: u32,
+        /// The last host.
+        last: u32,
+    },
+    /// A fraction or loss outside 0-1.
+    #[error("step {step}: {what} {value} is outside 0-1")]
+    Ratio {
+        /// The step, from 1.
+        step: usize,
+        /// `fraction` or `loss`.
+        what: &'static str,
+        /// The value given.
+        value: f64,
+    },
+    /// A network step in a membership-only scenario.
+    #[error("step {0}: a membership_only scenario has no networks")]
+    MembershipOnly(usize),
+    /// A network not declared.
+    #[error("step {step}: network {network:?} is not declared under [[network]]")]
+    UnknownNetwork {
+        /// The step, from 1.
+        step: usize,
+        /// The network named.
+        network: String,
+    },
+}
+
 impl Scenario {
     /// Parses and checks a scenario file's text.
     ///
     /// # Errors
-    /// One sentence naming the bad value and what is accepted.
-    pub fn parse(text: &str) -> Result<Scenario, String> {
-        let s: Scenario = toml::from_str(text).map_err(|e| format!("invalid scenario: {e}"))?;
+    /// [`ScenarioError`], naming the bad value and what is accepted.
+    pub fn parse(text: &str) -> Result<Scenario, ScenarioError> {
+        let s: Scenario = toml::from_str(text)?;
         s.check()?;
         Ok(s)
     }
@@ -208,66 +276,72 @@ impl Scenario {
     ///
     /// # Errors
     /// As [`Scenario::parse`].
-    pub fn check(&self) -> Result<(), String> {
+    pub fn check(&self) -> Result<(), ScenarioError> {
         if self.hosts == 0 || self.hosts > 100_000 {
-            return Err(format!("invalid hosts {}: give 1-100000", self.hosts));
+            return Err(ScenarioError::Hosts(self.hosts));
         }
         if !(self.duration_s > 0.0 && self.duration_s <= 3600.0) {
-            return Err(format!("invalid duration_s {}: give 0-3600 seconds", self.duration_s));
+            return Err(ScenarioError::Duration(self.duration_s));
         }
         let l = self.link;
         if !(0.0..=1.0).contains(&l.loss) || l.latency_ms < 0.0 || l.jitter_ms < 0.0 {
-            return Err("invalid [link]: latency_ms and jitter_ms are >= 0, loss is 0-1".into());
+            return Err(ScenarioError::Link);
         }
         for n in &self.network {
             n.subnet
                 .parse::<control_plane::Ipv4Cidr>()
-                .map_err(|e| format!("invalid subnet {:?} of network {}: {e}", n.subnet, n.name))?;
+                .map_err(|source| ScenarioError::Subnet {
+                    network: n.name.clone(),
+                    subnet: n.subnet.clone(),
+                    source,
+                })?;
         }
-        let known = |name: &str| self.network.iter().any(|n| n.name == name);
         for (i, st) in self.step.iter().enumerate() {
-            if !(0.0..=self.duration_s).contains(&st.at_s) {
-                return Err(format!(
-                    "step {}: at_s {} is outside 0-{} (duration_s)",
-                    i + 1,
-                    st.at_s,
-                    self.duration_s
-                ));
+            self.check_step(i + 1, st)?;
+        }
+        Ok(())
+    }
+
+    fn check_step(&self, step: usize, st: &Step) -> Result<(), ScenarioError> {
+        if !(0.0..=self.duration_s).contains(&st.at_s) {
+            return Err(ScenarioError::StepTime {
+                step,
+                at_s: st.at_s,
+                duration_s: self.duration_s,
+            });
+        }
+        let ratio = |what, value| ScenarioError::Ratio { step, what, value };
+        let net = match &st.action {
+            Action::CreateNetwork { network, host } => {
+                if *host >= self.hosts {
+                    return Err(ScenarioError::NoHost {
+                        step,
+                        host: *host,
+                        last: self.hosts - 1,
+                    });
+                }
+                Some(network)
             }
-            let net = match &st.action {
-                Action::CreateNetwork { network, host } => {
-                    if *host >= self.hosts {
-                        return Err(format!(
-                            "step {}: host {host} does not exist (hosts are 0-{})",
-                            i + 1,
-                            self.hosts - 1
-                        ));
-                    }
-                    Some(network)
-                }
-                Action::Sandboxes { network, .. }
-                | Action::Probe { network, .. }
-                | Action::Ping { network, .. }
-                | Action::Tcp { network, .. }
-                | Action::Move { network, .. } => Some(network),
-                Action::Partition { fraction } if !(0.0..=1.0).contains(fraction) => {
-                    return Err(format!("step {}: fraction {fraction} is outside 0-1", i + 1))
-                }
-                Action::Loss { loss } if !(0.0..=1.0).contains(loss) => {
-                    return Err(format!("step {}: loss {loss} is outside 0-1", i + 1))
-                }
-                _ => None,
-            };
-            if let Some(n) = net {
-                if self.membership_only {
-                    return Err(format!("step {}: a membership_only scenario has no networks", i + 1));
-                }
-                if !known(n) {
-                    return Err(format!(
-                        "step {}: network {n:?} is not declared under [[network]]",
-                        i + 1
-                    ));
-                }
+            Action::Sandboxes { network, .. }
+            | Action::Probe { network, .. }
+            | Action::Ping { network, .. }
+            | Action::Tcp { network, .. }
+            | Action::Move { network, .. } => Some(network),
+            Action::Partition { fraction } if !(0.0..=1.0).contains(fraction) => {
+                return Err(ratio("fraction", *fraction))
+            }
+            Action::Loss { loss } if !(0.0..=1.0).contains(loss) => return Err(ratio("loss", *loss)),
+            _ => None,
+        };
+        if let Some(n) = net {
+            if self.membership_only {
+                return Err(ScenarioError::MembershipOnly(step));
+            }
+            if !self.network.iter().any(|x| x.name == *n) {
+                return Err(ScenarioError::UnknownNetwork {
+                    step,
+                    network: n.clone(),
+                });
             }
         }
         Ok(())
@@ -294,18 +368,27 @@ mod tests {
     #[test]
     fn bad_values_are_named() {
         let base = "name = \"x\"\nhosts = 3\nduration_s = 10\n";
-        let e = Scenario::parse("name = \"x\"\nhosts = 0\nduration_s = 1\n").unwrap_err();
+        let e = Scenario::parse("name = \"x\"\nhosts = 0\nduration_s = 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid hosts 0"), "{e}");
         let e = Scenario::parse(&format!(
             "{base}[[step]]\nat_s = 1\naction = \"ping\"\nnetwork = \"nope\"\ncount = 1\n"
         ))
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
         assert!(e.contains("network \"nope\" is not declared"), "{e}");
-        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 11\naction = \"heal\"\n")).unwrap_err();
+        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 11\naction = \"heal\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("at_s 11 is outside"), "{e}");
-        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 1\naction = \"fly\"\n")).unwrap_err();
+        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 1\naction = \"fly\"\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown variant `fly`"), "{e}");
-        let e = Scenario::parse(&format!("{base}[link]\nloss = 2\n")).unwrap_err();
+        let e = Scenario::parse(&format!("{base}[link]\nloss = 2\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("loss is 0-1"), "{e}");
     }
 }

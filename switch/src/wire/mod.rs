@@ -15,7 +15,7 @@ pub use ethernet::{EtherType, EthernetFrame, EthernetRepr, ETHERNET_HEADER_LEN};
 pub use ip::{internet_checksum, proto, udp_ports, Ipv4Packet, Ipv4Repr, Ipv6Packet, IPV4_HEADER_LEN, IPV6_HEADER_LEN};
 pub use mac::{MacAddr, ParseMacError};
 pub use tcp::{tcp_flag, TcpSegment, TCP_HEADER_LEN};
-pub use vlan::{trunk_rx, trunk_tag, TrunkRx, VlanId, VlanTag, TPID_8021Q, VLAN_TAG_LEN};
+pub use vlan::{trunk_rx, trunk_tag, InvalidVlanId, TrunkRx, VlanId, VlanTag, TPID_8021Q, VLAN_TAG_LEN};
 
 /// Why bytes could not be viewed as a header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -16,11 +16,11 @@ impl VlanId {
     /// # Errors
     /// Values outside 1-4094 are refused with a message naming the value.
     #[inline]
-    pub fn new(id: u16) -> Result<VlanId, String> {
+    pub fn new(id: u16) -> Result<VlanId, InvalidVlanId> {
         if (1..=4094).contains(&id) {
             Ok(VlanId(id))
         } else {
-            Err(format!("invalid VLAN ID {id}: must be 1-4094"))
+            Err(InvalidVlanId(id))
         }
     }
 
@@ -37,6 +37,18 @@ impl fmt::Display for VlanId {
         write!(f, "{}", self.0)
     }
 }
+
+/// A VLAN ID outside 1-4094.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidVlanId(pub u16);
+
+impl fmt::Display for InvalidVlanId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "invalid VLAN ID {}: must be 1-4094", self.0)
+    }
+}
+
+impl std::error::Error for InvalidVlanId {}
 
 /// A zero-copy view of the four bytes following an 802.1Q/802.1ad TPID: TCI and inner type.
 #[derive(Debug, Clone, Copy)]
@@ -204,7 +216,10 @@ mod tests {
     #[test]
     fn vlan_id_range() {
         assert!(VlanId::new(0).is_err());
-        assert_eq!(VlanId::new(4095).unwrap_err(), "invalid VLAN ID 4095: must be 1-4094");
+        assert_eq!(
+            VlanId::new(4095).unwrap_err().to_string(),
+            "invalid VLAN ID 4095: must be 1-4094"
+        );
         assert_eq!(VlanId::new(4094).unwrap().get(), 4094);
         assert!(VlanTag::new_checked(&[0u8; 3][..]).is_err());
     }

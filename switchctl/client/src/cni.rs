@@ -640,17 +640,31 @@ impl Plugin<'_> {
     }
 }
 
+/// Why an interface could not be read from a namespace.
+#[derive(Debug, thiserror::Error)]
+enum NamespaceReadError {
+    #[error("cannot open the namespace: {0}")]
+    Open(std::io::Error),
+    #[error("cannot enter the namespace: {0}")]
+    Enter(nix::Error),
+    #[error("cannot list interfaces: {0}")]
+    List(nix::Error),
+    #[error("no such interface")]
+    NoInterface,
+    #[error("the namespace reader panicked")]
+    Panicked,
+}
+
 /// The MAC and IPv4 addresses of `ifname` in the namespace at `netns` (read from a thread that
 /// enters it, so the plugin's own namespace is untouched).
-fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<Ipv4Addr>), String> {
-    let ns = std::fs::File::open(netns).map_err(|e| format!("cannot open the namespace: {e}"))?;
+fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<Ipv4Addr>), NamespaceReadError> {
+    let ns = std::fs::File::open(netns).map_err(NamespaceReadError::Open)?;
     let ifname = ifname.to_string();
     std::thread::spawn(move || {
-        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-            .map_err(|e| format!("cannot enter the namespace: {e}"))?;
+        nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET).map_err(NamespaceReadError::Enter)?;
         let mut mac = None;
         let mut addrs = Vec::new();
-        for a in nix::ifaddrs::getifaddrs().map_err(|e| format!("cannot list interfaces: {e}"))? {
+        for a in nix::ifaddrs::getifaddrs().map_err(NamespaceReadError::List)? {
             if a.interface_name != ifname {
                 continue;
             }
@@ -663,10 +677,10 @@ fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<Ipv4Addr>), S
                 addrs.push(v4.ip());
             }
         }
-        mac.map(|m| (m, addrs)).ok_or_else(|| "no such interface".to_string())
+        mac.map(|m| (m, addrs)).ok_or(NamespaceReadError::NoInterface)
     })
     .join()
-    .map_err(|_| "the namespace reader panicked".to_string())?
+    .map_err(|_| NamespaceReadError::Panicked)?
 }
 
 #[cfg(test)]

@@ -269,7 +269,8 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
         (&Method::GET, ["ports"]) => Ok(json(StatusCode::OK, &blocking(move || d.ports()).await?)),
         (&Method::GET, ["fdb"]) => Ok(json(StatusCode::OK, &blocking(move || d.fdb()).await?)),
         (&Method::GET, ["ports", port, "capture"]) => {
-            let count = control_plane::request::capture_count(req.uri().query()).map_err(|m| error(400, m))?;
+            let count =
+                control_plane::request::capture_count(req.uri().query()).map_err(|m| error(400, m.to_string()))?;
             let port = port.to_string();
             let (rx, label) = blocking(move || d.capture(&port)).await?;
             Ok(Response::builder()

@@ -32,11 +32,16 @@ pub const PLUGIN_DIR: &str = "/run/docker/plugins";
 
 type Reply = Response<BoxBody<Bytes, Infallible>>;
 
+/// A plugin name that `docker network create -d` or a file name would not take.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid plugin name {0:?}: use 1-64 characters from [a-z0-9_.-], starting with a letter or digit")]
+pub struct InvalidPluginName(pub String);
+
 /// Checks a plugin name: what `docker network create -d` takes and a file name allows.
 ///
 /// # Errors
-/// One sentence naming the bad name and what is accepted.
-pub fn check_name(name: &str) -> Result<(), String> {
+/// [`InvalidPluginName`], naming it and what is accepted.
+pub fn check_name(name: &str) -> Result<(), InvalidPluginName> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -46,9 +51,7 @@ pub fn check_name(name: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "invalid plugin name {name:?}: use 1-64 characters from [a-z0-9_.-], starting with a letter or digit"
-        ))
+        Err(InvalidPluginName(name.to_string()))
     }
 }
 

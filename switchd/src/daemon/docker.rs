@@ -60,7 +60,9 @@ impl Daemon {
     /// `NetworkDriver.CreateNetwork`: makes and brings up the switchd network, or links the
     /// existing one it names.
     pub fn docker_create_network(&self, r: CreateNetwork, plugin: &str) -> Result<(), OpError> {
-        let spec = r.spec().map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        let spec = r
+            .spec()
+            .map_err(|m| OpError::Model(ModelError::Invalid(m.to_string())))?;
         self.create_network_with(|next, routes| {
             let (id, made) = next.docker_create_network(spec, plugin, SystemTime::now(), routes)?;
             // A network that exists (an overlay of the cluster) is up already.
@@ -187,7 +189,9 @@ impl Daemon {
     /// `NetworkDriver.ProgramExternalConnectivity`: publishes the container's ports (host
     /// ports chosen where Docker left them open).
     pub fn docker_publish(&self, r: Connectivity) -> Result<(), OpError> {
-        let wanted = r.ports().map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+        let wanted = r
+            .ports()
+            .map_err(|m| OpError::Model(ModelError::Invalid(m.to_string())))?;
         self.docker_set_ports(&r.network_id, &r.endpoint_id, wanted)
     }
 

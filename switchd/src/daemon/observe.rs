@@ -293,7 +293,7 @@ impl Daemon {
             .map(|e| e.mac);
         let own_ip = port_ips.iter().find(|(p, _)| *p == found.port).map(|(_, ip)| *ip);
         let frame = control_plane::framespec::build(&req.frame, own_mac, own_ip)
-            .map_err(|m| OpError::Model(ModelError::Invalid(m)))?;
+            .map_err(|m| OpError::Model(ModelError::Invalid(m.to_string())))?;
         let out = self.dp.trace(found.port, frame.clone()).map_err(io_err("dataplane"))?;
         Ok(TraceResource {
             network: net_name,
