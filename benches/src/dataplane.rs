@@ -1166,10 +1166,15 @@ mod tests {
             e.starts_with("congestion control 'no_such_algorithm' is not available"),
             "{e}"
         );
-        let e = Congestion::pick_all(Some("reno,,reno")).expect_err("empty item").to_string();
+        let e = Congestion::pick_all(Some("reno,,reno"))
+            .expect_err("empty item")
+            .to_string();
         assert!(e.starts_with("congestion control '' is not available"), "{e}");
         let e = Congestion::pick_all(Some("reno,reno")).expect_err("twice");
-        assert_eq!(e.to_string(), "congestion control 'reno' is listed twice in 'reno,reno'");
+        assert_eq!(
+            e.to_string(),
+            "congestion control 'reno' is listed twice in 'reno,reno'"
+        );
     }
 
     /// The vCPUs the calling thread may run on.

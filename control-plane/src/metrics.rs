@@ -75,6 +75,21 @@ pub fn render(s: &StatsResource) -> String {
         &[],
         s.sandboxes,
     );
+    ports(o, s);
+    if let Some(v) = &s.vxlan {
+        vxlan(o, v);
+    }
+    dataplane(o, s);
+    descriptors(o, &s.descriptors);
+    if let Some(c) = &s.cluster {
+        cluster(o, c);
+    }
+    dns(o, s);
+    out
+}
+
+/// Per-port counters, drops by reason, and MAC table sizes.
+fn ports(o: &mut String, s: &StatsResource) {
     let port_counters: [Counter<crate::api::PortResource>; 5] = [
         (
             "switchd_port_rx_packets_total",
@@ -124,35 +139,41 @@ pub fn render(s: &StatsResource) -> String {
         f.sample(name, &[("network", &m.network), ("type", "static")], m.r#static);
         f.sample(name, &[("network", &m.network), ("type", "learned")], m.learned);
     }
-    if let Some(v) = &s.vxlan {
-        let counters = [
-            (
-                "switchd_vxlan_rx_packets_total",
-                "VXLAN datagrams received.",
-                v.rx_packets,
-            ),
-            (
-                "switchd_vxlan_rx_malformed_total",
-                "Datagrams on the VXLAN port that were not VXLAN.",
-                v.rx_malformed,
-            ),
-            (
-                "switchd_vxlan_rx_unknown_vni_total",
-                "VXLAN frames of VNIs no network here has.",
-                v.rx_unknown_vni,
-            ),
-            (
-                "switchd_vxlan_rx_unknown_vtep_total",
-                "VXLAN frames from addresses that are no peer of their network.",
-                v.rx_unknown_vtep,
-            ),
-            ("switchd_vxlan_tx_packets_total", "VXLAN datagrams sent.", v.tx_packets),
-            ("switchd_vxlan_tx_errors_total", "VXLAN sends that failed.", v.tx_errors),
-        ];
-        for (name, help, n) in counters {
-            Family::start(o, name, "counter", help).sample(name, &[], n);
-        }
+}
+
+/// The VXLAN port's counters.
+fn vxlan(o: &mut String, v: &crate::api::VxlanResource) {
+    let counters = [
+        (
+            "switchd_vxlan_rx_packets_total",
+            "VXLAN datagrams received.",
+            v.rx_packets,
+        ),
+        (
+            "switchd_vxlan_rx_malformed_total",
+            "Datagrams on the VXLAN port that were not VXLAN.",
+            v.rx_malformed,
+        ),
+        (
+            "switchd_vxlan_rx_unknown_vni_total",
+            "VXLAN frames of VNIs no network here has.",
+            v.rx_unknown_vni,
+        ),
+        (
+            "switchd_vxlan_rx_unknown_vtep_total",
+            "VXLAN frames from addresses that are no peer of their network.",
+            v.rx_unknown_vtep,
+        ),
+        ("switchd_vxlan_tx_packets_total", "VXLAN datagrams sent.", v.tx_packets),
+        ("switchd_vxlan_tx_errors_total", "VXLAN sends that failed.", v.tx_errors),
+    ];
+    for (name, help, n) in counters {
+        Family::start(o, name, "counter", help).sample(name, &[], n);
     }
+}
+
+/// How the dataplane writes and polls.
+fn dataplane(o: &mut String, s: &StatsResource) {
     let (w, p) = (&s.port_writes, &s.polling);
     let dataplane = [
         (
@@ -189,7 +210,10 @@ pub fn render(s: &StatsResource) -> String {
     for (name, kind, help, n) in dataplane {
         Family::start(o, name, kind, help).sample(name, &[], n);
     }
-    let d = &s.descriptors;
+}
+
+/// Descriptors open, the limit, and what is held for others.
+fn descriptors(o: &mut String, d: &crate::api::Descriptors) {
     let descriptors = [
         (
             "switchd_open_descriptors",
@@ -239,35 +263,41 @@ pub fn render(s: &StatsResource) -> String {
             f.sample(name, &[("consumer", c.name.as_str())], get(c));
         }
     }
-    if let Some(c) = &s.cluster {
-        let name = "switchd_cluster_peers";
-        let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
-        for state in ["alive", "suspect", "down"] {
-            f.sample(name, &[("state", state)], c.peers.get(state).copied().unwrap_or(0));
-        }
-        let name = "switchd_gossip_messages_total";
-        let mut f = Family::start(o, name, "counter", "Gossip datagrams, by direction and outcome.");
-        f.sample(
-            name,
-            &[("direction", "received"), ("outcome", "accepted")],
-            c.gossip_received.saturating_sub(c.gossip_refused),
-        );
-        f.sample(
-            name,
-            &[("direction", "received"), ("outcome", "refused")],
-            c.gossip_refused,
-        );
-        f.sample(
-            name,
-            &[("direction", "received"), ("outcome", "unauthenticated")],
-            c.gossip_unauthenticated,
-        );
-        f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
-        let name = "switchd_sync_exchanges_total";
-        let mut f = Family::start(o, name, "counter", "Anti-entropy exchanges, by result.");
-        f.sample(name, &[("result", "ok")], c.sync_ok);
-        f.sample(name, &[("result", "failed")], c.sync_failed);
+}
+
+/// Cluster members, gossip and anti-entropy.
+fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
+    let name = "switchd_cluster_peers";
+    let mut f = Family::start(o, name, "gauge", "Cluster members by state, this host included.");
+    for state in ["alive", "suspect", "down"] {
+        f.sample(name, &[("state", state)], c.peers.get(state).copied().unwrap_or(0));
     }
+    let name = "switchd_gossip_messages_total";
+    let mut f = Family::start(o, name, "counter", "Gossip datagrams, by direction and outcome.");
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "accepted")],
+        c.gossip_received.saturating_sub(c.gossip_refused),
+    );
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "refused")],
+        c.gossip_refused,
+    );
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "unauthenticated")],
+        c.gossip_unauthenticated,
+    );
+    f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
+    let name = "switchd_sync_exchanges_total";
+    let mut f = Family::start(o, name, "counter", "Anti-entropy exchanges, by result.");
+    f.sample(name, &[("result", "ok")], c.sync_ok);
+    f.sample(name, &[("result", "failed")], c.sync_failed);
+}
+
+/// The embedded DNS's counters per network.
+fn dns(o: &mut String, s: &StatsResource) {
     let dns: [Counter<crate::api::DnsStats>; 6] = [
         (
             "switchd_dns_queries_total",
@@ -301,7 +331,6 @@ pub fn render(s: &StatsResource) -> String {
         ),
     ];
     counters(o, &s.dns, &dns, |d| vec![("network", d.network.clone())]);
-    out
 }
 
 #[cfg(test)]

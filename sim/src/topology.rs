@@ -279,14 +279,18 @@ mod tests {
 
     #[test]
     fn bad_topologies_are_named() {
-        let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n").unwrap_err().to_string();
+        let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid name \"Lab!\""), "{e}");
         let e = Topology::parse("name = \"lab\"\nunderlay = 9\n").unwrap_err();
         assert_eq!(e, TopologyError::HostCount);
         let t = "name = \"lab\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n[[sandbox]]\nname = \"a\"\non = \"h9\"\n";
         let e = Topology::parse(t).unwrap_err().to_string();
         assert!(e.contains("sandbox a: host \"h9\" is not a [[host]]"), "{e}");
-        let e = Topology::parse("name = \"lab\"\nunderlay = 300\n[[host]]\nname = \"h1\"\n").unwrap_err().to_string();
+        let e = Topology::parse("name = \"lab\"\nunderlay = 300\n[[host]]\nname = \"h1\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("invalid topology"), "{e}");
     }
 }

@@ -311,6 +311,34 @@ impl State {
             }
             check_name("alias", a)?;
         }
+        let ip = self.endpoint_address(net_id, spec.ip.as_deref(), &pool)?;
+        let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip)?;
+        let others = self.endpoints_of_sandbox(sb_id);
+        let ifname = self.endpoint_ifname(sb_id, &others, spec.ifname)?;
+        // The first network a sandbox joins carries its default route, as Docker's.
+        let default_route = !others.iter().any(|e| e.has_default_route());
+        self.endpoints.insert(
+            endpoint_id.clone(),
+            Endpoint {
+                id: endpoint_id.clone(),
+                network: net_id.clone(),
+                sandbox: sb_id.clone(),
+                ifname: Some(ifname),
+                mac: Some(mac),
+                ip: Some(ip),
+                aliases: spec.aliases,
+                port_kind,
+                default_route: Some(default_route),
+                handoff: false,
+            },
+        );
+        Ok(endpoint_id)
+    }
+
+    /// The address of a new endpoint on `net_id`: `wanted` when it is free and may be held
+    /// there, or the next free one of this host's pool.
+    fn endpoint_address(&self, net_id: &Id, wanted: Option<&str>, pool: &Pool) -> Result<Ipv4Addr, ModelError> {
+        let net = &self.networks[net_id];
         let remote = self.remote.get(net_id);
         // Who holds which address, here and on other hosts (a walk, not a copy: a network
         // of thousands of remote endpoints is walked once per new endpoint).
@@ -320,46 +348,48 @@ impl State {
                 .chain(remote.into_iter().flat_map(|r| r.values().map(|e| (e.ip, &*e.sandbox))))
                 .chain(self.docker_held(net_id).map(|ip| (ip, "a Docker container")))
         };
-        let ip = match &spec.ip {
-            Some(s) => {
-                if is_default {
-                    return Err(invalid(
-                        "user-specified IP address is supported on user-defined networks only",
-                    ));
-                }
-                let ip: Ipv4Addr = s.parse().map_err(|_| {
-                    invalid(format!(
-                        "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
-                    ))
-                })?;
-                pool.check_static(ip).map_err(invalid)?;
-                if Some(ip) == net.host_access_address() {
-                    return Err(ModelError::Conflict(format!(
-                        "address {ip} is reserved for the host's own interface on network {} (host_access)",
-                        net.name
-                    )));
-                }
-                if let Some((_, holder)) = holders().find(|(held, _)| *held == ip) {
-                    return Err(ModelError::Conflict(format!(
-                        "address {ip} is already in use on network {} by sandbox {holder}",
-                        net.name
-                    )));
-                }
-                ip
-            }
-            None => {
-                // Only addresses this host may hand out can be in its way.
-                let used: BTreeSet<Ipv4Addr> = holders()
-                    .map(|(ip, _)| ip)
-                    .chain(net.host_access_address())
-                    .filter(|ip| pool.may_allocate(*ip))
-                    .collect();
-                pool.allocate(&used).ok_or_else(|| {
-                    ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name))
-                })?
-            }
+        let Some(s) = wanted else {
+            // Only addresses this host may hand out can be in its way.
+            let used: BTreeSet<Ipv4Addr> = holders()
+                .map(|(ip, _)| ip)
+                .chain(net.host_access_address())
+                .filter(|ip| pool.may_allocate(*ip))
+                .collect();
+            return pool
+                .allocate(&used)
+                .ok_or_else(|| ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name)));
         };
-        let mac = match &spec.mac {
+        if net.builtin {
+            return Err(invalid(
+                "user-specified IP address is supported on user-defined networks only",
+            ));
+        }
+        let ip: Ipv4Addr = s.parse().map_err(|_| {
+            invalid(format!(
+                "invalid IP address {s:?}: expected an IPv4 address like 192.168.0.10"
+            ))
+        })?;
+        pool.check_static(ip).map_err(invalid)?;
+        if Some(ip) == net.host_access_address() {
+            return Err(ModelError::Conflict(format!(
+                "address {ip} is reserved for the host's own interface on network {} (host_access)",
+                net.name
+            )));
+        }
+        if let Some((_, holder)) = holders().find(|(held, _)| *held == ip) {
+            return Err(ModelError::Conflict(format!(
+                "address {ip} is already in use on network {} by sandbox {holder}",
+                net.name
+            )));
+        }
+        Ok(ip)
+    }
+
+    /// The MAC of a new endpoint on `net_id` with address `ip`: `wanted`, or Docker's from the
+    /// address; never the gateway's or another endpoint's, here or on other hosts.
+    fn endpoint_mac(&self, net_id: &Id, wanted: Option<&str>, ip: Ipv4Addr) -> Result<MacAddr, ModelError> {
+        let net = &self.networks[net_id];
+        let mac = match wanted {
             Some(m) => {
                 let mac: MacAddr = m
                     .parse()
@@ -379,7 +409,11 @@ impl State {
                 net.name
             )));
         }
-        if let Some(e) = remote.and_then(|r| r.values().find(|e| e.mac == mac.0)) {
+        if let Some(e) = self
+            .remote
+            .get(net_id)
+            .and_then(|r| r.values().find(|e| e.mac == mac.0))
+        {
             return Err(ModelError::Conflict(format!(
                 "MAC address {mac} is already in use on network {} by sandbox {} on host {}",
                 net.name, e.sandbox, e.host
@@ -392,42 +426,27 @@ impl State {
                 net.name
             )));
         }
-        let others = self.endpoints_of_sandbox(sb_id);
-        let taken: BTreeSet<String> = others.iter().filter_map(|e| e.ifname.clone()).collect();
-        let ifname = match spec.ifname {
-            Some(name) => {
-                check_ifname(&name)?;
-                if taken.contains(&name) {
-                    return Err(ModelError::Conflict(format!(
-                        "sandbox {} already has an interface named {name}",
-                        self.sandboxes[sb_id].name
-                    )));
-                }
-                name
-            }
-            None => (0..)
+        Ok(mac)
+    }
+
+    /// The interface name of a new endpoint of `sb_id`, which has the endpoints `others`:
+    /// `wanted` when free, else the first free `ethN`.
+    fn endpoint_ifname(&self, sb_id: &Id, others: &[&Endpoint], wanted: Option<String>) -> Result<String, ModelError> {
+        let taken: BTreeSet<&str> = others.iter().filter_map(|e| e.ifname.as_deref()).collect();
+        let Some(name) = wanted else {
+            return Ok((0..)
                 .map(|i| format!("eth{i}"))
-                .find(|n| !taken.contains(n))
-                .expect("unbounded names"),
+                .find(|n| !taken.contains(n.as_str()))
+                .expect("unbounded names"));
         };
-        // The first network a sandbox joins carries its default route, as Docker's.
-        let default_route = !others.iter().any(|e| e.has_default_route());
-        self.endpoints.insert(
-            endpoint_id.clone(),
-            Endpoint {
-                id: endpoint_id.clone(),
-                network: net_id.clone(),
-                sandbox: sb_id.clone(),
-                ifname: Some(ifname),
-                mac: Some(mac),
-                ip: Some(ip),
-                aliases: spec.aliases,
-                port_kind,
-                default_route: Some(default_route),
-                handoff: false,
-            },
-        );
-        Ok(endpoint_id)
+        check_ifname(&name)?;
+        if taken.contains(name.as_str()) {
+            return Err(ModelError::Conflict(format!(
+                "sandbox {} already has an interface named {name}",
+                self.sandboxes[sb_id].name
+            )));
+        }
+        Ok(name)
     }
 
     /// Disconnects a sandbox from a network; returns the removed endpoint.
