@@ -58,9 +58,6 @@ pub fn run(bin_dir: &Path, keep: bool) -> bool {
     fabric.cert("ca", "h2");
     let h1 = fabric.start(1, "h1");
     let h2 = fabric.start(2, "h2");
-    // Sandbox names under their host's prefix: its cleanup removes them.
-    let n = |s: &str| h1.name(s);
-    let n2 = |s: &str| h2.name(s);
     let mut d = Demo {
         hosts: [("h1", &h1), ("h2", &h2)],
         ok: true,
@@ -74,6 +71,20 @@ pub fn run(bin_dir: &Path, keep: bool) -> bool {
     wait(|| h1.ctl(["cluster", "peers"]).stdout.matches("alive").count() == 2);
     d.ctl("h1", &["cluster", "peers"]);
 
+    single_host(&mut d, &h1);
+    across_hosts(&mut d, &h1, &h2);
+    if keep {
+        wait_for_enter(&d, &p);
+    }
+    println!("\n# Removing everything: sandboxes, networks, hosts, the wire.");
+    d.ok
+}
+
+/// What one host does: Docker's built-in networks, user-defined ones with names, isolation and
+/// connect, a published port.
+fn single_host(d: &mut Demo, h1: &Host) {
+    // Sandbox names under their host's prefix: its cleanup removes them.
+    let n = |s: &str| h1.name(s);
     d.say("Every host has Docker's three networks: bridge (NAT to the outside), host, none.");
     d.ctl("h1", &["network", "ls"]);
     let (web, hostsb, nonesb) = (n("web"), n("hostmode"), n("nonemode"));
@@ -147,7 +158,12 @@ pub fn run(bin_dir: &Path, keep: bool) -> bool {
         true,
     );
     let _ = server.join();
+}
 
+/// What two hosts do together: an overlay network, seeing into the switch, macvlan.
+fn across_hosts(d: &mut Demo, h1: &Host, h2: &Host) {
+    let n = |s: &str| h1.name(s);
+    let n2 = |s: &str| h2.name(s);
     d.say("An overlay network spans both hosts (VXLAN, routes spread by gossip).");
     let (o1, o2) = (n("o1"), n2("o2"));
     d.ctl(
@@ -204,23 +220,22 @@ pub fn run(bin_dir: &Path, keep: bool) -> bool {
     }
     d.exec("h1", &m1, &["ping", "-c", "2", "-i", "0.2", "10.90.0.12"], true);
     d.ctl("h1", &["ports"]);
+}
 
-    if keep {
-        println!("\n# Kept. Reach each piece with:");
-        for (name, h) in d.hosts {
-            println!(
-                "#   {name}: ip netns exec {} switchctl -H {} ...",
-                h.ns(),
-                h.socket().display()
-            );
-        }
-        println!("#   sandboxes: ip netns exec NAME ... (ip netns list | grep {p})");
-        println!("# Press Enter to remove everything.");
-        let mut line = String::new();
-        let _ = std::io::stdin().read_line(&mut line);
+/// Says how to reach each piece, and waits for Enter before anything is removed.
+fn wait_for_enter(d: &Demo, p: &str) {
+    println!("\n# Kept. Reach each piece with:");
+    for (name, h) in d.hosts {
+        println!(
+            "#   {name}: ip netns exec {} switchctl -H {} ...",
+            h.ns(),
+            h.socket().display()
+        );
     }
-    println!("\n# Removing everything: sandboxes, networks, hosts, the wire.");
-    d.ok
+    println!("#   sandboxes: ip netns exec NAME ... (ip netns list | grep {p})");
+    println!("# Press Enter to remove everything.");
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
 }
 
 /// Answers one HTTP request on `addr` inside sandbox `sb`.

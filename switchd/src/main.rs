@@ -182,30 +182,11 @@ fn main() -> anyhow::Result<()> {
     };
     tracing::info!(?upstreams, "DNS upstreams");
     let (changes_tx, mut changes_rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut host_index = None;
-    let cluster = match &args.cluster_dir {
-        None => None,
+    let (cluster, host_index) = match &args.cluster_dir {
+        None => (None, None),
         Some(dir) => {
-            let creds = cluster::load(dir)?;
-            host_index = Some(creds.index);
-            let join = args
-                .join
-                .iter()
-                .map(|j| resolve(j, args.gossip_port))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            let advertise = args.advertise.expect("clap requires --advertise with --cluster-dir");
-            let cfg = cluster::ClusterConfig {
-                advertise,
-                join,
-                port: args.gossip_port,
-            };
-            Some(cluster::start(
-                rt.handle(),
-                cfg,
-                creds,
-                args.vxlan_port,
-                changes_tx.clone(),
-            )?)
+            let (c, index) = start_cluster(&args, dir, rt.handle(), changes_tx.clone())?;
+            (Some(c), Some(index))
         }
     };
     let daemon = daemon::Daemon::start(daemon::Config {
@@ -239,9 +220,8 @@ fn main() -> anyhow::Result<()> {
             let _ = tokio::task::spawn_blocking(move || d.apply_outputs(outputs)).await;
         }
     });
-    if let Some(l) = metrics {
+    if let (Some(l), Some(addr)) = (metrics, args.metrics) {
         let d = daemon.clone();
-        let addr = args.metrics.expect("bound above");
         rt.spawn(async move {
             tracing::info!(%addr, "metrics served at /metrics");
             if let Err(e) = http::serve_metrics(l, d).await {
@@ -250,15 +230,8 @@ fn main() -> anyhow::Result<()> {
         });
     }
     let plugin_path = plugin_socket.as_ref().map(|(_, p, _)| p.clone());
-    if let Some((l, path, name)) = plugin_socket {
-        let d = daemon.clone();
-        let engine = docker_api::Engine::new(args.docker_host.clone());
-        rt.spawn(async move {
-            tracing::info!(socket = %path.display(), plugin = %name, "Docker plugin served");
-            if let Err(e) = plugin::serve(l, d, name, engine).await {
-                tracing::error!(socket = %path.display(), "Docker plugin stopped: {e}");
-            }
-        });
+    if let Some(socket) = plugin_socket {
+        serve_plugin(rt.handle(), socket, daemon.clone(), &args.docker_host);
     }
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
@@ -276,6 +249,45 @@ fn main() -> anyhow::Result<()> {
     });
     daemon.shutdown();
     served
+}
+
+/// Joins the cluster whose credentials are in `dir`: the driver, and this host's index.
+fn start_cluster(
+    args: &Args,
+    dir: &std::path::Path,
+    rt: &tokio::runtime::Handle,
+    changes: tokio::sync::mpsc::UnboundedSender<Vec<control_plane::cluster::node::Output>>,
+) -> anyhow::Result<(cluster::Cluster, u32)> {
+    let creds = cluster::load(dir)?;
+    let index = creds.index;
+    let join = args
+        .join
+        .iter()
+        .map(|j| resolve(j, args.gossip_port))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let advertise = args.advertise.expect("clap requires --advertise with --cluster-dir");
+    let cfg = cluster::ClusterConfig {
+        advertise,
+        join,
+        port: args.gossip_port,
+    };
+    Ok((cluster::start(rt, cfg, creds, args.vxlan_port, changes)?, index))
+}
+
+/// Serves the Docker plugin protocol on its bound socket.
+fn serve_plugin(
+    rt: &tokio::runtime::Handle,
+    (l, path, name): (std::os::unix::net::UnixListener, PathBuf, String),
+    d: Arc<daemon::Daemon>,
+    docker_host: &std::path::Path,
+) {
+    let engine = docker_api::Engine::new(docker_host.to_path_buf());
+    rt.spawn(async move {
+        tracing::info!(socket = %path.display(), plugin = %name, "Docker plugin served");
+        if let Err(e) = plugin::serve(l, d, name, engine).await {
+            tracing::error!(socket = %path.display(), "Docker plugin stopped: {e}");
+        }
+    });
 }
 
 async fn shutdown() {

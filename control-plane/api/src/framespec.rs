@@ -147,10 +147,50 @@ pub fn build(
         }
     }
     let src = src.ok_or(FrameSpecError::NoSource)?;
+    emit(&Fields {
+        dst,
+        src,
+        ethertype,
+        vlan,
+        len,
+        arp_target,
+        sender,
+        nw_src,
+        nw_dst,
+    })
+}
+
+/// What a spec asked for, defaults filled in.
+struct Fields {
+    dst: MacAddr,
+    src: MacAddr,
+    ethertype: u16,
+    vlan: Option<VlanId>,
+    len: Option<usize>,
+    arp_target: Option<Ipv4Addr>,
+    sender: Ipv4Addr,
+    nw_src: Ipv4Addr,
+    nw_dst: Ipv4Addr,
+}
+
+/// Writes the frame: Ethernet, the tag, then an ARP request or an IPv4 header, padded to the
+/// length asked for.
+fn emit(x: &Fields) -> Result<Vec<u8>, FrameSpecError> {
+    let Fields {
+        dst,
+        src,
+        vlan,
+        len,
+        arp_target,
+        sender,
+        nw_src,
+        nw_dst,
+        ..
+    } = *x;
     let ethertype = if arp_target.is_some() {
         EtherType::ARP
     } else {
-        EtherType(ethertype)
+        EtherType(x.ethertype)
     };
     let mut f = vec![0u8; ETHERNET_HEADER_LEN];
     EthernetRepr { dst, src, ethertype }.emit(&mut EthernetFrame::new_unchecked(&mut f[..]));

@@ -496,6 +496,43 @@ fn boolean(v: &str) -> Option<bool> {
     }
 }
 
+/// `v` as a number within `r`.
+fn ranged<T: std::str::FromStr + PartialOrd>(v: &str, r: std::ops::RangeInclusive<T>) -> Option<T> {
+    v.parse().ok().filter(|n| r.contains(n))
+}
+
+/// Why a macvlan parent was refused.
+enum ParentError {
+    /// Not an interface name, or IFACE.VLAN: what is accepted.
+    Form(&'static str),
+    /// A VLAN ID outside 1-4094.
+    VlanId(u16),
+}
+
+/// A macvlan parent, `IFACE` or `IFACE.VLAN`: its VLAN, if any.
+fn parse_parent(v: &str) -> Result<Option<u16>, ParentError> {
+    let (iface, vlan) = match v.split_once('.') {
+        Some((iface, id)) => {
+            let id: u16 = id.parse().map_err(|_| {
+                ParentError::Form("an interface name, or IFACE.VLAN with a VLAN ID of 1-4094 (eth0.10)")
+            })?;
+            if !(1..=4094).contains(&id) {
+                return Err(ParentError::VlanId(id));
+            }
+            (iface, Some(id))
+        }
+        None => (v, None),
+    };
+    let ok =
+        !iface.is_empty() && v.len() <= 15 && iface.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
+    if !ok {
+        return Err(ParentError::Form(
+            "an interface name of 1-15 characters from [a-zA-Z0-9_-], with .VLAN for a VLAN",
+        ));
+    }
+    Ok(vlan)
+}
+
 fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Options, ModelError> {
     let mut o = Options {
         bridge_name: None,
@@ -528,66 +565,29 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                 }
                 o.bridge_name = Some(v.clone());
             }
-            OPT_MTU => {
-                o.mtu = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|m| (68..=65535).contains(m))
-                        .ok_or_else(|| bad("an MTU of 68-65535"))?,
-                )
-            }
+            OPT_MTU => o.mtu = Some(ranged(v, 68..=65535).ok_or_else(|| bad("an MTU of 68-65535"))?),
             OPT_MAC_AGING if driver != Driver::Macvlan => {
-                let s: u64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s| (1..=1_000_000).contains(s))
-                    .ok_or_else(|| bad("seconds, 1-1000000"))?;
+                let s = ranged(v, 1..=1_000_000).ok_or_else(|| bad("seconds, 1-1000000"))?;
                 o.mac_aging = Some(Duration::from_secs(s));
             }
             OPT_MAC_LIMIT if driver != Driver::Macvlan => {
-                o.mac_limit = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| (1..=65536).contains(n))
-                        .ok_or_else(|| bad("a count of 1-65536"))?,
-                )
+                o.mac_limit = Some(ranged(v, 1..=65536).ok_or_else(|| bad("a count of 1-65536"))?)
             }
             OPT_PORT_SECURITY if driver != Driver::Macvlan => {
                 o.port_security = boolean(v).ok_or_else(|| bad("true or false"))?
             }
             OPT_BUM_PPS if driver != Driver::Macvlan => {
-                o.bum_pps = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| *n <= 10_000_000)
-                        .ok_or_else(|| bad("frames per second, 0-10000000 (0: no limit)"))?,
-                )
+                o.bum_pps =
+                    Some(ranged(v, 0..=10_000_000).ok_or_else(|| bad("frames per second, 0-10000000 (0: no limit)"))?)
             }
             OPT_PARENT if driver == Driver::Macvlan => {
-                let (iface, vlan) = match v.split_once('.') {
-                    Some((iface, id)) => {
-                        let id: u16 = id
-                            .parse()
-                            .map_err(|_| bad("an interface name, or IFACE.VLAN with a VLAN ID of 1-4094 (eth0.10)"))?;
-                        if !(1..=4094).contains(&id) {
-                            return Err(invalid(format!(
-                                "invalid VLAN ID {id} in parent {v:?}: a VLAN ID is 1-4094"
-                            )));
-                        }
-                        (iface, Some(id))
+                o.vlan = parse_parent(v).map_err(|what| match what {
+                    ParentError::Form(what) => bad(what),
+                    ParentError::VlanId(id) => {
+                        invalid(format!("invalid VLAN ID {id} in parent {v:?}: a VLAN ID is 1-4094"))
                     }
-                    None => (v.as_str(), None),
-                };
-                let ok = !iface.is_empty()
-                    && v.len() <= 15
-                    && iface.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-".contains(&b));
-                if !ok {
-                    return Err(bad(
-                        "an interface name of 1-15 characters from [a-zA-Z0-9_-], with .VLAN for a VLAN",
-                    ));
-                }
+                })?;
                 o.parent = Some(v.clone());
-                o.vlan = vlan;
             }
             OPT_HOST_ACCESS if driver == Driver::Macvlan => {
                 o.host_access = boolean(v).ok_or_else(|| bad("true or false"))?;
@@ -599,19 +599,10 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                 o.macvlan_mode = Some(v.clone());
             }
             OPT_MAX_HOSTS if driver == Driver::Overlay => {
-                o.max_hosts = Some(
-                    v.parse()
-                        .ok()
-                        .filter(|n| (1..=65536).contains(n))
-                        .ok_or_else(|| bad("a count of 1-65536"))?,
-                )
+                o.max_hosts = Some(ranged(v, 1..=65536).ok_or_else(|| bad("a count of 1-65536"))?)
             }
             OPT_VNI | OPT_VXLANID_LIST if driver == Driver::Overlay => {
-                let n: u32 = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=overlay::Vni::MAX).contains(n))
-                    .ok_or_else(|| bad("a VNI of 1-16777215"))?;
+                let n = ranged(v, 1..=overlay::Vni::MAX).ok_or_else(|| bad("a VNI of 1-16777215"))?;
                 if o.vni.is_some_and(|x| x != n) {
                     return Err(bad("a VNI given once"));
                 }

@@ -455,23 +455,7 @@ impl World {
                 network,
                 per_host,
                 over_s,
-            } => {
-                for h in 0..n {
-                    if !self.live(h) {
-                        continue;
-                    }
-                    for _ in 0..per_host {
-                        let at = self.now + self.rng.random_range(0..=secs(over_s));
-                        let ev = Ev::Sandbox {
-                            host: h,
-                            network: network.clone(),
-                            ip: None,
-                            probe: false,
-                        };
-                        self.at(at, ev);
-                    }
-                }
-            }
+            } => self.schedule_sandboxes(&network, per_host, over_s),
             Action::Probe {
                 network,
                 count,
@@ -488,58 +472,11 @@ impl World {
                     self.at(self.now + secs(every_s) * u64::from(k), ev);
                 }
             }
-            Action::Ping { network, count } => {
-                for _ in 0..count {
-                    if let Some(((h, i), (g, j))) = self.pair(&network) {
-                        let ip = self.sb(g, j).map(|s| s.ip);
-                        let now = self.now;
-                        if let (Some(sb), Some(ip)) = (self.sb_mut(h, i), ip) {
-                            sb.ping(ip, now);
-                            self.pings_sent += 1;
-                            self.wake(h, i);
-                        }
-                    }
-                }
-            }
-            Action::Tcp { network, count, bytes } => {
-                for _ in 0..count {
-                    let Some(((h, i), (g, j))) = self.pair(&network) else {
-                        break;
-                    };
-                    let flow = self.flows.len();
-                    let port = 5000 + (flow % 50_000) as u16;
-                    let Some(ip) = self.sb(g, j).map(|s| s.ip) else {
-                        continue;
-                    };
-                    self.flows.push(FlowTrack {
-                        bytes: bytes as usize,
-                        got: 0,
-                    });
-                    if let Some(sb) = self.sb_mut(g, j) {
-                        sb.listen(port, flow);
-                    }
-                    if let Some(sb) = self.sb_mut(h, i) {
-                        sb.connect(ip, port, 40_000 + (flow % 20_000) as u16, bytes as usize, flow);
-                    }
-                    self.wake(g, j);
-                    self.wake(h, i);
-                }
-            }
+            Action::Ping { network, count } => self.start_pings(&network, count),
+            Action::Tcp { network, count, bytes } => self.start_flows(&network, count, bytes),
             Action::Crash { count } => {
                 self.disrupted();
-                for _ in 0..count {
-                    let Some(h) = self.random_live() else { break };
-                    let host = &mut self.hosts[h as usize];
-                    host.alive = false;
-                    let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
-                    self.crashes.push(Crash {
-                        host: h,
-                        at: self.now,
-                        bump,
-                        back_at: None,
-                        down_at: vec![None; n as usize],
-                    });
-                }
+                self.crash(count);
             }
             Action::Restart => {
                 self.disrupted();
@@ -571,6 +508,84 @@ impl World {
                 self.disrupted();
                 self.link.loss = loss;
             }
+        }
+    }
+
+    /// `per_host` sandboxes on each live host, at random times over `over_s` seconds.
+    fn schedule_sandboxes(&mut self, network: &str, per_host: u32, over_s: f64) {
+        for h in 0..self.sc.hosts {
+            if !self.live(h) {
+                continue;
+            }
+            for _ in 0..per_host {
+                let at = self.now + self.rng.random_range(0..=secs(over_s));
+                let ev = Ev::Sandbox {
+                    host: h,
+                    network: network.to_string(),
+                    ip: None,
+                    probe: false,
+                };
+                self.at(at, ev);
+            }
+        }
+    }
+
+    /// `count` pings, each between a random pair of sandboxes of `network`.
+    fn start_pings(&mut self, network: &str, count: u32) {
+        for _ in 0..count {
+            if let Some(((h, i), (g, j))) = self.pair(network) {
+                let ip = self.sb(g, j).map(|s| s.ip);
+                let now = self.now;
+                if let (Some(sb), Some(ip)) = (self.sb_mut(h, i), ip) {
+                    sb.ping(ip, now);
+                    self.pings_sent += 1;
+                    self.wake(h, i);
+                }
+            }
+        }
+    }
+
+    /// `count` TCP flows of `bytes` each, each between a random pair of sandboxes.
+    fn start_flows(&mut self, network: &str, count: u32, bytes: u32) {
+        for _ in 0..count {
+            let Some(((h, i), (g, j))) = self.pair(network) else {
+                break;
+            };
+            let flow = self.flows.len();
+            let port = 5000 + (flow % 50_000) as u16;
+            let Some(ip) = self.sb(g, j).map(|s| s.ip) else {
+                continue;
+            };
+            self.flows.push(FlowTrack {
+                bytes: bytes as usize,
+                got: 0,
+            });
+            if let Some(sb) = self.sb_mut(g, j) {
+                sb.listen(port, flow);
+            }
+            if let Some(sb) = self.sb_mut(h, i) {
+                sb.connect(ip, port, 40_000 + (flow % 20_000) as u16, bytes as usize, flow);
+            }
+            self.wake(g, j);
+            self.wake(h, i);
+        }
+    }
+
+    /// `count` random live hosts crash.
+    fn crash(&mut self, count: u32) {
+        let n = self.sc.hosts;
+        for _ in 0..count {
+            let Some(h) = self.random_live() else { break };
+            let host = &mut self.hosts[h as usize];
+            host.alive = false;
+            let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
+            self.crashes.push(Crash {
+                host: h,
+                at: self.now,
+                bump,
+                back_at: None,
+                down_at: vec![None; n as usize],
+            });
         }
     }
 
