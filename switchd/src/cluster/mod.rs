@@ -42,18 +42,51 @@ pub struct Credentials {
     tls: crate::cluster::sync::Tls,
 }
 
-fn read(dir: &Path, f: &str) -> io::Result<String> {
-    std::fs::read_to_string(dir.join(f))
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot read {}: {e}", dir.join(f).display())))
+/// Why a cluster directory could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The host certificate does not verify against the CA.
+    #[error("{}: host.crt {reason}", dir.display())]
+    Certificate {
+        /// The cluster directory.
+        dir: std::path::PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The gossip key is not 64 hex digits.
+    #[error("{}/gossip.key must hold 64 hex digits (written by switchctl cluster cert)", dir.display())]
+    GossipKey {
+        /// The cluster directory.
+        dir: std::path::PathBuf,
+    },
+}
+
+fn read(dir: &Path, f: &str) -> Result<String, CredentialsError> {
+    let path = dir.join(f);
+    std::fs::read_to_string(&path).map_err(|source| CredentialsError::Read { path, source })
 }
 
 /// Loads and checks the cluster directory: the host certificate must verify against the CA.
-pub fn load(dir: &Path) -> io::Result<Credentials> {
+///
+/// # Errors
+/// [`CredentialsError`]: a file missing or unreadable, a certificate the CA did not sign or
+/// out of date, a malformed gossip key.
+pub fn load(dir: &Path) -> Result<Credentials, CredentialsError> {
     let ca = read(dir, "ca.crt")?;
     let host = read(dir, "host.crt")?;
     let host_key = read(dir, "host.key")?;
-    let id = pki::verify(&ca, &host, SystemTime::now())
-        .map_err(|e| io::Error::other(format!("{}: host.crt {e}", dir.display())))?;
+    let id = pki::verify(&ca, &host, SystemTime::now()).map_err(|e| CredentialsError::Certificate {
+        dir: dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let (name, index) = (id.name, id.index);
     let hex = read(dir, "gossip.key")?;
     let hex = hex.trim();
@@ -64,10 +97,7 @@ pub fn load(dir: &Path) -> io::Result<Credentials> {
             .enumerate()
             .all(|(i, b)| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map(|v| *b = v).is_ok());
     if !ok {
-        return Err(io::Error::other(format!(
-            "{}/gossip.key must hold 64 hex digits (written by switchctl cluster cert)",
-            dir.display()
-        )));
+        return Err(CredentialsError::GossipKey { dir: dir.to_path_buf() });
     }
     Ok(Credentials {
         name,
@@ -207,7 +237,11 @@ pub fn start(
         bump,
     };
     let mut seed = [0u8; 8];
-    getrandom::fill(&mut seed).map_err(|e| io::Error::other(format!("no random source: {e}")))?;
+    getrandom::fill(&mut seed).map_err(|e| {
+        // The system's random source failed: its errno, if it gave one.
+        e.raw_os_error()
+            .map_or(io::Error::from(io::ErrorKind::Unsupported), io::Error::from_raw_os_error)
+    })?;
     let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     let status = Arc::new(Mutex::new(Status::default()));
     let (to_node, to_node_rx) = mpsc::unbounded_channel();

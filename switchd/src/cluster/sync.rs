@@ -76,8 +76,18 @@ pub struct Tls {
     pub key: String,
 }
 
-fn bad(what: &str) -> impl Fn(String) -> std::io::Error + '_ {
-    move |e| std::io::Error::other(format!("{what}: {e}"))
+/// TLS material or settings that QUIC could not be set up with.
+#[derive(Debug, thiserror::Error)]
+#[error("{what}: {reason}")]
+pub struct TlsSetupError {
+    /// The piece refused (a file, or the configuration step).
+    what: &'static str,
+    /// Why.
+    reason: String,
+}
+
+fn bad(what: &'static str) -> impl Fn(String) -> std::io::Error {
+    move |reason| std::io::Error::new(std::io::ErrorKind::InvalidData, TlsSetupError { what, reason })
 }
 
 /// A QUIC endpoint on `bind` that serves exchanges and can start them.

@@ -4,6 +4,8 @@
 use std::io::{self, Write};
 use std::process::{Command, Stdio};
 
+use crate::kernel::KernelError;
+
 /// Whether switchd installs its ruleset (`switchd --firewall`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Mode {
@@ -26,10 +28,7 @@ pub fn apply(script: &str) -> io::Result<()> {
     child.stdin.take().expect("piped stdin").write_all(script.as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        return Err(io::Error::other(format!(
-            "nft refused the ruleset: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
+        return Err(KernelError::Nft(String::from_utf8_lossy(&out.stderr).trim().to_string()).into());
     }
     Ok(())
 }

@@ -5,6 +5,8 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+use crate::kernel::KernelError;
+
 fn ctl_socket() -> io::Result<OwnedFd> {
     // SAFETY: socket() has no memory-safety preconditions; the result is checked.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -40,16 +42,23 @@ pub fn set_up(name: &str) -> io::Result<()> {
     set_flag(name, libc::IFF_UP, true)
 }
 
+/// The last system call's error, as a failed `step` on interface `name`.
+fn interface(step: &str, name: &str) -> io::Error {
+    KernelError::Interface {
+        step: step.to_string(),
+        name: name.to_string(),
+        source: io::Error::last_os_error(),
+    }
+    .into()
+}
+
 fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
     let s = ctl_socket()?;
     let mut req = ifreq(name)?;
     // SAFETY: req is a valid ifreq with a NUL-terminated name; the ioctls read and write it.
     unsafe {
         if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(io::Error::other(format!(
-                "cannot read flags of {name}: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(interface("read the flags of", name));
         }
         if on {
             req.ifr_ifru.ifru_flags |= flag as libc::c_short;
@@ -57,10 +66,7 @@ fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
             req.ifr_ifru.ifru_flags &= !(flag as libc::c_short);
         }
         if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(io::Error::other(format!(
-                "cannot set the flags of {name}: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(interface("set the flags of", name));
         }
     }
     Ok(())
@@ -130,7 +136,7 @@ pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
     if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) } < 0 {
         let e = io::Error::last_os_error();
         if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(io::Error::other(format!("cannot add default route via {gw}: {e}")));
+            return Err(KernelError::Route { gw, source: e }.into());
         }
     }
     Ok(())
@@ -158,10 +164,7 @@ pub fn set_ipv4(name: &str, ip: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
         req.ifr_ifru.ifru_addr = sockaddr_in(addr);
         // SAFETY: req is a valid ifreq carrying a sockaddr_in.
         if unsafe { libc::ioctl(s.as_raw_fd(), req_code, &req) } < 0 {
-            return Err(io::Error::other(format!(
-                "cannot set {what} {addr} on {name}: {}",
-                io::Error::last_os_error()
-            )));
+            return Err(interface(&format!("set {what} {addr} on"), name));
         }
     }
     Ok(())

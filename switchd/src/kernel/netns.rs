@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{setns, unshare, CloneFlags};
 
-use crate::kernel::netdev;
+use crate::kernel::{netdev, KernelError};
 
 /// Runs `f` on a new thread that has entered the namespace at `ns`.
 pub fn run_in<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
@@ -19,8 +19,11 @@ pub fn run_in<T: Send + 'static>(ns: &Path, f: impl FnOnce() -> io::Result<T> + 
         File::open(ns).map_err(|e| io::Error::new(e.kind(), format!("cannot open namespace {}: {e}", ns.display())))?;
     let ns = ns.to_path_buf();
     std::thread::spawn(move || {
-        setns(&file, CloneFlags::CLONE_NEWNET)
-            .map_err(|e| io::Error::other(format!("cannot enter namespace {}: {e}", ns.display())))?;
+        setns(&file, CloneFlags::CLONE_NEWNET).map_err(|source| KernelError::Namespace {
+            step: "enter namespace",
+            path: ns,
+            source,
+        })?;
         f()
     })
     .join()
@@ -35,10 +38,16 @@ fn prepare_dir(dir: &Path) -> io::Result<()> {
     if mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none).is_ok() {
         return Ok(());
     }
-    mount(Some(dir), dir, none, MsFlags::MS_BIND | MsFlags::MS_REC, none)
-        .map_err(|e| io::Error::other(format!("cannot bind {} onto itself: {e}", dir.display())))?;
-    mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none)
-        .map_err(|e| io::Error::other(format!("cannot make {} shared: {e}", dir.display())))
+    let failed = |step| {
+        move |source| KernelError::Namespace {
+            step,
+            path: dir.to_path_buf(),
+            source,
+        }
+    };
+    mount(Some(dir), dir, none, MsFlags::MS_BIND | MsFlags::MS_REC, none).map_err(failed("bind onto itself"))?;
+    mount(none, dir, none, MsFlags::MS_SHARED | MsFlags::MS_REC, none).map_err(failed("make shared"))?;
+    Ok(())
 }
 
 fn create_mount_point(path: &Path) -> io::Result<()> {
@@ -63,11 +72,14 @@ pub fn create(path: &Path) -> io::Result<()> {
     create_mount_point(path)?;
     let target = path.to_path_buf();
     let made = std::thread::spawn(move || -> io::Result<()> {
-        unshare(CloneFlags::CLONE_NEWNET).map_err(|e| io::Error::other(format!("unshare(CLONE_NEWNET): {e}")))?;
+        unshare(CloneFlags::CLONE_NEWNET).map_err(KernelError::Unshare)?;
         let me = PathBuf::from(format!("/proc/self/task/{}/ns/net", nix::unistd::gettid()));
         let none: Option<&str> = None;
-        mount(Some(&me), &target, none, MsFlags::MS_BIND, none)
-            .map_err(|e| io::Error::other(format!("cannot bind namespace to {}: {e}", target.display())))?;
+        mount(Some(&me), &target, none, MsFlags::MS_BIND, none).map_err(|source| KernelError::Namespace {
+            step: "bind the namespace to",
+            path: target.clone(),
+            source,
+        })?;
         netdev::set_up("lo")?;
         netdev::write_sysctl("net/ipv6/conf/all/disable_ipv6", "1")?;
         netdev::write_sysctl("net/ipv6/conf/default/disable_ipv6", "1")
@@ -85,13 +97,14 @@ pub fn create(path: &Path) -> io::Result<()> {
 pub fn publish(src: &Path, path: &Path) -> io::Result<()> {
     create_mount_point(path)?;
     let none: Option<&str> = None;
-    if let Err(e) = mount(Some(src), path, none, MsFlags::MS_BIND, none) {
+    if let Err(source) = mount(Some(src), path, none, MsFlags::MS_BIND, none) {
         let _ = fs::remove_file(path);
-        return Err(io::Error::other(format!(
-            "cannot bind {} to {}: {e}",
-            src.display(),
-            path.display()
-        )));
+        return Err(KernelError::Namespace {
+            step: "bind a namespace to",
+            path: path.to_path_buf(),
+            source,
+        }
+        .into());
     }
     Ok(())
 }
@@ -100,7 +113,14 @@ pub fn publish(src: &Path, path: &Path) -> io::Result<()> {
 pub fn remove(path: &Path) -> io::Result<()> {
     match umount2(path, MntFlags::MNT_DETACH) {
         Ok(()) | Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => {}
-        Err(e) => return Err(io::Error::other(format!("cannot unmount {}: {e}", path.display()))),
+        Err(source) => {
+            return Err(KernelError::Namespace {
+                step: "unmount",
+                path: path.to_path_buf(),
+                source,
+            }
+            .into())
+        }
     }
     match fs::remove_file(path) {
         Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),

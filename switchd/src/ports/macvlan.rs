@@ -73,7 +73,7 @@ pub fn delete_host(name: &str) -> io::Result<()> {
 
 fn parent_index(parent: &str) -> io::Result<u32> {
     netdev::index(parent).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => io::Error::other(format!("parent interface {parent} does not exist on this host")),
+        io::ErrorKind::NotFound => crate::kernel::KernelError::NoParent(parent.to_string()).into(),
         _ => e,
     })
 }

@@ -200,8 +200,13 @@ impl Dns {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("DNS server on {addr}: {e}"));
         let on_gateway = |fd: std::os::fd::BorrowedFd<'_>| {
             use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
-            setsockopt(&fd, BindToDevice, &std::ffi::OsString::from(iface))
-                .map_err(|e| ctx(io::Error::other(format!("cannot bind to interface {iface}: {e}"))))
+            setsockopt(&fd, BindToDevice, &std::ffi::OsString::from(iface)).map_err(|source| {
+                ctx(crate::kernel::KernelError::BindToDevice {
+                    iface: iface.to_string(),
+                    source,
+                }
+                .into())
+            })
         };
         let udp = std::net::UdpSocket::bind(addr).map_err(ctx)?;
         on_gateway(udp.as_fd())?;
