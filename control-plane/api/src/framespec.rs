@@ -76,15 +76,17 @@ pub fn build(
     default_src: Option<MacAddr>,
     default_ip: Option<Ipv4Addr>,
 ) -> Result<Vec<u8>, FrameSpecError> {
-    let mut dst = MacAddr::BROADCAST;
-    let mut src = default_src;
-    let mut nw_src = default_ip.unwrap_or(Ipv4Addr::UNSPECIFIED);
-    let mut nw_dst = Ipv4Addr::BROADCAST;
-    let mut ethertype = 0x0800u16;
-    let mut vlan = None;
-    let mut len = None;
-    let mut arp_target = None;
-    let mut sender = Ipv4Addr::UNSPECIFIED;
+    let mut x = Fields {
+        dst: MacAddr::BROADCAST,
+        src: default_src,
+        ethertype: 0x0800,
+        vlan: None,
+        len: None,
+        arp_target: None,
+        sender: Ipv4Addr::UNSPECIFIED,
+        nw_src: default_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        nw_dst: Ipv4Addr::BROADCAST,
+    };
     let pairs: Vec<&str> = spec.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     for pair in &pairs {
         let Some((k, v)) = pair.split_once('=') else {
@@ -110,10 +112,10 @@ pub fn build(
                 }
                 return hex(v);
             }
-            "dst" => dst = mac(v)?,
-            "src" => src = Some(mac(v)?),
+            "dst" => x.dst = mac(v)?,
+            "src" => x.src = Some(mac(v)?),
             "type" => {
-                ethertype = match v {
+                x.ethertype = match v {
                     "ipv4" => 0x0800,
                     "ipv6" => 0x86dd,
                     "arp" => 0x0806,
@@ -124,7 +126,7 @@ pub fn build(
                 }
             }
             "vlan" => {
-                vlan = Some(
+                x.vlan = Some(
                     v.parse::<u16>()
                         .ok()
                         .and_then(|n| VlanId::new(n).ok())
@@ -132,38 +134,27 @@ pub fn build(
                 )
             }
             "len" => {
-                len = Some(
+                x.len = Some(
                     v.parse::<usize>()
                         .ok()
                         .filter(|n| (14..=65535).contains(n))
                         .ok_or_else(|| bad("a frame is 14-65535 bytes"))?,
                 )
             }
-            "nw_src" => nw_src = ip(v)?,
-            "nw_dst" => nw_dst = ip(v)?,
-            "arp" => arp_target = Some(ip(v)?),
-            "sender" => sender = ip(v)?,
+            "nw_src" => x.nw_src = ip(v)?,
+            "nw_dst" => x.nw_dst = ip(v)?,
+            "arp" => x.arp_target = Some(ip(v)?),
+            "sender" => x.sender = ip(v)?,
             _ => return Err(FrameSpecError::UnknownKey(k.to_string())),
         }
     }
-    let src = src.ok_or(FrameSpecError::NoSource)?;
-    emit(&Fields {
-        dst,
-        src,
-        ethertype,
-        vlan,
-        len,
-        arp_target,
-        sender,
-        nw_src,
-        nw_dst,
-    })
+    emit(&x)
 }
 
 /// What a spec asked for, defaults filled in.
 struct Fields {
     dst: MacAddr,
-    src: MacAddr,
+    src: Option<MacAddr>,
     ethertype: u16,
     vlan: Option<VlanId>,
     len: Option<usize>,
@@ -187,6 +178,7 @@ fn emit(x: &Fields) -> Result<Vec<u8>, FrameSpecError> {
         nw_dst,
         ..
     } = *x;
+    let src = src.ok_or(FrameSpecError::NoSource)?;
     let ethertype = if arp_target.is_some() {
         EtherType::ARP
     } else {

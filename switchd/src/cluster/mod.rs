@@ -239,8 +239,10 @@ pub fn start(
     let mut seed = [0u8; 8];
     getrandom::fill(&mut seed).map_err(|e| {
         // The system's random source failed: its errno, if it gave one.
-        e.raw_os_error()
-            .map_or(io::Error::from(io::ErrorKind::Unsupported), io::Error::from_raw_os_error)
+        e.raw_os_error().map_or(
+            io::Error::from(io::ErrorKind::Unsupported),
+            io::Error::from_raw_os_error,
+        )
     })?;
     let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     let status = Arc::new(Mutex::new(Status::default()));
