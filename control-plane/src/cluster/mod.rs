@@ -7,5 +7,6 @@ pub mod membership;
 pub mod node;
 pub mod records;
 pub mod remotes;
+pub mod space;
 
 pub use switch_pki::{pki, seal};
