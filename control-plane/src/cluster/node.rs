@@ -26,6 +26,7 @@ use std::time::Duration;
 use super::membership::{Event, HostId, MemberState, Membership, MembershipError, State, Timer};
 use super::records::{Body, EndpointRecord, NetworkRecord, Record, RecordKey, Records};
 use super::remotes::{Effect, Remotes};
+use super::space::{Claim, Range};
 use crate::Id;
 use rustc_hash::FxHashSet;
 
@@ -87,6 +88,16 @@ pub enum Output {
     /// A change the dataplane must make for remote endpoints. It follows the output that
     /// caused it, and concerns only networks the driver reported up ([`Node::network_up`]).
     Dataplane(Effect),
+    /// A claim on addresses of an overlay network, new or newer ([`super::space`]), this
+    /// host's own included.
+    Claim {
+        /// The network.
+        network: Id,
+        /// The offsets claimed.
+        range: Range,
+        /// Who owns them, as of which write.
+        claim: Claim,
+    },
 }
 
 /// One cluster node.
@@ -292,12 +303,24 @@ impl Node {
                 (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if *e.host != *me => {
                     self.remote_endpoint(id.clone(), e.clone());
                 }
-                (RecordKey::Endpoint(_), Some(_)) | (RecordKey::Network(_), Some(Body::Endpoint(_))) => {}
                 (RecordKey::Endpoint(id), None) => {
                     let fx = self.remotes.remove(id);
                     self.out.push_back(Output::EndpointRemoved(id.clone()));
                     self.dataplane(fx);
                 }
+                (RecordKey::Claim { network, start, end }, Some(Body::Claim(owner))) => {
+                    self.out.push_back(Output::Claim {
+                        network: network.clone(),
+                        range: (*start, *end),
+                        claim: Claim {
+                            owner: owner.clone(),
+                            version: rec.version.clone(),
+                        },
+                    });
+                }
+                // This host's own endpoints; a body of another kind than its key (refused by
+                // no one, used by no one); claims are never removed.
+                (RecordKey::Endpoint(_) | RecordKey::Network(_) | RecordKey::Claim { .. }, _) => {}
             }
         }
     }
@@ -451,6 +474,36 @@ mod tests {
                 })
             ]
         );
+    }
+
+    #[test]
+    fn claims_travel_as_records_and_reach_every_host() {
+        let mut p = Pair::new();
+        p.nodes[0].rejoin();
+        p.run(5);
+        let network = Id::from_random([8; 32]);
+        let key = RecordKey::Claim {
+            network: network.clone(),
+            start: 16,
+            end: 32,
+        };
+        let written = p.nodes[1].publish(key, Some(Body::Claim("a".into())), 7).unwrap();
+        p.run(2);
+        let want = Output::Claim {
+            network,
+            range: (16, 32),
+            claim: Claim {
+                owner: "a".into(),
+                version: written.version,
+            },
+        };
+        for (i, outputs) in p.outputs.iter().enumerate() {
+            assert_eq!(
+                outputs.iter().filter(|o| **o == want).count(),
+                1,
+                "node {i}: {outputs:?}"
+            );
+        }
     }
 
     #[test]

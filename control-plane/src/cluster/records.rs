@@ -31,6 +31,16 @@ pub enum RecordKey {
     Network(Id),
     /// An endpoint on an overlay network, by ID.
     Endpoint(Id),
+    /// A claim on the address offsets `start..end` of an overlay network
+    /// ([`super::space`]).
+    Claim {
+        /// The network.
+        network: Id,
+        /// The range's first offset.
+        start: u32,
+        /// One past its last.
+        end: u32,
+    },
 }
 
 /// A record's version: Lamport counter, then origin host name as tie-break.
@@ -115,6 +125,8 @@ pub enum Body {
     Network(NetworkRecord),
     /// An endpoint (shared: the hosts' models hold it as it is).
     Endpoint(Arc<EndpointRecord>),
+    /// The owner of a claimed range (shared, as [`Version::origin`]).
+    Claim(Arc<str>),
 }
 
 /// One versioned record; `body: None` is a tombstone.
@@ -259,10 +271,14 @@ fn origin_fingerprint(origin: &str) -> u64 {
 pub const BUCKETS: usize = 1024;
 
 /// The bucket of a key: the first ten bits of its ID (random, so buckets fill evenly).
+/// A network's claims spread over the buckets that follow its own, by their first offset.
 pub fn bucket(key: &RecordKey) -> usize {
-    let (RecordKey::Network(id) | RecordKey::Endpoint(id)) = key;
+    let (id, offset) = match key {
+        RecordKey::Network(id) | RecordKey::Endpoint(id) => (id, 0),
+        RecordKey::Claim { network, start, .. } => (network, *start as usize),
+    };
     let b = id.bytes();
-    (usize::from(b[0]) << 2 | usize::from(b[1]) >> 6) % BUCKETS
+    ((usize::from(b[0]) << 2 | usize::from(b[1]) >> 6) + offset) % BUCKETS
 }
 
 /// The buckets whose digests differ, as a bitmap of [`BUCKETS`] bits.
@@ -291,13 +307,16 @@ pub fn in_map(map: &[u8], b: usize) -> bool {
 
 /// The fingerprint of a key (kind, ID) and its version (counter, origin).
 fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
-    let (kind, id) = match key {
-        RecordKey::Network(id) => (0u8, id),
-        RecordKey::Endpoint(id) => (1u8, id),
+    let (kind, id, range) = match key {
+        RecordKey::Network(id) => (0u8, id, (0, 0)),
+        RecordKey::Endpoint(id) => (1u8, id, (0, 0)),
+        RecordKey::Claim { network, start, end } => (2u8, network, (*start, *end)),
     };
     fnv1a(
         std::iter::once(kind)
             .chain(id.bytes().iter().copied())
+            .chain(range.0.to_le_bytes())
+            .chain(range.1.to_le_bytes())
             .chain(version.counter.to_le_bytes())
             .chain(version.origin.bytes()),
     )
@@ -336,11 +355,14 @@ impl Records {
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, mut r: Record) -> bool {
         self.share(&mut r.version.origin);
-        if let Some(e) = r.body.as_mut().and_then(|b| match b {
-            Body::Endpoint(e) => Arc::get_mut(e),
-            Body::Network(_) => None,
-        }) {
-            self.share(&mut e.host);
+        match r.body.as_mut() {
+            Some(Body::Endpoint(e)) => {
+                if let Some(e) = Arc::get_mut(e) {
+                    self.share(&mut e.host);
+                }
+            }
+            Some(Body::Claim(owner)) => self.share(owner),
+            Some(Body::Network(_)) | None => {}
         }
         self.apply_shared(Arc::new(r))
     }

@@ -998,6 +998,8 @@ impl World {
             Output::Dataplane(f) => self.apply(h, f),
             // No scenario removes a network.
             Output::NetworkRemoved(_) => {}
+            // Addresses still come from each host's fixed share of a network.
+            Output::Claim { .. } => {}
         }
     }
 

@@ -59,6 +59,8 @@ impl Daemon {
                 Output::Dataplane(fx) => self.apply_effect(&mut inner, fx),
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
+                // Addresses still come from each host's fixed share of a network.
+                Output::Claim { .. } => {}
             }
         }
         *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
