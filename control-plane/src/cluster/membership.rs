@@ -35,6 +35,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backlog::{Backlog, ITEM_OVERHEAD};
 use super::records::{Body, Record, RecordKey, Records, RELAY_BACKLOG_MAX};
+use crate::Id;
 
 /// How often a host probes one member. Half memberlist's LAN second: with a thousand members
 /// a dead one waits a few probe periods for its first probe (each member picks its target in
@@ -199,7 +200,52 @@ enum Kind {
     Announce,
     Feed,
     Gossip,
+    /// I need `count` addresses of `network`: give me some of yours.
+    Want {
+        network: Id,
+        count: u32,
+    },
+    /// Here is a claim of addresses of `network` for you (the first record carries it).
+    Granted {
+        network: Id,
+    },
+    /// I have no address of `network` to give.
+    NoSpace {
+        network: Id,
+    },
 }
+
+/// What another host asked of this one, or answered it, about overlay addresses
+/// ([`super::space`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ask {
+    /// `from` needs `count` addresses of `network`.
+    Want {
+        /// The host asking.
+        from: HostId,
+        /// The network.
+        network: Id,
+        /// How many it needs.
+        count: u32,
+    },
+    /// `from` granted addresses of `network` (the claim came with it).
+    Granted {
+        /// The giver.
+        from: HostId,
+        /// The network.
+        network: Id,
+    },
+    /// `from` has no address of `network` to give.
+    NoSpace {
+        /// The host asked.
+        from: HostId,
+        /// The network.
+        network: Id,
+    },
+}
+
+/// Asks waiting for the driver; beyond, new ones are dropped (their senders ask again).
+const ASKS_MAX: usize = 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Header {
@@ -310,6 +356,9 @@ pub struct Membership {
     out: VecDeque<(SocketAddr, Bytes)>,
     timers: VecDeque<(Duration, Timer)>,
     events: VecDeque<Event>,
+    asks: VecDeque<Ask>,
+    /// Asks dropped because [`ASKS_MAX`] were waiting.
+    asks_dropped: u64,
 }
 
 /// FNV-1a of a host's name, address and bump: stable across hosts and runs.
@@ -427,6 +476,8 @@ impl Membership {
             out: VecDeque::new(),
             timers: VecDeque::new(),
             events: VecDeque::new(),
+            asks: VecDeque::new(),
+            asks_dropped: 0,
         };
         // Spread the first probe and gossip over their periods (hosts started together do
         // not tick together).
@@ -592,6 +643,40 @@ impl Membership {
     /// The next membership change.
     pub fn poll_event(&mut self) -> Option<Event> {
         pop_shrinking(&mut self.events)
+    }
+
+    /// The next ask of another host (or answer to one of this host's).
+    pub fn poll_ask(&mut self) -> Option<Ask> {
+        pop_shrinking(&mut self.asks)
+    }
+
+    /// How many asks were dropped because too many waited.
+    pub fn asks_dropped(&self) -> u64 {
+        self.asks_dropped
+    }
+
+    /// Asks the member at `to` for `count` addresses of `network`.
+    pub fn want_space(&mut self, to: SocketAddr, network: Id, count: u32) {
+        self.send(to, Kind::Want { network, count });
+    }
+
+    /// Sends `claim` (a record this host wrote) to the member at `to`, as the answer to its
+    /// ask for addresses of `network`; it also spreads as any record does.
+    pub fn grant(&mut self, to: SocketAddr, network: Id, claim: &Record) {
+        self.send_with(to, Kind::Granted { network }, vec![Bytes::from(claim.encode())]);
+    }
+
+    /// Tells the member at `to` that this host has no address of `network` to give.
+    pub fn no_space(&mut self, to: SocketAddr, network: Id) {
+        self.send(to, Kind::NoSpace { network });
+    }
+
+    fn asked(&mut self, ask: Ask) {
+        if self.asks.len() >= ASKS_MAX {
+            self.asks_dropped += 1;
+        } else {
+            self.asks.push_back(ask);
+        }
     }
 
     /// Every member this host knows, itself first.
@@ -763,6 +848,13 @@ impl Membership {
             Kind::ForwardedAck { probe, target } => self.acked(probe, target.addr),
             Kind::Announce => self.send(from, Kind::Feed),
             Kind::Feed | Kind::Gossip => {}
+            Kind::Want { network, count } => self.asked(Ask::Want {
+                from: h.from,
+                network,
+                count,
+            }),
+            Kind::Granted { network } => self.asked(Ask::Granted { from: h.from, network }),
+            Kind::NoSpace { network } => self.asked(Ask::NoSpace { from: h.from, network }),
         }
         Ok(())
     }
@@ -1027,6 +1119,11 @@ impl Membership {
     /// Sends a message of `kind` to `to`, piggybacking what fits of the pending updates and
     /// records (a feed carries members first).
     fn send(&mut self, to: SocketAddr, kind: Kind) {
+        self.send_with(to, kind, Vec::new());
+    }
+
+    /// As [`Membership::send`], with `first` records (encoded) ahead of the pending ones.
+    fn send_with(&mut self, to: SocketAddr, kind: Kind, first: Vec<Bytes>) {
         let feed = matches!(kind, Kind::Feed);
         // Lifeguard's buddy system: a probe of a member suspected here tells it so first,
         // so it can refute even if the suspicion's gossip went astray.
@@ -1062,8 +1159,9 @@ impl Membership {
                 updates.push(Bytes::from(b));
             }
         }
+        budget = budget.saturating_sub(first.iter().map(|r| r.len() + ITEM_OVERHEAD).sum());
         self.updates.fill(&mut budget, &mut updates);
-        let mut records = Vec::new();
+        let mut records = first;
         self.gossip.fill(&mut budget, &mut records);
         for section in [updates, records] {
             put_len(&mut wire, section.len());

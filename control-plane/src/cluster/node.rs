@@ -23,7 +23,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::membership::{Event, HostId, MemberState, Membership, MembershipError, State, Timer};
+use super::membership::{Ask, Event, HostId, MemberState, Membership, MembershipError, State, Timer};
 use super::records::{Body, EndpointRecord, NetworkRecord, Record, RecordKey, Records};
 use super::remotes::{Effect, Remotes};
 use super::space::{Claim, Range};
@@ -88,6 +88,9 @@ pub enum Output {
     /// A change the dataplane must make for remote endpoints. It follows the output that
     /// caused it, and concerns only networks the driver reported up ([`Node::network_up`]).
     Dataplane(Effect),
+    /// Another host's ask for addresses, or its answer to this host's: after the claims that
+    /// came with it.
+    Asked(Ask),
     /// A claim on addresses of an overlay network, new or newer ([`super::space`]), this
     /// host's own included.
     Claim {
@@ -249,15 +252,48 @@ impl Node {
     }
 
     /// The next thing the driver must do: the membership's events first, each followed by
-    /// what it means, then the records that changed.
+    /// what it means, then the records that changed, then what other hosts asked.
     pub fn poll_output(&mut self) -> Option<Output> {
         if self.out.is_empty() {
             while let Some(ev) = self.m.poll_event() {
                 self.event(ev);
             }
             self.records_changed();
+            while let Some(a) = self.m.poll_ask() {
+                self.out.push_back(Output::Asked(a));
+            }
         }
         super::membership::pop_shrinking(&mut self.out)
+    }
+
+    /// Asks `donor` for `count` addresses of `network`: it answers with a claim
+    /// ([`Output::Claim`], then [`Output::Asked`] with [`Ask::Granted`]) or [`Ask::NoSpace`].
+    pub fn want_space(&mut self, network: Id, count: u32, donor: &HostId) {
+        self.m.want_space(donor.addr, network, count);
+    }
+
+    /// Gives `range` of `network` to `to`: writes the claim, sends it to `to` at once, and
+    /// spreads it. The caller has checked that this host owns the range
+    /// ([`super::space::Space::give`]).
+    ///
+    /// # Errors
+    /// As [`Membership::publish`].
+    pub fn grant(&mut self, network: Id, range: Range, to: &HostId, now_ms: u64) -> Result<Record, MembershipError> {
+        let key = RecordKey::Claim {
+            network: network.clone(),
+            start: range.0,
+            end: range.1,
+        };
+        let r = self
+            .m
+            .publish(key, Some(Body::Claim(to.name.as_str().into())), now_ms)?;
+        self.m.grant(to.addr, network, &r);
+        Ok(r)
+    }
+
+    /// Tells `to` that this host has no address of `network` to give.
+    pub fn no_space(&mut self, network: Id, to: &HostId) {
+        self.m.no_space(to.addr, network);
     }
 
     fn event(&mut self, ev: Event) {
@@ -504,6 +540,43 @@ mod tests {
                 "node {i}: {outputs:?}"
             );
         }
+    }
+
+    #[test]
+    fn a_host_that_needs_addresses_asks_and_the_owner_grants_them() {
+        let mut p = Pair::new();
+        p.nodes[0].rejoin();
+        p.run(5);
+        let (a, b) = (p.nodes[0].me().clone(), p.nodes[1].me().clone());
+        let network = Id::from_random([9; 32]);
+        p.outputs = [Vec::new(), Vec::new()];
+        p.nodes[0].want_space(network.clone(), 4, &b);
+        p.run(1);
+        let want = Output::Asked(Ask::Want {
+            from: a.clone(),
+            network: network.clone(),
+            count: 4,
+        });
+        assert!(p.outputs[1].contains(&want), "{:?}", p.outputs[1]);
+        let r = p.nodes[1].grant(network.clone(), (40, 44), &a, 9).unwrap();
+        p.nodes[1].no_space(network.clone(), &a);
+        p.run(1);
+        let claim = Output::Claim {
+            network: network.clone(),
+            range: (40, 44),
+            claim: Claim {
+                owner: a.name.as_str().into(),
+                version: r.version,
+            },
+        };
+        let granted = Output::Asked(Ask::Granted {
+            from: b.clone(),
+            network: network.clone(),
+        });
+        let at = |o: &Output| p.outputs[0].iter().position(|x| x == o);
+        let (c, g) = (at(&claim), at(&granted));
+        assert!(c.is_some() && c < g, "the claim before the grant: {:?}", p.outputs[0]);
+        assert!(p.outputs[0].contains(&Output::Asked(Ask::NoSpace { from: b, network })));
     }
 
     #[test]

@@ -998,8 +998,9 @@ impl World {
             Output::Dataplane(f) => self.apply(h, f),
             // No scenario removes a network.
             Output::NetworkRemoved(_) => {}
-            // Addresses still come from each host's fixed share of a network.
-            Output::Claim { .. } => {}
+            // Addresses still come from each host's fixed share of a network: no host asks
+            // another for addresses yet.
+            Output::Claim { .. } | Output::Asked(_) => {}
         }
     }
 

@@ -59,8 +59,9 @@ impl Daemon {
                 Output::Dataplane(fx) => self.apply_effect(&mut inner, fx),
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
-                // Addresses still come from each host's fixed share of a network.
-                Output::Claim { .. } => {}
+                // Addresses still come from each host's fixed share of a network: no host asks
+                // another for addresses yet.
+                Output::Claim { .. } | Output::Asked(_) => {}
             }
         }
         *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
