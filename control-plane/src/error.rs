@@ -24,6 +24,15 @@ pub enum ModelError {
     /// The operation is never allowed on this object, e.g. removing a built-in network (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
+    /// Every address this host owns on an overlay network is in use; other hosts may have
+    /// some to give (HTTP 409 when they do not).
+    #[error("no available IPv4 addresses on network {name}")]
+    OutOfClaims {
+        /// The network.
+        network: crate::Id,
+        /// Its name.
+        name: String,
+    },
 }
 
 impl ModelError {
@@ -32,7 +41,7 @@ impl ModelError {
         match self {
             ModelError::Invalid(_) => 400,
             ModelError::NetworkNotFound(_) | ModelError::SandboxNotFound(_) | ModelError::NotFound(_) => 404,
-            ModelError::Conflict(_) => 409,
+            ModelError::Conflict(_) | ModelError::OutOfClaims { .. } => 409,
             ModelError::Forbidden(_) => 403,
         }
     }

@@ -70,8 +70,31 @@ impl Share {
     }
 }
 
+/// Which of a network's addresses this host may hand out, by their offset from the subnet's
+/// first address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Part {
+    /// All of them: a network of this host's alone.
+    All,
+    /// A fixed share: an overlay network made before addresses were claimed on demand.
+    Share(Share),
+    /// The ranges this host owns ([`crate::cluster::space`]), in order.
+    Owned(Vec<(u32, u32)>),
+}
+
+impl Part {
+    /// Whether the address at `offset` is this host's to hand out.
+    pub fn owns(&self, offset: u32) -> bool {
+        match self {
+            Part::All => true,
+            Part::Share(s) => s.owns(offset),
+            Part::Owned(ranges) => ranges.iter().any(|(a, b)| (*a..*b).contains(&offset)),
+        }
+    }
+}
+
 /// An address pool of one network.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Pool {
     /// The network's subnet.
     pub subnet: Ipv4Cidr,
@@ -79,8 +102,8 @@ pub struct Pool {
     pub ip_range: Option<Ipv4Cidr>,
     /// The gateway address, never handed out.
     pub gateway: Ipv4Addr,
-    /// For overlay networks in a cluster: the part this host may hand out.
-    pub share: Option<Share>,
+    /// The part of the addresses this host may hand out.
+    pub part: Part,
 }
 
 /// Why an address cannot be held by an endpoint of a network.
@@ -125,10 +148,7 @@ impl Pool {
     /// share); reserved addresses are not excluded here.
     pub fn may_allocate(&self, ip: Ipv4Addr) -> bool {
         let range = self.ip_range.unwrap_or(self.subnet);
-        range.contains(ip)
-            && self
-                .share
-                .is_none_or(|s| s.owns(u32::from(ip) - u32::from(self.subnet.network())))
+        range.contains(ip) && self.part.owns(u32::from(ip) - u32::from(self.subnet.network()))
     }
 
     /// The lowest address of the range that is neither reserved nor in `used`.
@@ -138,7 +158,7 @@ impl Pool {
         let last = u32::from(range.broadcast());
         let base = u32::from(self.subnet.network());
         (first..=last)
-            .filter(|a| self.share.is_none_or(|s| s.owns(a - base)))
+            .filter(|a| self.part.owns(a - base))
             .map(Ipv4Addr::from)
             .find(|ip| self.check_static(*ip).is_ok() && !used.contains(ip))
     }
@@ -183,7 +203,7 @@ mod tests {
             subnet: c("192.168.0.0/24"),
             ip_range: None,
             gateway: Ipv4Addr::new(192, 168, 0, 1),
-            share: None,
+            part: Part::All,
         };
         let mut used = BTreeSet::new();
         assert_eq!(p.allocate(&used), Some(Ipv4Addr::new(192, 168, 0, 2)));
@@ -194,7 +214,7 @@ mod tests {
             subnet: c("10.0.0.0/30"),
             ip_range: None,
             gateway: Ipv4Addr::new(10, 0, 0, 1),
-            share: None,
+            part: Part::All,
         };
         let used: BTreeSet<_> = [Ipv4Addr::new(10, 0, 0, 2)].into();
         assert_eq!(small.allocate(&used), None);
@@ -206,7 +226,7 @@ mod tests {
             subnet: c("10.1.0.0/16"),
             ip_range: Some(c("10.1.2.0/24")),
             gateway: Ipv4Addr::new(10, 1, 0, 1),
-            share: None,
+            part: Part::All,
         };
         assert_eq!(p.allocate(&BTreeSet::new()), Some(Ipv4Addr::new(10, 1, 2, 0)));
         assert!(p
@@ -232,7 +252,7 @@ mod tests {
             subnet: c("10.66.0.0/24"),
             ip_range: None,
             gateway: Ipv4Addr::new(10, 66, 0, 1),
-            share: Some(Share { index, max_hosts: 4 }),
+            part: Part::Share(Share { index, max_hosts: 4 }),
         };
         let mut seen = BTreeSet::new();
         for index in 0..4 {
@@ -252,7 +272,7 @@ mod tests {
     proptest! {
         #[test]
         fn never_hands_out_an_address_twice(ops in proptest::collection::vec(any::<Option<u8>>(), 0..300)) {
-            let p = Pool { subnet: c("10.9.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(10, 9, 0, 1), share: None };
+            let p = Pool { subnet: c("10.9.0.0/24"), ip_range: None, gateway: Ipv4Addr::new(10, 9, 0, 1), part: Part::All };
             let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
             for op in ops {
                 match op {

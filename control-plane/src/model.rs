@@ -117,9 +117,9 @@ pub struct NetIpam {
 
 impl NetIpam {
     /// The allocation pool.
-    pub fn pool(&self, share: Option<crate::ipam::Share>) -> Pool {
+    pub fn pool(&self, part: crate::ipam::Part) -> Pool {
         Pool {
-            share,
+            part,
             subnet: self.subnet,
             ip_range: self.ip_range,
             gateway: self.gateway,
@@ -171,9 +171,15 @@ pub struct Network {
     /// learned; broadcast goes to them too.
     #[serde(default)]
     pub vteps: Vec<SocketAddr>,
-    /// How many cluster hosts the addresses of an overlay network are dealt to.
+    /// How many cluster hosts the addresses of an overlay network are dealt to, for one made
+    /// before addresses were claimed on demand.
     #[serde(default)]
     pub max_hosts: Option<u32>,
+    /// Who owns which addresses of an overlay network whose addresses are claimed on demand
+    /// ([`crate::cluster::space`]), offsets from the subnet's first address; `None` for every
+    /// other network.
+    #[serde(default)]
+    pub space: Option<crate::cluster::space::Space>,
     /// The parent interface of a macvlan network.
     #[serde(default)]
     pub parent: Option<String>,
@@ -418,6 +424,10 @@ pub struct State {
     /// overlay network's addresses; `None` outside a cluster.
     #[serde(skip)]
     pub host_index: Option<u32>,
+    /// This host's name in the cluster (from its certificate), which owns claims on overlay
+    /// networks' addresses; `None` outside a cluster.
+    #[serde(skip)]
+    pub host_name: Option<String>,
     /// Endpoints other hosts of the cluster hold on overlay networks, by network (learned
     /// through the control plane; not stored: the cluster tells a restarted host again). A
     /// hash map per network: every host holds every endpoint of the cluster, and a lookup
@@ -617,6 +627,7 @@ impl State {
             vni: None,
             vteps: Vec::new(),
             max_hosts: None,
+            space: None,
             parent: None,
             macvlan_mode: None,
             host_access: false,
@@ -719,6 +730,7 @@ mod mac_opt {
     }
 }
 
+mod claims;
 mod docker;
 mod network;
 mod sandbox;

@@ -38,13 +38,15 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use super::records::Version;
 
 /// A range of offsets, `start..end`.
 pub type Range = (u32, u32);
 
 /// A claim on a range: who owns it, as of which write.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claim {
     /// The owner of the range.
     pub owner: Arc<str>,
@@ -87,10 +89,43 @@ pub enum SpaceError {
 
 /// One network's space of `size` addresses (offsets `0..size`) and the claims on it that this
 /// replica knows.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "Stored", try_from = "Stored")]
 pub struct Space {
     size: u32,
     claims: BTreeMap<Range, Claim>,
+}
+
+/// A space as it is stored: its size and its claims in a list (JSON keys are strings).
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    size: u32,
+    claims: Vec<(u32, u32, Claim)>,
+}
+
+impl From<Space> for Stored {
+    fn from(s: Space) -> Stored {
+        Stored {
+            size: s.size,
+            claims: s.claims.into_iter().map(|((a, b), c)| (a, b, c)).collect(),
+        }
+    }
+}
+
+impl TryFrom<Stored> for Space {
+    type Error = String;
+
+    /// Refuses claims outside the space (a stored state written wrong, or tampered with).
+    fn try_from(s: Stored) -> Result<Space, String> {
+        let mut space = Space::new(s.size);
+        for (a, b, c) in s.claims {
+            if a >= b || b > s.size {
+                return Err(format!("a claim on {a}-{b} outside a space of {} addresses", s.size));
+            }
+            space.merge((a, b), c);
+        }
+        Ok(space)
+    }
 }
 
 impl Space {
@@ -585,6 +620,18 @@ mod tests {
                 }
             ]
         );
+    }
+
+    #[test]
+    fn a_space_is_stored_and_read_back_whole() {
+        let mut s = Space::new(64);
+        s.merge((0, 64), claim("a", 1));
+        s.merge((16, 32), claim("b", 2));
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Space>(&json).unwrap(), s);
+        let bad = json.replace("[16,32,", "[16,99,");
+        let e = serde_json::from_str::<Space>(&bad).unwrap_err().to_string();
+        assert!(e.contains("a claim on 16-99 outside a space of 64 addresses"), "{e}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::*;
-use crate::ipam::Share;
+use crate::ipam::{Part, Share};
 
 /// The option naming the kind of switchd network a Docker network is (`bridge`, `overlay`,
 /// `macvlan`).
@@ -169,8 +169,12 @@ impl State {
     /// addresses are dealt to hosts by index.
     pub(super) fn address_pool(&self, net: &Network) -> Result<Option<Pool>, ModelError> {
         let Some(ipam) = net.ipam else { return Ok(None) };
-        let share = match (net.driver, self.host_index) {
-            (Driver::Overlay, Some(index)) => {
+        let part = match (net.driver, &net.space, self.host_index) {
+            (Driver::Overlay, Some(space), _) => match &self.host_name {
+                Some(me) => Part::Owned(space.owned_by(me).collect()),
+                None => Part::All,
+            },
+            (Driver::Overlay, None, Some(index)) => {
                 let max_hosts = net.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS);
                 if index >= max_hosts {
                     return Err(ModelError::Conflict(format!(
@@ -178,11 +182,11 @@ impl State {
                         net.name
                     )));
                 }
-                Some(Share { index, max_hosts })
+                Part::Share(Share { index, max_hosts })
             }
-            _ => None,
+            _ => Part::All,
         };
-        Ok(Some(ipam.pool(share)))
+        Ok(Some(ipam.pool(part)))
     }
 
     /// The addresses of `net` Docker holds without an endpoint of switchd's holding them.
@@ -352,7 +356,7 @@ impl State {
                 subnet: pool.subnet,
                 ip_range: pool.ip_range,
                 gateway: pool.gateway.unwrap_or(pool.subnet.network()),
-                share: None,
+                part: Part::All,
             },
         };
         let net_id = existing.map(|n| n.id.clone());

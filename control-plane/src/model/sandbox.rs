@@ -355,9 +355,14 @@ impl State {
                 .chain(net.host_access_address())
                 .filter(|ip| pool.may_allocate(*ip))
                 .collect();
-            return pool
-                .allocate(&used)
-                .ok_or_else(|| ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name)));
+            return pool.allocate(&used).ok_or_else(|| match net.space {
+                // Other hosts may have addresses to give.
+                Some(_) => ModelError::OutOfClaims {
+                    network: net_id.clone(),
+                    name: net.name.clone(),
+                },
+                None => ModelError::Conflict(format!("no available IPv4 addresses on network {}", net.name)),
+            });
         };
         if net.builtin {
             return Err(invalid(
@@ -370,6 +375,14 @@ impl State {
             ))
         })?;
         pool.check_static(ip).map_err(invalid)?;
+        if let (Some(space), false) = (&net.space, pool.may_allocate(ip)) {
+            let offset = u32::from(ip) - u32::from(pool.subnet.network());
+            let owner = space.owner(offset).unwrap_or("no host yet");
+            return Err(ModelError::Conflict(format!(
+                "address {ip} of network {} is not this host's to hand out: its owner is {owner}",
+                net.name
+            )));
+        }
         if Some(ip) == net.host_access_address() {
             return Err(ModelError::Conflict(format!(
                 "address {ip} is reserved for the host's own interface on network {} (host_access)",

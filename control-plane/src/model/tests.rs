@@ -546,6 +546,72 @@ fn cluster_hosts_allocate_overlay_addresses_from_their_share() {
 }
 
 #[test]
+fn claimed_overlay_addresses_come_only_from_this_host_s_claims() {
+    use crate::cluster::records::Version;
+    use crate::cluster::space::{Claim, Space};
+    let (mut s, mut ids) = fresh();
+    s.host_index = Some(1);
+    s.host_name = Some("h1".into());
+    let ov = NetworkSpec {
+        name: "o".into(),
+        driver: "overlay".into(),
+        subnet: Some("10.67.0.0/24".into()),
+        ..Default::default()
+    };
+    let nid = ids.next();
+    s.create_network(ov, nid.clone(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    let claim = |owner: &str, counter| Claim {
+        owner: owner.into(),
+        version: Version {
+            counter,
+            origin: "h0".into(),
+        },
+    };
+    s.networks.get_mut(&nid).unwrap().space = Some(Space::new(256));
+    assert!(s.merge_claim(&nid, (0, 256), claim("h0", 1)));
+    assert!(!s.merge_claim(&nid, (0, 256), claim("h0", 1)), "nothing new");
+    // Nothing of it is this host's: other hosts may give some.
+    let e = create_sb(&mut s, &mut ids, sb("x", "o")).unwrap_err();
+    assert_eq!(
+        e,
+        ModelError::OutOfClaims {
+            network: nid.clone(),
+            name: "o".into()
+        }
+    );
+    assert_eq!(e.to_string(), "no available IPv4 addresses on network o");
+    let held_before = s.clone();
+    // h0 gives h1 the upper half; h1 hands out its first address, and a static one of its own.
+    assert!(s.merge_claim(&nid, (128, 256), claim("h1", 2)));
+    create_sb(&mut s, &mut ids, sb("x", "o")).unwrap();
+    assert_eq!(ep_of(&s, "x", "o").ip, Some(Ipv4Addr::new(10, 67, 0, 128)));
+    let mut fixed = sb("y", "o");
+    fixed.ip = Some("10.67.0.200".into());
+    create_sb(&mut s, &mut ids, fixed).unwrap();
+    // An address h0 owns is not h1's to hand out.
+    let mut theirs = sb("z", "o");
+    theirs.ip = Some("10.67.0.20".into());
+    let e = create_sb(&mut s, &mut ids, theirs).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("10.67.0.20 of network o is not this host's to hand out: its owner is h0"),
+        "{e}"
+    );
+    // What h1 can give: the upper half of its longest free run (.129-.199, between the
+    // addresses it holds; .201-.254 before the broadcast address is shorter).
+    assert_eq!(s.donation(&nid, "h1", 1000), Some((164, 200)));
+    assert_eq!(s.donation(&nid, "h1", 4), Some((196, 200)));
+    assert_eq!(
+        held_before.donation(&nid, "h1", 4),
+        None,
+        "nothing to give before the claim"
+    );
+    // Claims are stored with the network.
+    let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back.networks[&nid].space, s.networks[&nid].space);
+}
+
+#[test]
 fn macvlan_networks_need_a_parent_of_their_own() {
     let (mut s, mut ids) = fresh();
     let mv = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
