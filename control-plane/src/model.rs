@@ -733,6 +733,7 @@ mod mac_opt {
 mod claims;
 mod docker;
 mod network;
+pub use network::space_size;
 mod sandbox;
 
 pub use docker::{

@@ -130,6 +130,8 @@ pub struct Daemon {
     cluster: Option<crate::cluster::Cluster>,
     limits: Arc<crate::kernel::limits::Limits>,
     firewall: firewall::Mode,
+    /// News of claims and donors' answers, for creates waiting on addresses.
+    claims: (Mutex<claims::ClaimNews>, std::sync::Condvar),
 }
 
 /// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
@@ -162,6 +164,7 @@ impl Daemon {
             }
         };
         state.host_index = cfg.host_index;
+        state.host_name = cfg.cluster.as_ref().map(|c| c.name().to_string());
         // Fail closed: the ruleset of the stored state is in place before any port exists or
         // the host forwards, and without it switchd does not start (unless told to run bare).
         match cfg.firewall {
@@ -198,6 +201,7 @@ impl Daemon {
             vxlan_port: cfg.vxlan_port,
             cluster: cfg.cluster,
             snapshot,
+            claims: Default::default(),
         };
         let intent = d.store.intent().unwrap_or_else(|e| {
             tracing::error!("cannot read the intent of an interrupted operation: {e}");
@@ -207,6 +211,16 @@ impl Daemon {
             d.recover(&state, intent);
         }
         d.restore(state);
+        // Claims kept from before the restart go back to the cluster (one written just
+        // before a crash may have reached no one).
+        if let Some(cl) = &d.cluster {
+            let inner = d.inner.lock().expect("lock poisoned");
+            for (id, n) in &inner.state.networks {
+                if let Some(space) = &n.space {
+                    cl.restore_claims(id, space.claims().map(|(r, c)| (r, c.clone())));
+                }
+            }
+        }
         Ok(d)
     }
 
@@ -332,6 +346,7 @@ impl Daemon {
     }
 }
 
+mod claims;
 mod docker;
 mod networks;
 mod observe;

@@ -186,23 +186,23 @@ fn overlay_across_hosts() {
         .expect_ok("b on h2");
     let b_addr = h2.exec(&b, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
     assert!(
-        b_addr.contains("10.66.0.8/24"),
-        "h2 (index 1) hands out from its own share: {b_addr}"
+        b_addr.contains("10.66.0.239/24"),
+        "h2 asked h1 for addresses and hands out the first of the 16 it was given: {b_addr}"
     );
     wait_for("b known on h1", Duration::from_secs(10), || {
-        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:ef")
     });
     let fdb = h1.ctl(["fdb", "ovl"]).stdout;
     let line = fdb
         .lines()
-        .find(|l| l.contains("02:42:0a:42:00:08"))
+        .find(|l| l.contains("02:42:0a:42:00:ef"))
         .unwrap_or_default();
     assert!(
         line.contains(", host h2)") && line.contains("static"),
         "b's entry names its host: {fdb}"
     );
     assert!(
-        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.8"]).ok(),
+        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "10.66.0.239"]).ok(),
         "a (h1) to b (h2)"
     );
     assert!(
@@ -210,7 +210,7 @@ fn overlay_across_hosts() {
         "b (h2) to a (h1)"
     );
     let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
-    assert!(g.starts_with("10.66.0.8"), "a resolves b across hosts: {g}");
+    assert!(g.starts_with("10.66.0.239"), "a resolves b across hosts: {g}");
 
     // ARP suppression: b's host answers b's request for a's address; none crosses the underlay.
     h2.exec(&b, &["ip", "neigh", "flush", "all"]);
@@ -250,7 +250,14 @@ fn overlay_across_hosts() {
     let neigh = h2.exec(&b, &["ip", "neigh", "show", "10.66.0.2"]).stdout;
     assert!(neigh.contains("02:42:0a:42:00:02"), "{neigh}");
     // The trace says so, and that a frame to a leaves h2 in VXLAN towards h1.
-    let t = h2.ctl(["trace", "ovl", "--in", &b, "--frame", "arp=10.66.0.2,sender=10.66.0.8"]);
+    let t = h2.ctl([
+        "trace",
+        "ovl",
+        "--in",
+        &b,
+        "--frame",
+        "arp=10.66.0.2,sender=10.66.0.239",
+    ]);
     let t = t.expect_ok("trace arp").to_string();
     assert!(t.contains("verdict: answered here (ARP suppression)"), "{t}");
     assert!(
@@ -269,7 +276,7 @@ fn overlay_across_hosts() {
 
     // Bulk TCP both ways: the sandboxes hand over super-frames (TSO on overlay ports), which
     // are cut into segments with their checksums before they enter the tunnel.
-    assert_eq!(testbed::tcp_bulk(&a, &b, "10.66.0.8", 32), 32 << 20, "a to b");
+    assert_eq!(testbed::tcp_bulk(&a, &b, "10.66.0.239", 32), 32 << 20, "a to b");
     assert_eq!(testbed::tcp_bulk(&b, &a, "10.66.0.2", 32), 32 << 20, "b to a");
     let ports: serde_json::Value =
         serde_json::from_str(h1.ctl(["ports", "--format", "json"]).expect_ok("ports")).expect("JSON");
@@ -297,7 +304,7 @@ fn overlay_across_hosts() {
     h1.exec(&a, &["ethtool", "-K", "eth0", "tso", "off", "tx", "off"])
         .expect_ok("ethtool");
     assert_eq!(
-        testbed::tcp_bulk(&a, &b, "10.66.0.8", 16),
+        testbed::tcp_bulk(&a, &b, "10.66.0.239", 16),
         16 << 20,
         "a to b, offloads off"
     );
@@ -305,15 +312,15 @@ fn overlay_across_hosts() {
     // A crashed host's endpoints are withdrawn once it is declared down, and come back with it.
     h2.kill9();
     let took = wait_for("b withdrawn from h1", Duration::from_secs(20), || {
-        !h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
+        !h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:ef")
     });
     eprintln!("h2's endpoints withdrawn {took:?} after kill -9");
     h2.restart();
     wait_for("b back on h1", Duration::from_secs(20), || {
-        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:08")
+        h1.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:ef")
     });
     wait_for("a reaches b again", Duration::from_secs(5), || {
-        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.8"]).ok()
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.239"]).ok()
     });
 
     // Both hosts create sandboxes at the same moment: no address is handed out twice.
@@ -368,7 +375,7 @@ fn overlay_across_hosts() {
         "ovl2 must not reach ovl"
     );
     assert!(
-        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.8"]).ok(),
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.66.0.239"]).ok(),
         "while ovl still works"
     );
 
@@ -416,4 +423,97 @@ fn overlay_across_hosts() {
         !h2.ctl(["fdb", "ovl"]).stdout.contains("02:42:0a:42:00:02")
     });
     assert!(!h2.exec(&b, &["ping", "-c", "1", "-W", "1", "10.66.0.2"]).ok());
+}
+
+#[test]
+fn overlay_addresses_go_where_they_are_needed() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::new("xa", 95);
+    for h in ["h1", "h2", "h3"] {
+        f.cert("ca", h);
+    }
+    let hosts = [f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3")];
+    wait_for("the three hosts meet", Duration::from_secs(20), || {
+        peers(&hosts[0]).iter().filter(|(_, s)| s == "alive").count() == 3
+    });
+    hosts[0]
+        .ctl(["network", "create", "-d", "overlay", "--subnet", "10.65.0.0/24", "ov1"])
+        .expect_ok("create");
+    for h in &hosts[1..] {
+        wait_for("ov1 on every host", Duration::from_secs(10), || {
+            h.ctl(["network", "inspect", "ov1"]).ok()
+        });
+    }
+    // 83 sandboxes on each host at once, 249 of the subnet's 253 addresses: a host's fixed
+    // share of a /24 held eight. The first host holds all the addresses at first; the others
+    // ask it, and each other, as they run out.
+    let made: Vec<Vec<String>> = std::thread::scope(|s| {
+        let workers: Vec<_> = hosts
+            .iter()
+            .map(|h| {
+                s.spawn(move || {
+                    (0..83)
+                        .map(|k| {
+                            let name = h.name(&format!("s{k}"));
+                            h.ctl(["sandbox", "create", "--network", "ov1", &name])
+                                .expect_ok("sandbox create");
+                            name
+                        })
+                        .collect()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("a host's creates"))
+            .collect()
+    });
+    // The last four addresses, wherever they are, then a refusal that says why.
+    let mut last = Vec::new();
+    for k in 83..87 {
+        let name = hosts[1].name(&format!("s{k}"));
+        hosts[1]
+            .ctl(["sandbox", "create", "--network", "ov1", &name])
+            .expect_ok("one of the last addresses");
+        last.push(name);
+    }
+    let full = hosts[1].ctl(["sandbox", "create", "--network", "ov1", &hosts[1].name("more")]);
+    assert!(!full.ok());
+    assert!(
+        full.stderr
+            .contains("network ov1: no free address reachable from h2 (253 of 253 in use"),
+        "{}",
+        full.stderr
+    );
+    let mut seen = std::collections::BTreeMap::new();
+    let all = made
+        .iter()
+        .zip(&hosts)
+        .flat_map(|(names, h)| names.iter().map(move |n| (h, n)));
+    for (h, sb) in all.chain(last.iter().map(|n| (&hosts[1], n))) {
+        let out = h.exec(sb, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
+        let ip = out
+            .split_whitespace()
+            .nth(3)
+            .and_then(|a| a.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        assert!(ip.starts_with("10.65.0."), "{sb}: {out}");
+        if let Some(other) = seen.insert(ip.clone(), sb.clone()) {
+            panic!("{ip} is held by both {other} and {sb}");
+        }
+    }
+    assert_eq!(seen.len(), 253);
+    // Across hosts, by the addresses given.
+    let (on3, on1) = (hosts[2].name("s0"), hosts[0].name("s0"));
+    let target = seen
+        .iter()
+        .find(|(_, sb)| **sb == on1)
+        .map(|(ip, _)| ip.clone())
+        .unwrap();
+    wait_for("s0 on h3 reaches s0 on h1", Duration::from_secs(10), || {
+        hosts[2].exec(&on3, &["ping", "-c", "1", "-W", "1", &target]).ok()
+    });
 }

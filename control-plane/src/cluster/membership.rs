@@ -661,9 +661,16 @@ impl Membership {
     }
 
     /// Sends `claim` (a record this host wrote) to the member at `to`, as the answer to its
-    /// ask for addresses of `network`; it also spreads as any record does.
+    /// ask for addresses of `network`.
     pub fn grant(&mut self, to: SocketAddr, network: Id, claim: &Record) {
         self.send_with(to, Kind::Granted { network }, vec![Bytes::from(claim.encode())]);
+    }
+
+    /// Disseminates a record already in [`Membership::records`] (written there directly, or
+    /// kept from before a restart).
+    pub fn spread(&mut self, r: &Record) {
+        let times = self.transmissions();
+        self.gossip.push(r.key.clone(), Bytes::from(r.encode()), times);
     }
 
     /// Tells the member at `to` that this host has no address of `network` to give.
@@ -1284,6 +1291,7 @@ mod tests {
             gateway: "10.88.0.1".parse().unwrap(),
             vni: 4096,
             max_hosts: 64,
+            claimed: false,
             mtu: 1450,
             internal: false,
             created: std::time::SystemTime::UNIX_EPOCH,

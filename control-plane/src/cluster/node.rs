@@ -291,6 +291,18 @@ impl Node {
         Ok(r)
     }
 
+    /// Sends a claim written already (into [`Node::records`], under the caller's own lock) to
+    /// `to`, which asked for addresses of `network`, and spreads it.
+    pub fn grant_written(&mut self, network: Id, claim: &Record, to: &HostId) {
+        self.m.spread(claim);
+        self.m.grant(to.addr, network, claim);
+    }
+
+    /// Disseminates a record written into [`Node::records`] directly.
+    pub fn spread(&mut self, r: &Record) {
+        self.m.spread(r);
+    }
+
     /// Tells `to` that this host has no address of `network` to give.
     pub fn no_space(&mut self, network: Id, to: &HostId) {
         self.m.no_space(to.addr, network);

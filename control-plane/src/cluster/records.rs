@@ -89,8 +89,10 @@ pub struct NetworkRecord {
     pub gateway: Ipv4Addr,
     /// VNI.
     pub vni: u32,
-    /// How many hosts its addresses are dealt to.
+    /// How many hosts its addresses are dealt to (a network made before claims).
     pub max_hosts: u32,
+    /// Whether its addresses are claimed on demand ([`super::space`]) rather than dealt.
+    pub claimed: bool,
     /// MTU.
     pub mtu: u16,
     /// `--internal`.

@@ -374,9 +374,14 @@ impl State {
                 }
                 w
             }
-            None => ipam_pool
-                .allocate(&used)
-                .ok_or_else(|| ModelError::Conflict(format!("no available IPv4 addresses in pool {pool_id}")))?,
+            None => ipam_pool.allocate(&used).ok_or_else(|| match existing {
+                // Other hosts may have addresses to give.
+                Some(n) if n.space.is_some() => ModelError::OutOfClaims {
+                    network: n.id.clone(),
+                    name: n.name.clone(),
+                },
+                _ => ModelError::Conflict(format!("no available IPv4 addresses in pool {pool_id}")),
+            })?,
         };
         self.docker.pools.get_mut(pool_id).expect("found above").held.insert(ip);
         Ok(ip)

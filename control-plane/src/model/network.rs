@@ -289,6 +289,7 @@ impl State {
             gateway: ipam.gateway,
             vni: n.vni?,
             max_hosts: n.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS),
+            claimed: n.space.is_some(),
             mtu: n.mtu,
             internal: n.internal,
             created: n.created,
@@ -379,7 +380,9 @@ impl State {
             vni: Some(r.vni),
             vteps: Vec::new(),
             max_hosts: Some(r.max_hosts),
-            space: None,
+            space: r
+                .claimed
+                .then(|| crate::cluster::space::Space::new(space_size(&r.subnet))),
             parent: None,
             macvlan_mode: None,
             host_access: false,
@@ -496,6 +499,11 @@ fn boolean(v: &str) -> Option<bool> {
         "false" => Some(false),
         _ => None,
     }
+}
+
+/// How many addresses a subnet's claims cover: all of them (offsets from its first address).
+pub fn space_size(subnet: &Ipv4Cidr) -> u32 {
+    u32::try_from(subnet.size()).unwrap_or(u32::MAX)
 }
 
 /// `v` as a number within `r`.

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant, SystemTime};
 use control_plane::api::PeerResource;
 use control_plane::cluster::membership::{Event, HostId};
 use control_plane::cluster::node::{self, Node, Output, SyncPlan};
-use control_plane::cluster::records::{Body, RecordKey};
+use control_plane::cluster::records::{Body, Record, RecordKey, Records};
+use control_plane::cluster::space::{Claim, Range};
 use control_plane::cluster::{pki, seal::GossipKey};
 use control_plane::Id;
 use tokio::net::UdpSocket;
@@ -135,6 +136,8 @@ pub struct Status {
 pub struct Cluster {
     status: Arc<Mutex<Status>>,
     to_node: mpsc::UnboundedSender<ToNode>,
+    /// The node's records, for claims this host writes itself (their version at once).
+    records: Arc<Mutex<Records>>,
     name: String,
     vtep: SocketAddr,
     sync: Arc<crate::cluster::sync::SyncStats>,
@@ -176,6 +179,91 @@ impl Cluster {
     /// Tells the node the host took a network's ports down.
     pub fn network_down(&self, network: Id) {
         self.tell(ToNode::NetworkDown(network));
+    }
+
+    /// Writes a claim of this host's: `owner` owns `range` of `network`. The record is in the
+    /// node's records at once, with its version; [`Cluster::spread`] or [`Cluster::grant`]
+    /// sends it.
+    pub fn write_claim(&self, network: &Id, range: Range, owner: &str) -> Record {
+        let key = RecordKey::Claim {
+            network: network.clone(),
+            start: range.0,
+            end: range.1,
+        };
+        let now_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        self.records
+            .lock()
+            .expect("lock poisoned")
+            .local(key, Some(Body::Claim(owner.into())), now_ms)
+    }
+
+    /// Takes claims kept from before a restart into the node's records and spreads them.
+    pub fn restore_claims(&self, network: &Id, claims: impl IntoIterator<Item = (Range, Claim)>) {
+        for (range, c) in claims {
+            let key = RecordKey::Claim {
+                network: network.clone(),
+                start: range.0,
+                end: range.1,
+            };
+            let r = Record::new(key, c.version, Some(Body::Claim(c.owner)));
+            if self.records.lock().expect("lock poisoned").apply(r.clone()) {
+                self.spread(r);
+            }
+        }
+    }
+
+    /// The claims on `network` the node knows (for a network adopted after its claims came).
+    pub fn claims_of(&self, network: &Id) -> Vec<(Range, Claim)> {
+        let r = self.records.lock().expect("lock poisoned");
+        r.all()
+            .filter_map(|rec| match (&rec.key, &rec.body) {
+                (RecordKey::Claim { network: n, start, end }, Some(Body::Claim(owner))) if n == network => Some((
+                    (*start, *end),
+                    Claim {
+                        owner: owner.clone(),
+                        version: rec.version.clone(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Spreads a record written with [`Cluster::write_claim`].
+    pub fn spread(&self, r: Record) {
+        self.tell(ToNode::Spread(Box::new(r)));
+    }
+
+    /// Sends a claim written with [`Cluster::write_claim`] to `to`, which asked for it.
+    pub fn grant(&self, network: Id, r: Record, to: HostId) {
+        self.tell(ToNode::Grant {
+            network,
+            record: Box::new(r),
+            to,
+        });
+    }
+
+    /// Tells `to` this host has no address of `network` to give.
+    pub fn no_space(&self, network: Id, to: HostId) {
+        self.tell(ToNode::NoSpace { network, to });
+    }
+
+    /// Asks `donor` for `count` addresses of `network`.
+    pub fn want(&self, network: Id, count: u32, donor: HostId) {
+        self.tell(ToNode::Want { network, count, donor });
+    }
+
+    /// The members alive now, this host excluded, with their identities.
+    pub fn alive(&self) -> Vec<HostId> {
+        let s = self.status.lock().expect("lock poisoned");
+        s.peers
+            .iter()
+            .skip(1)
+            .filter(|p| p.state == "alive")
+            .map(|p| p.id.clone())
+            .collect()
     }
 
     fn tell(&self, m: ToNode) {
@@ -251,6 +339,7 @@ pub fn start(
     let handle = Cluster {
         status: status.clone(),
         to_node,
+        records: node.membership().records_handle(),
         name: creds.name.clone(),
         vtep: SocketAddr::new(cfg.advertise, vxlan_port),
         sync: sync.clone(),
@@ -341,6 +430,18 @@ enum ToNode {
     NetworkUp(Id),
     /// A network's ports are gone here.
     NetworkDown(Id),
+    /// Spread a record written into the records directly.
+    Spread(Box<Record>),
+    /// Send a claim written into the records to the host that asked, and spread it.
+    Grant {
+        network: Id,
+        record: Box<Record>,
+        to: HostId,
+    },
+    /// Tell a host that asked that there is nothing to give.
+    NoSpace { network: Id, to: HostId },
+    /// Ask a host for addresses.
+    Want { network: Id, count: u32, donor: HostId },
 }
 
 /// The channels between the gossip loop and the rest of switchd.
@@ -412,6 +513,10 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
                 }
                 ToNode::NetworkUp(id) => node.network_up(id),
                 ToNode::NetworkDown(id) => node.network_down(&id),
+                ToNode::Spread(r) => node.spread(&r),
+                ToNode::Grant { network, record, to } => node.grant_written(network, &record, &to),
+                ToNode::NoSpace { network, to } => node.no_space(network, &to),
+                ToNode::Want { network, count, donor } => node.want_space(network, count, &donor),
             },
             Some(states) = heard.recv() => {
                 node.apply_member_states(states);

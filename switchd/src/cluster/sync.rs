@@ -348,6 +348,7 @@ mod tests {
             gateway: "10.1.0.1".parse().unwrap(),
             vni: 4096,
             max_hosts: 64,
+            claimed: false,
             mtu: 1450,
             internal: false,
             created: SystemTime::UNIX_EPOCH,

@@ -46,9 +46,11 @@ impl Daemon {
 
     /// `IpamDriver.RequestAddress`: the address and its subnet's prefix length.
     pub fn docker_request_address(&self, r: AddressRequest) -> Result<(Ipv4Addr, u8), OpError> {
-        self.model_op(|s| {
-            let ip = s.docker_request_address(&r.pool_id, &r.address, r.is_gateway())?;
-            Ok((ip, s.docker.pools[&r.pool_id].subnet.prefix_len()))
+        self.with_addresses(|| {
+            self.model_op(|s| {
+                let ip = s.docker_request_address(&r.pool_id, &r.address, r.is_gateway())?;
+                Ok((ip, s.docker.pools[&r.pool_id].subnet.prefix_len()))
+            })
         })
     }
 

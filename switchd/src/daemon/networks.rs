@@ -291,6 +291,7 @@ impl Daemon {
         if let Some(net) = next.networks.get_mut(&id).filter(|n| n.driver == Driver::Macvlan) {
             self.choose_native_path(net)?;
         }
+        let claim = self.claim_new_network(&mut next, &id);
         let net = next.networks[&id].clone();
         let ports = match self.bring_up(&net) {
             Ok(p) => p,
@@ -310,6 +311,9 @@ impl Daemon {
             self.ports_up(&mut inner, id.clone(), p);
         }
         self.publish_network(&inner.state, &id);
+        if let (Some(cl), Some(r)) = (&self.cluster, claim) {
+            cl.spread(r);
+        }
         tracing::info!(network = %net.name, id = %id, "network created");
         Ok(Some(id))
     }

@@ -3,6 +3,7 @@
 //! entries behind a VXLAN port per remote host, so broadcast reaches exactly the hosts with
 //! endpoints on the network).
 
+use control_plane::cluster::membership::Ask;
 use control_plane::cluster::node::Output;
 use control_plane::cluster::records::{Body, EndpointRecord, RecordKey};
 use control_plane::cluster::remotes::Effect;
@@ -59,9 +60,9 @@ impl Daemon {
                 Output::Dataplane(fx) => self.apply_effect(&mut inner, fx),
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
-                // Addresses still come from each host's fixed share of a network: no host asks
-                // another for addresses yet.
-                Output::Claim { .. } | Output::Asked(_) => {}
+                Output::Claim { network, range, claim } => self.merge_claim(&mut inner, &network, range, claim),
+                Output::Asked(Ask::Want { from, network, count }) => self.donate(&mut inner, from, network, count),
+                Output::Asked(a) => self.answered(a),
             }
         }
         *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
@@ -89,6 +90,12 @@ impl Daemon {
             self.tear_down_network(&net, Some(ports));
             tracing::error!(network = %net.name, "cannot store cluster network: {}", e.message());
             return;
+        }
+        // Claims on its addresses that came before it.
+        if let (Some(cl), true) = (&self.cluster, net.space.is_some()) {
+            for (range, c) in cl.claims_of(&id) {
+                inner.state.merge_claim(&id, range, c);
+            }
         }
         // Endpoints other hosts announced before the network arrived go in place.
         self.ports_up(inner, id, ports);

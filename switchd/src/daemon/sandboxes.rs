@@ -257,8 +257,13 @@ impl Daemon {
         }
     }
 
-    /// `sandbox create`.
+    /// `sandbox create`; on an overlay network whose addresses here are all in use, after
+    /// asking other hosts for some.
     pub fn create_sandbox(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
+        self.with_addresses(|| self.create_sandbox_once(req.clone()))
+    }
+
+    fn create_sandbox_once(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let id = next.create_sandbox(
@@ -436,8 +441,13 @@ impl Daemon {
         Ok(SandboxResource::of(&inner.state, sb))
     }
 
-    /// `network connect`.
+    /// `network connect`; on an overlay network whose addresses here are all in use, after
+    /// asking other hosts for some.
     pub fn connect(&self, net: &str, req: NetworkConnect) -> Result<(), OpError> {
+        self.with_addresses(|| self.connect_once(net, req.clone()))
+    }
+
+    fn connect_once(&self, net: &str, req: NetworkConnect) -> Result<(), OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
         let ep_id = next.connect(net, &req.container, (&req).into_spec()?, random_id())?;

@@ -1,0 +1,216 @@
+//! Overlay addresses claimed on demand, the daemon's side: merging claims the cluster brings,
+//! giving addresses to a host that asks, and asking for them when this host's are all in use
+//! (the rules of who owns what are `control_plane::cluster::space`'s).
+
+use std::time::{Duration, Instant};
+
+use control_plane::cluster::membership::{Ask, HostId};
+use control_plane::cluster::space::{Claim, Range, Space};
+
+use super::*;
+
+/// How many addresses a host asks for at a time.
+const WANT: u32 = 16;
+/// How long a host waits for a donor's answer before asking another.
+const ANSWER_WAIT: Duration = Duration::from_secs(2);
+
+/// What changed about claims, for a create waiting on an answer.
+#[derive(Debug, Default)]
+pub(super) struct ClaimNews {
+    /// Bumped whenever a claim or an answer arrives.
+    generation: u64,
+    /// The donors that answered NoSpace, by network.
+    refused: Vec<(Id, String)>,
+}
+
+impl Daemon {
+    /// Makes a new overlay network's addresses claimed on demand when this host is in a
+    /// cluster: a space over the subnet, all of it claimed by this host. The claim is written
+    /// now (its version) and spread once the network is committed.
+    pub(super) fn claim_new_network(
+        &self,
+        next: &mut State,
+        id: &Id,
+    ) -> Option<control_plane::cluster::records::Record> {
+        let (cl, me) = (self.cluster.as_ref()?, next.host_name.clone()?);
+        let net = next.networks.get_mut(id).filter(|n| n.driver == Driver::Overlay)?;
+        let size = control_plane::model::space_size(&net.ipam?.subnet);
+        net.space = Some(Space::new(size));
+        let r = cl.write_claim(id, (0, size), &me);
+        next.merge_claim(id, (0, size), claim_of(&r, &me));
+        Some(r)
+    }
+
+    /// Merges a claim from the cluster.
+    pub(super) fn merge_claim(&self, inner: &mut Inner, network: &Id, range: Range, claim: Claim) {
+        if inner.state.merge_claim(network, range, claim) {
+            self.claim_news(|_| {});
+        }
+    }
+
+    /// Answers a host that asks for addresses: a range this host owns and does not use, or
+    /// NoSpace. The claim is in this host's model (and stored) before it is sent.
+    pub(super) fn donate(&self, inner: &mut Inner, from: HostId, network: Id, count: u32) {
+        let (Some(cl), Some(me)) = (&self.cluster, inner.state.host_name.clone()) else {
+            return;
+        };
+        let given = inner.state.donation(&network, &me, count).filter(|r| {
+            let space = inner.state.networks.get(&network).and_then(|n| n.space.as_ref());
+            space.is_some_and(|s| s.give(&me, &from.name, r.0, r.1).is_ok())
+        });
+        let Some(range) = given else {
+            cl.no_space(network, from);
+            return;
+        };
+        let r = cl.write_claim(&network, range, &from.name);
+        inner.state.merge_claim(&network, range, claim_of(&r, &from.name));
+        if let Err(e) = self.store.save(&inner.state) {
+            tracing::error!("cannot store addresses given to {}: {e}", from.name);
+        }
+        *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
+        tracing::info!(to = %from.name, first = range.0, end = range.1, "addresses given to a host that asked");
+        cl.grant(network, r, from);
+    }
+
+    /// Notes a donor's answer.
+    pub(super) fn answered(&self, ask: Ask) {
+        if let Ask::NoSpace { from, network } = ask {
+            self.claim_news(|n| n.refused.push((network, from.name)));
+        } else {
+            self.claim_news(|_| {});
+        }
+    }
+
+    fn claim_news(&self, change: impl FnOnce(&mut ClaimNews)) {
+        let (lock, cv) = &self.claims;
+        let mut n = lock.lock().expect("lock poisoned");
+        change(&mut n);
+        n.generation += 1;
+        cv.notify_all();
+    }
+
+    /// Runs `op` (a create or connect); when it finds every address this host owns on an
+    /// overlay network in use, asks the hosts that hold the most of that network's addresses,
+    /// one at a time, for some, and runs it again once given.
+    pub(super) fn with_addresses<T>(&self, mut op: impl FnMut() -> Result<T, OpError>) -> Result<T, OpError> {
+        let mut asked: Vec<String> = Vec::new();
+        loop {
+            let (network, name) = match op() {
+                Err(OpError::Model(ModelError::OutOfClaims { network, name })) => (network, name),
+                other => return other,
+            };
+            let Some(cl) = &self.cluster else {
+                return Err(ModelError::Conflict(format!("no available IPv4 addresses on network {name}")).into());
+            };
+            let alive = cl.alive();
+            let donor = self.donors(&network).into_iter().find_map(|h| {
+                (!asked.contains(&h))
+                    .then(|| alive.iter().find(|a| a.name == h).cloned())
+                    .flatten()
+            });
+            let Some(donor) = donor else {
+                return Err(self.no_address_reachable(&network, &name, &alive).into());
+            };
+            let seen = self.claims.0.lock().expect("lock poisoned").generation;
+            tracing::info!(network = %name, donor = %donor.name, "asking for addresses");
+            cl.want(network.clone(), WANT, donor.clone());
+            if !self.wait_for_answer(&network, &donor.name, seen) {
+                asked.push(donor.name);
+            }
+        }
+    }
+
+    /// The hosts holding addresses of `network`, most first, this host excluded.
+    fn donors(&self, network: &Id) -> Vec<String> {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let me = inner.state.host_name.as_deref().unwrap_or_default();
+        let Some(space) = inner.state.networks.get(network).and_then(|n| n.space.as_ref()) else {
+            return Vec::new();
+        };
+        let mut held: Vec<(&str, u32)> = space.held().into_iter().filter(|(h, _)| *h != me).collect();
+        held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        held.into_iter().map(|(h, _)| h.to_string()).collect()
+    }
+
+    /// Waits until this host owns a new claim on `network` or `donor` refused; false when it
+    /// refused or did not answer in time.
+    fn wait_for_answer(&self, network: &Id, donor: &str, seen: u64) -> bool {
+        let deadline = Instant::now() + ANSWER_WAIT;
+        let (lock, cv) = &self.claims;
+        let mut n = lock.lock().expect("lock poisoned");
+        let mut gen = seen;
+        loop {
+            if let Some(i) = n.refused.iter().position(|(net, h)| net == network && h == donor) {
+                n.refused.swap_remove(i);
+                return false;
+            }
+            if n.generation != gen {
+                gen = n.generation;
+                drop(n);
+                if self.owns_free_address(network) {
+                    return true;
+                }
+                n = lock.lock().expect("lock poisoned");
+                continue;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            n = cv.wait_timeout(n, left).expect("lock poisoned").0;
+        }
+    }
+
+    /// Whether this host owns an address of `network` that it could hand out now.
+    fn owns_free_address(&self, network: &Id) -> bool {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let me = inner.state.host_name.as_deref().unwrap_or_default();
+        inner.state.donation(network, me, 1).is_some()
+    }
+
+    /// The refusal when no reachable host has addresses to give: how many are in use, and
+    /// which hosts that hold some are out of reach.
+    fn no_address_reachable(&self, network: &Id, name: &str, alive: &[HostId]) -> ModelError {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let me = inner.state.host_name.clone().unwrap_or_default();
+        let local = inner
+            .state
+            .endpoints_of_network(network)
+            .filter(|e| e.ip.is_some())
+            .count();
+        let remote = inner.state.remote.get(network).map_or(0, |r| r.len());
+        let (usable, unreachable) = match inner.state.networks.get(network) {
+            Some(n) => {
+                let usable = n.ipam.map_or(0, |i| i.subnet.size().saturating_sub(3));
+                let held = n.space.as_ref().map(|s| s.held()).unwrap_or_default();
+                let away: Vec<String> = held
+                    .keys()
+                    .filter(|h| **h != me && !alive.iter().any(|a| a.name == **h))
+                    .map(|h| h.to_string())
+                    .collect();
+                (usable, away)
+            }
+            None => (0, Vec::new()),
+        };
+        let mut why = format!(
+            "network {name}: no free address reachable from {me} ({} of {usable} in use",
+            local + remote
+        );
+        if !unreachable.is_empty() {
+            why.push_str(&format!(
+                "; {} hold addresses but are unreachable",
+                unreachable.join(", ")
+            ));
+        }
+        why.push(')');
+        ModelError::Conflict(why)
+    }
+}
+
+/// The claim a record of this host's says.
+fn claim_of(r: &control_plane::cluster::records::Record, owner: &str) -> Claim {
+    Claim {
+        owner: owner.into(),
+        version: r.version.clone(),
+    }
+}
