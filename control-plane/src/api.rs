@@ -103,8 +103,38 @@ impl FromModel<Network> for NetworkResource {
                     .as_str()
                     .into(),
             }),
+            addresses: addresses(state, net),
         }
     }
+}
+
+/// Per host, how many addresses of `net` it holds and its endpoints use (claimed overlay
+/// networks; empty for every other network).
+fn addresses(state: &State, net: &Network) -> BTreeMap<String, HostAddresses> {
+    let Some(space) = &net.space else {
+        return BTreeMap::new();
+    };
+    let me = state.host_name.as_deref().unwrap_or_default();
+    let mut out: BTreeMap<String, HostAddresses> = space
+        .held()
+        .into_iter()
+        .map(|(h, held)| (h.to_string(), HostAddresses { held, used: 0 }))
+        .collect();
+    let remote = state
+        .remote
+        .get(&net.id)
+        .into_iter()
+        .flat_map(|r| r.values().map(|e| &*e.host));
+    let local = state
+        .endpoints_of_network(&net.id)
+        .filter(|e| e.ip.is_some())
+        .map(|_| me);
+    for host in remote.chain(local) {
+        out.entry(host.to_string())
+            .or_insert(HostAddresses { held: 0, used: 0 })
+            .used += 1;
+    }
+    out
 }
 
 /// The resource of endpoint `e` of sandbox `sb` on `net`.

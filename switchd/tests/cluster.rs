@@ -506,6 +506,22 @@ fn overlay_addresses_go_where_they_are_needed() {
         }
     }
     assert_eq!(seen.len(), 253);
+    // Every host's view: who holds how many of the 256 offsets, and uses how many.
+    wait_for("h2 sees every endpoint", Duration::from_secs(10), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&hosts[1].ctl(["network", "inspect", "ov1"]).stdout).unwrap_or_default();
+        let a = &v[0]["Addresses"];
+        let sum = |k: &str| {
+            ["h1", "h2", "h3"]
+                .iter()
+                .map(|h| a[h][k].as_u64().unwrap_or(0))
+                .sum::<u64>()
+        };
+        let each = ["h1", "h2", "h3"]
+            .iter()
+            .all(|h| a[h]["Held"].as_u64() >= a[h]["Used"].as_u64());
+        sum("Held") == 256 && sum("Used") == 253 && each
+    });
     // Across hosts, by the addresses given.
     let (on3, on1) = (hosts[2].name("s0"), hosts[0].name("s0"));
     let target = seen

@@ -113,6 +113,20 @@ pub struct NetworkResource {
     /// How a macvlan network reaches the LAN on this host (not in Docker's shape).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub native: Option<NativeResource>,
+    /// How many addresses of an overlay network each host holds and uses, for a network whose
+    /// addresses are claimed on demand (not in Docker's shape).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub addresses: BTreeMap<String, HostAddresses>,
+}
+
+/// One host's addresses of an overlay network.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct HostAddresses {
+    /// How many it owns.
+    pub held: u32,
+    /// How many of those its endpoints use.
+    pub used: u32,
 }
 
 /// How a macvlan network is carried on the host that answers.
