@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use hyper::Method;
 
 use switch_client::client::Client;
 
@@ -25,6 +26,12 @@ pub(crate) enum ClusterCmd {
         /// The CA's name.
         #[arg(long, default_value = "switch cluster CA")]
         name: String,
+    },
+    /// Take over the overlay addresses of a host gone for good (refused while it is alive;
+    /// run it on one host only, once the host is declared down).
+    Forget {
+        /// The host's name.
+        host: String,
     },
     /// Issue a host certificate: DIR2/ca.crt, DIR2/host.crt, DIR2/host.key and DIR2/gossip.key
     /// (the cluster's gossip key, derived from the CA key), for switchd --cluster-dir.
@@ -70,7 +77,7 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
     use switch_pki::pki;
     let now = std::time::SystemTime::now();
     match cmd {
-        ClusterCmd::Peers { .. } => unreachable!("handled with a daemon"),
+        ClusterCmd::Peers { .. } | ClusterCmd::Forget { .. } => unreachable!("handled with a daemon"),
         ClusterCmd::Init { out, name } => {
             std::fs::create_dir_all(&out)?;
             for f in ["ca.crt", "ca.key"] {
@@ -123,6 +130,22 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             std::fs::rename(&tmp, &counter)?;
             println!("{}", out.join("host.crt").display());
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cluster forget HOST`: one line per network whose addresses were taken over.
+pub(crate) fn forget(c: &Client, host: &str) -> anyhow::Result<ExitCode> {
+    let r: switch_api::ForgetResponse = c.json::<(), _>(
+        Method::POST,
+        &switch_client::client::path(&["cluster", "forget", host]),
+        None,
+    )?;
+    if r.networks.is_empty() {
+        println!("{host} held no overlay addresses known here");
+    }
+    for (network, n) in &r.networks {
+        println!("network {network}: took over {n} addresses of {host}");
     }
     Ok(ExitCode::SUCCESS)
 }

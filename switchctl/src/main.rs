@@ -164,6 +164,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         if let ClusterCmd::Peers { format } = cmd {
             return peers(&Client::new(&cli.socket)?, format.format);
         }
+        if let ClusterCmd::Forget { host } = &cmd {
+            return cluster::forget(&Client::new(&cli.socket)?, host);
+        }
         return cluster(cmd);
     }
     let c = Client::new(&cli.socket)?;

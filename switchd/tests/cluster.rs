@@ -533,3 +533,51 @@ fn overlay_addresses_go_where_they_are_needed() {
         hosts[2].exec(&on3, &["ping", "-c", "1", "-W", "1", &target]).ok()
     });
 }
+
+#[test]
+fn a_host_gone_for_good_is_forgotten_and_its_addresses_taken_over() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::new("xf", 94);
+    for h in ["h1", "h2", "h3"] {
+        f.cert("ca", h);
+    }
+    let (h1, h2, mut h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
+    wait_for("the three hosts meet", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 3
+    });
+    h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.64.0.0/26", "ov2"])
+        .expect_ok("create");
+    wait_for("ov2 on h3", Duration::from_secs(10), || {
+        h3.ctl(["network", "inspect", "ov2"]).ok()
+    });
+    // h3 asks h1 for addresses and gets 16.
+    h3.ctl(["sandbox", "create", "--network", "ov2", &h3.name("a")])
+        .expect_ok("a on h3");
+    let held = |h: &Host, host: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&h.ctl(["network", "inspect", "ov2"]).stdout).unwrap_or_default();
+        v[0]["Addresses"][host]["Held"].as_u64().unwrap_or(0)
+    };
+    wait_for("h1 sees h3's claim", Duration::from_secs(10), || held(&h1, "h3") == 16);
+    let alive = h1.ctl(["cluster", "forget", "h3"]);
+    assert!(!alive.ok());
+    assert!(
+        alive
+            .stderr
+            .contains("host h3 is alive: only a host gone for good can be forgotten"),
+        "{}",
+        alive.stderr
+    );
+    h3.kill9();
+    wait_for("h3 declared down", Duration::from_secs(15), || {
+        peers(&h1).iter().any(|(n, s)| n == "h3" && s == "down")
+    });
+    let out = h1.ctl(["cluster", "forget", "h3"]).expect_ok("forget").to_string();
+    assert!(out.contains("network ov2: took over 16 addresses of h3"), "{out}");
+    assert_eq!((held(&h1, "h3"), held(&h1, "h1")), (0, 64));
+    wait_for("h2 sees h1 holding all", Duration::from_secs(10), || {
+        held(&h2, "h1") == 64
+    });
+}

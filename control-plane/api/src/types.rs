@@ -119,6 +119,14 @@ pub struct NetworkResource {
     pub addresses: BTreeMap<String, HostAddresses>,
 }
 
+/// What `cluster forget` took over: per overlay network, how many addresses.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct ForgetResponse {
+    /// Addresses taken over, by network name.
+    pub networks: BTreeMap<String, u32>,
+}
+
 /// One host's addresses of an overlay network.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]

@@ -255,6 +255,10 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (&Method::GET, ["cluster", "peers"]) => Ok(json(StatusCode::OK, &blocking(move || d.peers()).await?)),
+        (&Method::POST, ["cluster", "forget", host]) => {
+            let host = host.to_string();
+            Ok(json(StatusCode::OK, &blocking(move || d.forget(&host)).await?))
+        }
         (&Method::GET, ["cluster"]) => {
             let c = d.cluster_counters();
             let body = serde_json::json!({
@@ -373,6 +377,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["vxlan"]
             | ["cluster"]
             | ["cluster", "peers"]
+            | ["cluster", "forget", _]
             | ["networks", _, "vteps"]
             | ["networks", _, "vteps", _]
     )

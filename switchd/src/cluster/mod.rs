@@ -136,6 +136,8 @@ pub struct Status {
 pub struct Cluster {
     status: Arc<Mutex<Status>>,
     to_node: mpsc::UnboundedSender<ToNode>,
+    /// Anti-entropy jobs.
+    jobs: mpsc::UnboundedSender<Job>,
     /// The node's records, for claims this host writes itself (their version at once).
     records: Arc<Mutex<Records>>,
     name: String,
@@ -255,6 +257,19 @@ impl Cluster {
         self.tell(ToNode::Want { network, count, donor });
     }
 
+    /// Runs an anti-entropy exchange with every member alive now and waits for them (from a
+    /// blocking thread): afterwards this host holds every record any of them held.
+    ///
+    /// # Errors
+    /// The members that could not be reached, with why.
+    pub fn exchange_with_all(&self) -> Result<(), ExchangeError> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.jobs.send(Job::All(self.alive(), tx)).is_err() {
+            return Err(ExchangeError::Gone);
+        }
+        rx.blocking_recv().unwrap_or(Err(ExchangeError::Gone))
+    }
+
     /// The members alive now, this host excluded, with their identities.
     pub fn alive(&self) -> Vec<HostId> {
         let s = self.status.lock().expect("lock poisoned");
@@ -336,7 +351,9 @@ pub fn start(
     let status = Arc::new(Mutex::new(Status::default()));
     let (to_node, to_node_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::cluster::sync::SyncStats::default());
+    let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
     let handle = Cluster {
+        jobs: sync_now.clone(),
         status: status.clone(),
         to_node,
         records: node.membership().records_handle(),
@@ -361,7 +378,6 @@ pub fn start(
         ))),
         heard,
     };
-    let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
     rt.spawn(crate::cluster::sync::serve(quic.clone(), shared.clone(), sync.clone()));
     rt.spawn(anti_entropy(
         quic,
@@ -388,36 +404,86 @@ pub fn start(
     Ok(handle)
 }
 
-/// Runs the anti-entropy exchanges the node asks for, one at a time.
+/// An anti-entropy job: one exchange the node planned, or one with each of several members
+/// whose outcome someone waits for.
+enum Job {
+    Plan(SyncPlan),
+    All(Vec<HostId>, tokio::sync::oneshot::Sender<Result<(), ExchangeError>>),
+}
+
+/// Why an exchange with every live member did not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The cluster driver stopped.
+    #[error("the cluster driver is gone")]
+    Gone,
+    /// Members that could not be reached, with why.
+    #[error("cannot reach {0}")]
+    Unreached(String),
+}
+
+/// Runs the anti-entropy exchanges asked for, one at a time.
 async fn anti_entropy(
     ep: quinn::Endpoint,
     shared: crate::cluster::sync::Shared,
     cluster: Cluster,
     port: u16,
-    mut plans: mpsc::UnboundedReceiver<SyncPlan>,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
 ) {
-    while let Some(plan) = plans.recv().await {
-        let name = &plan.peer.name;
-        let to = SocketAddr::new(plan.peer.addr.ip(), port);
-        match tokio::time::timeout(
-            Duration::from_secs(10),
-            crate::cluster::sync::exchange(&ep, to, name, &shared, plan.members),
-        )
-        .await
-        {
-            Ok(Ok(n)) => {
-                cluster.sync.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if n > 0 {
-                    tracing::info!(peer = %name, records = n, "anti-entropy: caught up");
+    while let Some(job) = jobs.recv().await {
+        match job {
+            Job::Plan(plan) => {
+                let _ = exchange_once(&ep, &shared, &cluster, port, &plan.peer, plan.members).await;
+            }
+            Job::All(peers, done) => {
+                let mut failed = Vec::new();
+                for p in &peers {
+                    if let Err(e) = exchange_once(&ep, &shared, &cluster, port, p, false).await {
+                        failed.push(format!("{}: {e}", p.name));
+                    }
                 }
+                let _ = done.send(if failed.is_empty() {
+                    Ok(())
+                } else {
+                    Err(ExchangeError::Unreached(failed.join("; ")))
+                });
             }
-            Ok(Err(e)) => {
-                cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::info!(peer = %name, "anti-entropy exchange failed: {e}");
+        }
+    }
+}
+
+/// One exchange with `peer`, counted; what failed, in words.
+async fn exchange_once(
+    ep: &quinn::Endpoint,
+    shared: &crate::cluster::sync::Shared,
+    cluster: &Cluster,
+    port: u16,
+    peer: &HostId,
+    members: bool,
+) -> Result<(), String> {
+    let name = &peer.name;
+    let to = SocketAddr::new(peer.addr.ip(), port);
+    let done = tokio::time::timeout(
+        Duration::from_secs(10),
+        crate::cluster::sync::exchange(ep, to, name, shared, members),
+    )
+    .await;
+    match done {
+        Ok(Ok(n)) => {
+            cluster.sync.ok.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            if n > 0 {
+                tracing::info!(peer = %name, records = n, "anti-entropy: caught up");
             }
-            Err(_) => {
-                cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::info!(peer = %name, "anti-entropy exchange failed: {e}");
+            Err(e.to_string())
+        }
+        Err(_) => {
+            cluster.sync.failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Err("no answer within 10 s".into())
         }
     }
 }
@@ -451,7 +517,7 @@ struct Loops {
     /// What the node asks of the host, for the daemon.
     changes: mpsc::UnboundedSender<Vec<Output>>,
     /// Exchanges to run.
-    sync_now: mpsc::UnboundedSender<SyncPlan>,
+    sync_now: mpsc::UnboundedSender<Job>,
     /// Member lists heard in exchanges.
     heard: mpsc::UnboundedReceiver<Vec<control_plane::cluster::membership::MemberState>>,
     /// This host's member list, published for exchanges.
@@ -530,7 +596,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
                 let mut r = [0u8; 8];
                 let _ = getrandom::fill(&mut r);
                 if let Some(plan) = node.sync_round(u64::from_ne_bytes(r)) {
-                    let _ = sync_now.send(plan);
+                    let _ = sync_now.send(Job::Plan(plan));
                 }
             }
         }
@@ -558,7 +624,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
                     log_event(&ev);
                 }
                 Output::Sync(plan) => {
-                    let _ = sync_now.send(plan);
+                    let _ = sync_now.send(Job::Plan(plan));
                 }
                 other => for_host.push(other),
             }

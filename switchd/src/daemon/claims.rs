@@ -207,6 +207,63 @@ impl Daemon {
     }
 }
 
+impl Daemon {
+    /// `cluster forget HOST`: this host takes over the overlay addresses of a host gone for
+    /// good, after an exchange with every live host (so it holds every claim any of them
+    /// holds). Refused while the host is alive or suspected.
+    pub fn forget(&self, host: &str) -> Result<control_plane::api::ForgetResponse, OpError> {
+        let Some(cl) = &self.cluster else {
+            return Err(ModelError::Conflict(
+                "this switchd is not in a cluster: start it with --cluster-dir and --advertise".into(),
+            )
+            .into());
+        };
+        let me = cl.name().to_string();
+        if host == me {
+            return Err(ModelError::Conflict(format!("{host} is this host: forget a host from another one")).into());
+        }
+        if let Some(p) = cl.peers().into_iter().find(|p| p.name == host && p.state != "down") {
+            return Err(ModelError::Conflict(format!(
+                "host {host} is {}: only a host gone for good can be forgotten; stop it, wait until it is declared down, then forget it",
+                p.state
+            ))
+            .into());
+        }
+        cl.exchange_with_all().map_err(|e| {
+            ModelError::Conflict(format!(
+                "cannot take over {host}'s addresses before holding every live host's claims: {e}"
+            ))
+        })?;
+        let mut inner = self.inner.lock().expect("lock poisoned");
+        let mut next = inner.state.clone();
+        let mut taken = std::collections::BTreeMap::new();
+        let mut written = Vec::new();
+        let claimed: Vec<Id> = next
+            .networks
+            .iter()
+            .filter(|(_, n)| n.space.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in claimed {
+            let net = &next.networks[&id];
+            let writes = net.space.as_ref().map(|s| s.take_over(host, &me)).unwrap_or_default();
+            let name = net.name.clone();
+            for w in writes {
+                let r = cl.write_claim(&id, w.range, &me);
+                next.merge_claim(&id, w.range, claim_of(&r, &me));
+                *taken.entry(name.clone()).or_insert(0) += w.range.1 - w.range.0;
+                written.push(r);
+            }
+        }
+        self.commit(&mut inner, next)?;
+        for r in written {
+            cl.spread(r);
+        }
+        tracing::warn!(host, ?taken, "took over the addresses of a host gone for good");
+        Ok(control_plane::api::ForgetResponse { networks: taken })
+    }
+}
+
 /// The claim a record of this host's says.
 fn claim_of(r: &control_plane::cluster::records::Record, owner: &str) -> Claim {
     Claim {
