@@ -3,8 +3,8 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Network, State};
-use crate::cluster::space::{Claim, Range};
+use super::{Driver, Network, State};
+use crate::cluster::space::{Claim, Range, Space};
 use crate::ids::Id;
 
 impl State {
@@ -15,6 +15,37 @@ impl State {
             .get_mut(network)
             .and_then(|n| n.space.as_mut())
             .is_some_and(|s| s.merge(range, claim))
+    }
+
+    /// Makes a new overlay network's addresses claimed on demand, when this host is in a
+    /// cluster: a space over its subnet. The range to claim for this host (all of it) is
+    /// returned; the driver writes the claim (its version is the cluster's) and merges it.
+    pub fn claim_whole(&mut self, network: &Id) -> Option<Range> {
+        self.host_name.as_ref()?;
+        let net = self.networks.get_mut(network).filter(|n| n.driver == Driver::Overlay)?;
+        let size = super::network::space_size(&net.ipam?.subnet);
+        net.space = Some(Space::new(size));
+        Some((0, size))
+    }
+
+    /// The hosts to ask for addresses of `network`: those holding the most first, this host
+    /// excluded.
+    pub fn donors(&self, network: &Id) -> Vec<String> {
+        let me = self.host_name.as_deref().unwrap_or_default();
+        let Some(space) = self.networks.get(network).and_then(|n| n.space.as_ref()) else {
+            return Vec::new();
+        };
+        let mut held: Vec<(&str, u32)> = space.held().into_iter().filter(|(h, _)| *h != me).collect();
+        held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        held.into_iter().map(|(h, _)| h.to_string()).collect()
+    }
+
+    /// What this host (`me`) gives a host `to` that asked for `count` addresses of `network`:
+    /// [`State::donation`], checked to be `me`'s to give.
+    pub fn gift(&self, network: &Id, me: &str, to: &str, count: u32) -> Option<Range> {
+        let space = self.networks.get(network)?.space.as_ref()?;
+        self.donation(network, me, count)
+            .filter(|r| space.give(me, to, r.0, r.1).is_ok())
     }
 
     /// The offset of `ip` from the first address of `net`'s subnet.

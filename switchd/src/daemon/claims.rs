@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use control_plane::cluster::membership::{Ask, HostId};
-use control_plane::cluster::space::{Claim, Range, Space};
+use control_plane::cluster::space::{Claim, Range};
 
 use super::*;
 
@@ -33,11 +33,9 @@ impl Daemon {
         id: &Id,
     ) -> Option<control_plane::cluster::records::Record> {
         let (cl, me) = (self.cluster.as_ref()?, next.host_name.clone()?);
-        let net = next.networks.get_mut(id).filter(|n| n.driver == Driver::Overlay)?;
-        let size = control_plane::model::space_size(&net.ipam?.subnet);
-        net.space = Some(Space::new(size));
-        let r = cl.write_claim(id, (0, size), &me);
-        next.merge_claim(id, (0, size), claim_of(&r, &me));
+        let range = next.claim_whole(id)?;
+        let r = cl.write_claim(id, range, &me);
+        next.merge_claim(id, range, claim_of(&r, &me));
         Some(r)
     }
 
@@ -54,11 +52,7 @@ impl Daemon {
         let (Some(cl), Some(me)) = (&self.cluster, inner.state.host_name.clone()) else {
             return;
         };
-        let given = inner.state.donation(&network, &me, count).filter(|r| {
-            let space = inner.state.networks.get(&network).and_then(|n| n.space.as_ref());
-            space.is_some_and(|s| s.give(&me, &from.name, r.0, r.1).is_ok())
-        });
-        let Some(range) = given else {
+        let Some(range) = inner.state.gift(&network, &me, &from.name, count) else {
             cl.no_space(network, from);
             return;
         };
@@ -103,7 +97,8 @@ impl Daemon {
                 return Err(ModelError::Conflict(format!("no available IPv4 addresses on network {name}")).into());
             };
             let alive = cl.alive();
-            let donor = self.donors(&network).into_iter().find_map(|h| {
+            let donors = self.inner.lock().expect("lock poisoned").state.donors(&network);
+            let donor = donors.into_iter().find_map(|h| {
                 (!asked.contains(&h))
                     .then(|| alive.iter().find(|a| a.name == h).cloned())
                     .flatten()
@@ -118,18 +113,6 @@ impl Daemon {
                 asked.push(donor.name);
             }
         }
-    }
-
-    /// The hosts holding addresses of `network`, most first, this host excluded.
-    fn donors(&self, network: &Id) -> Vec<String> {
-        let inner = self.inner.lock().expect("lock poisoned");
-        let me = inner.state.host_name.as_deref().unwrap_or_default();
-        let Some(space) = inner.state.networks.get(network).and_then(|n| n.space.as_ref()) else {
-            return Vec::new();
-        };
-        let mut held: Vec<(&str, u32)> = space.held().into_iter().filter(|(h, _)| *h != me).collect();
-        held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        held.into_iter().map(|(h, _)| h.to_string()).collect()
     }
 
     /// Waits until this host owns a new claim on `network` or `donor` refused; false when it
