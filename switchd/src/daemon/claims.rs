@@ -2,6 +2,7 @@
 //! giving addresses to a host that asks, and asking for them when this host's are all in use
 //! (the rules of who owns what are `control_plane::cluster::space`'s).
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use control_plane::cluster::membership::{Ask, HostId};
@@ -13,6 +14,18 @@ use super::*;
 const WANT: u32 = 16;
 /// How long a host waits for a donor's answer before asking another.
 const ANSWER_WAIT: Duration = Duration::from_secs(2);
+/// How many times a donor that did not answer in time is asked before it is given up.
+const SILENT_TRIES: u32 = 2;
+
+/// What came of asking a donor.
+enum Answer {
+    /// This host owns a free address now.
+    Given,
+    /// The donor has nothing to give.
+    Refused,
+    /// No answer in time.
+    Silent,
+}
 
 /// What changed about claims, for a create waiting on an answer.
 #[derive(Debug, Default)]
@@ -87,7 +100,9 @@ impl Daemon {
     /// overlay network in use, asks the hosts that hold the most of that network's addresses,
     /// one at a time, for some, and runs it again once given.
     pub(super) fn with_addresses<T>(&self, mut op: impl FnMut() -> Result<T, OpError>) -> Result<T, OpError> {
-        let mut asked: Vec<String> = Vec::new();
+        // Per donor: how often it was asked and said nothing in time (a host busy with a
+        // burst may be slow); one that has nothing to give is asked no more.
+        let mut tries: BTreeMap<String, u32> = BTreeMap::new();
         loop {
             let (network, name) = match op() {
                 Err(OpError::Model(ModelError::OutOfClaims { network, name })) => (network, name),
@@ -98,26 +113,30 @@ impl Daemon {
             };
             let alive = cl.alive();
             let donors = self.inner.lock().expect("lock poisoned").state.donors(&network);
-            let donor = donors.into_iter().find_map(|h| {
-                (!asked.contains(&h))
-                    .then(|| alive.iter().find(|a| a.name == h).cloned())
-                    .flatten()
-            });
+            let donor = donors
+                .into_iter()
+                .filter(|h| tries.get(h).copied().unwrap_or(0) < SILENT_TRIES)
+                .filter_map(|h| alive.iter().find(|a| a.name == h).cloned())
+                .min_by_key(|a| tries.get(&a.name).copied().unwrap_or(0));
             let Some(donor) = donor else {
                 return Err(self.no_address_reachable(&network, &name, &alive).into());
             };
             let seen = self.claims.0.lock().expect("lock poisoned").generation;
             tracing::info!(network = %name, donor = %donor.name, "asking for addresses");
             cl.want(network.clone(), WANT, donor.clone());
-            if !self.wait_for_answer(&network, &donor.name, seen) {
-                asked.push(donor.name);
+            match self.wait_for_answer(&network, &donor.name, seen) {
+                Answer::Given => {}
+                Answer::Refused => {
+                    tries.insert(donor.name, u32::MAX);
+                }
+                Answer::Silent => *tries.entry(donor.name).or_insert(0) += 1,
             }
         }
     }
 
-    /// Waits until this host owns a new claim on `network` or `donor` refused; false when it
-    /// refused or did not answer in time.
-    fn wait_for_answer(&self, network: &Id, donor: &str, seen: u64) -> bool {
+    /// Waits until this host owns a new claim on `network`, `donor` refused, or the wait is
+    /// over.
+    fn wait_for_answer(&self, network: &Id, donor: &str, seen: u64) -> Answer {
         let deadline = Instant::now() + ANSWER_WAIT;
         let (lock, cv) = &self.claims;
         let mut n = lock.lock().expect("lock poisoned");
@@ -125,20 +144,20 @@ impl Daemon {
         loop {
             if let Some(i) = n.refused.iter().position(|(net, h)| net == network && h == donor) {
                 n.refused.swap_remove(i);
-                return false;
+                return Answer::Refused;
             }
             if n.generation != gen {
                 gen = n.generation;
                 drop(n);
                 if self.owns_free_address(network) {
-                    return true;
+                    return Answer::Given;
                 }
                 n = lock.lock().expect("lock poisoned");
                 continue;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return false;
+                return Answer::Silent;
             }
             n = cv.wait_timeout(n, left).expect("lock poisoned").0;
         }
