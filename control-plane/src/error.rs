@@ -24,6 +24,21 @@ pub enum ModelError {
     /// The operation is never allowed on this object, e.g. removing a built-in network (HTTP 403).
     #[error("{0}")]
     Forbidden(String),
+    /// A static address of an overlay network that another host owns (HTTP 409 when it will
+    /// not give it).
+    #[error("address {ip} of network {name} is not this host's to hand out: its owner is {owner}")]
+    OwnedElsewhere {
+        /// The network.
+        network: crate::Id,
+        /// Its name.
+        name: String,
+        /// The address.
+        ip: std::net::Ipv4Addr,
+        /// Its offset in the network's subnet.
+        offset: u32,
+        /// The host that owns it.
+        owner: String,
+    },
     /// Every address this host owns on an overlay network is in use; other hosts may have
     /// some to give (HTTP 409 when they do not).
     #[error("no available IPv4 addresses on network {name}")]
@@ -41,7 +56,7 @@ impl ModelError {
         match self {
             ModelError::Invalid(_) => 400,
             ModelError::NetworkNotFound(_) | ModelError::SandboxNotFound(_) | ModelError::NotFound(_) => 404,
-            ModelError::Conflict(_) | ModelError::OutOfClaims { .. } => 409,
+            ModelError::Conflict(_) | ModelError::OutOfClaims { .. } | ModelError::OwnedElsewhere { .. } => 409,
             ModelError::Forbidden(_) => 403,
         }
     }

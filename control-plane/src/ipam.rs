@@ -157,10 +157,24 @@ impl Pool {
         let first = u32::from(range.network());
         let last = u32::from(range.broadcast());
         let base = u32::from(self.subnet.network());
-        (first..=last)
-            .filter(|a| self.part.owns(a - base))
-            .map(Ipv4Addr::from)
-            .find(|ip| self.check_static(*ip).is_ok() && !used.contains(ip))
+        let free = |a: &u32| {
+            let ip = Ipv4Addr::from(*a);
+            self.check_static(ip).is_ok() && !used.contains(&ip)
+        };
+        match &self.part {
+            // Only the ranges owned, not the whole subnet: a host may own a few addresses at
+            // the end of a /16.
+            Part::Owned(ranges) => ranges
+                .iter()
+                .filter(|(a, b)| a < b)
+                .flat_map(|(a, b)| (base + a).max(first)..=(base + b - 1).min(last))
+                .find(free)
+                .map(Ipv4Addr::from),
+            part => (first..=last)
+                .filter(|a| part.owns(a - base))
+                .find(free)
+                .map(Ipv4Addr::from),
+        }
     }
 }
 

@@ -561,6 +561,20 @@ fn a_host_gone_for_good_is_forgotten_and_its_addresses_taken_over() {
         v[0]["Addresses"][host]["Held"].as_u64().unwrap_or(0)
     };
     wait_for("h1 sees h3's claim", Duration::from_secs(10), || held(&h1, "h3") == 16);
+    // A static address h1 owns: h1 gives it to h3 first.
+    h3.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "ov2",
+        "--ip",
+        "10.64.0.5",
+        &h3.name("b"),
+    ])
+    .expect_ok("b on h3 at an address h1 owned");
+    wait_for("h1 sees h3 holding 17", Duration::from_secs(10), || {
+        held(&h1, "h3") == 17
+    });
     let alive = h1.ctl(["cluster", "forget", "h3"]);
     assert!(!alive.ok());
     assert!(
@@ -575,7 +589,7 @@ fn a_host_gone_for_good_is_forgotten_and_its_addresses_taken_over() {
         peers(&h1).iter().any(|(n, s)| n == "h3" && s == "down")
     });
     let out = h1.ctl(["cluster", "forget", "h3"]).expect_ok("forget").to_string();
-    assert!(out.contains("network ov2: took over 16 addresses of h3"), "{out}");
+    assert!(out.contains("network ov2: took over 17 addresses of h3"), "{out}");
     assert_eq!((held(&h1, "h3"), held(&h1, "h1")), (0, 64));
     wait_for("h2 sees h1 holding all", Duration::from_secs(10), || {
         held(&h2, "h1") == 64

@@ -200,10 +200,12 @@ enum Kind {
     Announce,
     Feed,
     Gossip,
-    /// I need `count` addresses of `network`: give me some of yours.
+    /// I need `count` addresses of `network`, or the one at offset `at`: give me some of
+    /// yours.
     Want {
         network: Id,
         count: u32,
+        at: Option<u32>,
     },
     /// Here is a claim of addresses of `network` for you (the first record carries it).
     Granted {
@@ -219,7 +221,7 @@ enum Kind {
 /// ([`super::space`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ask {
-    /// `from` needs `count` addresses of `network`.
+    /// `from` needs `count` addresses of `network`, or the one at offset `at`.
     Want {
         /// The host asking.
         from: HostId,
@@ -227,6 +229,8 @@ pub enum Ask {
         network: Id,
         /// How many it needs.
         count: u32,
+        /// The one address it needs (a static address), if any.
+        at: Option<u32>,
     },
     /// `from` granted addresses of `network` (the claim came with it).
     Granted {
@@ -655,9 +659,10 @@ impl Membership {
         self.asks_dropped
     }
 
-    /// Asks the member at `to` for `count` addresses of `network`.
-    pub fn want_space(&mut self, to: SocketAddr, network: Id, count: u32) {
-        self.send(to, Kind::Want { network, count });
+    /// Asks the member at `to` for `count` addresses of `network`, or the one at offset
+    /// `at`.
+    pub fn want_space(&mut self, to: SocketAddr, network: Id, count: u32, at: Option<u32>) {
+        self.send(to, Kind::Want { network, count, at });
     }
 
     /// Sends `claim` (a record this host wrote) to the member at `to`, as the answer to its
@@ -713,6 +718,12 @@ impl Membership {
             .filter(|i| self.members[*i].state == state)
             .nth(k)?;
         Some(self.id_of(i))
+    }
+
+    /// The member at `addr`, when it is alive here.
+    pub fn alive_at(&self, addr: &SocketAddr) -> Option<HostId> {
+        let i = self.find(addr)?;
+        (self.members[i].state == State::Alive).then(|| self.id_of(i))
     }
 
     /// Active members other than this host.
@@ -855,10 +866,11 @@ impl Membership {
             Kind::ForwardedAck { probe, target } => self.acked(probe, target.addr),
             Kind::Announce => self.send(from, Kind::Feed),
             Kind::Feed | Kind::Gossip => {}
-            Kind::Want { network, count } => self.asked(Ask::Want {
+            Kind::Want { network, count, at } => self.asked(Ask::Want {
                 from: h.from,
                 network,
                 count,
+                at,
             }),
             Kind::Granted { network } => self.asked(Ask::Granted { from: h.from, network }),
             Kind::NoSpace { network } => self.asked(Ask::NoSpace { from: h.from, network }),

@@ -266,10 +266,10 @@ impl Node {
         super::membership::pop_shrinking(&mut self.out)
     }
 
-    /// Asks `donor` for `count` addresses of `network`: it answers with a claim
+    /// Asks `donor` for `count` addresses of `network` (or the one at offset `at`): it answers with a claim
     /// ([`Output::Claim`], then [`Output::Asked`] with [`Ask::Granted`]) or [`Ask::NoSpace`].
-    pub fn want_space(&mut self, network: Id, count: u32, donor: &HostId) {
-        self.m.want_space(donor.addr, network, count);
+    pub fn want_space(&mut self, network: Id, count: u32, at: Option<u32>, donor: &HostId) {
+        self.m.want_space(donor.addr, network, count, at);
     }
 
     /// Gives `range` of `network` to `to`: writes the claim, sends it to `to` at once, and
@@ -562,12 +562,13 @@ mod tests {
         let (a, b) = (p.nodes[0].me().clone(), p.nodes[1].me().clone());
         let network = Id::from_random([9; 32]);
         p.outputs = [Vec::new(), Vec::new()];
-        p.nodes[0].want_space(network.clone(), 4, &b);
+        p.nodes[0].want_space(network.clone(), 4, None, &b);
         p.run(1);
         let want = Output::Asked(Ask::Want {
             from: a.clone(),
             network: network.clone(),
             count: 4,
+            at: None,
         });
         assert!(p.outputs[1].contains(&want), "{:?}", p.outputs[1]);
         let r = p.nodes[1].grant(network.clone(), (40, 44), &a, 9).unwrap();

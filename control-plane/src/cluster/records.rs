@@ -497,6 +497,23 @@ impl Records {
         self.map.get(key).map(|k| k.rec.clone())
     }
 
+    /// The claims on `network`'s addresses known ([`super::space`]), for a network a host
+    /// adopts after its claims came.
+    pub fn claims_of(&self, network: &Id) -> Vec<(super::space::Range, super::space::Claim)> {
+        self.all()
+            .filter_map(|rec| match (&rec.key, &rec.body) {
+                (RecordKey::Claim { network: n, start, end }, Some(Body::Claim(owner))) if n == network => Some((
+                    (*start, *end),
+                    super::space::Claim {
+                        owner: owner.clone(),
+                        version: rec.version.clone(),
+                    },
+                )),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// Every record, tombstones included (for a full-state sync).
     pub fn all(&self) -> impl Iterator<Item = &Record> {
         self.map.values().map(|k| &*k.rec)

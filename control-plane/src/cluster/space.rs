@@ -174,17 +174,31 @@ impl Space {
     }
 
     /// Every range with its owner, in order, neighbours of one owner joined; addresses no
-    /// claim covers are not listed.
+    /// claim covers are not listed. One sweep over the claims' ends, the claims covering the
+    /// point in a heap with the newest on top: O(k log k) for k claims.
     pub fn ranges(&self) -> Vec<(u32, u32, &str)> {
         let mut cuts: Vec<u32> = self.claims.keys().flat_map(|(s, e)| [*s, *e]).collect();
         cuts.sort_unstable();
         cuts.dedup();
+        let mut covering: std::collections::BinaryHeap<(&Version, u32, &str)> = std::collections::BinaryHeap::new();
+        let mut claims = self.claims.iter().peekable();
         let mut out: Vec<(u32, u32, &str)> = Vec::new();
         for w in cuts.windows(2) {
-            let Some(owner) = self.owner(w[0]) else { continue };
+            let at = w[0];
+            while let Some(((_, e), c)) = claims.next_if(|((s, _), _)| *s <= at) {
+                covering.push((&c.version, *e, &*c.owner));
+            }
+            // Claims that ended are dropped when they come to the top: below the newest one
+            // covering `at`, they do not matter.
+            while covering.peek().is_some_and(|(_, e, _)| *e <= at) {
+                covering.pop();
+            }
+            let Some(&(_, _, owner)) = covering.peek() else {
+                continue;
+            };
             match out.last_mut() {
-                Some((_, e, o)) if *e == w[0] && *o == owner => *e = w[1],
-                _ => out.push((w[0], w[1], owner)),
+                Some((_, e, o)) if *e == at && *o == owner => *e = w[1],
+                _ => out.push((at, w[1], owner)),
             }
         }
         out
@@ -260,23 +274,17 @@ impl Space {
     }
 
     /// What `me` would give to a host that asked for space: the upper half (rounded up) of
-    /// its longest run of offsets for which `used` is false, at most `want` of them.
-    pub fn donation(&self, me: &str, used: impl Fn(u32) -> bool, want: u32) -> Option<Range> {
+    /// its longest run of offsets not in `used`, at most `want` of them. It walks the gaps
+    /// between used offsets, not every offset owned.
+    pub fn donation(&self, me: &str, used: &std::collections::BTreeSet<u32>, want: u32) -> Option<Range> {
         let mut best: Option<Range> = None;
         for (s, e) in self.owned_by(me) {
-            let mut run: Option<u32> = None;
-            for o in s..=e {
-                let free = o < e && !used(o);
-                match (free, run) {
-                    (true, None) => run = Some(o),
-                    (false, Some(r)) => {
-                        if best.is_none_or(|(bs, be)| o - r > be - bs) {
-                            best = Some((r, o));
-                        }
-                        run = None;
-                    }
-                    _ => {}
+            let mut from = s;
+            for to in used.range(s..e).copied().chain([e]) {
+                if to > from && best.is_none_or(|(bs, be)| to - from > be - bs) {
+                    best = Some((from, to));
                 }
+                from = to + 1;
             }
         }
         let (s, e) = best?;
@@ -411,7 +419,7 @@ mod tests {
                     return;
                 }
                 let x = &r[a];
-                let Some((s, e)) = x.space.donation(&x.name, |o| x.allocated.contains(&o), want) else {
+                let Some((s, e)) = x.space.donation(&x.name, &x.allocated, want) else {
                     return;
                 };
                 let to = r[b].name.clone();
@@ -565,6 +573,31 @@ mod tests {
         }
     }
 
+    proptest! {
+        #[test]
+        fn ranges_say_what_owner_says_of_every_offset(
+            claims in prop::collection::vec((0u32..SIZE, 1u32..SIZE, 0u64..30, 0usize..3), 0..30),
+        ) {
+            let mut s = Space::new(SIZE);
+            for (i, (start, len, n, owner)) in claims.into_iter().enumerate() {
+                let end = (start + len).min(SIZE);
+                s.merge((start, end), Claim {
+                    owner: format!("h{owner}").into(),
+                    version: Version { counter: n, origin: format!("o{i}").into() },
+                });
+            }
+            let mut flat = vec![None; SIZE as usize];
+            for (a, b, o) in s.ranges() {
+                for x in a..b {
+                    flat[x as usize] = Some(o);
+                }
+            }
+            for o in 0..SIZE {
+                prop_assert_eq!(flat[o as usize], s.owner(o), "offset {}", o);
+            }
+        }
+    }
+
     #[test]
     fn a_gift_moves_exactly_its_range() {
         let mut s = Space::new(100);
@@ -638,13 +671,13 @@ mod tests {
     fn donations_take_the_upper_half_of_the_longest_free_run() {
         let mut s = Space::new(64);
         s.merge((0, 64), claim("a", 1));
-        let used = |o: u32| o < 10 || o == 40;
+        let used: BTreeSet<u32> = (0..10).chain([40]).collect();
         // Free runs: 10-40 (30) and 41-64 (23): half of the first, its upper end.
-        assert_eq!(s.donation("a", used, 100), Some((25, 40)));
-        assert_eq!(s.donation("a", used, 4), Some((36, 40)));
-        assert_eq!(s.donation("b", used, 4), None);
-        assert_eq!(s.donation("a", |_| true, 4), None);
-        assert_eq!(s.allocate("a", used), Some(10));
+        assert_eq!(s.donation("a", &used, 100), Some((25, 40)));
+        assert_eq!(s.donation("a", &used, 4), Some((36, 40)));
+        assert_eq!(s.donation("b", &used, 4), None);
+        assert_eq!(s.donation("a", &(0..64).collect(), 4), None);
+        assert_eq!(s.allocate("a", |o| used.contains(&o)), Some(10));
         assert_eq!(s.allocate("a", |_| true), None);
     }
 }

@@ -40,12 +40,29 @@ impl State {
         held.into_iter().map(|(h, _)| h.to_string()).collect()
     }
 
-    /// What this host (`me`) gives a host `to` that asked for `count` addresses of `network`:
-    /// [`State::donation`], checked to be `me`'s to give.
-    pub fn gift(&self, network: &Id, me: &str, to: &str, count: u32) -> Option<Range> {
+    /// What this host (`me`) gives a host `to` that asked for `count` addresses of `network`,
+    /// or for the one at offset `at`: [`State::donation`], or that one address when it is
+    /// free here; checked to be `me`'s to give.
+    pub fn gift(&self, network: &Id, me: &str, to: &str, count: u32, at: Option<u32>) -> Option<Range> {
         let space = self.networks.get(network)?.space.as_ref()?;
-        self.donation(network, me, count)
-            .filter(|r| space.give(me, to, r.0, r.1).is_ok())
+        let range = match at {
+            Some(o) => {
+                let one = self.donation_of(network, me, o)?;
+                Some(one)
+            }
+            None => self.donation(network, me, count),
+        };
+        range.filter(|r| space.give(me, to, r.0, r.1).is_ok())
+    }
+
+    /// Offset `o` of `network` alone, when `me` owns it and nothing here holds it.
+    fn donation_of(&self, network: &Id, me: &str, o: u32) -> Option<Range> {
+        let net = self.networks.get(network)?;
+        let ip = std::net::Ipv4Addr::from(u32::from(net.ipam?.subnet.network()).checked_add(o)?);
+        let held = self.endpoints_of_network(network).any(|e| e.ip == Some(ip))
+            || self.docker_held(network).any(|d| d == ip)
+            || net.host_access_address() == Some(ip);
+        (!held && net.space.as_ref()?.owner(o) == Some(me)).then_some((o, o + 1))
     }
 
     /// The offset of `ip` from the first address of `net`'s subnet.
@@ -68,6 +85,6 @@ impl State {
             .chain([ipam.subnet.network(), ipam.subnet.broadcast(), ipam.gateway])
             .filter_map(|ip| Self::offset(net, ip))
             .collect();
-        space.donation(me, |o| held.contains(&o), count)
+        space.donation(me, &held, count)
     }
 }

@@ -369,6 +369,19 @@ impl State {
         let ip = match wanted {
             Some(w) => {
                 ipam_pool.check_static(w).map_err(invalid)?;
+                if let Some((n, space)) = existing
+                    .and_then(|n| n.space.as_ref().map(|s| (n, s)))
+                    .filter(|_| !ipam_pool.may_allocate(w))
+                {
+                    let offset = u32::from(w) - u32::from(ipam_pool.subnet.network());
+                    return Err(ModelError::OwnedElsewhere {
+                        network: n.id.clone(),
+                        name: n.name.clone(),
+                        ip: w,
+                        offset,
+                        owner: space.owner(offset).unwrap_or("no host yet").to_string(),
+                    });
+                }
                 if used.contains(&w) {
                     return Err(ModelError::Conflict(format!("address {w} is already in use")));
                 }

@@ -377,11 +377,13 @@ impl State {
         pool.check_static(ip).map_err(invalid)?;
         if let (Some(space), false) = (&net.space, pool.may_allocate(ip)) {
             let offset = u32::from(ip) - u32::from(pool.subnet.network());
-            let owner = space.owner(offset).unwrap_or("no host yet");
-            return Err(ModelError::Conflict(format!(
-                "address {ip} of network {} is not this host's to hand out: its owner is {owner}",
-                net.name
-            )));
+            return Err(ModelError::OwnedElsewhere {
+                network: net_id.clone(),
+                name: net.name.clone(),
+                ip,
+                offset,
+                owner: space.owner(offset).unwrap_or("no host yet").to_string(),
+            });
         }
         if Some(ip) == net.host_access_address() {
             return Err(ModelError::Conflict(format!(

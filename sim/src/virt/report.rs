@@ -36,6 +36,18 @@ pub struct Report {
     pub frames_across_networks: u64,
     /// Times an address was held by two live endpoints of one network.
     pub addresses_held_twice: u64,
+    /// Creates that got no address while a host reachable from theirs had one to give.
+    pub allocation_failures_with_free_space_reachable: u64,
+    /// Creates that got no address at all.
+    pub allocation_failures: u64,
+    /// Ranges of addresses given to hosts that asked.
+    pub donations: u64,
+    /// Creates that waited for addresses from another host.
+    pub donation_waits: u64,
+    /// How long those waited, median and p99.
+    pub donation_wait_p50_ms: Option<f64>,
+    /// p99 of the same.
+    pub donation_wait_p99_ms: Option<f64>,
     /// Live hosts that, at the end, did not see every live host alive or did not hold the
     /// same records as the others.
     pub unconverged_hosts: u64,
@@ -120,8 +132,22 @@ impl Report {
         );
         let _ = writeln!(s, "  frames across networks     {}", self.frames_across_networks);
         let _ = writeln!(s, "  addresses held twice       {}", self.addresses_held_twice);
+        let _ = writeln!(
+            s,
+            "  no address, space reachable {}",
+            self.allocation_failures_with_free_space_reachable
+        );
         let _ = writeln!(s, "  live hosts not converged   {}", self.unconverged_hosts);
         let _ = writeln!(s, "  endpoints not converged    {}", self.endpoints_unconverged);
+        let _ = writeln!(
+            s,
+            "\naddresses: {} ranges given; {} creates waited for one, p50 {} · p99 {}; {} got none",
+            self.donations,
+            self.donation_waits,
+            ms(self.donation_wait_p50_ms),
+            ms(self.donation_wait_p99_ms),
+            self.allocation_failures
+        );
         let _ = writeln!(
             s,
             "\nroutes ({} endpoints measured, {} made during a partition left out)",

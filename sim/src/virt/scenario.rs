@@ -130,6 +130,9 @@ pub enum Action {
         /// The window.
         #[serde(default)]
         over_s: f64,
+        /// Only on this host (every live host when not given).
+        #[serde(default)]
+        on: Option<u32>,
     },
     /// `count` sandboxes on random live hosts, one every `every_s`: single new endpoints in a
     /// settled cluster, whose convergence is what the 1.5 s goal is about.
@@ -321,6 +324,13 @@ impl Scenario {
                     });
                 }
                 Some(network)
+            }
+            Action::Sandboxes { on: Some(host), .. } if *host >= self.hosts => {
+                return Err(ScenarioError::NoHost {
+                    step,
+                    host: *host,
+                    last: self.hosts - 1,
+                });
             }
             Action::Sandboxes { network, .. }
             | Action::Probe { network, .. }

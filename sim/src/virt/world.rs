@@ -28,6 +28,7 @@ use control_plane::cluster::records::{Body, RecordKey};
 use control_plane::cluster::remotes::Effect;
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
+use control_plane::ModelError;
 
 use overlay::edge::{Decision, Edge, Refused};
 use overlay::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
@@ -40,6 +41,8 @@ use super::pcap::Ring;
 use super::report::{quantile, Goal, Report};
 use super::sandbox::SimSandbox;
 use super::scenario::{Action, Link, Scenario};
+
+mod claims;
 
 type Us = u64;
 
@@ -68,6 +71,8 @@ enum Ev {
         ip: Option<Ipv4Addr>,
         probe: bool,
     },
+    /// A donor's answer to host `.0` (of generation `.1`) may be late.
+    AskTimeout(u32, u32),
     Check,
 }
 
@@ -129,6 +134,8 @@ struct Host {
     edge: Edge,
     sbs: Vec<Option<LocalSb>>,
     made: u32,
+    /// Sandboxes waiting for addresses from other hosts.
+    waiting: Vec<claims::Waiting>,
 }
 
 struct EpTrack {
@@ -177,6 +184,8 @@ struct World {
     rng: StdRng,
     hosts: Vec<Host>,
     by_addr: FxHashMap<SocketAddr, u32>,
+    /// Hosts by name (the owners claims name).
+    by_name: FxHashMap<String, u32>,
     by_ip: FxHashMap<Ipv4Addr, u32>,
     link: Link,
     partition: Option<u32>,
@@ -197,6 +206,14 @@ struct World {
     delivered: u64,
     cross_network: u64,
     held_twice: u64,
+    /// How long creates that asked other hosts for addresses waited.
+    donation_waits: Vec<Us>,
+    /// Ranges given to hosts that asked.
+    donations: u64,
+    /// Creates that got no address.
+    allocation_failures: u64,
+    /// Of those, creates refused while a host reachable from theirs had addresses to give.
+    failures_with_space_reachable: u64,
     pings_sent: u64,
     rtts: Vec<f64>,
     flows: Vec<FlowTrack>,
@@ -227,8 +244,10 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
             let ip = Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + i);
             let mut state = State::with_defaults([id(&mut rng), id(&mut rng), id(&mut rng)], epoch());
             state.host_index = Some(i);
+            let name = format!("h{i:05}");
+            state.host_name = Some(name.clone());
             Host {
-                name: format!("h{i:05}"),
+                name,
                 ip,
                 gen: 0,
                 alive: false,
@@ -241,6 +260,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 edge: Edge::new(),
                 sbs: Vec::new(),
                 made: 0,
+                waiting: Vec::new(),
             }
         })
         .collect::<Vec<_>>();
@@ -250,6 +270,11 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         .map(|(i, h)| (SocketAddr::from((h.ip, GOSSIP_PORT)), i as u32))
         .collect();
     let by_ip = hosts.iter().enumerate().map(|(i, h)| (h.ip, i as u32)).collect();
+    let by_name = hosts
+        .iter()
+        .enumerate()
+        .map(|(i, h)| (h.name.clone(), i as u32))
+        .collect();
     let mut w = World {
         link: sc.link,
         sc,
@@ -259,6 +284,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         rng,
         hosts,
         by_addr,
+        by_name,
         by_ip,
         partition: None,
         healed: None,
@@ -277,6 +303,10 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         delivered: 0,
         cross_network: 0,
         held_twice: 0,
+        donation_waits: Vec::new(),
+        donations: 0,
+        allocation_failures: 0,
+        failures_with_space_reachable: 0,
         pings_sent: 0,
         rtts: Vec::new(),
         flows: Vec::new(),
@@ -432,6 +462,11 @@ impl World {
                 ip,
                 probe,
             } => self.create_sandbox(host, &network, ip, probe),
+            Ev::AskTimeout(h, gen) => {
+                if self.live(h) && self.hosts[h as usize].gen == gen {
+                    self.ask_timeout(h);
+                }
+            }
             Ev::Check => {
                 self.check();
                 self.at(self.now + CHECK_EVERY, Ev::Check);
@@ -455,7 +490,8 @@ impl World {
                 network,
                 per_host,
                 over_s,
-            } => self.schedule_sandboxes(&network, per_host, over_s),
+                on,
+            } => self.schedule_sandboxes(&network, per_host, over_s, on),
             Action::Probe {
                 network,
                 count,
@@ -511,10 +547,11 @@ impl World {
         }
     }
 
-    /// `per_host` sandboxes on each live host, at random times over `over_s` seconds.
-    fn schedule_sandboxes(&mut self, network: &str, per_host: u32, over_s: f64) {
+    /// `per_host` sandboxes on each live host (or only on `on`), at random times over `over_s`
+    /// seconds.
+    fn schedule_sandboxes(&mut self, network: &str, per_host: u32, over_s: f64, on: Option<u32>) {
         for h in 0..self.sc.hosts {
-            if !self.live(h) {
+            if !self.live(h) || on.is_some_and(|o| o != h) {
                 continue;
             }
             for _ in 0..per_host {
@@ -698,8 +735,10 @@ impl World {
             host.nets.clear();
             host.owners.clear();
             host.edge.clear();
+            host.waiting.clear();
         }
         self.new_membership(h);
+        self.restore_claims(h);
         let nets: Vec<Id> = self.hosts[h as usize]
             .state
             .networks
@@ -761,11 +800,12 @@ impl World {
         }
         self.networks.insert(name.to_string(), nid.clone());
         self.bring_up(h, &nid);
+        self.claim_new_network(h, &nid);
         let rec = self.hosts[h as usize].state.network_record(&nid);
         if let Some(r) = rec {
             let now_ms = self.now_ms();
             if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                let _ = m.publish(RecordKey::Network(nid), Some(Body::Network(r)), now_ms);
+                let _ = m.publish(RecordKey::Network(nid.clone()), Some(Body::Network(r)), now_ms);
             }
         }
         self.pump(h);
@@ -816,10 +856,18 @@ impl World {
         Some(port)
     }
 
-    fn create_sandbox(&mut self, h: u32, network: &str, ip: Option<Ipv4Addr>, probe: bool) {
+    /// Makes a sandbox on `network` of host `h`; `Err(Some(need))` when it needs addresses
+    /// from another host, `Err(None)` when refused.
+    fn make_sandbox(
+        &mut self,
+        h: u32,
+        network: &str,
+        ip: Option<Ipv4Addr>,
+        probe: bool,
+    ) -> Result<(), Option<claims::Need>> {
         if !self.live(h) {
             self.refuse(format!("host {h} is down: no sandbox on {network}"));
-            return;
+            return Err(None);
         }
         let n = self.hosts[h as usize].made;
         self.hosts[h as usize].made += 1;
@@ -835,13 +883,22 @@ impl World {
             self.hosts[h as usize]
                 .state
                 .create_sandbox(spec, sid, epid.clone(), Path::new("/run/netns"), epoch());
-        if let Err(e) = made {
-            self.refuse(format!("host {h}: {e}"));
-            return;
+        match made {
+            Err(ModelError::OutOfClaims { network, .. }) => return Err(Some(claims::Need::Space(network))),
+            Err(ModelError::OwnedElsewhere {
+                network, offset, owner, ..
+            }) => return Err(Some(claims::Need::Address(network, offset, owner))),
+            Err(e) => {
+                self.refuse(format!("host {h}: {e}"));
+                return Err(None);
+            }
+            Ok(_) => {}
         }
         let host = &self.hosts[h as usize];
         let ep = host.state.endpoints[&epid].clone();
-        let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else { return };
+        let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else {
+            return Ok(());
+        };
         let prefix = host.state.networks[&ep.network]
             .ipam
             .map_or(24, |i| i.subnet.prefix_len());
@@ -853,7 +910,7 @@ impl World {
         self.mac_net.insert(mac.0, ep.network.clone());
         let slot = self.hosts[h as usize].sbs.len();
         let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, ip, slot) else {
-            return;
+            return Ok(());
         };
         let seed = self.rng.random();
         let sb = SimSandbox::new(name.clone(), ip, prefix, mac.0, seed, self.now);
@@ -874,6 +931,7 @@ impl World {
             known,
         });
         self.publish_endpoint(h, &epid);
+        Ok(())
     }
 
     fn publish_endpoint(&mut self, h: u32, epid: &Id) {
@@ -987,6 +1045,12 @@ impl World {
                 let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n);
                 if adopted == Ok(true) {
                     self.bring_up(h, &nid);
+                    // Claims on its addresses that came before it, as switchd takes them.
+                    let host = &mut self.hosts[h as usize];
+                    let claims = host.m.as_ref().map(|m| m.records().claims_of(&nid)).unwrap_or_default();
+                    for (range, c) in claims {
+                        host.state.merge_claim(&nid, range, c);
+                    }
                 }
             }
             Output::Endpoint(eid, e) => {
@@ -998,9 +1062,8 @@ impl World {
             Output::Dataplane(f) => self.apply(h, f),
             // No scenario removes a network.
             Output::NetworkRemoved(_) => {}
-            // Addresses still come from each host's fixed share of a network: no host asks
-            // another for addresses yet.
-            Output::Claim { .. } | Output::Asked(_) => {}
+            Output::Claim { network, range, claim } => self.claim(h, network, range, claim),
+            Output::Asked(a) => self.asked(h, a),
         }
     }
 
@@ -1324,8 +1387,12 @@ impl World {
         let pings_answered = self.rtts.len() as u64;
         let flows_done = self.flows.iter().filter(|f| f.got >= f.bytes).count() as u64;
         let held_twice = self.held_twice + self.final_double_holds();
-        let invariants_held =
-            self.cross_network == 0 && held_twice == 0 && unconverged_hosts == 0 && unconverged_eps == 0;
+        let invariants_held = self.cross_network == 0
+            && held_twice == 0
+            && self.failures_with_space_reachable == 0
+            && unconverged_hosts == 0
+            && unconverged_eps == 0;
+        let mut waits: Vec<f64> = self.donation_waits.iter().map(|w| *w as f64 / 1000.0).collect();
         let p99 = quantile(&mut conv, 0.99);
         let fd_max = quantile(&mut detect, 1.0);
         let goals = vec![
@@ -1358,6 +1425,12 @@ impl World {
             invariants_held,
             frames_across_networks: self.cross_network,
             addresses_held_twice: held_twice,
+            allocation_failures_with_free_space_reachable: self.failures_with_space_reachable,
+            allocation_failures: self.allocation_failures,
+            donations: self.donations,
+            donation_waits: waits.len() as u64,
+            donation_wait_p50_ms: quantile(&mut waits, 0.5),
+            donation_wait_p99_ms: quantile(&mut waits, 0.99),
             unconverged_hosts,
             endpoints_measured,
             endpoints_made_during_partition: split_eps,

@@ -218,19 +218,7 @@ impl Cluster {
 
     /// The claims on `network` the node knows (for a network adopted after its claims came).
     pub fn claims_of(&self, network: &Id) -> Vec<(Range, Claim)> {
-        let r = self.records.lock().expect("lock poisoned");
-        r.all()
-            .filter_map(|rec| match (&rec.key, &rec.body) {
-                (RecordKey::Claim { network: n, start, end }, Some(Body::Claim(owner))) if n == network => Some((
-                    (*start, *end),
-                    Claim {
-                        owner: owner.clone(),
-                        version: rec.version.clone(),
-                    },
-                )),
-                _ => None,
-            })
-            .collect()
+        self.records.lock().expect("lock poisoned").claims_of(network)
     }
 
     /// Spreads a record written with [`Cluster::write_claim`].
@@ -252,9 +240,14 @@ impl Cluster {
         self.tell(ToNode::NoSpace { network, to });
     }
 
-    /// Asks `donor` for `count` addresses of `network`.
-    pub fn want(&self, network: Id, count: u32, donor: HostId) {
-        self.tell(ToNode::Want { network, count, donor });
+    /// Asks `donor` for `count` addresses of `network`, or the one at offset `at`.
+    pub fn want(&self, network: Id, count: u32, at: Option<u32>, donor: HostId) {
+        self.tell(ToNode::Want {
+            network,
+            count,
+            at,
+            donor,
+        });
     }
 
     /// Runs an anti-entropy exchange with every member alive now and waits for them (from a
@@ -507,7 +500,12 @@ enum ToNode {
     /// Tell a host that asked that there is nothing to give.
     NoSpace { network: Id, to: HostId },
     /// Ask a host for addresses.
-    Want { network: Id, count: u32, donor: HostId },
+    Want {
+        network: Id,
+        count: u32,
+        at: Option<u32>,
+        donor: HostId,
+    },
 }
 
 /// The channels between the gossip loop and the rest of switchd.
@@ -582,7 +580,12 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
                 ToNode::Spread(r) => node.spread(&r),
                 ToNode::Grant { network, record, to } => node.grant_written(network, &record, &to),
                 ToNode::NoSpace { network, to } => node.no_space(network, &to),
-                ToNode::Want { network, count, donor } => node.want_space(network, count, &donor),
+                ToNode::Want {
+                    network,
+                    count,
+                    at,
+                    donor,
+                } => node.want_space(network, count, at, &donor),
             },
             Some(states) = heard.recv() => {
                 node.apply_member_states(states);

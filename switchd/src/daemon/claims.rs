@@ -34,6 +34,8 @@ pub(super) struct ClaimNews {
     generation: u64,
     /// The donors that answered NoSpace, by network.
     refused: Vec<(Id, String)>,
+    /// The donors that granted addresses, by network.
+    granted: Vec<(Id, String)>,
 }
 
 impl Daemon {
@@ -61,11 +63,11 @@ impl Daemon {
 
     /// Answers a host that asks for addresses: a range this host owns and does not use, or
     /// NoSpace. The claim is in this host's model (and stored) before it is sent.
-    pub(super) fn donate(&self, inner: &mut Inner, from: HostId, network: Id, count: u32) {
+    pub(super) fn donate(&self, inner: &mut Inner, from: HostId, network: Id, count: u32, at: Option<u32>) {
         let (Some(cl), Some(me)) = (&self.cluster, inner.state.host_name.clone()) else {
             return;
         };
-        let Some(range) = inner.state.gift(&network, &me, &from.name, count) else {
+        let Some(range) = inner.state.gift(&network, &me, &from.name, count, at) else {
             cl.no_space(network, from);
             return;
         };
@@ -81,10 +83,17 @@ impl Daemon {
 
     /// Notes a donor's answer.
     pub(super) fn answered(&self, ask: Ask) {
-        if let Ask::NoSpace { from, network } = ask {
-            self.claim_news(|n| n.refused.push((network, from.name)));
-        } else {
-            self.claim_news(|_| {});
+        match ask {
+            // Answers nobody waits for any more (late ones) are kept a while, not for ever.
+            Ask::NoSpace { from, network } => self.claim_news(|n| {
+                n.refused.push((network, from.name));
+                trim(&mut n.refused);
+            }),
+            Ask::Granted { from, network } => self.claim_news(|n| {
+                n.granted.push((network, from.name));
+                trim(&mut n.granted);
+            }),
+            Ask::Want { .. } => {}
         }
     }
 
@@ -106,6 +115,31 @@ impl Daemon {
         loop {
             let (network, name) = match op() {
                 Err(OpError::Model(ModelError::OutOfClaims { network, name })) => (network, name),
+                Err(OpError::Model(e @ ModelError::OwnedElsewhere { .. })) => {
+                    // A static address another host owns: that host is asked for it, once.
+                    let ModelError::OwnedElsewhere {
+                        network, offset, owner, ..
+                    } = &e
+                    else {
+                        unreachable!("matched above")
+                    };
+                    if tries.contains_key(owner) {
+                        return Err(e.into());
+                    }
+                    let Some(donor) = self
+                        .cluster
+                        .as_ref()
+                        .and_then(|cl| cl.alive().into_iter().find(|a| a.name == *owner))
+                    else {
+                        return Err(ModelError::Conflict(format!("{e}, which is unreachable")).into());
+                    };
+                    let (cl, network, offset) = (self.cluster.as_ref().expect("alive above"), network.clone(), *offset);
+                    let seen = self.claims.0.lock().expect("lock poisoned").generation;
+                    tries.insert(donor.name.clone(), u32::MAX);
+                    cl.want(network.clone(), 1, Some(offset), donor.clone());
+                    self.wait_for_answer(&network, &donor.name, seen);
+                    continue;
+                }
                 other => return other,
             };
             let Some(cl) = &self.cluster else {
@@ -123,7 +157,7 @@ impl Daemon {
             };
             let seen = self.claims.0.lock().expect("lock poisoned").generation;
             tracing::info!(network = %name, donor = %donor.name, "asking for addresses");
-            cl.want(network.clone(), WANT, donor.clone());
+            cl.want(network.clone(), WANT, None, donor.clone());
             match self.wait_for_answer(&network, &donor.name, seen) {
                 Answer::Given => {}
                 Answer::Refused => {
@@ -145,6 +179,10 @@ impl Daemon {
             if let Some(i) = n.refused.iter().position(|(net, h)| net == network && h == donor) {
                 n.refused.swap_remove(i);
                 return Answer::Refused;
+            }
+            if let Some(i) = n.granted.iter().position(|(net, h)| net == network && h == donor) {
+                n.granted.swap_remove(i);
+                return Answer::Given;
             }
             if n.generation != gen {
                 gen = n.generation;
@@ -263,6 +301,13 @@ impl Daemon {
         }
         tracing::warn!(host, ?taken, "took over the addresses of a host gone for good");
         Ok(control_plane::api::ForgetResponse { networks: taken })
+    }
+}
+
+/// Keeps the last 256 answers.
+fn trim(answers: &mut Vec<(Id, String)>) {
+    if answers.len() > 256 {
+        answers.drain(..answers.len() - 256);
     }
 }
 

@@ -61,7 +61,12 @@ impl Daemon {
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
                 Output::Claim { network, range, claim } => self.merge_claim(&mut inner, &network, range, claim),
-                Output::Asked(Ask::Want { from, network, count }) => self.donate(&mut inner, from, network, count),
+                Output::Asked(Ask::Want {
+                    from,
+                    network,
+                    count,
+                    at,
+                }) => self.donate(&mut inner, from, network, count, at),
                 Output::Asked(a) => self.answered(a),
             }
         }

@@ -1,0 +1,268 @@
+//! Overlay addresses claimed on demand, as switchd's daemon runs them: a host whose own
+//! addresses are all in use asks the hosts holding the most, one at a time, and makes the
+//! sandbox once given; a host asked gives what the model says it can, or says it has none.
+//! The decisions are the model's (`State::donors`, `State::gift`, `State::claim_whole`); the
+//! messages are the cluster node's.
+
+use std::collections::BTreeMap;
+
+use control_plane::cluster::membership::{Ask, HostId};
+use control_plane::cluster::records::{Body, RecordKey};
+use control_plane::cluster::space::{Claim, Range};
+
+use super::*;
+
+/// How many addresses a host asks for at a time (as switchd).
+const WANT: u32 = 16;
+/// How long a host waits for a donor's answer (as switchd).
+const ANSWER_WAIT: Us = 2 * SEC;
+/// How many times a silent donor is asked (as switchd).
+const SILENT_TRIES: u32 = 2;
+
+/// What a create needs from another host.
+pub(super) enum Need {
+    /// Any addresses of the network.
+    Space(Id),
+    /// The address at this offset, from the host that owns it.
+    Address(Id, u32, String),
+}
+
+/// A sandbox waiting for addresses.
+pub(super) struct Waiting {
+    network: String,
+    net_id: Id,
+    ip: Option<Ipv4Addr>,
+    probe: bool,
+    since: Us,
+    tries: BTreeMap<String, u32>,
+    /// The donor asked last, and when its answer is late.
+    asked: Option<(String, Us)>,
+    /// Whether any host was asked.
+    waited: bool,
+    /// The one address wanted (a static address another host owns), and its owner.
+    at: Option<(u32, String)>,
+}
+
+impl World {
+    /// Makes a sandbox, asking other hosts for addresses when the host's own are all in use.
+    pub(super) fn create_sandbox(&mut self, h: u32, network: &str, ip: Option<Ipv4Addr>, probe: bool) {
+        let w = Waiting {
+            network: network.to_string(),
+            net_id: Id::from_random([0; 32]),
+            ip,
+            probe,
+            since: self.now,
+            tries: BTreeMap::new(),
+            asked: None,
+            waited: false,
+            at: None,
+        };
+        self.try_create(h, w);
+    }
+
+    fn try_create(&mut self, h: u32, mut w: Waiting) {
+        match self.make_sandbox(h, &w.network, w.ip, w.probe) {
+            Ok(()) => {
+                if w.waited {
+                    self.donation_waits.push(self.now - w.since);
+                }
+            }
+            Err(Some(Need::Space(net_id))) => {
+                w.net_id = net_id;
+                w.at = None;
+                self.ask(h, w);
+            }
+            // Its owner is asked once; a second refusal stands.
+            Err(Some(Need::Address(net_id, offset, owner))) => {
+                if w.tries.contains_key(&owner) {
+                    self.give_up(h, &w);
+                    return;
+                }
+                w.net_id = net_id;
+                w.at = Some((offset, owner));
+                self.ask(h, w);
+            }
+            Err(None) => {}
+        }
+    }
+
+    /// Asks the next donor for `w`'s network, or gives up when none is left.
+    fn ask(&mut self, h: u32, mut w: Waiting) {
+        let host = &self.hosts[h as usize];
+        let Some(m) = host.m.as_ref() else { return };
+        let candidates = match &w.at {
+            Some((_, owner)) => vec![owner.clone()],
+            None => host.state.donors(&w.net_id),
+        };
+        let donor = candidates
+            .into_iter()
+            .filter(|d| w.tries.get(d).copied().unwrap_or(0) < SILENT_TRIES)
+            .filter_map(|d| {
+                let ip = self.hosts[*self.by_name.get(&d)? as usize].ip;
+                let id = m.membership().alive_at(&SocketAddr::from((ip, GOSSIP_PORT)))?;
+                Some((w.tries.get(&d).copied().unwrap_or(0), id))
+            })
+            .min_by_key(|(tries, _)| *tries)
+            .map(|(_, id)| id);
+        let Some(donor) = donor else {
+            self.give_up(h, &w);
+            return;
+        };
+        let gen = host.gen;
+        let deadline = self.now + ANSWER_WAIT;
+        if let Some(m) = self.hosts[h as usize].m.as_mut() {
+            m.want_space(w.net_id.clone(), WANT, w.at.as_ref().map(|(o, _)| *o), &donor);
+        }
+        w.asked = Some((donor.name.clone(), deadline));
+        w.waited = true;
+        self.hosts[h as usize].waiting.push(w);
+        self.at(deadline, Ev::AskTimeout(h, gen));
+        self.pump(h);
+    }
+
+    /// No reachable host gave addresses: the create fails. It counts against the fabric when
+    /// a host reachable from `h` had one to give.
+    fn give_up(&mut self, h: u32, w: &Waiting) {
+        self.allocation_failures += 1;
+        let me = self.hosts[h as usize].name.clone();
+        // (A static address its owner would not give is not space the fabric failed to move.)
+        let reachable_with_space = w.at.is_none()
+            && (0..self.sc.hosts).any(|g| {
+                let blocked = self.partition.is_some_and(|n| (h < n) != (g < n));
+                let host = &self.hosts[g as usize];
+                g != h && self.live(g) && !blocked && host.state.gift(&w.net_id, &host.name, &me, 1, None).is_some()
+            });
+        if reachable_with_space {
+            self.failures_with_space_reachable += 1;
+        }
+        self.refuse(format!("host {h}: no free address of {} reachable", w.network));
+    }
+
+    /// Runs again the creates of `h` waiting on `network` (addresses came).
+    fn retry(&mut self, h: u32, network: &Id) {
+        let waiting = std::mem::take(&mut self.hosts[h as usize].waiting);
+        let (now, rest): (Vec<Waiting>, Vec<Waiting>) = waiting.into_iter().partition(|w| w.net_id == *network);
+        self.hosts[h as usize].waiting = rest;
+        for mut w in now {
+            w.asked = None;
+            self.try_create(h, w);
+        }
+    }
+
+    /// Late answers: each waiting create whose donor said nothing in time asks the next.
+    pub(super) fn ask_timeout(&mut self, h: u32) {
+        let waiting = std::mem::take(&mut self.hosts[h as usize].waiting);
+        let now = self.now;
+        let (late, rest): (Vec<Waiting>, Vec<Waiting>) = waiting
+            .into_iter()
+            .partition(|w| w.asked.as_ref().is_some_and(|(_, at)| *at <= now));
+        self.hosts[h as usize].waiting = rest;
+        for mut w in late {
+            if let Some((d, _)) = w.asked.take() {
+                *w.tries.entry(d).or_insert(0) += 1;
+            }
+            self.ask(h, w);
+        }
+    }
+
+    /// A claim the node brings: merged into the model; one naming this host lets its waiting
+    /// creates on the network run again.
+    pub(super) fn claim(&mut self, h: u32, network: Id, range: Range, claim: Claim) {
+        let mine = *claim.owner == *self.hosts[h as usize].name;
+        if self.hosts[h as usize].state.merge_claim(&network, range, claim) && mine {
+            self.retry(h, &network);
+        }
+    }
+
+    /// What another host asked, or answered.
+    pub(super) fn asked(&mut self, h: u32, ask: Ask) {
+        match ask {
+            Ask::Want {
+                from,
+                network,
+                count,
+                at,
+            } => self.donate(h, from, network, count, at),
+            Ask::Granted { network, .. } => self.retry(h, &network),
+            Ask::NoSpace { from, network } => {
+                let waiting = std::mem::take(&mut self.hosts[h as usize].waiting);
+                let (refused, rest): (Vec<Waiting>, Vec<Waiting>) = waiting
+                    .into_iter()
+                    .partition(|w| w.net_id == network && w.asked.as_ref().is_some_and(|(d, _)| *d == from.name));
+                self.hosts[h as usize].waiting = rest;
+                for mut w in refused {
+                    w.asked = None;
+                    w.tries.insert(from.name.clone(), u32::MAX);
+                    self.ask(h, w);
+                }
+            }
+        }
+    }
+
+    fn donate(&mut self, h: u32, from: HostId, network: Id, count: u32, at: Option<u32>) {
+        let now_ms = self.now_ms();
+        let host = &mut self.hosts[h as usize];
+        let me = host.name.clone();
+        let given = host.state.gift(&network, &me, &from.name, count, at);
+        let Some(m) = host.m.as_mut() else { return };
+        let Some(range) = given else {
+            m.no_space(network, &from);
+            return;
+        };
+        if let Ok(r) = m.grant(network.clone(), range, &from, now_ms) {
+            let c = Claim {
+                owner: from.name.as_str().into(),
+                version: r.version,
+            };
+            host.state.merge_claim(&network, range, c);
+            self.donations += 1;
+        }
+    }
+
+    /// A new overlay network made on `h`: all of its addresses claimed by `h`.
+    pub(super) fn claim_new_network(&mut self, h: u32, network: &Id) {
+        let now_ms = self.now_ms();
+        let host = &mut self.hosts[h as usize];
+        let Some(range) = host.state.claim_whole(network) else {
+            return;
+        };
+        let me = host.name.clone();
+        let Some(m) = host.m.as_mut() else { return };
+        let key = RecordKey::Claim {
+            network: network.clone(),
+            start: range.0,
+            end: range.1,
+        };
+        if let Ok(r) = m.publish(key, Some(Body::Claim(me.as_str().into())), now_ms) {
+            let c = Claim {
+                owner: me.as_str().into(),
+                version: r.version,
+            };
+            host.state.merge_claim(network, range, c);
+        }
+    }
+
+    /// After a restart: the claims the host stored go back into its node and spread.
+    pub(super) fn restore_claims(&mut self, h: u32) {
+        let host = &mut self.hosts[h as usize];
+        let Some(m) = host.m.as_mut() else { return };
+        for (id, n) in &host.state.networks {
+            let Some(space) = &n.space else { continue };
+            for ((start, end), c) in space.claims() {
+                let key = RecordKey::Claim {
+                    network: id.clone(),
+                    start,
+                    end,
+                };
+                let r = control_plane::cluster::records::Record::new(
+                    key,
+                    c.version.clone(),
+                    Some(Body::Claim(c.owner.clone())),
+                );
+                if m.records().apply(r.clone()) {
+                    m.spread(&r);
+                }
+            }
+        }
+    }
+}
