@@ -267,23 +267,21 @@ impl State {
                 sb.name, net.name
             )));
         }
+        let bare = Endpoint {
+            id: endpoint_id.clone(),
+            network: net_id.clone(),
+            sandbox: sb_id.clone(),
+            ifname: None,
+            mac: None,
+            ip: None,
+            aliases: vec![],
+            port_kind: PortKind::Tap,
+            default_route: None,
+            handoff: false,
+        };
         if net.ipam.is_none() {
             // host and none networks: a membership record without an interface.
-            self.endpoints.insert(
-                endpoint_id.clone(),
-                Endpoint {
-                    id: endpoint_id.clone(),
-                    network: net_id.clone(),
-                    sandbox: sb_id.clone(),
-                    ifname: None,
-                    mac: None,
-                    ip: None,
-                    aliases: vec![],
-                    port_kind: PortKind::Tap,
-                    default_route: None,
-                    handoff: false,
-                },
-            );
+            self.endpoints.insert(endpoint_id.clone(), bare);
             return Ok(endpoint_id);
         }
         let is_default = net.builtin;
@@ -320,16 +318,13 @@ impl State {
         self.endpoints.insert(
             endpoint_id.clone(),
             Endpoint {
-                id: endpoint_id.clone(),
-                network: net_id.clone(),
-                sandbox: sb_id.clone(),
                 ifname: Some(ifname),
                 mac: Some(mac),
                 ip: Some(ip),
                 aliases: spec.aliases,
                 port_kind,
                 default_route: Some(default_route),
-                handoff: false,
+                ..bare
             },
         );
         Ok(endpoint_id)
