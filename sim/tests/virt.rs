@@ -122,6 +122,8 @@ fn moved_endpoints_are_found_at_their_new_host() {
     let r = small("move", 20, 4).report;
     assert!(r.invariants_held, "{}", r.text());
     assert_eq!(r.addresses_held_twice, 0);
+    // A moved endpoint keeps its address: the new host asks the old one for it.
+    assert_eq!(r.refused_operations, 0, "{}", r.text());
     assert!(
         r.pings_sent > 0 && r.pings_answered >= r.pings_sent * 9 / 10,
         "{}",

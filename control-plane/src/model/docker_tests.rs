@@ -287,3 +287,47 @@ fn a_network_docker_made_takes_docker_s_name_when_it_is_free() {
     assert_eq!(s.docker_name_network(NET, "other").unwrap(), None);
     assert_eq!(s.networks[&net].name, "my_net2");
 }
+
+#[test]
+fn docker_s_addresses_on_a_claimed_overlay_are_this_host_s_claims() {
+    use crate::cluster::records::Version;
+    use crate::cluster::space::{Claim, Space};
+    let mut s = fresh();
+    s.host_name = Some("h1".into());
+    let made = NetworkSpec {
+        name: "ov".into(),
+        driver: "overlay".into(),
+        subnet: Some("10.8.0.0/24".into()),
+        ..Default::default()
+    };
+    let net = s
+        .create_network(made, Id::from_random([8; 32]), SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    let claim = |owner: &str, counter| Claim {
+        owner: owner.into(),
+        version: Version {
+            counter,
+            origin: "h0".into(),
+        },
+    };
+    s.networks.get_mut(&net).unwrap().space = Some(Space::new(256));
+    s.merge_claim(&net, (0, 256), claim("h0", 1));
+    let (pool, _) = s.docker_request_pool("10.8.0.0/24", "", false, &[]).unwrap();
+    s.docker_request_address(&pool, "", true).unwrap();
+    // Nothing is h1's yet: other hosts may give some.
+    assert!(matches!(
+        s.docker_request_address(&pool, "", false),
+        Err(ModelError::OutOfClaims { .. })
+    ));
+    // A static address h0 owns is not taken; h0 is named.
+    let e = s.docker_request_address(&pool, "10.8.0.9", false).unwrap_err();
+    assert!(
+        matches!(&e, ModelError::OwnedElsewhere { offset: 9, owner, .. } if owner == "h0"),
+        "{e:?}"
+    );
+    s.merge_claim(&net, (128, 256), claim("h1", 2));
+    assert_eq!(
+        s.docker_request_address(&pool, "", false).unwrap(),
+        Ipv4Addr::new(10, 8, 0, 128)
+    );
+}
