@@ -884,10 +884,10 @@ impl World {
                 .state
                 .create_sandbox(spec, sid, epid.clone(), Path::new("/run/netns"), epoch());
         match made {
-            Err(ModelError::OutOfClaims { network, .. }) => return Err(Some(claims::Need::Space(network))),
-            Err(ModelError::OwnedElsewhere {
-                network, offset, owner, ..
-            }) => return Err(Some(claims::Need::Address(network, offset, owner))),
+            Err(ModelError::OutOfClaims { .. }) => return Err(Some(claims::Need::Space)),
+            Err(ModelError::OwnedElsewhere { offset, owner, .. }) => {
+                return Err(Some(claims::Need::Address(offset, owner)))
+            }
             Err(e) => {
                 self.refuse(format!("host {h}: {e}"));
                 return Err(None);

@@ -22,9 +22,9 @@ const SILENT_TRIES: u32 = 2;
 /// What a create needs from another host.
 pub(super) enum Need {
     /// Any addresses of the network.
-    Space(Id),
+    Space,
     /// The address at this offset, from the host that owns it.
-    Address(Id, u32, String),
+    Address(u32, String),
 }
 
 /// A sandbox waiting for addresses.
@@ -46,9 +46,14 @@ pub(super) struct Waiting {
 impl World {
     /// Makes a sandbox, asking other hosts for addresses when the host's own are all in use.
     pub(super) fn create_sandbox(&mut self, h: u32, network: &str, ip: Option<Ipv4Addr>, probe: bool) {
+        let Some(net_id) = self.networks.get(network).cloned() else {
+            // Not created yet: the model refuses it.
+            let _ = self.make_sandbox(h, network, ip, probe);
+            return;
+        };
         let w = Waiting {
             network: network.to_string(),
-            net_id: Id::from_random([0; 32]),
+            net_id,
             ip,
             probe,
             since: self.now,
@@ -67,18 +72,16 @@ impl World {
                     self.donation_waits.push(self.now - w.since);
                 }
             }
-            Err(Some(Need::Space(net_id))) => {
-                w.net_id = net_id;
+            Err(Some(Need::Space)) => {
                 w.at = None;
                 self.ask(h, w);
             }
             // Its owner is asked once; a second refusal stands.
-            Err(Some(Need::Address(net_id, offset, owner))) => {
+            Err(Some(Need::Address(offset, owner))) => {
                 if w.tries.contains_key(&owner) {
                     self.give_up(h, &w);
                     return;
                 }
-                w.net_id = net_id;
                 w.at = Some((offset, owner));
                 self.ask(h, w);
             }
