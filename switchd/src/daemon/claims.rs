@@ -116,14 +116,14 @@ impl Daemon {
             let (network, name) = match op() {
                 Err(OpError::Model(ModelError::OutOfClaims { network, name })) => (network, name),
                 Err(OpError::Model(e @ ModelError::OwnedElsewhere { .. })) => {
-                    // A static address another host owns: that host is asked for it, once.
+                    // A static address another host owns: that host is asked for it (twice at most).
                     let ModelError::OwnedElsewhere {
                         network, offset, owner, ..
                     } = &e
                     else {
                         unreachable!("matched above")
                     };
-                    if tries.contains_key(owner) {
+                    if tries.get(owner).copied().unwrap_or(0) >= SILENT_TRIES {
                         return Err(e.into());
                     }
                     let Some(donor) = self
@@ -135,9 +135,15 @@ impl Daemon {
                     };
                     let (cl, network, offset) = (self.cluster.as_ref().expect("alive above"), network.clone(), *offset);
                     let seen = self.claims.0.lock().expect("lock poisoned").generation;
-                    tries.insert(donor.name.clone(), u32::MAX);
                     cl.want(network.clone(), 1, Some(offset), donor.clone());
-                    self.wait_for_answer(&network, &donor.name, seen);
+                    // Every ask counts, granted ones too, so an owner that answers and never
+                    // gives cannot keep the create waiting.
+                    let tried = tries.entry(donor.name.clone()).or_insert(0);
+                    match self.wait_for_answer(&network, Some(offset), &donor.name, seen) {
+                        Answer::Given | Answer::Silent => *tried += 1,
+                        // In use there: the create says whose it is.
+                        Answer::Refused => *tried = SILENT_TRIES,
+                    }
                     continue;
                 }
                 other => return other,
@@ -158,7 +164,7 @@ impl Daemon {
             let seen = self.claims.0.lock().expect("lock poisoned").generation;
             tracing::info!(network = %name, donor = %donor.name, "asking for addresses");
             cl.want(network.clone(), WANT, None, donor.clone());
-            match self.wait_for_answer(&network, &donor.name, seen) {
+            match self.wait_for_answer(&network, None, &donor.name, seen) {
                 Answer::Given => {}
                 Answer::Refused => {
                     tries.insert(donor.name, u32::MAX);
@@ -168,9 +174,9 @@ impl Daemon {
         }
     }
 
-    /// Waits until this host owns a new claim on `network`, `donor` refused, or the wait is
-    /// over.
-    fn wait_for_answer(&self, network: &Id, donor: &str, seen: u64) -> Answer {
+    /// Waits until this host owns a free address of `network` (the one at offset `at`, when
+    /// one was asked for), `donor` refused, or the wait is over.
+    fn wait_for_answer(&self, network: &Id, at: Option<u32>, donor: &str, seen: u64) -> Answer {
         let deadline = Instant::now() + ANSWER_WAIT;
         let (lock, cv) = &self.claims;
         let mut n = lock.lock().expect("lock poisoned");
@@ -187,7 +193,11 @@ impl Daemon {
             if n.generation != gen {
                 gen = n.generation;
                 drop(n);
-                if self.owns_free_address(network) {
+                let given = match at {
+                    Some(o) => self.owns(network, o),
+                    None => self.owns_free_address(network),
+                };
+                if given {
                     return Answer::Given;
                 }
                 n = lock.lock().expect("lock poisoned");
@@ -199,6 +209,14 @@ impl Daemon {
             }
             n = cv.wait_timeout(n, left).expect("lock poisoned").0;
         }
+    }
+
+    /// Whether this host owns the address at offset `o` of `network`.
+    fn owns(&self, network: &Id, o: u32) -> bool {
+        let inner = self.inner.lock().expect("lock poisoned");
+        let me = inner.state.host_name.as_deref().unwrap_or_default();
+        let space = inner.state.networks.get(network).and_then(|n| n.space.as_ref());
+        space.is_some_and(|s| s.owner(o) == Some(me))
     }
 
     /// Whether this host owns an address of `network` that it could hand out now.
