@@ -94,7 +94,32 @@ pub enum SpaceError {
 pub struct Space {
     size: u32,
     claims: BTreeMap<Range, Claim>,
+    /// Who owns what, worked out from the claims when first asked after a change.
+    owners: Owners,
 }
+
+/// The ranges each host owns, kept until a merge changes the claims: asking who owns what
+/// (every allocation, every donation, every estimate of free addresses) then costs a lookup,
+/// not a sweep over every claim. Not part of what a space is: two spaces are equal whether
+/// or not either worked it out.
+#[derive(Debug, Clone, Default)]
+struct Owners(std::sync::OnceLock<Arc<Effective>>);
+
+#[derive(Debug)]
+struct Effective {
+    /// [`Space::ranges`].
+    ranges: Vec<(u32, u32, Arc<str>)>,
+    /// The same by owner.
+    by_owner: BTreeMap<Arc<str>, Vec<Range>>,
+}
+
+impl PartialEq for Owners {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Owners {}
 
 /// A space as it is stored: its size and its claims in a list (JSON keys are strings).
 #[derive(Serialize, Deserialize)]
@@ -134,6 +159,7 @@ impl Space {
         Space {
             size,
             claims: BTreeMap::new(),
+            owners: Owners::default(),
         }
     }
 
@@ -152,6 +178,7 @@ impl Space {
             Some(known) if known.version >= claim.version => false,
             _ => {
                 self.claims.insert(range, claim);
+                self.owners = Owners::default();
                 true
             }
         }
@@ -174,19 +201,41 @@ impl Space {
     }
 
     /// Every range with its owner, in order, neighbours of one owner joined; addresses no
-    /// claim covers are not listed. One sweep over the claims' ends, the claims covering the
-    /// point in a heap with the newest on top: O(k log k) for k claims.
+    /// claim covers are not listed.
     pub fn ranges(&self) -> Vec<(u32, u32, &str)> {
+        self.effective().ranges.iter().map(|(s, e, o)| (*s, *e, &**o)).collect()
+    }
+
+    /// The ranges `host` owns.
+    pub fn owned_by<'a>(&'a self, host: &str) -> impl Iterator<Item = Range> + 'a {
+        self.effective().by_owner.get(host).into_iter().flatten().copied()
+    }
+
+    fn effective(&self) -> &Effective {
+        self.owners.0.get_or_init(|| {
+            let ranges = self.sweep();
+            let mut by_owner: BTreeMap<Arc<str>, Vec<Range>> = BTreeMap::new();
+            for (s, e, o) in &ranges {
+                by_owner.entry(o.clone()).or_default().push((*s, *e));
+            }
+            Arc::new(Effective { ranges, by_owner })
+        })
+    }
+
+    /// Who owns what: one sweep over the claims' ends, the claims covering the point in a
+    /// heap with the newest on top, O(k log k) for k claims.
+    fn sweep(&self) -> Vec<(u32, u32, Arc<str>)> {
         let mut cuts: Vec<u32> = self.claims.keys().flat_map(|(s, e)| [*s, *e]).collect();
         cuts.sort_unstable();
         cuts.dedup();
-        let mut covering: std::collections::BinaryHeap<(&Version, u32, &str)> = std::collections::BinaryHeap::new();
+        let mut covering: std::collections::BinaryHeap<(&Version, u32, &Arc<str>)> =
+            std::collections::BinaryHeap::new();
         let mut claims = self.claims.iter().peekable();
-        let mut out: Vec<(u32, u32, &str)> = Vec::new();
+        let mut out: Vec<(u32, u32, Arc<str>)> = Vec::new();
         for w in cuts.windows(2) {
             let at = w[0];
             while let Some(((_, e), c)) = claims.next_if(|((s, _), _)| *s <= at) {
-                covering.push((&c.version, *e, &*c.owner));
+                covering.push((&c.version, *e, &c.owner));
             }
             // Claims that ended are dropped when they come to the top: below the newest one
             // covering `at`, they do not matter.
@@ -197,28 +246,20 @@ impl Space {
                 continue;
             };
             match out.last_mut() {
-                Some((_, e, o)) if *e == at && *o == owner => *e = w[1],
-                _ => out.push((at, w[1], owner)),
+                Some((_, e, o)) if *e == at && **o == **owner => *e = w[1],
+                _ => out.push((at, w[1], owner.clone())),
             }
         }
         out
     }
 
-    /// The ranges `host` owns.
-    pub fn owned_by<'a>(&'a self, host: &'a str) -> impl Iterator<Item = Range> + 'a {
-        self.ranges()
-            .into_iter()
-            .filter(move |(_, _, o)| *o == host)
-            .map(|(s, e, _)| (s, e))
-    }
-
     /// How many addresses each host owns.
     pub fn held(&self) -> BTreeMap<&str, u32> {
-        let mut held = BTreeMap::new();
-        for (s, e, o) in self.ranges() {
-            *held.entry(o).or_insert(0) += e - s;
-        }
-        held
+        let by_owner = &self.effective().by_owner;
+        by_owner
+            .iter()
+            .map(|(o, r)| (&**o, r.iter().map(|(s, e)| e - s).sum()))
+            .collect()
     }
 
     /// The claim that makes `creator` the owner of the whole space, for a network just made.
