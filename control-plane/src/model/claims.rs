@@ -28,16 +28,63 @@ impl State {
         Some((0, size))
     }
 
-    /// The hosts to ask for addresses of `network`: those holding the most first, this host
-    /// excluded.
+    /// The hosts to ask for addresses of `network`, this host excluded: those that have free
+    /// addresses by [`State::free_by_host`], the most first. When by this host's view none
+    /// has (a view may lag behind removals), the three holding the most, so that a full
+    /// network costs a create three questions, not one per host.
     pub fn donors(&self, network: &Id) -> Vec<String> {
         let me = self.host_name.as_deref().unwrap_or_default();
         let Some(space) = self.networks.get(network).and_then(|n| n.space.as_ref()) else {
             return Vec::new();
         };
-        let mut held: Vec<(&str, u32)> = space.held().into_iter().filter(|(h, _)| *h != me).collect();
-        held.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-        held.into_iter().map(|(h, _)| h.to_string()).collect()
+        let by_most = |m: std::collections::BTreeMap<String, u32>| {
+            let mut v: Vec<(String, u32)> = m.into_iter().filter(|(h, n)| h != me && *n > 0).collect();
+            v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+            v.into_iter().map(|(h, _)| h).collect::<Vec<String>>()
+        };
+        let free = by_most(self.free_by_host(network));
+        if !free.is_empty() {
+            return free;
+        }
+        let held = space.held().into_iter().map(|(h, n)| (h.to_string(), n)).collect();
+        by_most(held).into_iter().take(3).collect()
+    }
+
+    /// Per host holding addresses of `network`, how many of them are free as far as this
+    /// host can tell: held, less those an endpoint anywhere in the cluster has (by the
+    /// records this host has heard), those Docker holds here, and the network's own.
+    pub fn free_by_host(&self, network: &Id) -> std::collections::BTreeMap<String, u32> {
+        let Some((net, space)) = self.networks.get(network).and_then(|n| Some((n, n.space.as_ref()?))) else {
+            return std::collections::BTreeMap::new();
+        };
+        let remote = self
+            .remote
+            .get(network)
+            .into_iter()
+            .flat_map(|r| r.values().map(|e| e.ip));
+        let used = self.used_offsets(net, remote);
+        let mut free = std::collections::BTreeMap::new();
+        for (start, end, owner) in space.ranges() {
+            let n = (end - start) - used.range(start..end).count() as u32;
+            *free.entry(owner.to_string()).or_insert(0) += n;
+        }
+        free
+    }
+
+    /// The offsets of `net`'s addresses held: by endpoints here, by `others`, by Docker here,
+    /// and the network's, broadcast, gateway and host-access addresses.
+    fn used_offsets(&self, net: &Network, others: impl Iterator<Item = Ipv4Addr>) -> std::collections::BTreeSet<u32> {
+        let Some(ipam) = net.ipam else {
+            return std::collections::BTreeSet::new();
+        };
+        self.endpoints_of_network(&net.id)
+            .filter_map(|e| e.ip)
+            .chain(others)
+            .chain(self.docker_held(&net.id))
+            .chain(net.host_access_address())
+            .chain([ipam.subnet.network(), ipam.subnet.broadcast(), ipam.gateway])
+            .filter_map(|ip| Self::offset(net, ip))
+            .collect()
     }
 
     /// What this host (`me`) gives a host `to` that asked for `count` addresses of `network`,
@@ -76,15 +123,7 @@ impl State {
     /// that is not the network's, broadcast, gateway or host-access address.
     pub fn donation(&self, network: &Id, me: &str, count: u32) -> Option<Range> {
         let net = self.networks.get(network)?;
-        let (space, ipam) = (net.space.as_ref()?, net.ipam?);
-        let held: std::collections::BTreeSet<u32> = self
-            .endpoints_of_network(network)
-            .filter_map(|e| e.ip)
-            .chain(self.docker_held(network))
-            .chain(net.host_access_address())
-            .chain([ipam.subnet.network(), ipam.subnet.broadcast(), ipam.gateway])
-            .filter_map(|ip| Self::offset(net, ip))
-            .collect();
-        space.donation(me, &held, count)
+        let held = self.used_offsets(net, std::iter::empty());
+        net.space.as_ref()?.donation(me, &held, count)
     }
 }

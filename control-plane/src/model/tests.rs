@@ -606,6 +606,38 @@ fn claimed_overlay_addresses_come_only_from_this_host_s_claims() {
         None,
         "nothing to give before the claim"
     );
+    // Free addresses by host, as h1 sees them: h0's 128 less the network's and the gateway's
+    // addresses and one an endpoint of h0's has; h1's 128 less its two and the broadcast one.
+    let remote = |ip: [u8; 4]| {
+        std::sync::Arc::new(crate::cluster::records::EndpointRecord {
+            network: nid.clone(),
+            host: "h0".into(),
+            vtep: "192.0.2.1:4789".parse().unwrap(),
+            sandbox: "r".into(),
+            mac: [2, 0, 0, 0, 0, ip[3]],
+            ip: Ipv4Addr::from(ip),
+            aliases: Vec::new(),
+        })
+    };
+    s.remote
+        .entry(nid.clone())
+        .or_default()
+        .insert(ids.next(), remote([10, 67, 0, 5]));
+    let free = s.free_by_host(&nid);
+    assert_eq!((free["h0"], free["h1"]), (125, 125));
+    assert_eq!(s.donors(&nid), ["h0"]);
+    // With h0 full by this host's view, the holders are asked all the same (the view may
+    // lag), the three holding the most only.
+    for (i, (a, b)) in [(2u32, 5u32), (6, 128)].into_iter().enumerate() {
+        assert!(s.merge_claim(&nid, (a, b), claim(&format!("g{i}"), 3 + i as u64)));
+    }
+    let r = s.remote.get_mut(&nid).unwrap();
+    r.clear();
+    for o in 0..128u8 {
+        r.insert(ids.next(), remote([10, 67, 0, o]));
+    }
+    assert_eq!(s.free_by_host(&nid).get("g1"), Some(&0));
+    assert_eq!(s.donors(&nid), ["g1", "g0", "h0"]);
     // Claims are stored with the network.
     let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
     assert_eq!(back.networks[&nid].space, s.networks[&nid].space);

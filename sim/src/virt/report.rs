@@ -42,6 +42,8 @@ pub struct Report {
     pub allocation_failures: u64,
     /// Ranges of addresses given to hosts that asked.
     pub donations: u64,
+    /// Crashed hosts forgotten, their addresses taken over by a live host.
+    pub hosts_forgotten: u64,
     /// Creates that waited for addresses from another host.
     pub donation_waits: u64,
     /// How long those waited, median and p99.
@@ -141,12 +143,13 @@ impl Report {
         let _ = writeln!(s, "  endpoints not converged    {}", self.endpoints_unconverged);
         let _ = writeln!(
             s,
-            "\naddresses: {} ranges given; {} creates waited for one, p50 {} · p99 {}; {} got none",
+            "\naddresses: {} ranges given; {} creates waited for one, p50 {} · p99 {}; {} got none; {} hosts forgotten",
             self.donations,
             self.donation_waits,
             ms(self.donation_wait_p50_ms),
             ms(self.donation_wait_p99_ms),
-            self.allocation_failures
+            self.allocation_failures,
+            self.hosts_forgotten
         );
         let _ = writeln!(
             s,

@@ -107,11 +107,15 @@ pub struct Step {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum Action {
-    /// Every host starts and joins the first, spread over `over_s`.
+    /// The first `share` of the hosts (all by default) start and join the first, spread over
+    /// `over_s`; hosts already started are left alone, so a later join brings the rest.
     Join {
         /// The window.
         #[serde(default)]
         over_s: f64,
+        /// The share of hosts that have started once this step is done.
+        #[serde(default = "all")]
+        share: f64,
     },
     /// Host `host` creates overlay network `network`.
     CreateNetwork {
@@ -174,6 +178,10 @@ pub enum Action {
     },
     /// The partition ends.
     Heal,
+    /// A live host forgets every crashed host that has not come back (`switchctl cluster
+    /// forget`): an exchange with every host it reaches, then it takes over their addresses.
+    /// A forgotten host never comes back.
+    Forget,
     /// `count` random endpoints of `network` move: removed from their host, then after
     /// `gap_s` made again on another host with the same address.
     Move {
@@ -194,6 +202,10 @@ pub enum Action {
 
 fn default_gap() -> f64 {
     2.0
+}
+
+fn all() -> f64 {
+    1.0
 }
 
 /// Why a scenario was refused; the message names the bad value and what is accepted.
@@ -246,7 +258,7 @@ pub enum ScenarioError {
     Ratio {
         /// The step, from 1.
         step: usize,
-        /// `fraction` or `loss`.
+        /// `fraction`, `share` or `loss`.
         what: &'static str,
         /// The value given.
         value: f64,
@@ -340,6 +352,7 @@ impl Scenario {
             Action::Partition { fraction } if !(0.0..=1.0).contains(fraction) => {
                 return Err(ratio("fraction", *fraction))
             }
+            Action::Join { share, .. } if !(0.0..=1.0).contains(share) => return Err(ratio("share", *share)),
             Action::Loss { loss } if !(0.0..=1.0).contains(loss) => return Err(ratio("loss", *loss)),
             _ => None,
         };
@@ -400,5 +413,9 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("loss is 0-1"), "{e}");
+        let e = Scenario::parse(&format!("{base}[[step]]\nat_s = 1\naction = \"join\"\nshare = 1.5\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("share 1.5"), "{e}");
     }
 }

@@ -152,6 +152,8 @@ struct Crash {
     bump: u64,
     back_at: Option<Us>,
     down_at: Vec<Option<Us>>,
+    /// Forgotten (`cluster forget`): it never comes back.
+    forgotten: bool,
 }
 
 struct FlowTrack {
@@ -210,6 +212,8 @@ struct World {
     donation_waits: Vec<Us>,
     /// Ranges given to hosts that asked.
     donations: u64,
+    /// Crashed hosts forgotten.
+    forgotten: u64,
     /// Creates that got no address.
     allocation_failures: u64,
     /// Of those, creates refused while a host reachable from theirs had addresses to give.
@@ -305,6 +309,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         held_twice: 0,
         donation_waits: Vec::new(),
         donations: 0,
+        forgotten: 0,
         allocation_failures: 0,
         failures_with_space_reachable: 0,
         pings_sent: 0,
@@ -478,11 +483,15 @@ impl World {
         let action = self.sc.step[i].action.clone();
         let n = self.sc.hosts;
         match action {
-            Action::Join { over_s } => {
+            Action::Join { over_s, share } => {
                 let over = secs(over_s);
-                for h in 0..n {
-                    let at = self.now + over * u64::from(h) / u64::from(n.max(1));
-                    self.at(at, Ev::Start(h));
+                let upto = ((share * f64::from(n)).round() as u32).min(n);
+                let new: Vec<u32> = (0..upto)
+                    .filter(|h| self.hosts[*h as usize].started_at.is_none())
+                    .collect();
+                for (i, h) in new.iter().enumerate() {
+                    let at = self.now + over * i as u64 / new.len() as u64;
+                    self.at(at, Ev::Start(*h));
                 }
             }
             Action::CreateNetwork { network, host } => self.create_network(host, &network),
@@ -517,7 +526,7 @@ impl World {
             Action::Restart => {
                 self.disrupted();
                 for c in 0..self.crashes.len() {
-                    if self.crashes[c].back_at.is_none() {
+                    if self.crashes[c].back_at.is_none() && !self.crashes[c].forgotten {
                         self.crashes[c].back_at = Some(self.now);
                         let h = self.crashes[c].host;
                         self.restart(h);
@@ -527,6 +536,10 @@ impl World {
             Action::Partition { fraction } => {
                 self.disrupted();
                 self.partition = Some((fraction * f64::from(n)).round() as u32);
+            }
+            Action::Forget => {
+                self.disrupted();
+                self.forget_crashed();
             }
             Action::Heal => {
                 self.disrupted();
@@ -622,6 +635,7 @@ impl World {
                 bump,
                 back_at: None,
                 down_at: vec![None; n as usize],
+                forgotten: false,
             });
         }
     }
@@ -1428,6 +1442,7 @@ impl World {
             allocation_failures_with_free_space_reachable: self.failures_with_space_reachable,
             allocation_failures: self.allocation_failures,
             donations: self.donations,
+            hosts_forgotten: self.forgotten,
             donation_waits: waits.len() as u64,
             donation_wait_p50_ms: quantile(&mut waits, 0.5),
             donation_wait_p99_ms: quantile(&mut waits, 0.99),
@@ -1563,7 +1578,14 @@ impl World {
     fn final_double_holds(&self) -> u64 {
         let mut seen: BTreeSet<(Id, Ipv4Addr)> = BTreeSet::new();
         let mut twice = 0;
-        for h in self.hosts.iter() {
+        // A forgotten host is gone for good, and its endpoints with it.
+        let gone: BTreeSet<u32> = self.crashes.iter().filter(|c| c.forgotten).map(|c| c.host).collect();
+        let kept = self
+            .hosts
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !gone.contains(&(*i as u32)));
+        for (_, h) in kept {
             for ep in h.state.endpoints.values() {
                 if let Some(ip) = ep.ip {
                     if !seen.insert((ep.network.clone(), ip)) && self.networks.values().any(|n| *n == ep.network) {

@@ -16,6 +16,11 @@ const WANT: u32 = 16;
 const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// How many times a donor that did not answer in time is asked before it is given up.
 const SILENT_TRIES: u32 = 2;
+/// How long a create that found no host to ask waits for the cluster's news to settle
+/// before looking again (addresses given a moment ago are not known everywhere yet), and
+/// how many times.
+const SETTLE: Duration = Duration::from_secs(1);
+const SETTLE_ROUNDS: u32 = 2;
 
 /// What came of asking a donor.
 enum Answer {
@@ -112,6 +117,7 @@ impl Daemon {
         // Per donor: how often it was asked and said nothing in time (a host busy with a
         // burst may be slow); one that has nothing to give is asked no more.
         let mut tries: BTreeMap<String, u32> = BTreeMap::new();
+        let mut settled = 0;
         loop {
             let (network, name) = match op() {
                 Err(OpError::Model(ModelError::OutOfClaims { network, name })) => (network, name),
@@ -159,6 +165,12 @@ impl Daemon {
                 .filter_map(|h| alive.iter().find(|a| a.name == h).cloned())
                 .min_by_key(|a| tries.get(&a.name).copied().unwrap_or(0));
             let Some(donor) = donor else {
+                if settled < SETTLE_ROUNDS {
+                    settled += 1;
+                    tries.clear();
+                    std::thread::sleep(SETTLE);
+                    continue;
+                }
                 return Err(self.no_address_reachable(&network, &name, &alive).into());
             };
             let seen = self.claims.0.lock().expect("lock poisoned").generation;
@@ -226,39 +238,36 @@ impl Daemon {
         inner.state.donation(network, me, 1).is_some()
     }
 
-    /// The refusal when no reachable host has addresses to give: how many are in use, and
-    /// which hosts that hold some are out of reach.
+    /// The refusal when no reachable host has addresses to give: how many are in use here and
+    /// on the hosts this host reaches, and how many the hosts out of reach hold (what they
+    /// use is not known: a host declared down has its endpoints withdrawn).
     fn no_address_reachable(&self, network: &Id, name: &str, alive: &[HostId]) -> ModelError {
         let inner = self.inner.lock().expect("lock poisoned");
         let me = inner.state.host_name.clone().unwrap_or_default();
+        let reachable = |h: &str| h == me || alive.iter().any(|a| a.name == h);
         let local = inner
             .state
             .endpoints_of_network(network)
             .filter(|e| e.ip.is_some())
             .count();
-        let remote = inner.state.remote.get(network).map_or(0, |r| r.len());
-        let (usable, unreachable) = match inner.state.networks.get(network) {
-            Some(n) => {
-                let usable = n.ipam.map_or(0, |i| i.subnet.size().saturating_sub(3));
-                let held = n.space.as_ref().map(|s| s.held()).unwrap_or_default();
-                let away: Vec<String> = held
-                    .keys()
-                    .filter(|h| **h != me && !alive.iter().any(|a| a.name == **h))
-                    .map(|h| h.to_string())
-                    .collect();
-                (usable, away)
-            }
-            None => (0, Vec::new()),
-        };
+        let remote = inner.state.remote.get(network);
+        let remote = remote.map_or(0, |r| r.values().filter(|e| reachable(&e.host)).count());
+        let net = inner.state.networks.get(network);
+        let usable = net
+            .and_then(|n| n.ipam)
+            .map_or(0, |i| i.subnet.size().saturating_sub(3));
+        let held = net.and_then(|n| n.space.as_ref()).map(|s| s.held()).unwrap_or_default();
+        let away: Vec<String> = held
+            .into_iter()
+            .filter(|(h, n)| *n > 0 && !reachable(h))
+            .map(|(h, n)| format!("{h} holding {n}"))
+            .collect();
         let mut why = format!(
-            "network {name}: no free address reachable from {me} ({} of {usable} in use",
+            "network {name}: no free address reachable from {me} ({} of {usable} in use on reachable hosts",
             local + remote
         );
-        if !unreachable.is_empty() {
-            why.push_str(&format!(
-                "; {} hold addresses but are unreachable",
-                unreachable.join(", ")
-            ));
+        if !away.is_empty() {
+            why.push_str(&format!("; unreachable: {}", away.join(", ")));
         }
         why.push(')');
         ModelError::Conflict(why)

@@ -18,6 +18,10 @@ const WANT: u32 = 16;
 const ANSWER_WAIT: Us = 2 * SEC;
 /// How many times a silent donor is asked (as switchd).
 const SILENT_TRIES: u32 = 2;
+/// How long a create that found no donor waits for the cluster's news to settle before
+/// looking again, and how many times (as switchd).
+const SETTLE: Us = SEC;
+const SETTLE_ROUNDS: u32 = 2;
 
 /// What a create needs from another host.
 pub(super) enum Need {
@@ -41,6 +45,8 @@ pub(super) struct Waiting {
     waited: bool,
     /// The one address wanted (a static address another host owns), and its owner.
     at: Option<(u32, String)>,
+    /// How many times it found no donor and waited for news.
+    settled: u32,
 }
 
 impl World {
@@ -61,6 +67,7 @@ impl World {
             asked: None,
             waited: false,
             at: None,
+            settled: 0,
         };
         self.try_create(h, w);
     }
@@ -76,9 +83,12 @@ impl World {
                 w.at = None;
                 self.ask(h, w);
             }
-            // Its owner is asked once; a second refusal stands.
+            // Its owner is asked twice at most: an answer that did not give it counts as a try.
             Err(Some(Need::Address(offset, owner))) => {
-                if w.tries.contains_key(&owner) {
+                if w.at.is_some() {
+                    *w.tries.entry(owner.clone()).or_insert(0) += 1;
+                }
+                if w.tries.get(&owner).copied().unwrap_or(0) >= SILENT_TRIES {
                     self.give_up(h, &w);
                     return;
                 }
@@ -108,6 +118,17 @@ impl World {
             .min_by_key(|(tries, _)| *tries)
             .map(|(_, id)| id);
         let Some(donor) = donor else {
+            // Addresses given a moment ago are not known everywhere yet: before refusing, wait
+            // for the news to settle and ask again, every host afresh.
+            if w.at.is_none() && w.settled < SETTLE_ROUNDS {
+                w.settled += 1;
+                w.tries.clear();
+                w.asked = Some((String::new(), self.now + SETTLE));
+                let gen = host.gen;
+                self.hosts[h as usize].waiting.push(w);
+                self.at(self.now + SETTLE, Ev::AskTimeout(h, gen));
+                return;
+            }
             self.give_up(h, &w);
             return;
         };
@@ -141,10 +162,22 @@ impl World {
         self.refuse(format!("host {h}: no free address of {} reachable", w.network));
     }
 
-    /// Runs again the creates of `h` waiting on `network` (addresses came).
-    fn retry(&mut self, h: u32, network: &Id) {
-        let waiting = std::mem::take(&mut self.hosts[h as usize].waiting);
-        let (now, rest): (Vec<Waiting>, Vec<Waiting>) = waiting.into_iter().partition(|w| w.net_id == *network);
+    /// Runs again the creates of `h` waiting on `network` (addresses came); one waiting for
+    /// a given address, only once `h` owns it or its owner answered (as switchd).
+    fn retry(&mut self, h: u32, network: &Id, answered_by: Option<&str>) {
+        let host = &mut self.hosts[h as usize];
+        let owns = |o: u32| {
+            let space = host.state.networks.get(network).and_then(|n| n.space.as_ref());
+            space.is_some_and(|s| s.owner(o) == Some(host.name.as_str()))
+        };
+        let ready = |w: &Waiting| {
+            w.net_id == *network
+                && match &w.at {
+                    None => true,
+                    Some((o, owner)) => owns(*o) || answered_by == Some(owner.as_str()),
+                }
+        };
+        let (now, rest): (Vec<Waiting>, Vec<Waiting>) = host.waiting.drain(..).partition(ready);
         self.hosts[h as usize].waiting = rest;
         for mut w in now {
             w.asked = None;
@@ -161,7 +194,7 @@ impl World {
             .partition(|w| w.asked.as_ref().is_some_and(|(_, at)| *at <= now));
         self.hosts[h as usize].waiting = rest;
         for mut w in late {
-            if let Some((d, _)) = w.asked.take() {
+            if let Some((d, _)) = w.asked.take().filter(|(d, _)| !d.is_empty()) {
                 *w.tries.entry(d).or_insert(0) += 1;
             }
             self.ask(h, w);
@@ -173,7 +206,7 @@ impl World {
     pub(super) fn claim(&mut self, h: u32, network: Id, range: Range, claim: Claim) {
         let mine = *claim.owner == *self.hosts[h as usize].name;
         if self.hosts[h as usize].state.merge_claim(&network, range, claim) && mine {
-            self.retry(h, &network);
+            self.retry(h, &network, None);
         }
     }
 
@@ -186,7 +219,7 @@ impl World {
                 count,
                 at,
             } => self.donate(h, from, network, count, at),
-            Ask::Granted { network, .. } => self.retry(h, &network),
+            Ask::Granted { network, from } => self.retry(h, &network, Some(&from.name)),
             Ask::NoSpace { from, network } => {
                 let waiting = std::mem::take(&mut self.hosts[h as usize].waiting);
                 let (refused, rest): (Vec<Waiting>, Vec<Waiting>) = waiting
@@ -224,11 +257,15 @@ impl World {
 
     /// A new overlay network made on `h`: all of its addresses claimed by `h`.
     pub(super) fn claim_new_network(&mut self, h: u32, network: &Id) {
+        if let Some(range) = self.hosts[h as usize].state.claim_whole(network) {
+            self.claim_for_self(h, network, range);
+        }
+    }
+
+    /// `h` writes a claim of its own on `range` of `network`, merges it and spreads it.
+    fn claim_for_self(&mut self, h: u32, network: &Id, range: Range) {
         let now_ms = self.now_ms();
         let host = &mut self.hosts[h as usize];
-        let Some(range) = host.state.claim_whole(network) else {
-            return;
-        };
         let me = host.name.clone();
         let Some(m) = host.m.as_mut() else { return };
         let key = RecordKey::Claim {
@@ -243,6 +280,55 @@ impl World {
             };
             host.state.merge_claim(network, range, c);
         }
+    }
+
+    /// `cluster forget` on a random live host, for every crashed host that has not come
+    /// back, as switchd runs it: an exchange with every host it reaches (so it holds every
+    /// claim they hold), then a claim of its own on each range a forgotten host owns.
+    pub(super) fn forget_crashed(&mut self) {
+        let Some(h) = self.random_live() else { return };
+        for g in 0..self.sc.hosts {
+            self.sync_with(h, g, false);
+        }
+        let gone: Vec<u32> = self
+            .crashes
+            .iter_mut()
+            .filter(|c| c.back_at.is_none() && !c.forgotten)
+            .map(|c| {
+                c.forgotten = true;
+                c.host
+            })
+            .collect();
+        // Their endpoints are gone with them: their addresses are free to hand out again.
+        for &c in &gone {
+            for e in self.hosts[c as usize].state.endpoints.values() {
+                if let Some(ip) = e.ip {
+                    let key = (e.network.clone(), ip);
+                    if self.held.get(&key) == Some(&e.id) {
+                        self.held.remove(&key);
+                    }
+                }
+            }
+        }
+        let gone: Vec<String> = gone.iter().map(|c| self.hosts[*c as usize].name.clone()).collect();
+        let host = &self.hosts[h as usize];
+        let mut writes = Vec::new();
+        for (id, n) in &host.state.networks {
+            let Some(space) = &n.space else { continue };
+            for g in &gone {
+                writes.extend(
+                    space
+                        .take_over(g, &host.name)
+                        .into_iter()
+                        .map(|w| (id.clone(), w.range)),
+                );
+            }
+        }
+        self.forgotten += gone.len() as u64;
+        for (id, range) in writes {
+            self.claim_for_self(h, &id, range);
+        }
+        self.pump(h);
     }
 
     /// After a restart: the claims the host stored go back into its node and spread.
