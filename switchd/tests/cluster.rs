@@ -483,7 +483,7 @@ fn overlay_addresses_go_where_they_are_needed() {
     assert!(!full.ok());
     assert!(
         full.stderr
-            .contains("network ov1: no free address reachable from h2 (253 of 253 in use"),
+            .contains("network ov1: no free address reachable from h2 (253 of 253 in use on reachable hosts)"),
         "{}",
         full.stderr
     );
@@ -532,6 +532,41 @@ fn overlay_addresses_go_where_they_are_needed() {
     wait_for("s0 on h3 reaches s0 on h1", Duration::from_secs(10), || {
         hosts[2].exec(&on3, &["ping", "-c", "1", "-W", "1", &target]).ok()
     });
+    // Ten sandboxes go on h2 and ten on h3, and then h3 is cut off. h1 takes the ten
+    // addresses h2 freed, and no more: the other ten are h3's, out of reach.
+    for (h, names) in hosts[1..].iter().zip(&made[1..]) {
+        for n in &names[73..] {
+            h.ctl(["sandbox", "rm", n]).expect_ok("sandbox rm");
+        }
+    }
+    wait_for("h1 sees twenty freed", Duration::from_secs(10), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&hosts[0].ctl(["network", "inspect", "ov1"]).stdout).unwrap_or_default();
+        let used = |h: &str| v[0]["Addresses"][h]["Used"].as_u64().unwrap_or(0);
+        used("h1") + used("h2") + used("h3") == 233
+    });
+    run("ip", ["-n", hosts[2].ns(), "link", "set", "ul0", "down"]).expect_ok("cut h3 off");
+    wait_for("h1 no longer sees h3 alive", Duration::from_secs(15), || {
+        peers(&hosts[0]).iter().any(|(n, s)| n == "h3" && s != "alive")
+    });
+    for k in 0..10 {
+        hosts[0]
+            .ctl([
+                "sandbox",
+                "create",
+                "--network",
+                "ov1",
+                &hosts[0].name(&format!("t{k}")),
+            ])
+            .expect_ok("an address h2 freed");
+    }
+    let out = hosts[0].ctl(["sandbox", "create", "--network", "ov1", &hosts[0].name("t10")]);
+    assert!(!out.ok());
+    assert!(
+        out.stderr.contains("no free address reachable from h1 (") && out.stderr.contains("; unreachable: h3 holding "),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
