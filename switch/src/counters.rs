@@ -48,11 +48,14 @@ pub enum DropReason {
     RouterMessage,
     /// A sandbox sent broadcast, multicast or unknown-unicast frames over its port's rate.
     StormControl,
+    /// A frame on a locked port (a cluster member's VXLAN peer) from a source that is not one
+    /// of the addresses pinned to it: a forged datagram, or an endpoint not announced yet.
+    UnpinnedSource,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 18] = [
+    pub const ALL: [DropReason; 19] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -71,6 +74,7 @@ impl DropReason {
         DropReason::DhcpServer,
         DropReason::RouterMessage,
         DropReason::StormControl,
+        DropReason::UnpinnedSource,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -94,6 +98,7 @@ impl DropReason {
             DropReason::DhcpServer => "dhcp_server",
             DropReason::RouterMessage => "router_message",
             DropReason::StormControl => "storm_control",
+            DropReason::UnpinnedSource => "unpinned_source",
         }
     }
 

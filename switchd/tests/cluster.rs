@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use testbed::{prefix, run, Host};
+use testbed::{json, prefix, run, Host};
 
 fn peers(h: &Host) -> Vec<(String, String)> {
     let out = h.ctl(["cluster", "peers", "--format", "json"]);
@@ -22,6 +22,57 @@ fn peers(h: &Host) -> Vec<(String, String)> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Frames a port has dropped for `reason`, the port found by a part of its interface name
+/// (a VXLAN peer's is its address), as `switchctl ports` lists it.
+fn drops(h: &Host, interface: &str, reason: &str) -> u64 {
+    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+    let port = ports.as_array().and_then(|a| {
+        a.iter()
+            .find(|p| p["Interface"].as_str().is_some_and(|i| i.contains(interface)))
+    });
+    let port = port.unwrap_or_else(|| panic!("no port {interface} in {ports}"));
+    port["Drops"][reason].as_u64().unwrap_or(0)
+}
+
+/// An Ethernet frame to `to`'s underlay interface holding a VXLAN datagram from `src` (any
+/// address: the frame is written whole) to `dst` on `vni`, with an inner broadcast frame
+/// from `inner_src`.
+fn forged_vxlan(to: &Host, src: &str, dst: &str, vni: u32, inner_src: [u8; 6]) -> Vec<u8> {
+    let mac = run("ip", ["netns", "exec", to.ns(), "cat", "/sys/class/net/ul0/address"]).stdout;
+    let mac: Vec<u8> = mac
+        .trim()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).expect("a MAC"))
+        .collect();
+    let mut inner = vec![0xff; 6];
+    inner.extend_from_slice(&inner_src);
+    inner.extend_from_slice(&[0x08, 0x06]);
+    inner.resize(60, 0);
+    let udp_len = 8 + 8 + inner.len();
+    let mut f = mac;
+    f.extend_from_slice(&[0x02, 0, 0, 0, 0, 0x42, 0x08, 0x00]);
+    let ip = f.len();
+    f.resize(ip + switch::wire::IPV4_HEADER_LEN, 0);
+    switch::wire::Ipv4Repr {
+        src: src.parse().unwrap(),
+        dst: dst.parse().unwrap(),
+        protocol: 17,
+        ttl: 64,
+        payload_len: udp_len,
+    }
+    .emit(&mut f[ip..]);
+    let len = (udp_len as u16).to_be_bytes();
+    f.extend_from_slice(&[0x12, 0xb5, 0x12, 0xb5, len[0], len[1], 0, 0]);
+    let at = f.len();
+    f.resize(at + 8, 0);
+    overlay::vxlan::VxlanHeader {
+        vni: overlay::vxlan::Vni::new(vni).expect("a VNI"),
+    }
+    .emit(&mut f[at..]);
+    f.extend_from_slice(&inner);
+    f
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
@@ -211,6 +262,22 @@ fn overlay_across_hosts() {
     );
     let g = h1.exec(&a, &["getent", "hosts", &b]).stdout;
     assert!(g.starts_with("10.66.0.239"), "a resolves b across hosts: {g}");
+
+    // A datagram forged on the underlay with h2's address, carrying a frame from a MAC that
+    // is none of h2's endpoints: refused on h2's port, and nothing is learned.
+    let vni: u32 = json(h1.ctl(["network", "inspect", "ovl"]).expect_ok("inspect"))[0]["Options"]
+        ["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("the VNI");
+    let forged = forged_vxlan(&h1, "10.97.0.2", "10.97.0.1", vni, [0x02, 0, 0, 0, 0, 0x99]);
+    let before = drops(&h1, "10.97.0.2", "unpinned_source");
+    testbed::send_raw(&Path::new("/run/netns").join(f.0.underlay.ns()), "br0", forged);
+    wait_for("the forged frame refused", Duration::from_secs(5), || {
+        drops(&h1, "10.97.0.2", "unpinned_source") > before
+    });
+    let fdb = h1.ctl(["fdb", "ovl"]).stdout;
+    assert!(!fdb.contains("02:00:00:00:00:99"), "{fdb}");
 
     // ARP suppression: b's host answers b's request for a's address; none crosses the underlay.
     h2.exec(&b, &["ip", "neigh", "flush", "all"]);

@@ -863,6 +863,7 @@ impl World {
             learn_limit: network.mac_limit,
             split_horizon_group: 0,
             guard: Some(network.port_guard(MacAddr(mac), Some(ip))),
+            locked: false,
         };
         let port = host.switch.add_port(cfg).ok()?;
         let _ = host.switch.add_static(now, rt.sid, MacAddr(mac), port);
@@ -1139,6 +1140,7 @@ impl World {
                     learn_limit: 4096,
                     split_horizon_group: 1,
                     guard: None,
+                    locked: true,
                 };
                 if let (Ok(p), SocketAddr::V4(v), Ok(vni)) = (host.switch.add_port(cfg), vtep, Vni::new(rt.vni)) {
                     rt.peers.insert(vtep, p);

@@ -1,4 +1,5 @@
-//! Stage 2: learn the source address on the ingress port, within the port's limit.
+//! Stage 2: learn the source address on the ingress port, within the port's limit (or, on a
+//! locked port, check that it is pinned there).
 
 use crate::counters::DropReason;
 use crate::fdb::{MacTable, Upsert};
@@ -36,6 +37,15 @@ pub(crate) fn learn(
         }
     }
     outcome(u, port)
+}
+
+/// On a locked port, learns nothing: the frame goes on only when `src` is pinned to `port`.
+#[inline]
+pub(crate) fn pinned(fdb: &MacTable, net: NetworkId, port: PortId, src: MacAddr) -> Result<(), DropReason> {
+    match fdb.get(net, src) {
+        Some(e) if e.is_static && e.port == port => Ok(()),
+        _ => Err(DropReason::UnpinnedSource),
+    }
 }
 
 /// Whether a new address may appear on `port` (it is under its learning limit).

@@ -56,6 +56,11 @@ pub struct PortConfig {
     /// Port security, storm control and offload checks for a sandbox's port; `None` for the
     /// ports the host owns (gateways, VXLAN peers, uplinks).
     pub guard: Option<Guard>,
+    /// Learns nothing: a frame enters only from a source address pinned to this port with
+    /// [`Switch::add_static`] (a cluster member's VXLAN peer, whose endpoints the control
+    /// plane announces, so that a datagram forged with the member's address cannot teach the
+    /// switch a new address).
+    pub locked: bool,
 }
 
 impl PortConfig {
@@ -67,6 +72,7 @@ impl PortConfig {
             learn_limit: 64,
             split_horizon_group: 0,
             guard: None,
+            locked: false,
         }
     }
 }
@@ -319,14 +325,18 @@ impl Switch {
         frame: &[u8],
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
-        let (group, guard) = self.ports[ingress.0 as usize]
-            .as_ref()
-            .map_or((0, None), |p| (p.cfg.split_horizon_group, p.cfg.guard));
+        let (group, guard, locked) = self.ports[ingress.0 as usize].as_ref().map_or((0, None, false), |p| {
+            (p.cfg.split_horizon_group, p.cfg.guard, p.cfg.locked)
+        });
         if let Some(g) = &guard {
             guard::check(g, gso, frame)?;
         }
         let now_ms = self.fdb.tick(now);
-        learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
+        if locked {
+            learn::pinned(&self.fdb, net, ingress, hdr.src)?;
+        } else {
+            learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
+        }
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
             Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, group, out).map(Destination::Port),
             Destination::Flood => {

@@ -314,3 +314,60 @@ fn a_trace_shows_the_guard() {
         "{t:?}"
     );
 }
+
+#[test]
+fn a_locked_port_admits_only_sources_pinned_to_it() {
+    let t0 = Instant::now();
+    let mut sw = Switch::new(t0, 1);
+    sw.add_network(
+        NET,
+        NetworkConfig {
+            aging: Duration::from_secs(300),
+        },
+    )
+    .unwrap();
+    let local = sw.add_port(PortConfig::new(NET)).unwrap();
+    let peer = sw
+        .add_port(PortConfig {
+            split_horizon_group: 1,
+            locked: true,
+            ..PortConfig::new(NET)
+        })
+        .unwrap();
+    let other = sw
+        .add_port(PortConfig {
+            split_horizon_group: 1,
+            locked: true,
+            ..PortConfig::new(NET)
+        })
+        .unwrap();
+    sw.add_static(t0, NET, mac(7), peer).unwrap();
+    sw.add_static(t0, NET, mac(8), other).unwrap();
+    let frame = |src: MacAddr| {
+        let mut f = vec![0xff; 6];
+        f.extend_from_slice(&src.0);
+        f.extend_from_slice(&[0x08, 0x00]);
+        f.resize(64, 0);
+        f
+    };
+    // A new address, and one pinned to another peer: dropped, counted, not learned.
+    for src in [mac(9), mac(8)] {
+        assert!(matches!(
+            sw.process(t0, peer, &frame(src)),
+            Verdict::Drop(DropReason::UnpinnedSource)
+        ));
+    }
+    assert_eq!(sw.counters(peer).unwrap().drops(DropReason::UnpinnedSource), 2);
+    assert_eq!(sw.learned_on(peer), Some(0));
+    assert!(sw.fdb().all(|e| e.mac != mac(9)));
+    let t = sw.trace(t0, peer, &frame(mac(9)));
+    assert_eq!(t.verdict, TraceVerdict::Drop(DropReason::UnpinnedSource), "{t:?}");
+    // The pinned one goes on, to the local port and not to the other peer.
+    match sw.process(t0, peer, &frame(mac(7))) {
+        Verdict::Flood(f) => assert_eq!(f.ports().collect::<Vec<_>>(), [local]),
+        v => panic!("{v:?}"),
+    }
+    // An unlocked port still learns.
+    assert!(!matches!(sw.process(t0, local, &frame(mac(9))), Verdict::Drop(_)));
+    assert_eq!(sw.learned_on(local), Some(1));
+}

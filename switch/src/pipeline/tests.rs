@@ -356,6 +356,7 @@ proptest! {
                     learn_limit: limits[i],
                     split_horizon_group: groups[i],
                     guard: None,
+                    locked: false,
                 };
                 sw.add_port(cfg).unwrap()
             })

@@ -106,7 +106,13 @@ impl Switch {
                 Err(r) => return t.drop("guard", guard_refused(g, r), r),
             }
         }
-        // Learning, previewed.
+        if port.cfg.locked {
+            if let Err(r) = learn::pinned(&self.fdb, net, ingress, hdr.src) {
+                let why = format!("{} is not pinned to locked port {ingress}", hdr.src);
+                return t.drop("learn", why, r);
+            }
+        }
+        // Learning, previewed (a locked port's source is static on it: nothing changes).
         let u = self
             .fdb
             .preview_upsert(net, hdr.src, ingress, learn::may_add(&self.ports, ingress));

@@ -29,7 +29,7 @@ impl Daemon {
         let mut result = self.dns.start(net).map_err(|e| OpError::Io(e.to_string()));
         for addr in &net.vteps {
             if result.is_ok() {
-                result = self.add_vtep_port(net, *addr).map(|p| {
+                result = self.add_vtep_port(net, *addr, false).map(|p| {
                     ports.vteps.insert(*addr, p);
                 });
             }
@@ -70,6 +70,7 @@ impl Daemon {
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
             guard: None,
+            locked: false,
         };
         self.dp.add_port(NewPort {
             dev: Device::Tap(dev),
@@ -80,9 +81,11 @@ impl Daemon {
         })
     }
 
-    /// Adds a static VXLAN peer of `net` as a switch port (split-horizon group 1: peers never
-    /// forward to each other).
-    pub(super) fn add_vtep_port(&self, net: &Network, addr: SocketAddr) -> Result<PortId, OpError> {
+    /// Adds a VXLAN peer of `net` as a switch port (split-horizon group 1: peers never
+    /// forward to each other). A cluster member's port is `locked`: frames enter only from the
+    /// MACs of the endpoints its records announce, so a datagram forged with its address
+    /// teaches the switch nothing. A static VTEP (a kernel's VXLAN, with no records) learns.
+    pub(super) fn add_vtep_port(&self, net: &Network, addr: SocketAddr, locked: bool) -> Result<PortId, OpError> {
         let (SocketAddr::V4(a), Some(vni)) = (addr, net.vni.and_then(|v| Vni::new(v).ok())) else {
             return Err(OpError::Io(format!(
                 "VTEP {addr} needs an IPv4 address and an overlay network"
@@ -94,6 +97,7 @@ impl Daemon {
             learn_limit: VTEP_LEARN_LIMIT,
             split_horizon_group: 1,
             guard: None,
+            locked,
         };
         let port = NewPort {
             dev: Device::Vtep { addr: a, vni },
@@ -196,6 +200,7 @@ impl Daemon {
                     learn_limit: VTEP_LEARN_LIMIT,
                     split_horizon_group: 0,
                     guard: None,
+                    locked: false,
                 },
                 static_mac: None,
                 kind: PortKind::Uplink,
@@ -383,7 +388,7 @@ impl Daemon {
         let mut next = inner.state.clone();
         let a = next.add_vtep(net, addr, self.vxlan_port)?;
         let network = next.network(net)?.clone();
-        let port = self.add_vtep_port(&network, a)?;
+        let port = self.add_vtep_port(&network, a, false)?;
         if let Err(e) = self.commit(&mut inner, next) {
             let _ = self.remove_port(port);
             return Err(e);

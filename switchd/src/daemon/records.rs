@@ -178,7 +178,7 @@ impl Daemon {
         };
         let sid = NetworkId(net.switch_id);
         match f {
-            Effect::AddPeer { vtep, .. } => match self.add_vtep_port(net, vtep) {
+            Effect::AddPeer { vtep, .. } => match self.add_vtep_port(net, vtep, true) {
                 Ok(p) => {
                     np.peers.insert(vtep, p);
                 }

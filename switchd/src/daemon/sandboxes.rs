@@ -176,6 +176,7 @@ impl Daemon {
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
             guard: Some(net.port_guard(mac, ep.ip)),
+            locked: false,
         };
         let added = self.dp.add_port(NewPort {
             dev,
