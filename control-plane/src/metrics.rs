@@ -290,6 +290,9 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
         c.gossip_unauthenticated,
     );
     f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
+    let name = "switchd_records_refused_total";
+    let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");
+    f.sample(name, &[("reason", "ahead")], c.records_ahead);
     let name = "switchd_sync_exchanges_total";
     let mut f = Family::start(o, name, "counter", "Anti-entropy exchanges, by result.");
     f.sample(name, &[("result", "ok")], c.sync_ok);

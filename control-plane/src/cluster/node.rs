@@ -186,11 +186,14 @@ impl Node {
         self.m.records()
     }
 
-    /// A datagram from another host (opened already).
+    /// A datagram from another host (opened already), received at `now_ms` (ms since the
+    /// epoch, by this host's wall clock: records beyond it by more than
+    /// [`super::records::MAX_SKEW_MS`] are refused).
     ///
     /// # Errors
     /// A malformed message; what was read before the fault is kept.
-    pub fn handle_datagram(&mut self, data: &[u8]) -> Result<(), MembershipError> {
+    pub fn handle_datagram(&mut self, data: &[u8], now_ms: u64) -> Result<(), MembershipError> {
+        self.m.records().set_now(now_ms);
         self.m.handle_data(data)
     }
 
@@ -204,6 +207,7 @@ impl Node {
     /// # Errors
     /// As [`Membership::publish`].
     pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
+        self.m.records().set_now(now_ms);
         self.m.publish(key, body, now_ms)
     }
 
@@ -417,7 +421,9 @@ mod tests {
                 for i in 0..2 {
                     while let Some((to, data)) = self.nodes[i].poll_transmit() {
                         let j = usize::from(to.port() == 2);
-                        self.nodes[j].handle_datagram(&data).unwrap();
+                        self.nodes[j]
+                            .handle_datagram(&data, self.now.as_millis() as u64)
+                            .unwrap();
                         sent = true;
                     }
                     while let Some((after, t)) = self.nodes[i].poll_timer() {

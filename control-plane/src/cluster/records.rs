@@ -221,7 +221,17 @@ pub struct Records {
     /// The digest split by key: [`BUCKETS`] XORs, so that an exchange between hosts that
     /// differ sends only the records of the buckets that differ.
     buckets: Vec<u64>,
+    /// This host's wall clock as last told (ms since the epoch; 0: not told, nothing checked).
+    now_ms: u64,
+    /// Records refused for a counter beyond `now_ms` plus [`MAX_SKEW_MS`].
+    ahead: u64,
 }
+
+/// How far ahead of this host's wall clock another host's counter may run, in milliseconds.
+/// Counters follow their writer's wall clock (a hybrid logical clock), so a counter beyond it
+/// was written by a clock a minute fast, or forged to win for ever (a counter of `u64::MAX`
+/// would also stop every clock that merged it).
+pub const MAX_SKEW_MS: u64 = 60_000;
 
 /// A record as the map holds it. The record is shared: an exchange hands the other side the
 /// same allocation (the simulator's hosts then hold one copy of each record between them, and
@@ -350,12 +360,31 @@ impl Records {
             origin: self.me.clone(),
         };
         let r = Record::new(key, version, body);
-        self.apply(r.clone());
+        let mut mine = r.clone();
+        self.share_names(&mut mine);
+        self.insert(Arc::new(mine));
         r
+    }
+
+    /// Tells the records this host's wall clock (ms since the epoch): a record whose counter
+    /// is more than [`MAX_SKEW_MS`] beyond it is refused and counted ([`Records::ahead`]).
+    pub fn set_now(&mut self, now_ms: u64) {
+        self.now_ms = now_ms;
+    }
+
+    /// How many records were refused for a counter too far ahead of this host's clock.
+    pub fn ahead(&self) -> u64 {
+        self.ahead
     }
 
     /// Merges a record; true when it was newer than what was known (and so changed something).
     pub fn apply(&mut self, mut r: Record) -> bool {
+        self.share_names(&mut r);
+        self.apply_shared(Arc::new(r))
+    }
+
+    /// Points the host names `r` holds at the ones this set keeps.
+    fn share_names(&mut self, r: &mut Record) {
         self.share(&mut r.version.origin);
         match r.body.as_mut() {
             Some(Body::Endpoint(e)) => {
@@ -366,11 +395,19 @@ impl Records {
             Some(Body::Claim(owner)) => self.share(owner),
             Some(Body::Network(_)) | None => {}
         }
-        self.apply_shared(Arc::new(r))
     }
 
     /// As [`Records::apply`], for a record held elsewhere too (another host's, in an exchange).
     pub fn apply_shared(&mut self, r: Arc<Record>) -> bool {
+        if self.now_ms != 0 && r.version.counter > self.now_ms.saturating_add(MAX_SKEW_MS) {
+            self.ahead += 1;
+            return false;
+        }
+        self.insert(r)
+    }
+
+    /// Merges a record that passed the checks (or this host's own).
+    fn insert(&mut self, r: Arc<Record>) -> bool {
         use std::collections::hash_map::Entry;
         self.clock = self.clock.max(r.version.counter);
         let new = |r: &Record| fingerprint(&r.key, &r.version);
@@ -679,6 +716,40 @@ mod tests {
                 "({counter}, {origin}) merged"
             );
         }
+    }
+
+    #[test]
+    fn a_counter_far_ahead_of_the_clock_is_refused_and_counted() {
+        let now = 1_800_000_000_000;
+        let key = RecordKey::Endpoint(Id::from_random([7; 32]));
+        let mut a = Records::new("a");
+        a.set_now(now);
+        let mine = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), now);
+        let forged = |counter| {
+            Record::new(
+                key.clone(),
+                Version {
+                    counter,
+                    origin: "m".into(),
+                },
+                None,
+            )
+        };
+        // A tombstone that would win for ever, and one a minute and a millisecond ahead.
+        for counter in [u64::MAX, now + MAX_SKEW_MS + 1] {
+            assert!(!a.apply(forged(counter)));
+        }
+        let mut bulk = Records::new("m");
+        bulk.apply(forged(u64::MAX));
+        assert_eq!(a.merge_from(&bulk), 1, "offered as newer");
+        assert_eq!(a.ahead(), 3);
+        assert_eq!(a.get(&key), Some(&mine), "nothing changed");
+        // The clock did not follow: this host's next write is still of now.
+        let next = a.local(key.clone(), None, now + 1);
+        assert_eq!(next.version.counter, now + 1);
+        // Within the skew, a record is taken.
+        assert!(a.apply(forged(now + MAX_SKEW_MS)));
+        assert_eq!(a.ahead(), 3);
     }
 
     #[test]

@@ -431,8 +431,9 @@ impl World {
             }
             Ev::Gossip(h, data) => {
                 if self.live(h) {
+                    let now_ms = self.now_ms();
                     if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                        let _ = m.handle_datagram(&data);
+                        let _ = m.handle_datagram(&data, now_ms);
                     }
                     self.pump(h);
                 }

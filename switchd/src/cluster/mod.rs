@@ -192,9 +192,7 @@ impl Cluster {
             start: range.0,
             end: range.1,
         };
-        let now_ms = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let now_ms = now_ms();
         self.records
             .lock()
             .expect("lock poisoned")
@@ -302,6 +300,11 @@ impl Cluster {
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
+    }
+
+    /// Records refused for a counter too far ahead of this host's clock.
+    pub fn records_ahead(&self) -> u64 {
+        self.records.lock().expect("lock poisoned").ahead()
     }
 
     /// Gossip datagrams received, sent, and refused as malformed.
@@ -545,7 +548,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
                 match key.open(&buf[..n]) {
                     Some(plain) => {
                         seen.insert(from, PeerSeen { last: Instant::now() });
-                        let refused = node.handle_datagram(&plain).err();
+                        let refused = node.handle_datagram(&plain, now_ms()).err();
                         let mut s = status.lock().expect("lock poisoned");
                         s.gossip_rx += 1;
                         if let Some(e) = refused {
@@ -570,8 +573,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             }
             Some(m) = to_node.recv() => match m {
                 ToNode::Publish(k, body) => {
-                    let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-                    if let Err(e) = node.publish(k, body, now_ms) {
+                    if let Err(e) = node.publish(k, body, now_ms()) {
                         tracing::error!("cannot disseminate a record: {e}");
                     }
                 }
@@ -644,6 +646,13 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
     }
+}
+
+/// This host's wall clock, in milliseconds since the epoch.
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn log_event(ev: &Event) {

@@ -127,6 +127,7 @@ impl Daemon {
                 gossip_sent,
                 gossip_refused,
                 gossip_unauthenticated: c.dropped_unauthenticated(),
+                records_ahead: c.records_ahead(),
                 sync_ok,
                 sync_failed,
             }
