@@ -289,6 +289,7 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
         &[("direction", "received"), ("outcome", "unauthenticated")],
         c.gossip_unauthenticated,
     );
+    f.sample(name, &[("direction", "received"), ("outcome", "stale")], c.gossip_stale);
     f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
     let name = "switchd_records_refused_total";
     let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");

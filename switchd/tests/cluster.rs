@@ -75,6 +75,39 @@ fn forged_vxlan(to: &Host, src: &str, dst: &str, vni: u32, inner_src: [u8; 6]) -
     f
 }
 
+/// The UDP payload of one gossip datagram to `to`, as it crossed the underlay bridge (read
+/// from a pcap file tcpdump writes: a 24-byte file header, a 16-byte record header, then
+/// Ethernet, IPv4 and UDP headers).
+fn capture_gossip(f: &Fabric, to: &str) -> Vec<u8> {
+    let file = std::env::temp_dir().join(format!("{}-gossip.pcap", f.0.underlay.ns()));
+    let path = file.to_str().unwrap();
+    let filter = format!("udp dst port 7946 and dst host {to}");
+    run(
+        "ip",
+        [
+            "netns",
+            "exec",
+            f.0.underlay.ns(),
+            "timeout",
+            "10",
+            "tcpdump",
+            "-c",
+            "1",
+            "-i",
+            "br0",
+            "-w",
+            path,
+            &filter,
+        ],
+    )
+    .expect_ok("tcpdump");
+    let pcap = std::fs::read(&file).expect("the capture");
+    let _ = std::fs::remove_file(&file);
+    let frame = &pcap[24 + 16..];
+    let ihl = usize::from(frame[14] & 0x0f) * 4;
+    frame[14 + ihl + 8..].to_vec()
+}
+
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -148,6 +181,27 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
     let c: serde_json::Value = serde_json::from_str(&c).unwrap();
     assert!(c["DroppedUnauthenticated"].as_u64().unwrap() > 0, "{c}");
     drop(intruder);
+
+    // A gossip datagram to h1, taken off the underlay and sent again: refused as a replay.
+    let datagram = capture_gossip(&f, "10.98.0.1");
+    let stale = || {
+        let s = json(h1.ctl(["stats", "--format", "json"]).expect_ok("stats"));
+        s["Cluster"]["GossipStale"].as_u64().unwrap_or(0)
+    };
+    let before = stale();
+    let ul = Path::new("/run/netns").join(f.0.underlay.ns());
+    run(
+        "ip",
+        ["-n", f.0.underlay.ns(), "addr", "add", "10.98.0.250/24", "dev", "br0"],
+    )
+    .expect_ok("an address on the underlay");
+    testbed::in_netns(&ul, move || {
+        let s = std::net::UdpSocket::bind("10.98.0.250:0").unwrap();
+        s.send_to(&datagram, "10.98.0.1:7946").unwrap();
+    })
+    .join()
+    .unwrap();
+    wait_for("the replay refused", Duration::from_secs(5), || stale() > before);
 
     // kill -9 of h3 is detected by the others; after a restart it is alive again.
     h3.kill9();

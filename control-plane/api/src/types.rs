@@ -641,6 +641,10 @@ pub struct ClusterStats {
     pub gossip_refused: u64,
     /// Datagrams not sealed under the cluster's key.
     pub gossip_unauthenticated: u64,
+    /// Datagrams sealed under the key but replayed, or sent more than 30 s from this host's
+    /// clock.
+    #[serde(default)]
+    pub gossip_stale: u64,
     /// Records refused because their counter ran more than a minute ahead of this host's
     /// clock (a clock far off, or a record forged to win for ever).
     #[serde(default)]

@@ -129,6 +129,8 @@ pub struct Status {
     pub gossip_tx: u64,
     /// Authenticated datagrams membership refused as malformed.
     pub gossip_refused: u64,
+    /// Authenticated datagrams refused as replays or sent outside the replay window.
+    pub gossip_stale: u64,
 }
 
 /// A running cluster driver.
@@ -300,6 +302,11 @@ impl Cluster {
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
+    }
+
+    /// Authenticated gossip datagrams refused as replays or sent outside the window.
+    pub fn gossip_stale(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").gossip_stale
     }
 
     /// Records refused for a counter too far ahead of this host's clock.
@@ -540,15 +547,25 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
     // The first tick of an interval is at once: the first round waits a period.
     sync.reset();
     let mut seen: HashMap<SocketAddr, PeerSeen> = HashMap::new();
+    let mut replay = control_plane::cluster::seal::Replay::default();
     let mut refreshed = Instant::now().checked_sub(STATUS_EVERY).unwrap_or_else(Instant::now);
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
                 match key.open(&buf[..n]) {
-                    Some(plain) => {
-                        seen.insert(from, PeerSeen { last: Instant::now() });
-                        let refused = node.handle_datagram(&plain, now_ms()).err();
+                    Some(d) => {
+                        let now = now_ms();
+                        if let Err(e) = replay.admit(&d, now) {
+                            let mut s = status.lock().expect("lock poisoned");
+                            s.gossip_stale += 1;
+                            if s.gossip_stale.is_power_of_two() {
+                                tracing::warn!(%from, count = s.gossip_stale, "gossip datagram refused: {e}");
+                            }
+                            continue;
+                        }
+                        heard_from(&mut seen, from);
+                        let refused = node.handle_datagram(&d.payload, now).err();
                         let mut s = status.lock().expect("lock poisoned");
                         s.gossip_rx += 1;
                         if let Some(e) = refused {
@@ -610,7 +627,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             if getrandom::fill(&mut nonce).is_err() {
                 continue;
             }
-            let _ = sock.send_to(&key.seal(nonce, &data), to).await;
+            let _ = sock.send_to(&key.seal(nonce, now_ms(), &data), to).await;
             status.lock().expect("lock poisoned").gossip_tx += 1;
         }
         while let Some((after, t)) = node.poll_timer() {
@@ -646,6 +663,20 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
     }
+}
+
+/// Most sources of gossip remembered for `cluster peers` (last heard): beyond, the one heard
+/// least recently is forgotten, so sources that change with every datagram cannot grow it.
+const HEARD_MAX: usize = 4_096;
+
+/// Notes that gossip came from `from` now.
+fn heard_from(seen: &mut HashMap<SocketAddr, PeerSeen>, from: SocketAddr) {
+    if seen.len() >= HEARD_MAX && !seen.contains_key(&from) {
+        if let Some(oldest) = seen.iter().min_by_key(|(_, p)| p.last).map(|(a, _)| *a) {
+            seen.remove(&oldest);
+        }
+    }
+    seen.insert(from, PeerSeen { last: Instant::now() });
 }
 
 /// This host's wall clock, in milliseconds since the epoch.

@@ -128,6 +128,7 @@ impl Daemon {
                 gossip_refused,
                 gossip_unauthenticated: c.dropped_unauthenticated(),
                 records_ahead: c.records_ahead(),
+                gossip_stale: c.gossip_stale(),
                 sync_ok,
                 sync_failed,
             }
