@@ -79,6 +79,11 @@ impl Edge {
         self.vnis.retain(|_, n| *n != net);
     }
 
+    /// Whether any overlay network is here.
+    pub fn has_networks(&self) -> bool {
+        !self.vnis.is_empty()
+    }
+
     /// The network of `vni`.
     pub fn network_of(&self, vni: Vni) -> Option<NetworkId> {
         self.vnis.get(&vni).copied()

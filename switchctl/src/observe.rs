@@ -217,8 +217,9 @@ pub(crate) fn stats(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
 /// The tunnels, the writes, polling, descriptors, the cluster and DNS.
 fn print_host(s: &StatsResource) {
     if let Some(v) = &s.vxlan {
+        let at = v.address.as_deref().unwrap_or("closed: no overlay network");
         println!(
-            "\nvxlan (udp {}): rx {} (malformed {}, unknown VNI {}, unknown VTEP {}), tx {} (errors {})",
+            "\nvxlan (udp {}, {at}): rx {} (malformed {}, unknown VNI {}, unknown VTEP {}), tx {} (errors {})",
             v.port, v.rx_packets, v.rx_malformed, v.rx_unknown_vni, v.rx_unknown_vtep, v.tx_packets, v.tx_errors
         );
     }

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -181,7 +181,13 @@ impl Daemon {
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-        let dp = dataplane::spawn(u64::from_ne_bytes(seed), cfg.vxlan_port, cfg.poll, cfg.batch_writes)?;
+        // VXLAN listens on the address the cluster knows this host by; without a cluster (static
+        // VTEPs only) on every address.
+        let vxlan = match cfg.cluster.as_ref().map(|c| c.vtep()) {
+            Some(SocketAddr::V4(a)) => a,
+            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.vxlan_port),
+        };
+        let dp = dataplane::spawn(u64::from_ne_bytes(seed), vxlan, cfg.poll, cfg.batch_writes)?;
         let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {

@@ -267,9 +267,12 @@ fn overlay_across_hosts() {
         peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
     });
 
-    // Created on h1, listed on h2.
+    // Created on h1, listed on h2. VXLAN listens from then on, on the advertise address.
+    let vxlan = |h: &Host| json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Vxlan"]["Address"].clone();
+    assert_eq!(vxlan(&h1), serde_json::Value::Null);
     h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.66.0.0/24", "ovl"])
         .expect_ok("create");
+    assert_eq!(vxlan(&h1), "10.97.0.1:4789");
     wait_for("ovl on h2", Duration::from_secs(10), || {
         h2.ctl(["network", "inspect", "ovl"]).ok()
     });

@@ -37,8 +37,12 @@ fn overlay_with_a_kernel_vxlan_peer() {
     h.add_kernel_vxlan(&k, 4096);
     testbed::run("ip", ["-n", &k, "addr", "add", "10.88.0.100/24", "dev", "vx0"]).expect_ok("vx0 address");
 
+    // Nothing listens for VXLAN before an overlay network exists; then every address does
+    // (no cluster, so no advertise address).
+    assert_eq!(vxlan_listeners(&h), "", "no VXLAN socket without an overlay network");
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.88.0.0/24", "ovl"])
         .expect_ok("overlay network");
+    assert_eq!(vxlan_listeners(&h), "0.0.0.0:4789");
     let inspect = json(h.ctl(["network", "inspect", "ovl"]).expect_ok("inspect"));
     assert_eq!(inspect[0]["Driver"], "overlay");
     assert_eq!(inspect[0]["Scope"], "global");
@@ -167,4 +171,22 @@ fn overlay_with_a_kernel_vxlan_peer() {
         !ping(&h, &s1, "10.88.0.100"),
         "without the peer the kernel VXLAN device is unreachable"
     );
+    // The socket goes with the last overlay network, and its counters stay.
+    for (sb, net) in [(&s1, "ovl"), (&s2, "ovl2")] {
+        h.ctl(["sandbox", "rm", sb]).expect_ok("sandbox rm");
+        assert_eq!(vxlan_listeners(&h), "0.0.0.0:4789", "{net} is not the last");
+        h.ctl(["network", "rm", net]).expect_ok("network rm");
+    }
+    assert_eq!(vxlan_listeners(&h), "");
+    let stats = json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"));
+    assert_eq!(stats["Vxlan"]["Bound"], false, "{stats}");
+    assert!(stats["Vxlan"]["RxPackets"].as_u64() > Some(0), "{stats}");
+}
+
+/// The local addresses of the UDP sockets on port 4789 in the host's namespace.
+fn vxlan_listeners(h: &testbed::Host) -> String {
+    let out = testbed::run("ip", ["netns", "exec", h.ns(), "ss", "-Hlun", "sport = :4789"]).stdout;
+    let mut at: Vec<&str> = out.lines().filter_map(|l| l.split_whitespace().nth(3)).collect();
+    at.sort_unstable();
+    at.join(" ")
 }

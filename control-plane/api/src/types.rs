@@ -445,8 +445,13 @@ pub struct VtepAdd {
 pub struct VxlanResource {
     /// The UDP port.
     pub port: u16,
-    /// Whether the port could be bound.
+    /// Whether the socket is bound: while an overlay network exists, when the port could be
+    /// bound.
     pub bound: bool,
+    /// Where it is bound (the cluster's advertise address, or every address without a
+    /// cluster).
+    #[serde(default)]
+    pub address: Option<String>,
     /// Datagrams received.
     pub rx_packets: u64,
     /// Datagrams that were not VXLAN.
@@ -545,7 +550,7 @@ pub struct StatsResource {
     pub ports: Vec<PortResource>,
     /// MAC table entries per network.
     pub mac_table: Vec<MacTableCount>,
-    /// The VTEP's counters (absent when VXLAN is off).
+    /// The VTEP: where it listens (while an overlay network exists) and its counters.
     pub vxlan: Option<VxlanResource>,
     /// Cluster counters (absent outside a cluster).
     pub cluster: Option<ClusterStats>,

@@ -3,18 +3,19 @@
 use super::*;
 
 impl Daemon {
-    /// The VTEP's counters.
+    /// Where the VTEP listens, and its counters.
     pub fn vxlan(&self) -> Result<VxlanResource, OpError> {
-        let s = self.dp.vxlan().map_err(io_err("dataplane"))?;
+        let (at, s) = self.dp.vxlan().map_err(io_err("dataplane"))?;
         Ok(VxlanResource {
             port: self.vxlan_port,
-            bound: s.is_some(),
-            rx_packets: s.as_ref().map_or(0, |s| s.rx_packets),
-            rx_malformed: s.as_ref().map_or(0, |s| s.rx_malformed),
-            rx_unknown_vni: s.as_ref().map_or(0, |s| s.rx_unknown_vni),
-            rx_unknown_vtep: s.as_ref().map_or(0, |s| s.rx_unknown_vtep),
-            tx_packets: s.as_ref().map_or(0, |s| s.tx_packets),
-            tx_errors: s.as_ref().map_or(0, |s| s.tx_errors),
+            bound: at.is_some(),
+            address: at.map(|a| a.to_string()),
+            rx_packets: s.rx_packets,
+            rx_malformed: s.rx_malformed,
+            rx_unknown_vni: s.rx_unknown_vni,
+            rx_unknown_vtep: s.rx_unknown_vtep,
+            tx_packets: s.tx_packets,
+            tx_errors: s.tx_errors,
         })
     }
 
@@ -154,7 +155,7 @@ impl Daemon {
             sandboxes: state.sandboxes.len() as u64,
             ports,
             mac_table: mac.into_values().collect(),
-            vxlan: vxlan.bound.then_some(vxlan),
+            vxlan: Some(vxlan),
             cluster,
             dns,
             port_writes: PortWrites {

@@ -203,8 +203,8 @@ pub enum Command {
     /// Mirrors a port's frames, both ways, until the receiver goes; the counter counts frames
     /// dropped because the receiver fell behind.
     Capture(PortId, CaptureReply),
-    /// The VTEP's counters, if VXLAN is available.
-    Vxlan(mpsc::Sender<Option<VxlanStats>>),
+    /// Where the VXLAN socket is bound, and its counters.
+    Vxlan(mpsc::Sender<(Option<SocketAddrV4>, VxlanStats)>),
     /// How frames go to port descriptors and how the loop waits.
     Io(mpsc::Sender<IoStats>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
@@ -318,8 +318,9 @@ impl Handle {
         Ok(self.call(|tx| Command::Static(net, mac, at, tx))??)
     }
 
-    /// The VTEP's counters (`None` when the VXLAN port could not be bound).
-    pub fn vxlan(&self) -> io::Result<Option<VxlanStats>> {
+    /// Where the VXLAN socket is bound (`None`: no overlay network is here, or the port could
+    /// not be bound), and its counters since switchd started.
+    pub fn vxlan(&self) -> io::Result<(Option<SocketAddrV4>, VxlanStats)> {
         self.call(Command::Vxlan)
     }
 
@@ -350,7 +351,7 @@ impl Handle {
 /// thread keeps polling for `poll` before it sleeps (zero: it sleeps at once). With `batch`,
 /// a burst's writes to port descriptors go out in one io_uring submission when the kernel
 /// allows it.
-pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Result<Handle> {
+pub fn spawn(seed: u64, vxlan: SocketAddrV4, poll: Duration, batch: bool) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
         EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
@@ -358,18 +359,6 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
     epoll
         .add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))
         .map_err(io::Error::from)?;
-    let vtep = match Vtep::bind(vxlan_port) {
-        Ok(v) => {
-            epoll
-                .add(v.rx_fd(), EpollEvent::new(EpollFlags::EPOLLIN, VXLAN_TOKEN))
-                .map_err(io::Error::from)?;
-            Some(v)
-        }
-        Err(e) => {
-            tracing::error!("{e}; overlay networks will have no VXLAN peers");
-            None
-        }
-    };
     let (tx, rx) = mpsc::channel();
     let handle = Handle { tx, wake: wake.clone() };
     std::thread::Builder::new().name("dataplane".into()).spawn(move || {
@@ -379,7 +368,9 @@ pub fn spawn(seed: u64, vxlan_port: u16, poll: Duration, batch: bool) -> io::Res
             epoll,
             wake,
             rx,
-            vtep,
+            vtep: None,
+            vxlan,
+            vxlan_kept: VxlanStats::default(),
             edge: Edge::new(),
             heads: Vec::with_capacity(64 * 128),
             vxlan_rx: vec![0; 1 << 16],
@@ -410,7 +401,13 @@ struct Dataplane {
     epoll: Epoll,
     wake: std::sync::Arc<EventFd>,
     rx: mpsc::Receiver<Command>,
+    /// The VXLAN socket, bound while an overlay network exists (nothing listens for VXLAN on
+    /// a host without one).
     vtep: Option<Vtep>,
+    /// Where it binds: the cluster's advertise address, or every address without a cluster.
+    vxlan: SocketAddrV4,
+    /// Its counters while it is closed, carried into the next one.
+    vxlan_kept: VxlanStats,
     /// VNIs, VXLAN peers and the addresses answered here (ARP suppression), with the
     /// forwarding decision the simulator shares. (Its maps use a fixed hasher: every key in
     /// them is one the daemon inserted, and a remote sender's address only looks up, so no
@@ -561,6 +558,7 @@ impl Dataplane {
                 };
                 if let (Ok(()), Some(v)) = (&r, vni) {
                     let _ = self.edge.add_network(v, id);
+                    self.open_vtep();
                 }
                 let _ = tx.send(r);
             }
@@ -568,6 +566,9 @@ impl Dataplane {
                 let r = self.switch.remove_network(id).map_err(DataplaneError::Switch);
                 if r.is_ok() {
                     self.edge.remove_network(id);
+                    if !self.edge.has_networks() {
+                        self.close_vtep();
+                    }
                 }
                 let _ = tx.send(r);
             }
@@ -582,7 +583,10 @@ impl Dataplane {
                 let _ = tx.send(r);
             }
             Command::Vxlan(tx) => {
-                let _ = tx.send(self.vtep.as_ref().map(|v| v.stats.clone()));
+                let _ = tx.send(match &self.vtep {
+                    Some(v) => (Some(self.vxlan), v.stats.clone()),
+                    None => (None, self.vxlan_kept.clone()),
+                });
             }
             Command::Io(tx) => {
                 let (frames, bursts) = self.writer.as_ref().map_or((0, 0), |w| w.counts());
@@ -711,6 +715,36 @@ impl Dataplane {
             stages,
             verdict,
             out_ports,
+        }
+    }
+
+    /// Binds the VXLAN socket, when it is not (the first overlay network came). A port that
+    /// cannot be bound is logged, and the overlay networks have no VXLAN peers meanwhile.
+    fn open_vtep(&mut self) {
+        if self.vtep.is_some() {
+            return;
+        }
+        let opened = Vtep::bind(self.vxlan, std::mem::take(&mut self.vxlan_kept)).and_then(|v| {
+            self.epoll
+                .add(v.rx_fd(), EpollEvent::new(EpollFlags::EPOLLIN, VXLAN_TOKEN))
+                .map_err(io::Error::from)?;
+            Ok(v)
+        });
+        match opened {
+            Ok(v) => {
+                tracing::info!(addr = %self.vxlan, "VXLAN port bound");
+                self.vtep = Some(v);
+            }
+            Err(e) => tracing::error!("{e}; overlay networks have no VXLAN peers until it can be bound"),
+        }
+    }
+
+    /// Closes the VXLAN socket (the last overlay network went), keeping its counters.
+    fn close_vtep(&mut self) {
+        if let Some(v) = self.vtep.take() {
+            let _ = self.epoll.delete(v.rx_fd());
+            self.vxlan_kept = v.stats.clone();
+            tracing::info!(addr = %self.vxlan, "VXLAN port closed: no overlay network is left");
         }
     }
 

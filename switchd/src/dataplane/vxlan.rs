@@ -66,10 +66,10 @@ pub struct Train {
 }
 
 impl Vtep {
-    /// Binds the receiving socket on 0.0.0.0:`port` and the sending pool.
-    pub fn bind(port: u16) -> io::Result<Vtep> {
-        let rx = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, port))
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the VXLAN port {port}: {e}")))?;
+    /// Binds the receiving socket on `addr` and the sending pool, carrying on `stats`.
+    pub fn bind(addr: SocketAddrV4, stats: VxlanStats) -> io::Result<Vtep> {
+        let rx = UdpSocket::bind(addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the VXLAN port {addr}: {e}")))?;
         rx.set_nonblocking(true)?;
         // As root the limit in net.core.rmem_max does not apply; otherwise take what it allows.
         if nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBufForce, &RX_BUFFER).is_err() {
@@ -84,11 +84,7 @@ impl Vtep {
                 Ok(s)
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Vtep {
-            rx,
-            pool,
-            stats: VxlanStats::default(),
-        })
+        Ok(Vtep { rx, pool, stats })
     }
 
     /// The receiving socket, for polling.
