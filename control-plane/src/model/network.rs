@@ -326,33 +326,38 @@ impl State {
     /// Nothing happens when it exists already.
     ///
     /// # Errors
-    /// A local network holds the name, the VNI or an overlapping subnet (the first network
-    /// stays; the operator must resolve the clash).
-    pub fn adopt_network(&mut self, id: Id, r: &crate::cluster::records::NetworkRecord) -> Result<bool, ModelError> {
+    /// What a local create of the same network would be refused for: a local network holds
+    /// the name, the VNI or an overlapping subnet (the first network stays; the operator
+    /// must resolve the clash), or the subnet, gateway, VNI or MTU is one no local create
+    /// accepts (`host_routes`: the host's routes, as for a local create).
+    pub fn adopt_network(
+        &mut self,
+        id: Id,
+        r: &crate::cluster::records::NetworkRecord,
+        host_routes: &[Ipv4Cidr],
+    ) -> Result<bool, ModelError> {
         if self.networks.contains_key(&id) {
             return Ok(false);
         }
-        if let Some(n) = self.networks.values().find(|n| n.name == r.name) {
-            return Err(ModelError::Conflict(format!(
-                "cluster network {} clashes with local network {}",
-                r.name, n.name
-            )));
-        }
-        if let Some(n) = self.networks.values().find(|n| n.vni == Some(r.vni)) {
-            return Err(ModelError::Conflict(format!(
-                "cluster network {} has VNI {} of network {}",
-                r.name, r.vni, n.name
-            )));
-        }
-        if let Some(n) = self
-            .networks
-            .values()
-            .find(|n| n.ipam.is_some_and(|i| i.subnet.overlaps(&r.subnet)))
-        {
-            return Err(ModelError::Conflict(format!(
-                "cluster network {} overlaps network {}",
-                r.name, n.name
-            )));
+        // Adopted only when this host would have made it itself: the same checks as a local
+        // create (name, subnet, reserved ranges, the host's routes, gateway, VNI, MTU), so
+        // that a peer cannot push a /1 or a subnet this host reaches elsewhere.
+        let spec = NetworkSpec {
+            name: r.name.clone(),
+            driver: "overlay".into(),
+            subnet: Some(r.subnet.to_string()),
+            gateway: Some(r.gateway.to_string()),
+            internal: r.internal,
+            options: [
+                (OPT_VNI.to_string(), r.vni.to_string()),
+                (OPT_MTU.to_string(), r.mtu.to_string()),
+                (OPT_MAX_HOSTS.to_string(), r.max_hosts.to_string()),
+            ]
+            .into(),
+            ..Default::default()
+        };
+        if let Err(e) = self.clone().create_network(spec, id.clone(), r.created, host_routes) {
+            return Err(ModelError::Conflict(format!("cluster network {} refused: {e}", r.name)));
         }
         let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
         let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");

@@ -817,3 +817,90 @@ fn an_id_in_use_is_refused_and_changes_nothing() {
     assert_eq!(e.status(), 409);
     assert_eq!(s, before);
 }
+
+#[test]
+fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
+    use crate::cluster::records::NetworkRecord;
+    let (mut s, mut ids) = fresh();
+    let good = NetworkRecord {
+        name: "ov".into(),
+        subnet: "10.70.0.0/24".parse().unwrap(),
+        gateway: "10.70.0.1".parse().unwrap(),
+        vni: 4200,
+        max_hosts: 64,
+        claimed: true,
+        mtu: DEFAULT_OVERLAY_MTU,
+        internal: false,
+        created: SystemTime::UNIX_EPOCH,
+    };
+    let routes: Vec<Ipv4Cidr> = vec!["10.80.0.0/16".parse().unwrap()];
+    for (bad, says) in [
+        (
+            NetworkRecord {
+                subnet: "0.0.0.0/1".parse().unwrap(),
+                gateway: "0.0.0.1".parse().unwrap(),
+                ..good.clone()
+            },
+            "it overlaps 0.0.0.0/8",
+        ),
+        (
+            NetworkRecord {
+                subnet: "10.80.1.0/24".parse().unwrap(),
+                gateway: "10.80.1.1".parse().unwrap(),
+                ..good.clone()
+            },
+            "overlaps the host's route to 10.80.0.0/16",
+        ),
+        (
+            NetworkRecord {
+                subnet: "172.17.5.0/24".parse().unwrap(),
+                gateway: "172.17.5.1".parse().unwrap(),
+                ..good.clone()
+            },
+            "overlaps network bridge",
+        ),
+        (
+            NetworkRecord {
+                gateway: "10.70.0.0".parse().unwrap(),
+                ..good.clone()
+            },
+            "invalid gateway 10.70.0.0",
+        ),
+        (
+            NetworkRecord {
+                vni: 1 << 24,
+                ..good.clone()
+            },
+            "a VNI of 1-16777215",
+        ),
+        (
+            NetworkRecord {
+                mtu: 20,
+                ..good.clone()
+            },
+            "an MTU of 68-65535",
+        ),
+        (
+            NetworkRecord {
+                name: "no/slash".into(),
+                ..good.clone()
+            },
+            "no/slash",
+        ),
+    ] {
+        let before = s.clone();
+        let e = s.adopt_network(ids.next(), &bad, &routes).unwrap_err();
+        let e = e.to_string();
+        assert!(e.starts_with(&format!("cluster network {} refused: ", bad.name)), "{e}");
+        assert!(e.contains(says), "{says}: {e}");
+        assert_eq!(s.networks.len(), before.networks.len(), "nothing adopted");
+    }
+    let id = ids.next();
+    assert!(s.adopt_network(id.clone(), &good, &routes).unwrap());
+    assert!(!s.adopt_network(id.clone(), &good, &routes).unwrap(), "known already");
+    let n = &s.networks[&id];
+    assert_eq!(
+        (n.vni, n.mtu, n.space.is_some()),
+        (Some(4200), DEFAULT_OVERLAY_MTU, true)
+    );
+}

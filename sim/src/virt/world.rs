@@ -1058,7 +1058,7 @@ impl World {
                 }
             }
             Output::Network(nid, n) => {
-                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n);
+                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n, &[]);
                 if adopted == Ok(true) {
                     self.bring_up(h, &nid);
                     // Claims on its addresses that came before it, as switchd takes them.

@@ -75,11 +75,11 @@ impl Daemon {
 
     fn adopt_network(&self, inner: &mut Inner, id: Id, rec: &control_plane::cluster::records::NetworkRecord) {
         let mut next = inner.state.clone();
-        match next.adopt_network(id.clone(), rec) {
+        match next.adopt_network(id.clone(), rec, &super::host_routes()) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                tracing::error!("cannot create cluster network: {e}");
+                tracing::error!("{e}");
                 return;
             }
         }
