@@ -294,6 +294,14 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
     let name = "switchd_records_refused_total";
     let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");
     f.sample(name, &[("reason", "ahead")], c.records_ahead);
+    let name = "switchd_members_refused_total";
+    let mut f = Family::start(
+        o,
+        name,
+        "counter",
+        "New cluster members refused: the member table was full.",
+    );
+    f.sample(name, &[], c.members_refused);
     let name = "switchd_sync_exchanges_total";
     let mut f = Family::start(o, name, "counter", "Anti-entropy exchanges, by result.");
     f.sample(name, &[("result", "ok")], c.sync_ok);

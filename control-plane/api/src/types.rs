@@ -654,6 +654,9 @@ pub struct ClusterStats {
     /// clock (a clock far off, or a record forged to win for ever).
     #[serde(default)]
     pub records_ahead: u64,
+    /// New members refused because 65,536 were known.
+    #[serde(default)]
+    pub members_refused: u64,
     /// Anti-entropy exchanges completed.
     pub sync_ok: u64,
     /// Anti-entropy exchanges that failed.

@@ -316,6 +316,11 @@ impl AddrIndex {
 /// The longest host name a member may have (a DNS name is at most 253 bytes).
 pub const MAX_NAME: usize = 255;
 
+/// The most members a host keeps, itself excluded: far above any cluster this fabric runs
+/// (10,000 hosts are simulated), and a bound on what a key holder announcing made-up
+/// members can make every host hold. Beyond, a new member is refused and counted.
+pub const MAX_MEMBERS: usize = 65_536;
+
 /// A member, compactly: every host keeps one per member, so a cluster of n hosts holds n²
 /// (48 bytes each; the name lives in [`Membership::names`]).
 struct Member {
@@ -345,6 +350,8 @@ pub struct Membership {
     names: String,
     /// Bytes of `names` no member uses any more (left by renamed members).
     names_garbage: usize,
+    /// New members refused because [`MAX_MEMBERS`] were held.
+    refused_members: u64,
     active: usize,
     /// Fingerprints of the active members, XORed.
     active_xor: u64,
@@ -468,6 +475,7 @@ impl Membership {
             index: AddrIndex::default(),
             names: String::new(),
             names_garbage: 0,
+            refused_members: 0,
             active: 0,
             active_xor: 0,
             order: Vec::new(),
@@ -610,6 +618,11 @@ impl Membership {
     /// The shared records, for an anti-entropy exchange running beside the protocol.
     pub fn records_handle(&self) -> Arc<Mutex<Records>> {
         self.records.clone()
+    }
+
+    /// New members refused because [`MAX_MEMBERS`] were held.
+    pub fn refused_members(&self) -> u64 {
+        self.refused_members
     }
 
     /// The records this host knows.
@@ -999,6 +1012,10 @@ impl Membership {
         let Some(i) = self.find(&s.id.addr) else {
             if s.state == State::Down {
                 // Nothing to forget; a host never seen needs no obituary.
+                return;
+            }
+            if self.members.len() >= MAX_MEMBERS {
+                self.refused_members += 1;
                 return;
             }
             let (name, name_len) = self.store_name(&s.id.name);
@@ -1507,6 +1524,37 @@ mod tests {
             addr: SocketAddr::from(([10, 1, 0, host], 7946)),
             bump,
         }
+    }
+
+    #[test]
+    fn the_member_table_is_bounded() {
+        let mut m = Membership::new(id("me", 1, 1), 1);
+        let extra = 10;
+        let states = (0..MAX_MEMBERS + extra)
+            .map(|i| {
+                let [_, a, b, c] = (i as u32 + (1 << 24)).to_be_bytes();
+                MemberState {
+                    id: HostId {
+                        name: format!("h{i}"),
+                        addr: SocketAddr::from(([11, a, b, c], 7946)),
+                        bump: 1,
+                    },
+                    incarnation: 0,
+                    state: State::Alive,
+                }
+            })
+            .collect();
+        m.apply_member_states(states);
+        assert_eq!(m.num_members(), MAX_MEMBERS);
+        assert_eq!(m.refused_members(), extra as u64);
+        // A known member still changes state.
+        let first = m.member_states().into_iter().find(|s| s.id.name == "h0").unwrap();
+        m.apply_member_states(vec![MemberState {
+            state: State::Suspect,
+            ..first
+        }]);
+        let now = m.member_states().into_iter().find(|s| s.id.name == "h0").unwrap();
+        assert_eq!(now.state, State::Suspect);
     }
 
     #[test]

@@ -131,6 +131,8 @@ pub struct Status {
     pub gossip_refused: u64,
     /// Authenticated datagrams refused as replays or sent outside the replay window.
     pub gossip_stale: u64,
+    /// New members refused because the member table was full.
+    pub members_refused: u64,
 }
 
 /// A running cluster driver.
@@ -307,6 +309,11 @@ impl Cluster {
     /// Authenticated gossip datagrams refused as replays or sent outside the window.
     pub fn gossip_stale(&self) -> u64 {
         self.status.lock().expect("lock poisoned").gossip_stale
+    }
+
+    /// New members refused because the member table was full.
+    pub fn members_refused(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").members_refused
     }
 
     /// Records refused for a counter too far ahead of this host's clock.
@@ -660,6 +667,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             refreshed = Instant::now();
             let mut s = status.lock().expect("lock poisoned");
             s.peers = node.membership().peers();
+            s.members_refused = node.membership().refused_members();
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
     }

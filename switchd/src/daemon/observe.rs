@@ -130,6 +130,7 @@ impl Daemon {
                 gossip_unauthenticated: c.dropped_unauthenticated(),
                 records_ahead: c.records_ahead(),
                 gossip_stale: c.gossip_stale(),
+                members_refused: c.members_refused(),
                 sync_ok,
                 sync_failed,
             }
