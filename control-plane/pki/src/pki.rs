@@ -29,6 +29,8 @@ pub struct HostIdentity {
     pub name: String,
     /// The host's index in the cluster.
     pub index: u32,
+    /// The public key its signatures are checked with.
+    pub key: crate::sign::PublicKey,
 }
 
 /// A certificate and its private key, PEM-encoded.
@@ -172,9 +174,22 @@ pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<HostIde
         .ok_or_else(|| {
             PkiError::Rejected("it carries no host index (issue it again with switchctl cluster cert)".into())
         })?;
+    let spki = host.public_key();
+    let key = crate::sign::PublicKey::from_spki(
+        &spki.algorithm.algorithm.to_id_string(),
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map(|o| o.to_id_string())
+            .as_deref(),
+        &spki.subject_public_key.data,
+    )
+    .ok_or_else(|| PkiError::Rejected("its key is neither ECDSA P-256 nor Ed25519".into()))?;
     Ok(HostIdentity {
         name: cn.to_string(),
         index,
+        key,
     })
 }
 
@@ -189,13 +204,8 @@ mod tests {
         let host = issue_host(&ca, "host-1", 7, now).unwrap();
         assert!(host.cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(host.key.starts_with("-----BEGIN PRIVATE KEY-----"));
-        assert_eq!(
-            verify(&ca.cert, &host.cert, now).unwrap(),
-            HostIdentity {
-                name: "host-1".into(),
-                index: 7
-            }
-        );
+        let id = verify(&ca.cert, &host.cert, now).unwrap();
+        assert_eq!((id.name.as_str(), id.index), ("host-1", 7));
         let other = new_ca("another CA", now).unwrap();
         let e = verify(&other.cert, &host.cert, now).unwrap_err();
         assert!(e.to_string().contains("not signed by this cluster's CA"), "{e}");
