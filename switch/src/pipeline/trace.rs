@@ -76,19 +76,7 @@ impl Switch {
         let group = port.cfg.split_horizon_group;
         let hdr = match parse::parse(frame, max_len) {
             Ok(h) => h,
-            Err(r) => {
-                let why = match r {
-                    DropReason::TooShort => format!(
-                        "{} bytes, shorter than an Ethernet header (or its VLAN tag)",
-                        frame.len()
-                    ),
-                    DropReason::Oversized => format!("{} bytes, over the port's maximum of {max_len}", frame.len()),
-                    DropReason::InvalidSource => "the source address is multicast, broadcast or zero".into(),
-                    DropReason::TaggedOnAccessPort => "an 802.1Q tag on an access port".into(),
-                    other => other.as_str().into(),
-                };
-                return t.drop("parse", why, r);
-            }
+            Err(r) => return t.drop("parse", parse_refused(r, frame.len(), max_len), r),
         };
         let ethertype = EthernetFrame::new_checked(frame).map_or(0, |e| e.ethertype().0);
         t.push(
@@ -218,6 +206,17 @@ impl Switch {
         );
         t.verdict = TraceVerdict::Flood(ports);
         t
+    }
+}
+
+/// Why parsing refused a frame of `len` bytes on a port whose maximum is `max_len`.
+fn parse_refused(r: DropReason, len: usize, max_len: usize) -> String {
+    match r {
+        DropReason::TooShort => format!("{len} bytes, shorter than an Ethernet header (or its VLAN tag)"),
+        DropReason::Oversized => format!("{len} bytes, over the port's maximum of {max_len}"),
+        DropReason::InvalidSource => "the source address is multicast, broadcast or zero".into(),
+        DropReason::TaggedOnAccessPort => "an 802.1Q tag on an access port".into(),
+        other => other.as_str().into(),
     }
 }
 

@@ -560,36 +560,9 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                match key.open(&buf[..n]) {
-                    Some(d) => {
-                        let now = now_ms();
-                        if let Err(e) = replay.admit(&d, now) {
-                            let mut s = status.lock().expect("lock poisoned");
-                            s.gossip_stale += 1;
-                            if s.gossip_stale.is_power_of_two() {
-                                tracing::warn!(%from, count = s.gossip_stale, "gossip datagram refused: {e}");
-                            }
-                            continue;
-                        }
-                        heard_from(&mut seen, from);
-                        let refused = node.handle_datagram(&d.payload, now).err();
-                        let mut s = status.lock().expect("lock poisoned");
-                        s.gossip_rx += 1;
-                        if let Some(e) = refused {
-                            s.gossip_refused += 1;
-                            if s.gossip_refused.is_power_of_two() {
-                                tracing::warn!(%from, count = s.gossip_refused, "gossip message refused: {e}");
-                            }
-                        }
-                    }
-                    None => {
-                        let mut s = status.lock().expect("lock poisoned");
-                        s.dropped_unauthenticated += 1;
-                        if s.dropped_unauthenticated.is_power_of_two() {
-                            tracing::warn!(%from, count = s.dropped_unauthenticated, "gossip datagram not sealed under this cluster's key: dropped");
-                        }
-                        continue;
-                    }
+                let mut g = Gossip { node: &mut node, replay: &mut replay, seen: &mut seen, status: &status };
+                if !g.receive(&key, from, &buf[..n]) {
+                    continue;
                 }
             }
             Some(t) = timer_rx.recv() => {
@@ -670,6 +643,48 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             s.members_refused = node.membership().refused_members();
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
+    }
+}
+
+/// What a received gossip datagram goes through.
+struct Gossip<'a> {
+    node: &'a mut Node,
+    replay: &'a mut control_plane::cluster::seal::Replay,
+    seen: &'a mut HashMap<SocketAddr, PeerSeen>,
+    status: &'a Mutex<Status>,
+}
+
+impl Gossip<'_> {
+    /// Opens `datagram` from `from`, refuses a replay, and hands the message to the node;
+    /// false when it went no further than the seal or the replay window (each counted).
+    fn receive(&mut self, key: &GossipKey, from: SocketAddr, datagram: &[u8]) -> bool {
+        let count = |field: fn(&mut Status) -> &mut u64, what: &dyn std::fmt::Display| {
+            let mut s = self.status.lock().expect("lock poisoned");
+            let n = field(&mut s);
+            *n += 1;
+            if n.is_power_of_two() {
+                tracing::warn!(%from, count = *n, "{what}");
+            }
+        };
+        let Some(d) = key.open(datagram) else {
+            count(
+                |s| &mut s.dropped_unauthenticated,
+                &"gossip datagram not sealed under this cluster's key: dropped",
+            );
+            return false;
+        };
+        let now = now_ms();
+        if let Err(e) = self.replay.admit(&d, now) {
+            count(|s| &mut s.gossip_stale, &format_args!("gossip datagram refused: {e}"));
+            return false;
+        }
+        heard_from(self.seen, from);
+        let refused = self.node.handle_datagram(&d.payload, now).err();
+        self.status.lock().expect("lock poisoned").gossip_rx += 1;
+        if let Some(e) = refused {
+            count(|s| &mut s.gossip_refused, &format_args!("gossip message refused: {e}"));
+        }
+        true
     }
 }
 
