@@ -912,10 +912,9 @@ impl Membership {
         if !records.is_news(item).map_err(|e| MembershipError(e.to_string()))? {
             return Ok(());
         }
-        let r = Record::decode(item).map_err(|e| MembershipError(e.to_string()))?;
-        let key = r.key.clone();
+        let applied = records.apply_wire(item).map_err(|e| MembershipError(e.to_string()))?;
         // A burst beyond the relay backlog is left to anti-entropy (see RELAY_BACKLOG_MAX).
-        if records.apply(r) && self.gossip.len() < RELAY_BACKLOG_MAX {
+        if let Some(key) = applied.filter(|_| self.gossip.len() < RELAY_BACKLOG_MAX) {
             drop(records);
             let times = self.transmissions();
             self.gossip.push(key, Bytes::copy_from_slice(item), times);

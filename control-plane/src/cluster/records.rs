@@ -225,6 +225,19 @@ pub struct Records {
     now_ms: u64,
     /// Records refused for a counter beyond `now_ms` plus [`MAX_SKEW_MS`].
     ahead: u64,
+    /// Where records received as bytes are decoded (`None`: here, each its own copy).
+    interner: Option<Arc<dyn Interner>>,
+}
+
+/// Decodes records received as bytes into copies shared by every host that receives them:
+/// the simulator's thousand hosts then hold one copy of each record version, as they do of
+/// what exchanges bring, where switchd decodes its own.
+pub trait Interner: Send + Sync + std::fmt::Debug {
+    /// The record whose wire form is `wire`.
+    ///
+    /// # Errors
+    /// Bytes that are not a record.
+    fn intern(&self, wire: &[u8]) -> Result<Arc<Record>, RecordError>;
 }
 
 /// How far ahead of this host's wall clock another host's counter may run, in milliseconds.
@@ -364,6 +377,30 @@ impl Records {
         self.share_names(&mut mine);
         self.insert(Arc::new(mine));
         r
+    }
+
+    /// Decodes records received as bytes through `interner` from now on.
+    pub fn set_interner(&mut self, interner: Arc<dyn Interner>) {
+        self.interner = Some(interner);
+    }
+
+    /// Merges a record received as its wire form `wire`; its key when it was newer than what
+    /// was known.
+    ///
+    /// # Errors
+    /// Bytes that are not a record.
+    pub fn apply_wire(&mut self, wire: &[u8]) -> Result<Option<RecordKey>, RecordError> {
+        let (key, applied) = match &self.interner {
+            Some(i) => {
+                let r = i.intern(wire)?;
+                (r.key.clone(), self.apply_shared(r))
+            }
+            None => {
+                let r = Record::decode(wire)?;
+                (r.key.clone(), self.apply(r))
+            }
+        };
+        Ok(applied.then_some(key))
     }
 
     /// Tells the records this host's wall clock (ms since the epoch): a record whose counter

@@ -43,6 +43,7 @@ use super::sandbox::SimSandbox;
 use super::scenario::{Action, Link, Scenario};
 
 mod claims;
+mod intern;
 
 type Us = u64;
 
@@ -198,6 +199,8 @@ struct World {
     eps: Vec<EpTrack>,
     ep_index: FxHashMap<Id, usize>,
     held: BTreeMap<(Id, Ipv4Addr), Id>,
+    /// Gossiped records, decoded once for all hosts.
+    interner: Arc<intern::Shared>,
     mac_net: BTreeMap<[u8; 6], Id>,
     crashes: Vec<Crash>,
     false_positives: u64,
@@ -297,6 +300,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         eps: Vec::new(),
         ep_index: FxHashMap::default(),
         held: BTreeMap::new(),
+        interner: Arc::default(),
         mac_net: BTreeMap::new(),
         crashes: Vec::new(),
         false_positives: 0,
@@ -718,7 +722,9 @@ impl World {
             bump: u64::from(host.gen) + 1,
         };
         let seed = self.rng.random();
-        self.hosts[h as usize].m = Some(Node::new(me, seed, join, node::Config::default()));
+        let node = Node::new(me, seed, join, node::Config::default());
+        node.records().set_interner(self.interner.clone());
+        self.hosts[h as usize].m = Some(node);
     }
 
     fn start(&mut self, h: u32) {
