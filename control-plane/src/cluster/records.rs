@@ -262,6 +262,8 @@ struct Known {
     origin: u64,
     /// The record's wire length, so that sizing an exchange reads the table only.
     wire: u32,
+    /// The key's bucket, so that finding an exchange's records reads the table only.
+    bucket: u16,
     rec: Arc<Record>,
 }
 
@@ -271,6 +273,7 @@ impl Known {
             counter: rec.version.counter,
             origin: origin_fingerprint(&rec.version.origin),
             wire: rec.wire_len() as u32,
+            bucket: bucket(&rec.key) as u16,
             rec,
         }
     }
@@ -497,7 +500,7 @@ impl Records {
         let newer: Vec<Arc<Record>> = other
             .map
             .iter()
-            .filter(|(k, _)| in_map(map, bucket(k)))
+            .filter(|(_, r)| in_map(map, usize::from(r.bucket)))
             .inspect(|(_, r)| {
                 merged.offered += 1;
                 merged.offered_wire += r.wire as usize;
@@ -538,17 +541,17 @@ impl Records {
     pub fn in_buckets<'a>(&'a self, map: &'a [u8]) -> impl Iterator<Item = &'a Record> + 'a {
         self.map
             .values()
+            .filter(move |k| in_map(map, usize::from(k.bucket)))
             .map(|k| &*k.rec)
-            .filter(move |r| in_map(map, bucket(&r.key)))
     }
 
     /// How many records the buckets set in `map` (empty: all) hold, and the sum of their
     /// wire lengths, read from the table alone.
     pub fn size_in_buckets(&self, map: &[u8]) -> (usize, usize) {
         self.map
-            .iter()
-            .filter(|(k, _)| in_map(map, bucket(k)))
-            .fold((0, 0), |(n, len), (_, r)| (n + 1, len + r.wire as usize))
+            .values()
+            .filter(|k| in_map(map, usize::from(k.bucket)))
+            .fold((0, 0), |(n, len), k| (n + 1, len + k.wire as usize))
     }
 
     /// How many records (tombstones included) are known.
