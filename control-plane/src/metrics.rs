@@ -294,6 +294,8 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
     let name = "switchd_records_refused_total";
     let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");
     f.sample(name, &[("reason", "ahead")], c.records_ahead);
+    f.sample(name, &[("reason", "forged")], c.records_forged);
+    f.sample(name, &[("reason", "unknown_origin")], c.records_unknown_origin);
     let name = "switchd_members_refused_total";
     let mut f = Family::start(
         o,

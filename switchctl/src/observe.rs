@@ -265,7 +265,7 @@ fn print_host(s: &StatsResource) {
     if let Some(cl) = &s.cluster {
         let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!(
-            "cluster: members {}; gossip received {} (refused {}, unauthenticated {}, replayed or stale {}), sent {}; records refused as ahead of the clock {}; exchanges ok {}, failed {}",
+            "cluster: members {}; gossip received {} (refused {}, unauthenticated {}, replayed or stale {}), sent {}; records refused as ahead of the clock {}, as forged {}, waiting for their origin's certificate {}; exchanges ok {}, failed {}",
             peers.join(", "),
             cl.gossip_received,
             cl.gossip_refused,
@@ -273,6 +273,8 @@ fn print_host(s: &StatsResource) {
             cl.gossip_stale,
             cl.gossip_sent,
             cl.records_ahead,
+            cl.records_forged,
+            cl.records_unknown_origin,
             cl.sync_ok,
             cl.sync_failed
         );

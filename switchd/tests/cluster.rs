@@ -754,3 +754,114 @@ fn a_host_gone_for_good_is_forgotten_and_its_addresses_taken_over() {
         held(&h2, "h1") == 64
     });
 }
+
+#[test]
+fn a_gossip_key_holder_alone_cannot_change_records() {
+    use control_plane::cluster::membership::HostId;
+    use control_plane::cluster::node::{Config, Node};
+    use control_plane::cluster::records::{Record, RecordKey, Version};
+    use control_plane::cluster::{pki, seal::GossipKey, sign::Signer};
+
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::new("xk", 93);
+    for h in ["h1", "h2"] {
+        f.cert("ca", h);
+    }
+    let (h1, h2) = (f.start(1, "h1"), f.start(2, "h2"));
+    wait_for("the two hosts meet", Duration::from_secs(20), || {
+        peers(&h2).iter().filter(|(_, s)| s == "alive").count() == 2
+    });
+    h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.69.0.0/24", "ovk"])
+        .expect_ok("create");
+    wait_for("ovk on h2", Duration::from_secs(10), || {
+        h2.ctl(["network", "inspect", "ovk"]).ok()
+    });
+    let id = json(h1.ctl(["network", "inspect", "ovk"]).expect_ok("inspect"))[0]["Id"]
+        .as_str()
+        .expect("an ID")
+        .to_string();
+
+    // The gossip key, as a decommissioned host's disk holds it, and no certificate.
+    let hex = std::fs::read_to_string(f.0.credentials("h1").join("gossip.key")).unwrap();
+    let mut key = [0u8; 32];
+    for (i, b) in key.iter_mut().enumerate() {
+        *b = u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap();
+    }
+    let key = GossipKey::from_bytes(&key);
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64;
+    // Tombstones of h1's network: in h1's name unsigned, in h1's name signed by a key of the
+    // holder's own, and in the holder's own name.
+    let tombstone = |origin: &str| {
+        let version = Version {
+            counter: now_ms + 10_000,
+            origin: origin.into(),
+        };
+        Record::new(
+            RecordKey::Network(control_plane::ids::Id::parse(&id).unwrap()),
+            version,
+            None,
+        )
+    };
+    let own = Signer::from_pem(&pki::new_ca("mallory", std::time::SystemTime::now()).unwrap().key).unwrap();
+    let mut signed = tombstone("h1");
+    signed.sig = Some(own.sign(&signed.signed_bytes()).to_vec().into());
+    let mut in_own_name = tombstone("mallory");
+    in_own_name.sig = Some(own.sign(&in_own_name.signed_bytes()).to_vec().into());
+    let me = HostId {
+        name: "mallory".into(),
+        addr: "10.93.0.250:7946".parse().unwrap(),
+        bump: now_ms / 1000,
+    };
+    // One announcement each (the gossip queue holds one record of a key).
+    let mut datagrams = Vec::new();
+    for r in [tombstone("h1"), signed, in_own_name] {
+        let mut node = Node::new(
+            me.clone(),
+            7,
+            vec!["10.93.0.2:7946".parse().unwrap()],
+            Config::default(),
+        );
+        node.spread(&r);
+        node.rejoin();
+        while let Some((to, d)) = node.poll_transmit() {
+            let nonce = [datagrams.len() as u8 + 1; 12];
+            datagrams.push((to, key.seal(nonce, now_ms, &d)));
+        }
+    }
+    assert!(!datagrams.is_empty());
+
+    let cluster = |h: &Host| json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Cluster"].clone();
+    let before = cluster(&h2);
+    run(
+        "ip",
+        ["-n", f.0.underlay.ns(), "addr", "add", "10.93.0.250/24", "dev", "br0"],
+    )
+    .expect_ok("an address on the underlay");
+    let ul = Path::new("/run/netns").join(f.0.underlay.ns());
+    testbed::in_netns(&ul, move || {
+        let s = std::net::UdpSocket::bind("10.93.0.250:7946").unwrap();
+        for (to, d) in datagrams {
+            s.send_to(&d, to).unwrap();
+        }
+    })
+    .join()
+    .unwrap();
+    let n = |v: &serde_json::Value, k: &str| v[k].as_u64().unwrap_or(0);
+    wait_for("the forgeries refused", Duration::from_secs(10), || {
+        let now = cluster(&h2);
+        n(&now, "RecordsForged") >= n(&before, "RecordsForged") + 2
+            && n(&now, "RecordsUnknownOrigin") > n(&before, "RecordsUnknownOrigin")
+    });
+    // Nothing changed: h2 still has h1's network, and h1 never heard otherwise.
+    for h in [&h1, &h2] {
+        let net = json(h.ctl(["network", "inspect", "ovk"]).expect_ok("ovk stays"));
+        assert_eq!(net[0]["IPAM"]["Config"][0]["Subnet"], "10.69.0.0/24", "{net}");
+    }
+    let stats = h2.ctl(["stats"]).expect_ok("stats").to_string();
+    assert!(stats.contains("as forged"), "{stats}");
+}

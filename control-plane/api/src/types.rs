@@ -654,6 +654,13 @@ pub struct ClusterStats {
     /// clock (a clock far off, or a record forged to win for ever).
     #[serde(default)]
     pub records_ahead: u64,
+    /// Records refused because their origin's signature did not hold (forged, or altered on
+    /// the way).
+    #[serde(default)]
+    pub records_forged: u64,
+    /// Records that came before their origin's certificate: held until it comes, or refused.
+    #[serde(default)]
+    pub records_unknown_origin: u64,
     /// New members refused because 65,536 were known.
     #[serde(default)]
     pub members_refused: u64,

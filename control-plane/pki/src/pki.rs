@@ -131,7 +131,11 @@ pub fn issue_host(ca: &Pem, host: &str, index: u32, now: SystemTime) -> Result<P
     })
 }
 
-fn der(pem_text: &str, what: &str) -> Result<Vec<u8>, PkiError> {
+/// The DER bytes of a PEM certificate.
+///
+/// # Errors
+/// [`PkiError::Rejected`] when it is not PEM.
+pub fn der(pem_text: &str, what: &str) -> Result<Vec<u8>, PkiError> {
     let p = pem::parse(pem_text).map_err(|e| PkiError::Rejected(format!("{what} is not PEM: {e}")))?;
     Ok(p.contents().to_vec())
 }
@@ -142,12 +146,20 @@ fn der(pem_text: &str, what: &str) -> Result<Vec<u8>, PkiError> {
 /// # Errors
 /// [`PkiError::Rejected`] naming what is wrong.
 pub fn verify(ca_cert: &str, host_cert: &str, now: SystemTime) -> Result<HostIdentity, PkiError> {
-    let ca_der = der(ca_cert, "the CA certificate")?;
     let host_der = der(host_cert, "the host certificate")?;
+    verify_der(ca_cert, &host_der, now)
+}
+
+/// As [`verify`], for a host certificate in DER (as hosts publish theirs to the cluster).
+///
+/// # Errors
+/// [`PkiError::Rejected`] naming what is wrong.
+pub fn verify_der(ca_cert: &str, host_der: &[u8], now: SystemTime) -> Result<HostIdentity, PkiError> {
+    let ca_der = der(ca_cert, "the CA certificate")?;
     let (_, ca) =
         X509Certificate::from_der(&ca_der).map_err(|e| PkiError::Rejected(format!("bad CA certificate: {e}")))?;
     let (_, host) =
-        X509Certificate::from_der(&host_der).map_err(|e| PkiError::Rejected(format!("bad host certificate: {e}")))?;
+        X509Certificate::from_der(host_der).map_err(|e| PkiError::Rejected(format!("bad host certificate: {e}")))?;
     host.verify_signature(Some(ca.public_key()))
         .map_err(|_| PkiError::Rejected("it was not signed by this cluster's CA".into()))?;
     let t = now

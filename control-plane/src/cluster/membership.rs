@@ -30,11 +30,11 @@ use hashbrown::HashTable;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use super::backlog::{Backlog, ITEM_OVERHEAD};
-use super::records::{Body, Record, RecordKey, Records, RELAY_BACKLOG_MAX};
+use super::records::{Body, Record, RecordKey, Records, Taken, RELAY_BACKLOG_MAX};
 use crate::Id;
 
 /// How often a host probes one member. Half memberlist's LAN second: with a thousand members
@@ -215,7 +215,23 @@ enum Kind {
     NoSpace {
         network: Id,
     },
+    /// Send me the certificates of these hosts (you sent me their records, so you hold
+    /// them); answered with the certificates' records, one message each.
+    Certs {
+        hosts: Vec<String>,
+    },
 }
+
+/// Certificates asked for in one message, and answered of one.
+const CERTS_PER_ASK: usize = 8;
+/// How long before an origin's certificate is asked for again, in ms.
+const CERT_ASK_AGAIN_MS: u64 = 1_000;
+/// Origins remembered as asked for; beyond, those asked longest ago are forgotten.
+const CERT_ASKED_MAX: usize = 4_096;
+/// Certificates answered per second, and in a burst: a bound on what asks, which anyone
+/// holding the gossip key can send from any address, make this host send.
+const CERT_ANSWERS_PER_S: u64 = 200;
+const CERT_ANSWERS_BURST: u64 = 1_000;
 
 /// What another host asked of this one, or answered it, about overlay addresses
 /// ([`super::space`]).
@@ -370,6 +386,10 @@ pub struct Membership {
     asks: VecDeque<Ask>,
     /// Asks dropped because [`ASKS_MAX`] were waiting.
     asks_dropped: u64,
+    /// Origins whose certificates were asked for, with when (ms).
+    certs_asked: FxHashMap<Arc<str>, u64>,
+    /// Certificates this host may still answer (tokens), and when they were last counted.
+    cert_tokens: (u64, u64),
 }
 
 /// FNV-1a of a host's name, address and bump: stable across hosts and runs.
@@ -490,6 +510,8 @@ impl Membership {
             events: VecDeque::new(),
             asks: VecDeque::new(),
             asks_dropped: 0,
+            certs_asked: FxHashMap::default(),
+            cert_tokens: (CERT_ANSWERS_BURST, 0),
         };
         // Spread the first probe and gossip over their periods (hosts started together do
         // not tick together).
@@ -681,7 +703,14 @@ impl Membership {
     /// Sends `claim` (a record this host wrote) to the member at `to`, as the answer to its
     /// ask for addresses of `network`.
     pub fn grant(&mut self, to: SocketAddr, network: Id, claim: &Record) {
-        self.send_with(to, Kind::Granted { network }, vec![Bytes::from(claim.encode())]);
+        // This host's certificate ahead of the claim, so that the asker can take it at once.
+        let me: Arc<str> = self.me.name.as_str().into();
+        let cert = self
+            .records()
+            .get(&RecordKey::Host(me))
+            .map(|c| Bytes::from(c.encode()));
+        let first = cert.into_iter().chain([Bytes::from(claim.encode())]).collect();
+        self.send_with(to, Kind::Granted { network }, first);
     }
 
     /// Disseminates a record already in [`Membership::records`] (written there directly, or
@@ -864,6 +893,7 @@ impl Membership {
         for item in take_items(&mut rest)? {
             self.receive_record(item)?;
         }
+        self.ask_certs(from);
         match h.kind {
             Kind::Ping(n) => self.send(from, Kind::Ack(n)),
             Kind::Ack(n) => self.acked(n, from),
@@ -887,8 +917,70 @@ impl Membership {
             }),
             Kind::Granted { network } => self.asked(Ask::Granted { from: h.from, network }),
             Kind::NoSpace { network } => self.asked(Ask::NoSpace { from: h.from, network }),
+            Kind::Certs { hosts } => self.answer_certs(from, &hosts),
         }
         Ok(())
+    }
+
+    /// Asks `from`, whose message brought records this host held for want of their origin's
+    /// certificate, for those certificates: it took the records, so it holds them. An
+    /// origin is asked for again only after [`CERT_ASK_AGAIN_MS`].
+    fn ask_certs(&mut self, from: SocketAddr) {
+        let (missing, now) = {
+            let mut r = self.records.lock().expect("lock poisoned");
+            (r.take_unknown(), r.now_ms())
+        };
+        if missing.is_empty() {
+            return;
+        }
+        let again = |t: &u64| now.saturating_sub(*t) >= CERT_ASK_AGAIN_MS;
+        if self.certs_asked.len() >= CERT_ASKED_MAX {
+            self.certs_asked.retain(|_, t| !again(t));
+            if self.certs_asked.len() >= CERT_ASKED_MAX {
+                self.certs_asked.clear();
+            }
+        }
+        let mut hosts = Vec::new();
+        for origin in missing {
+            if hosts.len() == CERTS_PER_ASK {
+                break;
+            }
+            if self.certs_asked.get(&origin).is_none_or(again) {
+                hosts.push(origin.to_string());
+                self.certs_asked.insert(origin, now);
+            }
+        }
+        if !hosts.is_empty() {
+            self.send(from, Kind::Certs { hosts });
+        }
+    }
+
+    /// Sends `to` the certificate records of `hosts` this host holds, within the rate.
+    fn answer_certs(&mut self, to: SocketAddr, hosts: &[String]) {
+        let certs: Vec<Bytes> = {
+            let r = self.records.lock().expect("lock poisoned");
+            let now = r.now_ms();
+            let (tokens, last) = &mut self.cert_tokens;
+            let earned = now.saturating_sub(*last) * CERT_ANSWERS_PER_S / 1000;
+            if earned > 0 {
+                *tokens = (*tokens + earned).min(CERT_ANSWERS_BURST);
+                *last = now;
+            }
+            hosts
+                .iter()
+                .take(CERTS_PER_ASK)
+                .filter_map(|h| r.get(&RecordKey::Host(h.as_str().into())))
+                .map(|c| Bytes::from(c.encode()))
+                .collect()
+        };
+        // Beyond the rate, the asker asks again after a second, or an exchange brings it.
+        for cert in certs {
+            if self.cert_tokens.0 == 0 {
+                break;
+            }
+            self.cert_tokens.0 -= 1;
+            self.send_with(to, Kind::Gossip, vec![cert]);
+        }
     }
 
     /// Whether an update says exactly what is known already.
@@ -913,11 +1005,23 @@ impl Membership {
             return Ok(());
         }
         let applied = records.apply_wire(item).map_err(|e| MembershipError(e.to_string()))?;
-        // A burst beyond the relay backlog is left to anti-entropy (see RELAY_BACKLOG_MAX).
-        if let Some(key) = applied.filter(|_| self.gossip.len() < RELAY_BACKLOG_MAX) {
-            drop(records);
-            let times = self.transmissions();
-            self.gossip.push(key, Bytes::copy_from_slice(item), times);
+        drop(records);
+        let Some(Taken { key, released }) = applied else {
+            return Ok(());
+        };
+        // Passed on as received, with what it released (records that waited for the
+        // certificate it was). A burst beyond the relay backlog is left to anti-entropy (see
+        // RELAY_BACKLOG_MAX).
+        let times = self.transmissions();
+        // Certificates travel by asks and exchanges, not gossip.
+        let relay = std::iter::once((key, Bytes::copy_from_slice(item)))
+            .chain(released.into_iter().map(|r| (r.key.clone(), Bytes::from(r.encode()))))
+            .filter(|(key, _)| !matches!(key, RecordKey::Host(_)));
+        for (key, wire) in relay {
+            if self.gossip.len() >= RELAY_BACKLOG_MAX {
+                break;
+            }
+            self.gossip.push(key, wire, times);
         }
         Ok(())
     }
@@ -1300,6 +1404,40 @@ mod tests {
                 .into_iter()
                 .find(|p| p.id.name == name)
                 .map(|p| p.state)
+        }
+    }
+
+    #[test]
+    fn a_host_missing_a_certificate_asks_the_sender_for_it() {
+        use super::super::cheap::{self, Cheap};
+        let mut sim = Sim::new(3);
+        for h in &sim.hosts {
+            let name = h.me().name.clone();
+            h.records().set_authority(Arc::new(Cheap::new(&name)));
+        }
+        for i in 1..3 {
+            let addr = sim.hosts[0].me().addr;
+            sim.hosts[i].join(addr);
+            sim.pump(i);
+        }
+        sim.run_until(Duration::from_secs(3));
+        // h2's certificate is written, not gossiped; its first record is.
+        let cert = Body::Cert(cheap::cert("h2").into());
+        sim.hosts[2]
+            .records()
+            .local(RecordKey::Host("h2".into()), Some(cert), 1);
+        let key = RecordKey::Endpoint(crate::Id::from_random([5; 32]));
+        sim.hosts[2].publish(key.clone(), None, 2).unwrap();
+        sim.pump(2);
+        sim.run_until(Duration::from_secs(6));
+        for i in 0..2 {
+            let r = sim.hosts[i].records();
+            assert!(r.get(&key).is_some(), "host {i} took h2's record");
+            assert!(
+                r.get(&RecordKey::Host("h2".into())).is_some(),
+                "host {i} asked for the certificate"
+            );
+            assert!(r.unknown_origin() > 0 && r.forged() == 0, "host {i}");
         }
     }
 

@@ -2,6 +2,8 @@
 //! what hosts say to each other. Route dissemination builds on these.
 
 mod backlog;
+pub mod certs;
+pub mod cheap;
 pub mod exchange;
 pub mod membership;
 pub mod node;
@@ -9,4 +11,4 @@ pub mod records;
 pub mod remotes;
 pub mod space;
 
-pub use switch_pki::{pki, seal};
+pub use switch_pki::{pki, seal, sign};

@@ -118,6 +118,8 @@ pub struct Node {
     /// The overlay networks the host has up: their remote endpoints go in place.
     up: FxHashSet<Id>,
     out: VecDeque<Output>,
+    /// This host's certificate, until it goes out ahead of the first record.
+    cert: Option<(Arc<[u8]>, u64)>,
 }
 
 impl Node {
@@ -133,6 +135,7 @@ impl Node {
             remotes: Remotes::new(),
             up: FxHashSet::default(),
             out: VecDeque::new(),
+            cert: None,
         }
     }
 
@@ -202,12 +205,35 @@ impl Node {
         self.m.handle_timer(t);
     }
 
+    /// Signs this host's records with `auth` from now on and checks every other host's.
+    /// This host's certificate (`cert`, DER), which the others check its records against,
+    /// is written as a record just before its first record: a host that writes none (a
+    /// member without overlay networks) costs the others no certificate. Its version is at least `now_ms`,
+    /// above what this host published before a restart, so a renewed certificate wins.
+    pub fn authenticate(&mut self, auth: Arc<dyn super::records::Authority>, cert: Arc<[u8]>, now_ms: u64) {
+        self.m.records().set_authority(auth);
+        self.cert = Some((cert, now_ms));
+    }
+
+    /// Writes this host's certificate record if it is not written yet. It is not gossiped:
+    /// a host that receives this host's records before its certificate asks the sender for
+    /// it, and exchanges carry it as any record.
+    fn certify(&mut self, now_ms: u64) {
+        if let Some((cert, since)) = self.cert.take() {
+            let me: Arc<str> = self.m.me().name.as_str().into();
+            self.m
+                .records()
+                .local(RecordKey::Host(me), Some(Body::Cert(cert)), now_ms.max(since));
+        }
+    }
+
     /// Writes a local change and disseminates it.
     ///
     /// # Errors
     /// As [`Membership::publish`].
     pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
         self.m.records().set_now(now_ms);
+        self.certify(now_ms);
         self.m.publish(key, body, now_ms)
     }
 
@@ -288,6 +314,7 @@ impl Node {
             start: range.0,
             end: range.1,
         };
+        self.certify(now_ms);
         let r = self
             .m
             .publish(key, Some(Body::Claim(to.name.as_str().into())), now_ms)?;
@@ -298,12 +325,14 @@ impl Node {
     /// Sends a claim written already (into [`Node::records`], under the caller's own lock) to
     /// `to`, which asked for addresses of `network`, and spreads it.
     pub fn grant_written(&mut self, network: Id, claim: &Record, to: &HostId) {
-        self.m.spread(claim);
+        self.spread(claim);
         self.m.grant(to.addr, network, claim);
     }
 
-    /// Disseminates a record written into [`Node::records`] directly.
+    /// Disseminates a record written into [`Node::records`] directly (writing this host's
+    /// certificate record first, the first time).
     pub fn spread(&mut self, r: &Record) {
+        self.certify(0);
         self.m.spread(r);
     }
 
@@ -372,7 +401,8 @@ impl Node {
                 }
                 // This host's own endpoints; a body of another kind than its key (refused by
                 // no one, used by no one); claims are never removed.
-                (RecordKey::Endpoint(_) | RecordKey::Network(_) | RecordKey::Claim { .. }, _) => {}
+                // Certificates are the records' business alone.
+                (RecordKey::Endpoint(_) | RecordKey::Network(_) | RecordKey::Claim { .. } | RecordKey::Host(_), _) => {}
             }
         }
     }
@@ -389,6 +419,28 @@ mod tests {
             addr: SocketAddr::from(([10, 0, 0, 1], port)),
             bump: 1,
         }
+    }
+
+    #[test]
+    fn a_certificate_is_written_just_before_the_first_record() {
+        use super::super::cheap::{self, Cheap};
+        let mut n = Node::new(id("a", 1), 1, vec![], Config::default());
+        n.authenticate(Arc::new(Cheap::new("a")), cheap::cert("a").into(), 5_000);
+        let cert_key = RecordKey::Host("a".into());
+        assert!(n.records().get(&cert_key).is_none(), "no record, no certificate");
+        let r = n
+            .publish(RecordKey::Network(Id::from_random([1; 32])), None, 4_000)
+            .unwrap();
+        let cert = n
+            .records()
+            .get(&cert_key)
+            .cloned()
+            .expect("published with the first record");
+        assert!(cert.version.counter >= 5_000, "above a certificate before a restart");
+        assert!(r.sig.is_some() && cert.sig.is_some());
+        n.publish(RecordKey::Network(Id::from_random([2; 32])), None, 6_000)
+            .unwrap();
+        assert_eq!(n.records().get(&cert_key), Some(&cert), "published once");
     }
 
     /// Two nodes on a lossless wire in virtual time: datagrams first, then the earliest timer.

@@ -41,6 +41,8 @@ pub enum RecordKey {
         /// One past its last.
         end: u32,
     },
+    /// A host's certificate, by the host's name: the key its records are checked with.
+    Host(Arc<str>),
 }
 
 /// A record's version: Lamport counter, then origin host name as tie-break.
@@ -129,6 +131,8 @@ pub enum Body {
     Endpoint(Arc<EndpointRecord>),
     /// The owner of a claimed range (shared, as [`Version::origin`]).
     Claim(Arc<str>),
+    /// A host's certificate (DER), which the cluster's CA signed.
+    Cert(Arc<[u8]>),
 }
 
 /// One versioned record; `body: None` is a tombstone.
@@ -140,9 +144,52 @@ pub struct Record {
     pub version: Version,
     /// Its content, or `None` when removed.
     pub body: Option<Body>,
+    /// Its writer's signature of key, version and body ([`Record::signed_bytes`]), with the
+    /// key of the certificate its origin published; relays pass it on unchanged.
+    pub sig: Option<Arc<[u8]>>,
     /// The length of its wire form, once asked for (records are immutable).
     #[serde(skip)]
     wire: WireLen,
+    /// Whether its signature held, once checked (an unknown origin is not remembered).
+    #[serde(skip)]
+    checked: Checked,
+}
+
+/// What checking a record's signature said, kept with the record. Not part of what a record
+/// is, as [`WireLen`].
+#[derive(Debug, Clone, Default)]
+struct Checked(std::sync::OnceLock<bool>);
+
+impl PartialEq for Checked {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Checked {}
+
+/// What an [`Authority`] says of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The origin's key signed it.
+    Valid,
+    /// It is not the origin's signature (forged, or altered on the way).
+    Invalid,
+    /// No key of the origin is known yet.
+    UnknownOrigin,
+}
+
+/// The seam between the records and the cluster's keys: switchd signs with its host
+/// certificate's key and checks against the certificates hosts publish, which the CA signed;
+/// the simulator plugs in a cheap deterministic scheme so that a thousand hosts stay fast.
+pub trait Authority: Send + Sync + std::fmt::Debug {
+    /// This host's signature of `msg`.
+    fn sign(&self, msg: &[u8]) -> Vec<u8>;
+    /// Whether `sig` is `origin`'s signature of `msg`.
+    fn check(&self, origin: &str, msg: &[u8], sig: &[u8]) -> Check;
+    /// Takes `cert` as host `host`'s certificate, when it is one the cluster's CA issued to
+    /// that host, valid at `now_ms` (ms since the epoch); false otherwise (nothing learned).
+    fn learn(&self, host: &str, cert: &[u8], now_ms: u64) -> bool;
 }
 
 /// A record's wire length, computed once. Not part of what a record is: two records are
@@ -165,8 +212,45 @@ impl Record {
             key,
             version,
             body,
+            sig: None,
             wire: WireLen::default(),
+            checked: Checked::default(),
         }
+    }
+
+    /// What its writer signs: its key, version and body in their wire form.
+    pub fn signed_bytes(&self) -> Vec<u8> {
+        postcard::to_stdvec(&(&self.key, &self.version, &self.body)).expect("records serialize")
+    }
+
+    /// Whether its origin wrote it, by `auth`: a certificate record must be one the CA issued
+    /// to its origin (which `auth` then knows), and its signature must hold. The answer is
+    /// kept with the record, but for an origin not known yet. `now_ms` is the time a
+    /// certificate must be valid at.
+    pub fn check(&self, auth: &dyn Authority, now_ms: u64) -> Check {
+        // A certificate is learned by every host that takes it, checked before or not.
+        if let RecordKey::Host(host) = &self.key {
+            let own_cert = match &self.body {
+                Some(Body::Cert(cert)) => **host == *self.version.origin && auth.learn(host, cert, now_ms),
+                _ => false,
+            };
+            if !own_cert {
+                let _ = self.checked.0.set(false);
+                return Check::Invalid;
+            }
+        }
+        if let Some(&ok) = self.checked.0.get() {
+            return if ok { Check::Valid } else { Check::Invalid };
+        }
+        let Some(sig) = &self.sig else {
+            let _ = self.checked.0.set(false);
+            return Check::Invalid;
+        };
+        let c = auth.check(&self.version.origin, &self.signed_bytes(), sig);
+        if c != Check::UnknownOrigin {
+            let _ = self.checked.0.set(c == Check::Valid);
+        }
+        c
     }
 
     /// The length of [`Record::encode`]'s output, computed once.
@@ -227,6 +311,20 @@ pub struct Records {
     ahead: u64,
     /// Where records received as bytes are decoded (`None`: here, each its own copy).
     interner: Option<Arc<dyn Interner>>,
+    /// Who signs this host's records and checks the others' (`None`: nothing is signed or
+    /// checked, as in tests of other things).
+    auth: Option<Arc<dyn Authority>>,
+    /// Records refused because their signature did not hold.
+    forged: u64,
+    /// Records refused because no certificate of their origin was known yet (they come again
+    /// with gossip or the next exchange).
+    unknown_origin: u64,
+    /// Records whose origin's certificate has not come yet, by origin, taken once it comes
+    /// (at most [`PENDING_MAX`] in all; beyond, refused and left to come again).
+    pending: FxHashMap<Arc<str>, FxHashMap<RecordKey, Arc<Record>>>,
+    pending_len: usize,
+    /// Origins records were held for since [`Records::take_unknown`] last ran.
+    unknown: FxHashSet<Arc<str>>,
 }
 
 /// Decodes records received as bytes into copies shared by every host that receives them:
@@ -239,6 +337,18 @@ pub trait Interner: Send + Sync + std::fmt::Debug {
     /// Bytes that are not a record.
     fn intern(&self, wire: &[u8]) -> Result<Arc<Record>, RecordError>;
 }
+
+/// A record received as bytes that was news.
+#[derive(Debug)]
+pub struct Taken {
+    /// Its key.
+    pub key: RecordKey,
+    /// The records it released: held until their origin's certificate, which it was.
+    pub released: Vec<Arc<Record>>,
+}
+
+/// The most records held back for their origin's certificate.
+pub const PENDING_MAX: usize = 65_536;
 
 /// How far ahead of this host's wall clock another host's counter may run, in milliseconds.
 /// Counters follow their writer's wall clock (a hybrid logical clock), so a counter beyond it
@@ -304,6 +414,7 @@ pub fn bucket(key: &RecordKey) -> usize {
     let (id, offset) = match key {
         RecordKey::Network(id) | RecordKey::Endpoint(id) => (id, 0),
         RecordKey::Claim { network, start, .. } => (network, *start as usize),
+        RecordKey::Host(name) => return fnv1a(name.bytes()) as usize % BUCKETS,
     };
     let b = id.bytes();
     ((usize::from(b[0]) << 2 | usize::from(b[1]) >> 6) + offset) % BUCKETS
@@ -335,7 +446,9 @@ pub fn in_map(map: &[u8], b: usize) -> bool {
 
 /// The fingerprint of a key (kind, ID) and its version (counter, origin).
 fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
+    let version_bytes = || version.counter.to_le_bytes().into_iter().chain(version.origin.bytes());
     let (kind, id, range) = match key {
+        RecordKey::Host(name) => return fnv1a(std::iter::once(3u8).chain(name.bytes()).chain(version_bytes())),
         RecordKey::Network(id) => (0u8, id, (0, 0)),
         RecordKey::Endpoint(id) => (1u8, id, (0, 0)),
         RecordKey::Claim { network, start, end } => (2u8, network, (*start, *end)),
@@ -345,8 +458,7 @@ fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
             .chain(id.bytes().iter().copied())
             .chain(range.0.to_le_bytes())
             .chain(range.1.to_le_bytes())
-            .chain(version.counter.to_le_bytes())
-            .chain(version.origin.bytes()),
+            .chain(version_bytes()),
     )
 }
 
@@ -375,7 +487,10 @@ impl Records {
             counter: self.clock,
             origin: self.me.clone(),
         };
-        let r = Record::new(key, version, body);
+        let mut r = Record::new(key, version, body);
+        if let Some(auth) = &self.auth {
+            r.sig = Some(auth.sign(&r.signed_bytes()).into());
+        }
         let mut mine = r.clone();
         self.share_names(&mut mine);
         self.insert(Arc::new(mine));
@@ -387,23 +502,67 @@ impl Records {
         self.interner = Some(interner);
     }
 
-    /// Merges a record received as its wire form `wire`; its key when it was newer than what
-    /// was known.
+    /// Merges a record received as its wire form `wire`; when it was newer than what was
+    /// known, what it was and released, to be passed on.
     ///
     /// # Errors
     /// Bytes that are not a record.
-    pub fn apply_wire(&mut self, wire: &[u8]) -> Result<Option<RecordKey>, RecordError> {
-        let (key, applied) = match &self.interner {
-            Some(i) => {
-                let r = i.intern(wire)?;
-                (r.key.clone(), self.apply_shared(r))
-            }
+    pub fn apply_wire(&mut self, wire: &[u8]) -> Result<Option<Taken>, RecordError> {
+        let r = match &self.interner {
+            Some(i) => i.intern(wire)?,
             None => {
-                let r = Record::decode(wire)?;
-                (r.key.clone(), self.apply(r))
+                let mut r = Record::decode(wire)?;
+                self.share_names(&mut r);
+                Arc::new(r)
             }
         };
-        Ok(applied.then_some(key))
+        let key = r.key.clone();
+        let mut released = Vec::new();
+        Ok(self.take(r, &mut released).then_some(Taken { key, released }))
+    }
+
+    /// Signs this host's records from now on, and takes another's only when its origin's
+    /// signature holds.
+    pub fn set_authority(&mut self, auth: Arc<dyn Authority>) {
+        self.auth = Some(auth);
+    }
+
+    /// A record this host wrote before a restart, kept in its state: signed again (a stored
+    /// record keeps no signature) and merged. `None` for another host's record, which only
+    /// its origin can sign.
+    pub fn restore(&mut self, key: RecordKey, version: Version, body: Option<Body>) -> Option<Record> {
+        if *version.origin != *self.me {
+            return None;
+        }
+        let mut r = Record::new(key, version, body);
+        if let Some(auth) = &self.auth {
+            r.sig = Some(auth.sign(&r.signed_bytes()).into());
+        }
+        let mut mine = r.clone();
+        self.share_names(&mut mine);
+        self.insert(Arc::new(mine)).then_some(r)
+    }
+
+    /// The origins whose certificates records were held for since the last call: the
+    /// membership asks the host that sent them, which took them and so holds those
+    /// certificates.
+    pub fn take_unknown(&mut self) -> Vec<Arc<str>> {
+        self.unknown.drain().collect()
+    }
+
+    /// This host's wall clock as last told (ms since the epoch; 0: not told).
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Records refused because their signature did not hold.
+    pub fn forged(&self) -> u64 {
+        self.forged
+    }
+
+    /// Records refused because no certificate of their origin was known.
+    pub fn unknown_origin(&self) -> u64 {
+        self.unknown_origin
     }
 
     /// Tells the records this host's wall clock (ms since the epoch): a record whose counter
@@ -433,17 +592,81 @@ impl Records {
                 }
             }
             Some(Body::Claim(owner)) => self.share(owner),
-            Some(Body::Network(_)) | None => {}
+            Some(Body::Network(_) | Body::Cert(_)) | None => {}
         }
     }
 
     /// As [`Records::apply`], for a record held elsewhere too (another host's, in an exchange).
     pub fn apply_shared(&mut self, r: Arc<Record>) -> bool {
+        self.take(r, &mut Vec::new())
+    }
+
+    /// Merges `r` when it is news and its origin wrote it. A record whose origin's certificate
+    /// has not come yet is held (the newest version of each key, [`PENDING_MAX`] in all) and
+    /// merged when the certificate comes; those it then merges go into `released`.
+    fn take(&mut self, r: Arc<Record>, released: &mut Vec<Arc<Record>>) -> bool {
         if self.now_ms != 0 && r.version.counter > self.now_ms.saturating_add(MAX_SKEW_MS) {
             self.ahead += 1;
             return false;
         }
-        self.insert(r)
+        // Only news is worth a signature check.
+        if let Some(known) = self.map.get(&r.key) {
+            let (counter, origin) = (r.version.counter, &r.version.origin);
+            if !known.older_than(counter, origin_fingerprint(origin), || origin) {
+                return false;
+            }
+        }
+        if let Some(auth) = &self.auth {
+            match r.check(auth.as_ref(), self.now_ms) {
+                Check::Valid => {}
+                Check::Invalid => {
+                    self.forged += 1;
+                    return false;
+                }
+                Check::UnknownOrigin => {
+                    self.unknown_origin += 1;
+                    self.hold(r);
+                    return false;
+                }
+            }
+        }
+        let cert_of = match &r.key {
+            RecordKey::Host(h) => Some(h.clone()),
+            _ => None,
+        };
+        let new = self.insert(r);
+        if let Some(waiting) = cert_of.filter(|_| new).and_then(|h| self.pending.remove(&h)) {
+            self.pending_len -= waiting.len();
+            for w in waiting.into_values() {
+                if self.take(w.clone(), released) {
+                    released.push(w);
+                }
+            }
+        }
+        new
+    }
+
+    /// Holds `r` until its origin's certificate comes, in place of an older version of its key.
+    fn hold(&mut self, r: Arc<Record>) {
+        use std::collections::hash_map::Entry;
+        if !self.unknown.contains(&r.version.origin) {
+            self.unknown.insert(r.version.origin.clone());
+        }
+        let full = self.pending_len >= PENDING_MAX;
+        let held = self.pending.entry(r.version.origin.clone()).or_default();
+        match held.entry(r.key.clone()) {
+            Entry::Occupied(mut o) => {
+                let v = &o.get().version;
+                if order(v.counter, &v.origin, r.version.counter, &r.version.origin).is_lt() {
+                    o.insert(r);
+                }
+            }
+            Entry::Vacant(v) if !full => {
+                v.insert(r);
+                self.pending_len += 1;
+            }
+            Entry::Vacant(_) => {}
+        }
     }
 
     /// Merges a record that passed the checks (or this host's own).
@@ -516,7 +739,9 @@ impl Records {
             .map(|(_, r)| r.rec.clone())
             .collect();
         merged.newer = newer.len();
-        for r in newer {
+        // Certificates first: the records of their hosts are checked against them.
+        let (certs, rest): (Vec<_>, Vec<_>) = newer.into_iter().partition(|r| matches!(r.key, RecordKey::Host(_)));
+        for r in certs.into_iter().chain(rest) {
             self.apply_shared(r);
         }
         merged
@@ -817,6 +1042,128 @@ mod tests {
         let mine = a.local(key.clone(), None, 0);
         assert!(mine.version.counter > 10, "{:?}", mine.version);
         assert!(far.apply(mine));
+    }
+
+    /// Host `name`'s records, signed and checked by the cheap authority, and the record of its
+    /// certificate.
+    fn signed(name: &str) -> (Records, Record) {
+        use super::super::cheap;
+        let mut r = Records::new(name);
+        r.set_authority(Arc::new(cheap::Cheap::new(name)));
+        let cert = r.local(
+            RecordKey::Host(name.into()),
+            Some(Body::Cert(cheap::cert(name).into())),
+            1_000,
+        );
+        (r, cert)
+    }
+
+    #[test]
+    fn only_a_records_origin_can_write_it() {
+        use super::super::cheap::{self, Cheap};
+        let (mut a, cert_a) = signed("a");
+        let (mut b, cert_b) = signed("b");
+        let key = RecordKey::Endpoint(Id::from_random([9; 32]));
+        let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), 2_000);
+        // b knows a's certificate, and takes a's record as relayed: its bytes unchanged.
+        assert!(b.apply(cert_a.clone()));
+        assert!(b.apply_wire(&ra.encode()).unwrap().is_some());
+        // A tombstone in a's name: unsigned, with a's signature of another record, signed by
+        // b, or signed by a and altered on the way. All refused and counted.
+        let version = Version {
+            counter: ra.version.counter + 1,
+            origin: "a".into(),
+        };
+        let unsigned = Record::new(key.clone(), version.clone(), None);
+        let mut borrowed = unsigned.clone();
+        borrowed.sig = ra.sig.clone();
+        let mut by_b = unsigned.clone();
+        by_b.sig = Some(Cheap::new("b").sign(&unsigned.signed_bytes()).into());
+        let mut altered = a.local(key.clone(), Some(ep("a", [10, 0, 0, 9])), 3_000);
+        altered.body = None;
+        for forged in [unsigned, borrowed, by_b, altered] {
+            assert!(!b.apply(forged));
+        }
+        assert_eq!(b.forged(), 4);
+        assert_eq!(b.get(&key).map(|r| &r.version), Some(&ra.version));
+        // A certificate record is its own host's: b cannot publish one for a, even a's.
+        let (mut c, _) = signed("c");
+        let mut cert_for_a = Record::new(
+            RecordKey::Host("a".into()),
+            Version {
+                counter: 5_000,
+                origin: "b".into(),
+            },
+            Some(Body::Cert(cheap::cert("a").into())),
+        );
+        cert_for_a.sig = Some(Cheap::new("b").sign(&cert_for_a.signed_bytes()).into());
+        assert!(c.apply(cert_b));
+        assert!(!c.apply(cert_for_a));
+        assert!(!c.apply(ra.clone()), "a's certificate never reached c");
+        assert_eq!((c.forged(), c.unknown_origin()), (1, 1));
+    }
+
+    #[test]
+    fn records_wait_for_their_origins_certificate() {
+        let (mut a, cert_a) = signed("a");
+        let (mut b, _) = signed("b");
+        let keys: Vec<RecordKey> = (0..3u8)
+            .map(|i| RecordKey::Endpoint(Id::from_random([i; 32])))
+            .collect();
+        let first: Vec<Record> = keys.iter().map(|k| a.local(k.clone(), None, 2_000)).collect();
+        let newer = a.local(keys[0].clone(), Some(ep("a", [10, 0, 0, 5])), 3_000);
+        // Before a's certificate: held, not taken; the newest version of a key is kept.
+        for r in std::iter::once(&newer).chain(&first) {
+            assert!(b.apply_wire(&r.encode()).unwrap().is_none());
+        }
+        assert_eq!(b.unknown_origin(), 4);
+        assert!(keys.iter().all(|k| b.get(k).is_none()));
+        // The certificate releases them, to be passed on.
+        let Taken { key, released } = b.apply_wire(&cert_a.encode()).unwrap().expect("news");
+        assert_eq!(key, cert_a.key);
+        assert_eq!(released.len(), 3);
+        assert_eq!(b.get(&keys[0]).map(|r| &r.version), Some(&newer.version));
+        assert!(keys[1..].iter().all(|k| b.get(k).is_some()));
+        assert_eq!(b.forged(), 0);
+    }
+
+    #[test]
+    fn records_held_for_a_certificate_are_bounded() {
+        let (mut b, _) = signed("b");
+        let z = super::super::cheap::Cheap::new("z");
+        for i in 0..PENDING_MAX as u32 + 10 {
+            let mut id = [0u8; 32];
+            id[..4].copy_from_slice(&i.to_le_bytes());
+            let key = RecordKey::Endpoint(Id::from_random(id));
+            let version = Version {
+                counter: 2_000,
+                origin: "z".into(),
+            };
+            let mut r = Record::new(key, version, None);
+            r.sig = Some(z.sign(&r.signed_bytes()).into());
+            assert!(!b.apply(r));
+        }
+        assert_eq!(b.pending_len, PENDING_MAX);
+        assert_eq!(b.pending.values().map(FxHashMap::len).sum::<usize>(), PENDING_MAX);
+    }
+
+    #[test]
+    fn a_restarted_host_signs_again_only_what_it_wrote() {
+        let (mut a, cert_a) = signed("a");
+        let key = RecordKey::Endpoint(Id::from_random([4; 32]));
+        let version = Version {
+            counter: 2_000,
+            origin: "a".into(),
+        };
+        let mine = a.restore(key.clone(), version, None).expect("a's own record");
+        let theirs = Version {
+            counter: 2_001,
+            origin: "b".into(),
+        };
+        assert!(a.restore(key.clone(), theirs, None).is_none());
+        let (mut b, _) = signed("b");
+        assert!(b.apply(cert_a));
+        assert!(b.apply(mine));
     }
 
     #[test]

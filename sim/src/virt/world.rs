@@ -21,11 +21,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use control_plane::cluster::exchange;
 use control_plane::cluster::membership::{Event as Member, HostId, Timer};
 use control_plane::cluster::node::{self, Node, Output};
 use control_plane::cluster::records::{Body, RecordKey};
 use control_plane::cluster::remotes::Effect;
+use control_plane::cluster::{cheap, exchange};
 use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
 use control_plane::ModelError;
@@ -722,8 +722,16 @@ impl World {
             bump: u64::from(host.gen) + 1,
         };
         let seed = self.rng.random();
-        let node = Node::new(me, seed, join, node::Config::default());
+        let name = me.name.clone();
+        let mut node = Node::new(me, seed, join, node::Config::default());
         node.records().set_interner(self.interner.clone());
+        // Records signed and checked as switchd's, by the cheap scheme.
+        let now_ms = self.now_ms();
+        node.authenticate(
+            Arc::new(cheap::Cheap::new(&name)),
+            cheap::cert(&name).into(),
+            now_ms,
+        );
         self.hosts[h as usize].m = Some(node);
     }
 
@@ -1497,12 +1505,12 @@ impl World {
         let live = self.hosts.iter().filter(|h| h.alive).count();
         for h in self.hosts.iter().filter(|h| h.alive) {
             if let Some(m) = h.m.as_ref() {
-                let (len, digest) = {
+                let (len, digest, forged, unknown) = {
                     let r = m.records();
-                    (r.len(), r.digest())
+                    (r.len(), r.digest(), r.forged(), r.unknown_origin())
                 };
                 eprintln!(
-                    "{} members {} / {} records {len} digest {digest:x} backlog {}",
+                    "{} members {} / {} records {len} digest {digest:x} forged {forged} unknown origin {unknown} backlog {}",
                     h.name,
                     m.membership().num_members(),
                     live - 1,

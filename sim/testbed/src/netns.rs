@@ -768,6 +768,11 @@ impl Fabric {
         run(self.bin_dir.join("switchctl"), args).expect_ok(&format!("switchctl {}", args.join(" ")));
     }
 
+    /// The directory of host or CA `name`'s credentials, as [`Fabric::cert`] wrote them.
+    pub fn credentials(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
     /// A certificate for host `name` from CA directory `ca` (a CA made when missing).
     ///
     /// # Panics

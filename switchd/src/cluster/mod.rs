@@ -41,6 +41,28 @@ pub struct Credentials {
     pub index: u32,
     key: [u8; 32],
     tls: crate::cluster::sync::Tls,
+    /// The host certificate in DER, as the host publishes it.
+    cert_der: Vec<u8>,
+    /// Its public key, which checks what the host signs.
+    public_key: control_plane::cluster::sign::PublicKey,
+}
+
+impl Credentials {
+    /// A signer with the host certificate's key (checked to load when the credentials were).
+    fn signer(&self) -> control_plane::cluster::sign::Signer {
+        control_plane::cluster::sign::Signer::from_pem(&self.tls.key).expect("checked by load")
+    }
+
+    /// The authority that signs this host's records and checks the others'.
+    fn authority(&self) -> Arc<control_plane::cluster::certs::CertAuthority> {
+        Arc::new(control_plane::cluster::certs::CertAuthority::new(
+            self.signer(),
+            self.tls.ca.clone(),
+            &self.name,
+            &self.cert_der,
+            self.public_key.clone(),
+        ))
+    }
 }
 
 /// Why a cluster directory could not be loaded.
@@ -88,7 +110,19 @@ pub fn load(dir: &Path) -> Result<Credentials, CredentialsError> {
         dir: dir.to_path_buf(),
         reason: e.to_string(),
     })?;
-    let (name, index) = (id.name, id.index);
+    let (name, index, public_key) = (id.name, id.index, id.key);
+    let bad_key = |e: pki::PkiError| CredentialsError::Certificate {
+        dir: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
+    let signer = control_plane::cluster::sign::Signer::from_pem(&host_key).map_err(bad_key)?;
+    if signer.public_key() != public_key {
+        return Err(CredentialsError::Certificate {
+            dir: dir.to_path_buf(),
+            reason: "does not hold the public key of host.key: they are not one pair".into(),
+        });
+    }
+    let cert_der = pki::der(&host, "host.crt").map_err(bad_key)?;
     let hex = read(dir, "gossip.key")?;
     let hex = hex.trim();
     let mut key = [0u8; 32];
@@ -104,6 +138,8 @@ pub fn load(dir: &Path) -> Result<Credentials, CredentialsError> {
         name,
         index,
         key,
+        cert_der,
+        public_key,
         tls: crate::cluster::sync::Tls {
             ca,
             cert: host,
@@ -203,7 +239,8 @@ impl Cluster {
             .local(key, Some(Body::Claim(owner.into())), now_ms)
     }
 
-    /// Takes claims kept from before a restart into the node's records and spreads them.
+    /// Takes the claims this host wrote, kept from before a restart, into the node's records
+    /// (signed again) and spreads them.
     pub fn restore_claims(&self, network: &Id, claims: impl IntoIterator<Item = (Range, Claim)>) {
         for (range, c) in claims {
             let key = RecordKey::Claim {
@@ -211,8 +248,14 @@ impl Cluster {
                 start: range.0,
                 end: range.1,
             };
-            let r = Record::new(key, c.version, Some(Body::Claim(c.owner)));
-            if self.records.lock().expect("lock poisoned").apply(r.clone()) {
+            // Only this host's own claims: another's only its writer can sign, and it stored
+            // and spreads them itself.
+            let restored =
+                self.records
+                    .lock()
+                    .expect("lock poisoned")
+                    .restore(key, c.version, Some(Body::Claim(c.owner)));
+            if let Some(r) = restored {
                 self.spread(r);
             }
         }
@@ -321,6 +364,13 @@ impl Cluster {
         self.records.lock().expect("lock poisoned").ahead()
     }
 
+    /// Records refused because their origin's signature did not hold, and records received
+    /// before their origin's certificate (held until it comes, [`control_plane::cluster::records::PENDING_MAX`] at most).
+    pub fn records_unsigned(&self) -> (u64, u64) {
+        let r = self.records.lock().expect("lock poisoned");
+        (r.forged(), r.unknown_origin())
+    }
+
     /// Gossip datagrams received, sent, and refused as malformed.
     pub fn gossip_counts(&self) -> (u64, u64, u64) {
         let s = self.status.lock().expect("lock poisoned");
@@ -357,7 +407,9 @@ pub fn start(
             io::Error::from_raw_os_error,
         )
     })?;
-    let node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
+    let mut node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
+    // Records are signed with the certificate's key, and the certificate goes out first.
+    node.authenticate(creds.authority(), creds.cert_der.clone().into(), now_ms());
     let status = Arc::new(Mutex::new(Status::default()));
     let (to_node, to_node_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::cluster::sync::SyncStats::default());

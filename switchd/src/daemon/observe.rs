@@ -122,6 +122,7 @@ impl Daemon {
             }
             let (gossip_received, gossip_sent, gossip_refused) = c.gossip_counts();
             let (sync_ok, sync_failed) = c.sync_counts();
+            let (records_forged, records_unknown_origin) = c.records_unsigned();
             ClusterStats {
                 peers,
                 gossip_received,
@@ -129,6 +130,8 @@ impl Daemon {
                 gossip_refused,
                 gossip_unauthenticated: c.dropped_unauthenticated(),
                 records_ahead: c.records_ahead(),
+                records_forged,
+                records_unknown_origin,
                 gossip_stale: c.gossip_stale(),
                 members_refused: c.members_refused(),
                 sync_ok,

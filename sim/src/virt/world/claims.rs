@@ -331,7 +331,8 @@ impl World {
         self.pump(h);
     }
 
-    /// After a restart: the claims the host stored go back into its node and spread.
+    /// After a restart: the claims the host wrote and stored go back into its node (signed
+    /// again) and spread, as switchd's.
     pub(super) fn restore_claims(&mut self, h: u32) {
         let host = &mut self.hosts[h as usize];
         let Some(m) = host.m.as_mut() else { return };
@@ -343,12 +344,10 @@ impl World {
                     start,
                     end,
                 };
-                let r = control_plane::cluster::records::Record::new(
-                    key,
-                    c.version.clone(),
-                    Some(Body::Claim(c.owner.clone())),
-                );
-                if m.records().apply(r.clone()) {
+                let restored = m
+                    .records()
+                    .restore(key, c.version.clone(), Some(Body::Claim(c.owner.clone())));
+                if let Some(r) = restored {
                     m.spread(&r);
                 }
             }
