@@ -33,6 +33,17 @@ pub(crate) enum ClusterCmd {
         /// The host's name.
         host: String,
     },
+    /// Revoke a host: the CA signs its revocation and this host's switchd spreads it. Every
+    /// host then refuses the revoked host's certificate, records, messages and handshakes,
+    /// declares it down and withdraws its endpoints (`cluster forget` then takes its
+    /// addresses over).
+    Revoke {
+        /// The host's name.
+        host: String,
+        /// The CA directory (ca.crt and ca.key, from `cluster init`).
+        #[arg(long)]
+        ca: PathBuf,
+    },
     /// Issue a host certificate: DIR2/ca.crt, DIR2/host.crt, DIR2/host.key and DIR2/gossip.key
     /// (the cluster's gossip key, derived from the CA key), for switchd --cluster-dir.
     Cert {
@@ -77,7 +88,9 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
     use switch_pki::pki;
     let now = std::time::SystemTime::now();
     match cmd {
-        ClusterCmd::Peers { .. } | ClusterCmd::Forget { .. } => unreachable!("handled with a daemon"),
+        ClusterCmd::Peers { .. } | ClusterCmd::Forget { .. } | ClusterCmd::Revoke { .. } => {
+            unreachable!("handled with a daemon")
+        }
         ClusterCmd::Init { out, name } => {
             std::fs::create_dir_all(&out)?;
             for f in ["ca.crt", "ca.key"] {
@@ -131,6 +144,28 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             println!("{}", out.join("host.crt").display());
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `cluster revoke HOST --ca DIR`: signs the revocation with the CA's key and hands it to
+/// this host's switchd, which checks it and spreads it.
+pub(crate) fn revoke(c: &Client, host: &str, ca_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use switch_pki::pki;
+    let ca = pki::Pem {
+        cert: read(&ca_dir.join("ca.crt"))?,
+        key: read(&ca_dir.join("ca.key"))?,
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    let r = pki::revoke(&ca, host, now_ms)?;
+    let req = switch_api::RevokeRequest {
+        host: r.host.clone(),
+        issued_ms: r.issued_ms,
+        signature: r.sig.iter().map(|b| format!("{b:02x}")).collect(),
+    };
+    c.call(Method::POST, "/cluster/revoke", Some(&req))?;
+    println!("{host} revoked: the cluster refuses its certificate, records and messages from now on");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -167,6 +167,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         if let ClusterCmd::Forget { host } = &cmd {
             return cluster::forget(&Client::new(&cli.socket)?, host);
         }
+        if let ClusterCmd::Revoke { host, ca } = &cmd {
+            return cluster::revoke(&Client::new(&cli.socket)?, host, ca);
+        }
         return cluster(cmd);
     }
     let c = Client::new(&cli.socket)?;

@@ -1,6 +1,7 @@
 //! End-to-end: three hosts on an underlay bridge form a cluster (SWIM, sealed under the CA's
 //! gossip key); a host with a certificate from another CA is not admitted and learns nothing;
-//! kill -9 of a member is detected and it rejoins after restart. Needs root.
+//! kill -9 of a member is detected and it rejoins after restart; a holder of the gossip key
+//! alone changes no record; a revoked host is cut off. Needs root.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -864,4 +865,90 @@ fn a_gossip_key_holder_alone_cannot_change_records() {
     }
     let stats = h2.ctl(["stats"]).expect_ok("stats").to_string();
     assert!(stats.contains("as forged"), "{stats}");
+}
+
+#[test]
+fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::new("xr", 92);
+    for h in ["h1", "h2", "h3"] {
+        f.cert("ca", h);
+    }
+    f.cert("other", "x1");
+    let (h1, h2, h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
+    wait_for("the three hosts meet", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 3
+    });
+    h1.ctl(["network", "create", "-d", "overlay", "--subnet", "10.70.0.0/24", "ovr"])
+        .expect_ok("create");
+    wait_for("ovr on h3", Duration::from_secs(10), || {
+        h3.ctl(["network", "inspect", "ovr"]).ok()
+    });
+    let sb = h3.name("r3");
+    h3.ctl(["sandbox", "create", "--network", "ovr", &sb])
+        .expect_ok("a sandbox on h3");
+    let mac_of = |sb: &str| {
+        let link = h3.exec(sb, &["ip", "-o", "link", "show", "eth0"]).stdout;
+        link.split_whitespace()
+            .skip_while(|w| *w != "link/ether")
+            .nth(1)
+            .expect("eth0's MAC")
+            .to_string()
+    };
+    let mac = mac_of(&sb);
+    for h in [&h1, &h2] {
+        wait_for("h3's endpoint known", Duration::from_secs(10), || {
+            h.ctl(["fdb", "ovr"]).stdout.contains(&mac)
+        });
+    }
+    let sync_failed = |h: &Host| {
+        json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Cluster"]["SyncFailed"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let failed_before = sync_failed(&h3);
+
+    // Another CA's revocation is refused, and changes nothing.
+    let other = f.0.credentials("other");
+    let refused = h1.ctl(["cluster", "revoke", "h3", "--ca", other.to_str().unwrap()]);
+    assert!(
+        refused
+            .expect_err("another CA's revocation")
+            .contains("the revocation of h3 was not signed by this cluster's CA"),
+        "{}",
+        refused.stderr
+    );
+    assert!(peers(&h2).iter().any(|(n, s)| n == "h3" && s == "alive"));
+
+    let ca = f.0.credentials("ca");
+    let out = h1.ctl(["cluster", "revoke", "h3", "--ca", ca.to_str().unwrap()]);
+    assert!(out.expect_ok("revoke").contains("h3 revoked"), "{}", out.stdout);
+    let cut = wait_for(
+        "h3 cut off and its endpoint gone everywhere",
+        Duration::from_secs(10),
+        || {
+            [&h1, &h2].iter().all(|h| {
+                peers(h).iter().any(|(n, s)| n == "h3" && s == "down") && !h.ctl(["fdb", "ovr"]).stdout.contains(&mac)
+            })
+        },
+    );
+    eprintln!("h3 cut off everywhere {cut:?} after its revocation");
+    // Its anti-entropy handshakes fail (no session is resumed), once it tries one.
+    wait_for("h3's exchanges refused", Duration::from_secs(45), || {
+        sync_failed(&h3) > failed_before
+    });
+    // What it writes now reaches no one.
+    let late = h3.name("r4");
+    h3.ctl(["sandbox", "create", "--network", "ovr", &late])
+        .expect_ok("another sandbox on h3");
+    let late_mac = mac_of(&late);
+    std::thread::sleep(Duration::from_secs(3));
+    let seen: Vec<String> = [&h1, &h2].iter().map(|h| h.ctl(["fdb", "ovr"]).stdout).collect();
+    assert!(
+        seen.iter().all(|fdb| !fdb.contains(&mac) && !fdb.contains(&late_mac)),
+        "{seen:?}"
+    );
+    assert!(peers(&h2).iter().any(|(n, s)| n == "h3" && s == "down"));
 }

@@ -119,6 +119,18 @@ pub struct NetworkResource {
     pub addresses: BTreeMap<String, HostAddresses>,
 }
 
+/// `cluster revoke`: the CA's revocation of a host, for the cluster to spread.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase", deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// The host revoked.
+    pub host: String,
+    /// When the CA issued it, ms since the epoch.
+    pub issued_ms: u64,
+    /// The CA's signature, in hex.
+    pub signature: String,
+}
+
 /// What `cluster forget` took over: per overlay network, how many addresses.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "PascalCase")]

@@ -131,6 +131,86 @@ pub fn issue_host(ca: &Pem, host: &str, index: u32, now: SystemTime) -> Result<P
     })
 }
 
+/// The key a certificate holds.
+fn key_of(cert: &X509Certificate<'_>) -> Result<crate::sign::PublicKey, PkiError> {
+    let spki = cert.public_key();
+    crate::sign::PublicKey::from_spki(
+        &spki.algorithm.algorithm.to_id_string(),
+        spki.algorithm
+            .parameters
+            .as_ref()
+            .and_then(|p| p.as_oid().ok())
+            .map(|o| o.to_id_string())
+            .as_deref(),
+        &spki.subject_public_key.data,
+    )
+    .ok_or_else(|| PkiError::Rejected("its key is neither ECDSA P-256 nor Ed25519".into()))
+}
+
+/// The CA's word that host `host`'s certificates are no longer the cluster's, from
+/// `issued_ms` (ms since the epoch) on: `switchctl cluster revoke` makes one with the CA's
+/// key, and every host checks it against the CA certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    /// The host revoked.
+    pub host: String,
+    /// When it was issued.
+    pub issued_ms: u64,
+    /// The CA's signature of [`Revocation::signed_bytes`].
+    pub sig: Vec<u8>,
+}
+
+impl Revocation {
+    /// What the CA signs: a context string, the host name, and the time.
+    pub fn signed_bytes(host: &str, issued_ms: u64) -> Vec<u8> {
+        let mut m = b"switch-revocation-v1\0".to_vec();
+        m.extend_from_slice(host.as_bytes());
+        m.push(0);
+        m.extend_from_slice(&issued_ms.to_le_bytes());
+        m
+    }
+}
+
+/// A revocation of `host`'s certificates, signed with `ca`'s key at `now_ms`.
+///
+/// # Errors
+/// An invalid host name, or a CA key that cannot sign.
+pub fn revoke(ca: &Pem, host: &str, now_ms: u64) -> Result<Revocation, PkiError> {
+    check_host(host)?;
+    let signer = crate::sign::Signer::from_pem(&ca.key)?;
+    Ok(Revocation {
+        host: host.to_string(),
+        issued_ms: now_ms,
+        sig: signer.sign(&Revocation::signed_bytes(host, now_ms)).to_vec(),
+    })
+}
+
+/// Checks that the CA whose certificate is `ca_cert` signed `r`.
+///
+/// # Errors
+/// [`PkiError::Rejected`] naming what is wrong.
+pub fn verify_revocation(ca_cert: &str, r: &Revocation) -> Result<(), PkiError> {
+    check_host(&r.host)?;
+    let ca_der = der(ca_cert, "the CA certificate")?;
+    let (_, ca) =
+        X509Certificate::from_der(&ca_der).map_err(|e| PkiError::Rejected(format!("bad CA certificate: {e}")))?;
+    if key_of(&ca)?.verify(&Revocation::signed_bytes(&r.host, r.issued_ms), &r.sig) {
+        Ok(())
+    } else {
+        Err(PkiError::Rejected(format!(
+            "the revocation of {} was not signed by this cluster's CA",
+            r.host
+        )))
+    }
+}
+
+/// The host a certificate (DER) names, as its common name, unchecked.
+pub fn name_of(cert_der: &[u8]) -> Option<String> {
+    let (_, c) = X509Certificate::from_der(cert_der).ok()?;
+    let cn = c.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}
+
 /// The DER bytes of a PEM certificate.
 ///
 /// # Errors
@@ -186,18 +266,7 @@ pub fn verify_der(ca_cert: &str, host_der: &[u8], now: SystemTime) -> Result<Hos
         .ok_or_else(|| {
             PkiError::Rejected("it carries no host index (issue it again with switchctl cluster cert)".into())
         })?;
-    let spki = host.public_key();
-    let key = crate::sign::PublicKey::from_spki(
-        &spki.algorithm.algorithm.to_id_string(),
-        spki.algorithm
-            .parameters
-            .as_ref()
-            .and_then(|p| p.as_oid().ok())
-            .map(|o| o.to_id_string())
-            .as_deref(),
-        &spki.subject_public_key.data,
-    )
-    .ok_or_else(|| PkiError::Rejected("its key is neither ECDSA P-256 nor Ed25519".into()))?;
+    let key = key_of(&host)?;
     Ok(HostIdentity {
         name: cn.to_string(),
         index,
@@ -249,5 +318,23 @@ mod tests {
             key: "not a key".into(),
         };
         assert!(matches!(issue_host(&broken, "h", 0, now), Err(PkiError::BadCa(_))));
+    }
+
+    #[test]
+    fn a_revocation_holds_under_its_ca_only() {
+        let now = SystemTime::now();
+        let (ca, other) = (new_ca("c", now).unwrap(), new_ca("o", now).unwrap());
+        let r = revoke(&ca, "h3", 1_000).unwrap();
+        assert!(verify_revocation(&ca.cert, &r).is_ok());
+        assert!(verify_revocation(&other.cert, &r).is_err(), "another CA's");
+        let mut moved = r.clone();
+        moved.host = "h2".into();
+        assert!(verify_revocation(&ca.cert, &moved).is_err(), "moved to another host");
+        let mut later = r.clone();
+        later.issued_ms += 1;
+        assert!(verify_revocation(&ca.cert, &later).is_err(), "its time changed");
+        assert!(matches!(revoke(&ca, "a b", 0), Err(PkiError::InvalidName(_))));
+        let h = issue_host(&ca, "h3", 3, now).unwrap();
+        assert_eq!(name_of(&der(&h.cert, "h").unwrap()).as_deref(), Some("h3"));
     }
 }

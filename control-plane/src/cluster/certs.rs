@@ -18,6 +18,8 @@ pub struct CertAuthority {
     /// The CA certificate (PEM) the hosts' certificates must chain to.
     ca: String,
     known: Mutex<HashMap<String, Known>>,
+    /// Hosts the CA revoked: their certificates and signatures refused.
+    revoked: Mutex<std::collections::HashSet<String>>,
 }
 
 #[derive(Debug)]
@@ -41,16 +43,41 @@ impl CertAuthority {
             signer,
             ca,
             known: Mutex::new(known),
+            revoked: Mutex::default(),
         }
     }
 }
 
+impl CertAuthority {
+    /// Whether the CA revoked `host` (as far as this host has heard).
+    pub fn is_revoked(&self, host: &str) -> bool {
+        self.revoked.lock().expect("lock poisoned").contains(host)
+    }
+}
+
 impl Authority for CertAuthority {
+    fn revoke(&self, host: &str, issued_ms: u64, sig: &[u8]) -> bool {
+        let r = pki::Revocation {
+            host: host.to_string(),
+            issued_ms,
+            sig: sig.to_vec(),
+        };
+        if pki::verify_revocation(&self.ca, &r).is_err() {
+            return false;
+        }
+        self.known.lock().expect("lock poisoned").remove(host);
+        self.revoked.lock().expect("lock poisoned").insert(host.to_string());
+        true
+    }
+
     fn sign(&self, msg: &[u8]) -> Vec<u8> {
         self.signer.sign(msg).to_vec()
     }
 
     fn check(&self, origin: &str, msg: &[u8], sig: &[u8]) -> Check {
+        if self.is_revoked(origin) {
+            return Check::Invalid;
+        }
         match self.known.lock().expect("lock poisoned").get(origin) {
             None => Check::UnknownOrigin,
             Some(k) if k.key.verify(msg, sig) => Check::Valid,
@@ -59,6 +86,9 @@ impl Authority for CertAuthority {
     }
 
     fn learn(&self, host: &str, cert: &[u8], now_ms: u64) -> bool {
+        if self.is_revoked(host) {
+            return false;
+        }
         if self
             .known
             .lock()
@@ -93,7 +123,7 @@ mod tests {
     use std::sync::Arc;
     use std::time::SystemTime;
 
-    use crate::cluster::records::{Body, RecordKey, Records};
+    use crate::cluster::records::{Body, Record, RecordKey, Records};
 
     /// A host of the cluster whose CA is `ca`: its authority and its certificate in DER.
     fn host(ca: &pki::Pem, name: &str, index: u32) -> (Arc<CertAuthority>, Vec<u8>) {
@@ -133,5 +163,58 @@ mod tests {
         altered.version.counter += 1;
         assert!(!b.apply(altered));
         assert_eq!((b.forged(), b.unknown_origin()), (2, 1));
+    }
+
+    #[test]
+    fn a_revocation_the_ca_signed_cuts_its_host_off() {
+        let now = SystemTime::now();
+        let ms = now.duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let ca = pki::new_ca("test", now).unwrap();
+        let (auth_a, cert_a) = host(&ca, "a", 1);
+        let (auth_b, der_b) = host(&ca, "b", 2);
+        let (auth_c, _) = host(&ca, "c", 3);
+        let (mut a, mut b, mut c) = (Records::new("a"), Records::new("b"), Records::new("c"));
+        a.set_authority(auth_a);
+        b.set_authority(auth_b.clone());
+        c.set_authority(auth_c.clone());
+        for r in [&mut a, &mut b, &mut c] {
+            r.set_now(ms);
+        }
+        let cert = a.local(RecordKey::Host("a".into()), Some(Body::Cert(cert_a.into())), 1_000);
+        let key = RecordKey::Endpoint(crate::ids::Id::from_random([3; 32]));
+        let ep = a.local(key.clone(), None, 2_000);
+        for r in [&mut b, &mut c] {
+            assert!(r.apply(cert.clone()) && r.apply(ep.clone()));
+        }
+        // b spreads the CA's revocation of a; a forged one (another CA's) changes nothing.
+        let other = pki::new_ca("other", now).unwrap();
+        let forged = pki::revoke(&other, "a", ms).unwrap();
+        let mut bogus = Record::new(
+            RecordKey::Revoked("a".into()),
+            c.get(&key).unwrap().version.clone(),
+            Some(Body::Revocation {
+                issued_ms: forged.issued_ms,
+                sig: forged.sig.into(),
+            }),
+        );
+        bogus.version.origin = "b".into();
+        assert!(!c.apply(bogus));
+        assert!(!auth_c.is_revoked("a"));
+        let rev = pki::revoke(&ca, "a", ms).unwrap();
+        let body = Body::Revocation {
+            issued_ms: rev.issued_ms,
+            sig: rev.sig.into(),
+        };
+        let cert_b = b.local(RecordKey::Host("b".into()), Some(Body::Cert(der_b.into())), 2_500);
+        assert!(c.apply(cert_b));
+        let spread = b.local(RecordKey::Revoked("a".into()), Some(body), 3_000);
+        assert!(auth_b.is_revoked("a"), "the host that spreads it");
+        assert!(c.apply(spread));
+        assert!(auth_c.is_revoked("a"), "a host that takes it");
+        for r in [&b, &c] {
+            assert!(r.get(&key).is_some_and(|e| e.body.is_none()), "a's endpoint withdrawn");
+        }
+        let late = a.local(RecordKey::Endpoint(crate::ids::Id::from_random([4; 32])), None, 4_000);
+        assert!(!c.apply(late), "a writes nothing any more");
     }
 }

@@ -21,6 +21,7 @@ const SIG_LEN: usize = 64;
 pub struct Cheap {
     me: String,
     known: Mutex<FxHashSet<String>>,
+    revoked: Mutex<FxHashSet<String>>,
 }
 
 impl Cheap {
@@ -29,6 +30,7 @@ impl Cheap {
         Cheap {
             me: me.to_string(),
             known: Mutex::new(FxHashSet::from_iter([me.to_string()])),
+            revoked: Mutex::default(),
         }
     }
 }
@@ -39,6 +41,16 @@ pub fn cert(name: &str) -> Vec<u8> {
     c.resize(CERT_LEN, 0);
     c
 }
+
+/// The "CA's" revocation of `host` at `issued_ms`: its signature.
+pub fn revocation(host: &str, issued_ms: u64) -> Vec<u8> {
+    let mut s = mac(CA, &super::pki::Revocation::signed_bytes(host, issued_ms)).to_vec();
+    s.resize(SIG_LEN, 0);
+    s
+}
+
+/// The name the "CA" signs under (no host can have it: it is not a DNS name).
+const CA: &str = "the CA";
 
 /// `name`'s key of `msg`: FNV-1a over the name and the message. Its "signature" is this,
 /// then zeros to a real signature's length.
@@ -56,6 +68,9 @@ impl Authority for Cheap {
     }
 
     fn check(&self, origin: &str, msg: &[u8], s: &[u8]) -> Check {
+        if self.revoked.lock().expect("lock poisoned").contains(origin) {
+            return Check::Invalid;
+        }
         if !self.known.lock().expect("lock poisoned").contains(origin) {
             return Check::UnknownOrigin;
         }
@@ -69,7 +84,10 @@ impl Authority for Cheap {
 
     fn learn(&self, host: &str, c: &[u8], _now_ms: u64) -> bool {
         let n = host.len();
-        let ok = c.len() == CERT_LEN && c.get(..n) == Some(host.as_bytes()) && c[n..].iter().all(|b| *b == 0);
+        let ok = c.len() == CERT_LEN
+            && c.get(..n) == Some(host.as_bytes())
+            && c[n..].iter().all(|b| *b == 0)
+            && !self.revoked.lock().expect("lock poisoned").contains(host);
         if ok {
             let mut known = self.known.lock().expect("lock poisoned");
             if !known.contains(host) {
@@ -77,5 +95,14 @@ impl Authority for Cheap {
             }
         }
         ok
+    }
+
+    fn revoke(&self, host: &str, issued_ms: u64, sig: &[u8]) -> bool {
+        if sig != revocation(host, issued_ms).as_slice() {
+            return false;
+        }
+        self.known.lock().expect("lock poisoned").remove(host);
+        self.revoked.lock().expect("lock poisoned").insert(host.to_string());
+        true
     }
 }

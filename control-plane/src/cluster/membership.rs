@@ -390,6 +390,10 @@ pub struct Membership {
     certs_asked: FxHashMap<Arc<str>, u64>,
     /// Certificates this host may still answer (tokens), and when they were last counted.
     cert_tokens: (u64, u64),
+    /// Hosts the CA revoked: down, and their messages ignored.
+    revoked: rustc_hash::FxHashSet<String>,
+    /// Messages from revoked hosts ignored.
+    revoked_dropped: u64,
 }
 
 /// FNV-1a of a host's name, address and bump: stable across hosts and runs.
@@ -512,6 +516,8 @@ impl Membership {
             asks_dropped: 0,
             certs_asked: FxHashMap::default(),
             cert_tokens: (CERT_ANSWERS_BURST, 0),
+            revoked: Default::default(),
+            revoked_dropped: 0,
         };
         // Spread the first probe and gossip over their periods (hosts started together do
         // not tick together).
@@ -635,6 +641,29 @@ impl Membership {
         for s in states {
             self.apply(s);
         }
+    }
+
+    /// Cuts off host `name`, which the CA revoked: declared down here, its messages and news
+    /// of it alive from others ignored from now on.
+    pub fn revoke(&mut self, name: &str) {
+        if !self.revoked.insert(name.to_string()) {
+            return;
+        }
+        let theirs: Vec<usize> = (0..self.members.len())
+            .filter(|&i| self.members[i].state.active() && self.name_of(&self.members[i]) == name)
+            .collect();
+        for i in theirs {
+            let down = MemberState {
+                state: State::Down,
+                ..self.state_ref(i).owned()
+            };
+            self.apply(down);
+        }
+    }
+
+    /// Messages from revoked hosts ignored.
+    pub fn revoked_dropped(&self) -> u64 {
+        self.revoked_dropped
     }
 
     /// The shared records, for an anti-entropy exchange running beside the protocol.
@@ -865,6 +894,10 @@ impl Membership {
             return Ok(());
         }
         check_name(&h.from.name)?;
+        if self.revoked.contains(h.from.name.as_str()) {
+            self.revoked_dropped += 1;
+            return Ok(());
+        }
         let from = h.from.addr;
         // A message is news of its sender's life (and how a joining host becomes known).
         let known = self
@@ -1110,6 +1143,10 @@ impl Membership {
         }
         if s.id.name.len() > MAX_NAME {
             // Refused where messages are read; an exchange's list skips it.
+            return;
+        }
+        if s.state != State::Down && self.revoked.contains(s.id.name.as_str()) {
+            // Revoked by the CA: never alive again here.
             return;
         }
         let Some(i) = self.find(&s.id.addr) else {

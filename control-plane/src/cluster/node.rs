@@ -399,10 +399,18 @@ impl Node {
                         },
                     });
                 }
+                (RecordKey::Revoked(host), Some(Body::Revocation { .. })) => self.m.revoke(host),
                 // This host's own endpoints; a body of another kind than its key (refused by
                 // no one, used by no one); claims are never removed.
                 // Certificates are the records' business alone.
-                (RecordKey::Endpoint(_) | RecordKey::Network(_) | RecordKey::Claim { .. } | RecordKey::Host(_), _) => {}
+                (
+                    RecordKey::Endpoint(_)
+                    | RecordKey::Network(_)
+                    | RecordKey::Claim { .. }
+                    | RecordKey::Host(_)
+                    | RecordKey::Revoked(_),
+                    _,
+                ) => {}
             }
         }
     }

@@ -43,6 +43,8 @@ pub enum RecordKey {
     },
     /// A host's certificate, by the host's name: the key its records are checked with.
     Host(Arc<str>),
+    /// The CA's revocation of a host, by the host's name.
+    Revoked(Arc<str>),
 }
 
 /// A record's version: Lamport counter, then origin host name as tie-break.
@@ -133,6 +135,14 @@ pub enum Body {
     Claim(Arc<str>),
     /// A host's certificate (DER), which the cluster's CA signed.
     Cert(Arc<[u8]>),
+    /// The CA's revocation of a host: when it was issued, and the CA's signature
+    /// ([`super::pki::Revocation`]).
+    Revocation {
+        /// Issued at, ms since the epoch.
+        issued_ms: u64,
+        /// The CA's signature.
+        sig: Arc<[u8]>,
+    },
 }
 
 /// One versioned record; `body: None` is a tombstone.
@@ -188,8 +198,13 @@ pub trait Authority: Send + Sync + std::fmt::Debug {
     /// Whether `sig` is `origin`'s signature of `msg`.
     fn check(&self, origin: &str, msg: &[u8], sig: &[u8]) -> Check;
     /// Takes `cert` as host `host`'s certificate, when it is one the cluster's CA issued to
-    /// that host, valid at `now_ms` (ms since the epoch); false otherwise (nothing learned).
+    /// that host, valid at `now_ms` (ms since the epoch), and the host is not revoked; false
+    /// otherwise (nothing learned).
     fn learn(&self, host: &str, cert: &[u8], now_ms: u64) -> bool;
+    /// Takes the CA's revocation of `host` (issued at `issued_ms`, the CA's signature `sig`)
+    /// when the CA signed it: the host's certificate and signatures are refused from now on.
+    /// False when the CA did not sign it (nothing changed).
+    fn revoke(&self, host: &str, issued_ms: u64, sig: &[u8]) -> bool;
 }
 
 /// A record's wire length, computed once. Not part of what a record is: two records are
@@ -228,6 +243,18 @@ impl Record {
     /// kept with the record, but for an origin not known yet. `now_ms` is the time a
     /// certificate must be valid at.
     pub fn check(&self, auth: &dyn Authority, now_ms: u64) -> Check {
+        // A revocation holds by the CA's signature, whoever relays or writes it, and is
+        // taken by every host that takes it, checked before or not.
+        if let RecordKey::Revoked(host) = &self.key {
+            let by_ca = match &self.body {
+                Some(Body::Revocation { issued_ms, sig }) => auth.revoke(host, *issued_ms, sig),
+                _ => false,
+            };
+            if !by_ca {
+                let _ = self.checked.0.set(false);
+                return Check::Invalid;
+            }
+        }
         // A certificate is learned by every host that takes it, checked before or not.
         if let RecordKey::Host(host) = &self.key {
             let own_cert = match &self.body {
@@ -414,7 +441,7 @@ pub fn bucket(key: &RecordKey) -> usize {
     let (id, offset) = match key {
         RecordKey::Network(id) | RecordKey::Endpoint(id) => (id, 0),
         RecordKey::Claim { network, start, .. } => (network, *start as usize),
-        RecordKey::Host(name) => return fnv1a(name.bytes()) as usize % BUCKETS,
+        RecordKey::Host(name) | RecordKey::Revoked(name) => return fnv1a(name.bytes()) as usize % BUCKETS,
     };
     let b = id.bytes();
     ((usize::from(b[0]) << 2 | usize::from(b[1]) >> 6) + offset) % BUCKETS
@@ -449,6 +476,7 @@ fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
     let version_bytes = || version.counter.to_le_bytes().into_iter().chain(version.origin.bytes());
     let (kind, id, range) = match key {
         RecordKey::Host(name) => return fnv1a(std::iter::once(3u8).chain(name.bytes()).chain(version_bytes())),
+        RecordKey::Revoked(name) => return fnv1a(std::iter::once(4u8).chain(name.bytes()).chain(version_bytes())),
         RecordKey::Network(id) => (0u8, id, (0, 0)),
         RecordKey::Endpoint(id) => (1u8, id, (0, 0)),
         RecordKey::Claim { network, start, end } => (2u8, network, (*start, *end)),
@@ -494,6 +522,13 @@ impl Records {
         let mut mine = r.clone();
         self.share_names(&mut mine);
         self.insert(Arc::new(mine));
+        // A revocation this host spreads holds here as everywhere (the caller checked it).
+        if let (RecordKey::Revoked(host), Some(Body::Revocation { issued_ms, sig })) = (&r.key, &r.body) {
+            if let Some(auth) = &self.auth {
+                auth.revoke(host, *issued_ms, sig);
+            }
+            self.withdraw(host);
+        }
         r
     }
 
@@ -592,7 +627,7 @@ impl Records {
                 }
             }
             Some(Body::Claim(owner)) => self.share(owner),
-            Some(Body::Network(_) | Body::Cert(_)) | None => {}
+            Some(Body::Network(_) | Body::Cert(_) | Body::Revocation { .. }) | None => {}
         }
     }
 
@@ -630,11 +665,15 @@ impl Records {
                 }
             }
         }
-        let cert_of = match &r.key {
-            RecordKey::Host(h) => Some(h.clone()),
-            _ => None,
+        let (cert_of, revoked) = match &r.key {
+            RecordKey::Host(h) => (Some(h.clone()), None),
+            RecordKey::Revoked(h) => (None, Some(h.clone())),
+            _ => (None, None),
         };
         let new = self.insert(r);
+        if let Some(host) = revoked.filter(|_| new) {
+            self.withdraw(&host);
+        }
         if let Some(waiting) = cert_of.filter(|_| new).and_then(|h| self.pending.remove(&h)) {
             self.pending_len -= waiting.len();
             for w in waiting.into_values() {
@@ -644,6 +683,34 @@ impl Records {
             }
         }
         new
+    }
+
+    /// Takes back what revoked host `host` wrote: its endpoints and its certificate become
+    /// tombstones at their versions, and what waited for its certificate is dropped. The
+    /// digest covers keys and versions only, so it does not move, and hosts that have not
+    /// heard of the revocation yet exchange nothing for it. Its networks and address claims
+    /// stay (`cluster forget` takes the addresses over).
+    fn withdraw(&mut self, host: &str) {
+        let theirs: Vec<RecordKey> = self
+            .map
+            .iter()
+            .filter(|(k, v)| {
+                *v.rec.version.origin == *host
+                    && v.rec.body.is_some()
+                    && matches!(k, RecordKey::Endpoint(_) | RecordKey::Host(_))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in theirs {
+            if let Some(known) = self.map.get_mut(&k) {
+                let tombstone = Record::new(k.clone(), known.rec.version.clone(), None);
+                *known = Known::new(Arc::new(tombstone));
+                self.changed.push(k);
+            }
+        }
+        if let Some(held) = self.pending.remove(host) {
+            self.pending_len -= held.len();
+        }
     }
 
     /// Holds `r` until its origin's certificate comes, in place of an older version of its key.
@@ -720,7 +787,7 @@ impl Records {
     /// [`differing`]; empty: all), which is what an exchange sends; counted in one pass.
     pub fn merge_buckets(&mut self, other: &Records, map: &[u8]) -> Merged {
         let mut merged = Merged::default();
-        let newer: Vec<Arc<Record>> = other
+        let mut newer: Vec<Arc<Record>> = other
             .map
             .iter()
             .filter(|(_, r)| in_map(map, usize::from(r.bucket)))
@@ -739,9 +806,14 @@ impl Records {
             .map(|(_, r)| r.rec.clone())
             .collect();
         merged.newer = newer.len();
-        // Certificates first: the records of their hosts are checked against them.
-        let (certs, rest): (Vec<_>, Vec<_>) = newer.into_iter().partition(|r| matches!(r.key, RecordKey::Host(_)));
-        for r in certs.into_iter().chain(rest) {
+        // Revocations first, then certificates: the records of their hosts are checked
+        // against them.
+        newer.sort_by_key(|r| match r.key {
+            RecordKey::Revoked(_) => 0,
+            RecordKey::Host(_) => 1,
+            _ => 2,
+        });
+        for r in newer {
             self.apply_shared(r);
         }
         merged

@@ -727,11 +727,7 @@ impl World {
         node.records().set_interner(self.interner.clone());
         // Records signed and checked as switchd's, by the cheap scheme.
         let now_ms = self.now_ms();
-        node.authenticate(
-            Arc::new(cheap::Cheap::new(&name)),
-            cheap::cert(&name).into(),
-            now_ms,
-        );
+        node.authenticate(Arc::new(cheap::Cheap::new(&name)), cheap::cert(&name).into(), now_ms);
         self.hosts[h as usize].m = Some(node);
     }
 

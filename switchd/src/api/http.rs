@@ -255,6 +255,11 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             Ok(empty(StatusCode::NO_CONTENT))
         }
         (&Method::GET, ["cluster", "peers"]) => Ok(json(StatusCode::OK, &blocking(move || d.peers()).await?)),
+        (&Method::POST, ["cluster", "revoke"]) => {
+            let r: control_plane::api::RevokeRequest = body(req).await?;
+            blocking(move || d.revoke(&r)).await?;
+            Ok(empty(StatusCode::NO_CONTENT))
+        }
         (&Method::POST, ["cluster", "forget", host]) => {
             let host = host.to_string();
             Ok(json(StatusCode::OK, &blocking(move || d.forget(&host)).await?))
@@ -378,6 +383,7 @@ fn known_path(segs: &[&str]) -> bool {
             | ["cluster"]
             | ["cluster", "peers"]
             | ["cluster", "forget", _]
+            | ["cluster", "revoke"]
             | ["networks", _, "vteps"]
             | ["networks", _, "vteps", _]
     )

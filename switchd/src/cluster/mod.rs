@@ -183,6 +183,8 @@ pub struct Cluster {
     name: String,
     vtep: SocketAddr,
     sync: Arc<crate::cluster::sync::SyncStats>,
+    /// The CA certificate (PEM), which revocations are checked against.
+    ca: String,
 }
 
 impl Cluster {
@@ -359,6 +361,25 @@ impl Cluster {
         self.status.lock().expect("lock poisoned").members_refused
     }
 
+    /// Spreads the CA's revocation `r`, once it holds under the CA: every host then refuses
+    /// the revoked host's certificate, records, messages and handshakes, and withdraws its
+    /// endpoints.
+    ///
+    /// # Errors
+    /// The sentence saying why the CA did not sign it, or that it revokes this host.
+    pub fn revoke(&self, r: &pki::Revocation) -> Result<(), String> {
+        pki::verify_revocation(&self.ca, r).map_err(|e| e.to_string())?;
+        if r.host == self.name {
+            return Err(format!("{} is this host: revoke a host from another one", r.host));
+        }
+        let body = Body::Revocation {
+            issued_ms: r.issued_ms,
+            sig: r.sig.clone().into(),
+        };
+        self.publish(RecordKey::Revoked(r.host.as_str().into()), Some(body));
+        Ok(())
+    }
+
     /// Records refused for a counter too far ahead of this host's clock.
     pub fn records_ahead(&self) -> u64 {
         self.records.lock().expect("lock poisoned").ahead()
@@ -409,7 +430,8 @@ pub fn start(
     })?;
     let mut node = Node::new(me, u64::from_ne_bytes(seed), cfg.join, node::Config::default());
     // Records are signed with the certificate's key, and the certificate goes out first.
-    node.authenticate(creds.authority(), creds.cert_der.clone().into(), now_ms());
+    let authority = creds.authority();
+    node.authenticate(authority.clone(), creds.cert_der.clone().into(), now_ms());
     let status = Arc::new(Mutex::new(Status::default()));
     let (to_node, to_node_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::cluster::sync::SyncStats::default());
@@ -422,6 +444,7 @@ pub fn start(
         name: creds.name.clone(),
         vtep: SocketAddr::new(cfg.advertise, vxlan_port),
         sync: sync.clone(),
+        ca: creds.tls.ca.clone(),
     };
     let sync_port = cfg
         .port
@@ -429,7 +452,12 @@ pub fn start(
         .ok_or_else(|| io::Error::other("--gossip-port must be below 65535: anti-entropy uses the next port"))?;
     let quic = {
         let _guard = rt.enter();
-        crate::cluster::sync::endpoint(&creds.tls, SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port))?
+        let revoked: crate::cluster::sync::Revoked = Arc::new(move |h: &str| authority.is_revoked(h));
+        crate::cluster::sync::endpoint(
+            &creds.tls,
+            SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port),
+            revoked,
+        )?
     };
     let (heard, heard_rx) = mpsc::unbounded_channel();
     let shared = crate::cluster::sync::Shared {

@@ -90,8 +90,118 @@ fn bad(what: &'static str) -> impl Fn(String) -> std::io::Error {
     move |reason| std::io::Error::new(std::io::ErrorKind::InvalidData, TlsSetupError { what, reason })
 }
 
-/// A QUIC endpoint on `bind` that serves exchanges and can start them.
-pub fn endpoint(tls: &Tls, bind: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+/// Whether the CA revoked a host, by name.
+pub type Revoked = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+/// A peer's certificate chain checked as the inner verifier checks it, then refused when the
+/// CA revoked the host it names: a revoked host's handshakes fail both ways.
+#[derive(Debug)]
+struct NotRevoked<V: ?Sized> {
+    inner: Arc<V>,
+    revoked: RevokedFn,
+}
+
+/// [`Revoked`], printable.
+struct RevokedFn(Revoked);
+
+impl std::fmt::Debug for RevokedFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Revoked")
+    }
+}
+
+impl<V: ?Sized> NotRevoked<V> {
+    fn check(&self, end_entity: &CertificateDer<'_>) -> Result<(), rustls::Error> {
+        match control_plane::cluster::pki::name_of(end_entity.as_ref()) {
+            Some(name) if (self.revoked.0)(&name) => {
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::Revoked))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl rustls::server::danger::ClientCertVerifier for NotRevoked<dyn rustls::server::danger::ClientCertVerifier> {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        self.inner.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::server::danger::ClientCertVerified, rustls::Error> {
+        let ok = self.inner.verify_client_cert(end_entity, intermediates, now)?;
+        self.check(end_entity)?;
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+impl rustls::client::danger::ServerCertVerifier for NotRevoked<dyn rustls::client::danger::ServerCertVerifier> {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls::pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        let ok = self
+            .inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)?;
+        self.check(end_entity)?;
+        Ok(ok)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        self.inner.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.inner.supported_verify_schemes()
+    }
+}
+
+/// A QUIC endpoint on `bind` that serves exchanges and can start them, refusing peers whose
+/// host `revoked` says the CA revoked.
+pub fn endpoint(tls: &Tls, bind: SocketAddr, revoked: Revoked) -> std::io::Result<quinn::Endpoint> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = CertificateDer::from_pem_slice(tls.ca.as_bytes()).map_err(|e| bad("ca.crt")(e.to_string()))?;
     let mut roots = RootCertStore::empty();
@@ -100,9 +210,20 @@ pub fn endpoint(tls: &Tls, bind: SocketAddr) -> std::io::Result<quinn::Endpoint>
     let chain = vec![CertificateDer::from_pem_slice(tls.cert.as_bytes()).map_err(|e| bad("host.crt")(e.to_string()))?];
     let key = PrivateKeyDer::from_pem_slice(tls.key.as_bytes()).map_err(|e| bad("host.key")(e.to_string()))?;
 
-    let verifier = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
+    let clients = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone())
         .build()
         .map_err(|e| bad("client verifier")(e.to_string()))?;
+    let verifier = Arc::new(NotRevoked {
+        inner: clients as Arc<dyn rustls::server::danger::ClientCertVerifier>,
+        revoked: RevokedFn(revoked.clone()),
+    });
+    let servers = rustls::client::WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+        .build()
+        .map_err(|e| bad("server verifier")(e.to_string()))?;
+    let server_verifier = Arc::new(NotRevoked {
+        inner: servers as Arc<dyn rustls::client::danger::ServerCertVerifier>,
+        revoked: RevokedFn(revoked),
+    });
     let mut server = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| bad("TLS")(e.to_string()))?
@@ -110,13 +231,19 @@ pub fn endpoint(tls: &Tls, bind: SocketAddr) -> std::io::Result<quinn::Endpoint>
         .with_single_cert(chain.clone(), key.clone_key())
         .map_err(|e| bad("server TLS")(e.to_string()))?;
     server.alpn_protocols = vec![ALPN.to_vec()];
+    // No resumption: a resumed session skips the certificate check, and a revoked host must
+    // fail every handshake from the moment its revocation is known.
+    server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
+    server.send_tls13_tickets = 0;
     let mut client = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
         .map_err(|e| bad("TLS")(e.to_string()))?
-        .with_root_certificates(roots)
+        .dangerous()
+        .with_custom_certificate_verifier(server_verifier)
         .with_client_auth_cert(chain, key)
         .map_err(|e| bad("client TLS")(e.to_string()))?;
     client.alpn_protocols = vec![ALPN.to_vec()];
+    client.resumption = rustls::client::Resumption::disabled();
 
     let server = QuicServerConfig::try_from(server).map_err(|e| bad("QUIC server")(e.to_string()))?;
     let client = QuicClientConfig::try_from(client).map_err(|e| bad("QUIC client")(e.to_string()))?;
@@ -294,14 +421,17 @@ mod tests {
         let now = SystemTime::now();
         let ca = pki::new_ca("test", now).unwrap();
         let other = pki::new_ca("other", now).unwrap();
-        let server = endpoint(&tls(&ca, "h1"), "127.0.0.1:0".parse().unwrap()).unwrap();
+        // h1 has heard that the CA revoked h4; h2 has heard nothing.
+        let revoked: Revoked = Arc::new(|h: &str| h == "h4");
+        let server = endpoint(&tls(&ca, "h1"), "127.0.0.1:0".parse().unwrap(), revoked).unwrap();
         let addr = server.local_addr().unwrap();
         let (theirs, mut theirs_heard) = shared("h1", &["h1", "h2", "h3"]);
         let key = RecordKey::Network(control_plane::Id::from_random([1; 32]));
         theirs.records.lock().unwrap().local(key.clone(), None, 7);
         tokio::spawn(serve(server, theirs.clone(), Arc::new(SyncStats::default())));
 
-        let member = endpoint(&tls(&ca, "h2"), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let none: Revoked = Arc::new(|_: &str| false);
+        let member = endpoint(&tls(&ca, "h2"), "127.0.0.1:0".parse().unwrap(), none.clone()).unwrap();
         let (mine, mut mine_heard) = shared("h2", &["h2", "h1"]);
         let k2 = RecordKey::Network(control_plane::Id::from_random([2; 32]));
         mine.records
@@ -329,7 +459,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(mine_heard.try_recv().is_err() && theirs_heard.try_recv().is_err());
 
-        let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap()).unwrap();
+        let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap(), none.clone()).unwrap();
         let (nothing, _) = shared("h9", &["h9"]);
         assert!(
             exchange(&stranger, addr, "h1", &nothing, true).await.is_err(),
@@ -339,6 +469,30 @@ mod tests {
             nothing.records.lock().unwrap().get(&key).is_none(),
             "and learns nothing"
         );
+        let revoked = endpoint(&tls(&ca, "h4"), "127.0.0.1:0".parse().unwrap(), none).unwrap();
+        let (nothing, _) = shared("h4", &["h4"]);
+        assert!(
+            exchange(&revoked, addr, "h1", &nothing, true).await.is_err(),
+            "a revoked host is refused"
+        );
+        assert!(nothing.records.lock().unwrap().get(&key).is_none());
+        // And a revoked server too, by a client that heard of it.
+        let (s4, _) = shared("h4", &["h4"]);
+        let server4 = endpoint(
+            &tls(&ca, "h4"),
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(|_: &str| false),
+        )
+        .unwrap();
+        let addr4 = server4.local_addr().unwrap();
+        tokio::spawn(serve(server4, s4, Arc::new(SyncStats::default())));
+        let client1 = endpoint(
+            &tls(&ca, "h1"),
+            "127.0.0.1:0".parse().unwrap(),
+            Arc::new(|h: &str| h == "h4"),
+        )
+        .unwrap();
+        assert!(exchange(&client1, addr4, "h4", &theirs, true).await.is_err());
     }
 
     fn sample() -> control_plane::cluster::records::NetworkRecord {

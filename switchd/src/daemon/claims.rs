@@ -275,6 +275,40 @@ impl Daemon {
 }
 
 impl Daemon {
+    /// `cluster revoke`: spreads the CA's revocation of a host once it holds under the CA.
+    pub fn revoke(&self, r: &control_plane::api::RevokeRequest) -> Result<(), OpError> {
+        let Some(cl) = &self.cluster else {
+            return Err(ModelError::Conflict(
+                "this switchd is not in a cluster: start it with --cluster-dir and --advertise".into(),
+            )
+            .into());
+        };
+        let hex = r.signature.as_bytes();
+        let sig: Option<Vec<u8>> = hex
+            .len()
+            .is_multiple_of(2)
+            .then(|| {
+                hex.chunks(2)
+                    .map(|p| std::str::from_utf8(p).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
+                    .collect()
+            })
+            .flatten();
+        let Some(sig) = sig.filter(|s| s.len() <= 128) else {
+            return Err(ModelError::Invalid(format!(
+                "invalid signature {:?}: expected the CA's signature in hex (switchctl cluster revoke writes it)",
+                r.signature
+            ))
+            .into());
+        };
+        let rev = control_plane::cluster::pki::Revocation {
+            host: r.host.clone(),
+            issued_ms: r.issued_ms,
+            sig,
+        };
+        cl.revoke(&rev)
+            .map_err(|m| ModelError::Invalid(format!("revocation refused: {m}")).into())
+    }
+
     /// `cluster forget HOST`: this host takes over the overlay addresses of a host gone for
     /// good, after an exchange with every live host (so it holds every claim any of them
     /// holds). Refused while the host is alive or suspected.
