@@ -366,11 +366,14 @@ impl Cluster {
     /// endpoints.
     ///
     /// # Errors
-    /// The sentence saying why the CA did not sign it, or that it revokes this host.
-    pub fn revoke(&self, r: &pki::Revocation) -> Result<(), String> {
-        pki::verify_revocation(&self.ca, r).map_err(|e| e.to_string())?;
+    /// [`pki::PkiError::Rejected`]: the CA did not sign it, or it revokes this host.
+    pub fn revoke(&self, r: &pki::Revocation) -> Result<(), pki::PkiError> {
+        pki::verify_revocation(&self.ca, r)?;
         if r.host == self.name {
-            return Err(format!("{} is this host: revoke a host from another one", r.host));
+            return Err(pki::PkiError::Rejected(format!(
+                "{} is this host: revoke a host from another one",
+                r.host
+            )));
         }
         let body = Body::Revocation {
             issued_ms: r.issued_ms,

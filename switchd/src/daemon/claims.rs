@@ -305,8 +305,13 @@ impl Daemon {
             issued_ms: r.issued_ms,
             sig,
         };
-        cl.revoke(&rev)
-            .map_err(|m| ModelError::Invalid(format!("revocation refused: {m}")).into())
+        cl.revoke(&rev).map_err(|e| {
+            let why = match e {
+                control_plane::cluster::pki::PkiError::Rejected(why) => why,
+                e => e.to_string(),
+            };
+            ModelError::Invalid(format!("revocation refused: {why}")).into()
+        })
     }
 
     /// `cluster forget HOST`: this host takes over the overlay addresses of a host gone for
