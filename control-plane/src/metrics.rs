@@ -290,6 +290,11 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
         c.gossip_unauthenticated,
     );
     f.sample(name, &[("direction", "received"), ("outcome", "stale")], c.gossip_stale);
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "revoked")],
+        c.gossip_revoked,
+    );
     f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
     let name = "switchd_records_refused_total";
     let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");

@@ -951,4 +951,10 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
         "{seen:?}"
     );
     assert!(peers(&h2).iter().any(|(n, s)| n == "h3" && s == "down"));
+    let ignored = |h: &Host| {
+        json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Cluster"]["GossipRevoked"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(ignored(&h1) + ignored(&h2) > 0, "h3's messages are counted as ignored");
 }

@@ -662,6 +662,9 @@ pub struct ClusterStats {
     /// clock.
     #[serde(default)]
     pub gossip_stale: u64,
+    /// Messages from hosts the CA revoked, ignored.
+    #[serde(default)]
+    pub gossip_revoked: u64,
     /// Records refused because their counter ran more than a minute ahead of this host's
     /// clock (a clock far off, or a record forged to win for ever).
     #[serde(default)]

@@ -168,6 +168,8 @@ pub struct Status {
     /// Authenticated datagrams refused as replays or sent outside the replay window.
     pub gossip_stale: u64,
     /// New members refused because the member table was full.
+    /// Gossip messages from revoked hosts, ignored.
+    pub gossip_revoked: u64,
     pub members_refused: u64,
 }
 
@@ -349,6 +351,11 @@ impl Cluster {
     /// Datagrams dropped as unauthenticated.
     pub fn dropped_unauthenticated(&self) -> u64 {
         self.status.lock().expect("lock poisoned").dropped_unauthenticated
+    }
+
+    /// Gossip messages from hosts the CA revoked, ignored.
+    pub fn gossip_revoked(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").gossip_revoked
     }
 
     /// Authenticated gossip datagrams refused as replays or sent outside the window.
@@ -724,6 +731,7 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             let mut s = status.lock().expect("lock poisoned");
             s.peers = node.membership().peers();
             s.members_refused = node.membership().refused_members();
+            s.gossip_revoked = node.membership().revoked_dropped();
             s.heard = seen.iter().map(|(a, p)| (*a, p.last)).collect();
         }
     }

@@ -133,6 +133,7 @@ impl Daemon {
                 records_forged,
                 records_unknown_origin,
                 gossip_stale: c.gossip_stale(),
+                gossip_revoked: c.gossip_revoked(),
                 members_refused: c.members_refused(),
                 sync_ok,
                 sync_failed,
