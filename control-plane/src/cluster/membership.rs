@@ -1003,6 +1003,8 @@ impl Membership {
                 .iter()
                 .take(CERTS_PER_ASK)
                 .filter_map(|h| r.get(&RecordKey::Host(h.as_str().into())))
+                // A revoked host's certificate is withdrawn: nothing to send.
+                .filter(|c| c.body.is_some())
                 .map(|c| Bytes::from(c.encode()))
                 .collect()
         };
