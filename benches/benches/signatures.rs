@@ -112,7 +112,7 @@ fn apply(c: &mut Criterion) {
                 aliases: vec![],
             };
             let r = a.local(
-                RecordKey::Endpoint(Id::from_random(id)),
+                RecordKey::endpoint("a", Id::from_random(id)),
                 Some(Body::Endpoint(Arc::new(body))),
                 2_000,
             );

@@ -152,7 +152,7 @@ mod tests {
         let cert = a.local(RecordKey::Host("a".into()), Some(Body::Cert(cert_a.into())), 1_000);
         let mut stranger = cert.clone();
         stranger.body = Some(Body::Cert(cert_stranger.into()));
-        let key = RecordKey::Endpoint(crate::ids::Id::from_random([3; 32]));
+        let key = RecordKey::endpoint("a", crate::ids::Id::from_random([3; 32]));
         let r = a.local(key.clone(), None, 2_000);
         assert!(!b.apply(stranger), "a certificate from another CA");
         assert!(!b.apply(r.clone()), "no certificate of a yet");
@@ -181,7 +181,7 @@ mod tests {
             r.set_now(ms);
         }
         let cert = a.local(RecordKey::Host("a".into()), Some(Body::Cert(cert_a.into())), 1_000);
-        let key = RecordKey::Endpoint(crate::ids::Id::from_random([3; 32]));
+        let key = RecordKey::endpoint("a", crate::ids::Id::from_random([3; 32]));
         let ep = a.local(key.clone(), None, 2_000);
         for r in [&mut b, &mut c] {
             assert!(r.apply(cert.clone()) && r.apply(ep.clone()));
@@ -214,7 +214,11 @@ mod tests {
         for r in [&b, &c] {
             assert!(r.get(&key).is_some_and(|e| e.body.is_none()), "a's endpoint withdrawn");
         }
-        let late = a.local(RecordKey::Endpoint(crate::ids::Id::from_random([4; 32])), None, 4_000);
+        let late = a.local(
+            RecordKey::endpoint("a", crate::ids::Id::from_random([4; 32])),
+            None,
+            4_000,
+        );
         assert!(!c.apply(late), "a writes nothing any more");
     }
 }

@@ -1465,7 +1465,7 @@ mod tests {
         sim.hosts[2]
             .records()
             .local(RecordKey::Host("h2".into()), Some(cert), 1);
-        let key = RecordKey::Endpoint(crate::Id::from_random([5; 32]));
+        let key = RecordKey::endpoint("h2", crate::Id::from_random([5; 32]));
         sim.hosts[2].publish(key.clone(), None, 2).unwrap();
         sim.pump(2);
         sim.run_until(Duration::from_secs(6));

@@ -381,10 +381,10 @@ impl Node {
                     self.out.push_back(Output::Network(id.clone(), Box::new(n.clone())));
                 }
                 (RecordKey::Network(id), None) => self.out.push_back(Output::NetworkRemoved(id.clone())),
-                (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) if *e.host != *me => {
+                (RecordKey::Endpoint { id, .. }, Some(Body::Endpoint(e))) if *e.host != *me => {
                     self.remote_endpoint(id.clone(), e.clone());
                 }
-                (RecordKey::Endpoint(id), None) => {
+                (RecordKey::Endpoint { id, .. }, None) => {
                     let fx = self.remotes.remove(id);
                     self.out.push_back(Output::EndpointRemoved(id.clone()));
                     self.dataplane(fx);
@@ -404,7 +404,7 @@ impl Node {
                 // no one, used by no one); claims are never removed.
                 // Certificates are the records' business alone.
                 (
-                    RecordKey::Endpoint(_)
+                    RecordKey::Endpoint { .. }
                     | RecordKey::Network(_)
                     | RecordKey::Claim { .. }
                     | RecordKey::Host(_)
@@ -523,7 +523,7 @@ mod tests {
     #[test]
     fn a_member_that_comes_up_is_synced_with_and_its_endpoints_placed() {
         let mut p = Pair::new();
-        let key = RecordKey::Endpoint(Id::from_random([5; 32]));
+        let key = RecordKey::endpoint("b", Id::from_random([5; 32]));
         p.nodes[1].publish(key.clone(), Some(endpoint("b")), 1).unwrap();
         p.nodes[0].rejoin();
         p.run(5);
@@ -537,7 +537,7 @@ mod tests {
         let Some(Output::Endpoint(k, e)) = a.iter().find(|o| matches!(o, Output::Endpoint(..))) else {
             panic!("b's endpoint was not placed at a: {a:?}");
         };
-        assert_eq!((RecordKey::Endpoint(k.clone()), &*e.host), (key.clone(), "b"));
+        assert_eq!((RecordKey::endpoint("b", k.clone()), &*e.host), (key.clone(), "b"));
         // A host's own endpoint is not a remote one.
         assert!(
             !p.outputs[1].iter().any(|o| matches!(o, Output::Endpoint(..))),

@@ -29,8 +29,14 @@ use crate::ids::Id;
 pub enum RecordKey {
     /// An overlay network, by ID.
     Network(Id),
-    /// An endpoint on an overlay network, by ID.
-    Endpoint(Id),
+    /// An endpoint on an overlay network, by ID and by the fingerprint of the host it lives
+    /// on ([`RecordKey::endpoint`]): only that host can write it.
+    Endpoint {
+        /// The endpoint's ID.
+        id: Id,
+        /// The fingerprint (FNV-1a) of its host's name.
+        host: u64,
+    },
     /// A claim on the address offsets `start..end` of an overlay network
     /// ([`super::space`]).
     Claim {
@@ -45,6 +51,30 @@ pub enum RecordKey {
     Host(Arc<str>),
     /// The CA's revocation of a host, by the host's name.
     Revoked(Arc<str>),
+}
+
+impl RecordKey {
+    /// The key of endpoint `id`, which lives on host `host`.
+    pub fn endpoint(host: &str, id: Id) -> RecordKey {
+        RecordKey::Endpoint {
+            id,
+            host: origin_fingerprint(host),
+        }
+    }
+
+    /// Whether host `origin` may write a record of this key with body `body`: an endpoint's
+    /// only the host it lives on, and only with a body that says so; any other key any host.
+    fn writable_by(&self, origin: &str, body: Option<&Body>) -> bool {
+        let RecordKey::Endpoint { host, .. } = self else {
+            return true;
+        };
+        *host == origin_fingerprint(origin)
+            && match body {
+                None => true,
+                Some(Body::Endpoint(e)) => *e.host == *origin,
+                Some(_) => false,
+            }
+    }
 }
 
 /// A record's version: Lamport counter, then origin host name as tie-break.
@@ -439,7 +469,7 @@ pub const BUCKETS: usize = 1024;
 /// A network's claims spread over the buckets that follow its own, by their first offset.
 pub fn bucket(key: &RecordKey) -> usize {
     let (id, offset) = match key {
-        RecordKey::Network(id) | RecordKey::Endpoint(id) => (id, 0),
+        RecordKey::Network(id) | RecordKey::Endpoint { id, .. } => (id, 0),
         RecordKey::Claim { network, start, .. } => (network, *start as usize),
         RecordKey::Host(name) | RecordKey::Revoked(name) => return fnv1a(name.bytes()) as usize % BUCKETS,
     };
@@ -478,7 +508,12 @@ fn fingerprint(key: &RecordKey, version: &Version) -> u64 {
         RecordKey::Host(name) => return fnv1a(std::iter::once(3u8).chain(name.bytes()).chain(version_bytes())),
         RecordKey::Revoked(name) => return fnv1a(std::iter::once(4u8).chain(name.bytes()).chain(version_bytes())),
         RecordKey::Network(id) => (0u8, id, (0, 0)),
-        RecordKey::Endpoint(id) => (1u8, id, (0, 0)),
+        RecordKey::Endpoint { id, host } => {
+            let key = std::iter::once(1u8)
+                .chain(id.bytes().iter().copied())
+                .chain(host.to_le_bytes());
+            return fnv1a(key.chain(version_bytes()));
+        }
         RecordKey::Claim { network, start, end } => (2u8, network, (*start, *end)),
     };
     fnv1a(
@@ -644,6 +679,10 @@ impl Records {
             self.ahead += 1;
             return false;
         }
+        if !r.key.writable_by(&r.version.origin, r.body.as_ref()) {
+            self.forged += 1;
+            return false;
+        }
         // Only news is worth a signature check.
         if let Some(known) = self.map.get(&r.key) {
             let (counter, origin) = (r.version.counter, &r.version.origin);
@@ -697,7 +736,7 @@ impl Records {
             .filter(|(k, v)| {
                 *v.rec.version.origin == *host
                     && v.rec.body.is_some()
-                    && matches!(k, RecordKey::Endpoint(_) | RecordKey::Host(_))
+                    && matches!(k, RecordKey::Endpoint { .. } | RecordKey::Host(_))
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -896,7 +935,7 @@ impl Records {
     /// Live endpoint records.
     pub fn endpoints(&self) -> impl Iterator<Item = (&Id, &Arc<EndpointRecord>)> {
         self.map.iter().filter_map(|(k, r)| match (k, &r.rec.body) {
-            (RecordKey::Endpoint(id), Some(Body::Endpoint(e))) => Some((id, e)),
+            (RecordKey::Endpoint { id, .. }, Some(Body::Endpoint(e))) => Some((id, e)),
             _ => None,
         })
     }
@@ -960,7 +999,7 @@ mod tests {
 
     #[test]
     fn last_writer_wins_the_same_way_everywhere() {
-        let key = RecordKey::Endpoint(Id::from_random([9; 32]));
+        let key = RecordKey::Network(Id::from_random([9; 32]));
         let mut a = Records::new("a");
         let mut b = Records::new("b");
         let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), 0);
@@ -995,7 +1034,7 @@ mod tests {
         let mut a = Records::new("a");
         let mut b = Records::new("b");
         for i in 0..200u8 {
-            let key = RecordKey::Endpoint(Id::from_random([i; 32]));
+            let key = RecordKey::endpoint("a", Id::from_random([i; 32]));
             a.local(key.clone(), Some(ep("a", [10, 0, 0, i])), 0);
             if i % 10 != 0 {
                 b.apply(a.get(&key).unwrap().clone());
@@ -1018,7 +1057,7 @@ mod tests {
 
     #[test]
     fn gossip_is_news_exactly_when_its_version_is_newer() {
-        let key = RecordKey::Endpoint(Id::from_random([4; 32]));
+        let key = RecordKey::Network(Id::from_random([4; 32]));
         let mut known = Records::new("m");
         let wire = |counter, origin: &str| {
             let version = Version {
@@ -1058,7 +1097,7 @@ mod tests {
     #[test]
     fn a_counter_far_ahead_of_the_clock_is_refused_and_counted() {
         let now = 1_800_000_000_000;
-        let key = RecordKey::Endpoint(Id::from_random([7; 32]));
+        let key = RecordKey::endpoint("a", Id::from_random([7; 32]));
         let mut a = Records::new("a");
         a.set_now(now);
         let mine = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), now);
@@ -1067,7 +1106,7 @@ mod tests {
                 key.clone(),
                 Version {
                     counter,
-                    origin: "m".into(),
+                    origin: "a".into(),
                 },
                 None,
             )
@@ -1135,7 +1174,7 @@ mod tests {
         use super::super::cheap::{self, Cheap};
         let (mut a, cert_a) = signed("a");
         let (mut b, cert_b) = signed("b");
-        let key = RecordKey::Endpoint(Id::from_random([9; 32]));
+        let key = RecordKey::endpoint("a", Id::from_random([9; 32]));
         let ra = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), 2_000);
         // b knows a's certificate, and takes a's record as relayed: its bytes unchanged.
         assert!(b.apply(cert_a.clone()));
@@ -1176,11 +1215,41 @@ mod tests {
     }
 
     #[test]
+    fn an_endpoint_is_written_only_by_the_host_it_lives_on() {
+        let key = RecordKey::endpoint("a", Id::from_random([8; 32]));
+        let mut a = Records::new("a");
+        let mine = a.local(key.clone(), Some(ep("a", [10, 0, 0, 2])), 1_000);
+        let mut c = Records::new("c");
+        assert!(c.apply(mine.clone()));
+        // b tombstones a's endpoint, or writes it as its own, or as a's from b: refused.
+        let by_b = |body| {
+            let version = Version {
+                counter: 5_000,
+                origin: "b".into(),
+            };
+            Record::new(key.clone(), version, body)
+        };
+        for forged in [
+            by_b(None),
+            by_b(Some(ep("b", [10, 0, 0, 3]))),
+            by_b(Some(ep("a", [10, 0, 0, 3]))),
+        ] {
+            assert!(!c.apply(forged));
+        }
+        // Nor may a record of a's say it lives elsewhere.
+        let mut elsewhere = a.local(key.clone(), Some(ep("b", [10, 0, 0, 4])), 6_000);
+        assert!(!c.apply(elsewhere.clone()));
+        elsewhere.body = Some(Body::Claim("a".into()));
+        assert!(!c.apply(elsewhere));
+        assert_eq!((c.forged(), c.get(&key).map(|r| &r.version)), (5, Some(&mine.version)));
+    }
+
+    #[test]
     fn records_wait_for_their_origins_certificate() {
         let (mut a, cert_a) = signed("a");
         let (mut b, _) = signed("b");
         let keys: Vec<RecordKey> = (0..3u8)
-            .map(|i| RecordKey::Endpoint(Id::from_random([i; 32])))
+            .map(|i| RecordKey::endpoint("a", Id::from_random([i; 32])))
             .collect();
         let first: Vec<Record> = keys.iter().map(|k| a.local(k.clone(), None, 2_000)).collect();
         let newer = a.local(keys[0].clone(), Some(ep("a", [10, 0, 0, 5])), 3_000);
@@ -1206,7 +1275,7 @@ mod tests {
         for i in 0..PENDING_MAX as u32 + 10 {
             let mut id = [0u8; 32];
             id[..4].copy_from_slice(&i.to_le_bytes());
-            let key = RecordKey::Endpoint(Id::from_random(id));
+            let key = RecordKey::endpoint("z", Id::from_random(id));
             let version = Version {
                 counter: 2_000,
                 origin: "z".into(),
@@ -1222,7 +1291,7 @@ mod tests {
     #[test]
     fn a_restarted_host_signs_again_only_what_it_wrote() {
         let (mut a, cert_a) = signed("a");
-        let key = RecordKey::Endpoint(Id::from_random([4; 32]));
+        let key = RecordKey::endpoint("a", Id::from_random([4; 32]));
         let version = Version {
             counter: 2_000,
             origin: "a".into(),

@@ -969,7 +969,7 @@ impl World {
         };
         if let Some(m) = host.m.as_mut() {
             let _ = m.publish(
-                RecordKey::Endpoint(epid.clone()),
+                RecordKey::endpoint(&host.name, epid.clone()),
                 Some(Body::Endpoint(Arc::new(r))),
                 now_ms,
             );
@@ -998,8 +998,9 @@ impl World {
         if let Ok((_, eps)) = removed {
             for ep in eps {
                 self.held.remove(&(ep.network.clone(), ip));
-                if let Some(m) = self.hosts[h as usize].m.as_mut() {
-                    let _ = m.publish(RecordKey::Endpoint(ep.id.clone()), None, now_ms);
+                let host = &mut self.hosts[h as usize];
+                if let Some(m) = host.m.as_mut() {
+                    let _ = m.publish(RecordKey::endpoint(&host.name, ep.id.clone()), None, now_ms);
                 }
             }
         }

@@ -30,7 +30,7 @@ impl Daemon {
         let Some(cl) = &self.cluster else { return };
         if let Some(r) = state.endpoint_record(&ep.id, cl.name(), cl.vtep()) {
             cl.publish(
-                RecordKey::Endpoint(ep.id.clone()),
+                RecordKey::endpoint(cl.name(), ep.id.clone()),
                 Some(Body::Endpoint(std::sync::Arc::new(r))),
             );
         }
@@ -43,7 +43,7 @@ impl Daemon {
             .get(&ep.network)
             .is_some_and(|n| n.driver == Driver::Overlay);
         if let (Some(cl), true) = (&self.cluster, overlay) {
-            cl.publish(RecordKey::Endpoint(ep.id.clone()), None);
+            cl.publish(RecordKey::endpoint(cl.name(), ep.id.clone()), None);
         }
     }
 
