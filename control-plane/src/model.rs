@@ -437,6 +437,11 @@ pub struct State {
     /// What Docker holds through the plugin: pools, networks and endpoints by Docker's IDs.
     #[serde(default)]
     pub docker: DockerState,
+    /// Hosts the cluster's CA revoked, as the revocations came (when issued, ms since the
+    /// epoch, and the CA's signature): spread again after a restart, so a restarted host
+    /// refuses them before it hears from any other.
+    #[serde(default)]
+    pub revocations: BTreeMap<String, (u64, Vec<u8>)>,
 }
 
 /// An endpoint on another host (its addressing and names) as its record says: the record

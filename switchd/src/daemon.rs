@@ -226,6 +226,17 @@ impl Daemon {
                     cl.restore_claims(id, space.claims().map(|(r, c)| (r, c.clone())));
                 }
             }
+            // So are the revocations it took: refused before any other host is heard from.
+            for (host, (issued_ms, sig)) in &inner.state.revocations {
+                let r = control_plane::cluster::pki::Revocation {
+                    host: host.clone(),
+                    issued_ms: *issued_ms,
+                    sig: sig.clone(),
+                };
+                if let Err(e) = cl.revoke(&r) {
+                    tracing::error!(%host, "a stored revocation no longer holds: {e}");
+                }
+            }
         }
         Ok(d)
     }

@@ -877,7 +877,7 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
         f.cert("ca", h);
     }
     f.cert("other", "x1");
-    let (h1, h2, h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
+    let (mut h1, mut h2, h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
     wait_for("the three hosts meet", Duration::from_secs(20), || {
         peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 3
     });
@@ -930,7 +930,8 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
         Duration::from_secs(10),
         || {
             [&h1, &h2].iter().all(|h| {
-                peers(h).iter().any(|(n, s)| n == "h3" && s == "down") && !h.ctl(["fdb", "ovr"]).stdout.contains(&mac)
+                peers(h).iter().any(|(n, s)| n == "h3" && s == "revoked")
+                    && !h.ctl(["fdb", "ovr"]).stdout.contains(&mac)
             })
         },
     );
@@ -950,11 +951,18 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
         seen.iter().all(|fdb| !fdb.contains(&mac) && !fdb.contains(&late_mac)),
         "{seen:?}"
     );
-    assert!(peers(&h2).iter().any(|(n, s)| n == "h3" && s == "down"));
+    assert!(peers(&h2).iter().any(|(n, s)| n == "h3" && s == "revoked"));
     let ignored = |h: &Host| {
         json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Cluster"]["GossipRevoked"]
             .as_u64()
             .unwrap_or(0)
     };
     assert!(ignored(&h1) + ignored(&h2) > 0, "h3's messages are counted as ignored");
+    // A host that restarts with no other to hear from still refuses h3: it kept the
+    // revocation.
+    h1.kill9();
+    h2.restart();
+    wait_for("h2 still refuses h3 after a restart", Duration::from_secs(10), || {
+        peers(&h2).iter().any(|(n, s)| n == "h3" && s == "revoked")
+    });
 }

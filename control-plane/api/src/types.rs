@@ -484,9 +484,9 @@ pub struct VxlanResource {
 pub struct PeerResource {
     /// Host name (from its certificate).
     pub name: String,
-    /// Gossip address.
+    /// Gossip address (empty for a revoked host this host has not met).
     pub address: String,
-    /// `alive`, `suspect` or `down`.
+    /// `alive`, `suspect`, `down`, or `revoked` (by the cluster's CA: refused for good).
     pub state: String,
     /// SWIM incarnation.
     pub incarnation: u16,

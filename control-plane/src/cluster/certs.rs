@@ -53,6 +53,13 @@ impl CertAuthority {
     pub fn is_revoked(&self, host: &str) -> bool {
         self.revoked.lock().expect("lock poisoned").contains(host)
     }
+
+    /// The hosts the CA revoked, as far as this host has heard, sorted.
+    pub fn revoked(&self) -> Vec<String> {
+        let mut all: Vec<String> = self.revoked.lock().expect("lock poisoned").iter().cloned().collect();
+        all.sort();
+        all
+    }
 }
 
 impl Authority for CertAuthority {

@@ -85,6 +85,16 @@ pub enum Output {
     EndpointRemoved(Id),
     /// A host was declared down: its endpoints are unreachable until it is back.
     HostDown(String),
+    /// The CA revoked a host (`issued_ms` and the CA's signature `sig`, as
+    /// [`super::pki::Revocation`]): the driver keeps it, to spread it again after a restart.
+    Revoked {
+        /// The host revoked.
+        host: String,
+        /// When the CA issued it, ms since the epoch.
+        issued_ms: u64,
+        /// The CA's signature.
+        sig: Arc<[u8]>,
+    },
     /// A change the dataplane must make for remote endpoints. It follows the output that
     /// caused it, and concerns only networks the driver reported up ([`Node::network_up`]).
     Dataplane(Effect),
@@ -399,7 +409,14 @@ impl Node {
                         },
                     });
                 }
-                (RecordKey::Revoked(host), Some(Body::Revocation { .. })) => self.m.revoke(host),
+                (RecordKey::Revoked(host), Some(Body::Revocation { issued_ms, sig })) => {
+                    self.m.revoke(host);
+                    self.out.push_back(Output::Revoked {
+                        host: host.to_string(),
+                        issued_ms: *issued_ms,
+                        sig: sig.clone(),
+                    });
+                }
                 // This host's own endpoints; a body of another kind than its key (refused by
                 // no one, used by no one); claims are never removed.
                 // Certificates are the records' business alone.

@@ -1088,7 +1088,9 @@ impl World {
             Output::HostDown(name) => self.hosts[h as usize].state.remove_remotes_of_host(&name),
             Output::Dataplane(f) => self.apply(h, f),
             // No scenario removes a network.
-            Output::NetworkRemoved(_) => {}
+            // Hosts keep nothing across a simulated restart but what switchd stores; no
+            // scenario revokes a host.
+            Output::NetworkRemoved(_) | Output::Revoked { .. } => {}
             Output::Claim { network, range, claim } => self.claim(h, network, range, claim),
             Output::Asked(a) => self.asked(h, a),
         }

@@ -187,19 +187,27 @@ pub struct Cluster {
     sync: Arc<crate::cluster::sync::SyncStats>,
     /// The CA certificate (PEM), which revocations are checked against.
     ca: String,
+    /// Who signs and checks records, and knows which hosts the CA revoked.
+    authority: Arc<control_plane::cluster::certs::CertAuthority>,
 }
 
 impl Cluster {
     /// The members, this host first.
     pub fn peers(&self) -> Vec<PeerResource> {
         let s = self.status.lock().expect("lock poisoned");
-        s.peers
+        let revoked = self.authority.revoked();
+        let mut all: Vec<PeerResource> = s
+            .peers
             .iter()
             .enumerate()
             .map(|(i, p)| PeerResource {
                 name: p.id.name.clone(),
                 address: p.id.addr.to_string(),
-                state: p.state.to_string(),
+                state: if revoked.contains(&p.id.name) {
+                    "revoked".to_string()
+                } else {
+                    p.state.to_string()
+                },
                 incarnation: p.incarnation,
                 last_heard_seconds: if i == 0 {
                     None
@@ -208,7 +216,21 @@ impl Cluster {
                 },
                 is_self: i == 0,
             })
-            .collect()
+            .collect();
+        // Revoked hosts this host has not met (it heard of them, or restarted since).
+        for host in revoked {
+            if !all.iter().any(|p| p.name == host) {
+                all.push(PeerResource {
+                    name: host,
+                    address: String::new(),
+                    state: "revoked".into(),
+                    incarnation: 0,
+                    last_heard_seconds: None,
+                    is_self: false,
+                });
+            }
+        }
+        all
     }
 
     /// Hands a local change to dissemination.
@@ -455,6 +477,7 @@ pub fn start(
         vtep: SocketAddr::new(cfg.advertise, vxlan_port),
         sync: sync.clone(),
         ca: creds.tls.ca.clone(),
+        authority: authority.clone(),
     };
     let sync_port = cfg
         .port

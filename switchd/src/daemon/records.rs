@@ -57,6 +57,7 @@ impl Daemon {
                 Output::Endpoint(id, e) => self.add_remote(&mut inner, id, e),
                 Output::EndpointRemoved(id) => inner.state.remove_remote(&id),
                 Output::HostDown(host) => inner.state.remove_remotes_of_host(&host),
+                Output::Revoked { host, issued_ms, sig } => self.remember_revocation(&mut inner, host, issued_ms, &sig),
                 Output::Dataplane(fx) => self.apply_effect(&mut inner, fx),
                 // The driver's own.
                 Output::Member(_) | Output::Sync(_) => {}
@@ -71,6 +72,15 @@ impl Daemon {
             }
         }
         *self.snapshot.write().expect("lock poisoned") = Arc::new(inner.state.clone());
+    }
+
+    /// Stores a revocation, so that it is spread again after a restart.
+    fn remember_revocation(&self, inner: &mut Inner, host: String, issued_ms: u64, sig: &[u8]) {
+        tracing::warn!(%host, "host revoked by the cluster's CA: its certificate, records and messages are refused");
+        inner.state.revocations.insert(host, (issued_ms, sig.to_vec()));
+        if let Err(e) = self.store.save(&inner.state) {
+            tracing::error!("cannot store a revocation: {e}");
+        }
     }
 
     fn adopt_network(&self, inner: &mut Inner, id: Id, rec: &control_plane::cluster::records::NetworkRecord) {
