@@ -136,7 +136,7 @@ pub(crate) fn cluster(cmd: ClusterCmd) -> anyhow::Result<ExitCode> {
             write_new(&out.join("host.crt"), &host.cert, 0o644)?;
             write_new(&out.join("ca.crt"), &ca.cert, 0o644)?;
             let key = switch_pki::seal::GossipKey::derive(&ca.key);
-            let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+            let hex = switch_pki::hex::encode(&key);
             write_new(&out.join("gossip.key"), &format!("{hex}\n"), 0o600)?;
             let tmp = ca_dir.join(".next-index.tmp");
             std::fs::write(&tmp, format!("{}\n", index + 1))?;
@@ -162,7 +162,7 @@ pub(crate) fn revoke(c: &Client, host: &str, ca_dir: &std::path::Path) -> anyhow
     let req = switch_api::RevokeRequest {
         host: r.host.clone(),
         issued_ms: r.issued_ms,
-        signature: r.sig.iter().map(|b| format!("{b:02x}")).collect(),
+        signature: switch_pki::hex::encode(&r.sig),
     };
     c.call(Method::POST, "/cluster/revoke", Some(&req))?;
     println!("{host} revoked: the cluster refuses its certificate, records and messages from now on");

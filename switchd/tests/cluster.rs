@@ -786,10 +786,10 @@ fn a_gossip_key_holder_alone_cannot_change_records() {
 
     // The gossip key, as a decommissioned host's disk holds it, and no certificate.
     let hex = std::fs::read_to_string(f.0.credentials("h1").join("gossip.key")).unwrap();
-    let mut key = [0u8; 32];
-    for (i, b) in key.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hex.trim()[2 * i..2 * i + 2], 16).unwrap();
-    }
+    let key: [u8; 32] = control_plane::cluster::hex::decode(hex.trim())
+        .unwrap()
+        .try_into()
+        .unwrap();
     let key = GossipKey::from_bytes(&key);
     let now_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

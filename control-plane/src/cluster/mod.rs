@@ -11,4 +11,4 @@ pub mod records;
 pub mod remotes;
 pub mod space;
 
-pub use switch_pki::{pki, seal, sign};
+pub use switch_pki::{hex, pki, seal, sign};

@@ -123,17 +123,9 @@ pub fn load(dir: &Path) -> Result<Credentials, CredentialsError> {
         });
     }
     let cert_der = pki::der(&host, "host.crt").map_err(bad_key)?;
-    let hex = read(dir, "gossip.key")?;
-    let hex = hex.trim();
-    let mut key = [0u8; 32];
-    let ok = hex.len() == 64
-        && key
-            .iter_mut()
-            .enumerate()
-            .all(|(i, b)| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map(|v| *b = v).is_ok());
-    if !ok {
-        return Err(CredentialsError::GossipKey { dir: dir.to_path_buf() });
-    }
+    let key: [u8; 32] = control_plane::cluster::hex::decode(read(dir, "gossip.key")?.trim())
+        .and_then(|k| k.try_into().ok())
+        .ok_or_else(|| CredentialsError::GossipKey { dir: dir.to_path_buf() })?;
     Ok(Credentials {
         name,
         index,

@@ -283,16 +283,7 @@ impl Daemon {
             )
             .into());
         };
-        let hex = r.signature.as_bytes();
-        let sig: Option<Vec<u8>> = hex
-            .len()
-            .is_multiple_of(2)
-            .then(|| {
-                hex.chunks(2)
-                    .map(|p| std::str::from_utf8(p).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
-                    .collect()
-            })
-            .flatten();
+        let sig = control_plane::cluster::hex::decode(&r.signature);
         let Some(sig) = sig.filter(|s| s.len() <= 128) else {
             return Err(ModelError::Invalid(format!(
                 "invalid signature {:?}: expected the CA's signature in hex (switchctl cluster revoke writes it)",
