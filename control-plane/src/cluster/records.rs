@@ -273,28 +273,20 @@ impl Record {
     /// kept with the record, but for an origin not known yet. `now_ms` is the time a
     /// certificate must be valid at.
     pub fn check(&self, auth: &dyn Authority, now_ms: u64) -> Check {
-        // A revocation holds by the CA's signature, whoever relays or writes it, and is
-        // taken by every host that takes it, checked before or not.
-        if let RecordKey::Revoked(host) = &self.key {
-            let by_ca = match &self.body {
-                Some(Body::Revocation { issued_ms, sig }) => auth.revoke(host, *issued_ms, sig),
-                _ => false,
-            };
-            if !by_ca {
-                let _ = self.checked.0.set(false);
-                return Check::Invalid;
+        // A revocation holds by the CA's signature, whoever relays or writes it; a
+        // certificate must be its own host's and the CA's. Either is taken by every host
+        // that takes the record, checked before or not.
+        let holds = match (&self.key, &self.body) {
+            (RecordKey::Revoked(host), Some(Body::Revocation { issued_ms, sig })) => auth.revoke(host, *issued_ms, sig),
+            (RecordKey::Host(host), Some(Body::Cert(cert))) => {
+                **host == *self.version.origin && auth.learn(host, cert, now_ms)
             }
-        }
-        // A certificate is learned by every host that takes it, checked before or not.
-        if let RecordKey::Host(host) = &self.key {
-            let own_cert = match &self.body {
-                Some(Body::Cert(cert)) => **host == *self.version.origin && auth.learn(host, cert, now_ms),
-                _ => false,
-            };
-            if !own_cert {
-                let _ = self.checked.0.set(false);
-                return Check::Invalid;
-            }
+            (RecordKey::Revoked(_) | RecordKey::Host(_), _) => false,
+            _ => true,
+        };
+        if !holds {
+            let _ = self.checked.0.set(false);
+            return Check::Invalid;
         }
         if let Some(&ok) = self.checked.0.get() {
             return if ok { Check::Valid } else { Check::Invalid };
@@ -550,13 +542,7 @@ impl Records {
             counter: self.clock,
             origin: self.me.clone(),
         };
-        let mut r = Record::new(key, version, body);
-        if let Some(auth) = &self.auth {
-            r.sig = Some(auth.sign(&r.signed_bytes()).into());
-        }
-        let mut mine = r.clone();
-        self.share_names(&mut mine);
-        self.insert(Arc::new(mine));
+        let (r, _) = self.write_own(Record::new(key, version, body));
         // A revocation this host spreads holds here as everywhere (the caller checked it).
         if let (RecordKey::Revoked(host), Some(Body::Revocation { issued_ms, sig })) = (&r.key, &r.body) {
             if let Some(auth) = &self.auth {
@@ -604,13 +590,20 @@ impl Records {
         if *version.origin != *self.me {
             return None;
         }
-        let mut r = Record::new(key, version, body);
+        let (r, new) = self.write_own(Record::new(key, version, body));
+        new.then_some(r)
+    }
+
+    /// Signs a record of this host's and merges it: the record as it goes out, and whether it
+    /// was newer than what was known.
+    fn write_own(&mut self, mut r: Record) -> (Record, bool) {
         if let Some(auth) = &self.auth {
             r.sig = Some(auth.sign(&r.signed_bytes()).into());
         }
         let mut mine = r.clone();
         self.share_names(&mut mine);
-        self.insert(Arc::new(mine)).then_some(r)
+        let new = self.insert(Arc::new(mine));
+        (r, new)
     }
 
     /// The origins whose certificates records were held for since the last call: the
