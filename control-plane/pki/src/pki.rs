@@ -198,7 +198,7 @@ pub fn verify_revocation(ca_cert: &str, r: &Revocation) -> Result<(), PkiError> 
         Ok(())
     } else {
         Err(PkiError::Rejected(format!(
-            "the revocation of {} was not signed by this cluster's CA",
+            "the revocation of {} was not signed by this cluster's CA: give --ca the directory of the CA that issued the cluster's certificates",
             r.host
         )))
     }
