@@ -30,7 +30,7 @@ use hashbrown::HashTable;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{RngExt, SeedableRng};
-use rustc_hash::{FxHashMap, FxHasher};
+use rustc_hash::{FxHashMap, FxHashSet, FxHasher};
 use serde::{Deserialize, Serialize};
 
 use super::backlog::{Backlog, ITEM_OVERHEAD};
@@ -391,7 +391,7 @@ pub struct Membership {
     /// Certificates this host may still answer (tokens), and when they were last counted.
     cert_tokens: (u64, u64),
     /// Hosts the CA revoked: down, and their messages ignored.
-    revoked: rustc_hash::FxHashSet<String>,
+    revoked: FxHashSet<String>,
     /// Messages from revoked hosts ignored.
     revoked_dropped: u64,
 }
@@ -1700,6 +1700,45 @@ mod tests {
             addr: SocketAddr::from(([10, 1, 0, host], 7946)),
             bump,
         }
+    }
+
+    #[test]
+    fn certificate_asks_are_answered_within_the_rate() {
+        use super::super::cheap;
+        let mut m = Membership::new(id("me", 1, 1), 1);
+        let cert = Body::Cert(cheap::cert("me").into());
+        m.records().local(RecordKey::Host("me".into()), Some(cert), 1);
+        let asker = id("asker", 2, 1);
+        let ask = |hosts: Vec<String>| {
+            let header = Header {
+                from: asker.clone(),
+                incarnation: 0,
+                kind: Kind::Certs { hosts },
+            };
+            let mut wire = postcard::to_stdvec(&header).unwrap();
+            put_len(&mut wire, 0);
+            put_len(&mut wire, 0);
+            wire
+        };
+        // Unknown and repeated names cost nothing; each ask of a held certificate one answer.
+        m.handle_data(&ask(vec!["nobody".into()])).unwrap();
+        let answers = |m: &mut Membership| {
+            std::iter::from_fn(|| m.poll_transmit())
+                .filter(|(to, _)| *to == asker.addr)
+                .count()
+        };
+        assert_eq!(answers(&mut m), 0);
+        for _ in 0..CERT_ANSWERS_BURST + 50 {
+            m.handle_data(&ask(vec!["me".into()])).unwrap();
+        }
+        assert_eq!(
+            answers(&mut m) as u64,
+            CERT_ANSWERS_BURST,
+            "a burst, then nothing until time passes"
+        );
+        m.records().set_now(1_000);
+        m.handle_data(&ask(vec!["me".into(); 8])).unwrap();
+        assert_eq!(answers(&mut m), 8, "a second later, up to the rate again");
     }
 
     #[test]
