@@ -161,7 +161,7 @@ fn esp(c: &mut Criterion) {
             for _ in 0..BATCH {
                 out.clear();
                 sealer
-                    .seal(NEXT_HEADER_UDP, black_box(&payload), &mut out)
+                    .seal(NEXT_HEADER_UDP, &[black_box(&payload[..])], &mut out)
                     .expect("within the SA's life");
             }
         })
@@ -171,7 +171,8 @@ fn esp(c: &mut Criterion) {
     let sealed: Vec<Vec<u8>> = (0..BATCH)
         .map(|_| {
             let mut p = Vec::new();
-            s.seal(NEXT_HEADER_UDP, &payload, &mut p).expect("within the SA's life");
+            s.seal(NEXT_HEADER_UDP, &[&payload[..]], &mut p)
+                .expect("within the SA's life");
             p
         })
         .collect();

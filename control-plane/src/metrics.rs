@@ -166,9 +166,57 @@ fn vxlan(o: &mut String, v: &crate::api::VxlanResource) {
         ),
         ("switchd_vxlan_tx_packets_total", "VXLAN datagrams sent.", v.tx_packets),
         ("switchd_vxlan_tx_errors_total", "VXLAN sends that failed.", v.tx_errors),
+        (
+            "switchd_vxlan_rx_unsealed_total",
+            "VXLAN frames of encrypted networks that came in clear, refused.",
+            v.rx_unsealed,
+        ),
+        (
+            "switchd_esp_rx_packets_total",
+            "ESP datagrams received.",
+            v.esp.rx_packets,
+        ),
+        (
+            "switchd_esp_tx_packets_total",
+            "ESP datagrams sealed and sent.",
+            v.esp.tx_packets,
+        ),
+        (
+            "switchd_esp_tx_no_key_total",
+            "Frames of encrypted networks dropped for a peer with no security association yet.",
+            v.esp.tx_no_key,
+        ),
+        ("switchd_esp_tx_errors_total", "ESP sends that failed.", v.esp.tx_errors),
+        (
+            "switchd_esp_sas_installed_total",
+            "Security associations installed.",
+            v.esp.sas_installed,
+        ),
+        (
+            "switchd_esp_key_exchanges_total",
+            "Key exchanges completed.",
+            v.esp.key_exchanges,
+        ),
+        (
+            "switchd_esp_key_exchanges_failed_total",
+            "Key exchanges that failed.",
+            v.esp.key_exchanges_failed,
+        ),
     ];
     for (name, help, n) in counters {
         Family::start(o, name, "counter", help).sample(name, &[], n);
+    }
+    let name = "switchd_esp_rx_refused_total";
+    let mut f = Family::start(o, name, "counter", "ESP datagrams refused, by reason.");
+    let e = &v.esp;
+    for (reason, n) in [
+        ("malformed", e.rx_malformed),
+        ("unknown_spi", e.rx_unknown_spi),
+        ("wrong_peer", e.rx_wrong_peer),
+        ("forged", e.rx_forged),
+        ("replayed", e.rx_replayed),
+    ] {
+        f.sample(name, &[("reason", reason)], n);
     }
 }
 

@@ -33,6 +33,17 @@ pub enum Refused {
     UnknownVni,
     /// A known VNI from an address that is not one of its peers.
     UnknownVtep,
+    /// A sealed network's VNI in a datagram that came in clear.
+    Unsealed,
+}
+
+/// How a VXLAN datagram crossed the underlay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carried {
+    /// As it is, on the VXLAN port.
+    Clear,
+    /// Inside ESP, opened under the sending host's security association.
+    Sealed,
 }
 
 /// What to do with a frame that entered the switch.
@@ -51,6 +62,8 @@ pub struct Edge {
     vnis: FxHashMap<Vni, NetworkId>,
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
     peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
+    /// The VNIs of encrypted networks: their frames cross the underlay only sealed.
+    sealed: rustc_hash::FxHashSet<Vni>,
     arp: arp::Table,
 }
 
@@ -76,7 +89,33 @@ impl Edge {
 
     /// Forgets network `net`'s VNI.
     pub fn remove_network(&mut self, net: NetworkId) {
-        self.vnis.retain(|_, n| *n != net);
+        let sealed = &mut self.sealed;
+        self.vnis.retain(|v, n| {
+            let keep = *n != net;
+            if !keep {
+                sealed.remove(v);
+            }
+            keep
+        });
+    }
+
+    /// Makes `vni` an encrypted network's (`sealed`) or a plain one's.
+    pub fn set_sealed(&mut self, vni: Vni, sealed: bool) {
+        if sealed {
+            self.sealed.insert(vni);
+        } else {
+            self.sealed.remove(&vni);
+        }
+    }
+
+    /// Whether `vni` is an encrypted network's.
+    pub fn is_sealed(&self, vni: Vni) -> bool {
+        !self.sealed.is_empty() && self.sealed.contains(&vni)
+    }
+
+    /// Whether any encrypted network is here.
+    pub fn has_sealed(&self) -> bool {
+        !self.sealed.is_empty()
     }
 
     /// Whether any overlay network is here.
@@ -117,6 +156,7 @@ impl Edge {
     /// Forgets every peer and suppressed address (the switch was rebuilt).
     pub fn clear(&mut self) {
         self.vnis.clear();
+        self.sealed.clear();
         self.peers.clear();
         self.arp.clear();
     }
@@ -157,14 +197,23 @@ impl Edge {
         switch.remove_mac(net, mac);
     }
 
-    /// The port a VXLAN datagram from `from` enters the switch on, and its inner frame.
+    /// The port a VXLAN datagram from `from`, `carried` so, enters the switch on, and its
+    /// inner frame. An encrypted network takes only sealed datagrams.
     ///
     /// # Errors
     /// [`Refused`]: why it goes no further (each is counted by the caller).
-    pub fn decap<'a>(&self, from: Ipv4Addr, datagram: &'a [u8]) -> Result<(PortId, &'a [u8]), Refused> {
+    pub fn decap<'a>(
+        &self,
+        from: Ipv4Addr,
+        datagram: &'a [u8],
+        carried: Carried,
+    ) -> Result<(PortId, &'a [u8]), Refused> {
         let hdr = VxlanHeader::parse(datagram).map_err(|_| Refused::Malformed)?;
         if datagram.len() == VXLAN_HEADER_LEN {
             return Err(Refused::Malformed);
+        }
+        if carried == Carried::Clear && self.is_sealed(hdr.vni) {
+            return Err(Refused::Unsealed);
         }
         match self.peers.get(&(from, hdr.vni)) {
             Some(&port) => Ok((port, &datagram[VXLAN_HEADER_LEN..])),
@@ -256,15 +305,35 @@ mod tests {
         }
         .emit(&mut d);
         let from = Ipv4Addr::new(10, 0, 0, 2);
-        assert_eq!(edge.decap(from, &d).map(|(p, f)| (p, f.len())), Ok((p1, 14)));
-        assert_eq!(edge.decap(Ipv4Addr::new(10, 0, 0, 9), &d), Err(Refused::UnknownVtep));
-        assert_eq!(edge.decap(from, &d[..8]), Err(Refused::Malformed), "a header alone");
-        assert_eq!(edge.decap(from, &[0; 22]), Err(Refused::Malformed), "no I flag");
+        let clear = Carried::Clear;
+        assert_eq!(edge.decap(from, &d, clear).map(|(p, f)| (p, f.len())), Ok((p1, 14)));
+        assert_eq!(
+            edge.decap(Ipv4Addr::new(10, 0, 0, 9), &d, clear),
+            Err(Refused::UnknownVtep)
+        );
+        assert_eq!(
+            edge.decap(from, &d[..8], clear),
+            Err(Refused::Malformed),
+            "a header alone"
+        );
+        assert_eq!(edge.decap(from, &[0; 22], clear), Err(Refused::Malformed), "no I flag");
+        let mut sealed = Edge::new();
+        sealed.add_network(Vni::new(4096).unwrap(), NET).unwrap();
+        sealed.add_peer(from, Vni::new(4096).unwrap(), p1);
+        sealed.set_sealed(Vni::new(4096).unwrap(), true);
+        assert_eq!(
+            sealed.decap(from, &d, clear),
+            Err(Refused::Unsealed),
+            "clear on an encrypted network"
+        );
+        assert_eq!(sealed.decap(from, &d, Carried::Sealed).map(|(p, _)| p), Ok(p1));
+        sealed.remove_network(NET);
+        assert!(!sealed.has_sealed(), "the network's seal goes with it");
         VxlanHeader {
             vni: Vni::new(7).unwrap(),
         }
         .emit(&mut d);
-        assert_eq!(edge.decap(from, &d), Err(Refused::UnknownVni));
+        assert_eq!(edge.decap(from, &d, clear), Err(Refused::UnknownVni));
     }
 
     #[test]

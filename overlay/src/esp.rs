@@ -113,12 +113,12 @@ impl Sealer {
         Sealer { sa, sent: 0 }
     }
 
-    /// Appends to `out` the ESP packet carrying `payload` (a datagram whose protocol is
-    /// `next_header`).
+    /// Appends to `out` the ESP packet carrying the payload `parts` joined (a datagram whose
+    /// protocol is `next_header`).
     ///
     /// # Errors
     /// [`EspError::Exhausted`] after 2^32 - 1 packets; nothing is appended.
-    pub fn seal(&mut self, next_header: u8, payload: &[u8], out: &mut Vec<u8>) -> Result<(), EspError> {
+    pub fn seal(&mut self, next_header: u8, parts: &[&[u8]], out: &mut Vec<u8>) -> Result<(), EspError> {
         let seq = u32::try_from(self.sent + 1).map_err(|_| EspError::Exhausted)?;
         self.sent += 1;
         let iv = self.sent.to_be_bytes();
@@ -127,8 +127,10 @@ impl Sealer {
         out.extend_from_slice(&seq.to_be_bytes());
         out.extend_from_slice(&iv);
         let body = out.len();
-        out.extend_from_slice(payload);
-        let pad = pad_len(payload.len());
+        for part in parts {
+            out.extend_from_slice(part);
+        }
+        let pad = pad_len(out.len() - body);
         out.extend((1..=pad as u8).chain([pad as u8, next_header]));
         let aad: [u8; ESP_HEADER_LEN] = out[start..start + ESP_HEADER_LEN].try_into().expect("8 bytes");
         let tag = self
@@ -143,6 +145,11 @@ impl Sealer {
     /// Packets sealed so far.
     pub fn sent(&self) -> u64 {
         self.sent
+    }
+
+    /// Its SPI.
+    pub fn spi(&self) -> u32 {
+        self.sa.spi
     }
 }
 
@@ -176,6 +183,11 @@ impl Opener {
     /// The SPI of an ESP packet, read before choosing the SA to open it with.
     pub fn spi_of(packet: &[u8]) -> Option<u32> {
         Some(u32::from_be_bytes(packet.get(..4)?.try_into().ok()?))
+    }
+
+    /// Its SPI.
+    pub fn spi(&self) -> u32 {
+        self.sa.spi
     }
 
     /// Opens `packet` in place.
@@ -279,7 +291,7 @@ mod tests {
         for len in [0usize, 1, 2, 3, 4, 50, 1450] {
             let payload: Vec<u8> = (0..len).map(|i| i as u8).collect();
             let mut p = Vec::new();
-            s.seal(NEXT_HEADER_UDP, &payload, &mut p).unwrap();
+            s.seal(NEXT_HEADER_UDP, &[&payload[..]], &mut p).unwrap();
             assert_eq!(p.len(), len + overhead(len), "{len}");
             assert_eq!((p.len() - ESP_HEADER_LEN - IV_LEN - ICV_LEN) % 4, 0, "aligned");
             if len >= 16 {
@@ -294,7 +306,7 @@ mod tests {
     fn forged_tampered_replayed_and_foreign_packets_are_refused() {
         let (mut s, mut o) = pair();
         let mut p = Vec::new();
-        s.seal(NEXT_HEADER_UDP, b"hello, peer", &mut p).unwrap();
+        s.seal(NEXT_HEADER_UDP, &[b"hello, peer"], &mut p).unwrap();
         for i in [4, 9, 20, p.len() - 1] {
             let mut bad = p.clone();
             bad[i] ^= 1;
@@ -303,7 +315,7 @@ mod tests {
         }
         let mut other = Vec::new();
         Sealer::new(Sa::new(0x1001, &[8; KEY_LEN]))
-            .seal(NEXT_HEADER_UDP, b"x", &mut other)
+            .seal(NEXT_HEADER_UDP, &[b"x"], &mut other)
             .unwrap();
         assert_eq!(o.open(&mut other.clone()), Err(EspError::Forged), "another key");
         let mut wrong_spi = p.clone();
@@ -322,7 +334,7 @@ mod tests {
         let sealed: Vec<Vec<u8>> = (0..3000)
             .map(|_| {
                 let mut p = Vec::new();
-                s.seal(NEXT_HEADER_UDP, b"x", &mut p).unwrap();
+                s.seal(NEXT_HEADER_UDP, &[b"x"], &mut p).unwrap();
                 p
             })
             .collect();
@@ -360,9 +372,9 @@ mod tests {
         let (mut s, _) = pair();
         s.sent = u64::from(u32::MAX) - 1;
         let mut p = Vec::new();
-        assert!(s.seal(NEXT_HEADER_UDP, b"x", &mut p).is_ok());
+        assert!(s.seal(NEXT_HEADER_UDP, &[b"x"], &mut p).is_ok());
         let n = p.len();
-        assert_eq!(s.seal(NEXT_HEADER_UDP, b"x", &mut p), Err(EspError::Exhausted));
+        assert_eq!(s.seal(NEXT_HEADER_UDP, &[b"x"], &mut p), Err(EspError::Exhausted));
         assert_eq!(p.len(), n, "nothing appended");
     }
 }

@@ -134,11 +134,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// `KEY=VALUE` pairs; a bare `KEY` has the empty value, as Docker reads `-o encrypted`.
 fn kv(list: &[String], what: &str) -> anyhow::Result<BTreeMap<String, String>> {
     list.iter()
         .map(|s| match s.split_once('=') {
             Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
-            _ => anyhow::bail!("invalid {what} {s:?}: expected KEY=VALUE"),
+            None if !s.is_empty() => Ok((s.to_string(), String::new())),
+            _ => anyhow::bail!("invalid {what} {s:?}: expected KEY=VALUE or KEY"),
         })
         .collect()
 }

@@ -41,7 +41,8 @@ pub(crate) enum NetworkCmd {
         /// Driver options, K=V. bridge: com.docker.network.bridge.name, mtu, mac_aging, mac_limit,
         /// port_security=true|false (sandboxes send only from their own addresses; default
         /// true), bum_pps=N (broadcast, multicast and unknown-unicast frames per second per
-        /// sandbox, default 1000, 0 for no limit); overlay: also vni, max_hosts; macvlan:
+        /// sandbox, default 1000, 0 for no limit); overlay: also vni, max_hosts, encrypted
+        /// (frames between hosts sealed as ESP; default MTU 1400); macvlan:
         /// parent=IFACE[.VLAN], macvlan_mode, mtu, host_access=true|false.
         #[arg(short = 'o', long = "opt", value_name = "K=V")]
         opts: Vec<String>,

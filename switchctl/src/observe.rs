@@ -222,6 +222,15 @@ fn print_host(s: &StatsResource) {
             "\nvxlan (udp {}, {at}): rx {} (malformed {}, unknown VNI {}, unknown VTEP {}), tx {} (errors {})",
             v.port, v.rx_packets, v.rx_malformed, v.rx_unknown_vni, v.rx_unknown_vtep, v.tx_packets, v.tx_errors
         );
+        let e = &v.esp;
+        if let Some(at) = &e.address {
+            println!(
+                "esp (udp {}, {at}): SAs {} in, {} out ({} installed, key exchanges {} ok, {} failed); rx {} (malformed {}, unknown SPI {}, wrong peer {}, forged {}, replayed {}), tx {} (no key {}, errors {}); clear datagrams refused {}",
+                e.port, e.sas_in, e.sas_out, e.sas_installed, e.key_exchanges, e.key_exchanges_failed,
+                e.rx_packets, e.rx_malformed, e.rx_unknown_spi, e.rx_wrong_peer, e.rx_forged, e.rx_replayed,
+                e.tx_packets, e.tx_no_key, e.tx_errors, v.rx_unsealed
+            );
+        }
     }
     let w = &s.port_writes;
     if w.batched {

@@ -85,6 +85,8 @@ pub struct Config {
     pub rt: tokio::runtime::Handle,
     /// The UDP port VXLAN peers send to (and the default port of a static VTEP).
     pub vxlan_port: u16,
+    /// The UDP port of sealed tunnels (encrypted overlay networks).
+    pub esp_port: u16,
     /// The cluster driver, when switchd is a cluster member.
     pub cluster: Option<crate::cluster::Cluster>,
     /// This host's index in the cluster (its share of overlay addresses).
@@ -127,6 +129,7 @@ pub struct Daemon {
     dns: dns::Dns,
     proxies: proxy::Proxies,
     vxlan_port: u16,
+    esp_port: u16,
     cluster: Option<crate::cluster::Cluster>,
     limits: Arc<crate::kernel::limits::Limits>,
     firewall: firewall::Mode,
@@ -187,7 +190,17 @@ impl Daemon {
             Some(SocketAddr::V4(a)) => a,
             _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.vxlan_port),
         };
-        let dp = dataplane::spawn(u64::from_ne_bytes(seed), vxlan, cfg.poll, cfg.batch_writes)?;
+        let dp = dataplane::spawn(
+            u64::from_ne_bytes(seed),
+            vxlan,
+            cfg.esp_port,
+            cfg.poll,
+            cfg.batch_writes,
+        )?;
+        if let Some(c) = &cfg.cluster {
+            // Keys of sealed tunnels go to the dataplane from here on.
+            c.attach_dataplane(dp.clone());
+        }
         let snapshot: dns::Snapshot = Arc::new(RwLock::new(Arc::new(state.clone())));
         let d = Daemon {
             inner: Mutex::new(Inner {
@@ -205,6 +218,7 @@ impl Daemon {
             limits: cfg.limits,
             firewall: cfg.firewall,
             vxlan_port: cfg.vxlan_port,
+            esp_port: cfg.esp_port,
             cluster: cfg.cluster,
             snapshot,
             claims: Default::default(),

@@ -44,6 +44,14 @@ struct Args {
     /// UDP port for VXLAN (RFC 7348): where peers send, and the default port of a static VTEP.
     #[arg(long, default_value_t = overlay::VXLAN_PORT)]
     vxlan_port: u16,
+    /// UDP port of sealed tunnels (encrypted overlay networks; ESP in UDP, RFC 3948), the
+    /// same on every host of the cluster.
+    #[arg(long, default_value_t = 4500)]
+    esp_port: u16,
+    /// How long the keys of a sealed tunnel between two hosts live before the hosts derive
+    /// new ones (e.g. 10m, 1h); they are renewed at once when a host is revoked.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_rekey)]
+    rekey_interval: std::time::Duration,
     /// Join a cluster: a directory made by `switchctl cluster cert` (ca.crt, host.crt, host.key,
     /// gossip.key).
     #[arg(long, requires = "advertise")]
@@ -88,6 +96,15 @@ struct Args {
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+fn parse_rekey(s: &str) -> anyhow::Result<std::time::Duration> {
+    let d = humantime::parse_duration(s)
+        .map_err(|e| anyhow::anyhow!("invalid duration {s:?} ({e}): expected e.g. 30s, 10m or 12h"))?;
+    if d < std::time::Duration::from_secs(1) || d > std::time::Duration::from_secs(86_400) {
+        anyhow::bail!("invalid rekey interval {s:?}: accepted are 1s to 24h");
+    }
+    Ok(d)
 }
 
 fn parse_plugin_name(s: &str) -> Result<String, plugin::InvalidPluginName> {
@@ -196,6 +213,7 @@ fn main() -> anyhow::Result<()> {
         upstreams,
         rt: rt.handle().clone(),
         vxlan_port: args.vxlan_port,
+        esp_port: args.esp_port,
         cluster,
         host_index,
         poll: std::time::Duration::from_micros(args.poll_us),
@@ -270,6 +288,7 @@ fn start_cluster(
         advertise,
         join,
         port: args.gossip_port,
+        rekey: args.rekey_interval,
     };
     Ok((cluster::start(rt, cfg, creds, args.vxlan_port, changes)?, index))
 }

@@ -76,13 +76,22 @@ fn forged_vxlan(to: &Host, src: &str, dst: &str, vni: u32, inner_src: [u8; 6]) -
     f
 }
 
-/// The UDP payload of one gossip datagram to `to`, as it crossed the underlay bridge (read
-/// from a pcap file tcpdump writes: a 24-byte file header, a 16-byte record header, then
-/// Ethernet, IPv4 and UDP headers).
+/// The UDP payload of one gossip datagram to `to`, as it crossed the underlay bridge.
 fn capture_gossip(f: &Fabric, to: &str) -> Vec<u8> {
-    let file = std::env::temp_dir().join(format!("{}-gossip.pcap", f.0.underlay.ns()));
+    let frame = capture_frame(f, &format!("udp dst port 7946 and dst host {to}"));
+    frame[udp_at(&frame) + 8..].to_vec()
+}
+
+/// Where the UDP header of an Ethernet frame holding IPv4 starts.
+fn udp_at(frame: &[u8]) -> usize {
+    14 + usize::from(frame[14] & 0x0f) * 4
+}
+
+/// One Ethernet frame matching `filter` as it crossed the underlay bridge (read from a pcap
+/// file tcpdump writes: a 24-byte file header, a 16-byte record header, then the frame).
+fn capture_frame(f: &Fabric, filter: &str) -> Vec<u8> {
+    let file = std::env::temp_dir().join(format!("{}-one.pcap", f.0.underlay.ns()));
     let path = file.to_str().unwrap();
-    let filter = format!("udp dst port 7946 and dst host {to}");
     run(
         "ip",
         [
@@ -98,15 +107,13 @@ fn capture_gossip(f: &Fabric, to: &str) -> Vec<u8> {
             "br0",
             "-w",
             path,
-            &filter,
+            filter,
         ],
     )
     .expect_ok("tcpdump");
     let pcap = std::fs::read(&file).expect("the capture");
     let _ = std::fs::remove_file(&file);
-    let frame = &pcap[24 + 16..];
-    let ihl = usize::from(frame[14] & 0x0f) * 4;
-    frame[14 + ihl + 8..].to_vec()
+    pcap[24 + 16..].to_vec()
 }
 
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
@@ -134,6 +141,10 @@ impl Fabric {
 
     fn start(&self, i: u8, name: &str) -> Host {
         self.0.start(i, name)
+    }
+
+    fn start_with(&self, i: u8, name: &str, extra: &[&str]) -> Host {
+        self.0.start_with(i, name, extra)
     }
 }
 
@@ -965,4 +976,222 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
     wait_for("h2 still refuses h3 after a restart", Duration::from_secs(10), || {
         peers(&h2).iter().any(|(n, s)| n == "h3" && s == "revoked")
     });
+}
+
+/// The sealed tunnels' part of host `h`'s statistics.
+fn esp(h: &Host) -> serde_json::Value {
+    json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Vxlan"]["Esp"].clone()
+}
+
+fn count(v: &serde_json::Value, key: &str) -> u64 {
+    v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
+}
+
+/// Sends from sandbox `from` to `to_ip:5002` in sandbox `to` one TCP connection's worth of
+/// `chunk`-byte writes every `gap` for `secs` seconds; the bytes sent and the bytes received.
+fn tcp_paced(from: &str, to: &str, to_ip: &str, secs: u64) -> (usize, usize) {
+    use std::io::{Read, Write};
+    let addr = format!("{to_ip}:5002");
+    let bind = addr.clone();
+    let stall = Some(Duration::from_secs(20));
+    let server = testbed::in_netns(&Path::new("/run/netns").join(to), move || {
+        let l = std::net::TcpListener::bind(&bind).expect("listen");
+        let (mut s, _) = l.accept().expect("accept");
+        s.set_read_timeout(stall).expect("timeout");
+        let mut total = 0usize;
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match s.read(&mut buf).expect("read: the connection broke") {
+                0 => break total,
+                n => total += n,
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    let client = testbed::in_netns(&Path::new("/run/netns").join(from), move || {
+        let to = addr.parse().expect("address");
+        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
+        s.set_write_timeout(stall).expect("timeout");
+        let chunk = vec![7u8; 256 << 10];
+        let (t0, mut sent) = (Instant::now(), 0);
+        while t0.elapsed() < Duration::from_secs(secs) {
+            s.write_all(&chunk).expect("write: the connection broke");
+            sent += chunk.len();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sent
+    });
+    let sent = client.join().expect("client");
+    (sent, server.join().expect("server"))
+}
+
+#[test]
+fn an_encrypted_network_seals_every_frame_and_renews_its_keys() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::new("xe", 91);
+    for h in ["h1", "h2"] {
+        f.cert("ca", h);
+    }
+    let rekey = ["--rekey-interval", "2s"];
+    let (h1, h2) = (f.start_with(1, "h1", &rekey), f.start_with(2, "h2", &rekey));
+    wait_for("the two hosts meet", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
+    });
+    // Docker's spelling: `-o encrypted`, no value.
+    h1.ctl([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.71.0.0/24",
+        "sec",
+    ])
+    .expect_ok("create");
+    let net = json(h1.ctl(["network", "inspect", "sec"]).expect_ok("inspect"));
+    assert_eq!(net[0]["Options"]["encrypted"], "", "{net}");
+    let vtep = h1.ctl(["network", "vtep", "add", "sec", "10.91.0.9"]);
+    assert!(
+        vtep.expect_err("a static VTEP on an encrypted network")
+            .contains("network sec is encrypted: a static VTEP cannot seal its frames"),
+        "{}",
+        vtep.stderr
+    );
+    assert_eq!(esp(&h1)["Address"], "10.91.0.1:4500");
+    wait_for("sec on h2", Duration::from_secs(10), || {
+        h2.ctl(["network", "inspect", "sec"]).ok()
+    });
+    let (a, b) = (h1.name("a"), h2.name("b"));
+    h1.ctl(["sandbox", "create", "--network", "sec", &a]).expect_ok("a");
+    h2.ctl(["sandbox", "create", "--network", "sec", &b]).expect_ok("b");
+    let b_ip = h2.exec(&b, &["ip", "-o", "-4", "addr", "show", "eth0"]).stdout;
+    let b_ip = b_ip
+        .split_whitespace()
+        .nth(3)
+        .and_then(|c| c.split('/').next())
+        .expect("b's address");
+    let b_ip = b_ip.to_string();
+    let link = h1.exec(&a, &["ip", "link", "show", "eth0"]).stdout;
+    assert!(
+        link.contains("mtu 1400 "),
+        "room for ESP under a 1500-byte underlay: {link}"
+    );
+    wait_for("keys on both hosts", Duration::from_secs(10), || {
+        [&h1, &h2].iter().all(|h| count(&esp(h), "SasOut") == 1)
+    });
+    wait_for("a reaches b", Duration::from_secs(10), || {
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", &b_ip]).ok()
+    });
+    assert!(h2.exec(&b, &["ping", "-c", "1", "-W", "2", "10.71.0.2"]).ok(), "b to a");
+
+    // On the wire: ESP in UDP only; tshark finds neither VXLAN nor the inner ICMP.
+    let file = std::env::temp_dir().join(format!("{}-sealed.pcap", f.0.underlay.ns()));
+    let path = file.to_str().unwrap().to_string();
+    let dump = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            f.0.underlay.ns(),
+            "timeout",
+            "4",
+            "tcpdump",
+            "-i",
+            "br0",
+            "-w",
+            &path,
+            "udp",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(h1.exec(&a, &["ping", "-c", "3", "-i", "0.2", "-W", "1", &b_ip]).ok());
+    dump.wait_with_output().expect("tcpdump");
+    let tshark = |filter: &str| {
+        let o = run("tshark", ["-r", &path, "-Y", filter]);
+        o.stdout.lines().count()
+    };
+    let (sealed, vxlan, icmp) = (tshark("esp"), tshark("vxlan"), tshark("icmp"));
+    let _ = std::fs::remove_file(&file);
+    assert!(sealed >= 6, "the pings crossed as ESP: {sealed} datagrams");
+    assert_eq!((vxlan, icmp), (0, 0), "no VXLAN and no inner frame on the wire");
+
+    // A captured datagram replayed, then tampered with, then with an SPI of no SA, and a
+    // VXLAN datagram in clear on the network's VNI from h2's address: all counted, none taken.
+    let pinger = {
+        let (ns, ip) = (b.clone(), "10.71.0.2");
+        std::thread::spawn(move || {
+            run(
+                "ip",
+                ["netns", "exec", &ns, "ping", "-c", "10", "-i", "0.2", "-W", "1", ip],
+            )
+        })
+    };
+    let frame = capture_frame(&f, "udp dst port 4500 and dst host 10.91.0.1");
+    pinger.join().expect("pinger");
+    let before = esp(&h1);
+    let unsealed = |h: &Host| {
+        json(h.ctl(["stats", "--format", "json"]).expect_ok("stats"))["Vxlan"]["RxUnsealed"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    let unsealed_before = unsealed(&h1);
+    let u = udp_at(&frame);
+    let altered = |at: usize, bytes: &[u8]| {
+        let mut t = frame.clone();
+        t[at..at + bytes.len()].copy_from_slice(bytes);
+        // No UDP checksum (zero; the captured one may be a partial sum left to the device):
+        // the kernel passes the datagram on for switchd to judge.
+        t[u + 6..u + 8].copy_from_slice(&[0, 0]);
+        t
+    };
+    let underlay = Path::new("/run/netns").join(f.0.underlay.ns());
+    testbed::send_raw(&underlay, "br0", altered(u + 6, &[0, 0]));
+    testbed::send_raw(&underlay, "br0", altered(u + 12, &0x7fff_ff00u32.to_be_bytes()));
+    testbed::send_raw(&underlay, "br0", altered(u + 8, &[0xde, 0xad, 0xbe, 0xef]));
+    let vni: u32 = net[0]["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .expect("the VNI");
+    let clear = forged_vxlan(&h1, "10.91.0.2", "10.91.0.1", vni, [0x02, 0, 0, 0, 0, 0x99]);
+    testbed::send_raw(&underlay, "br0", clear);
+    let took = testbed::eventually(5, || {
+        let now = esp(&h1);
+        let grew = |k: &str| count(&now, k) > count(&before, k);
+        grew("RxReplayed") && grew("RxForged") && grew("RxUnknownSpi") && unsealed(&h1) > unsealed_before
+    });
+    assert!(
+        took,
+        "the four refused and counted: {before} -> {}, unsealed {unsealed_before} -> {}",
+        esp(&h1),
+        unsealed(&h1)
+    );
+    let fdb = h1.ctl(["fdb", "sec"]).stdout;
+    assert!(!fdb.contains("02:00:00:00:00:99"), "{fdb}");
+
+    // Keys renewed every 2 s during a TCP transfer: the connection carries every byte, and
+    // no frame met a missing key or a retired SA.
+    let (e1, e2) = (esp(&h1), esp(&h2));
+    let (sent, got) = tcp_paced(&b, &a, "10.71.0.2", 7);
+    assert_eq!(got, sent, "every byte arrived");
+    let (n1, n2) = (esp(&h1), esp(&h2));
+    assert!(
+        count(&n1, "SasInstalled") >= count(&e1, "SasInstalled") + 4,
+        "two renewals or more during the transfer: {e1} -> {n1}"
+    );
+    for (was, now) in [(&e1, &n1), (&e2, &n2)] {
+        for k in ["TxNoKey", "RxUnknownSpi", "RxForged", "RxReplayed"] {
+            assert_eq!(count(now, k), count(was, k), "{k}: {was} -> {now}");
+        }
+    }
+    assert!(count(&n1, "SasIn") <= 3, "old inbound SAs are retired: {n1}");
+    eprintln!(
+        "sealed transfer: {sent} bytes, {} SAs installed on h1",
+        count(&n1, "SasInstalled")
+    );
 }

@@ -476,6 +476,50 @@ pub struct VxlanResource {
     pub tx_packets: u64,
     /// Failed sends.
     pub tx_errors: u64,
+    /// Frames of encrypted networks that came in clear.
+    #[serde(default)]
+    pub rx_unsealed: u64,
+    /// Sealed tunnels (encrypted overlay networks).
+    #[serde(default)]
+    pub esp: EspResource,
+}
+
+/// The sealed tunnels' port, SAs and counters.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct EspResource {
+    /// The UDP port (ESP in UDP, RFC 3948).
+    pub port: u16,
+    /// Where it is bound: while an encrypted network exists.
+    pub address: Option<String>,
+    /// Inbound SAs held (a few per peer across a rotation).
+    pub sas_in: u64,
+    /// Outbound SAs held (one per peer).
+    pub sas_out: u64,
+    /// SAs installed since start, both directions.
+    pub sas_installed: u64,
+    /// Key exchanges completed.
+    pub key_exchanges: u64,
+    /// Key exchanges that failed.
+    pub key_exchanges_failed: u64,
+    /// Datagrams received.
+    pub rx_packets: u64,
+    /// Malformed: short, or not VXLAN inside.
+    pub rx_malformed: u64,
+    /// SPIs of no SA here.
+    pub rx_unknown_spi: u64,
+    /// From an address that is not the SA's peer.
+    pub rx_wrong_peer: u64,
+    /// Integrity check failed: forged or tampered with.
+    pub rx_forged: u64,
+    /// Replayed, or older than the window.
+    pub rx_replayed: u64,
+    /// Datagrams sealed and sent.
+    pub tx_packets: u64,
+    /// Frames dropped for a peer with no SA yet.
+    pub tx_no_key: u64,
+    /// Failed sends.
+    pub tx_errors: u64,
 }
 
 /// `GET /cluster/peers`: one member of the cluster.

@@ -1500,6 +1500,7 @@ mod tests {
             mtu: 1450,
             internal: false,
             created: std::time::SystemTime::UNIX_EPOCH,
+            encrypted: false,
         });
         sim.hosts[2].publish(key.clone(), Some(body.clone()), 1).unwrap();
         sim.pump(2);

@@ -133,6 +133,8 @@ pub struct NetworkRecord {
     pub internal: bool,
     /// When it was created.
     pub created: SystemTime,
+    /// `-o encrypted`: its frames cross the underlay sealed.
+    pub encrypted: bool,
 }
 
 /// An endpoint of an overlay network, as other hosts need it to reach it.

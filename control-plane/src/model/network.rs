@@ -93,7 +93,9 @@ impl State {
             options.remove(OPT_VNI);
             options.insert(OPT_VXLANID_LIST.to_string(), v.to_string());
         }
-        let default_mtu = if driver == Driver::Overlay {
+        let default_mtu = if opts.encrypted {
+            DEFAULT_ENCRYPTED_MTU
+        } else if driver == Driver::Overlay {
             DEFAULT_OVERLAY_MTU
         } else {
             DEFAULT_MTU
@@ -117,6 +119,7 @@ impl State {
             bum_pps: opts.bum_pps.unwrap_or(switch::DEFAULT_BUM_PPS),
             vni,
             vteps: Vec::new(),
+            encrypted: opts.encrypted,
             max_hosts: (driver == Driver::Overlay).then(|| opts.max_hosts.unwrap_or(DEFAULT_MAX_HOSTS)),
             space: None,
             parent: opts.parent,
@@ -160,6 +163,12 @@ impl State {
             )));
         }
         let a = parse_vtep(addr, default_port)?;
+        if n.encrypted {
+            return Err(ModelError::Forbidden(format!(
+                "network {} is encrypted: a static VTEP cannot seal its frames, so only cluster hosts join it (use a network without -o encrypted for {a})",
+                n.name
+            )));
+        }
         if n.vteps.contains(&a) {
             return Err(ModelError::Conflict(format!(
                 "VTEP {a} is already a peer of network {}",
@@ -293,6 +302,7 @@ impl State {
             mtu: n.mtu,
             internal: n.internal,
             created: n.created,
+            encrypted: n.encrypted,
         })
     }
 
@@ -352,6 +362,7 @@ impl State {
                 (OPT_VNI.to_string(), r.vni.to_string()),
                 (OPT_MTU.to_string(), r.mtu.to_string()),
                 (OPT_MAX_HOSTS.to_string(), r.max_hosts.to_string()),
+                (OPT_ENCRYPTED.to_string(), r.encrypted.to_string()),
             ]
             .into(),
             ..Default::default()
@@ -373,7 +384,9 @@ impl State {
             }),
             internal: r.internal,
             labels: BTreeMap::new(),
-            options: [(OPT_VXLANID_LIST.to_string(), r.vni.to_string())].into(),
+            options: std::iter::once((OPT_VXLANID_LIST.to_string(), r.vni.to_string()))
+                .chain(r.encrypted.then(|| (OPT_ENCRYPTED.to_string(), String::new())))
+                .collect(),
             builtin: false,
             switch_id,
             bridge_name: Some(format!("sw-{}", id.short())),
@@ -384,6 +397,7 @@ impl State {
             bum_pps: switch::DEFAULT_BUM_PPS,
             vni: Some(r.vni),
             vteps: Vec::new(),
+            encrypted: r.encrypted,
             max_hosts: Some(r.max_hosts),
             space: r
                 .claimed
@@ -488,6 +502,7 @@ struct Options {
     macvlan_mode: Option<String>,
     host_access: bool,
     vlan: Option<u16>,
+    encrypted: bool,
 }
 
 /// Ranges no network's subnet may touch, and what they are.
@@ -562,6 +577,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
         macvlan_mode: None,
         host_access: false,
         vlan: None,
+        encrypted: false,
     };
     let accepted: Vec<&str> = match driver {
         Driver::Overlay => ACCEPTED_OPTIONS.iter().chain(&OVERLAY_ONLY_OPTIONS).copied().collect(),
@@ -612,6 +628,10 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                     return Err(bad("one of bridge, private, vepa, passthru"));
                 }
                 o.macvlan_mode = Some(v.clone());
+            }
+            OPT_ENCRYPTED if driver == Driver::Overlay => {
+                // Docker's `--opt encrypted` gives it no value.
+                o.encrypted = v.is_empty() || boolean(v).ok_or_else(|| bad("true, false, or no value (true)"))?;
             }
             OPT_MAX_HOSTS if driver == Driver::Overlay => {
                 o.max_hosts = Some(ranged(v, 1..=65536).ok_or_else(|| bad("a count of 1-65536"))?)

@@ -832,6 +832,7 @@ fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
         mtu: DEFAULT_OVERLAY_MTU,
         internal: false,
         created: SystemTime::UNIX_EPOCH,
+        encrypted: false,
     };
     let routes: Vec<Ipv4Cidr> = vec!["10.80.0.0/16".parse().unwrap()];
     for (bad, says) in [

@@ -30,7 +30,7 @@ use control_plane::model::{NetworkSpec, SandboxSpec, State};
 use control_plane::Id;
 use control_plane::ModelError;
 
-use overlay::edge::{Decision, Edge, Refused};
+use overlay::edge::{Carried, Decision, Edge, Refused};
 use overlay::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
@@ -1356,11 +1356,12 @@ impl World {
     }
 
     fn vxlan_in(&mut self, h: u32, from: Ipv4Addr, data: Vec<u8>) {
-        let port = match self.hosts[h as usize].edge.decap(from, &data) {
+        let port = match self.hosts[h as usize].edge.decap(from, &data, Carried::Clear) {
             Ok((port, _)) => port,
             Err(Refused::Malformed) => return self.drop_frame("vxlan_malformed"),
             Err(Refused::UnknownVtep) => return self.drop_frame("vxlan_unknown_vtep"),
             Err(Refused::UnknownVni) => return self.drop_frame("vxlan_unknown_vni"),
+            Err(Refused::Unsealed) => return self.drop_frame("vxlan_unsealed"),
         };
         self.frame_in(h, port, data[VXLAN_HEADER_LEN..].to_vec());
     }

@@ -4,6 +4,7 @@
 //! (non-members, other clusters, tampering) are dropped and counted. What the node decides
 //! (whom to sync with, what an event or a record means) is not decided here.
 
+pub mod keys;
 pub mod sync;
 
 use std::collections::HashMap;
@@ -31,6 +32,8 @@ pub struct ClusterConfig {
     pub join: Vec<SocketAddr>,
     /// The gossip UDP port.
     pub port: u16,
+    /// How long sealed tunnels' keys live.
+    pub rekey: Duration,
 }
 
 /// This host's identity, checked against the cluster CA.
@@ -181,6 +184,8 @@ pub struct Cluster {
     ca: String,
     /// Who signs and checks records, and knows which hosts the CA revoked.
     authority: Arc<control_plane::cluster::certs::CertAuthority>,
+    /// The key exchanges of sealed tunnels.
+    keys: Arc<keys::Keys>,
 }
 
 impl Cluster {
@@ -343,6 +348,20 @@ impl Cluster {
         }
     }
 
+    /// Sealed tunnels' keys go to `dp` from now on.
+    pub fn attach_dataplane(&self, dp: crate::dataplane::Handle) {
+        self.keys.attach(dp);
+    }
+
+    /// Key exchanges of sealed tunnels completed and failed.
+    pub fn key_exchanges(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        (
+            self.keys.ok.load(Ordering::Relaxed),
+            self.keys.failed.load(Ordering::Relaxed),
+        )
+    }
+
     /// This host's name in the cluster.
     pub fn name(&self) -> &str {
         &self.name
@@ -460,7 +479,21 @@ pub fn start(
     let (to_node, to_node_rx) = mpsc::unbounded_channel();
     let sync = Arc::new(crate::cluster::sync::SyncStats::default());
     let (sync_now, sync_now_rx) = mpsc::unbounded_channel();
+    let members: keys::Members = {
+        let (status, authority) = (status.clone(), authority.clone());
+        Arc::new(move || {
+            let s = status.lock().expect("lock poisoned");
+            s.peers
+                .iter()
+                .skip(1)
+                .filter(|p| p.state != "down" && !authority.is_revoked(&p.id.name))
+                .map(|p| (p.id.name.clone(), p.id.addr))
+                .collect()
+        })
+    };
+    let keys = Arc::new(keys::Keys::new(creds.name.clone(), cfg.rekey, members));
     let handle = Cluster {
+        keys: keys.clone(),
         jobs: sync_now.clone(),
         status: status.clone(),
         to_node,
@@ -475,8 +508,9 @@ pub fn start(
         .port
         .checked_add(1)
         .ok_or_else(|| io::Error::other("--gossip-port must be below 65535: anti-entropy uses the next port"))?;
-    let quic = {
+    let (quic, keys_client) = {
         let _guard = rt.enter();
+        let authority = authority.clone();
         let revoked: crate::cluster::sync::Revoked = Arc::new(move |h: &str| authority.is_revoked(h));
         crate::cluster::sync::endpoint(
             &creds.tls,
@@ -493,7 +527,17 @@ pub fn start(
         ))),
         heard,
     };
-    rt.spawn(crate::cluster::sync::serve(quic.clone(), shared.clone(), sync.clone()));
+    rt.spawn(crate::cluster::sync::serve(
+        quic.clone(),
+        shared.clone(),
+        sync.clone(),
+        keys.clone(),
+    ));
+    let revocations = {
+        let authority = authority.clone();
+        move || authority.revoked().len() as u64
+    };
+    rt.spawn(keys::run(quic.clone(), keys_client, keys.clone(), revocations));
     rt.spawn(anti_entropy(
         quic,
         shared.clone(),

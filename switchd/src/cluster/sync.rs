@@ -187,9 +187,14 @@ impl rustls::client::danger::ServerCertVerifier for NotRevoked<dyn rustls::clien
     handshake_signatures_of_inner!();
 }
 
-/// A QUIC endpoint on `bind` that serves exchanges and can start them, refusing peers whose
-/// host `revoked` says the CA revoked.
-pub fn endpoint(tls: &Tls, bind: SocketAddr, revoked: Revoked) -> std::io::Result<quinn::Endpoint> {
+/// A QUIC endpoint on `bind` that serves anti-entropy and key exchanges and can start them
+/// (anti-entropy with its default client configuration, key exchanges with the one returned
+/// beside it), refusing peers whose host `revoked` says the CA revoked.
+pub fn endpoint(
+    tls: &Tls,
+    bind: SocketAddr,
+    revoked: Revoked,
+) -> std::io::Result<(quinn::Endpoint, quinn::ClientConfig)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let ca = CertificateDer::from_pem_slice(tls.ca.as_bytes()).map_err(|e| bad("ca.crt")(e.to_string()))?;
     let mut roots = RootCertStore::empty();
@@ -218,7 +223,7 @@ pub fn endpoint(tls: &Tls, bind: SocketAddr, revoked: Revoked) -> std::io::Resul
         .with_client_cert_verifier(verifier)
         .with_single_cert(chain.clone(), key.clone_key())
         .map_err(|e| bad("server TLS")(e.to_string()))?;
-    server.alpn_protocols = vec![ALPN.to_vec()];
+    server.alpn_protocols = vec![ALPN.to_vec(), crate::cluster::keys::ALPN.to_vec()];
     // No resumption: a resumed session skips the certificate check, and a revoked host must
     // fail every handshake from the moment its revocation is known.
     server.session_storage = Arc::new(rustls::server::NoServerSessionStorage {});
@@ -230,14 +235,17 @@ pub fn endpoint(tls: &Tls, bind: SocketAddr, revoked: Revoked) -> std::io::Resul
         .with_custom_certificate_verifier(server_verifier)
         .with_client_auth_cert(chain, key)
         .map_err(|e| bad("client TLS")(e.to_string()))?;
-    client.alpn_protocols = vec![ALPN.to_vec()];
     client.resumption = rustls::client::Resumption::disabled();
+    let mut keys = client.clone();
+    keys.alpn_protocols = vec![crate::cluster::keys::ALPN.to_vec()];
+    client.alpn_protocols = vec![ALPN.to_vec()];
 
     let server = QuicServerConfig::try_from(server).map_err(|e| bad("QUIC server")(e.to_string()))?;
     let client = QuicClientConfig::try_from(client).map_err(|e| bad("QUIC client")(e.to_string()))?;
+    let keys = QuicClientConfig::try_from(keys).map_err(|e| bad("QUIC client")(e.to_string()))?;
     let mut ep = quinn::Endpoint::server(quinn::ServerConfig::with_crypto(Arc::new(server)), bind)?;
     ep.set_default_client_config(quinn::ClientConfig::new(Arc::new(client)));
-    Ok(ep)
+    Ok((ep, quinn::ClientConfig::new(Arc::new(keys))))
 }
 
 /// What an exchange reads and feeds: the records, and the membership as the cluster loop
@@ -277,13 +285,28 @@ impl Shared {
     }
 }
 
-/// Serves exchanges: compare summaries, then read the peer's state, merge it, answer with ours.
-pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>) {
+/// Serves exchanges: compare summaries, then read the peer's state, merge it, answer with
+/// ours. Key exchanges (their own ALPN) go to `keys`.
+pub async fn serve(ep: quinn::Endpoint, shared: Shared, stats: Arc<SyncStats>, keys: Arc<crate::cluster::keys::Keys>) {
     while let Some(incoming) = ep.accept().await {
-        let (shared, stats) = (shared.clone(), stats.clone());
+        let (shared, stats, keys) = (shared.clone(), stats.clone(), keys.clone());
         tokio::spawn(async move {
+            let conn = match incoming.await {
+                Ok(c) => c,
+                Err(e) => {
+                    stats.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!("anti-entropy or key exchange refused: {e}");
+                    return;
+                }
+            };
+            let alpn = conn
+                .handshake_data()
+                .and_then(|h| h.downcast::<quinn::crypto::rustls::HandshakeData>().ok())
+                .and_then(|h| h.protocol);
+            if alpn.as_deref() == Some(crate::cluster::keys::ALPN) {
+                return crate::cluster::keys::answer(conn, keys).await;
+            }
             let exchange = async {
-                let conn = incoming.await?;
                 let (mut send, mut recv) = conn.accept_bi().await?;
                 // Summaries first: equal states end the exchange after seventeen bytes.
                 let mut summary = [0u8; 16];
@@ -379,6 +402,14 @@ mod tests {
         }
     }
 
+    fn no_keys() -> Arc<crate::cluster::keys::Keys> {
+        Arc::new(crate::cluster::keys::Keys::new(
+            "t".into(),
+            Duration::from_secs(600),
+            Arc::new(Vec::new),
+        ))
+    }
+
     fn shared(name: &str, members: &[&str]) -> (Shared, mpsc::UnboundedReceiver<Vec<MemberState>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let id = |n: &str, port: u16| HostId {
@@ -411,15 +442,19 @@ mod tests {
         let other = pki::new_ca("other", now).unwrap();
         // h1 has heard that the CA revoked h4; h2 has heard nothing.
         let revoked: Revoked = Arc::new(|h: &str| h == "h4");
-        let server = endpoint(&tls(&ca, "h1"), "127.0.0.1:0".parse().unwrap(), revoked).unwrap();
+        let server = endpoint(&tls(&ca, "h1"), "127.0.0.1:0".parse().unwrap(), revoked)
+            .unwrap()
+            .0;
         let addr = server.local_addr().unwrap();
         let (theirs, mut theirs_heard) = shared("h1", &["h1", "h2", "h3"]);
         let key = RecordKey::Network(control_plane::Id::from_random([1; 32]));
         theirs.records.lock().unwrap().local(key.clone(), None, 7);
-        tokio::spawn(serve(server, theirs.clone(), Arc::new(SyncStats::default())));
+        tokio::spawn(serve(server, theirs.clone(), Arc::new(SyncStats::default()), no_keys()));
 
         let none: Revoked = Arc::new(|_: &str| false);
-        let member = endpoint(&tls(&ca, "h2"), "127.0.0.1:0".parse().unwrap(), none.clone()).unwrap();
+        let member = endpoint(&tls(&ca, "h2"), "127.0.0.1:0".parse().unwrap(), none.clone())
+            .unwrap()
+            .0;
         let (mine, mut mine_heard) = shared("h2", &["h2", "h1"]);
         let k2 = RecordKey::Network(control_plane::Id::from_random([2; 32]));
         mine.records
@@ -447,7 +482,9 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(100)).await;
         assert!(mine_heard.try_recv().is_err() && theirs_heard.try_recv().is_err());
 
-        let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap(), none.clone()).unwrap();
+        let stranger = endpoint(&tls(&other, "h9"), "127.0.0.1:0".parse().unwrap(), none.clone())
+            .unwrap()
+            .0;
         let (nothing, _) = shared("h9", &["h9"]);
         assert!(
             exchange(&stranger, addr, "h1", &nothing, true).await.is_err(),
@@ -457,7 +494,9 @@ mod tests {
             nothing.records.lock().unwrap().get(&key).is_none(),
             "and learns nothing"
         );
-        let revoked = endpoint(&tls(&ca, "h4"), "127.0.0.1:0".parse().unwrap(), none).unwrap();
+        let revoked = endpoint(&tls(&ca, "h4"), "127.0.0.1:0".parse().unwrap(), none)
+            .unwrap()
+            .0;
         let (nothing, _) = shared("h4", &["h4"]);
         assert!(
             exchange(&revoked, addr, "h1", &nothing, true).await.is_err(),
@@ -471,15 +510,17 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             Arc::new(|_: &str| false),
         )
-        .unwrap();
+        .unwrap()
+        .0;
         let addr4 = server4.local_addr().unwrap();
-        tokio::spawn(serve(server4, s4, Arc::new(SyncStats::default())));
+        tokio::spawn(serve(server4, s4, Arc::new(SyncStats::default()), no_keys()));
         let client1 = endpoint(
             &tls(&ca, "h1"),
             "127.0.0.1:0".parse().unwrap(),
             Arc::new(|h: &str| h == "h4"),
         )
-        .unwrap();
+        .unwrap()
+        .0;
         assert!(exchange(&client1, addr4, "h4", &theirs, true).await.is_err());
     }
 
@@ -494,6 +535,7 @@ mod tests {
             mtu: 1450,
             internal: false,
             created: SystemTime::UNIX_EPOCH,
+            encrypted: false,
         }
     }
 }

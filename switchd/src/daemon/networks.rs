@@ -12,9 +12,12 @@ impl Daemon {
             .clone()
             .expect("switched networks have a gateway interface");
         let sid = NetworkId(net.switch_id);
-        let vni = net.vni.and_then(|v| Vni::new(v).ok());
+        let tunnel = net.vni.and_then(|v| Vni::new(v).ok()).map(|vni| dataplane::Tunnel {
+            vni,
+            sealed: net.encrypted,
+        });
         self.dp
-            .add_network(sid, NetworkConfig { aging: net.mac_aging }, vni)
+            .add_network(sid, NetworkConfig { aging: net.mac_aging }, tunnel)
             .map_err(io_err("cannot add the network to the switch"))?;
         let addr = (ipam.gateway, ipam.subnet.prefix_len());
         let gateway = self.open_host_port(net, &name, net.gateway_mac(), addr).map_err(|e| {
@@ -57,7 +60,7 @@ impl Daemon {
             mtu: net.mtu,
             default_gw: None,
             offload: if net.driver == Driver::Overlay {
-                tap::Offload::Tcp4
+                tap::Offload::Tcp4 { sealed: net.encrypted }
             } else {
                 tap::Offload::All
             },
@@ -295,6 +298,11 @@ impl Daemon {
         };
         if let Some(net) = next.networks.get_mut(&id).filter(|n| n.driver == Driver::Macvlan) {
             self.choose_native_path(net)?;
+        }
+        if next.networks[&id].encrypted && self.cluster.is_none() {
+            return Err(OpError::Model(ModelError::Invalid(
+                "an encrypted overlay network needs a cluster: its keys come from the hosts' certificates (start switchd with --cluster-dir and --advertise)".into(),
+            )));
         }
         let claim = self.claim_new_network(&mut next, &id);
         let net = next.networks[&id].clone();

@@ -6,6 +6,8 @@ impl Daemon {
     /// Where the VTEP listens, and its counters.
     pub fn vxlan(&self) -> Result<VxlanResource, OpError> {
         let (at, s) = self.dp.vxlan().map_err(io_err("dataplane"))?;
+        let e = self.dp.esp().map_err(io_err("dataplane"))?;
+        let (key_exchanges, key_exchanges_failed) = self.cluster.as_ref().map_or((0, 0), |c| c.key_exchanges());
         Ok(VxlanResource {
             port: self.vxlan_port,
             bound: at.is_some(),
@@ -16,6 +18,25 @@ impl Daemon {
             rx_unknown_vtep: s.rx_unknown_vtep,
             tx_packets: s.tx_packets,
             tx_errors: s.tx_errors,
+            rx_unsealed: s.rx_unsealed,
+            esp: control_plane::api::EspResource {
+                port: self.esp_port,
+                address: e.bound.map(|a| a.to_string()),
+                sas_in: e.sas_in as u64,
+                sas_out: e.sas_out as u64,
+                sas_installed: e.stats.sas_installed,
+                key_exchanges,
+                key_exchanges_failed,
+                rx_packets: e.stats.rx_packets,
+                rx_malformed: e.stats.rx_malformed,
+                rx_unknown_spi: e.stats.rx_unknown_spi,
+                rx_wrong_peer: e.stats.rx_wrong_peer,
+                rx_forged: e.stats.rx_forged,
+                rx_replayed: e.stats.rx_replayed,
+                tx_packets: e.stats.tx_packets,
+                tx_no_key: e.stats.tx_no_key,
+                tx_errors: e.stats.tx_errors,
+            },
         })
     }
 

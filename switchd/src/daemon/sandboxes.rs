@@ -134,7 +134,7 @@ impl Daemon {
                     mtu: net.mtu,
                     default_gw,
                     offload: if net.driver == Driver::Overlay {
-                        tap::Offload::Tcp4
+                        tap::Offload::Tcp4 { sealed: net.encrypted }
                     } else {
                         tap::Offload::All
                     },

@@ -5,6 +5,7 @@
 //! and the descriptors are touched by this thread only: no lock on the frame path.
 
 pub mod batch;
+pub mod esp;
 pub mod vxlan;
 
 use std::io;
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use control_plane::capture::Direction;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
-use overlay::edge::{Decision, Edge, Refused, VniInUse};
+use overlay::edge::{Carried, Decision, Edge, Refused, VniInUse};
 use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
@@ -25,6 +26,7 @@ use switch::{
 };
 use tun_rs::SyncDevice;
 
+use crate::dataplane::esp::{Esp, EspStats, SaChange};
 use crate::dataplane::vxlan::{Vtep, VxlanStats};
 use crate::ports::tap::VNET_HDR_LEN;
 use crate::ports::uplink;
@@ -36,6 +38,29 @@ const MAX_FRAME: usize = 65_535 + 64;
 const BURST: usize = 64;
 const WAKE_TOKEN: u64 = u64::MAX;
 const VXLAN_TOKEN: u64 = u64::MAX - 1;
+const ESP_TOKEN: u64 = u64::MAX - 2;
+
+/// An overlay network's tunnel: its VNI, and whether its frames cross the underlay sealed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tunnel {
+    /// The VNI.
+    pub vni: Vni,
+    /// `-o encrypted`: sealed as ESP, never sent or taken in clear.
+    pub sealed: bool,
+}
+
+/// The ESP port's state, as shown.
+#[derive(Debug, Clone, Default)]
+pub struct EspReport {
+    /// Where it is bound (`None`: no encrypted network here).
+    pub bound: Option<SocketAddrV4>,
+    /// Its counters since switchd started.
+    pub stats: EspStats,
+    /// Inbound SAs held.
+    pub sas_in: usize,
+    /// Outbound SAs held.
+    pub sas_out: usize,
+}
 
 /// What a port is, for listings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,11 +204,11 @@ impl From<DataplaneError> for io::Error {
 
 /// A request to the dataplane thread.
 pub enum Command {
-    /// Adds a network to the switch, with its VNI when it is an overlay network.
+    /// Adds a network to the switch, with its tunnel when it is an overlay network.
     AddNetwork(
         NetworkId,
         NetworkConfig,
-        Option<Vni>,
+        Option<Tunnel>,
         mpsc::Sender<Result<(), DataplaneError>>,
     ),
     /// Removes a network without ports.
@@ -205,6 +230,10 @@ pub enum Command {
     Capture(PortId, CaptureReply),
     /// Where the VXLAN socket is bound, and its counters.
     Vxlan(mpsc::Sender<(Option<SocketAddrV4>, VxlanStats)>),
+    /// Installs or retires SAs.
+    Sa(SaChange, mpsc::Sender<()>),
+    /// The ESP port's state.
+    Esp(mpsc::Sender<EspReport>),
     /// How frames go to port descriptors and how the loop waits.
     Io(mpsc::Sender<IoStats>),
     /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
@@ -265,6 +294,7 @@ struct PortIo {
 pub struct Handle {
     tx: mpsc::Sender<Command>,
     wake: std::sync::Arc<EventFd>,
+    sealing: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Handle {
@@ -277,9 +307,25 @@ impl Handle {
         rx.recv().map_err(|_| io::Error::other("dataplane thread is gone"))
     }
 
-    /// Adds a network (`vni` for an overlay network).
-    pub fn add_network(&self, id: NetworkId, cfg: NetworkConfig, vni: Option<Vni>) -> io::Result<()> {
-        Ok(self.call(|tx| Command::AddNetwork(id, cfg, vni, tx))??)
+    /// Adds a network (`tunnel` for an overlay network).
+    pub fn add_network(&self, id: NetworkId, cfg: NetworkConfig, tunnel: Option<Tunnel>) -> io::Result<()> {
+        Ok(self.call(|tx| Command::AddNetwork(id, cfg, tunnel, tx))??)
+    }
+
+    /// Installs or retires security associations of sealed tunnels; returns once the
+    /// dataplane applied the change.
+    pub fn sa(&self, change: SaChange) -> io::Result<()> {
+        self.call(|tx| Command::Sa(change, tx))
+    }
+
+    /// Whether an encrypted network is here (its hosts then need keys).
+    pub fn sealing(&self) -> bool {
+        self.sealing.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Where the ESP socket is bound, its counters and how many SAs it holds.
+    pub fn esp(&self) -> io::Result<EspReport> {
+        self.call(Command::Esp)
     }
 
     /// Removes a network.
@@ -346,12 +392,13 @@ impl Handle {
     }
 }
 
-/// Starts the dataplane thread; `vxlan_port` is where VXLAN peers are heard (a failure to
-/// bind it is logged and leaves overlay networks without peers). After handling traffic the
+/// Starts the dataplane thread; `vxlan` is where VXLAN peers are heard (a failure to bind
+/// it is logged and leaves overlay networks without peers), and `esp_port` the port on the
+/// same address where sealed tunnels are. After handling traffic the
 /// thread keeps polling for `poll` before it sleeps (zero: it sleeps at once). With `batch`,
 /// a burst's writes to port descriptors go out in one io_uring submission when the kernel
 /// allows it.
-pub fn spawn(seed: u64, vxlan: SocketAddrV4, poll: Duration, batch: bool) -> io::Result<Handle> {
+pub fn spawn(seed: u64, vxlan: SocketAddrV4, esp_port: u16, poll: Duration, batch: bool) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
         EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
@@ -360,7 +407,12 @@ pub fn spawn(seed: u64, vxlan: SocketAddrV4, poll: Duration, batch: bool) -> io:
         .add(wake.as_fd(), EpollEvent::new(EpollFlags::EPOLLIN, WAKE_TOKEN))
         .map_err(io::Error::from)?;
     let (tx, rx) = mpsc::channel();
-    let handle = Handle { tx, wake: wake.clone() };
+    let sealing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let handle = Handle {
+        tx,
+        wake: wake.clone(),
+        sealing: sealing.clone(),
+    };
     std::thread::Builder::new().name("dataplane".into()).spawn(move || {
         let mut dp = Dataplane {
             switch: Switch::new(Instant::now(), seed),
@@ -371,9 +423,12 @@ pub fn spawn(seed: u64, vxlan: SocketAddrV4, poll: Duration, batch: bool) -> io:
             vtep: None,
             vxlan,
             vxlan_kept: VxlanStats::default(),
+            esp: Esp::new(SocketAddrV4::new(*vxlan.ip(), esp_port)),
+            sealing,
             edge: Edge::new(),
             heads: Vec::with_capacity(64 * 128),
             vxlan_rx: vec![0; 1 << 16],
+            esp_rx: vec![0; 1 << 16],
             coalescer: Coalescer::new(),
             captures: Vec::new(),
             rx_bufs: (0..BURST).map(|_| vec![0u8; VNET_HDR_LEN + MAX_FRAME]).collect(),
@@ -408,6 +463,10 @@ struct Dataplane {
     vxlan: SocketAddrV4,
     /// Its counters while it is closed, carried into the next one.
     vxlan_kept: VxlanStats,
+    /// The ESP socket of sealed tunnels (bound while an encrypted network exists) and the SAs.
+    esp: Esp,
+    /// Whether an encrypted network is here, for the cluster's key exchange to read.
+    sealing: std::sync::Arc<std::sync::atomic::AtomicBool>,
     /// VNIs, VXLAN peers and the addresses answered here (ARP suppression), with the
     /// forwarding decision the simulator shares. (Its maps use a fixed hasher: every key in
     /// them is one the daemon inserted, and a remote sender's address only looks up, so no
@@ -418,6 +477,8 @@ struct Dataplane {
     heads: Vec<u8>,
     /// VXLAN datagrams as received (a train of them with UDP_GRO, up to 64 KB).
     vxlan_rx: Vec<u8>,
+    /// ESP datagrams as received, opened in place.
+    esp_rx: Vec<u8>,
     /// Segments received from the tunnels, joined into a super-frame for one write.
     coalescer: Coalescer,
     /// Ports being captured, and where their frames go.
@@ -521,6 +582,9 @@ impl Dataplane {
                 } else if ev.data() == VXLAN_TOKEN {
                     self.drain_vxlan(&mut buf);
                     traffic = true;
+                } else if ev.data() == ESP_TOKEN {
+                    self.drain_esp(&mut buf);
+                    traffic = true;
                 } else {
                     self.drain(PortId(ev.data() as u32));
                     traffic = true;
@@ -551,14 +615,18 @@ impl Dataplane {
 
     fn command(&mut self, cmd: Command) {
         match cmd {
-            Command::AddNetwork(id, cfg, vni, tx) => {
-                let r = match vni {
-                    Some(v) if self.edge.network_of(v).is_some() => Err(VniInUse(v).into()),
+            Command::AddNetwork(id, cfg, tunnel, tx) => {
+                let r = match tunnel {
+                    Some(t) if self.edge.network_of(t.vni).is_some() => Err(VniInUse(t.vni).into()),
                     _ => self.switch.add_network(id, cfg).map_err(DataplaneError::Switch),
                 };
-                if let (Ok(()), Some(v)) = (&r, vni) {
-                    let _ = self.edge.add_network(v, id);
+                if let (Ok(()), Some(t)) = (&r, tunnel) {
+                    let _ = self.edge.add_network(t.vni, id);
+                    self.edge.set_sealed(t.vni, t.sealed);
                     self.open_vtep();
+                    if t.sealed {
+                        self.open_esp();
+                    }
                 }
                 let _ = tx.send(r);
             }
@@ -569,8 +637,24 @@ impl Dataplane {
                     if !self.edge.has_networks() {
                         self.close_vtep();
                     }
+                    if !self.edge.has_sealed() {
+                        self.close_esp();
+                    }
                 }
                 let _ = tx.send(r);
+            }
+            Command::Sa(change, tx) => {
+                self.esp.apply(change);
+                let _ = tx.send(());
+            }
+            Command::Esp(tx) => {
+                let (sas_in, sas_out) = self.esp.sa_counts();
+                let _ = tx.send(EspReport {
+                    bound: self.esp.bound(),
+                    stats: self.esp.stats.clone(),
+                    sas_in,
+                    sas_out,
+                });
             }
             Command::Static(net, mac, at, tx) => {
                 let r = match at {
@@ -695,6 +779,16 @@ impl Dataplane {
                                 vlan.get()
                             )
                         }
+                        Egress::Vtep(addr, vni) if self.edge.is_sealed(vni) => format!(
+                            "port {p} ({}): VXLAN to {addr}, VNI {vni}, sealed as ESP to {}{}",
+                            pio.label,
+                            addr.ip(),
+                            if self.esp.has_outbound(*addr.ip()) {
+                                ""
+                            } else {
+                                " (no key with that host yet: dropped, tx_no_key)"
+                            }
+                        ),
                         Egress::Vtep(addr, vni) => match &self.vtep {
                             Some(_) => format!("port {p} ({}): VXLAN to {addr}, VNI {vni}", pio.label),
                             None => format!(
@@ -736,6 +830,37 @@ impl Dataplane {
                 self.vtep = Some(v);
             }
             Err(e) => tracing::error!("{e}; overlay networks have no VXLAN peers until it can be bound"),
+        }
+    }
+
+    /// Binds the ESP socket, when it is not (the first encrypted network came). A port that
+    /// cannot be bound is logged; the encrypted networks then reach no other host.
+    fn open_esp(&mut self) {
+        self.sealing.store(true, std::sync::atomic::Ordering::Relaxed);
+        let opened = self.esp.open().and_then(|fd| match fd {
+            Some(fd) => self
+                .epoll
+                .add(fd, EpollEvent::new(EpollFlags::EPOLLIN, ESP_TOKEN))
+                .map(|()| true)
+                .map_err(io::Error::from),
+            None => Ok(false),
+        });
+        match opened {
+            Ok(true) => tracing::info!(addr = ?self.esp.bound(), "ESP port bound: encrypted overlay networks are here"),
+            Ok(false) => {}
+            Err(e) => {
+                self.esp.close();
+                tracing::error!("{e}; encrypted overlay networks reach no other host until it can be bound");
+            }
+        }
+    }
+
+    /// Closes the ESP socket (the last encrypted network went); the SAs stay for the next.
+    fn close_esp(&mut self) {
+        self.sealing.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(s) = self.esp.close() {
+            let _ = self.epoll.delete(&s);
+            tracing::info!("ESP port closed: no encrypted network is left");
         }
     }
 
@@ -972,37 +1097,81 @@ impl Dataplane {
                 datagrams += 1;
                 let Some(vtep) = self.vtep.as_mut() else { break };
                 vtep.stats.rx_packets += 1;
-                let (port, frame) = match self.edge.decap(train.from, datagram) {
-                    Ok(x) => x,
-                    Err(Refused::Malformed) => {
-                        vtep.stats.rx_malformed += 1;
-                        continue;
-                    }
-                    Err(Refused::UnknownVtep) => {
-                        vtep.stats.rx_unknown_vtep += 1;
-                        continue;
-                    }
-                    Err(Refused::UnknownVni) => {
-                        vtep.stats.rx_unknown_vni += 1;
-                        continue;
-                    }
-                };
-                if held == Some(port) && self.coalescer.add(frame) {
-                    continue;
-                }
-                self.forward_held(now, &mut held);
-                if self.coalescer.add(frame) {
-                    held = Some(port);
-                    continue;
-                }
-                let n = VNET_HDR_LEN + frame.len();
-                buf[..VNET_HDR_LEN].fill(0);
-                buf[VNET_HDR_LEN..n].copy_from_slice(frame);
-                self.forward(now, port, &mut buf[..n]);
+                self.tunnelled(now, &mut held, buf, train.from, datagram, Carried::Clear);
             }
         }
         self.forward_held(now, &mut held);
         self.vxlan_rx = rx;
+    }
+
+    /// Reads ESP trains (sealed datagrams of encrypted networks) until a burst has come, opens
+    /// each in place under its SA, and forwards the VXLAN datagrams inside as
+    /// [`Dataplane::drain_vxlan`] does; what does not open is counted and dropped.
+    fn drain_esp(&mut self, buf: &mut [u8]) {
+        let now = Instant::now();
+        let mut held: Option<PortId> = None;
+        let mut rx = std::mem::take(&mut self.esp_rx);
+        let mut datagrams = 0;
+        while datagrams < BURST {
+            let train = match self.esp.recv_train(&mut rx) {
+                Ok(Some(t)) => t,
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!("ESP receive: {e}");
+                    break;
+                }
+            };
+            for sealed in rx[..train.len].chunks_mut(train.seg) {
+                datagrams += 1;
+                if let Some(datagram) = self.esp.unseal(train.from, sealed) {
+                    self.tunnelled(now, &mut held, buf, train.from, datagram, Carried::Sealed);
+                }
+            }
+        }
+        self.forward_held(now, &mut held);
+        self.esp_rx = rx;
+    }
+
+    /// Forwards the frame in a VXLAN `datagram` from `from`, `carried` so, from its peer's
+    /// port: joined to the super-frame held for that port when it can be, or alone through
+    /// `buf`. Refused datagrams are counted.
+    fn tunnelled(
+        &mut self,
+        now: Instant,
+        held: &mut Option<PortId>,
+        buf: &mut [u8],
+        from: Ipv4Addr,
+        datagram: &[u8],
+        carried: Carried,
+    ) {
+        let (port, frame) = match self.edge.decap(from, datagram, carried) {
+            Ok(x) => x,
+            Err(why) => {
+                let s = match self.vtep.as_mut() {
+                    Some(v) => &mut v.stats,
+                    None => &mut self.vxlan_kept,
+                };
+                match why {
+                    Refused::Malformed => s.rx_malformed += 1,
+                    Refused::UnknownVtep => s.rx_unknown_vtep += 1,
+                    Refused::UnknownVni => s.rx_unknown_vni += 1,
+                    Refused::Unsealed => s.rx_unsealed += 1,
+                }
+                return;
+            }
+        };
+        if *held == Some(port) && self.coalescer.add(frame) {
+            return;
+        }
+        self.forward_held(now, held);
+        if self.coalescer.add(frame) {
+            *held = Some(port);
+            return;
+        }
+        let n = VNET_HDR_LEN + frame.len();
+        buf[..VNET_HDR_LEN].fill(0);
+        buf[VNET_HDR_LEN..n].copy_from_slice(frame);
+        self.forward(now, port, &mut buf[..n]);
     }
 
     /// Forwards what the coalescer holds, received on port `held`.
@@ -1183,16 +1352,25 @@ impl Dataplane {
         };
         for &(p, e) in egress.iter().chain(overflow) {
             let Egress::Vtep(addr, vni) = e else { continue };
-            let Some(vtep) = self.vtep.as_mut() else {
-                self.switch.record_drop(p, DropReason::TxFailed);
+            if let Some(Err(_)) = &segments {
+                self.switch.record_drop(p, DropReason::BadOffload);
                 continue;
-            };
-            let sent = match &segments {
-                None => vtep.send(packet, vni, addr),
-                Some(Ok(cut)) => vtep.send_cut(&mut self.heads, cut, &packet[VNET_HDR_LEN..], vni, addr),
-                Some(Err(_)) => {
-                    self.switch.record_drop(p, DropReason::BadOffload);
+            }
+            let sent = if self.edge.is_sealed(vni) {
+                match &segments {
+                    Some(Ok(cut)) => self
+                        .esp
+                        .send_cut(&mut self.heads, cut, &packet[VNET_HDR_LEN..], vni, *addr.ip()),
+                    _ => self.esp.send(&packet[VNET_HDR_LEN..], vni, *addr.ip()),
+                }
+            } else {
+                let Some(vtep) = self.vtep.as_mut() else {
+                    self.switch.record_drop(p, DropReason::TxFailed);
                     continue;
+                };
+                match &segments {
+                    Some(Ok(cut)) => vtep.send_cut(&mut self.heads, cut, &packet[VNET_HDR_LEN..], vni, addr),
+                    _ => vtep.send(packet, vni, addr),
                 }
             };
             if sent.is_ok() {

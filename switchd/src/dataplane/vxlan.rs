@@ -10,9 +10,9 @@ use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 /// Sending sockets in the pool.
 const POOL: usize = 16;
 /// Segments one UDP send with segmentation offload may carry (the kernel's UDP_MAX_SEGMENTS).
-const GSO_MAX_SEGMENTS: usize = 64;
+pub const GSO_MAX_SEGMENTS: usize = 64;
 /// The most bytes one UDP send may carry over IPv4.
-const MAX_UDP_PAYLOAD: usize = 65_507;
+pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Receive buffer of the VTEP socket: a peer sends a super-frame's segments as one train (up
 /// to 64 KB at once, from each flow), which the default buffer (about 200 KB) drops under load.
 const RX_BUFFER: usize = 8 << 20;
@@ -23,8 +23,14 @@ const RX_BUFFER: usize = 8 << 20;
 /// segments at MTU 1450 would go as a send of 44 and one of 2, each received, coalesced and
 /// acknowledged on its own; capped at 44, one cross-host TCP stream moved 7-8.5 -> 9-9.5
 /// Gbit/s here at a fifth less CPU per byte.
-pub fn tunnel_gso_segments(mtu: u16) -> u32 {
-    let per_segment = VXLAN_HEADER_LEN + 14 + usize::from(mtu);
+/// A sealed network's segments each carry [`crate::dataplane::esp::SEALED_OVERHEAD`] more.
+pub fn tunnel_gso_segments(mtu: u16, sealed: bool) -> u32 {
+    let overhead = if sealed {
+        crate::dataplane::esp::SEALED_OVERHEAD
+    } else {
+        0
+    };
+    let per_segment = VXLAN_HEADER_LEN + 14 + usize::from(mtu) + overhead;
     (MAX_UDP_PAYLOAD / per_segment).clamp(1, GSO_MAX_SEGMENTS) as u32
 }
 
@@ -39,6 +45,8 @@ pub struct VxlanStats {
     pub rx_unknown_vni: u64,
     /// VXLAN frames from an address that is no peer of the network.
     pub rx_unknown_vtep: u64,
+    /// VXLAN frames of an encrypted network that came in clear.
+    pub rx_unsealed: u64,
     /// Datagrams sent.
     pub tx_packets: u64,
     /// Sends that failed.
@@ -65,18 +73,62 @@ pub struct Train {
     pub from: Ipv4Addr,
 }
 
+/// Receives the next datagram or train of datagrams (UDP_GRO) on `sock` into `buf` (64 KB
+/// holds any); `None` when nothing is waiting.
+pub fn recv_train(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Train>> {
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use std::os::fd::AsRawFd;
+    loop {
+        let mut cmsg = nix::cmsg_space!(i32);
+        let mut iov = [io::IoSliceMut::new(&mut *buf)];
+        let r = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
+        let msg = match r {
+            Ok(m) => m,
+            Err(nix::errno::Errno::EAGAIN) => return Ok(None),
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        let n = msg.bytes;
+        let seg = msg
+            .cmsgs()
+            .ok()
+            .into_iter()
+            .flatten()
+            .find_map(|c| match c {
+                ControlMessageOwned::UdpGroSegments(s) => usize::try_from(s).ok(),
+                _ => None,
+            })
+            .filter(|s| *s > 0)
+            .unwrap_or(n);
+        // An IPv4 socket always names the sender; a datagram without one is passed over.
+        let Some(from) = msg.address else { continue };
+        return Ok(Some(Train {
+            len: n,
+            seg: seg.max(1),
+            from: from.ip(),
+        }));
+    }
+}
+
+/// Binds a receiving UDP socket on `addr` for trains of datagrams: non-blocking, with a
+/// large buffer and UDP_GRO.
+pub fn bind_rx(addr: SocketAddrV4, what: &str) -> io::Result<UdpSocket> {
+    let rx = UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the {what} port {addr}: {e}")))?;
+    rx.set_nonblocking(true)?;
+    // As root the limit in net.core.rmem_max does not apply; otherwise take what it allows.
+    if nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBufForce, &RX_BUFFER).is_err() {
+        let _ = nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBuf, &RX_BUFFER);
+    }
+    // Trains of datagrams from one flow arrive in one receive, up to 64 KB.
+    let _ = nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true);
+    Ok(rx)
+}
+
 impl Vtep {
     /// Binds the receiving socket on `addr` and the sending pool, carrying on `stats`.
     pub fn bind(addr: SocketAddrV4, stats: VxlanStats) -> io::Result<Vtep> {
-        let rx = UdpSocket::bind(addr)
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the VXLAN port {addr}: {e}")))?;
-        rx.set_nonblocking(true)?;
-        // As root the limit in net.core.rmem_max does not apply; otherwise take what it allows.
-        if nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBufForce, &RX_BUFFER).is_err() {
-            let _ = nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBuf, &RX_BUFFER);
-        }
-        // Trains of datagrams from one flow arrive in one receive, up to 64 KB.
-        let _ = nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::UdpGroSegment, &true);
+        let rx = bind_rx(addr, "VXLAN")?;
         let pool = (0..POOL)
             .map(|_| {
                 let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
@@ -96,40 +148,7 @@ impl Vtep {
     /// Receives the next datagram or train of datagrams into `buf` (64 KB holds any);
     /// `None` when nothing is waiting.
     pub fn recv_train(&mut self, buf: &mut [u8]) -> io::Result<Option<Train>> {
-        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
-        use std::os::fd::AsRawFd;
-        loop {
-            let mut cmsg = nix::cmsg_space!(i32);
-            let mut iov = [io::IoSliceMut::new(&mut *buf)];
-            let r = recvmsg::<SockaddrIn>(self.rx.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
-            let msg = match r {
-                Ok(m) => m,
-                Err(nix::errno::Errno::EAGAIN) => return Ok(None),
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(e.into()),
-            };
-            let n = msg.bytes;
-            let seg = msg
-                .cmsgs()
-                .ok()
-                .into_iter()
-                .flatten()
-                .find_map(|c| match c {
-                    ControlMessageOwned::UdpGroSegments(s) => usize::try_from(s).ok(),
-                    _ => None,
-                })
-                .filter(|s| *s > 0)
-                .unwrap_or(n);
-            let Some(from) = msg.address else {
-                self.stats.rx_malformed += 1;
-                continue;
-            };
-            return Ok(Some(Train {
-                len: n,
-                seg: seg.max(1),
-                from: from.ip(),
-            }));
-        }
+        recv_train(&self.rx, buf)
     }
 
     /// Sends the segments of a cut super-frame (heads in `heads`, from
@@ -199,13 +218,21 @@ mod tests {
 
     #[test]
     fn a_capped_super_frame_fits_one_udp_send() {
-        let n = tunnel_gso_segments(1450) as usize;
+        let n = tunnel_gso_segments(1450, false) as usize;
         assert_eq!(n, 44);
         // As many as fit in one send, and not one more.
         assert!(n * (8 + 14 + 1450) <= MAX_UDP_PAYLOAD && (n + 1) * (8 + 14 + 1450) > MAX_UDP_PAYLOAD);
-        assert_eq!(tunnel_gso_segments(9000), 7);
+        assert_eq!(tunnel_gso_segments(9000, false), 7);
         // Small MTUs: no more than the kernel's UDP_MAX_SEGMENTS.
-        assert_eq!(tunnel_gso_segments(576), 64);
-        assert_eq!(tunnel_gso_segments(u16::MAX), 1);
+        assert_eq!(tunnel_gso_segments(576, false), 64);
+        assert_eq!(tunnel_gso_segments(u16::MAX, false), 1);
+        // Sealed: each ESP packet is larger; an encrypted network at its default MTU.
+        let n = tunnel_gso_segments(1400, true) as usize;
+        let sealed = 8 + 8 + 14 + 1400;
+        let sealed = sealed + overlay::esp::overhead(sealed);
+        assert!(
+            n * sealed <= MAX_UDP_PAYLOAD && (n + 1) * sealed > MAX_UDP_PAYLOAD,
+            "{n}"
+        );
     }
 }
