@@ -905,3 +905,65 @@ fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
         (Some(4200), DEFAULT_OVERLAY_MTU, true)
     );
 }
+
+#[test]
+fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
+    use crate::cluster::records::NetworkRecord;
+    let (mut s, mut ids) = fresh();
+    let ov = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
+        name: name.into(),
+        driver: "overlay".into(),
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..Default::default()
+    };
+    let t = SystemTime::UNIX_EPOCH;
+    // `--opt encrypted` carries no value; true and false are taken too.
+    for (name, v, sealed) in [("e1", "", true), ("e2", "true", true), ("e3", "false", false)] {
+        let id = s
+            .create_network(ov(name, &[("encrypted", v)]), ids.next(), t, &[])
+            .unwrap();
+        let n = &s.networks[&id];
+        assert_eq!(n.encrypted, sealed, "{name}");
+        let mtu = if sealed {
+            DEFAULT_ENCRYPTED_MTU
+        } else {
+            DEFAULT_OVERLAY_MTU
+        };
+        assert_eq!(n.mtu, mtu, "{name}: room for ESP under a 1500-byte underlay");
+        assert_eq!(s.network_record(&id).unwrap().encrypted, sealed);
+    }
+    let before = s.clone();
+    let e = s.create_network(ov("e4", &[("encrypted", "yes please")]), ids.next(), t, &[]);
+    assert!(e.unwrap_err().to_string().contains("true, false, or no value"));
+    let bridge = NetworkSpec {
+        options: [("encrypted".into(), String::new())].into(),
+        ..net("b")
+    };
+    let e = s.create_network(bridge, ids.next(), t, &[]).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown option \"encrypted\" for a bridge network"),
+        "{e}"
+    );
+    let e = s.add_vtep("e1", "10.99.0.2", 4789).unwrap_err();
+    assert!(matches!(e, ModelError::Forbidden(_)), "{e}");
+    assert!(e.to_string().contains("network e1 is encrypted"), "{e}");
+    assert_eq!(s, before, "nothing changed");
+    // A host adopting the network from the cluster seals it too.
+    let rec = NetworkRecord {
+        name: "from-peer".into(),
+        subnet: "10.72.0.0/24".parse().unwrap(),
+        gateway: "10.72.0.1".parse().unwrap(),
+        vni: 4300,
+        max_hosts: 64,
+        claimed: true,
+        mtu: DEFAULT_ENCRYPTED_MTU,
+        internal: false,
+        created: t,
+        encrypted: true,
+    };
+    let id = ids.next();
+    assert!(s.adopt_network(id.clone(), &rec, &[]).unwrap());
+    assert!(s.networks[&id].encrypted);
+    assert_eq!(s.networks[&id].options.get("encrypted").map(String::as_str), Some(""));
+}
