@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The data-plane benchmark: installs the peers when missing (iperf3, Open vSwitch, vde2),
-# builds, and measures every path side by side in one run (switchsim bench). Needs root.
+# The data-plane benchmark: installs the peers when missing (iperf3, Open vSwitch, vde2,
+# wireguard-go), builds, and measures every path side by side in one run (switchsim bench).
+# Needs root.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
@@ -8,7 +9,7 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 scripts/deps.sh
-declare -A pkg=([ovs-vswitchd]=openvswitch-switch [vde_switch]=vde2)
+declare -A pkg=([ovs-vswitchd]=openvswitch-switch [vde_switch]=vde2 [wireguard-go]=wireguard-go [wg]=wireguard-tools)
 missing=()
 for cmd in "${!pkg[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("${pkg[$cmd]}")
