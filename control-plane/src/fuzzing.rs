@@ -128,6 +128,18 @@ pub fn gossip(data: &[u8]) {
     let mut m = Membership::new(me, 7);
     for chunk in data.split(|b| *b == 0xa5) {
         let _ = m.handle_data(chunk);
+        let _ = m.handle_signed(chunk, "h2", SocketAddr::from(([10, 0, 0, 2], 7946)));
+    }
+    // The sender's envelope, as opened from the seal: a message is taken only in the name
+    // whose signature holds.
+    let opened = crate::cluster::seal::Opened {
+        nonce: [1; 12],
+        sent_ms: 5,
+        payload: data.to_vec(),
+    };
+    let auth = crate::cluster::cheap::Cheap::new("h1");
+    if let crate::cluster::envelope::Verdict::Message { name, .. } = crate::cluster::envelope::open(&auth, &opened, 5) {
+        assert_eq!(name, "h1", "only the one certificate known here signs");
     }
     if let Ok(r) = Record::decode(data) {
         let again = Record::decode(&r.encode()).expect("an encoded record decodes");

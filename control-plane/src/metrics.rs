@@ -343,6 +343,16 @@ fn cluster(o: &mut String, c: &crate::api::ClusterStats) {
         &[("direction", "received"), ("outcome", "revoked")],
         c.gossip_revoked,
     );
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "forged")],
+        c.gossip_forged,
+    );
+    f.sample(
+        name,
+        &[("direction", "received"), ("outcome", "unverified")],
+        c.gossip_unverified,
+    );
     f.sample(name, &[("direction", "sent"), ("outcome", "sent")], c.gossip_sent);
     let name = "switchd_records_refused_total";
     let mut f = Family::start(o, name, "counter", "Cluster records refused, by reason.");

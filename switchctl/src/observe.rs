@@ -274,13 +274,15 @@ fn print_host(s: &StatsResource) {
     if let Some(cl) = &s.cluster {
         let peers: Vec<String> = cl.peers.iter().map(|(k, n)| format!("{n} {k}")).collect();
         println!(
-            "cluster: members {}; gossip received {} (refused {}, unauthenticated {}, replayed or stale {}, from revoked hosts {}), sent {}; records refused as ahead of the clock {}, as forged {}, waiting for their origin's certificate {}; exchanges ok {}, failed {}",
+            "cluster: members {}; gossip received {} (refused {}, unauthenticated {}, replayed or stale {}, from revoked hosts {}, forged {}, from senders not known yet {}), sent {}; records refused as ahead of the clock {}, as forged {}, waiting for their origin's certificate {}; exchanges ok {}, failed {}",
             peers.join(", "),
             cl.gossip_received,
             cl.gossip_refused,
             cl.gossip_unauthenticated,
             cl.gossip_stale,
             cl.gossip_revoked,
+            cl.gossip_forged,
+            cl.gossip_unverified,
             cl.gossip_sent,
             cl.records_ahead,
             cl.records_forged,

@@ -709,6 +709,13 @@ pub struct ClusterStats {
     /// Messages from hosts the CA revoked, ignored.
     #[serde(default)]
     pub gossip_revoked: u64,
+    /// Messages whose sender's signature did not hold (another host's name, re-sealed,
+    /// altered), or certificates the CA did not issue.
+    #[serde(default)]
+    pub gossip_forged: u64,
+    /// Messages from a host whose certificate was not known yet (asked for, not taken).
+    #[serde(default)]
+    pub gossip_unverified: u64,
     /// Records refused because their counter ran more than a minute ahead of this host's
     /// clock (a clock far off, or a record forged to win for ever).
     #[serde(default)]

@@ -357,6 +357,8 @@ struct Probe {
 
 /// SWIM membership of this host.
 pub struct Membership {
+    /// The most bytes a message takes ([`MAX_PACKET`] unless the driver wraps messages).
+    max_packet: usize,
     me: HostId,
     incarnation: u16,
     rng: StdRng,
@@ -518,6 +520,7 @@ impl Membership {
             cert_tokens: (CERT_ANSWERS_BURST, 0),
             revoked: Default::default(),
             revoked_dropped: 0,
+            max_packet: MAX_PACKET,
         };
         // Spread the first probe and gossip over their periods (hosts started together do
         // not tick together).
@@ -547,7 +550,7 @@ impl Membership {
     pub fn publish(&mut self, key: RecordKey, body: Option<Body>, now_ms: u64) -> Result<Record, MembershipError> {
         let r = self.records().local(key, body, now_ms);
         let wire = r.encode();
-        if wire.len() + ITEM_OVERHEAD > MAX_PACKET / 2 {
+        if wire.len() + ITEM_OVERHEAD > self.max_packet / 2 {
             return Err(MembershipError(format!(
                 "a record of {} bytes does not fit a gossip message",
                 wire.len()
@@ -683,7 +686,13 @@ impl Membership {
 
     /// The largest datagram the protocol produces.
     pub fn max_packet_size(&self) -> usize {
-        MAX_PACKET
+        self.max_packet
+    }
+
+    /// Messages take at most `bytes` from now on (the driver's wrapping of each message takes
+    /// the rest of a datagram); at least 512.
+    pub fn set_max_packet_size(&mut self, bytes: usize) {
+        self.max_packet = bytes.max(512);
     }
 
     /// This host.
@@ -888,8 +897,36 @@ impl Membership {
     /// [`MembershipError`] for bytes that are not a message; what came before the fault in
     /// it is applied.
     pub fn handle_data(&mut self, data: &[u8]) -> Result<(), MembershipError> {
+        self.handle(data, None)
+    }
+
+    /// Feeds a datagram that host `signer` signed, received from `source`: its message must
+    /// speak for that host, at that address.
+    ///
+    /// # Errors
+    /// As [`Membership::handle_data`]; and a message that speaks for another host or address
+    /// (nothing of it is applied).
+    pub fn handle_signed(&mut self, data: &[u8], signer: &str, source: SocketAddr) -> Result<(), MembershipError> {
+        self.handle(data, Some((signer, source)))
+    }
+
+    fn handle(&mut self, data: &[u8], signed: Option<(&str, SocketAddr)>) -> Result<(), MembershipError> {
         let (h, mut rest) =
             postcard::take_from_bytes::<Header>(data).map_err(|e| MembershipError(format!("malformed header: {e}")))?;
+        if let Some((signer, source)) = signed {
+            if h.from.name != signer {
+                return Err(MembershipError(format!(
+                    "a message signed by {signer} speaks for {}",
+                    h.from.name
+                )));
+            }
+            if h.from.addr.ip() != source.ip() {
+                return Err(MembershipError(format!(
+                    "a message from {source} speaks for {}",
+                    h.from.addr
+                )));
+            }
+        }
         if h.from.addr == self.me.addr {
             return Ok(());
         }
@@ -1312,7 +1349,7 @@ impl Membership {
             kind,
         };
         let mut wire = postcard::to_stdvec(&header).expect("headers serialize");
-        let mut budget = MAX_PACKET.saturating_sub(wire.len() + 2 * ITEM_OVERHEAD);
+        let mut budget = self.max_packet.saturating_sub(wire.len() + 2 * ITEM_OVERHEAD);
         let mut updates = Vec::new();
         if probe {
             if let Some(i) = self.find(&to).filter(|&i| self.members[i].state == State::Suspect) {
@@ -1327,7 +1364,7 @@ impl Membership {
                 let b = postcard::to_stdvec(&self.state_ref(i)).expect("member states serialize");
                 updates.push(Bytes::from(b));
             }
-            for a in self.random_active(MAX_PACKET / 40, Some(to)) {
+            for a in self.random_active(self.max_packet / 40, Some(to)) {
                 let i = self.find(&a).expect("an active member is indexed");
                 let b = postcard::to_stdvec(&self.state_ref(i)).expect("member states serialize");
                 if b.len() + ITEM_OVERHEAD > budget / 2 {
@@ -1614,6 +1651,30 @@ mod tests {
         }
         assert!(sim.events[0].contains(&Event::Up(new)));
         assert_eq!(sim.hosts[0].member_digest(), sim.hosts[2].member_digest());
+    }
+
+    #[test]
+    fn a_signed_message_speaks_only_for_its_signer_at_its_address() {
+        let mut sim = joined(2);
+        let before = sim.hosts[0].peers();
+        let me = sim.hosts[1].me().clone();
+        let h = Header {
+            from: me.clone(),
+            incarnation: 9,
+            kind: Kind::Ping(1),
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        // No updates, no records.
+        wire.extend_from_slice(&[0, 0]);
+        let elsewhere = SocketAddr::from(([10, 9, 9, 9], me.addr.port()));
+        let e = sim.hosts[0].handle_signed(&wire, "mallory", me.addr).unwrap_err();
+        assert!(e.to_string().contains("signed by mallory speaks for"), "{e}");
+        let e = sim.hosts[0].handle_signed(&wire, &me.name, elsewhere).unwrap_err();
+        assert!(e.to_string().contains("a message from 10.9.9.9"), "{e}");
+        assert_eq!(sim.hosts[0].peers(), before, "nothing applied");
+        assert!(sim.hosts[0].poll_transmit().is_none(), "nothing answered");
+        sim.hosts[0].handle_signed(&wire, &me.name, me.addr).unwrap();
+        assert!(sim.hosts[0].poll_transmit().is_some(), "the ping answered");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod backlog;
 pub mod certs;
 pub mod cheap;
+pub mod envelope;
 pub mod exchange;
 pub mod membership;
 pub mod node;

@@ -210,6 +210,23 @@ impl Node {
         self.m.handle_data(data)
     }
 
+    /// A datagram host `signer` signed ([`super::envelope`]), received from `source` at
+    /// `now_ms`: as [`Node::handle_datagram`], and its message must speak for that host at
+    /// that address.
+    ///
+    /// # Errors
+    /// As [`Membership::handle_signed`].
+    pub fn handle_signed(
+        &mut self,
+        data: &[u8],
+        signer: &str,
+        source: SocketAddr,
+        now_ms: u64,
+    ) -> Result<(), MembershipError> {
+        self.m.records().set_now(now_ms);
+        self.m.handle_signed(data, signer, source)
+    }
+
     /// A timer handed out by [`Node::poll_timer`], once its delay passed.
     pub fn handle_timer(&mut self, t: Timer) {
         self.m.handle_timer(t);
@@ -279,6 +296,12 @@ impl Node {
             peer,
             members: down_round || self.round.is_multiple_of(self.cfg.members_every),
         })
+    }
+
+    /// Messages take at most `bytes` from now on: what a datagram holds less what the
+    /// driver wraps each message in.
+    pub fn set_max_message(&mut self, bytes: usize) {
+        self.m.set_max_packet_size(bytes);
     }
 
     /// The next datagram to send.

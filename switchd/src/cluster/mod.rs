@@ -1,8 +1,10 @@
 //! The cluster driver: the sans-IO cluster node (control_plane::cluster::node) over a UDP
-//! socket, every datagram sealed under the cluster's gossip key, with tokio timers and the
-//! anti-entropy exchanges it asks for over QUIC. Datagrams that do not open under the key
-//! (non-members, other clusters, tampering) are dropped and counted. What the node decides
-//! (whom to sync with, what an event or a record means) is not decided here.
+//! socket, every message signed by this host ([`control_plane::cluster::envelope`]) and every
+//! datagram sealed under the cluster's gossip key, with tokio timers and the anti-entropy
+//! exchanges it asks for over QUIC. Datagrams that do not open under the key (non-members,
+//! other clusters, tampering), and messages whose sender's signature does not hold, are
+//! dropped and counted. What the node decides (whom to sync with, what an event or a record
+//! means) is not decided here.
 
 pub mod keys;
 pub mod sync;
@@ -15,9 +17,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use control_plane::api::PeerResource;
+use control_plane::cluster::envelope::{self, Verdict};
 use control_plane::cluster::membership::{Event, HostId};
 use control_plane::cluster::node::{self, Node, Output, SyncPlan};
-use control_plane::cluster::records::{Body, Record, RecordKey, Records};
+use control_plane::cluster::records::{Authority, Body, Record, RecordKey, Records};
 use control_plane::cluster::space::{Claim, Range};
 use control_plane::cluster::{pki, seal::GossipKey};
 use control_plane::Id;
@@ -162,9 +165,16 @@ pub struct Status {
     pub gossip_refused: u64,
     /// Authenticated datagrams refused as replays or sent outside the replay window.
     pub gossip_stale: u64,
-    /// New members refused because the member table was full.
     /// Gossip messages from revoked hosts, ignored.
     pub gossip_revoked: u64,
+    /// Messages whose sender's signature did not hold, or certificates the CA did not issue.
+    pub gossip_forged: u64,
+    /// Messages from senders whose certificate was not known yet.
+    pub gossip_unverified: u64,
+    /// Messages refused at their signature because the CA revoked their sender (the node
+    /// counts those that reach it).
+    revoked_refused: u64,
+    /// New members refused because the member table was full.
     pub members_refused: u64,
 }
 
@@ -388,7 +398,19 @@ impl Cluster {
 
     /// Gossip messages from hosts the CA revoked, ignored.
     pub fn gossip_revoked(&self) -> u64 {
-        self.status.lock().expect("lock poisoned").gossip_revoked
+        let s = self.status.lock().expect("lock poisoned");
+        s.gossip_revoked + s.revoked_refused
+    }
+
+    /// Gossip messages whose sender's signature did not hold, and messages from senders whose
+    /// certificate was not known yet.
+    pub fn gossip_forged(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").gossip_forged
+    }
+
+    /// Messages from senders whose certificate was not known yet (asked for, not taken).
+    pub fn gossip_unverified(&self) -> u64 {
+        self.status.lock().expect("lock poisoned").gossip_unverified
     }
 
     /// Authenticated gossip datagrams refused as replays or sent outside the window.
@@ -451,9 +473,11 @@ pub fn start(
     vxlan_port: u16,
     changes: mpsc::UnboundedSender<Vec<Output>>,
 ) -> io::Result<Cluster> {
-    let bind = SocketAddr::new(IpAddr::from([0, 0, 0, 0]), cfg.port);
-    let std_sock = std::net::UdpSocket::bind(bind)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the gossip port {bind}: {e}")))?;
+    // On the advertise address, so that a message speaks for the address it comes from; the
+    // address may come up after switchd does (IP_FREEBIND).
+    let bind = SocketAddr::new(cfg.advertise, cfg.port);
+    let std_sock =
+        bind_free(bind).map_err(|e| io::Error::new(e.kind(), format!("cannot bind the gossip port {bind}: {e}")))?;
     std_sock.set_nonblocking(true)?;
     let bump = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -553,9 +577,19 @@ pub fn start(
         members: shared.members,
     };
     let key = GossipKey::from_bytes(&creds.key);
+    let signer = Signer {
+        auth: authority.clone(),
+        name: creds.name.clone(),
+        cert: creds.cert_der.clone(),
+    };
+    // What a signed envelope takes of a datagram goes from what a message may take.
+    node.set_max_message(
+        control_plane::cluster::membership::MAX_PACKET
+            - control_plane::cluster::envelope::overhead(&creds.name, authority.sign(&[]).len()),
+    );
     rt.spawn(async move {
         match UdpSocket::from_std(std_sock) {
-            Ok(sock) => run(sock, node, key, status, loops).await,
+            Ok(sock) => run(sock, node, (key, signer), status, loops).await,
             Err(e) => tracing::error!("gossip socket: {e}"),
         }
     });
@@ -688,7 +722,103 @@ struct Loops {
     members: Arc<Mutex<(Vec<control_plane::cluster::membership::MemberState>, u64)>>,
 }
 
-async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<Status>>, loops: Loops) {
+/// A UDP socket bound to `addr`, which need not be up yet on this host.
+fn bind_free(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use nix::sys::socket::{bind, setsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage};
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let fd = socket(family, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    setsockopt(&fd, sockopt::IpFreebind, &true)?;
+    bind(std::os::fd::AsRawFd::as_raw_fd(&fd), &SockaddrStorage::from(addr))?;
+    Ok(std::net::UdpSocket::from(fd))
+}
+
+/// Who signs this host's messages, and the certificate that checks them.
+struct Signer {
+    auth: Arc<control_plane::cluster::certs::CertAuthority>,
+    name: String,
+    cert: Vec<u8>,
+}
+
+/// How often this host's certificate goes unasked to an address it sends to.
+const CERT_AGAIN: Duration = Duration::from_secs(600);
+/// How often an address is asked for its sender's certificate, or answered with this host's.
+const CERT_PACE: Duration = Duration::from_secs(1);
+/// Certificates answered per second, and in a burst, to all askers together: what asks from
+/// many (forged) addresses can make this host send.
+const CERT_ANSWERS: (u64, u64) = (200, 1_000);
+
+/// When something was last done for each address, for at most [`HEARD_MAX`] addresses (the
+/// one done for least recently is forgotten).
+#[derive(Default)]
+struct Pace(HashMap<SocketAddr, Instant>);
+
+impl Pace {
+    /// Whether it is due for `a` (never done, or `every` ago); noted as done now when it is.
+    fn due(&mut self, a: SocketAddr, every: Duration) -> bool {
+        let now = Instant::now();
+        if self.0.get(&a).is_some_and(|t| now.duration_since(*t) < every) {
+            return false;
+        }
+        if self.0.len() >= HEARD_MAX && !self.0.contains_key(&a) {
+            if let Some(oldest) = self.0.iter().min_by_key(|(_, t)| **t).map(|(a, _)| *a) {
+                self.0.remove(&oldest);
+            }
+        }
+        self.0.insert(a, now);
+        true
+    }
+}
+
+/// What pacing the certificate traffic keeps.
+#[derive(Default)]
+struct CertPaces {
+    /// This host's certificate sent ahead of a message.
+    sent: Pace,
+    /// A sender asked for its certificate.
+    asked: Pace,
+    /// An asker answered.
+    answered: Pace,
+    /// Answers left in the bucket, and when it was last filled.
+    tokens: (u64, Option<Instant>),
+}
+
+impl CertPaces {
+    /// Whether an answer to `a` may go now.
+    fn answer(&mut self, a: SocketAddr) -> bool {
+        let now = Instant::now();
+        let (rate, burst) = CERT_ANSWERS;
+        let (tokens, last) = &mut self.tokens;
+        let earned = last.map_or(burst, |t| now.duration_since(t).as_millis() as u64 * rate / 1000);
+        if earned > 0 {
+            *tokens = (*tokens + earned).min(burst);
+            *last = Some(now);
+        }
+        if *tokens == 0 || !self.answered.due(a, CERT_PACE) {
+            return false;
+        }
+        *tokens -= 1;
+        true
+    }
+}
+
+/// Seals `payload` under `key`, sent now, and sends it to `to`.
+async fn send_sealed(sock: &UdpSocket, key: &GossipKey, to: SocketAddr, payload: &[u8]) {
+    let mut nonce = [0u8; 12];
+    if getrandom::fill(&mut nonce).is_ok() {
+        let _ = sock.send_to(&key.seal(nonce, now_ms(), payload), to).await;
+    }
+}
+
+async fn run(
+    sock: UdpSocket,
+    mut node: Node,
+    (key, signer): (GossipKey, Signer),
+    status: Arc<Mutex<Status>>,
+    loops: Loops,
+) {
     let Loops {
         mut to_node,
         changes,
@@ -704,14 +834,32 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
     sync.reset();
     let mut seen: HashMap<SocketAddr, PeerSeen> = HashMap::new();
     let mut replay = control_plane::cluster::seal::Replay::default();
+    let mut certs = CertPaces::default();
     let mut refreshed = Instant::now().checked_sub(STATUS_EVERY).unwrap_or_else(Instant::now);
     loop {
         tokio::select! {
             r = sock.recv_from(&mut buf) => {
                 let Ok((n, from)) = r else { continue };
-                let mut g = Gossip { node: &mut node, replay: &mut replay, seen: &mut seen, status: &status };
-                if !g.receive(&key, from, &buf[..n]) {
-                    continue;
+                let got = {
+                    let revoked = |h: &str| signer.auth.is_revoked(h);
+                    let mut g = Gossip { revoked: &revoked, node: &mut node, replay: &mut replay, seen: &mut seen, status: &status };
+                    g.receive(&key, &*signer.auth, from, &buf[..n])
+                };
+                match got {
+                    Received::Taken => {}
+                    Received::Dropped => continue,
+                    Received::Unknown => {
+                        if certs.asked.due(from, CERT_PACE) {
+                            send_sealed(&sock, &key, from, &envelope::who_are_you()).await;
+                        }
+                        continue;
+                    }
+                    Received::WhoAreYou => {
+                        if certs.answer(from) {
+                            send_sealed(&sock, &key, from, &envelope::cert(&signer.cert)).await;
+                        }
+                        continue;
+                    }
                 }
             }
             Some(t) = timer_rx.recv() => {
@@ -752,11 +900,18 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
             }
         }
         while let Some((to, data)) = node.poll_transmit() {
+            // The certificate first, to an address not sent it lately: its message is then
+            // taken at once rather than asked about.
+            if certs.sent.due(to, CERT_AGAIN) {
+                send_sealed(&sock, &key, to, &envelope::cert(&signer.cert)).await;
+            }
             let mut nonce = [0u8; 12];
             if getrandom::fill(&mut nonce).is_err() {
                 continue;
             }
-            let _ = sock.send_to(&key.seal(nonce, now_ms(), &data), to).await;
+            let now = now_ms();
+            let signed = envelope::signed(&*signer.auth, &signer.name, &nonce, now, &data);
+            let _ = sock.send_to(&key.seal(nonce, now, &signed), to).await;
             status.lock().expect("lock poisoned").gossip_tx += 1;
         }
         while let Some((after, t)) = node.poll_timer() {
@@ -798,16 +953,41 @@ async fn run(sock: UdpSocket, mut node: Node, key: GossipKey, status: Arc<Mutex<
 
 /// What a received gossip datagram goes through.
 struct Gossip<'a> {
+    /// Whether the CA revoked a host.
+    revoked: &'a (dyn Fn(&str) -> bool + Sync),
     node: &'a mut Node,
     replay: &'a mut control_plane::cluster::seal::Replay,
     seen: &'a mut HashMap<SocketAddr, PeerSeen>,
     status: &'a Mutex<Status>,
 }
 
+/// What became of a received datagram.
+enum Received {
+    /// Its message went to the node.
+    Taken,
+    /// Refused (counted), or a certificate learned: nothing more to do.
+    Dropped,
+    /// A message from a host whose certificate is not known: ask it.
+    Unknown,
+    /// A host asks for this host's certificate.
+    WhoAreYou,
+}
+
 impl Gossip<'_> {
-    /// Opens `datagram` from `from`, refuses a replay, and hands the message to the node;
-    /// false when it went no further than the seal or the replay window (each counted).
-    fn receive(&mut self, key: &GossipKey, from: SocketAddr, datagram: &[u8]) -> bool {
+    fn revoked(&self, host: &str) -> bool {
+        (self.revoked)(host)
+    }
+
+    /// Opens `datagram` from `from`, refuses a replay, checks its sender's signature with
+    /// `auth`, and hands the message to the node; what else it was otherwise (each refusal
+    /// counted).
+    fn receive(
+        &mut self,
+        key: &GossipKey,
+        auth: &dyn control_plane::cluster::records::Authority,
+        from: SocketAddr,
+        datagram: &[u8],
+    ) -> Received {
         let count = |field: fn(&mut Status) -> &mut u64, what: &dyn std::fmt::Display| {
             let mut s = self.status.lock().expect("lock poisoned");
             let n = field(&mut s);
@@ -821,20 +1001,49 @@ impl Gossip<'_> {
                 |s| &mut s.dropped_unauthenticated,
                 &"gossip datagram not sealed under this cluster's key: dropped",
             );
-            return false;
+            return Received::Dropped;
         };
         let now = now_ms();
         if let Err(e) = self.replay.admit(&d, now) {
             count(|s| &mut s.gossip_stale, &format_args!("gossip datagram refused: {e}"));
-            return false;
+            return Received::Dropped;
         }
+        let (name, message) = match envelope::open(auth, &d, now) {
+            Verdict::Message { name, message } => (name, message),
+            Verdict::Unknown { name } => {
+                count(
+                    |s| &mut s.gossip_unverified,
+                    &format_args!("gossip message from {name}, whose certificate is not known yet: asked for it"),
+                );
+                return Received::Unknown;
+            }
+            Verdict::WhoAreYou => return Received::WhoAreYou,
+            Verdict::Cert => return Received::Dropped,
+            Verdict::Forged { name } if self.revoked(&name) => {
+                self.status.lock().expect("lock poisoned").revoked_refused += 1;
+                return Received::Dropped;
+            }
+            Verdict::Forged { name } => {
+                count(
+                    |s| &mut s.gossip_forged,
+                    &format_args!(
+                        "gossip message in the name of {name} whose signature or certificate does not hold: dropped"
+                    ),
+                );
+                return Received::Dropped;
+            }
+            Verdict::Malformed => {
+                count(|s| &mut s.gossip_refused, &"gossip datagram of no known form: dropped");
+                return Received::Dropped;
+            }
+        };
         heard_from(self.seen, from);
-        let refused = self.node.handle_datagram(&d.payload, now).err();
+        let refused = self.node.handle_signed(message, &name, from, now).err();
         self.status.lock().expect("lock poisoned").gossip_rx += 1;
         if let Some(e) = refused {
             count(|s| &mut s.gossip_refused, &format_args!("gossip message refused: {e}"));
         }
-        true
+        Received::Taken
     }
 }
 

@@ -155,6 +155,8 @@ impl Daemon {
                 records_unknown_origin,
                 gossip_stale: c.gossip_stale(),
                 gossip_revoked: c.gossip_revoked(),
+                gossip_forged: c.gossip_forged(),
+                gossip_unverified: c.gossip_unverified(),
                 members_refused: c.members_refused(),
                 sync_ok,
                 sync_failed,
