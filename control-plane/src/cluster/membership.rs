@@ -82,7 +82,7 @@ impl fmt::Debug for HostId {
 }
 
 /// What a member is believed to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum State {
     /// Answering.
     Alive,
@@ -136,6 +136,14 @@ pub enum Timer {
     },
     /// Piggyback what is pending on messages of their own.
     Gossip,
+    /// The check of another host's claim, by the probe numbered so: after [`PROBE_RTT`]
+    /// unanswered, probe indirectly; after twice that (`last`), suspect the member.
+    Verify {
+        /// The probe.
+        n: u32,
+        /// Whether this is the check's end.
+        last: bool,
+    },
 }
 
 /// A membership change worth telling the operator (logged once each).
@@ -355,10 +363,29 @@ struct Probe {
     acked: bool,
 }
 
+/// Checks of other hosts' claims running at once; beyond, a claim is left to this host's own
+/// round of probes.
+const VERIFY_MAX: usize = 256;
+/// Claims remembered as checked and relayed.
+const CLAIMS_MAX: usize = 4_096;
+
+/// A check of another host's claim about a member.
+struct Check {
+    probe: Probe,
+    /// The claim is that the member is down (not only suspect).
+    down: bool,
+}
+
 /// SWIM membership of this host.
 pub struct Membership {
     /// The most bytes a message takes ([`MAX_PACKET`] unless the driver wraps messages).
     max_packet: usize,
+    /// Claims of other hosts that a member is suspect or down, or alive again while suspected
+    /// here, each being checked by a probe of this host's own ([`VERIFY_MAX`] at most).
+    verifying: Vec<Check>,
+    /// Claims heard lately (member, identity, incarnation, state): each is checked and
+    /// relayed once ([`CLAIMS_MAX`] held, then forgotten all at once).
+    claims: rustc_hash::FxHashSet<(SocketAddr, u64, u16, State)>,
     me: HostId,
     incarnation: u16,
     rng: StdRng,
@@ -521,6 +548,8 @@ impl Membership {
             revoked: Default::default(),
             revoked_dropped: 0,
             max_packet: MAX_PACKET,
+            verifying: Vec::new(),
+            claims: Default::default(),
         };
         // Spread the first probe and gossip over their periods (hosts started together do
         // not tick together).
@@ -642,8 +671,89 @@ impl Membership {
     /// win, as for any SWIM update; what changed is disseminated).
     pub fn apply_member_states(&mut self, states: Vec<MemberState>) {
         for s in states {
-            self.apply(s);
+            self.hear(s, self.me.addr);
         }
+    }
+
+    /// Takes an update `from` a host about a member: what a host says of itself, and news of a
+    /// member not known here, are applied; a claim that a member known here is suspect or
+    /// down, or alive again while suspected here, is checked with a probe of this host's own
+    /// (the member's answer speaks for it; no answer is this host's own evidence).
+    fn hear(&mut self, s: MemberState, from: SocketAddr) {
+        let claim = s.id.addr != from
+            && s.id.addr != self.me.addr
+            && self.find(&s.id.addr).is_some_and(|i| {
+                let m = &self.members[i];
+                match s.state {
+                    State::Alive => m.state == State::Suspect,
+                    State::Suspect | State::Down => m.state.active(),
+                }
+            });
+        if !claim {
+            self.apply(s);
+            return;
+        }
+        if self.claims.len() >= CLAIMS_MAX {
+            self.claims.clear();
+        }
+        if self.claims.insert((s.id.addr, s.id.bump, s.incarnation, s.state)) {
+            // Relayed as heard (every host checks it for itself), so that news spreads as
+            // fast as SWIM's: the member hears of a suspicion and refutes it.
+            self.disseminate(&s);
+            self.verify(s.id.addr, s.state == State::Down);
+        }
+    }
+
+    /// Ends the suspicion of the member at `addr` after `after` rather than
+    /// [`SUSPECT_TO_DOWN`] (unless it is refuted first).
+    fn shorten_suspicion(&mut self, addr: SocketAddr, after: Duration) {
+        let Some(i) = self.find(&addr) else { return };
+        let m = &self.members[i];
+        if m.state == State::Suspect {
+            let t = Timer::Suspicion {
+                addr,
+                bump: m.bump,
+                incarnation: m.incarnation,
+            };
+            self.timers.push_back((after, t));
+        }
+    }
+
+    /// The member at `addr` answered a check of this host's: if it is suspected here, that
+    /// is this host's own evidence that it lives (the rest of the cluster still waits for its
+    /// refutation, under a higher incarnation).
+    fn answered(&mut self, addr: SocketAddr) {
+        let Some(i) = self.find(&addr) else { return };
+        if self.members[i].state == State::Suspect {
+            self.members[i].state = State::Alive;
+            let id = self.id_of(i);
+            self.events.push_back(Event::Refuted(id));
+        }
+    }
+
+    /// Probes the member at `target` to check another host's claim (that it is `down`, or
+    /// suspect or alive again), unless a check of it runs (which then checks the graver
+    /// claim) or [`VERIFY_MAX`] do.
+    fn verify(&mut self, target: SocketAddr, down: bool) {
+        if let Some(v) = self.verifying.iter_mut().find(|v| v.probe.target == target) {
+            v.down |= down;
+            return;
+        }
+        if self.verifying.len() >= VERIFY_MAX {
+            return;
+        }
+        self.probe_seq = self.probe_seq.wrapping_add(1);
+        let n = self.probe_seq;
+        self.verifying.push(Check {
+            probe: Probe {
+                n,
+                target,
+                acked: false,
+            },
+            down,
+        });
+        self.send(target, Kind::Ping(n));
+        self.timers.push_back((PROBE_RTT, Timer::Verify { n, last: false }));
     }
 
     /// Cuts off host `name`, which the CA revoked: declared down here, its messages and news
@@ -865,6 +975,47 @@ impl Membership {
                     self.apply(down);
                 }
             }
+            Timer::Verify { n, last } => {
+                let Some(at) = self.verifying.iter().position(|v| v.probe.n == n) else {
+                    return;
+                };
+                let v = &self.verifying[at];
+                if v.probe.acked || last {
+                    let v = self.verifying.swap_remove(at);
+                    if v.probe.acked {
+                        self.answered(v.probe.target);
+                    } else if v.down {
+                        // Another host gave up on it after its own suspicion ran out, and
+                        // neither this host nor three others reach it: down.
+                        if let Some(i) = self.find(&v.probe.target) {
+                            let down = MemberState {
+                                state: State::Down,
+                                ..self.state_ref(i).owned()
+                            };
+                            self.apply(down);
+                        }
+                    } else {
+                        // This host's own evidence: neither it nor three others reached it.
+                        // The claimant suspected it a check earlier: the suspicion runs out
+                        // when the claimant's does.
+                        self.suspect(v.probe.target);
+                        self.shorten_suspicion(v.probe.target, SUSPECT_TO_DOWN.saturating_sub(2 * PROBE_RTT));
+                    }
+                    return;
+                }
+                let target = v.probe.target;
+                let Some(tid) = self.find(&target).map(|i| self.id_of(i)) else {
+                    return;
+                };
+                for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
+                    let kind = Kind::PingReq {
+                        probe: n,
+                        target: tid.clone(),
+                    };
+                    self.send(helper, kind);
+                }
+                self.timers.push_back((PROBE_RTT, Timer::Verify { n, last: true }));
+            }
             Timer::Gossip => {
                 self.timers.push_back((GOSSIP_PERIOD, Timer::Gossip));
                 // Three members a period, and more while a burst is pending (up to
@@ -957,7 +1108,7 @@ impl Membership {
                 postcard::from_bytes(item).map_err(|e| MembershipError(format!("malformed update: {e}")))?;
             check_name(s.name)?;
             if !self.knows(&s) {
-                self.apply(s.owned());
+                self.hear(s.owned(), from);
             }
         }
         for item in take_items(&mut rest)? {
@@ -1064,10 +1215,12 @@ impl Membership {
     }
 
     fn acked(&mut self, n: u32, from: SocketAddr) {
-        if let Some(p) = self.probe.as_mut() {
-            if p.n == n && p.target == from {
-                p.acked = true;
-            }
+        let probes = self
+            .probe
+            .iter_mut()
+            .chain(self.verifying.iter_mut().map(|v| &mut v.probe));
+        for p in probes.filter(|p| p.n == n && p.target == from) {
+            p.acked = true;
         }
     }
 
@@ -1605,18 +1758,22 @@ mod tests {
             sim.hosts[3].peers()[0].incarnation > before,
             "host 3 heard it was suspected and raised its incarnation"
         );
-        // The others saw the suspicion come and go, in that order.
+        // A host whose own probes went unanswered saw the suspicion come and go, in that
+        // order; one that checked the claim when host 3 answered again never suspected it.
         let frozen = sim.hosts[3].me().clone();
+        let mut suspected = 0;
         for i in 0..3 {
             let seen: Vec<&Event> = sim.events[i]
                 .iter()
                 .filter(|e| matches!(e, Event::Suspected(h) | Event::Refuted(h) if *h == frozen))
                 .collect();
             assert!(
-                matches!(seen.as_slice(), [Event::Suspected(_), Event::Refuted(_), ..]),
+                matches!(seen.as_slice(), [] | [Event::Suspected(_), Event::Refuted(_), ..]),
                 "host {i}: {seen:?}"
             );
+            suspected += usize::from(!seen.is_empty());
         }
+        assert!(suspected > 0, "{:?}", sim.events);
         for i in 0..4 {
             assert!(
                 !sim.events[i].iter().any(|e| matches!(e, Event::Down(_))),
@@ -1651,6 +1808,76 @@ mod tests {
         }
         assert!(sim.events[0].contains(&Event::Up(new)));
         assert_eq!(sim.hosts[0].member_digest(), sim.hosts[2].member_digest());
+    }
+
+    #[test]
+    fn a_member_s_word_that_a_live_host_is_down_changes_nothing() {
+        let mut sim = joined(4);
+        let victim = MemberState {
+            id: sim.hosts[2].me().clone(),
+            incarnation: 40,
+            state: State::Down,
+        };
+        // Host 1 tells host 0 that host 2 is down, at an incarnation far ahead.
+        let h = Header {
+            from: sim.hosts[1].me().clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        let update = postcard::to_stdvec(&victim).unwrap();
+        put_len(&mut wire, 1);
+        put_len(&mut wire, update.len());
+        wire.extend_from_slice(&update);
+        put_len(&mut wire, 0);
+        sim.hosts[0].handle_data(&wire).unwrap();
+        sim.pump(0);
+        let now = sim.now;
+        sim.run_until(now + Duration::from_secs(6));
+        // Every host that heard the claim probed host 2 itself, which answered: none declared
+        // it suspect or down. (Host 2, told it was down, took a new identity, as a host does
+        // that some member may have given up on.)
+        let at = victim.id.addr;
+        for i in 0..4 {
+            assert!(
+                !sim.events[i]
+                    .iter()
+                    .any(|e| matches!(e, Event::Down(h) | Event::Suspected(h) if h.addr == at)),
+                "host {i}: {:?}",
+                sim.events[i]
+            );
+            assert_eq!(sim.hosts[i].num_members(), 3, "host {i}");
+        }
+        // A host that is gone is found out by the host that checks the claim: at once, not
+        // after a round of its own probes.
+        sim.dead[2] = true;
+        let update = postcard::to_stdvec(&MemberState {
+            id: sim.hosts[2].me().clone(),
+            incarnation: 41,
+            state: State::Down,
+        })
+        .unwrap();
+        let h = Header {
+            from: sim.hosts[1].me().clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        put_len(&mut wire, 1);
+        put_len(&mut wire, update.len());
+        wire.extend_from_slice(&update);
+        put_len(&mut wire, 0);
+        sim.hosts[0].handle_data(&wire).unwrap();
+        sim.pump(0);
+        let now = sim.now;
+        sim.run_until(now + Duration::from_millis(600));
+        assert!(
+            sim.events[0]
+                .iter()
+                .any(|e| matches!(e, Event::Down(h) if h.addr == at)),
+            "{:?}",
+            sim.events[0]
+        );
     }
 
     #[test]
@@ -1824,14 +2051,28 @@ mod tests {
         m.apply_member_states(states);
         assert_eq!(m.num_members(), MAX_MEMBERS);
         assert_eq!(m.refused_members(), extra as u64);
-        // A known member still changes state.
+        // A known member still changes state: another host's word that it is suspect is
+        // checked with a probe; unanswered directly and through others, it is this host's own.
         let first = m.member_states().into_iter().find(|s| s.id.name == "h0").unwrap();
+        let addr = first.id.addr;
         m.apply_member_states(vec![MemberState {
             state: State::Suspect,
             ..first
         }]);
-        let now = m.member_states().into_iter().find(|s| s.id.name == "h0").unwrap();
-        assert_eq!(now.state, State::Suspect);
+        let state = |m: &Membership| m.member_states().into_iter().find(|s| s.id.name == "h0").unwrap().state;
+        assert_eq!(state(&m), State::Alive, "a claim is not evidence");
+        assert!(
+            std::iter::from_fn(|| m.poll_transmit()).any(|(to, _)| to == addr),
+            "h0 probed"
+        );
+        for _ in 0..2 {
+            let t = std::iter::from_fn(|| m.poll_timer())
+                .map(|(_, t)| t)
+                .find(|t| matches!(t, Timer::Verify { .. }))
+                .expect("the check's timer");
+            m.handle_timer(t);
+        }
+        assert_eq!(state(&m), State::Suspect);
     }
 
     #[test]
