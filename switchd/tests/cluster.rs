@@ -116,6 +116,24 @@ fn capture_frame(f: &Fabric, filter: &str) -> Vec<u8> {
     pcap[24 + 16..].to_vec()
 }
 
+/// tcpdump on the underlay bridge for `secs` seconds with `args` (options, then a filter),
+/// its output piped; started when this returns.
+fn dump_underlay(f: &Fabric, secs: u32, args: &[&str]) -> std::process::Child {
+    let secs = secs.to_string();
+    let ns = f.0.underlay.ns();
+    let mut all = vec!["netns", "exec", ns, "timeout", &secs, "tcpdump", "-i", "br0"];
+    all.extend_from_slice(args);
+    let child = std::process::Command::new("ip")
+        .args(&all)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("tcpdump");
+    // tcpdump needs a moment to open the interface.
+    std::thread::sleep(Duration::from_millis(500));
+    child
+}
+
 fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) -> Duration {
     let t0 = Instant::now();
     while t0.elapsed() < limit {
@@ -133,6 +151,15 @@ struct Fabric(testbed::Fabric);
 impl Fabric {
     fn new(tag: &str, net: u8) -> Fabric {
         Fabric(testbed::Fabric::new(&prefix(tag), net, testbed::bin_dir!()))
+    }
+
+    /// A fabric whose hosts `names` hold certificates of the CA "ca".
+    fn certified(tag: &str, net: u8, names: &[&str]) -> Fabric {
+        let f = Fabric::new(tag, net);
+        for h in names {
+            f.cert("ca", h);
+        }
+        f
     }
 
     fn cert(&self, ca: &str, name: &str) {
@@ -153,10 +180,7 @@ fn three_hosts_form_a_cluster_and_strangers_stay_out() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("cl", 98);
-    for h in ["h1", "h2", "h3"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("cl", 98, &["h1", "h2", "h3"]);
     f.cert("other-ca", "intruder");
     let h1 = f.start(1, "h1");
     let h2 = f.start(2, "h2");
@@ -269,10 +293,7 @@ fn overlay_across_hosts() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xo", 97);
-    for h in ["h1", "h2"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xo", 97, &["h1", "h2"]);
     let h1 = f.start(1, "h1");
     let mut h2 = f.start(2, "h2");
     wait_for("the two hosts meet", Duration::from_secs(20), || {
@@ -350,27 +371,7 @@ fn overlay_across_hosts() {
 
     // ARP suppression: b's host answers b's request for a's address; none crosses the underlay.
     h2.exec(&b, &["ip", "neigh", "flush", "all"]);
-    let dump = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            f.0.underlay.ns(),
-            "timeout",
-            "3",
-            "tcpdump",
-            "-nn",
-            "-l",
-            "-i",
-            "br0",
-            "udp",
-            "port",
-            "4789",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(500));
+    let dump = dump_underlay(&f, 3, &["-nn", "-l", "udp", "port", "4789"]);
     assert!(h2
         .exec(&b, &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.66.0.2"])
         .ok());
@@ -566,10 +567,7 @@ fn overlay_addresses_go_where_they_are_needed() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xa", 95);
-    for h in ["h1", "h2", "h3"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xa", 95, &["h1", "h2", "h3"]);
     let hosts = [f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3")];
     wait_for("the three hosts meet", Duration::from_secs(20), || {
         peers(&hosts[0]).iter().filter(|(_, s)| s == "alive").count() == 3
@@ -712,10 +710,7 @@ fn a_host_gone_for_good_is_forgotten_and_its_addresses_taken_over() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xf", 94);
-    for h in ["h1", "h2", "h3"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xf", 94, &["h1", "h2", "h3"]);
     let (h1, h2, mut h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
     wait_for("the three hosts meet", Duration::from_secs(20), || {
         peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 3
@@ -779,10 +774,7 @@ fn a_gossip_key_holder_alone_cannot_change_records() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xk", 93);
-    for h in ["h1", "h2"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xk", 93, &["h1", "h2"]);
     let (h1, h2) = (f.start(1, "h1"), f.start(2, "h2"));
     wait_for("the two hosts meet", Duration::from_secs(20), || {
         peers(&h2).iter().filter(|(_, s)| s == "alive").count() == 2
@@ -899,10 +891,7 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xr", 92);
-    for h in ["h1", "h2", "h3"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xr", 92, &["h1", "h2", "h3"]);
     f.cert("other", "x1");
     let (mut h1, mut h2, h3) = (f.start(1, "h1"), f.start(2, "h2"), f.start(3, "h3"));
     wait_for("the three hosts meet", Duration::from_secs(20), || {
@@ -1003,53 +992,12 @@ fn count(v: &serde_json::Value, key: &str) -> u64 {
     v[key].as_u64().unwrap_or_else(|| panic!("no {key} in {v}"))
 }
 
-/// Sends from sandbox `from` to `to_ip:5002` in sandbox `to` one TCP connection's worth of
-/// `chunk`-byte writes every `gap` for `secs` seconds; the bytes sent and the bytes received.
-fn tcp_paced(from: &str, to: &str, to_ip: &str, secs: u64) -> (usize, usize) {
-    use std::io::{Read, Write};
-    let addr = format!("{to_ip}:5002");
-    let bind = addr.clone();
-    let stall = Some(Duration::from_secs(20));
-    let server = testbed::in_netns(&Path::new("/run/netns").join(to), move || {
-        let l = std::net::TcpListener::bind(&bind).expect("listen");
-        let (mut s, _) = l.accept().expect("accept");
-        s.set_read_timeout(stall).expect("timeout");
-        let mut total = 0usize;
-        let mut buf = vec![0u8; 1 << 16];
-        loop {
-            match s.read(&mut buf).expect("read: the connection broke") {
-                0 => break total,
-                n => total += n,
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(200));
-    let client = testbed::in_netns(&Path::new("/run/netns").join(from), move || {
-        let to = addr.parse().expect("address");
-        let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
-        s.set_write_timeout(stall).expect("timeout");
-        let chunk = vec![7u8; 256 << 10];
-        let (t0, mut sent) = (Instant::now(), 0);
-        while t0.elapsed() < Duration::from_secs(secs) {
-            s.write_all(&chunk).expect("write: the connection broke");
-            sent += chunk.len();
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        sent
-    });
-    let sent = client.join().expect("client");
-    (sent, server.join().expect("server"))
-}
-
 #[test]
 fn an_encrypted_network_seals_every_frame_and_renews_its_keys() {
     if !testbed::e2e_allowed("cluster") {
         return;
     }
-    let f = Fabric::new("xe", 91);
-    for h in ["h1", "h2"] {
-        f.cert("ca", h);
-    }
+    let f = Fabric::certified("xe", 91, &["h1", "h2"]);
     let rekey = ["--rekey-interval", "2s"];
     let (h1, h2) = (f.start_with(1, "h1", &rekey), f.start_with(2, "h2", &rekey));
     wait_for("the two hosts meet", Duration::from_secs(20), || {
@@ -1107,25 +1055,7 @@ fn an_encrypted_network_seals_every_frame_and_renews_its_keys() {
     // On the wire: ESP in UDP only; tshark finds neither VXLAN nor the inner ICMP.
     let file = std::env::temp_dir().join(format!("{}-sealed.pcap", f.0.underlay.ns()));
     let path = file.to_str().unwrap().to_string();
-    let dump = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            f.0.underlay.ns(),
-            "timeout",
-            "4",
-            "tcpdump",
-            "-i",
-            "br0",
-            "-w",
-            &path,
-            "udp",
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("tcpdump");
-    std::thread::sleep(Duration::from_millis(500));
+    let dump = dump_underlay(&f, 4, &["-w", &path, "udp"]);
     assert!(h1.exec(&a, &["ping", "-c", "3", "-i", "0.2", "-W", "1", &b_ip]).ok());
     dump.wait_with_output().expect("tcpdump");
     let tshark = |filter: &str| {
@@ -1193,7 +1123,7 @@ fn an_encrypted_network_seals_every_frame_and_renews_its_keys() {
     // Keys renewed every 2 s during a TCP transfer: the connection carries every byte, and
     // no frame met a missing key or a retired SA.
     let (e1, e2) = (esp(&h1), esp(&h2));
-    let (sent, got) = tcp_paced(&b, &a, "10.71.0.2", 7);
+    let (sent, got) = testbed::tcp_transfer(&b, &a, "10.71.0.2", testbed::Pace::For(Duration::from_secs(7)));
     assert_eq!(got, sent, "every byte arrived");
     let (n1, n2) = (esp(&h1), esp(&h2));
     assert!(

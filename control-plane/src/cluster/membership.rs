@@ -704,6 +704,31 @@ impl Membership {
         }
     }
 
+    /// Asks [`INDIRECT_PROBES`] members to probe `target` for this host's probe `n`.
+    fn probe_indirectly(&mut self, n: u32, target: SocketAddr) {
+        let Some(tid) = self.find(&target).map(|i| self.id_of(i)) else {
+            return;
+        };
+        for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
+            let kind = Kind::PingReq {
+                probe: n,
+                target: tid.clone(),
+            };
+            self.send(helper, kind);
+        }
+    }
+
+    /// Declares the member at `addr`, as known here, down.
+    fn declare_down(&mut self, addr: SocketAddr) {
+        if let Some(i) = self.find(&addr) {
+            let down = MemberState {
+                state: State::Down,
+                ..self.state_ref(i).owned()
+            };
+            self.apply(down);
+        }
+    }
+
     /// Ends the suspicion of the member at `addr` after `after` rather than
     /// [`SUSPECT_TO_DOWN`] (unless it is refuted first).
     fn shorten_suspicion(&mut self, addr: SocketAddr, after: Duration) {
@@ -948,17 +973,7 @@ impl Membership {
                 let Some(p) = self.probe.as_ref().filter(|p| p.n == n && !p.acked) else {
                     return;
                 };
-                let target = p.target;
-                let Some(tid) = self.find(&target).map(|i| self.id_of(i)) else {
-                    return;
-                };
-                for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
-                    let kind = Kind::PingReq {
-                        probe: n,
-                        target: tid.clone(),
-                    };
-                    self.send(helper, kind);
-                }
+                self.probe_indirectly(n, p.target);
             }
             Timer::Suspicion {
                 addr,
@@ -968,11 +983,7 @@ impl Membership {
                 let Some(i) = self.find(&addr) else { return };
                 let m = &self.members[i];
                 if m.bump == bump && m.incarnation == incarnation && m.state == State::Suspect {
-                    let down = MemberState {
-                        state: State::Down,
-                        ..self.state_ref(i).owned()
-                    };
-                    self.apply(down);
+                    self.declare_down(addr);
                 }
             }
             Timer::Verify { n, last } => {
@@ -987,13 +998,7 @@ impl Membership {
                     } else if v.down {
                         // Another host gave up on it after its own suspicion ran out, and
                         // neither this host nor three others reach it: down.
-                        if let Some(i) = self.find(&v.probe.target) {
-                            let down = MemberState {
-                                state: State::Down,
-                                ..self.state_ref(i).owned()
-                            };
-                            self.apply(down);
-                        }
+                        self.declare_down(v.probe.target);
                     } else {
                         // This host's own evidence: neither it nor three others reached it.
                         // The claimant suspected it a check earlier: the suspicion runs out
@@ -1003,17 +1008,7 @@ impl Membership {
                     }
                     return;
                 }
-                let target = v.probe.target;
-                let Some(tid) = self.find(&target).map(|i| self.id_of(i)) else {
-                    return;
-                };
-                for helper in self.random_active(INDIRECT_PROBES, Some(target)) {
-                    let kind = Kind::PingReq {
-                        probe: n,
-                        target: tid.clone(),
-                    };
-                    self.send(helper, kind);
-                }
+                self.probe_indirectly(n, v.probe.target);
                 self.timers.push_back((PROBE_RTT, Timer::Verify { n, last: true }));
             }
             Timer::Gossip => {
@@ -1810,6 +1805,22 @@ mod tests {
         assert_eq!(sim.hosts[0].member_digest(), sim.hosts[2].member_digest());
     }
 
+    /// A gossip message from `from` carrying one update, `about`.
+    fn claim(from: &HostId, about: &MemberState) -> Vec<u8> {
+        let h = Header {
+            from: from.clone(),
+            incarnation: 0,
+            kind: Kind::Gossip,
+        };
+        let mut wire = postcard::to_stdvec(&h).unwrap();
+        let update = postcard::to_stdvec(about).unwrap();
+        put_len(&mut wire, 1);
+        put_len(&mut wire, update.len());
+        wire.extend_from_slice(&update);
+        put_len(&mut wire, 0);
+        wire
+    }
+
     #[test]
     fn a_member_s_word_that_a_live_host_is_down_changes_nothing() {
         let mut sim = joined(4);
@@ -1819,17 +1830,7 @@ mod tests {
             state: State::Down,
         };
         // Host 1 tells host 0 that host 2 is down, at an incarnation far ahead.
-        let h = Header {
-            from: sim.hosts[1].me().clone(),
-            incarnation: 0,
-            kind: Kind::Gossip,
-        };
-        let mut wire = postcard::to_stdvec(&h).unwrap();
-        let update = postcard::to_stdvec(&victim).unwrap();
-        put_len(&mut wire, 1);
-        put_len(&mut wire, update.len());
-        wire.extend_from_slice(&update);
-        put_len(&mut wire, 0);
+        let wire = claim(sim.hosts[1].me(), &victim);
         sim.hosts[0].handle_data(&wire).unwrap();
         sim.pump(0);
         let now = sim.now;
@@ -1851,22 +1852,12 @@ mod tests {
         // A host that is gone is found out by the host that checks the claim: at once, not
         // after a round of its own probes.
         sim.dead[2] = true;
-        let update = postcard::to_stdvec(&MemberState {
+        let gone = MemberState {
             id: sim.hosts[2].me().clone(),
             incarnation: 41,
             state: State::Down,
-        })
-        .unwrap();
-        let h = Header {
-            from: sim.hosts[1].me().clone(),
-            incarnation: 0,
-            kind: Kind::Gossip,
         };
-        let mut wire = postcard::to_stdvec(&h).unwrap();
-        put_len(&mut wire, 1);
-        put_len(&mut wire, update.len());
-        wire.extend_from_slice(&update);
-        put_len(&mut wire, 0);
+        let wire = claim(sim.hosts[1].me(), &gone);
         sim.hosts[0].handle_data(&wire).unwrap();
         sim.pump(0);
         let now = sim.now;

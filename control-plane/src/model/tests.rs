@@ -425,15 +425,19 @@ fn state_survives_json() {
     assert_eq!(serde_json::from_slice::<State>(&j).unwrap(), s);
 }
 
-#[test]
-fn overlay_networks_vnis_and_static_vteps() {
-    let (mut s, mut ids) = fresh();
-    let ov = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
+/// An overlay network's spec with driver options `opts`.
+fn ov(name: &str, opts: &[(&str, &str)]) -> NetworkSpec {
+    NetworkSpec {
         name: name.into(),
         driver: "overlay".into(),
         options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
         ..Default::default()
-    };
+    }
+}
+
+#[test]
+fn overlay_networks_vnis_and_static_vteps() {
+    let (mut s, mut ids) = fresh();
     s.create_network(ov("o1", &[]), ids.next(), SystemTime::UNIX_EPOCH, &[])
         .unwrap();
     s.create_network(ov("o2", &[("vni", "42")]), ids.next(), SystemTime::UNIX_EPOCH, &[])
@@ -910,12 +914,6 @@ fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
 fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
     use crate::cluster::records::NetworkRecord;
     let (mut s, mut ids) = fresh();
-    let ov = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
-        name: name.into(),
-        driver: "overlay".into(),
-        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
-        ..Default::default()
-    };
     let t = SystemTime::UNIX_EPOCH;
     // `--opt encrypted` carries no value; true and false are taken too.
     for (name, v, sealed) in [("e1", "", true), ("e2", "true", true), ("e3", "false", false)] {

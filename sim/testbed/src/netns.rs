@@ -693,6 +693,26 @@ fn send_frames(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>, frame: Ve
 /// # Panics
 /// If the connection cannot be made, stalls, or breaks.
 pub fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
+    tcp_transfer(from, to, to_ip, Pace::Bulk(mb)).1
+}
+
+/// How [`tcp_transfer`] sends.
+#[derive(Debug, Clone, Copy)]
+pub enum Pace {
+    /// This many MiB, as fast as the connection takes them.
+    Bulk(usize),
+    /// 256 KiB every 20 ms for this long: a connection that stays busy while something
+    /// changes under it.
+    For(Duration),
+}
+
+/// Sends over one TCP connection from sandbox namespace `from` to a listener on
+/// `to_ip:5001` in namespace `to` (both under [`NETNS_DIR`]) as `pace` says; the bytes sent
+/// and the bytes the listener counted. Either side giving up for 20 s fails the transfer.
+///
+/// # Panics
+/// If the connection cannot be made, stalls, or breaks.
+pub fn tcp_transfer(from: &str, to: &str, to_ip: &str, pace: Pace) -> (usize, usize) {
     use std::io::{Read, Write};
     let addr = format!("{to_ip}:5001");
     let bind = addr.clone();
@@ -704,7 +724,7 @@ pub fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
         let mut total = 0usize;
         let mut buf = vec![0u8; 1 << 16];
         loop {
-            match s.read(&mut buf).expect("read") {
+            match s.read(&mut buf).expect("read: the connection broke") {
                 0 => break total,
                 n => total += n,
             }
@@ -715,13 +735,28 @@ pub fn tcp_bulk(from: &str, to: &str, to_ip: &str, mb: usize) -> usize {
         let to = addr.parse().expect("address");
         let mut s = std::net::TcpStream::connect_timeout(&to, Duration::from_secs(5)).expect("connect");
         s.set_write_timeout(stall).expect("timeout");
-        let chunk = vec![7u8; 1 << 20];
-        for _ in 0..mb {
-            s.write_all(&chunk).expect("write");
+        let mut sent = 0;
+        match pace {
+            Pace::Bulk(mb) => {
+                let chunk = vec![7u8; 1 << 20];
+                for _ in 0..mb {
+                    s.write_all(&chunk).expect("write: the connection broke");
+                    sent += chunk.len();
+                }
+            }
+            Pace::For(d) => {
+                let (chunk, t0) = (vec![7u8; 256 << 10], Instant::now());
+                while t0.elapsed() < d {
+                    s.write_all(&chunk).expect("write: the connection broke");
+                    sent += chunk.len();
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
         }
+        sent
     });
-    client.join().expect("client");
-    server.join().expect("server")
+    let sent = client.join().expect("client");
+    (sent, server.join().expect("server"))
 }
 
 /// A cluster on one underlay: a CA (and any other CA a test asks for) in a temporary

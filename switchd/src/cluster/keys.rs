@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 
 use overlay::esp::KEY_LEN;
 
+use crate::cluster::sync::SyncError;
 use crate::dataplane::esp::SaChange;
 use crate::dataplane::Handle;
 
@@ -51,35 +52,6 @@ const RETRY: Duration = Duration::from_secs(2);
 /// The members keys are held with, by name: their address (VXLAN and ESP go to its IP, the
 /// key exchange to the next port after its gossip port).
 pub type Members = Arc<dyn Fn() -> Vec<(String, SocketAddr)> + Send + Sync>;
-
-/// Why a key exchange failed.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// The connection could not be started.
-    #[error("cannot connect: {0}")]
-    Connect(#[from] quinn::ConnectError),
-    /// The connection failed (the handshake refused, the peer gone).
-    #[error("{0}")]
-    Connection(#[from] quinn::ConnectionError),
-    /// A write failed.
-    #[error("cannot send: {0}")]
-    Write(#[from] quinn::WriteError),
-    /// The peer's stream ended early.
-    #[error("cannot read: {0}")]
-    Read(#[from] quinn::ReadExactError),
-    /// The stream was closed already.
-    #[error("stream closed: {0}")]
-    Closed(#[from] quinn::ClosedStream),
-    /// The peer broke the protocol, or is no member with an IPv4 address.
-    #[error("{0}")]
-    Protocol(String),
-    /// The dataplane is gone.
-    #[error("the dataplane is gone")]
-    Dataplane,
-    /// It took too long.
-    #[error("timed out")]
-    Timeout,
-}
 
 struct Peer {
     addr: Ipv4Addr,
@@ -137,12 +109,12 @@ impl Keys {
         }
     }
 
-    async fn install(&self, change: SaChange) -> Result<(), KeyError> {
-        let dp = self.dp.get().ok_or(KeyError::Dataplane)?.clone();
+    async fn install(&self, change: SaChange) -> Result<(), SyncError> {
+        let dp = self.dp.get().ok_or(SyncError::Dataplane)?.clone();
         tokio::task::spawn_blocking(move || dp.sa(change))
             .await
-            .map_err(|_| KeyError::Dataplane)?
-            .map_err(|_| KeyError::Dataplane)
+            .map_err(|_| SyncError::Dataplane)?
+            .map_err(|_| SyncError::Dataplane)
     }
 
     /// A fresh inbound SPI for `peer` (at `addr`), noted as its newest.
@@ -215,7 +187,7 @@ impl Keys {
         due
     }
 
-    fn done(&self, peer: &str, r: &Result<(), KeyError>) {
+    fn done(&self, peer: &str, r: &Result<(), SyncError>) {
         let mut peers = self.peers.lock().expect("lock poisoned");
         if let Some(p) = peers.get_mut(peer) {
             p.busy = false;
@@ -241,13 +213,13 @@ impl Peer {
 }
 
 /// The pair's key material: key I→R, key R→I.
-fn derive(conn: &quinn::Connection, spi_i: u32, spi_r: u32) -> Result<([u8; KEY_LEN], [u8; KEY_LEN]), KeyError> {
+fn derive(conn: &quinn::Connection, spi_i: u32, spi_r: u32) -> Result<([u8; KEY_LEN], [u8; KEY_LEN]), SyncError> {
     let mut context = [0u8; 8];
     context[..4].copy_from_slice(&spi_i.to_be_bytes());
     context[4..].copy_from_slice(&spi_r.to_be_bytes());
     let mut km = [0u8; 2 * KEY_LEN];
     conn.export_keying_material(&mut km, LABEL, &context)
-        .map_err(|_| KeyError::Protocol("the TLS exporter refused".into()))?;
+        .map_err(|_| SyncError::Refused("the TLS exporter refused".into()))?;
     let mut to_r = [0u8; KEY_LEN];
     let mut to_i = [0u8; KEY_LEN];
     to_r.copy_from_slice(&km[..KEY_LEN]);
@@ -255,10 +227,10 @@ fn derive(conn: &quinn::Connection, spi_i: u32, spi_r: u32) -> Result<([u8; KEY_
     Ok((to_r, to_i))
 }
 
-fn spi(b: [u8; 4]) -> Result<u32, KeyError> {
+fn spi(b: [u8; 4]) -> Result<u32, SyncError> {
     let spi = u32::from_be_bytes(b);
     if spi < MIN_SPI {
-        return Err(KeyError::Protocol(format!(
+        return Err(SyncError::Refused(format!(
             "SPI {spi} is reserved: SPIs start at {MIN_SPI}"
         )));
     }
@@ -273,9 +245,9 @@ async fn initiate(
     keys: &Keys,
     name: &str,
     addr: SocketAddr,
-) -> Result<(), KeyError> {
+) -> Result<(), SyncError> {
     let IpAddr::V4(ip) = addr.ip() else {
-        return Err(KeyError::Protocol(format!("{name} has no IPv4 address")));
+        return Err(SyncError::Refused(format!("{name} has no IPv4 address")));
     };
     let quic = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1));
     let conn = ep.connect_with(cfg, quic, name)?.await?;
@@ -313,7 +285,7 @@ async fn initiate(
 /// Answers an exchange a member started on `conn`.
 pub async fn answer(conn: quinn::Connection, keys: Arc<Keys>) {
     let r = tokio::time::timeout(EXCHANGE_TIMEOUT, respond(&conn, &keys)).await;
-    let r = r.unwrap_or(Err(KeyError::Timeout));
+    let r = r.unwrap_or(Err(SyncError::Timeout));
     if let Err(e) = &r {
         tracing::info!("key exchange refused or failed: {e}");
         keys.failed.fetch_add(1, Ordering::Relaxed);
@@ -322,20 +294,20 @@ pub async fn answer(conn: quinn::Connection, keys: Arc<Keys>) {
     }
 }
 
-async fn respond(conn: &quinn::Connection, keys: &Keys) -> Result<(), KeyError> {
+async fn respond(conn: &quinn::Connection, keys: &Keys) -> Result<(), SyncError> {
     let name = conn
         .peer_identity()
         .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
         .and_then(|chain| control_plane::cluster::pki::name_of(chain.first()?.as_ref()))
-        .ok_or_else(|| KeyError::Protocol("the peer showed no certificate name".into()))?;
+        .ok_or_else(|| SyncError::Refused("the peer showed no certificate name".into()))?;
     let (ip, _) = keys
         .member(&name)
-        .ok_or_else(|| KeyError::Protocol(format!("{name} is no member with an IPv4 address")))?;
+        .ok_or_else(|| SyncError::Refused(format!("{name} is no member with an IPv4 address")))?;
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; 5];
     recv.read_exact(&mut hello).await?;
     if hello[0] != VERSION {
-        return Err(KeyError::Protocol(format!(
+        return Err(SyncError::Refused(format!(
             "{name} speaks key exchange version {}; this host speaks {VERSION}",
             hello[0]
         )));
@@ -380,7 +352,7 @@ pub async fn run(ep: quinn::Endpoint, cfg: quinn::ClientConfig, keys: Arc<Keys>,
             let (ep, cfg, keys) = (ep.clone(), cfg.clone(), keys.clone());
             tokio::spawn(async move {
                 let r = tokio::time::timeout(EXCHANGE_TIMEOUT, initiate(&ep, cfg, &keys, &name, addr)).await;
-                let r = r.unwrap_or(Err(KeyError::Timeout));
+                let r = r.unwrap_or(Err(SyncError::Timeout));
                 if let Err(e) = &r {
                     tracing::info!(peer = %name, "key exchange failed: {e}");
                 }
@@ -465,6 +437,34 @@ mod tests {
         assert!(k3.due(Instant::now()).is_empty());
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(dp1.esp().unwrap().sas_in, 0, "h2 left: its SAs are gone");
+    }
+
+    #[tokio::test]
+    async fn a_revocation_renews_every_pair_s_keys() {
+        let g: SocketAddr = "10.0.0.2:7946".parse().unwrap();
+        let k = Keys::new(
+            "h1".into(),
+            Duration::from_secs(600),
+            Arc::new(move || vec![("h2".into(), g)]),
+        );
+        let now = Instant::now();
+        assert_eq!(k.due(now).len(), 1, "no keys yet");
+        k.done("h2", &Ok(()));
+        k.keyed("h2");
+        assert!(k.due(now).is_empty(), "keyed, and the interval has not passed");
+        k.revocations(0);
+        assert!(k.due(now).is_empty(), "no revocation yet");
+        k.revocations(1);
+        assert_eq!(k.due(now).len(), 1, "renewed at once after a revocation");
+        k.done("h2", &Ok(()));
+        k.keyed("h2");
+        k.revocations(1);
+        assert!(k.due(now).is_empty(), "the same revocation renews once");
+        assert_eq!(
+            k.due(now + Duration::from_secs(601)).len(),
+            1,
+            "and the interval renews"
+        );
     }
 
     #[tokio::test]

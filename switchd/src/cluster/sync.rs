@@ -40,7 +40,7 @@ pub struct SyncStats {
     pub failed: AtomicU64,
 }
 
-/// Why an exchange ended before it was done.
+/// Why an exchange (of state, or of keys, `crate::cluster::keys`) ended before it was done.
 #[derive(Debug, thiserror::Error)]
 pub enum SyncError {
     /// The connection could not be started.
@@ -64,6 +64,15 @@ pub enum SyncError {
     /// What the peer sent is not an exchange's.
     #[error(transparent)]
     Malformed(#[from] ExchangeError),
+    /// The peer broke the key exchange, or is no member with an IPv4 address.
+    #[error("{0}")]
+    Refused(String),
+    /// The dataplane is gone.
+    #[error("the dataplane is gone")]
+    Dataplane,
+    /// It took too long.
+    #[error("timed out")]
+    Timeout,
 }
 
 /// TLS material of this host, PEM.
