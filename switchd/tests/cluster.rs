@@ -925,6 +925,23 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
             .unwrap_or(0)
     };
     let failed_before = sync_failed(&h3);
+    // An encrypted network too: every pair holds its keys.
+    h1.ctl([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "-o",
+        "encrypted",
+        "--subnet",
+        "10.73.0.0/24",
+        "ovs",
+    ])
+    .expect_ok("an encrypted network");
+    wait_for("keys between every pair", Duration::from_secs(15), || {
+        [&h1, &h2, &h3].iter().all(|h| count(&esp(h), "SasOut") == 2)
+    });
+    let installed = count(&esp(&h1), "SasInstalled");
 
     // Another CA's revocation is refused, and changes nothing.
     let other = f.0.credentials("other");
@@ -952,6 +969,11 @@ fn a_revoked_host_is_cut_off_and_its_endpoints_disappear() {
         },
     );
     eprintln!("h3 cut off everywhere {cut:?} after its revocation");
+    // Its sealed tunnels' keys are gone from the others, and the others' pair has new ones.
+    wait_for("h3's keys dropped and h1-h2's renewed", Duration::from_secs(10), || {
+        let e = esp(&h1);
+        count(&e, "SasOut") == 1 && count(&e, "SasInstalled") >= installed + 2 && count(&esp(&h2), "SasOut") == 1
+    });
     // Its anti-entropy handshakes fail (no session is resumed), once it tries one.
     wait_for("h3's exchanges refused", Duration::from_secs(45), || {
         sync_failed(&h3) > failed_before
