@@ -541,7 +541,7 @@ impl Network {
     /// `port_security=false`), the network's MTU and storm limit.
     pub fn port_guard(&self, mac: MacAddr, ipv4: Option<Ipv4Addr>) -> switch::Guard {
         switch::Guard {
-            source: self.port_security.then_some(switch::Source { mac, ipv4 }),
+            source: self.port_security.then_some(switch::Source { mac, ipv4, ipv6: None }),
             mtu: self.mtu,
             bum_pps: self.bum_pps,
         }

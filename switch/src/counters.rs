@@ -51,11 +51,14 @@ pub enum DropReason {
     /// A frame on a locked port (a cluster member's VXLAN peer) from a source that is not one
     /// of the addresses pinned to it: a forged datagram, or an endpoint not announced yet.
     UnpinnedSource,
+    /// A sandbox sent neighbour discovery for an address that is not its endpoint's, or
+    /// naming a link-layer address that is not its own, or cut short.
+    NeighborSpoof,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -75,6 +78,7 @@ impl DropReason {
         DropReason::RouterMessage,
         DropReason::StormControl,
         DropReason::UnpinnedSource,
+        DropReason::NeighborSpoof,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -99,6 +103,7 @@ impl DropReason {
             DropReason::RouterMessage => "router_message",
             DropReason::StormControl => "storm_control",
             DropReason::UnpinnedSource => "unpinned_source",
+            DropReason::NeighborSpoof => "neighbor_spoof",
         }
     }
 

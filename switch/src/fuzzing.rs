@@ -37,7 +37,11 @@ pub fn switch_frames(data: &[u8]) {
                 ..PortConfig::new(NetworkId(1 + u32::from(i % 2)))
             };
             if i < 2 {
+                // One endpoint with IPv6 too, whose neighbour discovery is read.
                 let mut g = Guard::new(own(i), Some(Ipv4Addr::new(10, 0, 0, i)), 1500);
+                if i == 1 {
+                    g = g.with_ipv6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+                }
                 g.bum_pps = 5;
                 cfg.guard = Some(g);
             }
@@ -81,6 +85,18 @@ pub fn switch_frames(data: &[u8]) {
                 .expect("a forwarded frame has a header")
                 .src();
             assert_eq!(src, own(k as u8), "a guarded port sent as another");
+            // A neighbour advertisement (read at fixed offsets: ICMPv6 straight after the
+            // IPv6 header) that passed is of the endpoint's own addresses.
+            let na = frame.len() >= 78 && frame[12..14] == [0x86, 0xdd] && frame[20] == 58 && frame[54] == 136;
+            if na {
+                let g = Guard::new(own(1), None, 1500).with_ipv6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, 1));
+                let s = g.source.expect("guarded");
+                let target = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(&frame[62..78]).expect("16 bytes"));
+                assert!(
+                    k == 1 && (s.ipv6 == Some(target) || s.link_local() == target),
+                    "advertised {target}"
+                );
+            }
         }
         if i % 7 == 0 {
             sw.expire(now);

@@ -2,7 +2,7 @@
 //! sends (no DHCP server replies, no router advertisements or redirects), and only offloaded
 //! super-frames whose segmentation is sane.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::counters::DropReason;
 use crate::wire::{proto, udp_ports, ArpPacket, EtherType, EthernetFrame, Ipv4Packet, Ipv6Packet, MacAddr};
@@ -39,10 +39,18 @@ impl Guard {
     /// A port that sends as `mac` (and `ipv4`), with an MTU and the default storm limit.
     pub fn new(mac: MacAddr, ipv4: Option<Ipv4Addr>, mtu: u16) -> Guard {
         Guard {
-            source: Some(Source { mac, ipv4 }),
+            source: Some(Source { mac, ipv4, ipv6: None }),
             mtu,
             bum_pps: DEFAULT_BUM_PPS,
         }
+    }
+
+    /// The same port, holding the IPv6 address `ip` too (and its MAC's link-local one).
+    pub fn with_ipv6(mut self, ip: Ipv6Addr) -> Guard {
+        if let Some(s) = self.source.as_mut() {
+            s.ipv6 = Some(ip);
+        }
+        self
     }
 }
 
@@ -51,9 +59,42 @@ impl Guard {
 pub struct Source {
     /// Its MAC address: the Ethernet source and the ARP sender.
     pub mac: MacAddr,
-    /// Its IPv4 address; `None` allows only DHCP discovery from 0.0.0.0. The endpoint has no
-    /// IPv6 address, so every IPv6 packet it sends is a spoof.
+    /// Its IPv4 address; `None` allows only DHCP discovery from 0.0.0.0.
     pub ipv4: Option<Ipv4Addr>,
+    /// Its IPv6 address, beside which it sends from the link-local address its MAC makes
+    /// (EUI-64, RFC 4291); `None`: the endpoint has no IPv6, and every IPv6 packet it sends is
+    /// a spoof.
+    pub ipv6: Option<Ipv6Addr>,
+}
+
+impl Source {
+    /// The link-local address the endpoint's MAC makes (fe80::/64, modified EUI-64).
+    pub fn link_local(&self) -> Ipv6Addr {
+        let m = self.mac.0;
+        Ipv6Addr::from([
+            0xfe,
+            0x80,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            m[0] ^ 0x02,
+            m[1],
+            m[2],
+            0xff,
+            0xfe,
+            m[3],
+            m[4],
+            m[5],
+        ])
+    }
+
+    /// Whether `ip` is one of the endpoint's IPv6 addresses.
+    fn holds_v6(&self, ip: Ipv6Addr) -> bool {
+        self.ipv6.is_some_and(|own| own == ip || ip == self.link_local())
+    }
 }
 
 /// Segmentation offload metadata a driver received with a frame (a virtio-net header's
@@ -68,8 +109,16 @@ const DHCP_SERVER_PORT: u16 = 67;
 const DHCP_CLIENT_PORT: u16 = 68;
 const DHCP6_SERVER_PORT: u16 = 547;
 const DHCP6_CLIENT_PORT: u16 = 546;
+const ICMPV6_ROUTER_SOLICITATION: u8 = 133;
 const ICMPV6_ROUTER_ADVERTISEMENT: u8 = 134;
+const ICMPV6_NEIGHBOR_SOLICITATION: u8 = 135;
+const ICMPV6_NEIGHBOR_ADVERTISEMENT: u8 = 136;
 const ICMPV6_REDIRECT: u8 = 137;
+const ICMPV6_MLD2_REPORT: u8 = 143;
+/// Neighbour discovery options (RFC 4861 §4.6): the sender's and the target's link-layer
+/// addresses.
+const ND_SOURCE_LINK_LAYER: u8 = 1;
+const ND_TARGET_LINK_LAYER: u8 = 2;
 const TCP: u8 = 6;
 
 /// Checks a frame from a guarded port. `frame` has passed [`super::parse::parse`].
@@ -132,7 +181,7 @@ fn source(src: &Source, eth: &EthernetFrame<&[u8]>) -> Result<(), DropReason> {
     match eth.ethertype() {
         EtherType::ARP => arp(src, eth.payload()),
         EtherType::IPV4 => ipv4(src, eth.payload()),
-        EtherType::IPV6 => ipv6(eth.payload()),
+        EtherType::IPV6 => ipv6(src, eth.payload()),
         _ => Ok(()),
     }
 }
@@ -165,23 +214,79 @@ fn ipv4(src: &Source, payload: &[u8]) -> Result<(), DropReason> {
 }
 
 /// Router and DHCPv6 server messages are named for what they are (walking extension headers,
-/// so they cannot hide behind them); anything else is a spoof, as the endpoint holds no IPv6
-/// address.
-fn ipv6(payload: &[u8]) -> Result<(), DropReason> {
+/// so they cannot hide behind them). Neighbour discovery speaks only for the endpoint: an
+/// advertisement only of its own addresses, and any link-layer address it carries its own. The
+/// source is one of the endpoint's addresses, or `::` for what a host sends before it holds
+/// one (duplicate address detection, router solicitations, MLD reports); an endpoint without
+/// IPv6 sends none.
+fn ipv6(src: &Source, payload: &[u8]) -> Result<(), DropReason> {
     let ip = Ipv6Packet::new_checked(payload).map_err(|_| DropReason::IpSpoof)?;
-    match ip.upper_layer() {
-        Some((proto::ICMPV6, l4)) if matches!(l4.first(), Some(&(ICMPV6_ROUTER_ADVERTISEMENT | ICMPV6_REDIRECT))) => {
-            Err(DropReason::RouterMessage)
-        }
-        Some((proto::UDP, l4))
+    let upper = ip.upper_layer();
+    let icmp = match upper {
+        Some((proto::ICMPV6, l4)) => l4.first().copied().map(|t| (t, l4)),
+        _ => None,
+    };
+    match (upper, icmp) {
+        (_, Some((ICMPV6_ROUTER_ADVERTISEMENT | ICMPV6_REDIRECT, _))) => return Err(DropReason::RouterMessage),
+        (Some((proto::UDP, l4)), _)
             if udp_ports(l4).is_some_and(|(s, d)| {
                 // Servers and relay agents both send from 547.
                 s == DHCP6_SERVER_PORT && d == DHCP6_CLIENT_PORT
             }) =>
         {
-            Err(DropReason::DhcpServer)
+            return Err(DropReason::DhcpServer)
         }
-        _ => Err(DropReason::IpSpoof),
+        _ => {}
+    }
+    if src.ipv6.is_none() {
+        return Err(DropReason::IpSpoof);
+    }
+    if let Some((t @ (ICMPV6_NEIGHBOR_SOLICITATION | ICMPV6_NEIGHBOR_ADVERTISEMENT), l4)) = icmp {
+        neighbor(src, t, l4)?;
+    }
+    let from = ip.src();
+    let before_an_address = from.is_unspecified()
+        && matches!(
+            icmp,
+            Some((
+                ICMPV6_NEIGHBOR_SOLICITATION | ICMPV6_ROUTER_SOLICITATION | ICMPV6_MLD2_REPORT,
+                _
+            ))
+        );
+    if src.holds_v6(from) || before_an_address {
+        Ok(())
+    } else {
+        Err(DropReason::IpSpoof)
+    }
+}
+
+/// A neighbour solicitation or advertisement (`kind`) from the endpoint: an advertisement's
+/// target is one of its addresses, and a link-layer address option names its MAC.
+fn neighbor(src: &Source, kind: u8, l4: &[u8]) -> Result<(), DropReason> {
+    // Type, code, checksum, flags or reserved (8 bytes), target (16), options.
+    let target: [u8; 16] = l4
+        .get(8..24)
+        .and_then(|t| t.try_into().ok())
+        .ok_or(DropReason::NeighborSpoof)?;
+    if kind == ICMPV6_NEIGHBOR_ADVERTISEMENT && !src.holds_v6(Ipv6Addr::from(target)) {
+        return Err(DropReason::NeighborSpoof);
+    }
+    let mut options = &l4[24..];
+    while let [t, len, ..] = *options {
+        let n = usize::from(len) * 8;
+        if n == 0 || n > options.len() {
+            return Err(DropReason::NeighborSpoof);
+        }
+        let names_mac = t == ND_SOURCE_LINK_LAYER || t == ND_TARGET_LINK_LAYER;
+        if names_mac && options.get(2..8) != Some(&src.mac.0[..]) {
+            return Err(DropReason::NeighborSpoof);
+        }
+        options = &options[n..];
+    }
+    if options.is_empty() {
+        Ok(())
+    } else {
+        Err(DropReason::NeighborSpoof)
     }
 }
 
@@ -264,11 +369,32 @@ mod tests {
     }
 
     fn ipv6(next: u8, l4: &[u8]) -> Vec<u8> {
+        ipv6_from(LINK_LOCAL, next, l4)
+    }
+
+    /// The endpoint's MAC's link-local address.
+    const LINK_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0x42, 0xacff, 0xfe12, 2);
+    const IP6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0xdb8, 1, 0, 0, 0, 0, 2);
+
+    fn ipv6_from(src: Ipv6Addr, next: u8, l4: &[u8]) -> Vec<u8> {
         let mut p = vec![0x60, 0, 0, 0, 0, 0, next, 255];
-        p.extend_from_slice(&[0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x42, 0xac, 0xff, 0xfe, 0x12, 0, 2]);
+        p.extend_from_slice(&src.octets());
         p.extend_from_slice(&[0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
         p.extend_from_slice(l4);
         eth(MAC, 0x86dd, &p)
+    }
+
+    /// A neighbour solicitation or advertisement (`kind`) of `target`, with a link-layer
+    /// address option naming `mac` when given.
+    fn nd(kind: u8, target: Ipv6Addr, mac: Option<MacAddr>) -> Vec<u8> {
+        let mut m = vec![kind, 0, 0, 0, 0x60, 0, 0, 0];
+        m.extend_from_slice(&target.octets());
+        if let Some(mac) = mac {
+            let option = if kind == 135 { 1 } else { 2 };
+            m.extend_from_slice(&[option, 1]);
+            m.extend_from_slice(&mac.0);
+        }
+        m
     }
 
     fn tcp4_super(payload: usize) -> Vec<u8> {
@@ -349,6 +475,77 @@ mod tests {
             check(&g, None, &ipv6(proto::HOP_BY_HOP, &hidden)),
             Err(DropReason::RouterMessage)
         );
+    }
+
+    #[test]
+    fn an_ipv6_endpoint_sends_only_from_its_addresses_and_speaks_only_for_them() {
+        let g = guard().with_ipv6(IP6);
+        assert_eq!(g.source.unwrap().link_local(), LINK_LOCAL);
+        let icmp = proto::ICMPV6;
+        let echo = [128, 0, 0, 0, 0, 1, 0, 1];
+        assert_eq!(check(&g, None, &ipv6_from(IP6, icmp, &echo)), Ok(()));
+        assert_eq!(check(&g, None, &ipv6_from(LINK_LOCAL, icmp, &echo)), Ok(()));
+        let other = Ipv6Addr::new(0xfd00, 0xdb8, 1, 0, 0, 0, 0, 3);
+        assert_eq!(
+            check(&g, None, &ipv6_from(other, icmp, &echo)),
+            Err(DropReason::IpSpoof)
+        );
+        assert_eq!(
+            check(&g, None, &ipv6_from(Ipv6Addr::UNSPECIFIED, icmp, &echo)),
+            Err(DropReason::IpSpoof),
+            "only neighbour and router solicitations and MLD come from ::"
+        );
+        // Duplicate address detection and address resolution.
+        let dad = nd(135, IP6, None);
+        assert_eq!(check(&g, None, &ipv6_from(Ipv6Addr::UNSPECIFIED, icmp, &dad)), Ok(()));
+        let ask = nd(135, other, Some(MAC));
+        assert_eq!(check(&g, None, &ipv6_from(IP6, icmp, &ask)), Ok(()), "who has another");
+        let ask = nd(135, other, Some(OTHER));
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &ask)),
+            Err(DropReason::NeighborSpoof),
+            "asking in another's MAC"
+        );
+        // Advertisements of its own addresses only, in its own MAC.
+        for own in [IP6, LINK_LOCAL] {
+            let na = nd(136, own, Some(MAC));
+            assert_eq!(check(&g, None, &ipv6_from(LINK_LOCAL, icmp, &na)), Ok(()), "{own}");
+        }
+        let claim = nd(136, other, Some(MAC));
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &claim)),
+            Err(DropReason::NeighborSpoof),
+            "another's address"
+        );
+        let redirect = nd(136, IP6, Some(OTHER));
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &redirect)),
+            Err(DropReason::NeighborSpoof),
+            "its address to another MAC"
+        );
+        let mut cut = nd(136, IP6, Some(MAC));
+        cut.truncate(20);
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &cut)),
+            Err(DropReason::NeighborSpoof)
+        );
+        let mut zero_option = nd(136, IP6, Some(MAC));
+        zero_option[25] = 0;
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &zero_option)),
+            Err(DropReason::NeighborSpoof),
+            "an option of length zero"
+        );
+        // Router and DHCPv6 server messages stay named, from any source.
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, icmp, &[134, 0, 0, 0])),
+            Err(DropReason::RouterMessage)
+        );
+        assert_eq!(
+            check(&g, None, &ipv6_from(IP6, proto::UDP, &udp(547, 546))),
+            Err(DropReason::DhcpServer)
+        );
+        assert_eq!(check(&g, None, &ipv6_from(IP6, proto::UDP, &udp(546, 547))), Ok(()));
     }
 
     #[test]
