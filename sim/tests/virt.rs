@@ -94,6 +94,21 @@ fn crashed_hosts_are_declared_down_and_come_back() {
 }
 
 #[test]
+fn revoked_hosts_are_cut_off_and_their_endpoints_withdrawn_for_good() {
+    let r = small("revoke", 24, 3).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert_eq!(r.revocations, 3);
+    assert_eq!(r.revoked_endpoints_held, 0, "{}", r.text());
+    assert!(r.revocation_cutoff_max_ms.is_some_and(|v| v < 5_000.0), "{}", r.text());
+    assert_eq!(r.false_positives, 0, "{}", r.text());
+    assert!(
+        r.pings_answered >= r.pings_sent * 9 / 10 && r.pings_sent > 0,
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
 fn a_healed_partition_merges_again() {
     let r = small("partition", 20, 3).report;
     assert!(r.invariants_held, "{}", r.text());

@@ -75,6 +75,12 @@ pub struct Report {
     /// (observer, crashed host) pairs where the crash was never declared before the run ended
     /// or the host returned.
     pub failures_undetected: u64,
+    /// Hosts the CA revoked.
+    pub revocations: u64,
+    /// Time until a revoked host was cut off (declared down) by every other live host: worst.
+    pub revocation_cutoff_max_ms: Option<f64>,
+    /// Remote endpoints of revoked hosts that live hosts still held at the end.
+    pub revoked_endpoints_held: u64,
     /// Hosts declared down while alive and reachable from the host that declared it.
     pub false_positives: u64,
     /// After the last disruption (crash, restart, partition, heal, move, loss change): time
@@ -171,6 +177,15 @@ impl Report {
             ms(self.failure_detection_max_ms),
             self.failures_undetected
         );
+        if self.revocations > 0 {
+            let _ = writeln!(
+                s,
+                "  revoked ({})                cut off everywhere after max {} · endpoints still held {}",
+                self.revocations,
+                ms(self.revocation_cutoff_max_ms),
+                self.revoked_endpoints_held
+            );
+        }
         let _ = writeln!(s, "  false positives            {}", self.false_positives);
         let _ = writeln!(s, "  reconverged after last disruption {}", ms(self.reconvergence_ms));
         let _ = writeln!(s, "\ncontrol traffic per host");

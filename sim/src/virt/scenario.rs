@@ -182,6 +182,13 @@ pub enum Action {
     /// forget`): an exchange with every host it reaches, then it takes over their addresses.
     /// A forgotten host never comes back.
     Forget,
+    /// The CA revokes `count` random live hosts (`switchctl cluster revoke`), through another
+    /// live host: they keep running, and every other host must cut them off and withdraw
+    /// their endpoints.
+    Revoke {
+        /// How many.
+        count: u32,
+    },
     /// `count` random endpoints of `network` move: removed from their host, then after
     /// `gap_s` made again on another host with the same address.
     Move {

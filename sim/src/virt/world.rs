@@ -137,6 +137,8 @@ struct Host {
     made: u32,
     /// Sandboxes waiting for addresses from other hosts.
     waiting: Vec<claims::Waiting>,
+    /// Revoked by the CA: it keeps running, but is no member any more.
+    revoked: bool,
 }
 
 struct EpTrack {
@@ -203,6 +205,8 @@ struct World {
     interner: Arc<intern::Shared>,
     mac_net: BTreeMap<[u8; 6], Id>,
     crashes: Vec<Crash>,
+    /// Hosts the CA revoked, measured as crashes are (cut off where crashes are declared down).
+    revocations: Vec<Crash>,
     false_positives: u64,
     gossip_msgs: u64,
     control_bytes: u64,
@@ -268,6 +272,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
                 sbs: Vec::new(),
                 made: 0,
                 waiting: Vec::new(),
+                revoked: false,
             }
         })
         .collect::<Vec<_>>();
@@ -303,6 +308,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         interner: Arc::default(),
         mac_net: BTreeMap::new(),
         crashes: Vec::new(),
+        revocations: Vec::new(),
         false_positives: 0,
         gossip_msgs: 0,
         control_bytes: 0,
@@ -385,8 +391,10 @@ impl World {
         EPOCH_S * 1000 + self.now / 1000
     }
 
+    /// Running and a member (not revoked).
     fn live(&self, h: u32) -> bool {
-        self.hosts[h as usize].alive
+        let host = &self.hosts[h as usize];
+        host.alive && !host.revoked
     }
 
     fn refuse(&mut self, msg: String) {
@@ -546,6 +554,10 @@ impl World {
                 self.disrupted();
                 self.forget_crashed();
             }
+            Action::Revoke { count } => {
+                self.disrupted();
+                self.revoke(count);
+            }
             Action::Heal => {
                 self.disrupted();
                 if let Some(n) = self.partition.take() {
@@ -645,6 +657,63 @@ impl World {
         }
     }
 
+    /// The CA revokes `count` random live hosts; another live host spreads the revocation,
+    /// as `switchctl cluster revoke` on it does.
+    fn revoke(&mut self, count: u32) {
+        let n = self.sc.hosts;
+        let mut names = Vec::new();
+        for _ in 0..count {
+            let Some(h) = self.random_live() else { break };
+            let host = &mut self.hosts[h as usize];
+            host.revoked = true;
+            let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
+            names.push(host.name.clone());
+            self.revocations.push(Crash {
+                host: h,
+                at: self.now,
+                bump,
+                back_at: None,
+                down_at: vec![None; n as usize],
+                forgotten: false,
+            });
+        }
+        let Some(p) = self.random_live() else { return };
+        let now_ms = self.now_ms();
+        for name in names {
+            let body = Body::Revocation {
+                issued_ms: now_ms,
+                sig: control_plane::cluster::cheap::revocation(&name, now_ms).into(),
+            };
+            if let Some(m) = self.hosts[p as usize].m.as_mut() {
+                if let Err(e) = m.publish(RecordKey::Revoked(name.as_str().into()), Some(body), now_ms) {
+                    self.refuse(format!("revocation of {name}: {e}"));
+                }
+            }
+        }
+        self.pump(p);
+    }
+
+    /// Remote endpoints of revoked hosts that live hosts still hold.
+    fn revoked_endpoints_held(&self) -> u64 {
+        let revoked: BTreeSet<&str> = self
+            .hosts
+            .iter()
+            .filter(|h| h.revoked)
+            .map(|h| h.name.as_str())
+            .collect();
+        if revoked.is_empty() {
+            return 0;
+        }
+        let held = self
+            .hosts
+            .iter()
+            .filter(|h| h.alive && !h.revoked)
+            .flat_map(|h| h.state.remote.values().flat_map(|m| m.values()))
+            .filter(|e| revoked.contains(&*e.host))
+            .count();
+        held as u64
+    }
+
     fn disrupted(&mut self) {
         self.last_disruption = Some(self.now);
         self.reconverged = None;
@@ -663,7 +732,7 @@ impl World {
         self.hosts
             .iter()
             .enumerate()
-            .filter(|(_, h)| h.alive)
+            .filter(|(_, h)| h.alive && !h.revoked)
             .flat_map(|(hi, h)| {
                 h.sbs
                     .iter()
@@ -1087,9 +1156,8 @@ impl World {
             Output::EndpointRemoved(eid) => self.hosts[h as usize].state.remove_remote(&eid),
             Output::HostDown(name) => self.hosts[h as usize].state.remove_remotes_of_host(&name),
             Output::Dataplane(f) => self.apply(h, f),
-            // No scenario removes a network.
-            // Hosts keep nothing across a simulated restart but what switchd stores; no
-            // scenario revokes a host.
+            // No scenario removes a network. A revocation is the node's to apply; switchd
+            // stores it for its next start, and no scenario restarts a host after one.
             Output::NetworkRemoved(_) | Output::Revoked { .. } => {}
             Output::Claim { network, range, claim } => self.claim(h, network, range, claim),
             Output::Asked(a) => self.asked(h, a),
@@ -1117,6 +1185,7 @@ impl World {
             .crashes
             .iter_mut()
             .rev()
+            .chain(self.revocations.iter_mut())
             .find(|c| c.host == x && c.bump == id.bump && c.back_at.is_none());
         match crash {
             Some(c) => {
@@ -1368,7 +1437,7 @@ impl World {
 
     /// Whether every live host sees every other alive and holds the same records.
     fn converged(&self) -> (bool, u64) {
-        let live: Vec<&Host> = self.hosts.iter().filter(|h| h.alive).collect();
+        let live: Vec<&Host> = self.hosts.iter().filter(|h| h.alive && !h.revoked).collect();
         let Some(first) = live.first().and_then(|h| h.m.as_ref()) else {
             return (true, 0);
         };
@@ -1398,7 +1467,9 @@ impl World {
         }
         let (mut conv, unconverged_eps, split_eps) = self.endpoint_convergence();
         let endpoints_measured = conv.len() as u64 + unconverged_eps;
-        let (mut detect, undetected) = self.failure_detection(end);
+        let (mut detect, undetected) = self.failure_detection(&self.crashes, end);
+        let (mut cut_off, never_cut) = self.failure_detection(&self.revocations, end);
+        let revoked_held = self.revoked_endpoints_held();
         let hosts = f64::from(self.sc.hosts);
         let secs_run = end as f64 / SEC as f64;
         let idle = self.idle_mark.filter(|_| has_idle).map(|(t0, b0)| {
@@ -1422,7 +1493,9 @@ impl World {
             && held_twice == 0
             && self.failures_with_space_reachable == 0
             && unconverged_hosts == 0
-            && unconverged_eps == 0;
+            && unconverged_eps == 0
+            && revoked_held == 0
+            && never_cut == 0;
         let mut waits: Vec<f64> = self.donation_waits.iter().map(|w| *w as f64 / 1000.0).collect();
         let p99 = quantile(&mut conv, 0.99);
         let fd_max = quantile(&mut detect, 1.0);
@@ -1434,6 +1507,10 @@ impl World {
             goal(
                 "crashed host declared down everywhere within 5 s",
                 fd_max.map(|v| (format!("{v:.0} ms"), v <= 5000.0)),
+            ),
+            goal(
+                "revoked host cut off everywhere within 5 s",
+                quantile(&mut cut_off, 1.0).map(|v| (format!("{v:.0} ms"), v <= 5000.0)),
             ),
             goal(
                 "no false positive",
@@ -1474,6 +1551,9 @@ impl World {
             failure_detection_max_ms: fd_max,
             failure_detection_p50_ms: quantile(&mut detect, 0.5),
             failures_undetected: undetected,
+            revocations: self.revocations.len() as u64,
+            revocation_cutoff_max_ms: quantile(&mut cut_off, 1.0),
+            revoked_endpoints_held: revoked_held,
             false_positives: self.false_positives,
             reconvergence_ms: self
                 .reconverged
@@ -1520,9 +1600,9 @@ impl World {
         }
     }
 
-    /// Whether host `h` was alive from `since` to the end.
+    /// Whether host `h` was alive (and a member) from `since` to the end.
     fn eligible(h: &Host, since: Us) -> bool {
-        h.alive && h.started_at.is_some_and(|s| s <= since)
+        h.alive && !h.revoked && h.started_at.is_some_and(|s| s <= since)
     }
 
     /// Endpoint convergence, over hosts alive from its creation to the end: the times (ms) of
@@ -1557,10 +1637,12 @@ impl World {
 
     /// Failure detection, over observers alive from the crash to its declaration window: the
     /// times (ms) until each crash was declared everywhere, and the observers that missed one.
-    fn failure_detection(&self, end: Us) -> (Vec<f64>, u64) {
+    /// For each of `list` (crashes, or revocations), how long until every other live host
+    /// declared it down; and the (observer, host) pairs where that never came.
+    fn failure_detection(&self, list: &[Crash], end: Us) -> (Vec<f64>, u64) {
         let mut detect = Vec::new();
         let mut undetected = 0;
-        for c in &self.crashes {
+        for c in list {
             let until = c.back_at.unwrap_or(end);
             let mut worst = 0;
             let mut missed = false;
