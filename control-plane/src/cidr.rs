@@ -1,62 +1,122 @@
-//! IPv4 prefixes such as `192.168.0.0/24`.
+//! IP prefixes such as `192.168.0.0/24` and `2001:db8:1::/64`, one type over both families.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An IPv4 network: an address with no host bits set and a prefix length.
+/// An address family's addresses, as [`Cidr`] computes with them.
+pub trait Family: Copy + Eq + fmt::Display + FromStr {
+    /// Bits in an address.
+    const BITS: u8;
+    /// Its name in messages.
+    const NAME: &'static str;
+    /// A prefix of it, for messages.
+    const EXAMPLE: &'static str;
+    /// The address as a number.
+    fn bits(self) -> u128;
+    /// The address of a number (the low [`Family::BITS`] bits).
+    fn from_bits(b: u128) -> Self;
+}
+
+impl Family for Ipv4Addr {
+    const BITS: u8 = 32;
+    const NAME: &'static str = "IPv4";
+    const EXAMPLE: &'static str = "192.168.0.0/24";
+    fn bits(self) -> u128 {
+        u128::from(u32::from(self))
+    }
+    fn from_bits(b: u128) -> Self {
+        Ipv4Addr::from(b as u32)
+    }
+}
+
+impl Family for Ipv6Addr {
+    const BITS: u8 = 128;
+    const NAME: &'static str = "IPv6";
+    const EXAMPLE: &'static str = "2001:db8:1::/64";
+    fn bits(self) -> u128 {
+        u128::from(self)
+    }
+    fn from_bits(b: u128) -> Self {
+        Ipv6Addr::from(b)
+    }
+}
+
+/// A network: an address with no host bits set and a prefix length.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Ipv4Cidr {
-    addr: Ipv4Addr,
+pub struct Cidr<A> {
+    addr: A,
     len: u8,
 }
+
+/// An IPv4 network.
+pub type Ipv4Cidr = Cidr<Ipv4Addr>;
+/// An IPv6 network.
+pub type Ipv6Cidr = Cidr<Ipv6Addr>;
 
 /// Why a subnet was refused; the message names it and what is accepted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CidrError {
     /// No `/` between an address and a length.
-    #[error("invalid subnet \"{0}\": expected an IPv4 prefix like 192.168.0.0/24")]
-    Syntax(String),
-    /// The part before the `/` is not an IPv4 address.
-    #[error("invalid subnet \"{text}\": \"{addr}\" is not an IPv4 address")]
+    #[error("invalid subnet \"{text}\": expected an {family} prefix like {example}")]
+    Syntax {
+        /// The subnet as given.
+        text: String,
+        /// The family expected.
+        family: &'static str,
+        /// A prefix of it.
+        example: &'static str,
+    },
+    /// The part before the `/` is not an address of the family.
+    #[error("invalid subnet \"{text}\": \"{addr}\" is not an {family} address")]
     Address {
         /// The whole subnet as given.
         text: String,
         /// Its address part.
         addr: String,
+        /// The family expected.
+        family: &'static str,
     },
-    /// A prefix length that is not 0-32.
-    #[error("invalid subnet \"{0}\": prefix length must be 0-32")]
-    PrefixLength(String),
+    /// A prefix length beyond the address's bits.
+    #[error("invalid subnet \"{text}\": prefix length must be 0-{max}")]
+    PrefixLength {
+        /// The subnet as given.
+        text: String,
+        /// The address's bits.
+        max: u8,
+    },
     /// Bits set beyond the prefix.
     #[error("invalid subnet \"{addr}/{len}\": host bits are set; did you mean {network}/{len}?")]
     HostBits {
         /// The address given.
-        addr: Ipv4Addr,
+        addr: String,
         /// The prefix length.
         len: u8,
         /// The network the prefix covers.
-        network: Ipv4Addr,
+        network: String,
     },
 }
 
-impl Ipv4Cidr {
+impl<A: Family> Cidr<A> {
     /// A prefix from its parts.
     ///
     /// # Errors
-    /// [`CidrError`] when the length exceeds 32 or host bits are set.
-    pub fn new(addr: Ipv4Addr, len: u8) -> Result<Ipv4Cidr, CidrError> {
-        if len > 32 {
-            return Err(CidrError::PrefixLength(format!("{addr}/{len}")));
+    /// [`CidrError`] when the length exceeds the address's bits or host bits are set.
+    pub fn new(addr: A, len: u8) -> Result<Cidr<A>, CidrError> {
+        if len > A::BITS {
+            return Err(CidrError::PrefixLength {
+                text: format!("{addr}/{len}"),
+                max: A::BITS,
+            });
         }
-        let c = Ipv4Cidr { addr, len };
+        let c = Cidr { addr, len };
         if c.network() != addr {
             return Err(CidrError::HostBits {
-                addr,
+                addr: addr.to_string(),
                 len,
-                network: c.network(),
+                network: c.network().to_string(),
             });
         }
         Ok(c)
@@ -68,77 +128,99 @@ impl Ipv4Cidr {
     }
 
     /// The netmask as a number.
-    pub fn mask(&self) -> u32 {
+    fn mask(&self) -> u128 {
+        let all = u128::MAX >> (128 - u32::from(A::BITS));
         if self.len == 0 {
             0
         } else {
-            u32::MAX << (32 - u32::from(self.len))
+            all & (all << (A::BITS - self.len))
         }
     }
 
     /// The network (first) address.
-    pub fn network(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) & self.mask())
+    pub fn network(&self) -> A {
+        A::from_bits(self.addr.bits() & self.mask())
     }
 
-    /// The broadcast (last) address.
-    pub fn broadcast(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.addr) | !self.mask())
+    /// The last address (IPv4's broadcast address).
+    pub fn last(&self) -> A {
+        let all = u128::MAX >> (128 - u32::from(A::BITS));
+        A::from_bits((self.addr.bits() | !self.mask()) & all)
     }
 
     /// The first address after the network address (the default gateway).
-    pub fn first_host(&self) -> Ipv4Addr {
-        Ipv4Addr::from(u32::from(self.network()).wrapping_add(1))
+    pub fn first_host(&self) -> A {
+        A::from_bits(self.network().bits().wrapping_add(1))
     }
 
     /// Whether `ip` lies in this prefix.
-    pub fn contains(&self, ip: Ipv4Addr) -> bool {
-        u32::from(ip) & self.mask() == u32::from(self.network())
+    pub fn contains(&self, ip: A) -> bool {
+        ip.bits() & self.mask() == self.network().bits()
     }
 
     /// Whether the two prefixes share any address.
-    pub fn overlaps(&self, other: &Ipv4Cidr) -> bool {
+    pub fn overlaps(&self, other: &Cidr<A>) -> bool {
         self.contains(other.network()) || other.contains(self.network())
     }
 
     /// Whether `other` lies wholly inside this prefix.
-    pub fn covers(&self, other: &Ipv4Cidr) -> bool {
+    pub fn covers(&self, other: &Cidr<A>) -> bool {
         other.len >= self.len && self.contains(other.network())
     }
 
-    /// The number of addresses.
+    /// The number of addresses (`u64::MAX` for more).
     pub fn size(&self) -> u64 {
-        1u64 << (32 - u32::from(self.len))
+        let host_bits = u32::from(A::BITS - self.len);
+        if host_bits >= 64 {
+            u64::MAX
+        } else {
+            1u64 << host_bits
+        }
     }
 }
 
-impl fmt::Display for Ipv4Cidr {
+impl Cidr<Ipv4Addr> {
+    /// The broadcast (last) address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        self.last()
+    }
+}
+
+impl<A: Family> fmt::Display for Cidr<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.len)
     }
 }
 
-impl FromStr for Ipv4Cidr {
+impl<A: Family> FromStr for Cidr<A> {
     type Err = CidrError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (a, l) = s.split_once('/').ok_or_else(|| CidrError::Syntax(s.to_string()))?;
-        let addr: Ipv4Addr = a.parse().map_err(|_| CidrError::Address {
+        let (a, l) = s.split_once('/').ok_or_else(|| CidrError::Syntax {
+            text: s.to_string(),
+            family: A::NAME,
+            example: A::EXAMPLE,
+        })?;
+        let addr: A = a.parse().map_err(|_| CidrError::Address {
             text: s.to_string(),
             addr: a.to_string(),
+            family: A::NAME,
         })?;
-        let len: u8 = l.parse().map_err(|_| CidrError::PrefixLength(s.to_string()))?;
-        Ipv4Cidr::new(addr, len)
+        let len: u8 = l.parse().map_err(|_| CidrError::PrefixLength {
+            text: s.to_string(),
+            max: A::BITS,
+        })?;
+        Cidr::new(addr, len)
     }
 }
 
-impl Serialize for Ipv4Cidr {
+impl<A: Family> Serialize for Cidr<A> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.collect_str(self)
     }
 }
 
-impl<'de> Deserialize<'de> for Ipv4Cidr {
+impl<'de, A: Family> Deserialize<'de> for Cidr<A> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
@@ -182,5 +264,40 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("is not an IPv4 address"));
+    }
+
+    #[test]
+    fn ipv6_prefixes_compute_as_ipv4_ones_do() {
+        let c: Ipv6Cidr = "2001:db8:1::/64".parse().unwrap();
+        assert_eq!(c.first_host(), "2001:db8:1::1".parse::<Ipv6Addr>().unwrap());
+        assert_eq!(
+            c.last(),
+            "2001:db8:1:0:ffff:ffff:ffff:ffff".parse::<Ipv6Addr>().unwrap()
+        );
+        assert!(c.contains("2001:db8:1::77".parse().unwrap()));
+        assert!(!c.contains("2001:db8:2::1".parse().unwrap()));
+        assert_eq!(c.size(), u64::MAX, "2^64 addresses saturate");
+        assert_eq!("fd00::/120".parse::<Ipv6Cidr>().unwrap().size(), 256);
+        let big: Ipv6Cidr = "2001:db8::/32".parse().unwrap();
+        assert!(big.overlaps(&c) && c.overlaps(&big) && big.covers(&c) && !c.covers(&big));
+        assert!("::/0".parse::<Ipv6Cidr>().unwrap().contains("ff02::1".parse().unwrap()));
+        assert_eq!(
+            "2001:db8::1/64".parse::<Ipv6Cidr>().unwrap_err().to_string(),
+            "invalid subnet \"2001:db8::1/64\": host bits are set; did you mean 2001:db8::/64?"
+        );
+        assert_eq!(
+            "2001:db8::/129".parse::<Ipv6Cidr>().unwrap_err().to_string(),
+            "invalid subnet \"2001:db8::/129\": prefix length must be 0-128"
+        );
+        assert!("10.0.0.0/8"
+            .parse::<Ipv6Cidr>()
+            .unwrap_err()
+            .to_string()
+            .contains("is not an IPv6 address"));
+        assert!("2001:db8::"
+            .parse::<Ipv6Cidr>()
+            .unwrap_err()
+            .to_string()
+            .contains("expected an IPv6 prefix like 2001:db8:1::/64"));
     }
 }

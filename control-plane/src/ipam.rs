@@ -8,9 +8,9 @@
 //!   the endpoints themselves, so releasing an endpoint releases its address.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 
 /// The automatic pools, in the order they are tried.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
@@ -24,6 +24,40 @@ pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
 /// The first default pool that overlaps none of `taken`.
 pub fn pick_subnet<'a>(taken: impl Iterator<Item = &'a Ipv4Cidr> + Clone) -> Option<Ipv4Cidr> {
     default_pools().find(|p| !taken.clone().any(|t| t.overlaps(p)))
+}
+
+/// A host's unique local /48 (RFC 4193: `fd`, then a 40-bit global ID drawn at random once),
+/// from which networks that ask for IPv6 without a subnet take /64s.
+pub fn ula_prefix(global_id: [u8; 5]) -> Ipv6Cidr {
+    let mut b = [0u8; 16];
+    b[0] = 0xfd;
+    b[1..6].copy_from_slice(&global_id);
+    Ipv6Cidr::new(Ipv6Addr::from(b), 48).expect("a /48 with no host bits")
+}
+
+/// The lowest /64 of `ula` that overlaps none of `taken`.
+pub fn pick_subnet6<'a>(ula: Ipv6Cidr, taken: impl Iterator<Item = &'a Ipv6Cidr> + Clone) -> Option<Ipv6Cidr> {
+    let base = u128::from(ula.network());
+    (0..=u16::MAX)
+        .map(|i| Ipv6Cidr::new(Ipv6Addr::from(base | (u128::from(i) << 64)), 64).expect("a /64 inside the /48"))
+        .find(|p| !taken.clone().any(|t| t.overlaps(p)))
+}
+
+/// The lowest address of `range` (or of the subnet) that is not the subnet's first address
+/// (the subnet-router anycast address, RFC 4291), not `gateway`, and not in `used`.
+pub fn allocate6(
+    subnet: Ipv6Cidr,
+    range: Option<Ipv6Cidr>,
+    gateway: Ipv6Addr,
+    used: &BTreeSet<Ipv6Addr>,
+) -> Option<Ipv6Addr> {
+    let range = range.unwrap_or(subnet);
+    let (first, last) = (u128::from(range.network()), u128::from(range.last()));
+    let anycast = subnet.network();
+    // Each address skipped is held: at most `used.len() + 2` steps.
+    (first..=last)
+        .map(Ipv6Addr::from)
+        .find(|ip| *ip != anycast && *ip != gateway && !used.contains(ip))
 }
 
 /// The destinations of the routes in the text of /proc/net/route, but default routes.
@@ -305,5 +339,45 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn ipv6_subnets_come_from_the_host_s_unique_local_prefix() {
+        let ula = ula_prefix([0x12, 0x34, 0x56, 0x78, 0x9a]);
+        assert_eq!(ula.to_string(), "fd12:3456:789a::/48");
+        let first = pick_subnet6(ula, [].iter()).unwrap();
+        assert_eq!(first.to_string(), "fd12:3456:789a::/64");
+        let taken = [first, "fd12:3456:789a:1::/64".parse().unwrap()];
+        assert_eq!(
+            pick_subnet6(ula, taken.iter()).unwrap().to_string(),
+            "fd12:3456:789a:2::/64"
+        );
+        let all: Vec<Ipv6Cidr> = [ula].to_vec();
+        assert_eq!(pick_subnet6(ula, all.iter()), None, "the whole /48 taken");
+    }
+
+    #[test]
+    fn ipv6_addresses_are_handed_out_lowest_free_first() {
+        let subnet: Ipv6Cidr = "2001:db8:1::/64".parse().unwrap();
+        let gw: Ipv6Addr = "2001:db8:1::1".parse().unwrap();
+        let mut used = BTreeSet::new();
+        let a = allocate6(subnet, None, gw, &used).unwrap();
+        assert_eq!(
+            a.to_string(),
+            "2001:db8:1::2",
+            "not the anycast address, not the gateway"
+        );
+        used.insert(a);
+        assert_eq!(allocate6(subnet, None, gw, &used).unwrap().to_string(), "2001:db8:1::3");
+        let range: Ipv6Cidr = "2001:db8:1::100/126".parse().unwrap();
+        used.insert("2001:db8:1::100".parse().unwrap());
+        assert_eq!(
+            allocate6(subnet, Some(range), gw, &used).unwrap().to_string(),
+            "2001:db8:1::101"
+        );
+        for i in 0x101..=0x103u16 {
+            used.insert(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, i));
+        }
+        assert_eq!(allocate6(subnet, Some(range), gw, &used), None, "the range is full");
     }
 }
