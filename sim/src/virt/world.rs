@@ -640,42 +640,37 @@ impl World {
 
     /// `count` random live hosts crash.
     fn crash(&mut self, count: u32) {
-        let n = self.sc.hosts;
         for _ in 0..count {
             let Some(h) = self.random_live() else { break };
-            let host = &mut self.hosts[h as usize];
-            host.alive = false;
-            let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
-            self.crashes.push(Crash {
-                host: h,
-                at: self.now,
-                bump,
-                back_at: None,
-                down_at: vec![None; n as usize],
-                forgotten: false,
-            });
+            self.hosts[h as usize].alive = false;
+            let c = self.cut_off(h);
+            self.crashes.push(c);
+        }
+    }
+
+    /// The record of host `h` leaving the cluster now (crashed or revoked), whose
+    /// declarations by the others are measured.
+    fn cut_off(&self, h: u32) -> Crash {
+        Crash {
+            host: h,
+            at: self.now,
+            bump: self.hosts[h as usize].m.as_ref().map_or(0, |m| m.me().bump),
+            back_at: None,
+            down_at: vec![None; self.sc.hosts as usize],
+            forgotten: false,
         }
     }
 
     /// The CA revokes `count` random live hosts; another live host spreads the revocation,
     /// as `switchctl cluster revoke` on it does.
     fn revoke(&mut self, count: u32) {
-        let n = self.sc.hosts;
         let mut names = Vec::new();
         for _ in 0..count {
             let Some(h) = self.random_live() else { break };
-            let host = &mut self.hosts[h as usize];
-            host.revoked = true;
-            let bump = host.m.as_ref().map_or(0, |m| m.me().bump);
-            names.push(host.name.clone());
-            self.revocations.push(Crash {
-                host: h,
-                at: self.now,
-                bump,
-                back_at: None,
-                down_at: vec![None; n as usize],
-                forgotten: false,
-            });
+            self.hosts[h as usize].revoked = true;
+            names.push(self.hosts[h as usize].name.clone());
+            let c = self.cut_off(h);
+            self.revocations.push(c);
         }
         let Some(p) = self.random_live() else { return };
         let now_ms = self.now_ms();
