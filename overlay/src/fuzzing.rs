@@ -1,5 +1,5 @@
-//! Harnesses for the parsers of untrusted input in this crate (remote VXLAN datagrams,
-//! containers' offloaded super-frames, ARP requests): each takes arbitrary bytes, must never
+//! Harnesses for the parsers of untrusted input in this crate (remote VXLAN and ESP
+//! datagrams, containers' offloaded super-frames, ARP requests): each takes arbitrary bytes, must never
 //! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
 //! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
 //! random inputs through them.
@@ -14,6 +14,37 @@ use crate::VxlanHeader;
 /// Headers in front of a plain TCP/IPv4 segment: Ethernet, IPv4 without options, TCP
 /// without options.
 const HEADERS: usize = 14 + 20 + 20;
+
+/// Sealed tunnels. The first byte chooses: odd, the rest is a datagram from the underlay
+/// opened under a fixed SA (never a panic; what opens is no longer than what came); even,
+/// the rest is sealed and opened again (it comes out as it went in, once: a replay is refused)
+/// and, altered in the byte the first byte names, refused.
+pub fn esp(data: &[u8]) {
+    use crate::esp::{Opener, Sa, Sealer, KEY_LEN, NEXT_HEADER_UDP};
+    let sa = || Sa::new(0x100, &[9; KEY_LEN]);
+    let Some((sel, rest)) = data.split_first() else { return };
+    let mut opener = Opener::new(sa());
+    if sel & 1 == 1 {
+        let mut d = rest.to_vec();
+        let n = d.len();
+        if let Ok(o) = opener.open(&mut d) {
+            assert!(o.payload.len() < n);
+        }
+        return;
+    }
+    let mut sealed = Vec::new();
+    Sealer::new(sa())
+        .seal(NEXT_HEADER_UDP, &[rest], &mut sealed)
+        .expect("a fresh SA seals");
+    let mut altered = sealed.clone();
+    let at = usize::from(*sel) % altered.len();
+    altered[at] ^= 0x40;
+    assert!(opener.open(&mut altered).is_err(), "altered at byte {at}, still opened");
+    let mut again = sealed.clone();
+    let o = opener.open(&mut sealed).expect("what was sealed opens");
+    assert_eq!((o.next_header, o.payload), (NEXT_HEADER_UDP, rest));
+    assert!(opener.open(&mut again).is_err(), "a replay opened");
+}
 
 /// Remote UDP payloads into the VXLAN decoder: what parses re-emits to the same header.
 pub fn vxlan_header(data: &[u8]) {

@@ -57,6 +57,11 @@ fn vxlan_header() {
 }
 
 #[test]
+fn esp() {
+    replay("esp", 2000, 1600, overlay::fuzzing::esp);
+}
+
+#[test]
 fn segmentation() {
     replay("segmentation", 500, 6000, overlay::fuzzing::segmentation);
 }
