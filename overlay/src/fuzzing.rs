@@ -1,5 +1,5 @@
 //! Harnesses for the parsers of untrusted input in this crate (remote VXLAN and ESP
-//! datagrams, containers' offloaded super-frames, ARP requests): each takes arbitrary bytes, must never
+//! datagrams, containers' offloaded super-frames, ARP requests and neighbour solicitations): each takes arbitrary bytes, must never
 //! panic, and asserts what must hold for any input. The fuzz targets in `fuzz/` call them
 //! under libFuzzer; `sim/tests/fuzz_corpus.rs` replays the committed corpus and seeded
 //! random inputs through them.
@@ -159,6 +159,7 @@ fn super_frame(payload: &[u8]) -> Vec<u8> {
 
 /// ARP requests from containers: what parses gets a reply that answers it.
 pub fn arp_request(data: &[u8]) {
+    neighbor_solicitation(data);
     let Some(req) = parse_request(data) else { return };
     let mut out = [0u8; ARP_FRAME_LEN];
     let mac = [2, 0, 0, 0, 0, 9];
@@ -168,4 +169,24 @@ pub fn arp_request(data: &[u8]) {
     assert_eq!(&out[28..32], &req.target_ip.octets());
     assert_eq!(&out[38..42], &req.sender_ip.octets());
     assert!(parse_request(&out).is_none(), "a reply is no request");
+}
+
+/// IPv6's counterpart: a solicitation this host may answer gets an advertisement of its
+/// target, to its asker, which is no solicitation.
+fn neighbor_solicitation(data: &[u8]) {
+    use crate::nd::{parse_solicitation, write_advertisement, NA_FRAME_LEN};
+    let Some(ns) = parse_solicitation(data) else { return };
+    assert!(!ns.sender_ip.is_unspecified() && !ns.target.is_multicast());
+    let mut out = [0u8; NA_FRAME_LEN];
+    assert_eq!(write_advertisement(&ns, [2, 0, 0, 0, 0, 9], &mut out), NA_FRAME_LEN);
+    assert_eq!(&out[0..6], &ns.sender_mac);
+    assert_eq!(
+        (&out[22..38], &out[38..54]),
+        (&ns.target.octets()[..], &ns.sender_ip.octets()[..])
+    );
+    assert_eq!(out[54], 136, "an advertisement");
+    assert!(
+        parse_solicitation(&out).is_none(),
+        "an advertisement is no solicitation"
+    );
 }

@@ -20,6 +20,7 @@ pub mod esp;
 pub mod flow;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod nd;
 pub mod offload;
 pub mod vxlan;
 
