@@ -1,8 +1,9 @@
 //! The host's packet filter for the fabric, as one nftables table generated from the state.
 //!
-//! switchd owns exactly one table, `ip switchd`, and replaces it whole on every change in one
-//! atomic `nft -f` transaction (`add table; delete table; table { ... }`), so the kernel never
-//! holds a half-updated ruleset and no other table is touched. What it says:
+//! switchd owns exactly one table, `inet switchd` (both families: its isolation holds for IPv6
+//! too), and replaces it whole on every change in one atomic `nft -f` transaction (`add table;
+//! delete table; table { ... }`), so the kernel never holds a half-updated ruleset and no other
+//! table is touched (but `ip switchd`, the table of switchd's before, which goes). What it says:
 //!
 //! - outbound: traffic from a bridge network's subnet leaving by any other interface is
 //!   masqueraded to the host's address (`--internal` networks get no such rule);
@@ -17,7 +18,7 @@ use std::fmt::Write;
 
 use crate::model::State;
 
-/// The table's name (family `ip`).
+/// The table's name (family `inet`).
 pub const TABLE: &str = "switchd";
 /// UDP DNS queries per second one asker may send to the embedded DNS, and the burst above it.
 pub const DNS_RATE: u32 = 400;
@@ -83,12 +84,13 @@ pub fn ruleset(state: &State) -> String {
             let proto = p.proto.as_str();
             let _ = writeln!(
                 pre,
-                "        {daddr} {proto} dport {} dnat to {target}:{}",
+                "        {daddr} {proto} dport {} dnat ip to {target}:{}",
                 p.host_port, p.container_port
             );
         }
     }
-    let mut out = format!("add table ip {TABLE}\ndelete table ip {TABLE}\ntable ip {TABLE} {{\n");
+    let mut out = teardown();
+    let _ = writeln!(out, "table inet {TABLE} {{");
     out.push_str("    set dns_askers {\n        type ipv4_addr; flags dynamic; timeout 10s; size 65536;\n    }\n");
     let chains = [
         ("input", "type filter hook input priority filter", input),
@@ -106,9 +108,9 @@ pub fn ruleset(state: &State) -> String {
     out
 }
 
-/// The nft script that removes the table (idempotent).
+/// The nft script that removes the table, and the `ip` one switchd kept before (idempotent).
 pub fn teardown() -> String {
-    format!("add table ip {TABLE}\ndelete table ip {TABLE}\n")
+    format!("add table ip {TABLE}\ndelete table ip {TABLE}\nadd table inet {TABLE}\ndelete table inet {TABLE}\n")
 }
 
 /// An interface name as an nft string literal. Names are checked to `[a-zA-Z0-9_.-]` on the
@@ -141,7 +143,7 @@ mod tests {
             .unwrap();
         let r = ruleset(&s);
         assert!(
-            r.starts_with("add table ip switchd\ndelete table ip switchd\ntable ip switchd {\n"),
+            r.starts_with("add table ip switchd\ndelete table ip switchd\nadd table inet switchd\ndelete table inet switchd\ntable inet switchd {\n"),
             "{r}"
         );
         assert!(
@@ -167,7 +169,10 @@ mod tests {
                 "{r}"
             );
         }
-        assert_eq!(teardown(), "add table ip switchd\ndelete table ip switchd\n");
+        assert_eq!(
+            teardown(),
+            "add table ip switchd\ndelete table ip switchd\nadd table inet switchd\ndelete table inet switchd\n"
+        );
         let sb = crate::model::SandboxSpec {
             name: "web".into(),
             network: "a".into(),
@@ -188,10 +193,13 @@ mod tests {
         .unwrap();
         let r = ruleset(&s);
         assert!(
-            r.contains("fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8080 dnat to 10.1.0.2:80"),
+            r.contains("fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8080 dnat ip to 10.1.0.2:80"),
             "{r}"
         );
-        assert!(r.contains("ip daddr 10.9.9.9 udp dport 53 dnat to 10.1.0.2:53"), "{r}");
+        assert!(
+            r.contains("ip daddr 10.9.9.9 udp dport 53 dnat ip to 10.1.0.2:53"),
+            "{r}"
+        );
         assert!(!r.contains("9000"), "loopback bindings get no DNAT: {r}");
         assert!(
             r.contains("oifname \"br-a\" ip saddr 10.1.0.0/24 ct status dnat masquerade"),

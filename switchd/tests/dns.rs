@@ -148,7 +148,7 @@ fn embedded_dns_names_scoping_and_forwarding() {
     let sent = flood.join().unwrap();
     assert!(sent > 10_000, "the flood was a flood: {sent} queries");
     let input = h
-        .exec(h.ns(), &["nft", "list", "chain", "ip", "switchd", "input"])
+        .exec(h.ns(), &["nft", "list", "chain", "inet", "switchd", "input"])
         .stdout;
     let dropped: u64 = input
         .lines()

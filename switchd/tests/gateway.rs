@@ -11,7 +11,7 @@ use std::time::Duration;
 use testbed::{in_netns, ping, Host};
 
 fn nft_table(h: &Host) -> String {
-    h.exec(h.ns(), &["nft", "list", "table", "ip", "switchd"]).stdout
+    h.exec(h.ns(), &["nft", "list", "table", "inet", "switchd"]).stdout
 }
 
 /// A TCP server in `ns` that answers each of `n` connections with the peer's address.
@@ -249,7 +249,7 @@ fn published_ports_from_everywhere_and_conflicts() {
     assert!(err
         .expect_err("bad -p")
         .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
-    assert!(nft_table(&h).contains("dport 8080 dnat to 10.70.0.2:80"));
+    assert!(nft_table(&h).contains("dport 8080 dnat ip to 10.70.0.2:80"));
 
     // rm frees the port.
     h.ctl(["sandbox", "rm", &web]).expect_ok("rm web");
