@@ -259,7 +259,7 @@ impl Esp {
         self.sealed.clear();
         let mut vxlan = [0u8; VXLAN_HEADER_LEN];
         VxlanHeader { vni }.emit(&mut vxlan);
-        self.seal_one(to, &[&vxlan, frame])?;
+        self.seal_one(to, &vxlan, frame)?;
         let sent = match &self.sock {
             Some(s) => s.send_to(&self.sealed, SocketAddrV4::new(to, self.addr.port())),
             None => Err(io::Error::from(io::ErrorKind::NotConnected)),
@@ -298,7 +298,7 @@ impl Esp {
             let k = per_send.min(left);
             self.sealed.clear();
             for (head, payload) in segments.by_ref().take(k) {
-                self.seal_one(to, &[head, payload])?;
+                self.seal_one(to, head, payload)?;
             }
             let gso = [ControlMessage::UdpGsoSegments(&size)];
             let cmsg: &[ControlMessage] = if k > 1 { &gso } else { &[] };
@@ -320,8 +320,9 @@ impl Esp {
     }
 
     /// Appends to `sealed` the ESP packet for `to` carrying a UDP datagram to the VXLAN port
-    /// with `parts` (a VXLAN header and frame) as its payload.
-    fn seal_one(&mut self, to: Ipv4Addr, parts: &[&[u8]]) -> io::Result<()> {
+    /// whose payload is `head` (a VXLAN header, or a segment's head with one in front) and
+    /// then `rest` (the frame, or the segment's payload).
+    fn seal_one(&mut self, to: Ipv4Addr, head: &[u8], rest: &[u8]) -> io::Result<()> {
         let Some(sealer) = self.outbound.get_mut(&to) else {
             self.stats.tx_no_key += 1;
             return Err(io::Error::new(
@@ -329,21 +330,24 @@ impl Esp {
                 "no security association yet",
             ));
         };
-        let len: usize = UDP_HEADER_LEN + parts.iter().map(|p| p.len()).sum::<usize>();
+        let Ok(len) = u16::try_from(UDP_HEADER_LEN + head.len() + rest.len()) else {
+            self.stats.tx_errors += 1;
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a frame too large for one datagram",
+            ));
+        };
         let mut udp = [0u8; UDP_HEADER_LEN];
         udp[..2].copy_from_slice(&VXLAN_PORT.to_be_bytes());
         udp[2..4].copy_from_slice(&VXLAN_PORT.to_be_bytes());
-        udp[4..6].copy_from_slice(&u16::try_from(len).unwrap_or(0).to_be_bytes());
+        udp[4..6].copy_from_slice(&len.to_be_bytes());
         // Checksum 0: none (RFC 768), the ICV covers the datagram.
-        let all = [
-            &udp[..],
-            parts.first().copied().unwrap_or(&[]),
-            parts.get(1).copied().unwrap_or(&[]),
-        ];
-        sealer.seal(NEXT_HEADER_UDP, &all, &mut self.sealed).map_err(|e| {
-            self.stats.tx_errors += 1;
-            io::Error::other(e)
-        })
+        sealer
+            .seal(NEXT_HEADER_UDP, &[&udp, head, rest], &mut self.sealed)
+            .map_err(|e| {
+                self.stats.tx_errors += 1;
+                io::Error::other(e)
+            })
     }
 
     fn count_send(&mut self, sent: io::Result<u64>) -> io::Result<()> {
@@ -399,7 +403,7 @@ mod tests {
             vni: Vni::new(4096).unwrap(),
         }
         .emit(&mut vxlan);
-        a.seal_one(B, &[&vxlan, frame]).unwrap();
+        a.seal_one(B, &vxlan, frame).unwrap();
         a.sealed.clone()
     }
 
@@ -422,7 +426,11 @@ mod tests {
         assert_eq!(b.unseal(A, &mut [0, 0, 0, 9, 0, 0, 0, 1]), None);
         assert_eq!(b.stats.rx_unknown_spi, 1);
         // Nothing goes to a peer without an SA.
-        assert!(b.seal_one(A, &[&[1, 2, 3]]).is_err());
+        assert!(b.seal_one(A, &[1, 2, 3], &[]).is_err());
+        // A frame no datagram holds is refused before it is sealed.
+        let before = a.outbound[&B].sent();
+        assert!(a.seal_one(B, &[0; 8], &[0; 65_530]).is_err());
+        assert_eq!((a.stats.tx_errors, a.outbound[&B].sent()), (1, before));
         assert_eq!(b.stats.tx_no_key, 1);
     }
 
