@@ -29,20 +29,40 @@ impl IntoSpec for NetworkCreate {
     type Spec = model::NetworkSpec;
 
     fn into_spec(self) -> Result<model::NetworkSpec, crate::ModelError> {
-        let mut pools = self.ipam.map(|i| i.config).unwrap_or_default();
-        if pools.len() > 1 {
+        if self.enable_ipv4 == Some(false) {
+            return Err(crate::ModelError::Invalid(
+                "EnableIPv4=false: IPv6-only networks are not available yet; every network holds an IPv4 subnet".into(),
+            ));
+        }
+        let pools = self.ipam.map(|i| i.config).unwrap_or_default();
+        // A pool is IPv6 when any of its addresses is.
+        let (pools6, mut pools4): (Vec<IpamPool>, Vec<IpamPool>) = pools.into_iter().partition(|p| {
+            [&p.subnet, &p.gateway, &p.ip_range]
+                .into_iter()
+                .any(|a| a.as_deref().is_some_and(|a| a.contains(':')))
+        });
+        if pools4.len() > 1 {
             return Err(crate::ModelError::Invalid(format!(
-                "{} IPAM pools given: a network takes one IPv4 subnet",
-                pools.len()
+                "{} IPv4 IPAM pools given: a network takes one IPv4 subnet",
+                pools4.len()
             )));
         }
-        let pool = pools.pop().unwrap_or_default();
+        let pool = pools4.pop().unwrap_or_default();
         Ok(model::NetworkSpec {
             name: self.name,
             driver: self.driver,
             subnet: pool.subnet,
             gateway: pool.gateway,
             ip_range: pool.ip_range,
+            ipv6: self.enable_ipv6,
+            pools6: pools6
+                .into_iter()
+                .map(|p| model::PoolSpec {
+                    subnet: p.subnet,
+                    gateway: p.gateway,
+                    ip_range: p.ip_range,
+                })
+                .collect(),
             internal: self.internal,
             labels: self.labels,
             options: self.options,
@@ -54,14 +74,18 @@ impl FromModel<Network> for NetworkResource {
     fn of(state: &State, net: &Network) -> NetworkResource {
         let config = net
             .ipam
-            .map(|i| {
-                vec![IpamPool {
-                    subnet: Some(i.subnet.to_string()),
-                    ip_range: i.ip_range.map(|r| r.to_string()),
-                    gateway: Some(i.gateway.to_string()),
-                }]
+            .map(|i| IpamPool {
+                subnet: Some(i.subnet.to_string()),
+                ip_range: i.ip_range.map(|r| r.to_string()),
+                gateway: Some(i.gateway.to_string()),
             })
-            .unwrap_or_default();
+            .into_iter()
+            .chain(net.ipam6.iter().map(|i| IpamPool {
+                subnet: Some(i.subnet.to_string()),
+                ip_range: i.ip_range.map(|r| r.to_string()),
+                gateway: Some(i.gateway.to_string()),
+            }))
+            .collect();
         let containers = state
             .endpoints_of_network(&net.id)
             .filter_map(|e| {
@@ -80,7 +104,7 @@ impl FromModel<Network> for NetworkResource {
             },
             driver: net.driver.as_str().into(),
             enable_ipv4: net.ipam.is_some(),
-            enable_ipv6: false,
+            enable_ipv6: net.enable_ipv6(),
             ipam: IpamResource {
                 driver: "default".into(),
                 options: BTreeMap::new(),
@@ -145,7 +169,10 @@ fn endpoint_resource(net: &Network, sb: &Sandbox, e: &Endpoint) -> EndpointResou
         endpoint_id: e.id.to_string(),
         mac_address: e.mac.map(|m| m.to_string()).unwrap_or_default(),
         ipv4_address: e.ip.map(|ip| format!("{ip}/{len}")).unwrap_or_default(),
-        ipv6_address: String::new(),
+        ipv6_address: e
+            .ip6
+            .map(|ip| format!("{ip}/{}", net.ipam6_of(ip).map_or(128, |p| p.subnet.prefix_len())))
+            .unwrap_or_default(),
     }
 }
 
@@ -155,7 +182,12 @@ impl IntoSpec for &NetworkConnect {
     fn into_spec(self) -> Result<model::ConnectSpec, crate::ModelError> {
         let cfg = self.endpoint_config.clone().unwrap_or_default();
         Ok(model::ConnectSpec {
-            ip: cfg.ipam_config.and_then(|i| i.ipv4_address).filter(|s| !s.is_empty()),
+            ip: cfg
+                .ipam_config
+                .as_ref()
+                .and_then(|i| i.ipv4_address.clone())
+                .filter(|s| !s.is_empty()),
+            ip6: cfg.ipam_config.and_then(|i| i.ipv6_address).filter(|s| !s.is_empty()),
             aliases: cfg.aliases,
             mac: cfg.mac_address.filter(|s| !s.is_empty()),
             port_kind: cfg.port_kind.unwrap_or_default(),
@@ -172,6 +204,7 @@ impl IntoSpec for SandboxCreate {
             name: self.name,
             network: self.network,
             ip: self.ipv4_address.filter(|s| !s.is_empty()),
+            ip6: self.ipv6_address.filter(|s| !s.is_empty()),
             mac: self.mac_address.filter(|s| !s.is_empty()),
             aliases: self.aliases,
             netns: self.netns.filter(|s| !s.is_empty()).map(Into::into),
@@ -229,6 +262,13 @@ impl FromModel<Sandbox> for SandboxResource {
                     } else {
                         String::new()
                     },
+                    global_ipv6_address: e.ip6.map(|i| i.to_string()).unwrap_or_default(),
+                    global_ipv6_prefix_len: e.ip6.and_then(|i| net.ipam6_of(i)).map_or(0, |p| p.subnet.prefix_len()),
+                    ipv6_gateway: e
+                        .ip6
+                        .and_then(|i| net.ipam6_of(i))
+                        .map(|p| p.gateway.to_string())
+                        .unwrap_or_default(),
                     aliases: e.aliases.clone(),
                     default_route: e.ip.is_some() && e.has_default_route(),
                     dns_server: match net.ipam {
@@ -269,5 +309,68 @@ impl FromModel<Sandbox> for SandboxResource {
                 .collect(),
             labels: sb.labels.clone(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(subnet: &str, gateway: Option<&str>) -> IpamPool {
+        IpamPool {
+            subnet: Some(subnet.into()),
+            ip_range: None,
+            gateway: gateway.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn a_create_s_pools_are_split_by_family() {
+        let req = NetworkCreate {
+            name: "n".into(),
+            ipam: Some(IpamCreate {
+                config: vec![
+                    pool("fd00:1::/64", None),
+                    pool("10.1.0.0/24", Some("10.1.0.254")),
+                    pool("fd00:2::/64", Some("fd00:2::9")),
+                ],
+            }),
+            enable_ipv6: true,
+            ..Default::default()
+        };
+        let spec = req.into_spec().unwrap();
+        assert!(spec.ipv6);
+        assert_eq!(spec.subnet.as_deref(), Some("10.1.0.0/24"));
+        assert_eq!(spec.gateway.as_deref(), Some("10.1.0.254"));
+        let v6: Vec<_> = spec
+            .pools6
+            .iter()
+            .map(|p| (p.subnet.as_deref(), p.gateway.as_deref()))
+            .collect();
+        assert_eq!(
+            v6,
+            [(Some("fd00:1::/64"), None), (Some("fd00:2::/64"), Some("fd00:2::9"))]
+        );
+
+        let two = NetworkCreate {
+            ipam: Some(IpamCreate {
+                config: vec![pool("10.1.0.0/24", None), pool("10.2.0.0/24", None)],
+            }),
+            ..Default::default()
+        };
+        assert_eq!(
+            two.into_spec().unwrap_err().to_string(),
+            "2 IPv4 IPAM pools given: a network takes one IPv4 subnet"
+        );
+        let v6_only = NetworkCreate {
+            enable_ipv4: Some(false),
+            enable_ipv6: true,
+            ..Default::default()
+        };
+        assert!(v6_only
+            .into_spec()
+            .unwrap_err()
+            .to_string()
+            .contains("IPv6-only networks are not available yet"));
     }
 }

@@ -37,7 +37,8 @@ pub fn hosts(state: &State, sb: &Sandbox) -> Option<String> {
     }
     let mut out = String::from("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
     for e in state.endpoints_of_sandbox(&owner.id) {
-        if let Some(ip) = e.ip {
+        let v4 = e.ip.map(std::net::IpAddr::from);
+        for ip in v4.into_iter().chain(e.ip6.map(Into::into)) {
             let _ = writeln!(out, "{ip}\t{}", owner.name);
         }
     }

@@ -5,7 +5,7 @@
 //! commits the copy to the store only when that work succeeded.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -13,7 +13,7 @@ use rustc_hash::FxHashMap;
 use serde::{Deserialize, Serialize};
 use switch::MacAddr;
 
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::error::ModelError;
 use crate::ids::Id;
 use crate::ipam::Pool;
@@ -133,6 +133,17 @@ impl NetIpam {
     }
 }
 
+/// One IPv6 subnet of a network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NetIpam6 {
+    /// The subnet.
+    pub subnet: Ipv6Cidr,
+    /// Where dynamic addresses come from, if narrower than the subnet.
+    pub ip_range: Option<Ipv6Cidr>,
+    /// The gateway address (held by the gateway interface on the host).
+    pub gateway: Ipv6Addr,
+}
+
 /// A network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Network {
@@ -146,6 +157,9 @@ pub struct Network {
     pub created: SystemTime,
     /// Addressing (bridge networks only).
     pub ipam: Option<NetIpam>,
+    /// IPv6 subnets (`--ipv6`), in the order given; empty: IPv6 is off on the network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ipam6: Vec<NetIpam6>,
     /// `--internal`: no route beyond the host.
     pub internal: bool,
     /// User labels.
@@ -262,6 +276,16 @@ impl Network {
             Some(_) => p.rsplit_once('.').map_or(p, |(iface, _)| iface),
             None => p,
         })
+    }
+
+    /// Whether IPv6 is on (`--ipv6`).
+    pub fn enable_ipv6(&self) -> bool {
+        !self.ipam6.is_empty()
+    }
+
+    /// The IPv6 subnet holding `ip`, if any.
+    pub fn ipam6_of(&self, ip: Ipv6Addr) -> Option<&NetIpam6> {
+        self.ipam6.iter().find(|p| p.subnet.contains(ip))
     }
 
     /// The address of the host's own macvlan child (`host_access`): the subnet's last host
@@ -397,6 +421,9 @@ pub struct Endpoint {
     pub mac: Option<MacAddr>,
     /// IPv4 address (bridge networks).
     pub ip: Option<Ipv4Addr>,
+    /// IPv6 address (networks with IPv6 on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     /// Network-scoped aliases.
     pub aliases: Vec<String>,
     /// How the interface is attached.
@@ -471,12 +498,28 @@ pub struct NetworkSpec {
     pub gateway: Option<String>,
     /// `--ip-range`.
     pub ip_range: Option<String>,
+    /// `--ipv6`: IPv6 on, in the subnets of `pools6` or, when there are none, in a /64 of
+    /// this host's unique local prefix.
+    pub ipv6: bool,
+    /// The IPv6 pools given (`--subnet`, `--gateway` and `--ip-range` of IPv6).
+    pub pools6: Vec<PoolSpec>,
     /// `--internal`.
     pub internal: bool,
     /// `--label`.
     pub labels: BTreeMap<String, String>,
     /// `-o`.
     pub options: BTreeMap<String, String>,
+}
+
+/// One address pool as asked for: a subnet, with a gateway and a range inside it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PoolSpec {
+    /// The subnet.
+    pub subnet: Option<String>,
+    /// The gateway.
+    pub gateway: Option<String>,
+    /// The range of dynamic addresses.
+    pub ip_range: Option<String>,
 }
 
 /// What `sandbox create` asks for.
@@ -488,6 +531,8 @@ pub struct SandboxSpec {
     pub network: String,
     /// `--ip`.
     pub ip: Option<String>,
+    /// `--ip6`.
+    pub ip6: Option<String>,
     /// `--mac`.
     pub mac: Option<String>,
     /// `--alias`.
@@ -511,6 +556,8 @@ pub struct SandboxSpec {
 pub struct ConnectSpec {
     /// `--ip`.
     pub ip: Option<String>,
+    /// `--ip6`.
+    pub ip6: Option<String>,
     /// `--alias`.
     pub aliases: Vec<String>,
     /// A MAC address.
@@ -537,11 +584,11 @@ impl State {
 }
 
 impl Network {
-    /// What a sandbox's port on this network is held to: sending as `mac` and `ipv4` (unless
-    /// `port_security=false`), the network's MTU and storm limit.
-    pub fn port_guard(&self, mac: MacAddr, ipv4: Option<Ipv4Addr>) -> switch::Guard {
+    /// What a sandbox's port on this network is held to: sending as `mac`, `ipv4` and `ipv6`
+    /// (unless `port_security=false`), the network's MTU and storm limit.
+    pub fn port_guard(&self, mac: MacAddr, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> switch::Guard {
         switch::Guard {
-            source: self.port_security.then_some(switch::Source { mac, ipv4, ipv6: None }),
+            source: self.port_security.then_some(switch::Source { mac, ipv4, ipv6 }),
             mtu: self.mtu,
             bum_pps: self.bum_pps,
         }
@@ -628,6 +675,7 @@ impl State {
             driver,
             created: now,
             ipam: None,
+            ipam6: Vec::new(),
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
@@ -761,3 +809,5 @@ pub use docker::{
 mod docker_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests6;

@@ -23,15 +23,20 @@ pub(crate) enum NetworkCmd {
         /// Driver (bridge).
         #[arg(short = 'd', long, default_value = "bridge")]
         driver: String,
-        /// Subnet in CIDR form.
-        #[arg(long)]
-        subnet: Option<String>,
-        /// Gateway address.
-        #[arg(long)]
-        gateway: Option<String>,
-        /// Range of the subnet for dynamic addresses.
+        /// Subnet in CIDR form: one IPv4, and IPv6 ones with --ipv6 (repeatable).
+        #[arg(long = "subnet")]
+        subnets: Vec<String>,
+        /// Gateway address, matched to the subnet holding it (repeatable).
+        #[arg(long = "gateway")]
+        gateways: Vec<String>,
+        /// Range of a subnet for dynamic addresses, matched to the subnet holding it
+        /// (repeatable).
         #[arg(long = "ip-range")]
-        ip_range: Option<String>,
+        ip_ranges: Vec<String>,
+        /// Enable IPv6: in the IPv6 subnets given, or in a /64 of the host's unique local
+        /// prefix.
+        #[arg(long)]
+        ipv6: bool,
         /// No route beyond the host.
         #[arg(long)]
         internal: bool,
@@ -76,6 +81,9 @@ pub(crate) enum NetworkCmd {
         /// Static address.
         #[arg(long)]
         ip: Option<String>,
+        /// Static IPv6 address.
+        #[arg(long)]
+        ip6: Option<String>,
         /// Network-scoped alias.
         #[arg(long = "alias")]
         aliases: Vec<String>,
@@ -135,28 +143,25 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     match cmd {
         NetworkCmd::Create {
             driver,
-            subnet,
-            gateway,
-            ip_range,
+            subnets,
+            gateways,
+            ip_ranges,
+            ipv6,
             internal,
             labels,
             opts,
             name,
         } => {
-            let ipam = (subnet.is_some() || gateway.is_some() || ip_range.is_some()).then(|| IpamCreate {
-                config: vec![IpamPool {
-                    subnet,
-                    ip_range,
-                    gateway,
-                }],
-            });
+            let config = ipam_pools(&subnets, &gateways, &ip_ranges)?;
             let req = NetworkCreate {
                 name,
                 driver,
                 internal,
                 labels: kv(&labels, "label")?,
                 options: kv(&opts, "option")?,
-                ipam,
+                ipam: (!config.is_empty()).then_some(IpamCreate { config }),
+                enable_ipv6: ipv6,
+                enable_ipv4: None,
             };
             let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
             println!("{}", r.id);
@@ -191,6 +196,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
         }
         NetworkCmd::Connect {
             ip,
+            ip6,
             aliases,
             port_kind,
             interface,
@@ -200,7 +206,10 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             let req = NetworkConnect {
                 container: sandbox,
                 endpoint_config: Some(EndpointConfig {
-                    ipam_config: Some(EndpointIpam { ipv4_address: ip }),
+                    ipam_config: Some(EndpointIpam {
+                        ipv4_address: ip,
+                        ipv6_address: ip6,
+                    }),
                     aliases,
                     mac_address: None,
                     port_kind,
@@ -263,6 +272,46 @@ fn ls(c: &Client, args: ListArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The IPAM pools of `--subnet`, `--gateway` and `--ip-range`, as Docker's CLI pairs them:
+/// one pool per subnet, each gateway and range in the subnet holding it, at most one of each
+/// per subnet.
+fn ipam_pools(subnets: &[String], gateways: &[String], ranges: &[String]) -> anyhow::Result<Vec<IpamPool>> {
+    let mut pools: Vec<(ipnet::IpNet, IpamPool)> = Vec::new();
+    for s in subnets {
+        let net: ipnet::IpNet = s.parse().map_err(|_| {
+            anyhow::anyhow!("invalid subnet {s:?}: expected a prefix like 192.168.0.0/24 or 2001:db8:1::/64")
+        })?;
+        if let Some((other, _)) = pools.iter().find(|(p, _)| p.contains(&net) || net.contains(p)) {
+            anyhow::bail!("subnets {other} and {net} overlap: give each subnet once, without overlaps");
+        }
+        let pool = IpamPool {
+            subnet: Some(s.clone()),
+            ..IpamPool::default()
+        };
+        pools.push((net, pool));
+    }
+    for (given, what) in [(ranges, "ip-range"), (gateways, "gateway")] {
+        for g in given {
+            let holder = |p: &ipnet::IpNet| match what {
+                "gateway" => g.parse::<std::net::IpAddr>().is_ok_and(|a| p.contains(&a)),
+                _ => g.parse::<ipnet::IpNet>().is_ok_and(|r| p.contains(&r)),
+            };
+            let Some((net, pool)) = pools.iter_mut().find(|(p, _)| holder(p)) else {
+                anyhow::bail!("no matching subnet for {what} {g}: give a --subnet that holds it");
+            };
+            let slot = if what == "gateway" {
+                &mut pool.gateway
+            } else {
+                &mut pool.ip_range
+            };
+            if let Some(first) = slot.replace(g.clone()) {
+                anyhow::bail!("cannot configure multiple {what}s ({first}, {g}) on the same subnet ({net})");
+            }
+        }
+    }
+    Ok(pools.into_iter().map(|(_, p)| p).collect())
+}
+
 pub(crate) fn labels(l: &BTreeMap<String, String>) -> String {
     l.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")
 }
@@ -309,4 +358,65 @@ pub(crate) fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn gateways_and_ranges_join_the_subnet_holding_them() {
+        let pools = ipam_pools(
+            &strings(&["10.1.0.0/24", "2001:db8:1::/64"]),
+            &strings(&["2001:db8:1::fe", "10.1.0.254"]),
+            &strings(&["2001:db8:1::/80"]),
+        )
+        .unwrap();
+        assert_eq!(
+            pools,
+            vec![
+                IpamPool {
+                    subnet: Some("10.1.0.0/24".into()),
+                    ip_range: None,
+                    gateway: Some("10.1.0.254".into()),
+                },
+                IpamPool {
+                    subnet: Some("2001:db8:1::/64".into()),
+                    ip_range: Some("2001:db8:1::/80".into()),
+                    gateway: Some("2001:db8:1::fe".into()),
+                },
+            ]
+        );
+        assert!(ipam_pools(&[], &[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn what_fits_no_subnet_once_is_refused_by_name() {
+        let err = |s: &[&str], g: &[&str], r: &[&str]| {
+            ipam_pools(&strings(s), &strings(g), &strings(r))
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            err(&["10.1.0.0/24"], &["10.2.0.1"], &[]),
+            "no matching subnet for gateway 10.2.0.1: give a --subnet that holds it"
+        );
+        assert_eq!(
+            err(&[], &[], &["10.1.0.0/25"]),
+            "no matching subnet for ip-range 10.1.0.0/25: give a --subnet that holds it"
+        );
+        assert_eq!(
+            err(&["10.1.0.0/24"], &["10.1.0.1", "10.1.0.2"], &[]),
+            "cannot configure multiple gateways (10.1.0.1, 10.1.0.2) on the same subnet (10.1.0.0/24)"
+        );
+        assert_eq!(
+            err(&["10.1.0.0/16", "10.1.2.0/24"], &[], &[]),
+            "subnets 10.1.0.0/16 and 10.1.2.0/24 overlap: give each subnet once, without overlaps"
+        );
+        assert!(err(&["fd00::1::/64"], &[], &[]).starts_with("invalid subnet \"fd00::1::/64\""));
+    }
 }

@@ -20,6 +20,9 @@ pub(crate) struct SandboxCreateArgs {
     /// Static address.
     #[arg(long)]
     ip: Option<String>,
+    /// Static IPv6 address.
+    #[arg(long)]
+    ip6: Option<String>,
     /// MAC address.
     #[arg(long)]
     mac: Option<String>,
@@ -88,6 +91,7 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
             let SandboxCreateArgs {
                 network,
                 ip,
+                ip6,
                 mac,
                 aliases,
                 netns,
@@ -102,6 +106,7 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 name,
                 network,
                 ipv4_address: ip,
+                ipv6_address: ip6,
                 mac_address: mac,
                 aliases,
                 netns: netns.map(|p| p.display().to_string()),

@@ -34,13 +34,19 @@ pub struct NetworkCreate {
     /// Addressing.
     #[serde(default, rename = "IPAM")]
     pub ipam: Option<IpamCreate>,
+    /// `--ipv6`: IPv6 on, in the IPv6 pools of `ipam` or in a unique local /64 of the host's.
+    #[serde(default, rename = "EnableIPv6")]
+    pub enable_ipv6: bool,
+    /// IPv4 on (the default); IPv6-only networks are refused.
+    #[serde(default, rename = "EnableIPv4", skip_serializing_if = "Option::is_none")]
+    pub enable_ipv4: Option<bool>,
 }
 
 /// The IPAM part of [`NetworkCreate`].
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct IpamCreate {
-    /// At most one IPv4 pool.
+    /// At most one IPv4 pool, and IPv6 pools.
     #[serde(default)]
     pub config: Vec<IpamPool>,
 }
@@ -88,7 +94,7 @@ pub struct NetworkResource {
     /// Whether IPv4 is on.
     #[serde(rename = "EnableIPv4")]
     pub enable_ipv4: bool,
-    /// Whether IPv6 is on (never, yet).
+    /// Whether IPv6 is on.
     #[serde(rename = "EnableIPv6")]
     pub enable_ipv6: bool,
     /// Addressing.
@@ -196,7 +202,7 @@ pub struct EndpointResource {
     /// `a.b.c.d/len`, or empty.
     #[serde(rename = "IPv4Address")]
     pub ipv4_address: String,
-    /// Empty.
+    /// `addr/len`, or empty.
     #[serde(rename = "IPv6Address")]
     pub ipv6_address: String,
 }
@@ -244,6 +250,9 @@ pub struct EndpointIpam {
     /// `--ip`.
     #[serde(default, rename = "IPv4Address")]
     pub ipv4_address: Option<String>,
+    /// `--ip6`.
+    #[serde(default, rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
 }
 
 /// `POST /networks/{id}/disconnect`.
@@ -277,6 +286,9 @@ pub struct SandboxCreate {
     /// Static address.
     #[serde(default, rename = "IPv4Address")]
     pub ipv4_address: Option<String>,
+    /// Static IPv6 address.
+    #[serde(default, rename = "IPv6Address", skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
     /// Chosen MAC address.
     #[serde(default)]
     pub mac_address: Option<String>,
@@ -369,6 +381,15 @@ pub struct SandboxEndpoint {
     pub ip_prefix_len: u8,
     /// Gateway.
     pub gateway: String,
+    /// IPv6 address without prefix length, or empty.
+    #[serde(default, rename = "GlobalIPv6Address")]
+    pub global_ipv6_address: String,
+    /// Its prefix length, or 0.
+    #[serde(default, rename = "GlobalIPv6PrefixLen")]
+    pub global_ipv6_prefix_len: u8,
+    /// The IPv6 gateway, or empty.
+    #[serde(default, rename = "IPv6Gateway")]
+    pub ipv6_gateway: String,
     /// Aliases.
     pub aliases: Vec<String>,
     /// Whether the sandbox's default route goes through this network's gateway.

@@ -516,6 +516,7 @@ impl State {
             internal: spec.internal,
             labels: BTreeMap::new(),
             options,
+            ..Default::default()
         };
         // The pool is this network's: its subnet is not in the way of itself.
         let held = pool_id.as_ref().and_then(|p| self.docker.pools.remove(p));
@@ -744,6 +745,7 @@ impl State {
         };
         let spec = ConnectSpec {
             ip: Some(e.ip.to_string()),
+            ip6: None,
             aliases: Vec::new(),
             mac: Some(e.mac.to_string()),
             port_kind: String::new(),

@@ -2,11 +2,11 @@
 //! prune.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use super::*;
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::error::ModelError;
 use crate::ids::Id;
 use crate::ipam;
@@ -61,6 +61,7 @@ impl State {
             host_routes
         };
         let ipam = self.plan_ipam(&spec, host_routes, routed)?;
+        let ipam6 = self.plan_ipam6(&spec, driver)?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -106,6 +107,7 @@ impl State {
             driver,
             created: now,
             ipam: Some(ipam),
+            ipam6,
             internal: spec.internal,
             labels: spec.labels,
             options,
@@ -288,6 +290,130 @@ impl State {
         })
     }
 
+    /// The network's IPv6 subnets: none without `--ipv6`; the pools given; or, when none is,
+    /// the lowest /64 of this host's unique local prefix that no network uses. Each subnet
+    /// must be unicast, hold a gateway and an endpoint, overlap no other network's or pool's,
+    /// and hold its gateway and range.
+    pub(super) fn plan_ipam6(&self, spec: &NetworkSpec, driver: Driver) -> Result<Vec<NetIpam6>, ModelError> {
+        if !spec.ipv6 {
+            return match spec.pools6.first() {
+                Some(p) => Err(invalid(format!(
+                    "subnet {} is IPv6, but IPv6 is off on the network: add --ipv6",
+                    p.subnet.as_deref().or(p.gateway.as_deref()).unwrap_or_default()
+                ))),
+                None => Ok(Vec::new()),
+            };
+        }
+        if driver != Driver::Bridge {
+            return Err(invalid(format!(
+                "--ipv6 is not available on {} networks yet: IPv6 runs on bridge networks",
+                driver.as_str()
+            )));
+        }
+        let taken: Vec<(&str, Ipv6Cidr)> = self
+            .networks
+            .values()
+            .flat_map(|n| n.ipam6.iter().map(|i| (n.name.as_str(), i.subnet)))
+            .collect();
+        if spec.pools6.is_empty() {
+            let subnets: Vec<Ipv6Cidr> = taken.iter().map(|(_, s)| *s).collect();
+            let subnet = ipam::pick_subnet6(self.ula_prefix(), subnets.iter()).ok_or_else(|| {
+                ModelError::Conflict(
+                    "could not find an available /64 of the host's unique local IPv6 prefix to assign to the network"
+                        .into(),
+                )
+            })?;
+            return Ok(vec![NetIpam6 {
+                subnet,
+                ip_range: None,
+                gateway: subnet.first_host(),
+            }]);
+        }
+        let mut planned: Vec<NetIpam6> = Vec::new();
+        for pool in &spec.pools6 {
+            let Some(s) = &pool.subnet else {
+                return Err(invalid(
+                    "an IPv6 --gateway or --ip-range needs an IPv6 --subnet holding it",
+                ));
+            };
+            let subnet: Ipv6Cidr = s.parse().map_err(invalid)?;
+            if subnet.prefix_len() > 126 {
+                return Err(invalid(format!(
+                    "invalid subnet \"{subnet}\": prefix length must be at most 126 to hold a gateway and an endpoint"
+                )));
+            }
+            if let Some((range, what)) = RESERVED6
+                .iter()
+                .find(|(r, _)| subnet.overlaps(&r.parse().expect("a valid CIDR")))
+            {
+                return Err(invalid(format!(
+                    "invalid subnet \"{subnet}\": it overlaps {range} ({what}); choose a unicast range such as a unique local fd00::/8 prefix or a global one"
+                )));
+            }
+            let others = taken
+                .iter()
+                .copied()
+                .chain(planned.iter().map(|p| (spec.name.as_str(), p.subnet)));
+            if let Some((name, other)) = others.clone().find(|(_, t)| t.overlaps(&subnet)) {
+                return Err(ModelError::Conflict(format!(
+                    "subnet {subnet} overlaps network {name} ({other}): choose a subnet that no network uses"
+                )));
+            }
+            let ip_range = match &pool.ip_range {
+                Some(r) => {
+                    let r: Ipv6Cidr = r
+                        .parse()
+                        .map_err(|e: crate::cidr::CidrError| invalid(e.to_string().replace("subnet", "ip-range")))?;
+                    if !subnet.covers(&r) {
+                        return Err(invalid(format!(
+                            "invalid ip-range {r}: it must lie inside the subnet {subnet}"
+                        )));
+                    }
+                    Some(r)
+                }
+                None => None,
+            };
+            let gateway = match &pool.gateway {
+                Some(g) => {
+                    let gw: Ipv6Addr = g.parse().map_err(|_| {
+                        invalid(format!(
+                            "invalid gateway {g:?}: expected an IPv6 address like 2001:db8:1::1"
+                        ))
+                    })?;
+                    if !subnet.contains(gw) || gw == subnet.network() {
+                        return Err(invalid(format!(
+                            "invalid gateway {gw}: it must be an address inside the subnet {subnet} other than its first (the subnet-router anycast address)"
+                        )));
+                    }
+                    gw
+                }
+                None => subnet.first_host(),
+            };
+            planned.push(NetIpam6 {
+                subnet,
+                ip_range,
+                gateway,
+            });
+        }
+        Ok(planned)
+    }
+
+    /// This host's unique local /48 (RFC 4193), whose global ID is the first five bytes of
+    /// the default bridge's ID: drawn at random once, and the same for the host's lifetime, as
+    /// Docker derives its own from the engine's ID. A state without the default bridge (tests)
+    /// has the all-zero ID.
+    pub fn ula_prefix(&self) -> Ipv6Cidr {
+        let id = self
+            .networks
+            .values()
+            .find(|n| n.builtin && n.driver == Driver::Bridge)
+            .map_or([0; 5], |n| {
+                let b = n.id.bytes();
+                [b[0], b[1], b[2], b[3], b[4]]
+            });
+        ipam::ula_prefix(id)
+    }
+
     /// The record other hosts need to create this overlay network too.
     pub fn network_record(&self, id: &Id) -> Option<crate::cluster::records::NetworkRecord> {
         let n = self.networks.get(id).filter(|n| n.driver == Driver::Overlay)?;
@@ -382,6 +508,7 @@ impl State {
                 ip_range: None,
                 gateway: r.gateway,
             }),
+            ipam6: Vec::new(),
             internal: r.internal,
             labels: BTreeMap::new(),
             options: std::iter::once((OPT_VXLANID_LIST.to_string(), r.vni.to_string()))
@@ -511,6 +638,15 @@ const RESERVED: [(&str, &str); 4] = [
     ("127.0.0.0/8", "loopback"),
     ("224.0.0.0/4", "multicast"),
     ("240.0.0.0/4", "reserved"),
+];
+
+/// IPv6 ranges no network may use (RFC 4291, RFC 6890).
+const RESERVED6: [(&str, &str); 5] = [
+    ("::/127", "the unspecified and loopback addresses"),
+    ("::ffff:0:0/96", "IPv4-mapped addresses"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "deprecated site-local"),
+    ("ff00::/8", "multicast"),
 ];
 
 fn boolean(v: &str) -> Option<bool> {

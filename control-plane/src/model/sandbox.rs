@@ -2,13 +2,14 @@
 //! disconnect, remove.
 
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::SystemTime;
 
 use super::*;
 use crate::error::ModelError;
 use crate::ids::Id;
+use crate::ipam;
 use crate::ports::{self, PortBinding};
 
 impl State {
@@ -89,6 +90,7 @@ impl State {
         if let Some(net) = net {
             let cs = ConnectSpec {
                 ip: spec.ip,
+                ip6: spec.ip6,
                 aliases: spec.aliases,
                 mac: spec.mac,
                 port_kind: spec.port_kind,
@@ -274,12 +276,19 @@ impl State {
             ifname: None,
             mac: None,
             ip: None,
+            ip6: None,
             aliases: vec![],
             port_kind: PortKind::Tap,
             default_route: None,
             handoff: false,
         };
         if net.ipam.is_none() {
+            if spec.ip.is_some() || spec.ip6.is_some() {
+                return Err(invalid(format!(
+                    "network {} gives no addresses: --ip and --ip6 apply to bridge, overlay and macvlan networks",
+                    net.name
+                )));
+            }
             // host and none networks: a membership record without an interface.
             self.endpoints.insert(endpoint_id.clone(), bare);
             return Ok(endpoint_id);
@@ -310,6 +319,7 @@ impl State {
             check_name("alias", a)?;
         }
         let ip = self.endpoint_address(net_id, spec.ip.as_deref(), &pool)?;
+        let ip6 = self.endpoint_address6(net_id, spec.ip6.as_deref())?;
         let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip)?;
         let others = self.endpoints_of_sandbox(sb_id);
         let ifname = self.endpoint_ifname(sb_id, &others, spec.ifname)?;
@@ -321,6 +331,7 @@ impl State {
                 ifname: Some(ifname),
                 mac: Some(mac),
                 ip: Some(ip),
+                ip6,
                 aliases: spec.aliases,
                 port_kind,
                 default_route: Some(default_route),
@@ -393,6 +404,66 @@ impl State {
             )));
         }
         Ok(ip)
+    }
+
+    /// The IPv6 address of a new endpoint on `net_id`: none when IPv6 is off; `wanted` when
+    /// it is free and inside one of the network's IPv6 subnets; else the lowest free one of
+    /// the first subnet with room.
+    fn endpoint_address6(&self, net_id: &Id, wanted: Option<&str>) -> Result<Option<Ipv6Addr>, ModelError> {
+        let net = &self.networks[net_id];
+        if !net.enable_ipv6() {
+            return match wanted {
+                Some(s) => Err(invalid(format!(
+                    "network {} has IPv6 off, so it cannot give {s}: --ip6 needs a network created with --ipv6",
+                    net.name
+                ))),
+                None => Ok(None),
+            };
+        }
+        let holders = || {
+            self.endpoints_of_network(net_id)
+                .filter_map(|e| Some((e.ip6?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+        };
+        let Some(s) = wanted else {
+            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).collect();
+            return net
+                .ipam6
+                .iter()
+                .find_map(|p| ipam::allocate6(p.subnet, p.ip_range, p.gateway, &used))
+                .map(Some)
+                .ok_or_else(|| ModelError::Conflict(format!("no available IPv6 addresses on network {}", net.name)));
+        };
+        if net.builtin {
+            return Err(invalid(
+                "user-specified IP address is supported on user-defined networks only",
+            ));
+        }
+        let ip: Ipv6Addr = s.parse().map_err(|_| {
+            invalid(format!(
+                "invalid IPv6 address {s:?}: expected an IPv6 address like 2001:db8:1::10"
+            ))
+        })?;
+        let Some(pool) = net.ipam6_of(ip) else {
+            let subnets: Vec<String> = net.ipam6.iter().map(|p| p.subnet.to_string()).collect();
+            return Err(invalid(format!(
+                "invalid IPv6 address {ip}: it must lie inside a subnet of network {} ({})",
+                net.name,
+                subnets.join(", ")
+            )));
+        };
+        if ip == pool.subnet.network() || ip == pool.gateway {
+            return Err(invalid(format!(
+                "invalid IPv6 address {ip}: it is the subnet-router anycast or the gateway address of {}",
+                pool.subnet
+            )));
+        }
+        if let Some((_, holder)) = holders().find(|(held, _)| *held == ip) {
+            return Err(ModelError::Conflict(format!(
+                "address {ip} is already in use on network {} by sandbox {holder}",
+                net.name
+            )));
+        }
+        Ok(Some(ip))
     }
 
     /// The MAC of a new endpoint on `net_id` with address `ip`: `wanted`, or Docker's from the

@@ -937,7 +937,7 @@ impl World {
             max_frame_len: 1514,
             learn_limit: network.mac_limit,
             split_horizon_group: 0,
-            guard: Some(network.port_guard(MacAddr(mac), Some(ip))),
+            guard: Some(network.port_guard(MacAddr(mac), Some(ip), None)),
             locked: false,
         };
         let port = host.switch.add_port(cfg).ok()?;

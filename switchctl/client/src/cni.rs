@@ -376,7 +376,10 @@ impl Plugin<'_> {
                 let req = NetworkConnect {
                     container: sb.id.clone(),
                     endpoint_config: Some(EndpointConfig {
-                        ipam_config: Some(EndpointIpam { ipv4_address: ip }),
+                        ipam_config: Some(EndpointIpam {
+                            ipv4_address: ip,
+                            ipv6_address: None,
+                        }),
                         aliases,
                         mac_address: mac,
                         port_kind: None,
@@ -395,6 +398,7 @@ impl Plugin<'_> {
                     name: self.sandbox_name()?,
                     network: self.conf.network.clone(),
                     ipv4_address: ip,
+                    ipv6_address: None,
                     mac_address: mac,
                     aliases,
                     netns: Some(env.netns.clone()),
@@ -774,6 +778,9 @@ mod tests {
             ip_address: "10.0.0.2".into(),
             ip_prefix_len: 24,
             gateway: "10.0.0.1".into(),
+            global_ipv6_address: String::new(),
+            global_ipv6_prefix_len: 0,
+            ipv6_gateway: String::new(),
             aliases: vec![],
             default_route: true,
             dns_server: "10.0.0.1".into(),

@@ -20,10 +20,16 @@ impl Daemon {
             .add_network(sid, NetworkConfig { aging: net.mac_aging }, tunnel)
             .map_err(io_err("cannot add the network to the switch"))?;
         let addr = (ipam.gateway, ipam.subnet.prefix_len());
-        let gateway = self.open_host_port(net, &name, net.gateway_mac(), addr).map_err(|e| {
-            let _ = self.dp.remove_network(sid);
-            OpError::Io(format!("cannot open gateway interface {name}: {e}"))
-        })?;
+        let ipv6 = net.enable_ipv6().then(|| netdev::Ipv6Setup {
+            addrs: net.ipam6.iter().map(|p| (p.gateway, p.subnet.prefix_len())).collect(),
+            default_gw: None,
+        });
+        let gateway = self
+            .open_host_port(net, &name, net.gateway_mac(), addr, ipv6)
+            .map_err(|e| {
+                let _ = self.dp.remove_network(sid);
+                OpError::Io(format!("cannot open gateway interface {name}: {e}"))
+            })?;
         let mut ports = NetPorts {
             own: vec![gateway],
             vteps: HashMap::new(),
@@ -44,14 +50,15 @@ impl Daemon {
         Ok(ports)
     }
 
-    /// Opens a TAP `name` in switchd's namespace holding `addr` and adds it to `net`'s switch
-    /// network as the host's port.
+    /// Opens a TAP `name` in switchd's namespace holding `addr` (and IPv6 as `ipv6` says) and
+    /// adds it to `net`'s switch network as the host's port.
     fn open_host_port(
         &self,
         net: &Network,
         name: &str,
         mac: Option<switch::MacAddr>,
         addr: (std::net::Ipv4Addr, u8),
+        ipv6: Option<netdev::Ipv6Setup>,
     ) -> io::Result<PortId> {
         let spec = tap::TapSpec {
             name: name.to_string(),
@@ -59,6 +66,7 @@ impl Daemon {
             addr: Some(addr),
             mtu: net.mtu,
             default_gw: None,
+            ipv6,
             offload: if net.driver == Driver::Overlay {
                 tap::Offload::Tcp4 { sealed: net.encrypted }
             } else {
@@ -216,7 +224,7 @@ impl Daemon {
         if let (Ok(()), Some(addr)) = (&result, host_addr) {
             let name = host_access_name(net);
             result = self
-                .open_host_port(net, &name, None, addr)
+                .open_host_port(net, &name, None, addr, None)
                 .map(|p| ports.own.push(p))
                 .map_err(|e| OpError::Io(format!("cannot open the host's interface {name}: {e}")));
         }

@@ -97,6 +97,13 @@ impl Daemon {
         let ifname = ep.ifname.clone().expect("caller checked");
         let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
         let default_gw = ep.has_default_route().then_some(ipam.gateway);
+        let ipv6 = ep.ip6.map(|ip| {
+            let pool = net.ipam6_of(ip);
+            netdev::Ipv6Setup {
+                addrs: vec![(ip, pool.map_or(128, |p| p.subnet.prefix_len()))],
+                default_gw: pool.map(|p| p.gateway).filter(|_| ep.has_default_route()),
+            }
+        });
         let label = format!("{}/{ifname}", sb.name);
         if net.has_kernel_children() {
             // The kernel forwards: a macvlan child of the parent, no switch port.
@@ -107,6 +114,7 @@ impl Daemon {
                 addr,
                 mtu: net.mtu,
                 default_gw,
+                ipv6: ipv6.clone(),
             };
             let parent = net.parent.as_deref().unwrap_or_default();
             let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
@@ -133,6 +141,7 @@ impl Daemon {
                     addr,
                     mtu: net.mtu,
                     default_gw,
+                    ipv6: ipv6.clone(),
                     offload: if net.driver == Driver::Overlay {
                         tap::Offload::Tcp4 { sealed: net.encrypted }
                     } else {
@@ -165,6 +174,7 @@ impl Daemon {
                     addr,
                     mtu: net.mtu,
                     default_gw,
+                    ipv6,
                 };
                 let fd = veth::open(&sb.netns, &spec).map_err(io_err(&label))?;
                 (Device::Packet { fd, ifname: host }, PortKind::Veth)
@@ -175,7 +185,7 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
-            guard: Some(net.port_guard(mac, ep.ip)),
+            guard: Some(net.port_guard(mac, ep.ip, ep.ip6)),
             locked: false,
         };
         let added = self.dp.add_port(NewPort {
@@ -520,6 +530,7 @@ fn handoff_spec(spec: veth::VethSpec) -> veth::VethSpec {
     veth::VethSpec {
         addr: None,
         default_gw: None,
+        ipv6: None,
         ..spec
     }
 }
@@ -529,6 +540,7 @@ fn handoff_tap(spec: tap::TapSpec) -> tap::TapSpec {
     tap::TapSpec {
         addr: None,
         default_gw: None,
+        ipv6: None,
         ..spec
     }
 }

@@ -2,7 +2,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 use crate::kernel::KernelError;
@@ -138,6 +138,79 @@ pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
         if e.raw_os_error() != Some(libc::EEXIST) {
             return Err(KernelError::Route { gw, source: e }.into());
         }
+    }
+    Ok(())
+}
+
+/// IPv6 on an interface: its addresses with their prefix lengths, and the gateway of a default
+/// route when the interface carries one.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ipv6Setup {
+    /// Global addresses.
+    pub addrs: Vec<(Ipv6Addr, u8)>,
+    /// Default route via this gateway, when none exists.
+    pub default_gw: Option<Ipv6Addr>,
+}
+
+/// Sets IPv6 on interface `name` of the calling thread's namespace as `setup` says, or turns
+/// it off (`None`: no router solicitation or MLD report reaches the switch from it). On, the
+/// interface takes no router advertisement and runs no duplicate address detection (the
+/// switch hands out every address once, and a fresh sandbox must not wait a second for
+/// DAD), makes its link-local address from its MAC (EUI-64, which port security allows), and
+/// holds the addresses and the default route. A kernel without IPv6 has none of these keys:
+/// off is then already so, and on fails.
+pub fn set_ipv6(name: &str, setup: Option<&Ipv6Setup>) -> io::Result<()> {
+    let key = |k: &str| format!("net/ipv6/conf/{name}/{k}");
+    let Some(setup) = setup else {
+        let _ = write_sysctl(&key("disable_ipv6"), "1");
+        return Ok(());
+    };
+    for (k, v) in [
+        ("accept_dad", "0"),
+        ("accept_ra", "0"),
+        ("addr_gen_mode", "0"),
+        ("disable_ipv6", "0"),
+    ] {
+        write_sysctl(&key(k), v)?;
+    }
+    let i = index(name)?;
+    for &(ip, len) in &setup.addrs {
+        use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
+        crate::ports::veth::netlink(async |h| {
+            let mut req = h.address().add(i, ip.into(), len);
+            req.message_mut()
+                .attributes
+                .push(AddressAttribute::Flags(AddressFlags::Nodad));
+            req.execute().await
+        })
+        .or_else(|e| {
+            if e.raw_os_error() == Some(libc::EEXIST) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        })
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot add {ip}/{len} to {name}: {e}")))?;
+    }
+    if let Some(gw) = setup.default_gw {
+        let route = rtnetlink::RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gw)
+            .output_interface(i)
+            .build();
+        crate::ports::veth::netlink(async |h| h.route().add(route).execute().await)
+            .or_else(|e| {
+                if e.raw_os_error() == Some(libc::EEXIST) {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot add the default route via {gw} on {name}: {e}"),
+                )
+            })?;
     }
     Ok(())
 }

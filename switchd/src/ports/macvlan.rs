@@ -60,7 +60,7 @@ pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::
     let index = parent_index(parent).map_err(ctx)?;
     let msg = LinkMacVlan::new(name, index, mode(macvlan_mode)).build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
-    let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{name}/disable_ipv6"), "1");
+    netdev::set_ipv6(name, None).map_err(ctx)?;
     netdev::set_ipv4(name, addr.0, addr.1)
         .and_then(|()| netdev::set_up(name))
         .map_err(ctx)

@@ -30,6 +30,8 @@ pub struct TapSpec {
     pub mtu: u16,
     /// Gateway for a default route, added when none exists.
     pub default_gw: Option<Ipv4Addr>,
+    /// IPv6, on networks with IPv6 on; off otherwise.
+    pub ipv6: Option<netdev::Ipv6Setup>,
     /// Which unsegmented super-frames and partial checksums the kernel may hand over.
     pub offload: Offload,
 }
@@ -91,15 +93,14 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
     dev.persist().map_err(ctx)?;
     set_offloads(&dev, spec.offload).map_err(ctx)?;
     limit_segments(spec);
-    // Networks here are IPv4: keep the interface from sending router solicitations and MLD
-    // reports into the switch. A kernel without IPv6 has no such key, which is fine.
-    let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.name), "1");
     dev.set_nonblocking(true).map_err(ctx)?;
-    if let Some(gw) = spec.default_gw {
-        if let Err(e) = netdev::add_default_route(gw) {
-            let _ = unpersist(&dev);
-            return Err(e);
-        }
+    let routed = spec
+        .default_gw
+        .map_or(Ok(()), netdev::add_default_route)
+        .and_then(|()| netdev::set_ipv6(&spec.name, spec.ipv6.as_ref()));
+    if let Err(e) = routed {
+        let _ = unpersist(&dev);
+        return Err(ctx(e));
     }
     Ok(dev)
 }

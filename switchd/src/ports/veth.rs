@@ -35,6 +35,8 @@ pub struct VethSpec {
     pub mtu: u16,
     /// Default route via this gateway, when none exists.
     pub default_gw: Option<Ipv4Addr>,
+    /// IPv6 of the container end, on networks with IPv6 on; off otherwise.
+    pub ipv6: Option<netdev::Ipv6Setup>,
 }
 
 impl VethSpec {
@@ -54,7 +56,7 @@ impl VethSpec {
         if let Some(gw) = self.default_gw {
             netdev::add_default_route(gw)?;
         }
-        Ok(())
+        netdev::set_ipv6(&self.name, self.ipv6.as_ref())
     }
 }
 
@@ -99,7 +101,7 @@ fn create(sandbox_ns: &Path, spec: &VethSpec) -> io::Result<()> {
         .up()
         .build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
-    let _ = netdev::write_sysctl(&format!("net/ipv6/conf/{}/disable_ipv6", spec.host), "1");
+    netdev::set_ipv6(&spec.host, None)?;
     let inner = spec.clone();
     let configured = netns::run_in(sandbox_ns, move || inner.configure());
     if let Err(e) = configured {

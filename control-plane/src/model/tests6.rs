@@ -1,0 +1,208 @@
+//! IPv6 in the model: dual-stack networks, their subnets and the endpoints' addresses.
+
+use std::path::Path;
+
+use super::*;
+
+fn id(n: u8) -> Id {
+    Id::from_random([n; 32])
+}
+
+fn fresh() -> State {
+    State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH)
+}
+
+fn v6(name: &str, pools: &[(&str, Option<&str>, Option<&str>)]) -> NetworkSpec {
+    NetworkSpec {
+        name: name.into(),
+        ipv6: true,
+        pools6: pools
+            .iter()
+            .map(|(s, g, r)| PoolSpec {
+                subnet: Some(s.to_string()),
+                gateway: g.map(Into::into),
+                ip_range: r.map(Into::into),
+            })
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn create(s: &mut State, n: u8, spec: NetworkSpec) -> Result<Id, ModelError> {
+    s.create_network(spec, id(n), SystemTime::UNIX_EPOCH, &[])
+}
+
+fn sandbox(s: &mut State, n: u8, name: &str, network: &str, ip6: Option<&str>) -> Result<Id, ModelError> {
+    let spec = SandboxSpec {
+        name: name.into(),
+        network: network.into(),
+        ip6: ip6.map(Into::into),
+        ..Default::default()
+    };
+    s.create_sandbox(
+        spec,
+        id(n),
+        id(n + 100),
+        Path::new("/run/netns"),
+        SystemTime::UNIX_EPOCH,
+    )
+}
+
+fn ip6_of(s: &State, sandbox: &str) -> Option<Ipv6Addr> {
+    let sid = &s.sandbox(sandbox).unwrap().id;
+    s.endpoints.values().find(|e| &e.sandbox == sid).unwrap().ip6
+}
+
+#[test]
+fn ipv6_without_a_subnet_takes_a_64_of_the_host_s_unique_local_prefix() {
+    let mut s = fresh();
+    let ula = s.ula_prefix();
+    assert_eq!(
+        ula.to_string(),
+        "fd01:101:101::/48",
+        "fd, then five bytes of the bridge's ID"
+    );
+    create(&mut s, 10, v6("a", &[])).unwrap();
+    create(&mut s, 11, v6("b", &[])).unwrap();
+    let a = s.network("a").unwrap();
+    assert!(a.enable_ipv6());
+    assert!(a.ipam.is_some(), "a dual-stack network keeps its IPv4 subnet");
+    assert_eq!(a.ipam6[0].subnet.to_string(), "fd01:101:101::/64");
+    assert_eq!(a.ipam6[0].gateway.to_string(), "fd01:101:101::1");
+    assert_eq!(
+        s.network("b").unwrap().ipam6[0].subnet.to_string(),
+        "fd01:101:101:1::/64"
+    );
+    assert!(!s.network("bridge").unwrap().enable_ipv6());
+}
+
+#[test]
+fn endpoints_get_the_lowest_free_address_of_the_first_subnet_with_room() {
+    let mut s = fresh();
+    create(
+        &mut s,
+        10,
+        v6(
+            "n",
+            &[
+                ("2001:db8:1::/126", None, None),
+                ("2001:db8:2::/64", Some("2001:db8:2::fe"), Some("2001:db8:2::100/120")),
+            ],
+        ),
+    )
+    .unwrap();
+    sandbox(&mut s, 20, "a", "n", None).unwrap();
+    assert_eq!(ip6_of(&s, "a"), Some("2001:db8:1::2".parse().unwrap()));
+    sandbox(&mut s, 21, "b", "n", None).unwrap();
+    assert_eq!(ip6_of(&s, "b"), Some("2001:db8:1::3".parse().unwrap()));
+    // The /126 holds the anycast address, the gateway and two endpoints: the next comes from
+    // the second subnet's range.
+    sandbox(&mut s, 22, "c", "n", None).unwrap();
+    assert_eq!(ip6_of(&s, "c"), Some("2001:db8:2::100".parse().unwrap()));
+    sandbox(&mut s, 23, "d", "n", Some("2001:db8:2::7")).unwrap();
+    assert_eq!(ip6_of(&s, "d"), Some("2001:db8:2::7".parse().unwrap()));
+    // Each endpoint also keeps its IPv4 address.
+    let sid = s.sandbox("d").unwrap().id.clone();
+    assert!(s.endpoints.values().find(|e| e.sandbox == sid).unwrap().ip.is_some());
+    // A sandbox on a network without IPv6 has none.
+    sandbox(&mut s, 24, "e", "bridge", None).unwrap();
+    assert_eq!(ip6_of(&s, "e"), None);
+}
+
+#[test]
+fn bad_ipv6_input_is_refused_by_name_and_changes_nothing() {
+    let mut s = fresh();
+    let before = s.clone();
+    let refused = |s: &mut State, spec: NetworkSpec| create(s, 11, spec).unwrap_err().to_string();
+    let one = |sub: &str, gw: Option<&str>, r: Option<&str>| v6("n", &[(sub, gw, r)]);
+    assert_eq!(
+        refused(
+            &mut s,
+            NetworkSpec {
+                ipv6: false,
+                ..one("2001:db8::/64", None, None)
+            }
+        ),
+        "subnet 2001:db8::/64 is IPv6, but IPv6 is off on the network: add --ipv6"
+    );
+    assert_eq!(
+        refused(&mut s, one("fe80::/64", None, None)),
+        "invalid subnet \"fe80::/64\": it overlaps fe80::/10 (link-local); choose a unicast range such as a unique local fd00::/8 prefix or a global one"
+    );
+    assert!(refused(&mut s, one("ff02::/64", None, None)).contains("(multicast)"));
+    assert!(refused(&mut s, one("::/0", None, None)).contains("the unspecified and loopback addresses"));
+    assert_eq!(
+        refused(&mut s, one("2001:db8::/127", None, None)),
+        "invalid subnet \"2001:db8::/127\": prefix length must be at most 126 to hold a gateway and an endpoint"
+    );
+    assert_eq!(
+        refused(&mut s, one("2001:db8::1/64", None, None)),
+        "invalid subnet \"2001:db8::1/64\": host bits are set; did you mean 2001:db8::/64?"
+    );
+    assert_eq!(
+        refused(&mut s, one("2001:db8::/64", Some("2001:db8::"), None)),
+        "invalid gateway 2001:db8::: it must be an address inside the subnet 2001:db8::/64 other than its first (the subnet-router anycast address)"
+    );
+    assert!(refused(&mut s, one("2001:db8::/64", Some("2001:db9::1"), None)).contains("invalid gateway 2001:db9::1"));
+    assert_eq!(
+        refused(&mut s, one("2001:db8::/64", None, Some("2001:db9::/80"))),
+        "invalid ip-range 2001:db9::/80: it must lie inside the subnet 2001:db8::/64"
+    );
+    assert_eq!(
+        refused(
+            &mut s,
+            v6("n", &[("2001:db8::/48", None, None), ("2001:db8::/64", None, None)])
+        ),
+        "subnet 2001:db8::/64 overlaps network n (2001:db8::/48): choose a subnet that no network uses"
+    );
+    assert_eq!(
+        refused(
+            &mut s,
+            NetworkSpec {
+                driver: "overlay".into(),
+                ..one("2001:db8::/64", None, None)
+            }
+        ),
+        "--ipv6 is not available on overlay networks yet: IPv6 runs on bridge networks"
+    );
+    assert_eq!(s, before);
+    create(&mut s, 10, one("2001:db8::/64", None, None)).unwrap();
+    assert!(refused(&mut s, v6("m", &[("2001:db8::/56", None, None)])).contains("overlaps network n (2001:db8::/64)"));
+
+    let before = s.clone();
+    let refused = |s: &mut State, net: &str, ip6: &str| sandbox(s, 20, "a", net, Some(ip6)).unwrap_err().to_string();
+    assert_eq!(
+        refused(&mut s, "n", "2001:db9::5"),
+        "invalid IPv6 address 2001:db9::5: it must lie inside a subnet of network n (2001:db8::/64)"
+    );
+    assert_eq!(
+        refused(&mut s, "n", "2001:db8::1"),
+        "invalid IPv6 address 2001:db8::1: it is the subnet-router anycast or the gateway address of 2001:db8::/64"
+    );
+    assert!(refused(&mut s, "n", "10.0.0.1").contains("expected an IPv6 address"));
+    assert_eq!(
+        refused(&mut s, "bridge", "2001:db8::5"),
+        "network bridge has IPv6 off, so it cannot give 2001:db8::5: --ip6 needs a network created with --ipv6"
+    );
+    assert!(refused(&mut s, "host", "2001:db8::5").contains("gives no addresses"));
+    assert_eq!(s, before);
+    sandbox(&mut s, 20, "a", "n", Some("2001:db8::5")).unwrap();
+    assert_eq!(
+        sandbox(&mut s, 21, "b", "n", Some("2001:db8::5"))
+            .unwrap_err()
+            .to_string(),
+        "address 2001:db8::5 is already in use on network n by sandbox a"
+    );
+}
+
+#[test]
+fn a_dual_stack_state_survives_json() {
+    let mut s = fresh();
+    create(&mut s, 10, v6("n", &[])).unwrap();
+    sandbox(&mut s, 20, "a", "n", None).unwrap();
+    let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+    // A network without IPv6 writes no IPv6 field, so older stores read the same.
+    let plain = serde_json::to_string(s.network("bridge").unwrap()).unwrap();
+    assert!(!plain.contains("ipam6"), "{plain}");
+}

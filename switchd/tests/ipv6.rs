@@ -1,0 +1,293 @@
+//! End-to-end: dual-stack bridge networks on the real switchd in namespaces. Sandboxes get
+//! IPv6 addresses, link-local addresses and a default route through the gateway; ping6 runs
+//! between them and to the gateway; a hostile sandbox's neighbour advertisements, router
+//! advertisements and forged sources are dropped and counted. Needs root; set
+//! SWITCH_E2E=require (as CI does) to fail instead of skipping.
+
+use std::path::Path;
+use std::thread::sleep;
+use std::time::Duration;
+
+use serde_json::Value;
+use testbed::{json, ping, Host};
+
+/// The `ip -6 -o addr` lines of `ifname` in namespace `ns`.
+fn addrs6(h: &Host, ns: &str, ifname: &str) -> String {
+    h.exec(ns, &["ip", "-6", "-o", "addr", "show", "dev", ifname])
+        .expect_ok("ip -6 addr")
+        .to_string()
+}
+
+fn mac_of(h: &Host, ns: &str, ifname: &str) -> [u8; 6] {
+    let out = h.exec(ns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
+    let v: Vec<u8> = out
+        .expect_ok("MAC address")
+        .trim()
+        .split(':')
+        .map(|b| u8::from_str_radix(b, 16).unwrap())
+        .collect();
+    v.try_into().unwrap()
+}
+
+fn show_mac(m: [u8; 6]) -> String {
+    m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// A port's drop count for `reason`, once it reaches `want` (within 5 s) or as it is then.
+fn drops_reach(h: &Host, interface: &str, reason: &str, want: u64) -> u64 {
+    let mut n = 0;
+    testbed::eventually(5, || {
+        let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+        n = ports
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["Interface"] == interface)
+            .and_then(|p| p["Drops"].get(reason))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        n >= want
+    });
+    n
+}
+
+/// An IPv6 frame from `src_mac` to `dst_mac`, `src` to `dst`, carrying `l4` under `next`.
+fn ipv6_frame(src_mac: [u8; 6], dst_mac: [u8; 6], src: &str, dst: &str, next: u8, l4: &[u8]) -> Vec<u8> {
+    let mut f = Vec::new();
+    f.extend_from_slice(&dst_mac);
+    f.extend_from_slice(&src_mac);
+    f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
+    f.extend_from_slice(&(l4.len() as u16).to_be_bytes());
+    f.extend_from_slice(&[next, 255]);
+    f.extend_from_slice(&src.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(&dst.parse::<std::net::Ipv6Addr>().unwrap().octets());
+    f.extend_from_slice(l4);
+    f
+}
+
+#[test]
+fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
+    let Some(mut h) = testbed::e2e_host!("v6") else { return };
+    let gw_if = format!("{}g", h.prefix());
+    let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
+    h.ctl([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.70.0.0/24",
+        "--subnet",
+        "fd70::/64",
+        "--gateway",
+        "fd70::1",
+        "-o",
+        &bridge_opt,
+        "n6",
+    ])
+    .expect_ok("dual-stack network");
+    let (a, b) = (h.name("a"), h.name("b"));
+    h.ctl(["sandbox", "create", "--network", "n6", &a]).expect_ok("a");
+    h.ctl(["sandbox", "create", "--network", "n6", "--ip6", "fd70::50", &b])
+        .expect_ok("b");
+
+    let n = json(h.ctl(["network", "inspect", "n6"]).expect_ok("inspect"));
+    assert_eq!(n[0]["EnableIPv6"], true);
+    assert_eq!(
+        n[0]["IPAM"]["Config"],
+        serde_json::json!([
+            {"Subnet": "10.70.0.0/24", "Gateway": "10.70.0.1"},
+            {"Subnet": "fd70::/64", "Gateway": "fd70::1"},
+        ])
+    );
+    let mut v6: Vec<String> = n[0]["Containers"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|c| c["IPv6Address"].as_str().unwrap().to_string())
+        .collect();
+    v6.sort();
+    assert_eq!(v6, ["fd70::2/64", "fd70::50/64"]);
+    let s = json(h.ctl(["sandbox", "inspect", &a]).expect_ok("sandbox inspect"));
+    assert_eq!(s[0]["Networks"][0]["GlobalIPv6Address"], "fd70::2");
+    assert_eq!(s[0]["Networks"][0]["GlobalIPv6PrefixLen"], 64);
+    assert_eq!(s[0]["Networks"][0]["IPv6Gateway"], "fd70::1");
+
+    // The address is usable at once (no DAD), beside the link-local address of the MAC.
+    let a_addrs = addrs6(&h, &a, "eth0");
+    assert!(a_addrs.contains("inet6 fd70::2/64"), "{a_addrs}");
+    assert!(!a_addrs.contains("tentative"), "{a_addrs}");
+    let m = mac_of(&h, &a, "eth0");
+    let link_local = std::net::Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 2,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ]);
+    assert!(
+        a_addrs.contains(&format!("inet6 {link_local}/64")),
+        "{link_local} in {a_addrs}"
+    );
+    let routes = h.exec(&a, &["ip", "-6", "route", "show", "default"]);
+    assert!(
+        routes.expect_ok("routes").contains("default via fd70::1 dev eth0"),
+        "{}",
+        routes.stdout
+    );
+    assert!(addrs6(&h, h.ns(), &gw_if).contains("inet6 fd70::1/64"));
+
+    assert!(ping(&h, &a, "fd70::1"), "a reaches the gateway over IPv6");
+    assert!(ping(&h, &a, "fd70::50"), "a reaches b over IPv6");
+    assert!(ping(&h, &b, "fd70::2"), "b reaches a over IPv6");
+    assert!(ping(&h, &a, "10.70.0.3"), "IPv4 still runs beside it");
+    let hosts = h.exec(&a, &["cat", "/etc/hosts"]);
+    assert!(
+        hosts.expect_ok("hosts").contains(&format!("fd70::2\t{a}")),
+        "{}",
+        hosts.stdout
+    );
+
+    // A network asked for IPv6 without a subnet takes a /64 of the host's unique local /48.
+    h.ctl(["network", "create", "--ipv6", "auto6"])
+        .expect_ok("automatic IPv6");
+    let auto = json(h.ctl(["network", "inspect", "auto6"]).expect_ok("inspect"));
+    let subnet = auto[0]["IPAM"]["Config"][1]["Subnet"].as_str().unwrap().to_string();
+    assert!(subnet.starts_with("fd") && subnet.ends_with("::/64"), "{subnet}");
+
+    // A sandbox of a network without IPv6 has none, not even link-local.
+    let c = h.name("c");
+    h.ctl(["network", "create", "n4"]).expect_ok("IPv4 network");
+    h.ctl(["sandbox", "create", "--network", "n4", &c]).expect_ok("c");
+    assert_eq!(addrs6(&h, &c, "eth0"), "");
+
+    // Refusals name the value and change nothing.
+    let bad = h.ctl(["network", "create", "--subnet", "fd72::/64", "n7"]);
+    assert!(
+        bad.expect_err("IPv6 subnet without --ipv6")
+            .contains("subnet fd72::/64 is IPv6, but IPv6 is off on the network: add --ipv6"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl(["sandbox", "create", "--network", "n4", "--ip6", "fd70::9", "x"]);
+    assert!(
+        bad.expect_err("--ip6 on an IPv4 network")
+            .contains("--ip6 needs a network created with --ipv6"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl(["sandbox", "create", "--network", "n6", "--ip6", "fd70::50", "y"]);
+    assert!(
+        bad.expect_err("a held address")
+            .contains("address fd70::50 is already in use on network n6"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl(["network", "create", "--ipv6", "--subnet", "fd70::/56", "n8"]);
+    assert!(
+        bad.expect_err("overlap").contains("overlaps network n6 (fd70::/64)"),
+        "{}",
+        bad.stderr
+    );
+    let nets = h.ctl(["network", "ls", "-q"]);
+    assert_eq!(
+        nets.expect_ok("ls").lines().count(),
+        6,
+        "bridge, host, none, n6, auto6, n4: {}",
+        nets.stdout
+    );
+
+    // A connect gives the second interface its own IPv6 address, and a restart keeps both.
+    h.ctl(["network", "connect", "--ip6", "fd70::60", "n6", &c])
+        .expect_ok("connect");
+    assert!(addrs6(&h, &c, "eth1").contains("inet6 fd70::60/64"));
+    assert!(ping(&h, &c, "fd70::2"), "c reaches a through its second interface");
+    h.restart();
+    assert!(addrs6(&h, &c, "eth1").contains("inet6 fd70::60/64"));
+    assert!(ping(&h, &a, "fd70::60"), "a reaches c after a restart");
+    assert!(ping(&h, &b, "fd70::1"), "b reaches the gateway after a restart");
+}
+
+#[test]
+fn a_sandbox_cannot_speak_for_another_s_ipv6_address() {
+    let Some(h) = testbed::e2e_host!("v6h") else { return };
+    let gw_if = format!("{}g", h.prefix());
+    let bridge_opt = format!("com.docker.network.bridge.name={gw_if}");
+    h.ctl([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "fd71::/64",
+        "-o",
+        &bridge_opt,
+        "n1",
+    ])
+    .expect_ok("network");
+    let (v, att) = (h.name("v"), h.name("att"));
+    h.ctl(["sandbox", "create", "--network", "n1", "--ip6", "fd71::10", &v])
+        .expect_ok("victim");
+    h.ctl(["sandbox", "create", "--network", "n1", "--ip6", "fd71::20", &att])
+        .expect_ok("attacker");
+    let (gw_mac, v_mac, att_mac) = (
+        mac_of(&h, h.ns(), &gw_if),
+        mac_of(&h, &v, "eth0"),
+        mac_of(&h, &att, "eth0"),
+    );
+    // The host's neighbour entry for the victim, to attack; the kernel ignores a changed
+    // address for a second after an update, so wait that out.
+    assert!(ping(&h, h.ns(), "fd71::10"));
+    sleep(Duration::from_millis(1500));
+    let neighbour = || {
+        testbed::run("ip", ["-n", h.ns(), "-6", "neigh", "show", "fd71::10"])
+            .stdout
+            .clone()
+    };
+    assert!(neighbour().contains(&show_mac(v_mac)), "{}", neighbour());
+
+    let wire = Path::new(testbed::netns::NETNS_DIR).join(&att);
+    // "fd71::10 is at the attacker's MAC", solicited and overriding, checksum right.
+    let ask = overlay::nd::Solicitation {
+        sender_mac: gw_mac,
+        sender_ip: "fd71::1".parse().unwrap(),
+        target: "fd71::10".parse().unwrap(),
+    };
+    let mut na = vec![0u8; overlay::nd::NA_FRAME_LEN];
+    overlay::nd::write_advertisement(&ask, att_mac, &mut na);
+    testbed::send_raw(&wire, "eth0", na);
+    // A router advertisement, and an echo request from the victim's address.
+    let ra = [134, 0, 0, 0, 64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0];
+    testbed::send_raw(
+        &wire,
+        "eth0",
+        ipv6_frame(att_mac, [0x33, 0x33, 0, 0, 0, 1], "fe80::1", "ff02::1", 58, &ra),
+    );
+    let echo = [128, 0, 0, 0, 0, 1, 0, 1];
+    testbed::send_raw(
+        &wire,
+        "eth0",
+        ipv6_frame(att_mac, gw_mac, "fd71::10", "fd71::1", 58, &echo),
+    );
+
+    let port = format!("{att}/eth0");
+    assert_eq!(drops_reach(&h, &port, "neighbor_spoof", 1), 1);
+    assert_eq!(drops_reach(&h, &port, "router_message", 1), 1);
+    assert_eq!(drops_reach(&h, &port, "ip_spoof", 1), 1);
+    assert!(
+        neighbour().contains(&show_mac(v_mac)),
+        "the host's entry for the victim: {}",
+        neighbour()
+    );
+    assert!(ping(&h, &v, "fd71::1"), "the victim still reaches the gateway");
+    assert!(ping(&h, &att, "fd71::1"), "the attacker's own traffic still passes");
+}
