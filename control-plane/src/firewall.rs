@@ -5,11 +5,12 @@
 //! delete table; table { ... }`), so the kernel never holds a half-updated ruleset and no other
 //! table is touched (but `ip switchd`, the table of switchd's before, which goes). What it says:
 //!
-//! - outbound: traffic from a bridge network's subnet leaving by any other interface is
-//!   masqueraded to the host's address (`--internal` networks get no such rule);
+//! - outbound: traffic from a bridge network's subnets (IPv4 and IPv6, as Docker's default
+//!   NAT gateway mode does for both) leaving by any other interface is masqueraded to the
+//!   host's address (`--internal` networks get no such rule);
 //! - published ports: DNAT of traffic arriving for the host's addresses (not for a loopback
 //!   binding, which only switchd's userland proxy serves), and masquerade of the hairpin case;
-//! - DNS fairness: per-asker rate limit of UDP queries to the embedded DNS;
+//! - DNS fairness: per-asker rate limit of UDP queries to the embedded DNS, over either family;
 //! - isolation (Docker's isolation chains): nothing enters a network's gateway interface from
 //!   elsewhere unless it belongs to a connection the network opened or to a published port;
 //!   an internal network's traffic never leaves its gateway interface.
@@ -54,17 +55,27 @@ pub fn ruleset(state: &State) -> String {
                 "        oifname {gw} ip saddr {} ct status dnat masquerade",
                 ipam.subnet
             );
+            for p in &net.ipam6 {
+                let _ = writeln!(post, "        ip6 saddr {} oifname != {gw} masquerade", p.subnet);
+            }
         }
     }
     // DNS fairness in the kernel: beyond its share, an asker's UDP queries are dropped before
     // they reach (and fill) the socket buffer that every asker of the network shares.
     let mut input = String::new();
-    for (_, _, gw) in nets.iter().filter(|(n, _, _)| !n.builtin) {
+    for (net, _, gw) in nets.iter().filter(|(n, _, _)| !n.builtin) {
         let _ = writeln!(
             input,
             "        iifname {} udp dport 53 add @dns_askers {{ ip saddr limit rate over {DNS_RATE}/second burst {DNS_BURST} packets }} counter drop",
             quote(gw)
         );
+        if net.enable_ipv6() {
+            let _ = writeln!(
+                input,
+                "        iifname {} meta nfproto ipv6 udp dport 53 add @dns_askers6 {{ ip6 saddr limit rate over {DNS_RATE}/second burst {DNS_BURST} packets }} counter drop",
+                quote(gw)
+            );
+        }
     }
     let mut pre = String::new();
     let mut sbs: Vec<_> = state.sandboxes.values().filter(|s| !s.ports.is_empty()).collect();
@@ -92,6 +103,7 @@ pub fn ruleset(state: &State) -> String {
     let mut out = teardown();
     let _ = writeln!(out, "table inet {TABLE} {{");
     out.push_str("    set dns_askers {\n        type ipv4_addr; flags dynamic; timeout 10s; size 65536;\n    }\n");
+    out.push_str("    set dns_askers6 {\n        type ipv6_addr; flags dynamic; timeout 10s; size 65536;\n    }\n");
     let chains = [
         ("input", "type filter hook input priority filter", input),
         ("forward", "type filter hook forward priority filter", forward),
@@ -141,7 +153,27 @@ mod tests {
             .unwrap();
         s.create_network(spec("i", "10.2.0.0/24", true), id(5), SystemTime::UNIX_EPOCH, &[])
             .unwrap();
+        let six = |name: &str, subnet: &str, internal| NetworkSpec {
+            ipv6: true,
+            pools6: vec![crate::model::PoolSpec {
+                subnet: Some(subnet.into()),
+                ..Default::default()
+            }],
+            subnet: None,
+            ..spec(name, "", internal)
+        };
+        s.create_network(six("d", "fd0d::/64", false), id(16), SystemTime::UNIX_EPOCH, &[])
+            .unwrap();
+        s.create_network(six("j", "fd0e::/64", true), id(17), SystemTime::UNIX_EPOCH, &[])
+            .unwrap();
         let r = ruleset(&s);
+        assert!(r.contains("ip6 saddr fd0d::/64 oifname != \"br-d\" masquerade"), "{r}");
+        assert!(!r.contains("fd0e::/64"), "internal networks are not masqueraded: {r}");
+        assert!(
+            r.contains("iifname \"br-d\" meta nfproto ipv6 udp dport 53 add @dns_askers6 { ip6 saddr limit rate over 400/second"),
+            "{r}"
+        );
+        assert!(!r.contains("iifname \"br-a\" meta nfproto ipv6"), "{r}");
         assert!(
             r.starts_with("add table ip switchd\ndelete table ip switchd\nadd table inet switchd\ndelete table inet switchd\ntable inet switchd {\n"),
             "{r}"

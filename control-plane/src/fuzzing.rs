@@ -97,7 +97,7 @@ fn dns_world() -> &'static State {
 pub fn dns_question(data: &[u8]) {
     let [a, b, c, d, which, query @ ..] = data else { return };
     let s = dns_world();
-    let asker = Ipv4Addr::new(*a, *b, *c, *d);
+    let asker = Ipv4Addr::new(*a, *b, *c, *d).into();
     let arrival = if which & 1 == 0 { id(4) } else { id(1) };
     let decision = dns::decide(s, &arrival, asker, query);
     let member = dns::member(s, &arrival, asker).is_some();

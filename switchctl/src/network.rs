@@ -274,15 +274,20 @@ fn ls(c: &Client, args: ListArgs) -> anyhow::Result<()> {
 
 /// The IPAM pools of `--subnet`, `--gateway` and `--ip-range`, as Docker's CLI pairs them:
 /// one pool per subnet, each gateway and range in the subnet holding it, at most one of each
-/// per subnet.
+/// per subnet. A subnet that is no prefix goes as given, for switchd to say what is wrong with
+/// it, with what no other subnet holds.
 fn ipam_pools(subnets: &[String], gateways: &[String], ranges: &[String]) -> anyhow::Result<Vec<IpamPool>> {
-    let mut pools: Vec<(ipnet::IpNet, IpamPool)> = Vec::new();
+    let mut pools: Vec<(Option<ipnet::IpNet>, IpamPool)> = Vec::new();
     for s in subnets {
-        let net: ipnet::IpNet = s.parse().map_err(|_| {
-            anyhow::anyhow!("invalid subnet {s:?}: expected a prefix like 192.168.0.0/24 or 2001:db8:1::/64")
-        })?;
-        if let Some((other, _)) = pools.iter().find(|(p, _)| p.contains(&net) || net.contains(p)) {
-            anyhow::bail!("subnets {other} and {net} overlap: give each subnet once, without overlaps");
+        let net: Option<ipnet::IpNet> = s.parse().ok();
+        if let Some(net) = net {
+            let overlap = pools
+                .iter()
+                .filter_map(|(p, _)| *p)
+                .find(|p| p.contains(&net) || net.contains(p));
+            if let Some(other) = overlap {
+                anyhow::bail!("subnets {other} and {net} overlap: give each subnet once, without overlaps");
+            }
         }
         let pool = IpamPool {
             subnet: Some(s.clone()),
@@ -292,24 +297,39 @@ fn ipam_pools(subnets: &[String], gateways: &[String], ranges: &[String]) -> any
     }
     for (given, what) in [(ranges, "ip-range"), (gateways, "gateway")] {
         for g in given {
-            let holder = |p: &ipnet::IpNet| match what {
-                "gateway" => g.parse::<std::net::IpAddr>().is_ok_and(|a| p.contains(&a)),
-                _ => g.parse::<ipnet::IpNet>().is_ok_and(|r| p.contains(&r)),
+            let holds = |p: &Option<ipnet::IpNet>| match (p, what) {
+                (Some(p), "gateway") => g.parse::<std::net::IpAddr>().is_ok_and(|a| p.contains(&a)),
+                (Some(p), _) => g.parse::<ipnet::IpNet>().is_ok_and(|r| p.contains(&r)),
+                (None, _) => false,
             };
-            let Some((net, pool)) = pools.iter_mut().find(|(p, _)| holder(p)) else {
+            // Nothing holding it beside a subnet that is no prefix: switchd names that one.
+            let at = pools
+                .iter()
+                .position(|(p, _)| holds(p))
+                .or_else(|| pools.iter().position(|(p, _)| p.is_none()));
+            let Some(at) = at else {
                 anyhow::bail!("no matching subnet for {what} {g}: give a --subnet that holds it");
             };
-            let slot = if what == "gateway" {
-                &mut pool.gateway
-            } else {
-                &mut pool.ip_range
-            };
-            if let Some(first) = slot.replace(g.clone()) {
-                anyhow::bail!("cannot configure multiple {what}s ({first}, {g}) on the same subnet ({net})");
-            }
+            set_once(&mut pools[at].1, what, g)?;
         }
     }
     Ok(pools.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Puts `value` in `pool`'s gateway or range (`what`), refusing a second one.
+fn set_once(pool: &mut IpamPool, what: &str, value: &str) -> anyhow::Result<()> {
+    let slot = if what == "gateway" {
+        &mut pool.gateway
+    } else {
+        &mut pool.ip_range
+    };
+    match slot.replace(value.to_string()) {
+        Some(first) => anyhow::bail!(
+            "cannot configure multiple {what}s ({first}, {value}) on the same subnet ({})",
+            pool.subnet.as_deref().unwrap_or_default()
+        ),
+        None => Ok(()),
+    }
 }
 
 pub(crate) fn labels(l: &BTreeMap<String, String>) -> String {
@@ -417,6 +437,9 @@ mod tests {
             err(&["10.1.0.0/16", "10.1.2.0/24"], &[], &[]),
             "subnets 10.1.0.0/16 and 10.1.2.0/24 overlap: give each subnet once, without overlaps"
         );
-        assert!(err(&["fd00::1::/64"], &[], &[]).starts_with("invalid subnet \"fd00::1::/64\""));
+        // A subnet that is no prefix goes to switchd as given, with what no subnet holds.
+        let bad = ipam_pools(&strings(&["10.0.0.0/33"]), &strings(&["10.0.0.1"]), &[]).unwrap();
+        assert_eq!(bad[0].subnet.as_deref(), Some("10.0.0.0/33"));
+        assert_eq!(bad[0].gateway.as_deref(), Some("10.0.0.1"));
     }
 }

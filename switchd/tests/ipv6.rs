@@ -158,6 +158,17 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
         hosts.stdout
     );
 
+    // The embedded DNS answers AAAA and ip6.arpa PTR, asked over IPv4 or IPv6.
+    let dig = |server: &str, args: &[&str]| {
+        let mut cmd = vec!["dig", "+short", "+time=2", "+tries=1", server];
+        cmd.extend_from_slice(args);
+        h.exec(&a, &cmd).expect_ok("dig").trim().to_string()
+    };
+    assert_eq!(dig("@10.70.0.1", &["AAAA", &b]), "fd70::50");
+    assert_eq!(dig("@fd70::1", &["AAAA", &b]), "fd70::50");
+    assert_eq!(dig("@fd70::1", &["A", &b]), "10.70.0.3");
+    assert_eq!(dig("@fd70::1", &["-x", "fd70::50"]), format!("{b}.n6."));
+
     // A network asked for IPv6 without a subnet takes a /64 of the host's unique local /48.
     h.ctl(["network", "create", "--ipv6", "auto6"])
         .expect_ok("automatic IPv6");
@@ -170,6 +181,39 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
     h.ctl(["network", "create", "n4"]).expect_ok("IPv4 network");
     h.ctl(["sandbox", "create", "--network", "n4", &c]).expect_ok("c");
     assert_eq!(addrs6(&h, &c, "eth0"), "");
+
+    // Networks stay apart over IPv6 as over IPv4: a's packets to auto6's sandbox are
+    // forwarded by the host, and dropped by the isolation rules; auto6's DNS, bound to its
+    // own gateway interface, never hears a.
+    let d = h.name("d");
+    h.ctl(["sandbox", "create", "--network", "auto6", &d]).expect_ok("d");
+    let d_inspect = json(h.ctl(["sandbox", "inspect", &d]).expect_ok("inspect"));
+    let d_ip = d_inspect[0]["Networks"][0]["GlobalIPv6Address"].as_str().unwrap();
+    let auto_gw = auto[0]["IPAM"]["Config"][1]["Gateway"].as_str().unwrap().to_string();
+    assert!(ping(&h, &d, &auto_gw), "d reaches its own gateway");
+    assert!(!ping(&h, &a, d_ip), "a reached d on another network");
+    assert!(!ping(&h, &d, "fd70::2"), "d reached a on another network");
+    let refused = h.exec(&a, &["dig", "+time=2", "+tries=1", &format!("@{auto_gw}"), "AAAA", &d]);
+    assert!(
+        !refused.stdout.contains(d_ip) && refused.stdout.contains("connection refused"),
+        "{}",
+        refused.stdout
+    );
+
+    // Outbound: the host masquerades IPv6 as IPv4. The outside has no route back to
+    // fd70::/64, so an answer comes only through the host's NAT.
+    let out = h.add_outside();
+    for (ns, dev, addr) in [(h.ns(), "uplink0", "fd99::1/64"), (out.as_str(), "eth0", "fd99::2/64")] {
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6=0".to_string(),
+            format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+        ] {
+            testbed::run("ip", ["netns", "exec", ns, "sysctl", "-qw", &key]).expect_ok("sysctl");
+        }
+        testbed::run("ip", ["-n", ns, "addr", "add", addr, "dev", dev, "nodad"]).expect_ok("ip addr");
+    }
+    testbed::run("ip", ["-n", h.ns(), "-6", "route", "add", "default", "via", "fd99::2"]).expect_ok("route");
+    assert!(ping(&h, &a, "fd99::2"), "a reaches the outside over IPv6");
 
     // Refusals name the value and change nothing.
     let bad = h.ctl(["network", "create", "--subnet", "fd72::/64", "n7"]);

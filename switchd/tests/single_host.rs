@@ -336,7 +336,7 @@ fn user_networks_isolation_connect_and_restart() {
                 "10.9.1.1",
                 "x1",
             ],
-            "invalid gateway 10.9.1.1",
+            "no matching subnet for gateway 10.9.1.1",
         ),
         (
             vec!["network", "create", "--subnet", "192.168.0.128/25", "x1"],

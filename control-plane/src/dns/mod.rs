@@ -7,17 +7,18 @@
 //!                     ▼
 //!                   parse ──► scope: the asker's networks, the arrival network first
 //!                     │          (user-defined networks only; no leak across networks)
-//!                     ├─ A NAME | NAME.NETWORK | ALIAS   ──► local answer (all matches of the
-//!                     │                                      first network that has any)
+//!                     ├─ A or AAAA NAME | NAME.NETWORK    ──► local answer (all matches of the
+//!                     │  | ALIAS                              first network that has any)
 //!                     ├─ PTR of an address in scope       ──► NAME.NETWORK.
+//!                     │  (in-addr.arpa or ip6.arpa)
 //!                     ├─ other types for a local name     ──► NOERROR, no data
 //!                     └─ anything else                    ──► Forward (upstream resolvers)
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use hickory_proto::op::{Message, MessageType, OpCode, Query, ResponseCode};
-use hickory_proto::rr::rdata::{A, PTR};
+use hickory_proto::rr::rdata::{A, AAAA, PTR};
 use hickory_proto::rr::{Name, RData, Record, RecordType};
 
 use crate::ids::Id;
@@ -42,16 +43,24 @@ pub enum Decision {
 
 /// The sandbox whose endpoint on `network` holds `asker`: who may ask the network's DNS.
 /// Only this host's endpoints: a sandbox on another host asks its own host's gateway.
-pub fn member(state: &State, network: &Id, asker: Ipv4Addr) -> Option<Id> {
+pub fn member(state: &State, network: &Id, asker: IpAddr) -> Option<Id> {
     state
         .endpoints_of_network(network)
-        .find(|e| e.ip == Some(asker))
+        .find(|e| holds(e, asker))
         .map(|e| e.sandbox.clone())
+}
+
+/// Whether endpoint `e` holds `ip` (either family).
+fn holds(e: &crate::model::Endpoint, ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v) => e.ip == Some(v),
+        IpAddr::V6(v) => e.ip6 == Some(v),
+    }
 }
 
 /// The networks a query may see: the asker's user-defined networks, the one the query arrived
 /// on first. An asker that is no endpoint of the arrival network sees none.
-pub fn scope<'a>(state: &'a State, arrival: &Id, asker: Ipv4Addr) -> Vec<&'a Network> {
+pub fn scope<'a>(state: &'a State, arrival: &Id, asker: IpAddr) -> Vec<&'a Network> {
     let user = |id: &Id| state.networks.get(id).filter(|n| !n.builtin && n.ipam.is_some());
     let Some(sb) = member(state, arrival, asker) else {
         return Vec::new();
@@ -68,8 +77,8 @@ pub fn scope<'a>(state: &'a State, arrival: &Id, asker: Ipv4Addr) -> Vec<&'a Net
 }
 
 /// Addresses of `name` (a sandbox name, `name.network`, or an alias) in the first network of
-/// `scope` that has it; `None` when no network in scope knows the name.
-pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv4Addr>> {
+/// `scope` that has it, of both families; `None` when no network in scope knows the name.
+pub fn lookup(state: &State, scope: &[&Network], name: &str) -> Option<Vec<IpAddr>> {
     for net in scope {
         let bare = name
             .strip_suffix(net.name.to_ascii_lowercase().as_str())
@@ -85,9 +94,12 @@ pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv
                 .is_some_and(|s| named(&s.name, &e.aliases))
         });
         let remote = state.remote.get(&net.id).into_iter().flat_map(|m| m.values());
-        let ips: Vec<Ipv4Addr> = local
-            .filter_map(|e| e.ip)
-            .chain(remote.filter(|r| named(&r.sandbox, &r.aliases)).map(|r| r.ip))
+        let ips: Vec<IpAddr> = local
+            .flat_map(|e| {
+                let v4 = e.ip.map(IpAddr::from);
+                v4.into_iter().chain(e.ip6.map(IpAddr::from))
+            })
+            .chain(remote.filter(|r| named(&r.sandbox, &r.aliases)).map(|r| r.ip.into()))
             .collect();
         if !ips.is_empty() {
             return Some(ips);
@@ -97,11 +109,11 @@ pub fn lookup_a(state: &State, scope: &[&Network], name: &str) -> Option<Vec<Ipv
 }
 
 /// `NAME.NETWORK.` of the sandbox holding `ip` in a network of `scope`.
-pub fn lookup_ptr(state: &State, scope: &[&Network], ip: Ipv4Addr) -> Option<String> {
+pub fn lookup_ptr(state: &State, scope: &[&Network], ip: IpAddr) -> Option<String> {
     scope.iter().find_map(|net| {
         let local = state
             .endpoints_of_network(&net.id)
-            .find(|e| e.ip == Some(ip))
+            .find(|e| holds(e, ip))
             .and_then(|e| state.sandboxes.get(&e.sandbox))
             .map(|sb| sb.name.clone());
         let remote = || {
@@ -109,28 +121,43 @@ pub fn lookup_ptr(state: &State, scope: &[&Network], ip: Ipv4Addr) -> Option<Str
                 .remote
                 .get(&net.id)?
                 .values()
-                .find(|r| r.ip == ip)
+                .find(|r| IpAddr::from(r.ip) == ip)
                 .map(|r| r.sandbox.clone())
         };
         local.or_else(remote).map(|name| format!("{name}.{}.", net.name))
     })
 }
 
-/// The address of a reverse name such as `10.0.168.192.in-addr.arpa`.
-pub fn reverse_ip(name: &str) -> Option<Ipv4Addr> {
+/// The address of a reverse name such as `10.0.168.192.in-addr.arpa`, or of an `ip6.arpa`
+/// one: 32 nibbles, lowest first (RFC 3596).
+pub fn reverse_ip(name: &str) -> Option<IpAddr> {
+    if let Some(rest) = name.strip_suffix(".ip6.arpa") {
+        let nibbles: Vec<u8> = rest
+            .split('.')
+            .map(|p| match p.as_bytes() {
+                [c] => (*c as char).to_digit(16).map(|d| d as u8),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        if nibbles.len() != 32 {
+            return None;
+        }
+        let bits = nibbles.iter().rev().fold(0u128, |acc, n| acc << 4 | u128::from(*n));
+        return Some(Ipv6Addr::from(bits).into());
+    }
     let rest = name.strip_suffix(".in-addr.arpa")?;
     let mut o: Vec<u8> = rest.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
     if o.len() != 4 {
         return None;
     }
     o.reverse();
-    Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]))
+    Some(Ipv4Addr::new(o[0], o[1], o[2], o[3]).into())
 }
 
 /// Decides what to do with `query` from `asker`, arriving on network `arrival`. Names stay
 /// inside their network: only an endpoint of `arrival` gets an answer or a forwarded query;
 /// anyone else (another network's sandbox, the host, the underlay) is refused.
-pub fn decide(state: &State, arrival: &Id, asker: Ipv4Addr, query: &[u8]) -> Decision {
+pub fn decide(state: &State, arrival: &Id, asker: IpAddr, query: &[u8]) -> Decision {
     if member(state, arrival, asker).is_none() {
         return match Message::from_vec(query) {
             Ok(msg) if msg.metadata.message_type == MessageType::Query => {
@@ -167,12 +194,20 @@ pub fn decide(state: &State, arrival: &Id, asker: Ipv4Addr, query: &[u8]) -> Dec
             },
             None => Decision::Forward,
         },
-        qt => match lookup_a(state, &scope, &name) {
-            Some(ips) if qt == RecordType::A => {
-                Decision::Reply(answer(&msg, q, ips.into_iter().map(|ip| RData::A(A(ip))).collect()))
+        // A local name asked for another type, or for a family it lacks: it exists, with no
+        // such data.
+        qt => match lookup(state, &scope, &name) {
+            Some(ips) => {
+                let data = ips
+                    .into_iter()
+                    .filter_map(|ip| match (qt, ip) {
+                        (RecordType::A, IpAddr::V4(v)) => Some(RData::A(A(v))),
+                        (RecordType::AAAA, IpAddr::V6(v)) => Some(RData::AAAA(AAAA(v))),
+                        _ => None,
+                    })
+                    .collect();
+                Decision::Reply(answer(&msg, q, data))
             }
-            // A local name asked for another type: it exists, with no such data.
-            Some(_) => Decision::Reply(answer(&msg, q, Vec::new())),
             None => Decision::Forward,
         },
     }

@@ -1,6 +1,8 @@
 use std::path::Path;
 use std::time::SystemTime;
 
+use std::net::IpAddr;
+
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType};
 
@@ -59,7 +61,7 @@ fn query(name: &str, t: RecordType) -> Vec<u8> {
 }
 
 fn ask(s: &State, net: u8, asker: [u8; 4], name: &str, t: RecordType) -> Decision {
-    decide(s, &id(net), Ipv4Addr::from(asker), &query(name, t))
+    decide(s, &id(net), Ipv4Addr::from(asker).into(), &query(name, t))
 }
 
 fn answers(d: Decision) -> (ResponseCode, Vec<String>) {
@@ -73,6 +75,7 @@ fn answers(d: Decision) -> (ResponseCode, Vec<String>) {
         .iter()
         .map(|r| match &r.data {
             RData::A(a) => a.0.to_string(),
+            RData::AAAA(a) => a.0.to_string(),
             RData::PTR(p) => p.0.to_ascii(),
             other => format!("{other:?}"),
         })
@@ -131,15 +134,18 @@ fn ptr_answers_name_dot_network() {
         ask(&s, 4, VM1, "2.0.168.192.in-addr.arpa.", RecordType::PTR),
         Decision::Forward
     );
-    assert_eq!(reverse_ip("1.2.3.4.in-addr.arpa"), Some(Ipv4Addr::new(4, 3, 2, 1)));
+    assert_eq!(
+        reverse_ip("1.2.3.4.in-addr.arpa"),
+        Some(Ipv4Addr::new(4, 3, 2, 1).into())
+    );
     assert_eq!(reverse_ip("2.3.4.in-addr.arpa"), None);
 }
 
 #[test]
 fn garbage_gets_formerr_or_nothing_and_servfail_is_well_formed() {
     let s = world();
-    assert_eq!(decide(&s, &id(4), Ipv4Addr::from(VM1), &[1]), Decision::Ignore);
-    let Decision::Reply(r) = decide(&s, &id(4), Ipv4Addr::from(VM1), &[0x12, 0x34, 0xff]) else {
+    assert_eq!(decide(&s, &id(4), Ipv4Addr::from(VM1).into(), &[1]), Decision::Ignore);
+    let Decision::Reply(r) = decide(&s, &id(4), Ipv4Addr::from(VM1).into(), &[0x12, 0x34, 0xff]) else {
         panic!()
     };
     assert_eq!((r[0], r[1], r[3] & 0x0f), (0x12, 0x34, 1));
@@ -184,7 +190,98 @@ fn only_endpoints_of_the_network_get_answers() {
     ));
     // Garbage from a stranger gets nothing at all.
     assert_eq!(
-        decide(&s, &id(4), Ipv4Addr::new(10, 99, 0, 2), &[0x12, 0x34, 0xff]),
+        decide(&s, &id(4), Ipv4Addr::new(10, 99, 0, 2).into(), &[0x12, 0x34, 0xff]),
         Decision::Ignore
     );
+}
+
+/// my_net6 (dual-stack, fd06::/64): vm6 at fd06::2 (alias db), vm7 at fd06::7; vm1 of
+/// my_net1 (IPv4 only) joins it too.
+fn world6() -> State {
+    let mut s = world();
+    let n = NetworkSpec {
+        name: "my_net6".into(),
+        ipv6: true,
+        pools6: vec![crate::model::PoolSpec {
+            subnet: Some("fd06::/64".into()),
+            ..Default::default()
+        }],
+        ..Default::default()
+    };
+    let t = SystemTime::UNIX_EPOCH;
+    s.create_network(n, id(6), t, &[]).unwrap();
+    let dir = Path::new("/run/netns");
+    let sb = |name: &str, ip6: Option<&str>| SandboxSpec {
+        name: name.into(),
+        network: "my_net6".into(),
+        ip6: ip6.map(Into::into),
+        aliases: if name == "vm6" { vec!["db".into()] } else { vec![] },
+        ..Default::default()
+    };
+    s.create_sandbox(sb("vm6", None), id(20), id(21), dir, t).unwrap();
+    s.create_sandbox(sb("vm7", Some("fd06::7")), id(22), id(23), dir, t)
+        .unwrap();
+    s.connect("my_net6", "vm1", ConnectSpec::default(), id(24)).unwrap();
+    s
+}
+
+fn ask6(s: &State, net: u8, asker: &str, name: &str, t: RecordType) -> Decision {
+    decide(s, &id(net), asker.parse::<IpAddr>().unwrap(), &query(name, t))
+}
+
+#[test]
+fn aaaa_and_ip6_arpa_answer_over_either_family() {
+    let s = world6();
+    // Asked over IPv6 or IPv4, the same names: AAAA gives the IPv6 address, A the IPv4 one.
+    assert_eq!(answers(ask6(&s, 6, "fd06::7", "vm6.", RecordType::AAAA)).1, ["fd06::2"]);
+    assert_eq!(
+        answers(ask6(&s, 6, "fd06::7", "DB.my_net6.", RecordType::AAAA)).1,
+        ["fd06::2"]
+    );
+    let v4 = s
+        .endpoints
+        .values()
+        .find(|e| e.ip6 == Some("fd06::7".parse().unwrap()))
+        .unwrap()
+        .ip
+        .unwrap();
+    assert_eq!(
+        answers(ask6(&s, 6, &v4.to_string(), "vm6.", RecordType::AAAA)).1,
+        ["fd06::2"]
+    );
+    assert_eq!(answers(ask6(&s, 6, "fd06::7", "vm6.", RecordType::A)).1.len(), 1);
+    assert_eq!(
+        answers(ask6(
+            &s,
+            6,
+            "fd06::2",
+            "7.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.0.d.f.ip6.arpa.",
+            RecordType::PTR
+        ))
+        .1,
+        ["vm7.my_net6."]
+    );
+    // vm1 is on my_net1 (IPv4 only) and my_net6: asking on my_net1 sees my_net6's IPv6
+    // names, and its own my_net1 names have no IPv6 data.
+    assert_eq!(answers(ask(&s, 4, VM1, "vm7.", RecordType::AAAA)).1, ["fd06::7"]);
+    let (code, v) = answers(ask(&s, 4, VM1, "vm3.", RecordType::AAAA));
+    assert_eq!((code, v.len()), (ResponseCode::NoError, 0));
+    // Strangers are refused over IPv6 as over IPv4: an address of no endpoint, or an endpoint
+    // of another network.
+    assert!(matches!(
+        ask6(&s, 6, "fd06::99", "vm6.", RecordType::AAAA),
+        Decision::Refuse(_)
+    ));
+    assert!(matches!(
+        ask6(&s, 4, "fd06::7", "vm3.", RecordType::A),
+        Decision::Refuse(_)
+    ));
+    assert!(
+        matches!(ask6(&s, 6, "fd06::1", "vm6.", RecordType::AAAA), Decision::Refuse(_)),
+        "the gateway is no endpoint"
+    );
+    // Reverse names of other shapes are no address.
+    assert_eq!(reverse_ip("7.0.ip6.arpa"), None);
+    assert_eq!(reverse_ip(&format!("{}ip6.arpa", "g.".repeat(32))), None);
+    assert_eq!(reverse_ip(&format!("{}ip6.arpa", "10.".repeat(32))), None);
 }

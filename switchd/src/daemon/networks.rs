@@ -11,6 +11,12 @@ impl Daemon {
             .bridge_name
             .clone()
             .expect("switched networks have a gateway interface");
+        if net.enable_ipv6() {
+            // Sandboxes reach beyond the host through it, as over IPv4. (The host then takes
+            // no router advertisements on interfaces left at accept_ra=1, as with Docker.)
+            netdev::write_sysctl("net/ipv6/conf/all/forwarding", "1")
+                .map_err(io_err("cannot turn on IPv6 forwarding"))?;
+        }
         let sid = NetworkId(net.switch_id);
         let tunnel = net.vni.and_then(|v| Vni::new(v).ok()).map(|vni| dataplane::Tunnel {
             vni,

@@ -1,5 +1,5 @@
 //! The embedded DNS servers: one UDP and one TCP listener on port 53 of each user-defined
-//! network's gateway address, answering from the current state (control_plane::dns) and
+//! network's gateway addresses (IPv4, and IPv6 where the network has it), answering from the current state (control_plane::dns) and
 //! forwarding the rest to the upstream resolvers.
 //!
 //! Work is bounded per asker: a token bucket on queries and a cap on queries in flight
@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -42,11 +42,11 @@ struct Bucket {
 /// Per-asker admission.
 #[derive(Default)]
 struct Limiter {
-    askers: Mutex<HashMap<Ipv4Addr, Bucket>>,
+    askers: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
 impl Limiter {
-    fn admit(&self, ip: Ipv4Addr) -> bool {
+    fn admit(&self, ip: IpAddr) -> bool {
         let mut m = self.askers.lock().expect("lock poisoned");
         let now = Instant::now();
         if m.len() > 4096 {
@@ -66,7 +66,7 @@ impl Limiter {
         true
     }
 
-    fn begin(&self, ip: Ipv4Addr) -> bool {
+    fn begin(&self, ip: IpAddr) -> bool {
         let mut m = self.askers.lock().expect("lock poisoned");
         let b = m.entry(ip).or_insert(Bucket {
             tokens: BURST,
@@ -80,7 +80,7 @@ impl Limiter {
         true
     }
 
-    fn end(&self, ip: Ipv4Addr) {
+    fn end(&self, ip: IpAddr) {
         if let Some(b) = self.askers.lock().expect("lock poisoned").get_mut(&ip) {
             b.in_flight = b.in_flight.saturating_sub(1);
         }
@@ -121,12 +121,12 @@ impl DnsCounters {
 
 impl Ctx {
     /// Whether `asker` is an endpoint of the network (who may ask at all).
-    fn is_member(&self, asker: Ipv4Addr) -> bool {
+    fn is_member(&self, asker: IpAddr) -> bool {
         let state = self.state.read().expect("lock poisoned").clone();
         dns::member(&state, &self.net, asker).is_some()
     }
 
-    fn decide(&self, asker: Ipv4Addr, query: &[u8]) -> dns::Decision {
+    fn decide(&self, asker: IpAddr, query: &[u8]) -> dns::Decision {
         let state = self.state.read().expect("lock poisoned").clone();
         let d = dns::decide(&state, &self.net, asker, query);
         match d {
@@ -139,7 +139,7 @@ impl Ctx {
     }
 
     /// Counts a query, and whether the asker's limit admits it.
-    fn admit(&self, asker: Ipv4Addr) -> bool {
+    fn admit(&self, asker: IpAddr) -> bool {
         DnsCounters::add(&self.counters.queries);
         let ok = self.limiter.admit(asker);
         if !ok {
@@ -187,7 +187,7 @@ impl Dns {
         &self.upstreams
     }
 
-    /// Starts the servers of a user-defined network on its gateway address (already held by
+    /// Starts the servers of a user-defined network on its gateway addresses (already held by
     /// the gateway interface), bound to that interface: a query that comes in on another
     /// (another network's gateway, the underlay) never reaches them; the host's own do, and
     /// are refused with every other stranger's. Built-in networks have none, as in Docker.
@@ -196,7 +196,35 @@ impl Dns {
             return Ok(());
         };
         self.stop(&net.id);
-        let addr = SocketAddr::from((ipam.gateway, 53));
+        let shared = Arc::new(Ctx {
+            net: net.id.clone(),
+            state: self.state.clone(),
+            upstreams: self.upstreams.clone(),
+            limiter: Limiter::default(),
+            counters: Arc::new(DnsCounters::default()),
+            limits: self.limits.clone(),
+        });
+        let gateways = std::iter::once(IpAddr::from(ipam.gateway)).chain(net.ipam6.iter().map(|p| p.gateway.into()));
+        let mut tasks = Vec::new();
+        for gw in gateways {
+            match self.listen(SocketAddr::new(gw, 53), iface, &shared) {
+                Ok(t) => tasks.extend(t),
+                Err(e) => {
+                    tasks.iter().for_each(JoinHandle::abort);
+                    return Err(e);
+                }
+            }
+        }
+        self.servers
+            .lock()
+            .expect("lock poisoned")
+            .insert(net.id.clone(), (tasks, shared.counters.clone()));
+        tracing::debug!(network = %net.name, "DNS server started");
+        Ok(())
+    }
+
+    /// Binds UDP and TCP on `addr` of interface `iface` and serves them with `shared`.
+    fn listen(&self, addr: SocketAddr, iface: &str, shared: &Arc<Ctx>) -> io::Result<[JoinHandle<()>; 2]> {
         let ctx = |e: io::Error| io::Error::new(e.kind(), format!("DNS server on {addr}: {e}"));
         let on_gateway = |fd: std::os::fd::BorrowedFd<'_>| {
             use nix::sys::socket::{setsockopt, sockopt::BindToDevice};
@@ -214,16 +242,7 @@ impl Dns {
         let tcp = std::net::TcpListener::bind(addr).map_err(ctx)?;
         on_gateway(tcp.as_fd())?;
         tcp.set_nonblocking(true).map_err(ctx)?;
-        let shared = Arc::new(Ctx {
-            net: net.id.clone(),
-            state: self.state.clone(),
-            upstreams: self.upstreams.clone(),
-            limiter: Limiter::default(),
-            counters: Arc::new(DnsCounters::default()),
-            limits: self.limits.clone(),
-        });
-        let counters = shared.counters.clone();
-        let c = shared.clone();
+        let (c, s) = (shared.clone(), shared.clone());
         let u = self.rt.spawn(async move {
             match UdpSocket::from_std(udp) {
                 Ok(s) => serve_udp(Arc::new(s), c).await,
@@ -232,16 +251,11 @@ impl Dns {
         });
         let t = self.rt.spawn(async move {
             match TcpListener::from_std(tcp) {
-                Ok(l) => serve_tcp(l, shared).await,
+                Ok(l) => serve_tcp(l, s).await,
                 Err(e) => tracing::error!("DNS TCP server on {addr}: {e}"),
             }
         });
-        self.servers
-            .lock()
-            .expect("lock poisoned")
-            .insert(net.id.clone(), (vec![u, t], counters));
-        tracing::debug!(network = %net.name, %addr, "DNS server started");
-        Ok(())
+        Ok([u, t])
     }
 
     /// Stops the servers of a network.
@@ -269,11 +283,9 @@ impl Dns {
     }
 }
 
-fn v4(ip: IpAddr) -> Option<Ipv4Addr> {
-    match ip {
-        IpAddr::V4(v) => Some(v),
-        IpAddr::V6(v) => v.to_ipv4_mapped(),
-    }
+/// The asker's address as the state holds it (an IPv4-mapped IPv6 address as IPv4).
+fn canonical(ip: IpAddr) -> IpAddr {
+    ip.to_canonical()
 }
 
 async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
@@ -286,7 +298,7 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        let Some(asker) = v4(peer.ip()) else { continue };
+        let asker = canonical(peer.ip());
         if !ctx.admit(asker) {
             continue;
         }
@@ -328,7 +340,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
                 continue;
             }
         };
-        let Some(asker) = v4(peer.ip()) else { continue };
+        let asker = canonical(peer.ip());
         // A stranger's connection is closed before anything is read: it holds nothing.
         if !ctx.is_member(asker) {
             DnsCounters::add(&ctx.counters.refused);
@@ -351,7 +363,7 @@ async fn serve_tcp(listener: TcpListener, ctx: Arc<Ctx>) {
     }
 }
 
-async fn tcp_session(mut stream: TcpStream, asker: Ipv4Addr, ctx: &Ctx) -> io::Result<()> {
+async fn tcp_session(mut stream: TcpStream, asker: IpAddr, ctx: &Ctx) -> io::Result<()> {
     loop {
         let query = match read_framed(&mut stream).await {
             Ok(q) => q,
@@ -470,10 +482,10 @@ mod tests {
     #[test]
     fn limiter_bounds_one_asker_not_others() {
         let l = Limiter::default();
-        let a = Ipv4Addr::new(10, 0, 0, 2);
+        let a = IpAddr::from([10, 0, 0, 2]);
         let admitted = (0..1000).filter(|_| l.admit(a)).count();
         assert!(admitted >= BURST as usize && admitted < 1000, "{admitted}");
-        assert!(l.admit(Ipv4Addr::new(10, 0, 0, 3)), "another asker is unaffected");
+        assert!(l.admit(IpAddr::from([10, 0, 0, 3])), "another asker is unaffected");
         assert!((0..MAX_IN_FLIGHT).all(|_| l.begin(a)));
         assert!(!l.begin(a));
         l.end(a);
