@@ -297,14 +297,17 @@ impl FromModel<Sandbox> for SandboxResource {
                     )
                 })
                 .collect(),
+            // Docker lists a port published on every address twice: 0.0.0.0 and ::.
             ports: sb
                 .ports
                 .iter()
-                .map(|p| PortMapping {
-                    host_ip: p.host_ip.to_string(),
-                    host_port: p.host_port,
-                    container_port: p.container_port,
-                    protocol: p.proto.as_str().to_string(),
+                .flat_map(|p| {
+                    p.listens().into_iter().map(|a| PortMapping {
+                        host_ip: a.ip().to_string(),
+                        host_port: p.host_port,
+                        container_port: p.container_port,
+                        protocol: p.proto.as_str().to_string(),
+                    })
                 })
                 .collect(),
             labels: sb.labels.clone(),

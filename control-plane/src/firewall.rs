@@ -57,6 +57,11 @@ pub fn ruleset(state: &State) -> String {
             );
             for p in &net.ipam6 {
                 let _ = writeln!(post, "        ip6 saddr {} oifname != {gw} masquerade", p.subnet);
+                let _ = writeln!(
+                    post,
+                    "        oifname {gw} ip6 saddr {} ct status dnat masquerade",
+                    p.subnet
+                );
             }
         }
     }
@@ -82,22 +87,36 @@ pub fn ruleset(state: &State) -> String {
     sbs.sort_by_key(|s| s.name.clone());
     for sb in sbs {
         let Some(target) = state.port_target(sb) else { continue };
+        let target6 = state.port_target6(sb);
         for p in &sb.ports {
             // A loopback binding is the userland proxy's alone: never reachable from outside.
             if p.host_ip.is_loopback() {
                 continue;
             }
-            let daddr = if p.host_ip.is_unspecified() {
-                "fib daddr type local ip daddr != 127.0.0.0/8".to_string()
-            } else {
-                format!("ip daddr {}", p.host_ip)
+            let (proto, (h, c)) = (p.proto.as_str(), (p.host_port, p.container_port));
+            let all = p.host_ip == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+            match p.host_ip {
+                std::net::IpAddr::V4(ip) => {
+                    let daddr = if all {
+                        "fib daddr type local ip daddr != 127.0.0.0/8".to_string()
+                    } else {
+                        format!("ip daddr {ip}")
+                    };
+                    let _ = writeln!(pre, "        {daddr} {proto} dport {h} dnat ip to {target}:{c}");
+                }
+                std::net::IpAddr::V6(_) => {}
+            }
+            // IPv6 clients reach a sandbox with an IPv6 address directly; one without is
+            // served by the userland proxy.
+            let Some(t6) = target6 else { continue };
+            let daddr6 = match p.host_ip {
+                _ if all || p.host_ip == std::net::IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED) => {
+                    "fib daddr type local ip6 daddr != ::1".to_string()
+                }
+                std::net::IpAddr::V6(ip) => format!("ip6 daddr {ip}"),
+                std::net::IpAddr::V4(_) => continue,
             };
-            let proto = p.proto.as_str();
-            let _ = writeln!(
-                pre,
-                "        {daddr} {proto} dport {} dnat ip to {target}:{}",
-                p.host_port, p.container_port
-            );
+            let _ = writeln!(pre, "        {daddr6} {proto} dport {h} dnat ip6 to [{t6}]:{c}");
         }
     }
     let mut out = teardown();
@@ -236,6 +255,67 @@ mod tests {
         assert!(
             r.contains("oifname \"br-a\" ip saddr 10.1.0.0/24 ct status dnat masquerade"),
             "{r}"
+        );
+        assert!(
+            !r.contains("dnat ip6"),
+            "a sandbox without IPv6 is the proxy's for IPv6: {r}"
+        );
+    }
+
+    #[test]
+    fn ipv6_clients_reach_a_dual_stack_sandbox_directly() {
+        let id = |n| Id::from_random([n; 32]);
+        let mut s = State::with_defaults([id(1), id(2), id(3)], SystemTime::UNIX_EPOCH);
+        let net = NetworkSpec {
+            name: "d".into(),
+            subnet: Some("10.1.0.0/24".into()),
+            ipv6: true,
+            pools6: vec![crate::model::PoolSpec {
+                subnet: Some("fd0d::/64".into()),
+                ..Default::default()
+            }],
+            options: [("com.docker.network.bridge.name".to_string(), "br-d".to_string())].into(),
+            ..Default::default()
+        };
+        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &[]).unwrap();
+        let sb = crate::model::SandboxSpec {
+            name: "web".into(),
+            network: "d".into(),
+            publish: [
+                "8080:80",
+                "[::1]:9090:90",
+                "[fd99::1]:7070:70/udp",
+                "10.9.9.9:6060:60",
+                "[::]:5050:50",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ..Default::default()
+        };
+        s.create_sandbox(
+            sb,
+            id(6),
+            id(7),
+            std::path::Path::new("/run/netns"),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap();
+        let r = ruleset(&s);
+        for rule in [
+            "fib daddr type local ip daddr != 127.0.0.0/8 tcp dport 8080 dnat ip to 10.1.0.2:80",
+            "fib daddr type local ip6 daddr != ::1 tcp dport 8080 dnat ip6 to [fd0d::2]:80",
+            "ip6 daddr fd99::1 udp dport 7070 dnat ip6 to [fd0d::2]:70",
+            "ip daddr 10.9.9.9 tcp dport 6060 dnat ip to 10.1.0.2:60",
+            "fib daddr type local ip6 daddr != ::1 tcp dport 5050 dnat ip6 to [fd0d::2]:50",
+            "oifname \"br-d\" ip6 saddr fd0d::/64 ct status dnat masquerade",
+        ] {
+            assert!(r.contains(rule), "{rule} in {r}");
+        }
+        assert!(!r.contains("9090"), "loopback bindings get no DNAT: {r}");
+        assert!(!r.contains("dport 5050 dnat ip to"), "[::] is IPv6 alone: {r}");
+        assert!(
+            !r.contains("dport 6060 dnat ip6"),
+            "an IPv4 host address is IPv4 alone: {r}"
         );
     }
 }

@@ -148,8 +148,8 @@ pub enum PluginRequestError {
     /// Container port 0.
     #[error("invalid container port 0 in {PORT_MAP}: ports are 1-65535")]
     ContainerPortZero,
-    /// A host address that is not IPv4.
-    #[error("invalid host address {0:?} in {PORT_MAP}: switchd publishes on IPv4 addresses")]
+    /// A host address that is no address.
+    #[error("invalid host address {0:?} in {PORT_MAP}: expected an IPv4 or IPv6 address")]
     HostAddress(String),
     /// A range from port 0.
     #[error("invalid host port range 0-{0} in {PORT_MAP}: a range starts at 1 or above")]
@@ -309,8 +309,8 @@ impl Connectivity {
     /// The published ports of the container (none when Docker gave no port map).
     ///
     /// # Errors
-    /// A malformed port map: a protocol other than TCP and UDP, port 0, an IPv6 or bad host
-    /// address, a range that ends before it starts.
+    /// A malformed port map: a protocol other than TCP and UDP, port 0, a bad host address, a
+    /// range that ends before it starts.
     pub fn ports(&self) -> Result<Vec<PortRequest>, PluginRequestError> {
         let Some(v) = self.options.get(PORT_MAP).filter(|v| !v.is_null()) else {
             return Ok(Vec::new());
@@ -327,8 +327,8 @@ impl Connectivity {
                 if b.port == 0 {
                     return Err(PluginRequestError::ContainerPortZero);
                 }
-                let host_ip: Ipv4Addr = match b.host_ip.as_str() {
-                    "" => Ipv4Addr::UNSPECIFIED,
+                let host_ip: std::net::IpAddr = match b.host_ip.as_str() {
+                    "" => Ipv4Addr::UNSPECIFIED.into(),
                     s => s.parse().map_err(|_| PluginRequestError::HostAddress(s.to_string()))?,
                 };
                 let end = b.host_port_end.max(b.host_port);
@@ -396,7 +396,12 @@ mod tests {
         };
         assert!(bad(r#"{"Proto":132,"Port":80}"#).contains("invalid protocol 132"));
         assert!(bad(r#"{"Proto":6,"Port":0}"#).contains("container port 0"));
-        assert!(bad(r#"{"Proto":6,"Port":80,"HostIP":"::1"}"#).contains("IPv4"));
+        assert!(bad(r#"{"Proto":6,"Port":80,"HostIP":"::g"}"#).contains("::g"));
+        let c: Connectivity = serde_json::from_str(
+            r#"{"Options":{"com.docker.network.portmap":[{"Proto":6,"Port":80,"HostIP":"::1","HostPort":8080}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(c.ports().unwrap()[0].binding.to_string(), "80/tcp -> [::1]:8080");
         assert!(bad(r#"{"Proto":6,"Port":80,"HostPort":70000}"#).contains("invalid com.docker.network.portmap"));
     }
 

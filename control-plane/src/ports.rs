@@ -1,7 +1,9 @@
-//! Published ports: `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`, with ranges `a-b:c-d`.
+//! Published ports: `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`, with ranges `a-b:c-d`;
+//! an IPv6 host address in brackets (`[::1]:8080:80`). Without a host address a port is
+//! published on every address of both families, as Docker's `0.0.0.0` and `[::]` pair.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
@@ -28,8 +30,9 @@ impl Proto {
 /// One published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PortBinding {
-    /// The host address it listens on (0.0.0.0: all).
-    pub host_ip: Ipv4Addr,
+    /// The host address it listens on (0.0.0.0: every address of both families; `::`: every
+    /// IPv6 address).
+    pub host_ip: IpAddr,
     /// The host port.
     pub host_port: u16,
     /// The sandbox's port.
@@ -41,9 +44,22 @@ pub struct PortBinding {
 impl PortBinding {
     /// Whether the two would claim the same host socket.
     pub fn clashes(&self, other: &PortBinding) -> bool {
+        let covers = |a: IpAddr, b: IpAddr| {
+            a == b || a == IpAddr::V4(Ipv4Addr::UNSPECIFIED) || (a == IpAddr::V6(Ipv6Addr::UNSPECIFIED) && b.is_ipv6())
+        };
         self.proto == other.proto
             && self.host_port == other.host_port
-            && (self.host_ip == other.host_ip || self.host_ip.is_unspecified() || other.host_ip.is_unspecified())
+            && (covers(self.host_ip, other.host_ip) || covers(other.host_ip, self.host_ip))
+    }
+
+    /// The host sockets it is served on, as `docker port` lists them: `0.0.0.0` is both
+    /// `0.0.0.0` and `[::]`.
+    pub fn listens(&self) -> Vec<SocketAddr> {
+        let mut v = vec![SocketAddr::new(self.host_ip, self.host_port)];
+        if self.host_ip == IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+            v.push(SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), self.host_port));
+        }
+        v
     }
 }
 
@@ -52,11 +68,10 @@ impl fmt::Display for PortBinding {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}/{} -> {}:{}",
+            "{}/{} -> {}",
             self.container_port,
             self.proto.as_str(),
-            self.host_ip,
-            self.host_port
+            SocketAddr::new(self.host_ip, self.host_port)
         )
     }
 }
@@ -72,8 +87,8 @@ pub enum PortSpecError {
         /// The protocol given.
         proto: String,
     },
-    /// A host address that is not IPv4.
-    #[error("invalid host IP {ip:?} in {spec:?}: expected an IPv4 address")]
+    /// A host address that is not an address.
+    #[error("invalid host IP {ip:?} in {spec:?}: expected an IPv4 address, or an IPv6 one in brackets like [::1]")]
     HostIp {
         /// The whole value.
         spec: String,
@@ -123,15 +138,25 @@ pub fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
         }
         None => (spec, Proto::Tcp),
     };
-    let parts: Vec<&str> = main.split(':').collect();
-    let (ip, host, cont) = match parts.as_slice() {
-        [h, c] => (Ipv4Addr::UNSPECIFIED, *h, *c),
-        [ip, h, c] => {
-            let ip: Ipv4Addr = ip.parse().map_err(|_| PortSpecError::HostIp {
-                spec: spec.to_string(),
-                ip: ip.to_string(),
-            })?;
-            (ip, *h, *c)
+    let bad_ip = |ip: &str| PortSpecError::HostIp {
+        spec: spec.to_string(),
+        ip: ip.to_string(),
+    };
+    // `[IPv6]:HOST:CONTAINER`: the brackets hold the colons of the address.
+    let (ip, ports) = match main.strip_prefix('[').and_then(|r| r.split_once("]:")) {
+        Some((ip, rest)) => {
+            let ip: Ipv6Addr = ip.parse().map_err(|_| bad_ip(ip))?;
+            (Some(IpAddr::V6(ip)), rest)
+        }
+        None => (None, main),
+    };
+    let parts: Vec<&str> = ports.split(':').collect();
+    let (ip, host, cont) = match (ip, parts.as_slice()) {
+        (Some(ip), [h, c]) => (ip, *h, *c),
+        (None, [h, c]) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), *h, *c),
+        (None, [ip, h, c]) => {
+            let ip: Ipv4Addr = ip.parse().map_err(|_| bad_ip(ip))?;
+            (IpAddr::V4(ip), *h, *c)
         }
         _ => return Err(PortSpecError::Form(spec.to_string())),
     };
@@ -160,6 +185,14 @@ mod tests {
         assert_eq!(b[0].to_string(), "80/tcp -> 0.0.0.0:8080");
         let b = parse("127.0.0.1:5353:53/udp").unwrap();
         assert_eq!(b[0].to_string(), "53/udp -> 127.0.0.1:5353");
+        let b = parse("[::1]:8080:80").unwrap();
+        assert_eq!(b[0].to_string(), "80/tcp -> [::1]:8080");
+        assert_eq!(b[0].listens(), ["[::1]:8080".parse().unwrap()]);
+        let all = parse("8080:80").unwrap()[0];
+        assert_eq!(
+            all.listens(),
+            ["0.0.0.0:8080".parse().unwrap(), "[::]:8080".parse().unwrap()]
+        );
         let b = parse("9000-9002:7000-7002/tcp").unwrap();
         assert_eq!(
             b.iter().map(|b| (b.host_port, b.container_port)).collect::<Vec<_>>(),
@@ -188,6 +221,15 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("invalid host IP"));
+        assert!(parse("[::g]:80:80")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid host IP \"::g\""));
+        assert_eq!(parse("::1:80:80"), Err(PortSpecError::Form("::1:80:80".into())));
+        assert_eq!(
+            parse("[::1]:1.2.3.4:80:80"),
+            Err(PortSpecError::Form("[::1]:1.2.3.4:80:80".into()))
+        );
     }
 
     #[test]
@@ -197,5 +239,9 @@ mod tests {
         let c = parse("127.0.0.1:8080:81/udp").unwrap()[0];
         let d = parse("10.0.0.1:8080:81").unwrap()[0];
         assert!(a.clashes(&b) && b.clashes(&a) && !b.clashes(&c) && !b.clashes(&d));
+        // Every address of both families, all IPv6 ones, and one.
+        let (v6, any6) = (parse("[::1]:8080:80").unwrap()[0], parse("[::]:8080:80").unwrap()[0]);
+        assert!(a.clashes(&v6) && v6.clashes(&a) && any6.clashes(&v6) && v6.clashes(&any6));
+        assert!(!any6.clashes(&b) && !b.clashes(&any6) && !v6.clashes(&d));
     }
 }

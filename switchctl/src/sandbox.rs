@@ -189,7 +189,7 @@ pub(crate) fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: Fo
             return Ok(ExitCode::SUCCESS);
         }
         for p in &sb.ports {
-            println!("{}/{} -> {}:{}", p.container_port, p.protocol, p.host_ip, p.host_port);
+            println!("{}/{} -> {}", p.container_port, p.protocol, host_socket(p));
         }
         return Ok(ExitCode::SUCCESS);
     };
@@ -210,7 +210,15 @@ pub(crate) fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: Fo
         return Ok(ExitCode::SUCCESS);
     }
     for p in hits {
-        println!("{}:{}", p.host_ip, p.host_port);
+        println!("{}", host_socket(p));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `IP:PORT` of a published port, an IPv6 address in brackets (`[::]:8080`), as `docker port`.
+fn host_socket(p: &switch_api::PortMapping) -> String {
+    match p.host_ip.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, p.host_port).to_string(),
+        Err(_) => format!("{}:{}", p.host_ip, p.host_port),
+    }
 }

@@ -172,11 +172,11 @@ fn published_ports_from_everywhere_and_conflicts() {
     let ports = h.ctl(["port", &web]).expect_ok("port").to_string();
     assert_eq!(
         ports,
-        "80/tcp -> 0.0.0.0:8080\n80/tcp -> 127.0.0.1:9090\n53/udp -> 0.0.0.0:5300\n"
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n80/tcp -> 127.0.0.1:9090\n53/udp -> 0.0.0.0:5300\n53/udp -> [::]:5300\n"
     );
     assert_eq!(
         h.ctl(["port", &web, "80/tcp"]).expect_ok("port 80").to_string(),
-        "0.0.0.0:8080\n127.0.0.1:9090\n"
+        "0.0.0.0:8080\n[::]:8080\n127.0.0.1:9090\n"
     );
     assert!(h
         .ctl(["port", &web, "81"])
@@ -189,7 +189,10 @@ fn published_ports_from_everywhere_and_conflicts() {
     .unwrap();
     assert_eq!(
         js,
-        serde_json::json!([{"HostIp": "0.0.0.0", "HostPort": 5300, "ContainerPort": 53, "Protocol": "udp"}])
+        serde_json::json!([
+            {"HostIp": "0.0.0.0", "HostPort": 5300, "ContainerPort": 53, "Protocol": "udp"},
+            {"HostIp": "::", "HostPort": 5300, "ContainerPort": 53, "Protocol": "udp"},
+        ])
     );
 
     // From outside: DNAT keeps the client's address.

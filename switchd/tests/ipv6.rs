@@ -4,7 +4,11 @@
 //! advertisements and forged sources are dropped and counted. Needs root; set
 //! SWITCH_E2E=require (as CI does) to fail instead of skipping.
 
+use std::io::{Read, Write};
+use std::net::TcpListener;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread::sleep;
 use std::time::Duration;
 
@@ -202,17 +206,7 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
 
     // Outbound: the host masquerades IPv6 as IPv4. The outside has no route back to
     // fd70::/64, so an answer comes only through the host's NAT.
-    let out = h.add_outside();
-    for (ns, dev, addr) in [(h.ns(), "uplink0", "fd99::1/64"), (out.as_str(), "eth0", "fd99::2/64")] {
-        for key in [
-            "net.ipv6.conf.all.disable_ipv6=0".to_string(),
-            format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
-        ] {
-            testbed::run("ip", ["netns", "exec", ns, "sysctl", "-qw", &key]).expect_ok("sysctl");
-        }
-        testbed::run("ip", ["-n", ns, "addr", "add", addr, "dev", dev, "nodad"]).expect_ok("ip addr");
-    }
-    testbed::run("ip", ["-n", h.ns(), "-6", "route", "add", "default", "via", "fd99::2"]).expect_ok("route");
+    outside6(&h);
     assert!(ping(&h, &a, "fd99::2"), "a reaches the outside over IPv6");
 
     // Refusals name the value and change nothing.
@@ -260,6 +254,132 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
     assert!(addrs6(&h, &c, "eth1").contains("inet6 fd70::60/64"));
     assert!(ping(&h, &a, "fd70::60"), "a reaches c after a restart");
     assert!(ping(&h, &b, "fd70::1"), "b reaches the gateway after a restart");
+}
+
+/// The outside of [`Host::add_outside`] over IPv6 too: the host holds fd99::1/64 on its
+/// uplink, the outside fd99::2/64, and the host's IPv6 default route points there. The
+/// outside has no route back to the host's networks: an answer comes through the host's NAT.
+fn outside6(h: &Host) -> String {
+    let out = h.add_outside();
+    for (ns, dev, addr) in [(h.ns(), "uplink0", "fd99::1/64"), (out.as_str(), "eth0", "fd99::2/64")] {
+        for key in [
+            "net.ipv6.conf.all.disable_ipv6=0".to_string(),
+            format!("net.ipv6.conf.{dev}.disable_ipv6=0"),
+        ] {
+            testbed::run("ip", ["netns", "exec", ns, "sysctl", "-qw", &key]).expect_ok("sysctl");
+        }
+        testbed::run("ip", ["-n", ns, "addr", "add", addr, "dev", dev, "nodad"]).expect_ok("ip addr");
+    }
+    testbed::run("ip", ["-n", h.ns(), "-6", "route", "add", "default", "via", "fd99::2"]).expect_ok("route");
+    out
+}
+
+/// An HTTP server on port 80 of namespace `ns`, both families, answering each request with the
+/// client's address, until the flag is set.
+fn peer_server(ns: &str) -> (Arc<AtomicBool>, std::thread::JoinHandle<()>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let t = testbed::in_netns(&Path::new(testbed::netns::NETNS_DIR).join(ns), move || {
+        let l = TcpListener::bind("[::]:80").unwrap();
+        l.set_nonblocking(true).unwrap();
+        while !flag.load(Ordering::Relaxed) {
+            if let Ok((mut s, peer)) = l.accept() {
+                s.set_nonblocking(false).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                let _ = s.read(&mut [0u8; 512]);
+                let body = peer.ip().to_canonical().to_string();
+                let _ = write!(s, "HTTP/1.0 200 OK\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+            }
+            sleep(Duration::from_millis(5));
+        }
+    });
+    (stop, t)
+}
+
+fn curl(h: &Host, ns: &str, url: &str) -> Option<String> {
+    let o = h.exec(ns, &["curl", "-s", "-g", "--max-time", "3", url]);
+    o.ok().then_some(o.stdout)
+}
+
+#[test]
+fn published_ports_serve_ipv6_clients() {
+    let Some(h) = testbed::e2e_host!("v6p") else { return };
+    let out = outside6(&h);
+    h.ctl([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.73.0.0/24",
+        "--subnet",
+        "fd73::/64",
+        "n6",
+    ])
+    .expect_ok("dual-stack network");
+    h.ctl(["network", "create", "--subnet", "10.74.0.0/24", "n4"])
+        .expect_ok("IPv4 network");
+    let (web, old) = (h.name("web"), h.name("old"));
+    h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "n6",
+        "-p",
+        "8080:80",
+        "-p",
+        "[::1]:9090:80",
+        &web,
+    ])
+    .expect_ok("web");
+    h.ctl(["sandbox", "create", "--network", "n4", "-p", "8181:80", &old])
+        .expect_ok("old");
+    let servers = [peer_server(&web), peer_server(&old)];
+
+    assert_eq!(
+        h.ctl(["port", &web]).expect_ok("port"),
+        "80/tcp -> 0.0.0.0:8080\n80/tcp -> [::]:8080\n80/tcp -> [::1]:9090\n"
+    );
+    // From outside over IPv6: DNAT to the sandbox's IPv6 address keeps the client's address.
+    assert_eq!(curl(&h, &out, "http://[fd99::1]:8080/").as_deref(), Some("fd99::2"));
+    assert_eq!(curl(&h, &out, "http://10.99.0.1:8080/").as_deref(), Some("10.99.0.2"));
+    // A sandbox without IPv6 is reached over IPv6 through the userland proxy.
+    assert!(
+        curl(&h, &out, "http://[fd99::1]:8181/").is_some(),
+        "IPv6 client, IPv4 sandbox"
+    );
+    // [::1]: the host reaches it, the outside does not; the host reaches [::]:8080 too.
+    assert!(curl(&h, h.ns(), "http://[::1]:9090/").is_some(), "host to [::1]:9090");
+    assert_eq!(
+        curl(&h, &out, "http://[fd99::1]:9090/"),
+        None,
+        "[::1] is unreachable from outside"
+    );
+    assert!(curl(&h, h.ns(), "http://[::1]:8080/").is_some(), "host to [::1]:8080");
+    let nft = testbed::run(
+        "ip",
+        ["netns", "exec", h.ns(), "nft", "list", "table", "inet", "switchd"],
+    )
+    .stdout;
+    assert!(nft.contains("dport 8080 dnat ip6 to [fd73::2]:80"), "{nft}");
+
+    let bad = h.ctl(["sandbox", "create", "-p", "[::g]:80:80", "x"]);
+    assert!(
+        bad.expect_err("bad -p").contains("invalid host IP \"::g\""),
+        "{}",
+        bad.stderr
+    );
+    let taken = h.ctl(["sandbox", "create", "--network", "n6", "-p", "[::]:8080:80", "y"]);
+    assert!(
+        taken
+            .expect_err("taken")
+            .contains(&format!("already published by sandbox {web}")),
+        "{}",
+        taken.stderr
+    );
+    for (stop, t) in servers {
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap();
+    }
 }
 
 #[test]

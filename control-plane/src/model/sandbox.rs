@@ -175,7 +175,11 @@ impl State {
         earlier: &[PortBinding],
         except: Option<&Id>,
     ) -> Result<(), ModelError> {
-        let what = format!("host port {}:{}/{}", b.host_ip, b.host_port, b.proto.as_str());
+        let what = format!(
+            "host port {}/{}",
+            std::net::SocketAddr::new(b.host_ip, b.host_port),
+            b.proto.as_str()
+        );
         if let Some(p) = earlier.iter().find(|p| p.clashes(b)) {
             return Err(invalid(format!("{what} is given twice ({p})")));
         }
@@ -196,6 +200,13 @@ impl State {
     /// The address published ports of `sb` are forwarded to: its first interface's.
     pub fn port_target(&self, sb: &Sandbox) -> Option<Ipv4Addr> {
         self.endpoints_of_sandbox(&sb.id).iter().find_map(|e| e.ip)
+    }
+
+    /// The IPv6 address published ports of `sb` are forwarded to from IPv6 clients: the
+    /// IPv6 address of the interface [`State::port_target`] picks, if it has one (else the
+    /// userland proxy carries them to the IPv4 address).
+    pub fn port_target6(&self, sb: &Sandbox) -> Option<Ipv6Addr> {
+        self.endpoints_of_sandbox(&sb.id).iter().find(|e| e.ip.is_some())?.ip6
     }
 
     /// The sandbox whose namespace `sb` uses (itself unless in `container:` mode).

@@ -63,7 +63,7 @@ impl Daemon {
             return Ok(());
         };
         self.proxies.start(&sb.id, &sb.ports, target).map_err(|(b, e)| {
-            let what = format!("{}:{}/{}", b.host_ip, b.host_port, b.proto.as_str());
+            let what = format!("{}/{}", SocketAddr::new(b.host_ip, b.host_port), b.proto.as_str());
             if e.kind() == io::ErrorKind::AddrInUse {
                 OpError::Model(ModelError::Conflict(format!(
                     "host port {what} is already in use on this host by another program: choose another port"

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -256,13 +256,51 @@ async fn flow(
     flows.remove(id);
 }
 
-/// The host socket of a binding, bound and non-blocking.
+/// The host socket of a binding, bound and non-blocking. A binding on every address
+/// (`0.0.0.0`) is one IPv6 socket that takes IPv4 too, as `0.0.0.0` and `[::]` both; on a host
+/// without IPv6, an IPv4 one. An IPv6 address is served for IPv6 alone.
 fn bind(b: &PortBinding) -> io::Result<Bound> {
-    let addr = SocketAddr::from((b.host_ip, b.host_port));
-    match b.proto {
-        Proto::Tcp => std::net::TcpListener::bind(addr).and_then(|l| l.set_nonblocking(true).map(|()| Bound::Tcp(l))),
-        Proto::Udp => std::net::UdpSocket::bind(addr).and_then(|u| u.set_nonblocking(true).map(|()| Bound::Udp(u))),
+    let addr = SocketAddr::new(b.host_ip, b.host_port);
+    if b.host_ip != IpAddr::V4(Ipv4Addr::UNSPECIFIED) {
+        return open(addr, b.proto, false);
     }
+    match open(
+        SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), b.host_port),
+        b.proto,
+        true,
+    ) {
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EAFNOSUPPORT | libc::EADDRNOTAVAIL)) => {
+            open(addr, b.proto, false)
+        }
+        r => r,
+    }
+}
+
+/// A non-blocking socket bound to `addr` (listening, for TCP); an IPv6 one takes IPv4 too
+/// when `dual`.
+fn open(addr: SocketAddr, proto: Proto, dual: bool) -> io::Result<Bound> {
+    use socket2::{Domain, Socket, Type};
+    let ty = match proto {
+        Proto::Tcp => Type::STREAM,
+        Proto::Udp => Type::DGRAM,
+    };
+    let s = Socket::new(Domain::for_address(addr), ty.cloexec(), None)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(!dual)?;
+    }
+    if proto == Proto::Tcp {
+        // As std's listeners: a port whose connections linger in TIME_WAIT binds again.
+        s.set_reuse_address(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.set_nonblocking(true)?;
+    Ok(match proto {
+        Proto::Tcp => {
+            s.listen(1024)?;
+            Bound::Tcp(s.into())
+        }
+        Proto::Udp => Bound::Udp(s.into()),
+    })
 }
 
 /// Whether the host lets switchd bind the binding's socket now.
