@@ -153,7 +153,12 @@ pub fn gossip(data: &[u8]) {
 pub fn specs(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     let mac = switch::MacAddr([2, 0x42, 10, 9, 0, 2]);
-    if let Ok(f) = framespec::build(&text, Some(mac), Some(Ipv4Addr::new(10, 9, 0, 2))) {
+    let own = framespec::PortAddresses {
+        mac: Some(mac),
+        ip: Some(Ipv4Addr::new(10, 9, 0, 2)),
+        ip6: Some(std::net::Ipv6Addr::new(0xfd09, 0, 0, 0, 0, 0, 0, 2)),
+    };
+    if let Ok(f) = framespec::build(&text, own) {
         assert!(
             (14..=65_535 + 4 + 28).contains(&f.len()),
             "a frame of {} bytes",
@@ -163,9 +168,8 @@ pub fn specs(data: &[u8]) {
     if let Ok(bindings) = ports::parse(&text) {
         for b in bindings {
             let again = format!(
-                "{}:{}:{}/{}",
-                b.host_ip,
-                b.host_port,
+                "{}:{}/{}",
+                std::net::SocketAddr::new(b.host_ip, b.host_port),
                 b.container_port,
                 b.proto.as_str()
             );

@@ -122,6 +122,11 @@ pub struct NetIpam {
 }
 
 impl NetIpam {
+    /// How far `ip` lies into the subnet.
+    pub fn offset(&self, ip: Ipv4Addr) -> u32 {
+        u32::from(ip).wrapping_sub(u32::from(self.subnet.network()))
+    }
+
     /// The allocation pool.
     pub fn pool(&self, part: crate::ipam::Part) -> Pool {
         Pool {
@@ -281,6 +286,14 @@ impl Network {
     /// Whether IPv6 is on (`--ipv6`).
     pub fn enable_ipv6(&self) -> bool {
         !self.ipam6.is_empty()
+    }
+
+    /// The IPv6 address of an overlay network's endpoint whose IPv4 address is `ip`: the one at
+    /// the same offset into the IPv6 subnet. Whoever owns an IPv4 address of the network owns
+    /// its IPv6 twin, so the claims on the IPv4 addresses cover both families.
+    pub fn overlay_ip6(&self, ip: Ipv4Addr) -> Option<Ipv6Addr> {
+        let (ipam, p) = (self.ipam?, self.ipam6.first()?);
+        (self.driver == Driver::Overlay).then(|| network::offset6(p.subnet, ipam.offset(ip)))
     }
 
     /// The IPv6 subnet holding `ip`, if any.

@@ -58,21 +58,31 @@ pub fn write_reply(req: &ArpRequest, mac: [u8; 6], out: &mut [u8]) -> usize {
 /// The addresses a host answers for (the addresses of endpoints on other hosts), per network:
 /// which MAC holds an address, and the one address each MAC answers for. Both ways are
 /// indexed, so moving a MAC to a new address costs two lookups whatever the table's size.
-#[derive(Debug, Default)]
-pub struct Table {
-    by_ip: FxHashMap<(u32, Ipv4Addr), [u8; 6]>,
-    by_mac: FxHashMap<(u32, [u8; 6]), Ipv4Addr>,
+/// One table per address family: IPv4 for ARP, IPv6 for neighbour discovery.
+#[derive(Debug)]
+pub struct Table<A = Ipv4Addr> {
+    by_ip: FxHashMap<(u32, A), [u8; 6]>,
+    by_mac: FxHashMap<(u32, [u8; 6]), A>,
 }
 
-impl Table {
+impl<A> Default for Table<A> {
+    fn default() -> Self {
+        Table {
+            by_ip: FxHashMap::default(),
+            by_mac: FxHashMap::default(),
+        }
+    }
+}
+
+impl<A: Copy + Eq + std::hash::Hash> Table<A> {
     /// An empty table.
-    pub fn new() -> Table {
+    pub fn new() -> Table<A> {
         Table::default()
     }
 
     /// On `network`, `mac` answers for `ip`, and only for it: the address it answered for
     /// before is forgotten, as is whichever MAC answered for `ip` before.
-    pub fn pin(&mut self, network: u32, mac: [u8; 6], ip: Ipv4Addr) {
+    pub fn pin(&mut self, network: u32, mac: [u8; 6], ip: A) {
         if let Some(old) = self.by_mac.insert((network, mac), ip) {
             if old != ip && self.by_ip.get(&(network, old)) == Some(&mac) {
                 self.by_ip.remove(&(network, old));
@@ -93,7 +103,7 @@ impl Table {
     }
 
     /// The MAC answering for `ip` on `network`.
-    pub fn lookup(&self, network: u32, ip: Ipv4Addr) -> Option<[u8; 6]> {
+    pub fn lookup(&self, network: u32, ip: A) -> Option<[u8; 6]> {
         self.by_ip.get(&(network, ip)).copied()
     }
 

@@ -6,17 +6,63 @@
 //!
 //! ```text
 //!  VXLAN datagram ──► Edge::decap: header, (source address, VNI) → the peer's port
-//!  frame on a port ──► Edge::decide: an ARP request for a pinned address → the reply
+//!  frame on a port ──► Edge::decide: an ARP request or a neighbour solicitation for a
+//!                                    pinned address → the reply
 //!                                    anything else → the switch's verdict
 //! ```
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use switch::{MacAddr, NetworkId, PortId, Switch, SwitchError, Verdict};
 
 use crate::arp::{self, ARP_FRAME_LEN};
+use crate::nd::{self, NA_FRAME_LEN};
+
+/// The longest reply the edge writes: a neighbour advertisement (an ARP reply is shorter).
+pub const REPLY_LEN: usize = if NA_FRAME_LEN > ARP_FRAME_LEN {
+    NA_FRAME_LEN
+} else {
+    ARP_FRAME_LEN
+};
+
+/// The addresses a pinned MAC is answered for here: ARP for the IPv4 one, neighbour
+/// discovery for the IPv6 one.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// IPv4.
+    pub ip: Option<Ipv4Addr>,
+    /// IPv6.
+    pub ip6: Option<Ipv6Addr>,
+}
+
+/// A question a host answers for an endpoint on another: who has this address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Question {
+    /// An ARP request.
+    Arp(arp::ArpRequest),
+    /// A neighbour solicitation (RFC 4861).
+    Nd(nd::Solicitation),
+}
+
+impl Question {
+    /// The address asked about.
+    pub fn target(&self) -> std::net::IpAddr {
+        match self {
+            Question::Arp(r) => r.target_ip.into(),
+            Question::Nd(s) => s.target.into(),
+        }
+    }
+
+    /// Writes the answer, `mac` holds the address, into `out`; returns its length.
+    pub fn write_answer(&self, mac: [u8; 6], out: &mut [u8; REPLY_LEN]) -> usize {
+        match self {
+            Question::Arp(r) => arp::write_reply(r, mac, out),
+            Question::Nd(s) => nd::write_advertisement(s, mac, out),
+        }
+    }
+}
 use crate::vxlan::{Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
 /// A VNI another network of this host has.
@@ -49,8 +95,8 @@ pub enum Carried {
 /// What to do with a frame that entered the switch.
 #[derive(Debug)]
 pub enum Decision<'a> {
-    /// An ARP request answered here: send back on the ingress port the reply of this length,
-    /// written into the caller's buffer.
+    /// An ARP request or neighbour solicitation answered here: send back on the ingress port
+    /// the reply of this length, written into the caller's buffer.
     Reply(usize),
     /// The switch's verdict.
     Switch(Verdict<'a>),
@@ -65,6 +111,7 @@ pub struct Edge {
     /// The VNIs of encrypted networks: their frames cross the underlay only sealed.
     sealed: rustc_hash::FxHashSet<Vni>,
     arp: arp::Table,
+    nd: arp::Table<Ipv6Addr>,
 }
 
 impl Edge {
@@ -150,7 +197,7 @@ impl Edge {
 
     /// Whether no address is answered here.
     pub fn nothing_suppressed(&self) -> bool {
-        self.arp.is_empty()
+        self.arp.is_empty() && self.nd.is_empty()
     }
 
     /// Forgets every peer and suppressed address (the switch was rebuilt).
@@ -159,10 +206,12 @@ impl Edge {
         self.sealed.clear();
         self.peers.clear();
         self.arp.clear();
+        self.nd.clear();
     }
 
     /// Pins a remote endpoint's `mac` to the VXLAN peer port `port` of network `net` in
-    /// `switch`, answering ARP for `ip` with it. A MAC pinned to another peer moves (the
+    /// `switch`, answering ARP and neighbour solicitations for the addresses `answered` with
+    /// it. A MAC pinned to another peer moves (the
     /// endpoint's newest record says where it is); one that a local port holds stays, and the
     /// pin is refused.
     ///
@@ -175,7 +224,7 @@ impl Edge {
         net: NetworkId,
         mac: MacAddr,
         port: PortId,
-        ip: Option<Ipv4Addr>,
+        answered: Answered,
     ) -> Result<(), SwitchError> {
         let held_by_peer = switch
             .fdb_entry(net, mac)
@@ -184,9 +233,13 @@ impl Edge {
             switch.remove_mac(net, mac);
         }
         switch.add_static(now, net, mac, port)?;
-        match ip {
+        match answered.ip {
             Some(ip) => self.arp.pin(net.0, mac.0, ip),
             None => self.arp.unpin(net.0, mac.0),
+        }
+        match answered.ip6 {
+            Some(ip) => self.nd.pin(net.0, mac.0, ip),
+            None => self.nd.unpin(net.0, mac.0),
         }
         Ok(())
     }
@@ -194,6 +247,7 @@ impl Edge {
     /// Unpins a remote endpoint's `mac` from network `net`.
     pub fn unpin(&mut self, switch: &mut Switch, net: NetworkId, mac: MacAddr) {
         self.arp.unpin(net.0, mac.0);
+        self.nd.unpin(net.0, mac.0);
         switch.remove_mac(net, mac);
     }
 
@@ -222,15 +276,18 @@ impl Edge {
         }
     }
 
-    /// The MAC an ARP request in `frame` from `ingress` is answered with here: the target is
-    /// pinned to another host on the port's network.
-    pub fn arp_answer(&self, switch: &Switch, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, arp::ArpRequest)> {
-        if self.arp.is_empty() {
+    /// The MAC an ARP request or a neighbour solicitation in `frame` from `ingress` is
+    /// answered with here: the target is pinned to another host on the port's network.
+    pub fn answer(&self, switch: &Switch, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, Question)> {
+        if self.nothing_suppressed() {
             return None;
         }
-        let req = arp::parse_request(frame)?;
         let net = switch.port_network(ingress)?;
-        Some((MacAddr(self.arp.lookup(net.0, req.target_ip)?), req))
+        if let Some(req) = arp::parse_request(frame) {
+            return Some((MacAddr(self.arp.lookup(net.0, req.target_ip)?), Question::Arp(req)));
+        }
+        let ns = nd::parse_solicitation(frame)?;
+        Some((MacAddr(self.nd.lookup(net.0, ns.target)?), Question::Nd(ns)))
     }
 
     /// The forwarding decision for `frame` entering `switch` on `ingress` (with segmentation
@@ -245,13 +302,13 @@ impl Edge {
         ingress: PortId,
         gso: Option<switch::Gso>,
         frame: &[u8],
-        reply: Option<&mut [u8; ARP_FRAME_LEN]>,
+        reply: Option<&mut [u8; REPLY_LEN]>,
     ) -> Decision<'s> {
         if let Some(reply) = reply {
-            if let Some((mac, req)) = self.arp_answer(switch, ingress, frame) {
+            if let Some((mac, q)) = self.answer(switch, ingress, frame) {
                 return match switch.process(now, ingress, frame) {
                     Verdict::Drop(r) => Decision::Switch(Verdict::Drop(r)),
-                    _ => Decision::Reply(arp::write_reply(&req, mac.0, reply)),
+                    _ => Decision::Reply(q.write_answer(mac.0, reply)),
                 };
             }
         }
@@ -285,6 +342,13 @@ mod tests {
         edge.add_peer(Ipv4Addr::new(10, 0, 0, 2), vni, p1);
         edge.add_peer(Ipv4Addr::new(10, 0, 0, 3), vni, p2);
         (sw, edge, [local, p1, p2])
+    }
+
+    fn v4(ip: Ipv4Addr) -> Answered {
+        Answered {
+            ip: Some(ip),
+            ip6: None,
+        }
     }
 
     fn arp_request(target: Ipv4Addr) -> Vec<u8> {
@@ -341,8 +405,8 @@ mod tests {
         let now = Instant::now();
         let (mut sw, mut edge, [local, p1, p2]) = fabric(now);
         let (mac, ip) = (MacAddr([2, 0x42, 10, 1, 0, 9]), Ipv4Addr::new(10, 1, 0, 9));
-        edge.pin(&mut sw, now, NET, mac, p1, Some(ip)).unwrap();
-        let mut reply = [0u8; ARP_FRAME_LEN];
+        edge.pin(&mut sw, now, NET, mac, p1, v4(ip)).unwrap();
+        let mut reply = [0u8; REPLY_LEN];
         let req = arp_request(ip);
         match edge.decide(&mut sw, now, local, None, &req, Some(&mut reply)) {
             Decision::Reply(n) => assert_eq!((n, &reply[22..28]), (ARP_FRAME_LEN, &mac.0[..])),
@@ -359,9 +423,80 @@ mod tests {
             Decision::Switch(Verdict::Flood(_))
         ));
         // The endpoint moved to the host behind p2: its MAC moves with the newer record.
-        edge.pin(&mut sw, now, NET, mac, p2, Some(ip)).unwrap();
+        edge.pin(&mut sw, now, NET, mac, p2, v4(ip)).unwrap();
         assert_eq!(sw.fdb_entry(NET, mac).map(|e| e.port), Some(p2));
         edge.unpin(&mut sw, NET, mac);
         assert!(edge.nothing_suppressed() && sw.fdb_entry(NET, mac).is_none());
+    }
+
+    /// A neighbour solicitation from 2:0:0:0:0:1 (fd00::1) for `target`, to its
+    /// solicited-node group.
+    fn solicitation(target: Ipv6Addr) -> Vec<u8> {
+        let t = target.octets();
+        let group: Ipv6Addr = [
+            0xff02,
+            0,
+            0,
+            0,
+            0,
+            1,
+            0xff00 | u16::from(t[13]),
+            u16::from_be_bytes([t[14], t[15]]),
+        ]
+        .into();
+        let mut f = vec![0x33, 0x33, 0xff, t[13], t[14], t[15], 2, 0, 0, 0, 0, 1, 0x86, 0xdd];
+        f.extend_from_slice(&[0x60, 0, 0, 0, 0, 32, 58, 255]);
+        f.extend_from_slice(&"fd00::1".parse::<Ipv6Addr>().unwrap().octets());
+        f.extend_from_slice(&group.octets());
+        f.extend_from_slice(&[135, 0, 0, 0, 0, 0, 0, 0]);
+        f.extend_from_slice(&t);
+        f.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 1]);
+        f
+    }
+
+    #[test]
+    fn a_pinned_ipv6_address_is_answered_as_arp_is() {
+        let now = Instant::now();
+        let (mut sw, mut edge, [local, p1, _]) = fabric(now);
+        let mac = MacAddr([2, 0x42, 10, 1, 0, 9]);
+        let (ip, ip6): (Ipv4Addr, Ipv6Addr) = ("10.1.0.9".parse().unwrap(), "fd00::9".parse().unwrap());
+        edge.pin(
+            &mut sw,
+            now,
+            NET,
+            mac,
+            p1,
+            Answered {
+                ip: Some(ip),
+                ip6: Some(ip6),
+            },
+        )
+        .unwrap();
+        let mut reply = [0u8; REPLY_LEN];
+        match edge.decide(&mut sw, now, local, None, &solicitation(ip6), Some(&mut reply)) {
+            Decision::Reply(n) => {
+                let na = nd::parse_solicitation(&reply[..n]);
+                assert!(na.is_none(), "an advertisement, not a solicitation");
+                assert_eq!((n, &reply[6..12], reply[54]), (NA_FRAME_LEN, &mac.0[..], 136));
+                assert_eq!(&reply[62..78], &ip6.octets(), "the target");
+                assert_eq!(&reply[..6], &[2, 0, 0, 0, 0, 1], "to the asker");
+            }
+            other => panic!("not answered here: {other:?}"),
+        }
+        let unknown = solicitation("fd00::77".parse().unwrap());
+        assert!(matches!(
+            edge.decide(&mut sw, now, local, None, &unknown, Some(&mut reply)),
+            Decision::Switch(Verdict::Flood(_))
+        ));
+        // A later record without IPv6 stops the answers for the IPv6 address alone.
+        edge.pin(&mut sw, now, NET, mac, p1, v4(ip)).unwrap();
+        assert!(matches!(
+            edge.decide(&mut sw, now, local, None, &solicitation(ip6), Some(&mut reply)),
+            Decision::Switch(_)
+        ));
+        assert!(matches!(
+            edge.decide(&mut sw, now, local, None, &arp_request(ip), Some(&mut reply)),
+            Decision::Reply(_)
+        ));
     }
 }

@@ -87,8 +87,9 @@ enum Cmd {
         #[arg(long = "in", value_name = "PORT")]
         in_port: String,
         /// The frame, KEY=VALUE,...: dst, src (default: the port's own address), type
-        /// (ipv4|ipv6|arp|0xNNNN), vlan, len, nw_src and nw_dst (the IPv4 header's addresses;
-        /// nw_src defaults to the port's own), arp=IP (an ARP request), sender, or hex=BYTES.
+        /// (ipv4|ipv6|arp|0xNNNN), vlan, len, nw_src and nw_dst (IPv4 or IPv6; nw_src defaults
+        /// to the port's own), arp=IP (an ARP request), ns=IP6 (a neighbour solicitation),
+        /// sender, or hex=BYTES.
         #[arg(long, value_name = "SPEC", default_value = "")]
         frame: String,
         #[command(flatten)]

@@ -171,7 +171,7 @@ pub(crate) fn trace(
         println!("{}", pretty(&t));
         return Ok(ExitCode::SUCCESS);
     }
-    let bytes = switch_api::framespec::build(&format!("hex={}", t.frame), None, None).unwrap_or_default();
+    let bytes = switch_api::framespec::build(&format!("hex={}", t.frame), Default::default()).unwrap_or_default();
     println!(
         "network {}, in port {} ({}): {}",
         t.network,

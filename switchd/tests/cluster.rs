@@ -1163,3 +1163,85 @@ fn an_encrypted_network_seals_every_frame_and_renews_its_keys() {
         count(&n1, "SasInstalled")
     );
 }
+
+#[test]
+fn a_dual_stack_overlay_carries_ipv6_across_hosts() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric::certified("x6", 89, &["h1", "h2"]);
+    let (h1, h2) = (f.start(1, "h1"), f.start(2, "h2"));
+    wait_for("the two hosts meet", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
+    });
+    h1.ctl([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--ipv6",
+        "--subnet",
+        "10.77.0.0/24",
+        "--subnet",
+        "fd77::/64",
+        "ov6",
+    ])
+    .expect_ok("create");
+    wait_for("ov6 on h2", Duration::from_secs(10), || {
+        h2.ctl(["network", "inspect", "ov6"]).ok()
+    });
+    let n = json(h2.ctl(["network", "inspect", "ov6"]).expect_ok("inspect on h2"));
+    assert_eq!(n[0]["EnableIPv6"], true, "{n}");
+    assert_eq!(n[0]["IPAM"]["Config"][1]["Subnet"], "fd77::/64", "{n}");
+    assert_eq!(n[0]["IPAM"]["Config"][1]["Gateway"], "fd77::1", "{n}");
+    let (a, b) = (h1.name("a"), h2.name("b"));
+    h1.ctl(["sandbox", "create", "--network", "ov6", &a]).expect_ok("a");
+    h2.ctl(["sandbox", "create", "--network", "ov6", &b]).expect_ok("b");
+    let addrs = |h: &Host, sb: &str| {
+        let s = json(h.ctl(["sandbox", "inspect", sb]).expect_ok("sandbox inspect"));
+        let e = &s[0]["Networks"][0];
+        (
+            e["IPAddress"].as_str().unwrap().to_string(),
+            e["GlobalIPv6Address"].as_str().unwrap().to_string(),
+        )
+    };
+    let ((a4, a6), (b4, b6)) = (addrs(&h1, &a), addrs(&h2, &b));
+    // Each IPv6 address is its IPv4 address's twin: the same offset into the subnet.
+    for (v4, v6) in [(&a4, &a6), (&b4, &b6)] {
+        let last = v4.rsplit('.').next().unwrap().parse::<u8>().unwrap();
+        assert_eq!(*v6, format!("fd77::{last:x}"), "{v4} and {v6}");
+    }
+    wait_for("a reaches b over IPv6", Duration::from_secs(10), || {
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", &b6]).ok()
+    });
+    assert!(
+        h2.exec(&b, &["ping", "-c", "1", "-W", "2", &a6]).ok(),
+        "b to a over IPv6"
+    );
+    assert!(
+        h1.exec(&a, &["ping", "-c", "1", "-W", "2", "fd77::1"]).ok(),
+        "a to its anycast gateway"
+    );
+    assert!(
+        h2.exec(&b, &["ping", "-c", "1", "-W", "2", "fd77::1"]).ok(),
+        "b to its anycast gateway"
+    );
+    // h1 answers a's solicitation for b itself, as it answers ARP.
+    let t = h1.ctl(["trace", "ov6", "--in", &a, "--frame", &format!("ns={b6}")]);
+    let t = t.expect_ok("trace ns").to_string();
+    assert!(t.contains("verdict: answered here (neighbour suppression)"), "{t}");
+    assert!(
+        t.contains(&format!(
+            "a neighbour solicitation for {b6}, which lives on another host"
+        )),
+        "{t}"
+    );
+    // The embedded DNS on h1 knows b's IPv6 address from its record.
+    let aaaa = h1.exec(&a, &["dig", "+short", "+time=2", "+tries=1", "@fd77::1", "AAAA", &b]);
+    assert_eq!(aaaa.expect_ok("dig").trim(), b6);
+    // --ip6 on an overlay network asks for the twin pair.
+    let c = h2.name("c");
+    h2.ctl(["sandbox", "create", "--network", "ov6", "--ip6", "fd77::c8", &c])
+        .expect_ok("c");
+    assert_eq!(addrs(&h2, &c), ("10.77.0.200".to_string(), "fd77::c8".to_string()));
+}

@@ -1686,6 +1686,7 @@ mod tests {
             internal: false,
             created: std::time::SystemTime::UNIX_EPOCH,
             encrypted: false,
+            subnet6: None,
         });
         sim.hosts[2].publish(key.clone(), Some(body.clone()), 1).unwrap();
         sim.pump(2);

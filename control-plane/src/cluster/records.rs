@@ -135,6 +135,8 @@ pub struct NetworkRecord {
     pub created: SystemTime,
     /// `-o encrypted`: its frames cross the underlay sealed.
     pub encrypted: bool,
+    /// The IPv6 subnet (`--ipv6`), whose addresses are the IPv4 ones' twins.
+    pub subnet6: Option<crate::cidr::Ipv6Cidr>,
 }
 
 /// An endpoint of an overlay network, as other hosts need it to reach it.

@@ -99,7 +99,10 @@ pub fn lookup(state: &State, scope: &[&Network], name: &str) -> Option<Vec<IpAdd
                 let v4 = e.ip.map(IpAddr::from);
                 v4.into_iter().chain(e.ip6.map(IpAddr::from))
             })
-            .chain(remote.filter(|r| named(&r.sandbox, &r.aliases)).map(|r| r.ip.into()))
+            .chain(remote.filter(|r| named(&r.sandbox, &r.aliases)).flat_map(|r| {
+                let v6 = net.overlay_ip6(r.ip).map(IpAddr::from);
+                std::iter::once(IpAddr::from(r.ip)).chain(v6)
+            }))
             .collect();
         if !ips.is_empty() {
             return Some(ips);
@@ -121,7 +124,7 @@ pub fn lookup_ptr(state: &State, scope: &[&Network], ip: IpAddr) -> Option<Strin
                 .remote
                 .get(&net.id)?
                 .values()
-                .find(|r| IpAddr::from(r.ip) == ip)
+                .find(|r| IpAddr::from(r.ip) == ip || net.overlay_ip6(r.ip).map(IpAddr::from) == Some(ip))
                 .map(|r| r.sandbox.clone())
         };
         local.or_else(remote).map(|name| format!("{name}.{}.", net.name))

@@ -61,7 +61,7 @@ impl State {
             host_routes
         };
         let ipam = self.plan_ipam(&spec, host_routes, routed)?;
-        let ipam6 = self.plan_ipam6(&spec, driver)?;
+        let ipam6 = self.plan_ipam6(&spec, driver, &ipam)?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -293,8 +293,14 @@ impl State {
     /// The network's IPv6 subnets: none without `--ipv6`; the pools given; or, when none is,
     /// the lowest /64 of this host's unique local prefix that no network uses. Each subnet
     /// must be unicast, hold a gateway and an endpoint, overlap no other network's or pool's,
-    /// and hold its gateway and range.
-    pub(super) fn plan_ipam6(&self, spec: &NetworkSpec, driver: Driver) -> Result<Vec<NetIpam6>, ModelError> {
+    /// and hold its gateway and range. An overlay network has one, which gives each endpoint
+    /// the address at its IPv4 address's offset ([`Network::overlay_ip6`]).
+    pub(super) fn plan_ipam6(
+        &self,
+        spec: &NetworkSpec,
+        driver: Driver,
+        ipam: &NetIpam,
+    ) -> Result<Vec<NetIpam6>, ModelError> {
         if !spec.ipv6 {
             return match spec.pools6.first() {
                 Some(p) => Err(invalid(format!(
@@ -304,11 +310,10 @@ impl State {
                 None => Ok(Vec::new()),
             };
         }
-        if driver != Driver::Bridge {
-            return Err(invalid(format!(
-                "--ipv6 is not available on {} networks yet: IPv6 runs on bridge networks",
-                driver.as_str()
-            )));
+        if driver == Driver::Macvlan {
+            return Err(invalid(
+                "--ipv6 is not available on macvlan networks yet: IPv6 runs on bridge and overlay networks",
+            ));
         }
         let taken: Vec<(&str, Ipv6Cidr)> = self
             .networks
@@ -323,11 +328,19 @@ impl State {
                         .into(),
                 )
             })?;
+            let gateway = offset6(subnet, ipam.offset(ipam.gateway));
             return Ok(vec![NetIpam6 {
                 subnet,
                 ip_range: None,
-                gateway: subnet.first_host(),
+                gateway: if driver == Driver::Overlay {
+                    gateway
+                } else {
+                    subnet.first_host()
+                },
             }]);
+        }
+        if driver == Driver::Overlay {
+            return self.plan_overlay_ipam6(spec, ipam);
         }
         let mut planned: Vec<NetIpam6> = Vec::new();
         for pool in &spec.pools6 {
@@ -398,6 +411,53 @@ impl State {
         Ok(planned)
     }
 
+    /// An overlay network's IPv6 subnet: one, holding every offset of the IPv4 subnet, with
+    /// no range of its own and the gateway at the IPv4 gateway's offset (the anycast gateway
+    /// holds both on every host).
+    fn plan_overlay_ipam6(&self, spec: &NetworkSpec, ipam: &NetIpam) -> Result<Vec<NetIpam6>, ModelError> {
+        let [pool] = spec.pools6.as_slice() else {
+            return Err(invalid(format!(
+                "{} IPv6 subnets given: an overlay network takes one, whose addresses follow its IPv4 subnet's",
+                spec.pools6.len()
+            )));
+        };
+        let bare = NetworkSpec {
+            ipv6: true,
+            pools6: vec![PoolSpec {
+                subnet: pool.subnet.clone(),
+                ..PoolSpec::default()
+            }],
+            ..NetworkSpec::default()
+        };
+        // The checks of any IPv6 subnet, then an overlay network's own.
+        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, ipam)?;
+        let p = &mut planned[0];
+        let host_bits = 32 - u32::from(ipam.subnet.prefix_len());
+        if 128 - u32::from(p.subnet.prefix_len()) < host_bits {
+            return Err(invalid(format!(
+                "invalid subnet \"{}\": an overlay network's IPv6 subnet holds every offset of its IPv4 subnet {}, so its prefix length must be at most {}",
+                p.subnet,
+                ipam.subnet,
+                128 - host_bits
+            )));
+        }
+        if pool.ip_range.is_some() {
+            return Err(invalid(
+                "--ip-range does not apply to an overlay network's IPv6 subnet: its addresses follow the IPv4 ones",
+            ));
+        }
+        p.gateway = offset6(p.subnet, ipam.offset(ipam.gateway));
+        if let Some(g) = &pool.gateway {
+            if g.parse::<Ipv6Addr>().ok() != Some(p.gateway) {
+                return Err(invalid(format!(
+                    "invalid gateway {g}: an overlay network's IPv6 gateway is at its IPv4 gateway's offset, {}",
+                    p.gateway
+                )));
+            }
+        }
+        Ok(planned)
+    }
+
     /// This host's unique local /48 (RFC 4193), whose global ID is the first five bytes of
     /// the default bridge's ID: drawn at random once, and the same for the host's lifetime, as
     /// Docker derives its own from the engine's ID. A state without the default bridge (tests)
@@ -429,6 +489,7 @@ impl State {
             internal: n.internal,
             created: n.created,
             encrypted: n.encrypted,
+            subnet6: n.ipam6.first().map(|p| p.subnet),
         })
     }
 
@@ -491,11 +552,22 @@ impl State {
                 (OPT_ENCRYPTED.to_string(), r.encrypted.to_string()),
             ]
             .into(),
+            ipv6: r.subnet6.is_some(),
+            pools6: r
+                .subnet6
+                .map(|s| PoolSpec {
+                    subnet: Some(s.to_string()),
+                    ..PoolSpec::default()
+                })
+                .into_iter()
+                .collect(),
             ..Default::default()
         };
-        if let Err(e) = self.clone().create_network(spec, id.clone(), r.created, host_routes) {
+        let mut trial = self.clone();
+        if let Err(e) = trial.create_network(spec, id.clone(), r.created, host_routes) {
             return Err(ModelError::Conflict(format!("cluster network {} refused: {e}", r.name)));
         }
+        let ipam6 = trial.networks.remove(&id).map(|n| n.ipam6).unwrap_or_default();
         let used: BTreeSet<u32> = self.networks.values().map(|n| n.switch_id).collect();
         let switch_id = (1..).find(|i| !used.contains(i)).expect("fewer than u32::MAX networks");
         let net = Network {
@@ -508,7 +580,7 @@ impl State {
                 ip_range: None,
                 gateway: r.gateway,
             }),
-            ipam6: Vec::new(),
+            ipam6,
             internal: r.internal,
             labels: BTreeMap::new(),
             options: std::iter::once((OPT_VXLANID_LIST.to_string(), r.vni.to_string()))
@@ -639,6 +711,11 @@ const RESERVED: [(&str, &str); 4] = [
     ("224.0.0.0/4", "multicast"),
     ("240.0.0.0/4", "reserved"),
 ];
+
+/// The address `offset` into `subnet`.
+pub(super) fn offset6(subnet: Ipv6Cidr, offset: u32) -> Ipv6Addr {
+    Ipv6Addr::from(u128::from(subnet.network()) + u128::from(offset))
+}
 
 /// IPv6 ranges no network may use (RFC 4291, RFC 6890).
 const RESERVED6: [(&str, &str); 5] = [

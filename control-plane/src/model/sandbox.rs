@@ -329,8 +329,15 @@ impl State {
             }
             check_name("alias", a)?;
         }
-        let ip = self.endpoint_address(net_id, spec.ip.as_deref(), &pool)?;
-        let ip6 = self.endpoint_address6(net_id, spec.ip6.as_deref())?;
+        let (ip, ip6) = if net.driver == Driver::Overlay && net.enable_ipv6() {
+            // The IPv6 address is the IPv4 one's twin: one address is asked for and checked.
+            let wanted = overlay_wanted(net, spec.ip.as_deref(), spec.ip6.as_deref())?;
+            let ip = self.endpoint_address(net_id, wanted.as_deref(), &pool)?;
+            (ip, net.overlay_ip6(ip))
+        } else {
+            let ip = self.endpoint_address(net_id, spec.ip.as_deref(), &pool)?;
+            (ip, self.endpoint_address6(net_id, spec.ip6.as_deref())?)
+        };
         let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip)?;
         let others = self.endpoints_of_sandbox(sb_id);
         let ifname = self.endpoint_ifname(sb_id, &others, spec.ifname)?;
@@ -588,5 +595,37 @@ impl State {
         let eps: Vec<Id> = self.endpoints_of_sandbox(&id).iter().map(|e| e.id.clone()).collect();
         let removed = eps.iter().filter_map(|e| self.endpoints.remove(e)).collect();
         Ok((self.sandboxes.remove(&id).expect("found above"), removed))
+    }
+}
+
+/// The IPv4 address asked for on an overlay network with IPv6, whose endpoints hold the
+/// IPv6 address at their IPv4 address's offset: `--ip`, or the twin of `--ip6`; both must be
+/// twins.
+fn overlay_wanted(net: &Network, ip: Option<&str>, ip6: Option<&str>) -> Result<Option<String>, ModelError> {
+    let (Some(s), Some(ipam), Some(p)) = (ip6, net.ipam, net.ipam6.first()) else {
+        return Ok(ip.map(String::from));
+    };
+    let v6: Ipv6Addr = s.parse().map_err(|_| {
+        invalid(format!(
+            "invalid IPv6 address {s:?}: expected an IPv6 address like 2001:db8:1::10"
+        ))
+    })?;
+    let offset = u128::from(v6).wrapping_sub(u128::from(p.subnet.network()));
+    let twin = u32::try_from(offset)
+        .ok()
+        .filter(|o| p.subnet.contains(v6) && u64::from(*o) < ipam.subnet.size())
+        .map(|o| Ipv4Addr::from(u32::from(ipam.subnet.network()) + o));
+    let Some(twin) = twin else {
+        return Err(invalid(format!(
+            "invalid IPv6 address {v6}: on overlay network {}, an endpoint's IPv6 address is its IPv4 address's twin in {}, at an offset inside {}",
+            net.name, p.subnet, ipam.subnet
+        )));
+    };
+    match ip {
+        Some(given) if given.parse::<Ipv4Addr>().ok() != Some(twin) => Err(invalid(format!(
+            "--ip {given} and --ip6 {v6} are not twins: on overlay network {}, --ip6 {v6} goes with --ip {twin}",
+            net.name
+        ))),
+        _ => Ok(Some(twin.to_string())),
     }
 }

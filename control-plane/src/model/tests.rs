@@ -837,6 +837,7 @@ fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
         internal: false,
         created: SystemTime::UNIX_EPOCH,
         encrypted: false,
+        subnet6: None,
     };
     let routes: Vec<Ipv4Cidr> = vec!["10.80.0.0/16".parse().unwrap()];
     for (bad, says) in [
@@ -959,6 +960,7 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
         internal: false,
         created: t,
         encrypted: true,
+        subnet6: None,
     };
     let id = ids.next();
     assert!(s.adopt_network(id.clone(), &rec, &[]).unwrap());

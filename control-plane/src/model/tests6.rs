@@ -155,16 +155,6 @@ fn bad_ipv6_input_is_refused_by_name_and_changes_nothing() {
         ),
         "subnet 2001:db8::/64 overlaps network n (2001:db8::/48): choose a subnet that no network uses"
     );
-    assert_eq!(
-        refused(
-            &mut s,
-            NetworkSpec {
-                driver: "overlay".into(),
-                ..one("2001:db8::/64", None, None)
-            }
-        ),
-        "--ipv6 is not available on overlay networks yet: IPv6 runs on bridge networks"
-    );
     assert_eq!(s, before);
     create(&mut s, 10, one("2001:db8::/64", None, None)).unwrap();
     assert!(refused(&mut s, v6("m", &[("2001:db8::/56", None, None)])).contains("overlaps network n (2001:db8::/64)"));
@@ -205,4 +195,139 @@ fn a_dual_stack_state_survives_json() {
     // A network without IPv6 writes no IPv6 field, so older stores read the same.
     let plain = serde_json::to_string(s.network("bridge").unwrap()).unwrap();
     assert!(!plain.contains("ipam6"), "{plain}");
+}
+
+fn overlay(name: &str, v4: &str, v6: Option<(&str, Option<&str>)>) -> NetworkSpec {
+    NetworkSpec {
+        driver: "overlay".into(),
+        subnet: Some(v4.into()),
+        ..v6_spec(name, v6)
+    }
+}
+
+fn v6_spec(name: &str, pool: Option<(&str, Option<&str>)>) -> NetworkSpec {
+    match pool {
+        Some((s, g)) => v6(name, &[(s, g, None)]),
+        None => v6(name, &[]),
+    }
+}
+
+#[test]
+fn an_overlay_endpoint_s_ipv6_address_is_its_ipv4_address_s_twin() {
+    let mut s = fresh();
+    create(&mut s, 10, overlay("ov", "10.80.0.0/24", Some(("fd80::/120", None)))).unwrap();
+    let ov = s.network("ov").unwrap();
+    assert_eq!(
+        ov.ipam6[0].gateway.to_string(),
+        "fd80::1",
+        "the gateway at the IPv4 gateway's offset"
+    );
+    sandbox(&mut s, 20, "a", "ov", None).unwrap();
+    assert_eq!(ip6_of(&s, "a"), Some("fd80::2".parse().unwrap()));
+    // --ip6 asks for the IPv4 twin too, and --ip gives the IPv6 twin.
+    sandbox(&mut s, 21, "b", "ov", Some("fd80::9")).unwrap();
+    let b = &s.sandbox("b").unwrap().id;
+    let e = s.endpoints.values().find(|e| &e.sandbox == b).unwrap();
+    assert_eq!(
+        (e.ip.unwrap().to_string(), e.ip6.unwrap().to_string()),
+        ("10.80.0.9".into(), "fd80::9".into())
+    );
+    let spec = SandboxSpec {
+        name: "c".into(),
+        network: "ov".into(),
+        ip: Some("10.80.0.7".into()),
+        ..Default::default()
+    };
+    s.create_sandbox(spec, id(22), id(122), Path::new("/run/netns"), SystemTime::UNIX_EPOCH)
+        .unwrap();
+    assert_eq!(ip6_of(&s, "c"), Some("fd80::7".parse().unwrap()));
+
+    let before = s.clone();
+    let spec = SandboxSpec {
+        name: "d".into(),
+        network: "ov".into(),
+        ip: Some("10.80.0.7".into()),
+        ip6: Some("fd80::8".into()),
+        ..Default::default()
+    };
+    let err = s
+        .create_sandbox(spec, id(23), id(123), Path::new("/run/netns"), SystemTime::UNIX_EPOCH)
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "--ip 10.80.0.7 and --ip6 fd80::8 are not twins: on overlay network ov, --ip6 fd80::8 goes with --ip 10.80.0.8"
+    );
+    assert!(sandbox(&mut s, 24, "d", "ov", Some("fd80::1:0"))
+        .unwrap_err()
+        .to_string()
+        .contains("twin in fd80::/120"));
+    assert!(sandbox(&mut s, 24, "d", "ov", Some("fd80::9"))
+        .unwrap_err()
+        .to_string()
+        .contains("10.80.0.9 is already in use"));
+    assert_eq!(s, before);
+}
+
+#[test]
+fn an_overlay_s_ipv6_subnet_holds_its_ipv4_subnet_s_offsets() {
+    let mut s = fresh();
+    let err = |s: &mut State, spec: NetworkSpec| create(s, 11, spec).unwrap_err().to_string();
+    assert_eq!(
+        err(&mut s, overlay("ov", "10.80.0.0/24", Some(("fd80::/121", None)))),
+        "invalid subnet \"fd80::/121\": an overlay network's IPv6 subnet holds every offset of its IPv4 subnet 10.80.0.0/24, so its prefix length must be at most 120"
+    );
+    assert_eq!(
+        err(
+            &mut s,
+            overlay("ov", "10.80.0.0/24", Some(("fd80::/64", Some("fd80::fe"))))
+        ),
+        "invalid gateway fd80::fe: an overlay network's IPv6 gateway is at its IPv4 gateway's offset, fd80::1"
+    );
+    let two = NetworkSpec {
+        driver: "overlay".into(),
+        ..v6("ov", &[("fd80::/64", None, None), ("fd81::/64", None, None)])
+    };
+    assert!(err(&mut s, two).starts_with("2 IPv6 subnets given: an overlay network takes one"));
+    assert!(err(
+        &mut s,
+        NetworkSpec {
+            driver: "macvlan".into(),
+            ..v6("mv", &[])
+        }
+    )
+    .contains("not available on macvlan"));
+    // Without a subnet: a /64 of the host's prefix, the gateway at the IPv4 gateway's offset.
+    let spec = NetworkSpec {
+        driver: "overlay".into(),
+        subnet: Some("10.81.0.0/24".into()),
+        gateway: Some("10.81.0.254".into()),
+        ..v6("auto", &[])
+    };
+    create(&mut s, 12, spec).unwrap();
+    assert_eq!(
+        s.network("auto").unwrap().ipam6[0].gateway.to_string(),
+        "fd01:101:101::fe"
+    );
+}
+
+#[test]
+fn another_host_adopts_an_overlay_network_with_its_ipv6_subnet() {
+    let mut s = fresh();
+    create(&mut s, 10, overlay("ov", "10.80.0.0/24", Some(("fd80::/64", None)))).unwrap();
+    let rec = s.network_record(&id(10)).unwrap();
+    assert_eq!(rec.subnet6.map(|c| c.to_string()).as_deref(), Some("fd80::/64"));
+    let mut other = State::with_defaults([id(4), id(5), id(6)], SystemTime::UNIX_EPOCH);
+    assert!(other.adopt_network(id(10), &rec, &[]).unwrap());
+    assert_eq!(other.networks[&id(10)].ipam6, s.networks[&id(10)].ipam6);
+    // A record whose IPv6 subnet this host would refuse is refused whole.
+    let bad = crate::cluster::records::NetworkRecord {
+        subnet6: Some("fe80::/64".parse().unwrap()),
+        name: "ov2".into(),
+        vni: 4097,
+        subnet: "10.82.0.0/24".parse().unwrap(),
+        gateway: "10.82.0.1".parse().unwrap(),
+        ..rec
+    };
+    let e = other.adopt_network(id(11), &bad, &[]).unwrap_err().to_string();
+    assert!(e.contains("link-local"), "{e}");
 }

@@ -1239,7 +1239,17 @@ impl World {
             Effect::Pin { network, mac, vtep, ip } => {
                 let Some(rt) = host.nets.get(&network) else { return };
                 let Some(&p) = rt.peers.get(&vtep) else { return };
-                let _ = host.edge.pin(&mut host.switch, now, rt.sid, mac, p, Some(ip));
+                let _ = host.edge.pin(
+                    &mut host.switch,
+                    now,
+                    rt.sid,
+                    mac,
+                    p,
+                    overlay::edge::Answered {
+                        ip: Some(ip),
+                        ip6: None,
+                    },
+                );
             }
             Effect::Unpin { network, mac } => {
                 let Some(rt) = host.nets.get(&network) else { return };
@@ -1354,7 +1364,7 @@ impl World {
         let host = &mut self.hosts[h as usize];
         // Sandbox ports take replies; peers' ports do not (as switchd's descriptors and VTEPs).
         let can_reply = matches!(host.owners.get(port.0 as usize), Some(Some(Owner::Sandbox(_))));
-        let mut reply = [0u8; overlay::arp::ARP_FRAME_LEN];
+        let mut reply = [0u8; overlay::edge::REPLY_LEN];
         let out: Vec<PortId> = match host.edge.decide(
             &mut host.switch,
             now,

@@ -545,6 +545,7 @@ mod tests {
             internal: false,
             created: SystemTime::UNIX_EPOCH,
             encrypted: false,
+            subnet6: None,
         }
     }
 }

@@ -299,11 +299,11 @@ impl Daemon {
                 })
                 .into_iter()
                 .collect();
-            // The IPv4 address behind each endpoint's port, for frames traced from it.
-            let port_ips: Vec<(PortId, std::net::Ipv4Addr)> = inner
+            // The addresses behind each endpoint's port, for frames traced from it.
+            let port_ips: Vec<(PortId, Option<std::net::Ipv4Addr>, Option<std::net::Ipv6Addr>)> = inner
                 .state
                 .endpoints_of_network(&net.id)
-                .filter_map(|e| Some((*inner.endpoint_ports.get(&e.id)?, e.ip?)))
+                .filter_map(|e| Some((*inner.endpoint_ports.get(&e.id)?, e.ip, e.ip6)))
                 .collect();
             (net.name.clone(), net.switch_id, endpoint_port, port_ips)
         };
@@ -322,8 +322,12 @@ impl Daemon {
             .into_iter()
             .find(|e| e.is_static && e.port == found.port)
             .map(|e| e.mac);
-        let own_ip = port_ips.iter().find(|(p, _)| *p == found.port).map(|(_, ip)| *ip);
-        let frame = control_plane::framespec::build(&req.frame, own_mac, own_ip)
+        let (ip, ip6) = port_ips
+            .iter()
+            .find(|(p, _, _)| *p == found.port)
+            .map_or((None, None), |(_, ip, ip6)| (*ip, *ip6));
+        let own = control_plane::framespec::PortAddresses { mac: own_mac, ip, ip6 };
+        let frame = control_plane::framespec::build(&req.frame, own)
             .map_err(|m| OpError::Model(ModelError::Invalid(m.to_string())))?;
         let out = self.dp.trace(found.port, frame.clone()).map_err(io_err("dataplane"))?;
         Ok(TraceResource {

@@ -203,7 +203,11 @@ impl Daemon {
             }
             Effect::Pin { mac, vtep, ip, .. } => {
                 let Some(&port) = np.peers.get(&vtep) else { return };
-                if let Err(err) = self.dp.set_static(sid, mac, Some((port, Some(ip)))) {
+                let answered = dataplane::Answered {
+                    ip: Some(ip),
+                    ip6: net.overlay_ip6(ip),
+                };
+                if let Err(err) = self.dp.set_static(sid, mac, Some((port, answered))) {
                     tracing::warn!("cannot pin {mac} to {vtep}: {err}");
                 }
             }

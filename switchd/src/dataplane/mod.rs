@@ -236,15 +236,17 @@ pub enum Command {
     Esp(mpsc::Sender<EspReport>),
     /// How frames go to port descriptors and how the loop waits.
     Io(mpsc::Sender<IoStats>),
-    /// Pins a MAC (with the IPv4 address ARP requests are answered for) to a port (`Some`),
-    /// or forgets it (`None`).
+    /// Pins a MAC (with the addresses ARP requests and neighbour solicitations are answered
+    /// for) to a port (`Some`), or forgets it (`None`).
     Static(
         NetworkId,
         MacAddr,
-        Option<(PortId, Option<Ipv4Addr>)>,
+        Option<(PortId, Answered)>,
         mpsc::Sender<Result<(), DataplaneError>>,
     ),
 }
+
+pub use overlay::edge::Answered;
 
 /// A traced frame as the dataplane would handle it: ARP suppression first, then the switch's
 /// stages, then how each egress port would send it.
@@ -358,9 +360,9 @@ impl Handle {
         self.call(Command::Ports)
     }
 
-    /// Pins `mac` on `net` to a port (`Some`), answering ARP requests for its address locally
-    /// when one is given; or forgets it (`None`).
-    pub fn set_static(&self, net: NetworkId, mac: MacAddr, at: Option<(PortId, Option<Ipv4Addr>)>) -> io::Result<()> {
+    /// Pins `mac` on `net` to a port (`Some`), answering ARP requests and neighbour
+    /// solicitations for its addresses locally; or forgets it (`None`).
+    pub fn set_static(&self, net: NetworkId, mac: MacAddr, at: Option<(PortId, Answered)>) -> io::Result<()> {
         Ok(self.call(|tx| Command::Static(net, mac, at, tx))??)
     }
 
@@ -739,19 +741,23 @@ impl Dataplane {
 
     fn trace(&self, ingress: PortId, frame: &[u8]) -> TraceOut {
         let t = self.switch.trace(Instant::now(), ingress, frame);
-        if let Some((mac, req)) = self.arp_answer(ingress, frame) {
-            let ip = req.target_ip;
+        if let Some((mac, q)) = self.answer(ingress, frame) {
+            let ip = q.target();
+            let (stage, what, suppression) = match q {
+                overlay::edge::Question::Arp(_) => ("arp", "an ARP request", "ARP suppression"),
+                overlay::edge::Question::Nd(_) => ("nd", "a neighbour solicitation", "neighbour suppression"),
+            };
             // The request still teaches the switch its sender; it goes no further.
             let mut stages = vec![TraceStage {
-                stage: "arp",
+                stage,
                 decision: format!(
-                    "an ARP request for {ip}, which lives on another host as {mac}: answered here on port {ingress}, not forwarded"
+                    "{what} for {ip}, which lives on another host as {mac}: answered here on port {ingress}, not forwarded"
                 ),
             }];
             stages.extend(t.stages.into_iter().filter(|s| matches!(s.stage, "parse" | "learn")));
             return TraceOut {
                 stages,
-                verdict: "answered here (ARP suppression)".into(),
+                verdict: format!("answered here ({suppression})"),
                 out_ports: vec![ingress],
             };
         }
@@ -927,9 +933,9 @@ impl Dataplane {
     }
 
     /// Pins a remote endpoint's `mac` to the VXLAN peer port `port` ([`Edge::pin`]).
-    fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, ip: Option<Ipv4Addr>) -> Result<(), DataplaneError> {
+    fn pin(&mut self, net: NetworkId, mac: MacAddr, port: PortId, a: Answered) -> Result<(), DataplaneError> {
         self.edge
-            .pin(&mut self.switch, Instant::now(), net, mac, port, ip)
+            .pin(&mut self.switch, Instant::now(), net, mac, port, a)
             .map_err(|e| self.static_refused(e))
     }
 
@@ -1183,13 +1189,14 @@ impl Dataplane {
         }
     }
 
-    /// Sends the reply to an ARP request from a local port for an address known to live on
-    /// another host ([`Edge::decide`] answered it instead of flooding it through the tunnels).
-    fn send_arp_reply(&mut self, ingress: PortId, frame: &[u8]) {
+    /// Sends the reply to an ARP request or a neighbour solicitation from a local port for an
+    /// address known to live on another host ([`Edge::decide`] answered it instead of
+    /// flooding it through the tunnels).
+    fn send_reply(&mut self, ingress: PortId, frame: &[u8]) {
         let Some(Egress::Fd(fd)) = egress_of(&self.ports, ingress) else {
             return;
         };
-        let mut reply = [0u8; VNET_HDR_LEN + overlay::arp::ARP_FRAME_LEN];
+        let mut reply = [0u8; VNET_HDR_LEN + overlay::edge::REPLY_LEN];
         let n = VNET_HDR_LEN + frame.len();
         reply[VNET_HDR_LEN..n].copy_from_slice(frame);
         // SAFETY: reply is a valid buffer of n bytes; fd is a live descriptor owned by self.ports.
@@ -1231,10 +1238,11 @@ impl Dataplane {
         });
     }
 
-    /// The MAC (and address) an ARP request in `frame` from `ingress` is answered with here:
-    /// the target is pinned to another host and the port can take the reply.
-    fn arp_answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, overlay::arp::ArpRequest)> {
-        let answer = self.edge.arp_answer(&self.switch, ingress, frame)?;
+    /// The MAC (and question) an ARP request or a neighbour solicitation in `frame` from
+    /// `ingress` is answered with here: the target is pinned to another host and the port can
+    /// take the reply.
+    fn answer(&self, ingress: PortId, frame: &[u8]) -> Option<(MacAddr, overlay::edge::Question)> {
+        let answer = self.edge.answer(&self.switch, ingress, frame)?;
         matches!(egress_of(&self.ports, ingress), Some(Egress::Fd(_))).then_some(answer)
     }
 
@@ -1249,7 +1257,7 @@ impl Dataplane {
         let mut out: [(PortId, Egress); 32] = [(PortId(0), Egress::Fd(-1)); 32];
         let mut n_out = 0usize;
         let mut overflow: Vec<(PortId, Egress)> = Vec::new();
-        let mut reply = [0u8; overlay::arp::ARP_FRAME_LEN];
+        let mut reply = [0u8; overlay::edge::REPLY_LEN];
         let verdict = match self.edge.decide(
             &mut self.switch,
             now,
@@ -1259,7 +1267,7 @@ impl Dataplane {
             can_reply.then_some(&mut reply),
         ) {
             Decision::Reply(n) => {
-                self.send_arp_reply(ingress, &reply[..n]);
+                self.send_reply(ingress, &reply[..n]);
                 return;
             }
             Decision::Switch(v) => v,
