@@ -358,6 +358,63 @@ impl Drop for Podman {
 }
 
 #[test]
+fn cni_results_carry_ipv6_on_a_dual_stack_network() {
+    let Some(h) = testbed::e2e_host!("cni6") else { return };
+    let plugin = testbed::bin_dir!().join("switch-cni");
+    let net = h.name("n6");
+    h.ctl([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.83.0.0/24",
+        "--subnet",
+        "fd83::/64",
+        &net,
+    ])
+    .expect_ok("network create");
+    let rt = h.name("rt");
+    run("ip", ["netns", "add", &rt]).expect_ok("ip netns add");
+    let p = format!("/run/netns/{rt}");
+    let c = h.name("c");
+    // runtimeConfig's ips: one address of each family.
+    let asked = with(
+        conf("1.1.0", &net, &h),
+        "runtimeConfig",
+        json!({"ips": ["10.83.0.9/24", "fd83::9/64"]}),
+    );
+    let (ok, r) = cni(&plugin, "ADD", &c, &p, "eth0", &asked);
+    assert!(ok, "{r}");
+    assert_eq!(
+        r["ips"],
+        json!([
+            {"address": "10.83.0.9/24", "gateway": "10.83.0.1", "interface": 0},
+            {"address": "fd83::9/64", "gateway": "fd83::1", "interface": 0},
+        ])
+    );
+    assert_eq!(
+        r["routes"],
+        json!([{"dst": "0.0.0.0/0", "gw": "10.83.0.1"}, {"dst": "::/0", "gw": "fd83::1"}])
+    );
+    h.exec(&rt, &["ping", "-c", "1", "-W", "2", "fd83::1"])
+        .expect_ok("ping6 the gateway");
+    // CHECK reads both addresses from the namespace.
+    let checked = with(asked.clone(), "prevResult", r.clone());
+    let (ok, out) = cni(&plugin, "CHECK", &c, &p, "eth0", &checked);
+    assert!(ok && out.is_null(), "{out}");
+    h.exec(&rt, &["ip", "-6", "addr", "del", "fd83::9/64", "dev", "eth0"])
+        .expect_ok("remove the address");
+    let (ok, out) = cni(&plugin, "CHECK", &c, &p, "eth0", &checked);
+    assert!(
+        !ok && out["msg"].as_str().unwrap().contains("does not hold fd83::9"),
+        "{out}"
+    );
+    let (ok, out) = cni(&plugin, "DEL", &c, &p, "eth0", &asked);
+    assert!(ok, "{out}");
+    run("ip", ["netns", "del", &rt]).expect_ok("ip netns del");
+}
+
+#[test]
 fn podman_containers_use_a_switchd_network() {
     let Some(h) = testbed::e2e_host!("cnip") else { return };
     let net = h.name("pn");

@@ -13,7 +13,6 @@
 //! addresses are switchd's leases, so releasing an endpoint releases its address.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -206,7 +205,7 @@ pub struct RuntimeConfig {
     /// Aliases by CNI network name.
     #[serde(default)]
     pub aliases: BTreeMap<String, Vec<String>>,
-    /// Requested addresses (`10.1.0.5/24` or `10.1.0.5`).
+    /// Requested addresses (`10.1.0.5/24` or `10.1.0.5`), at most one of each family.
     #[serde(default)]
     pub ips: Vec<String>,
     /// A requested MAC address.
@@ -343,11 +342,15 @@ impl Plugin<'_> {
         env.require("CNI_IFNAME", &env.ifname)?;
         let rc = &self.conf.runtime_config;
         let aliases = rc.aliases.get(&self.conf.name).cloned().unwrap_or_default();
+        // runtimeConfig's `ips` may hold one address of each family.
+        let bare = |s: &String| s.split('/').next().unwrap_or_default().to_string();
         let ip = rc
             .ips
-            .first()
-            .map(|s| s.split('/').next().unwrap_or_default().to_string())
+            .iter()
+            .find(|s| !s.contains(':'))
+            .map(bare)
             .or_else(|| env.args.get("IP").cloned());
+        let ip6 = rc.ips.iter().find(|s| s.contains(':')).map(bare);
         let mac = rc.mac.clone().or_else(|| env.args.get("MAC").cloned());
         let mut existing = self.sandbox_of(&env.container_id)?;
         if let Some(sb) = existing.take() {
@@ -378,7 +381,7 @@ impl Plugin<'_> {
                     endpoint_config: Some(EndpointConfig {
                         ipam_config: Some(EndpointIpam {
                             ipv4_address: ip,
-                            ipv6_address: None,
+                            ipv6_address: ip6,
                         }),
                         aliases,
                         mac_address: mac,
@@ -398,7 +401,7 @@ impl Plugin<'_> {
                     name: self.sandbox_name()?,
                     network: self.conf.network.clone(),
                     ipv4_address: ip,
-                    ipv6_address: None,
+                    ipv6_address: ip6,
                     mac_address: mac,
                     aliases,
                     netns: Some(env.netns.clone()),
@@ -452,15 +455,29 @@ impl Plugin<'_> {
             "ips": [],
             "dns": {},
         });
-        if !e.ip_address.is_empty() {
-            let mut ip = json!({"address": format!("{}/{}", e.ip_address, e.ip_prefix_len), "interface": 0});
-            if !e.gateway.is_empty() {
-                ip["gateway"] = json!(e.gateway);
+        let families = [
+            (&e.ip_address, e.ip_prefix_len, &e.gateway, "0.0.0.0/0"),
+            (
+                &e.global_ipv6_address,
+                e.global_ipv6_prefix_len,
+                &e.ipv6_gateway,
+                "::/0",
+            ),
+        ];
+        let (mut ips, mut routes) = (Vec::new(), Vec::new());
+        for (addr, len, gw, default) in families.into_iter().filter(|(a, ..)| !a.is_empty()) {
+            let mut ip = json!({"address": format!("{addr}/{len}"), "interface": 0});
+            if !gw.is_empty() {
+                ip["gateway"] = json!(gw);
+                if e.default_route {
+                    routes.push(json!({"dst": default, "gw": gw}));
+                }
             }
-            r["ips"] = json!([ip]);
-            if e.default_route && !e.gateway.is_empty() {
-                r["routes"] = json!([{"dst": "0.0.0.0/0", "gw": e.gateway}]);
-            }
+            ips.push(ip);
+        }
+        r["ips"] = json!(ips);
+        if !routes.is_empty() {
+            r["routes"] = json!(routes);
         }
         if !e.dns_server.is_empty() {
             r["dns"] = json!({"nameservers": [e.dns_server], "options": ["ndots:0"]});
@@ -632,7 +649,8 @@ impl Plugin<'_> {
                 env.ifname, env.netns, e.mac_address
             )));
         }
-        if let Ok(ip) = e.ip_address.parse::<Ipv4Addr>() {
+        let held = [&e.ip_address, &e.global_ipv6_address].map(|a| a.parse::<std::net::IpAddr>());
+        for ip in held.into_iter().flatten() {
             if !addrs.contains(&ip) {
                 return Err(failed(format!(
                     "interface {} in {} does not hold {ip}",
@@ -661,7 +679,7 @@ enum NamespaceReadError {
 
 /// The MAC and IPv4 addresses of `ifname` in the namespace at `netns` (read from a thread that
 /// enters it, so the plugin's own namespace is untouched).
-fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<Ipv4Addr>), NamespaceReadError> {
+fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<std::net::IpAddr>), NamespaceReadError> {
     let ns = std::fs::File::open(netns).map_err(NamespaceReadError::Open)?;
     let ifname = ifname.to_string();
     std::thread::spawn(move || {
@@ -678,7 +696,9 @@ fn interface_in(netns: &Path, ifname: &str) -> Result<(String, Vec<Ipv4Addr>), N
                     mac = Some(m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"));
                 }
             } else if let Some(v4) = addr.as_sockaddr_in() {
-                addrs.push(v4.ip());
+                addrs.push(v4.ip().into());
+            } else if let Some(v6) = addr.as_sockaddr_in6() {
+                addrs.push(v6.ip().into());
             }
         }
         mac.map(|m| (m, addrs)).ok_or(NamespaceReadError::NoInterface)
@@ -795,6 +815,17 @@ mod tests {
                 "routes": [{"dst": "0.0.0.0/0", "gw": "10.0.0.1"}],
                 "dns": {"nameservers": ["10.0.0.1"], "options": ["ndots:0"]},
             })
+        );
+        e.global_ipv6_address = "fd00::2".into();
+        e.global_ipv6_prefix_len = 64;
+        e.ipv6_gateway = "fd00::1".into();
+        let r = p.result(&e);
+        assert_eq!(
+            (&r["ips"][1], &r["routes"][1]),
+            (
+                &json!({"address": "fd00::2/64", "gateway": "fd00::1", "interface": 0}),
+                &json!({"dst": "::/0", "gw": "fd00::1"})
+            )
         );
         e.default_route = false;
         e.dns_server.clear();
