@@ -74,6 +74,9 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
             "10.90.0.0/24",
             "--gateway",
             "10.90.0.1",
+            "--ipv6",
+            "--subnet",
+            "fd90::/64",
             "-o",
             "parent=ul0",
             "-o",
@@ -103,10 +106,30 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
         .contains("already used by macvlan network mv"));
 
     let (s1, s2) = (h1.name("s1"), h2.name("s2"));
-    h1.ctl(["sandbox", "create", "--network", "mv", "--ip", "10.90.0.11", &s1])
-        .expect_ok("s1");
-    h2.ctl(["sandbox", "create", "--network", "mv", "--ip", "10.90.0.12", &s2])
-        .expect_ok("s2");
+    h1.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "mv",
+        "--ip",
+        "10.90.0.11",
+        "--ip6",
+        "fd90::b",
+        &s1,
+    ])
+    .expect_ok("s1");
+    h2.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "mv",
+        "--ip",
+        "10.90.0.12",
+        "--ip6",
+        "fd90::c",
+        &s2,
+    ])
+    .expect_ok("s2");
     let link = h1.exec(&s1, &["ip", "-d", "link", "show", "eth0"]).stdout;
     assert!(
         link.contains("macvlan mode bridge") && link.contains("02:42:0a:5a:00:0b"),
@@ -130,6 +153,11 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
         "{wire}"
     );
     assert!(!wire.contains("VXLAN"), "no tunnel: {wire}");
+    // IPv6 too, the kernel's neighbour discovery between the children.
+    assert!(
+        h1.exec(&s1, &["ping", "-c", "1", "-W", "2", "fd90::c"]).ok(),
+        "s1 (h1) to s2 (h2) over IPv6"
+    );
 
     // host_access: h1's own macvlan child holds the subnet's last address and reaches s1.
     let addrs = h1.exec(h1.ns(), &["ip", "-o", "-4", "addr", "show"]).stdout;

@@ -310,11 +310,6 @@ impl State {
                 None => Ok(Vec::new()),
             };
         }
-        if driver == Driver::Macvlan {
-            return Err(invalid(
-                "--ipv6 is not available on macvlan networks yet: IPv6 runs on bridge and overlay networks",
-            ));
-        }
         let taken: Vec<(&str, Ipv6Cidr)> = self
             .networks
             .values()

@@ -288,14 +288,6 @@ fn an_overlay_s_ipv6_subnet_holds_its_ipv4_subnet_s_offsets() {
         ..v6("ov", &[("fd80::/64", None, None), ("fd81::/64", None, None)])
     };
     assert!(err(&mut s, two).starts_with("2 IPv6 subnets given: an overlay network takes one"));
-    assert!(err(
-        &mut s,
-        NetworkSpec {
-            driver: "macvlan".into(),
-            ..v6("mv", &[])
-        }
-    )
-    .contains("not available on macvlan"));
     // Without a subnet: a /64 of the host's prefix, the gateway at the IPv4 gateway's offset.
     let spec = NetworkSpec {
         driver: "overlay".into(),
