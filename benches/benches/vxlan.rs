@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 
 use benches::loaded;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4};
+use overlay::offload::{cut_tcp, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4};
 use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 use switch::{PortId, Verdict};
 
@@ -124,7 +124,7 @@ fn segment(c: &mut Criterion) {
     g.bench_function("64KB_mss_1398", |b| {
         b.iter(|| {
             heads.clear();
-            let s = cut_tcp4(&hdr, &frame, VXLAN_HEADER_LEN, &mut heads).expect("a TCP/IPv4 super-frame");
+            let s = cut_tcp(&hdr, &frame, VXLAN_HEADER_LEN, &mut heads).expect("a TCP/IPv4 super-frame");
             black_box((s.count, heads.len()))
         })
     });
@@ -133,7 +133,7 @@ fn segment(c: &mut Criterion) {
     // checksum verified on the way), as a receiving TAP with offloads takes them.
     let mut g = c.benchmark_group("tcp4_coalescing");
     heads.clear();
-    let cut = cut_tcp4(&hdr, &frame, 0, &mut heads).expect("a TCP/IPv4 super-frame");
+    let cut = cut_tcp(&hdr, &frame, 0, &mut heads).expect("a TCP/IPv4 super-frame");
     let segments: Vec<Vec<u8>> = cut.segments(&heads, &frame).map(|(h, p)| [h, p].concat()).collect();
     g.throughput(Throughput::Bytes(frame.len() as u64));
     let mut co = Coalescer::new();

@@ -6,7 +6,7 @@
 
 use crate::arp::{parse_request, write_reply, ARP_FRAME_LEN};
 use crate::offload::{
-    checksum, cut_tcp4, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
+    checksum, cut_tcp, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
     VIRTIO_NET_HDR_LEN,
 };
 use crate::VxlanHeader;
@@ -72,7 +72,7 @@ fn cut_arbitrary(data: &[u8]) {
     let Some(hdr) = VirtioNetHdr::parse(data) else { return };
     let frame = &data[VIRTIO_NET_HDR_LEN..];
     let mut heads = Vec::new();
-    if let Ok(cut) = cut_tcp4(&hdr, frame, 8, &mut heads) {
+    if let Ok(cut) = cut_tcp(&hdr, frame, 8, &mut heads) {
         assert_eq!(heads.len(), cut.count * cut.head_len);
         for (head, payload) in cut.segments(&heads, frame) {
             assert!(head.len() == cut.head_len && payload.len() <= cut.mss.max(frame.len()));
@@ -95,7 +95,7 @@ fn round_trip(mss: u16, payload: &[u8]) {
         csum_offset: 16,
     };
     let mut heads = Vec::new();
-    let cut = cut_tcp4(&hdr, &frame, 0, &mut heads).expect("a valid super-frame is cut");
+    let cut = cut_tcp(&hdr, &frame, 0, &mut heads).expect("a valid super-frame is cut");
     let mut out: Vec<u8> = Vec::new();
     let mut c = Coalescer::new();
     for (head, slice) in cut.segments(&heads, &frame) {

@@ -1,15 +1,16 @@
 //! Segmentation and checksum offload done in software, for frames that a TAP with offloads
-//! hands over with a virtio-net header: a TCP/IPv4 super-frame (up to 64 KB, one header for
-//! the whole payload) is cut into MSS-sized frames with their own IPv4 and TCP headers and
-//! checksums, and a frame whose checksum the sender left to the device gets it filled in.
+//! hands over with a virtio-net header: a TCP super-frame over IPv4 or IPv6 (up to 64 KB, one
+//! header for the whole payload) is cut into MSS-sized frames with their own IP and TCP
+//! headers and checksums, and a frame whose checksum the sender left to the device gets it
+//! filled in.
 //! This is what a NIC does with TSO and checksum offload; the overlay needs it before
 //! encapsulation, because no device below the VXLAN header knows the inner packet.
 //!
 //! ```text
 //!  [virtio-net hdr | Ethernet | IPv4 | TCP | payload (n x gso_size)]
-//!        │ cut_tcp4(front)                      │ (payload left in place)
+//!        │ cut_tcp(front)                       │ (payload left in place)
 //!        ▼                                      ▼
-//!  heads: [front | Ethernet | IPv4' | TCP'] ... one per segment, checksums over its slice
+//!  heads: [front | Ethernet | IP' | TCP'] ... one per segment, checksums over its slice
 //!  segment i = head i ++ payload slice i
 //! ```
 //!
@@ -20,11 +21,11 @@
 //! lengths are checked and a bad frame is an error, never a panic.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use switch::wire::{
     proto, tcp_flag, EtherType, EthernetFrame, EthernetRepr, Ipv4Packet, TcpSegment, VlanTag, WireError,
-    ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, TCP_HEADER_LEN, VLAN_TAG_LEN,
+    ETHERNET_HEADER_LEN, IPV4_HEADER_LEN, IPV6_HEADER_LEN, TCP_HEADER_LEN, VLAN_TAG_LEN,
 };
 
 /// Length of the virtio-net header without the `num_buffers` field (what a TAP with
@@ -37,6 +38,8 @@ pub const VIRTIO_NET_HDR_F_NEEDS_CSUM: u8 = 1;
 pub const VIRTIO_NET_HDR_GSO_NONE: u8 = 0;
 /// `gso_type`: a TCP/IPv4 super-frame.
 pub const VIRTIO_NET_HDR_GSO_TCPV4: u8 = 1;
+/// `gso_type`: a TCP/IPv6 super-frame.
+pub const VIRTIO_NET_HDR_GSO_TCPV6: u8 = 4;
 /// `gso_type` bit: ECN was negotiated (CWR goes on the first segment only).
 pub const VIRTIO_NET_HDR_GSO_ECN: u8 = 0x80;
 
@@ -93,8 +96,9 @@ impl VirtioNetHdr {
 pub enum OffloadError {
     /// A super-frame of a kind not handled here (the `gso_type`).
     UnsupportedGso(u8),
-    /// Not Ethernet + IPv4 + TCP where the header says a TCP/IPv4 super-frame is.
-    NotTcp4,
+    /// Not Ethernet + IP + TCP where the header says a TCP super-frame of that family is (an
+    /// IPv6 one with extension headers included).
+    NotTcp,
     /// An offset or length that points outside the frame, named with its value.
     Bounds(&'static str, usize),
 }
@@ -105,10 +109,13 @@ impl fmt::Display for OffloadError {
             OffloadError::UnsupportedGso(t) => {
                 write!(
                     f,
-                    "unsupported segmentation type {t:#x}: only TCP over IPv4 (1) is handled"
+                    "unsupported segmentation type {t:#x}: only TCP over IPv4 (1) and IPv6 (4) are handled"
                 )
             }
-            OffloadError::NotTcp4 => write!(f, "a TCP/IPv4 super-frame that is not Ethernet + IPv4 + TCP"),
+            OffloadError::NotTcp => write!(
+                f,
+                "a TCP super-frame that is not Ethernet + IPv4 or IPv6 (without extension headers) + TCP"
+            ),
             OffloadError::Bounds(what, v) => write!(f, "{what} {v} is outside the frame"),
         }
     }
@@ -147,12 +154,28 @@ pub fn sum_words(sum: u64, data: &[u8]) -> u64 {
     sum
 }
 
-/// The TCP pseudo-header's sum: the IPv4 source and destination, the protocol and the TCP
-/// length.
-fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, tcp_len: usize) -> u64 {
-    let [a, b, c, d] = src.octets();
-    let [e, f, g, h] = dst.octets();
-    sum_words(u64::from(proto::TCP) + tcp_len as u64, &[a, b, c, d, e, f, g, h])
+/// The TCP pseudo-header's sum: the source and destination (IPv4 or IPv6, RFC 8200 §8.1), the
+/// protocol and the TCP length.
+fn pseudo_sum(src: IpAddr, dst: IpAddr, tcp_len: usize) -> u64 {
+    let add = |sum: u64, a: IpAddr| match a {
+        IpAddr::V4(a) => sum_words(sum, &a.octets()),
+        IpAddr::V6(a) => sum_words(sum, &a.octets()),
+    };
+    add(add(u64::from(proto::TCP) + tcp_len as u64, src), dst)
+}
+
+/// The fixed IPv6 header at `at` of `frame`: its source, destination and payload length, when
+/// TCP follows it directly (extension headers are not cut or joined here).
+fn tcp6_header(frame: &[u8], at: usize) -> Option<(IpAddr, IpAddr, usize)> {
+    let h: &[u8; IPV6_HEADER_LEN] = frame.get(at..at + IPV6_HEADER_LEN)?.try_into().ok()?;
+    if h[0] >> 4 != 6 || h[6] != proto::TCP {
+        return None;
+    }
+    let addr = |r: std::ops::Range<usize>| {
+        let b: [u8; 16] = h[r].try_into().expect("16 bytes");
+        IpAddr::from(b)
+    };
+    Some((addr(8..24), addr(24..40), usize::from(u16::from_be_bytes([h[4], h[5]]))))
 }
 
 /// Folds a sum to 16 bits (end-around carry).
@@ -195,10 +218,10 @@ fn l2(frame: &[u8]) -> Option<(usize, EtherType)> {
     }
 }
 
-/// A super-frame cut into segments without copying its payload (from [`cut_tcp4`]): segment
+/// A super-frame cut into segments without copying its payload (from [`cut_tcp`]): segment
 /// `i` is its head — `front` bytes for the caller, then its own Ethernet, IPv4 and TCP headers —
 /// followed by its slice of the super-frame's payload. The heads lie `head_len` apart in the
-/// buffer [`cut_tcp4`] filled; every segment but the last is `stride()` bytes long.
+/// buffer [`cut_tcp`] filled; every segment but the last is `stride()` bytes long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cut {
     /// How many segments.
@@ -222,7 +245,7 @@ impl Cut {
         }
     }
 
-    /// Segment `i`'s slice of `frame`'s payload (`frame` as given to [`cut_tcp4`]).
+    /// Segment `i`'s slice of `frame`'s payload (`frame` as given to [`cut_tcp`]).
     ///
     /// # Panics
     /// If `frame` is not the frame that was cut.
@@ -235,7 +258,7 @@ impl Cut {
     /// The segments as (head, payload) pairs.
     ///
     /// # Panics
-    /// If `heads` and `frame` are not what [`cut_tcp4`] was given and filled.
+    /// If `heads` and `frame` are not what [`cut_tcp`] was given and filled.
     pub fn segments<'a>(&self, heads: &'a [u8], frame: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a [u8])> + 'a {
         let c = *self;
         heads
@@ -246,10 +269,10 @@ impl Cut {
     }
 }
 
-/// Cuts the TCP/IPv4 super-frame `frame` (behind virtio-net header `hdr`) into segments of at
-/// most `hdr.gso_size` payload bytes, writing only their heads into `heads` (appended): `front`
-/// zero bytes, then the headers with a correct IPv4 header (total length, ID counting up,
-/// checksum) and TCP header (sequence number, FIN/PSH on the last only, CWR on the first only,
+/// Cuts the TCP super-frame `frame` (behind virtio-net header `hdr`, over IPv4 or IPv6) into
+/// segments of at most `hdr.gso_size` payload bytes, writing only their heads into `heads`
+/// (appended): `front` zero bytes, then the headers with a correct IP header (IPv4: total
+/// length, ID counting up, checksum; IPv6: payload length) and TCP header (sequence number, FIN/PSH on the last only, CWR on the first only,
 /// checksum over the segment's payload). The payload stays where it is: a sender gathers each
 /// head with its slice (`Cut::segments`), so nothing but headers is copied. A frame that is
 /// not a super-frame is one segment whose head is the whole frame, its checksum completed if
@@ -258,7 +281,7 @@ impl Cut {
 /// # Errors
 /// [`OffloadError`] for frames that do not hold what the header says; `heads` is then left
 /// as it was.
-pub fn cut_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>) -> Result<Cut, OffloadError> {
+pub fn cut_tcp(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>) -> Result<Cut, OffloadError> {
     let start = heads.len();
     let r = cut_inner(hdr, frame, front, heads);
     if r.is_err() {
@@ -287,22 +310,39 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
             payload: (frame.len(), frame.len()),
         });
     }
-    if gso != VIRTIO_NET_HDR_GSO_TCPV4 {
-        return Err(OffloadError::UnsupportedGso(hdr.gso_type));
-    }
-    let (ip_at, ethertype) = l2(frame).ok_or(OffloadError::NotTcp4)?;
-    if ethertype != EtherType::IPV4 {
-        return Err(OffloadError::NotTcp4);
-    }
-    let ip = Ipv4Packet::new_checked(&frame[ip_at..]).map_err(|e| match e {
-        WireError::Truncated => OffloadError::Bounds("IPv4 header at", ip_at),
-        WireError::Unsupported => OffloadError::NotTcp4,
-    })?;
-    if ip.protocol() != proto::TCP {
-        return Err(OffloadError::NotTcp4);
-    }
-    let tcp_at = ip_at + ip.header_len();
-    let tcp = TcpSegment::new_checked(ip.payload()).map_err(|_| OffloadError::Bounds("TCP header at", tcp_at))?;
+    let (ip_at, ethertype) = l2(frame).ok_or(OffloadError::NotTcp)?;
+    // The family's addresses, where TCP starts, the IPv4 ID (IPv6 has none), and the bytes
+    // the TCP header is read from.
+    let (src, dst, tcp_at, ip_id, l4) = match (gso, ethertype) {
+        (VIRTIO_NET_HDR_GSO_TCPV4, EtherType::IPV4) => {
+            let ip = Ipv4Packet::new_checked(&frame[ip_at..]).map_err(|e| match e {
+                WireError::Truncated => OffloadError::Bounds("IPv4 header at", ip_at),
+                WireError::Unsupported => OffloadError::NotTcp,
+            })?;
+            if ip.protocol() != proto::TCP {
+                return Err(OffloadError::NotTcp);
+            }
+            let (at, len) = (ip_at + ip.header_len(), ip.payload().len());
+            (
+                IpAddr::V4(ip.src()),
+                IpAddr::V4(ip.dst()),
+                at,
+                Some(ip.ident()),
+                &frame[at..at + len],
+            )
+        }
+        (VIRTIO_NET_HDR_GSO_TCPV6, EtherType::IPV6) => {
+            if frame.len() < ip_at + IPV6_HEADER_LEN {
+                return Err(OffloadError::Bounds("IPv6 header at", ip_at));
+            }
+            let (src, dst, _) = tcp6_header(frame, ip_at).ok_or(OffloadError::NotTcp)?;
+            let at = ip_at + IPV6_HEADER_LEN;
+            (src, dst, at, None, &frame[at..])
+        }
+        (VIRTIO_NET_HDR_GSO_TCPV4 | VIRTIO_NET_HDR_GSO_TCPV6, _) => return Err(OffloadError::NotTcp),
+        _ => return Err(OffloadError::UnsupportedGso(hdr.gso_type)),
+    };
+    let tcp = TcpSegment::new_checked(l4).map_err(|_| OffloadError::Bounds("TCP header at", tcp_at))?;
     let hdrs = tcp_at + tcp.header_len();
     let mss = usize::from(hdr.gso_size);
     if mss == 0 {
@@ -314,8 +354,7 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
         mss,
         payload: (hdrs, frame.len()),
     };
-    let (ip_id, seq, flags, doff) = (ip.ident(), tcp.seq(), tcp.flags(), tcp.header_len());
-    let (src, dst) = (ip.src(), ip.dst());
+    let (seq, flags, doff) = (tcp.seq(), tcp.flags(), tcp.header_len());
     let n = cut.count;
     heads.reserve(n * cut.head_len);
     for i in 0..n {
@@ -324,10 +363,15 @@ fn cut_inner(hdr: &VirtioNetHdr, frame: &[u8], front: usize, heads: &mut Vec<u8>
         let at = heads.len();
         heads.extend_from_slice(&frame[..hdrs]);
         let (l3, l4) = heads[at + ip_at..].split_at_mut(tcp_at - ip_at);
-        let mut ip = Ipv4Packet::new_unchecked(l3);
-        ip.set_total_len((tcp_at - ip_at + doff + chunk.len()) as u16);
-        ip.set_ident(ip_id.wrapping_add(i as u16));
-        ip.fill_checksum();
+        match ip_id {
+            Some(id) => {
+                let mut ip = Ipv4Packet::new_unchecked(l3);
+                ip.set_total_len((tcp_at - ip_at + doff + chunk.len()) as u16);
+                ip.set_ident(id.wrapping_add(i as u16));
+                ip.fill_checksum();
+            }
+            None => l3[4..6].copy_from_slice(&((doff + chunk.len()) as u16).to_be_bytes()),
+        }
         // TCP: sequence, flags, checksum over the header here and the payload in the frame.
         let mut tcp = TcpSegment::new_unchecked(l4);
         tcp.set_seq(seq.wrapping_add((i * mss) as u32));
@@ -355,11 +399,13 @@ const COALESCE_MAX: usize = 64;
 const TCP_FLAGS_MERGEABLE: u8 = 0x10 | 0x08;
 /// Where the TCP header of an Ethernet + IPv4 (no options) frame starts.
 const TCP_AT: usize = 34;
+/// Where the TCP header of an Ethernet + IPv6 (no extension headers) frame starts.
+const TCP6_AT: usize = ETHERNET_HEADER_LEN + IPV6_HEADER_LEN;
 
-/// Joins consecutive TCP/IPv4 segments of one flow back into a super-frame behind a
-/// virtio-net header (GRO in software), so a receiving TAP takes one write for many segments.
-/// A segment joins when it continues the flow exactly: same Ethernet, IPv4 and TCP headers
-/// but for length, ID, sequence and checksums; the next sequence number; a valid TCP checksum;
+/// Joins consecutive TCP segments of one flow (over IPv4 or IPv6) back into a super-frame
+/// behind a virtio-net header (GRO in software), so a receiving TAP takes one write for many
+/// segments. A segment joins when it continues the flow exactly: same Ethernet, IP and TCP
+/// headers but for length, ID, sequence and checksums; the next sequence number; a valid TCP checksum;
 /// only ACK (and PSH, which closes the super-frame); every earlier segment full-sized.
 #[derive(Debug, Default)]
 pub struct Coalescer {
@@ -374,27 +420,67 @@ pub struct Coalescer {
     closed: bool,
 }
 
-/// What every segment of one coalesced flow has in common: the Ethernet header; the IPv4
-/// header but for length, ID and checksum; the TCP header but for sequence, flags, checksum
-/// and options (compared where they lie).
+/// What every segment of one coalesced flow has in common: the Ethernet header; the IP header
+/// but for length, ID and checksum; the TCP header but for sequence, flags, checksum and
+/// options (compared where they lie).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FlowKey {
     eth: EthernetRepr,
-    /// TOS, flags, TTL.
-    ip: (u8, u16, u8),
-    addrs: (Ipv4Addr, Ipv4Addr),
+    /// IPv4: TOS, flags, TTL. IPv6: the first word (version, traffic class, flow label) and
+    /// the hop limit.
+    ip: (u32, u16, u8),
+    addrs: (IpAddr, IpAddr),
     /// Ports, acknowledgment, window.
     tcp: (u16, u16, u32, u16),
     hdrs: usize,
 }
 
-/// A plain Ethernet + IPv4 (no options) + TCP segment that could be coalesced: its flow,
-/// where its headers end, where its payload ends, its sequence number and flags.
+/// A plain Ethernet + IPv4 (no options) or IPv6 (no extension headers) + TCP segment that
+/// could be coalesced: its flow, where its TCP header starts, where its headers end, where its
+/// payload ends, its sequence number and flags.
 struct Segment {
     key: FlowKey,
+    tcp_at: usize,
     end: usize,
     seq: u32,
     flags: u8,
+}
+
+fn tcp_segment(frame: &[u8]) -> Option<Segment> {
+    match EthernetFrame::new_checked(frame).ok()?.ethertype() {
+        EtherType::IPV4 => tcp4_segment(frame),
+        EtherType::IPV6 => tcp6_segment(frame),
+        _ => None,
+    }
+}
+
+fn tcp6_segment(frame: &[u8]) -> Option<Segment> {
+    let (src, dst, len) = tcp6_header(frame, ETHERNET_HEADER_LEN)?;
+    let tcp = TcpSegment::new_checked(frame.get(TCP6_AT..)?).ok()?;
+    let end = TCP6_AT + len;
+    let hdrs = TCP6_AT + tcp.header_len();
+    if end > frame.len() || end <= hdrs || tcp.flags() & !TCP_FLAGS_MERGEABLE != 0 {
+        return None;
+    }
+    let sum = sum_words(pseudo_sum(src, dst, len), &frame[TCP6_AT..end]);
+    if fold(sum) != 0xffff {
+        return None;
+    }
+    let eth = EthernetFrame::new_unchecked(frame);
+    let ip = &frame[ETHERNET_HEADER_LEN..];
+    Some(Segment {
+        key: FlowKey {
+            eth: EthernetRepr::parse(&eth),
+            ip: (u32::from_be_bytes([ip[0], ip[1], ip[2], ip[3]]), 0, ip[7]),
+            addrs: (src, dst),
+            tcp: (tcp.src_port(), tcp.dst_port(), tcp.ack(), tcp.window()),
+            hdrs,
+        },
+        tcp_at: TCP6_AT,
+        end,
+        seq: tcp.seq(),
+        flags: tcp.flags(),
+    })
 }
 
 fn tcp4_segment(frame: &[u8]) -> Option<Segment> {
@@ -417,7 +503,7 @@ fn tcp4_segment(frame: &[u8]) -> Option<Segment> {
         return None;
     }
     // The segment's TCP checksum must hold: coalesced data is handed on as verified.
-    let (src, dst) = (ip.src(), ip.dst());
+    let (src, dst) = (IpAddr::V4(ip.src()), IpAddr::V4(ip.dst()));
     let sum = sum_words(pseudo_sum(src, dst, end - TCP_AT), &frame[TCP_AT..end]);
     if fold(sum) != 0xffff {
         return None;
@@ -425,11 +511,12 @@ fn tcp4_segment(frame: &[u8]) -> Option<Segment> {
     Some(Segment {
         key: FlowKey {
             eth: EthernetRepr::parse(&eth),
-            ip: (ip.tos(), ip.flags_and_offset(), ip.ttl()),
+            ip: (u32::from(ip.tos()), ip.flags_and_offset(), ip.ttl()),
             addrs: (src, dst),
             tcp: (tcp.src_port(), tcp.dst_port(), tcp.ack(), tcp.window()),
             hdrs,
         },
+        tcp_at: TCP_AT,
         end,
         seq: tcp.seq(),
         flags: tcp.flags(),
@@ -451,9 +538,10 @@ impl Coalescer {
     /// one); false when it cannot: take what is waiting first and add it again, and if an
     /// empty coalescer refuses it too, it is not a segment to coalesce and goes on as it is.
     pub fn add(&mut self, frame: &[u8]) -> bool {
-        let Some(seg) = tcp4_segment(frame) else {
+        let Some(seg) = tcp_segment(frame) else {
             return false;
         };
+        let tcp_at = seg.tcp_at;
         let hdrs = seg.key.hdrs;
         let payload = &frame[hdrs..seg.end];
         let push = seg.flags & tcp_flag::PSH != 0;
@@ -474,8 +562,8 @@ impl Coalescer {
             && payload.len() <= self.mss
             && self.buf.len() - VIRTIO_NET_HDR_LEN - ETHERNET_HEADER_LEN + payload.len() <= usize::from(u16::MAX)
             && self.key == Some(seg.key)
-            && self.buf[VIRTIO_NET_HDR_LEN + TCP_AT + TCP_HEADER_LEN..VIRTIO_NET_HDR_LEN + hdrs]
-                == frame[TCP_AT + TCP_HEADER_LEN..hdrs];
+            && self.buf[VIRTIO_NET_HDR_LEN + tcp_at + TCP_HEADER_LEN..VIRTIO_NET_HDR_LEN + hdrs]
+                == frame[tcp_at + TCP_HEADER_LEN..hdrs];
         if !joins {
             return false;
         }
@@ -484,33 +572,43 @@ impl Coalescer {
         self.next_seq = seg.seq.wrapping_add(payload.len() as u32);
         self.closed = payload.len() < self.mss || push;
         if push {
-            let mut tcp = TcpSegment::new_unchecked(&mut self.buf[VIRTIO_NET_HDR_LEN + TCP_AT..]);
+            let mut tcp = TcpSegment::new_unchecked(&mut self.buf[VIRTIO_NET_HDR_LEN + tcp_at..]);
             tcp.set_flags(tcp.flags() | tcp_flag::PSH);
         }
         true
     }
 
     /// The waiting frame behind its virtio-net header: one segment as it came (a plain
-    /// header), or a super-frame (TCP/IPv4 segmentation type, the segment size, the checksum
-    /// to be completed from the pseudo-header sum in place); the coalescer is empty after.
+    /// header), or a super-frame (TCP/IPv4 or TCP/IPv6 segmentation type, the segment size,
+    /// the checksum to be completed from the pseudo-header sum in place); the coalescer is
+    /// empty after.
     pub fn take(&mut self) -> &mut [u8] {
         let count = std::mem::take(&mut self.count);
-        if count > 1 {
+        if let (true, Some(key)) = (count > 1, self.key) {
             let f = &mut self.buf[VIRTIO_NET_HDR_LEN..];
-            let tcp_len = f.len() - TCP_AT;
-            let (l3, l4) = f[ETHERNET_HEADER_LEN..].split_at_mut(IPV4_HEADER_LEN);
-            let mut ip = Ipv4Packet::new_unchecked(l3);
-            ip.set_total_len((IPV4_HEADER_LEN + tcp_len) as u16);
-            ip.fill_checksum();
+            let v6 = key.addrs.0.is_ipv6();
+            let (tcp_at, gso_type) = match v6 {
+                true => (TCP6_AT, VIRTIO_NET_HDR_GSO_TCPV6),
+                false => (TCP_AT, VIRTIO_NET_HDR_GSO_TCPV4),
+            };
+            let tcp_len = f.len() - tcp_at;
+            let (l3, l4) = f[ETHERNET_HEADER_LEN..].split_at_mut(tcp_at - ETHERNET_HEADER_LEN);
+            if v6 {
+                l3[4..6].copy_from_slice(&(tcp_len as u16).to_be_bytes());
+            } else {
+                let mut ip = Ipv4Packet::new_unchecked(l3);
+                ip.set_total_len((IPV4_HEADER_LEN + tcp_len) as u16);
+                ip.fill_checksum();
+            }
             let mut tcp = TcpSegment::new_unchecked(l4);
-            tcp.set_checksum(fold(pseudo_sum(ip.src(), ip.dst(), tcp_len)));
-            let hdrs = TCP_AT + tcp.header_len();
+            tcp.set_checksum(fold(pseudo_sum(key.addrs.0, key.addrs.1, tcp_len)));
+            let hdrs = tcp_at + tcp.header_len();
             VirtioNetHdr {
                 flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
-                gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
+                gso_type,
                 hdr_len: hdrs as u16,
                 gso_size: self.mss as u16,
-                csum_start: TCP_AT as u16,
+                csum_start: tcp_at as u16,
                 csum_offset: 16,
             }
             .emit(&mut self.buf);
@@ -527,14 +625,14 @@ mod tests {
     use etherparse::{PacketBuilder, SlicedPacket, TransportSlice};
     use proptest::prelude::*;
 
-    /// Cuts `frame` as [`cut_tcp4`] does and lays the segments end to end in `out`, each behind
+    /// Cuts `frame` as [`cut_tcp`] does and lays the segments end to end in `out`, each behind
     /// `front` bytes (what a UDP send with segmentation offload takes as one buffer).
     ///
     /// # Errors
-    /// As [`cut_tcp4`]; `out` is then left as it was.
+    /// As [`cut_tcp`]; `out` is then left as it was.
     fn segment_tcp4(hdr: &VirtioNetHdr, frame: &[u8], front: usize, out: &mut Vec<u8>) -> Result<Cut, OffloadError> {
         let mut heads = Vec::new();
-        let cut = cut_tcp4(hdr, frame, front, &mut heads)?;
+        let cut = cut_tcp(hdr, frame, front, &mut heads)?;
         out.reserve(cut.count * cut.stride());
         for (head, payload) in cut.segments(&heads, frame) {
             out.extend_from_slice(head);
@@ -614,7 +712,7 @@ mod tests {
         assert_eq!(got, payload);
         // The cut itself holds headers only: the payload stays in the frame.
         let mut heads = Vec::new();
-        let cut = cut_tcp4(&tso(mss as u16), &frame, front, &mut heads).unwrap();
+        let cut = cut_tcp(&tso(mss as u16), &frame, front, &mut heads).unwrap();
         assert_eq!(heads.len(), n * (front + 54));
         assert_eq!(
             cut.segments(&heads, &frame).map(|(_, p)| p.len()).sum::<usize>(),
@@ -699,7 +797,7 @@ mod tests {
         let e = segment_tcp4(&udp, &super_frame(b"x", 0), 0, &mut Vec::new()).unwrap_err();
         assert_eq!(
             e.to_string(),
-            "unsupported segmentation type 0x5: only TCP over IPv4 (1) is handled"
+            "unsupported segmentation type 0x5: only TCP over IPv4 (1) and IPv6 (4) are handled"
         );
     }
 
@@ -802,5 +900,108 @@ mod tests {
         assert_eq!(checksum(&d), !0xddf2);
         // Odd length: the last byte is the high half of a word.
         assert_eq!(fold(sum_words(0, &[0x12, 0x34, 0x56])), 0x1234 + 0x5600);
+    }
+
+    /// A TCP/IPv6 frame with `payload`, flags FIN|PSH, checksum valid.
+    fn super_frame6(payload: &[u8], seq: u32) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2])
+            .ipv6([0xfd; 16], [0xfe; 16], 64)
+            .tcp(40000, 80, seq, 64240)
+            .psh()
+            .fin()
+            .ack(7);
+        let mut f = Vec::new();
+        b.write(&mut f, payload).unwrap();
+        f
+    }
+
+    fn tso6(mss: u16) -> VirtioNetHdr {
+        VirtioNetHdr {
+            gso_type: VIRTIO_NET_HDR_GSO_TCPV6,
+            hdr_len: 74,
+            csum_start: 54,
+            ..tso(mss)
+        }
+    }
+
+    #[test]
+    fn ipv6_super_frames_are_cut_and_joined_again() {
+        let payload: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let frame = super_frame6(&payload, 0xffff_f000);
+        let mut out = Vec::new();
+        let cut = segment_tcp4(&tso6(1400), &frame, 0, &mut out).unwrap();
+        assert_eq!(cut.count, payload.len().div_ceil(1400));
+        let mut got = Vec::new();
+        let mut c = Coalescer::new();
+        let segs: Vec<&[u8]> = out.chunks(cut.stride()).collect();
+        for (i, seg) in segs.iter().enumerate() {
+            let p = SlicedPacket::from_ethernet(seg).unwrap();
+            let Some(etherparse::NetSlice::Ipv6(ip)) = &p.net else {
+                panic!("not IPv6")
+            };
+            let iph = ip.header().to_header();
+            assert_eq!(usize::from(iph.payload_length), seg.len() - 54, "segment {i}");
+            let Some(TransportSlice::Tcp(t)) = p.transport else {
+                panic!("not TCP")
+            };
+            let th = t.to_header();
+            assert_eq!(
+                th.checksum,
+                th.calc_checksum_ipv6(&iph, t.payload()).unwrap(),
+                "segment {i}"
+            );
+            assert_eq!(th.sequence_number, 0xffff_f000u32.wrapping_add((i * 1400) as u32));
+            let last = i + 1 == segs.len();
+            assert_eq!((th.fin, th.psh), (last, last), "segment {i}");
+            got.extend_from_slice(t.payload());
+            if !last {
+                assert!(c.add(seg), "segment {i} joins");
+            }
+        }
+        assert_eq!(got, payload);
+        // Joined again: one TCP/IPv6 super-frame whose checksum is left to complete.
+        let joined = c.take().to_vec();
+        let h = VirtioNetHdr::parse(&joined).unwrap();
+        assert_eq!(
+            (h.gso_type, h.hdr_len, h.gso_size, h.csum_start, h.csum_offset),
+            (VIRTIO_NET_HDR_GSO_TCPV6, 74, 1400, 54, 16)
+        );
+        let f = &joined[VIRTIO_NET_HDR_LEN..];
+        assert_eq!(usize::from(u16::from_be_bytes([f[18], f[19]])), f.len() - 54);
+        assert_eq!(
+            &f[74..],
+            &payload[..(segs.len() - 1) * 1400],
+            "all but the last (FIN) segment"
+        );
+        // Cut once more, each segment is a whole, checksummed one.
+        let mut again = Vec::new();
+        let s = segment_tcp4(&h, f, 0, &mut again).unwrap();
+        assert_eq!(s.count, segs.len() - 1);
+        for (i, seg) in again.chunks(s.stride()).enumerate() {
+            assert_eq!(seg, segs[i], "segment {i}");
+        }
+    }
+
+    #[test]
+    fn an_ipv6_super_frame_with_extension_headers_or_the_wrong_family_is_refused() {
+        let frame = super_frame6(&[1; 3000], 1);
+        let mut heads = Vec::new();
+        // A hop-by-hop header where TCP would be.
+        let mut hbh = frame.clone();
+        hbh[20] = 0;
+        assert_eq!(cut_tcp(&tso6(1400), &hbh, 0, &mut heads), Err(OffloadError::NotTcp));
+        // IPv6 behind a TCP/IPv4 header, and the reverse.
+        assert_eq!(cut_tcp(&tso(1400), &frame, 0, &mut heads), Err(OffloadError::NotTcp));
+        let v4 = super_frame(&[1; 3000], 1);
+        assert_eq!(cut_tcp(&tso6(1400), &v4, 0, &mut heads), Err(OffloadError::NotTcp));
+        assert_eq!(
+            cut_tcp(&tso6(1400), &frame[..40], 0, &mut heads),
+            Err(OffloadError::Bounds("IPv6 header at", 14))
+        );
+        assert_eq!(
+            cut_tcp(&tso6(1400), &frame[..60], 0, &mut heads),
+            Err(OffloadError::Bounds("TCP header at", 54))
+        );
+        assert!(heads.is_empty());
     }
 }

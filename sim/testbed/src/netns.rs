@@ -714,7 +714,8 @@ pub enum Pace {
 /// If the connection cannot be made, stalls, or breaks.
 pub fn tcp_transfer(from: &str, to: &str, to_ip: &str, pace: Pace) -> (usize, usize) {
     use std::io::{Read, Write};
-    let addr = format!("{to_ip}:5001");
+    let ip: std::net::IpAddr = to_ip.parse().expect("an IPv4 or IPv6 address");
+    let addr = std::net::SocketAddr::new(ip, 5001).to_string();
     let bind = addr.clone();
     let stall = Some(Duration::from_secs(20));
     let server = in_netns(&Path::new(NETNS_DIR).join(to), move || {

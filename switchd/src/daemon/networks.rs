@@ -74,7 +74,7 @@ impl Daemon {
             default_gw: None,
             ipv6,
             offload: if net.driver == Driver::Overlay {
-                tap::Offload::Tcp4 { sealed: net.encrypted }
+                tap::Offload::Tcp { sealed: net.encrypted }
             } else {
                 tap::Offload::All
             },

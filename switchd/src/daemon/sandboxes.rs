@@ -143,7 +143,7 @@ impl Daemon {
                     default_gw,
                     ipv6: ipv6.clone(),
                     offload: if net.driver == Driver::Overlay {
-                        tap::Offload::Tcp4 { sealed: net.encrypted }
+                        tap::Offload::Tcp { sealed: net.encrypted }
                     } else {
                         tap::Offload::All
                     },

@@ -268,7 +268,7 @@ impl Esp {
     }
 
     /// Seals the segments of a cut super-frame (heads in `heads` with 8 bytes of front, from
-    /// [`overlay::offload::cut_tcp4`]; payload slices in `frame`) for VNI `vni`, one ESP
+    /// [`overlay::offload::cut_tcp`]; payload slices in `frame`) for VNI `vni`, one ESP
     /// packet each, and sends them to `to` in as few UDP sends with segmentation offload as
     /// the size limits allow (every sealed segment but the last is the same size).
     ///

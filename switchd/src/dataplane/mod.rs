@@ -18,7 +18,7 @@ use control_plane::capture::Direction;
 use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 use overlay::edge::{Carried, Decision, Edge, Refused, VniInUse};
-use overlay::offload::{cut_tcp4, Coalescer, VirtioNetHdr};
+use overlay::offload::{cut_tcp, Coalescer, VirtioNetHdr};
 use overlay::{Vni, VXLAN_HEADER_LEN};
 use switch::{
     trunk_rx, DropReason, FdbEntry, Gso, MacAddr, NetworkConfig, NetworkId, PortConfig, PortCounters, PortId, Switch,
@@ -1351,7 +1351,7 @@ impl Dataplane {
         } else {
             let hdr = VirtioNetHdr::parse(packet).unwrap_or_default();
             self.heads.clear();
-            Some(cut_tcp4(
+            Some(cut_tcp(
                 &hdr,
                 &packet[VNET_HDR_LEN..],
                 VXLAN_HEADER_LEN,

@@ -152,7 +152,7 @@ impl Vtep {
     }
 
     /// Sends the segments of a cut super-frame (heads in `heads`, from
-    /// [`overlay::offload::cut_tcp4`] with 8 bytes of front; payload slices in `frame`) to
+    /// [`overlay::offload::cut_tcp`] with 8 bytes of front; payload slices in `frame`) to
     /// `to` under `vni`: the VXLAN header is written into each head's front, and each send
     /// gathers heads and payload slices (nothing copied here) into as few UDP sends with
     /// segmentation offload (UDP_SEGMENT) as the size limits allow, all through the socket

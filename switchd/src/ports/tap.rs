@@ -39,10 +39,10 @@ pub struct TapSpec {
 /// The offloads a TAP port takes (what the kernel may leave undone in frames it hands over).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Offload {
-    /// Checksums and TCP/IPv4 segmentation: what the dataplane completes in software before
-    /// a frame enters a VXLAN tunnel (overlay networks), `sealed` when it is an encrypted
-    /// network's (whose super-frames are cut to what fits one send once sealed).
-    Tcp4 {
+    /// Checksums and TCP segmentation over IPv4 and IPv6: what the dataplane completes in
+    /// software before a frame enters a VXLAN tunnel (overlay networks), `sealed` when it is
+    /// an encrypted network's (whose super-frames are cut to what fits one send once sealed).
+    Tcp {
         /// The network is encrypted.
         sealed: bool,
     },
@@ -111,7 +111,7 @@ fn open_here(spec: &TapSpec) -> io::Result<SyncDevice> {
 /// the default.
 fn limit_segments(spec: &TapSpec) {
     let segs = match spec.offload {
-        Offload::Tcp4 { sealed } => crate::dataplane::vxlan::tunnel_gso_segments(spec.mtu, sealed),
+        Offload::Tcp { sealed } => crate::dataplane::vxlan::tunnel_gso_segments(spec.mtu, sealed),
         Offload::All => switch::MAX_SEGMENTS as u32,
     };
     if let Err(e) = netdev::set_gso_max_segs(&spec.name, segs) {
@@ -124,7 +124,7 @@ fn set_offloads(dev: &SyncDevice, o: Offload) -> io::Result<()> {
     const TUNSETOFFLOAD: libc::c_ulong = 0x4004_54d0;
     let flags = match o {
         Offload::All => return Ok(()),
-        Offload::Tcp4 { .. } => libc::TUN_F_CSUM | libc::TUN_F_TSO4,
+        Offload::Tcp { .. } => libc::TUN_F_CSUM | libc::TUN_F_TSO4 | libc::TUN_F_TSO6,
     };
     // SAFETY: the descriptor is a live TUN/TAP fd owned by `dev`; TUNSETOFFLOAD takes flags.
     if unsafe { libc::ioctl(dev.as_raw_fd(), TUNSETOFFLOAD as _, flags as libc::c_uint) } < 0 {
