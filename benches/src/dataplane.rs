@@ -518,8 +518,12 @@ const OURS_POLLING: &str = "switchd bridge, polling";
 /// (a poll that finds nothing yields to any thread waiting for that vCPU).
 const POLLING: [&str; 2] = ["--poll-us", "1000000"];
 
+/// The name of our same-host path over IPv6 (a dual-stack network, measured to the IPv6
+/// address).
+const OURS6: &str = "switchd bridge, IPv6";
+
 /// A switchd bridge network between two sandboxes, switchd started with `extra` arguments and
-/// the path measured as `name`.
+/// the path measured as `name`: over IPv4, or over IPv6 for [`OURS6`].
 fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) -> Result<Figures, BenchError> {
     let host = Host::start_with(p, bin_dir, extra);
     let ok = |o: testbed::Output, what: &str| {
@@ -529,20 +533,27 @@ fn ours_bridge(p: &str, bin_dir: &Path, cc: &str, name: &str, extra: &[&str]) ->
             Err(BenchError::command(what, &o.stderr).on(name))
         }
     };
-    ok(
-        host.ctl(["network", "create", "--subnet", "10.96.0.0/24", "bench"]),
-        "network create",
-    )?;
+    let v6 = name == OURS6;
+    let mut create = vec!["network", "create", "--subnet", "10.96.0.0/24"];
+    if v6 {
+        create.extend(["--ipv6", "--subnet", "fd96::/64"]);
+    }
+    create.push("bench");
+    ok(host.ctl(create), "network create")?;
     let (a, b) = (host.name("a"), host.name("b"));
-    ok(
-        host.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.96.0.10", &a]),
-        "sandbox a",
-    )?;
-    ok(
-        host.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.96.0.20", &b]),
-        "sandbox b",
-    )?;
-    measure(name, &b, &a, "10.96.0.20", true, cc)
+    for (sb, ip, ip6) in [(&a, "10.96.0.10", "fd96::10"), (&b, "10.96.0.20", "fd96::20")] {
+        let mut args = vec!["sandbox", "create", "--network", "bench", "--ip", ip];
+        if v6 {
+            args.extend(["--ip6", ip6]);
+        }
+        args.push(sb);
+        ok(host.ctl(args), "sandbox")?;
+    }
+    // Over IPv6, one stream: the goal is its ratio to the same path over IPv4.
+    match v6 {
+        true => measure(name, &b, &a, "fd96::20", false, cc),
+        false => measure(name, &b, &a, "10.96.0.20", true, cc),
+    }
 }
 
 fn ovs(p: &str, tso: bool, cc: &str) -> Result<Figures, BenchError> {
@@ -665,14 +676,31 @@ fn vde(p: &str, cc: &str) -> Result<Figures, BenchError> {
 const OVERLAY: &str = "switchd overlay (VXLAN)";
 /// The name of our encrypted overlay path.
 const SEALED: &str = "switchd overlay, encrypted (ESP)";
+/// Our overlay measured over IPv6.
+const OVERLAY6: &str = "switchd overlay, IPv6";
 /// The name of the kernel's VXLAN path.
 const KERNEL_VXLAN: &str = "kernel VXLAN";
 /// The name of the encrypted peer.
 const WIREGUARD: &str = "kernel VXLAN over wireguard-go";
 
 /// Our overlay between two hosts, `sealed` as an encrypted network.
-fn overlay(p: &str, bin_dir: &Path, cc: &str, sealed: bool) -> Result<Figures, BenchError> {
-    let (name, tag, net) = if sealed { (SEALED, "e", 90) } else { (OVERLAY, "o", 94) };
+/// Our overlay, plain, encrypted or carrying IPv6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overlay {
+    /// VXLAN, measured over IPv4.
+    Plain,
+    /// ESP around VXLAN.
+    Sealed,
+    /// VXLAN, measured over IPv6 on a dual-stack network.
+    Ipv6,
+}
+
+fn overlay(p: &str, bin_dir: &Path, cc: &str, kind: Overlay) -> Result<Figures, BenchError> {
+    let (name, tag, net) = match kind {
+        Overlay::Sealed => (SEALED, "e", 90),
+        Overlay::Plain => (OVERLAY, "o", 94),
+        Overlay::Ipv6 => (OVERLAY6, "s", 88),
+    };
     let fabric = Fabric::new(&format!("{p}{tag}"), net, bin_dir);
     for h in ["h1", "h2"] {
         fabric.cert("ca", h);
@@ -687,8 +715,10 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str, sealed: bool) -> Result<Figures, B
         }
     };
     let mut create = vec!["network", "create", "-d", "overlay", "--subnet", "10.93.0.0/24"];
-    if sealed {
-        create.extend(["-o", "encrypted"]);
+    match kind {
+        Overlay::Sealed => create.extend(["-o", "encrypted"]),
+        Overlay::Ipv6 => create.extend(["--ipv6", "--subnet", "fd93::/64"]),
+        Overlay::Plain => {}
     }
     create.push("bench");
     ok(h1.ctl(create), "network create")?;
@@ -708,8 +738,14 @@ fn overlay(p: &str, bin_dir: &Path, cc: &str, sealed: bool) -> Result<Figures, B
         h2.ctl(["sandbox", "create", "--network", "bench", "--ip", "10.93.0.20", &b]),
         "sandbox b",
     )?;
-    // An encrypted network's first ping waits for the hosts' keys (measure waits for it).
-    measure(name, &b, &a, "10.93.0.20", false, cc)
+    // An encrypted network's first ping waits for the hosts' keys (measure waits for it). b's
+    // IPv6 address is its IPv4 address's twin.
+    let to = if kind == Overlay::Ipv6 {
+        "fd93::14"
+    } else {
+        "10.93.0.20"
+    };
+    measure(name, &b, &a, to, false, cc)
 }
 
 /// The encrypted peer: the kernel's VXLAN between two namespaces, carried through a
@@ -822,6 +858,8 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> 
         .push(ours_bridge(&format!("{p}sw"), bin_dir, cc, OURS, &[])?);
     r.same_host
         .push(ours_bridge(&format!("{p}sp"), bin_dir, cc, OURS_POLLING, &POLLING)?);
+    r.same_host
+        .push(ours_bridge(&format!("{p}s6"), bin_dir, cc, OURS6, &[])?);
     type Step<'a> = &'a dyn Fn() -> Result<Figures, BenchError>;
     let peers: [(&str, Step); 3] = [
         ("ovs-vswitchd", &|| ovs(&p, false, cc)),
@@ -839,8 +877,9 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> 
             Err(e) => r.skipped.push(e.to_string()),
         }
     }
-    r.cross_host.push(overlay(&p, bin_dir, cc, false)?);
-    r.cross_host.push(overlay(&p, bin_dir, cc, true)?);
+    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Plain)?);
+    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Sealed)?);
+    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Ipv6)?);
     r.cross_host.push(kernel_vxlan(&p, cc)?);
     if run("sh", ["-c", "command -v wireguard-go && command -v wg"]).ok() {
         match wireguard_vxlan(&p, cc) {
@@ -908,6 +947,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
     let ovs_tap = ovs_tap.filter(|f| !f.name.contains("TSO"));
     let x = &r.cross_host;
     let (ov, sealed, wg) = (find(x, OVERLAY), find(x, SEALED), find(x, WIREGUARD));
+    let (ours6, ov6) = (find(s, OURS6), find(x, OVERLAY6));
     let kv = x.iter().find(|f| f.name == KERNEL_VXLAN);
     let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
     let at_least = |what, v: Option<f64>, min: f64| Goal {
@@ -963,6 +1003,16 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             sealed,
             ov,
             20.0,
+        ),
+        at_least(
+            "same host IPv6, 1 TCP stream >= 0.90 x IPv4",
+            ratio(ours6.map(|f| f.tcp1_bps), ours.map(|f| f.tcp1_bps)),
+            0.90,
+        ),
+        at_least(
+            "cross host IPv6, 1 TCP stream >= 0.90 x IPv4",
+            ratio(ov6.map(|f| f.tcp1_bps), ov.map(|f| f.tcp1_bps)),
+            0.90,
         ),
     ]
 }
@@ -1156,10 +1206,12 @@ mod tests {
                 fig("switchd bridge network", 15.0, Some(20.0), Some(300_000.0), 0.070),
                 fig("OVS userspace, tap", 3.6, Some(4.0), Some(200_000.0), 0.160),
                 fig("OVS userspace, tap + TSO", 12.0, Some(14.0), Some(210_000.0), 0.150),
+                fig("switchd bridge, IPv6", 14.0, None, None, 0.070),
             ],
             cross_host: vec![
                 fig("switchd overlay (VXLAN)", 4.0, None, None, 0.2),
                 fig("kernel VXLAN", 16.0, None, None, 0.1),
+                fig("switchd overlay, IPv6", 3.0, None, None, 0.2),
             ],
             skipped: vec!["vde_switch is not installed (scripts/bench.sh installs it)".into()],
             wake_floor_us: Some(38.4),
@@ -1170,7 +1222,7 @@ mod tests {
         };
         let met: Vec<Option<bool>> = goals(&r).iter().map(Goal::met).collect();
         // 15/20 = 0.75; 15/12 = 1.25; 20/36 = 0.56; 4/16 = 0.25; 300k/200k = 1.5; +20 us;
-        // polling +45 us.
+        // polling +45 us; nothing encrypted; IPv6 14/15 = 0.93 and 3/4 = 0.75.
         assert_eq!(
             met,
             [
@@ -1183,7 +1235,9 @@ mod tests {
                 Some(false),
                 None,
                 None,
-                None
+                None,
+                Some(true),
+                Some(false)
             ]
         );
         let text = report(&r);
@@ -1222,7 +1276,7 @@ mod tests {
         sealed.cross_host.push(fig(SEALED, 2.5, None, None, 0.23));
         sealed.cross_host.push(fig(WIREGUARD, 0.5, None, None, 0.4));
         let met: Vec<Option<bool>> = goals(&sealed).iter().map(Goal::met).collect();
-        assert_eq!(&met[7..], [Some(true), Some(true), Some(false)]);
+        assert_eq!(&met[7..10], [Some(true), Some(true), Some(false)]);
         assert_eq!(
             goals(&sealed)[3].met(),
             Some(false),
