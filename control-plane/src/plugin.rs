@@ -191,7 +191,11 @@ impl CreateNetwork {
             ipv6: flag(ENABLE_IPV6)?,
             id: self.network_id,
             options,
-            ipv6_pools: !self.ipv6_data.is_empty(),
+            ipv6_pools: self
+                .ipv6_data
+                .into_iter()
+                .map(|d| (d.address_space, d.pool, d.gateway))
+                .collect(),
             ipv4: self
                 .ipv4_data
                 .into_iter()
@@ -361,7 +365,7 @@ mod tests {
             "IPv4Data":[{"AddressSpace":"l","Gateway":"10.9.0.1/24","Pool":"10.9.0.0/24"}],"IPv6Data":[]}"#;
         let r: CreateNetwork = serde_json::from_str(body).unwrap();
         let s = r.spec().unwrap();
-        assert!(s.internal && !s.ipv6 && !s.ipv6_pools);
+        assert!(s.internal && !s.ipv6 && s.ipv6_pools.is_empty());
         assert_eq!(s.options["switch.driver"], "overlay");
         assert_eq!(s.ipv4, vec![("l".into(), "10.9.0.0/24".into(), "10.9.0.1/24".into())]);
     }

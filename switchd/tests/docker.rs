@@ -718,3 +718,49 @@ fn docker_run_s_mac_address_publish_all_and_internal_networks() {
     let inspect: serde_json::Value = serde_json::from_str(&inspect).expect("JSON");
     assert_eq!(inspect[0]["Internal"], true, "{inspect}");
 }
+
+#[test]
+fn docker_runs_containers_on_a_dual_stack_network() {
+    let Some((h, d, p)) = setup("dock6", false) else {
+        return;
+    };
+    // switchd's IPAM gives the IPv6 subnet: a /64 of the host's unique local prefix.
+    create_net(&d, &p, "dual", &["--ipv6", "--subnet", "10.72.0.0/24"]);
+    run_bg(&d, "a6", &["--network", "dual"], &["sleep", "600"]);
+    run_bg(&d, "b6", &["--network", "dual"], &["sleep", "600"]);
+    let f = "{{(index .NetworkSettings.Networks \"dual\").GlobalIPv6Address}}";
+    let b6 = d
+        .cli(["inspect", "-f", f, "b6"])
+        .expect_ok("inspect")
+        .trim()
+        .to_string();
+    assert!(b6.starts_with("fd"), "b6's IPv6 address {b6:?}");
+    let addr = d
+        .exec("b6", &["ip", "-6", "addr", "show", "eth0"])
+        .expect_ok("ip addr")
+        .to_string();
+    assert!(addr.contains(&format!("inet6 {b6}/64")), "{addr}");
+    assert!(eventually(10, || pings(&d, "a6", &b6)), "a6 cannot ping b6 over IPv6");
+    let gw = "{{(index .NetworkSettings.Networks \"dual\").IPv6Gateway}}";
+    let gw = d
+        .cli(["inspect", "-f", gw, "a6"])
+        .expect_ok("inspect")
+        .trim()
+        .to_string();
+    assert!(pings(&d, "a6", &gw), "a6 cannot ping its IPv6 gateway {gw}");
+    // switchd's view (the network takes Docker's name): it holds the IPv6 subnet, and its
+    // inspect shows b6's address.
+    assert!(
+        eventually(10, || h.ctl(["network", "inspect", "dual"]).ok()),
+        "switchd's network is not named dual"
+    );
+    let net = testbed::json(h.ctl(["network", "inspect", "dual"]).expect_ok("inspect"));
+    assert_eq!(net[0]["EnableIPv6"], true, "{net}");
+    assert!(net.to_string().contains(&format!("{b6}/64")), "{net}");
+    d.cli(["rm", "-f", "a6", "b6"]).expect_ok("rm");
+    d.cli(["network", "rm", "dual"]).expect_ok("network rm");
+    assert!(
+        !h.ctl(["network", "inspect", "dual"]).ok(),
+        "the switchd network went with it"
+    );
+}

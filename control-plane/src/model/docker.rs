@@ -1,7 +1,7 @@
 //! Docker's objects in the model: the address pools, networks and endpoints Docker's libnetwork
 //! asks for through the IPAM and network plugin protocols, each mapped onto switchd's own.
 //!
-//! - A pool (`RequestPool`) holds a subnet before any network has it; the addresses Docker
+//! - A pool (`RequestPool`, IPv4 or IPv6) holds a subnet before any network has it; the addresses Docker
 //!   takes from it (`RequestAddress`, the gateway's first) stay held until `ReleaseAddress`, and
 //!   no endpoint of switchd's may take them meanwhile.
 //! - A Docker network (`CreateNetwork`) is a switchd network of Docker's ID, or, named with
@@ -11,11 +11,12 @@
 //!   container's namespace, one sandbox per namespace.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
 use super::*;
+use crate::cidr::Ipv6Cidr;
 use crate::ipam::{Part, Share};
 
 /// The option naming the kind of switchd network a Docker network is (`bridge`, `overlay`,
@@ -33,6 +34,9 @@ pub const LABEL_DOCKER_SANDBOX: &str = "com.docker.sandbox.key";
 pub struct DockerState {
     /// Address pools by pool ID.
     pub pools: BTreeMap<String, DockerPool>,
+    /// IPv6 address pools by pool ID.
+    #[serde(default)]
+    pub pools6: BTreeMap<String, DockerPool6>,
     /// Docker networks by Docker's network ID.
     pub networks: BTreeMap<Id, DockerNetwork>,
     /// Docker endpoints by Docker's endpoint ID.
@@ -52,6 +56,17 @@ pub struct DockerPool {
     pub held: BTreeSet<Ipv4Addr>,
 }
 
+/// An IPv6 address pool Docker asked for (`--ipv6` with `--ipam-driver` switchd's).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DockerPool6 {
+    /// The subnet.
+    pub subnet: Ipv6Cidr,
+    /// The gateway, once Docker asked for it.
+    pub gateway: Option<Ipv6Addr>,
+    /// The addresses Docker holds (the gateway's too).
+    pub held: BTreeSet<Ipv6Addr>,
+}
+
 /// A Docker network.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DockerNetwork {
@@ -59,6 +74,9 @@ pub struct DockerNetwork {
     pub network: Id,
     /// Its pool, when switchd's IPAM serves it.
     pub pool: Option<String>,
+    /// Its IPv6 pool, when switchd's IPAM serves it.
+    #[serde(default)]
+    pub pool6: Option<String>,
     /// Whether the Docker network made the switchd network (and takes it away with it).
     pub made: bool,
 }
@@ -70,6 +88,9 @@ pub struct DockerEndpoint {
     pub network: Id,
     /// Its address.
     pub ip: Ipv4Addr,
+    /// Its IPv6 address, on a network with IPv6.
+    #[serde(default)]
+    pub ip6: Option<Ipv6Addr>,
     /// Its MAC address.
     #[serde(with = "mac")]
     pub mac: MacAddr,
@@ -104,8 +125,8 @@ pub struct DockerNetworkSpec {
     pub ipv6: bool,
     /// The IPv4 pools: (address space, pool, gateway as `IP/LEN`).
     pub ipv4: Vec<(String, String, String)>,
-    /// Whether any IPv6 pool was given.
-    pub ipv6_pools: bool,
+    /// The IPv6 pools, as the IPv4 ones.
+    pub ipv6_pools: Vec<(String, String, String)>,
 }
 
 /// What `Join` made: the sandbox, whether it is new, and the endpoint.
@@ -160,7 +181,7 @@ fn unknown_endpoint(id: &str) -> ModelError {
 }
 
 /// `IP/LEN` or `IP` to the address.
-fn addr_of(s: &str) -> Option<Ipv4Addr> {
+fn addr_of<A: std::str::FromStr>(s: &str) -> Option<A> {
     s.split_once('/').map_or(s, |(a, _)| a).parse().ok()
 }
 
@@ -200,6 +221,17 @@ impl State {
             .flat_map(|p| p.held.iter().copied())
     }
 
+    /// The IPv6 addresses of `net` Docker holds without an endpoint of switchd's holding them.
+    pub(super) fn docker_held6(&self, net: &Id) -> impl Iterator<Item = Ipv6Addr> + '_ {
+        let net = net.clone();
+        self.docker
+            .networks
+            .values()
+            .filter(move |d| d.network == net)
+            .filter_map(|d| d.pool6.as_ref().and_then(|p| self.docker.pools6.get(p)))
+            .flat_map(|p| p.held.iter().copied())
+    }
+
     /// The Docker network that is switchd network `net`, if any.
     pub fn docker_network_of(&self, net: &Id) -> Option<(&Id, &DockerNetwork)> {
         self.docker.networks.iter().find(|(_, d)| &d.network == net)
@@ -209,18 +241,17 @@ impl State {
     /// them) with an optional range, for a network to come. Returns the pool ID and subnet.
     ///
     /// # Errors
-    /// IPv6, a bad or reserved subnet, or one that overlaps a network or pool.
+    /// A bad or reserved subnet, or one that overlaps a network or pool; an IPv6 range.
     pub fn docker_request_pool(
         &mut self,
         pool: &str,
         sub_pool: &str,
         v6: bool,
         host_routes: &[Ipv4Cidr],
-    ) -> Result<(String, Ipv4Cidr), ModelError> {
+    ) -> Result<(String, String), ModelError> {
         if v6 {
-            return Err(invalid(
-                "switchd's IPAM has no IPv6 pools: create the network without --ipv6",
-            ));
+            let (id, subnet) = self.docker_request_pool6(pool, sub_pool)?;
+            return Ok((id, subnet.to_string()));
         }
         let spec = NetworkSpec {
             subnet: (!pool.is_empty()).then(|| pool.to_string()),
@@ -260,7 +291,45 @@ impl State {
                 held: BTreeSet::new(),
             },
         );
-        Ok((id, ipam.subnet))
+        Ok((id, ipam.subnet.to_string()))
+    }
+
+    /// An IPv6 pool: `pool`, or a /64 of the host's unique local prefix, checked as a network's
+    /// IPv6 subnet is (and against the other pools).
+    fn docker_request_pool6(&mut self, pool: &str, sub_pool: &str) -> Result<(String, Ipv6Cidr), ModelError> {
+        if !sub_pool.is_empty() {
+            return Err(invalid(format!(
+                "IPv6 ip-range {sub_pool} is not available with switchd's IPAM: give the IPv6 subnet alone"
+            )));
+        }
+        let spec = NetworkSpec {
+            ipv6: true,
+            pools6: (!pool.is_empty())
+                .then(|| PoolSpec {
+                    subnet: Some(pool.to_string()),
+                    ..PoolSpec::default()
+                })
+                .into_iter()
+                .collect(),
+            ..NetworkSpec::default()
+        };
+        let subnet = self.plan_ipam6(&spec, Driver::Bridge, None)?[0].subnet;
+        let id = format!("switch/{subnet}");
+        self.docker.pools6.insert(
+            id.clone(),
+            DockerPool6 {
+                subnet,
+                gateway: None,
+                held: BTreeSet::new(),
+            },
+        );
+        Ok((id, subnet))
+    }
+
+    /// The subnet of pool `id` (either family) as `IP/LEN`'s length.
+    pub fn docker_pool_prefix_len(&self, id: &str) -> Option<u8> {
+        let v4 = self.docker.pools.get(id).map(|p| p.subnet.prefix_len());
+        v4.or_else(|| self.docker.pools6.get(id).map(|p| p.subnet.prefix_len()))
     }
 
     fn check_range(&self, subnet: &Ipv4Cidr, range: &str) -> Result<Ipv4Cidr, ModelError> {
@@ -278,17 +347,23 @@ impl State {
     /// # Errors
     /// An unknown pool, or one a network still uses.
     pub fn docker_release_pool(&mut self, id: &str) -> Result<(), ModelError> {
-        if !self.docker.pools.contains_key(id) {
+        if !self.docker.pools.contains_key(id) && !self.docker.pools6.contains_key(id) {
             return Err(ModelError::NotFound(format!(
                 "address pool {id:?} is not one of switchd's"
             )));
         }
-        if self.docker.networks.values().any(|d| d.pool.as_deref() == Some(id)) {
+        if self
+            .docker
+            .networks
+            .values()
+            .any(|d| d.pool.as_deref() == Some(id) || d.pool6.as_deref() == Some(id))
+        {
             return Err(ModelError::Conflict(format!(
                 "address pool {id} is in use by a network: remove the network first"
             )));
         }
         self.docker.pools.remove(id);
+        self.docker.pools6.remove(id);
         Ok(())
     }
 
@@ -297,7 +372,10 @@ impl State {
     ///
     /// # Errors
     /// An unknown pool, a bad or taken address, or none left.
-    pub fn docker_request_address(&mut self, pool_id: &str, addr: &str, gateway: bool) -> Result<Ipv4Addr, ModelError> {
+    pub fn docker_request_address(&mut self, pool_id: &str, addr: &str, gateway: bool) -> Result<IpAddr, ModelError> {
+        if self.docker.pools6.contains_key(pool_id) {
+            return self.docker_request_address6(pool_id, addr, gateway).map(IpAddr::V6);
+        }
         let pool = self
             .docker
             .pools
@@ -348,7 +426,7 @@ impl State {
             let p = self.docker.pools.get_mut(pool_id).expect("found above");
             p.gateway = Some(gw);
             p.held.insert(gw);
-            return Ok(gw);
+            return Ok(gw.into());
         }
         let ipam_pool = match existing {
             Some(n) => self.address_pool(n)?.expect("networks with pools have IPAM"),
@@ -397,6 +475,50 @@ impl State {
             })?,
         };
         self.docker.pools.get_mut(pool_id).expect("found above").held.insert(ip);
+        Ok(ip.into())
+    }
+
+    /// [`State::docker_request_address`] from an IPv6 pool: the gateway (`addr`, or the
+    /// subnet's first host address), `addr` when free, or the lowest free address.
+    fn docker_request_address6(&mut self, pool_id: &str, addr: &str, gateway: bool) -> Result<Ipv6Addr, ModelError> {
+        let pool = &self.docker.pools6[pool_id];
+        let s = pool.subnet;
+        let wanted = match addr {
+            "" => None,
+            a => Some(
+                a.parse::<Ipv6Addr>()
+                    .map_err(|_| invalid(format!("invalid address {a:?}: expected an IPv6 address like fd00::10")))?,
+            ),
+        };
+        if let Some(w) = wanted.filter(|w| !s.contains(*w) || *w == s.network()) {
+            return Err(invalid(format!(
+                "invalid address {w}: it must be an address of subnet {s} other than its first"
+            )));
+        }
+        let network = self
+            .docker
+            .networks
+            .values()
+            .find(|d| d.pool6.as_deref() == Some(pool_id))
+            .map(|d| d.network.clone());
+        let mut used = pool.held.clone();
+        if let Some(id) = &network {
+            used.extend(self.endpoints_of_network(id).filter_map(|e| e.ip6));
+        }
+        let ip = match (gateway, wanted) {
+            (true, w) => w.unwrap_or(s.first_host()),
+            (false, Some(w)) if used.contains(&w) || Some(w) == pool.gateway => {
+                return Err(ModelError::Conflict(format!("address {w} is already in use")))
+            }
+            (false, Some(w)) => w,
+            (false, None) => crate::ipam::allocate6(s, None, pool.gateway.unwrap_or(s.network()), &used)
+                .ok_or_else(|| ModelError::Conflict(format!("no available IPv6 addresses in pool {pool_id}")))?,
+        };
+        let p = self.docker.pools6.get_mut(pool_id).expect("found above");
+        if gateway {
+            p.gateway = Some(ip);
+        }
+        p.held.insert(ip);
         Ok(ip)
     }
 
@@ -405,7 +527,17 @@ impl State {
     /// # Errors
     /// An unknown pool or a malformed address.
     pub fn docker_release_address(&mut self, pool_id: &str, addr: &str) -> Result<(), ModelError> {
-        let ip = addr_of(addr).ok_or_else(|| invalid(format!("invalid address {addr:?}: expected an IPv4 address")))?;
+        if let Some(pool) = self.docker.pools6.get_mut(pool_id) {
+            let ip: Ipv6Addr =
+                addr_of(addr).ok_or_else(|| invalid(format!("invalid address {addr:?}: expected an IPv6 address")))?;
+            pool.held.remove(&ip);
+            if pool.gateway == Some(ip) {
+                pool.gateway = None;
+            }
+            return Ok(());
+        }
+        let ip: Ipv4Addr =
+            addr_of(addr).ok_or_else(|| invalid(format!("invalid address {addr:?}: expected an IPv4 address")))?;
         let pool = self
             .docker
             .pools
@@ -436,11 +568,25 @@ impl State {
         if self.docker.networks.contains_key(&id) {
             return Err(ModelError::Conflict(format!("Docker network {id} exists already")));
         }
-        if spec.ipv6 || spec.ipv6_pools {
-            return Err(invalid(
-                "switchd's networks are IPv4 only: create the network without --ipv6",
-            ));
-        }
+        let v6 = match spec.ipv6_pools.as_slice() {
+            [] => None,
+            [(_, pool, gateway)] => {
+                let subnet: Ipv6Cidr = pool.parse().map_err(invalid)?;
+                let id = self
+                    .docker
+                    .pools6
+                    .iter()
+                    .find(|(_, p)| p.subnet == subnet)
+                    .map(|(k, _)| k.clone());
+                Some((subnet, addr_of::<Ipv6Addr>(gateway), id))
+            }
+            more => {
+                return Err(invalid(format!(
+                    "{} IPv6 subnets given: a Docker network on switchd takes one",
+                    more.len()
+                )))
+            }
+        };
         let [(_, pool, gateway)] = spec.ipv4.as_slice() else {
             return Err(invalid(format!(
                 "a switchd network has one IPv4 subnet, and {} were given: give one --subnet",
@@ -451,7 +597,7 @@ impl State {
         let driver = options.remove(OPT_DOCKER_DRIVER).unwrap_or_else(|| "bridge".into());
         let name = options.remove(OPT_DOCKER_NETWORK);
         let subnet: Ipv4Cidr = pool.parse().map_err(invalid)?;
-        let gw = addr_of(gateway).ok_or_else(|| invalid(format!("invalid gateway {gateway:?}")))?;
+        let gw: Ipv4Addr = addr_of(gateway).ok_or_else(|| invalid(format!("invalid gateway {gateway:?}")))?;
         let pool_id = self
             .docker
             .pools
@@ -485,6 +631,15 @@ impl State {
                     n.name, ipam.subnet, ipam.gateway, ipam.subnet, ipam.gateway
                 )));
             }
+            if let Some((subnet, _, _)) = v6
+                .as_ref()
+                .filter(|(s, ..)| n.ipam6.first().map(|p| p.subnet) != Some(*s))
+            {
+                return Err(ModelError::Conflict(format!(
+                    "network {} does not hold IPv6 subnet {subnet}: give the IPv6 subnet it has, or none",
+                    n.name
+                )));
+            }
             if let Some((d, _)) = self.docker_network_of(&n.id) {
                 return Err(ModelError::Conflict(format!(
                     "network {} is Docker network {} already",
@@ -498,6 +653,7 @@ impl State {
                 DockerNetwork {
                     network: net.clone(),
                     pool: pool_id,
+                    pool6: v6.and_then(|(_, _, id)| id),
                     made: false,
                 },
             );
@@ -516,13 +672,26 @@ impl State {
             internal: spec.internal,
             labels: BTreeMap::new(),
             options,
-            ..Default::default()
+            ipv6: spec.ipv6 || v6.is_some(),
+            pools6: v6
+                .iter()
+                .map(|(s, g, _)| PoolSpec {
+                    subnet: Some(s.to_string()),
+                    gateway: g.map(|g| g.to_string()),
+                    ip_range: None,
+                })
+                .collect(),
         };
-        // The pool is this network's: its subnet is not in the way of itself.
+        let pool6_id = v6.and_then(|(_, _, id)| id);
+        // The pools are this network's: their subnets are not in the way of themselves.
         let held = pool_id.as_ref().and_then(|p| self.docker.pools.remove(p));
+        let held6 = pool6_id.as_ref().and_then(|p| self.docker.pools6.remove(p));
         let made = self.create_network(net_spec, id.clone(), now, host_routes);
         if let (Some(p), Some(h)) = (&pool_id, held) {
             self.docker.pools.insert(p.clone(), h);
+        }
+        if let (Some(p), Some(h)) = (&pool6_id, held6) {
+            self.docker.pools6.insert(p.clone(), h);
         }
         made?;
         self.docker.networks.insert(
@@ -530,6 +699,7 @@ impl State {
             DockerNetwork {
                 network: id.clone(),
                 pool: pool_id,
+                pool6: pool6_id,
                 made: true,
             },
         );
@@ -568,8 +738,9 @@ impl State {
     }
 
     /// `NetworkDriver.CreateEndpoint`: an address (from switchd's IPAM when the network's
-    /// pool is switchd's) and a MAC (`mac`, or Docker's derivation from the address). Returns
-    /// the MAC, and whether switchd chose it.
+    /// pool is switchd's), an IPv6 address `address6` on a network with IPv6 (likewise), and a
+    /// MAC (`mac`, or Docker's derivation from the address). Returns the MAC, and whether
+    /// switchd chose it.
     ///
     /// # Errors
     /// Unknown network, bad or missing address, an address not held, a MAC in use.
@@ -577,7 +748,7 @@ impl State {
         &mut self,
         network: &str,
         endpoint: &str,
-        address: &str,
+        (address, address6): (&str, &str),
         mac: &str,
     ) -> Result<(MacAddr, bool), ModelError> {
         let nid = Id::parse(network)
@@ -626,6 +797,7 @@ impl State {
                 net.name
             )));
         }
+        let ip6 = self.docker_endpoint_ip6(&nid, address6)?;
         let (mac, chosen) = match mac {
             "" => (docker_mac(ip), true),
             m => (
@@ -644,11 +816,54 @@ impl State {
             DockerEndpoint {
                 network: nid,
                 ip,
+                ip6,
                 mac,
                 joined: false,
             },
         );
         Ok((mac, chosen))
+    }
+
+    /// The IPv6 address `address` (`IP/LEN`, or empty for none) of a new endpoint of Docker
+    /// network `nid`: inside the network's IPv6 subnet, handed out by switchd's IPAM when the
+    /// pool is switchd's, and held by no other endpoint.
+    fn docker_endpoint_ip6(&self, nid: &Id, address: &str) -> Result<Option<Ipv6Addr>, ModelError> {
+        if address.is_empty() {
+            return Ok(None);
+        }
+        let d = &self.docker.networks[nid];
+        let net = &self.networks[&d.network];
+        let ip: Ipv6Addr = addr_of(address).ok_or_else(|| {
+            invalid(format!(
+                "invalid IPv6 address {address:?}: expected IP/LEN like fd00::10/64"
+            ))
+        })?;
+        if net.ipam6_of(ip).is_none() {
+            return Err(invalid(format!(
+                "invalid IPv6 address {ip}: network {} has no IPv6 subnet holding it",
+                net.name
+            )));
+        }
+        if let Some(p) = d.pool6.as_ref().map(|p| &self.docker.pools6[p]) {
+            if !p.held.contains(&ip) {
+                return Err(ModelError::Conflict(format!(
+                    "address {ip} was not handed out by switchd's IPAM: ask for it through the network's IPAM driver"
+                )));
+            }
+        }
+        let taken = self.endpoints_of_network(&d.network).any(|e| e.ip6 == Some(ip))
+            || self
+                .docker
+                .endpoints
+                .values()
+                .any(|e| &e.network == nid && e.ip6 == Some(ip));
+        if taken {
+            return Err(ModelError::Conflict(format!(
+                "address {ip} is already in use on network {}",
+                net.name
+            )));
+        }
+        Ok(Some(ip))
     }
 
     /// The Docker endpoint `endpoint` of Docker network `network`.
@@ -745,7 +960,7 @@ impl State {
         };
         let spec = ConnectSpec {
             ip: Some(e.ip.to_string()),
-            ip6: None,
+            ip6: e.ip6.map(|i| i.to_string()),
             aliases: Vec::new(),
             mac: Some(e.mac.to_string()),
             port_kind: String::new(),

@@ -1,6 +1,7 @@
 //! The Docker plugin's flow through the model, in the order Docker's libnetwork calls.
 
 use super::*;
+use std::net::IpAddr;
 
 const NET: &str = "2bcd35caf9ecef96ad443477065e601c0d8d94e7d2e3041ee6e338a200770b7e";
 const EP1: &str = "f59d236215183b1af7a1760abbae3cac0666625e7c6f5cff711327656305fb57";
@@ -54,14 +55,16 @@ fn a_container_walks_through_docker_s_calls() {
     assert_eq!(s.networks[&net].ipam.unwrap().gateway, Ipv4Addr::new(192, 168, 0, 1));
     // docker run --ip 192.168.0.10
     let ip = s.docker_request_address(&pool, "192.168.0.10", false).unwrap();
-    let (mac, chosen) = s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    let (mac, chosen) = s
+        .docker_create_endpoint(NET, EP1, (&format!("{ip}/24"), ""), "")
+        .unwrap();
     assert_eq!((mac.to_string().as_str(), chosen), ("02:42:c0:a8:00:0a", true));
     let j = join(&mut s, EP1, "/var/run/docker/netns/e8cd194b75b1").unwrap();
     assert!(j.new_sandbox);
     let sb = &s.sandboxes[&j.sandbox];
     assert_eq!(sb.name, "docker-e8cd194b75b1");
     let ep = &s.endpoints[&j.endpoint];
-    assert_eq!(ep.ip, Some(ip));
+    assert_eq!(ep.ip.map(IpAddr::from), Some(ip));
     assert!(ep.handoff);
     assert_eq!(ep.ifname.as_deref(), Some("swdf59d23621518"));
     // No other endpoint takes a held address, switchd's or Docker's.
@@ -91,9 +94,11 @@ fn two_networks_of_one_container_share_its_sandbox() {
     let mut s = fresh();
     let (pool, _) = network(&mut s, "10.1.0.0/24", "");
     let a = s.docker_request_address(&pool, "", false).unwrap();
-    s.docker_create_endpoint(NET, EP1, &format!("{a}/24"), "").unwrap();
+    s.docker_create_endpoint(NET, EP1, (&format!("{a}/24"), ""), "")
+        .unwrap();
     let b = s.docker_request_address(&pool, "", false).unwrap();
-    s.docker_create_endpoint(NET, EP2, &format!("{b}/24"), "").unwrap();
+    s.docker_create_endpoint(NET, EP2, (&format!("{b}/24"), ""), "")
+        .unwrap();
     let key = "/run/docker/netns/abc";
     let j1 = join(&mut s, EP1, key).unwrap();
     // The same network twice in one sandbox is refused, as switchd's connect refuses it.
@@ -119,7 +124,10 @@ fn hostile_requests_change_nothing() {
     let before = s.clone();
     let refused = [
         s.clone().docker_request_pool("10.2.0.0/16", "", false, &[]).map(|_| ()),
-        s.clone().docker_request_pool("", "", true, &[]).map(|_| ()),
+        s.clone().docker_request_pool("fe80::/64", "", true, &[]).map(|_| ()),
+        s.clone()
+            .docker_request_pool("fd00::/64", "fd00::/80", true, &[])
+            .map(|_| ()),
         s.clone()
             .docker_request_pool("224.0.0.0/24", "", false, &[])
             .map(|_| ()),
@@ -136,13 +144,13 @@ fn hostile_requests_change_nothing() {
             )
             .map(|_| ()),
         s.clone()
-            .docker_create_endpoint(NET, EP1, "10.2.0.200/24", "")
+            .docker_create_endpoint(NET, EP1, ("10.2.0.200/24", ""), "")
             .map(|_| ()),
         s.clone()
-            .docker_create_endpoint(NET, "short", "10.2.0.200/24", "")
+            .docker_create_endpoint(NET, "short", ("10.2.0.200/24", ""), "")
             .map(|_| ()),
         s.clone()
-            .docker_create_endpoint(EP2, EP1, "10.2.0.200/24", "")
+            .docker_create_endpoint(EP2, EP1, ("10.2.0.200/24", ""), "")
             .map(|_| ()),
         s.clone().docker_leave(NET, EP1).map(|_| ()),
         s.clone().docker_delete_endpoint(NET, EP1).map(|_| ()),
@@ -155,7 +163,8 @@ fn hostile_requests_change_nothing() {
     // An address from the pool, then a join with a relative key.
     let ip = s.docker_request_address(&pool, "", false).unwrap();
     assert_eq!(ip, Ipv4Addr::new(10, 2, 0, 128));
-    s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    s.docker_create_endpoint(NET, EP1, (&format!("{ip}/24"), ""), "")
+        .unwrap();
     let after_create = s.clone();
     assert!(join(&mut s, EP1, "netns/abc").is_err());
     assert!(join(&mut s, EP1, "/a/../b").is_err());
@@ -210,7 +219,8 @@ fn an_overlay_needs_switchd_s_ipam_and_a_second_host_joins_by_name() {
     // Host 1's share of the addresses, never host 0's.
     let ip = s.docker_request_address(&pool, "", false).unwrap();
     let pool_of = s.address_pool(&s.networks[&net]).unwrap().unwrap();
-    assert!(pool_of.may_allocate(ip), "{ip} is outside host 1's share");
+    let IpAddr::V4(v4) = ip else { panic!("{ip} is not IPv4") };
+    assert!(pool_of.may_allocate(v4), "{ip} is outside host 1's share");
     assert!(
         s.remove_network("my_net2").is_err(),
         "switchctl cannot remove Docker's network"
@@ -227,7 +237,8 @@ fn published_ports_clash_with_other_sandboxes() {
     let (pool, _) = network(&mut s, "10.7.0.0/24", "");
     for (ep, key) in [(EP1, "/k/1"), (EP2, "/k/2")] {
         let ip = s.docker_request_address(&pool, "", false).unwrap();
-        s.docker_create_endpoint(NET, ep, &format!("{ip}/24"), "").unwrap();
+        s.docker_create_endpoint(NET, ep, (&format!("{ip}/24"), ""), "")
+            .unwrap();
         let sandbox = Id::from_random([key.len() as u8 + key.as_bytes()[3]; 32]);
         s.docker_join(NET, ep, key, sandbox, SystemTime::UNIX_EPOCH).unwrap();
     }
@@ -242,7 +253,8 @@ fn the_engine_names_a_container_s_sandbox() {
     let mut s = fresh();
     let (pool, _) = network(&mut s, "10.8.0.0/24", "");
     let ip = s.docker_request_address(&pool, "", false).unwrap();
-    s.docker_create_endpoint(NET, EP1, &format!("{ip}/24"), "").unwrap();
+    s.docker_create_endpoint(NET, EP1, (&format!("{ip}/24"), ""), "")
+        .unwrap();
     let j = join(&mut s, EP1, "/k/1").unwrap();
     let aliases = vec![
         "web".to_string(),
@@ -261,7 +273,8 @@ fn the_engine_names_a_container_s_sandbox() {
     assert_eq!(s.docker_name(&j.endpoint, "bridge name", &[]).unwrap(), None);
     assert!(s.docker_name(&Id::parse(EP2).unwrap(), "x", &[]).is_err(), "not joined");
     let ip = s.docker_request_address(&pool, "", false).unwrap();
-    s.docker_create_endpoint(NET, EP2, &format!("{ip}/24"), "").unwrap();
+    s.docker_create_endpoint(NET, EP2, (&format!("{ip}/24"), ""), "")
+        .unwrap();
     let j2 = s
         .docker_join(NET, EP2, "/k/2", Id::from_random([8; 32]), SystemTime::UNIX_EPOCH)
         .unwrap();
@@ -330,4 +343,74 @@ fn docker_s_addresses_on_a_claimed_overlay_are_this_host_s_claims() {
         s.docker_request_address(&pool, "", false).unwrap(),
         Ipv4Addr::new(10, 8, 0, 128)
     );
+}
+
+#[test]
+fn a_dual_stack_network_walks_through_docker_s_calls() {
+    let mut s = fresh();
+    // docker network create --ipv6 --ipam-driver switch: a pool of each family, a gateway
+    // of each, then CreateNetwork with both.
+    let (pool4, cidr4) = s.docker_request_pool("10.9.0.0/24", "", false, &[]).unwrap();
+    let (pool6, cidr6) = s.docker_request_pool("", "", true, &[]).unwrap();
+    assert_eq!(cidr6, "fd01:101:101::/64", "a /64 of the host's unique local prefix");
+    assert!(
+        s.docker_request_pool("fd01:101:101::/80", "", true, &[]).is_err(),
+        "overlaps the pool"
+    );
+    let gw4 = s.docker_request_address(&pool4, "", true).unwrap();
+    let gw6 = s.docker_request_address(&pool6, "", true).unwrap();
+    assert_eq!(gw6.to_string(), "fd01:101:101::1");
+    let net_spec = DockerNetworkSpec {
+        ipv6: true,
+        ipv6_pools: vec![("switch-local".into(), cidr6.clone(), format!("{gw6}/64"))],
+        ..spec(NET, &cidr4, &format!("{gw4}/24"), &[])
+    };
+    let (net, made) = s
+        .docker_create_network(net_spec, "switch", SystemTime::UNIX_EPOCH, &[])
+        .unwrap();
+    assert!(made);
+    assert_eq!(s.networks[&net].ipam6[0].subnet.to_string(), cidr6);
+    assert_eq!(
+        s.docker.networks[&Id::parse(NET).unwrap()].pool6.as_deref(),
+        Some(pool6.as_str())
+    );
+    // docker run: an address of each family, the endpoint, the join.
+    let ip4 = s.docker_request_address(&pool4, "", false).unwrap();
+    let ip6 = s.docker_request_address(&pool6, "", false).unwrap();
+    assert_eq!(ip6.to_string(), "fd01:101:101::2");
+    let addrs = (format!("{ip4}/24"), format!("{ip6}/64"));
+    s.docker_create_endpoint(NET, EP1, (&addrs.0, &addrs.1), "").unwrap();
+    join(&mut s, EP1, "/var/run/docker/netns/c1").unwrap();
+    let ep = &s.endpoints[&Id::parse(EP1).unwrap()];
+    assert_eq!(ep.ip6.map(IpAddr::from), Some(ip6));
+    // A sandbox of switchd's on the network takes neither Docker's addresses nor the gateway.
+    let sb = SandboxSpec {
+        name: "mine".into(),
+        network: s.networks[&net].name.clone(),
+        ..Default::default()
+    };
+    s.create_sandbox(
+        sb,
+        Id::from_random([7; 32]),
+        Id::from_random([8; 32]),
+        std::path::Path::new("/run/netns"),
+        SystemTime::UNIX_EPOCH,
+    )
+    .unwrap();
+    let mine = s.endpoints.values().find(|e| e.id == Id::from_random([8; 32])).unwrap();
+    assert_eq!(mine.ip6.unwrap().to_string(), "fd01:101:101::3");
+    // An IPv6 address switchd's IPAM did not hand out, or outside the subnet, is refused.
+    let v4 = format!("{}/24", s.docker_request_address(&pool4, "", false).unwrap());
+    let e = s
+        .docker_create_endpoint(NET, EP2, (&v4, "fd01:101:101::77/64"), "")
+        .unwrap_err();
+    assert!(e.to_string().contains("was not handed out by switchd's IPAM"), "{e}");
+    let e = s.docker_create_endpoint(NET, EP2, (&v4, "fd99::7/64"), "").unwrap_err();
+    assert!(e.to_string().contains("has no IPv6 subnet holding it"), "{e}");
+    // Released, the address goes back to the pool; the pool goes once the network has.
+    s.docker_release_address(&pool6, &format!("{ip6}/64")).unwrap();
+    assert!(!s.docker.pools6[&pool6]
+        .held
+        .contains(&"fd01:101:101::2".parse().unwrap()));
+    assert!(s.docker_release_pool(&pool6).is_err(), "the network still uses it");
 }

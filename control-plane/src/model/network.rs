@@ -61,7 +61,7 @@ impl State {
             host_routes
         };
         let ipam = self.plan_ipam(&spec, host_routes, routed)?;
-        let ipam6 = self.plan_ipam6(&spec, driver, &ipam)?;
+        let ipam6 = self.plan_ipam6(&spec, driver, Some(&ipam))?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -299,7 +299,7 @@ impl State {
         &self,
         spec: &NetworkSpec,
         driver: Driver,
-        ipam: &NetIpam,
+        ipam: Option<&NetIpam>,
     ) -> Result<Vec<NetIpam6>, ModelError> {
         if !spec.ipv6 {
             return match spec.pools6.first() {
@@ -310,10 +310,17 @@ impl State {
                 None => Ok(Vec::new()),
             };
         }
-        let taken: Vec<(&str, Ipv6Cidr)> = self
+        // Other networks' subnets, and those Docker holds for networks to come.
+        let taken: Vec<(String, Ipv6Cidr)> = self
             .networks
             .values()
-            .flat_map(|n| n.ipam6.iter().map(|i| (n.name.as_str(), i.subnet)))
+            .flat_map(|n| n.ipam6.iter().map(|i| (format!("network {}", n.name), i.subnet)))
+            .chain(
+                self.docker
+                    .pools6
+                    .iter()
+                    .map(|(id, p)| (format!("Docker's pool {id}"), p.subnet)),
+            )
             .collect();
         if spec.pools6.is_empty() {
             let subnets: Vec<Ipv6Cidr> = taken.iter().map(|(_, s)| *s).collect();
@@ -323,18 +330,17 @@ impl State {
                         .into(),
                 )
             })?;
-            let gateway = offset6(subnet, ipam.offset(ipam.gateway));
+            let gateway = match ipam.filter(|_| driver == Driver::Overlay) {
+                Some(ipam) => offset6(subnet, ipam.offset(ipam.gateway)),
+                None => subnet.first_host(),
+            };
             return Ok(vec![NetIpam6 {
                 subnet,
                 ip_range: None,
-                gateway: if driver == Driver::Overlay {
-                    gateway
-                } else {
-                    subnet.first_host()
-                },
+                gateway,
             }]);
         }
-        if driver == Driver::Overlay {
+        if let (Driver::Overlay, Some(ipam)) = (driver, ipam) {
             return self.plan_overlay_ipam6(spec, ipam);
         }
         let mut planned: Vec<NetIpam6> = Vec::new();
@@ -358,13 +364,14 @@ impl State {
                     "invalid subnet \"{subnet}\": it overlaps {range} ({what}); choose a unicast range such as a unique local fd00::/8 prefix or a global one"
                 )));
             }
+            let mine = format!("network {}", spec.name);
             let others = taken
                 .iter()
-                .copied()
-                .chain(planned.iter().map(|p| (spec.name.as_str(), p.subnet)));
-            if let Some((name, other)) = others.clone().find(|(_, t)| t.overlaps(&subnet)) {
+                .map(|(n, s)| (n.as_str(), *s))
+                .chain(planned.iter().map(|p| (mine.as_str(), p.subnet)));
+            if let Some((holder, other)) = others.clone().find(|(_, t)| t.overlaps(&subnet)) {
                 return Err(ModelError::Conflict(format!(
-                    "subnet {subnet} overlaps network {name} ({other}): choose a subnet that no network uses"
+                    "subnet {subnet} overlaps {holder} ({other}): choose a subnet that no network uses"
                 )));
             }
             let ip_range = match &pool.ip_range {
@@ -425,7 +432,7 @@ impl State {
             ..NetworkSpec::default()
         };
         // The checks of any IPv6 subnet, then an overlay network's own.
-        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, ipam)?;
+        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, Some(ipam))?;
         let p = &mut planned[0];
         let host_bits = 32 - u32::from(ipam.subnet.prefix_len());
         if 128 - u32::from(p.subnet.prefix_len()) < host_bits {

@@ -443,7 +443,7 @@ impl State {
                 .filter_map(|e| Some((e.ip6?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
         };
         let Some(s) = wanted else {
-            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).collect();
+            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).chain(self.docker_held6(net_id)).collect();
             return net
                 .ipam6
                 .iter()

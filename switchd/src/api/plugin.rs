@@ -224,6 +224,9 @@ async fn route(d: Arc<Daemon>, ctx: &Arc<Ctx>, req: Request<Incoming>) -> Result
             if let Some(gw) = j.gateway {
                 v["Gateway"] = json!(gw.to_string());
             }
+            if let Some(gw) = j.gateway6 {
+                v["GatewayIPv6"] = json!(gw.to_string());
+            }
             ok(v)
         }
         "NetworkDriver.Leave" => {

@@ -20,6 +20,8 @@ pub struct JoinReply {
     pub src_name: String,
     /// The gateway, unless the network is internal.
     pub gateway: Option<Ipv4Addr>,
+    /// The IPv6 gateway of the endpoint's IPv6 subnet, unless the network is internal.
+    pub gateway6: Option<std::net::Ipv6Addr>,
 }
 
 impl Daemon {
@@ -34,7 +36,7 @@ impl Daemon {
     }
 
     /// `IpamDriver.RequestPool`: the pool ID and its subnet.
-    pub fn docker_request_pool(&self, r: RequestPool) -> Result<(String, control_plane::Ipv4Cidr), OpError> {
+    pub fn docker_request_pool(&self, r: RequestPool) -> Result<(String, String), OpError> {
         let routes = host_routes();
         self.model_op(|s| s.docker_request_pool(&r.pool, &r.sub_pool, r.v6, &routes))
     }
@@ -45,11 +47,11 @@ impl Daemon {
     }
 
     /// `IpamDriver.RequestAddress`: the address and its subnet's prefix length.
-    pub fn docker_request_address(&self, r: AddressRequest) -> Result<(Ipv4Addr, u8), OpError> {
+    pub fn docker_request_address(&self, r: AddressRequest) -> Result<(std::net::IpAddr, u8), OpError> {
         self.with_addresses(|| {
             self.model_op(|s| {
                 let ip = s.docker_request_address(&r.pool_id, &r.address, r.is_gateway())?;
-                Ok((ip, s.docker.pools[&r.pool_id].subnet.prefix_len()))
+                Ok((ip, s.docker_pool_prefix_len(&r.pool_id).unwrap_or_default()))
             })
         })
     }
@@ -81,14 +83,9 @@ impl Daemon {
     /// `NetworkDriver.CreateEndpoint`: the MAC switchd chose, when Docker gave none.
     pub fn docker_create_endpoint(&self, r: CreateEndpoint) -> Result<Option<switch::MacAddr>, OpError> {
         let i = r.interface.unwrap_or_default();
-        if !i.address_ipv6.is_empty() {
-            return Err(OpError::Model(ModelError::Invalid(format!(
-                "invalid IPv6 address {:?}: switchd's networks are IPv4 only",
-                i.address_ipv6
-            ))));
-        }
+        let addresses = (i.address.as_str(), i.address_ipv6.as_str());
         let (mac, chosen) =
-            self.model_op(|s| s.docker_create_endpoint(&r.network_id, &r.endpoint_id, &i.address, &i.mac_address))?;
+            self.model_op(|s| s.docker_create_endpoint(&r.network_id, &r.endpoint_id, addresses, &i.mac_address))?;
         Ok(chosen.then_some(mac))
     }
 
@@ -164,6 +161,11 @@ impl Daemon {
         Ok(JoinReply {
             src_name: ep.ifname.clone().unwrap_or_default(),
             gateway: (!net.internal).then(|| net.ipam.map(|i| i.gateway)).flatten(),
+            gateway6: ep
+                .ip6
+                .and_then(|ip| net.ipam6_of(ip))
+                .map(|p| p.gateway)
+                .filter(|_| !net.internal),
         })
     }
 
