@@ -155,6 +155,7 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
     assert!(ping(&h, &a, "fd70::50"), "a reaches b over IPv6");
     assert!(ping(&h, &b, "fd70::2"), "b reaches a over IPv6");
     assert!(ping(&h, &a, "10.70.0.3"), "IPv4 still runs beside it");
+    assert!(ping(&h, &a, "::1"), "the sandbox's loopback holds ::1");
     let hosts = h.exec(&a, &["cat", "/etc/hosts"]);
     assert!(
         hosts.expect_ok("hosts").contains(&format!("fd70::2\t{a}")),
@@ -197,6 +198,21 @@ fn a_dual_stack_network_carries_ipv6_between_sandboxes_and_to_the_gateway() {
     assert!(ping(&h, &d, &auto_gw), "d reaches its own gateway");
     assert!(!ping(&h, &a, d_ip), "a reached d on another network");
     assert!(!ping(&h, &d, "fd70::2"), "d reached a on another network");
+    // Multicast stays inside its network: a's frames to all nodes (33:33:00:00:00:01) reach b,
+    // never d.
+    let a_mac = show_mac(mac_of(&h, &a, "eth0"));
+    let filter = format!("ether src {a_mac} and ether dst 33:33:00:00:00:01");
+    let (on_b, on_d) = (
+        testbed::Capture::start(&b, "eth0", &filter, 3),
+        testbed::Capture::start(&d, "eth0", &filter, 3),
+    );
+    let _ = h.exec(
+        &a,
+        &["ping", "-c", "2", "-i", "0.2", "-W", "1", "-I", "eth0", "ff02::1"],
+    );
+    let (on_b, on_d) = (on_b.finish(), on_d.finish());
+    assert!(on_b.contains("ICMP6, echo request"), "b saw a's multicast: {on_b}");
+    assert_eq!(on_d.trim(), "", "d, on another network, saw a's multicast");
     let refused = h.exec(&a, &["dig", "+time=2", "+tries=1", &format!("@{auto_gw}"), "AAAA", &d]);
     assert!(
         !refused.stdout.contains(d_ip) && refused.stdout.contains("connection refused"),
@@ -442,10 +458,23 @@ fn a_sandbox_cannot_speak_for_another_s_ipv6_address() {
         "eth0",
         ipv6_frame(att_mac, gw_mac, "fd71::10", "fd71::1", 58, &echo),
     );
+    // A redirect, and a DHCPv6 server's advertise (UDP 547 -> 546), from its own addresses.
+    let mut redirect = vec![137, 0, 0, 0, 0, 0, 0, 0];
+    redirect.extend_from_slice(&[0; 32]);
+    let redirect = ipv6_frame(att_mac, v_mac, "fe80::1", "fd71::10", 58, &redirect);
+    testbed::send_raw(&wire, "eth0", redirect);
+    let dhcp6 = [2, 0x23, 2, 0x22, 0, 12, 0, 0, 2, 0, 0, 1];
+    let dhcp6 = ipv6_frame(att_mac, v_mac, "fd71::20", "fd71::10", 17, &dhcp6);
+    testbed::send_raw(&wire, "eth0", dhcp6);
 
     let port = format!("{att}/eth0");
     assert_eq!(drops_reach(&h, &port, "neighbor_spoof", 1), 1);
-    assert_eq!(drops_reach(&h, &port, "router_message", 1), 1);
+    assert_eq!(
+        drops_reach(&h, &port, "router_message", 2),
+        2,
+        "the advertisement and the redirect"
+    );
+    assert_eq!(drops_reach(&h, &port, "dhcp_server", 1), 1);
     assert_eq!(drops_reach(&h, &port, "ip_spoof", 1), 1);
     assert!(
         neighbour().contains(&show_mac(v_mac)),

@@ -29,6 +29,7 @@ impl Daemon {
         let ipv6 = net.enable_ipv6().then(|| netdev::Ipv6Setup {
             addrs: net.ipam6.iter().map(|p| (p.gateway, p.subnet.prefix_len())).collect(),
             default_gw: None,
+            loopback: false,
         });
         let gateway = self
             .open_host_port(net, &name, net.gateway_mac(), addr, ipv6)

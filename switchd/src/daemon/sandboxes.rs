@@ -102,6 +102,7 @@ impl Daemon {
             netdev::Ipv6Setup {
                 addrs: vec![(ip, pool.map_or(128, |p| p.subnet.prefix_len()))],
                 default_gw: pool.map(|p| p.gateway).filter(|_| ep.has_default_route()),
+                loopback: true,
             }
         });
         let label = format!("{}/{ifname}", sb.name);

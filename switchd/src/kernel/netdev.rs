@@ -150,6 +150,9 @@ pub struct Ipv6Setup {
     pub addrs: Vec<(Ipv6Addr, u8)>,
     /// Default route via this gateway, when none exists.
     pub default_gw: Option<Ipv6Addr>,
+    /// Also turn IPv6 on for the namespace's loopback (a sandbox's: `::1`, as Docker's
+    /// containers on IPv6 networks have it).
+    pub loopback: bool,
 }
 
 /// Sets IPv6 on interface `name` of the calling thread's namespace as `setup` says, or turns
@@ -172,6 +175,9 @@ pub fn set_ipv6(name: &str, setup: Option<&Ipv6Setup>) -> io::Result<()> {
         ("disable_ipv6", "0"),
     ] {
         write_sysctl(&key(k), v)?;
+    }
+    if setup.loopback {
+        write_sysctl("net/ipv6/conf/lo/disable_ipv6", "0")?;
     }
     let i = index(name)?;
     for &(ip, len) in &setup.addrs {
