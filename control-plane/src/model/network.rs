@@ -343,6 +343,13 @@ impl State {
         if let (Driver::Overlay, Some(ipam)) = (driver, ipam) {
             return self.plan_overlay_ipam6(spec, ipam);
         }
+        // Each subnet is a gateway address and a DNS listener of each protocol on the host.
+        if spec.pools6.len() > MAX_SUBNETS6 {
+            return Err(invalid(format!(
+                "{} IPv6 subnets given: a network takes at most {MAX_SUBNETS6}",
+                spec.pools6.len()
+            )));
+        }
         let mut planned: Vec<NetIpam6> = Vec::new();
         for pool in &spec.pools6 {
             let Some(s) = &pool.subnet else {
@@ -713,6 +720,9 @@ const RESERVED: [(&str, &str); 4] = [
     ("224.0.0.0/4", "multicast"),
     ("240.0.0.0/4", "reserved"),
 ];
+
+/// The most IPv6 subnets one network holds.
+pub const MAX_SUBNETS6: usize = 16;
 
 /// The address `offset` into `subnet`.
 pub(super) fn offset6(subnet: Ipv6Cidr, offset: u32) -> Ipv6Addr {

@@ -155,6 +155,12 @@ fn bad_ipv6_input_is_refused_by_name_and_changes_nothing() {
         ),
         "subnet 2001:db8::/64 overlaps network n (2001:db8::/48): choose a subnet that no network uses"
     );
+    let many: Vec<String> = (0..17).map(|i| format!("2001:db8:{i:x}::/64")).collect();
+    let many: Vec<(&str, Option<&str>, Option<&str>)> = many.iter().map(|s| (s.as_str(), None, None)).collect();
+    assert_eq!(
+        refused(&mut s, v6("n", &many)),
+        "17 IPv6 subnets given: a network takes at most 16"
+    );
     assert_eq!(s, before);
     create(&mut s, 10, one("2001:db8::/64", None, None)).unwrap();
     assert!(refused(&mut s, v6("m", &[("2001:db8::/56", None, None)])).contains("overlaps network n (2001:db8::/64)"));
