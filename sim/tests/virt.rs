@@ -83,6 +83,17 @@ fn converge_reaches_everyone_and_carries_traffic() {
 }
 
 #[test]
+fn dual_stack_sandboxes_ping_over_both_families() {
+    let r = small("dualstack", 16, 6).report;
+    assert!(r.invariants_held, "{}", r.text());
+    assert!(r.pings6_sent > 0 && r.pings_sent > r.pings6_sent, "{}", r.text());
+    assert!(r.pings6_answered >= r.pings6_sent * 9 / 10, "{}", r.text());
+    assert!(r.pings_answered >= r.pings_sent * 9 / 10, "{}", r.text());
+    assert_eq!(r.tcp_flows_completed, r.tcp_flows, "{}", r.text());
+    assert_eq!(r.frames_across_networks, 0);
+}
+
+#[test]
 fn crashed_hosts_are_declared_down_and_come_back() {
     let r = small("crash", 24, 2).report;
     assert!(r.invariants_held, "{}", r.text());

@@ -56,8 +56,8 @@ struct Args {
     /// gossip.key).
     #[arg(long, requires = "advertise")]
     cluster_dir: Option<PathBuf>,
-    /// The address other hosts reach this one at (with --cluster-dir).
-    #[arg(long)]
+    /// The IPv4 address other hosts reach this one at (with --cluster-dir).
+    #[arg(long, value_parser = parse_advertise)]
     advertise: Option<std::net::IpAddr>,
     /// Hosts to join, HOST[:PORT] (comma-separated or repeated).
     #[arg(long, value_delimiter = ',')]
@@ -96,6 +96,17 @@ struct Args {
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+}
+
+/// `--advertise`: an IPv4 address, for the underlay (VXLAN, ESP and the peers' tables) is IPv4.
+fn parse_advertise(s: &str) -> Result<std::net::IpAddr, String> {
+    match s.parse::<std::net::IpAddr>() {
+        Ok(ip @ std::net::IpAddr::V4(_)) => Ok(ip),
+        Ok(std::net::IpAddr::V6(_)) => Err(format!(
+            "{s} is an IPv6 address: the underlay between hosts is IPv4, give this host's IPv4 address (tenant networks may still be dual-stack)"
+        )),
+        Err(_) => Err(format!("{s:?} is not an IP address: give this host's IPv4 address, like 10.0.0.1")),
+    }
 }
 
 fn parse_rekey(s: &str) -> anyhow::Result<std::time::Duration> {
@@ -314,5 +325,23 @@ async fn shutdown() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_advertised_address_is_ipv4() {
+        assert_eq!(parse_advertise("10.0.0.1"), Ok("10.0.0.1".parse().unwrap()));
+        let e = parse_advertise("2001:db8::1").unwrap_err();
+        assert!(
+            e.starts_with("2001:db8::1 is an IPv6 address: the underlay between hosts is IPv4"),
+            "{e}"
+        );
+        assert!(parse_advertise("host.example")
+            .unwrap_err()
+            .contains("is not an IP address"));
     }
 }

@@ -100,6 +100,10 @@ pub struct Report {
     pub pings_sent: u64,
     /// Pings answered.
     pub pings_answered: u64,
+    /// Of the pings sent, those over IPv6 (on dual-stack networks).
+    pub pings6_sent: u64,
+    /// Of those, the answered.
+    pub pings6_answered: u64,
     /// Median ping round trip.
     pub ping_rtt_p50_ms: Option<f64>,
     /// TCP flows started.
@@ -215,10 +219,14 @@ impl Report {
         }
         let _ = writeln!(
             s,
-            "  pings                      {} sent · {} answered · rtt p50 {}",
+            "  pings                      {} sent · {} answered · rtt p50 {}{}",
             self.pings_sent,
             self.pings_answered,
-            ms(self.ping_rtt_p50_ms)
+            ms(self.ping_rtt_p50_ms),
+            match self.pings6_sent {
+                0 => String::new(),
+                n => format!(" · over IPv6 {n} sent · {} answered", self.pings6_answered),
+            }
         );
         let _ = writeln!(
             s,

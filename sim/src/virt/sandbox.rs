@@ -2,13 +2,15 @@
 //! It answers ARP, pings and TCP like a container would; time is the simulation's.
 
 use std::collections::VecDeque;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use smoltcp::iface::{Config, Interface, SocketHandle, SocketSet};
 use smoltcp::phy::{self, ChecksumCapabilities, Device, DeviceCapabilities, Medium};
 use smoltcp::socket::{icmp, tcp};
 use smoltcp::time::Instant;
-use smoltcp::wire::{EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, IpAddress, IpCidr};
+use smoltcp::wire::{
+    EthernetAddress, HardwareAddress, Icmpv4Packet, Icmpv4Repr, Icmpv6Packet, Icmpv6Repr, IpAddress, IpCidr,
+};
 
 /// The sandbox's Ethernet device: frames queued in from the switch and out to it.
 #[derive(Default)]
@@ -65,7 +67,7 @@ impl phy::TxToken for TxToken<'_> {
 /// An outstanding ping: like `ping -c 3 -i 1`, answered when any of its requests is.
 pub struct Ping {
     /// Whom.
-    pub target: Ipv4Addr,
+    pub target: IpAddr,
     /// Sequence number.
     pub seq: u16,
     /// When it was asked for (µs).
@@ -98,6 +100,8 @@ pub struct SimSandbox {
     pub name: String,
     /// Address.
     pub ip: Ipv4Addr,
+    /// IPv6 address, on a dual-stack network.
+    pub ip6: Option<Ipv6Addr>,
     /// MAC.
     pub mac: [u8; 6],
     /// The stack.
@@ -122,28 +126,40 @@ pub struct SimSandbox {
     /// The poll already asked for (µs).
     pub next_poll: Option<u64>,
     /// Senders on the subnet whose MAC the stack has been told.
-    neighbours: std::collections::BTreeSet<Ipv4Addr>,
+    neighbours: std::collections::BTreeSet<IpAddr>,
     prefix: u8,
+    prefix6: u8,
 }
 
 /// What a poll found done.
 #[derive(Default)]
 pub struct Done {
     /// Pings answered: (asked at µs, target).
-    pub pongs: Vec<(u64, Ipv4Addr)>,
+    pub pongs: Vec<(u64, IpAddr)>,
     /// Bytes received per flow index.
     pub received: Vec<(usize, usize)>,
 }
 
 impl SimSandbox {
-    /// A sandbox at `ip/prefix` with `mac`, its clock at `now` (µs).
-    pub fn new(name: String, ip: Ipv4Addr, prefix: u8, mac: [u8; 6], seed: u64, now: u64) -> SimSandbox {
+    /// A sandbox at `ip/prefix` (and `ip6/len` on a dual-stack network) with `mac`, its clock
+    /// at `now` (µs).
+    pub fn new(
+        name: String,
+        (ip, prefix): (Ipv4Addr, u8),
+        v6: Option<(Ipv6Addr, u8)>,
+        mac: [u8; 6],
+        seed: u64,
+        now: u64,
+    ) -> SimSandbox {
         let mut wire = Wire::default();
         let mut cfg = Config::new(HardwareAddress::Ethernet(EthernetAddress(mac)));
         cfg.random_seed = seed;
         let mut iface = Interface::new(cfg, &mut wire, at(now));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(ip), prefix));
+            if let Some((ip6, len)) = v6 {
+                let _ = a.push(IpCidr::new(IpAddress::Ipv6(ip6), len));
+            }
         });
         let mut sockets = SocketSet::new(Vec::new());
         let mut s = icmp::Socket::new(
@@ -156,6 +172,7 @@ impl SimSandbox {
         SimSandbox {
             name,
             ip,
+            ip6: v6.map(|(a, _)| a),
             mac,
             iface,
             sockets,
@@ -169,6 +186,7 @@ impl SimSandbox {
             next_poll: None,
             neighbours: Default::default(),
             prefix,
+            prefix6: v6.map_or(128, |(_, l)| l),
         }
     }
 
@@ -178,11 +196,14 @@ impl SimSandbox {
     /// table once its queued reply went out, the stack is told a same-subnet sender's MAC
     /// first (as an ARP request from it, whose answer goes back to the sender like any).
     pub fn deliver(&mut self, frame: Vec<u8>) {
+        if let Some(ns) = self.solicitation_from(&frame) {
+            self.wire.rx.push_back(ns);
+        }
         if frame.len() >= 34 && frame[12..14] == [0x08, 0x00] {
             let src = Ipv4Addr::new(frame[26], frame[27], frame[28], frame[29]);
             let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
             let same = u32::from(src) & mask == u32::from(self.ip) & mask;
-            if same && src != self.ip && self.neighbours.insert(src) {
+            if same && src != self.ip && self.neighbours.insert(src.into()) {
                 let mut arp = vec![0u8; 42];
                 arp[0..6].copy_from_slice(&self.mac);
                 arp[6..12].copy_from_slice(&frame[6..12]);
@@ -197,8 +218,47 @@ impl SimSandbox {
         self.wire.rx.push_back(frame);
     }
 
+    /// For an IPv6 packet from a same-subnet sender the stack has not been told of, the
+    /// neighbour solicitation that tells it (as [`SimSandbox::deliver`] does with ARP for
+    /// IPv4): from the sender, for this sandbox's address, with the sender's MAC.
+    fn solicitation_from(&mut self, frame: &[u8]) -> Option<Vec<u8>> {
+        use smoltcp::wire::{Icmpv6Repr as R, NdiscRepr, RawHardwareAddress};
+        let own = self.ip6?;
+        if frame.len() < 54 || frame[12..14] != [0x86, 0xdd] {
+            return None;
+        }
+        let src = Ipv6Addr::from(<[u8; 16]>::try_from(&frame[22..38]).ok()?);
+        let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix6)).unwrap_or(0);
+        let same = u128::from(src) & mask == u128::from(own) & mask;
+        if !same || src == own || !self.neighbours.insert(src.into()) {
+            return None;
+        }
+        let repr = R::Ndisc(NdiscRepr::NeighborSolicit {
+            target_addr: own,
+            lladdr: Some(RawHardwareAddress::from_bytes(&frame[6..12])),
+        });
+        let len = repr.buffer_len();
+        let mut f = vec![0u8; 54 + len];
+        f[0..6].copy_from_slice(&self.mac);
+        f[6..12].copy_from_slice(&frame[6..12]);
+        f[12..14].copy_from_slice(&[0x86, 0xdd]);
+        f[14] = 0x60;
+        f[18..20].copy_from_slice(&(len as u16).to_be_bytes());
+        f[20] = 58;
+        f[21] = 255;
+        f[22..38].copy_from_slice(&src.octets());
+        f[38..54].copy_from_slice(&own.octets());
+        repr.emit(
+            &src,
+            &own,
+            &mut Icmpv6Packet::new_unchecked(&mut f[54..]),
+            &ChecksumCapabilities::default(),
+        );
+        Some(f)
+    }
+
     /// Asks for a ping of `target` (sent at the next poll).
-    pub fn ping(&mut self, target: Ipv4Addr, now: u64) {
+    pub fn ping(&mut self, target: IpAddr, now: u64) {
         let seq = self.pings.len() as u16;
         self.pings.push(Ping {
             target,
@@ -246,35 +306,65 @@ impl SimSandbox {
         self.iface.poll(t, &mut self.wire, &mut self.sockets);
         // Pings: send the new ones, take the answers.
         let s = self.sockets.get_mut::<icmp::Socket>(self.icmp);
-        while let Ok((payload, _)) = s.recv() {
-            let Ok(pkt) = Icmpv4Packet::new_checked(payload) else {
+        let caps = ChecksumCapabilities::default();
+        while let Ok((payload, from)) = s.recv() {
+            let reply = match (from, self.ip6) {
+                (IpAddress::Ipv4(_), _) => {
+                    Icmpv4Packet::new_checked(payload)
+                        .ok()
+                        .and_then(|p| match Icmpv4Repr::parse(&p, &caps) {
+                            Ok(Icmpv4Repr::EchoReply { ident, seq_no, .. }) => Some((ident, seq_no)),
+                            _ => None,
+                        })
+                }
+                (IpAddress::Ipv6(from), Some(own)) => Icmpv6Packet::new_checked(payload).ok().and_then(|p| {
+                    match Icmpv6Repr::parse(&from, &own, &p, &caps) {
+                        Ok(Icmpv6Repr::EchoReply { ident, seq_no, .. }) => Some((ident, seq_no)),
+                        _ => None,
+                    }
+                }),
+                _ => None,
+            };
+            let Some((_, seq_no)) = reply.filter(|(ident, _)| *ident == self.ident) else {
                 continue;
             };
-            if let Ok(Icmpv4Repr::EchoReply { ident, seq_no, .. }) =
-                Icmpv4Repr::parse(&pkt, &ChecksumCapabilities::default())
-            {
-                if ident != self.ident {
-                    continue;
-                }
-                if let Some(i) = self.pings.iter().position(|p| p.seq == seq_no && p.sent > 0) {
-                    let p = self.pings.remove(i);
-                    done.pongs.push((p.asked_at, p.target));
-                }
+            if let Some(i) = self.pings.iter().position(|p| p.seq == seq_no && p.sent > 0) {
+                let p = self.pings.remove(i);
+                done.pongs.push((p.asked_at, p.target));
             }
         }
         let due = |p: &Ping| p.sent == 0 || (p.sent < PING_TRIES && now >= p.last + PING_EVERY_US);
         self.icmp_full = false;
         for p in self.pings.iter_mut().filter(|p| due(p)) {
-            let repr = Icmpv4Repr::EchoRequest {
-                ident: self.ident,
-                seq_no: p.seq,
-                data: b"switchsim",
+            let sent = match (p.target, self.ip6) {
+                (IpAddr::V4(to), _) => {
+                    let repr = Icmpv4Repr::EchoRequest {
+                        ident: self.ident,
+                        seq_no: p.seq,
+                        data: b"switchsim",
+                    };
+                    s.send(repr.buffer_len(), IpAddress::Ipv4(to))
+                        .map(|buf| repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &caps))
+                }
+                (IpAddr::V6(to), Some(own)) => {
+                    let repr = Icmpv6Repr::EchoRequest {
+                        ident: self.ident,
+                        seq_no: p.seq,
+                        data: b"switchsim",
+                    };
+                    s.send(repr.buffer_len(), IpAddress::Ipv6(to))
+                        .map(|buf| repr.emit(&own, &to, &mut Icmpv6Packet::new_unchecked(buf), &caps))
+                }
+                // No IPv6 address to ask from: the ping is never sent.
+                (IpAddr::V6(_), None) => {
+                    p.sent = PING_TRIES;
+                    continue;
+                }
             };
-            let Ok(buf) = s.send(repr.buffer_len(), IpAddress::Ipv4(p.target)) else {
+            if sent.is_err() {
                 self.icmp_full = true;
                 break;
-            };
-            repr.emit(&mut Icmpv4Packet::new_unchecked(buf), &ChecksumCapabilities::default());
+            }
             p.sent += 1;
             p.last = now;
         }
@@ -343,9 +433,16 @@ mod tests {
     #[test]
     fn a_full_ping_queue_waits_for_the_stack() {
         let t0 = 5_000_000;
-        let mut sb = SimSandbox::new("a".into(), Ipv4Addr::new(10, 0, 0, 2), 24, [2, 0, 0, 0, 0, 2], 1, t0);
+        let mut sb = SimSandbox::new(
+            "a".into(),
+            (Ipv4Addr::new(10, 0, 0, 2), 24),
+            None,
+            [2, 0, 0, 0, 0, 2],
+            1,
+            t0,
+        );
         for n in 0..20 {
-            sb.ping(Ipv4Addr::new(10, 0, 0, 100 + n), t0);
+            sb.ping(Ipv4Addr::new(10, 0, 0, 100 + n).into(), t0);
         }
         sb.poll(t0);
         assert!(sb.pings.iter().any(|p| p.sent == 0), "the queue filled up");

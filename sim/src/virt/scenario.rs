@@ -91,6 +91,10 @@ pub struct NetworkDef {
     pub name: String,
     /// Subnet (big enough for the hosts' shares: blocks of 8 per host).
     pub subnet: String,
+    /// An IPv6 subnet beside it (a dual-stack network: each endpoint's IPv6 address is its
+    /// IPv4 address's twin).
+    #[serde(default)]
+    pub subnet6: Option<String>,
 }
 
 /// One action at one time.
@@ -154,6 +158,9 @@ pub enum Action {
         network: String,
         /// How many pings.
         count: u32,
+        /// Over IPv6 (a dual-stack network's twins) rather than IPv4.
+        #[serde(default)]
+        ipv6: bool,
     },
     /// `count` pairs of sandboxes on different hosts exchange `bytes` over TCP.
     Tcp {

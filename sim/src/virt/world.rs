@@ -226,6 +226,8 @@ struct World {
     /// Of those, creates refused while a host reachable from theirs had addresses to give.
     failures_with_space_reachable: u64,
     pings_sent: u64,
+    /// Pings over IPv6 sent, and answered.
+    pings6: (u64, u64),
     rtts: Vec<f64>,
     flows: Vec<FlowTrack>,
     refused: u64,
@@ -323,6 +325,7 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
         allocation_failures: 0,
         failures_with_space_reachable: 0,
         pings_sent: 0,
+        pings6: (0, 0),
         rtts: Vec::new(),
         flows: Vec::new(),
         refused: 0,
@@ -530,7 +533,7 @@ impl World {
                     self.at(self.now + secs(every_s) * u64::from(k), ev);
                 }
             }
-            Action::Ping { network, count } => self.start_pings(&network, count),
+            Action::Ping { network, count, ipv6 } => self.start_pings(&network, count, ipv6),
             Action::Tcp { network, count, bytes } => self.start_flows(&network, count, bytes),
             Action::Crash { count } => {
                 self.disrupted();
@@ -597,15 +600,20 @@ impl World {
         }
     }
 
-    /// `count` pings, each between a random pair of sandboxes of `network`.
-    fn start_pings(&mut self, network: &str, count: u32) {
+    /// `count` pings, each between a random pair of sandboxes of `network`, over IPv4 or
+    /// (`ipv6`, on a dual-stack network) IPv6.
+    fn start_pings(&mut self, network: &str, count: u32, ipv6: bool) {
         for _ in 0..count {
             if let Some(((h, i), (g, j))) = self.pair(network) {
-                let ip = self.sb(g, j).map(|s| s.ip);
+                let to = self.sb(g, j).and_then(|s| match ipv6 {
+                    true => s.ip6.map(std::net::IpAddr::from),
+                    false => Some(s.ip.into()),
+                });
                 let now = self.now;
-                if let (Some(sb), Some(ip)) = (self.sb_mut(h, i), ip) {
-                    sb.ping(ip, now);
+                if let (Some(sb), Some(to)) = (self.sb_mut(h, i), to) {
+                    sb.ping(to, now);
                     self.pings_sent += 1;
+                    self.pings6.0 += u64::from(ipv6);
                     self.wake(h, i);
                 }
             }
@@ -843,11 +851,11 @@ impl World {
             let Some(net) = self.hosts[h as usize].sbs[i].as_ref().map(|s| s.net.clone()) else {
                 continue;
             };
-            let (mac, ip) = self.hosts[h as usize].sbs[i]
+            let (mac, ip, ip6) = self.hosts[h as usize].sbs[i]
                 .as_ref()
-                .map(|s| (s.sb.mac, s.sb.ip))
-                .unwrap_or((Default::default(), Ipv4Addr::UNSPECIFIED));
-            if let Some(port) = self.add_sandbox_port(h, &net, mac, ip, i) {
+                .map(|s| (s.sb.mac, s.sb.ip, s.sb.ip6))
+                .unwrap_or((Default::default(), Ipv4Addr::UNSPECIFIED, None));
+            if let Some(port) = self.add_sandbox_port(h, &net, mac, (ip, ip6), i) {
                 if let Some(s) = self.hosts[h as usize].sbs[i].as_mut() {
                     s.port = port;
                 }
@@ -877,6 +885,15 @@ impl World {
             driver: "overlay".into(),
             subnet: Some(def.subnet.clone()),
             options: [("max_hosts".to_string(), max_hosts.to_string())].into(),
+            ipv6: def.subnet6.is_some(),
+            pools6: def
+                .subnet6
+                .iter()
+                .map(|s| control_plane::model::PoolSpec {
+                    subnet: Some(s.clone()),
+                    ..Default::default()
+                })
+                .collect(),
             ..Default::default()
         };
         let nid = id(&mut self.rng);
@@ -927,7 +944,14 @@ impl World {
     }
 
     /// A sandbox's port, guarded as switchd guards it: it sends only as `mac` and `ip`.
-    fn add_sandbox_port(&mut self, h: u32, net: &Id, mac: [u8; 6], ip: Ipv4Addr, slot: usize) -> Option<PortId> {
+    fn add_sandbox_port(
+        &mut self,
+        h: u32,
+        net: &Id,
+        mac: [u8; 6],
+        (ip, ip6): (Ipv4Addr, Option<std::net::Ipv6Addr>),
+        slot: usize,
+    ) -> Option<PortId> {
         let now = self.instant();
         let host = &mut self.hosts[h as usize];
         let rt = host.nets.get(net)?;
@@ -937,7 +961,7 @@ impl World {
             max_frame_len: 1514,
             learn_limit: network.mac_limit,
             split_horizon_group: 0,
-            guard: Some(network.port_guard(MacAddr(mac), Some(ip), None)),
+            guard: Some(network.port_guard(MacAddr(mac), Some(ip), ip6)),
             locked: false,
         };
         let port = host.switch.add_port(cfg).ok()?;
@@ -989,9 +1013,11 @@ impl World {
         let (Some(ip), Some(mac)) = (ep.ip, ep.mac) else {
             return Ok(());
         };
-        let prefix = host.state.networks[&ep.network]
-            .ipam
-            .map_or(24, |i| i.subnet.prefix_len());
+        let net = &host.state.networks[&ep.network];
+        let prefix = net.ipam.map_or(24, |i| i.subnet.prefix_len());
+        let v6 = ep
+            .ip6
+            .map(|a| (a, net.ipam6_of(a).map_or(128, |p| p.subnet.prefix_len())));
         if let Some(other) = self.held.insert((ep.network.clone(), ip), epid.clone()) {
             if other != epid {
                 self.held_twice += 1;
@@ -999,11 +1025,11 @@ impl World {
         }
         self.mac_net.insert(mac.0, ep.network.clone());
         let slot = self.hosts[h as usize].sbs.len();
-        let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, ip, slot) else {
+        let Some(port) = self.add_sandbox_port(h, &ep.network, mac.0, (ip, ep.ip6), slot) else {
             return Ok(());
         };
         let seed = self.rng.random();
-        let sb = SimSandbox::new(name.clone(), ip, prefix, mac.0, seed, self.now);
+        let sb = SimSandbox::new(name.clone(), (ip, prefix), v6, mac.0, seed, self.now);
         self.hosts[h as usize].sbs.push(Some(LocalSb {
             sb,
             port,
@@ -1247,7 +1273,7 @@ impl World {
                     p,
                     overlay::edge::Answered {
                         ip: Some(ip),
-                        ip6: None,
+                        ip6: host.state.networks.get(&network).and_then(|n| n.overlay_ip6(ip)),
                     },
                 );
             }
@@ -1325,8 +1351,9 @@ impl World {
         let port = local.port;
         let frames: Vec<Vec<u8>> = local.sb.wire.tx.drain(..).collect();
         let next = local.sb.poll_at(now);
-        for (asked, _) in done.pongs {
+        for (asked, to) in done.pongs {
             self.rtts.push((now - asked) as f64 / 1000.0);
+            self.pings6.1 += u64::from(to.is_ipv6());
         }
         for (flow, n) in done.received {
             if let Some(f) = self.flows.get_mut(flow) {
@@ -1571,6 +1598,8 @@ impl World {
             frames_dropped: drops,
             pings_sent: self.pings_sent,
             pings_answered,
+            pings6_sent: self.pings6.0,
+            pings6_answered: self.pings6.1,
             ping_rtt_p50_ms: quantile(&mut self.rtts, 0.5),
             tcp_flows: self.flows.len() as u64,
             tcp_flows_completed: flows_done,
