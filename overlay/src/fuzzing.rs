@@ -7,13 +7,15 @@
 use crate::arp::{parse_request, write_reply, ARP_FRAME_LEN};
 use crate::offload::{
     checksum, cut_tcp, Coalescer, VirtioNetHdr, VIRTIO_NET_HDR_F_NEEDS_CSUM, VIRTIO_NET_HDR_GSO_TCPV4,
-    VIRTIO_NET_HDR_LEN,
+    VIRTIO_NET_HDR_GSO_TCPV6, VIRTIO_NET_HDR_LEN,
 };
 use crate::VxlanHeader;
 
 /// Headers in front of a plain TCP/IPv4 segment: Ethernet, IPv4 without options, TCP
 /// without options.
 const HEADERS: usize = 14 + 20 + 20;
+/// Headers in front of a plain TCP/IPv6 segment: Ethernet, IPv6, TCP without options.
+const HEADERS6: usize = 14 + 40 + 20;
 
 /// Sealed tunnels. The first byte chooses: odd, the rest is a datagram from the underlay
 /// opened under a fixed SA (never a panic; what opens is no longer than what came); even,
@@ -57,13 +59,14 @@ pub fn vxlan_header(data: &[u8]) {
 
 /// Segmentation and coalescing. The first byte chooses: odd, arbitrary bytes as a virtio-net
 /// header and frame are cut (never a panic; every segment at most the segment size plus its
-/// head); even, the rest builds a valid TCP/IPv4 super-frame (two bytes of segment size, then
-/// the payload) that is cut, and the segments are coalesced again: every segment carries at
-/// most the segment size, and the payload comes out as it went in.
+/// head); even, the rest builds a valid TCP super-frame (over IPv6 when the byte's second bit
+/// is set, else IPv4; two bytes of segment size, then the payload) that is cut, and the
+/// segments are coalesced again: every segment carries at most the segment size, and the
+/// payload comes out as it went in.
 pub fn segmentation(data: &[u8]) {
     match data.split_first() {
         Some((sel, rest)) if sel & 1 == 1 => cut_arbitrary(rest),
-        Some((_, [a, b, payload @ ..])) => round_trip(u16::from_le_bytes([*a, *b]), payload),
+        Some((sel, [a, b, payload @ ..])) => round_trip(u16::from_le_bytes([*a, *b]), payload, sel & 2 != 0),
         _ => {}
     }
 }
@@ -82,16 +85,19 @@ fn cut_arbitrary(data: &[u8]) {
     }
 }
 
-fn round_trip(mss: u16, payload: &[u8]) {
+fn round_trip(mss: u16, payload: &[u8], v6: bool) {
     let mss = usize::from(mss).clamp(536, 1460);
     let payload = &payload[..payload.len().min(usize::from(u16::MAX) - 40)];
-    let frame = super_frame(payload);
+    let (frame, headers, gso_type) = match v6 {
+        true => (super_frame6(payload), HEADERS6, VIRTIO_NET_HDR_GSO_TCPV6),
+        false => (super_frame(payload), HEADERS, VIRTIO_NET_HDR_GSO_TCPV4),
+    };
     let hdr = VirtioNetHdr {
         flags: VIRTIO_NET_HDR_F_NEEDS_CSUM,
-        gso_type: VIRTIO_NET_HDR_GSO_TCPV4,
-        hdr_len: HEADERS as u16,
+        gso_type,
+        hdr_len: headers as u16,
         gso_size: mss as u16,
-        csum_start: 34,
+        csum_start: (headers - 20) as u16,
         csum_offset: 16,
     };
     let mut heads = Vec::new();
@@ -106,37 +112,39 @@ fn round_trip(mss: u16, payload: &[u8]) {
         );
         let mut segment = head.to_vec();
         segment.extend_from_slice(slice);
-        assert!(segment.len() <= HEADERS + mss);
+        assert!(segment.len() <= headers + mss);
         if c.add(&segment) {
             continue;
         }
         if !c.is_empty() {
-            take_payload(&mut c, &mut out);
+            take_payload(&mut c, &mut out, v6);
         }
         if !c.add(&segment) {
             // Not a segment to coalesce (no payload): it goes on as it is.
-            out.extend_from_slice(&segment[HEADERS..]);
+            out.extend_from_slice(&segment[headers..]);
         }
     }
     if !c.is_empty() {
-        take_payload(&mut c, &mut out);
+        take_payload(&mut c, &mut out, v6);
     }
     assert!(out == payload, "the payload changed across cut and coalesce");
 }
 
 /// Appends the payload of what `c` holds (behind its virtio-net header) to `out`.
-fn take_payload(c: &mut Coalescer, out: &mut Vec<u8>) {
+fn take_payload(c: &mut Coalescer, out: &mut Vec<u8>, v6: bool) {
     let f = c.take();
+    // IPv4's total length counts its header; IPv6's payload length does not.
+    let (at, ip_header, headers) = if v6 { (18, 40, HEADERS6) } else { (16, 0, HEADERS) };
     let ip_len = usize::from(u16::from_be_bytes([
-        f[VIRTIO_NET_HDR_LEN + 16],
-        f[VIRTIO_NET_HDR_LEN + 17],
+        f[VIRTIO_NET_HDR_LEN + at],
+        f[VIRTIO_NET_HDR_LEN + at + 1],
     ]));
     assert_eq!(
-        ip_len + 14,
+        ip_len + 14 + ip_header,
         f.len() - VIRTIO_NET_HDR_LEN,
-        "the IPv4 length covers the frame"
+        "the IP length covers the frame"
     );
-    out.extend_from_slice(&f[VIRTIO_NET_HDR_LEN + HEADERS..]);
+    out.extend_from_slice(&f[VIRTIO_NET_HDR_LEN + headers..]);
 }
 
 /// An Ethernet + IPv4 + TCP frame (ACK, PSH on the last data) holding `payload`, with its
@@ -150,6 +158,21 @@ fn super_frame(payload: &[u8]) -> Vec<u8> {
     let c = checksum(&ip);
     ip[10..12].copy_from_slice(&c.to_be_bytes());
     f.extend_from_slice(&ip);
+    f.extend_from_slice(&[
+        0x9c, 0x40, 0x13, 0x89, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
+    ]);
+    f.extend_from_slice(payload);
+    f
+}
+
+/// As [`super_frame`], over IPv6 (fd00::1 to fd00::2); IPv6 has no header checksum.
+fn super_frame6(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1, 0x86, 0xdd, 0x60, 0, 0, 0];
+    f.extend_from_slice(&((20 + payload.len()) as u16).to_be_bytes());
+    f.extend_from_slice(&[6, 64]);
+    for last in [1, 2] {
+        f.extend_from_slice(&[0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+    }
     f.extend_from_slice(&[
         0x9c, 0x40, 0x13, 0x89, 0, 0, 0, 1, 0, 0, 0, 1, 0x50, 0x18, 0xff, 0xff, 0, 0, 0, 0,
     ]);
@@ -189,4 +212,24 @@ fn neighbor_solicitation(data: &[u8]) {
         parse_solicitation(&out).is_none(),
         "an advertisement is no solicitation"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn super_frames_of_both_families_survive_cut_and_coalesce() {
+        let payload: Vec<u8> = (0..9000u32).map(|i| (i % 251) as u8).collect();
+        for sel in [0u8, 2] {
+            let mut input = vec![sel, 0xdc, 0x05];
+            input.extend_from_slice(&payload);
+            segmentation(&input);
+        }
+        let v6 = super_frame6(&payload);
+        assert_eq!(
+            (v6.len(), &v6[12..14], v6[20]),
+            (HEADERS6 + payload.len(), &[0x86, 0xdd][..], 6)
+        );
+    }
 }
