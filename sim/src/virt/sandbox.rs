@@ -281,12 +281,12 @@ impl SimSandbox {
     }
 
     /// Connects to `to:port` and sends `bytes` as flow `id`.
-    pub fn connect(&mut self, to: Ipv4Addr, port: u16, local_port: u16, bytes: usize, id: usize) {
+    pub fn connect(&mut self, to: IpAddr, port: u16, local_port: u16, bytes: usize, id: usize) {
         let mut s = tcp::Socket::new(
             tcp::SocketBuffer::new(vec![0; 4096]),
             tcp::SocketBuffer::new(vec![0; 65_536]),
         );
-        if s.connect(self.iface.context(), (IpAddress::Ipv4(to), port), local_port)
+        if s.connect(self.iface.context(), (IpAddress::from(to), port), local_port)
             .is_ok()
         {
             let handle = self.sockets.add(s);

@@ -170,6 +170,9 @@ pub enum Action {
         count: u32,
         /// Bytes per flow.
         bytes: u32,
+        /// Over IPv6 (a dual-stack network's twins) rather than IPv4.
+        #[serde(default)]
+        ipv6: bool,
     },
     /// `count` random live hosts die (no goodbye).
     Crash {

@@ -534,7 +534,12 @@ impl World {
                 }
             }
             Action::Ping { network, count, ipv6 } => self.start_pings(&network, count, ipv6),
-            Action::Tcp { network, count, bytes } => self.start_flows(&network, count, bytes),
+            Action::Tcp {
+                network,
+                count,
+                bytes,
+                ipv6,
+            } => self.start_flows(&network, count, bytes, ipv6),
             Action::Crash { count } => {
                 self.disrupted();
                 self.crash(count);
@@ -621,14 +626,18 @@ impl World {
     }
 
     /// `count` TCP flows of `bytes` each, each between a random pair of sandboxes.
-    fn start_flows(&mut self, network: &str, count: u32, bytes: u32) {
+    fn start_flows(&mut self, network: &str, count: u32, bytes: u32, ipv6: bool) {
         for _ in 0..count {
             let Some(((h, i), (g, j))) = self.pair(network) else {
                 break;
             };
             let flow = self.flows.len();
             let port = 5000 + (flow % 50_000) as u16;
-            let Some(ip) = self.sb(g, j).map(|s| s.ip) else {
+            let to = self.sb(g, j).and_then(|s| match ipv6 {
+                true => s.ip6.map(std::net::IpAddr::from),
+                false => Some(s.ip.into()),
+            });
+            let Some(ip) = to else {
                 continue;
             };
             self.flows.push(FlowTrack {
