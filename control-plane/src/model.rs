@@ -308,6 +308,13 @@ impl Network {
         Some(Ipv4Addr::from(u32::from(ipam.subnet.broadcast()) - 1))
     }
 
+    /// The IPv6 address of the host's own macvlan child (`host_access`) on a dual-stack
+    /// network: the first IPv6 subnet's last address, never handed to a sandbox.
+    pub fn host_access_address6(&self) -> Option<Ipv6Addr> {
+        let p = self.ipam6.first().filter(|_| self.host_access)?;
+        Some(p.subnet.last())
+    }
+
     /// The gateway's MAC address on switched networks: 02:53 and four bytes of the network
     /// ID, the same on every host (an overlay network's anycast gateway), and known before the
     /// interface exists so that no sandbox can ask for it. `None` on other networks (the

@@ -171,6 +171,18 @@ fn macvlan_sandboxes_on_two_hosts_share_the_lan() {
         h1.exec(h1.ns(), &["ping", "-c", "1", "-W", "1", "10.90.0.11"]).ok(),
         "h1 reaches its sandbox"
     );
+    // Over IPv6 too: the child holds the first IPv6 subnet's last address.
+    let addrs6 = h1.exec(h1.ns(), &["ip", "-o", "-6", "addr", "show"]).stdout;
+    assert!(
+        addrs6
+            .lines()
+            .any(|l| l.contains("mvh-") && l.contains("fd90::ffff:ffff:ffff:ffff/64")),
+        "{addrs6}"
+    );
+    assert!(
+        h1.exec(h1.ns(), &["ping", "-c", "1", "-W", "2", "fd90::b"]).ok(),
+        "h1 reaches its sandbox over IPv6"
+    );
     let e = h1.ctl([
         "sandbox",
         "create",

@@ -443,7 +443,11 @@ impl State {
                 .filter_map(|e| Some((e.ip6?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
         };
         let Some(s) = wanted else {
-            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).chain(self.docker_held6(net_id)).collect();
+            let used: BTreeSet<Ipv6Addr> = holders()
+                .map(|(ip, _)| ip)
+                .chain(self.docker_held6(net_id))
+                .chain(net.host_access_address6())
+                .collect();
             return net
                 .ipam6
                 .iter()
@@ -473,6 +477,12 @@ impl State {
             return Err(invalid(format!(
                 "invalid IPv6 address {ip}: it is the subnet-router anycast or the gateway address of {}",
                 pool.subnet
+            )));
+        }
+        if Some(ip) == net.host_access_address6() {
+            return Err(ModelError::Conflict(format!(
+                "address {ip} is reserved for the host's own interface on network {} (host_access)",
+                net.name
             )));
         }
         if let Some((_, holder)) = holders().find(|(held, _)| *held == ip) {

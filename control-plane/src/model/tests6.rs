@@ -329,3 +329,32 @@ fn another_host_adopts_an_overlay_network_with_its_ipv6_subnet() {
     let e = other.adopt_network(id(11), &bad, &[]).unwrap_err().to_string();
     assert!(e.contains("link-local"), "{e}");
 }
+
+#[test]
+fn the_host_s_own_macvlan_child_keeps_the_last_ipv6_address() {
+    let mut s = fresh();
+    let spec = NetworkSpec {
+        driver: "macvlan".into(),
+        subnet: Some("10.90.0.0/24".into()),
+        options: [
+            ("parent".to_string(), "eth9".to_string()),
+            ("host_access".to_string(), "true".to_string()),
+        ]
+        .into(),
+        ..v6("mv", &[("fd90::/64", None, None)])
+    };
+    create(&mut s, 10, spec).unwrap();
+    let net = s.network("mv").unwrap();
+    assert_eq!(
+        net.host_access_address6(),
+        Some("fd90::ffff:ffff:ffff:ffff".parse().unwrap())
+    );
+    assert_eq!(
+        sandbox(&mut s, 20, "a", "mv", Some("fd90::ffff:ffff:ffff:ffff"))
+            .unwrap_err()
+            .to_string(),
+        "address fd90::ffff:ffff:ffff:ffff is reserved for the host's own interface on network mv (host_access)"
+    );
+    sandbox(&mut s, 21, "b", "mv", None).unwrap();
+    assert_eq!(ip6_of(&s, "b"), Some("fd90::2".parse().unwrap()));
+}

@@ -172,8 +172,18 @@ impl Daemon {
             .host_access_address()
             .zip(net.ipam)
             .map(|(ip, ipam)| (ip, ipam.subnet.prefix_len()));
+        let host_addr6 = net
+            .host_access_address6()
+            .zip(net.ipam6.first())
+            .map(|(ip, p)| netdev::Ipv6Setup {
+                addrs: vec![(ip, p.subnet.prefix_len())],
+                default_gw: None,
+                loopback: false,
+            });
         if net.native_path == Some(NativePath::Userspace8021q) {
-            return self.bring_up_uplink(net, iface, host_addr).map(Some);
+            return self
+                .bring_up_uplink(net, iface, host_addr.map(|a| (a, host_addr6)))
+                .map(Some);
         }
         let link = net.parent.clone().unwrap_or_default();
         if let (Some(vid), true) = (net.vlan, net.vlan_link_created) {
@@ -182,7 +192,8 @@ impl Daemon {
         netdev::set_promisc(&link, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
         if let Some(addr) = host_addr {
             let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
-            if let Err(e) = crate::ports::macvlan::open_host(&link, mode, &host_access_name(net), addr) {
+            let name = host_access_name(net);
+            if let Err(e) = crate::ports::macvlan::open_host(&link, mode, &name, addr, host_addr6.as_ref()) {
                 let _ = netdev::set_promisc(&link, false);
                 return Err(OpError::Io(e.to_string()));
             }
@@ -194,7 +205,7 @@ impl Daemon {
         &self,
         net: &Network,
         iface: &str,
-        host_addr: Option<(std::net::Ipv4Addr, u8)>,
+        host_addr: Option<((std::net::Ipv4Addr, u8), Option<netdev::Ipv6Setup>)>,
     ) -> Result<NetPorts, OpError> {
         let sid = NetworkId(net.switch_id);
         let vid = net
@@ -228,10 +239,10 @@ impl Daemon {
         let mut result = uplink
             .map(|p| ports.own.push(p))
             .map_err(|e| OpError::Io(format!("cannot open the uplink on {iface}: {e}")));
-        if let (Ok(()), Some(addr)) = (&result, host_addr) {
+        if let (Ok(()), Some((addr, ipv6))) = (&result, host_addr) {
             let name = host_access_name(net);
             result = self
-                .open_host_port(net, &name, None, addr, None)
+                .open_host_port(net, &name, None, addr, ipv6)
                 .map(|p| ports.own.push(p))
                 .map_err(|e| OpError::Io(format!("cannot open the host's interface {name}: {e}")));
         }

@@ -52,7 +52,13 @@ pub fn delete(sandbox_ns: &Path, name: &str) -> io::Result<()> {
 /// The host's own child on a macvlan network (`host_access`): `name` in switchd's namespace
 /// with `addr`, so the host reaches sandboxes it otherwise cannot (a macvlan parent and its
 /// children do not talk to each other). Nothing happens when it exists.
-pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::Ipv4Addr, u8)) -> io::Result<()> {
+pub fn open_host(
+    parent: &str,
+    macvlan_mode: &str,
+    name: &str,
+    addr: (std::net::Ipv4Addr, u8),
+    ipv6: Option<&netdev::Ipv6Setup>,
+) -> io::Result<()> {
     if netdev::exists(name) {
         return Ok(());
     }
@@ -60,10 +66,14 @@ pub fn open_host(parent: &str, macvlan_mode: &str, name: &str, addr: (std::net::
     let index = parent_index(parent).map_err(ctx)?;
     let msg = LinkMacVlan::new(name, index, mode(macvlan_mode)).build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
-    netdev::set_ipv6(name, None).map_err(ctx)?;
-    netdev::set_ipv4(name, addr.0, addr.1)
+    let configured = netdev::set_ipv4(name, addr.0, addr.1)
         .and_then(|()| netdev::set_up(name))
-        .map_err(ctx)
+        .and_then(|()| netdev::set_ipv6(name, ipv6));
+    if let Err(e) = configured {
+        let _ = netdev::delete_link(name);
+        return Err(ctx(e));
+    }
+    Ok(())
 }
 
 /// Removes the host's own child (missing: nothing to do).
