@@ -253,20 +253,7 @@ impl State {
                 })?
             }
         };
-        let ip_range = match &spec.ip_range {
-            Some(r) => {
-                let r: Ipv4Cidr = r
-                    .parse()
-                    .map_err(|e: crate::cidr::CidrError| invalid(e.to_string().replace("subnet", "ip-range")))?;
-                if !subnet.covers(&r) {
-                    return Err(invalid(format!(
-                        "invalid ip-range {r}: it must lie inside the subnet {subnet}"
-                    )));
-                }
-                Some(r)
-            }
-            None => None,
-        };
+        let ip_range = plan_range(subnet, spec.ip_range.as_deref())?;
         let gateway = match &spec.gateway {
             Some(g) => {
                 let gw: Ipv4Addr = g.parse().map_err(|_| {
@@ -381,20 +368,7 @@ impl State {
                     "subnet {subnet} overlaps {holder} ({other}): choose a subnet that no network uses"
                 )));
             }
-            let ip_range = match &pool.ip_range {
-                Some(r) => {
-                    let r: Ipv6Cidr = r
-                        .parse()
-                        .map_err(|e: crate::cidr::CidrError| invalid(e.to_string().replace("subnet", "ip-range")))?;
-                    if !subnet.covers(&r) {
-                        return Err(invalid(format!(
-                            "invalid ip-range {r}: it must lie inside the subnet {subnet}"
-                        )));
-                    }
-                    Some(r)
-                }
-                None => None,
-            };
+            let ip_range = plan_range(subnet, pool.ip_range.as_deref())?;
             let gateway = match &pool.gateway {
                 Some(g) => {
                     let gw: Ipv6Addr = g.parse().map_err(|_| {
@@ -720,6 +694,23 @@ const RESERVED: [(&str, &str); 4] = [
     ("224.0.0.0/4", "multicast"),
     ("240.0.0.0/4", "reserved"),
 ];
+
+/// The `--ip-range` given for `subnet` (either family): a prefix inside it.
+fn plan_range<A: crate::cidr::Family>(
+    subnet: crate::cidr::Cidr<A>,
+    range: Option<&str>,
+) -> Result<Option<crate::cidr::Cidr<A>>, ModelError> {
+    let Some(r) = range else { return Ok(None) };
+    let r: crate::cidr::Cidr<A> = r
+        .parse()
+        .map_err(|e: crate::cidr::CidrError| invalid(e.to_string().replace("subnet", "ip-range")))?;
+    if !subnet.covers(&r) {
+        return Err(invalid(format!(
+            "invalid ip-range {r}: it must lie inside the subnet {subnet}"
+        )));
+    }
+    Ok(Some(r))
+}
 
 /// The most IPv6 subnets one network holds.
 pub const MAX_SUBNETS6: usize = 16;
