@@ -966,7 +966,7 @@ impl State {
             port_kind: String::new(),
             ifname: Some(handoff_name(&eid)),
         };
-        // The address is held for this endpoint: out of the pool while it is attached, so
+        // The addresses are held for this endpoint: out of the pools while it is attached, so
         // the endpoint does not find it taken by itself.
         let pool = self.docker.networks[&e.network].pool.clone();
         let held = pool.as_ref().map(|p| {
@@ -977,6 +977,11 @@ impl State {
                 .held
                 .remove(&e.ip)
         });
+        let pool6 = self.docker.networks[&e.network].pool6.clone();
+        let held6 = pool6.as_ref().zip(e.ip6).map(|(p, ip)| {
+            let p = self.docker.pools6.get_mut(p).expect("linked pools exist");
+            p.held.remove(&ip)
+        });
         let attached = self.attach(&net, &sandbox, spec, eid.clone());
         if let (Some(p), Some(true)) = (&pool, held) {
             self.docker
@@ -985,6 +990,14 @@ impl State {
                 .expect("linked pools exist")
                 .held
                 .insert(e.ip);
+        }
+        if let (Some(p), Some(ip), Some(true)) = (&pool6, e.ip6, held6) {
+            self.docker
+                .pools6
+                .get_mut(p)
+                .expect("linked pools exist")
+                .held
+                .insert(ip);
         }
         if let Err(err) = attached {
             if new_sandbox {

@@ -399,6 +399,27 @@ fn a_dual_stack_network_walks_through_docker_s_calls() {
     .unwrap();
     let mine = s.endpoints.values().find(|e| e.id == Id::from_random([8; 32])).unwrap();
     assert_eq!(mine.ip6.unwrap().to_string(), "fd01:101:101::3");
+    // An address Docker holds for an endpoint yet to join is no sandbox's to ask for.
+    let held = s.docker_request_address(&pool6, "", false).unwrap();
+    let sb = SandboxSpec {
+        name: "asks".into(),
+        network: s.networks[&net].name.clone(),
+        ip6: Some(held.to_string()),
+        ..Default::default()
+    };
+    let e = s
+        .create_sandbox(
+            sb,
+            Id::from_random([5; 32]),
+            Id::from_random([6; 32]),
+            std::path::Path::new("/run/netns"),
+            SystemTime::UNIX_EPOCH,
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(&format!("address {held} is already in use")),
+        "{e}"
+    );
     // An IPv6 address switchd's IPAM did not hand out, or outside the subnet, is refused.
     let v4 = format!("{}/24", s.docker_request_address(&pool4, "", false).unwrap());
     let e = s

@@ -441,13 +441,10 @@ impl State {
         let holders = || {
             self.endpoints_of_network(net_id)
                 .filter_map(|e| Some((e.ip6?, self.sandboxes.get(&e.sandbox).map_or("?", |s| s.name.as_str()))))
+                .chain(self.docker_held6(net_id).map(|ip| (ip, "a Docker container")))
         };
         let Some(s) = wanted else {
-            let used: BTreeSet<Ipv6Addr> = holders()
-                .map(|(ip, _)| ip)
-                .chain(self.docker_held6(net_id))
-                .chain(net.host_access_address6())
-                .collect();
+            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).chain(net.host_access_address6()).collect();
             return net
                 .ipam6
                 .iter()
