@@ -77,7 +77,7 @@ mod tests {
             },
             id(4),
             t,
-            &[],
+            &crate::HostFacts::default(),
         )
         .unwrap();
         let dir = Path::new("/run/netns");

@@ -168,10 +168,20 @@ mod tests {
             options: [("com.docker.network.bridge.name".to_string(), format!("br-{name}"))].into(),
             ..Default::default()
         };
-        s.create_network(spec("a", "10.1.0.0/24", false), id(4), SystemTime::UNIX_EPOCH, &[])
-            .unwrap();
-        s.create_network(spec("i", "10.2.0.0/24", true), id(5), SystemTime::UNIX_EPOCH, &[])
-            .unwrap();
+        s.create_network(
+            spec("a", "10.1.0.0/24", false),
+            id(4),
+            SystemTime::UNIX_EPOCH,
+            &crate::HostFacts::default(),
+        )
+        .unwrap();
+        s.create_network(
+            spec("i", "10.2.0.0/24", true),
+            id(5),
+            SystemTime::UNIX_EPOCH,
+            &crate::HostFacts::default(),
+        )
+        .unwrap();
         let six = |name: &str, subnet: &str, internal| NetworkSpec {
             ipv6: true,
             pools6: vec![crate::model::PoolSpec {
@@ -181,10 +191,20 @@ mod tests {
             subnet: None,
             ..spec(name, "", internal)
         };
-        s.create_network(six("d", "fd0d::/64", false), id(16), SystemTime::UNIX_EPOCH, &[])
-            .unwrap();
-        s.create_network(six("j", "fd0e::/64", true), id(17), SystemTime::UNIX_EPOCH, &[])
-            .unwrap();
+        s.create_network(
+            six("d", "fd0d::/64", false),
+            id(16),
+            SystemTime::UNIX_EPOCH,
+            &crate::HostFacts::default(),
+        )
+        .unwrap();
+        s.create_network(
+            six("j", "fd0e::/64", true),
+            id(17),
+            SystemTime::UNIX_EPOCH,
+            &crate::HostFacts::default(),
+        )
+        .unwrap();
         let r = ruleset(&s);
         assert!(r.contains("ip6 saddr fd0d::/64 oifname != \"br-d\" masquerade"), "{r}");
         assert!(!r.contains("fd0e::/64"), "internal networks are not masqueraded: {r}");
@@ -277,7 +297,8 @@ mod tests {
             options: [("com.docker.network.bridge.name".to_string(), "br-d".to_string())].into(),
             ..Default::default()
         };
-        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &[]).unwrap();
+        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &crate::HostFacts::default())
+            .unwrap();
         let sb = crate::model::SandboxSpec {
             name: "web".into(),
             network: "d".into(),

@@ -19,7 +19,7 @@ use crate::cluster::records::Record;
 use crate::cluster::records::Records;
 use crate::cluster::seal::GossipKey;
 use crate::model::{NetworkSpec, SandboxSpec};
-use crate::{dns, framespec, ports, request, Id, State};
+use crate::{dns, framespec, ports, request, HostFacts, Id, State};
 
 fn id(n: u8) -> Id {
     Id::from_random([n; 32])
@@ -41,8 +41,10 @@ pub fn api_requests(data: &[u8]) {
         let (a, b) = (fresh(2 * i), fresh(2 * i + 1));
         let r = match part.first() {
             Some(b'n') => serde_json::from_slice::<NetworkCreate>(&part[1..]).ok().map(|req| {
-                req.into_spec()
-                    .and_then(|spec| s.create_network(spec, a, SystemTime::UNIX_EPOCH, &[]).map(drop))
+                req.into_spec().and_then(|spec| {
+                    s.create_network(spec, a, SystemTime::UNIX_EPOCH, &HostFacts::default())
+                        .map(drop)
+                })
             }),
             Some(b's') => serde_json::from_slice::<SandboxCreate>(&part[1..]).ok().map(|req| {
                 req.into_spec()
@@ -74,7 +76,7 @@ fn dns_world() -> &'static State {
             subnet: Some("10.9.0.0/24".into()),
             ..Default::default()
         };
-        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &[])
+        s.create_network(net, id(4), SystemTime::UNIX_EPOCH, &HostFacts::default())
             .expect("a valid network");
         for (k, name) in [(5u8, "vm1"), (7, "vm2")] {
             let sb = SandboxSpec {

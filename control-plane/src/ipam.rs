@@ -82,6 +82,27 @@ pub fn parse_proc_net_route(text: &str) -> Vec<Ipv4Cidr> {
         .collect()
 }
 
+/// The destinations of the routes in the text of /proc/net/ipv6_route, but default routes,
+/// the host's own addresses (local routes), and link-local and multicast prefixes (which no
+/// network's subnet may overlap anyway).
+pub fn parse_proc_net_ipv6_route(text: &str) -> Vec<Ipv6Cidr> {
+    /// RTF_LOCAL: a route of the local table, to one of the host's own addresses.
+    const LOCAL: u32 = 0x8000_0000;
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let dst = u128::from_str_radix(f.first()?, 16).ok().map(Ipv6Addr::from)?;
+            let len = u8::from_str_radix(f.get(1)?, 16).ok()?;
+            let flags = u32::from_str_radix(f.get(8)?, 16).ok()?;
+            if len == 0 || flags & LOCAL != 0 || dst.is_multicast() || dst.is_unicast_link_local() {
+                return None;
+            }
+            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
+            Ipv6Cidr::new(Ipv6Addr::from(u128::from(dst) & mask), len).ok()
+        })
+        .collect()
+}
+
 /// Addresses per block of a host's share of an overlay network.
 pub const SHARE_BLOCK: u32 = 8;
 
@@ -243,6 +264,24 @@ mod tests {
                     br0\t000012AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0\n";
         let v: Vec<String> = parse_proc_net_route(text).iter().map(|c| c.to_string()).collect();
         assert_eq!(v, ["192.0.2.0/24", "172.18.0.0/16"]);
+    }
+
+    #[test]
+    fn reads_proc_net_ipv6_route() {
+        // As a host with fd00::2/64 on eth0 and a default route prints it.
+        let text = "\
+fd000000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000001 00000000 00000001     eth0
+20010db8000500000000000000000000 30 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000001 00000000 00000003     eth0
+fe800000000000000000000000000000 40 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000002 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 fd000000000000000000000000000001 00000400 00000003 00000000 00000003     eth0
+00000000000000000000000000000001 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000002 00000000 80200001       lo
+fd000000000000000000000000000002 80 00000000000000000000000000000000 00 00000000000000000000000000000000 00000000 00000004 00000000 80200001     eth0
+ff000000000000000000000000000000 08 00000000000000000000000000000000 00 00000000000000000000000000000000 00000100 00000003 00000000 00000001     eth0
+00000000000000000000000000000000 00 00000000000000000000000000000000 00 00000000000000000000000000000000 ffffffff 00000001 00000000 00200200       lo
+garbage line
+";
+        let v: Vec<String> = parse_proc_net_ipv6_route(text).iter().map(|c| c.to_string()).collect();
+        assert_eq!(v, ["fd00::/64", "2001:db8:5::/48"]);
     }
 
     #[test]

@@ -38,4 +38,4 @@ pub use switch_api::{capture, framespec};
 pub use cidr::Ipv4Cidr;
 pub use error::ModelError;
 pub use ids::Id;
-pub use model::{Driver, Endpoint, Network, Sandbox, SandboxMode, State};
+pub use model::{Driver, Endpoint, HostFacts, Network, Sandbox, SandboxMode, State};

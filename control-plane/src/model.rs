@@ -50,6 +50,8 @@ pub const OPT_VNI: &str = "vni";
 pub const OPT_VXLANID_LIST: &str = "com.docker.network.driver.overlay.vxlanid_list";
 /// MTU of overlay networks unless given: a 1500-byte underlay minus VXLAN's 50 bytes.
 pub const DEFAULT_OVERLAY_MTU: u16 = 1450;
+/// The same over an IPv6 underlay, whose outer header is 20 bytes longer.
+pub const DEFAULT_OVERLAY_MTU6: u16 = DEFAULT_OVERLAY_MTU - 20;
 /// How many hosts an overlay network's addresses are dealt to unless `-o max_hosts` says.
 pub const DEFAULT_MAX_HOSTS: u32 = 64;
 /// The option setting it.
@@ -60,6 +62,20 @@ pub const OPT_ENCRYPTED: &str = "encrypted";
 /// IP and UDP headers, ESP's header, IV, trailer and ICV, the inner UDP and VXLAN headers and
 /// the inner Ethernet header (1500 - 20 - 8 - 8 - 8 - 5 - 16 - 8 - 8 - 14 = 1405), rounded down.
 pub const DEFAULT_ENCRYPTED_MTU: u16 = 1400;
+/// The same over an IPv6 underlay (1385, rounded down).
+pub const DEFAULT_ENCRYPTED_MTU6: u16 = 1380;
+
+/// What planning a network needs to know of the host it is made on.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// The IPv4 prefixes the host routes to, but its default route: an automatic subnet
+    /// avoids them, and a chosen one may not overlap them.
+    pub routes: Vec<Ipv4Cidr>,
+    /// The same for IPv6.
+    pub routes6: Vec<Ipv6Cidr>,
+    /// The underlay between hosts is IPv6: overlay networks' MTUs default 20 bytes lower.
+    pub underlay6: bool,
+}
 /// The parent interface of a macvlan network.
 pub const OPT_PARENT: &str = "parent";
 /// The macvlan mode.

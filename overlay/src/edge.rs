@@ -11,7 +11,7 @@
 //!                                    anything else → the switch's verdict
 //! ```
 
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Instant;
 
 use rustc_hash::FxHashMap;
@@ -107,7 +107,7 @@ pub enum Decision<'a> {
 pub struct Edge {
     vnis: FxHashMap<Vni, NetworkId>,
     /// VXLAN peers by (address, VNI): any source port is accepted, as RFC 7348 says.
-    peers: FxHashMap<(Ipv4Addr, Vni), PortId>,
+    peers: FxHashMap<(IpAddr, Vni), PortId>,
     /// The VNIs of encrypted networks: their frames cross the underlay only sealed.
     sealed: rustc_hash::FxHashSet<Vni>,
     arp: arp::Table,
@@ -176,7 +176,7 @@ impl Edge {
     }
 
     /// Whether the peer at `addr` on `vni` has a port.
-    pub fn has_peer(&self, addr: Ipv4Addr, vni: Vni) -> bool {
+    pub fn has_peer(&self, addr: IpAddr, vni: Vni) -> bool {
         self.peers.contains_key(&(addr, vni))
     }
 
@@ -186,7 +186,7 @@ impl Edge {
     }
 
     /// The peer at `addr` on `vni` is port `port`.
-    pub fn add_peer(&mut self, addr: Ipv4Addr, vni: Vni, port: PortId) {
+    pub fn add_peer(&mut self, addr: IpAddr, vni: Vni, port: PortId) {
         self.peers.insert((addr, vni), port);
     }
 
@@ -256,12 +256,7 @@ impl Edge {
     ///
     /// # Errors
     /// [`Refused`]: why it goes no further (each is counted by the caller).
-    pub fn decap<'a>(
-        &self,
-        from: Ipv4Addr,
-        datagram: &'a [u8],
-        carried: Carried,
-    ) -> Result<(PortId, &'a [u8]), Refused> {
+    pub fn decap<'a>(&self, from: IpAddr, datagram: &'a [u8], carried: Carried) -> Result<(PortId, &'a [u8]), Refused> {
         let hdr = VxlanHeader::parse(datagram).map_err(|_| Refused::Malformed)?;
         if datagram.len() == VXLAN_HEADER_LEN {
             return Err(Refused::Malformed);
@@ -339,8 +334,9 @@ mod tests {
         let mut edge = Edge::new();
         let vni = Vni::new(4096).unwrap();
         edge.add_network(vni, NET).unwrap();
-        edge.add_peer(Ipv4Addr::new(10, 0, 0, 2), vni, p1);
-        edge.add_peer(Ipv4Addr::new(10, 0, 0, 3), vni, p2);
+        edge.add_peer(IpAddr::from([10, 0, 0, 2]), vni, p1);
+        // An IPv6 underlay's peer is keyed the same way.
+        edge.add_peer("2001:db8::3".parse().unwrap(), vni, p2);
         (sw, edge, [local, p1, p2])
     }
 
@@ -362,19 +358,24 @@ mod tests {
 
     #[test]
     fn datagrams_enter_on_their_peer_s_port_or_are_refused_with_a_reason() {
-        let (_, edge, [_, p1, _]) = fabric(Instant::now());
+        let (_, edge, [_, p1, p2]) = fabric(Instant::now());
         let mut d = vec![0u8; 8 + 14];
         VxlanHeader {
             vni: Vni::new(4096).unwrap(),
         }
         .emit(&mut d);
-        let from = Ipv4Addr::new(10, 0, 0, 2);
+        let from = IpAddr::from([10, 0, 0, 2]);
         let clear = Carried::Clear;
         assert_eq!(edge.decap(from, &d, clear).map(|(p, f)| (p, f.len())), Ok((p1, 14)));
-        assert_eq!(
-            edge.decap(Ipv4Addr::new(10, 0, 0, 9), &d, clear),
-            Err(Refused::UnknownVtep)
-        );
+        let from6: IpAddr = "2001:db8::3".parse().unwrap();
+        assert_eq!(edge.decap(from6, &d, clear).map(|(p, _)| p), Ok(p2));
+        for stranger in ["10.0.0.9", "2001:db8::9", "::ffff:10.0.0.2"] {
+            assert_eq!(
+                edge.decap(stranger.parse().unwrap(), &d, clear),
+                Err(Refused::UnknownVtep),
+                "{stranger}"
+            );
+        }
         assert_eq!(
             edge.decap(from, &d[..8], clear),
             Err(Refused::Malformed),

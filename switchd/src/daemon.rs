@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
@@ -137,10 +137,16 @@ pub struct Daemon {
     claims: (Mutex<claims::ClaimNews>, std::sync::Condvar),
 }
 
-/// The prefixes switchd's namespace routes to, but its default route. /proc/net/route shows
-/// the reading process's namespace; unreadable means none.
-fn host_routes() -> Vec<control_plane::Ipv4Cidr> {
-    control_plane::ipam::parse_proc_net_route(&std::fs::read_to_string("/proc/net/route").unwrap_or_default())
+/// What planning a network needs of this host: the prefixes switchd's namespace routes to, but
+/// its default routes (/proc/net/route and ipv6_route show the reading process's namespace;
+/// unreadable means none), and the underlay's family (`underlay6`).
+fn host_facts(underlay6: bool) -> control_plane::HostFacts {
+    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
+    control_plane::HostFacts {
+        routes: control_plane::ipam::parse_proc_net_route(&read("/proc/net/route")),
+        routes6: control_plane::ipam::parse_proc_net_ipv6_route(&read("/proc/net/ipv6_route")),
+        underlay6,
+    }
 }
 
 /// 32 random bytes as an object ID.
@@ -151,6 +157,12 @@ pub fn random_id() -> Id {
 }
 
 impl Daemon {
+    /// This host's facts for planning a network ([`host_facts`]): the underlay is IPv6 when
+    /// the cluster's address is.
+    fn host_facts(&self) -> control_plane::HostFacts {
+        host_facts(self.cluster.as_ref().is_some_and(|c| c.vtep().is_ipv6()))
+    }
+
     /// Opens the store, starts the dataplane and brings every stored network and sandbox back.
     ///
     /// # Errors
@@ -184,11 +196,15 @@ impl Daemon {
         netdev::write_sysctl("net/ipv4/ip_forward", "1")?;
         let mut seed = [0u8; 8];
         getrandom::fill(&mut seed).map_err(|e| anyhow::anyhow!("no random source: {e}"))?;
-        // VXLAN listens on the address the cluster knows this host by; without a cluster (static
-        // VTEPs only) on every address.
+        // VXLAN listens on the address the cluster knows this host by, whose family is the
+        // underlay's; without a cluster (static VTEPs only) on every address of both families
+        // (IPv4 alone when the host has no IPv6).
         let vxlan = match cfg.cluster.as_ref().map(|c| c.vtep()) {
-            Some(SocketAddr::V4(a)) => a,
-            _ => SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, cfg.vxlan_port),
+            Some(a) => a,
+            None if std::path::Path::new("/proc/sys/net/ipv6").exists() => {
+                SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, cfg.vxlan_port))
+            }
+            None => SocketAddr::from((Ipv4Addr::UNSPECIFIED, cfg.vxlan_port)),
         };
         let dp = dataplane::spawn(
             u64::from_ne_bytes(seed),

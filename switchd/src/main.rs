@@ -56,7 +56,8 @@ struct Args {
     /// gossip.key).
     #[arg(long, requires = "advertise")]
     cluster_dir: Option<PathBuf>,
-    /// The IPv4 address other hosts reach this one at (with --cluster-dir).
+    /// The address other hosts reach this one at (with --cluster-dir), IPv4 or IPv6: the
+    /// underlay of the whole cluster is of its family.
     #[arg(long, value_parser = parse_advertise)]
     advertise: Option<std::net::IpAddr>,
     /// Hosts to join, HOST[:PORT] (comma-separated or repeated).
@@ -98,15 +99,60 @@ struct Args {
     log_level: String,
 }
 
-/// `--advertise`: an IPv4 address, for the underlay (VXLAN, ESP and the peers' tables) is IPv4.
+/// `--advertise`: a unicast address other hosts reach this one at, IPv4 or IPv6 (which then
+/// carries gossip, key exchanges, VXLAN and ESP).
 fn parse_advertise(s: &str) -> Result<std::net::IpAddr, String> {
-    match s.parse::<std::net::IpAddr>() {
-        Ok(ip @ std::net::IpAddr::V4(_)) => Ok(ip),
-        Ok(std::net::IpAddr::V6(_)) => Err(format!(
-            "{s} is an IPv6 address: the underlay between hosts is IPv4, give this host's IPv4 address (tenant networks may still be dual-stack)"
+    use std::net::IpAddr;
+    let ip = s.parse::<IpAddr>().map_err(|_| {
+        format!(
+            "{s:?} is not an IP address: give an address of this host other hosts reach, like 10.0.0.1 or 2001:db8::1"
+        )
+    })?;
+    let why = match ip {
+        _ if ip.is_unspecified() => Some("unspecified"),
+        _ if ip.is_multicast() => Some("multicast"),
+        IpAddr::V4(a) if a.is_broadcast() => Some("broadcast"),
+        IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => {
+            Some("a v4-mapped IPv6 address (give the IPv4 address itself)")
+        }
+        IpAddr::V6(a) if a.is_unicast_link_local() => Some("link-local, which needs an interface to mean anything"),
+        _ => None,
+    };
+    match why {
+        Some(why) => Err(format!(
+            "{s} is {why}: give a unicast address of this host other hosts reach, IPv4 or IPv6 (global or unique local)"
         )),
-        Err(_) => Err(format!("{s:?} is not an IP address: give this host's IPv4 address, like 10.0.0.1")),
+        None => Ok(ip),
     }
+}
+
+/// Each `--join` host resolved to an address of `advertise`'s family: a cluster's underlay is
+/// all IPv4 or all IPv6.
+fn resolve_joins(
+    joins: &[String],
+    port: u16,
+    advertise: std::net::IpAddr,
+) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let family = |ip: std::net::IpAddr| if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+    joins
+        .iter()
+        .map(|j| {
+            let all = resolve(j, port)?;
+            all.iter()
+                .copied()
+                .find(|a| a.ip().to_canonical().is_ipv4() == advertise.is_ipv4())
+                .map(|a| std::net::SocketAddr::new(a.ip().to_canonical(), a.port()))
+                .ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--join {j} is {} ({}), and --advertise {advertise} is {}: a cluster's underlay is all IPv4 or all IPv6; join an {} address",
+                        family(all[0].ip().to_canonical()),
+                        all[0],
+                        family(advertise),
+                        family(advertise)
+                    )
+                })
+        })
+        .collect()
 }
 
 fn parse_rekey(s: &str) -> anyhow::Result<std::time::Duration> {
@@ -130,11 +176,11 @@ fn parse_upstream(s: &str) -> anyhow::Result<std::net::SocketAddr> {
         .map_err(|_| anyhow::anyhow!("invalid upstream {s:?}: expected an IP address, optionally with :PORT"))
 }
 
-/// `HOST[:PORT]` to a socket address, `port` when none is given.
-fn resolve(target: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
+/// `HOST[:PORT]` to its socket addresses (at least one), `port` when none is given.
+fn resolve(target: &str, port: u16) -> anyhow::Result<Vec<std::net::SocketAddr>> {
     use std::net::ToSocketAddrs;
     if let Ok(ip) = target.parse::<std::net::IpAddr>() {
-        return Ok(std::net::SocketAddr::new(ip, port));
+        return Ok(vec![std::net::SocketAddr::new(ip, port)]);
     }
     let with_port = if target.contains(':') {
         target.to_string()
@@ -144,7 +190,8 @@ fn resolve(target: &str, port: u16) -> anyhow::Result<std::net::SocketAddr> {
     with_port
         .to_socket_addrs()
         .ok()
-        .and_then(|mut a| a.next())
+        .map(Iterator::collect::<Vec<_>>)
+        .filter(|a| !a.is_empty())
         .ok_or_else(|| anyhow::anyhow!("cannot resolve --join {target:?}: expected HOST[:PORT]"))
 }
 
@@ -181,6 +228,7 @@ fn main() -> anyhow::Result<()> {
     let group = args.socket_group.as_deref().map(group_id).transpose()?;
     // The socket first: a second switchd must stop here, before it touches anything.
     let listener = http::bind(&args.socket, group)?;
+    let mut bound = Unserved(vec![args.socket.clone()]);
     let plugin_socket = args
         .docker_plugin
         .as_ref()
@@ -191,6 +239,7 @@ fn main() -> anyhow::Result<()> {
                 .with_context(|| format!("cannot serve the Docker plugin on {}", path.display()))
         })
         .transpose()?;
+    bound.0.extend(plugin_socket.as_ref().map(|(_, p, _)| p.clone()));
     let metrics = args
         .metrics
         .map(|addr| {
@@ -232,14 +281,8 @@ fn main() -> anyhow::Result<()> {
         limits,
         firewall: args.firewall,
     })
-    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()));
-    let daemon = daemon.inspect_err(|_| {
-        // Nothing is served: no socket is left for clients to find.
-        let _ = std::fs::remove_file(&args.socket);
-        if let Some((_, path, _)) = &plugin_socket {
-            let _ = std::fs::remove_file(path);
-        }
-    })?;
+    .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
+    bound.0.clear();
     let daemon = Arc::new(daemon);
     drop(changes_tx);
     let applier = daemon.clone();
@@ -280,6 +323,18 @@ fn main() -> anyhow::Result<()> {
     served
 }
 
+/// The sockets bound at start, removed when the start fails: nothing is served, so no socket
+/// is left for clients to find.
+struct Unserved(Vec<PathBuf>);
+
+impl Drop for Unserved {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
 /// Joins the cluster whose credentials are in `dir`: the driver, and this host's index.
 fn start_cluster(
     args: &Args,
@@ -289,12 +344,8 @@ fn start_cluster(
 ) -> anyhow::Result<(cluster::Cluster, u32)> {
     let creds = cluster::load(dir)?;
     let index = creds.index;
-    let join = args
-        .join
-        .iter()
-        .map(|j| resolve(j, args.gossip_port))
-        .collect::<anyhow::Result<Vec<_>>>()?;
     let advertise = args.advertise.expect("clap requires --advertise with --cluster-dir");
+    let join = resolve_joins(&args.join, args.gossip_port, advertise)?;
     let cfg = cluster::ClusterConfig {
         advertise,
         join,
@@ -333,15 +384,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_advertised_address_is_ipv4() {
-        assert_eq!(parse_advertise("10.0.0.1"), Ok("10.0.0.1".parse().unwrap()));
-        let e = parse_advertise("2001:db8::1").unwrap_err();
-        assert!(
-            e.starts_with("2001:db8::1 is an IPv6 address: the underlay between hosts is IPv4"),
-            "{e}"
+    fn the_advertised_address_is_a_unicast_one_of_either_family() {
+        for ok in ["10.0.0.1", "2001:db8::1", "fd00:1::5"] {
+            assert_eq!(parse_advertise(ok), Ok(ok.parse().unwrap()));
+        }
+        for (bad, why) in [
+            ("0.0.0.0", "is unspecified"),
+            ("::", "is unspecified"),
+            ("ff02::1", "is multicast"),
+            ("255.255.255.255", "is broadcast"),
+            ("::ffff:10.0.0.1", "v4-mapped"),
+            ("fe80::1", "link-local"),
+            ("host.example", "is not an IP address"),
+        ] {
+            let e = parse_advertise(bad).unwrap_err();
+            assert!(e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn hosts_to_join_are_of_the_advertised_family() {
+        let v6: std::net::IpAddr = "2001:db8::1".parse().unwrap();
+        let joins = ["2001:db8::2".to_string(), "[2001:db8::3]:8000".to_string()];
+        assert_eq!(
+            resolve_joins(&joins, 7946, v6).unwrap(),
+            [
+                "[2001:db8::2]:7946".parse().unwrap(),
+                "[2001:db8::3]:8000".parse().unwrap()
+            ]
         );
-        assert!(parse_advertise("host.example")
+        let e = resolve_joins(&["10.0.0.2".to_string()], 7946, v6)
             .unwrap_err()
-            .contains("is not an IP address"));
+            .to_string();
+        assert_eq!(
+            e,
+            "--join 10.0.0.2 is IPv4 (10.0.0.2:7946), and --advertise 2001:db8::1 is IPv6: a cluster's underlay is all IPv4 or all IPv6; join an IPv6 address"
+        );
+        let e = resolve_joins(&["2001:db8::2".to_string()], 7946, "10.0.0.1".parse().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is IPv6") && e.ends_with("join an IPv4 address"), "{e}");
+        // A host name with addresses of both families takes the one of the underlay's.
+        let local = resolve_joins(&["localhost".to_string()], 7946, "10.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(local, ["127.0.0.1:7946".parse().unwrap()]);
     }
 }

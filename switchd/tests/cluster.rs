@@ -1253,3 +1253,155 @@ fn a_dual_stack_overlay_carries_ipv6_across_hosts() {
         .expect_ok("c");
     assert_eq!(addrs(&h2, &c), ("10.77.0.200".to_string(), "fd77::c8".to_string()));
 }
+
+#[test]
+fn a_cluster_runs_over_an_ipv6_underlay_with_a_kernel_vxlan_peer() {
+    if !testbed::e2e_allowed("cluster") {
+        return;
+    }
+    let f = Fabric(testbed::Fabric::new6(&prefix("u6"), 94, testbed::bin_dir!()));
+    for h in ["h1", "h2", "h3"] {
+        f.cert("ca", h);
+    }
+    let (h1, h2) = (f.start(1, "h1"), f.start(2, "h2"));
+    wait_for("the two hosts meet over IPv6", Duration::from_secs(20), || {
+        peers(&h1).iter().filter(|(_, s)| s == "alive").count() == 2
+    });
+    let gossip = run("ip", ["netns", "exec", h1.ns(), "ss", "-Hlun", "sport = :7946"]).stdout;
+    assert!(gossip.contains("[fd10:94::1]:7946"), "{gossip}");
+
+    // A plain and an encrypted overlay network; their MTUs leave room for IPv6's header.
+    for (name, subnet, extra) in [("o6", "10.94.0.0/24", None), ("s6", "10.94.1.0/24", Some("encrypted"))] {
+        let mut args = vec!["network", "create", "-d", "overlay", "--subnet", subnet];
+        if let Some(o) = extra {
+            args.extend(["-o", o]);
+        }
+        args.push(name);
+        h1.ctl(args).expect_ok("create");
+        wait_for("the network on h2", Duration::from_secs(10), || {
+            h2.ctl(["network", "inspect", name]).ok()
+        });
+    }
+    let listening = run("ip", ["netns", "exec", h2.ns(), "ss", "-Hlun", "sport = :4789"]).stdout;
+    assert!(
+        listening.contains("[fd10:94::2]:4789"),
+        "VXLAN on the advertise address: {listening}"
+    );
+    assert_eq!(esp(&h2)["Address"], "[fd10:94::2]:4500");
+    let (a, b, sa, sb) = (h1.name("a"), h2.name("b"), h1.name("sa"), h2.name("sb"));
+    for (h, sb, net) in [(&h1, &a, "o6"), (&h2, &b, "o6"), (&h1, &sa, "s6"), (&h2, &sb, "s6")] {
+        h.ctl(["sandbox", "create", "--network", net, sb]).expect_ok("sandbox");
+    }
+    let ip = |h: &Host, sb: &str| {
+        let s = json(h.ctl(["sandbox", "inspect", sb]).expect_ok("sandbox inspect"));
+        s[0]["Networks"][0]["IPAddress"].as_str().unwrap().to_string()
+    };
+    let link = h1.exec(&a, &["ip", "link", "show", "eth0"]).stdout;
+    assert!(link.contains("mtu 1430"), "{link}");
+    let link = h1.exec(&sa, &["ip", "link", "show", "eth0"]).stdout;
+    assert!(link.contains("mtu 1380"), "{link}");
+
+    // Across hosts in clear VXLAN over IPv6, then sealed as ESP over IPv6.
+    let (a_ip, b_ip) = (ip(&h1, &a), ip(&h2, &b));
+    wait_for("a reaches b", Duration::from_secs(10), || {
+        h1.exec(&a, &["ping", "-c", "1", "-W", "1", &b_ip]).ok()
+    });
+    assert!(h2.exec(&b, &["ping", "-c", "1", "-W", "2", &a_ip]).ok(), "b to a");
+    let mb = 32;
+    assert_eq!(testbed::tcp_bulk(&a, &b, &b_ip, mb), mb << 20, "a to b");
+    assert_eq!(drops(&h1, &format!("{a}/eth0"), "bad_offload"), 0);
+    let sb_ip = ip(&h2, &sb);
+    wait_for("sa reaches sb sealed", Duration::from_secs(20), || {
+        h1.exec(&sa, &["ping", "-c", "1", "-W", "1", &sb_ip]).ok()
+    });
+    assert_eq!(testbed::tcp_bulk(&sa, &sb, &sb_ip, mb), mb << 20, "sa to sb, sealed");
+    let e = esp(&h2);
+    assert!(count(&e, "RxPackets") > 1000, "{e}");
+    assert_eq!(count(&e, "RxForged") + count(&e, "RxWrongPeer"), 0, "{e}");
+
+    // The kernel's VXLAN over IPv6 as a static peer of o6 on h1: both ways.
+    let k = format!("{}k", f.0.host_prefix(""));
+    let _ = run("ip", ["netns", "delete", &k]);
+    run("ip", ["netns", "add", &k]).expect_ok("kernel peer namespace");
+    struct Gone(String);
+    impl Drop for Gone {
+        fn drop(&mut self) {
+            let _ = run("ip", ["netns", "delete", &self.0]);
+        }
+    }
+    let _gone = Gone(k.clone());
+    f.0.underlay.attach_ns(&k, "fd10:94::9/64");
+    let vni = json(h1.ctl(["network", "inspect", "o6"]).expect_ok("inspect"))[0]["Options"]
+        ["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let vx = [
+        "-n",
+        &k,
+        "link",
+        "add",
+        "vx0",
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "dstport",
+        "4789",
+        "local",
+        "fd10:94::9",
+        "remote",
+        "fd10:94::1",
+    ];
+    run("ip", vx).expect_ok("kernel VXLAN over IPv6");
+    run("ip", ["-n", &k, "link", "set", "vx0", "mtu", "1430", "up"]).expect_ok("vx0 up");
+    run("ip", ["-n", &k, "addr", "add", "10.94.0.250/24", "dev", "vx0"]).expect_ok("vx0 address");
+    h1.ctl(["network", "vtep", "add", "o6", "fd10:94::9"])
+        .expect_ok("vtep add");
+    let vteps = json(
+        h1.ctl(["network", "vtep", "ls", "o6", "--format", "json"])
+            .expect_ok("vtep ls"),
+    );
+    assert_eq!(vteps[0]["Address"], "[fd10:94::9]:4789", "{vteps}");
+    let cap = testbed::Capture::start(&k, "ul0", "ip6 and udp port 4789", 5);
+    assert!(
+        testbed::eventually(5, || h1.exec(&a, &["ping", "-c", "1", "-W", "1", "10.94.0.250"]).ok()),
+        "a to the kernel's VXLAN peer"
+    );
+    assert!(
+        h1.exec(&k, &["ping", "-c", "1", "-W", "2", &a_ip]).ok(),
+        "the kernel's VXLAN peer to a"
+    );
+    let wire = cap.finish();
+    assert!(wire.contains("fd10:94::1.") && wire.contains("fd10:94::9."), "{wire}");
+
+    // A host of the other family is refused before it starts, with the reason.
+    let dir = f.0.credentials("h3");
+    let sock = std::env::temp_dir().join(format!("{}-h3.sock", prefix("u6")));
+    let out = run(
+        "ip",
+        [
+            "netns",
+            "exec",
+            f.0.underlay.ns(),
+            testbed::bin_dir!().join("switchd").to_str().unwrap(),
+            "--socket",
+            sock.to_str().unwrap(),
+            "--cluster-dir",
+            dir.to_str().unwrap(),
+            "--advertise",
+            "10.94.9.3",
+            "--join",
+            "fd10:94::1",
+        ],
+    );
+    assert!(!out.ok(), "a mixed cluster started");
+    assert!(
+        out.stderr.contains(
+            "--join fd10:94::1 is IPv6 ([fd10:94::1]:7946), and --advertise 10.94.9.3 is IPv4: a cluster's underlay is all IPv4 or all IPv6"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(!sock.exists(), "nothing is served");
+}

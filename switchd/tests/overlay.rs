@@ -42,7 +42,7 @@ fn overlay_with_a_kernel_vxlan_peer() {
     assert_eq!(vxlan_listeners(&h), "", "no VXLAN socket without an overlay network");
     h.ctl(["network", "create", "-d", "overlay", "--subnet", "10.88.0.0/24", "ovl"])
         .expect_ok("overlay network");
-    assert_eq!(vxlan_listeners(&h), "0.0.0.0:4789");
+    assert_eq!(vxlan_listeners(&h), "*:4789", "one socket for both families");
     let inspect = json(h.ctl(["network", "inspect", "ovl"]).expect_ok("inspect"));
     assert_eq!(inspect[0]["Driver"], "overlay");
     assert_eq!(inspect[0]["Scope"], "global");
@@ -174,7 +174,7 @@ fn overlay_with_a_kernel_vxlan_peer() {
     // The socket goes with the last overlay network, and its counters stay.
     for (sb, net) in [(&s1, "ovl"), (&s2, "ovl2")] {
         h.ctl(["sandbox", "rm", sb]).expect_ok("sandbox rm");
-        assert_eq!(vxlan_listeners(&h), "0.0.0.0:4789", "{net} is not the last");
+        assert_eq!(vxlan_listeners(&h), "*:4789", "{net} is not the last");
         h.ctl(["network", "rm", net]).expect_ok("network rm");
     }
     assert_eq!(vxlan_listeners(&h), "");

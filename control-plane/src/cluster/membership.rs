@@ -162,6 +162,9 @@ pub enum Event {
     Suspected(HostId),
     /// A suspected member refuted the suspicion (it answered under a higher incarnation).
     Refuted(HostId),
+    /// A host whose address is of the other family than this host's was heard of and refused:
+    /// a cluster's underlay is all IPv4 or all IPv6 (told once per address).
+    OtherFamily(HostId),
 }
 
 /// One member as `cluster peers` lists it.
@@ -344,6 +347,8 @@ pub const MAX_NAME: usize = 255;
 /// (10,000 hosts are simulated), and a bound on what a key holder announcing made-up
 /// members can make every host hold. Beyond, a new member is refused and counted.
 pub const MAX_MEMBERS: usize = 65_536;
+/// How many addresses of the other family are told of (each once); later ones are counted.
+const OTHER_FAMILY_TOLD: usize = 256;
 
 /// A member, compactly: every host keeps one per member, so a cluster of n hosts holds n²
 /// (48 bytes each; the name lives in [`Membership::names`]).
@@ -395,8 +400,12 @@ pub struct Membership {
     names: String,
     /// Bytes of `names` no member uses any more (left by renamed members).
     names_garbage: usize,
-    /// New members refused because [`MAX_MEMBERS`] were held.
+    /// New members refused because [`MAX_MEMBERS`] were held, or their address is of the
+    /// other family than this host's.
     refused_members: u64,
+    /// Addresses of the other family already told of ([`Event::OtherFamily`]), at most
+    /// [`OTHER_FAMILY_TOLD`].
+    other_family: rustc_hash::FxHashSet<SocketAddr>,
     active: usize,
     /// Fingerprints of the active members, XORed.
     active_xor: u64,
@@ -529,6 +538,7 @@ impl Membership {
             names: String::new(),
             names_garbage: 0,
             refused_members: 0,
+            other_family: rustc_hash::FxHashSet::default(),
             active: 0,
             active_xor: 0,
             order: Vec::new(),
@@ -809,7 +819,8 @@ impl Membership {
         self.records.clone()
     }
 
-    /// New members refused because [`MAX_MEMBERS`] were held.
+    /// New members refused because [`MAX_MEMBERS`] were held, or because their address is of
+    /// the other family than this host's.
     pub fn refused_members(&self) -> u64 {
         self.refused_members
     }
@@ -1343,6 +1354,15 @@ impl Membership {
             }
             if self.members.len() >= MAX_MEMBERS {
                 self.refused_members += 1;
+                return;
+            }
+            // A v4-mapped address is an IPv4 host's, as an IPv6 socket sees it.
+            let is_v4 = |a: SocketAddr| a.ip().to_canonical().is_ipv4();
+            if is_v4(s.id.addr) != is_v4(self.me.addr) {
+                self.refused_members += 1;
+                if self.other_family.len() < OTHER_FAMILY_TOLD && self.other_family.insert(s.id.addr) {
+                    self.events.push_back(Event::OtherFamily(s.id.clone()));
+                }
                 return;
             }
             let (name, name_len) = self.store_name(&s.id.name);
@@ -2020,6 +2040,41 @@ mod tests {
         m.records().set_now(1_000);
         m.handle_data(&ask(vec!["me".into(); 8])).unwrap();
         assert_eq!(answers(&mut m), 8, "a second later, up to the rate again");
+    }
+
+    #[test]
+    fn a_host_of_the_other_family_is_refused_and_told_once() {
+        let six = |name: &str, n: u16| HostId {
+            name: name.into(),
+            addr: SocketAddr::from((std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n), 7946)),
+            bump: 1,
+        };
+        let alive = |id: HostId| MemberState {
+            id,
+            incarnation: 0,
+            state: State::Alive,
+        };
+        // An IPv4 host hears of an IPv6 one, twice, and of an IPv4 one.
+        let mut m = Membership::new(id("me", 1, 1), 1);
+        m.apply_member_states(vec![alive(six("v6", 2)), alive(six("v6", 2)), alive(id("v4", 3, 1))]);
+        assert_eq!(m.num_members(), 1);
+        assert_eq!(m.refused_members(), 2);
+        let told: Vec<Event> = std::iter::from_fn(|| m.poll_event())
+            .filter(|e| matches!(e, Event::OtherFamily(_)))
+            .collect();
+        assert_eq!(told, vec![Event::OtherFamily(six("v6", 2))]);
+        // And the other way round: an IPv6 underlay keeps IPv6 members only, v4-mapped ones
+        // being IPv6 sockets' view of IPv4 hosts.
+        let mut m = Membership::new(six("me", 1), 1);
+        let mapped = HostId {
+            addr: "[::ffff:10.1.0.5]:7946".parse().unwrap(),
+            ..id("mapped", 5, 1)
+        };
+        m.apply_member_states(vec![alive(id("v4", 3, 1)), alive(six("v6", 2)), alive(mapped)]);
+        assert_eq!(
+            m.peers().iter().map(|p| p.id.name.as_str()).collect::<Vec<_>>(),
+            ["me", "v6"]
+        );
     }
 
     #[test]

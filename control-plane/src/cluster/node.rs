@@ -397,7 +397,7 @@ impl Node {
                 self.dataplane(fx);
             }
             Event::Alone => self.alone = true,
-            Event::Suspected(_) | Event::Refuted(_) => {}
+            Event::Suspected(_) | Event::Refuted(_) | Event::OtherFamily(_) => {}
         }
     }
 

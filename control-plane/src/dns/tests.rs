@@ -24,7 +24,7 @@ fn world() -> State {
         },
         id(4),
         t,
-        &[],
+        &crate::HostFacts::default(),
     )
     .unwrap();
     let n2 = NetworkSpec {
@@ -32,7 +32,7 @@ fn world() -> State {
         subnet: Some("192.168.0.0/24".into()),
         ..Default::default()
     };
-    s.create_network(n2, id(5), t, &[]).unwrap();
+    s.create_network(n2, id(5), t, &crate::HostFacts::default()).unwrap();
     let sb = |name: &str, net: &str, aliases: Vec<String>| SandboxSpec {
         name: name.into(),
         network: net.into(),
@@ -209,7 +209,7 @@ fn world6() -> State {
         ..Default::default()
     };
     let t = SystemTime::UNIX_EPOCH;
-    s.create_network(n, id(6), t, &[]).unwrap();
+    s.create_network(n, id(6), t, &crate::HostFacts::default()).unwrap();
     let dir = Path::new("/run/netns");
     let sb = |name: &str, ip6: Option<&str>| SandboxSpec {
         name: name.into(),

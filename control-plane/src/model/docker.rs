@@ -247,10 +247,10 @@ impl State {
         pool: &str,
         sub_pool: &str,
         v6: bool,
-        host_routes: &[Ipv4Cidr],
+        host: &HostFacts,
     ) -> Result<(String, String), ModelError> {
         if v6 {
-            let (id, subnet) = self.docker_request_pool6(pool, sub_pool)?;
+            let (id, subnet) = self.docker_request_pool6(pool, sub_pool, &host.routes6)?;
             return Ok((id, subnet.to_string()));
         }
         let spec = NetworkSpec {
@@ -273,7 +273,7 @@ impl State {
                 };
                 i
             }
-            None => self.plan_ipam(&spec, host_routes, host_routes)?,
+            None => self.plan_ipam(&spec, &host.routes, &host.routes)?,
         };
         if let Some((id, p)) = self.docker.pools.iter().find(|(_, p)| p.subnet.overlaps(&ipam.subnet)) {
             return Err(ModelError::Conflict(format!(
@@ -296,7 +296,12 @@ impl State {
 
     /// An IPv6 pool: `pool`, or a /64 of the host's unique local prefix, checked as a network's
     /// IPv6 subnet is (and against the other pools).
-    fn docker_request_pool6(&mut self, pool: &str, sub_pool: &str) -> Result<(String, Ipv6Cidr), ModelError> {
+    fn docker_request_pool6(
+        &mut self,
+        pool: &str,
+        sub_pool: &str,
+        routes6: &[Ipv6Cidr],
+    ) -> Result<(String, Ipv6Cidr), ModelError> {
         if !sub_pool.is_empty() {
             return Err(invalid(format!(
                 "IPv6 ip-range {sub_pool} is not available with switchd's IPAM: give the IPv6 subnet alone"
@@ -313,7 +318,7 @@ impl State {
                 .collect(),
             ..NetworkSpec::default()
         };
-        let subnet = self.plan_ipam6(&spec, Driver::Bridge, None)?[0].subnet;
+        let subnet = self.plan_ipam6(&spec, Driver::Bridge, None, (routes6, routes6))?[0].subnet;
         let id = format!("switch/{subnet}");
         self.docker.pools6.insert(
             id.clone(),
@@ -562,7 +567,7 @@ impl State {
         spec: DockerNetworkSpec,
         plugin: &str,
         now: SystemTime,
-        host_routes: &[Ipv4Cidr],
+        host: &HostFacts,
     ) -> Result<(Id, bool), ModelError> {
         let id = docker_id("network", &spec.id)?;
         if self.docker.networks.contains_key(&id) {
@@ -686,7 +691,7 @@ impl State {
         // The pools are this network's: their subnets are not in the way of themselves.
         let held = pool_id.as_ref().and_then(|p| self.docker.pools.remove(p));
         let held6 = pool6_id.as_ref().and_then(|p| self.docker.pools6.remove(p));
-        let made = self.create_network(net_spec, id.clone(), now, host_routes);
+        let made = self.create_network(net_spec, id.clone(), now, host);
         if let (Some(p), Some(h)) = (&pool_id, held) {
             self.docker.pools.insert(p.clone(), h);
         }

@@ -29,14 +29,16 @@ fn spec(id: &str, pool: &str, gw: &str, opts: &[(&str, &str)]) -> DockerNetworkS
 
 /// RequestPool, the gateway, CreateNetwork: what `docker network create` does.
 fn network(s: &mut State, subnet: &str, range: &str) -> (String, Id) {
-    let (pool, cidr) = s.docker_request_pool(subnet, range, false, &[]).unwrap();
+    let (pool, cidr) = s
+        .docker_request_pool(subnet, range, false, &HostFacts::default())
+        .unwrap();
     let gw = s.docker_request_address(&pool, "", true).unwrap();
     let (net, made) = s
         .docker_create_network(
             spec(NET, &cidr.to_string(), &format!("{gw}/24"), &[]),
             "switch",
             SystemTime::UNIX_EPOCH,
-            &[],
+            &crate::HostFacts::default(),
         )
         .unwrap();
     assert!(made);
@@ -123,13 +125,17 @@ fn hostile_requests_change_nothing() {
     let (pool, _) = network(&mut s, "10.2.0.0/24", "10.2.0.128/25");
     let before = s.clone();
     let refused = [
-        s.clone().docker_request_pool("10.2.0.0/16", "", false, &[]).map(|_| ()),
-        s.clone().docker_request_pool("fe80::/64", "", true, &[]).map(|_| ()),
         s.clone()
-            .docker_request_pool("fd00::/64", "fd00::/80", true, &[])
+            .docker_request_pool("10.2.0.0/16", "", false, &HostFacts::default())
             .map(|_| ()),
         s.clone()
-            .docker_request_pool("224.0.0.0/24", "", false, &[])
+            .docker_request_pool("fe80::/64", "", true, &HostFacts::default())
+            .map(|_| ()),
+        s.clone()
+            .docker_request_pool("fd00::/64", "fd00::/80", true, &HostFacts::default())
+            .map(|_| ()),
+        s.clone()
+            .docker_request_pool("224.0.0.0/24", "", false, &HostFacts::default())
             .map(|_| ()),
         s.clone().docker_request_address("nope", "", false).map(|_| ()),
         s.clone().docker_request_address(&pool, "10.3.0.1", false).map(|_| ()),
@@ -140,7 +146,7 @@ fn hostile_requests_change_nothing() {
                 spec("zz", "10.4.0.0/24", "10.4.0.1/24", &[]),
                 "switch",
                 SystemTime::UNIX_EPOCH,
-                &[],
+                &crate::HostFacts::default(),
             )
             .map(|_| ()),
         s.clone()
@@ -181,7 +187,7 @@ fn an_overlay_needs_switchd_s_ipam_and_a_second_host_joins_by_name() {
             spec(NET, "10.5.0.0/24", "10.5.0.1/24", &[("switch.driver", "overlay")]),
             "switch",
             SystemTime::UNIX_EPOCH,
-            &[],
+            &crate::HostFacts::default(),
         )
         .unwrap_err();
     assert_eq!(
@@ -197,9 +203,16 @@ fn an_overlay_needs_switchd_s_ipam_and_a_second_host_joins_by_name() {
         ..Default::default()
     };
     let net = s
-        .create_network(made, Id::from_random([7; 32]), SystemTime::UNIX_EPOCH, &[])
+        .create_network(
+            made,
+            Id::from_random([7; 32]),
+            SystemTime::UNIX_EPOCH,
+            &HostFacts::default(),
+        )
         .unwrap();
-    let (pool, _) = s.docker_request_pool("10.6.0.0/24", "", false, &[]).unwrap();
+    let (pool, _) = s
+        .docker_request_pool("10.6.0.0/24", "", false, &HostFacts::default())
+        .unwrap();
     assert!(
         s.docker_request_address(&pool, "10.6.0.9", true).is_err(),
         "another gateway"
@@ -212,7 +225,7 @@ fn an_overlay_needs_switchd_s_ipam_and_a_second_host_joins_by_name() {
             spec(NET, "10.6.0.0/24", "10.6.0.1/24", &opts),
             "switch",
             SystemTime::UNIX_EPOCH,
-            &[],
+            &crate::HostFacts::default(),
         )
         .unwrap();
     assert_eq!((linked.clone(), made), (net.clone(), false));
@@ -314,7 +327,12 @@ fn docker_s_addresses_on_a_claimed_overlay_are_this_host_s_claims() {
         ..Default::default()
     };
     let net = s
-        .create_network(made, Id::from_random([8; 32]), SystemTime::UNIX_EPOCH, &[])
+        .create_network(
+            made,
+            Id::from_random([8; 32]),
+            SystemTime::UNIX_EPOCH,
+            &HostFacts::default(),
+        )
         .unwrap();
     let claim = |owner: &str, counter| Claim {
         owner: owner.into(),
@@ -325,7 +343,9 @@ fn docker_s_addresses_on_a_claimed_overlay_are_this_host_s_claims() {
     };
     s.networks.get_mut(&net).unwrap().space = Some(Space::new(256));
     s.merge_claim(&net, (0, 256), claim("h0", 1));
-    let (pool, _) = s.docker_request_pool("10.8.0.0/24", "", false, &[]).unwrap();
+    let (pool, _) = s
+        .docker_request_pool("10.8.0.0/24", "", false, &HostFacts::default())
+        .unwrap();
     s.docker_request_address(&pool, "", true).unwrap();
     // Nothing is h1's yet: other hosts may give some.
     assert!(matches!(
@@ -350,11 +370,14 @@ fn a_dual_stack_network_walks_through_docker_s_calls() {
     let mut s = fresh();
     // docker network create --ipv6 --ipam-driver switch: a pool of each family, a gateway
     // of each, then CreateNetwork with both.
-    let (pool4, cidr4) = s.docker_request_pool("10.9.0.0/24", "", false, &[]).unwrap();
-    let (pool6, cidr6) = s.docker_request_pool("", "", true, &[]).unwrap();
+    let (pool4, cidr4) = s
+        .docker_request_pool("10.9.0.0/24", "", false, &HostFacts::default())
+        .unwrap();
+    let (pool6, cidr6) = s.docker_request_pool("", "", true, &HostFacts::default()).unwrap();
     assert_eq!(cidr6, "fd01:101:101::/64", "a /64 of the host's unique local prefix");
     assert!(
-        s.docker_request_pool("fd01:101:101::/80", "", true, &[]).is_err(),
+        s.docker_request_pool("fd01:101:101::/80", "", true, &HostFacts::default())
+            .is_err(),
         "overlaps the pool"
     );
     let gw4 = s.docker_request_address(&pool4, "", true).unwrap();
@@ -366,7 +389,7 @@ fn a_dual_stack_network_walks_through_docker_s_calls() {
         ..spec(NET, &cidr4, &format!("{gw4}/24"), &[])
     };
     let (net, made) = s
-        .docker_create_network(net_spec, "switch", SystemTime::UNIX_EPOCH, &[])
+        .docker_create_network(net_spec, "switch", SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
     assert!(made);
     assert_eq!(s.networks[&net].ipam6[0].subnet.to_string(), cidr6);

@@ -12,9 +12,9 @@ use crate::ids::Id;
 use crate::ipam;
 
 impl State {
-    /// Creates a network and returns its ID. An automatic subnet also avoids `host_routes`
-    /// (the prefixes the host already reaches, as Docker avoids them); a chosen one is only
-    /// checked against other networks.
+    /// Creates a network and returns its ID. An automatic subnet also avoids the host's routes
+    /// (the prefixes it already reaches, as Docker avoids them), and a chosen one may not
+    /// overlap them unless the network is a macvlan one (which shares its LAN's subnet).
     ///
     /// # Errors
     /// Invalid names, drivers, options or addresses; a name in use or an overlapping subnet.
@@ -23,7 +23,7 @@ impl State {
         spec: NetworkSpec,
         id: Id,
         now: SystemTime,
-        host_routes: &[Ipv4Cidr],
+        host: &HostFacts,
     ) -> Result<Id, ModelError> {
         self.fresh_ids(&[&id])?;
         check_name("network", &spec.name)?;
@@ -55,13 +55,13 @@ impl State {
             _ => None,
         };
         // A macvlan network shares its LAN's subnet, whose route the host has, by design.
-        let routed = if driver == Driver::Macvlan {
-            &[][..]
+        let (routed, routed6) = if driver == Driver::Macvlan {
+            (&[][..], &[][..])
         } else {
-            host_routes
+            (&host.routes[..], &host.routes6[..])
         };
-        let ipam = self.plan_ipam(&spec, host_routes, routed)?;
-        let ipam6 = self.plan_ipam6(&spec, driver, Some(&ipam))?;
+        let ipam = self.plan_ipam(&spec, &host.routes, routed)?;
+        let ipam6 = self.plan_ipam6(&spec, driver, Some(&ipam), (&host.routes6, routed6))?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -94,12 +94,12 @@ impl State {
             options.remove(OPT_VNI);
             options.insert(OPT_VXLANID_LIST.to_string(), v.to_string());
         }
-        let default_mtu = if opts.encrypted {
-            DEFAULT_ENCRYPTED_MTU
-        } else if driver == Driver::Overlay {
-            DEFAULT_OVERLAY_MTU
-        } else {
-            DEFAULT_MTU
+        let default_mtu = match (opts.encrypted, driver, host.underlay6) {
+            (true, _, false) => DEFAULT_ENCRYPTED_MTU,
+            (true, _, true) => DEFAULT_ENCRYPTED_MTU6,
+            (false, Driver::Overlay, false) => DEFAULT_OVERLAY_MTU,
+            (false, Driver::Overlay, true) => DEFAULT_OVERLAY_MTU6,
+            _ => DEFAULT_MTU,
         };
         let net = Network {
             id: id.clone(),
@@ -281,12 +281,15 @@ impl State {
     /// the lowest /64 of this host's unique local prefix that no network uses. Each subnet
     /// must be unicast, hold a gateway and an endpoint, overlap no other network's or pool's,
     /// and hold its gateway and range. An overlay network has one, which gives each endpoint
-    /// the address at its IPv4 address's offset ([`Network::overlay_ip6`]).
+    /// the address at its IPv4 address's offset ([`Network::overlay_ip6`]). `routes6`: the
+    /// host's IPv6 routes, which an automatic subnet avoids, and those of them a subnet given
+    /// may not overlap.
     pub(super) fn plan_ipam6(
         &self,
         spec: &NetworkSpec,
         driver: Driver,
         ipam: Option<&NetIpam>,
+        (routes6, routed6): (&[Ipv6Cidr], &[Ipv6Cidr]),
     ) -> Result<Vec<NetIpam6>, ModelError> {
         if !spec.ipv6 {
             return match spec.pools6.first() {
@@ -310,7 +313,7 @@ impl State {
             )
             .collect();
         if spec.pools6.is_empty() {
-            let subnets: Vec<Ipv6Cidr> = taken.iter().map(|(_, s)| *s).collect();
+            let subnets: Vec<Ipv6Cidr> = taken.iter().map(|(_, s)| *s).chain(routes6.iter().copied()).collect();
             let subnet = ipam::pick_subnet6(self.ula_prefix(), subnets.iter()).ok_or_else(|| {
                 ModelError::Conflict(
                     "could not find an available /64 of the host's unique local IPv6 prefix to assign to the network"
@@ -326,6 +329,21 @@ impl State {
                 ip_range: None,
                 gateway,
             }]);
+        }
+        for pool in &spec.pools6 {
+            let Some(subnet) = pool.subnet.as_deref().and_then(|s| s.parse::<Ipv6Cidr>().ok()) else {
+                continue;
+            };
+            // One that overlaps a network is refused below, naming the network (whose route
+            // this host holds itself).
+            if taken.iter().any(|(_, t)| t.overlaps(&subnet)) {
+                continue;
+            }
+            if let Some(route) = routed6.iter().find(|r| r.overlaps(&subnet)) {
+                return Err(ModelError::Conflict(format!(
+                    "subnet {subnet} overlaps the host's route to {route}: choose a subnet the host does not reach through another interface"
+                )));
+            }
         }
         if let (Driver::Overlay, Some(ipam)) = (driver, ipam) {
             return self.plan_overlay_ipam6(spec, ipam);
@@ -413,7 +431,8 @@ impl State {
             ..NetworkSpec::default()
         };
         // The checks of any IPv6 subnet, then an overlay network's own.
-        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, Some(ipam))?;
+        // (The routes were checked by the caller.)
+        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, Some(ipam), (&[], &[]))?;
         let p = &mut planned[0];
         let host_bits = 32 - u32::from(ipam.subnet.prefix_len());
         if 128 - u32::from(p.subnet.prefix_len()) < host_bits {
@@ -509,12 +528,12 @@ impl State {
     /// What a local create of the same network would be refused for: a local network holds
     /// the name, the VNI or an overlapping subnet (the first network stays; the operator
     /// must resolve the clash), or the subnet, gateway, VNI or MTU is one no local create
-    /// accepts (`host_routes`: the host's routes, as for a local create).
+    /// accepts (`host`: as for a local create).
     pub fn adopt_network(
         &mut self,
         id: Id,
         r: &crate::cluster::records::NetworkRecord,
-        host_routes: &[Ipv4Cidr],
+        host: &HostFacts,
     ) -> Result<bool, ModelError> {
         if self.networks.contains_key(&id) {
             return Ok(false);
@@ -547,7 +566,7 @@ impl State {
             ..Default::default()
         };
         let mut trial = self.clone();
-        if let Err(e) = trial.create_network(spec, id.clone(), r.created, host_routes) {
+        if let Err(e) = trial.create_network(spec, id.clone(), r.created, host) {
             return Err(ModelError::Conflict(format!("cluster network {} refused: {e}", r.name)));
         }
         let ipam6 = trial.networks.remove(&id).map(|n| n.ipam6).unwrap_or_default();
@@ -650,25 +669,28 @@ impl State {
     }
 }
 
-/// Parses a VTEP address: `IP` or `IP:PORT`, IPv4.
+/// Parses a VTEP address: `IP`, `IPv4:PORT` or `[IPv6]:PORT`, a unicast address (IPv6 ones
+/// neither link-local, which needs an interface, nor v4-mapped: give the IPv4 address).
 fn parse_vtep(addr: &str, default_port: u16) -> Result<SocketAddr, ModelError> {
     let bad = || {
         invalid(format!(
-            "invalid VTEP {addr:?}: expected an IPv4 address, optionally with :PORT"
+            "invalid VTEP {addr:?}: expected a unicast IPv4 or IPv6 address, optionally with a port (10.0.0.2:4789, [2001:db8::2]:4789)"
         ))
     };
-    if let Ok(ip) = addr.parse::<Ipv4Addr>() {
-        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
-            return Err(bad());
+    let a = match addr.parse::<std::net::IpAddr>() {
+        Ok(ip) => SocketAddr::new(ip, default_port),
+        Err(_) => addr.parse::<SocketAddr>().map_err(|_| bad())?,
+    };
+    let unicast = match a.ip() {
+        std::net::IpAddr::V4(ip) => !(ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast()),
+        std::net::IpAddr::V6(ip) => {
+            !(ip.is_unspecified() || ip.is_multicast() || ip.is_unicast_link_local() || ip.to_ipv4_mapped().is_some())
         }
-        return Ok(SocketAddr::from((ip, default_port)));
+    };
+    if a.port() == 0 || !unicast {
+        return Err(bad());
     }
-    match addr.parse::<SocketAddr>() {
-        Ok(SocketAddr::V4(a)) if a.port() != 0 && !a.ip().is_unspecified() && !a.ip().is_multicast() => {
-            Ok(SocketAddr::V4(a))
-        }
-        _ => Err(bad()),
-    }
+    Ok(a)
 }
 
 struct Options {

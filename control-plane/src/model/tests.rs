@@ -64,8 +64,13 @@ fn defaults_are_dockers() {
 #[test]
 fn automatic_and_chosen_subnets() {
     let (mut s, mut ids) = fresh();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
-        .unwrap();
+    s.create_network(
+        net("my_net1"),
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &HostFacts::default(),
+    )
+    .unwrap();
     assert_eq!(
         s.network("my_net1").unwrap().ipam.unwrap().subnet.to_string(),
         "172.18.0.0/16"
@@ -75,7 +80,8 @@ fn automatic_and_chosen_subnets() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
+        .unwrap();
     let n2 = s.network("my_net2").unwrap();
     assert_eq!(
         n2.bridge_name.as_deref(),
@@ -87,8 +93,16 @@ fn automatic_and_chosen_subnets() {
         .iter()
         .map(|r| r.parse().unwrap())
         .collect();
-    s.create_network(net("my_net3"), ids.next(), SystemTime::UNIX_EPOCH, &routes)
-        .unwrap();
+    s.create_network(
+        net("my_net3"),
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &HostFacts {
+            routes: routes.to_vec(),
+            ..HostFacts::default()
+        },
+    )
+    .unwrap();
     assert_eq!(
         s.network("my_net3").unwrap().ipam.unwrap().subnet.to_string(),
         "172.21.0.0/16"
@@ -105,7 +119,7 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         },
         ids.next(),
         SystemTime::UNIX_EPOCH,
-        &[],
+        &crate::HostFacts::default(),
     )
     .unwrap();
     let before = s.clone();
@@ -215,7 +229,7 @@ fn bad_network_input_is_refused_and_changes_nothing() {
     ];
     for (spec, want) in cases {
         let e = s
-            .create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[])
+            .create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
             .unwrap_err();
         assert!(e.to_string().contains(want), "{e} should mention {want}");
         assert_eq!(s, before);
@@ -228,7 +242,15 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         ..net("x")
     };
     let e = s
-        .create_network(spec.clone(), ids.next(), SystemTime::UNIX_EPOCH, &routes)
+        .create_network(
+            spec.clone(),
+            ids.next(),
+            SystemTime::UNIX_EPOCH,
+            &HostFacts {
+                routes: routes.to_vec(),
+                ..HostFacts::default()
+            },
+        )
         .unwrap_err();
     assert_eq!(
         (
@@ -245,8 +267,16 @@ fn bad_network_input_is_refused_and_changes_nothing() {
         options: [(OPT_PARENT.into(), "eth0".into())].into(),
         ..net("lan")
     };
-    s.create_network(lan, ids.next(), SystemTime::UNIX_EPOCH, &routes)
-        .unwrap();
+    s.create_network(
+        lan,
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &HostFacts {
+            routes: routes.to_vec(),
+            ..HostFacts::default()
+        },
+    )
+    .unwrap();
     assert_eq!(s.remove_network("bridge").unwrap_err().status(), 403);
     assert_eq!(
         s.remove_network("nope").unwrap_err().to_string(),
@@ -285,9 +315,15 @@ fn static_ips_connect_disconnect_and_release() {
         gateway: Some("192.168.0.1".into()),
         ..net("my_net2")
     };
-    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
-    s.create_network(net("my_net1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(spec, ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
+    s.create_network(
+        net("my_net1"),
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &HostFacts::default(),
+    )
+    .unwrap();
     create_sb(
         &mut s,
         &mut ids,
@@ -438,11 +474,16 @@ fn ov(name: &str, opts: &[(&str, &str)]) -> NetworkSpec {
 #[test]
 fn overlay_networks_vnis_and_static_vteps() {
     let (mut s, mut ids) = fresh();
-    s.create_network(ov("o1", &[]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(ov("o1", &[]), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
-    s.create_network(ov("o2", &[("vni", "42")]), ids.next(), SystemTime::UNIX_EPOCH, &[])
-        .unwrap();
-    s.create_network(ov("o3", &[]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(
+        ov("o2", &[("vni", "42")]),
+        ids.next(),
+        SystemTime::UNIX_EPOCH,
+        &HostFacts::default(),
+    )
+    .unwrap();
+    s.create_network(ov("o3", &[]), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
     let o1 = s.network("o1").unwrap();
     assert_eq!((o1.vni, o1.mtu), (Some(4096), 1450));
@@ -452,7 +493,12 @@ fn overlay_networks_vnis_and_static_vteps() {
     assert_eq!(s.network("o3").unwrap().vni, Some(4097));
     let before = s.clone();
     let e = s
-        .create_network(ov("o4", &[("vni", "42")]), ids.next(), SystemTime::UNIX_EPOCH, &[])
+        .create_network(
+            ov("o4", &[("vni", "42")]),
+            ids.next(),
+            SystemTime::UNIX_EPOCH,
+            &HostFacts::default(),
+        )
         .unwrap_err();
     assert_eq!(e.to_string(), "VNI 42 is already used by network o2");
     let e = s
@@ -460,7 +506,7 @@ fn overlay_networks_vnis_and_static_vteps() {
             ov("o4", &[("vni", "16777216")]),
             ids.next(),
             SystemTime::UNIX_EPOCH,
-            &[],
+            &crate::HostFacts::default(),
         )
         .unwrap_err();
     assert!(e.to_string().contains("a VNI of 1-16777215"), "{e}");
@@ -471,7 +517,7 @@ fn overlay_networks_vnis_and_static_vteps() {
         },
         ids.next(),
         SystemTime::UNIX_EPOCH,
-        &[],
+        &crate::HostFacts::default(),
     );
     assert!(e
         .unwrap_err()
@@ -491,7 +537,29 @@ fn overlay_networks_vnis_and_static_vteps() {
         s.add_vtep("o1", "10.99.0.2:4789", 4789),
         Err(ModelError::Conflict(_))
     ));
-    for bad in ["nonsense", "0.0.0.0", "224.0.0.1", "10.0.0.1:0", "[::1]:4789"] {
+    // An IPv6 underlay's peers.
+    assert_eq!(
+        s.add_vtep("o1", "2001:db8::2", 4789).unwrap().to_string(),
+        "[2001:db8::2]:4789"
+    );
+    assert_eq!(
+        s.add_vtep("o1", "[2001:db8::3]:8472", 4789).unwrap().to_string(),
+        "[2001:db8::3]:8472"
+    );
+    s.remove_vtep("o1", "[2001:db8::2]:4789", 4789).unwrap();
+    s.remove_vtep("o1", "2001:db8::3:8472", 4789).unwrap_err();
+    s.remove_vtep("o1", "[2001:db8::3]:8472", 4789).unwrap();
+    for bad in [
+        "nonsense",
+        "0.0.0.0",
+        "224.0.0.1",
+        "10.0.0.1:0",
+        "::",
+        "ff02::1",
+        "fe80::1",
+        "::ffff:10.0.0.1",
+        "[2001:db8::2]:0",
+    ] {
         assert!(
             s.add_vtep("o1", bad, 4789)
                 .unwrap_err()
@@ -534,7 +602,8 @@ fn cluster_hosts_allocate_overlay_addresses_from_their_share() {
         options: [("max_hosts".to_string(), "4".to_string())].into(),
         ..Default::default()
     };
-    s.create_network(ov, ids.next(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    s.create_network(ov, ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
+        .unwrap();
     create_sb(&mut s, &mut ids, sb("x", "o")).unwrap();
     assert_eq!(
         ep_of(&s, "x", "o").ip,
@@ -563,7 +632,8 @@ fn claimed_overlay_addresses_come_only_from_this_host_s_claims() {
         ..Default::default()
     };
     let nid = ids.next();
-    s.create_network(ov, nid.clone(), SystemTime::UNIX_EPOCH, &[]).unwrap();
+    s.create_network(ov, nid.clone(), SystemTime::UNIX_EPOCH, &HostFacts::default())
+        .unwrap();
     let claim = |owner: &str, counter| Claim {
         owner: owner.into(),
         version: Version {
@@ -658,7 +728,9 @@ fn macvlan_networks_need_a_parent_of_their_own() {
         ..Default::default()
     };
     let t = SystemTime::UNIX_EPOCH;
-    let e = s.create_network(mv("m", &[]), ids.next(), t, &[]).unwrap_err();
+    let e = s
+        .create_network(mv("m", &[]), ids.next(), t, &HostFacts::default())
+        .unwrap_err();
     assert!(e.to_string().contains("needs -o parent=IFACE"), "{e}");
     for (parent, says) in [
         (
@@ -672,19 +744,24 @@ fn macvlan_networks_need_a_parent_of_their_own() {
         ("averylongname.10", "an interface name of 1-15 characters"),
     ] {
         let e = s
-            .create_network(mv("m", &[("parent", parent)]), ids.next(), t, &[])
+            .create_network(mv("m", &[("parent", parent)]), ids.next(), t, &HostFacts::default())
             .unwrap_err();
         assert!(e.to_string().contains(says), "{parent}: {e}");
     }
     let e = s
-        .create_network(mv("m", &[("parent", "eth0"), ("mac_aging", "5")]), ids.next(), t, &[])
+        .create_network(
+            mv("m", &[("parent", "eth0"), ("mac_aging", "5")]),
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
         .unwrap_err();
     assert!(
         e.to_string()
             .contains("unknown option \"mac_aging\" for a macvlan network"),
         "{e}"
     );
-    s.create_network(mv("m", &[("parent", "eth0")]), ids.next(), t, &[])
+    s.create_network(mv("m", &[("parent", "eth0")]), ids.next(), t, &HostFacts::default())
         .unwrap();
     let n = s.network("m").unwrap();
     assert_eq!(
@@ -696,7 +773,9 @@ fn macvlan_networks_need_a_parent_of_their_own() {
         subnet: Some("10.91.0.0/24".into()),
         ..mv("m2", &[("parent", "eth0")])
     };
-    let e = s.create_network(other, ids.next(), t, &[]).unwrap_err();
+    let e = s
+        .create_network(other, ids.next(), t, &HostFacts::default())
+        .unwrap_err();
     assert!(e.to_string().contains("already used by macvlan network m"), "{e}");
 
     // VLANs of one parent are networks of their own; each VLAN once.
@@ -704,15 +783,30 @@ fn macvlan_networks_need_a_parent_of_their_own() {
         subnet: Some(subnet.into()),
         ..mv(name, &[("parent", parent)])
     };
-    s.create_network(vlan("v10", "eth0.10", "10.92.0.0/24"), ids.next(), t, &[])
-        .unwrap();
-    s.create_network(vlan("v20", "eth0.20", "10.93.0.0/24"), ids.next(), t, &[])
-        .unwrap();
+    s.create_network(
+        vlan("v10", "eth0.10", "10.92.0.0/24"),
+        ids.next(),
+        t,
+        &HostFacts::default(),
+    )
+    .unwrap();
+    s.create_network(
+        vlan("v20", "eth0.20", "10.93.0.0/24"),
+        ids.next(),
+        t,
+        &HostFacts::default(),
+    )
+    .unwrap();
     let v10 = s.network("v10").unwrap();
     assert_eq!((v10.parent_iface(), v10.vlan), (Some("eth0"), Some(10)));
     assert_eq!(s.network("m").unwrap().parent_iface(), Some("eth0"));
     let e = s
-        .create_network(vlan("v10b", "eth0.010", "10.94.0.0/24"), ids.next(), t, &[])
+        .create_network(
+            vlan("v10b", "eth0.010", "10.94.0.0/24"),
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
         .unwrap_err();
     assert!(
         e.to_string()
@@ -720,7 +814,12 @@ fn macvlan_networks_need_a_parent_of_their_own() {
         "{e}"
     );
     let e = s
-        .create_network(vlan("v30", "eth0.30", "10.92.0.128/25"), ids.next(), t, &[])
+        .create_network(
+            vlan("v30", "eth0.30", "10.92.0.128/25"),
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("overlaps"), "{e}");
     assert!(s.network("v10b").is_err() && s.network("v30").is_err());
@@ -729,11 +828,11 @@ fn macvlan_networks_need_a_parent_of_their_own() {
 #[test]
 fn interfaces_can_be_named_and_the_first_network_routes() {
     let (mut s, mut ids) = fresh();
-    s.create_network(net("n1"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(net("n1"), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
-    s.create_network(net("n2"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(net("n2"), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
-    s.create_network(net("n3"), ids.next(), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(net("n3"), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap();
     let labels = BTreeMap::from([("cni.container".to_string(), "abc".to_string())]);
     let spec = SandboxSpec {
@@ -816,7 +915,7 @@ fn an_id_in_use_is_refused_and_changes_nothing() {
         .unwrap_err();
     assert!(e.to_string().contains("is already in use"), "{e}");
     let e = s
-        .create_network(net("n9"), vm.clone(), SystemTime::UNIX_EPOCH, &[])
+        .create_network(net("n9"), vm.clone(), SystemTime::UNIX_EPOCH, &HostFacts::default())
         .unwrap_err();
     assert_eq!(e.status(), 409);
     assert_eq!(s, before);
@@ -895,15 +994,44 @@ fn a_network_from_the_cluster_passes_the_checks_of_a_local_create() {
         ),
     ] {
         let before = s.clone();
-        let e = s.adopt_network(ids.next(), &bad, &routes).unwrap_err();
+        let e = s
+            .adopt_network(
+                ids.next(),
+                &bad,
+                &HostFacts {
+                    routes: routes.to_vec(),
+                    ..HostFacts::default()
+                },
+            )
+            .unwrap_err();
         let e = e.to_string();
         assert!(e.starts_with(&format!("cluster network {} refused: ", bad.name)), "{e}");
         assert!(e.contains(says), "{says}: {e}");
         assert_eq!(s.networks.len(), before.networks.len(), "nothing adopted");
     }
     let id = ids.next();
-    assert!(s.adopt_network(id.clone(), &good, &routes).unwrap());
-    assert!(!s.adopt_network(id.clone(), &good, &routes).unwrap(), "known already");
+    assert!(s
+        .adopt_network(
+            id.clone(),
+            &good,
+            &HostFacts {
+                routes: routes.to_vec(),
+                ..HostFacts::default()
+            }
+        )
+        .unwrap());
+    assert!(
+        !s.adopt_network(
+            id.clone(),
+            &good,
+            &HostFacts {
+                routes: routes.to_vec(),
+                ..HostFacts::default()
+            }
+        )
+        .unwrap(),
+        "known already"
+    );
     let n = &s.networks[&id];
     assert_eq!(
         (n.vni, n.mtu, n.space.is_some()),
@@ -919,7 +1047,7 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
     // `--opt encrypted` carries no value; true and false are taken too.
     for (name, v, sealed) in [("e1", "", true), ("e2", "true", true), ("e3", "false", false)] {
         let id = s
-            .create_network(ov(name, &[("encrypted", v)]), ids.next(), t, &[])
+            .create_network(ov(name, &[("encrypted", v)]), ids.next(), t, &HostFacts::default())
             .unwrap();
         let n = &s.networks[&id];
         assert_eq!(n.encrypted, sealed, "{name}");
@@ -932,13 +1060,20 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
         assert_eq!(s.network_record(&id).unwrap().encrypted, sealed);
     }
     let before = s.clone();
-    let e = s.create_network(ov("e4", &[("encrypted", "yes please")]), ids.next(), t, &[]);
+    let e = s.create_network(
+        ov("e4", &[("encrypted", "yes please")]),
+        ids.next(),
+        t,
+        &HostFacts::default(),
+    );
     assert!(e.unwrap_err().to_string().contains("true, false, or no value"));
     let bridge = NetworkSpec {
         options: [("encrypted".into(), String::new())].into(),
         ..net("b")
     };
-    let e = s.create_network(bridge, ids.next(), t, &[]).unwrap_err();
+    let e = s
+        .create_network(bridge, ids.next(), t, &HostFacts::default())
+        .unwrap_err();
     assert!(
         e.to_string()
             .contains("unknown option \"encrypted\" for a bridge network"),
@@ -963,7 +1098,7 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
         subnet6: None,
     };
     let id = ids.next();
-    assert!(s.adopt_network(id.clone(), &rec, &[]).unwrap());
+    assert!(s.adopt_network(id.clone(), &rec, &HostFacts::default()).unwrap());
     assert!(s.networks[&id].encrypted);
     assert_eq!(s.networks[&id].options.get("encrypted").map(String::as_str), Some(""));
 }

@@ -29,7 +29,7 @@ fn v6(name: &str, pools: &[(&str, Option<&str>, Option<&str>)]) -> NetworkSpec {
 }
 
 fn create(s: &mut State, n: u8, spec: NetworkSpec) -> Result<Id, ModelError> {
-    s.create_network(spec, id(n), SystemTime::UNIX_EPOCH, &[])
+    s.create_network(spec, id(n), SystemTime::UNIX_EPOCH, &HostFacts::default())
 }
 
 fn sandbox(s: &mut State, n: u8, name: &str, network: &str, ip6: Option<&str>) -> Result<Id, ModelError> {
@@ -315,7 +315,7 @@ fn another_host_adopts_an_overlay_network_with_its_ipv6_subnet() {
     let rec = s.network_record(&id(10)).unwrap();
     assert_eq!(rec.subnet6.map(|c| c.to_string()).as_deref(), Some("fd80::/64"));
     let mut other = State::with_defaults([id(4), id(5), id(6)], SystemTime::UNIX_EPOCH);
-    assert!(other.adopt_network(id(10), &rec, &[]).unwrap());
+    assert!(other.adopt_network(id(10), &rec, &HostFacts::default()).unwrap());
     assert_eq!(other.networks[&id(10)].ipam6, s.networks[&id(10)].ipam6);
     // A record whose IPv6 subnet this host would refuse is refused whole.
     let bad = crate::cluster::records::NetworkRecord {
@@ -326,7 +326,10 @@ fn another_host_adopts_an_overlay_network_with_its_ipv6_subnet() {
         gateway: "10.82.0.1".parse().unwrap(),
         ..rec
     };
-    let e = other.adopt_network(id(11), &bad, &[]).unwrap_err().to_string();
+    let e = other
+        .adopt_network(id(11), &bad, &HostFacts::default())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("link-local"), "{e}");
 }
 
@@ -357,4 +360,102 @@ fn the_host_s_own_macvlan_child_keeps_the_last_ipv6_address() {
     );
     sandbox(&mut s, 21, "b", "mv", None).unwrap();
     assert_eq!(ip6_of(&s, "b"), Some("fd90::2".parse().unwrap()));
+}
+
+#[test]
+fn an_ipv6_subnet_the_host_routes_elsewhere_is_refused_and_avoided() {
+    let mut s = fresh();
+    let ula = s.ula_prefix();
+    let first64: Ipv6Cidr = format!("{}/64", ula.network()).parse().unwrap();
+    let host = HostFacts {
+        routes6: vec!["2001:db8:5::/48".parse().unwrap(), first64],
+        ..HostFacts::default()
+    };
+    let before = s.clone();
+    let e = s
+        .create_network(
+            v6("n", &[("2001:db8:5:1::/64", None, None)]),
+            id(10),
+            SystemTime::UNIX_EPOCH,
+            &host,
+        )
+        .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "subnet 2001:db8:5:1::/64 overlaps the host's route to 2001:db8:5::/48: choose a subnet the host does not reach through another interface"
+    );
+    assert_eq!(s, before, "nothing changed");
+    // An overlay's subnet is checked the same way.
+    let e = s
+        .create_network(
+            overlay("o", "10.9.0.0/24", Some(("2001:db8:5:2::/64", None))),
+            id(11),
+            SystemTime::UNIX_EPOCH,
+            &host,
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("overlaps the host's route to 2001:db8:5::/48"),
+        "{e}"
+    );
+    // A subnet of the host's own ULA /48 skips the /64 the host reaches elsewhere.
+    let nid = s
+        .create_network(v6("auto", &[]), id(12), SystemTime::UNIX_EPOCH, &host)
+        .unwrap();
+    assert_ne!(s.networks[&nid].ipam6[0].subnet, first64);
+    assert!(ula.contains(s.networks[&nid].ipam6[0].subnet.network()));
+    // A macvlan network shares its LAN's subnet, which the host routes by design.
+    let spec = NetworkSpec {
+        driver: "macvlan".into(),
+        subnet: Some("10.90.0.0/24".into()),
+        options: [("parent".to_string(), "eth9".to_string())].into(),
+        ..v6("mv", &[("2001:db8:5:3::/64", None, None)])
+    };
+    s.create_network(spec, id(13), SystemTime::UNIX_EPOCH, &host).unwrap();
+    // The host routes its own networks' subnets too (the gateway TAP holds their gateways):
+    // a subnet overlapping one is refused naming the network.
+    s.create_network(
+        v6("own", &[("fd70::/64", None, None)]),
+        id(14),
+        SystemTime::UNIX_EPOCH,
+        &host,
+    )
+    .unwrap();
+    let mut host = host;
+    host.routes6.push("fd70::/64".parse().unwrap());
+    let e = s
+        .create_network(
+            v6("again", &[("fd70::/56", None, None)]),
+            id(15),
+            SystemTime::UNIX_EPOCH,
+            &host,
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("overlaps network own (fd70::/64)"), "{e}");
+}
+
+#[test]
+fn overlay_mtus_leave_room_for_an_ipv6_underlay_s_longer_header() {
+    let mut s = fresh();
+    let host = HostFacts {
+        underlay6: true,
+        ..HostFacts::default()
+    };
+    let plain = s
+        .create_network(overlay("o", "10.9.0.0/24", None), id(10), SystemTime::UNIX_EPOCH, &host)
+        .unwrap();
+    let mut sealed_spec = overlay("e", "10.9.1.0/24", None);
+    sealed_spec.options.insert("encrypted".into(), String::new());
+    let sealed = s
+        .create_network(sealed_spec, id(11), SystemTime::UNIX_EPOCH, &host)
+        .unwrap();
+    let bridge = s
+        .create_network(v6("b", &[]), id(12), SystemTime::UNIX_EPOCH, &host)
+        .unwrap();
+    assert_eq!(
+        [s.networks[&plain].mtu, s.networks[&sealed].mtu, s.networks[&bridge].mtu],
+        [1430, 1380, DEFAULT_MTU]
+    );
+    // 1500 less the outer IPv6 and UDP headers, VXLAN and the inner Ethernet header.
+    assert_eq!(1500 - 40 - 8 - 8 - 14, DEFAULT_OVERLAY_MTU6);
 }

@@ -15,7 +15,7 @@
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -906,9 +906,12 @@ impl World {
             ..Default::default()
         };
         let nid = id(&mut self.rng);
-        let made = self.hosts[h as usize]
-            .state
-            .create_network(spec, nid.clone(), epoch(), &[]);
+        let made = self.hosts[h as usize].state.create_network(
+            spec,
+            nid.clone(),
+            epoch(),
+            &control_plane::HostFacts::default(),
+        );
         if let Err(e) = made {
             self.refuse(format!("host {h}: {e}"));
             return;
@@ -1168,7 +1171,10 @@ impl World {
                 }
             }
             Output::Network(nid, n) => {
-                let adopted = self.hosts[h as usize].state.adopt_network(nid.clone(), &n, &[]);
+                let adopted =
+                    self.hosts[h as usize]
+                        .state
+                        .adopt_network(nid.clone(), &n, &control_plane::HostFacts::default());
                 if adopted == Ok(true) {
                     self.bring_up(h, &nid);
                     // Claims on its addresses that came before it, as switchd takes them.
@@ -1257,7 +1263,7 @@ impl World {
                 };
                 if let (Ok(p), SocketAddr::V4(v), Ok(vni)) = (host.switch.add_port(cfg), vtep, Vni::new(rt.vni)) {
                     rt.peers.insert(vtep, p);
-                    host.edge.add_peer(*v.ip(), vni, p);
+                    host.edge.add_peer(IpAddr::V4(*v.ip()), vni, p);
                     set_owner(&mut host.owners, p, Some(Owner::Peer(*v.ip(), rt.vni)));
                 }
             }
@@ -1466,7 +1472,10 @@ impl World {
     }
 
     fn vxlan_in(&mut self, h: u32, from: Ipv4Addr, data: Vec<u8>) {
-        let port = match self.hosts[h as usize].edge.decap(from, &data, Carried::Clear) {
+        let port = match self.hosts[h as usize]
+            .edge
+            .decap(IpAddr::V4(from), &data, Carried::Clear)
+        {
             Ok((port, _)) => port,
             Err(Refused::Malformed) => return self.drop_frame("vxlan_malformed"),
             Err(Refused::UnknownVtep) => return self.drop_frame("vxlan_unknown_vtep"),

@@ -525,7 +525,8 @@ impl Underlay {
         self.attach_ns(host.ns(), cidr);
     }
 
-    /// Wires the namespace `h` to the bridge: `ul0` there with `cidr`.
+    /// Wires the namespace `h` to the bridge: `ul0` there with `cidr` (an IPv6 one usable at
+    /// once: no duplicate address detection).
     ///
     /// # Panics
     /// If a step fails.
@@ -533,12 +534,17 @@ impl Underlay {
         let n = self.ports.get();
         self.ports.set(n + 1);
         let port = format!("p{n}");
+        let addr: &[&str] = if cidr.contains(':') {
+            &["-n", h, "addr", "add", cidr, "dev", "ul0", "nodad"]
+        } else {
+            &["-n", h, "addr", "add", cidr, "dev", "ul0"]
+        };
         let steps: [&[&str]; 5] = [
             &[
                 "-n", h, "link", "add", "ul0", "type", "veth", "peer", "name", &port, "netns", &self.ns,
             ],
             &["-n", &self.ns, "link", "set", &port, "master", "br0", "up"],
-            &["-n", h, "addr", "add", cidr, "dev", "ul0"],
+            addr,
             &["-n", h, "link", "set", "ul0", "up"],
             &["-n", h, "link", "set", "lo", "up"],
         ];
@@ -766,6 +772,8 @@ pub fn tcp_transfer(from: &str, to: &str, to_ip: &str, pace: Pace) -> (usize, us
 pub struct Fabric {
     prefix: String,
     net: u8,
+    /// The underlay is IPv6 (fd10:`net`::/64) rather than IPv4.
+    ipv6: bool,
     bin_dir: PathBuf,
     dir: PathBuf,
     /// The underlay (10.`net`.0.0/24).
@@ -784,6 +792,7 @@ impl Fabric {
             underlay: Underlay::new(prefix),
             prefix: prefix.to_string(),
             net,
+            ipv6: false,
             bin_dir: bin_dir.to_path_buf(),
             dir,
         };
@@ -821,7 +830,31 @@ impl Fabric {
         self.switchctl(&["cluster", "cert", "--ca", &ca, "--name", name, "--out", &out]);
     }
 
-    /// Starts host `name` (certified before) as 10.`net`.0.`i`, joining 10.`net`.0.1.
+    /// Like [`Fabric::new`], on an IPv6 underlay: fd10:`net`::/64.
+    ///
+    /// # Panics
+    /// As [`Fabric::new`].
+    pub fn new6(prefix: &str, net: u8, bin_dir: &Path) -> Fabric {
+        let mut f = Fabric::new(prefix, net, bin_dir);
+        f.ipv6 = true;
+        f
+    }
+
+    /// Host `i`'s underlay address.
+    pub fn underlay_ip(&self, i: u8) -> String {
+        if self.ipv6 {
+            format!("fd10:{}::{i:x}", self.net)
+        } else {
+            format!("10.{}.0.{i}", self.net)
+        }
+    }
+
+    /// Host `i`'s underlay address with the underlay's prefix length.
+    pub fn underlay_cidr(&self, i: u8) -> String {
+        format!("{}/{}", self.underlay_ip(i), if self.ipv6 { 64 } else { 24 })
+    }
+
+    /// Starts host `name` (certified before) as underlay address `i`, joining host 1.
     ///
     /// # Panics
     /// As [`Host::start`].
@@ -834,13 +867,12 @@ impl Fabric {
     /// # Panics
     /// As [`Host::start`].
     pub fn start_with(&self, i: u8, name: &str, extra: &[&str]) -> Host {
-        let ip = format!("10.{}.0.{i}", self.net);
-        let join = format!("10.{}.0.1", self.net);
+        let (ip, join) = (self.underlay_ip(i), self.underlay_ip(1));
         let dir = self.path(name);
         let mut args = vec!["--cluster-dir", dir.as_str(), "--advertise", &ip, "--join", &join];
         args.extend_from_slice(extra);
         let h = Host::start_with(&self.host_prefix(name), &self.bin_dir, &args);
-        self.underlay.attach(&h, &format!("{ip}/24"));
+        self.underlay.attach(&h, &self.underlay_cidr(i));
         h
     }
 }

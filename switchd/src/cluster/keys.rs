@@ -26,7 +26,7 @@
 //! exchange itself. A peer that leaves, goes down or is revoked loses its SAs here.
 
 use std::collections::{HashMap, VecDeque};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -54,7 +54,7 @@ const RETRY: Duration = Duration::from_secs(2);
 pub type Members = Arc<dyn Fn() -> Vec<(String, SocketAddr)> + Send + Sync>;
 
 struct Peer {
-    addr: Ipv4Addr,
+    addr: IpAddr,
     /// When this host last installed an outbound SA for it.
     keyed: Option<Instant>,
     /// An exchange with it is running.
@@ -118,7 +118,7 @@ impl Keys {
     }
 
     /// A fresh inbound SPI for `peer` (at `addr`), noted as its newest.
-    fn fresh_spi(&self, peer: &str, addr: Ipv4Addr) -> u32 {
+    fn fresh_spi(&self, peer: &str, addr: IpAddr) -> u32 {
         let mut peers = self.peers.lock().expect("lock poisoned");
         let used = |spi: u32| peers.values().any(|p| p.spis.contains(&spi));
         let spi = loop {
@@ -143,15 +143,9 @@ impl Keys {
         }
     }
 
-    /// The member `name`'s IPv4 address, if it is a member.
-    fn member(&self, name: &str) -> Option<(Ipv4Addr, SocketAddr)> {
-        (self.members)()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .and_then(|(_, a)| match a.ip() {
-                IpAddr::V4(ip) => Some((ip, a)),
-                IpAddr::V6(_) => None,
-            })
+    /// The member `name`'s address, if it is a member.
+    fn member(&self, name: &str) -> Option<SocketAddr> {
+        (self.members)().into_iter().find(|(n, _)| n == name).map(|(_, a)| a)
     }
 
     /// Forgets the peers that are no members any more (their SAs go), and returns the
@@ -172,8 +166,7 @@ impl Keys {
         }
         let mut due = Vec::new();
         for (name, addr) in members {
-            let IpAddr::V4(ip) = addr.ip() else { continue };
-            let p = peers.entry(name.clone()).or_insert_with(|| Peer::new(ip));
+            let p = peers.entry(name.clone()).or_insert_with(|| Peer::new(addr.ip()));
             if p.busy || p.not_before.is_some_and(|t| now < t) {
                 continue;
             }
@@ -201,7 +194,7 @@ impl Keys {
 }
 
 impl Peer {
-    fn new(addr: Ipv4Addr) -> Peer {
+    fn new(addr: IpAddr) -> Peer {
         Peer {
             addr,
             keyed: None,
@@ -246,9 +239,7 @@ async fn initiate(
     name: &str,
     addr: SocketAddr,
 ) -> Result<(), SyncError> {
-    let IpAddr::V4(ip) = addr.ip() else {
-        return Err(SyncError::Refused(format!("{name} has no IPv4 address")));
-    };
+    let ip = addr.ip();
     let quic = SocketAddr::new(addr.ip(), addr.port().wrapping_add(1));
     let conn = ep.connect_with(cfg, quic, name)?.await?;
     let (mut send, mut recv) = conn.open_bi().await?;
@@ -300,9 +291,10 @@ async fn respond(conn: &quinn::Connection, keys: &Keys) -> Result<(), SyncError>
         .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
         .and_then(|chain| control_plane::cluster::pki::name_of(chain.first()?.as_ref()))
         .ok_or_else(|| SyncError::Refused("the peer showed no certificate name".into()))?;
-    let (ip, _) = keys
+    let ip = keys
         .member(&name)
-        .ok_or_else(|| SyncError::Refused(format!("{name} is no member with an IPv4 address")))?;
+        .ok_or_else(|| SyncError::Refused(format!("{name} is no member")))?
+        .ip();
     let (mut send, mut recv) = conn.accept_bi().await?;
     let mut hello = [0u8; 5];
     recv.read_exact(&mut hello).await?;
@@ -433,7 +425,7 @@ mod tests {
         k3.peers
             .lock()
             .unwrap()
-            .insert("h2".into(), Peer::new(Ipv4Addr::LOCALHOST));
+            .insert("h2".into(), Peer::new(std::net::Ipv4Addr::LOCALHOST.into()));
         assert!(k3.due(Instant::now()).is_empty());
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_eq!(dp1.esp().unwrap().sas_in, 0, "h2 left: its SAs are gone");

@@ -538,7 +538,14 @@ pub fn start(
         let revoked: crate::cluster::sync::Revoked = Arc::new(move |h: &str| authority.is_revoked(h));
         crate::cluster::sync::endpoint(
             &creds.tls,
-            SocketAddr::new(IpAddr::from([0, 0, 0, 0]), sync_port),
+            // Every address of the underlay's family.
+            SocketAddr::new(
+                match cfg.advertise {
+                    IpAddr::V4(_) => IpAddr::from([0, 0, 0, 0]),
+                    IpAddr::V6(_) => IpAddr::from([0u16; 8]),
+                },
+                sync_port,
+            ),
             revoked,
         )?
     };
@@ -1077,6 +1084,10 @@ fn log_event(ev: &Event) {
             tracing::warn!(peer = ?id, "peer suspected: a probe went unanswered; it is declared down unless it refutes within the suspicion timeout")
         }
         Event::Refuted(id) => tracing::info!(peer = ?id, "peer refuted a suspicion: alive"),
+        Event::OtherFamily(id) => tracing::error!(
+            peer = ?id,
+            "a host of the other address family was heard of and refused: a cluster's underlay is all IPv4 or all IPv6; restart it with an --advertise address of this host's family"
+        ),
     }
 }
 

@@ -64,7 +64,7 @@ pub enum SyncError {
     /// What the peer sent is not an exchange's.
     #[error(transparent)]
     Malformed(#[from] ExchangeError),
-    /// The peer broke the key exchange, or is no member with an IPv4 address.
+    /// The peer broke the key exchange, or is no member.
     #[error("{0}")]
     Refused(String),
     /// The dataplane is gone.

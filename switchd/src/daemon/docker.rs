@@ -37,8 +37,8 @@ impl Daemon {
 
     /// `IpamDriver.RequestPool`: the pool ID and its subnet.
     pub fn docker_request_pool(&self, r: RequestPool) -> Result<(String, String), OpError> {
-        let routes = host_routes();
-        self.model_op(|s| s.docker_request_pool(&r.pool, &r.sub_pool, r.v6, &routes))
+        let host = self.host_facts();
+        self.model_op(|s| s.docker_request_pool(&r.pool, &r.sub_pool, r.v6, &host))
     }
 
     /// `IpamDriver.ReleasePool`.

@@ -104,11 +104,10 @@ impl Daemon {
     /// MACs of the endpoints its records announce, so a datagram forged with its address
     /// teaches the switch nothing. A static VTEP (a kernel's VXLAN, with no records) learns.
     pub(super) fn add_vtep_port(&self, net: &Network, addr: SocketAddr, locked: bool) -> Result<PortId, OpError> {
-        let (SocketAddr::V4(a), Some(vni)) = (addr, net.vni.and_then(|v| Vni::new(v).ok())) else {
-            return Err(OpError::Io(format!(
-                "VTEP {addr} needs an IPv4 address and an overlay network"
-            )));
+        let Some(vni) = net.vni.and_then(|v| Vni::new(v).ok()) else {
+            return Err(OpError::Io(format!("VTEP {addr} needs an overlay network")));
         };
+        let a = addr;
         let cfg = PortConfig {
             network: NetworkId(net.switch_id),
             max_frame_len: TAP_MAX_FRAME,
@@ -309,16 +308,16 @@ impl Daemon {
         })
     }
 
-    /// Creates the network `make` adds to a copy of the state (given the host's routes), brings
+    /// Creates the network `make` adds to a copy of the state (given the host's facts), brings
     /// it up and commits; returns its ID. When `make` adds none, its change is committed alone.
     pub(super) fn create_network_with(
         &self,
-        make: impl FnOnce(&mut State, &[control_plane::Ipv4Cidr]) -> Result<Option<Id>, ModelError>,
+        make: impl FnOnce(&mut State, &control_plane::HostFacts) -> Result<Option<Id>, ModelError>,
     ) -> Result<Option<Id>, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let routes = host_routes();
-        let Some(id) = make(&mut next, &routes)? else {
+        let host = self.host_facts();
+        let Some(id) = make(&mut next, &host)? else {
             self.commit(&mut inner, next)?;
             return Ok(None);
         };

@@ -85,7 +85,7 @@ impl Daemon {
 
     fn adopt_network(&self, inner: &mut Inner, id: Id, rec: &control_plane::cluster::records::NetworkRecord) {
         let mut next = inner.state.clone();
-        match next.adopt_network(id.clone(), rec, &super::host_routes()) {
+        match next.adopt_network(id.clone(), rec, &self.host_facts()) {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {

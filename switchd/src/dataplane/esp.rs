@@ -10,13 +10,13 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
 
 use overlay::esp::{self, EspError, Opener, Sa, Sealer, KEY_LEN, NEXT_HEADER_UDP};
 use overlay::{Vni, VxlanHeader, VXLAN_HEADER_LEN, VXLAN_PORT};
 use rustc_hash::FxHashMap;
 
-use crate::dataplane::vxlan::{bind_rx, recv_train, Train, GSO_MAX_SEGMENTS, MAX_UDP_PAYLOAD};
+use crate::dataplane::vxlan::{bind_rx, destination, recv_train, Train, GSO_MAX_SEGMENTS, MAX_UDP_PAYLOAD};
 
 /// The UDP header inside the ESP payload.
 const UDP_HEADER_LEN: usize = 8;
@@ -58,7 +58,7 @@ pub enum SaChange {
     /// Frames from `peer` sealed under `spi` and `key` open here.
     Inbound {
         /// The peer's VTEP address.
-        peer: Ipv4Addr,
+        peer: IpAddr,
         /// The SPI, chosen here.
         spi: u32,
         /// Key and salt.
@@ -67,14 +67,14 @@ pub enum SaChange {
     /// Frames to `peer` are sealed under `spi` and `key` from now on.
     Outbound {
         /// The peer's VTEP address.
-        peer: Ipv4Addr,
+        peer: IpAddr,
         /// The SPI, chosen by the peer.
         spi: u32,
         /// Key and salt.
         key: [u8; KEY_LEN],
     },
     /// Every SA with `peer` goes (it left, went down or was revoked).
-    Forget(Ipv4Addr),
+    Forget(IpAddr),
 }
 
 impl std::fmt::Debug for SaChange {
@@ -88,7 +88,7 @@ impl std::fmt::Debug for SaChange {
 }
 
 struct Inbound {
-    peer: Ipv4Addr,
+    peer: IpAddr,
     opener: Opener,
 }
 
@@ -96,12 +96,12 @@ struct Inbound {
 pub struct Esp {
     /// Where it binds (the advertise address and the ESP port), and where peers are sent to
     /// (their address, the same port).
-    addr: SocketAddrV4,
+    addr: SocketAddr,
     sock: Option<UdpSocket>,
-    outbound: FxHashMap<Ipv4Addr, Sealer>,
+    outbound: FxHashMap<IpAddr, Sealer>,
     inbound: FxHashMap<u32, Inbound>,
     /// Each peer's inbound SPIs, oldest first.
-    by_peer: FxHashMap<Ipv4Addr, VecDeque<u32>>,
+    by_peer: FxHashMap<IpAddr, VecDeque<u32>>,
     /// Sealed datagrams on their way out.
     sealed: Vec<u8>,
     /// The counters.
@@ -110,7 +110,7 @@ pub struct Esp {
 
 impl Esp {
     /// No socket, no SAs; the socket binds on `addr` once [`Esp::open`] is called.
-    pub fn new(addr: SocketAddrV4) -> Esp {
+    pub fn new(addr: SocketAddr) -> Esp {
         Esp {
             addr,
             sock: None,
@@ -141,7 +141,7 @@ impl Esp {
     }
 
     /// Where the socket is bound, if it is.
-    pub fn bound(&self) -> Option<SocketAddrV4> {
+    pub fn bound(&self) -> Option<SocketAddr> {
         self.sock.as_ref().map(|_| self.addr)
     }
 
@@ -190,7 +190,7 @@ impl Esp {
     }
 
     /// Whether frames to `peer` can be sealed.
-    pub fn has_outbound(&self, peer: Ipv4Addr) -> bool {
+    pub fn has_outbound(&self, peer: IpAddr) -> bool {
         self.outbound.contains_key(&peer)
     }
 
@@ -210,7 +210,7 @@ impl Esp {
 
     /// Opens an ESP datagram from `from` in place: the VXLAN datagram it carries, or `None`
     /// (counted by why).
-    pub fn unseal<'a>(&mut self, from: Ipv4Addr, datagram: &'a mut [u8]) -> Option<&'a [u8]> {
+    pub fn unseal<'a>(&mut self, from: IpAddr, datagram: &'a mut [u8]) -> Option<&'a [u8]> {
         self.stats.rx_packets += 1;
         let Some(spi) = Opener::spi_of(datagram) else {
             self.stats.rx_malformed += 1;
@@ -255,13 +255,15 @@ impl Esp {
     ///
     /// # Errors
     /// No SA for `to` (counted as `tx_no_key`), a worn-out SA, or the send failed.
-    pub fn send(&mut self, frame: &[u8], vni: Vni, to: Ipv4Addr) -> io::Result<()> {
+    pub fn send(&mut self, frame: &[u8], vni: Vni, to: IpAddr) -> io::Result<()> {
         self.sealed.clear();
         let mut vxlan = [0u8; VXLAN_HEADER_LEN];
         VxlanHeader { vni }.emit(&mut vxlan);
         self.seal_one(to, &vxlan, frame)?;
         let sent = match &self.sock {
-            Some(s) => s.send_to(&self.sealed, SocketAddrV4::new(to, self.addr.port())),
+            Some(s) => {
+                destination(self.addr, SocketAddr::new(to, self.addr.port())).and_then(|to| s.send_to(&self.sealed, to))
+            }
             None => Err(io::Error::from(io::ErrorKind::NotConnected)),
         };
         self.count_send(sent.map(|_| 1))
@@ -280,9 +282,9 @@ impl Esp {
         cut: &overlay::offload::Cut,
         frame: &[u8],
         vni: Vni,
-        to: Ipv4Addr,
+        to: IpAddr,
     ) -> io::Result<()> {
-        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
         use std::os::fd::AsRawFd;
         for head in heads.chunks_exact_mut(cut.head_len).take(cut.count) {
             VxlanHeader { vni }.emit(&mut head[..VXLAN_HEADER_LEN]);
@@ -291,7 +293,10 @@ impl Esp {
         let stride = plain + esp::overhead(plain);
         let per_send = (MAX_UDP_PAYLOAD / stride).clamp(1, GSO_MAX_SEGMENTS);
         let size = u16::try_from(stride).unwrap_or(u16::MAX);
-        let addr = SockaddrIn::from(SocketAddrV4::new(to, self.addr.port()));
+        let addr = match destination(self.addr, SocketAddr::new(to, self.addr.port())) {
+            Ok(a) => SockaddrStorage::from(a),
+            Err(e) => return self.count_send(Err(e)),
+        };
         let mut segments = cut.segments(heads, frame);
         let mut left = cut.count;
         while left > 0 {
@@ -322,7 +327,7 @@ impl Esp {
     /// Appends to `sealed` the ESP packet for `to` carrying a UDP datagram to the VXLAN port
     /// whose payload is `head` (a VXLAN header, or a segment's head with one in front) and
     /// then `rest` (the frame, or the segment's payload).
-    fn seal_one(&mut self, to: Ipv4Addr, head: &[u8], rest: &[u8]) -> io::Result<()> {
+    fn seal_one(&mut self, to: IpAddr, head: &[u8], rest: &[u8]) -> io::Result<()> {
         let Some(sealer) = self.outbound.get_mut(&to) else {
             self.stats.tx_no_key += 1;
             return Err(io::Error::new(
@@ -377,12 +382,15 @@ fn inner_vxlan(udp: &[u8]) -> Option<&[u8]> {
 mod tests {
     use super::*;
 
-    const A: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-    const B: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+    use std::net::Ipv6Addr;
+
+    // An IPv6 underlay: SAs are keyed by address, whatever its family.
+    const A: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+    const B: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
 
     fn pair() -> (Esp, Esp) {
-        let mut a = Esp::new(SocketAddrV4::new(A, 4500));
-        let mut b = Esp::new(SocketAddrV4::new(B, 4500));
+        let mut a = Esp::new(SocketAddr::new(A, 4500));
+        let mut b = Esp::new(SocketAddr::new(B, 4500));
         a.apply(SaChange::Outbound {
             peer: B,
             spi: 0x1234,
@@ -417,7 +425,11 @@ mod tests {
         assert_eq!(b.unseal(A, &mut d.clone()), None, "a replay");
         assert_eq!(b.stats.rx_replayed, 1);
         let mut other = sealed(&mut a, &frame);
-        assert_eq!(b.unseal(Ipv4Addr::new(10, 0, 0, 9), &mut other), None, "from elsewhere");
+        assert_eq!(
+            b.unseal("2001:db8::9".parse().unwrap(), &mut other),
+            None,
+            "from elsewhere"
+        );
         assert_eq!(b.stats.rx_wrong_peer, 1);
         let mut d = sealed(&mut a, &frame);
         d[30] ^= 0x80;

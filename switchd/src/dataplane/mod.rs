@@ -9,7 +9,7 @@ pub mod esp;
 pub mod vxlan;
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ pub struct Tunnel {
 #[derive(Debug, Clone, Default)]
 pub struct EspReport {
     /// Where it is bound (`None`: no encrypted network here).
-    pub bound: Option<SocketAddrV4>,
+    pub bound: Option<SocketAddr>,
     /// Its counters since switchd started.
     pub stats: EspStats,
     /// Inbound SAs held.
@@ -99,7 +99,7 @@ pub enum Device {
     /// A VXLAN peer, reached through the shared VTEP sockets.
     Vtep {
         /// The peer's address.
-        addr: SocketAddrV4,
+        addr: SocketAddr,
         /// The network's VNI.
         vni: Vni,
     },
@@ -130,7 +130,7 @@ impl Device {
 enum Egress {
     Fd(RawFd),
     Tagged(RawFd, VlanId),
-    Vtep(SocketAddrV4, Vni),
+    Vtep(SocketAddr, Vni),
 }
 
 /// A port's identity and counters, as listed.
@@ -178,7 +178,7 @@ pub enum DataplaneError {
     #[error("{addr} is already a peer of VNI {vni}")]
     PeerExists {
         /// The peer's address.
-        addr: Ipv4Addr,
+        addr: IpAddr,
         /// The VNI.
         vni: Vni,
     },
@@ -229,7 +229,7 @@ pub enum Command {
     /// dropped because the receiver fell behind.
     Capture(PortId, CaptureReply),
     /// Where the VXLAN socket is bound, and its counters.
-    Vxlan(mpsc::Sender<(Option<SocketAddrV4>, VxlanStats)>),
+    Vxlan(mpsc::Sender<(Option<SocketAddr>, VxlanStats)>),
     /// Installs or retires SAs.
     Sa(SaChange, mpsc::Sender<()>),
     /// The ESP port's state.
@@ -368,7 +368,7 @@ impl Handle {
 
     /// Where the VXLAN socket is bound (`None`: no overlay network is here, or the port could
     /// not be bound), and its counters since switchd started.
-    pub fn vxlan(&self) -> io::Result<(Option<SocketAddrV4>, VxlanStats)> {
+    pub fn vxlan(&self) -> io::Result<(Option<SocketAddr>, VxlanStats)> {
         self.call(Command::Vxlan)
     }
 
@@ -400,7 +400,7 @@ impl Handle {
 /// thread keeps polling for `poll` before it sleeps (zero: it sleeps at once). With `batch`,
 /// a burst's writes to port descriptors go out in one io_uring submission when the kernel
 /// allows it.
-pub fn spawn(seed: u64, vxlan: SocketAddrV4, esp_port: u16, poll: Duration, batch: bool) -> io::Result<Handle> {
+pub fn spawn(seed: u64, vxlan: SocketAddr, esp_port: u16, poll: Duration, batch: bool) -> io::Result<Handle> {
     let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC).map_err(io::Error::from)?;
     let wake = std::sync::Arc::new(
         EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK).map_err(io::Error::from)?,
@@ -425,7 +425,7 @@ pub fn spawn(seed: u64, vxlan: SocketAddrV4, esp_port: u16, poll: Duration, batc
             vtep: None,
             vxlan,
             vxlan_kept: VxlanStats::default(),
-            esp: Esp::new(SocketAddrV4::new(*vxlan.ip(), esp_port)),
+            esp: Esp::new(SocketAddr::new(vxlan.ip(), esp_port)),
             sealing,
             edge: Edge::new(),
             heads: Vec::with_capacity(64 * 128),
@@ -462,7 +462,7 @@ struct Dataplane {
     /// a host without one).
     vtep: Option<Vtep>,
     /// Where it binds: the cluster's advertise address, or every address without a cluster.
-    vxlan: SocketAddrV4,
+    vxlan: SocketAddr,
     /// Its counters while it is closed, carried into the next one.
     vxlan_kept: VxlanStats,
     /// The ESP socket of sealed tunnels (bound while an encrypted network exists) and the SAs.
@@ -789,7 +789,7 @@ impl Dataplane {
                             "port {p} ({}): VXLAN to {addr}, VNI {vni}, sealed as ESP to {}{}",
                             pio.label,
                             addr.ip(),
-                            if self.esp.has_outbound(*addr.ip()) {
+                            if self.esp.has_outbound(addr.ip()) {
                                 ""
                             } else {
                                 " (no key with that host yet: dropped, tx_no_key)"
@@ -889,13 +889,13 @@ impl Dataplane {
                 if self.edge.network_of(*vni) != Some(net) {
                     return Err(DataplaneError::ForeignVni(*vni));
                 }
-                if self.edge.has_peer(*addr.ip(), *vni) {
+                if self.edge.has_peer(addr.ip(), *vni) {
                     return Err(DataplaneError::PeerExists {
-                        addr: *addr.ip(),
+                        addr: addr.ip(),
                         vni: *vni,
                     });
                 }
-                Some((*addr.ip(), *vni))
+                Some((addr.ip(), *vni))
             }
             _ => None,
         };
@@ -1146,7 +1146,7 @@ impl Dataplane {
         now: Instant,
         held: &mut Option<PortId>,
         buf: &mut [u8],
-        from: Ipv4Addr,
+        from: IpAddr,
         datagram: &[u8],
         carried: Carried,
     ) {
@@ -1368,8 +1368,8 @@ impl Dataplane {
                 match &segments {
                     Some(Ok(cut)) => self
                         .esp
-                        .send_cut(&mut self.heads, cut, &packet[VNET_HDR_LEN..], vni, *addr.ip()),
-                    _ => self.esp.send(&packet[VNET_HDR_LEN..], vni, *addr.ip()),
+                        .send_cut(&mut self.heads, cut, &packet[VNET_HDR_LEN..], vni, addr.ip()),
+                    _ => self.esp.send(&packet[VNET_HDR_LEN..], vni, addr.ip()),
                 }
             } else {
                 let Some(vtep) = self.vtep.as_mut() else {

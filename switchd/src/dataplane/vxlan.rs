@@ -1,9 +1,14 @@
 //! The VTEP sockets: one UDP socket receiving on the VXLAN port, and a pool of sending sockets
 //! on ephemeral ports, one chosen per inner flow, so the outer UDP source port varies by flow
 //! as RFC 7348 asks. The kernel builds the outer IP/UDP headers and checksums.
+//!
+//! The underlay is IPv4 or IPv6, the family of the address the VTEP is bound to. An IPv6
+//! socket also takes IPv4 peers (as v4-mapped addresses), so a host without a cluster, bound
+//! to `[::]`, serves static VTEPs of both families; senders' addresses are reported in their
+//! own family either way.
 
 use std::io;
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 
 use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 
@@ -11,7 +16,7 @@ use overlay::{flow_hash, Vni, VxlanHeader, VXLAN_HEADER_LEN};
 const POOL: usize = 16;
 /// Segments one UDP send with segmentation offload may carry (the kernel's UDP_MAX_SEGMENTS).
 pub const GSO_MAX_SEGMENTS: usize = 64;
-/// The most bytes one UDP send may carry over IPv4.
+/// The most bytes one UDP send may carry over IPv4 (over IPv6, 20 more: this serves both).
 pub const MAX_UDP_PAYLOAD: usize = 65_507;
 /// Receive buffer of the VTEP socket: a peer sends a super-frame's segments as one train (up
 /// to 64 KB at once, from each flow), which the default buffer (about 200 KB) drops under load.
@@ -57,6 +62,8 @@ pub struct VxlanStats {
 pub struct Vtep {
     rx: UdpSocket,
     pool: Vec<UdpSocket>,
+    /// Where `rx` is bound: its family is the underlay's.
+    bound: SocketAddr,
     /// The counters.
     pub stats: VxlanStats,
 }
@@ -69,19 +76,19 @@ pub struct Train {
     pub len: usize,
     /// The size of each datagram but the last.
     pub seg: usize,
-    /// The sender's address.
-    pub from: Ipv4Addr,
+    /// The sender's address (an IPv4 one even when it reached an IPv6 socket).
+    pub from: IpAddr,
 }
 
 /// Receives the next datagram or train of datagrams (UDP_GRO) on `sock` into `buf` (64 KB
 /// holds any); `None` when nothing is waiting.
 pub fn recv_train(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Train>> {
-    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrIn};
+    use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags, SockaddrStorage};
     use std::os::fd::AsRawFd;
     loop {
         let mut cmsg = nix::cmsg_space!(i32);
         let mut iov = [io::IoSliceMut::new(&mut *buf)];
-        let r = recvmsg::<SockaddrIn>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
+        let r = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::empty());
         let msg = match r {
             Ok(m) => m,
             Err(nix::errno::Errno::EAGAIN) => return Ok(None),
@@ -100,21 +107,71 @@ pub fn recv_train(sock: &UdpSocket, buf: &mut [u8]) -> io::Result<Option<Train>>
             })
             .filter(|s| *s > 0)
             .unwrap_or(n);
-        // An IPv4 socket always names the sender; a datagram without one is passed over.
-        let Some(from) = msg.address else { continue };
+        // A UDP socket always names the sender; a datagram without one is passed over.
+        let Some(from) = msg.address.as_ref().and_then(sender) else {
+            continue;
+        };
         return Ok(Some(Train {
             len: n,
             seg: seg.max(1),
-            from: from.ip(),
+            from,
         }));
+    }
+}
+
+/// The address a datagram came from, in its own family (a v4-mapped IPv6 address is the
+/// IPv4 address it maps).
+fn sender(a: &nix::sys::socket::SockaddrStorage) -> Option<IpAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(IpAddr::V4(v4.ip()));
+    }
+    a.as_sockaddr_in6().map(|v6| IpAddr::V6(v6.ip()).to_canonical())
+}
+
+/// A UDP socket bound to `addr`; an IPv6 one takes IPv4 datagrams too (v4-mapped), whatever
+/// `net.ipv6.bindv6only` says.
+pub fn bind_udp(addr: SocketAddr) -> io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let sock = Socket::new(Domain::for_address(addr), Type::DGRAM.cloexec(), Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        sock.set_only_v6(false)?;
+    }
+    sock.bind(&addr.into())?;
+    Ok(sock.into())
+}
+
+/// Where a datagram to `to` goes from a socket of the family `bound` is in: an IPv4 peer of
+/// an IPv6 socket as its v4-mapped address.
+///
+/// # Errors
+/// `EAFNOSUPPORT`: an IPv6 peer of an IPv4 socket (the underlay is IPv4).
+pub fn destination(bound: SocketAddr, to: SocketAddr) -> io::Result<SocketAddr> {
+    match (bound, to) {
+        (SocketAddr::V6(_), SocketAddr::V4(v4)) => Ok(SocketAddr::from((v4.ip().to_ipv6_mapped(), v4.port()))),
+        (SocketAddr::V4(_), SocketAddr::V6(v6)) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            format!(
+                "{v6} is an IPv6 peer, and this host's underlay is IPv4 ({})",
+                bound.ip()
+            ),
+        )),
+        _ => Ok(to),
+    }
+}
+
+/// The unspecified address of `addr`'s family, port 0: where sending sockets bind.
+fn any_of(addr: SocketAddr) -> SocketAddr {
+    match addr {
+        SocketAddr::V4(_) => SocketAddr::from((Ipv4Addr::UNSPECIFIED, 0)),
+        SocketAddr::V6(_) => SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)),
     }
 }
 
 /// Binds a receiving UDP socket on `addr` for trains of datagrams: non-blocking, with a
 /// large buffer and UDP_GRO.
-pub fn bind_rx(addr: SocketAddrV4, what: &str) -> io::Result<UdpSocket> {
-    let rx = UdpSocket::bind(addr)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot bind the {what} port {addr}: {e}")))?;
+pub fn bind_rx(addr: SocketAddr, what: &str) -> io::Result<UdpSocket> {
+    let rx =
+        bind_udp(addr).map_err(|e| io::Error::new(e.kind(), format!("cannot bind the {what} port {addr}: {e}")))?;
     rx.set_nonblocking(true)?;
     // As root the limit in net.core.rmem_max does not apply; otherwise take what it allows.
     if nix::sys::socket::setsockopt(&rx, nix::sys::socket::sockopt::RcvBufForce, &RX_BUFFER).is_err() {
@@ -127,16 +184,26 @@ pub fn bind_rx(addr: SocketAddrV4, what: &str) -> io::Result<UdpSocket> {
 
 impl Vtep {
     /// Binds the receiving socket on `addr` and the sending pool, carrying on `stats`.
-    pub fn bind(addr: SocketAddrV4, stats: VxlanStats) -> io::Result<Vtep> {
+    pub fn bind(addr: SocketAddr, stats: VxlanStats) -> io::Result<Vtep> {
         let rx = bind_rx(addr, "VXLAN")?;
         let pool = (0..POOL)
             .map(|_| {
-                let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+                let s = bind_udp(any_of(addr))?;
                 s.set_nonblocking(true)?;
                 Ok(s)
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Vtep { rx, pool, stats })
+        Ok(Vtep {
+            rx,
+            pool,
+            bound: addr,
+            stats,
+        })
+    }
+
+    /// Where a datagram to `to` goes, counting a peer of the other family as an error.
+    fn destination(&mut self, to: SocketAddr) -> io::Result<SocketAddr> {
+        destination(self.bound, to).inspect_err(|_| self.stats.tx_errors += 1)
     }
 
     /// The receiving socket, for polling.
@@ -163,10 +230,11 @@ impl Vtep {
         cut: &overlay::offload::Cut,
         frame: &[u8],
         vni: Vni,
-        to: SocketAddrV4,
+        to: SocketAddr,
     ) -> io::Result<()> {
-        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrIn};
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags, SockaddrStorage};
         use std::os::fd::AsRawFd;
+        let addr = SockaddrStorage::from(self.destination(to)?);
         for head in heads.chunks_exact_mut(cut.head_len).take(cut.count) {
             VxlanHeader { vni }.emit(&mut head[..VXLAN_HEADER_LEN]);
         }
@@ -176,7 +244,6 @@ impl Vtep {
         let per_send = (MAX_UDP_PAYLOAD / stride).clamp(1, GSO_MAX_SEGMENTS);
         // Only a train (more than one segment a send) needs the segment size, which then fits.
         let size = u16::try_from(stride).unwrap_or(u16::MAX);
-        let addr = SockaddrIn::from(to);
         let mut iov = [io::IoSlice::new(&[]); 2 * GSO_MAX_SEGMENTS];
         let mut segments = cut.segments(heads, frame);
         let mut left = cut.count;
@@ -200,7 +267,8 @@ impl Vtep {
 
     /// Sends the frame in `packet[10..]` to `to` under `vni`, writing the VXLAN header over
     /// `packet[2..10]` (the tail of the virtio-net header, which the caller no longer needs).
-    pub fn send(&mut self, packet: &mut [u8], vni: Vni, to: SocketAddrV4) -> io::Result<()> {
+    pub fn send(&mut self, packet: &mut [u8], vni: Vni, to: SocketAddr) -> io::Result<()> {
+        let to = self.destination(to)?;
         VxlanHeader { vni }.emit(&mut packet[2..10]);
         let sock = &self.pool[flow_hash(&packet[10..]) as usize % self.pool.len()];
         if let Err(e) = sock.send_to(&packet[2..], to) {
@@ -215,6 +283,53 @@ impl Vtep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A VTEP on `ip`, port chosen by the kernel, and where it is.
+    fn vtep(ip: &str) -> (Vtep, SocketAddr) {
+        let v = Vtep::bind(SocketAddr::new(ip.parse().unwrap(), 0), VxlanStats::default()).unwrap();
+        let at = v.rx.local_addr().unwrap();
+        (v, at)
+    }
+
+    fn receive(v: &mut Vtep) -> Train {
+        let mut buf = vec![0u8; 1 << 16];
+        for _ in 0..1000 {
+            if let Some(t) = v.recv_train(&mut buf).unwrap() {
+                return t;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        panic!("nothing arrived");
+    }
+
+    #[test]
+    fn datagrams_cross_an_ipv6_underlay_and_ipv4_peers_reach_an_ipv6_socket() {
+        let vni = Vni::new(4096).unwrap();
+        // A frame behind 10 bytes of virtio-net header, as a port hands it over.
+        let packet = |b: u8| {
+            let mut p = vec![0u8; 10 + 60];
+            p[10..].fill(b);
+            p
+        };
+        let (mut a, _) = vtep("::1");
+        let (mut b, b_at) = vtep("::1");
+        a.send(&mut packet(1), vni, b_at).unwrap();
+        let t = receive(&mut b);
+        assert_eq!((t.from, t.len), ("::1".parse().unwrap(), 8 + 60));
+        // A socket on every address of both families hears an IPv4 peer as IPv4, and answers it.
+        let (mut any, any_at) = vtep("::");
+        let (mut four, four_at) = vtep("127.0.0.1");
+        four.send(&mut packet(2), vni, SocketAddr::from(([127, 0, 0, 1], any_at.port())))
+            .unwrap();
+        assert_eq!(receive(&mut any).from, IpAddr::from([127, 0, 0, 1]));
+        any.send(&mut packet(3), vni, four_at).unwrap();
+        assert_eq!(receive(&mut four).from, IpAddr::from([127, 0, 0, 1]));
+        // An IPv4 underlay cannot reach an IPv6 peer: refused and counted, nothing sent.
+        let e = four.send(&mut packet(4), vni, b_at).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::Unsupported);
+        assert!(e.to_string().contains("this host's underlay is IPv4"), "{e}");
+        assert_eq!((four.stats.tx_packets, four.stats.tx_errors), (1, 1));
+    }
 
     #[test]
     fn a_capped_super_frame_fits_one_udp_send() {
