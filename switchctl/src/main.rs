@@ -18,7 +18,7 @@ use switch_client::client::{path, Client, ClientError};
 
 use cluster::{cluster, peers, ClusterCmd};
 use network::{network, NetworkCmd};
-use observe::{capture, fdb, ports, stats, trace};
+use observe::{capture, fdb, ports, stats, trace, version};
 use sandbox::{port_cmd, sandbox, SandboxCmd};
 
 /// Command line for switchd, the userspace container network fabric.
@@ -52,6 +52,8 @@ enum Cmd {
     Ports(FormatArg),
     /// Show switch-wide counters: traffic and drops by reason, MAC table, VXLAN, cluster, DNS.
     Stats(FormatArg),
+    /// Show the client's and the server's versions and API versions.
+    Version(FormatArg),
     /// List a sandbox's published ports, or the bindings of one of its ports.
     Port {
         /// Sandbox.
@@ -181,6 +183,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Sandbox(s) => sandbox(&c, s),
         Cmd::Ports(f) => ports(&c, f.format),
         Cmd::Stats(f) => stats(&c, f.format),
+        Cmd::Version(f) => version(&c, f.format),
         Cmd::Fdb { network, format } => fdb(&c, network.as_deref(), format.format),
         Cmd::Capture { port, write, count } => capture(&c, &port, write.as_deref(), count),
         Cmd::Trace {

@@ -5,11 +5,48 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use hyper::Method;
-use switch_api::{FdbResource, NetworkResource, PortResource, StatsResource, TraceRequest, TraceResource};
+use switch_api::{
+    FdbResource, NetworkResource, PortResource, StatsResource, TraceRequest, TraceResource, VersionResource,
+};
 
 use switch_client::client::{path, Client};
 
 use crate::{pretty, table, Format};
+
+/// `switchctl version`: this client's release and API, then the server's, as `docker version`
+/// prints them; an unreachable server is an error after the client's part.
+pub(crate) fn version(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
+    let client = VersionResource::of_this(env!("CARGO_PKG_VERSION"));
+    let server: Result<VersionResource, _> = c.get("/version");
+    if format == Format::Json {
+        let both = serde_json::json!({"Client": client, "Server": server.as_ref().ok()});
+        println!("{}", pretty(&both));
+    } else {
+        print!("{}", version_text(&client, server.as_ref().ok()));
+    }
+    server?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docker version`'s layout: a block per side, labels in a column.
+fn version_text(client: &VersionResource, server: Option<&VersionResource>) -> String {
+    let row = |label: &str, value: &str| format!(" {:<18}{value}\n", format!("{label}:"));
+    let mut s = String::from("Client:\n");
+    s += &row("Version", &client.version);
+    s += &row("API version", &client.api_version);
+    s += &row("OS/Arch", &format!("{}/{}", client.os, client.arch));
+    if let Some(v) = server {
+        s += "\nServer: switchd\n";
+        s += &row("Version", &v.version);
+        s += &row(
+            "API version",
+            &format!("{} (minimum version {})", v.api_version, v.min_api_version),
+        );
+        s += &row("OS/Arch", &format!("{}/{}", v.os, v.arch));
+        s += &row("Kernel version", &v.kernel_version);
+    }
+    s
+}
 
 pub(crate) fn ports(c: &Client, format: Format) -> anyhow::Result<ExitCode> {
     let list: Vec<PortResource> = c.get("/ports")?;
@@ -377,4 +414,33 @@ pub(crate) fn drops_cell(drops: &BTreeMap<String, u64>) -> String {
         .map(|(r, n)| format!("{r}={n}"))
         .collect::<Vec<_>>()
         .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prints_both_sides_as_docker_does() {
+        let client = VersionResource::of_this("0.1.0");
+        let server = VersionResource {
+            min_api_version: "1.0".into(),
+            kernel_version: "6.1.0-27-amd64".into(),
+            ..VersionResource::of_this("0.1.0")
+        };
+        let arch = switch_api::go_arch(std::env::consts::ARCH);
+        assert_eq!(
+            version_text(&client, Some(&server)),
+            format!(
+                "Client:\n Version:          0.1.0\n API version:      1.0\n OS/Arch:          linux/{arch}\n\n\
+                 Server: switchd\n Version:          0.1.0\n API version:      1.0 (minimum version 1.0)\n \
+                 OS/Arch:          linux/{arch}\n Kernel version:   6.1.0-27-amd64\n"
+            )
+        );
+        assert!(!version_text(&client, None).contains("Server"));
+        // The client's own JSON has no server-only keys.
+        let json = serde_json::to_value(&client).unwrap();
+        assert_eq!(json.as_object().unwrap().len(), 4, "{json}");
+        assert_eq!(switch_api::go_arch("x86_64"), "amd64");
+    }
 }

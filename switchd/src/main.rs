@@ -97,6 +97,17 @@ struct Args {
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
+    /// How log lines are written to stderr: text (coloured on a terminal only) or json (one
+    /// object a line, for log shippers).
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 /// `--advertise`: a unicast address other hosts reach this one at, IPv4 or IPv6 (which then
@@ -215,10 +226,16 @@ enum Toggle {
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        // Colour codes only where a person reads them: a journal or a file gets plain text.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => logs.json().with_current_span(false).init(),
+    }
     if !nix::unistd::geteuid().is_root() {
         anyhow::bail!("switchd must run as root: it creates namespaces and TAP devices");
     }

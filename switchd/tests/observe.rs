@@ -286,3 +286,64 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
     let want = format!("sandbox {a} has 2 interfaces: name one of {a}/eth0, {a}/eth1");
     assert!(!out.ok() && out.stderr.contains(&want), "{}", out.stderr);
 }
+
+#[test]
+fn versions_and_logs_read_as_an_operator_expects() {
+    let Some(mut h) = testbed::e2e_host("logv", testbed::bin_dir!(), &["--log-format", "json"]) else {
+        return;
+    };
+    // As `docker version`: the client, then the server with its minimum API and kernel.
+    let v = h.ctl(["version"]).expect_ok("version").to_string();
+    let release = env!("CARGO_PKG_VERSION");
+    assert!(
+        v.starts_with(&format!(
+            "Client:\n Version:          {release}\n API version:      1.0\n"
+        )),
+        "{v}"
+    );
+    assert!(v.contains("\nServer: switchd\n"), "{v}");
+    assert!(v.contains(" API version:      1.0 (minimum version 1.0)\n"), "{v}");
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert!(v.contains(&format!(" Kernel version:   {}\n", kernel.trim())), "{v}");
+    let j = json(h.ctl(["version", "--format", "json"]).expect_ok("version json"));
+    assert_eq!(
+        (j["Client"]["Version"].as_str(), j["Server"]["ApiVersion"].as_str()),
+        (Some(release), Some("1.0")),
+        "{j}"
+    );
+    let d = testbed::run(testbed::bin_dir!().join("switchd"), ["--version"]);
+    assert_eq!(d.expect_ok("switchd --version").trim(), format!("switchd {release}"));
+
+    // --log-format json: one object a line, each with its level and message.
+    h.ctl(["network", "create", h.name("n").as_str()])
+        .expect_ok("network create");
+    let log = h.log();
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    assert!(lines.len() > 3, "{log}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["level"].is_string() && l["fields"]["message"].is_string()),
+        "{log}"
+    );
+
+    // Text logs to a file carry no colour codes.
+    h.stop();
+    let _ = std::fs::remove_file(h.socket());
+    let text = testbed::Host::start(&testbed::prefix("logt"), testbed::bin_dir!());
+    let log = text.log();
+    assert!(log.contains("INFO"), "{log}");
+    assert!(!log.contains('\u{1b}'), "escape codes in a log file: {log:?}");
+    drop(text);
+    // Without a server the client still says what it is, and the error why.
+    let down = h.ctl(["version"]);
+    assert!(!down.ok());
+    assert!(
+        down.stdout.starts_with("Client:\n") && !down.stdout.contains("Server"),
+        "{}",
+        down.stdout
+    );
+}

@@ -777,3 +777,56 @@ pub struct DnsStats {
     #[serde(default)]
     pub refused: u64,
 }
+
+/// The version of the API's paths and bodies this release serves and speaks.
+pub const API_VERSION: &str = "1.0";
+/// The oldest API version a server of this release answers.
+pub const MIN_API_VERSION: &str = "1.0";
+
+/// `GET /version`: what answers, in the keys of Docker's `/version`; `switchctl version` shows
+/// its own beside it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionResource {
+    /// The release.
+    #[serde(rename = "Version")]
+    pub version: String,
+    /// [`API_VERSION`].
+    #[serde(rename = "ApiVersion")]
+    pub api_version: String,
+    /// [`MIN_API_VERSION`] (a client's own leaves it out).
+    #[serde(rename = "MinAPIVersion", default, skip_serializing_if = "String::is_empty")]
+    pub min_api_version: String,
+    /// The operating system, as Go names it (linux).
+    #[serde(rename = "Os")]
+    pub os: String,
+    /// The architecture, as Go names it (amd64, arm64).
+    #[serde(rename = "Arch")]
+    pub arch: String,
+    /// The kernel's release, as `uname -r` prints it (a client's own leaves it out).
+    #[serde(rename = "KernelVersion", default, skip_serializing_if = "String::is_empty")]
+    pub kernel_version: String,
+}
+
+impl VersionResource {
+    /// Release `version` of a program built for this machine, speaking this API.
+    pub fn of_this(version: &str) -> VersionResource {
+        VersionResource {
+            version: version.to_string(),
+            api_version: API_VERSION.to_string(),
+            min_api_version: String::new(),
+            os: std::env::consts::OS.to_string(),
+            arch: go_arch(std::env::consts::ARCH).to_string(),
+            kernel_version: String::new(),
+        }
+    }
+}
+
+/// An architecture in Go's words, which Docker prints: x86_64 is amd64, aarch64 arm64.
+pub fn go_arch(rust: &str) -> &str {
+    match rust {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}

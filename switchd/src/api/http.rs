@@ -193,6 +193,7 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
     let m = req.method().clone();
     match (&m, segs.as_slice()) {
         (&Method::GET, ["_ping"]) => Ok(Response::new(Full::new(Bytes::from_static(b"OK")).boxed())),
+        (&Method::GET, ["version"]) => Ok(json(StatusCode::OK, &server_version())),
         (&Method::GET, ["networks"]) => {
             let d = d.clone();
             Ok(json(StatusCode::OK, &blocking(move || Ok(d.networks())).await?))
@@ -293,11 +294,10 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             let r = body(req).await?;
             Ok(json(StatusCode::OK, &blocking(move || d.trace(r)).await?))
         }
-        (_, ["_ping" | "networks" | "sandboxes" | "ports" | "fdb" | "stats" | "trace" | "vxlan" | "cluster", ..])
-            if known_path(&segs) =>
-        {
-            Err(error(405, format!("method {m} is not allowed on {path}")))
-        }
+        (
+            _,
+            ["_ping" | "version" | "networks" | "sandboxes" | "ports" | "fdb" | "stats" | "trace" | "vxlan" | "cluster", ..],
+        ) if known_path(&segs) => Err(error(405, format!("method {m} is not allowed on {path}"))),
         _ => Err(error(404, format!("page not found: {m} {path}"))),
     }
 }
@@ -364,11 +364,22 @@ impl Drop for CaptureBody {
     }
 }
 
+/// `GET /version`: this release, its API and the kernel it runs on.
+fn server_version() -> control_plane::api::VersionResource {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    control_plane::api::VersionResource {
+        min_api_version: control_plane::api::MIN_API_VERSION.to_string(),
+        kernel_version: kernel.trim().to_string(),
+        ..control_plane::api::VersionResource::of_this(env!("CARGO_PKG_VERSION"))
+    }
+}
+
 /// Whether the segments name a resource of the API (whatever the method).
 fn known_path(segs: &[&str]) -> bool {
     matches!(
         segs,
         ["_ping"]
+            | ["version"]
             | ["networks"]
             | ["networks", _]
             | ["networks", _, "connect" | "disconnect"]
