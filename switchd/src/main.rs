@@ -38,7 +38,8 @@ struct Args {
     #[arg(long, default_value = "/run/netns")]
     netns_dir: PathBuf,
     /// Upstream resolver for names the embedded DNS does not know (IP or IP:PORT, repeatable);
-    /// default: the nameservers of /etc/resolv.conf.
+    /// default: the nameservers of /etc/resolv.conf (systemd-resolved's own when that names
+    /// only its stub, 127.0.0.53).
     #[arg(long = "dns-upstream", value_name = "IP[:PORT]", value_parser = parse_upstream)]
     dns_upstream: Vec<std::net::SocketAddr>,
     /// UDP port for VXLAN (RFC 7348): where peers send, and the default port of a static VTEP.
@@ -270,7 +271,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     let upstreams = if args.dns_upstream.is_empty() {
-        dns::parse_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+        dns::host_upstreams(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default(), || {
+            std::fs::read_to_string(dns::RESOLVED_UPSTREAMS).ok()
+        })
     } else {
         args.dns_upstream.clone()
     };

@@ -460,6 +460,25 @@ async fn forward_tcp(upstreams: &[SocketAddr], query: &[u8]) -> Option<Vec<u8>> 
     None
 }
 
+/// systemd-resolved's stub resolver, which a host's /etc/resolv.conf may name alone.
+const RESOLVED_STUB: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 53));
+/// Where systemd-resolved keeps the resolvers it forwards to.
+pub const RESOLVED_UPSTREAMS: &str = "/run/systemd/resolve/resolv.conf";
+
+/// The host's upstream resolvers: those of `etc` (/etc/resolv.conf's text), or, when it names
+/// systemd-resolved's stub alone, those of `resolved` (the text at [`RESOLVED_UPSTREAMS`]),
+/// as Docker reads them: the stub answers the host alone, so a sandbox could not reach it.
+pub fn host_upstreams(etc: &str, resolved: impl FnOnce() -> Option<String>) -> Vec<SocketAddr> {
+    let listed = parse_resolv_conf(etc);
+    if !listed.is_empty() && listed.iter().all(|a| a.ip() == RESOLVED_STUB) {
+        let real = resolved().map(|t| parse_resolv_conf(&t)).unwrap_or_default();
+        if !real.is_empty() {
+            return real;
+        }
+    }
+    listed
+}
+
 /// Upstream resolvers from a resolv.conf text (`nameserver` lines, port 53).
 pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
     text.lines()
@@ -477,6 +496,23 @@ mod tests {
     fn resolv_conf_nameservers() {
         let v = parse_resolv_conf("# x\nsearch example\nnameserver 10.0.0.2\nnameserver  ::1\noptions ndots:0\n");
         assert_eq!(v, vec!["10.0.0.2:53".parse().unwrap(), "[::1]:53".parse().unwrap()]);
+    }
+
+    #[test]
+    fn systemd_resolved_s_stub_gives_way_to_its_real_resolvers() {
+        let stub = "nameserver 127.0.0.53\noptions edns0 trust-ad\nsearch .\n";
+        let real = || Some("nameserver 192.0.2.1\nnameserver 2001:db8::53\n".to_string());
+        assert_eq!(
+            host_upstreams(stub, real),
+            vec!["192.0.2.1:53".parse().unwrap(), "[2001:db8::53]:53".parse().unwrap()]
+        );
+        // resolved's own list missing or empty: the stub is all there is.
+        assert_eq!(host_upstreams(stub, || None), vec!["127.0.0.53:53".parse().unwrap()]);
+        assert_eq!(host_upstreams(stub, || Some(String::new())).len(), 1);
+        // Any other resolver beside the stub, or none at all: the file as it is.
+        let mixed = "nameserver 127.0.0.53\nnameserver 10.0.0.2\n";
+        assert_eq!(host_upstreams(mixed, || panic!("not read")).len(), 2);
+        assert!(host_upstreams("", || panic!("not read")).is_empty());
     }
 
     #[test]
