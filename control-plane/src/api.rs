@@ -29,11 +29,6 @@ impl IntoSpec for NetworkCreate {
     type Spec = model::NetworkSpec;
 
     fn into_spec(self) -> Result<model::NetworkSpec, crate::ModelError> {
-        if self.enable_ipv4 == Some(false) {
-            return Err(crate::ModelError::Invalid(
-                "EnableIPv4=false: IPv6-only networks are not available yet; every network holds an IPv4 subnet".into(),
-            ));
-        }
         let pools = self.ipam.map(|i| i.config).unwrap_or_default();
         // A pool is IPv6 when any of its addresses is.
         let (pools6, mut pools4): (Vec<IpamPool>, Vec<IpamPool>) = pools.into_iter().partition(|p| {
@@ -55,6 +50,7 @@ impl IntoSpec for NetworkCreate {
             gateway: pool.gateway,
             ip_range: pool.ip_range,
             ipv6: self.enable_ipv6,
+            disable_ipv4: self.enable_ipv4 == Some(false),
             pools6: pools6
                 .into_iter()
                 .map(|p| model::PoolSpec {
@@ -270,9 +266,11 @@ impl FromModel<Sandbox> for SandboxResource {
                         .map(|p| p.gateway.to_string())
                         .unwrap_or_default(),
                     aliases: e.aliases.clone(),
-                    default_route: e.ip.is_some() && e.has_default_route(),
-                    dns_server: match net.ipam {
-                        Some(i) if e.ip.is_some() && !net.builtin && net.is_switched() => i.gateway.to_string(),
+                    default_route: (e.ip.is_some() || e.ip6.is_some()) && e.has_default_route(),
+                    dns_server: match net.dns_gateway() {
+                        Some(gw) if (e.ip.is_some() || e.ip6.is_some()) && !net.builtin && net.is_switched() => {
+                            gw.to_string()
+                        }
                         _ => String::new(),
                     },
                 })
@@ -370,10 +368,12 @@ mod tests {
             enable_ipv6: true,
             ..Default::default()
         };
-        assert!(v6_only
-            .into_spec()
-            .unwrap_err()
-            .to_string()
-            .contains("IPv6-only networks are not available yet"));
+        let spec = v6_only.into_spec().unwrap();
+        assert!(spec.disable_ipv4 && spec.ipv6);
+        let dual = NetworkCreate {
+            enable_ipv4: Some(true),
+            ..Default::default()
+        };
+        assert!(!dual.into_spec().unwrap().disable_ipv4);
     }
 }

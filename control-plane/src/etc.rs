@@ -17,10 +17,10 @@ pub fn resolv_conf(state: &State, sb: &Sandbox, upstreams: &[IpAddr]) -> Option<
     let eps = state.endpoints_of_sandbox(&sb.id);
     let net = eps
         .iter()
-        .find(|e| e.ip.is_some())
+        .find(|e| e.ip.is_some() || e.ip6.is_some())
         .and_then(|e| state.networks.get(&e.network))?;
     if !net.builtin && net.is_switched() {
-        return Some(format!("nameserver {}\noptions ndots:0\n", net.ipam?.gateway));
+        return Some(format!("nameserver {}\noptions ndots:0\n", net.dns_gateway()?));
     }
     let servers: Vec<&IpAddr> = upstreams.iter().filter(|ip| !ip.is_loopback()).collect();
     if servers.is_empty() {

@@ -31,8 +31,8 @@ pub fn ruleset(state: &State) -> String {
     let mut nets: Vec<_> = state
         .networks
         .values()
-        .filter(|n| n.is_switched())
-        .filter_map(|n| Some((n, n.ipam?, n.bridge_name.as_deref()?)))
+        .filter(|n| n.is_switched() && n.has_addresses())
+        .filter_map(|n| Some((n, n.ipam, n.bridge_name.as_deref()?)))
         .collect();
     nets.sort_by_key(|(n, _, _)| n.switch_id);
     let mut forward = String::new();
@@ -47,14 +47,13 @@ pub fn ruleset(state: &State) -> String {
         let _ = writeln!(forward, "        oifname {gw} ct status dnat accept");
         let _ = writeln!(forward, "        oifname {gw} drop");
         if !net.internal {
-            let _ = writeln!(post, "        ip saddr {} oifname != {gw} masquerade", ipam.subnet);
-            // Hairpin: a sandbox reaching a published port of its own network through the
-            // host must see the reply come back through the host too.
-            let _ = writeln!(
-                post,
-                "        oifname {gw} ip saddr {} ct status dnat masquerade",
-                ipam.subnet
-            );
+            // (An IPv6-only network has no IPv4 subnet.)
+            for subnet in ipam.iter().map(|i| i.subnet) {
+                let _ = writeln!(post, "        ip saddr {subnet} oifname != {gw} masquerade");
+                // Hairpin: a sandbox reaching a published port of its own network through the
+                // host must see the reply come back through the host too.
+                let _ = writeln!(post, "        oifname {gw} ip saddr {subnet} ct status dnat masquerade");
+            }
             for p in &net.ipam6 {
                 let _ = writeln!(post, "        ip6 saddr {} oifname != {gw} masquerade", p.subnet);
                 let _ = writeln!(
@@ -86,8 +85,7 @@ pub fn ruleset(state: &State) -> String {
     let mut sbs: Vec<_> = state.sandboxes.values().filter(|s| !s.ports.is_empty()).collect();
     sbs.sort_by_key(|s| s.name.clone());
     for sb in sbs {
-        let Some(target) = state.port_target(sb) else { continue };
-        let target6 = state.port_target6(sb);
+        let (target, target6) = (state.port_target(sb), state.port_target6(sb));
         for p in &sb.ports {
             // A loopback binding is the userland proxy's alone: never reachable from outside.
             if p.host_ip.is_loopback() {
@@ -95,16 +93,14 @@ pub fn ruleset(state: &State) -> String {
             }
             let (proto, (h, c)) = (p.proto.as_str(), (p.host_port, p.container_port));
             let all = p.host_ip == std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
-            match p.host_ip {
-                std::net::IpAddr::V4(ip) => {
-                    let daddr = if all {
-                        "fib daddr type local ip daddr != 127.0.0.0/8".to_string()
-                    } else {
-                        format!("ip daddr {ip}")
-                    };
-                    let _ = writeln!(pre, "        {daddr} {proto} dport {h} dnat ip to {target}:{c}");
-                }
-                std::net::IpAddr::V6(_) => {}
+            // IPv4 clients of an IPv6-only sandbox are the userland proxy's.
+            if let (std::net::IpAddr::V4(ip), Some(target)) = (p.host_ip, target) {
+                let daddr = if all {
+                    "fib daddr type local ip daddr != 127.0.0.0/8".to_string()
+                } else {
+                    format!("ip daddr {ip}")
+                };
+                let _ = writeln!(pre, "        {daddr} {proto} dport {h} dnat ip to {target}:{c}");
             }
             // IPv6 clients reach a sandbox with an IPv6 address directly; one without is
             // served by the userland proxy.

@@ -304,6 +304,22 @@ impl Network {
         !self.ipam6.is_empty()
     }
 
+    /// Whether the network gives its endpoints addresses (of either family): bridge, overlay
+    /// and macvlan networks do, host and none do not.
+    pub fn has_addresses(&self) -> bool {
+        self.ipam.is_some() || !self.ipam6.is_empty()
+    }
+
+    /// The address of the gateway sandboxes ask for names (the embedded DNS listens on every
+    /// gateway address): the IPv4 gateway, or an IPv6-only network's first IPv6 one.
+    pub fn dns_gateway(&self) -> Option<std::net::IpAddr> {
+        match (self.ipam, self.ipam6.first()) {
+            (Some(i), _) => Some(i.gateway.into()),
+            (None, Some(p)) => Some(p.gateway.into()),
+            (None, None) => None,
+        }
+    }
+
     /// The IPv6 address of an overlay network's endpoint whose IPv4 address is `ip`: the one at
     /// the same offset into the IPv6 subnet. Whoever owns an IPv4 address of the network owns
     /// its IPv6 twin, so the claims on the IPv4 addresses cover both families.
@@ -539,6 +555,8 @@ pub struct NetworkSpec {
     pub ipv6: bool,
     /// The IPv6 pools given (`--subnet`, `--gateway` and `--ip-range` of IPv6).
     pub pools6: Vec<PoolSpec>,
+    /// `--ipv4=false` (Docker's `EnableIPv4: false`): an IPv6-only network.
+    pub disable_ipv4: bool,
     /// `--internal`.
     pub internal: bool,
     /// `--label`.

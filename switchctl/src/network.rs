@@ -37,6 +37,17 @@ pub(crate) enum NetworkCmd {
         /// prefix.
         #[arg(long)]
         ipv6: bool,
+        /// IPv4 on (the default); --ipv4=false with --ipv6 makes an IPv6-only network.
+        #[arg(
+            long,
+            value_name = "BOOL",
+            default_value_t = true,
+            action = clap::ArgAction::Set,
+            num_args = 0..=1,
+            require_equals = true,
+            default_missing_value = "true"
+        )]
+        ipv4: bool,
         /// No route beyond the host.
         #[arg(long)]
         internal: bool,
@@ -147,6 +158,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             gateways,
             ip_ranges,
             ipv6,
+            ipv4,
             internal,
             labels,
             opts,
@@ -161,7 +173,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                 options: kv(&opts, "option")?,
                 ipam: (!config.is_empty()).then_some(IpamCreate { config }),
                 enable_ipv6: ipv6,
-                enable_ipv4: None,
+                enable_ipv4: (!ipv4).then_some(false),
             };
             let r: CreateResponse = c.json(Method::POST, "/networks/create", Some(&req))?;
             println!("{}", r.id);

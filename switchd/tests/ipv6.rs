@@ -484,3 +484,142 @@ fn a_sandbox_cannot_speak_for_another_s_ipv6_address() {
     assert!(ping(&h, &v, "fd71::1"), "the victim still reaches the gateway");
     assert!(ping(&h, &att, "fd71::1"), "the attacker's own traffic still passes");
 }
+
+#[test]
+fn an_ipv6_only_network_works_without_ipv4() {
+    let Some(h) = testbed::e2e_host!("v6o") else { return };
+    let out = outside6(&h);
+    let bad = h.ctl(["network", "create", "--ipv4=false", "no6"]);
+    assert!(
+        bad.expect_err("no IPv6").contains("a network without IPv4 needs IPv6"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl([
+        "network",
+        "create",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "10.75.0.0/24",
+        "mixed",
+    ]);
+    assert!(
+        bad.expect_err("an IPv4 subnet")
+            .contains("10.75.0.0/24 is IPv4, but IPv4 is off on the network"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl(["network", "create", "-d", "overlay", "--ipv4=false", "--ipv6", "o"]);
+    assert!(
+        bad.expect_err("overlay").contains("an overlay network needs IPv4"),
+        "{}",
+        bad.stderr
+    );
+    h.ctl([
+        "network",
+        "create",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "fd75::/64",
+        "only6",
+    ])
+    .expect_ok("IPv6-only network");
+    let n = json(h.ctl(["network", "inspect", "only6"]).expect_ok("inspect"));
+    assert_eq!(
+        (n[0]["EnableIPv4"].as_bool(), n[0]["EnableIPv6"].as_bool()),
+        (Some(false), Some(true)),
+        "{n}"
+    );
+    assert_eq!(n[0]["IPAM"]["Config"].as_array().map(Vec::len), Some(1), "{n}");
+    assert_eq!(n[0]["IPAM"]["Config"][0]["Gateway"], "fd75::1", "{n}");
+
+    let (a, b) = (h.name("a"), h.name("b"));
+    h.ctl(["sandbox", "create", "--network", "only6", "-p", "8083:80", &a])
+        .expect_ok("a");
+    h.ctl(["sandbox", "create", "--network", "only6", "--ip6", "fd75::50", &b])
+        .expect_ok("b");
+    let bad = h.ctl(["sandbox", "create", "--network", "only6", "--ip", "10.75.0.9", "c"]);
+    assert!(
+        bad.expect_err("--ip").contains("has no IPv4 (--ipv4=false)"),
+        "{}",
+        bad.stderr
+    );
+    // No IPv4 at all in the sandbox, IPv6 with its default route.
+    let v4 = h.exec(&a, &["ip", "-4", "-o", "addr", "show", "eth0"]).stdout;
+    assert_eq!(v4.trim(), "", "no IPv4 address");
+    assert_eq!(h.exec(&a, &["ip", "-4", "route"]).stdout.trim(), "", "no IPv4 route");
+    assert!(
+        addrs6(&h, &a, "eth0").contains("fd75::2/64"),
+        "{}",
+        addrs6(&h, &a, "eth0")
+    );
+    let route = h.exec(&a, &["ip", "-6", "route", "show", "default"]).stdout;
+    assert!(route.contains("via fd75::1"), "{route}");
+    let s = json(h.ctl(["sandbox", "inspect", &a]).expect_ok("sandbox inspect"));
+    let e = &s[0]["Networks"][0];
+    assert_eq!(
+        (e["IPAddress"].as_str(), e["GlobalIPv6Address"].as_str()),
+        (Some(""), Some("fd75::2")),
+        "{s}"
+    );
+    // Its MAC is no IPv4 address's: locally administered and unicast.
+    let mac = mac_of(&h, &a, "eth0");
+    assert_eq!(mac[0] & 0x03, 0x02, "{}", show_mac(mac));
+
+    assert!(ping(&h, &a, "fd75::50"), "a to b");
+    assert!(ping(&h, &b, "fd75::1"), "b to its gateway");
+    // Names: the embedded DNS at the IPv6 gateway, named in resolv.conf.
+    let resolv = std::fs::read_to_string(format!("/etc/netns/{a}/resolv.conf")).unwrap();
+    assert_eq!(resolv, "nameserver fd75::1\noptions ndots:0\n");
+    let aaaa = h.exec(&a, &["dig", "+short", "+time=2", "+tries=1", "AAAA", &b]);
+    assert_eq!(aaaa.expect_ok("dig AAAA").trim(), "fd75::50");
+    let none = h.exec(&a, &["dig", "+short", "+time=2", "+tries=1", "A", &b]);
+    assert_eq!(none.expect_ok("dig A").trim(), "", "no IPv4 address to give");
+    // Out through NAT66, and isolated from another network's sandbox (which routes IPv6
+    // through its own gateway).
+    assert!(ping(&h, &a, "fd99::2"), "to the outside");
+    h.ctl([
+        "network",
+        "create",
+        "--ipv6",
+        "--subnet",
+        "10.76.0.0/24",
+        "--subnet",
+        "fd76::/64",
+        "ds",
+    ])
+    .expect_ok("ds");
+    let d = h.name("d");
+    h.ctl(["sandbox", "create", "--network", "ds", &d]).expect_ok("d");
+    assert!(ping(&h, &d, "fd76::1"), "d to its own gateway");
+    assert!(!ping(&h, &d, "fd75::2"), "d to another network's sandbox");
+    assert!(!ping(&h, &a, "fd76::2"), "a to another network's sandbox");
+    let nft = testbed::run(
+        "ip",
+        ["netns", "exec", h.ns(), "nft", "list", "table", "inet", "switchd"],
+    )
+    .stdout;
+    assert!(nft.contains("ip6 saddr fd75::/64 oifname != "), "{nft}");
+
+    // A published port: IPv6 clients DNATed to the sandbox, IPv4 ones through the proxy.
+    let server = peer_server(&a);
+    assert_eq!(curl(&h, &out, "http://[fd99::1]:8083/").as_deref(), Some("fd99::2"));
+    assert!(
+        curl(&h, &out, "http://10.99.0.1:8083/").is_some(),
+        "an IPv4 client of an IPv6-only sandbox"
+    );
+    server.0.store(true, Ordering::Relaxed);
+    server.1.join().unwrap();
+
+    // After a restart, as before.
+    let mut h = h;
+    h.kill9();
+    h.restart();
+    assert!(ping(&h, &a, "fd75::50"), "after restart");
+    assert_eq!(
+        h.exec(&a, &["ip", "-4", "-o", "addr", "show", "eth0"]).stdout.trim(),
+        ""
+    );
+}

@@ -441,3 +441,46 @@ fn vlans_share_the_wire_but_never_frames() {
     );
     assert_eq!(links(&h1), before, "every interface made for the VLANs is gone");
 }
+
+#[test]
+fn an_ipv6_only_macvlan_network_reaches_its_host() {
+    if !testbed::e2e_allowed("macvlan") {
+        return;
+    }
+    let p = testbed::prefix("mv6");
+    let ul = Underlay::new(&p);
+    let h = Host::start_with(&format!("{p}a"), testbed::bin_dir!(), &[]);
+    ul.attach(&h, "10.88.0.1/24");
+    let args = [
+        "network",
+        "create",
+        "-d",
+        "macvlan",
+        "--ipv4=false",
+        "--ipv6",
+        "--subnet",
+        "fd91::/64",
+        "-o",
+        "parent=ul0",
+        "-o",
+        "host_access=true",
+        "mv6",
+    ];
+    h.ctl(args).expect_ok("IPv6-only macvlan network");
+    let s = h.name("s");
+    h.ctl(["sandbox", "create", "--network", "mv6", &s]).expect_ok("s");
+    let v4 = h.exec(&s, &["ip", "-4", "-o", "addr", "show", "eth0"]).stdout;
+    assert_eq!(v4.trim(), "", "no IPv4 on an IPv6-only network");
+    // The host's own child holds the subnet's last address alone, and reaches the sandbox.
+    let child = h.exec(h.ns(), &["ip", "-o", "addr", "show"]).stdout;
+    let child: Vec<&str> = child.lines().filter(|l| l.contains("mvh-")).collect();
+    assert!(
+        child.iter().any(|l| l.contains("fd91::ffff:ffff:ffff:ffff/64")),
+        "{child:?}"
+    );
+    assert!(!child.iter().any(|l| l.contains(" inet ")), "{child:?}");
+    assert!(
+        h.exec(h.ns(), &["ping", "-c", "1", "-W", "2", "fd91::2"]).ok(),
+        "the host reaches its sandbox over IPv6"
+    );
+}

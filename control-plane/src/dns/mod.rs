@@ -61,7 +61,7 @@ fn holds(e: &crate::model::Endpoint, ip: IpAddr) -> bool {
 /// The networks a query may see: the asker's user-defined networks, the one the query arrived
 /// on first. An asker that is no endpoint of the arrival network sees none.
 pub fn scope<'a>(state: &'a State, arrival: &Id, asker: IpAddr) -> Vec<&'a Network> {
-    let user = |id: &Id| state.networks.get(id).filter(|n| !n.builtin && n.ipam.is_some());
+    let user = |id: &Id| state.networks.get(id).filter(|n| !n.builtin && n.has_addresses());
     let Some(sb) = member(state, arrival, asker) else {
         return Vec::new();
     };

@@ -592,6 +592,11 @@ impl State {
                 )))
             }
         };
+        if spec.ipv4.is_empty() {
+            return Err(invalid(
+                "Docker gave no IPv4 subnet: IPv6-only networks are made with switchctl (network create --ipv4=false --ipv6) or the API, not through the Docker plugin",
+            ));
+        }
         let [(_, pool, gateway)] = spec.ipv4.as_slice() else {
             return Err(invalid(format!(
                 "a switchd network has one IPv4 subnet, and {} were given: give one --subnet",
@@ -678,6 +683,7 @@ impl State {
             labels: BTreeMap::new(),
             options,
             ipv6: spec.ipv6 || v6.is_some(),
+            disable_ipv4: false,
             pools6: v6
                 .iter()
                 .map(|(s, g, _)| PoolSpec {

@@ -60,8 +60,13 @@ impl State {
         } else {
             (&host.routes[..], &host.routes6[..])
         };
-        let ipam = self.plan_ipam(&spec, &host.routes, routed)?;
-        let ipam6 = self.plan_ipam6(&spec, driver, Some(&ipam), (&host.routes6, routed6))?;
+        let ipam = if spec.disable_ipv4 {
+            check_ipv6_only(&spec, driver)?;
+            None
+        } else {
+            Some(self.plan_ipam(&spec, &host.routes, routed)?)
+        };
+        let ipam6 = self.plan_ipam6(&spec, driver, ipam.as_ref(), (&host.routes6, routed6))?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -106,7 +111,7 @@ impl State {
             name: spec.name,
             driver,
             created: now,
-            ipam: Some(ipam),
+            ipam,
             ipam6,
             internal: spec.internal,
             labels: spec.labels,
@@ -667,6 +672,29 @@ impl State {
             .collect();
         unused.iter().filter_map(|id| self.networks.remove(id)).collect()
     }
+}
+
+/// What an IPv6-only network (`--ipv4=false`) may not be: without IPv6, given an IPv4
+/// address, or an overlay (whose IPv6 addresses are its IPv4 addresses' twins).
+fn check_ipv6_only(spec: &NetworkSpec, driver: Driver) -> Result<(), ModelError> {
+    if !spec.ipv6 {
+        return Err(invalid("a network without IPv4 needs IPv6: add --ipv6 to --ipv4=false"));
+    }
+    if let Some(v4) = [&spec.subnet, &spec.gateway, &spec.ip_range]
+        .into_iter()
+        .flatten()
+        .next()
+    {
+        return Err(invalid(format!(
+            "{v4} is IPv4, but IPv4 is off on the network (--ipv4=false): give IPv6 subnets alone"
+        )));
+    }
+    if driver == Driver::Overlay {
+        return Err(invalid(
+            "an overlay network needs IPv4 (--ipv4=false is refused): each endpoint's IPv6 address is its IPv4 address's twin",
+        ));
+    }
+    Ok(())
 }
 
 /// Parses a VTEP address: `IP`, `IPv4:PORT` or `[IPv6]:PORT`, a unicast address (IPv6 ones

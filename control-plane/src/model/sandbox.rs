@@ -197,16 +197,32 @@ impl State {
         Ok(())
     }
 
-    /// The address published ports of `sb` are forwarded to: its first interface's.
+    /// The interface published ports of `sb` are forwarded to: its first with an IPv4
+    /// address, or else (IPv6-only networks) its first with an IPv6 one.
+    fn port_endpoint<'a>(&'a self, sb: &'a Sandbox) -> Option<&'a Endpoint> {
+        let eps = self.endpoints_of_sandbox(&sb.id);
+        let first = eps.iter().find(|e| e.ip.is_some());
+        first.or_else(|| eps.iter().find(|e| e.ip6.is_some())).copied()
+    }
+
+    /// The IPv4 address published ports of `sb` are forwarded to from IPv4 clients (none on
+    /// an IPv6-only sandbox, whose IPv4 clients the userland proxy carries over).
     pub fn port_target(&self, sb: &Sandbox) -> Option<Ipv4Addr> {
-        self.endpoints_of_sandbox(&sb.id).iter().find_map(|e| e.ip)
+        self.port_endpoint(sb)?.ip
     }
 
     /// The IPv6 address published ports of `sb` are forwarded to from IPv6 clients: the
     /// IPv6 address of the interface [`State::port_target`] picks, if it has one (else the
     /// userland proxy carries them to the IPv4 address).
     pub fn port_target6(&self, sb: &Sandbox) -> Option<Ipv6Addr> {
-        self.endpoints_of_sandbox(&sb.id).iter().find(|e| e.ip.is_some())?.ip6
+        self.port_endpoint(sb)?.ip6
+    }
+
+    /// Where the userland proxy carries a published port's connections: the IPv4 target, or
+    /// an IPv6-only sandbox's IPv6 one.
+    pub fn proxy_target(&self, sb: &Sandbox) -> Option<std::net::IpAddr> {
+        let e = self.port_endpoint(sb)?;
+        e.ip.map(Into::into).or(e.ip6.map(Into::into))
     }
 
     /// The sandbox whose namespace `sb` uses (itself unless in `container:` mode).
@@ -293,7 +309,7 @@ impl State {
             default_route: None,
             handoff: false,
         };
-        if net.ipam.is_none() {
+        if !net.has_addresses() {
             if spec.ip.is_some() || spec.ip6.is_some() {
                 return Err(invalid(format!(
                     "network {} gives no addresses: --ip and --ip6 apply to bridge, overlay and macvlan networks",
@@ -305,9 +321,14 @@ impl State {
             return Ok(endpoint_id);
         }
         let is_default = net.builtin;
-        let pool = self
-            .address_pool(net)?
-            .expect("checked above: the network has addresses");
+        // None: an IPv6-only network.
+        let pool = self.address_pool(net)?;
+        if let (None, Some(ip)) = (&pool, &spec.ip) {
+            return Err(invalid(format!(
+                "network {} has no IPv4 (--ipv4=false): --ip {ip} does not apply; give --ip6",
+                net.name
+            )));
+        }
         let port_kind = PortKind::parse(&spec.port_kind)?;
         if port_kind == PortKind::Veth && net.driver == Driver::Macvlan {
             return Err(invalid(format!(
@@ -329,16 +350,20 @@ impl State {
             }
             check_name("alias", a)?;
         }
-        let (ip, ip6) = if net.driver == Driver::Overlay && net.enable_ipv6() {
-            // The IPv6 address is the IPv4 one's twin: one address is asked for and checked.
-            let wanted = overlay_wanted(net, spec.ip.as_deref(), spec.ip6.as_deref())?;
-            let ip = self.endpoint_address(net_id, wanted.as_deref(), &pool)?;
-            (ip, net.overlay_ip6(ip))
-        } else {
-            let ip = self.endpoint_address(net_id, spec.ip.as_deref(), &pool)?;
-            (ip, self.endpoint_address6(net_id, spec.ip6.as_deref())?)
+        let (ip, ip6) = match &pool {
+            Some(pool) if net.driver == Driver::Overlay && net.enable_ipv6() => {
+                // The IPv6 address is the IPv4 one's twin: one address is asked for and checked.
+                let wanted = overlay_wanted(net, spec.ip.as_deref(), spec.ip6.as_deref())?;
+                let ip = self.endpoint_address(net_id, wanted.as_deref(), pool)?;
+                (Some(ip), net.overlay_ip6(ip))
+            }
+            Some(pool) => {
+                let ip = self.endpoint_address(net_id, spec.ip.as_deref(), pool)?;
+                (Some(ip), self.endpoint_address6(net_id, spec.ip6.as_deref())?)
+            }
+            None => (None, self.endpoint_address6(net_id, spec.ip6.as_deref())?),
         };
-        let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip)?;
+        let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip, &endpoint_id)?;
         let others = self.endpoints_of_sandbox(sb_id);
         let ifname = self.endpoint_ifname(sb_id, &others, spec.ifname)?;
         // The first network a sandbox joins carries its default route, as Docker's.
@@ -348,7 +373,7 @@ impl State {
             Endpoint {
                 ifname: Some(ifname),
                 mac: Some(mac),
-                ip: Some(ip),
+                ip,
                 ip6,
                 aliases: spec.aliases,
                 port_kind,
@@ -493,7 +518,16 @@ impl State {
 
     /// The MAC of a new endpoint on `net_id` with address `ip`: `wanted`, or Docker's from the
     /// address; never the gateway's or another endpoint's, here or on other hosts.
-    fn endpoint_mac(&self, net_id: &Id, wanted: Option<&str>, ip: Ipv4Addr) -> Result<MacAddr, ModelError> {
+    /// The MAC of a new endpoint `endpoint` of `net_id`: `wanted`, Docker's from its IPv4
+    /// address `ip`, or, without one (an IPv6-only network), a locally administered one from
+    /// the endpoint's random ID.
+    fn endpoint_mac(
+        &self,
+        net_id: &Id,
+        wanted: Option<&str>,
+        ip: Option<Ipv4Addr>,
+        endpoint: &Id,
+    ) -> Result<MacAddr, ModelError> {
         let net = &self.networks[net_id];
         let mac = match wanted {
             Some(m) => {
@@ -507,7 +541,13 @@ impl State {
                 }
                 mac
             }
-            None => docker_mac(ip),
+            None => match ip {
+                Some(ip) => docker_mac(ip),
+                None => {
+                    let b = endpoint.bytes();
+                    MacAddr([0x02, b[0], b[1], b[2], b[3], b[4]])
+                }
+            },
         };
         if net.gateway_mac() == Some(mac) {
             return Err(ModelError::Conflict(format!(

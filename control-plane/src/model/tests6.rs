@@ -459,3 +459,100 @@ fn overlay_mtus_leave_room_for_an_ipv6_underlay_s_longer_header() {
     // 1500 less the outer IPv6 and UDP headers, VXLAN and the inner Ethernet header.
     assert_eq!(1500 - 40 - 8 - 8 - 14, DEFAULT_OVERLAY_MTU6);
 }
+
+fn only6(name: &str, subnet: &str) -> NetworkSpec {
+    NetworkSpec {
+        disable_ipv4: true,
+        ..v6(name, &[(subnet, None, None)])
+    }
+}
+
+#[test]
+fn an_ipv6_only_network_gives_ipv6_alone_and_everything_follows_it() {
+    let mut s = fresh();
+    let nid = create(&mut s, 10, only6("o6", "fd75::/64")).unwrap();
+    let net = &s.networks[&nid];
+    assert_eq!(
+        (net.ipam, net.has_addresses(), net.dns_gateway()),
+        (None, true, Some("fd75::1".parse().unwrap()))
+    );
+    let sid = sandbox(&mut s, 20, "a", "o6", None).unwrap();
+    let e = s.endpoints.values().find(|e| e.sandbox == sid).unwrap().clone();
+    assert_eq!((e.ip, e.ip6), (None, Some("fd75::2".parse().unwrap())));
+    // Its MAC comes from its random ID: locally administered, unicast, no address's.
+    let mac = e.mac.unwrap().0;
+    assert_eq!((mac[0], &mac[1..]), (0x02, &id(120).bytes()[..5]));
+    assert!(e.has_default_route());
+    let before = s.clone();
+    let e4 = sandbox(&mut s, 21, "b", "o6", None).map(|_| ());
+    assert_eq!(e4, Ok(()));
+    let spec = SandboxSpec {
+        name: "c".into(),
+        network: "o6".into(),
+        ip: Some("10.0.0.9".into()),
+        ..Default::default()
+    };
+    let bad = s.create_sandbox(spec, id(22), id(122), Path::new("/run/netns"), SystemTime::UNIX_EPOCH);
+    assert_eq!(
+        bad.unwrap_err().to_string(),
+        "network o6 has no IPv4 (--ipv4=false): --ip 10.0.0.9 does not apply; give --ip6"
+    );
+    assert_eq!(s.sandboxes.len(), before.sandboxes.len() + 1, "only b was made");
+    // The sandbox's files and published ports follow its IPv6 address.
+    let sb = s.sandbox("a").unwrap().clone();
+    assert_eq!(
+        crate::etc::resolv_conf(&s, &sb, &[]).unwrap(),
+        "nameserver fd75::1\noptions ndots:0\n"
+    );
+    assert_eq!(
+        (s.port_target(&sb), s.port_target6(&sb), s.proxy_target(&sb)),
+        (None, Some("fd75::2".parse().unwrap()), Some("fd75::2".parse().unwrap()))
+    );
+    // The firewall isolates and masquerades it like any network, over IPv6 alone.
+    let rules = crate::firewall::ruleset(&s);
+    let gw = s.networks[&nid].bridge_name.clone().unwrap();
+    assert!(rules.contains(&format!("oifname \"{gw}\" drop")), "{rules}");
+    assert!(
+        rules.contains(&format!("ip6 saddr fd75::/64 oifname != \"{gw}\" masquerade")),
+        "{rules}"
+    );
+    // It survives a restart.
+    let back: State = serde_json::from_str(&serde_json::to_string(&s).unwrap()).unwrap();
+    assert_eq!(back, s);
+}
+
+#[test]
+fn what_an_ipv6_only_network_cannot_be_is_refused_by_name() {
+    let mut s = fresh();
+    let before = s.clone();
+    let cases = [
+        (
+            NetworkSpec {
+                disable_ipv4: true,
+                ..NetworkSpec {
+                    name: "x".into(),
+                    ..Default::default()
+                }
+            },
+            "a network without IPv4 needs IPv6: add --ipv6 to --ipv4=false",
+        ),
+        (
+            NetworkSpec {
+                subnet: Some("10.75.0.0/24".into()),
+                ..only6("x", "fd75::/64")
+            },
+            "10.75.0.0/24 is IPv4, but IPv4 is off on the network (--ipv4=false): give IPv6 subnets alone",
+        ),
+        (
+            NetworkSpec {
+                driver: "overlay".into(),
+                ..only6("x", "fd75::/64")
+            },
+            "an overlay network needs IPv4 (--ipv4=false is refused): each endpoint's IPv6 address is its IPv4 address's twin",
+        ),
+    ];
+    for (spec, says) in cases {
+        assert_eq!(create(&mut s, 10, spec).unwrap_err().to_string(), says);
+    }
+    assert_eq!(s, before);
+}

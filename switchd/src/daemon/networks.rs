@@ -2,11 +2,14 @@
 
 use super::*;
 
+/// The addresses of the host's own interface on a native network (`host_access`): IPv4 and
+/// IPv6, either absent on a network without that family.
+type HostAccess = (Option<(std::net::Ipv4Addr, u8)>, Option<netdev::Ipv6Setup>);
+
 impl Daemon {
     /// Adds the network to the switch, opens its gateway TAP with the gateway address, adds its
     /// static VXLAN peers and starts its DNS server.
     pub(super) fn bring_up_network(&self, net: &Network) -> Result<NetPorts, OpError> {
-        let ipam = net.ipam.expect("switched networks have IPAM");
         let name = net
             .bridge_name
             .clone()
@@ -25,7 +28,8 @@ impl Daemon {
         self.dp
             .add_network(sid, NetworkConfig { aging: net.mac_aging }, tunnel)
             .map_err(io_err("cannot add the network to the switch"))?;
-        let addr = (ipam.gateway, ipam.subnet.prefix_len());
+        // (None: an IPv6-only network.)
+        let addr = net.ipam.map(|i| (i.gateway, i.subnet.prefix_len()));
         let ipv6 = net.enable_ipv6().then(|| netdev::Ipv6Setup {
             addrs: net.ipam6.iter().map(|p| (p.gateway, p.subnet.prefix_len())).collect(),
             default_gw: None,
@@ -64,13 +68,13 @@ impl Daemon {
         net: &Network,
         name: &str,
         mac: Option<switch::MacAddr>,
-        addr: (std::net::Ipv4Addr, u8),
+        addr: Option<(std::net::Ipv4Addr, u8)>,
         ipv6: Option<netdev::Ipv6Setup>,
     ) -> io::Result<PortId> {
         let spec = tap::TapSpec {
             name: name.to_string(),
             mac,
-            addr: Some(addr),
+            addr,
             mtu: net.mtu,
             default_gw: None,
             ipv6,
@@ -181,7 +185,7 @@ impl Daemon {
             });
         if net.native_path == Some(NativePath::Userspace8021q) {
             return self
-                .bring_up_uplink(net, iface, host_addr.map(|a| (a, host_addr6)))
+                .bring_up_uplink(net, iface, net.host_access.then_some((host_addr, host_addr6)))
                 .map(Some);
         }
         let link = net.parent.clone().unwrap_or_default();
@@ -189,10 +193,10 @@ impl Daemon {
             vlan::open(iface, &link, vid).map_err(io_err("cannot restore the VLAN interface"))?;
         }
         netdev::set_promisc(&link, true).map_err(io_err("cannot put the parent in promiscuous mode"))?;
-        if let Some(addr) = host_addr {
+        if net.host_access {
             let mode = net.macvlan_mode.as_deref().unwrap_or("bridge");
             let name = host_access_name(net);
-            if let Err(e) = crate::ports::macvlan::open_host(&link, mode, &name, addr, host_addr6.as_ref()) {
+            if let Err(e) = crate::ports::macvlan::open_host(&link, mode, &name, host_addr, host_addr6.as_ref()) {
                 let _ = netdev::set_promisc(&link, false);
                 return Err(OpError::Io(e.to_string()));
             }
@@ -204,7 +208,7 @@ impl Daemon {
         &self,
         net: &Network,
         iface: &str,
-        host_addr: Option<((std::net::Ipv4Addr, u8), Option<netdev::Ipv6Setup>)>,
+        host_addr: Option<HostAccess>,
     ) -> Result<NetPorts, OpError> {
         let sid = NetworkId(net.switch_id);
         let vid = net

@@ -58,7 +58,7 @@ impl Daemon {
         if sb.ports.is_empty() {
             return Ok(());
         }
-        let Some(target) = state.port_target(sb) else {
+        let Some(target) = state.proxy_target(sb) else {
             self.proxies.stop(&sb.id);
             return Ok(());
         };
@@ -91,12 +91,10 @@ impl Daemon {
         ep: &Endpoint,
         net: &Network,
     ) -> Result<Option<PortId>, OpError> {
-        let ipam = net
-            .ipam
-            .expect("endpoints with interfaces are on networks with addresses");
         let ifname = ep.ifname.clone().expect("caller checked");
-        let addr = ep.ip.map(|ip| (ip, ipam.subnet.prefix_len()));
-        let default_gw = ep.has_default_route().then_some(ipam.gateway);
+        // An IPv6-only network's endpoint has no IPv4 address, route or gateway.
+        let addr = ep.ip.zip(net.ipam).map(|(ip, i)| (ip, i.subnet.prefix_len()));
+        let default_gw = net.ipam.filter(|_| ep.has_default_route()).map(|i| i.gateway);
         let ipv6 = ep.ip6.map(|ip| {
             let pool = net.ipam6_of(ip);
             netdev::Ipv6Setup {

@@ -56,7 +56,7 @@ pub fn open_host(
     parent: &str,
     macvlan_mode: &str,
     name: &str,
-    addr: (std::net::Ipv4Addr, u8),
+    addr: Option<(std::net::Ipv4Addr, u8)>,
     ipv6: Option<&netdev::Ipv6Setup>,
 ) -> io::Result<()> {
     if netdev::exists(name) {
@@ -66,7 +66,8 @@ pub fn open_host(
     let index = parent_index(parent).map_err(ctx)?;
     let msg = LinkMacVlan::new(name, index, mode(macvlan_mode)).build();
     netlink(async |h| h.link().add(msg).execute().await).map_err(ctx)?;
-    let configured = netdev::set_ipv4(name, addr.0, addr.1)
+    let configured = addr
+        .map_or(Ok(()), |(ip, len)| netdev::set_ipv4(name, ip, len))
         .and_then(|()| netdev::set_up(name))
         .and_then(|()| netdev::set_ipv6(name, ipv6));
     if let Err(e) = configured {

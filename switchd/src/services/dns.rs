@@ -192,7 +192,11 @@ impl Dns {
     /// (another network's gateway, the underlay) never reaches them; the host's own do, and
     /// are refused with every other stranger's. Built-in networks have none, as in Docker.
     pub fn start(&self, net: &Network) -> io::Result<()> {
-        let (Some(ipam), Some(iface)) = (net.ipam.filter(|_| !net.builtin), net.bridge_name.as_deref()) else {
+        let Some(iface) = net
+            .bridge_name
+            .as_deref()
+            .filter(|_| !net.builtin && net.has_addresses())
+        else {
             return Ok(());
         };
         self.stop(&net.id);
@@ -204,7 +208,8 @@ impl Dns {
             counters: Arc::new(DnsCounters::default()),
             limits: self.limits.clone(),
         });
-        let gateways = std::iter::once(IpAddr::from(ipam.gateway)).chain(net.ipam6.iter().map(|p| p.gateway.into()));
+        let gateways =
+            (net.ipam.iter().map(|i| IpAddr::from(i.gateway))).chain(net.ipam6.iter().map(|p| p.gateway.into()));
         let mut tasks = Vec::new();
         for gw in gateways {
             match self.listen(SocketAddr::new(gw, 53), iface, &shared) {

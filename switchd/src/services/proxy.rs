@@ -52,7 +52,7 @@ impl Proxies {
 
     /// Binds every binding of sandbox `sb`, then serves them towards `target`. Either all are
     /// bound or none is (the failing binding is returned with its error).
-    pub fn start(&self, sb: &Id, bindings: &[PortBinding], target: Ipv4Addr) -> Result<(), (PortBinding, io::Error)> {
+    pub fn start(&self, sb: &Id, bindings: &[PortBinding], target: IpAddr) -> Result<(), (PortBinding, io::Error)> {
         self.stop(sb);
         let mut bound = Vec::with_capacity(bindings.len());
         for b in bindings {
@@ -61,7 +61,7 @@ impl Proxies {
         let tasks = bound
             .into_iter()
             .map(|(b, sock)| {
-                let to = SocketAddr::from((target, b.container_port));
+                let to = SocketAddr::new(target, b.container_port);
                 let (limits, flows) = (self.limits.clone(), self.flows.clone());
                 self.rt.spawn(async move {
                     let failed = match sock {
@@ -204,7 +204,9 @@ async fn serve_udp(front: Arc<UdpSocket>, to: SocketAddr, limits: Arc<Limits>, f
                 }
             }
         };
-        let sock = match UdpSocket::bind("0.0.0.0:0").await {
+        // Towards the sandbox in its address's family (an IPv6-only sandbox's is IPv6).
+        let any = if to.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let sock = match UdpSocket::bind(any).await {
             Ok(s) => s,
             Err(e) => {
                 limits.back_off("port proxy flow", &e).await;
