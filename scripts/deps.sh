@@ -5,7 +5,7 @@ declare -A pkg=(
   [ip]=iproute2 [ping]=iputils-ping [nft]=nftables [tcpdump]=tcpdump
   [nsenter]=util-linux [timeout]=coreutils [sysctl]=procps
   [dig]=bind9-dnsutils [dnsmasq]=dnsmasq-base [curl]=curl [getent]=libc-bin [tshark]=tshark [iperf3]=iperf3
-  [ethtool]=ethtool [podman]=podman [runc]=runc
+  [ethtool]=ethtool [podman]=podman [runc]=runc [systemd-analyze]=systemd
   [dockerd]=docker.io [docker-compose]=docker-compose
 )
 # Packages known by name, not by a command: the static busybox that the podman test's

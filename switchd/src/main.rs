@@ -7,8 +7,10 @@ mod daemon;
 mod dataplane;
 mod failpoint;
 mod kernel;
+mod notify;
 mod ports;
 mod services;
+mod settings;
 
 use api::{docker_api, http, plugin};
 use kernel::{firewall, limits};
@@ -18,13 +20,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tracing_subscriber::EnvFilter;
 
-/// The per-host daemon of the container network fabric.
-#[derive(Parser, Debug)]
+/// The per-host daemon of the container network fabric. Every flag may also be set by its
+/// SWITCHD_* variable (SWITCHD_STATE_DIR for --state-dir) or in the --config file; a flag
+/// beats its variable, which beats the file.
+#[derive(clap::Parser, Debug)]
 #[command(name = "switchd", version)]
 struct Args {
+    /// A TOML file of settings: the long flags without their dashes (state-dir =
+    /// "/var/lib/switchd"; a repeatable flag takes a list).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Where the crash-safe state database lives.
     #[arg(long, default_value = "/var/lib/switchd")]
     state_dir: PathBuf,
@@ -225,7 +233,12 @@ enum Toggle {
 }
 
 fn main() -> anyhow::Result<()> {
-    let args = Args::parse();
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let args = match settings::matches(&settings::with_env(Args::command()), &argv) {
+        Ok(m) => Args::from_arg_matches(&m).unwrap_or_else(|e| e.exit()),
+        Err(settings::SettingsError::Clap(e)) => e.exit(),
+        Err(e) => anyhow::bail!(e),
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -327,9 +340,12 @@ fn main() -> anyhow::Result<()> {
     }
     let served = rt.block_on(async {
         tracing::info!(socket = %args.socket.display(), "switchd serving");
+        // The socket is bound and the state restored: clients are answered from here on.
+        notify::ready();
         tokio::select! {
             r = http::serve(listener, daemon.clone()) => r,
             _ = shutdown() => {
+                notify::stopping();
                 tracing::info!("shutting down; ports and namespaces stay for the next start");
                 let _ = std::fs::remove_file(&args.socket);
                 if let Some(p) = &plugin_path {
@@ -420,6 +436,30 @@ mod tests {
             let e = parse_advertise(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_packaged_settings_file_holds_switchd_s_settings() {
+        // Every commented setting, uncommented, is one switchd takes.
+        let text = include_str!("../packaging/switchd.toml");
+        let settings: String = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# "))
+            .filter(|l| {
+                l.split_once(" = ")
+                    .is_some_and(|(k, _)| k.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
+            })
+            .map(|l| format!("{}\n", l.split(" #").next().unwrap_or(l)))
+            .collect();
+        assert!(settings.lines().count() >= 12, "{settings}");
+        let path = std::env::temp_dir().join(format!("switchd-packaged-{}.toml", std::process::id()));
+        std::fs::write(&path, &settings).unwrap();
+        let argv = vec!["switchd".into(), format!("--config={}", path.display()).into()];
+        let m = settings::matches(&settings::with_env(Args::command()), &argv);
+        let _ = std::fs::remove_file(&path);
+        let args = Args::from_arg_matches(&m.unwrap()).unwrap();
+        assert_eq!(args.join, ["10.0.0.2", "10.0.0.3"]);
+        assert_eq!(args.log_format, LogFormat::Text);
     }
 
     #[test]

@@ -395,6 +395,11 @@ impl Host {
         }
     }
 
+    /// Sets switchd's extra arguments for its next start.
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|s| s.to_string()).collect();
+    }
+
     /// switchd's process ID, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)

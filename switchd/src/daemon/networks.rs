@@ -204,12 +204,7 @@ impl Daemon {
         Ok(None)
     }
 
-    fn bring_up_uplink(
-        &self,
-        net: &Network,
-        iface: &str,
-        host_addr: Option<HostAccess>,
-    ) -> Result<NetPorts, OpError> {
+    fn bring_up_uplink(&self, net: &Network, iface: &str, host_addr: Option<HostAccess>) -> Result<NetPorts, OpError> {
         let sid = NetworkId(net.switch_id);
         let vid = net
             .vlan
