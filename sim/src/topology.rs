@@ -4,6 +4,7 @@
 //! ```toml
 //! name = "lab"          # prefix of every namespace it makes: 1-8 of [a-z0-9]
 //! underlay = 96         # the hosts' wire is 10.96.0.0/24; host N (from 1) is 10.96.0.N
+//! underlay6 = false     # true: the wire is fd10:96::/64 instead, host N fd10:96::N
 //! [[host]]
 //! name = "h1"
 //! [[network]]
@@ -30,8 +31,11 @@ use testbed::netns::{Fabric, Host, NETNS_DIR};
 pub struct Topology {
     /// Prefix of everything made.
     pub name: String,
-    /// Third octet of the underlay 10.X.0.0/24.
+    /// Third octet of the underlay 10.X.0.0/24 (or the second group of fd10:X::/64).
     pub underlay: u8,
+    /// The underlay is IPv6: the cluster gossips and tunnels over fd10:X::/64.
+    #[serde(default)]
+    pub underlay6: bool,
     /// Hosts, each running switchd, numbered from 1 in order.
     #[serde(default)]
     pub host: Vec<HostDef>,
@@ -181,7 +185,11 @@ impl Topology {
         if self.is_up() {
             return Err(TopologyError::AlreadyUp(self.name.clone()));
         }
-        let fabric = Fabric::new(&self.name, self.underlay, bin_dir);
+        let fabric = if self.underlay6 {
+            Fabric::new6(&self.name, self.underlay, bin_dir)
+        } else {
+            Fabric::new(&self.name, self.underlay, bin_dir)
+        };
         for h in &self.host {
             fabric.cert("ca", &h.name);
         }
