@@ -286,6 +286,16 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_underlay_is_ipv4_unless_said() {
+        let t = Topology::parse("name = \"lab\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n").unwrap();
+        assert!(!t.underlay6);
+        let t = Topology::parse("name = \"lab\"\nunderlay = 9\nunderlay6 = true\n[[host]]\nname = \"h1\"\n").unwrap();
+        assert!(t.underlay6);
+        let e = Topology::parse("name = \"lab\"\nunderlay = 9\nunderlay6 = \"yes\"\n[[host]]\nname = \"h1\"\n");
+        assert!(e.unwrap_err().to_string().contains("invalid type"));
+    }
+
+    #[test]
     fn bad_topologies_are_named() {
         let e = Topology::parse("name = \"Lab!\"\nunderlay = 9\n[[host]]\nname = \"h1\"\n")
             .unwrap_err()
