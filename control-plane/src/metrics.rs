@@ -17,7 +17,7 @@ impl Family<'_> {
         Family { out }
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: u64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: impl std::fmt::Display) {
         self.out.push_str(name);
         if !labels.is_empty() {
             self.out.push('{');
@@ -65,6 +65,20 @@ fn counters<T>(
 pub fn render(s: &StatsResource) -> String {
     let mut out = String::new();
     let o = &mut out;
+    Family::start(
+        o,
+        "switchd_build_info",
+        "gauge",
+        "The release and API version; always 1.",
+    )
+    .sample(
+        "switchd_build_info",
+        &[
+            ("version", env!("CARGO_PKG_VERSION")),
+            ("api_version", crate::api::API_VERSION),
+        ],
+        1,
+    );
     Family::start(o, "switchd_networks", "gauge", "Networks known to this host.").sample(
         "switchd_networks",
         &[],
@@ -243,12 +257,6 @@ fn dataplane(o: &mut String, s: &StatsResource) {
             w.bursts,
         ),
         (
-            "switchd_poll_after_traffic_microseconds",
-            "gauge",
-            "How long the dataplane polls after traffic (0: never).",
-            p.micros,
-        ),
-        (
             "switchd_poll_rounds_total",
             "counter",
             "Rounds with traffic after which the dataplane kept polling.",
@@ -258,6 +266,14 @@ fn dataplane(o: &mut String, s: &StatsResource) {
     for (name, kind, help, n) in dataplane {
         Family::start(o, name, kind, help).sample(name, &[], n);
     }
+    let name = "switchd_poll_after_traffic_seconds";
+    Family::start(
+        o,
+        name,
+        "gauge",
+        "How long the dataplane polls after traffic (0: never).",
+    )
+    .sample(name, &[], p.micros as f64 / 1e6);
 }
 
 /// Descriptors open, the limit, and what is held for others.
@@ -476,6 +492,11 @@ mod tests {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
                 assert!(["counter", "gauge"].contains(&kind), "{line}");
+                assert_eq!(
+                    kind == "counter",
+                    name.ends_with("_total"),
+                    "{line}: counters, and only they, end in _total"
+                );
                 assert!(declared.insert(name.to_string()), "{name} declared twice");
                 continue;
             }
@@ -485,7 +506,15 @@ mod tests {
             let name_end = line.find(['{', ' ']).unwrap();
             assert!(declared.contains(&line[..name_end]), "undeclared: {line}");
             let value = line.rsplit_once(' ').unwrap().1;
-            value.parse::<u64>().unwrap_or_else(|_| panic!("value of {line}"));
+            value.parse::<f64>().unwrap_or_else(|_| panic!("value of {line}"));
+            // Prometheus' names: counters end in _total, and units are base units.
+            let name = &line[..name_end];
+            assert!(
+                !["_microseconds", "_milliseconds", "_kilobytes"]
+                    .iter()
+                    .any(|u| name.ends_with(u)),
+                "{name}: base units only"
+            );
         }
         assert!(text.contains(
             "switchd_port_drops_total{port=\"3\",interface=\"web/eth0\",network=\"my_net\",reason=\"hairpin\"} 2\n"
@@ -497,7 +526,11 @@ mod tests {
         assert!(!text.contains("switchd_vxlan_"), "no VTEP, no VXLAN samples");
         assert!(text.contains("switchd_port_writes_batched 1\n"));
         assert!(text.contains("switchd_port_write_frames_total 640\n"));
-        assert!(text.contains("switchd_poll_after_traffic_microseconds 50\n"));
+        assert!(text.contains("switchd_poll_after_traffic_seconds 0.00005\n"));
+        let release = env!("CARGO_PKG_VERSION");
+        assert!(text.contains(&format!(
+            "switchd_build_info{{version=\"{release}\",api_version=\"1.0\"}} 1\n"
+        )));
         assert!(text.contains("switchd_poll_rounds_total 7\n"));
         assert!(text.contains("switchd_descriptor_limit 1024\n"));
         assert!(text.contains("switchd_held_for_others_refused_total{consumer=\"proxy_udp_flows\"} 1300\n"));
