@@ -14,6 +14,7 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 cargo test --workspace --no-fail-fast 2>&1 | tee "$log" || status=$?
+scripts/check-package.sh || status=1
 leftover=$(ip netns list | awk '{print $1}' | grep -E '^[a-z]+[0-9]+-' || true)
 if [ -n "$leftover" ]; then
   echo "test namespaces left behind: $leftover" >&2

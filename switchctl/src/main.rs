@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use switch_api::SandboxResource;
 
 use switch_client::client::{path, Client, ClientError};
@@ -54,6 +54,15 @@ enum Cmd {
     Stats(FormatArg),
     /// Show the client's and the server's versions and API versions.
     Version(FormatArg),
+    /// Print a shell completion script (bash, zsh, fish, elvish or powershell), as `docker
+    /// completion` does: `switchctl completion bash > /etc/bash_completion.d/switchctl`.
+    Completion {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print switchctl's manual page (roff), for packaging.
+    #[command(hide = true)]
+    Man,
     /// List a sandbox's published ports, or the bindings of one of its ports.
     Port {
         /// Sandbox.
@@ -157,6 +166,23 @@ fn pretty<T: serde::Serialize>(v: &T) -> String {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // What needs no daemon: the shell's completions and the manual page.
+    match &cli.cmd {
+        Cmd::Completion { shell } => {
+            // Made whole first: a reader that goes away early is an error, never a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "switchctl", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Cmd::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command()).render(&mut page)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &page)?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        _ => {}
+    }
     if let Cmd::Sandbox(SandboxCmd::Exec { name, cmd }) = &cli.cmd {
         let sb: SandboxResource = {
             let c = Client::new(&cli.socket)?;
@@ -193,7 +219,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => trace(&c, network, in_port, frame, format.format),
         Cmd::Port { sandbox, port, format } => port_cmd(&c, &sandbox, port.as_deref(), format.format),
-        Cmd::Cluster(_) => unreachable!("handled without a daemon"),
+        Cmd::Cluster(_) | Cmd::Completion { .. } | Cmd::Man => unreachable!("handled without a daemon"),
     }
 }
 

@@ -33,6 +33,9 @@ struct Args {
     /// "/var/lib/switchd"; a repeatable flag takes a list).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Print switchd's manual page (roff), for packaging.
+    #[arg(long, hide = true)]
+    man: bool,
     /// Where the crash-safe state database lives.
     #[arg(long, default_value = "/var/lib/switchd")]
     state_dir: PathBuf,
@@ -239,6 +242,12 @@ fn main() -> anyhow::Result<()> {
         Err(settings::SettingsError::Clap(e)) => e.exit(),
         Err(e) => anyhow::bail!(e),
     };
+    if args.man {
+        clap_mangen::Man::new(Args::command())
+            .section("8")
+            .render(&mut std::io::stdout())?;
+        return Ok(());
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&args.log_level));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)

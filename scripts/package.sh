@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Builds the Debian package target/debian/switchd_VERSION-1_ARCH.deb: switchd, switchctl and
+# switch-cni (stripped), switchd's systemd unit and settings file, switchctl's bash, zsh and
+# fish completions, and the manual pages. Installs cargo-deb (cargo install) when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cargo-deb >/dev/null 2>&1; then
+  echo "installing cargo-deb (cargo install cargo-deb), which builds the package"
+  cargo install cargo-deb --locked --quiet
+fi
+cargo build --release -p switchd -p switchctl -p switch-client --bins
+out=target/release/package
+rm -rf "$out"
+mkdir -p "$out"
+for bin in switchd switchctl switch-cni; do
+  strip --strip-unneeded -o "$out/$bin" "target/release/$bin"
+done
+"$out/switchctl" completion bash > "$out/switchctl.bash"
+"$out/switchctl" completion zsh > "$out/_switchctl"
+"$out/switchctl" completion fish > "$out/switchctl.fish"
+env -u SWITCHD_MAN "$out/switchd" --man | gzip -9n > "$out/switchd.8.gz"
+"$out/switchctl" man | gzip -9n > "$out/switchctl.1.gz"
+cargo deb -p switchd --no-build --no-strip --quiet
+ls target/debian/switchd_*.deb
