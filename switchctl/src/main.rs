@@ -6,6 +6,7 @@ mod network;
 mod observe;
 mod sandbox;
 mod table;
+mod template;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

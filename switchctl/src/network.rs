@@ -14,7 +14,7 @@ use switch_api::{
 use switch_client::client::{path, Client};
 
 use crate::observe::drops_cell;
-use crate::{each, kv, pretty, table, Format, FormatArg, ListArgs};
+use crate::{each, kv, pretty, table, Format, FormatArg};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum NetworkCmd {
@@ -67,12 +67,15 @@ pub(crate) enum NetworkCmd {
     },
     /// List networks.
     #[command(alias = "list")]
-    Ls(ListArgs),
+    Ls(NetworkLsArgs),
     /// Show networks as JSON.
     Inspect {
         /// Names or IDs.
         #[arg(required = true)]
         names: Vec<String>,
+        /// A Go template applied to each network's JSON ('{{.Name}} {{json .IPAM.Config}}').
+        #[arg(short, long, value_name = "TEMPLATE")]
+        format: Option<String>,
     },
     /// Remove networks.
     #[command(alias = "remove")]
@@ -179,14 +182,14 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             println!("{}", r.id);
         }
         NetworkCmd::Ls(args) => ls(c, args)?,
-        NetworkCmd::Inspect { names } => {
+        NetworkCmd::Inspect { names, format } => {
             let mut found = Vec::new();
             let code = each(&names, |n| {
                 let r: NetworkResource = c.get(&path(&["networks", n]))?;
                 found.push(r);
                 Ok(())
             });
-            println!("{}", pretty(&found));
+            crate::template::print_inspected(format.as_deref(), &found)?;
             return Ok(code);
         }
         NetworkCmd::Rm { names } => {
@@ -246,42 +249,126 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `network ls`'s options, as Docker's.
+#[derive(clap::Args, Debug)]
+pub(crate) struct NetworkLsArgs {
+    /// Only IDs.
+    #[arg(short, long)]
+    quiet: bool,
+    /// Full IDs.
+    #[arg(long = "no-trunc")]
+    no_trunc: bool,
+    /// Only networks that match, KEY=VALUE (repeatable; the same key twice is either, two
+    /// keys are both): driver, id, label (KEY or KEY=VALUE), name, scope (local, global),
+    /// type (custom, builtin), dangling (true: custom networks no sandbox is on).
+    #[arg(short, long = "filter", value_name = "KEY=VALUE")]
+    filter: Vec<String>,
+    /// table, json (an object a line), a Go template ('{{.Name}}'), or table and a template
+    /// ('table {{.ID}}\t{{.Name}}'). Fields: ID, Name, Driver, Scope, IPv4, IPv6, Internal,
+    /// Labels, CreatedAt.
+    #[arg(long, default_value = "table")]
+    format: String,
+}
+
+/// The networks Docker's built in (and switchd's own).
+const BUILTIN: [&str; 3] = ["bridge", "host", "none"];
+
+/// The filters of `network ls`, by key; each value as given.
+#[derive(Debug, Default, PartialEq)]
+struct NetworkFilters(BTreeMap<String, Vec<String>>);
+
+impl NetworkFilters {
+    /// Parses `--filter`s.
+    fn parse(given: &[String]) -> anyhow::Result<NetworkFilters> {
+        let mut f = NetworkFilters::default();
+        for g in given {
+            let Some((k, v)) = g.split_once('=') else {
+                anyhow::bail!("bad format of filter {g:?} (expected name=value)");
+            };
+            let k = k.trim().to_lowercase();
+            match k.as_str() {
+                "driver" | "id" | "label" | "name" | "scope" => {}
+                "type" if matches!(v, "custom" | "builtin") => {}
+                "type" => anyhow::bail!("invalid filter 'type={v}': type is custom or builtin"),
+                "dangling" if matches!(v, "true" | "false" | "1" | "0") => {}
+                "dangling" => anyhow::bail!("invalid filter 'dangling={v}': dangling is true or false"),
+                _ => anyhow::bail!(
+                    "invalid filter '{k}': accepted are driver, id, label, name, scope, type and dangling"
+                ),
+            }
+            f.0.entry(k).or_default().push(v.to_string());
+        }
+        Ok(f)
+    }
+
+    /// Whether `n` passes: for each key given, one of its values matches.
+    fn admit(&self, n: &NetworkResource) -> bool {
+        let builtin = BUILTIN.contains(&n.name.as_str());
+        self.0.iter().all(|(k, values)| {
+            values.iter().any(|v| match k.as_str() {
+                "driver" => n.driver == *v,
+                "id" => n.id.contains(v.as_str()),
+                "name" => n.name.contains(v.as_str()),
+                "scope" => n.scope == *v,
+                "label" => match v.split_once('=') {
+                    Some((key, value)) => n.labels.get(key).is_some_and(|l| l == value),
+                    None => n.labels.contains_key(v),
+                },
+                "type" => (v == "builtin") == builtin,
+                "dangling" => (v == "true" || v == "1") == (!builtin && n.containers.is_empty()),
+                _ => false,
+            })
+        })
+    }
+}
+
 /// `network ls`: the networks by name, as Docker lists them.
-fn ls(c: &Client, args: ListArgs) -> anyhow::Result<()> {
-    let ListArgs {
-        quiet,
-        no_trunc,
-        format,
-    } = args;
+fn ls(c: &Client, args: NetworkLsArgs) -> anyhow::Result<()> {
+    let filters = NetworkFilters::parse(&args.filter)?;
+    let format = crate::template::ListFormat::parse(&args.format);
     let mut nets: Vec<NetworkResource> = c.get("/networks")?;
+    nets.retain(|n| filters.admit(n));
     // Docker lists networks by name.
     nets.sort_by(|a, b| a.name.cmp(&b.name));
     let id = |n: &NetworkResource| {
-        if no_trunc {
+        if args.no_trunc {
             n.id.clone()
         } else {
             n.id[..12.min(n.id.len())].to_string()
         }
     };
-    if quiet {
+    if args.quiet {
         nets.iter().for_each(|n| println!("{}", id(n)));
-    } else if format.format == Format::Json {
-        for n in &nets {
-            let line = serde_json::json!({
-                "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4,
-                "IPv6": n.enable_ipv6, "Internal": n.internal, "Labels": labels(&n.labels),
-                "Name": n.name, "Scope": n.scope,
-            });
-            println!("{line}");
-        }
-    } else {
-        let rows: Vec<Vec<String>> = nets
-            .iter()
-            .map(|n| vec![id(n), n.name.clone(), n.driver.clone(), n.scope.clone()])
-            .collect();
-        print!("{}", table::render(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"], &rows));
+        return Ok(());
     }
-    Ok(())
+    // As Docker's CLI gives them to a template and to --format json: strings.
+    let rows: Vec<serde_json::Value> = nets
+        .iter()
+        .map(|n| {
+            serde_json::json!({
+                "CreatedAt": n.created, "Driver": n.driver, "ID": id(n), "IPv4": n.enable_ipv4.to_string(),
+                "IPv6": n.enable_ipv6.to_string(), "Internal": n.internal.to_string(), "Labels": labels(&n.labels),
+                "Name": n.name, "Scope": n.scope,
+            })
+        })
+        .collect();
+    let columns = [
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv4", "IPV4"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+    ];
+    let columns = if format == crate::template::ListFormat::Table {
+        &columns[..4]
+    } else {
+        &columns[..]
+    };
+    crate::template::print_list(&format, &rows, columns)
 }
 
 /// The IPAM pools of `--subnet`, `--gateway` and `--ip-range`, as Docker's CLI pairs them:
@@ -395,6 +482,67 @@ pub(crate) fn vtep(c: &Client, cmd: VtepCmd) -> anyhow::Result<ExitCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn net(name: &str, driver: &str, labels: &[(&str, &str)], sandboxes: usize) -> NetworkResource {
+        let containers: serde_json::Map<String, serde_json::Value> = (0..sandboxes)
+            .map(|i| {
+                let e = serde_json::json!({"Name": format!("s{i}"), "EndpointID": "e", "MacAddress": "",
+                                           "IPv4Address": "", "IPv6Address": ""});
+                (format!("c{i}"), e)
+            })
+            .collect();
+        serde_json::from_value(serde_json::json!({
+            "Name": name, "Id": format!("{name}0123456789abcdef"), "Created": "2026-12-05T00:00:00Z",
+            "Scope": "local", "Driver": driver, "EnableIPv4": true, "EnableIPv6": false,
+            "IPAM": {"Driver": "default", "Options": {}, "Config": []}, "Internal": false,
+            "Attachable": false, "Ingress": false, "ConfigFrom": {"Network": ""}, "ConfigOnly": false,
+            "Containers": containers, "Options": {},
+            "Labels": labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>(),
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn network_filters_are_docker_s() {
+        let nets = [
+            net("bridge", "bridge", &[], 1),
+            net("host", "host", &[], 0),
+            net("web", "bridge", &[("team", "blue")], 0),
+            net("db", "overlay", &[("team", "red")], 2),
+        ];
+        let names = |filters: &[&str]| {
+            let f = NetworkFilters::parse(&strings(filters)).unwrap();
+            nets.iter()
+                .filter(|n| f.admit(n))
+                .map(|n| n.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&[]), ["bridge", "host", "web", "db"]);
+        assert_eq!(names(&["driver=bridge"]), ["bridge", "web"]);
+        assert_eq!(
+            names(&["driver=bridge", "driver=overlay"]),
+            ["bridge", "web", "db"],
+            "one key: either"
+        );
+        assert_eq!(names(&["driver=bridge", "label=team"]), ["web"], "two keys: both");
+        assert_eq!(names(&["label=team=red"]), ["db"]);
+        assert_eq!(names(&["name=b"]), ["bridge", "web", "db"]);
+        assert_eq!(names(&["id=web01"]), ["web"]);
+        assert_eq!(names(&["type=builtin"]), ["bridge", "host"]);
+        assert_eq!(names(&["type=custom"]), ["web", "db"]);
+        assert_eq!(names(&["dangling=true"]), ["web"], "custom, no sandbox");
+        assert_eq!(names(&["dangling=false"]), ["bridge", "host", "db"]);
+        assert_eq!(names(&["scope=global"]), Vec::<String>::new());
+        for (bad, says) in [
+            ("colour=red", "invalid filter 'colour'"),
+            ("driver", "bad format of filter \"driver\" (expected name=value)"),
+            ("type=weird", "type is custom or builtin"),
+            ("dangling=maybe", "dangling is true or false"),
+        ] {
+            let e = NetworkFilters::parse(&strings(&[bad])).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     fn strings(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()

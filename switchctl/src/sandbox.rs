@@ -74,6 +74,9 @@ pub(crate) enum SandboxCmd {
         /// Names or IDs.
         #[arg(required = true)]
         names: Vec<String>,
+        /// A Go template applied to each sandbox's JSON ('{{range .Networks}}{{.IPAddress}}{{end}}').
+        #[arg(short, long, value_name = "TEMPLATE")]
+        format: Option<String>,
     },
     /// Run a command in a sandbox's network namespace.
     Exec {
@@ -164,14 +167,14 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        SandboxCmd::Inspect { names } => {
+        SandboxCmd::Inspect { names, format } => {
             let mut found = Vec::new();
             let code = each(&names, |n| {
                 let r: SandboxResource = c.get(&path(&["sandboxes", n]))?;
                 found.push(r);
                 Ok(())
             });
-            println!("{}", pretty(&found));
+            crate::template::print_inspected(format.as_deref(), &found)?;
             return Ok(code);
         }
         SandboxCmd::Exec { .. } => unreachable!("handled before connecting"),

@@ -764,3 +764,82 @@ fn docker_runs_containers_on_a_dual_stack_network() {
         "the switchd network went with it"
     );
 }
+
+#[test]
+fn filters_and_templates_print_as_docker_s_do() {
+    let Some((h, d, prefix)) = setup("dfmt", false) else {
+        return;
+    };
+    create_net(&d, &prefix, "tn", &["--subnet", "10.91.9.0/24"]);
+    // switchd takes Docker's name for it once the Engine shows the network.
+    assert!(
+        testbed::eventually(10, || h.ctl(["network", "inspect", "tn"]).ok()),
+        "named tn"
+    );
+    // The same question to both, of objects both have: the same answer.
+    let both = |args: &[&str]| {
+        let docker = d.cli(args).expect_ok(&args.join(" ")).to_string();
+        let ours = h.ctl(args).expect_ok(&args.join(" ")).to_string();
+        assert_eq!(ours, docker, "{args:?}");
+        ours
+    };
+    // (This Docker runs without its default bridge: the built-in networks both have are host
+    // and none, the ones whose names hold an o.)
+    let mut builtin = vec![
+        "network",
+        "ls",
+        "--filter",
+        "type=builtin",
+        "--filter",
+        "name=o",
+        "--format",
+    ];
+    builtin.push("{{.Name}} {{.Driver}} {{.Scope}}");
+    assert_eq!(both(&builtin), "host host local\nnone null local\n");
+    builtin.pop();
+    builtin.push("table {{.Name}}\t{{.Driver}}\t{{.Scope}}");
+    assert!(both(&builtin).starts_with("NAME"));
+    let ours = h
+        .ctl(["network", "ls", "--filter", "type=builtin", "-q"])
+        .expect_ok("-q")
+        .to_string();
+    assert_eq!(ours.lines().count(), 3, "bridge, host and none: {ours}");
+    assert_eq!(
+        both(&["network", "ls", "--filter", "dangling=true", "--format", "{{.Name}}"]),
+        "tn\n"
+    );
+    assert_eq!(
+        both(&[
+            "network",
+            "ls",
+            "--filter",
+            "name=tn",
+            "--format",
+            "{{.Name}} {{.Internal}}"
+        ]),
+        "tn false\n"
+    );
+    both(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Name}} {{.Driver}} {{.Scope}} {{.Internal}} {{.EnableIPv6}}",
+        "none",
+        "host",
+    ]);
+    both(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}}{{end}}",
+        "tn",
+    ]);
+    // What Docker refuses, switchctl refuses, naming it.
+    let bad = h.ctl(["network", "ls", "--filter", "colour=red"]);
+    assert!(
+        bad.expect_err("bad filter").contains("invalid filter 'colour'"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!d.cli(["network", "ls", "--filter", "colour=red"]).ok());
+}
