@@ -84,7 +84,8 @@ enum Cmd {
     Capture {
         /// Port: a number or interface from `switchctl ports`, or a sandbox with one interface.
         port: String,
-        /// Write the frames to this file (pcapng: tcpdump -r and Wireshark open it).
+        /// Write the frames to this file (pcapng: tcpdump -r and Wireshark open it), or to
+        /// standard output with `-w -` (`switchctl capture web -w - | tcpdump -r -`).
         #[arg(short = 'w', value_name = "FILE")]
         write: Option<PathBuf>,
         /// Stop after this many frames.
@@ -141,7 +142,8 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("{e}");
+            // The whole chain of causes, each with its own words (an errno, a path).
+            eprintln!("{e:#}");
             ExitCode::FAILURE
         }
     }

@@ -131,8 +131,13 @@ pub(crate) fn capture(
     if count == Some(0) {
         anyhow::bail!("invalid count 0: capture at least 1 frame");
     }
-    let mut out = match file {
-        Some(f) => Some(std::fs::File::create(f).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?),
+    // `-w -`: the pcapng stream to standard output (for `| tcpdump -r -`), each chunk as it comes.
+    let to_stdout = file == Some(std::path::Path::new("-"));
+    let mut out: Option<Box<dyn Write>> = match file {
+        Some(_) if to_stdout => Some(Box::new(std::io::stdout())),
+        Some(f) => Some(Box::new(
+            std::fs::File::create(f).map_err(|e| anyhow::anyhow!("cannot write {}: {e}", f.display()))?,
+        )),
         None => None,
     };
     let mut query = path(&["ports", port, "capture"]);
@@ -144,8 +149,11 @@ pub(crate) fn capture(
     let stdout = std::io::stdout();
     c.stream(&query, |chunk| {
         if let Some(f) = out.as_mut() {
-            if let Err(e) = f.write_all(chunk) {
-                failed = Some(anyhow::anyhow!("cannot write the capture file: {e}"));
+            if let Err(e) = f
+                .write_all(chunk)
+                .and_then(|()| if to_stdout { f.flush() } else { Ok(()) })
+            {
+                failed = Some(anyhow::anyhow!("cannot write the capture: {e}"));
                 return false;
             }
         }
@@ -185,8 +193,10 @@ pub(crate) fn capture(
     if let Some(e) = failed {
         return Err(e);
     }
-    if let Some(f) = file {
-        eprintln!("{frames} frames written to {}", f.display());
+    match file {
+        Some(_) if to_stdout => eprintln!("{frames} frames written to standard output"),
+        Some(f) => eprintln!("{frames} frames written to {}", f.display()),
+        None => {}
     }
     Ok(ExitCode::SUCCESS)
 }

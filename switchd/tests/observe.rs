@@ -142,6 +142,7 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
     let file = std::env::temp_dir().join(format!("switch-test-{}-cap.pcapng", h.prefix()));
     let lines = start(&[&b, "-c", "4"]);
     let to_file = start(&[&a_if, "-c", "2", "-w", file.to_str().unwrap()]);
+    let to_stdout = start(&[&a_if, "-c", "2", "-w", "-"]);
     std::thread::sleep(Duration::from_millis(500));
     h.exec(&a, &["ping", "-c", "3", "-i", "0.2", "-W", "1", "10.84.0.3"])
         .expect_ok("ping");
@@ -169,6 +170,26 @@ fn trace_capture_stats_and_metrics_show_the_switch() {
     );
     let done = to_file.wait_with_output().expect("capture ends");
     assert!(done.status.success(), "{}", String::from_utf8_lossy(&done.stderr));
+    // -w -: the same pcapng on standard output, which tcpdump reads from a pipe.
+    let piped = to_stdout.wait_with_output().expect("capture ends");
+    assert_eq!(
+        String::from_utf8_lossy(&piped.stderr),
+        "2 frames written to standard output\n"
+    );
+    let mut tcpdump = Command::new("tcpdump")
+        .args(["-nr", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tcpdump");
+    std::io::Write::write_all(&mut tcpdump.stdin.take().unwrap(), &piped.stdout).unwrap();
+    let from_pipe = tcpdump.wait_with_output().expect("tcpdump");
+    assert_eq!(
+        String::from_utf8_lossy(&from_pipe.stdout).lines().count(),
+        2,
+        "{from_pipe:?}"
+    );
     let read = Command::new("tcpdump").arg("-nr").arg(&file).output().expect("tcpdump");
     let read_out = String::from_utf8_lossy(&read.stdout).to_string();
     let _ = std::fs::remove_file(&file);
