@@ -197,6 +197,12 @@ pub fn api_paths(data: &[u8]) {
     if let Ok(Some(n)) = request::capture_count(query) {
         assert!(n > 0 && query.is_some_and(|q| q.contains("count=")));
     }
+    // A prune's filters are taken only from a filters parameter, and never panic.
+    let now = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1 << 31);
+    if let Ok(f) = request::prune_filters(query, now) {
+        let given = f.until.is_some() || !f.labels.is_empty() || !f.not_labels.is_empty();
+        assert!(!given || query.is_some_and(|q| q.contains("filters=")), "{query:?}");
+    }
 }
 
 /// What a peer sends in an anti-entropy exchange: its state (read, and applied to a host's

@@ -89,6 +89,11 @@ pub(crate) enum NetworkCmd {
         /// Do not ask.
         #[arg(short, long)]
         force: bool,
+        /// Only networks that match, KEY=VALUE (repeatable): until (made before a Unix time,
+        /// an RFC 3339 time, or a duration ago such as 24h), label (KEY or KEY=VALUE, each
+        /// needed) and label! (each refused).
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filter: Vec<String>,
     },
     /// Connect a sandbox to a network.
     Connect {
@@ -199,11 +204,12 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                 Ok(())
             }))
         }
-        NetworkCmd::Prune { force } => {
+        NetworkCmd::Prune { force, filter } => {
+            let query = prune_query(&filter)?;
             if !force && !confirm("WARNING! This will remove all custom networks not used by at least one sandbox.")? {
                 return Ok(ExitCode::SUCCESS);
             }
-            let r: PruneResponse = c.json::<(), _>(Method::POST, "/networks/prune", None)?;
+            let r: PruneResponse = c.json::<(), _>(Method::POST, &format!("/networks/prune{query}"), None)?;
             if !r.networks_deleted.is_empty() {
                 println!("Deleted Networks:");
                 r.networks_deleted.iter().for_each(|n| println!("{n}"));
@@ -247,6 +253,24 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The query of a prune with `--filter`s: `?filters=` and their JSON, percent-encoded, as
+/// Docker's CLI sends them (switchd judges the values).
+fn prune_query(filters: &[String]) -> anyhow::Result<String> {
+    if filters.is_empty() {
+        return Ok(String::new());
+    }
+    let mut by_key: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for f in filters {
+        let Some((k, v)) = f.split_once('=') else {
+            anyhow::bail!("bad format of filter {f:?} (expected name=value)");
+        };
+        by_key.entry(k).or_default().push(v);
+    }
+    let json = serde_json::to_string(&by_key)?;
+    let enc = percent_encoding::utf8_percent_encode(&json, percent_encoding::NON_ALPHANUMERIC);
+    Ok(format!("?filters={enc}"))
 }
 
 /// `network ls`'s options, as Docker's.

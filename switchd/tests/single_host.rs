@@ -677,3 +677,61 @@ fn socket_group_opens_the_socket_to_a_group() {
         .expect("Debian has a daemon group");
     assert_eq!(meta.gid(), daemon_gid);
 }
+
+#[test]
+fn network_prune_takes_docker_s_filters() {
+    let Some(h) = testbed::e2e_host!("prn") else { return };
+    for (name, labels) in [
+        ("pa", &["env=test"][..]),
+        ("pb", &["env=test", "keep"][..]),
+        ("pc", &[][..]),
+    ] {
+        let mut args = vec!["network", "create"];
+        for l in labels {
+            args.extend(["--label", l]);
+        }
+        args.push(name);
+        h.ctl(args).expect_ok("network create");
+    }
+    let names = || {
+        let ls = h.ctl(["network", "ls", "--filter", "type=custom", "--format", "{{.Name}}"]);
+        ls.expect_ok("ls").lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    // Each label needed, each label! refused.
+    let out = h.ctl([
+        "network",
+        "prune",
+        "-f",
+        "--filter",
+        "label=env=test",
+        "--filter",
+        "label!=keep",
+    ]);
+    assert_eq!(out.expect_ok("prune"), "Deleted Networks:\npa\n");
+    // Nothing made more than an hour ago.
+    assert_eq!(
+        h.ctl(["network", "prune", "-f", "--filter", "until=1h"])
+            .expect_ok("prune"),
+        ""
+    );
+    assert_eq!(names(), ["pb", "pc"]);
+    // Refused by name, and nothing goes.
+    for (bad, says) in [
+        (
+            "colour=red",
+            "invalid filter 'colour': network prune takes until, label and label!",
+        ),
+        ("until=soon", "invalid until \"soon\""),
+        ("until", "bad format of filter \"until\""),
+    ] {
+        let out = h.ctl(["network", "prune", "-f", "--filter", bad]);
+        assert!(out.expect_err(bad).contains(says), "{bad}: {}", out.stderr);
+    }
+    assert_eq!(names(), ["pb", "pc"]);
+    // Made before now: both go.
+    let out = h.ctl(["network", "prune", "-f", "--filter", "until=0s"]);
+    let mut gone: Vec<&str> = out.expect_ok("prune").lines().collect();
+    gone.sort_unstable();
+    assert_eq!(gone, ["Deleted Networks:", "pb", "pc"]);
+    assert!(names().is_empty());
+}

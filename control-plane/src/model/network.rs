@@ -661,12 +661,13 @@ impl State {
         Ok(self.networks.remove(&id).expect("found above"))
     }
 
-    /// Removes every user-defined network without endpoints; returns them.
-    pub fn prune_networks(&mut self) -> Vec<Network> {
+    /// Removes every user-defined network without endpoints that `filters` admit; returns them.
+    pub fn prune_networks(&mut self, filters: &crate::request::PruneFilters) -> Vec<Network> {
         let unused: Vec<Id> = self
             .networks
             .values()
             .filter(|n| !n.builtin && self.endpoints_of_network(&n.id).next().is_none())
+            .filter(|n| filters.admit(n.created, &n.labels))
             .filter(|n| self.remote.get(&n.id).is_none_or(|r| r.is_empty()))
             .map(|n| n.id.clone())
             .collect();

@@ -400,7 +400,7 @@ fn static_ips_connect_disconnect_and_release() {
         ids.next(),
     )
     .unwrap();
-    assert_eq!(s.prune_networks().len(), 0);
+    assert_eq!(s.prune_networks(&Default::default()).len(), 0);
 }
 
 #[test]

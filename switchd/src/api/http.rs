@@ -203,7 +203,12 @@ async fn route(d: Arc<Daemon>, req: Request<Incoming>) -> Result<Reply, Reply> {
             Ok(json(StatusCode::CREATED, &blocking(move || d.create_network(r)).await?))
         }
         (&Method::POST, ["networks", "prune"]) => {
-            Ok(json(StatusCode::OK, &blocking(move || d.prune_networks()).await?))
+            let filters = control_plane::request::prune_filters(req.uri().query(), std::time::SystemTime::now())
+                .map_err(|e| error(400, e.to_string()))?;
+            Ok(json(
+                StatusCode::OK,
+                &blocking(move || d.prune_networks(&filters)).await?,
+            ))
         }
         (&Method::GET, ["networks", id]) => {
             let id = id.to_string();

@@ -381,11 +381,11 @@ impl Daemon {
         Ok(())
     }
 
-    /// `network prune`.
-    pub fn prune_networks(&self) -> Result<PruneResponse, OpError> {
+    /// `network prune`, of the networks `filters` admit.
+    pub fn prune_networks(&self, filters: &control_plane::request::PruneFilters) -> Result<PruneResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let removed = next.prune_networks();
+        let removed = next.prune_networks(filters);
         for net in &removed {
             let port = self.ports_down(&mut inner, &net.id);
             self.tear_down_network(net, port);
