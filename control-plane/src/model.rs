@@ -5,7 +5,7 @@
 //! commits the copy to the store only when that work succeeded.
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -398,6 +398,43 @@ pub struct Sandbox {
     /// Labels (`--label K=V`; the CNI plugin keeps its container ID here).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `--dns`, `--dns-search` and `--dns-option`.
+    #[serde(default, skip_serializing_if = "DnsConfig::is_empty")]
+    pub dns: DnsConfig,
+    /// `--add-host NAME:IP` lines of its hosts file.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<ExtraHost>,
+}
+
+/// A sandbox's own resolver settings, as Docker's `--dns`, `--dns-search` and `--dns-option`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsConfig {
+    /// Resolvers: on a user-defined network the embedded DNS forwards the sandbox's queries
+    /// for other names to them; on the default bridge they are its resolv.conf's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<IpAddr>,
+    /// Search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub search: Vec<String>,
+    /// resolv.conf options (`ndots:2`, `timeout:1`, `rotate`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub options: Vec<String>,
+}
+
+impl DnsConfig {
+    /// Nothing set.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.search.is_empty() && self.options.is_empty()
+    }
+}
+
+/// A line of a sandbox's hosts file that `--add-host` asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraHost {
+    /// The name.
+    pub name: String,
+    /// Its address; `None`: `host-gateway`, the host's address on the sandbox's first network.
+    pub ip: Option<IpAddr>,
 }
 
 /// A legacy link: the other sandbox's address under an alias in this sandbox's hosts file.
@@ -603,6 +640,14 @@ pub struct SandboxSpec {
     pub labels: BTreeMap<String, String>,
     /// The interface's name in the sandbox (default `eth0`).
     pub ifname: Option<String>,
+    /// `--dns`.
+    pub dns: Vec<String>,
+    /// `--dns-search`.
+    pub dns_search: Vec<String>,
+    /// `--dns-option`.
+    pub dns_options: Vec<String>,
+    /// `--add-host NAME:IP` (or `NAME=IP`; `host-gateway` for the host's address).
+    pub add_hosts: Vec<String>,
 }
 
 /// What `network connect` asks for.

@@ -51,6 +51,20 @@ pub(crate) struct SandboxCreateArgs {
     /// The interface's name in the sandbox (default eth0).
     #[arg(long)]
     interface: Option<String>,
+    /// A resolver of the sandbox's own (repeatable): the embedded DNS forwards to it what it
+    /// does not know; on the default bridge it is resolv.conf's.
+    #[arg(long = "dns", value_name = "IP")]
+    dns: Vec<String>,
+    /// A search domain of resolv.conf (repeatable; "." for none).
+    #[arg(long = "dns-search", value_name = "DOMAIN")]
+    dns_search: Vec<String>,
+    /// A resolv.conf option, like ndots:2 or timeout:1 (repeatable).
+    #[arg(long = "dns-option", value_name = "OPTION")]
+    dns_options: Vec<String>,
+    /// A line of the hosts file, NAME:IP (repeatable); IP host-gateway is the host's address
+    /// on the sandbox's network.
+    #[arg(long = "add-host", value_name = "NAME:IP")]
+    add_hosts: Vec<String>,
     /// Name.
     name: String,
 }
@@ -103,6 +117,10 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 publish,
                 labels,
                 interface,
+                dns,
+                dns_search,
+                dns_options,
+                add_hosts,
                 name,
             } = *args;
             let req = SandboxCreate {
@@ -118,6 +136,10 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 publish,
                 labels: kv(&labels, "label")?,
                 interface,
+                dns,
+                dns_search,
+                dns_options,
+                extra_hosts: add_hosts,
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);

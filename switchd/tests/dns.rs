@@ -9,13 +9,18 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use testbed::{in_netns, Host};
+use testbed::{in_netns, json, Host};
 
 /// dnsmasq in the outside namespace, stopped by pid when dropped.
 struct Upstream(Child);
 
 impl Upstream {
     fn start(ns: &str) -> Upstream {
+        Upstream::start_at(ns, "10.99.0.2", "10.99.0.2")
+    }
+
+    /// dnsmasq on `listen` in `ns`, answering www.ext.test with `answer`.
+    fn start_at(ns: &str, listen: &str, answer: &str) -> Upstream {
         let chunk = "x".repeat(250);
         let big: Vec<String> = (0..12).map(|i| format!("{i}{chunk}")).collect();
         let child = Command::new("ip")
@@ -28,13 +33,10 @@ impl Upstream {
                 "--conf-file=/dev/null",
                 "--port=53",
             ])
-            .args([
-                "--listen-address=10.99.0.2",
-                "--bind-interfaces",
-                "--no-resolv",
-                "--no-hosts",
-            ])
-            .args(["--local=/ext.test/", "--host-record=www.ext.test,10.99.0.2"])
+            .arg(format!("--listen-address={listen}"))
+            .args(["--bind-interfaces", "--no-resolv", "--no-hosts"])
+            .arg("--local=/ext.test/")
+            .arg(format!("--host-record=www.ext.test,{answer}"))
             .arg(format!("--txt-record=big.ext.test,{}", big.join(",")))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -222,4 +224,90 @@ fn default_bridge_links_and_container_mode() {
         h.exec(&side, &["cat", "/etc/hosts"]).stdout,
         h.exec(&b1, &["cat", "/etc/hosts"]).stdout
     );
+}
+
+#[test]
+fn a_sandbox_s_own_resolvers_search_domains_and_hosts() {
+    let Some(h) = testbed::e2e_host!("own") else { return };
+    let out = h.add_outside();
+    // The host's resolver, and another that only two sandboxes use, each with its own answer.
+    let _host = Upstream::start(&out);
+    testbed::run("ip", ["-n", &out, "addr", "add", "10.99.0.3/24", "dev", "eth0"]).expect_ok("second address");
+    let _own = Upstream::start_at(&out, "10.99.0.3", "10.99.0.33");
+    h.ctl(["network", "create", "--subnet", "10.51.0.0/24", "ownnet"])
+        .expect_ok("ownnet");
+    let (a, b, c) = (h.name("a"), h.name("b"), h.name("c"));
+    let own = [
+        "--dns",
+        "10.99.0.3",
+        "--dns-search",
+        "ext.test",
+        "--dns-option",
+        "timeout:2",
+        "--add-host",
+        "db.local:192.0.2.7",
+        "--add-host",
+        "gw.local:host-gateway",
+    ];
+    let mut args = vec!["sandbox", "create", "--network", "ownnet"];
+    args.extend(own);
+    args.push(&a);
+    h.ctl(&args).expect_ok("a");
+    h.ctl(["sandbox", "create", "--network", "ownnet", &b]).expect_ok("b");
+    // On a user network: the embedded DNS still answers first, the search and options follow.
+    let rc = h.exec(&a, &["cat", "/etc/resolv.conf"]).stdout;
+    assert_eq!(rc, "nameserver 10.51.0.1\nsearch ext.test\noptions ndots:0 timeout:2\n");
+    // What it does not know goes to a's own resolver for a, to the host's for b.
+    assert_eq!(short(&h, &a, "www.ext.test"), "10.99.0.33");
+    assert_eq!(short(&h, &b, "www.ext.test"), "10.99.0.2");
+    // The search domain completes a bare name; names on the network still answer first.
+    assert_eq!(
+        h.exec(&a, &["getent", "hosts", "www"]).stdout.split_whitespace().next(),
+        Some("10.99.0.33")
+    );
+    assert_eq!(short(&h, &a, &b), "10.51.0.3");
+    // The hosts file: the names asked for, host-gateway as the host's address on the network.
+    let hosts = h.exec(&a, &["cat", "/etc/hosts"]).stdout;
+    assert!(hosts.ends_with("192.0.2.7\tdb.local\n10.51.0.1\tgw.local\n"), "{hosts}");
+    assert!(
+        h.exec(&a, &["ping", "-c", "1", "-W", "1", "gw.local"]).ok(),
+        "the host, by name"
+    );
+    let s = json(h.ctl(["sandbox", "inspect", &a]).expect_ok("inspect"));
+    assert_eq!(s[0]["Dns"][0], "10.99.0.3", "{s}");
+    assert_eq!(s[0]["ExtraHosts"][1], "gw.local:host-gateway", "{s}");
+    // On the default bridge, --dns is resolv.conf's own.
+    let mut args = vec!["sandbox", "create"];
+    args.extend(own);
+    args.push(&c);
+    h.ctl(&args).expect_ok("c");
+    let rc = h.exec(&c, &["cat", "/etc/resolv.conf"]).stdout;
+    assert_eq!(rc, "nameserver 10.99.0.3\nsearch ext.test\noptions timeout:2\n");
+    assert_eq!(short(&h, &c, "www.ext.test"), "10.99.0.33");
+    // Bad values: refused by name, nothing made; and none in host mode.
+    let bad = h.ctl(["sandbox", "create", "--dns", "127.0.0.1", &h.name("x")]);
+    assert!(
+        bad.expect_err("loopback --dns").contains("invalid --dns 127.0.0.1"),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "host",
+        "--add-host",
+        "a:192.0.2.1",
+        &h.name("y"),
+    ]);
+    assert!(
+        bad.expect_err("host mode").contains("conflicting options"),
+        "{}",
+        bad.stderr
+    );
+    // After a restart, the same files and the same forwarding.
+    let mut h = h;
+    h.kill9();
+    h.restart();
+    assert_eq!(short(&h, &a, "www.ext.test"), "10.99.0.33");
 }

@@ -313,6 +313,18 @@ pub struct SandboxCreate {
     /// The interface's name in the sandbox (default `eth0`).
     #[serde(default)]
     pub interface: Option<String>,
+    /// Resolvers (`--dns`), as Docker's `HostConfig.Dns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// Search domains (`--dns-search`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options (`--dns-option`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// Hosts file lines, `NAME:IP` (`--add-host`), as Docker's `HostConfig.ExtraHosts`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// `GET /sandboxes` and `GET /sandboxes/{id}`.
@@ -340,6 +352,18 @@ pub struct SandboxResource {
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Resolvers (`--dns`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// Search domains (`--dns-search`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// resolv.conf options (`--dns-option`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_options: Vec<String>,
+    /// Hosts file lines (`--add-host`), `NAME:IP` or `NAME:host-gateway`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
 }
 
 /// One published port of a sandbox.

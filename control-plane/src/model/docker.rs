@@ -953,6 +953,8 @@ impl State {
                 self.sandboxes.insert(
                     sandbox_id.clone(),
                     Sandbox {
+                        dns: DnsConfig::default(),
+                        extra_hosts: Vec::new(),
                         id: sandbox_id.clone(),
                         name: name.clone(),
                         mode: SandboxMode::Bridge,

@@ -73,6 +73,13 @@ impl State {
         }
         let links = self.resolve_links(&spec.links, net.as_ref())?;
         let ports = self.plan_ports(&spec.publish, &mode, &spec.network, net.as_ref())?;
+        let (dns, extra_hosts) = parse_resolver_settings(&spec)?;
+        if (!dns.is_empty() || !extra_hosts.is_empty()) && mode != SandboxMode::Bridge {
+            return Err(invalid(format!(
+                "conflicting options: --dns, --dns-search, --dns-option and --add-host write the sandbox's own /etc files, which network mode {:?} does not have",
+                spec.network
+            )));
+        }
         let sandbox = Sandbox {
             id: id.clone(),
             name: spec.name.clone(),
@@ -83,6 +90,8 @@ impl State {
             links,
             ports,
             labels: spec.labels,
+            dns,
+            extra_hosts,
         };
         // attach checks everything before it changes anything: when it refuses, taking the
         // sandbox out again leaves the state as it was (without copying the whole state).
@@ -102,6 +111,20 @@ impl State {
             }
         }
         Ok(id)
+    }
+
+    /// The address `host-gateway` stands for in `sb`'s hosts file: the gateway of its first
+    /// network with addresses (the host's own address there), IPv4 first.
+    pub fn host_gateway(&self, sb: &Sandbox) -> Option<IpAddr> {
+        let sb = self.namespace_owner(sb);
+        self.endpoints_of_sandbox(&sb.id).iter().find_map(|e| {
+            let net = self.networks.get(&e.network)?;
+            match (e.ip, e.ip6) {
+                (Some(_), _) => net.ipam.map(|i| i.gateway.into()),
+                (None, Some(ip6)) => net.ipam6_of(ip6).map(|p| p.gateway.into()),
+                (None, None) => None,
+            }
+        })
     }
 
     fn resolve_links(&self, links: &[String], net: Option<&Id>) -> Result<Vec<Link>, ModelError> {
@@ -675,4 +698,101 @@ fn overlay_wanted(net: &Network, ip: Option<&str>, ip6: Option<&str>) -> Result<
         ))),
         _ => Ok(Some(twin.to_string())),
     }
+}
+
+/// The most entries each of `--dns`, `--dns-search`, `--dns-option` takes.
+const MAX_RESOLVER_ENTRIES: usize = 16;
+/// The most `--add-host` lines a sandbox takes.
+const MAX_EXTRA_HOSTS: usize = 256;
+
+/// A sandbox's `--dns`, `--dns-search`, `--dns-option` and `--add-host`, checked.
+fn parse_resolver_settings(spec: &SandboxSpec) -> Result<(DnsConfig, Vec<ExtraHost>), ModelError> {
+    for (flag, n, max) in [
+        ("--dns", spec.dns.len(), MAX_RESOLVER_ENTRIES),
+        ("--dns-search", spec.dns_search.len(), MAX_RESOLVER_ENTRIES),
+        ("--dns-option", spec.dns_options.len(), MAX_RESOLVER_ENTRIES),
+        ("--add-host", spec.add_hosts.len(), MAX_EXTRA_HOSTS),
+    ] {
+        if n > max {
+            return Err(invalid(format!(
+                "{n} values of {flag} given: a sandbox takes at most {max}"
+            )));
+        }
+    }
+    let servers = spec
+        .dns
+        .iter()
+        .map(|s| {
+            let ip: IpAddr = s
+                .parse()
+                .map_err(|_| invalid(format!("invalid --dns {s:?}: expected an IP address like 192.0.2.53")))?;
+            if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() {
+                return Err(invalid(format!(
+                    "invalid --dns {ip}: give a resolver the host reaches (a loopback, unspecified or multicast address is none)"
+                )));
+            }
+            Ok(ip)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    for d in &spec.dns_search {
+        if d != "." && !is_domain(d) {
+            return Err(invalid(format!(
+                "invalid --dns-search {d:?}: expected a domain name like example.com (or \".\" for none)"
+            )));
+        }
+    }
+    for o in &spec.dns_options {
+        let ok = !o.is_empty() && o.len() <= 64 && o.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_:.".contains(&b));
+        if !ok {
+            return Err(invalid(format!(
+                "invalid --dns-option {o:?}: expected a resolv.conf option like ndots:2, timeout:1 or rotate"
+            )));
+        }
+    }
+    let extra_hosts = spec
+        .add_hosts
+        .iter()
+        .map(|h| {
+            // NAME=IP, or NAME:IP (the first colon: an IPv6 address keeps its own).
+            let (name, ip) = h
+                .split_once('=')
+                .or_else(|| h.split_once(':'))
+                .ok_or_else(|| invalid(format!("invalid --add-host {h:?}: expected NAME:IP or NAME=IP")))?;
+            if !is_domain(name) {
+                return Err(invalid(format!("invalid --add-host {h:?}: {name:?} is no host name")));
+            }
+            let ip = match ip {
+                "host-gateway" => None,
+                ip => Some(ip.trim_matches(['[', ']']).parse::<IpAddr>().map_err(|_| {
+                    invalid(format!(
+                        "invalid --add-host {h:?}: {ip:?} is no IP address (nor host-gateway)"
+                    ))
+                })?),
+            };
+            Ok(ExtraHost {
+                name: name.to_string(),
+                ip,
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let dns = DnsConfig {
+        servers,
+        search: spec.dns_search.clone(),
+        options: spec.dns_options.clone(),
+    };
+    Ok((dns, extra_hosts))
+}
+
+/// Whether `s` is a domain or host name: dot-separated labels of letters, digits, hyphens
+/// and underscores, 1-63 bytes each, 253 in all.
+fn is_domain(s: &str) -> bool {
+    let s = s.strip_suffix('.').unwrap_or(s);
+    !s.is_empty()
+        && s.len() <= 253
+        && s.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }

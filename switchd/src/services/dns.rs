@@ -126,6 +126,20 @@ impl Ctx {
         dns::member(&state, &self.net, asker).is_some()
     }
 
+    /// Where `asker`'s queries for names not known here go: its sandbox's own resolvers
+    /// (`--dns`), or the host's.
+    fn upstreams_for(&self, asker: IpAddr) -> Arc<Vec<SocketAddr>> {
+        let state = self.state.read().expect("lock poisoned").clone();
+        let own = dns::member(&state, &self.net, asker)
+            .and_then(|id| state.sandboxes.get(&id))
+            .map(|sb| &state.namespace_owner(sb).dns.servers)
+            .filter(|s| !s.is_empty());
+        match own {
+            Some(servers) => Arc::new(servers.iter().map(|ip| SocketAddr::new(*ip, 53)).collect()),
+            None => self.upstreams.clone(),
+        }
+    }
+
     fn decide(&self, asker: IpAddr, query: &[u8]) -> dns::Decision {
         let state = self.state.read().expect("lock poisoned").clone();
         let d = dns::decide(&state, &self.net, asker, query);
@@ -324,7 +338,8 @@ async fn serve_udp(sock: Arc<UdpSocket>, ctx: Arc<Ctx>) {
                 }
                 let (sock, ctx) = (sock.clone(), ctx.clone());
                 tokio::spawn(async move {
-                    let answer = ctx.answer_or_fail(forward_udp(&ctx.upstreams, &query).await, &query);
+                    let upstreams = ctx.upstreams_for(asker);
+                    let answer = ctx.answer_or_fail(forward_udp(&upstreams, &query).await, &query);
                     drop(permit);
                     if let Some(a) = answer {
                         let _ = sock.send_to(&a, peer).await;
@@ -385,7 +400,10 @@ async fn tcp_session(mut stream: TcpStream, asker: IpAddr, ctx: &Ctx) -> io::Res
             }
             dns::Decision::Ignore => None,
             dns::Decision::Forward => match ctx.limits.dns_upstream.try_take() {
-                Some(_permit) => ctx.answer_or_fail(forward_tcp(&ctx.upstreams, &query).await, &query),
+                Some(_permit) => {
+                    let upstreams = ctx.upstreams_for(asker);
+                    ctx.answer_or_fail(forward_tcp(&upstreams, &query).await, &query)
+                }
                 None => {
                     DnsCounters::add(&ctx.counters.limited);
                     ctx.answer_or_fail(None, &query)
