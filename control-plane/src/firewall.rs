@@ -48,18 +48,21 @@ pub fn ruleset(state: &State) -> String {
         let _ = writeln!(forward, "        oifname {gw} drop");
         if !net.internal {
             // (An IPv6-only network has no IPv4 subnet.)
-            for subnet in ipam.iter().map(|i| i.subnet) {
-                let _ = writeln!(post, "        ip saddr {subnet} oifname != {gw} masquerade");
+            let subnets = ipam
+                .iter()
+                .map(|i| ("ip", i.subnet.to_string()))
+                .chain(net.ipam6.iter().map(|p| ("ip6", p.subnet.to_string())));
+            for (family, subnet) in subnets {
+                // Outbound NAT, unless the network was made with enable_ip_masquerade=false
+                // (its subnets are then routed as they are).
+                if net.ip_masquerade() {
+                    let _ = writeln!(post, "        {family} saddr {subnet} oifname != {gw} masquerade");
+                }
                 // Hairpin: a sandbox reaching a published port of its own network through the
                 // host must see the reply come back through the host too.
-                let _ = writeln!(post, "        oifname {gw} ip saddr {subnet} ct status dnat masquerade");
-            }
-            for p in &net.ipam6 {
-                let _ = writeln!(post, "        ip6 saddr {} oifname != {gw} masquerade", p.subnet);
                 let _ = writeln!(
                     post,
-                    "        oifname {gw} ip6 saddr {} ct status dnat masquerade",
-                    p.subnet
+                    "        oifname {gw} {family} saddr {subnet} ct status dnat masquerade"
                 );
             }
         }
@@ -201,7 +204,23 @@ mod tests {
             &crate::HostFacts::default(),
         )
         .unwrap();
+        // Docker's enable_ip_masquerade=false: routed as they are, hairpin kept.
+        let mut routed = spec("r", "10.3.0.0/24", false);
+        routed
+            .options
+            .insert(crate::model::OPT_IP_MASQUERADE.into(), "false".into());
+        s.create_network(routed, id(18), SystemTime::UNIX_EPOCH, &crate::HostFacts::default())
+            .unwrap();
         let r = ruleset(&s);
+        assert!(
+            !r.contains("ip saddr 10.3.0.0/24 oifname != \"br-r\" masquerade"),
+            "{r}"
+        );
+        assert!(
+            r.contains("oifname \"br-r\" ip saddr 10.3.0.0/24 ct status dnat masquerade"),
+            "{r}"
+        );
+        assert!(r.contains("ip saddr 10.1.0.0/24 oifname != \"br-a\" masquerade"), "{r}");
         assert!(r.contains("ip6 saddr fd0d::/64 oifname != \"br-d\" masquerade"), "{r}");
         assert!(!r.contains("fd0e::/64"), "internal networks are not masqueraded: {r}");
         assert!(

@@ -85,14 +85,21 @@ pub const OPT_HOST_ACCESS: &str = "host_access";
 const ACCEPTED_MACVLAN_OPTIONS: [&str; 4] = [OPT_PARENT, OPT_MACVLAN_MODE, OPT_MTU, OPT_HOST_ACCESS];
 /// The first VNI handed out automatically.
 pub const FIRST_AUTO_VNI: u32 = 4096;
+/// Whether traffic from the network's subnets leaving the host is masqueraded (Docker's
+/// bridge option; true unless set false).
+pub const OPT_IP_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+/// The host address ports published without one bind (Docker's bridge option).
+pub const OPT_HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
 /// Options of every switched network.
-const ACCEPTED_OPTIONS: [&str; 6] = [
+const ACCEPTED_OPTIONS: [&str; 8] = [
     OPT_BRIDGE_NAME,
     OPT_MTU,
     OPT_MAC_AGING,
     OPT_MAC_LIMIT,
     OPT_PORT_SECURITY,
     OPT_BUM_PPS,
+    OPT_IP_MASQUERADE,
+    OPT_HOST_BINDING_IPV4,
 ];
 /// Options of overlay networks alone.
 const OVERLAY_ONLY_OPTIONS: [&str; 4] = [OPT_VNI, OPT_VXLANID_LIST, OPT_MAX_HOSTS, OPT_ENCRYPTED];
@@ -302,6 +309,18 @@ impl Network {
     /// Whether IPv6 is on (`--ipv6`).
     pub fn enable_ipv6(&self) -> bool {
         !self.ipam6.is_empty()
+    }
+
+    /// Whether traffic from its subnets leaving the host is masqueraded (`-o
+    /// com.docker.network.bridge.enable_ip_masquerade=false` turns it off).
+    pub fn ip_masquerade(&self) -> bool {
+        self.options.get(OPT_IP_MASQUERADE).is_none_or(|v| v != "false")
+    }
+
+    /// The host address its sandboxes' ports published without one bind (`-o
+    /// com.docker.network.bridge.host_binding_ipv4=IP`); none: every address.
+    pub fn host_binding_ipv4(&self) -> Option<Ipv4Addr> {
+        self.options.get(OPT_HOST_BINDING_IPV4)?.parse().ok()
     }
 
     /// Whether the network gives its endpoints addresses (of either family): bridge, overlay

@@ -122,11 +122,21 @@ fn range(s: &str, spec: &str) -> Result<(u16, u16), PortSpecError> {
     Ok((a, b))
 }
 
-/// Parses one `-p` value into its bindings (several for a range).
+/// Parses one `-p` value into its bindings (several for a range), binding every address
+/// when it names none.
 ///
 /// # Errors
 /// One sentence naming the bad part and the accepted form.
 pub fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
+    parse_binding(spec, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+}
+
+/// As [`parse`], binding `default_ip` when the value names no address (a network's
+/// `host_binding_ipv4`).
+///
+/// # Errors
+/// As [`parse`].
+pub fn parse_binding(spec: &str, default_ip: IpAddr) -> Result<Vec<PortBinding>, PortSpecError> {
     let (main, proto) = match spec.rsplit_once('/') {
         Some((m, "tcp")) => (m, Proto::Tcp),
         Some((m, "udp")) => (m, Proto::Udp),
@@ -153,7 +163,7 @@ pub fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
     let parts: Vec<&str> = ports.split(':').collect();
     let (ip, host, cont) = match (ip, parts.as_slice()) {
         (Some(ip), [h, c]) => (ip, *h, *c),
-        (None, [h, c]) => (IpAddr::V4(Ipv4Addr::UNSPECIFIED), *h, *c),
+        (None, [h, c]) => (default_ip, *h, *c),
         (None, [ip, h, c]) => {
             let ip: Ipv4Addr = ip.parse().map_err(|_| bad_ip(ip))?;
             (IpAddr::V4(ip), *h, *c)

@@ -260,3 +260,59 @@ fn published_ports_from_everywhere_and_conflicts() {
     h.ctl(["sandbox", "create", "--network", "pnet", "-p", "8080:80", &other])
         .expect_ok("port is free again");
 }
+
+#[test]
+fn docker_s_masquerade_and_host_binding_options() {
+    let Some(h) = testbed::e2e_host!("gwo") else { return };
+    let out = h.add_outside();
+    let (r, l) = (h.name("r"), h.name("l"));
+    let routed = [
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=false",
+        "--subnet",
+        "10.77.7.0/24",
+    ];
+    let mut args = vec!["network", "create"];
+    args.extend(routed);
+    args.push("routed");
+    h.ctl(&args).expect_ok("routed");
+    h.ctl([
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.host_binding_ipv4=127.0.0.1",
+        "--subnet",
+        "10.77.8.0/24",
+        "local",
+    ])
+    .expect_ok("local");
+    h.ctl(["sandbox", "create", "--network", "routed", &r]).expect_ok("r");
+    h.ctl(["sandbox", "create", "--network", "local", "-p", "8090:80", &l])
+        .expect_ok("l");
+    // No masquerade: the outside sees the sandbox's own address (it routes back through the
+    // host here; as with Docker, routing such a subnet is the operator's).
+    let t = nft_table(&h);
+    assert!(!t.contains("ip saddr 10.77.7.0/24 oifname"), "{t}");
+    assert!(t.contains("ip saddr 10.77.8.0/24 oifname"), "{t}");
+    let server = echo_peer(&out, "10.99.0.2:7002", 1);
+    assert_eq!(connect_from(&r, "10.99.0.2:7002").expect("routed out"), "10.77.7.2");
+    server.join().unwrap();
+    // host_binding_ipv4: a port published without an address binds the network's.
+    assert_eq!(h.ctl(["port", &l]).expect_ok("port"), "80/tcp -> 127.0.0.1:8090\n");
+    let web = http_peer_server(&l);
+    assert!(
+        curl(&h, h.ns(), "http://127.0.0.1:8090/").is_some(),
+        "the host, on loopback"
+    );
+    assert_eq!(curl(&h, &out, "http://10.99.0.1:8090/"), None, "not the outside");
+    web.0.store(true, Ordering::Relaxed);
+    web.1.join().unwrap();
+    let bad = h.ctl([
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_ip_masquerade=maybe",
+        "x",
+    ]);
+    assert!(bad.expect_err("bad value").contains("true or false"), "{}", bad.stderr);
+}

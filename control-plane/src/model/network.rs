@@ -874,6 +874,17 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
             OPT_PORT_SECURITY if driver != Driver::Macvlan => {
                 o.port_security = boolean(v).ok_or_else(|| bad("true or false"))?
             }
+            OPT_IP_MASQUERADE if driver != Driver::Macvlan => {
+                boolean(v).ok_or_else(|| bad("true or false"))?;
+            }
+            OPT_HOST_BINDING_IPV4 if driver != Driver::Macvlan => {
+                let ok = v
+                    .parse::<Ipv4Addr>()
+                    .is_ok_and(|ip| !ip.is_multicast() && !ip.is_broadcast());
+                if !ok {
+                    return Err(bad("a unicast IPv4 address of the host, or 0.0.0.0 for all"));
+                }
+            }
             OPT_BUM_PPS if driver != Driver::Macvlan => {
                 o.bum_pps =
                     Some(ranged(v, 0..=10_000_000).ok_or_else(|| bad("frames per second, 0-10000000 (0: no limit)"))?)

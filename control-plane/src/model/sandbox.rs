@@ -180,9 +180,14 @@ impl State {
                 "conflicting options: -p cannot be used with network mode {network:?}: publish ports on the sandbox that owns the namespace"
             )));
         }
+        // A network's host_binding_ipv4 is where a port without its own address binds.
+        let default_ip = net
+            .and_then(|id| self.networks.get(id))
+            .and_then(Network::host_binding_ipv4)
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4);
         let mut planned: Vec<PortBinding> = Vec::new();
         for spec in publish {
-            for b in ports::parse(spec).map_err(invalid)? {
+            for b in ports::parse_binding(spec, default_ip).map_err(invalid)? {
                 self.check_host_port(&b, &planned, None)?;
                 planned.push(b);
             }

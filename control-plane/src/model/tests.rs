@@ -1102,3 +1102,69 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
     assert!(s.networks[&id].encrypted);
     assert_eq!(s.networks[&id].options.get("encrypted").map(String::as_str), Some(""));
 }
+
+#[test]
+fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
+    let (mut s, mut ids) = fresh();
+    let with = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
+        options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        ..net(name)
+    };
+    let t = SystemTime::UNIX_EPOCH;
+    let nid = s
+        .create_network(
+            with(
+                "local",
+                &[(OPT_HOST_BINDING_IPV4, "127.0.0.1"), (OPT_IP_MASQUERADE, "false")],
+            ),
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
+        .unwrap();
+    let n = &s.networks[&nid];
+    assert_eq!(
+        (n.ip_masquerade(), n.host_binding_ipv4()),
+        (false, Some(Ipv4Addr::LOCALHOST))
+    );
+    let plain = s
+        .create_network(net("plain"), ids.next(), t, &HostFacts::default())
+        .unwrap();
+    assert_eq!(
+        (
+            s.networks[&plain].ip_masquerade(),
+            s.networks[&plain].host_binding_ipv4()
+        ),
+        (true, None)
+    );
+    // A port without an address binds the network's; one with its own keeps it.
+    let spec = SandboxSpec {
+        publish: vec!["8080:80".into(), "0.0.0.0:8081:81".into(), "[::]:8082:82".into()],
+        ..sb("web", "local")
+    };
+    create_sb(&mut s, &mut ids, spec).unwrap();
+    let ips: Vec<String> = s
+        .sandbox("web")
+        .unwrap()
+        .ports
+        .iter()
+        .map(|p| p.host_ip.to_string())
+        .collect();
+    assert_eq!(ips, ["127.0.0.1", "0.0.0.0", "::"]);
+    let before = s.clone();
+    for (k, v, says) in [
+        (
+            OPT_IP_MASQUERADE,
+            "no",
+            "invalid value \"no\" for option com.docker.network.bridge.enable_ip_masquerade: true or false",
+        ),
+        (OPT_HOST_BINDING_IPV4, "::1", "a unicast IPv4 address of the host"),
+        (OPT_HOST_BINDING_IPV4, "224.0.0.1", "a unicast IPv4 address of the host"),
+    ] {
+        let e = s
+            .create_network(with("bad", &[(k, v)]), ids.next(), t, &HostFacts::default())
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{v}: {e}");
+    }
+    assert_eq!(s, before);
+}
