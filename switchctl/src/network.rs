@@ -106,6 +106,9 @@ pub(crate) enum NetworkCmd {
         /// Network-scoped alias.
         #[arg(long = "alias")]
         aliases: Vec<String>,
+        /// The interface's MAC address (default: Docker's, from its IPv4 address).
+        #[arg(long)]
+        mac: Option<String>,
         /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
         #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
         port_kind: Option<String>,
@@ -219,6 +222,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             ip,
             ip6,
             aliases,
+            mac,
             port_kind,
             interface,
             network,
@@ -232,7 +236,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                         ipv6_address: ip6,
                     }),
                     aliases,
-                    mac_address: None,
+                    mac_address: mac,
                     port_kind,
                     interface,
                 }),

@@ -313,6 +313,20 @@ fn user_networks_isolation_connect_and_restart() {
         .expect_ok("disconnect");
     assert!(!h.exec(&vm3, &["ip", "link", "show", "eth1"]).ok(), "eth1 must be gone");
     assert!(!ping(&h, &vm3, "192.168.0.10"));
+    // --mac, as Docker's network connect: the interface takes it, and traffic flows.
+    h.ctl(["network", "connect", "--mac", "02:00:00:00:aa:01", "my_net2", &vm3])
+        .expect_ok("connect --mac");
+    let link = h.exec(&vm3, &["ip", "link", "show", "eth1"]).stdout;
+    assert!(link.contains("link/ether 02:00:00:00:aa:01"), "{link}");
+    assert!(ping(&h, &vm3, "192.168.0.10"));
+    h.ctl(["network", "disconnect", "my_net2", &vm3])
+        .expect_ok("disconnect");
+    let bad = h.ctl(["network", "connect", "--mac", "01:00:00:00:00:01", "my_net2", &vm3]);
+    assert!(
+        bad.expect_err("multicast MAC").contains("non-zero unicast"),
+        "{}",
+        bad.stderr
+    );
 
     // Bad input: refused with a clear message, non-zero exit, nothing changed.
     let before = snapshot(&h);
