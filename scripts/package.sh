@@ -18,7 +18,7 @@ done
 "$out/switchctl" completion bash > "$out/switchctl.bash"
 "$out/switchctl" completion zsh > "$out/_switchctl"
 "$out/switchctl" completion fish > "$out/switchctl.fish"
-env -u SWITCHD_MAN "$out/switchd" --man | gzip -9n > "$out/switchd.8.gz"
+"$out/switchd" --man | gzip -9n > "$out/switchd.8.gz"
 "$out/switchctl" man | gzip -9n > "$out/switchctl.1.gz"
 cargo deb -p switchd --no-build --no-strip --quiet
 ls target/debian/switchd_*.deb

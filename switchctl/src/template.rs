@@ -158,14 +158,14 @@ pub(crate) enum ListFormat {
 }
 
 impl ListFormat {
-    /// `--format`'s value.
+    /// `--format`'s value; a template's written-out `\t` and `\n` become the characters.
     pub(crate) fn parse(s: &str) -> ListFormat {
         match s.trim() {
             "" | "table" => ListFormat::Table,
             "json" => ListFormat::Json,
             t => match t.strip_prefix("table ") {
                 Some(rest) => ListFormat::Template {
-                    text: rest.to_string(),
+                    text: unescape(rest),
                     table: true,
                 },
                 None => ListFormat::Template {
@@ -207,7 +207,7 @@ pub(crate) fn print_list(
             print!("{}", crate::table::render(&headers, &cells));
         }
         ListFormat::Template { text, table } => {
-            let t = Template::parse(&unescape(text))?;
+            let t = Template::parse(text)?;
             let lines: Vec<String> = rows.iter().map(|r| t.render(r)).collect::<anyhow::Result<_>>()?;
             if !table {
                 for l in lines {
@@ -295,7 +295,7 @@ mod tests {
         assert_eq!(
             ListFormat::parse("table {{.ID}}\\t{{.Name}}"),
             ListFormat::Template {
-                text: "{{.ID}}\\t{{.Name}}".into(),
+                text: "{{.ID}}\t{{.Name}}".into(),
                 table: true
             }
         );

@@ -18,9 +18,13 @@ pub const ENV_PREFIX: &str = "SWITCHD_";
 /// The id of the flag naming the settings file.
 const CONFIG: &str = "config";
 
-/// `cmd` with every flag also read from its `SWITCHD_*` variable.
+/// `cmd` with every flag but the hidden ones (`--man`, for packaging) also read from its
+/// `SWITCHD_*` variable.
 pub fn with_env(cmd: Command) -> Command {
     cmd.mut_args(|a| {
+        if a.is_hide_set() {
+            return a;
+        }
         let var = format!("{ENV_PREFIX}{}", a.get_id().as_str().to_uppercase());
         a.env(var)
     })
@@ -179,6 +183,9 @@ mod tests {
         let cmd = with_env(Flags::command());
         let state = cmd.get_arguments().find(|a| a.get_id() == "state_dir").unwrap();
         assert_eq!(state.get_env().and_then(|v| v.to_str()), Some("SWITCHD_STATE_DIR"));
+        let hidden = with_env(Flags::command().arg(clap::Arg::new("man").long("man").hide(true)));
+        let man = hidden.get_arguments().find(|a| a.get_id() == "man").unwrap();
+        assert_eq!(man.get_env(), None, "a hidden flag has no variable");
     }
 
     #[test]
