@@ -1335,26 +1335,9 @@ fn a_cluster_runs_over_an_ipv6_underlay_with_a_kernel_vxlan_peer() {
         ["com.docker.network.driver.overlay.vxlanid_list"]
         .as_str()
         .unwrap()
-        .to_string();
-    let vx = [
-        "-n",
-        &k,
-        "link",
-        "add",
-        "vx0",
-        "type",
-        "vxlan",
-        "id",
-        &vni,
-        "dstport",
-        "4789",
-        "local",
-        "fd10:94::9",
-        "remote",
-        "fd10:94::1",
-    ];
-    run("ip", vx).expect_ok("kernel VXLAN over IPv6");
-    run("ip", ["-n", &k, "link", "set", "vx0", "mtu", "1430", "up"]).expect_ok("vx0 up");
+        .parse()
+        .unwrap();
+    testbed::kernel_vxlan(&k, vni, "fd10:94::9", "fd10:94::1", Some(1430));
     run("ip", ["-n", &k, "addr", "add", "10.94.0.250/24", "dev", "vx0"]).expect_ok("vx0 address");
     h1.ctl(["network", "vtep", "add", "o6", "fd10:94::9"])
         .expect_ok("vtep add");

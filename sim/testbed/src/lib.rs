@@ -16,6 +16,6 @@ pub mod docker;
 pub mod netns;
 
 pub use netns::{
-    e2e_allowed, e2e_host, eventually, in_netns, is_root, json, ping, prefix, run, send_raw, send_raw_offloaded,
-    send_raw_repeated, tcp_bulk, tcp_transfer, Capture, Fabric, Host, Output, Pace, Underlay,
+    e2e_allowed, e2e_host, eventually, in_netns, is_root, json, kernel_vxlan, ping, prefix, run, send_raw,
+    send_raw_offloaded, send_raw_repeated, tcp_bulk, tcp_transfer, Capture, Fabric, Host, Output, Pace, Underlay,
 };

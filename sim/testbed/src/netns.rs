@@ -321,26 +321,7 @@ impl Host {
     /// # Panics
     /// If a step fails.
     pub fn add_kernel_vxlan(&self, out: &str, vni: u32) {
-        let vni = vni.to_string();
-        let add: [&str; 15] = [
-            "-n",
-            out,
-            "link",
-            "add",
-            "vx0",
-            "type",
-            "vxlan",
-            "id",
-            &vni,
-            "dstport",
-            "4789",
-            "local",
-            OUTSIDE_IP,
-            "remote",
-            "10.99.0.1",
-        ];
-        run("ip", add).expect_ok("ip link add vxlan");
-        run("ip", ["-n", out, "link", "set", "vx0", "up"]).expect_ok("vx0 up");
+        kernel_vxlan(out, vni, OUTSIDE_IP, "10.99.0.1", None);
     }
 
     /// Gives the host an uplink to a new namespace `<prefix>-out` that plays the outside
@@ -433,6 +414,27 @@ impl Host {
         drop(self.child.take());
         std::mem::forget(self);
     }
+}
+
+/// Makes `vx0` in namespace `ns`, the Linux kernel's VXLAN device for `vni` on port 4789
+/// from `local` to `remote` (either family), with `mtu` when given, and brings it up.
+///
+/// # Panics
+/// If a step fails.
+pub fn kernel_vxlan(ns: &str, vni: u32, local: &str, remote: &str, mtu: Option<u16>) {
+    let vni = vni.to_string();
+    let add = [
+        "-n", ns, "link", "add", "vx0", "type", "vxlan", "id", &vni, "dstport", "4789", "local", local, "remote",
+        remote,
+    ];
+    run("ip", add).expect_ok("ip link add vxlan");
+    let mtu = mtu.map(|m| m.to_string());
+    let mut up = vec!["-n", ns, "link", "set", "vx0"];
+    if let Some(m) = &mtu {
+        up.extend(["mtu", m.as_str()]);
+    }
+    up.push("up");
+    run("ip", up).expect_ok("vx0 up");
 }
 
 /// Removes what a host of prefix `prefix` left: processes still in its namespaces (a switchd
