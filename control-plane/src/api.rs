@@ -209,10 +209,10 @@ impl IntoSpec for SandboxCreate {
             publish: self.publish,
             labels: self.labels,
             ifname: self.interface.filter(|s| !s.is_empty()),
-            dns: self.dns,
-            dns_search: self.dns_search,
-            dns_options: self.dns_options,
-            add_hosts: self.extra_hosts,
+            dns: self.resolver.dns,
+            dns_search: self.resolver.dns_search,
+            dns_options: self.resolver.dns_options,
+            add_hosts: self.resolver.extra_hosts,
         })
     }
 }
@@ -313,17 +313,19 @@ impl FromModel<Sandbox> for SandboxResource {
                 })
                 .collect(),
             labels: sb.labels.clone(),
-            dns: sb.dns.servers.iter().map(ToString::to_string).collect(),
-            dns_search: sb.dns.search.clone(),
-            dns_options: sb.dns.options.clone(),
-            extra_hosts: sb
-                .extra_hosts
-                .iter()
-                .map(|h| match h.ip {
-                    Some(ip) => format!("{}:{ip}", h.name),
-                    None => format!("{}:host-gateway", h.name),
-                })
-                .collect(),
+            resolver: SandboxResolver {
+                dns: sb.dns.servers.iter().map(ToString::to_string).collect(),
+                dns_search: sb.dns.search.clone(),
+                dns_options: sb.dns.options.clone(),
+                extra_hosts: sb
+                    .extra_hosts
+                    .iter()
+                    .map(|h| match h.ip {
+                        Some(ip) => format!("{}:{ip}", h.name),
+                        None => format!("{}:host-gateway", h.name),
+                    })
+                    .collect(),
+            },
         }
     }
 }

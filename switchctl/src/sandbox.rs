@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 use hyper::Method;
-use switch_api::{CreateResponse, SandboxCreate, SandboxResource};
+use switch_api::{CreateResponse, SandboxCreate, SandboxResolver, SandboxResource};
 
 use switch_client::client::{path, Client};
 
@@ -136,10 +136,12 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 publish,
                 labels: kv(&labels, "label")?,
                 interface,
-                dns,
-                dns_search,
-                dns_options,
-                extra_hosts: add_hosts,
+                resolver: SandboxResolver {
+                    dns,
+                    dns_search,
+                    dns_options,
+                    extra_hosts: add_hosts,
+                },
             };
             let r: CreateResponse = c.json(Method::POST, "/sandboxes/create", Some(&req))?;
             println!("{}", r.id);

@@ -313,7 +313,17 @@ pub struct SandboxCreate {
     /// The interface's name in the sandbox (default `eth0`).
     #[serde(default)]
     pub interface: Option<String>,
-    /// Resolvers (`--dns`), as Docker's `HostConfig.Dns`.
+    /// Its own resolvers and hosts lines.
+    #[serde(flatten)]
+    pub resolver: SandboxResolver,
+}
+
+/// A sandbox's own resolver settings and hosts lines, in the keys of Docker's `HostConfig`
+/// (`Dns`, `DnsSearch`, `DnsOptions`, `ExtraHosts`): asked for at create, shown by inspect.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SandboxResolver {
+    /// Resolvers (`--dns`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns: Vec<String>,
     /// Search domains (`--dns-search`).
@@ -322,7 +332,7 @@ pub struct SandboxCreate {
     /// resolv.conf options (`--dns-option`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dns_options: Vec<String>,
-    /// Hosts file lines, `NAME:IP` (`--add-host`), as Docker's `HostConfig.ExtraHosts`.
+    /// Hosts file lines (`--add-host`), `NAME:IP` or `NAME:host-gateway`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub extra_hosts: Vec<String>,
 }
@@ -352,18 +362,9 @@ pub struct SandboxResource {
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
-    /// Resolvers (`--dns`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns: Vec<String>,
-    /// Search domains (`--dns-search`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_search: Vec<String>,
-    /// resolv.conf options (`--dns-option`).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub dns_options: Vec<String>,
-    /// Hosts file lines (`--add-host`), `NAME:IP` or `NAME:host-gateway`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub extra_hosts: Vec<String>,
+    /// Its own resolvers and hosts lines.
+    #[serde(flatten)]
+    pub resolver: SandboxResolver,
 }
 
 /// One published port of a sandbox.

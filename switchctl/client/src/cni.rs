@@ -411,10 +411,7 @@ impl Plugin<'_> {
                     labels: BTreeMap::from([(LABEL_CONTAINER.to_string(), env.container_id.clone())]),
                     interface: Some(env.ifname.clone()),
                     // The runtime writes the container's resolver files from the result.
-                    dns: vec![],
-                    dns_search: vec![],
-                    dns_options: vec![],
-                    extra_hosts: vec![],
+                    resolver: Default::default(),
                 };
                 let r: CreateResponse = self.c.json(Method::POST, "/sandboxes/create", Some(&req))?;
                 r.id
