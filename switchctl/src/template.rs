@@ -2,8 +2,8 @@
 //! template language is gtmpl's (Go's text/template), the data an object's JSON, and the
 //! functions Go's and Docker's own (`json`, `upper`, `lower`, `title`, `join`, `split`).
 //!
-//! Maps and lists print as JSON does (Docker prints Go's own notation): `{{json .X}}` gives
-//! the same.
+//! A map or list printed whole shows in gtmpl's own (Rust debug) form where Docker shows Go's
+//! notation: `{{json .X}}` is the way to print one.
 
 use gtmpl::{FuncError, Value};
 
@@ -41,8 +41,7 @@ impl Template {
     }
 }
 
-/// JSON as a template value. Maps and lists are strings' worth of JSON where printed whole
-/// (see [`shown`]); their fields and items stay reachable.
+/// JSON as a template value: maps' fields and lists' items reachable, numbers numbers.
 fn value(v: &serde_json::Value) -> Value {
     match v {
         serde_json::Value::Null => Value::Nil,
