@@ -166,6 +166,21 @@ fn hostile_requests_change_nothing() {
     for (i, r) in refused.iter().enumerate() {
         assert!(r.is_err(), "request {i} was accepted");
     }
+    // An IPv6-only network (no IPv4 pool from Docker) is switchctl's to make, and says so.
+    let v6_only = DockerNetworkSpec {
+        ipv4: vec![],
+        ipv6: true,
+        ..spec(EP2, "", "", &[])
+    };
+    let e = s
+        .clone()
+        .docker_create_network(v6_only, "switch", SystemTime::UNIX_EPOCH, &HostFacts::default())
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .starts_with("Docker gave no IPv4 subnet: IPv6-only networks are made with switchctl"),
+        "{e}"
+    );
     // An address from the pool, then a join with a relative key.
     let ip = s.docker_request_address(&pool, "", false).unwrap();
     assert_eq!(ip, Ipv4Addr::new(10, 2, 0, 128));
