@@ -13,7 +13,9 @@
 //! - DNS fairness: per-asker rate limit of UDP queries to the embedded DNS, over either family;
 //! - isolation (Docker's isolation chains): nothing enters a network's gateway interface from
 //!   elsewhere unless it belongs to a connection the network opened or to a published port;
-//!   an internal network's traffic never leaves its gateway interface.
+//!   an internal network's traffic never leaves its gateway interface; a network with
+//!   inter-container communication off routes nothing from a sandbox back to its own network
+//!   but to a published port.
 
 use std::fmt::Write;
 
@@ -39,7 +41,15 @@ pub fn ruleset(state: &State) -> String {
     let mut post = String::new();
     for (net, ipam, gw) in &nets {
         let gw = quote(gw);
-        let _ = writeln!(forward, "        iifname {gw} oifname {gw} accept");
+        if net.icc() {
+            let _ = writeln!(forward, "        iifname {gw} oifname {gw} accept");
+        } else {
+            // Inter-container communication off: the switch keeps sandboxes apart at layer 2,
+            // and this keeps one from being routed to another through the host, but for a
+            // published port.
+            let _ = writeln!(forward, "        iifname {gw} oifname {gw} ct status dnat accept");
+            let _ = writeln!(forward, "        iifname {gw} oifname {gw} drop");
+        }
         if net.internal {
             let _ = writeln!(forward, "        iifname {gw} drop");
         }
@@ -211,7 +221,18 @@ mod tests {
             .insert(crate::model::OPT_IP_MASQUERADE.into(), "false".into());
         s.create_network(routed, id(18), SystemTime::UNIX_EPOCH, &crate::HostFacts::default())
             .unwrap();
+        // Docker's enable_icc=false: nothing routed back into the network but published ports.
+        let mut apart = spec("p", "10.4.0.0/24", false);
+        apart.options.insert(crate::model::OPT_ICC.into(), "false".into());
+        s.create_network(apart, id(19), SystemTime::UNIX_EPOCH, &crate::HostFacts::default())
+            .unwrap();
         let r = ruleset(&s);
+        assert!(
+            r.contains("iifname \"br-p\" oifname \"br-p\" ct status dnat accept\n        iifname \"br-p\" oifname \"br-p\" drop"),
+            "{r}"
+        );
+        assert!(!r.contains("iifname \"br-p\" oifname \"br-p\" accept"), "{r}");
+        assert!(r.contains("iifname \"br-a\" oifname \"br-a\" accept"), "{r}");
         assert!(
             !r.contains("ip saddr 10.3.0.0/24 oifname != \"br-r\" masquerade"),
             "{r}"

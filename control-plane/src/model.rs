@@ -88,6 +88,9 @@ pub const FIRST_AUTO_VNI: u32 = 4096;
 /// Whether traffic from the network's subnets leaving the host is masqueraded (Docker's
 /// bridge option; true unless set false).
 pub const OPT_IP_MASQUERADE: &str = "com.docker.network.bridge.enable_ip_masquerade";
+/// Whether sandboxes of a bridge network reach each other (Docker's bridge option; true unless
+/// set false).
+pub const OPT_ICC: &str = "com.docker.network.bridge.enable_icc";
 /// The host address ports published without one bind (Docker's bridge option).
 pub const OPT_HOST_BINDING_IPV4: &str = "com.docker.network.bridge.host_binding_ipv4";
 /// Options of every switched network.
@@ -315,6 +318,12 @@ impl Network {
     /// com.docker.network.bridge.enable_ip_masquerade=false` turns it off).
     pub fn ip_masquerade(&self) -> bool {
         self.options.get(OPT_IP_MASQUERADE).is_none_or(|v| v != "false")
+    }
+
+    /// Whether its sandboxes reach each other (`-o com.docker.network.bridge.enable_icc=false`
+    /// leaves each reaching only the gateway, and through it the outside and published ports).
+    pub fn icc(&self) -> bool {
+        self.options.get(OPT_ICC).is_none_or(|v| v != "false")
     }
 
     /// The host address its sandboxes' ports published without one bind (`-o
@@ -702,13 +711,29 @@ impl State {
 }
 
 impl Network {
-    /// What a sandbox's port on this network is held to: sending as `mac`, `ipv4` and `ipv6`
-    /// (unless `port_security=false`), the network's MTU and storm limit.
-    pub fn port_guard(&self, mac: MacAddr, ipv4: Option<Ipv4Addr>, ipv6: Option<Ipv6Addr>) -> switch::Guard {
-        switch::Guard {
-            source: self.port_security.then_some(switch::Source { mac, ipv4, ipv6 }),
-            mtu: self.mtu,
-            bum_pps: self.bum_pps,
+    /// A sandbox's port on this network, switch network `network`, taking frames of up to
+    /// `max_frame_len` bytes: held to sending as `mac`, `ipv4` and `ipv6` (unless
+    /// `port_security=false`), the network's MTU, storm and learning limits, and isolated from
+    /// the network's other sandboxes when inter-container communication is off.
+    pub fn sandbox_port(
+        &self,
+        network: switch::NetworkId,
+        max_frame_len: usize,
+        mac: MacAddr,
+        (ipv4, ipv6): (Option<Ipv4Addr>, Option<Ipv6Addr>),
+    ) -> switch::PortConfig {
+        switch::PortConfig {
+            network,
+            max_frame_len,
+            learn_limit: self.mac_limit,
+            split_horizon_group: 0,
+            isolated: !self.icc(),
+            guard: Some(switch::Guard {
+                source: self.port_security.then_some(switch::Source { mac, ipv4, ipv6 }),
+                mtu: self.mtu,
+                bum_pps: self.bum_pps,
+            }),
+            locked: false,
         }
     }
 }

@@ -326,6 +326,7 @@ mod tests {
         let peer = |sw: &mut Switch| {
             sw.add_port(PortConfig {
                 split_horizon_group: 1,
+                isolated: false,
                 ..PortConfig::new(NET)
             })
             .unwrap()

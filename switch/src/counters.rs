@@ -54,11 +54,14 @@ pub enum DropReason {
     /// A sandbox sent neighbour discovery for an address that is not its endpoint's, or
     /// naming a link-layer address that is not its own, or cut short.
     NeighborSpoof,
+    /// Both the ingress and the egress port are isolated: sandboxes of a network with
+    /// inter-container communication off.
+    IsolatedPort,
 }
 
 impl DropReason {
     /// Every reason, in counter order.
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 21] = [
         DropReason::TooShort,
         DropReason::Oversized,
         DropReason::InvalidSource,
@@ -79,6 +82,7 @@ impl DropReason {
         DropReason::StormControl,
         DropReason::UnpinnedSource,
         DropReason::NeighborSpoof,
+        DropReason::IsolatedPort,
     ];
 
     /// A stable snake_case name for APIs and metrics.
@@ -104,6 +108,7 @@ impl DropReason {
             DropReason::StormControl => "storm_control",
             DropReason::UnpinnedSource => "unpinned_source",
             DropReason::NeighborSpoof => "neighbor_spoof",
+            DropReason::IsolatedPort => "isolated_port",
         }
     }
 

@@ -316,3 +316,76 @@ fn docker_s_masquerade_and_host_binding_options() {
     ]);
     assert!(bad.expect_err("bad value").contains("true or false"), "{}", bad.stderr);
 }
+
+#[test]
+fn with_inter_container_communication_off_sandboxes_reach_only_the_gateway() {
+    let Some(h) = testbed::e2e_host!("icc") else { return };
+    let out = h.add_outside();
+    let (a, b) = (h.name("a"), h.name("b"));
+    let bridge = format!("{}-i", h.prefix());
+    h.ctl([
+        "network",
+        "create",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+        "-o",
+        &format!("com.docker.network.bridge.name={bridge}"),
+        "--subnet",
+        "10.77.9.0/24",
+        "apart",
+    ])
+    .expect_ok("apart");
+    h.ctl(["sandbox", "create", "--network", "apart", "--ip", "10.77.9.2", &a])
+        .expect_ok("a");
+    h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "apart",
+        "--ip",
+        "10.77.9.3",
+        "-p",
+        "8091:80",
+        &b,
+    ])
+    .expect_ok("b");
+    // As with Docker: the gateway, the outside and names, but not the other sandbox.
+    assert!(ping(&h, &a, "10.77.9.1"), "a reaches its gateway");
+    assert!(ping(&h, &b, "10.77.9.1"), "b reaches its gateway");
+    assert!(!ping(&h, &a, "10.77.9.3"), "a must not reach b");
+    assert!(!ping(&h, &b, "10.77.9.2"), "b must not reach a");
+    let server = echo_peer(&out, "10.99.0.2:7003", 1);
+    assert_eq!(connect_from(&a, "10.99.0.2:7003").expect("a out"), "10.99.0.1");
+    server.join().unwrap();
+    let dig = h.exec(&a, &["dig", "+short", "+tries=1", "+time=2", "@10.77.9.1", &b]);
+    assert_eq!(dig.expect_ok("dig").trim(), "10.77.9.3");
+    // A sandbox that knows b's MAC anyway is stopped by the switch; one that sends b's
+    // traffic to the gateway's MAC is not routed back in by the host.
+    let mac_of = |ns: &str, ifname: &str| {
+        let o = h.exec(ns, &["cat", &format!("/sys/class/net/{ifname}/address")]);
+        o.expect_ok("MAC address").trim().to_string()
+    };
+    let neigh = |ns: &str, ip: &str, mac: &str| {
+        let cmd = ["ip", "neigh", "replace", ip, "lladdr", mac, "dev", "eth0"];
+        h.exec(ns, &cmd).expect_ok("ip neigh");
+    };
+    neigh(&a, "10.77.9.3", &mac_of(&b, "eth0"));
+    neigh(&b, "10.77.9.2", &mac_of(&a, "eth0"));
+    assert!(!ping(&h, &a, "10.77.9.3"), "a must not reach b by its MAC");
+    assert!(h.drops_reach(&format!("{a}/eth0"), "isolated_port", 1) >= 1);
+    let gw_mac = mac_of(h.ns(), &bridge);
+    neigh(&a, "10.77.9.3", &gw_mac);
+    neigh(&b, "10.77.9.2", &gw_mac);
+    assert!(!ping(&h, &a, "10.77.9.3"), "a must not reach b through the host");
+    // b's published port serves a (through the host, seen from the gateway) and the outside.
+    let web = http_peer_server(&b);
+    assert_eq!(curl(&h, &a, "http://10.77.9.1:8091/").as_deref(), Some("10.77.9.1"));
+    assert_eq!(curl(&h, &out, "http://10.99.0.1:8091/").as_deref(), Some("10.99.0.2"));
+    web.0.store(true, Ordering::Relaxed);
+    web.1.join().unwrap();
+    let t = nft_table(&h);
+    assert!(
+        t.contains(&format!("iifname \"{bridge}\" oifname \"{bridge}\" drop")),
+        "{t}"
+    );
+}

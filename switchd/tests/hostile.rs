@@ -7,38 +7,10 @@ use std::path::{Path, PathBuf};
 use std::thread::sleep;
 use std::time::Duration;
 
-use serde_json::Value;
 use testbed::{json, ping, Host};
 
 fn netns(name: &str) -> PathBuf {
     Path::new(testbed::netns::NETNS_DIR).join(name)
-}
-
-/// A port's drop count for `reason`, as `switchctl ports` lists it.
-fn drops(h: &Host, interface: &str, reason: &str) -> u64 {
-    let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
-    let p = ports
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["Interface"] == interface)
-        .unwrap_or_else(|| panic!("{interface} in {ports}"))
-        .clone();
-    p["Drops"].get(reason).and_then(Value::as_u64).unwrap_or(0)
-}
-
-/// Waits (at most 5 s, the dataplane may be busy) until `interface` has dropped `want`
-/// frames for `reason`; the count it saw last.
-fn drops_reach(h: &Host, interface: &str, reason: &str, want: u64) -> u64 {
-    let mut n = 0;
-    for _ in 0..50 {
-        n = drops(h, interface, reason);
-        if n >= want {
-            break;
-        }
-        sleep(Duration::from_millis(100));
-    }
-    n
 }
 
 fn mac_of(h: &Host, netns: &str, ifname: &str) -> [u8; 6] {
@@ -251,10 +223,10 @@ fn a_sandbox_sends_only_as_itself() {
         "v's entry for the gateway: {}",
         v_ns.stdout
     );
-    assert_eq!(drops_reach(&h, &port, "arp_spoof", 2), 2);
-    assert_eq!(drops_reach(&h, &port, "mac_spoof", 1), 1);
-    assert_eq!(drops_reach(&h, &port, "ip_spoof", 1), 1);
-    assert_eq!(drops_reach(&h, &port, "dhcp_server", 1), 1);
+    assert_eq!(h.drops_reach(&port, "arp_spoof", 2), 2);
+    assert_eq!(h.drops_reach(&port, "mac_spoof", 1), 1);
+    assert_eq!(h.drops_reach(&port, "ip_spoof", 1), 1);
+    assert_eq!(h.drops_reach(&port, "dhcp_server", 1), 1);
     assert!(ping(&h, &v, "10.62.0.1"), "the victim still reaches the gateway");
     assert!(ping(&h, &att, "10.62.0.1"), "the attacker's own traffic still passes");
 
@@ -275,7 +247,7 @@ fn a_sandbox_sends_only_as_itself() {
     let r_mac = mac_of(&h, &r, "eth0");
     testbed::send_raw(&netns(&r), "eth0", gratuitous_arp(r_mac, r_mac, "10.63.0.99"));
     sleep(Duration::from_millis(200));
-    assert_eq!(drops(&h, &format!("{r}/eth0"), "arp_spoof"), 0);
+    assert_eq!(h.drops(&format!("{r}/eth0"), "arp_spoof"), 0);
     let inspect = json(h.ctl(["network", "inspect", "n2"]).expect_ok("inspect"));
     assert_eq!(inspect[0]["Options"]["port_security"], "false");
     let bad = h.ctl(["network", "create", "-o", "port_security=maybe", "n3"]);
@@ -314,7 +286,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
     let before = underlay_bytes();
     let (vnet, frame) = tcp_super_frame(att_mac, unknown, "10.87.0.20", "10.87.0.99", 20_000, 1);
     testbed::send_raw_offloaded(&netns(&att), "eth0", Some(vnet), frame);
-    assert_eq!(drops_reach(&h, &port, "bad_offload", 1), 1);
+    assert_eq!(h.drops_reach(&port, "bad_offload", 1), 1);
     sleep(Duration::from_millis(300));
     let crossed = underlay_bytes() - before;
     assert!(crossed < 5_000, "{crossed} bytes reached the peer");
@@ -337,7 +309,7 @@ fn offloaded_frames_are_cut_only_when_sane() {
         (20_000..25_000).contains(&crossed),
         "{crossed} bytes crossed for a 20 KB super-frame at MSS 1400"
     );
-    assert_eq!(drops(&h, &port, "bad_offload"), 1);
+    assert_eq!(h.drops(&port, "bad_offload"), 1);
 }
 
 #[test]
@@ -701,7 +673,7 @@ fn a_broadcast_storm_is_cut_to_the_networks_rate() {
     }
     let elapsed = t0.elapsed().as_secs_f64();
     let came = rx - rx_before;
-    let cut = drops(&h, &port, "storm_control");
+    let cut = h.drops(&port, "storm_control");
     let allowed = 100.0 + 100.0 * elapsed.ceil() + 20.0;
     assert!(came >= 500, "only {came} frames of the storm reached the switch");
     assert!(

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::thread::sleep;
 use std::time::Duration;
 
-use serde_json::Value;
 use testbed::{json, ping, Host};
 
 /// The `ip -6 -o addr` lines of `ifname` in namespace `ns`.
@@ -35,24 +34,6 @@ fn mac_of(h: &Host, ns: &str, ifname: &str) -> [u8; 6] {
 
 fn show_mac(m: [u8; 6]) -> String {
     m.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// A port's drop count for `reason`, once it reaches `want` (within 5 s) or as it is then.
-fn drops_reach(h: &Host, interface: &str, reason: &str, want: u64) -> u64 {
-    let mut n = 0;
-    testbed::eventually(5, || {
-        let ports = json(h.ctl(["ports", "--format", "json"]).expect_ok("ports"));
-        n = ports
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|p| p["Interface"] == interface)
-            .and_then(|p| p["Drops"].get(reason))
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
-        n >= want
-    });
-    n
 }
 
 /// An IPv6 frame from `src_mac` to `dst_mac`, `src` to `dst`, carrying `l4` under `next`.
@@ -468,14 +449,14 @@ fn a_sandbox_cannot_speak_for_another_s_ipv6_address() {
     testbed::send_raw(&wire, "eth0", dhcp6);
 
     let port = format!("{att}/eth0");
-    assert_eq!(drops_reach(&h, &port, "neighbor_spoof", 1), 1);
+    assert_eq!(h.drops_reach(&port, "neighbor_spoof", 1), 1);
     assert_eq!(
-        drops_reach(&h, &port, "router_message", 2),
+        h.drops_reach(&port, "router_message", 2),
         2,
         "the advertisement and the redirect"
     );
-    assert_eq!(drops_reach(&h, &port, "dhcp_server", 1), 1);
-    assert_eq!(drops_reach(&h, &port, "ip_spoof", 1), 1);
+    assert_eq!(h.drops_reach(&port, "dhcp_server", 1), 1);
+    assert_eq!(h.drops_reach(&port, "ip_spoof", 1), 1);
     assert!(
         neighbour().contains(&show_mac(v_mac)),
         "the host's entry for the victim: {}",

@@ -849,7 +849,7 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
     let accepted: Vec<&str> = match driver {
         Driver::Overlay => ACCEPTED_OPTIONS.iter().chain(&OVERLAY_ONLY_OPTIONS).copied().collect(),
         Driver::Macvlan => ACCEPTED_MACVLAN_OPTIONS.to_vec(),
-        _ => ACCEPTED_OPTIONS.to_vec(),
+        _ => ACCEPTED_OPTIONS.iter().chain(&[OPT_ICC]).copied().collect(),
     };
     for (k, v) in opts {
         let bad = |what: &str| invalid(format!("invalid value {v:?} for option {k}: {what}"));
@@ -875,6 +875,9 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
                 o.port_security = boolean(v).ok_or_else(|| bad("true or false"))?
             }
             OPT_IP_MASQUERADE if driver != Driver::Macvlan => {
+                boolean(v).ok_or_else(|| bad("true or false"))?;
+            }
+            OPT_ICC if driver == Driver::Bridge => {
                 boolean(v).ok_or_else(|| bad("true or false"))?;
             }
             OPT_HOST_BINDING_IPV4 if driver != Driver::Macvlan => {
@@ -923,7 +926,8 @@ fn parse_options(opts: &BTreeMap<String, String>, driver: Driver) -> Result<Opti
             }
             other => {
                 return Err(invalid(format!(
-                    "unknown option {other:?} for a {} network: accepted options are {}",
+                    "unknown option {other:?} for {} {} network: accepted options are {}",
+                    if driver == Driver::Overlay { "an" } else { "a" },
                     driver.as_str(),
                     accepted.join(", ")
                 )))

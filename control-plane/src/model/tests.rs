@@ -1104,7 +1104,7 @@ fn an_encrypted_overlay_network_takes_docker_s_spelling_and_no_static_vtep() {
 }
 
 #[test]
-fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
+fn docker_s_masquerade_icc_and_host_binding_options_are_taken_and_checked() {
     let (mut s, mut ids) = fresh();
     let with = |name: &str, opts: &[(&str, &str)]| NetworkSpec {
         options: opts.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
@@ -1115,7 +1115,11 @@ fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
         .create_network(
             with(
                 "local",
-                &[(OPT_HOST_BINDING_IPV4, "127.0.0.1"), (OPT_IP_MASQUERADE, "false")],
+                &[
+                    (OPT_HOST_BINDING_IPV4, "127.0.0.1"),
+                    (OPT_IP_MASQUERADE, "false"),
+                    (OPT_ICC, "false"),
+                ],
             ),
             ids.next(),
             t,
@@ -1124,18 +1128,21 @@ fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
         .unwrap();
     let n = &s.networks[&nid];
     assert_eq!(
-        (n.ip_masquerade(), n.host_binding_ipv4()),
-        (false, Some(Ipv4Addr::LOCALHOST))
+        (n.ip_masquerade(), n.icc(), n.host_binding_ipv4()),
+        (false, false, Some(Ipv4Addr::LOCALHOST))
     );
+    let port = n.sandbox_port(switch::NetworkId(9), 1514, MacAddr([2, 0, 0, 0, 0, 1]), (None, None));
+    assert!(port.isolated);
     let plain = s
         .create_network(net("plain"), ids.next(), t, &HostFacts::default())
         .unwrap();
     assert_eq!(
         (
             s.networks[&plain].ip_masquerade(),
+            s.networks[&plain].icc(),
             s.networks[&plain].host_binding_ipv4()
         ),
-        (true, None)
+        (true, true, None)
     );
     // A port without an address binds the network's; one with its own keeps it.
     let spec = SandboxSpec {
@@ -1159,6 +1166,11 @@ fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
             "invalid value \"no\" for option com.docker.network.bridge.enable_ip_masquerade: true or false",
         ),
         (OPT_HOST_BINDING_IPV4, "::1", "a unicast IPv4 address of the host"),
+        (
+            OPT_ICC,
+            "0",
+            "invalid value \"0\" for option com.docker.network.bridge.enable_icc: true or false",
+        ),
         (OPT_HOST_BINDING_IPV4, "224.0.0.1", "a unicast IPv4 address of the host"),
     ] {
         let e = s
@@ -1166,5 +1178,23 @@ fn docker_s_masquerade_and_host_binding_options_are_taken_and_checked() {
             .unwrap_err();
         assert!(e.to_string().contains(says), "{v}: {e}");
     }
+    // Docker's bridge driver alone has enable_icc; an overlay's sandboxes on other hosts are
+    // not behind this host's gateway.
+    let e = s
+        .create_network(
+            NetworkSpec {
+                driver: "overlay".into(),
+                ..with("o", &[(OPT_ICC, "false")])
+            },
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown option \"com.docker.network.bridge.enable_icc\" for an overlay network"),
+        "{e}"
+    );
     assert_eq!(s, before);
 }

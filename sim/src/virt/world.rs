@@ -968,14 +968,7 @@ impl World {
         let host = &mut self.hosts[h as usize];
         let rt = host.nets.get(net)?;
         let network = host.state.networks.get(net)?;
-        let cfg = PortConfig {
-            network: rt.sid,
-            max_frame_len: 1514,
-            learn_limit: network.mac_limit,
-            split_horizon_group: 0,
-            guard: Some(network.port_guard(MacAddr(mac), Some(ip), ip6)),
-            locked: false,
-        };
+        let cfg = network.sandbox_port(rt.sid, 1514, MacAddr(mac), (Some(ip), ip6));
         let port = host.switch.add_port(cfg).ok()?;
         let _ = host.switch.add_static(now, rt.sid, MacAddr(mac), port);
         set_owner(&mut host.owners, port, Some(Owner::Sandbox(slot)));
@@ -1258,6 +1251,7 @@ impl World {
                     max_frame_len: 1514,
                     learn_limit: 4096,
                     split_horizon_group: 1,
+                    isolated: false,
                     guard: None,
                     locked: true,
                 };

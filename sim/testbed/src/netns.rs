@@ -307,6 +307,30 @@ impl Host {
         run(&self.switchctl, all)
     }
 
+    /// A switch port's drop count for `reason` (`ip_spoof`, ...), as `switchctl ports` lists
+    /// it; `interface` as it names the port (`SANDBOX/eth0`).
+    pub fn drops(&self, interface: &str, reason: &str) -> u64 {
+        let ports = json(self.ctl(["ports", "--format", "json"]).expect_ok("ports"));
+        let p = ports
+            .as_array()
+            .expect("a list of ports")
+            .iter()
+            .find(|p| p["Interface"] == interface)
+            .unwrap_or_else(|| panic!("{interface} in {ports}"));
+        p["Drops"].get(reason).and_then(serde_json::Value::as_u64).unwrap_or(0)
+    }
+
+    /// [`Host::drops`] once it reaches `want` (within 5 s: the dataplane may be busy), or as it
+    /// is then.
+    pub fn drops_reach(&self, interface: &str, reason: &str, want: u64) -> u64 {
+        let mut n = 0;
+        eventually(5, || {
+            n = self.drops(interface, reason);
+            n >= want
+        });
+        n
+    }
+
     /// Runs a command in a published namespace (`ip netns exec NAME ...`).
     pub fn exec(&self, netns: &str, cmd: &[&str]) -> Output {
         let mut args = vec!["netns", "exec", netns];

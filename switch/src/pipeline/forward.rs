@@ -3,6 +3,8 @@
 use crate::counters::DropReason;
 use crate::ids::PortId;
 
+use super::PortConfig;
+
 /// What to do with a frame. Borrowing the switch, so a driver acts on it before the next frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict<'a> {
@@ -14,33 +16,67 @@ pub enum Verdict<'a> {
     Drop(DropReason),
 }
 
-/// A port's membership in its network, with its split-horizon group.
+/// Which ports of its own network a port may not reach: those of its split-horizon group, and,
+/// for an isolated port, the other isolated ports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Horizon {
+    pub group: u8,
+    pub isolated: bool,
+}
+
+impl Horizon {
+    pub fn of(cfg: &PortConfig) -> Horizon {
+        Horizon {
+            group: cfg.split_horizon_group,
+            isolated: cfg.isolated,
+        }
+    }
+
+    /// Why a frame from a port of this horizon may not leave on a port of `to`'s, if it may not.
+    #[inline]
+    pub fn bars(self, to: Horizon) -> Option<DropReason> {
+        if self.group != 0 && self.group == to.group {
+            Some(DropReason::SplitHorizon)
+        } else if self.isolated && to.isolated {
+            Some(DropReason::IsolatedPort)
+        } else {
+            None
+        }
+    }
+}
+
+/// A port's membership in its network, with its horizon.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Member {
     pub port: PortId,
-    pub group: u8,
+    pub horizon: Horizon,
 }
 
 /// The egress ports of a flooded frame: the network's ports without the ingress port and
-/// without the ports of the ingress port's split-horizon group.
+/// without those beyond the ingress port's horizon (its split-horizon group; the other
+/// isolated ports, if it is isolated).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Flood<'a> {
     members: &'a [Member],
     except: PortId,
-    group: u8,
+    horizon: Horizon,
 }
 
 impl<'a> Flood<'a> {
-    pub(crate) fn new(members: &'a [Member], except: PortId, group: u8) -> Self {
-        Flood { members, except, group }
+    pub(crate) fn new(members: &'a [Member], except: PortId, horizon: Horizon) -> Self {
+        Flood {
+            members,
+            except,
+            horizon,
+        }
     }
 
     /// The egress ports.
     pub fn ports(&self) -> impl Iterator<Item = PortId> + 'a {
-        let (except, group) = (self.except, self.group);
+        let (except, horizon) = (self.except, self.horizon);
         self.members
             .iter()
-            .filter(move |m| m.port != except && (group == 0 || m.group != group))
+            .filter(move |m| m.port != except && horizon.bars(m.horizon).is_none())
             .map(|m| m.port)
     }
 }

@@ -18,8 +18,8 @@ use crate::fdb::{FdbEntry, MacTable};
 use crate::ids::{NetworkId, PortId};
 use crate::wire::MacAddr;
 
-use forward::Member;
 pub use forward::{Flood, Verdict};
+use forward::{Horizon, Member};
 use guard::Storm;
 pub use guard::{Gso, Guard, Source, DEFAULT_BUM_PPS, MAX_SEGMENTS, MIN_SEGMENT_SIZE};
 use lookup::Destination;
@@ -53,6 +53,10 @@ pub struct PortConfig {
     /// Ports sharing a non-zero group never exchange frames (split horizon: the VXLAN peers
     /// of a network, which reach each other directly). 0: no group.
     pub split_horizon_group: u8,
+    /// An isolated port exchanges frames with the network's other ports, but not with its other
+    /// isolated ports (a private VLAN's isolated port: the sandboxes of a network with
+    /// inter-container communication off, which reach only their gateway).
+    pub isolated: bool,
     /// Port security, storm control and offload checks for a sandbox's port; `None` for the
     /// ports the host owns (gateways, VXLAN peers, uplinks).
     pub guard: Option<Guard>,
@@ -71,6 +75,7 @@ impl PortConfig {
             max_frame_len: 1514,
             learn_limit: 64,
             split_horizon_group: 0,
+            isolated: false,
             guard: None,
             locked: false,
         }
@@ -209,7 +214,7 @@ impl Switch {
         }
         net.members.push(Member {
             port: id,
-            group: cfg.split_horizon_group,
+            horizon: Horizon::of(&cfg),
         });
         Ok(id)
     }
@@ -296,11 +301,11 @@ impl Switch {
         };
         port.counters.count_rx(frame.len());
         let (net, aging, max_len) = (port.cfg.network, port.aging, port.cfg.max_frame_len);
-        let group = port.cfg.split_horizon_group;
+        let horizon = Horizon::of(&port.cfg);
         match self.decide(now, ingress, net, aging, max_len, gso, frame) {
             Ok(Destination::Port(out)) => Verdict::Forward(out),
             Ok(Destination::Flood) => match self.networks.get(&net) {
-                Some(n) => Verdict::Flood(Flood::new(&n.members, ingress, group)),
+                Some(n) => Verdict::Flood(Flood::new(&n.members, ingress, horizon)),
                 None => Verdict::Drop(DropReason::IsolationViolation),
             },
             Err(reason) => {
@@ -325,9 +330,10 @@ impl Switch {
         frame: &[u8],
     ) -> Result<Destination, DropReason> {
         let hdr = parse::parse(frame, max_len)?;
-        let (group, guard, locked) = self.ports[ingress.0 as usize].as_ref().map_or((0, None, false), |p| {
-            (p.cfg.split_horizon_group, p.cfg.guard, p.cfg.locked)
-        });
+        let (horizon, guard, locked) = match &self.ports[ingress.0 as usize] {
+            Some(p) => (Horizon::of(&p.cfg), p.cfg.guard, p.cfg.locked),
+            None => return Err(DropReason::UnknownPort),
+        };
         if let Some(g) = &guard {
             guard::check(g, gso, frame)?;
         }
@@ -338,7 +344,7 @@ impl Switch {
             learn::learn(&mut self.fdb, &mut self.ports, net, ingress, hdr.src, now_ms)?;
         }
         match lookup::lookup(&self.fdb, net, hdr.dst, now_ms, aging) {
-            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, group, out).map(Destination::Port),
+            Destination::Port(out) => isolate::isolate(&self.ports, net, ingress, horizon, out).map(Destination::Port),
             Destination::Flood => {
                 let pps = guard.map_or(0, |g| g.bum_pps);
                 let admitted = self.ports[ingress.0 as usize]

@@ -330,6 +330,7 @@ fn a_locked_port_admits_only_sources_pinned_to_it() {
     let peer = sw
         .add_port(PortConfig {
             split_horizon_group: 1,
+            isolated: false,
             locked: true,
             ..PortConfig::new(NET)
         })
@@ -337,6 +338,7 @@ fn a_locked_port_admits_only_sources_pinned_to_it() {
     let other = sw
         .add_port(PortConfig {
             split_horizon_group: 1,
+            isolated: false,
             locked: true,
             ..PortConfig::new(NET)
         })

@@ -231,8 +231,46 @@ fn split_horizon_keeps_vxlan_peers_apart() {
     assert_eq!(sw.counters(va).unwrap().drops(DropReason::SplitHorizon), 1);
 }
 
+#[test]
+fn isolated_ports_reach_the_others_but_not_each_other() {
+    let t0 = Instant::now();
+    let mut sw = Switch::new(t0, 5);
+    sw.add_network(NetworkId(1), NetworkConfig::default()).unwrap();
+    let gateway = sw.add_port(PortConfig::new(NetworkId(1))).unwrap();
+    let sandbox = PortConfig {
+        isolated: true,
+        ..PortConfig::new(NetworkId(1))
+    };
+    let (a, b) = (sw.add_port(sandbox).unwrap(), sw.add_port(sandbox).unwrap());
+    // A's broadcast (ARP for anyone) reaches the gateway only; the gateway's reaches both.
+    assert_eq!(
+        flood_ports(&sw.process(t0, a, &frame(MacAddr::BROADCAST, mac(1)))),
+        vec![gateway]
+    );
+    assert_eq!(
+        flood_ports(&sw.process(t0, b, &frame(MacAddr::BROADCAST, mac(2)))),
+        vec![gateway]
+    );
+    assert_eq!(
+        flood_ports(&sw.process(t0, gateway, &frame(MacAddr::BROADCAST, mac(9)))),
+        vec![a, b]
+    );
+    // Known unicast: to and from the gateway, never between the two.
+    assert_eq!(sw.process(t0, a, &frame(mac(9), mac(1))), Verdict::Forward(gateway));
+    assert_eq!(sw.process(t0, gateway, &frame(mac(2), mac(9))), Verdict::Forward(b));
+    assert_eq!(
+        sw.process(t0, a, &frame(mac(2), mac(1))),
+        Verdict::Drop(DropReason::IsolatedPort)
+    );
+    assert_eq!(sw.counters(a).unwrap().drops(DropReason::IsolatedPort), 1);
+    let t = sw.trace(t0, b, &frame(mac(1), mac(2)));
+    assert_eq!(t.verdict, TraceVerdict::Drop(DropReason::IsolatedPort));
+    assert!(t.stages.last().unwrap().decision.contains("both isolated"), "{t:?}");
+}
+
 // Property: against a model of learning switches (one per network), every verdict sends a
-// frame to exactly the model's port, or floods to exactly the other ports of its network.
+// frame to exactly the model's port, or floods to exactly the other ports of its network;
+// never from one isolated port to another.
 #[derive(Debug, Clone)]
 struct Step {
     port: usize,
@@ -248,6 +286,7 @@ proptest! {
     #[test]
     fn verdicts_agree_with_a_model_and_never_cross_networks(
         nets in proptest::collection::vec(0..3u32, 2..8),
+        isolated in proptest::collection::vec(any::<bool>(), 8),
         steps in proptest::collection::vec(step(8), 0..300),
     ) {
         let t0 = Instant::now();
@@ -255,7 +294,12 @@ proptest! {
         for n in 0..3 {
             sw.add_network(NetworkId(n), NetworkConfig::default()).unwrap();
         }
-        let ports: Vec<PortId> = nets.iter().map(|n| sw.add_port(PortConfig::new(NetworkId(*n))).unwrap()).collect();
+        let ports: Vec<PortId> = nets
+            .iter()
+            .zip(&isolated)
+            .map(|(n, iso)| sw.add_port(PortConfig { isolated: *iso, ..PortConfig::new(NetworkId(*n)) }).unwrap())
+            .collect();
+        let apart = |i: usize, j: usize| isolated[i] && isolated[j];
         let mut model: HashMap<(u32, u8), usize> = HashMap::new();
         for s in steps {
             let i = s.port % ports.len();
@@ -265,11 +309,16 @@ proptest! {
             model.insert((net, s.src), i);
             let expected_out = s.dst.and_then(|d| model.get(&(net, d)).copied());
             match (v, expected_out) {
-                (Verdict::Forward(p), Some(j)) => prop_assert_eq!(p, ports[j]),
+                (Verdict::Forward(p), Some(j)) if apart(i, j) => prop_assert!(false, "{:?} reached isolated {:?}", i, p),
                 (Verdict::Drop(DropReason::Hairpin), Some(j)) => prop_assert_eq!(j, i),
+                (Verdict::Drop(DropReason::IsolatedPort), Some(j)) => prop_assert!(j != i && apart(i, j)),
+                (Verdict::Forward(p), Some(j)) => prop_assert_eq!(p, ports[j]),
                 (Verdict::Flood(f), None) => {
                     let got: Vec<PortId> = f.ports().collect();
-                    let want: Vec<PortId> = (0..ports.len()).filter(|j| *j != i && nets[*j] == net).map(|j| ports[j]).collect();
+                    let want: Vec<PortId> = (0..ports.len())
+                        .filter(|j| *j != i && nets[*j] == net && !apart(i, *j))
+                        .map(|j| ports[j])
+                        .collect();
                     prop_assert_eq!(got, want);
                 }
                 (v, e) => prop_assert!(false, "verdict {:?} but model says {:?}", v, e),
@@ -355,6 +404,7 @@ proptest! {
                     max_frame_len: 1514,
                     learn_limit: limits[i],
                     split_horizon_group: groups[i],
+                    isolated: false,
                     guard: None,
                     locked: false,
                 };

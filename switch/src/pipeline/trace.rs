@@ -11,7 +11,7 @@ use crate::ids::PortId;
 use crate::wire::EthernetFrame;
 
 use super::lookup::Destination;
-use super::{guard, isolate, learn, lookup, parse, Flood, Guard, Port, Switch};
+use super::{guard, isolate, learn, lookup, parse, Flood, Guard, Horizon, Port, Switch};
 
 /// One stage's decision.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl Switch {
 
     fn trace_stages(&self, mut t: Trace, now: Instant, ingress: PortId, port: &Port, frame: &[u8]) -> Trace {
         let (net, aging, max_len) = (port.cfg.network, port.aging, port.cfg.max_frame_len);
-        let group = port.cfg.split_horizon_group;
+        let horizon = Horizon::of(&port.cfg);
         let hdr = match parse::parse(frame, max_len) {
             Ok(h) => h,
             Err(r) => return t.drop("parse", parse_refused(r, frame.len(), max_len), r),
@@ -158,10 +158,10 @@ impl Switch {
                     "unknown".to_string()
                 };
                 t.push("lookup", format!("{} is {why}: flood", hdr.dst));
-                return self.trace_flood(t, net, ingress, group);
+                return self.trace_flood(t, net, ingress, horizon);
             }
         };
-        match isolate::isolate(&self.ports, net, ingress, group, out) {
+        match isolate::isolate(&self.ports, net, ingress, horizon, out) {
             Ok(p) => {
                 t.push("isolate", format!("port {p} is on the frame's network: ok"));
                 t.push("forward", format!("to port {p}"));
@@ -172,7 +172,13 @@ impl Switch {
                 let why = match r {
                     DropReason::Hairpin => format!("port {out} is the port the frame came in on"),
                     DropReason::SplitHorizon => {
-                        format!("port {out} is in the ingress port's split-horizon group {group}")
+                        format!(
+                            "port {out} is in the ingress port's split-horizon group {}",
+                            horizon.group
+                        )
+                    }
+                    DropReason::IsolatedPort => {
+                        format!("ports {ingress} and {out} are both isolated (inter-container communication is off)")
                     }
                     _ => format!("port {out} is not on the frame's network"),
                 };
@@ -181,7 +187,7 @@ impl Switch {
         }
     }
 
-    fn trace_flood(&self, mut t: Trace, net: crate::ids::NetworkId, ingress: PortId, group: u8) -> Trace {
+    fn trace_flood(&self, mut t: Trace, net: crate::ids::NetworkId, ingress: PortId, horizon: Horizon) -> Trace {
         let Some(n) = self.networks.get(&net) else {
             return t.drop(
                 "isolate",
@@ -189,10 +195,13 @@ impl Switch {
                 DropReason::IsolationViolation,
             );
         };
-        let ports: Vec<PortId> = Flood::new(&n.members, ingress, group).ports().collect();
+        let ports: Vec<PortId> = Flood::new(&n.members, ingress, horizon).ports().collect();
         let mut said = "every other port of the network".to_string();
-        if group != 0 {
-            let _ = write!(said, ", except split-horizon group {group}");
+        if horizon.group != 0 {
+            let _ = write!(said, ", except split-horizon group {}", horizon.group);
+        }
+        if horizon.isolated {
+            said.push_str(", except the other isolated ports");
         }
         t.push("isolate", format!("{said}: ok"));
         let list: Vec<String> = ports.iter().map(ToString::to_string).collect();

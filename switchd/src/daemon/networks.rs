@@ -91,6 +91,7 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: net.mac_limit,
             split_horizon_group: 0,
+            isolated: false,
             guard: None,
             locked: false,
         };
@@ -117,6 +118,7 @@ impl Daemon {
             max_frame_len: TAP_MAX_FRAME,
             learn_limit: VTEP_LEARN_LIMIT,
             split_horizon_group: 1,
+            isolated: false,
             guard: None,
             locked,
         };
@@ -226,6 +228,7 @@ impl Daemon {
                     max_frame_len: TAP_MAX_FRAME,
                     learn_limit: VTEP_LEARN_LIMIT,
                     split_horizon_group: 0,
+                    isolated: false,
                     guard: None,
                     locked: false,
                 },

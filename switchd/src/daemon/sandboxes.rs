@@ -179,14 +179,7 @@ impl Daemon {
                 (Device::Packet { fd, ifname: host }, PortKind::Veth)
             }
         };
-        let cfg = PortConfig {
-            network: NetworkId(net.switch_id),
-            max_frame_len: TAP_MAX_FRAME,
-            learn_limit: net.mac_limit,
-            split_horizon_group: 0,
-            guard: Some(net.port_guard(mac, ep.ip, ep.ip6)),
-            locked: false,
-        };
+        let cfg = net.sandbox_port(NetworkId(net.switch_id), TAP_MAX_FRAME, mac, (ep.ip, ep.ip6));
         let added = self.dp.add_port(NewPort {
             dev,
             cfg,
