@@ -34,7 +34,9 @@ impl IntoSpec for NetworkCreate {
         let (pools6, mut pools4): (Vec<IpamPool>, Vec<IpamPool>) = pools.into_iter().partition(|p| {
             [&p.subnet, &p.gateway, &p.ip_range]
                 .into_iter()
-                .any(|a| a.as_deref().is_some_and(|a| a.contains(':')))
+                .filter_map(Option::as_deref)
+                .chain(p.auxiliary_addresses.values().map(String::as_str))
+                .any(|a| a.contains(':'))
         });
         if pools4.len() > 1 {
             return Err(crate::ModelError::Invalid(format!(
@@ -49,6 +51,7 @@ impl IntoSpec for NetworkCreate {
             subnet: pool.subnet,
             gateway: pool.gateway,
             ip_range: pool.ip_range,
+            aux_addresses: pool.auxiliary_addresses,
             ipv6: self.enable_ipv6,
             disable_ipv4: self.enable_ipv4 == Some(false),
             pools6: pools6
@@ -57,6 +60,7 @@ impl IntoSpec for NetworkCreate {
                     subnet: p.subnet,
                     gateway: p.gateway,
                     ip_range: p.ip_range,
+                    aux_addresses: p.auxiliary_addresses,
                 })
                 .collect(),
             internal: self.internal,
@@ -68,18 +72,28 @@ impl IntoSpec for NetworkCreate {
 
 impl FromModel<Network> for NetworkResource {
     fn of(state: &State, net: &Network) -> NetworkResource {
+        // Each subnet with the auxiliary addresses it holds.
+        let aux = |inside: &dyn Fn(std::net::IpAddr) -> bool| {
+            net.aux_addresses
+                .iter()
+                .filter(|(_, ip)| inside(**ip))
+                .map(|(n, ip)| (n.clone(), ip.to_string()))
+                .collect()
+        };
         let config = net
             .ipam
             .map(|i| IpamPool {
                 subnet: Some(i.subnet.to_string()),
                 ip_range: i.ip_range.map(|r| r.to_string()),
                 gateway: Some(i.gateway.to_string()),
+                auxiliary_addresses: aux(&|ip| matches!(ip, std::net::IpAddr::V4(a) if i.subnet.contains(a))),
             })
             .into_iter()
             .chain(net.ipam6.iter().map(|i| IpamPool {
                 subnet: Some(i.subnet.to_string()),
                 ip_range: i.ip_range.map(|r| r.to_string()),
                 gateway: Some(i.gateway.to_string()),
+                auxiliary_addresses: aux(&|ip| matches!(ip, std::net::IpAddr::V6(a) if i.subnet.contains(a))),
             }))
             .collect();
         let containers = state
@@ -337,8 +351,8 @@ mod tests {
     fn pool(subnet: &str, gateway: Option<&str>) -> IpamPool {
         IpamPool {
             subnet: Some(subnet.into()),
-            ip_range: None,
             gateway: gateway.map(Into::into),
+            ..IpamPool::default()
         }
     }
 

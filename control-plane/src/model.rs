@@ -191,6 +191,10 @@ pub struct Network {
     /// IPv6 subnets (`--ipv6`), in the order given; empty: IPv6 is off on the network.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ipam6: Vec<NetIpam6>,
+    /// Addresses of its subnets no endpoint gets (`--aux-address NAME=IP`): other devices on
+    /// the network's LAN, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub aux_addresses: BTreeMap<String, IpAddr>,
     /// `--internal`: no route beyond the host.
     pub internal: bool,
     /// User labels.
@@ -359,6 +363,24 @@ impl Network {
     /// The IPv6 subnet holding `ip`, if any.
     pub fn ipam6_of(&self, ip: Ipv6Addr) -> Option<&NetIpam6> {
         self.ipam6.iter().find(|p| p.subnet.contains(ip))
+    }
+
+    /// Whether `ip` is an address of the host's own macvlan child (`host_access`).
+    pub fn is_host_access_address(&self, ip: IpAddr) -> bool {
+        match ip {
+            IpAddr::V4(a) => self.host_access_address() == Some(a),
+            IpAddr::V6(a) => self.host_access_address6() == Some(a),
+        }
+    }
+
+    /// Why no endpoint may hold `ip`, if none may: the host's own interface holds it, or it
+    /// is an auxiliary address (in words that follow "reserved").
+    pub fn reserved(&self, ip: IpAddr) -> Option<String> {
+        if self.is_host_access_address(ip) {
+            return Some("for the host's own interface (host_access)".into());
+        }
+        let (name, _) = self.aux_addresses.iter().find(|(_, a)| **a == ip)?;
+        Some(format!("as auxiliary address {name:?}"))
     }
 
     /// The address of the host's own macvlan child (`host_access`): the subnet's last host
@@ -615,6 +637,8 @@ pub struct NetworkSpec {
     pub gateway: Option<String>,
     /// `--ip-range`.
     pub ip_range: Option<String>,
+    /// `--aux-address` of the IPv4 subnet: name and address.
+    pub aux_addresses: BTreeMap<String, String>,
     /// `--ipv6`: IPv6 on, in the subnets of `pools6` or, when there are none, in a /64 of
     /// this host's unique local prefix.
     pub ipv6: bool,
@@ -639,6 +663,8 @@ pub struct PoolSpec {
     pub gateway: Option<String>,
     /// The range of dynamic addresses.
     pub ip_range: Option<String>,
+    /// Addresses of the subnet no endpoint gets: name and address.
+    pub aux_addresses: BTreeMap<String, String>,
 }
 
 /// What `sandbox create` asks for.
@@ -819,6 +845,7 @@ impl State {
             created: now,
             ipam: None,
             ipam6: Vec::new(),
+            aux_addresses: BTreeMap::new(),
             internal: false,
             labels: BTreeMap::new(),
             options: BTreeMap::new(),
@@ -940,7 +967,7 @@ mod mac_opt {
 mod claims;
 mod docker;
 mod network;
-pub use network::space_size;
+pub use network::{space_size, MAX_AUX_ADDRESSES};
 mod sandbox;
 
 pub use docker::{

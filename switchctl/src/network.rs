@@ -33,6 +33,10 @@ pub(crate) enum NetworkCmd {
         /// (repeatable).
         #[arg(long = "ip-range")]
         ip_ranges: Vec<String>,
+        /// An address of a subnet no sandbox gets, NAME=IP, matched to the subnet holding it
+        /// (repeatable).
+        #[arg(long = "aux-address", value_name = "NAME=IP")]
+        aux_addresses: Vec<String>,
         /// Enable IPv6: in the IPv6 subnets given, or in a /64 of the host's unique local
         /// prefix.
         #[arg(long)]
@@ -168,6 +172,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             subnets,
             gateways,
             ip_ranges,
+            aux_addresses,
             ipv6,
             ipv4,
             internal,
@@ -175,7 +180,7 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             opts,
             name,
         } => {
-            let config = ipam_pools(&subnets, &gateways, &ip_ranges)?;
+            let config = ipam_pools(&subnets, &gateways, &ip_ranges, &aux_addresses)?;
             let req = NetworkCreate {
                 name,
                 driver,
@@ -399,11 +404,16 @@ fn ls(c: &Client, args: NetworkLsArgs) -> anyhow::Result<()> {
     crate::template::print_list(&format, &rows, columns)
 }
 
-/// The IPAM pools of `--subnet`, `--gateway` and `--ip-range`, as Docker's CLI pairs them:
-/// one pool per subnet, each gateway and range in the subnet holding it, at most one of each
-/// per subnet. A subnet that is no prefix goes as given, for switchd to say what is wrong with
-/// it, with what no other subnet holds.
-fn ipam_pools(subnets: &[String], gateways: &[String], ranges: &[String]) -> anyhow::Result<Vec<IpamPool>> {
+/// The IPAM pools of `--subnet`, `--gateway`, `--ip-range` and `--aux-address`, as Docker's
+/// CLI pairs them: one pool per subnet, each gateway, range and auxiliary address in the subnet
+/// holding it, at most one gateway and range per subnet. A subnet that is no prefix goes as
+/// given, for switchd to say what is wrong with it, with what no other subnet holds.
+fn ipam_pools(
+    subnets: &[String],
+    gateways: &[String],
+    ranges: &[String],
+    aux: &[String],
+) -> anyhow::Result<Vec<IpamPool>> {
     let mut pools: Vec<(Option<ipnet::IpNet>, IpamPool)> = Vec::new();
     for s in subnets {
         let net: Option<ipnet::IpNet> = s.parse().ok();
@@ -438,6 +448,25 @@ fn ipam_pools(subnets: &[String], gateways: &[String], ranges: &[String]) -> any
                 anyhow::bail!("no matching subnet for {what} {g}: give a --subnet that holds it");
             };
             set_once(&mut pools[at].1, what, g)?;
+        }
+    }
+    for a in aux {
+        let Some((name, ip)) = a.split_once('=') else {
+            anyhow::bail!("invalid aux-address {a:?}: expected NAME=IP");
+        };
+        let holds = |p: &Option<ipnet::IpNet>| {
+            p.is_some_and(|p| ip.parse::<std::net::IpAddr>().is_ok_and(|ip| p.contains(&ip)))
+        };
+        let at = pools
+            .iter()
+            .position(|(p, _)| holds(p))
+            .or_else(|| pools.iter().position(|(p, _)| p.is_none()));
+        let Some(at) = at else {
+            anyhow::bail!("no matching subnet for aux-address {ip}: give a --subnet that holds it");
+        };
+        let names = &mut pools[at].1.auxiliary_addresses;
+        if names.insert(name.to_string(), ip.to_string()).is_some() {
+            anyhow::bail!("invalid aux-address {a}: the name {name:?} is given twice");
         }
     }
     Ok(pools.into_iter().map(|(_, p)| p).collect())
@@ -582,8 +611,10 @@ mod tests {
             &strings(&["10.1.0.0/24", "2001:db8:1::/64"]),
             &strings(&["2001:db8:1::fe", "10.1.0.254"]),
             &strings(&["2001:db8:1::/80"]),
+            &strings(&["r6=2001:db8:1::5", "r=10.1.0.5", "p=10.1.0.6"]),
         )
         .unwrap();
+        let aux = |pairs: &[(&str, &str)]| pairs.iter().map(|(n, a)| (n.to_string(), a.to_string())).collect();
         assert_eq!(
             pools,
             vec![
@@ -591,21 +622,23 @@ mod tests {
                     subnet: Some("10.1.0.0/24".into()),
                     ip_range: None,
                     gateway: Some("10.1.0.254".into()),
+                    auxiliary_addresses: aux(&[("r", "10.1.0.5"), ("p", "10.1.0.6")]),
                 },
                 IpamPool {
                     subnet: Some("2001:db8:1::/64".into()),
                     ip_range: Some("2001:db8:1::/80".into()),
                     gateway: Some("2001:db8:1::fe".into()),
+                    auxiliary_addresses: aux(&[("r6", "2001:db8:1::5")]),
                 },
             ]
         );
-        assert!(ipam_pools(&[], &[], &[]).unwrap().is_empty());
+        assert!(ipam_pools(&[], &[], &[], &[]).unwrap().is_empty());
     }
 
     #[test]
     fn what_fits_no_subnet_once_is_refused_by_name() {
         let err = |s: &[&str], g: &[&str], r: &[&str]| {
-            ipam_pools(&strings(s), &strings(g), &strings(r))
+            ipam_pools(&strings(s), &strings(g), &strings(r), &[])
                 .unwrap_err()
                 .to_string()
         };
@@ -626,7 +659,20 @@ mod tests {
             "subnets 10.1.0.0/16 and 10.1.2.0/24 overlap: give each subnet once, without overlaps"
         );
         // A subnet that is no prefix goes to switchd as given, with what no subnet holds.
-        let bad = ipam_pools(&strings(&["10.0.0.0/33"]), &strings(&["10.0.0.1"]), &[]).unwrap();
+        let aux_err = |s: &[&str], a: &[&str]| ipam_pools(&strings(s), &[], &[], &strings(a)).unwrap_err().to_string();
+        assert_eq!(
+            aux_err(&["10.1.0.0/24"], &["r=10.2.0.1"]),
+            "no matching subnet for aux-address 10.2.0.1: give a --subnet that holds it"
+        );
+        assert_eq!(
+            aux_err(&["10.1.0.0/24"], &["10.1.0.5"]),
+            "invalid aux-address \"10.1.0.5\": expected NAME=IP"
+        );
+        assert_eq!(
+            aux_err(&["10.1.0.0/24"], &["r=10.1.0.5", "r=10.1.0.6"]),
+            "invalid aux-address r=10.1.0.6: the name \"r\" is given twice"
+        );
+        let bad = ipam_pools(&strings(&["10.0.0.0/33"]), &strings(&["10.0.0.1"]), &[], &[]).unwrap();
         assert_eq!(bad[0].subnet.as_deref(), Some("10.0.0.0/33"));
         assert_eq!(bad[0].gateway.as_deref(), Some("10.0.0.1"));
     }

@@ -634,7 +634,15 @@ fn docker_run_s_mac_address_publish_all_and_internal_networks() {
         return;
     };
     h.add_outside();
-    create_net(&d, &p, "n1", &["--subnet", "10.64.0.0/24"]);
+    let n1 = [
+        "--subnet",
+        "10.64.0.0/24",
+        "--aux-address",
+        "router=10.64.0.2",
+        "-o",
+        "com.docker.network.bridge.enable_icc=false",
+    ];
+    create_net(&d, &p, "n1", &n1);
     create_net(
         &d,
         &p,
@@ -712,6 +720,15 @@ fn docker_run_s_mac_address_publish_all_and_internal_networks() {
     assert!(eventually(10, sent), "no datagram through -p 127.0.0.1:5353:53/udp");
     // Outbound NAT from a network, none from an internal one; inside it, traffic flows.
     assert!(eventually(10, || pings(&d, "web", "10.99.0.2")), "n1 has no way out");
+    // --aux-address: no container gets it. enable_icc=false: n1's containers reach the
+    // gateway and the outside, not each other.
+    let (web_ip, udp_ip) = (ip_of(&d, "web", "n1"), ip_of(&d, "udp", "n1"));
+    assert!(
+        ![&web_ip, &udp_ip].contains(&&"10.64.0.2".to_string()),
+        "{web_ip} {udp_ip}"
+    );
+    assert!(pings(&d, "udp", "10.64.0.1"), "udp cannot reach its gateway");
+    assert!(!pings(&d, "udp", &web_ip), "enable_icc=false: udp reached web");
     assert!(eventually(10, || pings(&d, "i1", "i2")), "i1 cannot ping i2");
     assert!(!pings(&d, "i1", "10.99.0.2"), "an internal network reached the outside");
     let inspect = h.ctl(["network", "inspect", "ni"]).expect_ok("inspect ni").to_string();

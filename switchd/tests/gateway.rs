@@ -318,7 +318,7 @@ fn docker_s_masquerade_and_host_binding_options() {
 }
 
 #[test]
-fn with_inter_container_communication_off_sandboxes_reach_only_the_gateway() {
+fn icc_off_keeps_sandboxes_to_the_gateway_and_aux_addresses_stay_free() {
     let Some(h) = testbed::e2e_host!("icc") else { return };
     let out = h.add_outside();
     let (a, b) = (h.name("a"), h.name("b"));
@@ -332,6 +332,8 @@ fn with_inter_container_communication_off_sandboxes_reach_only_the_gateway() {
         &format!("com.docker.network.bridge.name={bridge}"),
         "--subnet",
         "10.77.9.0/24",
+        "--aux-address",
+        "printer=10.77.9.4",
         "apart",
     ])
     .expect_ok("apart");
@@ -387,5 +389,40 @@ fn with_inter_container_communication_off_sandboxes_reach_only_the_gateway() {
     assert!(
         t.contains(&format!("iifname \"{bridge}\" oifname \"{bridge}\" drop")),
         "{t}"
+    );
+    // --aux-address: shown with its subnet, and never handed out.
+    let aux = [
+        "network",
+        "inspect",
+        "-f",
+        "{{json (index .IPAM.Config 0).AuxiliaryAddresses}}",
+        "apart",
+    ];
+    assert_eq!(h.ctl(aux).expect_ok("inspect").trim(), r#"{"printer":"10.77.9.4"}"#);
+    let c = h.name("c");
+    h.ctl(["sandbox", "create", "--network", "apart", &c]).expect_ok("c");
+    let ip = [
+        "sandbox",
+        "inspect",
+        "-f",
+        "{{range .Networks}}{{.IPAddress}}{{end}}",
+        &c,
+    ];
+    assert_eq!(h.ctl(ip).expect_ok("inspect c").trim(), "10.77.9.5");
+    let taken = h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "apart",
+        "--ip",
+        "10.77.9.4",
+        &h.name("d"),
+    ]);
+    assert!(
+        taken
+            .expect_err("aux")
+            .contains("reserved as auxiliary address \"printer\""),
+        "{}",
+        taken.stderr
     );
 }

@@ -64,6 +64,9 @@ pub struct IpamPool {
     /// Gateway.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// Addresses of the subnet no endpoint gets, by name (`--aux-address NAME=IP`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auxiliary_addresses: BTreeMap<String, String>,
 }
 
 /// Answer to a create: the new object's ID.

@@ -690,8 +690,11 @@ impl State {
                     subnet: Some(s.to_string()),
                     gateway: g.map(|g| g.to_string()),
                     ip_range: None,
+                    aux_addresses: BTreeMap::new(),
                 })
                 .collect(),
+            // Docker's IPAM holds a Docker network's auxiliary addresses.
+            aux_addresses: BTreeMap::new(),
         };
         let pool6_id = v6.and_then(|(_, _, id)| id);
         // The pools are this network's: their subnets are not in the way of themselves.

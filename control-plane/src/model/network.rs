@@ -2,7 +2,7 @@
 //! prune.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, SystemTime};
 
 use super::*;
@@ -67,6 +67,7 @@ impl State {
             Some(self.plan_ipam(&spec, &host.routes, routed)?)
         };
         let ipam6 = self.plan_ipam6(&spec, driver, ipam.as_ref(), (&host.routes6, routed6))?;
+        let aux_addresses = plan_aux(&spec, driver, ipam.as_ref(), &ipam6)?;
         if driver == Driver::Macvlan {
             let parent = opts
                 .parent
@@ -113,6 +114,7 @@ impl State {
             created: now,
             ipam,
             ipam6,
+            aux_addresses,
             internal: spec.internal,
             labels: spec.labels,
             options,
@@ -136,6 +138,11 @@ impl State {
             native_path: None,
             vlan_link_created: false,
         };
+        if let Some((name, ip)) = net.aux_addresses.iter().find(|(_, a)| net.is_host_access_address(**a)) {
+            return Err(invalid(format!(
+                "invalid aux-address {name}={ip}: it is the address of the host's own interface (host_access)"
+            )));
+        }
         self.networks.insert(id.clone(), net);
         Ok(id)
     }
@@ -588,6 +595,7 @@ impl State {
                 gateway: r.gateway,
             }),
             ipam6,
+            aux_addresses: BTreeMap::new(),
             internal: r.internal,
             labels: BTreeMap::new(),
             options: std::iter::once((OPT_VXLANID_LIST.to_string(), r.vni.to_string()))
@@ -791,6 +799,87 @@ fn boolean(v: &str) -> Option<bool> {
 /// How many addresses a subnet's claims cover: all of them (offsets from its first address).
 pub fn space_size(subnet: &Ipv4Cidr) -> u32 {
     u32::try_from(subnet.size()).unwrap_or(u32::MAX)
+}
+
+/// Most auxiliary addresses a network holds.
+pub const MAX_AUX_ADDRESSES: usize = 256;
+
+/// The auxiliary addresses of `spec`'s pools, each a host address of its own pool's subnet
+/// that is not the gateway, under a name of its own. An overlay network takes none: its
+/// addresses are dealt between hosts.
+fn plan_aux(
+    spec: &NetworkSpec,
+    driver: Driver,
+    ipam: Option<&NetIpam>,
+    ipam6: &[NetIpam6],
+) -> Result<BTreeMap<String, IpAddr>, ModelError> {
+    // An automatic subnet holds no address given before it was picked.
+    let pool4 = ipam
+        .filter(|_| spec.subnet.is_some())
+        .map(|i| (i.subnet, [i.subnet.network(), i.subnet.broadcast(), i.gateway]));
+    let v4 = (
+        spec.subnet.clone().unwrap_or_default(),
+        &spec.aux_addresses,
+        pool4,
+        None,
+    );
+    // A pool's planned subnet is the one its own subnet parses as.
+    let v6 = spec.pools6.iter().map(|p| {
+        let planned = p
+            .subnet
+            .as_deref()
+            .and_then(|s| s.parse::<Ipv6Cidr>().ok())
+            .and_then(|s| ipam6.iter().find(|i| i.subnet == s));
+        let reserved = planned.map(|i| (i.subnet, [i.subnet.network(), i.gateway]));
+        (p.subnet.clone().unwrap_or_default(), &p.aux_addresses, None, reserved)
+    });
+    let given = std::iter::once(v4).chain(v6);
+    let mut aux = BTreeMap::new();
+    for (subnet, names, pool4, pool6) in given {
+        for (name, ip) in names {
+            let bad = |what: String| invalid(format!("invalid aux-address {name}={ip}: {what}"));
+            if driver == Driver::Overlay {
+                return Err(bad(
+                    "an overlay network takes no auxiliary addresses: its addresses are dealt between hosts".into(),
+                ));
+            }
+            let ok = !name.is_empty() && name.len() <= 64 && !name.chars().any(char::is_control);
+            if !ok {
+                return Err(bad("a name is 1-64 characters, none of them control characters".into()));
+            }
+            let addr: IpAddr = ip
+                .parse()
+                .map_err(|_| bad("expected NAME=IP with an IPv4 or IPv6 address".into()))?;
+            let (inside, reserved) = match (addr, pool4, pool6) {
+                (IpAddr::V4(a), Some((s, r)), _) => (s.contains(a), r.contains(&a)),
+                (IpAddr::V6(a), _, Some((s, r))) => (s.contains(a), r.contains(&a)),
+                _ => (false, false),
+            };
+            if !inside {
+                return Err(bad(format!(
+                    "no matching subnet: it must lie in the subnet given with it ({})",
+                    if subnet.is_empty() { "none" } else { &subnet }
+                )));
+            }
+            if reserved {
+                return Err(bad(format!(
+                    "it is the subnet's network, broadcast or gateway address ({subnet})"
+                )));
+            }
+            if let Some((other, _)) = aux.iter().find(|(_, a)| **a == addr) {
+                return Err(bad(format!("the address is auxiliary address {other} already")));
+            }
+            if aux.insert(name.clone(), addr).is_some() {
+                return Err(bad("the name is given twice".into()));
+            }
+            if aux.len() > MAX_AUX_ADDRESSES {
+                return Err(invalid(format!(
+                    "more than {MAX_AUX_ADDRESSES} auxiliary addresses given: a network takes at most {MAX_AUX_ADDRESSES}"
+                )));
+            }
+        }
+    }
+    Ok(aux)
 }
 
 /// `v` as a number within `r`.

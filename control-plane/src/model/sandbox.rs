@@ -2,7 +2,7 @@
 //! disconnect, remove.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -430,6 +430,10 @@ impl State {
             let used: BTreeSet<Ipv4Addr> = holders()
                 .map(|(ip, _)| ip)
                 .chain(net.host_access_address())
+                .chain(net.aux_addresses.values().filter_map(|a| match a {
+                    IpAddr::V4(a) => Some(*a),
+                    IpAddr::V6(_) => None,
+                }))
                 .filter(|ip| pool.may_allocate(*ip))
                 .collect();
             return pool.allocate(&used).ok_or_else(|| match net.space {
@@ -462,9 +466,9 @@ impl State {
                 owner: space.owner(offset).unwrap_or("no host yet").to_string(),
             });
         }
-        if Some(ip) == net.host_access_address() {
+        if let Some(why) = net.reserved(ip.into()) {
             return Err(ModelError::Conflict(format!(
-                "address {ip} is reserved for the host's own interface on network {} (host_access)",
+                "address {ip} is reserved {why} on network {}",
                 net.name
             )));
         }
@@ -497,7 +501,14 @@ impl State {
                 .chain(self.docker_held6(net_id).map(|ip| (ip, "a Docker container")))
         };
         let Some(s) = wanted else {
-            let used: BTreeSet<Ipv6Addr> = holders().map(|(ip, _)| ip).chain(net.host_access_address6()).collect();
+            let used: BTreeSet<Ipv6Addr> = holders()
+                .map(|(ip, _)| ip)
+                .chain(net.host_access_address6())
+                .chain(net.aux_addresses.values().filter_map(|a| match a {
+                    IpAddr::V6(a) => Some(*a),
+                    IpAddr::V4(_) => None,
+                }))
+                .collect();
             return net
                 .ipam6
                 .iter()
@@ -529,9 +540,9 @@ impl State {
                 pool.subnet
             )));
         }
-        if Some(ip) == net.host_access_address6() {
+        if let Some(why) = net.reserved(ip.into()) {
             return Err(ModelError::Conflict(format!(
-                "address {ip} is reserved for the host's own interface on network {} (host_access)",
+                "address {ip} is reserved {why} on network {}",
                 net.name
             )));
         }
@@ -544,8 +555,6 @@ impl State {
         Ok(Some(ip))
     }
 
-    /// The MAC of a new endpoint on `net_id` with address `ip`: `wanted`, or Docker's from the
-    /// address; never the gateway's or another endpoint's, here or on other hosts.
     /// The MAC of a new endpoint `endpoint` of `net_id`: `wanted`, Docker's from its IPv4
     /// address `ip`, or, without one (an IPv6-only network), a locally administered one from
     /// the endpoint's random ID.

@@ -1198,3 +1198,153 @@ fn docker_s_masquerade_icc_and_host_binding_options_are_taken_and_checked() {
     );
     assert_eq!(s, before);
 }
+
+#[test]
+fn auxiliary_addresses_are_never_handed_out() {
+    let (mut s, mut ids) = fresh();
+    let t = SystemTime::UNIX_EPOCH;
+    let aux = |pairs: &[(&str, &str)]| -> BTreeMap<String, String> {
+        pairs.iter().map(|(n, ip)| (n.to_string(), ip.to_string())).collect()
+    };
+    let spec = |name: &str, v4: &[(&str, &str)], v6: &[(&str, &str)]| NetworkSpec {
+        subnet: Some("10.40.0.0/29".into()),
+        aux_addresses: aux(v4),
+        ipv6: true,
+        pools6: vec![PoolSpec {
+            subnet: Some("fd40::/125".into()),
+            aux_addresses: aux(v6),
+            ..PoolSpec::default()
+        }],
+        ..net(name)
+    };
+    let nid = s
+        .create_network(
+            spec(
+                "lan",
+                &[("router", "10.40.0.2"), ("printer", "10.40.0.4")],
+                &[("router6", "fd40::2")],
+            ),
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
+        .unwrap();
+    // Dynamic addresses skip them; a static one is refused, naming the name.
+    create_sb(&mut s, &mut ids, sb("a", "lan")).unwrap();
+    create_sb(&mut s, &mut ids, sb("b", "lan")).unwrap();
+    assert_eq!(ep_of(&s, "a", "lan").ip, Some(Ipv4Addr::new(10, 40, 0, 3)));
+    assert_eq!(ep_of(&s, "a", "lan").ip6, Some("fd40::3".parse().unwrap()));
+    assert_eq!(ep_of(&s, "b", "lan").ip, Some(Ipv4Addr::new(10, 40, 0, 5)));
+    let before = s.clone();
+    let e = create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip: Some("10.40.0.4".into()),
+            ..sb("c", "lan")
+        },
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "address 10.40.0.4 is reserved as auxiliary address \"printer\" on network lan"
+    );
+    let e = create_sb(
+        &mut s,
+        &mut ids,
+        SandboxSpec {
+            ip6: Some("fd40::2".into()),
+            ..sb("c", "lan")
+        },
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("reserved as auxiliary address \"router6\""),
+        "{e}"
+    );
+    assert_eq!(s, before);
+    // Inspect shows each with its subnet, as Docker does.
+    let r = <crate::api::NetworkResource as crate::api::FromModel<_>>::of(&s, &s.networks[&nid]);
+    assert_eq!(
+        r.ipam.config[0].auxiliary_addresses,
+        aux(&[("printer", "10.40.0.4"), ("router", "10.40.0.2")])
+    );
+    assert_eq!(r.ipam.config[1].auxiliary_addresses, aux(&[("router6", "fd40::2")]));
+    // One more sandbox fits (.6); the /29 is then full, the aux addresses untouched.
+    create_sb(&mut s, &mut ids, sb("c", "lan")).unwrap();
+    let e = create_sb(&mut s, &mut ids, sb("d", "lan")).unwrap_err();
+    assert!(e.to_string().contains("no available IPv4 addresses"), "{e}");
+
+    let (mut s, mut ids) = fresh();
+    let before = s.clone();
+    for (v4, v6, says) in [
+        (&[("x", "10.41.0.9")][..], &[][..], "invalid aux-address x=10.41.0.9: no matching subnet: it must lie in the subnet given with it (10.40.0.0/29)"),
+        (&[("x", "10.40.0.1")], &[], "it is the subnet's network, broadcast or gateway address (10.40.0.0/29)"),
+        (&[("x", "10.40.0.7")], &[], "network, broadcast or gateway"),
+        (&[("x", "router")], &[], "expected NAME=IP with an IPv4 or IPv6 address"),
+        (&[("", "10.40.0.2")], &[], "a name is 1-64 characters"),
+        (&[("x\n", "10.40.0.2")], &[], "a name is 1-64 characters"),
+        (&[("x", "10.40.0.2"), ("y", "10.40.0.2")], &[], "invalid aux-address y=10.40.0.2: the address is auxiliary address x already"),
+        (&[("x", "10.40.0.2")], &[("x", "fd40::2")], "invalid aux-address x=fd40::2: the name is given twice"),
+        (&[], &[("x", "fd41::2")], "no matching subnet: it must lie in the subnet given with it (fd40::/125)"),
+        (&[], &[("x", "fd40::1")], "gateway"),
+        (&[("x", "fd40::2")], &[], "no matching subnet"),
+    ] {
+        let e = s
+            .create_network(spec("bad", v4, v6), ids.next(), t, &HostFacts::default())
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{v4:?} {v6:?}: {e}");
+    }
+    // Without a subnet given, nothing can hold one; an overlay's addresses are dealt between
+    // hosts; a macvlan host_access child's address is the host's.
+    let cases = [
+        (
+            NetworkSpec {
+                aux_addresses: aux(&[("x", "172.17.0.5")]),
+                ..net("auto")
+            },
+            "no matching subnet: it must lie in the subnet given with it (none)",
+        ),
+        (
+            NetworkSpec {
+                driver: "overlay".into(),
+                ..spec("ov", &[("x", "10.40.0.2")], &[])
+            },
+            "an overlay network takes no auxiliary addresses",
+        ),
+        (
+            NetworkSpec {
+                driver: "macvlan".into(),
+                subnet: Some("10.42.0.0/24".into()),
+                aux_addresses: aux(&[("x", "10.42.0.254")]),
+                options: [("parent", "eth9"), ("host_access", "true")]
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..net("mv")
+            },
+            "invalid aux-address x=10.42.0.254: it is the address of the host's own interface (host_access)",
+        ),
+    ];
+    for (spec, says) in cases {
+        let e = s
+            .create_network(spec, ids.next(), t, &HostFacts::default())
+            .unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let many = (0..=MAX_AUX_ADDRESSES).map(|i| (format!("d{i}"), format!("10.43.{}.{}", i / 200, 2 + i % 200)));
+    let e = s
+        .create_network(
+            NetworkSpec {
+                subnet: Some("10.43.0.0/16".into()),
+                aux_addresses: many.collect(),
+                ..net("many")
+            },
+            ids.next(),
+            t,
+            &HostFacts::default(),
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("a network takes at most 256"), "{e}");
+    assert_eq!(s, before);
+}

@@ -22,6 +22,7 @@ fn v6(name: &str, pools: &[(&str, Option<&str>, Option<&str>)]) -> NetworkSpec {
                 subnet: Some(s.to_string()),
                 gateway: g.map(Into::into),
                 ip_range: r.map(Into::into),
+                ..PoolSpec::default()
             })
             .collect(),
         ..Default::default()
@@ -356,7 +357,7 @@ fn the_host_s_own_macvlan_child_keeps_the_last_ipv6_address() {
         sandbox(&mut s, 20, "a", "mv", Some("fd90::ffff:ffff:ffff:ffff"))
             .unwrap_err()
             .to_string(),
-        "address fd90::ffff:ffff:ffff:ffff is reserved for the host's own interface on network mv (host_access)"
+        "address fd90::ffff:ffff:ffff:ffff is reserved for the host's own interface (host_access) on network mv"
     );
     sandbox(&mut s, 21, "b", "mv", None).unwrap();
     assert_eq!(ip6_of(&s, "b"), Some("fd90::2".parse().unwrap()));
