@@ -221,6 +221,9 @@ impl IntoSpec for SandboxCreate {
             port_kind: self.port_kind.unwrap_or_default(),
             links: self.links,
             publish: self.publish,
+            expose: self.expose,
+            publish_all: self.publish_all_ports,
+            host_port_free: None,
             labels: self.labels,
             ifname: self.interface.filter(|s| !s.is_empty()),
             dns: self.resolver.dns,
@@ -312,6 +315,11 @@ impl FromModel<Sandbox> for SandboxResource {
                         l.alias
                     )
                 })
+                .collect(),
+            exposed_ports: sb
+                .exposed
+                .iter()
+                .map(|(port, proto)| (format!("{port}/{}", proto.as_str()), BTreeMap::new()))
                 .collect(),
             // Docker lists a port published on every address twice: 0.0.0.0 and ::.
             ports: sb

@@ -167,16 +167,16 @@ pub fn specs(data: &[u8]) {
             f.len()
         );
     }
-    if let Ok(bindings) = ports::parse(&text) {
-        for b in bindings {
-            let again = format!(
-                "{}:{}/{}",
-                std::net::SocketAddr::new(b.host_ip, b.host_port),
-                b.container_port,
-                b.proto.as_str()
-            );
-            assert_eq!(ports::parse(&again), Ok(vec![b]), "{again}");
+    let all = std::net::IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    if let Ok(requests) = ports::parse_request(&text, all) {
+        for r in requests {
+            let again = r.to_string();
+            assert_eq!(ports::parse_request(&again, all), Ok(vec![r]), "{again}");
+            assert!(r.host_ports().contains(&r.binding.host_port) || r.binding.host_port == 0);
         }
+    }
+    if let Ok(exposed) = ports::parse_expose(&text) {
+        assert!(!exposed.is_empty() && exposed.iter().all(|(p, _)| *p > 0));
     }
 }
 

@@ -424,6 +424,9 @@ pub enum SandboxMode {
     Container(Id),
 }
 
+/// A port of a sandbox's own, and its protocol.
+pub type ExposedPort = (u16, crate::ports::Proto);
+
 /// A sandbox: one network namespace as a container sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sandbox {
@@ -445,6 +448,9 @@ pub struct Sandbox {
     /// Published ports (`-p`), forwarded to the sandbox's first address.
     #[serde(default)]
     pub ports: Vec<PortBinding>,
+    /// Its exposed ports (`--expose`, and the sandbox's side of each published one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exposed: Vec<ExposedPort>,
     /// Labels (`--label K=V`; the CNI plugin keeps its container ID here).
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -688,8 +694,15 @@ pub struct SandboxSpec {
     pub port_kind: String,
     /// `--link OTHER[:ALIAS]`.
     pub links: Vec<String>,
-    /// `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
+    /// `-p [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp]`.
     pub publish: Vec<String>,
+    /// `--expose PORT[-PORT][/PROTO]`.
+    pub expose: Vec<String>,
+    /// `-P`: publish every exposed port on a host port chosen.
+    pub publish_all: bool,
+    /// Whether the host lets switchd bind a host port it would choose (switchd tries to);
+    /// none: every port not published already is free.
+    pub host_port_free: Option<fn(&PortBinding) -> bool>,
     /// `--label K=V`.
     pub labels: BTreeMap<String, String>,
     /// The interface's name in the sandbox (default `eth0`).

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::model::DockerNetworkSpec;
+pub use crate::ports::PortRequest;
 use crate::ports::{PortBinding, Proto};
 
 /// The media type of every request and reply.
@@ -142,8 +143,8 @@ pub enum PluginRequestError {
     /// The port map does not have Docker's shape.
     #[error("invalid {PORT_MAP}: {0}")]
     PortMap(String),
-    /// A protocol other than TCP and UDP.
-    #[error("invalid protocol {0} in {PORT_MAP}: switchd publishes tcp (6) and udp (17)")]
+    /// A protocol other than TCP, UDP and SCTP.
+    #[error("invalid protocol {0} in {PORT_MAP}: switchd publishes tcp (6), udp (17) and sctp (132)")]
     Protocol(u8),
     /// Container port 0.
     #[error("invalid container port 0 in {PORT_MAP}: ports are 1-65535")]
@@ -284,16 +285,6 @@ pub struct Connectivity {
     pub options: BTreeMap<String, Value>,
 }
 
-/// A published port as Docker asks for it: a host port of 0 is for switchd to choose, and
-/// `host_port_end` above it lets switchd choose within the range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PortRequest {
-    /// The binding (host port 0: any).
-    pub binding: PortBinding,
-    /// The last host port it may take.
-    pub host_port_end: u16,
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
 struct DockerBinding {
@@ -313,7 +304,7 @@ impl Connectivity {
     /// The published ports of the container (none when Docker gave no port map).
     ///
     /// # Errors
-    /// A malformed port map: a protocol other than TCP and UDP, port 0, a bad host address, a
+    /// A malformed port map: a protocol other than TCP, UDP and SCTP, port 0, a bad host address, a
     /// range that ends before it starts.
     pub fn ports(&self) -> Result<Vec<PortRequest>, PluginRequestError> {
         let Some(v) = self.options.get(PORT_MAP).filter(|v| !v.is_null()) else {
@@ -326,6 +317,7 @@ impl Connectivity {
                 let proto = match b.proto {
                     6 => Proto::Tcp,
                     17 => Proto::Udp,
+                    132 => Proto::Sctp,
                     p => return Err(PluginRequestError::Protocol(p)),
                 };
                 if b.port == 0 {
@@ -398,7 +390,12 @@ mod tests {
                 serde_json::from_str(&format!(r#"{{"Options":{{"com.docker.network.portmap":[{m}]}}}}"#)).unwrap();
             c.ports().unwrap_err().to_string()
         };
-        assert!(bad(r#"{"Proto":132,"Port":80}"#).contains("invalid protocol 132"));
+        assert!(bad(r#"{"Proto":1,"Port":80}"#).contains("invalid protocol 1 "));
+        let sctp: Connectivity = serde_json::from_str(
+            r#"{"Options":{"com.docker.network.portmap":[{"Proto":132,"Port":80,"HostPort":9000,"HostPortEnd":9000}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(sctp.ports().unwrap()[0].binding.to_string(), "80/sctp -> 0.0.0.0:9000");
         assert!(bad(r#"{"Proto":6,"Port":0}"#).contains("container port 0"));
         assert!(bad(r#"{"Proto":6,"Port":80,"HostIP":"::g"}"#).contains("::g"));
         let c: Connectivity = serde_json::from_str(

@@ -1,9 +1,11 @@
-//! Published ports: `-p [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`, with ranges `a-b:c-d`;
-//! an IPv6 host address in brackets (`[::1]:8080:80`). Without a host address a port is
-//! published on every address of both families, as Docker's `0.0.0.0` and `[::]` pair.
+//! Published ports: `-p [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp]`, with ranges
+//! `a-b:c-d`; an IPv6 host address in brackets (`[::1]:8080:80`). Without a host address a port
+//! is published on every address of both families, as Docker's `0.0.0.0` and `[::]` pair;
+//! without a host port, on one chosen from the ephemeral range.
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::ops::RangeInclusive;
 
 use serde::{Deserialize, Serialize};
 
@@ -15,15 +17,25 @@ pub enum Proto {
     Tcp,
     /// UDP.
     Udp,
+    /// SCTP: published through the firewall alone (no userland proxy serves it).
+    Sctp,
 }
 
 impl Proto {
-    /// `tcp` or `udp`.
+    /// `tcp`, `udp` or `sctp`.
     pub fn as_str(self) -> &'static str {
         match self {
             Proto::Tcp => "tcp",
             Proto::Udp => "udp",
+            Proto::Sctp => "sctp",
         }
+    }
+
+    /// The protocol of its name.
+    pub fn parse(s: &str) -> Option<Proto> {
+        [Proto::Tcp, Proto::Udp, Proto::Sctp]
+            .into_iter()
+            .find(|p| p.as_str() == s)
     }
 }
 
@@ -79,8 +91,8 @@ impl fmt::Display for PortBinding {
 /// Why a `-p` value was refused; the message names the bad part and the accepted form.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PortSpecError {
-    /// A protocol other than tcp and udp.
-    #[error("invalid protocol {proto:?} in {spec:?}: accepted are tcp and udp")]
+    /// A protocol other than tcp, udp and sctp.
+    #[error("invalid protocol {proto:?} in {spec:?}: accepted are tcp, udp and sctp")]
     Protocol {
         /// The whole value.
         spec: String,
@@ -95,8 +107,8 @@ pub enum PortSpecError {
         /// The address given.
         ip: String,
     },
-    /// Not `[HOSTIP:]HOSTPORT:CONTAINERPORT`.
-    #[error("invalid port publication {0:?}: expected [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], e.g. 127.0.0.1:8080:80/tcp")]
+    /// Not `[[HOSTIP:][HOSTPORT]:]CONTAINERPORT`.
+    #[error("invalid port publication {0:?}: expected [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp], e.g. 127.0.0.1:8080:80/tcp or 80")]
     Form(String),
     /// A port or range out of bounds.
     #[error("invalid port {port:?} in {spec:?}: ports are 1-65535, ranges a-b with a <= b")]
@@ -106,8 +118,8 @@ pub enum PortSpecError {
         /// The port or range given.
         port: String,
     },
-    /// Host and container ranges of different sizes.
-    #[error("invalid port publication {0:?}: the host and container ranges differ in size")]
+    /// Host and container ranges of different sizes (but one container port and a host range).
+    #[error("invalid port publication {0:?}: the host and container ranges differ in size (a host range with one container port takes one host port of it)")]
     RangeSizes(String),
 }
 
@@ -122,30 +134,69 @@ fn range(s: &str, spec: &str) -> Result<(u16, u16), PortSpecError> {
     Ok((a, b))
 }
 
-/// Parses one `-p` value into its bindings (several for a range), binding every address
-/// when it names none.
+/// The host ports chosen from when a publication names none (Docker's).
+pub const EPHEMERAL_PORTS: RangeInclusive<u16> = 49153..=65535;
+
+/// A published port as asked for: a host port of 0 is for switchd to choose from
+/// [`EPHEMERAL_PORTS`], and `host_port_end` above the host port lets it choose within that
+/// range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRequest {
+    /// The binding (host port 0: any).
+    pub binding: PortBinding,
+    /// The last host port it may take (the host port itself when that one is meant).
+    pub host_port_end: u16,
+}
+
+impl PortRequest {
+    /// The host ports it may take, in the order they are tried.
+    pub fn host_ports(&self) -> RangeInclusive<u16> {
+        match self.binding.host_port {
+            0 => EPHEMERAL_PORTS,
+            p => p..=self.host_port_end.max(p),
+        }
+    }
+
+    /// The binding itself when it names one host port.
+    pub fn fixed(&self) -> Option<PortBinding> {
+        let p = self.binding.host_port;
+        (p != 0 && self.host_port_end <= p).then_some(self.binding)
+    }
+}
+
+impl fmt::Display for PortRequest {
+    /// The `-p` value that asks for it: `0.0.0.0::80/tcp`, `[::1]:8000-8010:80/udp`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let b = &self.binding;
+        match b.host_ip {
+            IpAddr::V4(ip) => write!(f, "{ip}:")?,
+            IpAddr::V6(ip) => write!(f, "[{ip}]:")?,
+        }
+        match (b.host_port, self.host_port_end) {
+            (0, _) => {}
+            (h, e) if e > h => write!(f, "{h}-{e}")?,
+            (h, _) => write!(f, "{h}")?,
+        }
+        write!(f, ":{}/{}", b.container_port, b.proto.as_str())
+    }
+}
+
+/// Parses one `-p` value, binding `default_ip` when it names no address (every address, or
+/// a network's `host_binding_ipv4`): one request per container port, each naming its host
+/// port (`8080:80`, `8000-8001:80-81`), a range to choose one from (`8000-8010:80`), or none
+/// (`80`, `IP::80`, `8000-8001`: chosen from [`EPHEMERAL_PORTS`]).
 ///
 /// # Errors
 /// One sentence naming the bad part and the accepted form.
-pub fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
-    parse_binding(spec, IpAddr::V4(Ipv4Addr::UNSPECIFIED))
-}
-
-/// As [`parse`], binding `default_ip` when the value names no address (a network's
-/// `host_binding_ipv4`).
-///
-/// # Errors
-/// As [`parse`].
-pub fn parse_binding(spec: &str, default_ip: IpAddr) -> Result<Vec<PortBinding>, PortSpecError> {
+pub fn parse_request(spec: &str, default_ip: IpAddr) -> Result<Vec<PortRequest>, PortSpecError> {
     let (main, proto) = match spec.rsplit_once('/') {
-        Some((m, "tcp")) => (m, Proto::Tcp),
-        Some((m, "udp")) => (m, Proto::Udp),
-        Some((_, p)) => {
-            return Err(PortSpecError::Protocol {
+        Some((m, p)) => (
+            m,
+            Proto::parse(p).ok_or_else(|| PortSpecError::Protocol {
                 spec: spec.to_string(),
                 proto: p.to_string(),
-            })
-        }
+            })?,
+        ),
         None => (spec, Proto::Tcp),
     };
     let bad_ip = |ip: &str| PortSpecError::HostIp {
@@ -162,6 +213,7 @@ pub fn parse_binding(spec: &str, default_ip: IpAddr) -> Result<Vec<PortBinding>,
     };
     let parts: Vec<&str> = ports.split(':').collect();
     let (ip, host, cont) = match (ip, parts.as_slice()) {
+        (None, [c]) => (default_ip, "", *c),
         (Some(ip), [h, c]) => (ip, *h, *c),
         (None, [h, c]) => (default_ip, *h, *c),
         (None, [ip, h, c]) => {
@@ -170,24 +222,103 @@ pub fn parse_binding(spec: &str, default_ip: IpAddr) -> Result<Vec<PortBinding>,
         }
         _ => return Err(PortSpecError::Form(spec.to_string())),
     };
-    let (h0, h1) = range(host, spec)?;
     let (c0, c1) = range(cont, spec)?;
-    if h1 - h0 != c1 - c0 {
-        return Err(PortSpecError::RangeSizes(spec.to_string()));
-    }
-    Ok((0..=h1 - h0)
-        .map(|i| PortBinding {
+    let host = match host {
+        "" => None,
+        h => Some(range(h, spec)?),
+    };
+    let request = |c: u16, (h, end): (u16, u16)| PortRequest {
+        binding: PortBinding {
             host_ip: ip,
-            host_port: h0 + i,
-            container_port: c0 + i,
+            host_port: h,
+            container_port: c,
             proto,
-        })
-        .collect())
+        },
+        host_port_end: end,
+    };
+    match host {
+        // Each container port on its own host port.
+        Some((h0, h1)) if h1 - h0 == c1 - c0 => Ok((0..=c1 - c0).map(|i| request(c0 + i, (h0 + i, h0 + i))).collect()),
+        // One container port on one host port of a range.
+        Some((h0, h1)) if c0 == c1 => Ok(vec![request(c0, (h0, h1))]),
+        Some(_) => Err(PortSpecError::RangeSizes(spec.to_string())),
+        None => Ok((c0..=c1).map(|c| request(c, (0, 0))).collect()),
+    }
+}
+
+/// Parses one `--expose` value, `PORT[-PORT][/PROTO]`: the sandbox's ports it names.
+///
+/// # Errors
+/// One sentence naming the bad part and the accepted form.
+pub fn parse_expose(spec: &str) -> Result<Vec<(u16, Proto)>, PortSpecError> {
+    let (ports, proto) = match spec.rsplit_once('/') {
+        Some((m, p)) => (
+            m,
+            Proto::parse(p).ok_or_else(|| PortSpecError::Protocol {
+                spec: spec.to_string(),
+                proto: p.to_string(),
+            })?,
+        ),
+        None => (spec, Proto::Tcp),
+    };
+    let (a, b) = range(ports, spec)?;
+    Ok((a..=b).map(|p| (p, proto)).collect())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bindings of a value that names every host port.
+    fn parse(spec: &str) -> Result<Vec<PortBinding>, PortSpecError> {
+        let all = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        Ok(parse_request(spec, all)?
+            .iter()
+            .map(|r| r.fixed().expect("a host port named"))
+            .collect())
+    }
+
+    #[test]
+    fn host_ports_left_open_are_chosen_later() {
+        let all = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let shown = |spec: &str| -> Vec<String> {
+            parse_request(spec, all)
+                .unwrap()
+                .iter()
+                .map(ToString::to_string)
+                .collect()
+        };
+        assert_eq!(shown("80"), ["0.0.0.0::80/tcp"]);
+        assert_eq!(shown("127.0.0.1::53/udp"), ["127.0.0.1::53/udp"]);
+        assert_eq!(shown("[::1]::80"), ["[::1]::80/tcp"]);
+        assert_eq!(shown(":80"), ["0.0.0.0::80/tcp"]);
+        assert_eq!(shown("8000-8001"), ["0.0.0.0::8000/tcp", "0.0.0.0::8001/tcp"]);
+        assert_eq!(shown("8000-8010:80/sctp"), ["0.0.0.0:8000-8010:80/sctp"]);
+        assert_eq!(shown("8080:80"), ["0.0.0.0:8080:80/tcp"]);
+        let open = parse_request("80", all).unwrap()[0];
+        assert_eq!((open.fixed(), open.host_ports()), (None, EPHEMERAL_PORTS));
+        let within = parse_request("8000-8010:80", all).unwrap()[0];
+        assert_eq!((within.fixed(), within.host_ports()), (None, 8000..=8010));
+        // What it prints, it reads back as.
+        for spec in ["80", "[::1]::80/udp", "8000-8010:80/sctp", "10.0.0.1:8080:80"] {
+            for r in parse_request(spec, all).unwrap() {
+                assert_eq!(parse_request(&r.to_string(), all), Ok(vec![r]), "{r}");
+            }
+        }
+        assert_eq!(
+            parse_expose("8000-8002/udp").unwrap(),
+            [(8000, Proto::Udp), (8001, Proto::Udp), (8002, Proto::Udp)]
+        );
+        assert_eq!(parse_expose("80").unwrap(), [(80, Proto::Tcp)]);
+        assert!(parse_expose("80/icmp")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid protocol \"icmp\""));
+        assert!(parse_expose("0")
+            .unwrap_err()
+            .to_string()
+            .contains("invalid port \"0\""));
+    }
 
     #[test]
     fn forms() {
@@ -212,21 +343,24 @@ mod tests {
 
     #[test]
     fn errors_name_the_bad_part() {
-        assert_eq!(parse("80"), Err(PortSpecError::Form("80".into())));
-        assert!(parse("80")
+        assert_eq!(parse("1:2:3:4"), Err(PortSpecError::Form("1:2:3:4".into())));
+        assert!(parse("1:2:3:4")
             .unwrap_err()
             .to_string()
-            .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
-        assert!(parse("8080:80/sctp")
+            .contains("expected [[HOSTIP:][HOSTPORT]:]CONTAINERPORT"));
+        assert!(parse("8080:80/icmp")
             .unwrap_err()
             .to_string()
-            .contains("invalid protocol \"sctp\""));
+            .contains("invalid protocol \"icmp\" in \"8080:80/icmp\": accepted are tcp, udp and sctp"));
         assert!(parse("0:80").unwrap_err().to_string().contains("invalid port \"0\""));
         assert!(parse("70000:80")
             .unwrap_err()
             .to_string()
             .contains("invalid port \"70000\""));
-        assert!(parse("9000-9001:80").unwrap_err().to_string().contains("ranges differ"));
+        assert!(parse("9000-9001:80-82")
+            .unwrap_err()
+            .to_string()
+            .contains("ranges differ"));
         assert!(parse("1.2.3:80:80")
             .unwrap_err()
             .to_string()

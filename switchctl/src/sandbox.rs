@@ -38,13 +38,21 @@ pub(crate) struct SandboxCreateArgs {
     /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
     #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
     links: Vec<String>,
-    /// Publish a port: [HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp] (ranges a-b:c-d).
+    /// Publish a port: [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp] (ranges a-b:c-d;
+    /// without a host port, one is chosen from 49153-65535; a host range with one container
+    /// port takes one host port of it).
     #[arg(
         short = 'p',
         long = "publish",
-        value_name = "[HOSTIP:]HOSTPORT:CONTAINERPORT[/PROTO]"
+        value_name = "[[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/PROTO]"
     )]
     publish: Vec<String>,
+    /// Expose a port of the sandbox: PORT[-PORT][/tcp|udp|sctp] (published with -P).
+    #[arg(long = "expose", value_name = "PORT[/PROTO]")]
+    expose: Vec<String>,
+    /// Publish every exposed port on a host port chosen from 49153-65535.
+    #[arg(short = 'P', long = "publish-all")]
+    publish_all: bool,
     /// Labels, K=V.
     #[arg(long = "label", value_name = "K=V")]
     labels: Vec<String>,
@@ -115,6 +123,8 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 port_kind,
                 links,
                 publish,
+                expose,
+                publish_all,
                 labels,
                 interface,
                 dns,
@@ -134,6 +144,8 @@ pub(crate) fn sandbox(c: &Client, cmd: SandboxCmd) -> anyhow::Result<ExitCode> {
                 port_kind,
                 links,
                 publish,
+                expose,
+                publish_all_ports: publish_all,
                 labels: kv(&labels, "label")?,
                 interface,
                 resolver: SandboxResolver {
@@ -223,7 +235,7 @@ pub(crate) fn port_cmd(c: &Client, sandbox: &str, port: Option<&str>, format: Fo
     let (num, proto) = filter.split_once('/').unwrap_or((filter, "tcp"));
     let num: u16 = num
         .parse()
-        .map_err(|_| anyhow::anyhow!("invalid port {filter:?}: expected PORT[/tcp|udp], e.g. 80/tcp"))?;
+        .map_err(|_| anyhow::anyhow!("invalid port {filter:?}: expected PORT[/tcp|udp|sctp], e.g. 80/tcp"))?;
     let hits: Vec<_> = sb
         .ports
         .iter()

@@ -319,10 +319,10 @@ fn docker_s_bad_requests_are_refused_and_change_nothing() {
         (
             "NetworkDriver.ProgramExternalConnectivity",
             format!(
-                r#"{{"NetworkID":"{id}","EndpointID":"{id}","Options":{{"com.docker.network.portmap":[{{"Proto":132,"Port":1}}]}}}}"#
+                r#"{{"NetworkID":"{id}","EndpointID":"{id}","Options":{{"com.docker.network.portmap":[{{"Proto":1,"Port":1}}]}}}}"#
             ),
             400,
-            "invalid protocol 132",
+            "invalid protocol 1 ",
         ),
     ];
     for (method, body, status, says) in &cases {

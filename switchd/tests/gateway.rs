@@ -248,10 +248,10 @@ fn published_ports_from_everywhere_and_conflicts() {
         !Path::new("/run/netns").join(&other).exists(),
         "a refused sandbox leaves nothing"
     );
-    let err = h.ctl(["sandbox", "create", "-p", "80", &other]);
+    let err = h.ctl(["sandbox", "create", "-p", "1:2:3:4", &other]);
     assert!(err
         .expect_err("bad -p")
-        .contains("expected [HOSTIP:]HOSTPORT:CONTAINERPORT"));
+        .contains("expected [[HOSTIP:][HOSTPORT]:]CONTAINERPORT"));
     assert!(nft_table(&h).contains("dport 8080 dnat ip to 10.70.0.2:80"));
 
     // rm frees the port.
@@ -424,5 +424,101 @@ fn icc_off_keeps_sandboxes_to_the_gateway_and_aux_addresses_stay_free() {
             .contains("reserved as auxiliary address \"printer\""),
         "{}",
         taken.stderr
+    );
+}
+
+#[test]
+fn open_host_ports_are_chosen_and_sctp_is_published() {
+    let Some(h) = testbed::e2e_host!("pick") else { return };
+    let out = h.add_outside();
+    let (a, b) = (h.name("a"), h.name("b"));
+    h.ctl(["network", "create", "--subnet", "10.77.10.0/24", "pick"])
+        .expect_ok("pick");
+    // Another program holds the first port of the ephemeral range: it is skipped.
+    let ns = Path::new("/run/netns").join(h.ns());
+    let (hold_tx, hold_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let holder = in_netns(&ns, move || {
+        let _l = TcpListener::bind("0.0.0.0:49153").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = hold_rx.recv();
+    });
+    held_rx.recv().unwrap();
+    let create = [
+        "sandbox",
+        "create",
+        "--network",
+        "pick",
+        "--ip",
+        "10.77.10.2",
+        "-p",
+        "80",
+        "-p",
+        "127.0.0.1::53/udp",
+        "--expose",
+        "81",
+        "--expose",
+        "82/udp",
+        "-P",
+        "-p",
+        "9132:132/sctp",
+        &a,
+    ];
+    h.ctl(create).expect_ok("a");
+    let ports = h.ctl(["port", &a]).expect_ok("port").to_string();
+    assert_eq!(
+        ports,
+        "80/tcp -> 0.0.0.0:49154\n80/tcp -> [::]:49154\n\
+         53/udp -> 127.0.0.1:49153\n\
+         132/sctp -> 0.0.0.0:9132\n132/sctp -> [::]:9132\n\
+         81/tcp -> 0.0.0.0:49155\n81/tcp -> [::]:49155\n\
+         82/udp -> 0.0.0.0:49154\n82/udp -> [::]:49154\n",
+        "as docker port lists them"
+    );
+    hold_tx.send(()).unwrap();
+    holder.join().unwrap();
+    let exposed = ["sandbox", "inspect", "-f", "{{json .ExposedPorts}}", &a];
+    assert_eq!(
+        h.ctl(exposed).expect_ok("inspect").trim(),
+        r#"{"132/sctp":{},"53/udp":{},"80/tcp":{},"81/tcp":{},"82/udp":{}}"#
+    );
+    // The chosen port serves the outside and the host, as a given one does.
+    let web = http_peer_server(&a);
+    assert_eq!(curl(&h, &out, "http://10.99.0.1:49154/").as_deref(), Some("10.99.0.2"));
+    assert!(
+        curl(&h, h.ns(), "http://127.0.0.1:49155/").is_none(),
+        "81 has no server"
+    );
+    web.0.store(true, Ordering::Relaxed);
+    web.1.join().unwrap();
+    // SCTP: the firewall carries an association's first packet to the sandbox's port 132.
+    let t = nft_table(&h);
+    assert!(t.contains("sctp dport 9132 dnat ip to 10.77.10.2:132"), "{t}");
+    let cap = testbed::Capture::start(&a, "eth0", "sctp", 4);
+    let outside = Path::new("/run/netns").join(&out);
+    testbed::send_sctp_init(&outside, "10.99.0.1".parse().unwrap(), 5000, 9132);
+    let seen = cap.finish();
+    assert!(seen.contains("10.99.0.2.5000 > 10.77.10.2.132: sctp"), "{seen}");
+    // A second sandbox's open ports go past the first's; a loopback SCTP port is refused.
+    h.ctl(["sandbox", "create", "--network", "pick", "-p", "80", &b])
+        .expect_ok("b");
+    assert_eq!(
+        h.ctl(["port", &b, "80"]).expect_ok("port b"),
+        "0.0.0.0:49153\n[::]:49153\n"
+    );
+    let bad = h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "pick",
+        "-p",
+        "127.0.0.1:9133:132/sctp",
+        &h.name("c"),
+    ]);
+    assert!(
+        bad.expect_err("sctp on loopback")
+            .contains("a loopback address never passes"),
+        "{}",
+        bad.stderr
     );
 }

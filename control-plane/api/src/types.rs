@@ -307,9 +307,15 @@ pub struct SandboxCreate {
     /// Legacy links, `OTHER[:ALIAS]` (default bridge only).
     #[serde(default)]
     pub links: Vec<String>,
-    /// Published ports, `[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp]`.
+    /// Published ports, `[[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp]`.
     #[serde(default)]
     pub publish: Vec<String>,
+    /// Exposed ports, `PORT[-PORT][/tcp|udp|sctp]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// Publish every exposed port on a host port switchd chooses (Docker's `-P`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publish_all_ports: bool,
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -362,6 +368,9 @@ pub struct SandboxResource {
     pub links: Vec<String>,
     /// Published ports.
     pub ports: Vec<PortMapping>,
+    /// Exposed ports, as Docker's `Config.ExposedPorts`: `{"80/tcp": {}}`.
+    #[serde(default)]
+    pub exposed_ports: BTreeMap<String, BTreeMap<String, String>>,
     /// Labels.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -380,7 +389,7 @@ pub struct PortMapping {
     pub host_port: u16,
     /// Sandbox port.
     pub container_port: u16,
-    /// `tcp` or `udp`.
+    /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
 }
 

@@ -956,6 +956,7 @@ impl State {
                 self.sandboxes.insert(
                     sandbox_id.clone(),
                     Sandbox {
+                        exposed: Vec::new(),
                         dns: DnsConfig::default(),
                         extra_hosts: Vec::new(),
                         id: sandbox_id.clone(),

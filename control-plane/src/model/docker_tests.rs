@@ -270,7 +270,12 @@ fn published_ports_clash_with_other_sandboxes() {
         let sandbox = Id::from_random([key.len() as u8 + key.as_bytes()[3]; 32]);
         s.docker_join(NET, ep, key, sandbox, SystemTime::UNIX_EPOCH).unwrap();
     }
-    let b = crate::ports::parse("8080:80").unwrap();
+    let all = std::net::Ipv4Addr::UNSPECIFIED.into();
+    let b: Vec<_> = crate::ports::parse_request("8080:80", all)
+        .unwrap()
+        .iter()
+        .filter_map(crate::ports::PortRequest::fixed)
+        .collect();
     s.docker_publish(NET, EP1, b.clone()).unwrap();
     let e = s.docker_publish(NET, EP2, b).unwrap_err();
     assert!(e.to_string().contains("already published by sandbox docker-1"), "{e}");

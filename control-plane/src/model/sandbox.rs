@@ -10,7 +10,7 @@ use super::*;
 use crate::error::ModelError;
 use crate::ids::Id;
 use crate::ipam;
-use crate::ports::{self, PortBinding};
+use crate::ports::{self, PortBinding, PortRequest, Proto};
 
 impl State {
     /// Creates a sandbox (and, in bridge mode, its `eth0` endpoint) and returns its ID.
@@ -72,7 +72,7 @@ impl State {
             }
         }
         let links = self.resolve_links(&spec.links, net.as_ref())?;
-        let ports = self.plan_ports(&spec.publish, &mode, &spec.network, net.as_ref())?;
+        let (ports, exposed) = self.plan_ports(&spec, &mode, net.as_ref())?;
         let (dns, extra_hosts) = parse_resolver_settings(&spec)?;
         if (!dns.is_empty() || !extra_hosts.is_empty()) && mode != SandboxMode::Bridge {
             return Err(invalid(format!(
@@ -89,6 +89,7 @@ impl State {
             adopted: spec.netns,
             links,
             ports,
+            exposed,
             labels: spec.labels,
             dns,
             extra_hosts,
@@ -159,16 +160,35 @@ impl State {
             .collect()
     }
 
+    /// The published ports of `spec` (`-p`, and with `-P` every exposed port not published
+    /// otherwise, on a host port chosen), and the sandbox's exposed ports (`--expose`, and
+    /// the sandbox's side of every `-p`), as Docker's.
     fn plan_ports(
         &self,
-        publish: &[String],
+        spec: &SandboxSpec,
         mode: &SandboxMode,
-        network: &str,
         net: Option<&Id>,
-    ) -> Result<Vec<PortBinding>, ModelError> {
-        if publish.is_empty() {
-            return Ok(Vec::new());
+    ) -> Result<(Vec<PortBinding>, Vec<ExposedPort>), ModelError> {
+        let too_many = || {
+            invalid(format!(
+                "too many ports: a sandbox exposes and publishes at most {MAX_PORTS} ports"
+            ))
+        };
+        let mut exposed: Vec<ExposedPort> = Vec::new();
+        for e in &spec.expose {
+            for p in ports::parse_expose(e).map_err(invalid)? {
+                if !exposed.contains(&p) {
+                    exposed.push(p);
+                }
+                if exposed.len() > MAX_PORTS {
+                    return Err(too_many());
+                }
+            }
         }
+        if spec.publish.is_empty() && (!spec.publish_all || exposed.is_empty()) {
+            return Ok((Vec::new(), exposed));
+        }
+        let network = &spec.network;
         if let Some(n) = net.and_then(|id| self.networks.get(id)).filter(|n| n.internal) {
             return Err(invalid(format!(
                 "ports cannot be published from internal network {}: it has no way in or out",
@@ -185,14 +205,97 @@ impl State {
             .and_then(|id| self.networks.get(id))
             .and_then(Network::host_binding_ipv4)
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), IpAddr::V4);
-        let mut planned: Vec<PortBinding> = Vec::new();
-        for spec in publish {
-            for b in ports::parse_binding(spec, default_ip).map_err(invalid)? {
-                self.check_host_port(&b, &planned, None)?;
-                planned.push(b);
+        let mut wanted: Vec<PortRequest> = Vec::new();
+        for p in &spec.publish {
+            wanted.extend(ports::parse_request(p, default_ip).map_err(invalid)?);
+            if wanted.len() > MAX_PORTS {
+                return Err(too_many());
             }
         }
-        Ok(planned)
+        for r in &wanted {
+            let p = (r.binding.container_port, r.binding.proto);
+            if !exposed.contains(&p) {
+                exposed.push(p);
+            }
+        }
+        if exposed.len() > MAX_PORTS {
+            return Err(too_many());
+        }
+        if spec.publish_all {
+            let published: Vec<ExposedPort> = wanted
+                .iter()
+                .map(|r| (r.binding.container_port, r.binding.proto))
+                .collect();
+            for (port, proto) in exposed.iter().filter(|p| !published.contains(p)) {
+                wanted.push(PortRequest {
+                    binding: PortBinding {
+                        host_ip: default_ip,
+                        host_port: 0,
+                        container_port: *port,
+                        proto: *proto,
+                    },
+                    host_port_end: 0,
+                });
+            }
+        }
+        for r in &wanted {
+            let b = &r.binding;
+            if b.proto == Proto::Sctp && b.host_ip.is_loopback() {
+                return Err(invalid(format!(
+                    "invalid port publication {r}: SCTP ports are published through the host's firewall alone, which a loopback address never passes; publish on another address"
+                )));
+            }
+        }
+        let free = spec.host_port_free.unwrap_or(|_| true);
+        let planned = self.choose_host_ports(&wanted, free)?;
+        for (i, b) in planned.iter().enumerate() {
+            self.check_host_port(b, &planned[..i], None)?;
+        }
+        Ok((planned, exposed))
+    }
+
+    /// Requests as bindings: one that names its host port keeps it (the caller checks it);
+    /// one that leaves it open takes the first port of its range
+    /// ([`PortRequest::host_ports`]) that no binding before it and no sandbox publishes, and
+    /// that `free` says the host lets switchd bind.
+    ///
+    /// # Errors
+    /// A range with no such port, naming the range.
+    pub fn choose_host_ports(
+        &self,
+        wanted: &[PortRequest],
+        free: impl Fn(&PortBinding) -> bool,
+    ) -> Result<Vec<PortBinding>, ModelError> {
+        let mut out: Vec<PortBinding> = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            if let Some(b) = w.fixed() {
+                out.push(b);
+                continue;
+            }
+            let range = w.host_ports();
+            let chosen = range
+                .clone()
+                .map(|p| PortBinding {
+                    host_port: p,
+                    ..w.binding
+                })
+                .find(|c| {
+                    !out.iter().any(|o| o.clashes(c))
+                        && !self.sandboxes.values().any(|s| s.ports.iter().any(|o| o.clashes(c)))
+                        && free(c)
+                })
+                .ok_or_else(|| {
+                    ModelError::Conflict(format!(
+                        "no free host port for {}/{} in {}-{}",
+                        w.binding.container_port,
+                        w.binding.proto.as_str(),
+                        range.start(),
+                        range.end()
+                    ))
+                })?;
+            out.push(chosen);
+        }
+        Ok(out)
     }
 
     /// Refuses binding `b` when one of `earlier` (of the same request) or a published port of
@@ -716,6 +819,9 @@ fn overlay_wanted(net: &Network, ip: Option<&str>, ip6: Option<&str>) -> Result<
 
 /// The most entries each of `--dns`, `--dns-search`, `--dns-option` takes.
 const MAX_RESOLVER_ENTRIES: usize = 16;
+/// Most ports a sandbox exposes, and most it publishes (each published one is a socket of
+/// the userland proxy).
+pub const MAX_PORTS: usize = 1024;
 /// The most `--add-host` lines a sandbox takes.
 const MAX_EXTRA_HOSTS: usize = 256;
 

@@ -1,3 +1,4 @@
+use crate::ports::Proto;
 use std::path::Path;
 
 use super::*;
@@ -1346,5 +1347,98 @@ fn auxiliary_addresses_are_never_handed_out() {
         )
         .unwrap_err();
     assert!(e.to_string().contains("a network takes at most 256"), "{e}");
+    assert_eq!(s, before);
+}
+
+#[test]
+fn host_ports_left_open_are_chosen_and_exposed_ports_published_with_publish_all() {
+    let (mut s, mut ids) = fresh();
+    s.create_network(net("web"), ids.next(), SystemTime::UNIX_EPOCH, &HostFacts::default())
+        .unwrap();
+    let with = |name: &str, publish: &[&str], expose: &[&str], all: bool| SandboxSpec {
+        publish: publish.iter().map(ToString::to_string).collect(),
+        expose: expose.iter().map(ToString::to_string).collect(),
+        publish_all: all,
+        ..sb(name, "web")
+    };
+    let shown = |s: &State, name: &str| -> Vec<String> {
+        s.sandbox(name).unwrap().ports.iter().map(ToString::to_string).collect()
+    };
+    create_sb(
+        &mut s,
+        &mut ids,
+        with("a", &["80", "127.0.0.1::53/udp", "9000-9010:81"], &[], false),
+    )
+    .unwrap();
+    assert_eq!(
+        shown(&s, "a"),
+        [
+            "80/tcp -> 0.0.0.0:49153",
+            "53/udp -> 127.0.0.1:49153",
+            "81/tcp -> 0.0.0.0:9000"
+        ]
+    );
+    // The next sandbox's open ports skip what is published, and what the host says is busy.
+    let mut spec = with("b", &["80", "9000-9010:81"], &["443", "8000-8001/udp", "80"], true);
+    spec.host_port_free = Some(|b| b.host_port != 49155);
+    create_sb(&mut s, &mut ids, spec).unwrap();
+    assert_eq!(
+        shown(&s, "b"),
+        [
+            "80/tcp -> 0.0.0.0:49154",
+            "81/tcp -> 0.0.0.0:9001",
+            "443/tcp -> 0.0.0.0:49156",
+            "8000/udp -> 0.0.0.0:49154",
+            "8001/udp -> 0.0.0.0:49156",
+        ]
+    );
+    let exposed = &s.sandbox("b").unwrap().exposed;
+    assert_eq!(
+        exposed,
+        &[
+            (443, Proto::Tcp),
+            (8000, Proto::Udp),
+            (8001, Proto::Udp),
+            (80, Proto::Tcp),
+            (81, Proto::Tcp)
+        ]
+    );
+    // --expose alone publishes nothing; SCTP goes through the firewall.
+    create_sb(&mut s, &mut ids, with("c", &["9132:132/sctp"], &["7000"], false)).unwrap();
+    assert_eq!(shown(&s, "c"), ["132/sctp -> 0.0.0.0:9132"]);
+    let before = s.clone();
+    for (spec, says) in [
+        (
+            with("d", &["9000-9000:81"], &[], false),
+            "host port 0.0.0.0:9000/tcp is already published by sandbox a",
+        ),
+        (
+            with("d", &["9000-9001:81"], &[], false),
+            "no free host port for 81/tcp in 9000-9001",
+        ),
+        (
+            with("d", &["127.0.0.1:9133:132/sctp"], &[], false),
+            "SCTP ports are published through the host's firewall alone",
+        ),
+        (
+            with("d", &["1-2000"], &[], false),
+            "a sandbox exposes and publishes at most 1024 ports",
+        ),
+        (
+            with("d", &[], &["1-2000"], true),
+            "a sandbox exposes and publishes at most 1024 ports",
+        ),
+        (with("d", &[], &["80/icmp"], false), "invalid protocol \"icmp\""),
+        (
+            SandboxSpec {
+                network: "host".into(),
+                ..with("d", &[], &["80"], true)
+            },
+            "-p cannot be used with network mode \"host\"",
+        ),
+    ] {
+        let e = create_sb(&mut s, &mut ids, spec).unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
     assert_eq!(s, before);
 }

@@ -669,6 +669,72 @@ pub fn send_raw_repeated(netns_path: &Path, iface: &str, frame: Vec<u8>, count: 
     send_frames(netns_path, iface, None, frame, count);
 }
 
+/// Sends an SCTP INIT (association start) from port `sport` to `dst`:`dport` through a raw
+/// IPv4 socket in the namespace published at `netns_path`: what an SCTP client sends first,
+/// with no SCTP in the kernel needed. Its CRC32c is right, so conntrack takes it as a new
+/// association (and NAT applies).
+///
+/// # Panics
+/// If the socket cannot be made or the packet is not sent.
+pub fn send_sctp_init(netns_path: &Path, dst: std::net::Ipv4Addr, sport: u16, dport: u16) {
+    let mut p = Vec::with_capacity(32);
+    p.extend_from_slice(&sport.to_be_bytes());
+    p.extend_from_slice(&dport.to_be_bytes());
+    p.extend_from_slice(&[0; 4]); // verification tag: 0 on an INIT
+    p.extend_from_slice(&[0; 4]); // checksum, below
+                                  // INIT: type 1, flags 0, length 20, initiate tag, a_rwnd, streams out and in, TSN.
+    p.extend_from_slice(&[1, 0, 0, 20]);
+    p.extend_from_slice(&0x1234_5678u32.to_be_bytes());
+    p.extend_from_slice(&65_536u32.to_be_bytes());
+    p.extend_from_slice(&[0, 10, 0, 10]);
+    p.extend_from_slice(&1u32.to_be_bytes());
+    let crc = crc32c(&p);
+    // RFC 4960 appendix B: the CRC32c goes in little-endian byte order.
+    p[8..12].copy_from_slice(&crc.to_le_bytes());
+    in_netns(netns_path, move || {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        // SAFETY: plain socket creation; the result is checked.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, libc::IPPROTO_SCTP) };
+        assert!(fd >= 0, "raw SCTP socket: {}", std::io::Error::last_os_error());
+        // SAFETY: fd is a fresh descriptor we own.
+        let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: sockaddr_in is plain old data; all-zero is valid before we fill it.
+        let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+        sin.sin_family = libc::AF_INET as u16;
+        sin.sin_addr.s_addr = u32::from_ne_bytes(dst.octets());
+        // SAFETY: p and sin are valid for the lengths given.
+        let n = unsafe {
+            libc::sendto(
+                sock.as_raw_fd(),
+                p.as_ptr().cast(),
+                p.len(),
+                0,
+                (&sin as *const libc::sockaddr_in).cast(),
+                size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(n, p.len() as isize, "sendto: {}", std::io::Error::last_os_error());
+    })
+    .join()
+    .expect("the sender thread");
+}
+
+/// CRC32c (Castagnoli, reflected), as SCTP checksums its packets.
+fn crc32c(data: &[u8]) -> u32 {
+    let mut crc = !0u32;
+    for b in data {
+        crc ^= u32::from(*b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
 fn send_frames(netns_path: &Path, iface: &str, vnet: Option<[u8; 10]>, frame: Vec<u8>, count: usize) {
     let iface = std::ffi::CString::new(iface).expect("interface name");
     in_netns(netns_path, move || {
@@ -930,5 +996,13 @@ impl Fabric {
 impl Drop for Fabric {
     fn drop(&mut self) {
         let _ = fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn crc32c_has_its_check_value() {
+        assert_eq!(super::crc32c(b"123456789"), 0xE306_9283);
     }
 }

@@ -408,6 +408,8 @@ impl Plugin<'_> {
                     port_kind: None,
                     links: vec![],
                     publish: vec![],
+                    expose: vec![],
+                    publish_all_ports: false,
                     labels: BTreeMap::from([(LABEL_CONTAINER.to_string(), env.container_id.clone())]),
                     interface: Some(env.ifname.clone()),
                     // The runtime writes the container's resolver files from the result.

@@ -7,12 +7,8 @@ use std::net::Ipv4Addr;
 use control_plane::plugin::{
     AddressRequest, Connectivity, CreateEndpoint, CreateNetwork, Join, PortRequest, RequestPool,
 };
-use control_plane::ports::PortBinding;
 
 use super::*;
-
-/// Where a host port is chosen for a published port that names none (Docker's range).
-const EPHEMERAL_PORTS: std::ops::RangeInclusive<u16> = 49153..=65535;
 
 /// What `Join` answers: the interface to move and the gateway.
 pub struct JoinReply {
@@ -207,7 +203,7 @@ impl Daemon {
     fn docker_set_ports(&self, network: &str, endpoint: &str, wanted: Vec<PortRequest>) -> Result<(), OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let ports = choose_host_ports(&next, &wanted)?;
+        let ports = next.choose_host_ports(&wanted, proxy::can_bind)?;
         let sb = next.docker_publish(network, endpoint, ports)?;
         let sandbox = next.sandboxes[&sb].clone();
         if sandbox.ports.is_empty() {
@@ -251,49 +247,4 @@ impl Daemon {
         }
         Ok(())
     }
-}
-
-/// Docker's port requests as bindings: a host port Docker left open (0, or a range) becomes
-/// the first of its range (the ephemeral range for 0) that no sandbox publishes and the host
-/// lets switchd bind.
-fn choose_host_ports(state: &State, wanted: &[PortRequest]) -> Result<Vec<PortBinding>, OpError> {
-    let mut out: Vec<PortBinding> = Vec::new();
-    for w in wanted {
-        let b = w.binding;
-        if b.host_port != 0 && w.host_port_end == b.host_port {
-            out.push(b);
-            continue;
-        }
-        let range = if b.host_port == 0 {
-            EPHEMERAL_PORTS
-        } else {
-            b.host_port..=w.host_port_end
-        };
-        let free = range
-            .map(|p| PortBinding { host_port: p, ..b })
-            .find(|c| {
-                !out.iter().any(|o| o.clashes(c))
-                    && !state.sandboxes.values().any(|s| s.ports.iter().any(|o| o.clashes(c)))
-                    && proxy::can_bind(c)
-            })
-            .ok_or_else(|| {
-                OpError::Model(ModelError::Conflict(format!(
-                    "no free host port for {}/{} in {}-{}",
-                    b.container_port,
-                    b.proto.as_str(),
-                    if b.host_port == 0 {
-                        *EPHEMERAL_PORTS.start()
-                    } else {
-                        b.host_port
-                    },
-                    if b.host_port == 0 {
-                        *EPHEMERAL_PORTS.end()
-                    } else {
-                        w.host_port_end
-                    }
-                )))
-            })?;
-        out.push(free);
-    }
-    Ok(out)
 }

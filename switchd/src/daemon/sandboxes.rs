@@ -269,13 +269,11 @@ impl Daemon {
     fn create_sandbox_once(&self, req: SandboxCreate) -> Result<CreateResponse, OpError> {
         let mut inner = self.inner.lock().expect("lock poisoned");
         let mut next = inner.state.clone();
-        let id = next.create_sandbox(
-            req.into_spec()?,
-            random_id(),
-            random_id(),
-            &self.netns_dir,
-            SystemTime::now(),
-        )?;
+        let spec = control_plane::model::SandboxSpec {
+            host_port_free: Some(proxy::can_bind),
+            ..req.into_spec()?
+        };
+        let id = next.create_sandbox(spec, random_id(), random_id(), &self.netns_dir, SystemTime::now())?;
         let sb = next.sandboxes[&id].clone();
         let endpoints: Vec<Endpoint> = next.endpoints_of_sandbox(&id).into_iter().cloned().collect();
         // A namespace of that name that is not switchd's is never taken, nor named in an

@@ -28,6 +28,9 @@ const UDP_QUEUE: usize = 64;
 enum Bound {
     Tcp(std::net::TcpListener),
     Udp(std::net::UdpSocket),
+    /// An SCTP port, held but not served: the firewall's DNAT carries SCTP (`None`: the
+    /// kernel has no SCTP, so nothing else can take the port either).
+    Held(Option<socket2::Socket>),
 }
 
 /// The proxies of all sandboxes.
@@ -73,6 +76,10 @@ impl Proxies {
                             Ok(u) => return serve_udp(Arc::new(u), to, limits, flows).await,
                             Err(e) => e,
                         },
+                        Bound::Held(s) => {
+                            let _held = s;
+                            return std::future::pending().await;
+                        }
                     };
                     tracing::warn!(binding = %b, "port proxy did not start: {failed}");
                 })
@@ -278,15 +285,21 @@ fn bind(b: &PortBinding) -> io::Result<Bound> {
     }
 }
 
-/// A non-blocking socket bound to `addr` (listening, for TCP); an IPv6 one takes IPv4 too
-/// when `dual`.
+/// A non-blocking socket bound to `addr` (listening, for TCP; bound alone, for SCTP); an IPv6
+/// one takes IPv4 too when `dual`.
 fn open(addr: SocketAddr, proto: Proto, dual: bool) -> io::Result<Bound> {
-    use socket2::{Domain, Socket, Type};
-    let ty = match proto {
-        Proto::Tcp => Type::STREAM,
-        Proto::Udp => Type::DGRAM,
+    use socket2::{Domain, Protocol, Socket, Type};
+    let (ty, protocol) = match proto {
+        Proto::Tcp => (Type::STREAM, None),
+        Proto::Udp => (Type::DGRAM, None),
+        Proto::Sctp => (Type::STREAM, Some(Protocol::from(libc::IPPROTO_SCTP))),
     };
-    let s = Socket::new(Domain::for_address(addr), ty.cloexec(), None)?;
+    let s = match Socket::new(Domain::for_address(addr), ty.cloexec(), protocol) {
+        Err(e) if proto == Proto::Sctp && e.raw_os_error() == Some(libc::EPROTONOSUPPORT) => {
+            return Ok(Bound::Held(None));
+        }
+        r => r?,
+    };
     if addr.is_ipv6() {
         s.set_only_v6(!dual)?;
     }
@@ -302,6 +315,7 @@ fn open(addr: SocketAddr, proto: Proto, dual: bool) -> io::Result<Bound> {
             Bound::Tcp(s.into())
         }
         Proto::Udp => Bound::Udp(s.into()),
+        Proto::Sctp => Bound::Held(Some(s)),
     })
 }
 
