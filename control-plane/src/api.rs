@@ -201,6 +201,8 @@ impl IntoSpec for &NetworkConnect {
             aliases: cfg.aliases,
             mac: cfg.mac_address.filter(|s| !s.is_empty()),
             port_kind: cfg.port_kind.unwrap_or_default(),
+            links: cfg.links,
+            driver_opts: cfg.driver_opts,
             ifname: cfg.interface.filter(|s| !s.is_empty()),
         })
     }
@@ -232,6 +234,12 @@ impl IntoSpec for SandboxCreate {
             add_hosts: self.resolver.extra_hosts,
         })
     }
+}
+
+/// A link as `OTHER:ALIAS` (`?` for a sandbox that is gone).
+fn link_text(state: &State, l: &model::Link) -> String {
+    let other = state.sandboxes.get(&l.sandbox).map_or("?", |o| o.name.as_str());
+    format!("{other}:{}", l.alias)
 }
 
 impl FromModel<Sandbox> for SandboxResource {
@@ -287,6 +295,7 @@ impl FromModel<Sandbox> for SandboxResource {
                         .map(|p| p.gateway.to_string())
                         .unwrap_or_default(),
                     aliases: e.aliases.clone(),
+                    links: e.links.iter().map(|l| link_text(state, l)).collect(),
                     default_route: (e.ip.is_some() || e.ip6.is_some()) && e.has_default_route(),
                     dns_server: match net.dns_gateway() {
                         Some(gw) if (e.ip.is_some() || e.ip6.is_some()) && !net.builtin && net.is_switched() => {
@@ -305,17 +314,7 @@ impl FromModel<Sandbox> for SandboxResource {
             adopted_netns: sb.adopted.as_ref().map(|p| p.display().to_string()),
             created: rfc3339(sb.created),
             networks,
-            links: sb
-                .links
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{}:{}",
-                        state.sandboxes.get(&l.sandbox).map_or("?", |o| o.name.as_str()),
-                        l.alias
-                    )
-                })
-                .collect(),
+            links: sb.links.iter().map(|l| link_text(state, l)).collect(),
             exposed_ports: sb
                 .exposed
                 .iter()

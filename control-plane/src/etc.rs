@@ -138,14 +138,11 @@ mod tests {
             h.contains("172.17.0.3\tweb\n") && h.contains("172.17.0.2\tdatabase db\n"),
             "{h}"
         );
-        let e = s
-            .create_sandbox(spec("x", "u", vec!["db".into()]), id(20), id(21), dir, t)
-            .unwrap_err();
-        assert!(
-            e.to_string()
-                .contains("--link is supported on the default bridge network only"),
-            "{e}"
-        );
+        // On a user-defined network a link is a name of the embedded DNS, not a hosts line.
+        s.create_sandbox(spec("ux", "u", vec!["db".into()]), id(30), id(31), dir, t)
+            .unwrap();
+        let ux = hosts(&s, s.sandbox("ux").unwrap()).unwrap();
+        assert!(!ux.contains("db"), "{ux}");
         let e = s
             .create_sandbox(spec("x", "", vec!["app".into()]), id(20), id(21), dir, t)
             .unwrap_err();

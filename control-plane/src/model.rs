@@ -582,6 +582,10 @@ pub struct Endpoint {
     /// a runtime (Docker) that moved it into the sandbox and named it there.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub handoff: bool,
+    /// Links on a user-defined network (`--link OTHER:ALIAS`): names only this endpoint's
+    /// sandbox resolves, on this network, to the other sandbox.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<Link>,
 }
 
 impl Endpoint {
@@ -730,6 +734,10 @@ pub struct ConnectSpec {
     pub mac: Option<String>,
     /// `--port-kind`: tap (default) or veth.
     pub port_kind: String,
+    /// `--link OTHER[:ALIAS]` on a user-defined network.
+    pub links: Vec<String>,
+    /// `--driver-opt K=V`: `com.docker.network.endpoint.ifname` names the interface.
+    pub driver_opts: BTreeMap<String, String>,
     /// The interface's name in the sandbox (default: the first free `ethN`).
     pub ifname: Option<String>,
 }

@@ -119,6 +119,14 @@ pub(crate) enum NetworkCmd {
         /// The interface's name in the sandbox (default: the first free ethN).
         #[arg(long)]
         interface: Option<String>,
+        /// A link to another sandbox: OTHER[:ALIAS], a name only this sandbox resolves on the
+        /// network (repeatable).
+        #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
+        links: Vec<String>,
+        /// An endpoint driver option, K=V: com.docker.network.endpoint.ifname=NAME names the
+        /// interface (repeatable).
+        #[arg(long = "driver-opt", value_name = "K=V")]
+        driver_opts: Vec<String>,
         /// Network.
         network: String,
         /// Sandbox.
@@ -230,6 +238,8 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
             mac,
             port_kind,
             interface,
+            links,
+            driver_opts,
             network,
             sandbox,
         } => {
@@ -244,6 +254,8 @@ pub(crate) fn network(c: &Client, cmd: NetworkCmd) -> anyhow::Result<ExitCode> {
                     mac_address: mac,
                     port_kind,
                     interface,
+                    links,
+                    driver_opts: kv(&driver_opts, "driver option")?,
                 }),
             };
             c.call(Method::POST, &path(&["networks", &network, "connect"]), Some(&req))?;

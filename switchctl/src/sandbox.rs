@@ -35,7 +35,8 @@ pub(crate) struct SandboxCreateArgs {
     /// How the interface is attached: tap, or veth (host end read through AF_PACKET).
     #[arg(long = "port-kind", value_parser = ["tap", "veth"])]
     port_kind: Option<String>,
-    /// Legacy link to another sandbox on the default bridge: OTHER[:ALIAS].
+    /// A link to another sandbox, OTHER[:ALIAS]: on the default bridge a hosts line, on a
+    /// user-defined network a name only this sandbox resolves there (repeatable).
     #[arg(long = "link", value_name = "OTHER[:ALIAS]")]
     links: Vec<String>,
     /// Publish a port: [[HOSTIP:][HOSTPORT]:]CONTAINERPORT[/tcp|udp|sctp] (ranges a-b:c-d;

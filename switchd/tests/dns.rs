@@ -201,6 +201,59 @@ fn default_bridge_links_and_container_mode() {
     let err = h.ctl(["sandbox", "create", "--link", "ghost:x", &h.name("b4")]);
     assert!(err.expect_err("bad link").contains("sandbox ghost not found"));
 
+    // On a user-defined network a link is the linking sandbox's own name for another, given
+    // at create or at connect; others do not know it.
+    h.ctl(["network", "create", "--subnet", "10.77.11.0/24", "lnk"])
+        .expect_ok("lnk");
+    let (u1, u2) = (h.name("u1"), h.name("u2"));
+    h.ctl(["sandbox", "create", "--network", "lnk", "--ip", "10.77.11.2", &u1])
+        .expect_ok("u1");
+    h.ctl([
+        "sandbox",
+        "create",
+        "--network",
+        "lnk",
+        "--link",
+        &format!("{u1}:cache"),
+        &u2,
+    ])
+    .expect_ok("u2");
+    assert_eq!(short(&h, &u2, "cache"), "10.77.11.2");
+    assert_eq!(short(&h, &u1, "cache"), "", "u1 has no link named cache");
+    let connect = [
+        "network",
+        "connect",
+        "--link",
+        &format!("{u1}:store"),
+        "--driver-opt",
+        "com.docker.network.endpoint.ifname=lan1",
+        "lnk",
+        &b3,
+    ];
+    h.ctl(connect).expect_ok("connect b3");
+    // (b3's resolv.conf is the default bridge's: it asks the network's DNS by address.)
+    let store = dig(&h, &b3, &["+short", "@10.77.11.1", "store"]);
+    assert_eq!(store.trim(), "10.77.11.2");
+    assert!(
+        h.exec(&b3, &["ip", "link", "show", "lan1"]).ok(),
+        "the driver option names the interface"
+    );
+    let links = ["sandbox", "inspect", "-f", "{{range .Networks}}{{join .Links \",\"}};{{end}}", &b3];
+    assert_eq!(h.ctl(links).expect_ok("inspect").trim(), format!(";{u1}:store;"));
+    let bad = h.ctl(["network", "connect", "--driver-opt", "mtu=9000", "lnk", &b2]);
+    assert!(
+        bad.expect_err("driver option")
+            .contains("unknown driver option \"mtu\""),
+        "{}",
+        bad.stderr
+    );
+    let bad = h.ctl(["network", "connect", "--link", &b1, "bridge", &u1]);
+    assert!(
+        bad.expect_err("bridge link").contains("only for user-defined networks"),
+        "{}",
+        bad.stderr
+    );
+
     // container: mode shares localhost.
     h.ctl(["sandbox", "create", "--network", &format!("container:{b1}"), &side])
         .expect_ok("side");

@@ -245,6 +245,12 @@ pub struct EndpointConfig {
     /// The interface's name in the sandbox (ours; default: the first free `ethN`).
     #[serde(default)]
     pub interface: Option<String>,
+    /// Links, `OTHER[:ALIAS]`: names only this sandbox resolves on the network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// Driver options of the endpoint (`com.docker.network.endpoint.ifname`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
 }
 
 /// Static addressing of an endpoint.
@@ -429,6 +435,9 @@ pub struct SandboxEndpoint {
     pub ipv6_gateway: String,
     /// Aliases.
     pub aliases: Vec<String>,
+    /// Links on this network, `OTHER:ALIAS` (Docker's `EndpointSettings.Links`).
+    #[serde(default)]
+    pub links: Vec<String>,
     /// Whether the sandbox's default route goes through this network's gateway.
     #[serde(default)]
     pub default_route: bool,

@@ -8,7 +8,8 @@
 //!                   parse ──► scope: the asker's networks, the arrival network first
 //!                     │          (user-defined networks only; no leak across networks)
 //!                     ├─ A or AAAA NAME | NAME.NETWORK    ──► local answer (all matches of the
-//!                     │  | ALIAS                              first network that has any)
+//!                     │  | ALIAS | the asker's LINK ALIAS     first network that has any; a
+//!                     │                                       link first)
 //!                     ├─ PTR of an address in scope       ──► NAME.NETWORK.
 //!                     │  (in-addr.arpa or ip6.arpa)
 //!                     ├─ other types for a local name     ──► NOERROR, no data
@@ -76,14 +77,28 @@ pub fn scope<'a>(state: &'a State, arrival: &Id, asker: IpAddr) -> Vec<&'a Netwo
     nets
 }
 
-/// Addresses of `name` (a sandbox name, `name.network`, or an alias) in the first network of
-/// `scope` that has it, of both families; `None` when no network in scope knows the name.
-pub fn lookup(state: &State, scope: &[&Network], name: &str) -> Option<Vec<IpAddr>> {
+/// Addresses of `name` (a sandbox name, `name.network`, an alias, or a link alias of the
+/// asking sandbox `asker`'s endpoint there) in the first network of `scope` that has it, of
+/// both families; `None` when no network in scope knows the name.
+pub fn lookup(state: &State, scope: &[&Network], asker: Option<&Id>, name: &str) -> Option<Vec<IpAddr>> {
     for net in scope {
         let bare = name
             .strip_suffix(net.name.to_ascii_lowercase().as_str())
             .and_then(|s| s.strip_suffix('.'))
             .unwrap_or(name);
+        // A link's alias is the asker's own name for another sandbox, before any other.
+        let linked = asker.and_then(|sb| {
+            let own = state.endpoints_of_network(&net.id).find(|e| &e.sandbox == sb)?;
+            let link = own.links.iter().find(|l| l.alias.eq_ignore_ascii_case(bare))?;
+            let other = state
+                .endpoints_of_network(&net.id)
+                .find(|e| e.sandbox == link.sandbox)?;
+            let v4 = other.ip.map(IpAddr::from);
+            Some(v4.into_iter().chain(other.ip6.map(IpAddr::from)).collect::<Vec<_>>())
+        });
+        if let Some(ips) = linked.filter(|ips| !ips.is_empty()) {
+            return Some(ips);
+        }
         let named = |sandbox: &str, aliases: &[String]| {
             sandbox.eq_ignore_ascii_case(bare) || aliases.iter().any(|a| a.eq_ignore_ascii_case(bare))
         };
@@ -199,7 +214,7 @@ pub fn decide(state: &State, arrival: &Id, asker: IpAddr, query: &[u8]) -> Decis
         },
         // A local name asked for another type, or for a family it lacks: it exists, with no
         // such data.
-        qt => match lookup(state, &scope, &name) {
+        qt => match lookup(state, &scope, member(state, arrival, asker).as_ref(), &name) {
             Some(ips) => {
                 let data = ips
                     .into_iter()

@@ -100,6 +100,85 @@ fn names_aliases_and_network_qualified_names() {
 }
 
 #[test]
+fn a_link_alias_is_the_linking_sandbox_s_alone() {
+    let mut s = world();
+    let t = SystemTime::UNIX_EPOCH;
+    // vm4 joins my_net1 linked to vm3 as "db", and to vm1 under vm1's own name.
+    let spec = SandboxSpec {
+        name: "vm4".into(),
+        network: "my_net1".into(),
+        links: vec!["vm3:db".into(), "vm1".into()],
+        ..Default::default()
+    };
+    s.create_sandbox(spec, id(20), id(21), Path::new("/run/netns"), t)
+        .unwrap();
+    let vm4 = [172, 18, 0, 4];
+    assert_eq!(answers(ask(&s, 4, vm4, "db.", RecordType::A)).1, ["172.18.0.3"]);
+    assert_eq!(answers(ask(&s, 4, vm4, "DB.my_net1.", RecordType::A)).1, ["172.18.0.3"]);
+    assert_eq!(answers(ask(&s, 4, vm4, "vm1.", RecordType::A)).1, ["172.18.0.2"]);
+    assert_eq!(
+        ask(&s, 4, VM1, "db.", RecordType::A),
+        Decision::Forward,
+        "only vm4 knows db"
+    );
+    // A link given at connect, on the network joined; a link to a sandbox that is not on the
+    // network resolves to nothing there.
+    let cs = ConnectSpec {
+        links: vec!["vm1:front".into(), "vm2:other".into()],
+        ..ConnectSpec::default()
+    };
+    s.connect("my_net2", "vm4", cs, id(22)).unwrap();
+    let vm4_on_net2 = [192, 168, 0, 4];
+    assert_eq!(ask(&s, 5, vm4_on_net2, "front.", RecordType::A), Decision::Forward);
+    assert_eq!(
+        answers(ask(&s, 5, vm4_on_net2, "other.", RecordType::A)).1,
+        ["192.168.0.2"]
+    );
+    // Refused with the reason, the state unchanged.
+    let before = s.clone();
+    for (net, links, says) in [
+        (
+            "bridge",
+            vec!["old"],
+            "links on network connect are supported only for user-defined networks",
+        ),
+        ("my_net2", vec!["nobody:x"], "nobody"),
+        ("my_net2", vec!["vm1:a b"], "link alias"),
+        ("my_net2", vec!["vm3:x", "vm2:X"], "link alias X is given twice"),
+    ] {
+        let cs = ConnectSpec {
+            links: links.into_iter().map(String::from).collect(),
+            ..ConnectSpec::default()
+        };
+        let e = s.connect(net, "vm1", cs, id(23)).unwrap_err();
+        assert!(e.to_string().contains(says), "{e}");
+    }
+    let self_link = ConnectSpec {
+        links: vec!["vm1:me".into()],
+        ..ConnectSpec::default()
+    };
+    let e = s.connect("my_net2", "vm1", self_link, id(23)).unwrap_err();
+    assert!(e.to_string().contains("cannot link sandbox vm1 to itself"), "{e}");
+    let opts = ConnectSpec {
+        driver_opts: [("com.docker.network.endpoint.sysctls".to_string(), "x".to_string())].into(),
+        ..ConnectSpec::default()
+    };
+    let e = s.connect("my_net2", "vm1", opts, id(23)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("unknown driver option \"com.docker.network.endpoint.sysctls\""),
+        "{e}"
+    );
+    assert_eq!(s, before);
+    let named = ConnectSpec {
+        driver_opts: [("com.docker.network.endpoint.ifname".to_string(), "lan0".to_string())].into(),
+        ..ConnectSpec::default()
+    };
+    let ep = s.connect("my_net2", "vm1", named, id(23)).unwrap();
+    assert_eq!(s.endpoints[&ep].ifname.as_deref(), Some("lan0"));
+}
+
+#[test]
 fn no_leak_across_networks_but_multi_homed_askers_see_both() {
     let s = world();
     // vm1 (my_net1 only) cannot see vm2 (my_net2 only): forwarded upstream, not answered.

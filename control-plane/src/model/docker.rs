@@ -980,8 +980,8 @@ impl State {
             ip6: e.ip6.map(|i| i.to_string()),
             aliases: Vec::new(),
             mac: Some(e.mac.to_string()),
-            port_kind: String::new(),
             ifname: Some(handoff_name(&eid)),
+            ..ConnectSpec::default()
         };
         // The addresses are held for this endpoint: out of the pools while it is attached, so
         // the endpoint does not find it taken by itself.

@@ -71,7 +71,19 @@ impl State {
                 return Err(invalid("invalid label: the key of K=V cannot be empty"));
             }
         }
-        let links = self.resolve_links(&spec.links, net.as_ref())?;
+        // Links are the default bridge's legacy ones, or a user-defined network's endpoint's.
+        let on_default = net.as_ref().is_some_and(|n| self.networks[n].builtin);
+        if !spec.links.is_empty() && mode != SandboxMode::Bridge {
+            return Err(invalid(format!(
+                "conflicting options: --link cannot be used with network mode {:?}",
+                spec.network
+            )));
+        }
+        let links = if on_default {
+            self.resolve_links(&spec.links)?
+        } else {
+            Vec::new()
+        };
         let (ports, exposed) = self.plan_ports(&spec, &mode, net.as_ref())?;
         let (dns, extra_hosts) = parse_resolver_settings(&spec)?;
         if (!dns.is_empty() || !extra_hosts.is_empty()) && mode != SandboxMode::Bridge {
@@ -104,6 +116,8 @@ impl State {
                 aliases: spec.aliases,
                 mac: spec.mac,
                 port_kind: spec.port_kind,
+                links: if on_default { Vec::new() } else { spec.links },
+                driver_opts: BTreeMap::new(),
                 ifname: spec.ifname,
             };
             if let Err(e) = self.attach(&net, &id, cs, endpoint_id) {
@@ -128,16 +142,11 @@ impl State {
         })
     }
 
-    fn resolve_links(&self, links: &[String], net: Option<&Id>) -> Result<Vec<Link>, ModelError> {
+    fn resolve_links(&self, links: &[String]) -> Result<Vec<Link>, ModelError> {
         if links.is_empty() {
             return Ok(Vec::new());
         }
         let default = self.network(DEFAULT_BRIDGE)?;
-        if net != Some(&default.id) {
-            return Err(invalid(
-                "--link is supported on the default bridge network only; on user-defined networks sandboxes find each other by name",
-            ));
-        }
         links
             .iter()
             .map(|l| {
@@ -158,6 +167,34 @@ impl State {
                 })
             })
             .collect()
+    }
+
+    /// The links of an endpoint of `sb` on a user-defined network, `OTHER[:ALIAS]`: another
+    /// sandbox, known to this one on that network by its alias (its name when none is given).
+    fn endpoint_links(&self, links: &[String], sb: &Id) -> Result<Vec<Link>, ModelError> {
+        if links.len() > MAX_LINKS {
+            return Err(invalid(format!(
+                "{} links given: an endpoint takes at most {MAX_LINKS}",
+                links.len()
+            )));
+        }
+        let mut out: Vec<Link> = Vec::with_capacity(links.len());
+        for l in links {
+            let (other, alias) = l.split_once(':').unwrap_or((l.as_str(), l.as_str()));
+            check_name("link alias", alias)?;
+            let o = self.sandbox(other)?;
+            if &o.id == sb {
+                return Err(invalid(format!("cannot link sandbox {other} to itself")));
+            }
+            if out.iter().any(|x| x.alias.eq_ignore_ascii_case(alias)) {
+                return Err(invalid(format!("link alias {alias} is given twice")));
+            }
+            out.push(Link {
+                sandbox: o.id.clone(),
+                alias: alias.to_string(),
+            });
+        }
+        Ok(out)
     }
 
     /// The published ports of `spec` (`-p`, and with `-P` every exposed port not published
@@ -439,6 +476,7 @@ impl State {
             port_kind: PortKind::Tap,
             default_route: None,
             handoff: false,
+            links: Vec::new(),
         };
         if !net.has_addresses() {
             if spec.ip.is_some() || spec.ip6.is_some() {
@@ -481,6 +519,25 @@ impl State {
             }
             check_name("alias", a)?;
         }
+        if is_default && !spec.links.is_empty() {
+            return Err(invalid(
+                "links on network connect are supported only for user-defined networks; the default bridge takes --link at sandbox create",
+            ));
+        }
+        let links = self.endpoint_links(&spec.links, sb_id)?;
+        let ifname = match (spec.ifname, spec.driver_opts.get(OPT_ENDPOINT_IFNAME)) {
+            (Some(a), Some(b)) if a != *b => {
+                return Err(invalid(format!(
+                    "conflicting options: interface {a} and driver option {OPT_ENDPOINT_IFNAME}={b}"
+                )))
+            }
+            (a, b) => a.or_else(|| b.cloned()),
+        };
+        if let Some(k) = spec.driver_opts.keys().find(|k| k.as_str() != OPT_ENDPOINT_IFNAME) {
+            return Err(invalid(format!(
+                "unknown driver option {k:?} for an endpoint: accepted is {OPT_ENDPOINT_IFNAME}"
+            )));
+        }
         let (ip, ip6) = match &pool {
             Some(pool) if net.driver == Driver::Overlay && net.enable_ipv6() => {
                 // The IPv6 address is the IPv4 one's twin: one address is asked for and checked.
@@ -496,7 +553,7 @@ impl State {
         };
         let mac = self.endpoint_mac(net_id, spec.mac.as_deref(), ip, &endpoint_id)?;
         let others = self.endpoints_of_sandbox(sb_id);
-        let ifname = self.endpoint_ifname(sb_id, &others, spec.ifname)?;
+        let ifname = self.endpoint_ifname(sb_id, &others, ifname)?;
         // The first network a sandbox joins carries its default route, as Docker's.
         let default_route = !others.iter().any(|e| e.has_default_route());
         self.endpoints.insert(
@@ -509,6 +566,7 @@ impl State {
                 aliases: spec.aliases,
                 port_kind,
                 default_route: Some(default_route),
+                links,
                 ..bare
             },
         );
@@ -819,6 +877,10 @@ fn overlay_wanted(net: &Network, ip: Option<&str>, ip6: Option<&str>) -> Result<
 
 /// The most entries each of `--dns`, `--dns-search`, `--dns-option` takes.
 const MAX_RESOLVER_ENTRIES: usize = 16;
+/// Most links an endpoint holds.
+const MAX_LINKS: usize = 64;
+/// The endpoint driver option naming the interface in the sandbox (Docker's).
+pub const OPT_ENDPOINT_IFNAME: &str = "com.docker.network.endpoint.ifname";
 /// Most ports a sandbox exposes, and most it publishes (each published one is a socket of
 /// the userland proxy).
 pub const MAX_PORTS: usize = 1024;

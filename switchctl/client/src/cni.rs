@@ -387,6 +387,7 @@ impl Plugin<'_> {
                         mac_address: mac,
                         port_kind: None,
                         interface: Some(env.ifname.clone()),
+                        ..EndpointConfig::default()
                     }),
                 };
                 self.c.call(
@@ -806,6 +807,7 @@ mod tests {
             global_ipv6_prefix_len: 0,
             ipv6_gateway: String::new(),
             aliases: vec![],
+            links: vec![],
             default_route: true,
             dns_server: "10.0.0.1".into(),
         };
