@@ -10,7 +10,10 @@
 use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::cidr::{Cidr, Family, Ipv4Cidr, Ipv6Cidr};
 
 /// The automatic pools, in the order they are tried.
 pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
@@ -24,6 +27,93 @@ pub fn default_pools() -> impl Iterator<Item = Ipv4Cidr> {
 /// The first default pool that overlaps none of `taken`.
 pub fn pick_subnet<'a>(taken: impl Iterator<Item = &'a Ipv4Cidr> + Clone) -> Option<Ipv4Cidr> {
     default_pools().find(|p| !taken.clone().any(|t| t.overlaps(p)))
+}
+
+/// Most subnets one address pool is cut into.
+pub const MAX_POOL_SUBNETS: u64 = 1 << 16;
+
+/// An address pool automatic subnets are cut from, as Docker's `--default-address-pool
+/// base=10.10.0.0/16,size=24`: subnets of prefix length `size` inside `base`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AddressPool<A> {
+    /// The prefix the subnets lie in.
+    pub base: Cidr<A>,
+    /// Their prefix length.
+    pub size: u8,
+}
+
+impl<A: Family> AddressPool<A> {
+    /// The first subnet of the pool that overlaps none of `taken`. A candidate that overlaps
+    /// one is skipped past it whole, so a crowded pool is searched in steps of what is taken.
+    pub fn pick(&self, taken: &[Cidr<A>]) -> Option<Cidr<A>> {
+        let step = 1u128 << (A::BITS - self.size);
+        let (start, end) = (self.base.network().bits(), self.base.last().bits());
+        let mut at = start;
+        while at <= end {
+            let c = Cidr::new(A::from_bits(at), self.size).ok()?;
+            match taken.iter().filter(|t| t.overlaps(&c)).map(|t| t.last().bits()).max() {
+                None => return Some(c),
+                // The next candidate starts past what it overlaps, on a subnet boundary.
+                Some(last) => at = (last.max(at) / step + 1).checked_mul(step)?,
+            }
+        }
+        None
+    }
+}
+
+impl<A: Family> fmt::Display for AddressPool<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "base={},size={}", self.base, self.size)
+    }
+}
+
+impl<A: Family> FromStr for AddressPool<A> {
+    type Err = String;
+
+    /// `base=PREFIX,size=LEN`, in either order; `size` at least the base's prefix length, at
+    /// most what holds a gateway and an endpoint, and the base cut into at most
+    /// [`MAX_POOL_SUBNETS`].
+    fn from_str(s: &str) -> Result<Self, String> {
+        let form = || format!("invalid address pool {s:?}: expected base={},size=LEN", A::EXAMPLE);
+        let (mut base, mut size) = (None, None);
+        for part in s.split(',') {
+            match part.split_once('=') {
+                Some(("base", v)) if base.is_none() => {
+                    base = Some(
+                        v.parse::<Cidr<A>>()
+                            .map_err(|e| format!("invalid address pool {s:?}: {e}"))?,
+                    )
+                }
+                Some(("size", v)) if size.is_none() => size = Some(v.parse::<u8>().map_err(|_| form())?),
+                _ => return Err(form()),
+            }
+        }
+        let (Some(base), Some(size)) = (base, size) else {
+            return Err(form());
+        };
+        let most = A::BITS - 2;
+        if size < base.prefix_len() || size > most {
+            return Err(format!(
+                "invalid address pool {s:?}: size must be from the base's prefix length {} to {most}",
+                base.prefix_len()
+            ));
+        }
+        if size - base.prefix_len() > 16 {
+            return Err(format!(
+                "invalid address pool {s:?}: it cuts into more than {MAX_POOL_SUBNETS} subnets; give a longer base or a shorter size"
+            ));
+        }
+        Ok(AddressPool { base, size })
+    }
+}
+
+/// The first subnet of `pools` (Docker's defaults when there are none) that overlaps none of
+/// `taken`.
+pub fn pick_subnet_in(pools: &[AddressPool<Ipv4Addr>], taken: &[Ipv4Cidr]) -> Option<Ipv4Cidr> {
+    if pools.is_empty() {
+        return pick_subnet(taken.iter());
+    }
+    pools.iter().find_map(|p| p.pick(taken))
 }
 
 /// A host's unique local /48 (RFC 4193: `fd`, then a 40-bit global ID drawn at random once),
@@ -237,6 +327,46 @@ impl Pool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn address_pools_are_cut_in_order_past_what_is_taken() {
+        let c = |s: &str| -> Ipv4Cidr { s.parse().unwrap() };
+        let p: AddressPool<Ipv4Addr> = "base=10.10.0.0/16,size=24".parse().unwrap();
+        assert_eq!(p.to_string(), "base=10.10.0.0/16,size=24");
+        assert_eq!(p.pick(&[]), Some(c("10.10.0.0/24")));
+        // A wide taken prefix is skipped whole; a narrow one takes its /24.
+        let taken = [c("10.10.0.0/22"), c("10.10.4.128/25"), c("10.9.0.0/16")];
+        assert_eq!(p.pick(&taken), Some(c("10.10.5.0/24")));
+        assert_eq!(p.pick(&[c("10.0.0.0/8")]), None);
+        assert_eq!(pick_subnet_in(&[p], &[c("10.10.0.0/17")]), Some(c("10.10.128.0/24")));
+        assert_eq!(pick_subnet_in(&[], &[]), Some(c("172.17.0.0/16")), "Docker's defaults");
+        // A full first pool gives way to the next.
+        let q: AddressPool<Ipv4Addr> = "size=28,base=192.168.50.0/24".parse().unwrap();
+        assert_eq!(
+            pick_subnet_in(&[p, q], &[c("10.10.0.0/16")]),
+            Some(c("192.168.50.0/28"))
+        );
+        let six: AddressPool<Ipv6Addr> = "base=fd00:1::/48,size=64".parse().unwrap();
+        assert_eq!(
+            six.pick(&["fd00:1::/63".parse().unwrap()]).unwrap().to_string(),
+            "fd00:1:0:2::/64"
+        );
+        for (bad, says) in [
+            ("base=10.10.0.0/16", "expected base=192.168.0.0/24,size=LEN"),
+            ("base=10.10.0.0/16,size=24,size=25", "expected base="),
+            ("base=10.10.0.1/16,size=24", "host bits"),
+            (
+                "base=10.10.0.0/16,size=15",
+                "size must be from the base's prefix length 16 to 30",
+            ),
+            ("base=10.10.0.0/16,size=31", "to 30"),
+            ("base=10.0.0.0/8,size=25", "more than 65536 subnets"),
+            ("base=10.0.0.0/8,mask=24", "expected base="),
+        ] {
+            let e = bad.parse::<AddressPool<Ipv4Addr>>().unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
 
     fn c(s: &str) -> Ipv4Cidr {
         s.parse().unwrap()

@@ -75,6 +75,11 @@ pub struct HostFacts {
     pub routes6: Vec<Ipv6Cidr>,
     /// The underlay between hosts is IPv6: overlay networks' MTUs default 20 bytes lower.
     pub underlay6: bool,
+    /// Where automatic IPv4 subnets come from (`--default-address-pool`); none: Docker's
+    /// defaults.
+    pub pools: Vec<crate::ipam::AddressPool<Ipv4Addr>>,
+    /// Where automatic IPv6 subnets come from; none: /64s of the host's unique local prefix.
+    pub pools6: Vec<crate::ipam::AddressPool<Ipv6Addr>>,
 }
 /// The parent interface of a macvlan network.
 pub const OPT_PARENT: &str = "parent";

@@ -15,6 +15,7 @@ use control_plane::api::{
     SandboxCreate, SandboxResource, StatsResource, TraceRequest, TraceResource, TraceStageResource, VtepResource,
     VxlanResource,
 };
+use control_plane::ipam::AddressPool;
 use control_plane::model::{self, Driver, Endpoint, NativePath, Network, Sandbox, SandboxMode, State};
 use control_plane::store::{Intent, Store};
 use control_plane::{Id, ModelError};
@@ -99,7 +100,15 @@ pub struct Config {
     pub limits: Arc<crate::kernel::limits::Limits>,
     /// Whether switchd installs its nftables ruleset.
     pub firewall: firewall::Mode,
+    /// Where automatic subnets come from (`--default-address-pool`), IPv4 and IPv6; empty:
+    /// the defaults.
+    pub pools: AddressPools,
+    /// The default bridge's address and prefix length (`--bip`), if given.
+    pub bip: Option<String>,
 }
+
+/// Address pools of automatic subnets, IPv4 and IPv6.
+pub type AddressPools = (Vec<AddressPool<Ipv4Addr>>, Vec<AddressPool<std::net::Ipv6Addr>>);
 
 /// A network's own switch ports: its gateway (or, on userspace 802.1Q, its uplink and the
 /// host's interface) and its static VXLAN peers.
@@ -135,17 +144,21 @@ pub struct Daemon {
     firewall: firewall::Mode,
     /// News of claims and donors' answers, for creates waiting on addresses.
     claims: (Mutex<claims::ClaimNews>, std::sync::Condvar),
+    /// Where automatic subnets come from.
+    pools: AddressPools,
 }
 
 /// What planning a network needs of this host: the prefixes switchd's namespace routes to, but
 /// its default routes (/proc/net/route and ipv6_route show the reading process's namespace;
-/// unreadable means none), and the underlay's family (`underlay6`).
-fn host_facts(underlay6: bool) -> control_plane::HostFacts {
+/// unreadable means none), the underlay's family (`underlay6`) and the address pools.
+fn host_facts(underlay6: bool, (pools, pools6): &AddressPools) -> control_plane::HostFacts {
     let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default();
     control_plane::HostFacts {
         routes: control_plane::ipam::parse_proc_net_route(&read("/proc/net/route")),
         routes6: control_plane::ipam::parse_proc_net_ipv6_route(&read("/proc/net/ipv6_route")),
         underlay6,
+        pools: pools.clone(),
+        pools6: pools6.clone(),
     }
 }
 
@@ -160,7 +173,7 @@ impl Daemon {
     /// This host's facts for planning a network ([`host_facts`]): the underlay is IPv6 when
     /// the cluster's address is.
     fn host_facts(&self) -> control_plane::HostFacts {
-        host_facts(self.cluster.as_ref().is_some_and(|c| c.vtep().is_ipv6()))
+        host_facts(self.cluster.as_ref().is_some_and(|c| c.vtep().is_ipv6()), &self.pools)
     }
 
     /// Opens the store, starts the dataplane and brings every stored network and sandbox back.
@@ -178,6 +191,13 @@ impl Daemon {
                 s
             }
         };
+        if let Some(bip) = &cfg.bip {
+            let host = host_facts(false, &cfg.pools);
+            if state.set_bip(bip, &host)? {
+                store.save(&state)?;
+                tracing::info!(bip = %bip, "the default bridge takes its address from --bip");
+            }
+        }
         state.host_index = cfg.host_index;
         state.host_name = cfg.cluster.as_ref().map(|c| c.name().to_string());
         // Fail closed: the ruleset of the stored state is in place before any port exists or
@@ -238,6 +258,7 @@ impl Daemon {
             cluster: cfg.cluster,
             snapshot,
             claims: Default::default(),
+            pools: cfg.pools,
         };
         let intent = d.store.intent().unwrap_or_else(|e| {
             tracing::error!("cannot read the intent of an interrupted operation: {e}");

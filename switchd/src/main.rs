@@ -106,6 +106,15 @@ struct Args {
     /// Where the Docker plugin's socket goes (Docker looks in /run/docker/plugins).
     #[arg(long, value_name = "DIR", default_value = plugin::PLUGIN_DIR)]
     docker_plugin_dir: PathBuf,
+    /// Where subnets of networks created without one come from, as Docker's flag:
+    /// base=PREFIX,size=LEN, IPv4 or IPv6 (repeatable, tried in order; default: Docker's
+    /// pools, and /64s of the host's unique local IPv6 prefix).
+    #[arg(long = "default-address-pool", value_name = "base=PREFIX,size=LEN", value_parser = parse_pool)]
+    default_address_pool: Vec<Pool>,
+    /// The default bridge's address and prefix length (e.g. 10.200.0.1/24; default
+    /// 172.17.0.1/16). It may change only while no sandbox is on the default bridge.
+    #[arg(long, value_name = "IP/LEN")]
+    bip: Option<String>,
     /// Log filter (trace, debug, info, warn, error, or tracing directives); RUST_LOG wins.
     #[arg(long, default_value = "info")]
     log_level: String,
@@ -113,6 +122,23 @@ struct Args {
     /// object a line, for log shippers).
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+}
+
+/// One `--default-address-pool`, of either family.
+#[derive(Debug, Clone, Copy)]
+enum Pool {
+    V4(control_plane::ipam::AddressPool<std::net::Ipv4Addr>),
+    V6(control_plane::ipam::AddressPool<std::net::Ipv6Addr>),
+}
+
+/// `base=PREFIX,size=LEN`: IPv6 when the base is.
+fn parse_pool(s: &str) -> Result<Pool, String> {
+    let v6 = s.split(',').any(|p| p.starts_with("base=") && p.contains(':'));
+    if v6 {
+        s.parse().map(Pool::V6)
+    } else {
+        s.parse().map(Pool::V4)
+    }
 }
 
 /// `--log-format`.
@@ -322,6 +348,23 @@ fn main() -> anyhow::Result<()> {
         batch_writes: args.batch_writes == Toggle::On,
         limits,
         firewall: args.firewall,
+        pools: (
+            args.default_address_pool
+                .iter()
+                .filter_map(|p| match p {
+                    Pool::V4(p) => Some(*p),
+                    Pool::V6(_) => None,
+                })
+                .collect(),
+            args.default_address_pool
+                .iter()
+                .filter_map(|p| match p {
+                    Pool::V6(p) => Some(*p),
+                    Pool::V4(_) => None,
+                })
+                .collect(),
+        ),
+        bip: args.bip.clone(),
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
     bound.0.clear();
@@ -469,6 +512,8 @@ mod tests {
         let args = Args::from_arg_matches(&m.unwrap()).unwrap();
         assert_eq!(args.join, ["10.0.0.2", "10.0.0.3"]);
         assert_eq!(args.log_format, LogFormat::Text);
+        assert!(matches!(args.default_address_pool[..], [Pool::V4(_), Pool::V6(_)]));
+        assert_eq!(args.bip.as_deref(), Some("172.17.0.1/16"));
     }
 
     #[test]

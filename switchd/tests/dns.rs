@@ -238,7 +238,13 @@ fn default_bridge_links_and_container_mode() {
         h.exec(&b3, &["ip", "link", "show", "lan1"]).ok(),
         "the driver option names the interface"
     );
-    let links = ["sandbox", "inspect", "-f", "{{range .Networks}}{{join .Links \",\"}};{{end}}", &b3];
+    let links = [
+        "sandbox",
+        "inspect",
+        "-f",
+        "{{range .Networks}}{{join .Links \",\"}};{{end}}",
+        &b3,
+    ];
     assert_eq!(h.ctl(links).expect_ok("inspect").trim(), format!(";{u1}:store;"));
     let bad = h.ctl(["network", "connect", "--driver-opt", "mtu=9000", "lnk", &b2]);
     assert!(

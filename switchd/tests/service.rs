@@ -94,3 +94,85 @@ fn settings_come_from_flags_then_variables_then_the_file() {
         out.stderr
     );
 }
+
+#[test]
+fn default_address_pools_and_the_bridge_s_address_as_docker_s_daemon_flags() {
+    let flags = [
+        "--default-address-pool",
+        "base=10.123.0.0/16,size=24",
+        "--default-address-pool",
+        "base=fd12:3456::/48,size=64",
+        "--bip",
+        "10.124.0.1/24",
+    ];
+    let Some(mut h) = testbed::e2e_host("pool", testbed::bin_dir!(), &flags) else {
+        return;
+    };
+    h.ctl(["network", "create", "--ipv6", "auto"]).expect_ok("auto");
+    let subnets = [
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{end}}",
+        "auto",
+    ];
+    assert_eq!(
+        h.ctl(subnets).expect_ok("inspect").trim(),
+        "10.123.0.0/24 fd12:3456::/64"
+    );
+    let bridge = [
+        "network",
+        "inspect",
+        "-f",
+        "{{range .IPAM.Config}}{{.Subnet}} {{.Gateway}}{{end}}",
+        "bridge",
+    ];
+    assert_eq!(
+        h.ctl(bridge).expect_ok("inspect bridge").trim(),
+        "10.124.0.0/24 10.124.0.1"
+    );
+    let x = h.name("x");
+    h.ctl(["sandbox", "create", &x]).expect_ok("x");
+    let ip = [
+        "sandbox",
+        "inspect",
+        "-f",
+        "{{range .Networks}}{{.IPAddress}}{{end}}",
+        &x,
+    ];
+    assert_eq!(h.ctl(ip).expect_ok("inspect x").trim(), "10.124.0.2");
+    assert!(testbed::ping(&h, &x, "10.124.0.1"), "x reaches its gateway");
+    // Another --bip while x is on the bridge: switchd does not start, and says why.
+    h.stop();
+    let ns = format!("--net=/run/netns/{}", h.ns());
+    let state = h.state_dir();
+    let socket = h.socket();
+    let switchd = testbed::bin_dir!().join("switchd");
+    let args = [
+        ns.as_str(),
+        switchd.to_str().unwrap(),
+        "--state-dir",
+        state.to_str().unwrap(),
+        "--socket",
+        socket.to_str().unwrap(),
+        "--bip",
+        "10.125.0.1/24",
+    ];
+    let out = testbed::run("nsenter", args);
+    assert!(!out.ok());
+    assert!(
+        out.stderr.contains(&format!(
+            "--bip 10.125.0.1/24 would move the default bridge from 10.124.0.1/24, where sandboxes {x} have their addresses"
+        )),
+        "{}",
+        out.stderr
+    );
+    let bad = testbed::run(&switchd, ["--default-address-pool", "base=10.0.0.0/8,size=25"]);
+    assert!(bad.stderr.contains("more than 65536 subnets"), "{}", bad.stderr);
+    // The old address still stands.
+    h.restart();
+    assert!(
+        testbed::ping(&h, &x, "10.124.0.1"),
+        "x reaches its gateway after the refusal"
+    );
+}

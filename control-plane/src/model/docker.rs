@@ -250,7 +250,7 @@ impl State {
         host: &HostFacts,
     ) -> Result<(String, String), ModelError> {
         if v6 {
-            let (id, subnet) = self.docker_request_pool6(pool, sub_pool, &host.routes6)?;
+            let (id, subnet) = self.docker_request_pool6(pool, sub_pool, host)?;
             return Ok((id, subnet.to_string()));
         }
         let spec = NetworkSpec {
@@ -273,7 +273,7 @@ impl State {
                 };
                 i
             }
-            None => self.plan_ipam(&spec, &host.routes, &host.routes)?,
+            None => self.plan_ipam(&spec, host, &host.routes)?,
         };
         if let Some((id, p)) = self.docker.pools.iter().find(|(_, p)| p.subnet.overlaps(&ipam.subnet)) {
             return Err(ModelError::Conflict(format!(
@@ -300,7 +300,7 @@ impl State {
         &mut self,
         pool: &str,
         sub_pool: &str,
-        routes6: &[Ipv6Cidr],
+        host: &HostFacts,
     ) -> Result<(String, Ipv6Cidr), ModelError> {
         if !sub_pool.is_empty() {
             return Err(invalid(format!(
@@ -318,7 +318,7 @@ impl State {
                 .collect(),
             ..NetworkSpec::default()
         };
-        let subnet = self.plan_ipam6(&spec, Driver::Bridge, None, (routes6, routes6))?[0].subnet;
+        let subnet = self.plan_ipam6(&spec, Driver::Bridge, None, host, &host.routes6)?[0].subnet;
         let id = format!("switch/{subnet}");
         self.docker.pools6.insert(
             id.clone(),

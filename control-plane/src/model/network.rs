@@ -64,9 +64,9 @@ impl State {
             check_ipv6_only(&spec, driver)?;
             None
         } else {
-            Some(self.plan_ipam(&spec, &host.routes, routed)?)
+            Some(self.plan_ipam(&spec, host, routed)?)
         };
-        let ipam6 = self.plan_ipam6(&spec, driver, ipam.as_ref(), (&host.routes6, routed6))?;
+        let ipam6 = self.plan_ipam6(&spec, driver, ipam.as_ref(), host, routed6)?;
         let aux_addresses = plan_aux(&spec, driver, ipam.as_ref(), &ipam6)?;
         if driver == Driver::Macvlan {
             let parent = opts
@@ -147,6 +147,67 @@ impl State {
         Ok(id)
     }
 
+    /// Gives the default bridge the address `bip` (`--bip 10.200.0.1/24`: its gateway and,
+    /// with the prefix length, its subnet), as Docker's daemon flag does. Returns whether it
+    /// changed. The subnet is checked as a chosen one is: a unicast range no other network
+    /// uses and no route of the host reaches.
+    ///
+    /// # Errors
+    /// A malformed or unusable address, or a bridge that sandboxes are on (their addresses
+    /// are of the old subnet); nothing changes.
+    pub fn set_bip(&mut self, bip: &str, host: &HostFacts) -> Result<bool, ModelError> {
+        let bad = |what: &str| invalid(format!("invalid --bip {bip:?}: {what}"));
+        let (ip, len) = bip
+            .split_once('/')
+            .ok_or_else(|| bad("expected the bridge's address and prefix length, like 172.17.0.1/16"))?;
+        let gateway: Ipv4Addr = ip.parse().map_err(|_| bad("expected an IPv4 address before the /"))?;
+        let len: u8 = len
+            .parse()
+            .ok()
+            .filter(|l| *l <= 32)
+            .ok_or_else(|| bad("a prefix length is 0-32"))?;
+        let subnet = Ipv4Cidr::new(
+            Ipv4Addr::from(u32::from(gateway) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)),
+            len,
+        )
+        .map_err(invalid)?;
+        let id = self.network(DEFAULT_BRIDGE)?.id.clone();
+        let current = self.networks[&id].ipam;
+        if current.is_some_and(|i| i.subnet == subnet && i.gateway == gateway) {
+            return Ok(false);
+        }
+        let on: Vec<String> = self
+            .endpoints_of_network(&id)
+            .filter_map(|e| self.sandboxes.get(&e.sandbox).map(|s| s.name.clone()))
+            .collect();
+        if !on.is_empty() {
+            return Err(ModelError::Conflict(format!(
+                "--bip {bip} would move the default bridge from {}, where sandboxes {} have their addresses: remove them first, or start without --bip",
+                current.map_or_else(String::new, |i| format!("{}/{}", i.gateway, i.subnet.prefix_len())),
+                on.join(", ")
+            )));
+        }
+        let spec = NetworkSpec {
+            subnet: Some(subnet.to_string()),
+            gateway: Some(gateway.to_string()),
+            ..NetworkSpec::default()
+        };
+        // The bridge's own subnet is not in its way.
+        let old = self.networks.get_mut(&id).expect("found").ipam.take();
+        let planned = self.plan_ipam(&spec, host, &host.routes);
+        let bridge = self.networks.get_mut(&id).expect("found");
+        match planned {
+            Ok(p) => {
+                bridge.ipam = Some(p);
+                Ok(true)
+            }
+            Err(e) => {
+                bridge.ipam = old;
+                Err(invalid(format!("invalid --bip {bip}: {e}")))
+            }
+        }
+    }
+
     fn plan_vni(&self, asked: Option<u32>) -> Result<u32, ModelError> {
         let used: BTreeSet<u32> = self.networks.values().filter_map(|n| n.vni).collect();
         match asked {
@@ -218,11 +279,12 @@ impl State {
 
     /// The network's addressing. A subnet given must be one a network can use (not in a
     /// reserved range), of no other network, and overlap none of `routed` (the host's routes a
-    /// new subnet must stay clear of); without one, a free default pool is picked.
+    /// new subnet must stay clear of); without one, the first free subnet of the host's
+    /// address pools (Docker's defaults unless configured) that none of its routes reach.
     pub(super) fn plan_ipam(
         &self,
         spec: &NetworkSpec,
-        host_routes: &[Ipv4Cidr],
+        host: &HostFacts,
         routed: &[Ipv4Cidr],
     ) -> Result<NetIpam, ModelError> {
         let taken = self.networks.values().filter_map(|n| n.ipam.map(|i| (n, i.subnet)));
@@ -257,11 +319,12 @@ impl State {
                 if spec.gateway.is_some() || spec.ip_range.is_some() {
                     return Err(invalid("--gateway and --ip-range need --subnet"));
                 }
-                let subnets: Vec<Ipv4Cidr> = taken.map(|(_, t)| t).chain(host_routes.iter().copied()).collect();
-                ipam::pick_subnet(subnets.iter()).ok_or_else(|| {
-                    ModelError::Conflict(
-                        "could not find an available, non-overlapping IPv4 address pool among the defaults to assign to the network".into(),
-                    )
+                let subnets: Vec<Ipv4Cidr> = taken.map(|(_, t)| t).chain(host.routes.iter().copied()).collect();
+                ipam::pick_subnet_in(&host.pools, &subnets).ok_or_else(|| {
+                    ModelError::Conflict(format!(
+                        "could not find an available, non-overlapping IPv4 address pool among the {} to assign to the network",
+                        if host.pools.is_empty() { "defaults" } else { "default address pools" }
+                    ))
                 })?
             }
         };
@@ -290,18 +353,19 @@ impl State {
     }
 
     /// The network's IPv6 subnets: none without `--ipv6`; the pools given; or, when none is,
-    /// the lowest /64 of this host's unique local prefix that no network uses. Each subnet
+    /// the first free subnet of the host's IPv6 address pools, or without those the lowest /64
+    /// of this host's unique local prefix that no network uses. Each subnet
     /// must be unicast, hold a gateway and an endpoint, overlap no other network's or pool's,
     /// and hold its gateway and range. An overlay network has one, which gives each endpoint
-    /// the address at its IPv4 address's offset ([`Network::overlay_ip6`]). `routes6`: the
-    /// host's IPv6 routes, which an automatic subnet avoids, and those of them a subnet given
-    /// may not overlap.
+    /// the address at its IPv4 address's offset ([`Network::overlay_ip6`]). An automatic
+    /// subnet avoids the host's IPv6 routes; a subnet given may not overlap `routed6`.
     pub(super) fn plan_ipam6(
         &self,
         spec: &NetworkSpec,
         driver: Driver,
         ipam: Option<&NetIpam>,
-        (routes6, routed6): (&[Ipv6Cidr], &[Ipv6Cidr]),
+        host: &HostFacts,
+        routed6: &[Ipv6Cidr],
     ) -> Result<Vec<NetIpam6>, ModelError> {
         if !spec.ipv6 {
             return match spec.pools6.first() {
@@ -325,13 +389,26 @@ impl State {
             )
             .collect();
         if spec.pools6.is_empty() {
-            let subnets: Vec<Ipv6Cidr> = taken.iter().map(|(_, s)| *s).chain(routes6.iter().copied()).collect();
-            let subnet = ipam::pick_subnet6(self.ula_prefix(), subnets.iter()).ok_or_else(|| {
-                ModelError::Conflict(
-                    "could not find an available /64 of the host's unique local IPv6 prefix to assign to the network"
-                        .into(),
-                )
-            })?;
+            let subnets: Vec<Ipv6Cidr> = taken
+                .iter()
+                .map(|(_, s)| *s)
+                .chain(host.routes6.iter().copied())
+                .collect();
+            let subnet = if host.pools6.is_empty() {
+                ipam::pick_subnet6(self.ula_prefix(), subnets.iter()).ok_or_else(|| {
+                    ModelError::Conflict(
+                        "could not find an available /64 of the host's unique local IPv6 prefix to assign to the network"
+                            .into(),
+                    )
+                })?
+            } else {
+                host.pools6.iter().find_map(|p| p.pick(&subnets)).ok_or_else(|| {
+                    ModelError::Conflict(
+                        "could not find an available, non-overlapping IPv6 subnet among the default address pools to assign to the network"
+                            .into(),
+                    )
+                })?
+            };
             let gateway = match ipam.filter(|_| driver == Driver::Overlay) {
                 Some(ipam) => offset6(subnet, ipam.offset(ipam.gateway)),
                 None => subnet.first_host(),
@@ -444,7 +521,7 @@ impl State {
         };
         // The checks of any IPv6 subnet, then an overlay network's own.
         // (The routes were checked by the caller.)
-        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, Some(ipam), (&[], &[]))?;
+        let mut planned = self.plan_ipam6(&bare, Driver::Bridge, Some(ipam), &HostFacts::default(), &[])?;
         let p = &mut planned[0];
         let host_bits = 32 - u32::from(ipam.subnet.prefix_len());
         if 128 - u32::from(p.subnet.prefix_len()) < host_bits {

@@ -1442,3 +1442,73 @@ fn host_ports_left_open_are_chosen_and_exposed_ports_published_with_publish_all(
     }
     assert_eq!(s, before);
 }
+
+#[test]
+fn default_address_pools_and_the_bridge_s_address() {
+    let (mut s, mut ids) = fresh();
+    let t = SystemTime::UNIX_EPOCH;
+    let host = HostFacts {
+        pools: vec!["base=10.123.0.0/16,size=24".parse().unwrap()],
+        pools6: vec!["base=fd12:3456::/48,size=64".parse().unwrap()],
+        routes: vec!["10.123.0.0/24".parse().unwrap()],
+        ..HostFacts::default()
+    };
+    let six = |name: &str| NetworkSpec {
+        ipv6: true,
+        ..net(name)
+    };
+    let a = s.create_network(six("a"), ids.next(), t, &host).unwrap();
+    let b = s.create_network(net("b"), ids.next(), t, &host).unwrap();
+    let subnets = |id: &Id| {
+        let n = &s.networks[id];
+        (
+            n.ipam.unwrap().subnet.to_string(),
+            n.ipam6.first().map(|p| p.subnet.to_string()),
+        )
+    };
+    assert_eq!(
+        subnets(&a),
+        ("10.123.1.0/24".into(), Some("fd12:3456::/64".into())),
+        "past the host's route"
+    );
+    assert_eq!(subnets(&b), ("10.123.2.0/24".into(), None));
+    // --bip moves the default bridge while no sandbox is on it.
+    assert!(s.set_bip("10.124.0.1/24", &host).unwrap());
+    assert!(
+        !s.set_bip("10.124.0.1/24", &host).unwrap(),
+        "the same again changes nothing"
+    );
+    let bridge = s.network(DEFAULT_BRIDGE).unwrap().ipam.unwrap();
+    assert_eq!(
+        (bridge.subnet.to_string(), bridge.gateway.to_string()),
+        ("10.124.0.0/24".into(), "10.124.0.1".into())
+    );
+    create_sb(&mut s, &mut ids, sb("x", "bridge")).unwrap();
+    assert_eq!(ep_of(&s, "x", "bridge").ip, Some(Ipv4Addr::new(10, 124, 0, 2)));
+    let before = s.clone();
+    let e = s.set_bip("10.125.0.1/24", &host).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("would move the default bridge from 10.124.0.1/24, where sandboxes x have their addresses"),
+        "{e}"
+    );
+    assert_eq!(s, before);
+    s.remove_sandbox("x").unwrap();
+    let before_bad = s.clone();
+    for (bip, says) in [
+        (
+            "10.125.0.1",
+            "invalid --bip \"10.125.0.1\": expected the bridge's address and prefix length",
+        ),
+        ("10.125.0.x/24", "expected an IPv4 address"),
+        ("10.125.0.1/33", "a prefix length is 0-32"),
+        ("10.125.0.0/24", "it must be a host address inside the subnet"),
+        ("10.125.0.1/31", "prefix length must be at most 30"),
+        ("10.123.1.1/24", "overlaps network a"),
+        ("127.0.0.1/8", "loopback"),
+    ] {
+        let e = s.set_bip(bip, &host).unwrap_err();
+        assert!(e.to_string().contains(says), "{bip}: {e}");
+    }
+    assert_eq!(s, before_bad);
+}

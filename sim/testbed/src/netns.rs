@@ -241,6 +241,11 @@ impl Host {
         fs::read_to_string(self.dir.join("switchd.log")).unwrap_or_default()
     }
 
+    /// Where switchd keeps its state.
+    pub fn state_dir(&self) -> PathBuf {
+        self.dir.join("state")
+    }
+
     fn spawn(&mut self) {
         let log = fs::OpenOptions::new()
             .create(true)
@@ -260,7 +265,7 @@ impl Host {
             .arg(format!("--net={NETNS_DIR}/{}", self.ns))
             .arg(&self.switchd)
             .arg("--state-dir")
-            .arg(self.dir.join("state"))
+            .arg(self.state_dir())
             .arg("--socket")
             .arg(self.socket())
             .arg("--log-level")
