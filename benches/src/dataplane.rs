@@ -23,7 +23,7 @@ use testbed::netns::{prefix, run, Fabric, Host, Underlay};
 const SECS: &str = "4";
 
 /// One measured path.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Figures {
     /// What was measured.
     pub name: String,
@@ -47,7 +47,7 @@ impl Figures {
 }
 
 /// A whole run.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Results {
     /// Same host, sandbox to sandbox.
     pub same_host: Vec<Figures>,
@@ -66,7 +66,7 @@ pub struct Results {
 /// run with the same one, and the machine's default, which the sandboxes' own TCP gets. It
 /// matters to the comparison: BBR's pacing and window follow what it measures, and a
 /// userspace hop that hands back acknowledgements in bursts changes both (docs/benchmarks.md).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Congestion {
     /// The algorithm the TCP tests used.
     pub used: String,
@@ -847,13 +847,13 @@ fn kernel_vxlan(p: &str, cc: &str) -> Result<Figures, BenchError> {
     measure(KERNEL_VXLAN, &k2, &k1, "10.91.0.2", false, cc)
 }
 
-/// Runs every path, TCP with `tcp.used`; `bin_dir` holds switchd and switchctl. A peer that
-/// is not installed or fails to start is skipped with its reason; our paths and the kernel's
-/// must work.
+/// Runs every path, TCP with `tcp.used`; `bin_dir` holds switchd and switchctl. Each path's
+/// figures go to `on_path` as soon as they are measured. A peer that is not installed or fails
+/// to start is skipped with its reason; our paths and the kernel's must work.
 ///
 /// # Errors
 /// A step of our paths or the kernel's that failed, in words.
-pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> {
+pub fn run_all(bin_dir: &Path, tcp: &Congestion, on_path: &mut dyn FnMut(&Figures)) -> Result<Results, BenchError> {
     let p = prefix("bn");
     let mut r = Results {
         wake_floor_us: Some(wake_round_trip_us()?),
@@ -861,13 +861,24 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> 
         ..Results::default()
     };
     let cc = tcp.used.as_str();
-    r.same_host.push(kernel_bridge(&p, cc)?);
-    r.same_host
-        .push(ours_bridge(&format!("{p}sw"), bin_dir, cc, OURS, &[])?);
-    r.same_host
-        .push(ours_bridge(&format!("{p}sp"), bin_dir, cc, OURS_POLLING, &POLLING)?);
-    r.same_host
-        .push(ours_bridge(&format!("{p}s6"), bin_dir, cc, OURS6, &[])?);
+    // Each path's figures go to `on_path` as soon as they are measured.
+    let mut done = |to: &mut Vec<Figures>, f: Figures| {
+        on_path(&f);
+        to.push(f);
+    };
+    done(&mut r.same_host, kernel_bridge(&p, cc)?);
+    done(
+        &mut r.same_host,
+        ours_bridge(&format!("{p}sw"), bin_dir, cc, OURS, &[])?,
+    );
+    done(
+        &mut r.same_host,
+        ours_bridge(&format!("{p}sp"), bin_dir, cc, OURS_POLLING, &POLLING)?,
+    );
+    done(
+        &mut r.same_host,
+        ours_bridge(&format!("{p}s6"), bin_dir, cc, OURS6, &[])?,
+    );
     type Step<'a> = &'a dyn Fn() -> Result<Figures, BenchError>;
     let peers: [(&str, Step); 3] = [
         ("ovs-vswitchd", &|| ovs(&p, false, cc)),
@@ -881,18 +892,17 @@ pub fn run_all(bin_dir: &Path, tcp: &Congestion) -> Result<Results, BenchError> 
             continue;
         }
         match f() {
-            Ok(fig) => r.same_host.push(fig),
+            Ok(fig) => done(&mut r.same_host, fig),
             Err(e) => r.skipped.push(e.to_string()),
         }
     }
-    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Plain)?);
-    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Sealed)?);
-    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Ipv6)?);
-    r.cross_host.push(overlay(&p, bin_dir, cc, Overlay::Underlay6)?);
-    r.cross_host.push(kernel_vxlan(&p, cc)?);
+    for kind in [Overlay::Plain, Overlay::Sealed, Overlay::Ipv6, Overlay::Underlay6] {
+        done(&mut r.cross_host, overlay(&p, bin_dir, cc, kind)?);
+    }
+    done(&mut r.cross_host, kernel_vxlan(&p, cc)?);
     if run("sh", ["-c", "command -v wireguard-go && command -v wg"]).ok() {
         match wireguard_vxlan(&p, cc) {
-            Ok(fig) => r.cross_host.push(fig),
+            Ok(fig) => done(&mut r.cross_host, fig),
             Err(e) => r.skipped.push(e.to_string()),
         }
     } else {
@@ -908,7 +918,7 @@ fn find<'a>(v: &'a [Figures], prefix: &str) -> Option<&'a Figures> {
 
 /// One goal of the comparison: what, the measured ratio (or added microseconds), and whether
 /// it holds; `None` when a path it needs was not measured.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Goal {
     /// The goal, in words.
     pub what: &'static str,
@@ -916,6 +926,30 @@ pub struct Goal {
     pub value: Option<f64>,
     /// What meeting it takes.
     pub limit: Limit,
+    /// Where the goal lies on one path's single-stream throughput or round trip, for drawing.
+    pub mark: Option<Mark>,
+}
+
+/// A goal as a bound on one path's figure: the throughput (Gbit/s) or round trip (µs) that
+/// path must reach (or stay within) for the goal to hold.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Mark {
+    /// The path judged.
+    pub path: String,
+    /// Its figure the goal bounds.
+    pub metric: Metric,
+    /// The bound, in the figure's unit.
+    pub at: f64,
+}
+
+/// A figure a [`Mark`] bounds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// One TCP stream, Gbit/s.
+    Tcp1Gbps,
+    /// Average ping round trip, µs.
+    RttUs,
 }
 
 impl Goal {
@@ -926,7 +960,8 @@ impl Goal {
 }
 
 /// A goal's bound.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Limit {
     /// The value must be at least this.
     AtLeast(f64),
@@ -963,16 +998,23 @@ pub fn goals(r: &Results) -> Vec<Goal> {
         what,
         value: v,
         limit: Limit::AtLeast(min),
+        mark: None,
+    };
+    // A single-stream goal: `path` at least `min` times `base`, marked on `path`'s bar.
+    let tcp1 = |what, path: Option<&Figures>, base: Option<&Figures>, min: f64| Goal {
+        mark: path.zip(base).map(|(p, b)| Mark {
+            path: p.name.clone(),
+            metric: Metric::Tcp1Gbps,
+            at: min * b.tcp1_bps / 1e9,
+        }),
+        ..at_least(what, ratio(path.map(|f| f.tcp1_bps), base.map(|f| f.tcp1_bps)), min)
     };
     vec![
-        at_least(
-            "same host, 1 TCP stream >= 0.70 x kernel bridge",
-            ratio(ours.map(|f| f.tcp1_bps), kb.map(|f| f.tcp1_bps)),
-            0.70,
-        ),
-        at_least(
+        tcp1("same host, 1 TCP stream >= 0.70 x kernel bridge", ours, kb, 0.70),
+        tcp1(
             "same host, 1 TCP stream >= 1.1 x OVS userspace with TSO",
-            ratio(ours.map(|f| f.tcp1_bps), ovs_tso.map(|f| f.tcp1_bps)),
+            ours,
+            ovs_tso,
             1.1,
         ),
         at_least(
@@ -980,11 +1022,7 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             ratio(ours.and_then(|f| f.tcp4_bps), kb.and_then(|f| f.tcp4_bps)),
             0.60,
         ),
-        at_least(
-            "cross host, 1 TCP stream >= 0.50 x kernel VXLAN",
-            ratio(ov.map(|f| f.tcp1_bps), kv.map(|f| f.tcp1_bps)),
-            0.50,
-        ),
+        tcp1("cross host, 1 TCP stream >= 0.50 x kernel VXLAN", ov, kv, 0.50),
         at_least(
             "64-byte UDP packets/s >= 1.25 x OVS userspace",
             ratio(ours.and_then(|f| f.udp64_pps), ovs_tap.and_then(|f| f.udp64_pps)),
@@ -997,14 +1035,16 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             kb,
             30.0,
         ),
-        at_least(
+        tcp1(
             "cross host encrypted, 1 TCP stream >= 3 x VXLAN over wireguard-go",
-            ratio(sealed.map(|f| f.tcp1_bps), wg.map(|f| f.tcp1_bps)),
+            sealed,
+            wg,
             3.0,
         ),
-        at_least(
+        tcp1(
             "cross host encrypted, 1 TCP stream >= 0.50 x our plain overlay",
-            ratio(sealed.map(|f| f.tcp1_bps), ov.map(|f| f.tcp1_bps)),
+            sealed,
+            ov,
             0.50,
         ),
         rtt_added(
@@ -1013,19 +1053,12 @@ pub fn goals(r: &Results) -> Vec<Goal> {
             ov,
             20.0,
         ),
-        at_least(
-            "same host IPv6, 1 TCP stream >= 0.90 x IPv4",
-            ratio(ours6.map(|f| f.tcp1_bps), ours.map(|f| f.tcp1_bps)),
-            0.90,
-        ),
-        at_least(
-            "cross host IPv6, 1 TCP stream >= 0.90 x IPv4",
-            ratio(ov6.map(|f| f.tcp1_bps), ov.map(|f| f.tcp1_bps)),
-            0.90,
-        ),
-        at_least(
+        tcp1("same host IPv6, 1 TCP stream >= 0.90 x IPv4", ours6, ours, 0.90),
+        tcp1("cross host IPv6, 1 TCP stream >= 0.90 x IPv4", ov6, ov, 0.90),
+        tcp1(
             "cross host over an IPv6 underlay, 1 TCP stream >= 0.90 x over IPv4",
-            ratio(under6.map(|f| f.tcp1_bps), ov.map(|f| f.tcp1_bps)),
+            under6,
+            ov,
             0.90,
         ),
     ]
@@ -1037,7 +1070,82 @@ fn rtt_added(what: &'static str, path: Option<&Figures>, base: Option<&Figures>,
         what,
         value: path.zip(base).map(|(o, k)| o.rtt_added_us(k)),
         limit: Limit::AtMost(max_us),
+        mark: path.zip(base).map(|(o, k)| Mark {
+            path: o.name.clone(),
+            metric: Metric::RttUs,
+            at: k.rtt_ms * 1000.0 + max_us,
+        }),
     }
+}
+
+/// Every path's median figures over `runs` (in the first run's order), as one run: what
+/// `switchsim bench --plot` draws.
+pub fn median_results(runs: &[Results]) -> Results {
+    let Some(first) = runs.first() else {
+        return Results::default();
+    };
+    let med = |name: &str, side: fn(&Results) -> &Vec<Figures>, get: fn(&Figures) -> Option<f64>| {
+        let mut v: Vec<f64> = runs
+            .iter()
+            .filter_map(|r| side(r).iter().find(|f| f.name == name).and_then(get))
+            .collect();
+        median(&mut v)
+    };
+    let side = |of: fn(&Results) -> &Vec<Figures>| -> Vec<Figures> {
+        of(first)
+            .iter()
+            .map(|f| Figures {
+                name: f.name.clone(),
+                tcp1_bps: med(&f.name, of, |f| Some(f.tcp1_bps)).unwrap_or(f.tcp1_bps),
+                tcp4_bps: med(&f.name, of, |f| f.tcp4_bps),
+                udp64_pps: med(&f.name, of, |f| f.udp64_pps),
+                rtt_ms: med(&f.name, of, |f| Some(f.rtt_ms)).unwrap_or(f.rtt_ms),
+                cpu_s_per_gb: med(&f.name, of, |f| Some(f.cpu_s_per_gb)).unwrap_or(f.cpu_s_per_gb),
+            })
+            .collect()
+    };
+    let mut floors: Vec<f64> = runs.iter().filter_map(|r| r.wake_floor_us).collect();
+    Results {
+        same_host: side(|r| &r.same_host),
+        cross_host: side(|r| &r.cross_host),
+        skipped: first.skipped.clone(),
+        wake_floor_us: median(&mut floors),
+        tcp: first.tcp.clone(),
+    }
+}
+
+/// The runs as JSON: each run's figures and goals, and the goals judged on the median of the
+/// runs' values (`switchsim bench --format json`).
+pub fn json(runs: &[Results]) -> serde_json::Value {
+    let per_run: Vec<Vec<Goal>> = runs.iter().map(goals).collect();
+    let judged: Vec<serde_json::Value> = per_run
+        .first()
+        .map(|first| {
+            first
+                .iter()
+                .enumerate()
+                .map(|(i, g)| {
+                    let mut values: Vec<f64> = per_run.iter().filter_map(|r| r[i].value).collect();
+                    let m = median(&mut values);
+                    serde_json::json!({
+                        "what": g.what,
+                        "limit": g.limit,
+                        "median": m,
+                        "met": m.map(|m| g.limit.holds(m)),
+                        "runs": per_run.iter().map(|r| r[i].value).collect::<Vec<_>>(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    serde_json::json!({
+        "runs": runs
+            .iter()
+            .zip(&per_run)
+            .map(|(r, g)| serde_json::json!({ "results": r, "goals": g }))
+            .collect::<Vec<_>>(),
+        "goals": judged,
+    })
 }
 
 /// The run as tables: each path's figures with ratios against the kernel's path (and, same

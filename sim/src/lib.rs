@@ -4,5 +4,6 @@
 #![deny(missing_docs)]
 
 pub mod demo;
+pub mod plot;
 pub mod topology;
 pub mod virt;

@@ -38,6 +38,10 @@ enum Cmd {
         /// Where a failing run writes its capture (default: SCENARIO-SEED.pcap here).
         #[arg(long)]
         pcap: Option<PathBuf>,
+        /// Draw the distributions of route convergence and failure detection, with their
+        /// goals, into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
     /// Stand up a two-host fabric and walk through container networking (default networks,
     /// modes, user networks, isolation and connect, names, published ports, overlay, macvlan),
@@ -75,6 +79,14 @@ enum Cmd {
         /// each algorithm's runs are judged apart.
         #[arg(long, value_name = "NAME")]
         congestion_control: Option<String>,
+        /// Report format: text tables, or one JSON document (each run's figures and goals,
+        /// and the goals judged on the median of the runs). Progress goes to stderr.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+        /// Draw each path's single-stream throughput and round trip (the median of the
+        /// runs), switchd's paths highlighted and the goals marked, into this SVG file.
+        #[arg(long, value_name = "FILE")]
+        plot: Option<PathBuf>,
     },
 }
 
@@ -94,10 +106,11 @@ fn main() -> ExitCode {
             hosts,
             format,
             pcap,
+            plot,
         } => {
             with_huge_pages();
             prefault_heap();
-            run(&scenario, seed, hosts, format, pcap)
+            run(&scenario, seed, hosts, format, (pcap, plot))
         }
         Cmd::Demo { keep } => demo(keep),
         Cmd::Up { topology } => up_down(&topology, true),
@@ -105,7 +118,9 @@ fn main() -> ExitCode {
         Cmd::Bench {
             runs,
             congestion_control,
-        } => bench(runs, congestion_control.as_deref()),
+            format,
+            plot,
+        } => bench(runs, congestion_control.as_deref(), format, plot.as_deref()),
     }
 }
 
@@ -183,7 +198,7 @@ fn run(
     seed: Option<u64>,
     hosts: Option<u32>,
     format: Format,
-    pcap: Option<PathBuf>,
+    (pcap, plot): (Option<PathBuf>, Option<PathBuf>),
 ) -> ExitCode {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
@@ -203,15 +218,35 @@ fn run(
         eprintln!("invalid --hosts 0: give at least 1");
         return ExitCode::from(2);
     }
+    if let Err(e) = writable(plot.as_deref()) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
+    }
     #[allow(clippy::disallowed_methods)]
     let started = std::time::Instant::now();
-    let out = sim::virt::run(sc, &Options { seed, hosts });
+    let mut watch = Watch::new(started);
+    let out = sim::virt::run_watched(sc, &Options { seed, hosts }, &mut |p| watch.show(p));
+    watch.clear();
     let r = &out.report;
     match format {
         Format::Json => print!("{}", r.json()),
         Format::Text => print!("{}", r.text()),
     }
     eprintln!("wall time {:.1} s", started.elapsed().as_secs_f64());
+    if let Some(file) = plot {
+        let samples = sim::plot::RunSamples {
+            title: format!("switchsim run {}: {} hosts, seed {}", r.scenario, r.hosts, r.seed),
+            convergence_ms: out.convergence_ms.clone(),
+            detection_ms: out.detection_ms.clone(),
+        };
+        match sim::plot::run_svg(&file, &samples) {
+            Ok(()) => eprintln!("plot written to {}", file.display()),
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    }
     if let Some(frames) = out.capture {
         let file = pcap.unwrap_or_else(|| PathBuf::from(format!("{}-{}.pcap", r.scenario, r.seed)));
         match std::fs::File::create(&file)
@@ -227,6 +262,48 @@ fn run(
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// Progress of a simulated run on a terminal: one line, rewritten at most twice a second;
+/// nothing when stderr is not a terminal.
+struct Watch {
+    started: std::time::Instant,
+    shown: Option<std::time::Instant>,
+    on: bool,
+}
+
+impl Watch {
+    fn new(started: std::time::Instant) -> Watch {
+        use std::io::IsTerminal;
+        Watch {
+            started,
+            shown: None,
+            on: std::io::stderr().is_terminal(),
+        }
+    }
+
+    fn show(&mut self, p: sim::virt::Progress) {
+        #[allow(clippy::disallowed_methods)]
+        let now = std::time::Instant::now();
+        if !self.on || self.shown.is_some_and(|t| now.duration_since(t).as_millis() < 500) {
+            return;
+        }
+        self.shown = Some(now);
+        eprint!(
+            "\r\x1b[Ksimulated {:.1} of {:.1} s ({:.0}%), wall {:.1} s, {} events",
+            p.simulated_s,
+            p.duration_s,
+            100.0 * p.simulated_s / p.duration_s.max(f64::EPSILON),
+            now.duration_since(self.started).as_secs_f64(),
+            p.events
+        );
+    }
+
+    fn clear(&self) {
+        if self.on && self.shown.is_some() {
+            eprint!("\r\x1b[K");
+        }
+    }
 }
 
 fn demo(keep: bool) -> ExitCode {
@@ -287,15 +364,27 @@ fn up_down(path: &std::path::Path, up: bool) -> ExitCode {
     }
 }
 
+/// Whether the `--plot` file can be written, found out before the work rather than after.
+fn writable(plot: Option<&std::path::Path>) -> Result<(), String> {
+    let Some(p) = plot else { return Ok(()) };
+    std::fs::File::create(p)
+        .map(drop)
+        .map_err(|e| format!("cannot write --plot {}: {e}", p.display()))
+}
+
 fn bin_dir() -> std::io::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     Ok(exe.parent().map(PathBuf::from).unwrap_or_default())
 }
 
-fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
+fn bench(runs: u32, congestion_control: Option<&str>, format: Format, plot: Option<&std::path::Path>) -> ExitCode {
     if !is_root() {
         eprintln!("switchsim bench creates namespaces: run it as root");
         return ExitCode::FAILURE;
+    }
+    if let Err(e) = writable(plot) {
+        eprintln!("{e}");
+        return ExitCode::from(2);
     }
     let algorithms = match benches::dataplane::Congestion::pick_all(congestion_control) {
         Ok(t) => t,
@@ -308,18 +397,33 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
     let mut all: Vec<Vec<benches::dataplane::Results>> = vec![Vec::new(); algorithms.len()];
     for i in 1..=runs {
         for (tcp, done) in algorithms.iter().zip(all.iter_mut()) {
-            if runs > 1 {
+            let text = format == Format::Text;
+            if runs > 1 && text {
                 println!("\n## run {i} of {runs}");
-            } else if algorithms.len() > 1 {
+            } else if algorithms.len() > 1 && text {
                 println!();
             }
+            eprintln!("# run {i} of {runs}, TCP with {}", tcp.used);
+            #[allow(clippy::disallowed_methods)]
+            let started = std::time::Instant::now();
+            let mut measured_one = |f: &benches::dataplane::Figures| {
+                eprintln!(
+                    "  {:<36} {:>6.2} Gbit/s, {:>5.0} us round trip  ({:.0} s)",
+                    f.name,
+                    f.tcp1_bps / 1e9,
+                    f.rtt_ms * 1000.0,
+                    started.elapsed().as_secs_f64()
+                );
+            };
             let measured = match bin_dir() {
-                Ok(d) => benches::dataplane::run_all(&d, tcp).map_err(|e| e.to_string()),
+                Ok(d) => benches::dataplane::run_all(&d, tcp, &mut measured_one).map_err(|e| e.to_string()),
                 Err(e) => Err(format!("cannot find switchsim's own directory: {e}")),
             };
             match measured {
                 Ok(r) => {
-                    print!("{}", benches::dataplane::report(&r));
+                    if text {
+                        print!("{}", benches::dataplane::report(&r));
+                    }
                     done.push(r);
                 }
                 Err(e) => {
@@ -329,9 +433,32 @@ fn bench(runs: u32, congestion_control: Option<&str>) -> ExitCode {
             }
         }
     }
-    if runs > 1 {
-        for done in &all {
-            print!("{}", benches::dataplane::summary(done));
+    match format {
+        Format::Text if runs > 1 => {
+            for done in &all {
+                print!("{}", benches::dataplane::summary(done));
+            }
+        }
+        Format::Text => {}
+        Format::Json => {
+            let each: Vec<serde_json::Value> = all.iter().map(|done| benches::dataplane::json(done)).collect();
+            let doc = match each.as_slice() {
+                [one] => one.clone(),
+                _ => serde_json::Value::Array(each),
+            };
+            println!("{doc:#}");
+        }
+    }
+    // The first algorithm's runs: the median of each path, and its goals.
+    if let (Some(file), Some(done)) = (plot, all.first()) {
+        let median = benches::dataplane::median_results(done);
+        let goals = benches::dataplane::goals(&median);
+        match sim::plot::bench_svg(file, &median, &goals) {
+            Ok(()) => eprintln!("plot written to {}", file.display()),
+            Err(e) => {
+                eprintln!("{}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
         }
     }
     ExitCode::SUCCESS

@@ -11,4 +11,4 @@ pub mod sandbox;
 pub mod scenario;
 mod world;
 
-pub use world::{run, Options, Outcome};
+pub use world::{run, run_watched, Options, Outcome, Progress};

@@ -179,7 +179,25 @@ pub struct Outcome {
     pub report: Report,
     /// The last frames seen, when the run failed.
     pub capture: Option<Vec<(u64, Vec<u8>)>>,
+    /// Every measured endpoint's route convergence, ms (the report gives its quantiles).
+    pub convergence_ms: Vec<f64>,
+    /// Every measured crash's failure detection, ms.
+    pub detection_ms: Vec<f64>,
 }
+
+/// How far a run is, for whoever watches it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    /// Simulated seconds done.
+    pub simulated_s: f64,
+    /// Simulated seconds the run lasts.
+    pub duration_s: f64,
+    /// Events handled.
+    pub events: u64,
+}
+
+/// Events handled between two [`Progress`] calls.
+const PROGRESS_EVERY: u64 = 1 << 16;
 
 struct World {
     sc: Scenario,
@@ -240,7 +258,13 @@ struct World {
 }
 
 /// Runs `sc` to its end.
-pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
+pub fn run(sc: Scenario, opts: &Options) -> Outcome {
+    run_watched(sc, opts, &mut |_| {})
+}
+
+/// [`run`], telling `watch` how far it is every [`PROGRESS_EVERY`] events (what it is told
+/// depends on virtual time alone: the report is the same).
+pub fn run_watched(mut sc: Scenario, opts: &Options, watch: &mut dyn FnMut(Progress)) -> Outcome {
     if let Some(s) = opts.seed {
         sc.seed = s;
     }
@@ -344,9 +368,18 @@ pub fn run(mut sc: Scenario, opts: &Options) -> Outcome {
     let end = secs(w.sc.duration_s);
     let last_step = w.sc.step.iter().map(|s| secs(s.at_s)).max().unwrap_or(0);
     let idle_from = last_step + 10 * SEC;
+    let mut events = 0u64;
     while let Some(Reverse(e)) = w.q.pop() {
         if e.at > end {
             break;
+        }
+        events += 1;
+        if events.is_multiple_of(PROGRESS_EVERY) {
+            watch(Progress {
+                simulated_s: e.at as f64 / SEC as f64,
+                duration_s: end as f64 / SEC as f64,
+                events,
+            });
         }
         if w.idle_mark.is_none() && e.at >= idle_from && idle_from < end {
             w.idle_mark = Some((idle_from, w.control_bytes));
@@ -1512,6 +1545,7 @@ impl World {
         let (mut conv, unconverged_eps, split_eps) = self.endpoint_convergence();
         let endpoints_measured = conv.len() as u64 + unconverged_eps;
         let (mut detect, undetected) = self.failure_detection(&self.crashes, end);
+        let (convergence_ms, detection_ms) = (conv.clone(), detect.clone());
         let (mut cut_off, never_cut) = self.failure_detection(&self.revocations, end);
         let revoked_held = self.revoked_endpoints_held();
         let hosts = f64::from(self.sc.hosts);
@@ -1623,7 +1657,12 @@ impl World {
         // Freeing a thousand hosts' tables takes seconds: not on the way to the report.
         let hosts = std::mem::take(&mut self.hosts);
         std::thread::spawn(move || drop(hosts));
-        Outcome { report, capture }
+        Outcome {
+            report,
+            capture,
+            convergence_ms,
+            detection_ms,
+        }
     }
 
     /// Each live host's view (members, records, digest), on stderr.
