@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Runs the fabric: builds, stands up two switchd hosts in one cluster and walks through
-# container networking step by step, then cleans up (--keep: keep it until Enter). Needs root.
+# container networking step by step, then cleans up (--keep: keep it until Enter). Needs root;
+# under sudo it builds as the invoking user. Ctrl-C at any point leaves nothing behind.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if [ "$(id -u)" -ne 0 ]; then
-  echo "the demo creates network namespaces and TAP devices: run it as root" >&2
-  exit 1
-fi
-scripts/deps.sh
-cargo build --release --workspace --bins
-exec target/release/switchsim demo "$@"
+. scripts/lib.sh
+need_root "the demo creates network namespaces and TAP devices"
+scripts/deps.sh demo
+as_builder cargo build --release --workspace --bins
+# Whatever ends the demo (its end, a failure, Ctrl-C), what it made goes: switchsim demo
+# removes it itself, and `switchsim clean` takes what an interrupted run left.
+trap 'target/release/switchsim clean --quiet' EXIT
+trap 'exit 130' INT TERM
+target/release/switchsim demo "$@"

@@ -121,9 +121,16 @@ pub fn bench_svg(path: &Path, r: &Results, goals: &[Goal]) -> Result<(), String>
 /// The bench plot's title and, under it, what its colours and marks mean.
 fn legend(head: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, title: &str) -> Result<(), String> {
     let (w, _) = head.dim_in_pixel();
-    let centred = ("sans-serif", 22).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top));
-    head.draw(&Text::new(title.to_string(), (w as i32 / 2, 10), centred)).map_err(err)?;
-    let text = ("sans-serif", 14).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center));
+    let centred = ("sans-serif", 22)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    head.draw(&Text::new(title.to_string(), (w as i32 / 2, 10), centred))
+        .map_err(err)?;
+    let text = ("sans-serif", 14)
+        .into_font()
+        .color(&BLACK)
+        .pos(Pos::new(HPos::Left, VPos::Center));
     let y = 58;
     let mut x = 200;
     for (swatch, words) in [
@@ -133,10 +140,14 @@ fn legend(head: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>, title: &st
     ] {
         match swatch {
             Some(c) => head.draw(&Rectangle::new([(x, y - 6), (x + 14, y + 6)], c.filled())),
-            None => head.draw(&PathElement::new(vec![(x + 7, y - 9), (x + 7, y + 9)], GOAL.stroke_width(3))),
+            None => head.draw(&PathElement::new(
+                vec![(x + 7, y - 9), (x + 7, y + 9)],
+                GOAL.stroke_width(3),
+            )),
         }
         .map_err(err)?;
-        head.draw(&Text::new(words.to_string(), (x + 22, y), text.clone())).map_err(err)?;
+        head.draw(&Text::new(words.to_string(), (x + 22, y), text.clone()))
+            .map_err(err)?;
         x += 40 + 9 * words.len() as i32;
     }
     Ok(())
@@ -277,7 +288,11 @@ mod tests {
         bench_svg(&file, &r, &g).unwrap();
         let svg = std::fs::read_to_string(&file).unwrap();
         let _ = std::fs::remove_file(&file);
-        for name in ["kernel bridge", "switchd overlay (VXLAN)", "goal: throughput reaches the mark"] {
+        for name in [
+            "kernel bridge",
+            "switchd overlay (VXLAN)",
+            "goal: throughput reaches the mark",
+        ] {
             assert!(svg.contains(name), "{name} missing");
         }
         assert!(svg.contains("#E67814"), "switchd's bars are highlighted");

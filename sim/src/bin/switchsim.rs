@@ -62,6 +62,14 @@ enum Cmd {
         /// The topology file.
         topology: PathBuf,
     },
+    /// Remove what interrupted runs left behind (a demo, a benchmark or a test stopped by
+    /// Ctrl-C, a kill or a crash): their namespaces, switchd processes and files. Runs still
+    /// going and topologies made by `up` are left alone.
+    Clean {
+        /// Say nothing when there is nothing to remove.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Measure the data plane against its peers in one run, in namespaces: same host (kernel
     /// bridge, a switchd bridge network as switchd runs by default and again with a dataplane
     /// that never sleeps (--poll-us 1000000), Open vSwitch's userspace datapath with and without
@@ -112,7 +120,11 @@ fn main() -> ExitCode {
             prefault_heap();
             run(&scenario, seed, hosts, format, (pcap, plot))
         }
-        Cmd::Demo { keep } => demo(keep),
+        Cmd::Demo { keep } => {
+            on_interrupt_clean_up();
+            demo(keep)
+        }
+        Cmd::Clean { quiet } => clean(quiet),
         Cmd::Up { topology } => up_down(&topology, true),
         Cmd::Down { topology } => up_down(&topology, false),
         Cmd::Bench {
@@ -120,7 +132,10 @@ fn main() -> ExitCode {
             congestion_control,
             format,
             plot,
-        } => bench(runs, congestion_control.as_deref(), format, plot.as_deref()),
+        } => {
+            on_interrupt_clean_up();
+            bench(runs, congestion_control.as_deref(), format, plot.as_deref())
+        }
     }
 }
 
@@ -262,6 +277,53 @@ fn run(
         return ExitCode::FAILURE;
     }
     ExitCode::SUCCESS
+}
+
+/// `switchsim clean`.
+fn clean(quiet: bool) -> ExitCode {
+    if !is_root() {
+        eprintln!("switchsim clean removes network namespaces: run it as root");
+        return ExitCode::FAILURE;
+    }
+    // (A run that ended cleanly left only its note, which goes without a word.)
+    let removed: Vec<(String, usize)> = testbed::clean_stale().into_iter().filter(|(_, n)| *n > 0).collect();
+    for (prefix, n) in &removed {
+        println!("removed {n} namespace(s) of the interrupted run {prefix}, with its processes and files");
+    }
+    if removed.is_empty() && !quiet {
+        println!("nothing to clean: no interrupted run left anything");
+    }
+    ExitCode::SUCCESS
+}
+
+/// Set by SIGINT and SIGTERM.
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn interrupted(_: libc::c_int) {
+    INTERRUPTED.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// On Ctrl-C or SIGTERM, removes everything this run made (its namespaces, switchd
+/// processes and files) and exits 130, whatever step it was at.
+fn on_interrupt_clean_up() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; the
+        // sigaction struct is zeroed, then filled.
+        unsafe {
+            let mut sa: libc::sigaction = std::mem::zeroed();
+            sa.sa_sigaction = interrupted as *const () as usize;
+            libc::sigemptyset(&mut sa.sa_mask);
+            libc::sigaction(sig, &sa, std::ptr::null_mut());
+        }
+    }
+    std::thread::spawn(|| loop {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            let n = testbed::clean_own();
+            eprintln!("\ninterrupted: removed the {n} namespace(s) this run made, with their processes and files");
+            std::process::exit(130);
+        }
+    });
 }
 
 /// Progress of a simulated run on a terminal: one line, rewritten at most twice a second;

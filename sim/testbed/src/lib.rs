@@ -16,7 +16,7 @@ pub mod docker;
 pub mod netns;
 
 pub use netns::{
-    e2e_allowed, e2e_host, eventually, in_netns, is_root, json, kernel_vxlan, ping, prefix, run, send_raw,
-    send_raw_offloaded, send_raw_repeated, send_sctp_init, tcp_bulk, tcp_transfer, Capture, Fabric, Host, Output, Pace,
-    Underlay,
+    clean_own, clean_stale, e2e_allowed, e2e_host, eventually, in_netns, is_root, json, kernel_vxlan, ping, prefix,
+    run, send_raw, send_raw_offloaded, send_raw_repeated, send_sctp_init, tcp_bulk, tcp_transfer, Capture, Fabric,
+    Host, Output, Pace, Underlay,
 };

@@ -149,7 +149,85 @@ pub fn ping(h: &Host, from: &str, ip: &str) -> bool {
 
 /// A prefix unique to this test and process, short enough for interface and namespace names.
 pub fn prefix(tag: &str) -> String {
-    format!("{tag}{}", std::process::id() % 100_000)
+    let p = format!("{tag}{}", std::process::id() % 100_000);
+    claim(&p);
+    p
+}
+
+/// Where each run notes the prefix of the namespaces it makes and its process, so that
+/// [`clean_stale`] can tell what an interrupted run left from what a live one uses.
+pub const RUNS_DIR: &str = "/run/switch-runs";
+
+/// Process `pid`, as `PID STARTTIME` (the start time tells a reused PID apart); `None` when
+/// it is gone or a zombie (dead, not reaped yet).
+fn process_tag(pid: u32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command's closing parenthesis: the 3rd field, state, is the first; the
+    // 22nd, start time, the 20th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    if matches!(fields.first(), Some(&("Z" | "X"))) {
+        return None;
+    }
+    Some(format!("{pid} {}", fields.get(19)?))
+}
+
+/// Notes `prefix` as this process's (nothing when /run cannot be written: not root).
+fn claim(prefix: &str) {
+    let Some(me) = process_tag(std::process::id()) else {
+        return;
+    };
+    if fs::create_dir_all(RUNS_DIR).is_ok() {
+        let _ = fs::write(Path::new(RUNS_DIR).join(prefix), format!("{me}\n"));
+    }
+}
+
+/// The prefixes runs noted, each with whether the run that noted it is still alive and
+/// whether it is this process.
+fn claims() -> Vec<(String, bool, bool)> {
+    let Ok(entries) = fs::read_dir(RUNS_DIR) else {
+        return Vec::new();
+    };
+    let me = process_tag(std::process::id());
+    entries
+        .flatten()
+        .filter_map(|e| {
+            let prefix = e.file_name().to_string_lossy().into_owned();
+            let noted = fs::read_to_string(e.path()).ok()?;
+            let noted = noted.trim();
+            let pid: u32 = noted.split_whitespace().next()?.parse().ok()?;
+            let alive = process_tag(pid).as_deref() == Some(noted);
+            Some((prefix, alive, me.as_deref() == Some(noted)))
+        })
+        .collect()
+}
+
+/// Removes what runs that ended without cleaning up left (their namespaces, processes and
+/// files, as [`remove_prefix`]): a Ctrl-C, a kill, a crash. A live run's are left alone.
+/// Returns each prefix removed and how many namespaces it had.
+pub fn clean_stale() -> Vec<(String, usize)> {
+    claims()
+        .into_iter()
+        .filter(|(_, alive, _)| !alive)
+        .map(|(p, _, _)| {
+            let n = remove_run(&p);
+            let _ = fs::remove_file(Path::new(RUNS_DIR).join(&p));
+            (p, n)
+        })
+        .collect()
+}
+
+/// Removes everything this process made under any prefix ([`remove_prefix`]): what an
+/// interrupted demo or benchmark runs before it exits.
+pub fn clean_own() -> usize {
+    claims()
+        .into_iter()
+        .filter(|(_, _, mine)| *mine)
+        .map(|(p, _, _)| {
+            let n = remove_run(&p);
+            let _ = fs::remove_file(Path::new(RUNS_DIR).join(&p));
+            n
+        })
+        .sum()
 }
 
 /// One simulated host: a network namespace running switchd, plus the binaries to drive it.
@@ -470,15 +548,44 @@ pub fn kernel_vxlan(ns: &str, vni: u32, local: &str, remote: &str, mtu: Option<u
 /// of a crashed run), the namespaces `PREFIX-*`, their /etc files and the host's directory.
 pub fn remove_prefix(prefix: &str) -> usize {
     let mine = format!("{prefix}-");
+    remove_where(prefix, |n| n.starts_with(&mine))
+}
+
+/// Removes the namespaces, processes and files of run prefix `prefix` and of the hosts under
+/// it (a fabric's `PREFIXh1-h`): names that go on from it with a letter or a `-`, so that
+/// `gw12` never takes `gw123`'s.
+fn remove_run(prefix: &str) -> usize {
+    let under = |rest: &str| rest.is_empty() || rest.starts_with(|c: char| c == '-' || c.is_ascii_lowercase());
+    let n = remove_where(prefix, |n| {
+        n.strip_prefix(prefix).is_some_and(|r| r.contains('-') && under(r))
+    });
+    // The directories of the run's hosts (`switch-test-PREFIXh1`) and of its fabric.
+    let tmp = std::env::temp_dir();
+    if let Ok(entries) = fs::read_dir(&tmp) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let rest = ["switch-test-", "switch-fabric-"]
+                .iter()
+                .find_map(|d| name.strip_prefix(d)?.strip_prefix(prefix));
+            if rest.is_some_and(under) {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    n
+}
+
+/// [`remove_prefix`] of the namespaces `ours` picks, and of `prefix`'s files.
+fn remove_where(prefix: &str, ours: impl Fn(&str) -> bool) -> usize {
     let Ok(entries) = fs::read_dir(NETNS_DIR) else {
         return 0;
     };
     let mut names: Vec<String> = entries
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with(&mine))
+        .filter(|n| ours(n))
         .collect();
-    // Sandboxes first, the host namespace (PREFIX-h) last.
+    // Sandboxes first, the host namespaces (PREFIX-h) last.
     names.sort_by_key(|n| n.ends_with("-h"));
     for name in &names {
         for pid in run("ip", ["netns", "pids", name]).stdout.split_whitespace() {
@@ -497,10 +604,7 @@ pub fn remove_prefix(prefix: &str) -> usize {
     // The Docker plugin socket a test's switchd served under the test's prefix.
     let _ = fs::remove_file(Path::new(crate::docker::PLUGIN_DIR).join(format!("{prefix}.sock")));
     if let Ok(etc) = fs::read_dir("/etc/netns") {
-        for e in etc
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with(&mine))
-        {
+        for e in etc.flatten().filter(|e| ours(&e.file_name().to_string_lossy())) {
             let _ = fs::remove_dir_all(e.path());
         }
     }
