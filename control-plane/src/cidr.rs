@@ -1,13 +1,18 @@
-//! IP prefixes such as `192.168.0.0/24` and `2001:db8:1::/64`, one type over both families.
+//! IP prefixes such as `192.168.0.0/24` and `2001:db8:1::/64`, one type over both families:
+//! ipnet's prefixes, held to having no host bits set, with messages that name what is wrong.
 
 use std::fmt;
+use std::hash::Hash;
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-/// An address family's addresses, as [`Cidr`] computes with them.
+/// An address family, as [`Cidr`] computes with it: its ipnet prefix type.
 pub trait Family: Copy + Eq + fmt::Display + FromStr {
+    /// ipnet's prefix of the family.
+    type Net: Copy + Eq + Hash + fmt::Debug + fmt::Display;
     /// Bits in an address.
     const BITS: u8;
     /// Its name in messages.
@@ -18,9 +23,22 @@ pub trait Family: Copy + Eq + fmt::Display + FromStr {
     fn bits(self) -> u128;
     /// The address of a number (the low [`Family::BITS`] bits).
     fn from_bits(b: u128) -> Self;
+    /// The prefix of `addr` and `len` (`None`: a length beyond the address's bits).
+    fn net(addr: Self, len: u8) -> Option<Self::Net>;
+    /// Its first address.
+    fn network(net: &Self::Net) -> Self;
+    /// Its last address.
+    fn last(net: &Self::Net) -> Self;
+    /// Its length.
+    fn prefix_len(net: &Self::Net) -> u8;
+    /// Whether it holds `ip`.
+    fn contains(net: &Self::Net, ip: Self) -> bool;
+    /// Whether it holds all of `other`.
+    fn covers(net: &Self::Net, other: &Self::Net) -> bool;
 }
 
 impl Family for Ipv4Addr {
+    type Net = Ipv4Net;
     const BITS: u8 = 32;
     const NAME: &'static str = "IPv4";
     const EXAMPLE: &'static str = "192.168.0.0/24";
@@ -30,9 +48,28 @@ impl Family for Ipv4Addr {
     fn from_bits(b: u128) -> Self {
         Ipv4Addr::from(b as u32)
     }
+    fn net(addr: Self, len: u8) -> Option<Ipv4Net> {
+        Ipv4Net::new(addr, len).ok()
+    }
+    fn network(net: &Ipv4Net) -> Self {
+        net.network()
+    }
+    fn last(net: &Ipv4Net) -> Self {
+        net.broadcast()
+    }
+    fn prefix_len(net: &Ipv4Net) -> u8 {
+        net.prefix_len()
+    }
+    fn contains(net: &Ipv4Net, ip: Self) -> bool {
+        net.contains(&ip)
+    }
+    fn covers(net: &Ipv4Net, other: &Ipv4Net) -> bool {
+        net.contains(other)
+    }
 }
 
 impl Family for Ipv6Addr {
+    type Net = Ipv6Net;
     const BITS: u8 = 128;
     const NAME: &'static str = "IPv6";
     const EXAMPLE: &'static str = "2001:db8:1::/64";
@@ -42,13 +79,30 @@ impl Family for Ipv6Addr {
     fn from_bits(b: u128) -> Self {
         Ipv6Addr::from(b)
     }
+    fn net(addr: Self, len: u8) -> Option<Ipv6Net> {
+        Ipv6Net::new(addr, len).ok()
+    }
+    fn network(net: &Ipv6Net) -> Self {
+        net.network()
+    }
+    fn last(net: &Ipv6Net) -> Self {
+        net.broadcast()
+    }
+    fn prefix_len(net: &Ipv6Net) -> u8 {
+        net.prefix_len()
+    }
+    fn contains(net: &Ipv6Net, ip: Self) -> bool {
+        net.contains(&ip)
+    }
+    fn covers(net: &Ipv6Net, other: &Ipv6Net) -> bool {
+        net.contains(other)
+    }
 }
 
-/// A network: an address with no host bits set and a prefix length.
+/// A network: an ipnet prefix with no host bits set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Cidr<A> {
-    addr: A,
-    len: u8,
+pub struct Cidr<A: Family> {
+    net: A::Net,
 }
 
 /// An IPv4 network.
@@ -105,47 +159,34 @@ impl<A: Family> Cidr<A> {
     /// # Errors
     /// [`CidrError`] when the length exceeds the address's bits or host bits are set.
     pub fn new(addr: A, len: u8) -> Result<Cidr<A>, CidrError> {
-        if len > A::BITS {
-            return Err(CidrError::PrefixLength {
-                text: format!("{addr}/{len}"),
-                max: A::BITS,
-            });
-        }
-        let c = Cidr { addr, len };
-        if c.network() != addr {
+        let net = A::net(addr, len).ok_or_else(|| CidrError::PrefixLength {
+            text: format!("{addr}/{len}"),
+            max: A::BITS,
+        })?;
+        let network = A::network(&net);
+        if network != addr {
             return Err(CidrError::HostBits {
                 addr: addr.to_string(),
                 len,
-                network: c.network().to_string(),
+                network: network.to_string(),
             });
         }
-        Ok(c)
+        Ok(Cidr { net })
     }
 
     /// The prefix length.
     pub fn prefix_len(&self) -> u8 {
-        self.len
-    }
-
-    /// The netmask as a number.
-    fn mask(&self) -> u128 {
-        let all = u128::MAX >> (128 - u32::from(A::BITS));
-        if self.len == 0 {
-            0
-        } else {
-            all & (all << (A::BITS - self.len))
-        }
+        A::prefix_len(&self.net)
     }
 
     /// The network (first) address.
     pub fn network(&self) -> A {
-        A::from_bits(self.addr.bits() & self.mask())
+        A::network(&self.net)
     }
 
     /// The last address (IPv4's broadcast address).
     pub fn last(&self) -> A {
-        let all = u128::MAX >> (128 - u32::from(A::BITS));
-        A::from_bits((self.addr.bits() | !self.mask()) & all)
+        A::last(&self.net)
     }
 
     /// The first address after the network address (the default gateway).
@@ -155,22 +196,22 @@ impl<A: Family> Cidr<A> {
 
     /// Whether `ip` lies in this prefix.
     pub fn contains(&self, ip: A) -> bool {
-        ip.bits() & self.mask() == self.network().bits()
+        A::contains(&self.net, ip)
     }
 
     /// Whether the two prefixes share any address.
     pub fn overlaps(&self, other: &Cidr<A>) -> bool {
-        self.contains(other.network()) || other.contains(self.network())
+        self.covers(other) || other.covers(self)
     }
 
     /// Whether `other` lies wholly inside this prefix.
     pub fn covers(&self, other: &Cidr<A>) -> bool {
-        other.len >= self.len && self.contains(other.network())
+        A::covers(&self.net, &other.net)
     }
 
     /// The number of addresses (`u64::MAX` for more).
     pub fn size(&self) -> u64 {
-        let host_bits = u32::from(A::BITS - self.len);
+        let host_bits = u32::from(A::BITS - self.prefix_len());
         if host_bits >= 64 {
             u64::MAX
         } else {
@@ -188,7 +229,7 @@ impl Cidr<Ipv4Addr> {
 
 impl<A: Family> fmt::Display for Cidr<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.addr, self.len)
+        self.net.fmt(f)
     }
 }
 

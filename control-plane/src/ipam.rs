@@ -8,9 +8,8 @@
 //!   the endpoints themselves, so releasing an endpoint releases its address.
 
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, Ipv6Addr};
-
 use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
 use crate::cidr::{Cidr, Family, Ipv4Cidr, Ipv6Cidr};
@@ -35,7 +34,7 @@ pub const MAX_POOL_SUBNETS: u64 = 1 << 16;
 /// An address pool automatic subnets are cut from, as Docker's `--default-address-pool
 /// base=10.10.0.0/16,size=24`: subnets of prefix length `size` inside `base`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddressPool<A> {
+pub struct AddressPool<A: Family> {
     /// The prefix the subnets lie in.
     pub base: Cidr<A>,
     /// Their prefix length.
@@ -127,9 +126,10 @@ pub fn ula_prefix(global_id: [u8; 5]) -> Ipv6Cidr {
 
 /// The lowest /64 of `ula` that overlaps none of `taken`.
 pub fn pick_subnet6<'a>(ula: Ipv6Cidr, taken: impl Iterator<Item = &'a Ipv6Cidr> + Clone) -> Option<Ipv6Cidr> {
-    let base = u128::from(ula.network());
-    (0..=u16::MAX)
-        .map(|i| Ipv6Cidr::new(Ipv6Addr::from(base | (u128::from(i) << 64)), 64).expect("a /64 inside the /48"))
+    let ula = ipnet::Ipv6Net::new(ula.network(), ula.prefix_len()).expect("a prefix");
+    ula.subnets(64)
+        .ok()?
+        .map(|p| Ipv6Cidr::new(p.network(), 64).expect("a /64 inside the /48"))
         .find(|p| !taken.clone().any(|t| t.overlaps(p)))
 }
 
@@ -160,14 +160,13 @@ pub fn parse_proc_net_route(text: &str) -> Vec<Ipv4Cidr> {
             let mask = u32::from_str_radix(f.get(7)?, 16).ok()?;
             // The kernel prints network-order words as host integers: their in-memory bytes
             // are the address bytes.
-            let (dst, mask) = (
-                u32::from_be_bytes(dst.to_ne_bytes()),
-                u32::from_be_bytes(mask.to_ne_bytes()),
-            );
-            if mask == 0 || mask.leading_ones() != mask.count_ones() {
+            let (dst, mask) = (dst.to_ne_bytes(), mask.to_ne_bytes());
+            // (A mask that is not a prefix is refused.)
+            let net = ipnet::Ipv4Net::with_netmask(Ipv4Addr::from(dst), Ipv4Addr::from(mask)).ok()?;
+            if net.prefix_len() == 0 {
                 return None;
             }
-            Ipv4Cidr::new(Ipv4Addr::from(dst & mask), mask.count_ones() as u8).ok()
+            Ipv4Cidr::new(net.network(), net.prefix_len()).ok()
         })
         .collect()
 }
@@ -187,8 +186,8 @@ pub fn parse_proc_net_ipv6_route(text: &str) -> Vec<Ipv6Cidr> {
             if len == 0 || flags & LOCAL != 0 || dst.is_multicast() || dst.is_unicast_link_local() {
                 return None;
             }
-            let mask = u128::MAX.checked_shl(128 - u32::from(len)).unwrap_or(0);
-            Ipv6Cidr::new(Ipv6Addr::from(u128::from(dst) & mask), len).ok()
+            let net = ipnet::Ipv6Net::new(dst, len).ok()?;
+            Ipv6Cidr::new(net.network(), len).ok()
         })
         .collect()
 }

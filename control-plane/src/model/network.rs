@@ -166,11 +166,8 @@ impl State {
             .ok()
             .filter(|l| *l <= 32)
             .ok_or_else(|| bad("a prefix length is 0-32"))?;
-        let subnet = Ipv4Cidr::new(
-            Ipv4Addr::from(u32::from(gateway) & u32::MAX.checked_shl(32 - u32::from(len)).unwrap_or(0)),
-            len,
-        )
-        .map_err(invalid)?;
+        let net = ipnet::Ipv4Net::new(gateway, len).map_err(|_| bad("a prefix length is 0-32"))?;
+        let subnet = Ipv4Cidr::new(net.network(), len).map_err(invalid)?;
         let id = self.network(DEFAULT_BRIDGE)?.id.clone();
         let current = self.networks[&id].ipam;
         if current.is_some_and(|i| i.subnet == subnet && i.gateway == gateway) {
