@@ -1,88 +1,67 @@
-//! Interface and route settings through ioctls on a socket of the calling thread's namespace.
+//! Interface and route settings through rtnetlink, in the calling thread's namespace.
 
-use std::ffi::CString;
 use std::io;
 use std::net::{Ipv4Addr, Ipv6Addr};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+use rtnetlink::LinkUnspec;
 
 use crate::kernel::KernelError;
+use crate::ports::veth::netlink;
 
-fn ctl_socket() -> io::Result<OwnedFd> {
-    // SAFETY: socket() has no memory-safety preconditions; the result is checked.
-    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
+/// `r`, but an address or route that exists already (EEXIST) is done.
+fn or_exists(r: io::Result<()>) -> io::Result<()> {
+    match r {
+        Err(e) if e.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
     }
-    // SAFETY: fd is a fresh descriptor we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-fn ifreq(name: &str) -> io::Result<libc::ifreq> {
-    if name.is_empty() || name.len() >= libc::IFNAMSIZ {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("invalid interface name {name:?}"),
-        ));
-    }
-    // SAFETY: ifreq is plain old data; all-zero is a valid value.
-    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
-    for (d, s) in req.ifr_name.iter_mut().zip(name.bytes()) {
-        *d = s as libc::c_char;
-    }
-    Ok(req)
-}
-
-/// Sets or clears the promiscuous flag of `name`.
-pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
-    set_flag(name, libc::IFF_PROMISC, on)
-}
-
-/// Sets interface `name` administratively up.
-pub fn set_up(name: &str) -> io::Result<()> {
-    set_flag(name, libc::IFF_UP, true)
-}
-
-/// The last system call's error, as a failed `step` on interface `name`.
-fn interface(step: &str, name: &str) -> io::Error {
+/// A failed `step` on interface `name`, with the kernel's error.
+fn interface(step: &str, name: &str, source: io::Error) -> io::Error {
     KernelError::Interface {
         step: step.to_string(),
         name: name.to_string(),
-        source: io::Error::last_os_error(),
+        source,
     }
     .into()
 }
 
-fn set_flag(name: &str, flag: libc::c_int, on: bool) -> io::Result<()> {
-    let s = ctl_socket()?;
-    let mut req = ifreq(name)?;
-    // SAFETY: req is a valid ifreq with a NUL-terminated name; the ioctls read and write it.
-    unsafe {
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) < 0 {
-            return Err(interface("read the flags of", name));
-        }
-        if on {
-            req.ifr_ifru.ifru_flags |= flag as libc::c_short;
-        } else {
-            req.ifr_ifru.ifru_flags &= !(flag as libc::c_short);
-        }
-        if libc::ioctl(s.as_raw_fd(), libc::SIOCSIFFLAGS, &req) < 0 {
-            return Err(interface("set the flags of", name));
-        }
-    }
-    Ok(())
+/// Sets or clears the promiscuous flag of `name`.
+pub fn set_promisc(name: &str, on: bool) -> io::Result<()> {
+    let i = index(name)?;
+    let msg = LinkUnspec::new_with_index(i).promiscuous(on).build();
+    netlink(async |h| h.link().set(msg).execute().await).map_err(|e| interface("set the flags of", name, e))
+}
+
+/// Sets interface `name` administratively up.
+pub fn set_up(name: &str) -> io::Result<()> {
+    let i = index(name)?;
+    let msg = LinkUnspec::new_with_index(i).up().build();
+    netlink(async |h| h.link().set(msg).execute().await).map_err(|e| interface("set the flags of", name, e))
 }
 
 /// The index of interface `name` in the calling thread's namespace; `NotFound` when there is
 /// no such interface.
 pub fn index(name: &str) -> io::Result<u32> {
-    let c = CString::new(name).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "interface name with NUL"))?;
-    // SAFETY: c is a valid NUL-terminated string.
-    match unsafe { libc::if_nametoindex(c.as_ptr()) } {
-        0 => Err(io::Error::new(
+    use futures_util::TryStreamExt;
+    if name.is_empty() || name.len() > 15 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid interface name {name:?}: 1-15 bytes"),
+        ));
+    }
+    let found = netlink(async |h| h.link().get().match_name(name.to_string()).execute().try_next().await);
+    match found {
+        Ok(Some(link)) => Ok(link.header.index),
+        Ok(None) => Err(io::Error::new(
             io::ErrorKind::NotFound,
             format!("interface {name} does not exist"),
         )),
-        i => Ok(i),
+        Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!("interface {name} does not exist"),
+        )),
+        Err(e) => Err(interface("find", name, e)),
     }
 }
 
@@ -94,7 +73,7 @@ pub fn exists(name: &str) -> bool {
 /// Deletes interface `name` of the calling thread's namespace (missing: nothing to do).
 pub fn delete_link(name: &str) -> io::Result<()> {
     let Ok(i) = index(name) else { return Ok(()) };
-    crate::ports::veth::netlink(async |h| h.link().del(i).execute().await)
+    netlink(async |h| h.link().del(i).execute().await)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot delete interface {name}: {e}")))
 }
 
@@ -103,43 +82,18 @@ pub fn delete_link(name: &str) -> io::Result<()> {
 pub fn set_gso_max_segs(name: &str, segs: u32) -> io::Result<()> {
     use rtnetlink::packet_route::link::LinkAttribute;
     let i = index(name)?;
-    let msg = rtnetlink::LinkUnspec::new_with_index(i)
+    let msg = LinkUnspec::new_with_index(i)
         .append_extra_attribute(LinkAttribute::GsoMaxSegs(segs))
         .build();
-    crate::ports::veth::netlink(async |h| h.link().set(msg).execute().await)
+    netlink(async |h| h.link().set(msg).execute().await)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot set gso_max_segs of {name} to {segs}: {e}")))
-}
-
-fn sockaddr_in(ip: Ipv4Addr) -> libc::sockaddr {
-    let sin = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: 0,
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(ip).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: sockaddr_in and sockaddr have the same size; sockaddr is the generic view.
-    unsafe { std::mem::transmute::<libc::sockaddr_in, libc::sockaddr>(sin) }
 }
 
 /// Adds `default via gw`. An existing default route is left as it is.
 pub fn add_default_route(gw: Ipv4Addr) -> io::Result<()> {
-    let s = ctl_socket()?;
-    // SAFETY: rtentry is plain old data; all-zero is a valid value.
-    let mut rt: libc::rtentry = unsafe { std::mem::zeroed() };
-    rt.rt_dst = sockaddr_in(Ipv4Addr::UNSPECIFIED);
-    rt.rt_genmask = sockaddr_in(Ipv4Addr::UNSPECIFIED);
-    rt.rt_gateway = sockaddr_in(gw);
-    rt.rt_flags = libc::RTF_UP | libc::RTF_GATEWAY;
-    // SAFETY: rt is a valid rtentry for SIOCADDRT.
-    if unsafe { libc::ioctl(s.as_raw_fd(), libc::SIOCADDRT, &rt) } < 0 {
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EEXIST) {
-            return Err(KernelError::Route { gw, source: e }.into());
-        }
-    }
-    Ok(())
+    let route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new().gateway(gw).build();
+    or_exists(netlink(async |h| h.route().add(route).execute().await))
+        .map_err(|source| KernelError::Route { gw, source }.into())
 }
 
 /// IPv6 on an interface: its addresses with their prefix lengths, and the gateway of a default
@@ -182,20 +136,13 @@ pub fn set_ipv6(name: &str, setup: Option<&Ipv6Setup>) -> io::Result<()> {
     let i = index(name)?;
     for &(ip, len) in &setup.addrs {
         use rtnetlink::packet_route::address::{AddressAttribute, AddressFlags};
-        crate::ports::veth::netlink(async |h| {
+        or_exists(netlink(async |h| {
             let mut req = h.address().add(i, ip.into(), len);
             req.message_mut()
                 .attributes
                 .push(AddressAttribute::Flags(AddressFlags::Nodad));
             req.execute().await
-        })
-        .or_else(|e| {
-            if e.raw_os_error() == Some(libc::EEXIST) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        })
+        }))
         .map_err(|e| io::Error::new(e.kind(), format!("cannot add {ip}/{len} to {name}: {e}")))?;
     }
     if let Some(gw) = setup.default_gw {
@@ -203,20 +150,12 @@ pub fn set_ipv6(name: &str, setup: Option<&Ipv6Setup>) -> io::Result<()> {
             .gateway(gw)
             .output_interface(i)
             .build();
-        crate::ports::veth::netlink(async |h| h.route().add(route).execute().await)
-            .or_else(|e| {
-                if e.raw_os_error() == Some(libc::EEXIST) {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|e| {
-                io::Error::new(
-                    e.kind(),
-                    format!("cannot add the default route via {gw} on {name}: {e}"),
-                )
-            })?;
+        or_exists(netlink(async |h| h.route().add(route).execute().await)).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot add the default route via {gw} on {name}: {e}"),
+            )
+        })?;
     }
     Ok(())
 }
@@ -227,26 +166,14 @@ pub fn write_sysctl(key: &str, value: &str) -> io::Result<()> {
     std::fs::write(&path, value).map_err(|e| io::Error::new(e.kind(), format!("cannot write {path}: {e}")))
 }
 
-/// Sets the IPv4 address and netmask of `name`.
+/// Gives `name` the IPv4 address `ip/prefix_len` (its broadcast address with it); one it holds
+/// already stays.
 pub fn set_ipv4(name: &str, ip: Ipv4Addr, prefix_len: u8) -> io::Result<()> {
-    let s = ctl_socket()?;
-    let mask = if prefix_len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - u32::from(prefix_len.min(32)))
-    };
-    for (req_code, addr, what) in [
-        (libc::SIOCSIFADDR, ip, "address"),
-        (libc::SIOCSIFNETMASK, Ipv4Addr::from(mask), "netmask"),
-    ] {
-        let mut req = ifreq(name)?;
-        req.ifr_ifru.ifru_addr = sockaddr_in(addr);
-        // SAFETY: req is a valid ifreq carrying a sockaddr_in.
-        if unsafe { libc::ioctl(s.as_raw_fd(), req_code, &req) } < 0 {
-            return Err(interface(&format!("set {what} {addr} on"), name));
-        }
-    }
-    Ok(())
+    let i = index(name)?;
+    or_exists(netlink(async |h| {
+        h.address().add(i, ip.into(), prefix_len).execute().await
+    }))
+    .map_err(|e| interface(&format!("set address {ip}/{prefix_len} on"), name, e))
 }
 
 /// The name of the interface of the calling thread's namespace whose hardware address is
