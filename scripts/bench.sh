@@ -9,6 +9,6 @@ cd "$(dirname "$0")/.."
 need_root "the benchmark creates network namespaces and TAP devices"
 scripts/deps.sh bench
 as_builder cargo build --release --workspace --bins
-trap 'target/release/switchsim clean --quiet' EXIT
+trap 'target/release/switchsim clean --quiet || true' EXIT
 trap 'exit 130' INT TERM
 target/release/switchsim bench "$@"

@@ -10,6 +10,6 @@ scripts/deps.sh demo
 as_builder cargo build --release --workspace --bins
 # Whatever ends the demo (its end, a failure, Ctrl-C), what it made goes: switchsim demo
 # removes it itself, and `switchsim clean` takes what an interrupted run left.
-trap 'target/release/switchsim clean --quiet' EXIT
+trap 'target/release/switchsim clean --quiet || true' EXIT
 trap 'exit 130' INT TERM
 target/release/switchsim demo "$@"
