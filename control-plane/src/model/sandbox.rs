@@ -293,8 +293,8 @@ impl State {
 
     /// Requests as bindings: one that names its host port keeps it (the caller checks it);
     /// one that leaves it open takes the first port of its range
-    /// ([`PortRequest::host_ports`]) that no binding before it and no sandbox publishes, and
-    /// that `free` says the host lets switchd bind.
+    /// ([`PortRequest::host_ports`]) that no binding before it and no sandbox publishes on
+    /// any address, and that `free` says the host lets switchd bind.
     ///
     /// # Errors
     /// A range with no such port, naming the range.
@@ -303,24 +303,29 @@ impl State {
         wanted: &[PortRequest],
         free: impl Fn(&PortBinding) -> bool,
     ) -> Result<Vec<PortBinding>, ModelError> {
+        // Ports in use by protocol, whatever the address: one look-up a candidate, however
+        // many ports the host publishes.
+        let mut taken: std::collections::HashSet<(Proto, u16)> = self
+            .sandboxes
+            .values()
+            .flat_map(|s| s.ports.iter().map(|p| (p.proto, p.host_port)))
+            .collect();
         let mut out: Vec<PortBinding> = Vec::with_capacity(wanted.len());
         for w in wanted {
             if let Some(b) = w.fixed() {
+                taken.insert((b.proto, b.host_port));
                 out.push(b);
                 continue;
             }
             let range = w.host_ports();
             let chosen = range
                 .clone()
+                .filter(|p| !taken.contains(&(w.binding.proto, *p)))
                 .map(|p| PortBinding {
                     host_port: p,
                     ..w.binding
                 })
-                .find(|c| {
-                    !out.iter().any(|o| o.clashes(c))
-                        && !self.sandboxes.values().any(|s| s.ports.iter().any(|o| o.clashes(c)))
-                        && free(c)
-                })
+                .find(|c| free(c))
                 .ok_or_else(|| {
                     ModelError::Conflict(format!(
                         "no free host port for {}/{} in {}-{}",
@@ -330,6 +335,7 @@ impl State {
                         range.end()
                     ))
                 })?;
+            taken.insert((chosen.proto, chosen.host_port));
             out.push(chosen);
         }
         Ok(out)

@@ -1403,6 +1403,12 @@ fn host_ports_left_open_are_chosen_and_exposed_ports_published_with_publish_all(
             (81, Proto::Tcp)
         ]
     );
+    // Many open ports at once, past many published ones: each is a look-up, not a scan.
+    for name in ["m1", "m2"] {
+        create_sb(&mut s, &mut ids, with(name, &[], &["1-1000"], true)).unwrap();
+    }
+    let m2 = &s.sandbox("m2").unwrap().ports;
+    assert_eq!((m2.len(), m2[0].host_port, m2[999].host_port), (1000, 50156, 51155));
     // --expose alone publishes nothing; SCTP goes through the firewall.
     create_sb(&mut s, &mut ids, with("c", &["9132:132/sctp"], &["7000"], false)).unwrap();
     assert_eq!(shown(&s, "c"), ["132/sctp -> 0.0.0.0:9132"]);
