@@ -316,6 +316,17 @@ fn on_interrupt_clean_up() {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
+    // A step the removal breaks (a switchd killed under a request) may panic: that thread
+    // waits, rather than ending the process before the removal is done.
+    let report = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {
+            loop {
+                std::thread::park();
+            }
+        }
+        report(info);
+    }));
     std::thread::spawn(|| loop {
         std::thread::sleep(std::time::Duration::from_millis(50));
         if INTERRUPTED.load(std::sync::atomic::Ordering::Relaxed) {

@@ -556,9 +556,19 @@ pub fn remove_prefix(prefix: &str) -> usize {
 /// `gw12` never takes `gw123`'s.
 fn remove_run(prefix: &str) -> usize {
     let under = |rest: &str| rest.is_empty() || rest.starts_with(|c: char| c == '-' || c.is_ascii_lowercase());
-    let n = remove_where(prefix, |n| {
-        n.strip_prefix(prefix).is_some_and(|r| r.contains('-') && under(r))
-    });
+    // A run being stopped may still have a namespace on the way (an `ip netns add`, a
+    // request to a switchd, under way): what appears after a pass goes in the next.
+    let mut n = 0;
+    for _ in 0..5 {
+        let pass = remove_where(prefix, |n| {
+            n.strip_prefix(prefix).is_some_and(|r| r.contains('-') && under(r))
+        });
+        if pass == 0 {
+            break;
+        }
+        n += pass;
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // The directories of the run's hosts (`switch-test-PREFIXh1`) and of its fabric.
     let tmp = std::env::temp_dir();
     if let Ok(entries) = fs::read_dir(&tmp) {
@@ -585,7 +595,8 @@ fn remove_where(prefix: &str, ours: impl Fn(&str) -> bool) -> usize {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| ours(n))
         .collect();
-    // Sandboxes first, the host namespaces (PREFIX-h) last.
+    // Every process in them first (a switchd that goes on creating sandboxes would add
+    // namespaces behind the removal), then the sandboxes, the host namespaces (PREFIX-h) last.
     names.sort_by_key(|n| n.ends_with("-h"));
     for name in &names {
         for pid in run("ip", ["netns", "pids", name]).stdout.split_whitespace() {
@@ -594,6 +605,8 @@ fn remove_where(prefix: &str, ours: impl Fn(&str) -> bool) -> usize {
                 unsafe { libc::kill(pid, libc::SIGKILL) };
             }
         }
+    }
+    for name in &names {
         let path = Path::new(NETNS_DIR).join(name);
         let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).expect("no NUL in paths");
         // SAFETY: c is a valid C string; MNT_DETACH on a non-mount fails harmlessly.
