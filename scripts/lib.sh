@@ -4,11 +4,20 @@
 # not. Under sudo the build runs as the user who invoked sudo ($SUDO_USER), with that user's
 # rustup toolchain, and target/ stays theirs; run by root itself, everything runs as root.
 
-# The invoking user under sudo, or nothing when root runs the script itself.
-builder() {
-  if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
-    echo "$SUDO_USER"
+# The invoking user under sudo who has a cargo of their own; else nobody, and root builds.
+BUILDER=""
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+  if [ -x "$(getent passwd "$SUDO_USER" | cut -d: -f6)/.cargo/bin/cargo" ] ||
+    runuser -u "$SUDO_USER" -- sh -c 'command -v cargo' >/dev/null 2>&1; then
+    BUILDER=$SUDO_USER
+  else
+    echo "$SUDO_USER has no cargo (neither ~/.cargo/bin/cargo nor one on the PATH): building as root"
   fi
+fi
+
+# The user who builds, or nothing when root does.
+builder() {
+  echo "$BUILDER"
 }
 
 # Stops unless run as root, saying why root is needed and how to run the script.
