@@ -181,6 +181,19 @@ impl fmt::Display for PortRequest {
     }
 }
 
+/// `spec` without its `/PROTO`, and the protocol (TCP when none is given).
+fn split_proto(spec: &str) -> Result<(&str, Proto), PortSpecError> {
+    match spec.rsplit_once('/') {
+        Some((rest, p)) => Proto::parse(p)
+            .map(|proto| (rest, proto))
+            .ok_or_else(|| PortSpecError::Protocol {
+                spec: spec.to_string(),
+                proto: p.to_string(),
+            }),
+        None => Ok((spec, Proto::Tcp)),
+    }
+}
+
 /// Parses one `-p` value, binding `default_ip` when it names no address (every address, or
 /// a network's `host_binding_ipv4`): one request per container port, each naming its host
 /// port (`8080:80`, `8000-8001:80-81`), a range to choose one from (`8000-8010:80`), or none
@@ -189,16 +202,7 @@ impl fmt::Display for PortRequest {
 /// # Errors
 /// One sentence naming the bad part and the accepted form.
 pub fn parse_request(spec: &str, default_ip: IpAddr) -> Result<Vec<PortRequest>, PortSpecError> {
-    let (main, proto) = match spec.rsplit_once('/') {
-        Some((m, p)) => (
-            m,
-            Proto::parse(p).ok_or_else(|| PortSpecError::Protocol {
-                spec: spec.to_string(),
-                proto: p.to_string(),
-            })?,
-        ),
-        None => (spec, Proto::Tcp),
-    };
+    let (main, proto) = split_proto(spec)?;
     let bad_ip = |ip: &str| PortSpecError::HostIp {
         spec: spec.to_string(),
         ip: ip.to_string(),
@@ -251,16 +255,7 @@ pub fn parse_request(spec: &str, default_ip: IpAddr) -> Result<Vec<PortRequest>,
 /// # Errors
 /// One sentence naming the bad part and the accepted form.
 pub fn parse_expose(spec: &str) -> Result<Vec<(u16, Proto)>, PortSpecError> {
-    let (ports, proto) = match spec.rsplit_once('/') {
-        Some((m, p)) => (
-            m,
-            Proto::parse(p).ok_or_else(|| PortSpecError::Protocol {
-                spec: spec.to_string(),
-                proto: p.to_string(),
-            })?,
-        ),
-        None => (spec, Proto::Tcp),
-    };
+    let (ports, proto) = split_proto(spec)?;
     let (a, b) = range(ports, spec)?;
     Ok((a..=b).map(|p| (p, proto)).collect())
 }

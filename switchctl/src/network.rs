@@ -451,12 +451,7 @@ fn ipam_pools(
                 (Some(p), _) => g.parse::<ipnet::IpNet>().is_ok_and(|r| p.contains(&r)),
                 (None, _) => false,
             };
-            // Nothing holding it beside a subnet that is no prefix: switchd names that one.
-            let at = pools
-                .iter()
-                .position(|(p, _)| holds(p))
-                .or_else(|| pools.iter().position(|(p, _)| p.is_none()));
-            let Some(at) = at else {
+            let Some(at) = holding(&pools, holds) else {
                 anyhow::bail!("no matching subnet for {what} {g}: give a --subnet that holds it");
             };
             set_once(&mut pools[at].1, what, g)?;
@@ -469,11 +464,7 @@ fn ipam_pools(
         let holds = |p: &Option<ipnet::IpNet>| {
             p.is_some_and(|p| ip.parse::<std::net::IpAddr>().is_ok_and(|ip| p.contains(&ip)))
         };
-        let at = pools
-            .iter()
-            .position(|(p, _)| holds(p))
-            .or_else(|| pools.iter().position(|(p, _)| p.is_none()));
-        let Some(at) = at else {
+        let Some(at) = holding(&pools, holds) else {
             anyhow::bail!("no matching subnet for aux-address {ip}: give a --subnet that holds it");
         };
         let names = &mut pools[at].1.auxiliary_addresses;
@@ -482,6 +473,15 @@ fn ipam_pools(
         }
     }
     Ok(pools.into_iter().map(|(_, p)| p).collect())
+}
+
+/// The pool whose subnet `holds` what was given; with none, one whose subnet is no prefix, for
+/// switchd to name what is wrong with it.
+fn holding(pools: &[(Option<ipnet::IpNet>, IpamPool)], holds: impl Fn(&Option<ipnet::IpNet>) -> bool) -> Option<usize> {
+    pools
+        .iter()
+        .position(|(p, _)| holds(p))
+        .or_else(|| pools.iter().position(|(p, _)| p.is_none()))
 }
 
 /// Puts `value` in `pool`'s gateway or range (`what`), refusing a second one.

@@ -334,6 +334,13 @@ fn main() -> anyhow::Result<()> {
             (Some(c), Some(index))
         }
     };
+    let mut pools = daemon::AddressPools::default();
+    for p in &args.default_address_pool {
+        match *p {
+            Pool::V4(p) => pools.0.push(p),
+            Pool::V6(p) => pools.1.push(p),
+        }
+    }
     let daemon = daemon::Daemon::start(daemon::Config {
         state_dir: args.state_dir.clone(),
         netns_dir: args.netns_dir.clone(),
@@ -348,22 +355,7 @@ fn main() -> anyhow::Result<()> {
         batch_writes: args.batch_writes == Toggle::On,
         limits,
         firewall: args.firewall,
-        pools: (
-            args.default_address_pool
-                .iter()
-                .filter_map(|p| match p {
-                    Pool::V4(p) => Some(*p),
-                    Pool::V6(_) => None,
-                })
-                .collect(),
-            args.default_address_pool
-                .iter()
-                .filter_map(|p| match p {
-                    Pool::V6(p) => Some(*p),
-                    Pool::V4(_) => None,
-                })
-                .collect(),
-        ),
+        pools,
         bip: args.bip.clone(),
     })
     .with_context(|| format!("cannot start with state in {}", args.state_dir.display()))?;
